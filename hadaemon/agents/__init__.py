@@ -1,0 +1,1 @@
+"""Resource agents importable as libraries (the LRM can run them in-process)."""

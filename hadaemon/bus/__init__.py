@@ -1,0 +1,1 @@
+"""D-Bus interfaces, one ServiceInterface per object; dbus-next is imported only in hadaemon.bus.dbusnext."""

@@ -1,0 +1,1 @@
+"""One module per daemon, wiring pure cores to I/O shells."""

@@ -1,0 +1,1 @@
+"""Thin I/O shells: sockets, netlink, subprocesses, systemd, journald, storage."""

@@ -1,0 +1,1 @@
+"""Test harnesses: namespace clusters, private dbus-daemons, nspawn containers, QEMU VMs."""
