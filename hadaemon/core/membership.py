@@ -1,0 +1,349 @@
+"""Pure membership state machine: heartbeats, link events and time in; node/link states and effects out.
+
+`step(state, event, now) -> (state, effects)` is the whole interface. No sockets, no clocks: the daemon
+feeds it received heartbeats (`Heartbeat`), local interface changes (`LinkUp`/`LinkDown`), a `Start`
+and periodic `Tick`s, and acts on the effects it returns (log, D-Bus signals, messaging cleanup).
+
+Rules (Heartbeat's, with sub-second timers):
+
+- A peer is ``up`` while ANY link heard it within warntime, ``warn`` when it has been silent longer
+  than warntime, ``dead`` when silent for deadtime or more.
+- Until initdead has passed since `Start`, a peer never heard is ``init`` (unknown); after that it is
+  ``dead``. A peer heard at least once uses deadtime from then on.
+- Each (peer, link) has its own status: ``up`` while heard on that link within deadtime, ``dead``
+  otherwise (``init`` before it was ever heard and initdead has not passed). A local link going down
+  marks every peer's status on it ``dead`` at once.
+- A heartbeat with a higher generation than known means the peer restarted (`NodeRestarted`); an
+  older generation is stale and ignored (`StaleHeartbeat`).
+- The membership view is the set of (node, generation) of the local node and every ``up``/``warn``
+  peer; each change of the view increments the epoch (`MembershipChanged`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, FrozenSet, List, Mapping, Tuple, Union
+
+__all__ = [
+    "INIT", "UP", "WARN", "DEAD", "LINK_UP", "LINK_DEAD", "LINK_INIT",
+    "Timing", "LinkView", "Peer", "Membership",
+    "Start", "Tick", "Heartbeat", "LinkUp", "LinkDown", "Reconfigure",
+    "NodeStateChanged", "LinkStatusChanged", "NodeRestarted", "MembershipChanged", "UnknownNode",
+    "StaleHeartbeat", "new_membership", "step", "next_deadline", "members", "summary",
+]
+
+# node states
+INIT, UP, WARN, DEAD = "init", "up", "warn", "dead"
+# per-link statuses
+LINK_INIT, LINK_UP, LINK_DEAD = "init", "up", "dead"
+
+ALIVE = (UP, WARN)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Heartbeat timers in seconds (validated by the ha.cf parser: deadtime > 2 x keepalive ...)."""
+
+    keepalive: float
+    warntime: float
+    deadtime: float
+    initdead: float
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the local node knows about one peer on one link."""
+
+    status: str = LINK_INIT
+    last_heard: float | None = None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the local node knows about one peer node."""
+
+    state: str = INIT
+    generation: int | None = None
+    seq: int | None = None
+    last_heard: float | None = None
+    links: Mapping[str, LinkView] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The whole membership state of the local node (immutable; `step` returns a new one)."""
+
+    local: str
+    generation: int
+    timing: Timing
+    links: Tuple[str, ...]
+    peers: Mapping[str, Peer]
+    autojoin: bool = False
+    started: float | None = None
+    local_links: Mapping[str, bool] = field(default_factory=dict)  # link -> carrier up
+    epoch: int = 0
+    view: FrozenSet[Tuple[str, int]] = frozenset()
+
+
+# ---------------------------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Start:
+    """The daemon started: initdead counts from now."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (timers are evaluated on every event; Tick carries nothing else)."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """An authenticated heartbeat (or any authenticated packet) from `node`, heard on local `link`."""
+
+    node: str
+    link: str
+    generation: int
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The local interface of `link` got carrier / was set up."""
+
+    link: str
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The local interface of `link` lost carrier / was set down."""
+
+    link: str
+
+
+@dataclass(frozen=True)
+class Reconfigure:
+    """A reloaded ha.cf: new timers, node list and links. Known peers keep their state."""
+
+    timing: Timing
+    nodes: Tuple[str, ...]
+    links: Tuple[str, ...]
+
+
+Event = Union[Start, Tick, Heartbeat, LinkUp, LinkDown, Reconfigure]
+
+
+# --------------------------------------------------------------------------------------------- effects
+@dataclass(frozen=True)
+class NodeStateChanged:
+    node: str
+    old: str
+    new: str
+    silent_for: float | None = None  # seconds since last heard (None: never heard)
+
+
+@dataclass(frozen=True)
+class LinkStatusChanged:
+    node: str
+    link: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class NodeRestarted:
+    node: str
+    old_generation: int
+    new_generation: int
+
+
+@dataclass(frozen=True)
+class MembershipChanged:
+    epoch: int
+    members: Tuple[str, ...]
+    joined: Tuple[str, ...]
+    left: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnknownNode:
+    """A heartbeat from a node that is not in the node list (ignored; counted by the daemon)."""
+
+    node: str
+    link: str
+
+
+@dataclass(frozen=True)
+class StaleHeartbeat:
+    """A heartbeat carrying an older generation than already seen (ignored; counted by the daemon)."""
+
+    node: str
+    generation: int
+    known_generation: int
+
+
+Effect = Union[NodeStateChanged, LinkStatusChanged, NodeRestarted, MembershipChanged, UnknownNode,
+               StaleHeartbeat]
+
+
+# ------------------------------------------------------------------------------------------- functions
+def new_membership(local: str, generation: int, timing: Timing, nodes, links, autojoin: bool = False
+                   ) -> Membership:
+    """The state before `Start`: every configured peer `init`, the local node the only member."""
+    links = tuple(links)
+    peers = {n: Peer(links={ln: LinkView() for ln in links}) for n in nodes if n != local}
+    return Membership(local=local, generation=generation, timing=timing, links=links, peers=peers,
+                      autojoin=autojoin, local_links={ln: True for ln in links},
+                      view=frozenset({(local, generation)}))
+
+
+def members(state: Membership) -> Tuple[str, ...]:
+    """Sorted names of the nodes in the current view (local node included)."""
+    return tuple(sorted(n for n, _ in state.view))
+
+
+def summary(state: Membership) -> str:
+    """One line for people and sd_notify STATUS=: epoch, members, non-members with their state."""
+    others = ", ".join(f"{n} {p.state}" for n, p in sorted(state.peers.items()) if p.state not in ALIVE)
+    text = f"epoch {state.epoch}: {len(state.view)} member(s) {' '.join(members(state))}"
+    return text + (f"; {others}" if others else "")
+
+
+def next_deadline(state: Membership) -> float | None:
+    """The earliest future time at which a Tick could change something (None: nothing pending)."""
+    t = state.timing
+    times: List[float] = []
+    for peer in state.peers.values():
+        if peer.last_heard is None:
+            if peer.state == INIT and state.started is not None:
+                times.append(state.started + t.initdead)
+        else:
+            if peer.state == UP:
+                times.append(peer.last_heard + t.warntime)
+            if peer.state in ALIVE:
+                times.append(peer.last_heard + t.deadtime)
+        for lv in peer.links.values():
+            if lv.status == LINK_UP and lv.last_heard is not None:
+                times.append(lv.last_heard + t.deadtime)
+            elif lv.status == LINK_INIT and state.started is not None:
+                times.append(state.started + t.initdead)
+    return min(times) if times else None
+
+
+def _node_state(state: Membership, peer: Peer, now: float) -> str:
+    t = state.timing
+    if peer.last_heard is None:
+        if state.started is None or now < state.started + t.initdead:
+            return INIT
+        return DEAD
+    silent = now - peer.last_heard
+    if silent >= t.deadtime:
+        return DEAD
+    if silent >= t.warntime:
+        return WARN
+    return UP
+
+
+def _link_status(state: Membership, link: str, lv: LinkView, now: float) -> str:
+    t = state.timing
+    if not state.local_links.get(link, True):
+        return LINK_DEAD
+    if lv.last_heard is None:
+        if state.started is None or now < state.started + t.initdead:
+            return LINK_INIT
+        return LINK_DEAD
+    return LINK_UP if now - lv.last_heard < t.deadtime else LINK_DEAD
+
+
+def _evaluate(state: Membership, now: float, effects: List[Effect]) -> Membership:
+    """Recompute every peer's state and link statuses from the timers; update view and epoch."""
+    peers: Dict[str, Peer] = {}
+    for name in sorted(state.peers):
+        peer = state.peers[name]
+        links = {}
+        for link in state.links:
+            lv = peer.links.get(link, LinkView())
+            status = _link_status(state, link, lv, now)
+            if status != lv.status:
+                effects.append(LinkStatusChanged(name, link, lv.status, status))
+                lv = replace(lv, status=status)
+            links[link] = lv
+        new = _node_state(state, peer, now)
+        if new != peer.state:
+            silent = None if peer.last_heard is None else round(now - peer.last_heard, 6)
+            effects.append(NodeStateChanged(name, peer.state, new, silent))
+        peers[name] = replace(peer, state=new, links=links)
+    view = frozenset({(state.local, state.generation)} | {
+        (n, p.generation) for n, p in peers.items() if p.state in ALIVE and p.generation is not None})
+    epoch = state.epoch
+    if view != state.view:
+        epoch += 1
+        old_names = {n for n, _ in state.view}
+        new_names = {n for n, _ in view}
+        effects.append(MembershipChanged(
+            epoch, tuple(sorted(new_names)),
+            joined=tuple(sorted(n for n, g in view - state.view)),
+            left=tuple(sorted(n for n in old_names - new_names))))
+    return replace(state, peers=peers, view=view, epoch=epoch)
+
+
+def _heartbeat(state: Membership, ev: Heartbeat, now: float, effects: List[Effect]) -> Membership:
+    if ev.node == state.local:
+        return state
+    peer = state.peers.get(ev.node)
+    if peer is None:
+        if not state.autojoin:
+            effects.append(UnknownNode(ev.node, ev.link))
+            return state
+        peer = Peer(links={ln: LinkView() for ln in state.links})
+    if ev.link not in state.links:
+        return state
+    if peer.generation is not None and ev.generation < peer.generation:
+        effects.append(StaleHeartbeat(ev.node, ev.generation, peer.generation))
+        return state
+    if peer.generation is not None and ev.generation > peer.generation:
+        effects.append(NodeRestarted(ev.node, peer.generation, ev.generation))
+        if peer.state in ALIVE:
+            # the old incarnation is gone: its view entry is replaced by the new generation below,
+            # which changes the view (new epoch) even though the name stays a member
+            pass
+    links = dict(peer.links)
+    links[ev.link] = replace(links.get(ev.link, LinkView()), last_heard=now)
+    peer = replace(peer, generation=ev.generation, seq=ev.seq, last_heard=now, links=links)
+    peers = dict(state.peers)
+    peers[ev.node] = peer
+    return replace(state, peers=peers)
+
+
+def step(state: Membership, event: Event, now: float) -> Tuple[Membership, List[Effect]]:
+    """Apply one event at time `now` (monotonic seconds); return the new state and its effects."""
+    effects: List[Effect] = []
+    if isinstance(event, Start):
+        state = replace(state, started=now)
+    elif isinstance(event, Heartbeat):
+        state = _heartbeat(state, event, now, effects)
+    elif isinstance(event, LinkDown):
+        if event.link in state.local_links:
+            state = replace(state, local_links={**state.local_links, event.link: False})
+    elif isinstance(event, LinkUp):
+        if event.link in state.local_links:
+            state = replace(state, local_links={**state.local_links, event.link: True})
+    elif isinstance(event, Reconfigure):
+        state = _reconfigure(state, event)
+    elif not isinstance(event, Tick):
+        raise TypeError(f"unknown membership event {event!r}")
+    return _evaluate(state, now, effects), effects
+
+
+def _reconfigure(state: Membership, ev: Reconfigure) -> Membership:
+    links = tuple(ev.links)
+    peers = {}
+    for name in ev.nodes:
+        if name == state.local:
+            continue
+        peer = state.peers.get(name, Peer())
+        peer = replace(peer, links={ln: peer.links.get(ln, LinkView()) for ln in links})
+        peers[name] = peer
+    if state.autojoin and not ev.nodes:
+        peers = {n: replace(p, links={ln: p.links.get(ln, LinkView()) for ln in links})
+                 for n, p in state.peers.items()}
+    local_links = {ln: state.local_links.get(ln, True) for ln in links}
+    return replace(state, timing=ev.timing, links=links, peers=peers, local_links=local_links)

@@ -1,0 +1,194 @@
+"""Membership core: event timelines in, node/link states, epochs and effects out (no I/O, no mocks)."""
+from hadaemon.core.membership import (
+    DEAD, INIT, UP, WARN, Heartbeat, LinkDown, LinkStatusChanged, LinkUp, MembershipChanged,
+    NodeRestarted, NodeStateChanged, Reconfigure, StaleHeartbeat, Start, Tick, Timing, UnknownNode,
+    members, new_membership, next_deadline, step, summary,
+)
+
+T = Timing(keepalive=1.0, warntime=5.0, deadtime=10.0, initdead=20.0)
+NODES = ("a", "b", "c")
+
+
+def run(timeline, state=None, links=("eth0",), timing=T):
+    """Apply [(time, event), ...]; return final state and [(time, effect), ...]."""
+    state = state or new_membership("a", 7, timing, NODES, links)
+    seen = []
+    for now, ev in timeline:
+        state, effects = step(state, ev, now)
+        seen.extend((now, e) for e in effects)
+    return state, seen
+
+
+def of(seen, kind):
+    return [(t, e) for t, e in seen if isinstance(e, kind)]
+
+
+def beats(node, start, stop, every=1.0, link="eth0", gen=1):
+    out, t, seq = [], start, 0
+    while t <= stop + 1e-9:
+        out.append((t, Heartbeat(node, link, gen, seq)))
+        t, seq = round(t + every, 6), seq + 1
+    return out
+
+
+def merge(*timelines):
+    return sorted((x for tl in timelines for x in tl), key=lambda p: p[0])
+
+
+def test_before_start_only_local_node_is_member_and_peers_are_init():
+    s = new_membership("a", 7, T, NODES, ("eth0",))
+    assert members(s) == ("a",)
+    assert {n: p.state for n, p in s.peers.items()} == {"b": INIT, "c": INIT}
+    assert s.epoch == 0
+
+
+def test_heard_peers_join_and_each_view_change_increments_epoch():
+    s, seen = run([(0, Start()), (0.5, Heartbeat("b", "eth0", 1, 0)), (0.7, Heartbeat("c", "eth0", 3, 0))])
+    assert members(s) == ("a", "b", "c")
+    changes = [e for _, e in of(seen, MembershipChanged)]
+    assert [(c.epoch, c.members, c.joined) for c in changes] == [
+        (1, ("a", "b"), ("b",)), (2, ("a", "b", "c"), ("c",))]
+    assert [(e.node, e.old, e.new) for _, e in of(seen, NodeStateChanged)] == [
+        ("b", INIT, UP), ("c", INIT, UP)]
+
+
+def test_unheard_peer_stays_init_until_initdead_then_dead():
+    tl = [(0, Start())] + beats("b", 1, 30) + [(19.9, Tick()), (20.0, Tick())]
+    s, seen = run(sorted(tl, key=lambda p: p[0]))
+    dead = [(t, e) for t, e in of(seen, NodeStateChanged) if e.node == "c"]
+    assert dead == [(20.0, NodeStateChanged("c", INIT, DEAD, None))]
+    assert s.peers["c"].links["eth0"].status == DEAD
+    assert s.peers["b"].state == UP
+
+
+def test_silent_peer_goes_warn_after_warntime_then_dead_after_deadtime():
+    tl = merge([(0, Start())], beats("b", 1, 10), beats("c", 1, 40),
+               [(t / 2, Tick()) for t in range(0, 80)])
+    s, seen = run(tl)
+    b_changes = [(t, e.old, e.new) for t, e in of(seen, NodeStateChanged) if e.node == "b"]
+    # last heard at 10: warn at 10 + warntime, dead at 10 + deadtime
+    assert b_changes == [(1, INIT, UP), (15.0, UP, WARN), (20.0, WARN, DEAD)]
+    warn = [e for _, e in of(seen, NodeStateChanged) if e.new == WARN][0]
+    assert warn.silent_for == 5.0
+    left = [e for _, e in of(seen, MembershipChanged) if e.left]
+    assert left[0].left == ("b",) and left[0].members == ("a", "c")
+    assert s.peers["b"].state == DEAD and s.peers["c"].state == UP
+
+
+def test_warn_is_still_a_member_and_a_late_heartbeat_returns_to_up_without_epoch_change():
+    tl = merge([(0, Start())], beats("b", 1, 2), [(8.0, Tick()), (9.0, Heartbeat("b", "eth0", 1, 9))])
+    s, seen = run(tl)
+    assert [(e.old, e.new) for _, e in of(seen, NodeStateChanged)] == [(INIT, UP), (UP, WARN), (WARN, UP)]
+    assert [e.epoch for _, e in of(seen, MembershipChanged)] == [1]
+    assert members(s) == ("a", "b")
+
+
+def test_dead_node_rejoins_with_same_generation_and_gets_new_epoch():
+    tl = merge([(0, Start())], beats("b", 1, 5), [(15.0, Tick()), (16.0, Heartbeat("b", "eth0", 1, 50))])
+    s, seen = run(tl)
+    assert [(t, e.new) for t, e in of(seen, NodeStateChanged)] == [(1, UP), (15.0, DEAD), (16.0, UP)]
+    assert [(e.epoch, e.members) for _, e in of(seen, MembershipChanged)] == [
+        (1, ("a", "b")), (2, ("a",)), (3, ("a", "b"))]
+    assert not of(seen, NodeRestarted)
+
+
+def test_new_generation_is_a_restart_and_changes_the_view():
+    tl = [(0, Start()), (1, Heartbeat("b", "eth0", 4, 0)), (2, Heartbeat("b", "eth0", 4, 1)),
+          (3, Heartbeat("b", "eth0", 5, 0))]
+    s, seen = run(tl)
+    assert [e for _, e in of(seen, NodeRestarted)] == [NodeRestarted("b", 4, 5)]
+    assert [e.epoch for _, e in of(seen, MembershipChanged)] == [1, 2]
+    assert s.peers["b"].generation == 5 and s.peers["b"].state == UP
+    assert (("b", 5) in s.view) and (("b", 4) not in s.view)
+
+
+def test_older_generation_is_stale_and_ignored():
+    tl = [(0, Start()), (1, Heartbeat("b", "eth0", 5, 0)), (9, Heartbeat("b", "eth0", 4, 99)), (12, Tick())]
+    s, seen = run(tl)
+    assert [e for _, e in of(seen, StaleHeartbeat)] == [StaleHeartbeat("b", 4, 5)]
+    assert s.peers["b"].state == DEAD  # the stale heartbeat did not keep it alive
+
+
+def test_unknown_node_is_reported_and_not_admitted():
+    s, seen = run([(0, Start()), (1, Heartbeat("mallory", "eth0", 1, 0))])
+    assert [e for _, e in of(seen, UnknownNode)] == [UnknownNode("mallory", "eth0")]
+    assert "mallory" not in s.peers and members(s) == ("a",)
+
+
+def test_autojoin_admits_nodes_when_no_node_list():
+    s = new_membership("a", 1, T, (), ("eth0",), autojoin=True)
+    s, seen = run([(0, Start()), (1, Heartbeat("x", "eth0", 1, 0))], state=s)
+    assert members(s) == ("a", "x")
+
+
+def test_own_heartbeats_are_ignored():
+    s, seen = run([(0, Start()), (1, Heartbeat("a", "eth0", 7, 0))])
+    assert seen == [] and members(s) == ("a",)
+
+
+def test_two_links_node_up_while_any_link_hears_it_each_link_reported():
+    links = ("eth0", "eth1")
+    tl = merge([(0, Start())], beats("b", 1, 40, link="eth0"), beats("b", 1.5, 12.5, link="eth1"),
+               [(t / 2, Tick()) for t in range(0, 80)])
+    s, seen = run(tl, links=links)
+    assert s.peers["b"].state == UP
+    assert s.peers["b"].links["eth0"].status == UP
+    assert s.peers["b"].links["eth1"].status == DEAD
+    link_changes = [(t, e) for t, e in of(seen, LinkStatusChanged) if e.node == "b"]
+    assert (22.5, LinkStatusChanged("b", "eth1", UP, DEAD)) in link_changes
+    assert not [e for _, e in of(seen, NodeStateChanged) if e.node == "b" and e.new in (WARN, DEAD)]
+
+
+def test_local_link_down_marks_that_link_dead_for_all_peers_at_once():
+    links = ("eth0", "eth1")
+    tl = merge([(0, Start())], beats("b", 1, 5, link="eth0"), beats("b", 1, 5, link="eth1"),
+               beats("c", 1, 5, link="eth1"), [(5.5, LinkDown("eth1"))])
+    s, seen = run(tl, links=links)
+    at = [e for t, e in of(seen, LinkStatusChanged) if t == 5.5]
+    assert set(at) == {LinkStatusChanged("b", "eth1", UP, DEAD), LinkStatusChanged("c", "eth1", UP, DEAD)}
+    assert s.peers["b"].state == UP  # still heard on eth0 recently
+    s, seen = run([(6.0, LinkUp("eth1")), (6.1, Heartbeat("c", "eth1", 1, 9))], state=s)
+    assert s.peers["c"].links["eth1"].status == UP
+    assert s.peers["b"].links["eth1"].status == UP  # last heard 5 < deadtime ago, link back
+
+
+def test_sub_second_timers():
+    t = Timing(keepalive=0.1, warntime=0.25, deadtime=0.5, initdead=1.0)
+    tl = merge([(0, Start())], beats("b", 0.1, 2.0, every=0.1), beats("c", 0.1, 1.0, every=0.1),
+               [(round(k * 0.05, 3), Tick()) for k in range(0, 41)])
+    s, seen = run(tl, timing=t)
+    c = [(tm, e.new) for tm, e in of(seen, NodeStateChanged) if e.node == "c"]
+    assert c == [(0.1, UP), (1.25, WARN), (1.5, DEAD)]
+    assert s.peers["b"].state == UP
+
+
+def test_next_deadline_points_at_the_next_transition():
+    s, _ = run([(0, Start()), (1, Heartbeat("b", "eth0", 1, 0))])
+    # c: initdead at 20; b: warn at 6, link dead/dead at 11
+    assert next_deadline(s) == 6.0
+    s, seen = step(s, Tick(), next_deadline(s))
+    assert [e.new for e in seen if isinstance(e, NodeStateChanged)] == [WARN]
+    assert next_deadline(s) == 11.0
+
+
+def test_no_deadline_before_start_and_when_everything_is_dead():
+    s = new_membership("a", 1, T, NODES, ("eth0",))
+    assert next_deadline(s) is None
+    s, _ = run([(0, Start()), (30, Tick())], state=s)
+    assert next_deadline(s) is None
+
+
+def test_reconfigure_keeps_known_peers_and_adds_new_nodes_and_links():
+    s, _ = run([(0, Start()), (1, Heartbeat("b", "eth0", 1, 0))])
+    t2 = Timing(keepalive=0.5, warntime=2.0, deadtime=4.0, initdead=8.0)
+    s, seen = step(s, Reconfigure(t2, ("a", "b", "d"), ("eth0", "eth1")), 2)
+    assert set(s.peers) == {"b", "d"} and s.peers["b"].state == UP
+    assert set(s.peers["b"].links) == {"eth0", "eth1"}
+    assert [e for e in seen if isinstance(e, MembershipChanged)] == []
+    s, seen = step(s, Tick(), 5.0)  # new deadtime 4 applies: silent since 1
+    assert s.peers["b"].state == DEAD
+
+
+def test_summary_lists_members_and_others():
+    s, _ = run([(0, Start()), (1, Heartbeat("b", "eth0", 1, 0)), (25, Heartbeat("b", "eth0", 1, 1))])
+    assert summary(s) == "epoch 1: 2 member(s) a b; c dead"
