@@ -1,0 +1,554 @@
+"""Pure checks of a CIB XML document (what `hactl verify` reports), with line numbers."""
+from __future__ import annotations
+
+import re
+import xml.parsers.expat
+from typing import Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple
+
+ERROR, WARNING = "error", "warning"
+
+# Elements the scheduler does not support yet: an error naming them, never silently ignored.
+UNSUPPORTED = {
+    "clone": "clones",
+    "master": "promotable clones (master)",
+    "bundle": "bundles",
+    "template": "resource templates",
+    "rsc_ticket": "ticket constraints (rsc_ticket)",
+    "resource_set": "resource sets",
+    "date_expression": "date expressions in rules",
+}
+RESOURCE_CLASSES = {"ocf", "lsb", "systemd", "service", "stonith"}
+ROLES = {"started", "stopped", "promoted", "unpromoted", "master", "slave"}
+ORDER_ACTIONS = {"start", "stop", "promote", "demote"}
+ORDER_KINDS = {"mandatory", "optional", "serialize"}
+EXPR_OPS = {"lt", "gt", "lte", "gte", "eq", "ne", "defined", "not_defined"}
+EXPR_TYPES = {"string", "integer", "number", "version"}
+ON_FAIL = {"ignore", "block", "stop", "restart", "standby", "fence", "demote"}
+MULTIPLE_ACTIVE = {"block", "stop_only", "stop_start", "stop_unexpected"}
+BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"}
+CLUSTER_BOOLEANS = {"stonith-enabled", "fencing-enabled", "symmetric-cluster", "stop-orphan-resources",
+                    "stop-orphan-actions", "start-failure-is-fatal", "maintenance-mode", "startup-fencing"}
+NO_QUORUM_POLICIES = {"stop", "freeze", "ignore", "demote", "suicide", "fence"}
+META_BOOLEANS = {"is-managed", "allow-migrate", "maintenance", "critical"}
+META_SCORES = {"resource-stickiness", "resource_stickiness", "migration-threshold"}
+_PRIORITY_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|INFINITY)\s*$")
+_SCORE_RE = re.compile(r"^[+-]?(INFINITY|\d+)$")
+_DURATION_RE = re.compile(r"^\s*(\d+\s*(ms|msec|us|usec|s|sec|m|min|h|hr)?|P(?!$)(\d+[YMWD])*(T(?!$)(\d+[HMS])*)?)\s*$",
+                          re.IGNORECASE)
+
+
+class Finding(NamedTuple):
+    """One problem: where, how bad, what."""
+
+    line: int
+    severity: str
+    message: str
+
+    def format(self, path: str) -> str:
+        return f"{path}:{self.line}: {self.severity}: {self.message}"
+
+
+class XmlSyntaxError(Exception):
+    """The document is not well-formed XML."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+class Node:
+    """A parsed XML element that remembers the line it starts on."""
+
+    __slots__ = ("tag", "attrib", "line", "children", "parent")
+
+    def __init__(self, tag: str, attrib: Dict[str, str], line: int, parent: Node | None):
+        self.tag, self.attrib, self.line, self.parent = tag, attrib, line, parent
+        self.children: List[Node] = []
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.attrib.get(name, default)
+
+    def find(self, tag: str) -> Node | None:
+        return next((c for c in self.children if c.tag == tag), None)
+
+    def iter(self, tag: str | None = None) -> Iterator[Node]:
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if tag is None or node.tag == tag:
+                yield node
+            stack.extend(reversed(node.children))
+
+
+class AgentInfo(NamedTuple):
+    """What is known about a resource agent: exists (None = cannot tell) and its parameters
+    (name -> required) when its meta-data could be read."""
+
+    exists: bool | None
+    parameters: Dict[str, bool] | None = None
+
+
+AgentSpec = Tuple[str, str, str]  # (class, provider or "", type)
+
+
+def parse_xml(data) -> Node:
+    """Parse XML text or bytes into Nodes with line numbers; XmlSyntaxError when malformed."""
+    parser = xml.parsers.expat.ParserCreate()
+    root: List[Node] = []
+    stack: List[Node] = []
+
+    def start(tag, attrib):
+        node = Node(tag, attrib, parser.CurrentLineNumber, stack[-1] if stack else None)
+        if stack:
+            stack[-1].children.append(node)
+        else:
+            root.append(node)
+        stack.append(node)
+
+    def end(_tag):
+        stack.pop()
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as e:
+        raise XmlSyntaxError(e.lineno, f"XML syntax error: {xml.parsers.expat.ErrorString(e.code)}"
+                             f" (column {e.offset + 1})") from None
+    return root[0]
+
+
+def parse_agent_metadata(data) -> Dict[str, bool]:
+    """An OCF agent's meta-data XML -> {parameter name: required}."""
+    params: Dict[str, bool] = {}
+    for p in parse_xml(data).iter("parameter"):
+        if p.get("name"):
+            params[p.get("name")] = p.get("required", "0").lower() in ("1", "true", "yes")
+    return params
+
+
+def is_score(value: str | None) -> bool:
+    return value is not None and bool(_SCORE_RE.match(value.strip()))
+
+
+def agent_spec(prim: Node) -> AgentSpec | None:
+    cls = prim.get("class")
+    if not cls or not prim.get("type"):
+        return None
+    return (cls, prim.get("provider") or "", prim.get("type"))
+
+
+def agent_specs(root: Node) -> Set[AgentSpec]:
+    """The agents a document's primitives use, for the shell to look up before verify()."""
+    conf = root.find("configuration")
+    if conf is None or conf.find("resources") is None:
+        return set()
+    specs = (agent_spec(p) for p in conf.find("resources").iter("primitive"))
+    return {s for s in specs if s and s[0] in RESOURCE_CLASSES}
+
+
+def _nvpairs(node: Node, set_tag: str) -> Iterator[Node]:
+    for s in node.children:
+        if s.tag == set_tag:
+            yield from (n for n in s.children if n.tag == "nvpair")
+
+
+class _Checker:
+    def __init__(self, root: Node, agents: Mapping[AgentSpec, AgentInfo]):
+        self.root, self.agents = root, agents
+        self.findings: List[Finding] = []
+        self.ids: Dict[str, Node] = {}
+        self.resources: Dict[str, Node] = {}
+        self.nodes: Set[str] = set()
+
+    def error(self, node: Node, message: str):
+        self.findings.append(Finding(node.line, ERROR, message))
+
+    def warn(self, node: Node, message: str):
+        self.findings.append(Finding(node.line, WARNING, message))
+
+    def run(self) -> List[Finding]:
+        root = self.root
+        if root.tag != "cib":
+            self.error(root, f"the document element is <{root.tag}>, expected <cib>")
+            return self.findings
+        conf = root.find("configuration")
+        if conf is None:
+            self.error(root, "<cib> has no <configuration> section")
+            return self.findings
+        for tag in ("crm_config", "nodes", "resources", "constraints"):
+            if conf.find(tag) is None:
+                self.error(conf, f"<configuration> has no <{tag}> section")
+        self.check_ids(conf)
+        self.check_unsupported(root)
+        self.check_crm_config(conf)
+        self.check_nodes(conf)
+        self.check_resources(conf)
+        self.check_constraints(conf)
+        self.check_fencing(conf)
+        return sorted(self.findings)
+
+    # -- ids --------------------------------------------------------------------------------------
+    def check_ids(self, conf: Node):
+        for node in conf.iter():
+            ident = node.get("id")
+            if node.tag in ("resource_ref", "obj_ref"):
+                continue  # their id attribute refers to another element
+            if ident is None:
+                if node.tag in ("primitive", "group", "rsc_location", "rsc_colocation", "rsc_order", "op",
+                                "rule", "expression", "node") and not node.get("id-ref"):
+                    self.error(node, f"<{node.tag}> has no id attribute")
+                continue
+            first = self.ids.get(ident)
+            if first is not None:
+                self.error(node, f"duplicate id '{ident}' (<{node.tag}>), first used by <{first.tag}>"
+                                 f" on line {first.line}")
+            else:
+                self.ids[ident] = node
+        for node in conf.iter():
+            ref = node.get("id-ref")
+            if ref is None:
+                continue
+            target = self.ids.get(ref)
+            if target is None:
+                self.error(node, f"<{node.tag}> id-ref '{ref}' refers to no element")
+            elif target.tag != node.tag:
+                self.error(node, f"<{node.tag}> id-ref '{ref}' refers to a <{target.tag}>")
+
+    def check_unsupported(self, root: Node):
+        for node in root.iter():
+            what = UNSUPPORTED.get(node.tag)
+            if what:
+                self.error(node, f"<{node.tag}> is not supported: {what} are not implemented yet")
+            elif node.tag == "primitive" and node.get("template"):
+                self.error(node, f"primitive '{node.get('id')}' uses template '{node.get('template')}':"
+                                 " resource templates are not implemented yet")
+            elif node.tag == "rsc_location" and node.get("rsc-pattern"):
+                self.error(node, "rsc-pattern in <rsc_location> is not supported; name the resource with rsc=")
+
+    # -- values -----------------------------------------------------------------------------------
+    def check_score(self, node: Node, attr: str, what: str):
+        value = node.get(attr)
+        if value is not None and not is_score(value):
+            self.error(node, f"invalid score '{value}' in {what}: expected an integer, INFINITY,"
+                             " +INFINITY or -INFINITY")
+
+    def check_bool(self, node: Node, value: str, what: str):
+        if value.strip().lower() not in BOOL_WORDS:
+            self.error(node, f"invalid boolean '{value}' for {what}: expected true or false")
+
+    def check_duration(self, node: Node, value: str, what: str):
+        if not _DURATION_RE.match(value):
+            self.error(node, f"invalid duration '{value}' for {what}: expected e.g. 10s, 500ms, 2min or PT1M")
+
+    def check_crm_config(self, conf: Node):
+        crm = conf.find("crm_config")
+        if crm is None:
+            return
+        for nv in _nvpairs(crm, "cluster_property_set"):
+            name, value = nv.get("name"), nv.get("value")
+            if name is None:
+                self.error(nv, "<nvpair> has no name")
+                continue
+            if value is None:
+                continue
+            if name in CLUSTER_BOOLEANS:
+                self.check_bool(nv, value, f"cluster option {name}")
+            elif name == "no-quorum-policy" and value not in NO_QUORUM_POLICIES:
+                self.error(nv, f"invalid no-quorum-policy '{value}': expected one of "
+                               + ", ".join(sorted(NO_QUORUM_POLICIES)))
+            elif name in ("default-resource-stickiness", "node-health-red"):
+                self.check_score(nv, "value", f"cluster option {name}")
+
+    def cluster_option(self, conf: Node, names: Tuple[str, ...], default: str) -> str:
+        crm = conf.find("crm_config")
+        value = default
+        if crm is not None:
+            for nv in _nvpairs(crm, "cluster_property_set"):
+                if nv.get("name") in names and nv.get("value") is not None:
+                    value = nv.get("value")
+        return value
+
+    def check_nodes(self, conf: Node):
+        nodes = conf.find("nodes")
+        if nodes is None:
+            return
+        for node in nodes.children:
+            if node.tag != "node":
+                self.error(node, f"unexpected <{node.tag}> in <nodes>: expected <node>")
+                continue
+            uname = node.get("uname")
+            if not uname:
+                self.error(node, f"node '{node.get('id')}' has no uname")
+            elif uname in self.nodes:
+                self.error(node, f"duplicate node name '{uname}'")
+            self.nodes.add(uname or "")
+            if node.get("type", "member") not in ("member", "normal"):
+                self.error(node, f"node '{uname}' has type '{node.get('type')}': only cluster members"
+                                 " are supported (not ping or remote nodes)")
+            for nv in _nvpairs(node, "instance_attributes"):
+                if nv.get("name") in ("standby", "maintenance") and nv.get("value") is not None:
+                    self.check_bool(nv, nv.get("value"), f"node attribute {nv.get('name')}")
+
+    # -- resources --------------------------------------------------------------------------------
+    def check_resources(self, conf: Node):
+        resources = conf.find("resources")
+        if resources is None:
+            return
+        for rsc in resources.children:
+            if rsc.tag == "primitive":
+                self.check_primitive(rsc)
+            elif rsc.tag == "group":
+                self.check_group(rsc)
+            elif rsc.tag not in UNSUPPORTED:
+                self.error(rsc, f"unknown element <{rsc.tag}> in <resources>: expected <primitive> or <group>")
+        for rsc in conf.iter("rsc_defaults"):
+            self.check_meta(rsc)
+
+    def check_group(self, group: Node):
+        self.resources[group.get("id", "")] = group
+        members = 0
+        for child in group.children:
+            if child.tag == "primitive":
+                members += 1
+                self.check_primitive(child)
+            elif child.tag == "group":
+                self.error(child, f"group '{child.get('id')}' inside group '{group.get('id')}':"
+                                  " groups cannot be nested")
+            elif child.tag not in ("meta_attributes", "instance_attributes", "utilization")\
+                    and child.tag not in UNSUPPORTED:
+                self.error(child, f"unexpected <{child.tag}> in group '{group.get('id')}'")
+        if members == 0:
+            self.warn(group, f"group '{group.get('id')}' has no primitives")
+        self.check_meta(group)
+
+    def check_primitive(self, prim: Node):
+        rid = prim.get("id", "")
+        self.resources[rid] = prim
+        if prim.get("template"):
+            return
+        cls, typ = prim.get("class"), prim.get("type")
+        if not cls:
+            self.error(prim, f"primitive '{rid}' has no class (ocf, lsb, systemd, service or stonith)")
+        elif cls not in RESOURCE_CLASSES:
+            self.error(prim, f"primitive '{rid}' has unknown class '{cls}': expected one of "
+                             + ", ".join(sorted(RESOURCE_CLASSES)))
+        if not typ:
+            self.error(prim, f"primitive '{rid}' has no type")
+        if cls == "ocf" and not prim.get("provider"):
+            self.error(prim, f"primitive '{rid}' of class ocf has no provider (e.g. heartbeat, pacemaker)")
+        elif cls in RESOURCE_CLASSES and cls != "ocf" and prim.get("provider"):
+            self.warn(prim, f"primitive '{rid}': provider '{prim.get('provider')}' is ignored for class {cls}")
+        self.check_agent(prim)
+        self.check_meta(prim)
+        self.check_ops(prim)
+
+    def check_agent(self, prim: Node):
+        spec = agent_spec(prim)
+        if spec is None or spec[0] not in RESOURCE_CLASSES or (spec[0] == "ocf" and not spec[1]):
+            return
+        info = self.agents.get(spec)
+        if info is None or info.exists is None:
+            return
+        name = ":".join(p for p in spec if p)
+        rid = prim.get("id")
+        if not info.exists:
+            self.warn(prim, f"primitive '{rid}': resource agent {name} is not installed on this machine")
+            return
+        if info.parameters is None:
+            return
+        given = {nv.get("name"): nv for nv in _nvpairs(prim, "instance_attributes")}
+        for param, required in sorted(info.parameters.items()):
+            if required and param not in given:
+                self.error(prim, f"primitive '{rid}' lacks parameter '{param}', required by {name}")
+        for param, nv in given.items():
+            if param is not None and param not in info.parameters:
+                self.warn(nv, f"primitive '{rid}': {name} has no parameter '{param}'")
+
+    def check_meta(self, rsc: Node):
+        for nv in _nvpairs(rsc, "meta_attributes"):
+            name, value = nv.get("name"), nv.get("value")
+            if name is None:
+                self.error(nv, "<nvpair> has no name")
+                continue
+            if value is None:
+                continue
+            what = f"{name} of '{rsc.get('id', rsc.tag)}'"
+            if name in META_SCORES:
+                self.check_score(nv, "value", what)
+            elif name in META_BOOLEANS:
+                self.check_bool(nv, value, what)
+            elif name == "priority" and not _PRIORITY_RE.match(value):
+                self.error(nv, f"invalid priority '{value}' of '{rsc.get('id', rsc.tag)}': expected an integer")
+            elif name == "target-role" and value.lower() not in ROLES:
+                self.error(nv, f"invalid target-role '{value}': expected Started or Stopped")
+            elif name == "multiple-active" and value not in MULTIPLE_ACTIVE:
+                self.error(nv, f"invalid multiple-active '{value}': expected one of "
+                               + ", ".join(sorted(MULTIPLE_ACTIVE)))
+            elif name == "failure-timeout":
+                self.check_duration(nv, value, what)
+
+    def check_ops(self, prim: Node):
+        seen: Dict[Tuple[str, str], Node] = {}
+        for ops in prim.children:
+            if ops.tag != "operations":
+                continue
+            for op in ops.children:
+                if op.tag != "op" or op.get("id-ref"):
+                    continue
+                name = op.get("name")
+                if not name:
+                    self.error(op, f"operation '{op.get('id')}' of '{prim.get('id')}' has no name")
+                    continue
+                for attr in ("interval", "timeout", "start-delay"):
+                    if op.get(attr) is not None:
+                        self.check_duration(op, op.get(attr), f"{attr} of operation '{op.get('id')}'")
+                if op.get("on-fail") is not None and op.get("on-fail") not in ON_FAIL:
+                    self.error(op, f"invalid on-fail '{op.get('on-fail')}' for operation '{op.get('id')}':"
+                                   " expected one of " + ", ".join(sorted(ON_FAIL)))
+                if op.get("role") is not None and op.get("role").lower() not in ROLES:
+                    self.error(op, f"invalid role '{op.get('role')}' for operation '{op.get('id')}'")
+                key = (name, _interval_ms(op.get("interval", "0")), (op.get("role") or "").lower())
+                if key in seen:
+                    self.error(op, f"operation '{op.get('id')}' duplicates '{seen[key].get('id')}'"
+                                   f" (same name {name} and interval)")
+                else:
+                    seen[key] = op
+
+    # -- constraints ------------------------------------------------------------------------------
+    def check_ref(self, cons: Node, attr: str, required: bool = True):
+        ref = cons.get(attr)
+        cid = cons.get("id")
+        if ref is None:
+            if required and not (cons.tag == "rsc_location" and cons.get("rsc-pattern")):
+                self.error(cons, f"<{cons.tag}> '{cid}' has no {attr} attribute")
+            return
+        if ref not in self.resources:
+            what = f"a <{self.ids[ref].tag}>, not a resource" if ref in self.ids else "no resource"
+            self.error(cons, f"<{cons.tag}> '{cid}' {attr}='{ref}' refers to {what}")
+
+    def check_role(self, cons: Node, attr: str):
+        value = cons.get(attr)
+        if value is not None and value.lower() not in ROLES:
+            self.error(cons, f"invalid {attr} '{value}' in '{cons.get('id')}'")
+
+    def check_constraints(self, conf: Node):
+        constraints = conf.find("constraints")
+        if constraints is None:
+            return
+        for cons in constraints.children:
+            cid = cons.get("id")
+            if cons.tag == "rsc_location":
+                self.check_ref(cons, "rsc")
+                self.check_role(cons, "role")
+                rules = [c for c in cons.children if c.tag == "rule"]
+                if cons.get("node") is not None:
+                    if cons.get("node") not in self.nodes:
+                        self.error(cons, f"<rsc_location> '{cid}' node='{cons.get('node')}' refers to no node"
+                                         " defined in <nodes>")
+                    if cons.get("score") is None:
+                        self.error(cons, f"<rsc_location> '{cid}' names a node but has no score")
+                    self.check_score(cons, "score", f"'{cid}'")
+                elif not rules and not any(c.tag == "resource_set" for c in cons.children):
+                    self.error(cons, f"<rsc_location> '{cid}' has neither node and score nor a <rule>")
+                for rule in rules:
+                    self.check_rule(rule, top=True)
+            elif cons.tag == "rsc_colocation":
+                if any(c.tag == "resource_set" for c in cons.children):
+                    continue
+                self.check_ref(cons, "rsc")
+                self.check_ref(cons, "with-rsc")
+                self.check_role(cons, "rsc-role")
+                self.check_role(cons, "with-rsc-role")
+                if cons.get("score") is None and cons.get("score-attribute") is None:
+                    self.error(cons, f"<rsc_colocation> '{cid}' has no score")
+                self.check_score(cons, "score", f"'{cid}'")
+                if cons.get("rsc") is not None and cons.get("rsc") == cons.get("with-rsc"):
+                    self.warn(cons, f"<rsc_colocation> '{cid}' colocates '{cons.get('rsc')}' with itself;"
+                                    " it has no effect")
+            elif cons.tag == "rsc_order":
+                if any(c.tag == "resource_set" for c in cons.children):
+                    continue
+                self.check_ref(cons, "first")
+                self.check_ref(cons, "then")
+                for attr in ("first-action", "then-action"):
+                    value = cons.get(attr)
+                    if value is not None and value not in ORDER_ACTIONS:
+                        self.error(cons, f"invalid {attr} '{value}' in '{cid}': expected one of "
+                                         + ", ".join(sorted(ORDER_ACTIONS)))
+                kind = cons.get("kind")
+                if kind is not None and kind.lower() not in ORDER_KINDS:
+                    self.error(cons, f"invalid kind '{kind}' in '{cid}': expected Mandatory, Optional or Serialize")
+                if cons.get("symmetrical") is not None:
+                    self.check_bool(cons, cons.get("symmetrical"), f"symmetrical in '{cid}'")
+                self.check_score(cons, "score", f"'{cid}'")
+                if cons.get("first") is not None and cons.get("first") == cons.get("then"):
+                    self.warn(cons, f"<rsc_order> '{cid}' orders '{cons.get('first')}' after itself;"
+                                    " it has no effect")
+            elif cons.tag not in UNSUPPORTED:
+                self.error(cons, f"unknown element <{cons.tag}> in <constraints>: expected rsc_location,"
+                                 " rsc_colocation or rsc_order")
+
+    def check_rule(self, rule: Node, top: bool):
+        rid = rule.get("id")
+        if rule.get("id-ref"):
+            return
+        if top and rule.get("score") is None and rule.get("score-attribute") is None:
+            self.error(rule, f"rule '{rid}' has no score")
+        self.check_score(rule, "score", f"rule '{rid}'")
+        op = rule.get("boolean-op")
+        if op is not None and op not in ("and", "or"):
+            self.error(rule, f"invalid boolean-op '{op}' in rule '{rid}': expected and or or")
+        for child in rule.children:
+            if child.tag == "rule":
+                self.check_rule(child, top=False)
+            elif child.tag == "expression":
+                self.check_expression(child)
+            elif child.tag not in UNSUPPORTED:
+                self.error(child, f"unexpected <{child.tag}> in rule '{rid}': expected <expression> or <rule>")
+
+    def check_expression(self, expr: Node):
+        eid, op = expr.get("id"), expr.get("operation")
+        if not expr.get("attribute"):
+            self.error(expr, f"expression '{eid}' has no attribute")
+        if op is None or op not in EXPR_OPS:
+            self.error(expr, f"invalid operation '{op}' in expression '{eid}': expected one of "
+                             + ", ".join(sorted(EXPR_OPS)))
+        elif op not in ("defined", "not_defined") and expr.get("value") is None:
+            self.error(expr, f"expression '{eid}' ({op}) has no value")
+        typ = expr.get("type")
+        if typ is not None and typ not in EXPR_TYPES:
+            self.error(expr, f"invalid type '{typ}' in expression '{eid}': expected one of "
+                             + ", ".join(sorted(EXPR_TYPES)))
+
+    def check_fencing(self, conf: Node):
+        enabled = self.cluster_option(conf, ("stonith-enabled", "fencing-enabled"), "true")
+        if enabled.strip().lower() not in ("true", "yes", "on", "1", "y"):
+            return
+        if not any(p.get("class") == "stonith" for p in self.resources.values()):
+            anchor = conf.find("crm_config") or conf
+            self.error(anchor, "fencing is enabled (stonith-enabled defaults to true) but no stonith resource is"
+                               " defined: resources will not start; define one or set stonith-enabled=false")
+
+
+def _interval_ms(value: str) -> str:
+    m = re.match(r"^\s*(\d+)\s*([a-z]*)\s*$", value or "0", re.IGNORECASE)
+    if not m:
+        return value
+    mult = {"": 1000, "s": 1000, "sec": 1000, "ms": 1, "msec": 1, "m": 60000, "min": 60000,
+            "h": 3600000, "hr": 3600000}.get(m.group(2).lower())
+    return str(int(m.group(1)) * mult) if mult else value
+
+
+def verify(root: Node, agents: Mapping[AgentSpec, AgentInfo] | None = None) -> List[Finding]:
+    """All problems in a parsed CIB, sorted by line. `agents` maps agent_specs(root) to what the
+    shell found out about each agent; missing entries are not checked."""
+    return _Checker(root, agents or {}).run()
+
+
+def verify_text(data, agents: Mapping[AgentSpec, AgentInfo] | None = None) -> List[Finding]:
+    """verify() on raw XML; a syntax error is a single finding."""
+    try:
+        root = parse_xml(data)
+    except XmlSyntaxError as e:
+        return [Finding(e.line, ERROR, e.message)]
+    return verify(root, agents)
