@@ -165,7 +165,8 @@ class Cluster:
     """
 
     def __init__(self, nodes: Sequence[str], links: int = 1, client: bool = False,
-                 prefix: str | None = None, keep: bool = False, ipv6: bool = False):
+                 prefix: str | None = None, keep: bool = False, ipv6: bool = False,
+                 dbus_policy_dirs: Iterable[Path] | None = None, dbus_extra_policy: str = ""):
         if not nodes or len(nodes) > 99 or len(set(nodes)) != len(nodes):
             raise ValueError("nodes: 1..99 distinct names")
         if not 1 <= links <= 8:
@@ -187,6 +188,8 @@ class Cluster:
         self._closed = False
         self.workdir = Path(tempfile.mkdtemp(prefix=self.prefix + "-"))
         self._want_client = client
+        self.dbus_policy_dirs = dbus_policy_dirs
+        self.dbus_extra_policy = dbus_extra_policy
 
     # -- setup -------------------------------------------------------------------------------------
     def __enter__(self) -> Cluster:
@@ -307,7 +310,8 @@ class Cluster:
         """Address of the member's private system-bus-like dbus-daemon (started on first use)."""
         bus = self._buses.get(name)
         if bus is None:
-            bus = PrivateBus(netns=self.netns(name), workdir=self.workdir / f"dbus-{name}")
+            bus = PrivateBus(netns=self.netns(name), workdir=self.workdir / f"dbus-{name}",
+                             policy_dirs=self.dbus_policy_dirs, extra_policy=self.dbus_extra_policy)
             bus.start()
             self._buses[name] = bus
         return bus.address
