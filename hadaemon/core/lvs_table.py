@@ -25,8 +25,30 @@ PROTOCOLS = ("tcp", "udp", "fwm")
 METHODS = ("gate", "masq", "ipip")
 FAMILIES = ("inet", "inet6")
 # IPVS service flags we model by name (IP_VS_SVC_F_*): one-packet scheduling and the scheduler flags.
-SERVICE_FLAGS = ("ops", "sh-fallback", "sh-port", "flag-1", "flag-2", "flag-3",
-                 "mh-fallback", "mh-port")
+# The scheduler flags are stored under the scheduler's own names (sh-port for sh, flag-2 for others).
+FLAG_BITS = {"ops": 0x4, "flag-1": 0x8, "flag-2": 0x10, "flag-3": 0x20,
+             "sh-fallback": 0x8, "sh-port": 0x10, "mh-fallback": 0x8, "mh-port": 0x10}
+SERVICE_FLAGS = tuple(FLAG_BITS)
+_SCHED_FLAG_NAMES = {"sh": {0x8: "sh-fallback", 0x10: "sh-port"},
+                     "mh": {0x8: "mh-fallback", 0x10: "mh-port"}}
+DEFAULT_NETMASK = {"inet": "255.255.255.255", "inet6": "128"}
+
+
+def flag_bits(flags: Iterable[str]) -> int:
+    """The IP_VS_SVC_F_* bits of flag names (persistence not included)."""
+    bits = 0
+    for f in flags:
+        bits |= FLAG_BITS[f]
+    return bits
+
+
+def flag_names(bits: int, scheduler: str) -> Tuple[str, ...]:
+    """Canonical flag names for IP_VS_SVC_F_* bits under `scheduler` (persistent/hashed bits ignored)."""
+    names = []
+    for bit, generic in ((0x4, "ops"), (0x8, "flag-1"), (0x10, "flag-2"), (0x20, "flag-3")):
+        if bits & bit:
+            names.append(_SCHED_FLAG_NAMES.get(scheduler, {}).get(bit, generic))
+    return tuple(sorted(names))
 
 
 class TableError(ValueError):
@@ -64,8 +86,8 @@ class VirtualService:
 
     persistent: persistence timeout in seconds, or None when not persistent.
     netmask: persistence granularity (IPv4 dotted netmask, or IPv6 prefix length as a string);
-             None means the default (255.255.255.255 / 128).
-    flags: sorted tuple of names from SERVICE_FLAGS.
+             None means the default (255.255.255.255 / 128); always None without persistence.
+    flags: sorted tuple of names from SERVICE_FLAGS, canonical for the scheduler (see flag_names).
     """
 
     protocol: str
@@ -100,7 +122,14 @@ class VirtualService:
         unknown = [f for f in self.flags if f not in SERVICE_FLAGS]
         if unknown:
             raise TableError(f"unknown service flag(s): {', '.join(unknown)}")
-        object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
+        object.__setattr__(self, "flags", flag_names(flag_bits(self.flags), self.scheduler))
+        # the persistence netmask only matters with persistence; the default is stored as None
+        netmask = self.netmask
+        if netmask is not None:
+            netmask = str(netmask).lstrip("/")
+        if self.persistent is None or netmask == DEFAULT_NETMASK[self.family]:
+            netmask = None
+        object.__setattr__(self, "netmask", netmask)
         if not self.scheduler:
             raise TableError("scheduler must not be empty")
 

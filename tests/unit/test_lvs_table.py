@@ -22,7 +22,17 @@ def test_keys_and_normalisation():
     assert VirtualService("fwm", fwmark=7, family="inet6").key == "fwm6:7"
     assert service_key("tcp", "10.0.0.1", 443) == "tcp:10.0.0.1:443"
     assert Destination("2001:db8::2", 8080).key == "[2001:db8::2]:8080"
-    assert VirtualService("tcp", "10.0.0.1", 80, flags=("sh-port", "ops", "ops")).flags == ("ops", "sh-port")
+    assert VirtualService("tcp", "10.0.0.1", 80, flags=("flag-2", "ops", "ops")).flags == ("flag-2", "ops")
+    assert VirtualService("tcp", "10.0.0.1", 80, scheduler="sh", flags=("flag-2",)).flags == ("sh-port",)
+    assert VirtualService("tcp", "10.0.0.1", 80, scheduler="wrr", flags=("sh-port",)).flags == ("flag-2",)
+
+
+def test_netmask_normalisation():
+    assert VirtualService("tcp", "10.0.0.1", 80, netmask="255.255.255.0").netmask is None   # no persistence
+    assert VirtualService("tcp", "10.0.0.1", 80, persistent=60, netmask="255.255.255.255").netmask is None
+    assert VirtualService("tcp", "10.0.0.1", 80, persistent=60, netmask="255.255.255.0").netmask == "255.255.255.0"
+    assert VirtualService("tcp", "2001:db8::1", 80, persistent=60, netmask="/64").netmask == "64"
+    assert VirtualService("fwm", fwmark=1, family="inet6", persistent=60, netmask="128").netmask is None
 
 
 @pytest.mark.parametrize("bad", [
