@@ -1,0 +1,1 @@
+"""ldirectord-compatible director core: configuration model, health logic and wanted table (pure)."""
