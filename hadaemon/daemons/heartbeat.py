@@ -1,0 +1,174 @@
+"""ha-heartbeat: the membership and messaging daemon (asyncio shell around the membership core)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from hadaemon.core import membership as mb
+from hadaemon.core.authkeys import load_authkeys
+from hadaemon.core.errors import ConfigError
+from hadaemon.core.hacf import load_hacf
+from hadaemon.daemons.heartbeat_node import HeartbeatNode
+from hadaemon.io.files import write_atomic
+from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval
+from hadaemon.io.udp import TransportError
+
+__all__ = ["main", "load_configuration", "next_generation"]
+
+DEFAULT_CONFIG = "/etc/ha.d/ha.cf"
+DEFAULT_AUTHKEYS = "/etc/ha.d/authkeys"
+DEFAULT_STATE_DIR = "/var/lib/hadaemon"
+
+log = logging.getLogger("ha-heartbeat")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ha-heartbeat", description="hadaemon membership and messaging daemon.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"ha.cf path (default {DEFAULT_CONFIG})")
+    p.add_argument("--authkeys", default=DEFAULT_AUTHKEYS, help=f"authkeys path (default {DEFAULT_AUTHKEYS})")
+    p.add_argument("--node", help="local node name (default: uname -n)")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                   help=f"where the generation number is kept (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--check-config", action="store_true", help="validate ha.cf and authkeys, then exit")
+    p.add_argument("--no-dbus", action="store_true", help="do not export org.hadaemon.Heartbeat1 (tests, bench)")
+    p.add_argument("--debug", action="store_true", help="debug logging")
+    return p
+
+
+def load_configuration(config_path: str, authkeys_path: str, node: str | None):
+    """(HaConfig, AuthKeys, local node name); raises ConfigError naming the file and line."""
+    cfg = load_hacf(config_path)
+    auth = load_authkeys(authkeys_path, check_mode=True)
+    local = node or os.uname().nodename
+    if cfg.nodes and local not in cfg.nodes:
+        raise ConfigError(config_path, 0, f"the local node {local!r} is not listed in a 'node' directive "
+                          f"(nodes: {', '.join(cfg.nodes)}); add 'node {local}' or pass --node")
+    if not cfg.media:
+        raise ConfigError(config_path, 0, "no communication medium: add 'bcast IF', 'mcast ...' or 'ucast IF PEER'")
+    return cfg, auth, local
+
+
+def timing_of(cfg) -> mb.Timing:
+    return mb.Timing(keepalive=cfg.keepalive, warntime=cfg.warntime, deadtime=cfg.deadtime,
+                     initdead=cfg.initdead)
+
+
+def next_generation(state_dir: str) -> int:
+    """Read, increment and persist (atomically) the generation in state_dir/generation."""
+    path = os.path.join(state_dir, "generation")
+    previous = 0
+    try:
+        with open(path) as f:
+            previous = int(f.read().strip() or 0)
+    except FileNotFoundError:
+        previous = 0
+    except (OSError, ValueError) as exc:
+        log.warning("%s unreadable (%s); starting a new generation sequence", path, exc)
+    generation = previous + 1
+    write_atomic(path, f"{generation}\n".encode(), 0o644)
+    return generation
+
+
+async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
+    loop = asyncio.get_running_loop()
+    try:
+        generation = next_generation(args.state_dir)
+    except OSError as exc:
+        print(f"ha-heartbeat: {args.state_dir}: cannot persist the generation: {exc.strerror}", file=sys.stderr)
+        return 1
+    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=notifier)
+    try:
+        node.open()
+    except TransportError as exc:
+        print(f"ha-heartbeat: {exc}", file=sys.stderr)
+        return 1
+    bus = None
+    if not args.no_dbus:
+        from hadaemon.bus.heartbeat import export
+
+        try:
+            bus = await export(node)
+        except Exception as exc:  # noqa: BLE001 - any bus failure is fatal at startup, with its reason
+            node.close()
+            print(f"ha-heartbeat: cannot export org.hadaemon.Heartbeat1 on the system bus: {exc}", file=sys.stderr)
+            return 1
+    stop = asyncio.Event()
+
+    def reload():
+        notifier.reloading()
+        try:
+            new_cfg, new_auth, _ = load_configuration(args.config, args.authkeys, local)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc,
+                      extra={"EVENT": "reload-failed"})
+            notifier.ready(node.status_line())
+            return
+        try:
+            node.reconfigure(new_cfg, new_auth)
+        except TransportError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc,
+                      extra={"EVENT": "reload-failed"})
+        else:
+            log.info("configuration reloaded from %s", args.config, extra={"EVENT": "reloaded"})
+        notifier.ready(node.status_line())
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    node.start()
+    log.info("node %s generation %d started: links %s, keepalive %gs, deadtime %gs", local, generation,
+             " ".join(node.links), cfg.keepalive, cfg.deadtime, extra={"NODE": local, "EVENT": "start"})
+    notifier.ready(node.status_line())
+    wd = watchdog_interval()
+    watchdog_task = None
+    if wd > 0:
+        async def watchdog():
+            while True:
+                notifier.watchdog()
+                await asyncio.sleep(wd)
+        watchdog_task = loop.create_task(watchdog())
+    await stop.wait()
+    notifier.stopping()
+    log.info("stopping", extra={"NODE": local, "EVENT": "stop"})
+    if watchdog_task:
+        watchdog_task.cancel()
+    node.close()
+    if bus is not None:
+        try:
+            bus.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, auth, local = load_configuration(args.config, args.authkeys, args.node)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        for w in getattr(auth, "warnings", ()) or ():
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
+        return 0
+    setup_logging("ha-heartbeat", debug=args.debug)
+    for w in getattr(auth, "warnings", ()) or ():
+        log.warning("%s", w, extra={"EVENT": "authkeys-warning"})
+    notifier = Notifier()
+    try:
+        return asyncio.run(_run(args, cfg, auth, local, notifier))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

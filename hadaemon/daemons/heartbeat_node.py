@@ -1,0 +1,372 @@
+"""The running heartbeat node: wires UDP links, wire codec, membership core and messenger on one loop."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Callable, Dict, List, Tuple
+
+from hadaemon.core import membership as mb
+from hadaemon.core import wire
+from hadaemon.core.messaging import Messenger
+from hadaemon.io.udp import Transport, interface_up
+
+__all__ = ["HeartbeatNode", "DROP_REASONS"]
+
+log = logging.getLogger("ha-heartbeat")
+
+# every reason a received datagram can be dropped; all are reported (0 included)
+DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "not-for-us")
+MAX_DATAGRAM = 64 * 1024 - 1
+EPSILON = 0.001
+
+
+class HeartbeatNode:
+    """One node's heartbeat layer. Backend of org.hadaemon.Heartbeat1 (see hadaemon.bus.heartbeat).
+
+    listeners: callables(kind, *args) told about "node", "link", "restarted", "membership", "message",
+    "undeliverable" and "drops" events (the D-Bus export registers one).
+    """
+
+    def __init__(self, cfg, auth, local: str, generation: int, loop, notifier=None, clock=None):
+        self.cfg = cfg
+        self.auth = auth
+        self.local_node = local
+        self.generation = generation
+        self.loop = loop
+        self.notifier = notifier
+        self.clock: Callable[[], float] = clock or loop.time
+        self.links: Tuple[str, ...] = tuple(cfg.links)
+        self.state = mb.new_membership(local, generation, _timing(cfg), cfg.nodes, self.links,
+                                       autojoin=not cfg.nodes or getattr(cfg, "autojoin", "none") in ("any", "other"))
+        self.messenger = self._new_messenger()
+        self.guard = wire.ReplayGuard()
+        self.transport: Transport | None = None
+        self.drops: Dict[str, int] = {r: 0 for r in DROP_REASONS}
+        self.sent = 0
+        self.received = 0
+        self.listeners: List[Callable] = []
+        self.peer_addr: Dict[Tuple[str, str], Tuple[str, int]] = {}
+        self._seq = 0
+        self._link_up: Dict[str, bool] = {}
+        self._hb_handle = None
+        self._deadline_handle = None
+        self._deadline_at: float | None = None
+        self._msg_handle = None
+        self._unknown_logged: set = set()
+        self._last_status = ""
+        self._started = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def _new_messenger(self) -> Messenger:
+        cfg = self.cfg
+        return Messenger(self.local_node, self.generation, compression=getattr(cfg, "compression", None),
+                         compression_threshold=getattr(cfg, "compression_threshold", None))
+
+    def open(self) -> None:
+        """Bind the sockets of every medium (raises TransportError)."""
+        t = Transport(self.cfg.media, self.cfg.udpport, self.on_datagram, loop=self.loop)
+        t.open()
+        self.transport = t
+
+    def start(self) -> None:
+        now = self.clock()
+        self._started = True
+        self._apply(mb.Start(), now)
+        self.messenger_membership()
+        self._heartbeat_timer()
+
+    def close(self) -> None:
+        for h in (self._hb_handle, self._deadline_handle, self._msg_handle):
+            if h is not None:
+                h.cancel()
+        self._hb_handle = self._deadline_handle = self._msg_handle = None
+        if self.transport:
+            self.transport.close()
+            self.transport = None
+
+    def reconfigure(self, cfg, auth) -> None:
+        """Apply a reloaded ha.cf/authkeys; sockets are reopened only if media or port changed."""
+        if (tuple(cfg.media), cfg.udpport) != (tuple(self.cfg.media), self.cfg.udpport):
+            t = Transport(cfg.media, cfg.udpport, self.on_datagram, loop=self.loop)
+            t.open()  # raises TransportError: the old sockets stay in use
+            if self.transport:
+                self.transport.close()
+            self.transport = t
+        self.cfg, self.auth = cfg, auth
+        self.links = tuple(cfg.links)
+        self._apply(mb.Reconfigure(_timing(cfg), tuple(cfg.nodes), self.links), self.clock())
+
+    # -- D-Bus backend ------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    def members(self) -> Tuple[str, ...]:
+        return mb.members(self.state)
+
+    def nodes_view(self) -> Dict[str, Tuple[str, Dict[str, str]]]:
+        """node -> (state, {link: status}); the local node is 'up' on links whose interface is up."""
+        view = {self.local_node: ("up", {ln: ("up" if self.state.local_links.get(ln, True) else "dead")
+                                         for ln in self.links})}
+        for name, peer in self.state.peers.items():
+            view[name] = (peer.state, {ln: lv.status for ln, lv in peer.links.items()})
+        return view
+
+    def drop_counters(self) -> Dict[str, int]:
+        return dict(self.drops)
+
+    def status_line(self) -> str:
+        return mb.summary(self.state)
+
+    def send(self, node: str, channel: str, body: bytes) -> int:
+        from hadaemon.bus.heartbeat import BadRequest
+
+        if node == self.local_node:
+            raise BadRequest("InvalidArgument", f"{node!r} is the local node; send to a peer")
+        peer = self.state.peers.get(node)
+        if peer is None:
+            known = ", ".join(sorted(self.state.peers)) or "none"
+            raise BadRequest("UnknownNode", f"unknown node {node!r} (peers: {known})")
+        if peer.state not in mb.ALIVE:
+            raise BadRequest("NodeDown", f"node {node!r} is {peer.state}, not a member; message not sent")
+        now = self.clock()
+        msg_id, packets = self._messenger_send(node, channel, body, now)
+        self._transmit(packets)
+        self._schedule_messenger()
+        return msg_id
+
+    def broadcast(self, channel: str, body: bytes) -> int:
+        now = self.clock()
+        msg_id, packets = self._messenger_send(None, channel, body, now)
+        self._transmit(packets)
+        self._schedule_messenger()
+        return msg_id
+
+    def _messenger_send(self, dst, channel, body, now):
+        packets = self.messenger.send(dst, channel, body, now)
+        msg_id = packets[0].msg_id if packets else 0
+        return msg_id, packets
+
+    # -- receive ------------------------------------------------------------------------------------
+    def on_datagram(self, link: str, data: bytes, addr) -> None:
+        """One datagram from a link socket: decode, authenticate, replay-check, feed the cores."""
+        now = self.clock()
+        try:
+            pkt = wire.decode(data, self.auth, MAX_DATAGRAM)
+        except wire.Drop as drop:
+            self._drop(drop.reason)
+            return
+        except Exception as exc:  # noqa: BLE001 - a codec bug must never take the daemon down
+            log.debug("decode failed: %r", exc)
+            self._drop("malformed")
+            return
+        if pkt.src == self.local_node:
+            return  # our own broadcast/multicast looped back
+        reason = self.guard.check(pkt)
+        if reason:
+            self._drop(reason)
+            return
+        self.received += 1
+        effects = self._apply(mb.Heartbeat(pkt.src, link, pkt.generation, pkt.seq), now)
+        if any(isinstance(e, (mb.UnknownNode, mb.StaleHeartbeat)) for e in effects):
+            return
+        self.peer_addr[(pkt.src, link)] = (addr[0], addr[1])
+        if pkt.kind == "hb":
+            return
+        if pkt.dst and pkt.dst != self.local_node:
+            return
+        delivered, packets = self.messenger.on_packet(pkt, now)
+        self._transmit(packets)
+        for d in delivered:
+            self._emit("message", d.src, d.channel, d.body)
+        self._schedule_messenger()
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self._emit("drops")
+
+    # -- send ---------------------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _transmit(self, packets) -> None:
+        for pkt in packets:
+            dst = getattr(pkt, "dst", "") or ""
+            if dst:
+                sent = False
+                for link in self._links_towards(dst):
+                    addr = self.peer_addr.get((dst, link))
+                    if addr and self.transport:
+                        data = wire.encode(replace(pkt, seq=self._next_seq(), link=link), self.auth)
+                        sent = self.transport.send_to(link, data, addr) > 0
+                        if sent:
+                            break
+                if sent:
+                    self.sent += 1
+                    continue
+            self._send_all_links(pkt)
+
+    def _links_towards(self, node: str) -> List[str]:
+        peer = self.state.peers.get(node)
+        if not peer:
+            return []
+        return sorted(self.links, key=lambda ln: (peer.links.get(ln).status != mb.LINK_UP
+                                                  if peer.links.get(ln) else True))
+
+    def _send_all_links(self, pkt) -> None:
+        if not self.transport:
+            return
+        for link in self.links:
+            data = wire.encode(replace(pkt, seq=self._next_seq(), link=link), self.auth)
+            self.sent += self.transport.send(link, data)
+
+    def _heartbeat_timer(self) -> None:
+        now = self.clock()
+        self._poll_links(now)
+        hb = wire.Packet(kind="hb", src=self.local_node, dst="", generation=self.generation, seq=0,
+                         link="", payload=b"")
+        self._send_all_links(hb)
+        self._apply(mb.Tick(), now)
+        self._messenger_tick(now)
+        self._hb_handle = self.loop.call_at(now + self.cfg.keepalive, self._heartbeat_timer)
+
+    def _poll_links(self, now: float) -> None:
+        for link in self.links:
+            up = interface_up(link)
+            if self._link_up.get(link) != up:
+                first = link not in self._link_up
+                self._link_up[link] = up
+                if not (first and up):
+                    log.warning("local link %s is %s", link, "up" if up else "down",
+                                extra={"NODE": self.local_node, "LINK": link,
+                                       "EVENT": "link-up" if up else "link-down"})
+                self._apply(mb.LinkUp(link) if up else mb.LinkDown(link), now)
+
+    # -- messenger timers ---------------------------------------------------------------------------
+    def _messenger_tick(self, now: float) -> None:
+        self._msg_handle = None
+        packets = self.messenger.tick(now)
+        self._transmit(packets)
+        self._collect_undeliverable()
+        self._schedule_messenger()
+
+    def _schedule_messenger(self) -> None:
+        nd = getattr(self.messenger, "next_deadline", None)
+        when = nd() if callable(nd) else None
+        if when is None:
+            return
+        if self._msg_handle is not None:
+            if self._msg_handle.when() <= when + EPSILON:
+                return
+            self._msg_handle.cancel()
+        self._msg_handle = self.loop.call_at(max(when, self.clock()) + EPSILON, self._messenger_tick_now)
+
+    def _messenger_tick_now(self) -> None:
+        self._messenger_tick(self.clock())
+
+    def _collect_undeliverable(self) -> None:
+        pass
+
+    def messenger_membership(self) -> None:
+        fn = getattr(self.messenger, "membership", None)
+        if callable(fn):
+            fn([n for n in mb.members(self.state) if n != self.local_node])
+
+    # -- membership ---------------------------------------------------------------------------------
+    def _apply(self, event, now: float) -> List:
+        self.state, effects = mb.step(self.state, event, now)
+        for e in effects:
+            self._effect(e)
+        self._schedule_deadline()
+        if effects:
+            status = self.status_line()
+            if status != self._last_status and self.notifier is not None:
+                self._last_status = status
+                self.notifier.status(status)
+        return effects
+
+    def _schedule_deadline(self) -> None:
+        when = mb.next_deadline(self.state)
+        if when == self._deadline_at:
+            return
+        if self._deadline_handle is not None:
+            self._deadline_handle.cancel()
+            self._deadline_handle = None
+        self._deadline_at = when
+        if when is not None:
+            self._deadline_handle = self.loop.call_at(when + EPSILON, self._deadline_fired)
+
+    def _deadline_fired(self) -> None:
+        self._deadline_handle = None
+        self._deadline_at = None
+        self._apply(mb.Tick(), self.clock())
+
+    def _effect(self, e) -> None:
+        me = self.local_node
+        if isinstance(e, mb.NodeStateChanged):
+            fields = {"NODE": e.node, "EVENT": e.new}
+            if e.new == mb.WARN:
+                log.warning("node %s: no heartbeat for %.3fs (warntime %gs)", e.node, e.silent_for or 0,
+                            self.cfg.warntime, extra=fields)
+            elif e.new == mb.DEAD:
+                silent = "never heard" if e.silent_for is None else f"silent for {e.silent_for:.3f}s"
+                log.warning("node %s is dead (%s)", e.node, silent, extra=fields)
+                self._peer_dead(e.node)
+            else:
+                log.info("node %s is %s", e.node, e.new, extra=fields)
+                if e.old not in mb.ALIVE and e.new in mb.ALIVE:
+                    self._peer_joined(e.node)
+            self._emit("node", e.node, e.new)
+        elif isinstance(e, mb.LinkStatusChanged):
+            log.info("node %s link %s is %s", e.node, e.link, e.new,
+                     extra={"NODE": e.node, "LINK": e.link, "EVENT": f"link-{e.new}"})
+            self._emit("link", e.node, e.link, e.new)
+        elif isinstance(e, mb.NodeRestarted):
+            log.warning("node %s restarted (generation %d -> %d)", e.node, e.old_generation, e.new_generation,
+                        extra={"NODE": e.node, "EVENT": "restarted"})
+            self._peer_dead(e.node)
+            self._peer_joined(e.node)
+            self._emit("restarted", e.node, e.new_generation)
+        elif isinstance(e, mb.MembershipChanged):
+            log.info("membership epoch %d: %s", e.epoch, " ".join(e.members),
+                     extra={"NODE": me, "EVENT": "membership"})
+            self.messenger_membership()
+            self._emit("membership", e.epoch, list(e.members))
+        elif isinstance(e, mb.UnknownNode):
+            self._drop("unknown-node")
+            if e.node not in self._unknown_logged and len(self._unknown_logged) < 64:
+                self._unknown_logged.add(e.node)
+                log.warning("ignoring heartbeats from %s: not listed as a node in %s", e.node,
+                            getattr(self.cfg, "path", "ha.cf"), extra={"NODE": e.node, "EVENT": "unknown-node"})
+        elif isinstance(e, mb.StaleHeartbeat):
+            self._drop("stale")
+
+    def _peer_dead(self, node: str) -> None:
+        for u in self.messenger.peer_dead(node) or ():
+            log.warning("message %s on channel %s to %s undeliverable", u.msg_id, u.channel, u.dst,
+                        extra={"NODE": u.dst, "EVENT": "undeliverable"})
+            self._emit("undeliverable", u.dst, u.channel, u.msg_id)
+
+    def _peer_joined(self, node: str) -> None:
+        fn = getattr(self.messenger, "peer_joined", None)
+        if callable(fn):
+            for u in fn(node) or ():
+                self._emit("undeliverable", u.dst, u.channel, u.msg_id)
+
+    def _emit(self, kind: str, *args) -> None:
+        for fn in self.listeners:
+            try:
+                fn(kind, *args)
+            except Exception:  # noqa: BLE001 - a listener must not break the protocol loop
+                log.exception("listener failed on %s", kind)
+
+
+def _timing(cfg) -> mb.Timing:
+    return mb.Timing(keepalive=cfg.keepalive, warntime=cfg.warntime, deadtime=cfg.deadtime,
+                     initdead=cfg.initdead)
+
+
+def wall_clock() -> float:
+    return time.time()
