@@ -1,0 +1,473 @@
+"""Parse Heartbeat's ha.cf into a validated, immutable HaConfig (pure: text in, config or ConfigError out)."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Tuple
+
+from hadaemon.core.errors import ConfigError
+
+DEFAULT_UDPPORT = 694
+IFNAMSIZ_MAX = 15          # Linux interface names are at most 15 bytes
+NODE_NAME_MAX = 64         # HOST_NAME_MAX; also what fits the wire header
+SYSLOG_FACILITIES = (
+    "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)
+_TRUE = ("on", "yes", "true", "y", "1")
+_FALSE = ("off", "no", "false", "n", "0")
+
+
+@dataclass(frozen=True)
+class Medium:
+    """One heartbeat medium: `bcast IF`, `mcast IF GROUP PORT TTL LOOP` or `ucast IF PEER`."""
+
+    kind: str                      # "bcast" | "mcast" | "ucast"
+    iface: str
+    address: str | None = None  # mcast group or ucast peer
+    port: int | None = None     # mcast only; bcast/ucast use HaConfig.udpport
+    ttl: int | None = None
+    loop: bool | None = None
+
+
+@dataclass(frozen=True)
+class HaConfig:
+    """A validated ha.cf. Times are in seconds (floats)."""
+
+    path: str = "ha.cf"
+    keepalive: float = 1.0
+    deadtime: float = 30.0
+    warntime: float = 15.0
+    initdead: float = 30.0
+    deadping: float = 30.0
+    udpport: int = DEFAULT_UDPPORT
+    media: Tuple[Medium, ...] = ()
+    nodes: Tuple[str, ...] = ()
+    auto_failback: str = "legacy"
+    crm: str = "off"
+    compression: str | None = "zlib"
+    compression_threshold: int = 2          # KB, as in Heartbeat
+    traditional_compression: bool = True
+    logfacility: str | None = None
+    logfile: str | None = None
+    debugfile: str | None = None
+    use_logd: bool | None = None
+    ping: Tuple[str, ...] = ()
+    ping_groups: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    hopfudge: int = 1
+    realtime: bool = True
+    rtprio: int | None = None
+    debug: int = 0
+    hbgenmethod: str = "file"
+    autojoin: str = "none"
+    uuidfrom: str = "file"
+    max_rexmit_delay: float = 0.25
+    coredumps: bool = True
+    log_badpack: bool = True
+    msgfmt: str = "classic"
+    conn_logd_time: float = 60.0
+    record_config_changes: bool = True
+    record_pengine_inputs: bool = True
+    enable_config_writes: bool = True
+    env: Dict[str, str] = field(default_factory=dict)
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def links(self) -> Tuple[str, ...]:
+        """Link names: the interfaces of the media, in first-seen order."""
+        seen: List[str] = []
+        for m in self.media:
+            if m.iface not in seen:
+                seen.append(m.iface)
+        return tuple(seen)
+
+    def media_on(self, link: str) -> Tuple[Medium, ...]:
+        return tuple(m for m in self.media if m.iface == link)
+
+    @property
+    def compression_threshold_bytes(self) -> int:
+        return self.compression_threshold * 1024
+
+
+# Directives Heartbeat knows that hadaemon refuses, with what to use instead.
+UNSUPPORTED = {
+    "serial": "serial links are not supported; use bcast, mcast or ucast over Ethernet",
+    "baud": "serial links are not supported; use bcast, mcast or ucast over Ethernet",
+    "mcast6": "IPv6 multicast media are not supported yet; use mcast or ucast",
+    "hbaping": "HBA ping nodes are not supported; use ping or ping_group",
+    "openais": "the openais medium is not supported; use bcast, mcast or ucast",
+    "tipc": "the tipc medium is not supported; use bcast, mcast or ucast",
+    "stonith": "fencing is configured in the CIB as stonith resources (fence-agents)",
+    "stonith_host": "fencing is configured in the CIB as stonith resources (fence-agents)",
+    "respawn": "extra daemons run as systemd units (ha-crmd.service and friends), not as respawned children",
+    "apiauth": "access to the D-Bus API is granted by the busconfig policy (root and group haclient)",
+    "watchdog": "use systemd's watchdog: WatchdogSec= in ha-heartbeat.service, "
+                "RuntimeWatchdogSec= in /etc/systemd/system.conf for a hardware watchdog",
+    "nice_failback": "obsolete since Heartbeat 1.1; use auto_failback on|off|legacy",
+    "use_apphbd": "apphbd is not supported; systemd's watchdog supervises the daemon",
+    "normalpoll": "an internal Heartbeat event-loop switch with no meaning here; remove it",
+    "coreroot": "core dumps are collected by systemd-coredump (coredumpctl)",
+}
+
+
+def format_time(seconds: float) -> str:
+    """2 -> '2s', 0.5 -> '500ms', 1.5 -> '1.5s'."""
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{ms:g}ms" if ms >= 1 else f"{seconds * 1e6:g}us"
+    return f"{seconds:g}s"
+
+
+_TIME_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|sec|ms|msec|us|usec)?$", re.IGNORECASE)
+
+
+def parse_time(text: str) -> float | None:
+    """Heartbeat time syntax: plain seconds (2, 0.5) or with ms/msec/us/usec (s also accepted)."""
+    m = _TIME_RE.match(text)
+    if not m:
+        return None
+    value = float(m.group(1))
+    unit = (m.group(2) or "s").lower()
+    if unit in ("ms", "msec"):
+        value /= 1000.0
+    elif unit in ("us", "usec"):
+        value /= 1e6
+    return value
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(re.match(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$", text)) and not text.replace(".", "").isdigit()
+
+
+class _Parser:
+    def __init__(self, path: str):
+        self.path = path
+        self.values: Dict[str, object] = {}
+        self.lines: Dict[str, int] = {}
+        self.media: List[Tuple[Medium, int]] = []
+        self.nodes: List[Tuple[str, int]] = []
+        self.ping: List[str] = []
+        self.ping_groups: Dict[str, Tuple[str, ...]] = {}
+        self.env: Dict[str, str] = {}
+        self.warnings: List[str] = []
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def err(self, line: int, message: str) -> ConfigError:
+        return ConfigError(self.path, line, message)
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append(f"{self.path}:{line}: warning: {message}")
+
+    def one(self, d: str, args: List[str], line: int) -> str:
+        if not args:
+            raise self.err(line, f"'{d}' needs a value")
+        if len(args) > 1:
+            raise self.err(line, f"'{d}' takes one value, got {len(args)}: {' '.join(args)}")
+        return args[0]
+
+    def set(self, d: str, value: object, line: int) -> None:
+        if d in self.lines:
+            self.warn(line, f"'{d}' given again (first on line {self.lines[d]}); the last one wins")
+        self.values[d] = value
+        self.lines[d] = line
+
+    def iface(self, d: str, name: str, line: int) -> str:
+        if len(name.encode()) > IFNAMSIZ_MAX or "/" in name or name in (".", ".."):
+            raise self.err(line, f"{d}: invalid interface name '{name}' (at most {IFNAMSIZ_MAX} characters, no '/')")
+        return name
+
+    def add_medium(self, m: Medium, line: int) -> None:
+        for other, other_line in self.media:
+            if other == m:
+                raise self.err(line, f"{m.kind} medium on {m.iface} declared twice (first on line {other_line})")
+        self.media.append((m, line))
+
+    # -- value kinds -------------------------------------------------------------------------------------
+    def time(self, d: str, args: List[str], line: int, zero_ok: bool = False) -> None:
+        v = self.one(d, args, line)
+        t = parse_time(v)
+        if t is None or (t <= 0 and not zero_ok):
+            raise self.err(line, f"{d}: invalid time '{v}' (use seconds such as 2 or 0.5, or 500ms / 500000us)")
+        self.set(d, t, line)
+
+    def boolean(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line).lower()
+        if v not in _TRUE + _FALSE:
+            raise self.err(line, f"{d}: invalid value '{args[0]}' (use on or off)")
+        self.set(d, v in _TRUE, line)
+
+    def integer(self, d: str, args: List[str], line: int, lo: int, hi: int) -> None:
+        v = self.one(d, args, line)
+        if not v.isdigit() or not lo <= int(v) <= hi:
+            raise self.err(line, f"{d}: invalid value '{v}' (use an integer from {lo} to {hi})")
+        self.set(d, int(v), line)
+
+    def choice(self, d: str, args: List[str], line: int, choices: Tuple[str, ...]) -> None:
+        v = self.one(d, args, line)
+        if v.lower() not in choices:
+            raise self.err(line, f"{d}: invalid value '{v}' (use one of: {', '.join(choices)})")
+        self.set(d, v.lower(), line)
+
+    # -- directives with structure -----------------------------------------------------------------------
+    def d_node(self, d: str, args: List[str], line: int) -> None:
+        if not args:
+            raise self.err(line, "'node' needs at least one node name")
+        for name in args:
+            if len(name.encode()) > NODE_NAME_MAX or not _is_host(name):
+                raise self.err(line, f"node: invalid node name '{name}' (a host name as `uname -n` prints it, "
+                                     f"at most {NODE_NAME_MAX} characters)")
+            for other, other_line in self.nodes:
+                if other.lower() == name.lower():
+                    raise self.err(line, f"node '{name}' declared twice (first on line {other_line})")
+            self.nodes.append((name, line))
+
+    def d_bcast(self, d: str, args: List[str], line: int) -> None:
+        if d == "udp":
+            self.warn(line, "directive 'udp' is the old name of 'bcast'; write 'bcast'")
+        if not args:
+            raise self.err(line, f"'{d}' needs at least one interface, e.g. {d} eth0 eth1")
+        for name in args:
+            self.add_medium(Medium("bcast", self.iface(d, name, line)), line)
+
+    def d_mcast(self, d: str, args: List[str], line: int) -> None:
+        usage = "mcast needs 5 values: mcast INTERFACE GROUP PORT TTL LOOP (e.g. mcast eth0 239.0.0.1 694 1 0)"
+        if len(args) != 5:
+            raise self.err(line, usage)
+        iface, group, port, ttl, loop = args
+        try:
+            ok = ipaddress.IPv4Address(group).is_multicast
+        except ValueError:
+            ok = False
+        if not ok:
+            raise self.err(line, f"mcast: '{group}' is not an IPv4 multicast group (224.0.0.0 to 239.255.255.255)")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise self.err(line, f"mcast: invalid port '{port}' (use 1 to 65535)")
+        if not ttl.isdigit() or not 1 <= int(ttl) <= 255:
+            raise self.err(line, f"mcast: invalid ttl '{ttl}' (use 1 to 255)")
+        if loop not in ("0", "1"):
+            raise self.err(line, f"mcast: invalid loop '{loop}' (use 0 or 1)")
+        self.add_medium(Medium("mcast", self.iface(d, iface, line), group, int(port), int(ttl), loop == "1"), line)
+
+    def d_ucast(self, d: str, args: List[str], line: int) -> None:
+        if len(args) < 2:
+            raise self.err(line, "ucast needs an interface and a peer address: ucast INTERFACE PEER [PEER...]")
+        iface = self.iface(d, args[0], line)
+        for peer in args[1:]:
+            if not _is_host(peer):
+                raise self.err(line, f"ucast: invalid peer address '{peer}'")
+            self.add_medium(Medium("ucast", iface, peer), line)
+
+    def d_ping(self, d: str, args: List[str], line: int) -> None:
+        if not args:
+            raise self.err(line, "'ping' needs at least one address")
+        for a in args:
+            if not _is_host(a):
+                raise self.err(line, f"ping: invalid address '{a}'")
+            self.ping.append(a)
+
+    def d_ping_group(self, d: str, args: List[str], line: int) -> None:
+        if len(args) < 2:
+            raise self.err(line, "ping_group needs a name and at least one address: ping_group NAME ADDR [ADDR...]")
+        name = args[0]
+        if name in self.ping_groups:
+            raise self.err(line, f"ping_group '{name}' declared twice")
+        for a in args[1:]:
+            if not _is_host(a):
+                raise self.err(line, f"ping_group: invalid address '{a}'")
+        self.ping_groups[name] = tuple(args[1:])
+
+    def d_crm(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line).lower()
+        if v == "respawn":
+            self.set("crm", "respawn", line)
+        elif v in _TRUE + _FALSE:
+            self.set("crm", "on" if v in _TRUE else "off", line)
+        else:
+            raise self.err(line, f"{d}: invalid value '{args[0]}' (use on, off or respawn)")
+
+    def d_auto_failback(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line).lower()
+        if v == "legacy":
+            self.set(d, "legacy", line)
+        elif v in _TRUE + _FALSE:
+            self.set(d, "on" if v in _TRUE else "off", line)
+        else:
+            raise self.err(line, f"{d}: invalid value '{args[0]}' (use on, off or legacy)")
+
+    def d_logfacility(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line).lower()
+        if v != "none" and v not in SYSLOG_FACILITIES:
+            raise self.err(line, f"logfacility: unknown syslog facility '{args[0]}' (e.g. daemon, local0 ... local7, none)")
+        self.set(d, None if v == "none" else v, line)
+
+    def d_path(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line)
+        if not v.startswith("/"):
+            raise self.err(line, f"{d}: '{v}' is not an absolute path")
+        self.set(d, v, line)
+
+    def d_env(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line)
+        name, sep, value = v.partition("=")
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise self.err(line, f"env: expected NAME=value, got '{v}'")
+        self.env[name] = value
+
+    def d_max_rexmit_delay(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line)   # Heartbeat: milliseconds, a bare integer
+        if not v.isdigit() or int(v) <= 0:
+            raise self.err(line, f"max_rexmit_delay: invalid value '{v}' (milliseconds, a positive integer)")
+        self.set(d, int(v) / 1000.0, line)
+
+    def d_memreserve(self, d: str, args: List[str], line: int) -> None:
+        self.integer(d, args, line, 0, 1 << 30)
+        self.warn(line, "memreserve is ignored: the daemon does not pre-lock memory")
+
+
+_B = _Parser
+DIRECTIVES: Dict[str, Callable[[_Parser, str, List[str], int], None]] = {
+    "node": _B.d_node,
+    "keepalive": lambda p, d, a, n: p.time(d, a, n),
+    "deadtime": lambda p, d, a, n: p.time(d, a, n),
+    "warntime": lambda p, d, a, n: p.time(d, a, n),
+    "initdead": lambda p, d, a, n: p.time(d, a, n),
+    "deadping": lambda p, d, a, n: p.time(d, a, n),
+    "udpport": lambda p, d, a, n: p.integer(d, a, n, 1, 65535),
+    "bcast": _B.d_bcast,
+    "udp": _B.d_bcast,
+    "mcast": _B.d_mcast,
+    "ucast": _B.d_ucast,
+    "ping": _B.d_ping,
+    "ping_group": _B.d_ping_group,
+    "auto_failback": _B.d_auto_failback,
+    "crm": _B.d_crm,
+    "pacemaker": _B.d_crm,
+    "compression": lambda p, d, a, n: p.choice(d, a, n, ("zlib", "bz2")),
+    "compression_threshold": lambda p, d, a, n: p.integer(d, a, n, 1, 1 << 20),
+    "traditional_compression": lambda p, d, a, n: p.boolean(d, a, n),
+    "logfacility": _B.d_logfacility,
+    "logfile": _B.d_path,
+    "debugfile": _B.d_path,
+    "use_logd": lambda p, d, a, n: p.boolean(d, a, n),
+    "conn_logd_time": lambda p, d, a, n: p.time(d, a, n),
+    "hopfudge": lambda p, d, a, n: p.integer(d, a, n, 0, 255),
+    "realtime": lambda p, d, a, n: p.boolean(d, a, n),
+    "rtprio": lambda p, d, a, n: p.integer(d, a, n, 1, 99),
+    "debug": lambda p, d, a, n: p.integer(d, a, n, 0, 255),
+    "hbgenmethod": lambda p, d, a, n: p.choice(d, a, n, ("file", "time")),
+    "autojoin": lambda p, d, a, n: p.choice(d, a, n, ("none", "other", "any")),
+    "uuidfrom": lambda p, d, a, n: p.choice(d, a, n, ("file", "nodename")),
+    "max_rexmit_delay": _B.d_max_rexmit_delay,
+    "coredumps": lambda p, d, a, n: p.boolean(d, a, n),
+    "log_badpack": lambda p, d, a, n: p.boolean(d, a, n),
+    "msgfmt": lambda p, d, a, n: p.choice(d, a, n, ("classic", "netstring")),
+    "record_config_changes": lambda p, d, a, n: p.boolean(d, a, n),
+    "record_pengine_inputs": lambda p, d, a, n: p.boolean(d, a, n),
+    "enable_config_writes": lambda p, d, a, n: p.boolean(d, a, n),
+    "env": _B.d_env,
+    "memreserve": _B.d_memreserve,
+}
+
+_SCALARS = (
+    "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "auto_failback", "crm",
+    "compression", "compression_threshold", "traditional_compression", "logfacility", "logfile", "debugfile",
+    "use_logd", "conn_logd_time", "hopfudge", "realtime", "rtprio", "debug", "hbgenmethod", "autojoin",
+    "uuidfrom", "max_rexmit_delay", "coredumps", "log_badpack", "msgfmt", "record_config_changes",
+    "record_pengine_inputs", "enable_config_writes",
+)
+
+
+def _split(rest: str) -> List[str]:
+    # Heartbeat separates option values by blanks and commas.
+    return [t for t in re.split(r"[\s,]+", rest) if t]
+
+
+def parse_hacf(text: str, path: str = "ha.cf") -> HaConfig:
+    """Parse ha.cf text; raise ConfigError(path, line, message) on the first problem."""
+    p = _Parser(path)
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(None, 1)
+        d = parts[0]
+        args = _split(parts[1]) if len(parts) > 1 else []
+        if d in UNSUPPORTED:
+            raise p.err(lineno, f"directive '{d}' is not supported by hadaemon ({UNSUPPORTED[d]})")
+        handler = DIRECTIVES.get(d)
+        if handler is None:
+            hint = f" (directives are lower case: '{d.lower()}')" if d.lower() in DIRECTIVES else ""
+            raise p.err(lineno, f"unknown directive '{d}'{hint}")
+        handler(p, d, args, lineno)
+    return _finish(p)
+
+
+def _finish(p: _Parser) -> HaConfig:
+    v, ln = p.values, p.lines
+    keepalive = v.get("keepalive", 1.0)
+    deadtime = v.get("deadtime", 30.0)
+    if deadtime <= 2 * keepalive:
+        raise p.err(ln.get("deadtime", ln.get("keepalive", 0)),
+                    f"deadtime {format_time(deadtime)} must be more than twice keepalive {format_time(keepalive)}")
+    warntime = v.get("warntime", deadtime / 2)
+    if warntime >= deadtime:
+        raise p.err(ln.get("warntime", 0),
+                    f"warntime {format_time(warntime)} must be smaller than deadtime {format_time(deadtime)}")
+    if warntime <= keepalive:
+        p.warn(ln.get("warntime", 0), f"warntime {format_time(warntime)} is not longer than keepalive "
+                                      f"{format_time(keepalive)}: every late heartbeat will warn")
+    if "initdead" in v:
+        initdead = v["initdead"]
+        if initdead < deadtime:
+            raise p.err(ln["initdead"], f"initdead {format_time(initdead)} must not be smaller than deadtime "
+                                        f"{format_time(deadtime)}")
+        if initdead < 10:
+            p.warn(ln["initdead"], f"initdead {format_time(initdead)} may be too small: it covers slow network "
+                                   "start-up and should be >= 10s")
+    else:  # Heartbeat's rule (config.c)
+        initdead = deadtime if deadtime > 10 else (12.0 if deadtime < 6 else 2 * deadtime)
+    deadping = v.get("deadping", deadtime)
+    if "deadping" in v and deadping <= 2 * keepalive:
+        raise p.err(ln["deadping"], f"deadping {format_time(deadping)} must be more than twice keepalive "
+                                    f"{format_time(keepalive)}")
+    autojoin = v.get("autojoin", "none")
+    if not p.nodes and autojoin != "any":
+        raise p.err(0, "no nodes defined (add one 'node NAME' line per cluster node, named as `uname -n` prints)")
+    if not p.media:
+        raise p.err(0, "no heartbeat media defined (add bcast, mcast or ucast)")
+    if "traditional_compression" in v and not v["traditional_compression"]:
+        p.warn(ln["traditional_compression"], "traditional_compression off has no effect: hadaemon compresses "
+                                               "whole messages above compression_threshold")
+    kw = {k: v[k] for k in _SCALARS if k in v}
+    kw.update(keepalive=keepalive, deadtime=deadtime, warntime=warntime, initdead=initdead, deadping=deadping)
+    return HaConfig(
+        path=p.path, media=tuple(m for m, _ in p.media), nodes=tuple(n for n, _ in p.nodes),
+        ping=tuple(p.ping), ping_groups=dict(p.ping_groups), env=dict(p.env), warnings=tuple(p.warnings), **kw)
+
+
+def load_hacf(path: str) -> HaConfig:
+    """Read and parse an ha.cf file; unreadable or non-UTF-8 files are ConfigErrors too."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(path, 0, f"cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, data[:e.start].count(b"\n") + 1, "not valid UTF-8 text") from None
+    return parse_hacf(text, path)
+
+
+def hacf_summary(cfg: HaConfig) -> str:
+    """One line for logs and `--check-config`."""
+    links = ", ".join(f"{link} ({'/'.join(sorted({m.kind for m in cfg.media_on(link)}))})" for link in cfg.links)
+    return (f"{len(cfg.nodes)} nodes ({', '.join(cfg.nodes)}); links {links}; "
+            f"keepalive {format_time(cfg.keepalive)}, warntime {format_time(cfg.warntime)}, "
+            f"deadtime {format_time(cfg.deadtime)}, initdead {format_time(cfg.initdead)}; udpport {cfg.udpport}; "
+            f"crm {cfg.crm}; auto_failback {cfg.auto_failback}")
