@@ -157,7 +157,7 @@ def main(argv=None) -> int:
         return 1
     if args.check_config:
         for w in getattr(auth, "warnings", ()) or ():
-            print(f"warning: {w}", file=sys.stderr)
+            print(w, file=sys.stderr)
         print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
         return 0
     setup_logging("ha-heartbeat", debug=args.debug)
