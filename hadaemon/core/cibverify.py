@@ -301,8 +301,12 @@ class _Checker:
                 self.check_group(rsc)
             elif rsc.tag not in UNSUPPORTED:
                 self.error(rsc, f"unknown element <{rsc.tag}> in <resources>: expected <primitive> or <group>")
-        for rsc in conf.iter("rsc_defaults"):
-            self.check_meta(rsc)
+        for defaults in conf.children:
+            if defaults.tag in ("rsc_defaults", "op_defaults"):
+                for child in defaults.children:
+                    if child.tag != "meta_attributes":
+                        self.error(child, f"unexpected <{child.tag}> in <{defaults.tag}>: expected <meta_attributes>")
+                self.check_meta(defaults)
 
     def check_group(self, group: Node):
         self.resources[group.get("id", "")] = group
