@@ -96,6 +96,9 @@ class VirtualBlockParser:
             ip_port, vport = f"{mm.group(1)}:{mm.group(2)}", mm.group(2)
         elif (mm := re.match(r"(\d+)", vattr, _A)):
             fwm = int(mm.group(1))
+            if vattr.strip() != mm.group(1):
+                self.warn(vline, f'virtual service "{vattr}" is read as fwmark {fwm} '
+                          "(ldirectord reads it the same way; an address needs :port)")
         elif (mm := re.match(r"\[([0-9A-Fa-f:]+)\]:([0-9A-Za-z_-]+)", vattr, _A)):
             if family == 4:
                 self.error(vline, 'cannot specify an IPv6 address here. please use "virtual6" instead.')
