@@ -1,0 +1,220 @@
+"""The authenticated UDP packet format (encode/decode) and the per-peer replay guard (pure)."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+from hadaemon.core.authkeys import AuthKeys
+
+MAGIC = b"HD"
+VERSION = 1
+MAX_DATAGRAM = 1400          # what the messenger fills: fits a 1500-byte Ethernet MTU with IP/UDP headers
+MAX_PACKET = 65000           # decode's default limit on anything received
+MAX_NAME = 64                # bytes of a node, link or channel name (UTF-8)
+MAX_SACK_RANGES = 32         # selective-ack ranges one ack carries
+MAX_DIGEST = 32              # the largest authkeys digest (sha256)
+
+KINDS = ("hb", "msg", "ack")
+_KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
+F_COMPRESSED, F_BROADCAST = 0x01, 0x02
+_FLAGS = F_COMPRESSED | F_BROADCAST
+
+# kind, flags, generation, seq, dst_generation, stream_id, stream_seq, msg_id, ack_seq, frag, nfrags
+_FIXED = struct.Struct("!BBQQQQQQQHH")
+_RANGE = struct.Struct("!QQ")
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One datagram's content.
+
+    Every kind: kind ("hb" | "msg" | "ack"), src, dst ("" = everybody), generation (the sender's
+    incarnation), seq (a per-sender transmission counter, checked by ReplayGuard), link (sender's
+    link name), payload.
+    msg: one fragment of a message on a sender->receiver stream: channel, msg_id, frag/nfrags,
+    compressed, broadcast (this copy is part of a broadcast), dst_generation (receiver incarnation the
+    stream is for), stream_id (the sender's id of that stream), stream_seq (position in the stream, 1..).
+    ack: dst_generation = generation of the acked sender, stream_id, ack_seq (every stream_seq <= it
+    received) and sack (inclusive ranges of stream_seqs above ack_seq already received).
+    """
+
+    kind: str
+    src: str
+    dst: str = ""
+    generation: int = 0
+    seq: int = 0
+    link: str = ""
+    payload: bytes = b""
+    channel: str = ""
+    msg_id: int = 0
+    frag: int = 0
+    nfrags: int = 0
+    compressed: bool = False
+    broadcast: bool = False
+    dst_generation: int = 0
+    stream_id: int = 0
+    stream_seq: int = 0
+    ack_seq: int = 0
+    sack: Tuple[Tuple[int, int], ...] = ()
+
+
+class Drop(Exception):
+    """A received datagram that is not accepted; `reason` is oversized|malformed|auth|version."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _name(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > MAX_NAME:
+        raise ValueError(f"{what} {value!r} is longer than {MAX_NAME} bytes")
+    return bytes([len(raw)]) + raw
+
+
+def header_size(src: str, dst: str, link: str, channel: str, digest_size: int = MAX_DIGEST, sack: int = 0) -> int:
+    """Bytes a packet takes besides its payload."""
+    names = sum(1 + len(s.encode("utf-8")) for s in (src, dst, link, channel))
+    return len(MAGIC) + 2 + digest_size + _FIXED.size + names + 1 + sack * _RANGE.size
+
+
+def fragment_capacity(src: str, dst: str, channel: str, max_datagram: int = MAX_DATAGRAM) -> int:
+    """Payload bytes that fit one datagram, whatever the link name (<= 15 bytes) and key method."""
+    return max_datagram - header_size(src, dst, "x" * 15, channel)
+
+
+def encode(pkt: Packet, auth: AuthKeys, max_size: int = MAX_PACKET) -> bytes:
+    """Serialize and sign `pkt` with the active key. Raises ValueError for packets that cannot be sent."""
+    code = _KIND_CODE.get(pkt.kind)
+    if code is None:
+        raise ValueError(f"unknown packet kind {pkt.kind!r}")
+    if not pkt.src:
+        raise ValueError("packet without a source node")
+    if len(pkt.sack) > MAX_SACK_RANGES:
+        raise ValueError(f"more than {MAX_SACK_RANGES} sack ranges")
+    flags = (F_COMPRESSED if pkt.compressed else 0) | (F_BROADCAST if pkt.broadcast else 0)
+    try:
+        fixed = _FIXED.pack(code, flags, pkt.generation, pkt.seq, pkt.dst_generation, pkt.stream_id,
+                            pkt.stream_seq, pkt.msg_id, pkt.ack_seq, pkt.frag, pkt.nfrags)
+        sack = b"".join(_RANGE.pack(a, b) for a, b in pkt.sack)
+    except struct.error as e:
+        raise ValueError(f"packet field out of range: {e}") from None
+    body = b"".join((fixed, _name(pkt.src, "node"), _name(pkt.dst, "node"), _name(pkt.link, "link"),
+                     _name(pkt.channel, "channel"), bytes([len(pkt.sack)]), sack, bytes(pkt.payload)))
+    head = MAGIC + bytes([VERSION, auth.active_index])
+    data = head + auth.sign(head + body) + body
+    if len(data) > max_size:
+        raise ValueError(f"packet of {len(data)} bytes exceeds {max_size}")
+    return data
+
+
+def decode(data: bytes, auth: AuthKeys, max_size: int = MAX_PACKET) -> Packet:
+    """Authenticate and parse one datagram. Raises Drop(reason) and nothing else, whatever the bytes."""
+    if len(data) > max_size:
+        raise Drop("oversized", f"{len(data)} bytes > {max_size}")
+    data = bytes(data)
+    if len(data) < 4 or data[:2] != MAGIC:
+        raise Drop("malformed", "bad magic")
+    if data[2] != VERSION:
+        raise Drop("version", f"protocol version {data[2]}, expected {VERSION}")
+    index = data[3]
+    size = auth.digest_size(index)
+    if size is None:
+        raise Drop("auth", f"key {index} not in authkeys")
+    if len(data) < 4 + size + _FIXED.size:
+        raise Drop("malformed", "truncated")
+    digest, body = data[4:4 + size], data[4 + size:]
+    if not auth.verify(index, data[:4] + body, digest):
+        raise Drop("auth", f"bad digest with key {index}")
+    try:
+        return _parse(body)
+    except (struct.error, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
+        raise Drop("malformed", str(e)) from None
+
+
+def _parse(body: bytes) -> Packet:
+    (code, flags, generation, seq, dst_generation, stream_id, stream_seq, msg_id, ack_seq, frag,
+     nfrags) = _FIXED.unpack_from(body, 0)
+    if not 1 <= code <= len(KINDS):
+        raise ValueError(f"unknown kind {code}")
+    if flags & ~_FLAGS:
+        raise ValueError(f"unknown flags {flags:#x}")
+    pos = _FIXED.size
+    names = []
+    for _ in range(4):
+        n = body[pos]
+        if n > MAX_NAME or pos + 1 + n > len(body):
+            raise ValueError("bad name length")
+        names.append(body[pos + 1:pos + 1 + n].decode("utf-8"))
+        pos += 1 + n
+    src, dst, link, channel = names
+    nsack = body[pos]
+    pos += 1
+    if nsack > MAX_SACK_RANGES or pos + nsack * _RANGE.size > len(body):
+        raise ValueError("bad sack count")
+    sack = tuple(_RANGE.unpack_from(body, pos + i * _RANGE.size) for i in range(nsack))
+    pos += nsack * _RANGE.size
+    kind = KINDS[code - 1]
+    if not src:
+        raise ValueError("empty source node")
+    if kind == "msg" and (nfrags == 0 or frag >= nfrags or stream_seq == 0 or not channel or not dst):
+        raise ValueError("bad message fragment header")
+    if any(a > b for a, b in sack):
+        raise ValueError("bad sack range")
+    return Packet(kind=kind, src=src, dst=dst, generation=generation, seq=seq, link=link, payload=body[pos:],
+                  channel=channel, msg_id=msg_id, frag=frag, nfrags=nfrags, compressed=bool(flags & F_COMPRESSED),
+                  broadcast=bool(flags & F_BROADCAST), dst_generation=dst_generation, stream_id=stream_id,
+                  stream_seq=stream_seq, ack_seq=ack_seq, sack=sack)
+
+
+class ReplayGuard:
+    """Rejects replayed and stale packets, per (src, kind, link), with a sliding window.
+
+    A packet is accepted once: its seq must be newer than the highest accepted, or within `window`
+    below it and not yet seen (UDP may reorder; a retransmission always gets a fresh seq, so a repeat
+    is a replay). A higher generation from a src resets all its windows; an older one is "replay".
+    Only authenticated packets reach the guard, so its memory is bounded by the configured nodes.
+    """
+
+    def __init__(self, window: int = 1024):
+        self.window = window
+        self._generation: Dict[str, int] = {}
+        self._seen: Dict[Tuple[str, str, str], Tuple[int, int]] = {}   # key -> (highest seq, bitmap)
+
+    def check(self, pkt: Packet) -> str | None:
+        """None when `pkt` is new (and record it), else "replay"."""
+        gen = self._generation.get(pkt.src)
+        if gen is None or pkt.generation > gen:
+            self.forget(pkt.src)
+            self._generation[pkt.src] = pkt.generation
+        elif pkt.generation < gen:
+            return "replay"
+        key = (pkt.src, pkt.kind, pkt.link)
+        seq = pkt.seq
+        if key not in self._seen:
+            self._seen[key] = (seq, 1)
+            return None
+        top, bits = self._seen[key]
+        if seq > top:
+            shift = seq - top
+            bits = ((bits << shift) | 1) & ((1 << self.window) - 1) if shift < self.window else 1
+            self._seen[key] = (seq, bits)
+            return None
+        offset = top - seq
+        if offset >= self.window or bits >> offset & 1:
+            return "replay"
+        self._seen[key] = (top, bits | 1 << offset)
+        return None
+
+    def forget(self, src: str) -> None:
+        """Drop everything known about `src`."""
+        self._generation.pop(src, None)
+        for key in [k for k in self._seen if k[0] == src]:
+            del self._seen[key]
+
+    def generation(self, src: str) -> int | None:
+        return self._generation.get(src)
+
