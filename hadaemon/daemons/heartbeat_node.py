@@ -17,7 +17,6 @@ log = logging.getLogger("ha-heartbeat")
 
 # every reason a received datagram can be dropped; all are reported (0 included)
 DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "not-for-us")
-MAX_DATAGRAM = 64 * 1024 - 1
 EPSILON = 0.001
 
 
@@ -153,7 +152,7 @@ class HeartbeatNode:
         """One datagram from a link socket: decode, authenticate, replay-check, feed the cores."""
         now = self.clock()
         try:
-            pkt = wire.decode(data, self.auth, MAX_DATAGRAM)
+            pkt = wire.decode(data, self.auth, wire.MAX_PACKET)
         except wire.Drop as drop:
             self._drop(drop.reason)
             return
