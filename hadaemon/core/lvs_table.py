@@ -356,3 +356,21 @@ def format_table(table: Mapping[str, Service], health: Mapping[Tuple[str, str], 
                 row += "  " + health.get((key, dkey), "-")
             lines.append(row.rstrip())
     return "\n".join(lines) + "\n"
+
+
+def table_to_data(table: Mapping[str, Service]) -> list:
+    """The table as JSON-able data: [{"service": {...}, "dests": [{...}, ...]}, ...] in key order."""
+    from dataclasses import asdict
+
+    return [{"service": asdict(table[k].service),
+             "dests": [asdict(table[k].dests[d]) for d in sorted(table[k].dests)]}
+            for k in sorted(table)]
+
+
+def table_from_data(data: list) -> Table:
+    """The inverse of table_to_data (TableError on malformed entries)."""
+    try:
+        return make_table([(VirtualService(**dict(e["service"], flags=tuple(e["service"].get("flags", ())))),
+                            [Destination(**d) for d in e["dests"]]) for e in data])
+    except (KeyError, TypeError) as e:
+        raise TableError(f"malformed table data: {e}") from e

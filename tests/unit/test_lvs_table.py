@@ -213,3 +213,11 @@ def test_edits_are_minimal_single_weight_change(table):
 def test_service_equality_ignores_mapping_type():
     from types import MappingProxyType
     assert Service(VIP, {R1.key: R1}) == Service(VIP, MappingProxyType({R1.key: R1}))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_tables)
+def test_table_data_round_trip(table):
+    import json
+    from hadaemon.core.lvs_table import table_from_data, table_to_data
+    assert table_from_data(json.loads(json.dumps(table_to_data(table)))) == table

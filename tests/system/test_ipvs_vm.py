@@ -1,0 +1,189 @@
+"""The IPVS backend against a real kernel IPVS table, in a QEMU VM (Debian's kernel, -accel tcg).
+
+Inside the VM (tests/system/ipvs_vm_steps.py): a pre-existing table made with ipvsadm is adopted, the
+scenario-like config below is programmed, a diff (weight change, quiescent real, removals) is applied,
+then cleanstop. Each stage's backend read() and `ipvsadm -Ln --thresholds` output come back here and are
+compared with the tables this file expects.
+"""
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hadaemon.core.lvs_table import (
+    Destination, VirtualService, format_table, make_table, table_from_data,
+)
+
+pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+checktimeout=3
+checkinterval=1
+autoreload=yes
+quiescent=yes
+virtual=192.168.18.100:80
+\treal=192.168.18.191:80 gate
+\treal=192.168.18.192:80 gate 3
+\treal=10.0.0.5:8080 masq 2
+\tfallback=127.0.0.1:80 gate
+\tservice=http
+\trequest=".test.html"
+\treceive="OK"
+\tvirtualhost=www.tuchao.com
+\tscheduler=wrr
+\tprotocol=tcp
+\tchecktype=negotiate
+\tcheckport=80
+virtual=192.168.18.100:443
+\treal=192.168.18.191:443 gate
+\treal=192.168.18.192:443 gate 1 l:20 u:100
+\tservice=https
+\tscheduler=wlc
+\tpersistent=600
+\tnetmask=255.255.255.0
+\tprotocol=tcp
+\tchecktype=connect
+virtual=7
+\treal=192.168.18.191 gate
+\treal=192.168.18.192 gate 2
+\tscheduler=sh
+\tschedflags=sh-port
+\tprotocol=fwm
+\tchecktype=ping
+virtual=192.168.18.100:53
+\treal=192.168.18.191:53 gate
+\treal=192.168.18.192:53 ipip
+\tservice=dns
+\tscheduler=rr
+\tprotocol=udp
+"""
+
+# The table that existed before the director started (made with ipvsadm): one of our services with a
+# wrong weight and a missing real, and a service that is not ours.
+PRE_EXISTING = """
+ipvsadm -A -t 192.168.18.100:80 -s wrr
+ipvsadm -a -t 192.168.18.100:80 -r 192.168.18.191:80 -g -w 1
+ipvsadm -a -t 192.168.18.100:80 -r 192.168.18.192:80 -g -w 7
+ipvsadm -A -t 10.9.9.9:22 -s rr
+ipvsadm -a -t 10.9.9.9:22 -r 10.9.9.10:22 -m -w 1
+"""
+
+WEB = VirtualService("tcp", "192.168.18.100", 80, scheduler="wrr")
+HTTPS = VirtualService("tcp", "192.168.18.100", 443, scheduler="wlc", persistent=600, netmask="255.255.255.0")
+FWM = VirtualService("fwm", fwmark=7, scheduler="sh", flags=("sh-port",))
+DNS = VirtualService("udp", "192.168.18.100", 53, scheduler="rr")
+FOREIGN = (VirtualService("tcp", "10.9.9.9", 22, scheduler="rr"), [Destination("10.9.9.10", 22, "masq", 1)])
+
+EXPECTED = {
+    "adopted": make_table([
+        (WEB, [Destination("192.168.18.191", 80, "gate", 1), Destination("192.168.18.192", 80, "gate", 7)]),
+        FOREIGN]),
+    "programmed": make_table([
+        (WEB, [Destination("192.168.18.191", 80, "gate", 1), Destination("192.168.18.192", 80, "gate", 3),
+               Destination("10.0.0.5", 8080, "masq", 2)]),
+        (HTTPS, [Destination("192.168.18.191", 443, "gate", 1),
+                 Destination("192.168.18.192", 443, "gate", 1, lower=20, upper=100)]),
+        (FWM, [Destination("192.168.18.191", 0, "gate", 1), Destination("192.168.18.192", 0, "gate", 2)]),
+        (DNS, [Destination("192.168.18.191", 53, "gate", 1), Destination("192.168.18.192", 53, "ipip", 1)]),
+        FOREIGN]),
+    "changed": make_table([
+        (WEB, [Destination("192.168.18.191", 80, "gate", 0), Destination("192.168.18.192", 80, "gate", 5)]),
+        (HTTPS, [Destination("192.168.18.191", 443, "gate", 1),
+                 Destination("192.168.18.192", 443, "gate", 1, lower=20, upper=100)]),
+        (FWM, [Destination("192.168.18.191", 0, "gate", 1), Destination("192.168.18.192", 0, "gate", 2)]),
+        FOREIGN]),
+    "cleanstop": make_table([FOREIGN]),
+}
+
+_FWD = {"Route": "gate", "Masq": "masq", "Tunnel": "ipip", "Local": "masq"}
+
+
+def parse_ipvsadm(text: str, thresholds: str = ""):
+    """`ipvsadm -Ln` output (and `ipvsadm -Ln --thresholds` output, which has the thresholds but not
+    the forwarding method and weight) -> Table: an independent reading of the kernel table."""
+    limits = [line.split()[2:4] for line in thresholds.splitlines()
+              if line.startswith("  -> ") and "RemoteAddress" not in line]
+    entries = []
+    for line in text.splitlines():
+        if line.startswith(("IP Virtual Server", "Prot ", "  -> RemoteAddress")) or not line.strip():
+            continue
+        if line.startswith("  -> "):
+            f = line.split()
+            addr, port = f[1].rsplit(":", 1)
+            upper, lower = limits.pop(0) if thresholds else (0, 0)
+            entries[-1][1].append(Destination(addr.strip("[]"), int(port), _FWD[f[2]], int(f[3]),
+                                              upper=int(upper), lower=int(lower)))
+            continue
+        m = re.match(r"(TCP|UDP|FWM)\s+(\S+)(\s+IPv6)?\s+(\S+)(.*)$", line)
+        assert m, f"unexpected ipvsadm line: {line!r}"
+        proto, where, v6, sched, rest = m.groups()
+        flags = re.search(r"\(([^)]*)\)", rest)
+        persistent = re.search(r"persistent (\d+)", rest)
+        mask = re.search(r"mask (\S+)", rest)
+        common = dict(scheduler=sched, persistent=int(persistent.group(1)) if persistent else None,
+                      netmask=mask.group(1) if mask else None,
+                      flags=tuple(flags.group(1).split(",")) if flags else ()
+                      + (("ops",) if re.search(r"\bops\b", rest) else ()))
+        if proto == "FWM":
+            svc = VirtualService("fwm", fwmark=int(where), family="inet6" if v6 else "inet", **common)
+        else:
+            addr, port = where.rsplit(":", 1)
+            svc = VirtualService(proto.lower(), addr.strip("[]"), int(port), **common)
+        entries.append((svc, []))
+    return make_table(entries)
+
+
+def test_parse_ipvsadm_reads_what_ipvsadm_prints():
+    text = ("IP Virtual Server version 1.2.1 (size=4096)\n"
+            "Prot LocalAddress:Port Scheduler Flags\n"
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+            "TCP  192.168.18.100:443 wlc persistent 600 mask 255.255.255.0\n"
+            "  -> 192.168.18.192:443            Route   1      0          0\n"
+            "FWM  7 sh (sh-port)\n")
+    thresholds = ("IP Virtual Server version 1.2.1 (size=4096)\n"
+                  "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn\n"
+                  "  -> RemoteAddress:Port\n"
+                  "TCP  192.168.18.100:443 wlc persistent 600 mask 255.255.255.0\n"
+                  "  -> 192.168.18.192:443            100        20         0          0\n"
+                  "FWM  7 sh (sh-port)\n")
+    t = parse_ipvsadm(text, thresholds)
+    assert t[HTTPS.key].service == HTTPS
+    assert t[HTTPS.key].dests["192.168.18.192:443"] == Destination("192.168.18.192", 443, "gate", 1, 20, 100)
+    assert t[FWM.key].service == FWM
+
+
+def test_ipvs_backend_in_vm():
+    from hadaemon.testing import qemu
+
+    reason = qemu.available()
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which("ipvsadm"):
+        pytest.skip("ipvsadm not installed")
+    # the VM sees the host's root read-only but mounts tmpfs on /tmp and /run: use /var/tmp
+    with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
+        cfg = Path(tmp) / "ldirectord.cf"
+        cfg.write_text(CONFIG)
+        python = REPO / ".venv" / "bin" / "python"
+        result = qemu.VM().run(PRE_EXISTING + f"{python} {REPO}/tests/system/ipvs_vm_steps.py {cfg}\n",
+                               timeout=600)
+    print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s")
+    assert result.returncode == 0, result.output + result.console[-2000:]
+    data = json.loads(result.output.split("JSON", 1)[1])
+    for stage, expected in EXPECTED.items():
+        read = table_from_data(data[stage]["read"])
+        listed = parse_ipvsadm(data[stage]["ipvsadm"], data[stage]["thresholds"])
+        print(f"--- {stage}: {len(data[stage]['ops'])} ops\n{data[stage]['ipvsadm']}")
+        assert read == expected, f"{stage}: backend read()\n{format_table(read)}expected\n{format_table(expected)}"
+        assert listed == expected, f"{stage}: ipvsadm -Ln\n{data[stage]['ipvsadm']}expected\n{format_table(expected)}"
+    programmed = data["programmed"]["ops"]
+    # adoption: our existing service is kept (no AddService for it), only its wrong weight is edited
+    assert "AddService tcp:192.168.18.100:80" not in programmed
+    assert "EditDest tcp:192.168.18.100:80 192.168.18.192:80" in programmed
+    assert not any("10.9.9.9" in op for stage in data.values() for op in stage["ops"])
+    assert data["cleanstop"]["ops"][-1].startswith("DelService")
