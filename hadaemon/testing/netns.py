@@ -89,7 +89,8 @@ def _delete_ns(ns: str) -> None:
 
 
 def cleanup_stale(prefix: str = "hd", force: bool = False) -> List[str]:
-    """Delete namespaces (with their processes, bridges, nft tables) and workdirs left by crashed runs.
+    """Delete namespaces (with their processes, bridges, nft tables), workdirs and nspawn containers
+    left by crashed runs.
 
     Only names made by Cluster ("hd<pid><letters>-...") whose creating pid is gone are removed, unless
     force=True (then every namespace starting with prefix goes). Returns the names removed.
@@ -105,9 +106,13 @@ def cleanup_stale(prefix: str = "hd", force: bool = False) -> List[str]:
             continue
         _delete_ns(ns)
         removed.append(ns)
+    from hadaemon.testing.nspawn import kill_container_tree, unmount_tree
+
     for d in Path(tempfile.gettempdir()).glob(prefix + "*"):
         m = _NAME_RE.match(d.name)
         if d.is_dir() and m and (force or not pid_alive(int(m.group(1)))):
+            kill_container_tree(d / "root")  # nspawn containers outlive their test process
+            unmount_tree(d)
             shutil.rmtree(d, ignore_errors=True)
             removed.append(str(d))
     return removed
