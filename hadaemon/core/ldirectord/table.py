@@ -1,0 +1,113 @@
+"""The wanted LVS table from config + health (quiescent, readdquiescent, fallback) and fallbackcommand runs (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Tuple
+
+from hadaemon.core.ldirectord.checks import Plan, make_plan
+from hadaemon.core.ldirectord.debounce import HealthState
+from hadaemon.core.ldirectord.model import DirectorConfig, Real, Virtual, table_port
+from hadaemon.core.lvs_table import (
+    SERVICE_FLAGS, Destination, Service, Table, VirtualService, hostport,
+)
+
+
+def virtual_service(v: Virtual) -> VirtualService:
+    """The IPVS virtual service for a virtual block (ld_setup's ipvsadm flags)."""
+    flags = [f for f in (v.schedflags or "").split(",") if f in SERVICE_FLAGS]
+    if v.protocol == "udp" and v.ops:
+        flags.append("ops")
+    family = "inet6" if v.family == 6 else "inet"
+    if v.protocol == "fwm":
+        return VirtualService("fwm", fwmark=v.fwmark or 0, family=family, scheduler=v.scheduler,
+                              persistent=v.persistent or None,
+                              netmask=v.netmask if v.persistent else None, flags=tuple(flags))
+    return VirtualService(v.protocol, v.address or "", v.port or 0, scheduler=v.scheduler,
+                          persistent=v.persistent or None,
+                          netmask=v.netmask if v.persistent else None, flags=tuple(flags))
+
+
+def dest_key(v: Virtual, r: Real) -> str:
+    """The key of real `r`'s destination in the table (its port defaults to the virtual's)."""
+    return hostport(r.address, table_port(v, r))
+
+
+def _dest(v: Virtual, r: Real, weight: int) -> Destination:
+    return Destination(r.address, table_port(v, r), r.method, weight, r.lower, r.upper)
+
+
+def wanted_table(config: DirectorConfig, health: HealthState, current: Table | None = None,
+                 plan: Plan | None = None) -> Table:
+    """The table the kernel should hold.
+
+    A real that is up is present with its weight. A real that is down is present with weight 0
+    when quiescent=yes, else absent; with readdquiescent=no a quiescent real that is absent from
+    `current` (removed by hand) stays absent. `current=None` means startup: quiescent reals are
+    (re)added with weight 0, as ldirectord's ld_start does. The fallback server (weight 1) is
+    present only while no real of the virtual is up. checktype=off reals keep the state they
+    started with (see initial_state).
+    """
+    plan = plan or make_plan(config)
+    table: Table = {}
+    readd = config.globals.readdquiescent
+    for v in config.virtuals:
+        svc = virtual_service(v)
+        cur = current.get(svc.key) if current is not None else None
+        dests: Dict[str, Destination] = {}
+        any_up = False
+        for r in v.reals:
+            key = dest_key(v, r)
+            if key in dests:
+                continue
+            h = health.get((v.key, r.key))
+            if h.up:
+                dests[key] = _dest(v, r, r.weight)
+                any_up = True
+            elif v.quiescent and (readd or current is None or (cur is not None and key in cur.dests)):
+                dests[key] = _dest(v, r, 0)
+        fb = config.fallback_for(v)
+        if fb is not None and not any_up:
+            dests[dest_key(v, fb)] = _dest(v, fb, 1)
+        table[svc.key] = Service(svc, dests)
+    return table
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run `command` through the shell (ldirectord's system_wrapper)."""
+
+    command: str
+    virtual: str
+
+
+def fallback_commands(config: DirectorConfig, health: HealthState,
+                      plan: Plan | None = None) -> Tuple[HealthState, List[RunCommand]]:
+    """fallbackcommand: `CMD start VIP:VPORT PROTO` when a virtual's last real goes down (or none is
+    up at start), `CMD stop ...` when one comes back; each only on a change, as ldirectord does."""
+    plan = plan or make_plan(config)
+    status: Dict[str, str] = dict(health.fallback_command)
+    effects: List[RunCommand] = []
+    for v in config.virtuals:
+        want = "stop" if health.any_up(plan, v.key) else "start"
+        if status.get(v.key) == want:
+            continue
+        status[v.key] = want
+        if v.fallbackcommand:
+            where = f"{v.server}:{v.port}" if v.protocol != "fwm" else f":{0}"
+            effects.append(RunCommand(f"{v.fallbackcommand} {want} {where} {v.protocol}", v.key))
+    return HealthState(health.reals, status), effects
+
+
+def health_by_dest(config: DirectorConfig, health: HealthState) -> Mapping[Tuple[str, str], str]:
+    """(service key, dest key) -> "up" / "down" / "maintenance" / "fallback", for status listings."""
+    out: Dict[Tuple[str, str], str] = {}
+    for v in config.virtuals:
+        skey = virtual_service(v).key
+        fb = config.fallback_for(v)
+        if fb is not None:
+            out[(skey, dest_key(v, fb))] = "fallback"
+        for r in v.reals:
+            h = health.get((v.key, r.key))
+            out[(skey, dest_key(v, r))] = "maintenance" if h.maintenance else ("up" if h.up else "down")
+    return out
