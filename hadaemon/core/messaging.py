@@ -1,0 +1,421 @@
+"""Reliable, ordered-per-sender cluster messaging over lossy datagrams (pure: packets and time in, packets out).
+
+Design (see docs/heartbeat-config.md, "Messaging"):
+
+- Every (sender, receiver) pair has a *stream*: a sequence of fragments numbered 1, 2, ... and identified
+  by (sender generation, receiver generation, stream_id). A broadcast is one copy per live member on
+  each member's stream, so every receiver sees the sender's unicasts and broadcasts in sending order,
+  and every member acks its own copy.
+- Receivers deliver fragments strictly in stream order (holding back out-of-order ones, dropping
+  duplicates), reassemble messages, decompress them, and ack each packet with a cumulative ack plus
+  selective-ack ranges. Senders retransmit unacked fragments with exponential backoff up to rto_max,
+  for as long as the membership says the receiver is alive. A receiver that dies or restarts turns
+  every unacked message to it into an Undeliverable report: never a silent loss.
+- A sender keeps at most `window` fragments in flight per receiver and queues the rest; past
+  `max_queued` fragments per receiver or `max_buffered_bytes` in all, send() raises Backpressure.
+
+The shell (daemon) sets `link` (and may renumber `seq`) before encoding; it passes every received
+msg/ack packet to on_packet(), membership changes to peer_joined()/peer_dead()/membership(), and calls
+tick() at next_deadline().
+"""
+from __future__ import annotations
+
+import bz2
+import heapq
+import itertools
+import zlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, replace
+from typing import Deque, Dict, Iterable, List, Mapping, Tuple, Union
+
+from hadaemon.core.wire import MAX_NAME, MAX_SACK_RANGES, Packet, fragment_capacity
+
+RECV_WINDOW = 1024          # a receiver holds stream_seqs below expected + RECV_WINDOW; senders' window <= it
+MAX_FRAGMENTS = 65535
+_ZLIB, _BZ2 = 1, 2
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A complete message received from `src`, in that sender's order."""
+
+    src: str
+    channel: str
+    body: bytes
+    msg_id: int
+    broadcast: bool = False
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    """A message (or a broadcast's copy) that `dst` never confirmed: it died, or restarted."""
+
+    dst: str
+    channel: str
+    msg_id: int
+    reason: str = "peer dead"
+
+
+class MessagingError(Exception):
+    """send() refused: bad arguments, unknown or dead destination, message too large."""
+
+
+class Backpressure(MessagingError):
+    """send() refused because too much is already queued; retry after acks drain the queue."""
+
+
+@dataclass
+class _Out:
+    pkt: Packet
+    size: int
+    rto: float = 0.0
+    next_retx: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class _OutStream:
+    peer: str
+    peer_gen: int
+    stream_id: int
+    next_seq: int = 1
+    inflight: OrderedDict[int, _Out] = field(default_factory=OrderedDict)
+    queue: Deque[_Out] = field(default_factory=deque)
+
+
+@dataclass
+class _InStream:
+    gen: int
+    stream_id: int
+    expected: int = 1
+    held: Dict[int, Packet] = field(default_factory=dict)
+    partial: List[Packet] = field(default_factory=list)
+    partial_bytes: int = 0
+
+
+def _compress(method: str, body: bytes) -> bytes:
+    if method == "bz2":
+        return bytes([_BZ2]) + bz2.compress(body, 9)
+    return bytes([_ZLIB]) + zlib.compress(body, 6)
+
+
+def _decompress(data: bytes, limit: int) -> bytes:
+    if not data:
+        raise ValueError("empty compressed body")
+    d = bz2.BZ2Decompressor() if data[0] == _BZ2 else zlib.decompressobj() if data[0] == _ZLIB else None
+    if d is None:
+        raise ValueError(f"unknown compression {data[0]}")
+    out = d.decompress(data[1:], limit + 1) if data[0] == _ZLIB else d.decompress(data[1:], max_length=limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"decompressed message exceeds {limit} bytes")
+    if not d.eof:
+        raise ValueError("truncated compressed message")
+    return out
+
+
+class Messenger:
+    """One node's messaging endpoint. Not thread-safe; all times are the caller's monotonic clock."""
+
+    def __init__(self, node: str, generation: int, max_fragment: int | None = None,
+                 compression: str | None = "zlib", compression_threshold_bytes: int = 2048, *,
+                 compression_threshold: int | None = None, rto_initial: float = 0.1, rto_max: float = 1.0,
+                 window: int = 256, max_queued: int = 8192, max_buffered_bytes: int = 64 << 20,
+                 max_message_bytes: int = 16 << 20):
+        if compression not in (None, "zlib", "bz2"):
+            raise ValueError(f"unknown compression {compression!r}")
+        if not 1 <= window <= RECV_WINDOW:
+            raise ValueError(f"window must be 1..{RECV_WINDOW}")
+        self.node = node
+        self.generation = generation
+        self.max_fragment = max_fragment
+        self.compression = compression
+        # compression_threshold (KB, as ha.cf says) wins over compression_threshold_bytes when given
+        self.compression_threshold_bytes = (compression_threshold * 1024 if compression_threshold is not None
+                                            else compression_threshold_bytes)
+        self.rto_initial, self.rto_max = rto_initial, max(rto_max, rto_initial)
+        self.window, self.max_queued = window, max_queued
+        self.max_buffered_bytes, self.max_message_bytes = max_buffered_bytes, max_message_bytes
+        self.buffered_bytes = 0
+        self.last_msg_id = 0
+        self.stats: Dict[str, int] = {k: 0 for k in (
+            "sent", "delivered", "retransmits", "duplicates", "stale", "out_of_window", "bad_messages",
+            "undeliverable")}
+        self._out: Dict[str, _OutStream] = {}
+        self._in: Dict[str, _InStream] = {}
+        self._pending: Dict[int, Tuple[str, Dict[str, int]]] = {}   # msg_id -> (channel, {peer: fragments left})
+        self._timers: List[Tuple[float, int, str, int, int]] = []   # (when, tiebreak, peer, stream_id, seq)
+        self._tiebreak = itertools.count()
+        self._stream_ids = itertools.count(1)
+        self._tx = {"msg": itertools.count(1), "ack": itertools.count(1)}
+
+    # -- membership ---------------------------------------------------------------------------------
+    def peer_joined(self, node: str, generation: int | None = None) -> List[Undeliverable]:
+        """`node` (incarnation `generation`) is a live member. A new generation fails the old stream."""
+        if node == self.node:
+            return []
+        gen = generation or 0     # 0: not told; the stream adopts the generation of the first ack
+        failed: List[Undeliverable] = []
+        stream = self._out.get(node)
+        if stream is not None:
+            if stream.peer_gen == gen or gen == 0:
+                return []
+            if stream.peer_gen == 0:
+                stream.peer_gen = gen
+                return []
+            failed = self._fail(node, "peer restarted")
+        self._out[node] = _OutStream(node, gen, next(self._stream_ids))
+        return failed
+
+    def peer_dead(self, node: str) -> List[Undeliverable]:
+        """`node` left the membership: every message it did not ack is reported undeliverable."""
+        return self._fail(node, "peer dead") if node in self._out else []
+
+    def membership(self, nodes: Union[Mapping[str, int], Iterable[str]]) -> List[Undeliverable]:
+        """Set the live members (names, or name -> generation); the others are treated as dead."""
+        items = list(nodes.items()) if isinstance(nodes, Mapping) else [(n, None) for n in nodes]
+        names = {n for n, _ in items}
+        failed: List[Undeliverable] = []
+        for gone in sorted(set(self._out) - names):
+            failed += self.peer_dead(gone)
+        for n, g in items:
+            failed += self.peer_joined(n, g)
+        return failed
+
+    def members(self) -> Tuple[str, ...]:
+        return tuple(sorted(self._out))
+
+    def _fail(self, node: str, reason: str) -> List[Undeliverable]:
+        stream = self._out.pop(node)
+        failed: List[Undeliverable] = []
+        seen = set()
+        for e in itertools.chain(stream.inflight.values(), stream.queue):
+            self.buffered_bytes -= e.size
+            mid = e.pkt.msg_id
+            if mid not in seen:
+                seen.add(mid)
+                failed.append(Undeliverable(node, e.pkt.channel, mid, reason))
+                entry = self._pending.get(mid)
+                if entry is not None:
+                    entry[1].pop(node, None)
+                    if not entry[1]:
+                        del self._pending[mid]
+        self.stats["undeliverable"] += len(failed)
+        return failed
+
+    # -- sending ------------------------------------------------------------------------------------
+    def send(self, dst: str | None, channel: str, body: bytes, now: float) -> List[Packet]:
+        """Queue `body` for `dst` ("" or None: every live member) and return the packets to send now."""
+        broadcast = not dst
+        if not isinstance(channel, str) or not channel or len(channel.encode("utf-8")) > MAX_NAME:
+            raise MessagingError(f"channel must be 1 to {MAX_NAME} bytes of text")
+        body = bytes(body)
+        if len(body) > self.max_message_bytes:
+            raise MessagingError(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes}")
+        if not broadcast:
+            if dst == self.node:
+                raise MessagingError(f"{dst!r} is the local node")
+            if dst not in self._out:
+                raise MessagingError(f"node {dst!r} is not a live member")
+        targets = sorted(self._out) if broadcast else [dst]
+        compressed = False
+        data = body
+        if self.compression and len(body) > self.compression_threshold_bytes:
+            packed = _compress(self.compression, body)
+            if len(packed) < len(body):
+                data, compressed = packed, True
+        if not targets:
+            self.last_msg_id += 1
+            return []
+        cap = self.max_fragment or fragment_capacity(self.node, max(targets, key=lambda t: len(t.encode())),
+                                                     channel)
+        chunks = [data[i:i + cap] for i in range(0, len(data), cap)] or [b""]
+        if len(chunks) > MAX_FRAGMENTS:
+            raise MessagingError(f"message needs {len(chunks)} fragments; at most {MAX_FRAGMENTS}")
+        for t in targets:
+            s = self._out[t]
+            if len(s.inflight) + len(s.queue) + len(chunks) > self.max_queued:
+                raise Backpressure(f"{len(s.inflight) + len(s.queue)} fragments already queued for {t}")
+        if self.buffered_bytes + len(data) * len(targets) > self.max_buffered_bytes:
+            raise Backpressure(f"{self.buffered_bytes} bytes already buffered")
+        self.last_msg_id += 1
+        msg_id = self.last_msg_id
+        self._pending[msg_id] = (channel, {t: len(chunks) for t in targets})
+        out: List[Packet] = []
+        for t in targets:
+            s = self._out[t]
+            for i, chunk in enumerate(chunks):
+                pkt = Packet(kind="msg", src=self.node, dst=t, generation=self.generation, payload=chunk,
+                             channel=channel, msg_id=msg_id, frag=i, nfrags=len(chunks), compressed=compressed,
+                             broadcast=broadcast, dst_generation=s.peer_gen, stream_id=s.stream_id,
+                             stream_seq=s.next_seq)
+                s.next_seq += 1
+                s.queue.append(_Out(pkt, len(chunk)))
+                self.buffered_bytes += len(chunk)
+            out += self._pump(s, now)
+        self.stats["sent"] += 1
+        return out
+
+    def _pump(self, s: _OutStream, now: float) -> List[Packet]:
+        out = []
+        while s.queue:
+            base = next(iter(s.inflight)) if s.inflight else s.queue[0].pkt.stream_seq
+            e = s.queue[0]
+            if e.pkt.stream_seq >= base + self.window:
+                break
+            s.queue.popleft()
+            e.rto, e.next_retx, e.attempts = self.rto_initial, now + self.rto_initial, 1
+            s.inflight[e.pkt.stream_seq] = e
+            heapq.heappush(self._timers, (e.next_retx, next(self._tiebreak), s.peer, s.stream_id, e.pkt.stream_seq))
+            out.append(replace(e.pkt, seq=next(self._tx["msg"])))
+        return out
+
+    def tick(self, now: float) -> List[Packet]:
+        """Retransmit what is due (backoff doubles up to rto_max) and fill send windows."""
+        out: List[Packet] = []
+        while self._timers and self._timers[0][0] <= now:
+            when, _, peer, sid, seq = heapq.heappop(self._timers)
+            s = self._out.get(peer)
+            e = s.inflight.get(seq) if s is not None and s.stream_id == sid else None
+            if e is None or e.next_retx != when:
+                continue
+            e.rto = min(e.rto * 2, self.rto_max)
+            e.next_retx = now + e.rto
+            e.attempts += 1
+            heapq.heappush(self._timers, (e.next_retx, next(self._tiebreak), peer, sid, seq))
+            self.stats["retransmits"] += 1
+            out.append(replace(e.pkt, seq=next(self._tx["msg"])))
+        for s in self._out.values():
+            out += self._pump(s, now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When tick() next has work (None: nothing in flight)."""
+        while self._timers:
+            when, _, peer, sid, seq = self._timers[0]
+            s = self._out.get(peer)
+            e = s.inflight.get(seq) if s is not None and s.stream_id == sid else None
+            if e is not None and e.next_retx == when:
+                return when
+            heapq.heappop(self._timers)
+        return None
+
+    def outstanding(self, msg_id: int) -> frozenset:
+        """Members that have not yet acked every fragment of `msg_id` (empty: delivered everywhere)."""
+        entry = self._pending.get(msg_id)
+        return frozenset(entry[1]) if entry else frozenset()
+
+    def queued(self, node: str) -> int:
+        s = self._out.get(node)
+        return len(s.inflight) + len(s.queue) if s else 0
+
+    # -- receiving ----------------------------------------------------------------------------------
+    def on_packet(self, pkt: Packet, now: float) -> Tuple[List[Delivered], List[Packet]]:
+        """Handle an authenticated, replay-checked msg or ack; return deliveries and packets to send."""
+        if pkt.src == self.node or pkt.dst != self.node:
+            return [], []
+        if pkt.kind == "msg":
+            return self._on_msg(pkt)
+        if pkt.kind == "ack":
+            return [], self._on_ack(pkt, now)
+        return [], []
+
+    def _on_msg(self, pkt: Packet) -> Tuple[List[Delivered], List[Packet]]:
+        if pkt.dst_generation not in (0, self.generation):
+            self.stats["stale"] += 1          # meant for an earlier incarnation of this node
+            return [], []
+        rs = self._in.get(pkt.src)
+        if rs is None or (pkt.generation, pkt.stream_id) > (rs.gen, rs.stream_id):
+            rs = self._in[pkt.src] = _InStream(pkt.generation, pkt.stream_id)
+        elif (pkt.generation, pkt.stream_id) < (rs.gen, rs.stream_id):
+            self.stats["stale"] += 1
+            return [], []
+        delivered: List[Delivered] = []
+        ss = pkt.stream_seq
+        if ss < rs.expected or ss in rs.held:
+            self.stats["duplicates"] += 1
+        elif ss >= rs.expected + RECV_WINDOW:
+            self.stats["out_of_window"] += 1
+        else:
+            rs.held[ss] = pkt
+            while rs.expected in rs.held:
+                d = self._reassemble(rs, rs.held.pop(rs.expected))
+                rs.expected += 1
+                if d is not None:
+                    delivered.append(d)
+        return delivered, [self._ack(pkt.src, rs)]
+
+    def _reassemble(self, rs: _InStream, p: Packet) -> Delivered | None:
+        if p.frag == 0:
+            if rs.partial:
+                self.stats["bad_messages"] += 1
+            rs.partial, rs.partial_bytes = [], 0
+        elif not rs.partial or rs.partial[0].msg_id != p.msg_id or len(rs.partial) != p.frag:
+            self.stats["bad_messages"] += 1
+            rs.partial, rs.partial_bytes = [], 0
+            return None
+        rs.partial.append(p)
+        rs.partial_bytes += len(p.payload)
+        if rs.partial_bytes > self.max_message_bytes + 64:
+            self.stats["bad_messages"] += 1
+            rs.partial, rs.partial_bytes = [], 0
+            return None
+        if len(rs.partial) < p.nfrags:
+            return None
+        first = rs.partial[0]
+        data = b"".join(f.payload for f in rs.partial)
+        rs.partial, rs.partial_bytes = [], 0
+        if first.compressed:
+            try:
+                data = _decompress(data, self.max_message_bytes)
+            except (ValueError, OSError, EOFError, zlib.error):
+                self.stats["bad_messages"] += 1
+                return None
+        self.stats["delivered"] += 1
+        return Delivered(first.src, first.channel, data, first.msg_id, first.broadcast)
+
+    def _ack(self, src: str, rs: _InStream) -> Packet:
+        ranges: List[Tuple[int, int]] = []
+        for s in sorted(rs.held):
+            if ranges and s == ranges[-1][1] + 1:
+                ranges[-1] = (ranges[-1][0], s)
+            elif len(ranges) < MAX_SACK_RANGES:
+                ranges.append((s, s))
+            else:
+                break
+        return Packet(kind="ack", src=self.node, dst=src, generation=self.generation, seq=next(self._tx["ack"]),
+                      dst_generation=rs.gen, stream_id=rs.stream_id, ack_seq=rs.expected - 1, sack=tuple(ranges))
+
+    def _on_ack(self, pkt: Packet, now: float) -> List[Packet]:
+        s = self._out.get(pkt.src)
+        if (s is None or pkt.stream_id != s.stream_id or pkt.dst_generation != self.generation
+                or (s.peer_gen and pkt.generation != s.peer_gen)):
+            self.stats["stale"] += 1
+            return []
+        if not s.peer_gen:
+            s.peer_gen = pkt.generation
+        while s.inflight:
+            seq = next(iter(s.inflight))
+            if seq > pkt.ack_seq:
+                break
+            self._acked(s, s.inflight.pop(seq))
+        if s.inflight:
+            lo, hi = next(iter(s.inflight)), next(reversed(s.inflight))
+            for a, b in pkt.sack:
+                for seq in range(max(a, lo), min(b, hi) + 1):
+                    e = s.inflight.pop(seq, None)
+                    if e is not None:
+                        self._acked(s, e)
+        return self._pump(s, now)
+
+    def _acked(self, s: _OutStream, e: _Out) -> None:
+        self.buffered_bytes -= e.size
+        entry = self._pending.get(e.pkt.msg_id)
+        if entry is None:
+            return
+        left = entry[1]
+        if s.peer in left:
+            left[s.peer] -= 1
+            if left[s.peer] <= 0:
+                del left[s.peer]
+                if not left:
+                    del self._pending[e.pkt.msg_id]
