@@ -9,9 +9,8 @@ import shutil
 import signal
 import tempfile
 import threading
-import weakref
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Set
 
 from hadaemon.testing.dbus import PrivateBus
 from hadaemon.testing.procs import HarnessError, Proc, base_env, pid_alive, run_cmd, wait_until
@@ -19,7 +18,8 @@ from hadaemon.testing.procs import HarnessError, Proc, base_env, pid_alive, run_
 __all__ = ["Cluster", "Capture", "HarnessError", "check_prerequisites", "cleanup_stale", "cluster_fixture"]
 
 _counter = itertools.count()
-_live: weakref.WeakSet[Cluster] = weakref.WeakSet()
+_live: Set[Cluster] = set()  # strong refs: an unreferenced cluster is still cleaned at exit
+_safety_net = False
 _checked = False
 _NAME_RE = re.compile(r"^hd(\d+)([a-z]+)-")
 NFT_TABLE = "hadaemon"
@@ -204,9 +204,10 @@ class Cluster:
         self.close()
 
     def start(self) -> Cluster:
-        if not _live and not getattr(Cluster, "_net_installed", False):
+        global _safety_net
+        if not _safety_net:
             _install_safety_net()
-            Cluster._net_installed = True
+            _safety_net = True
         check_prerequisites()
         _live.add(self)
         try:
