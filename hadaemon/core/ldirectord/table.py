@@ -42,9 +42,10 @@ def wanted_table(config: DirectorConfig, health: HealthState, current: Table | N
     """The table the kernel should hold.
 
     A real that is up is present with its weight. A real that is down is present with weight 0
-    when quiescent=yes, else absent; with readdquiescent=no a quiescent real that is absent from
-    `current` (removed by hand) stays absent. `current=None` means startup: quiescent reals are
-    (re)added with weight 0, as ldirectord's ld_start does. The fallback server (weight 1) is
+    when quiescent=yes, else absent; with readdquiescent=no a quiescent real that has been checked
+    and is absent from `current` (removed by hand) stays absent. `current=None` means startup, and
+    a real not checked yet (new at start or reload) is added with weight 0, as ldirectord's
+    ld_start does. The fallback server (weight 1) is
     present only while no real of the virtual is up. checktype=off reals keep the state they
     started with (see initial_state).
     """
@@ -64,7 +65,8 @@ def wanted_table(config: DirectorConfig, health: HealthState, current: Table | N
             if h.up:
                 dests[key] = _dest(v, r, r.weight)
                 any_up = True
-            elif v.quiescent and (readd or current is None or (cur is not None and key in cur.dests)):
+            elif v.quiescent and (readd or current is None or h.last_time is None
+                                  or (cur is not None and key in cur.dests)):
                 dests[key] = _dest(v, r, 0)
         fb = config.fallback_for(v)
         if fb is not None and not any_up:
