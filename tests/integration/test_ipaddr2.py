@@ -1,0 +1,362 @@
+"""hadaemon:IPaddr2 in network namespaces: GARP on the wire, client neighbour caches, OCF codes
+compared with Debian's unmodified ClusterLabs IPaddr2, collision detection, ownership, IPv6."""
+from __future__ import annotations
+
+import datetime
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hadaemon.io import garp
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = REPO / "agents" / "IPaddr2"
+CLUSTERLABS = Path("/usr/lib/ocf/resource.d/heartbeat/IPaddr2")
+
+
+@pytest.fixture(scope="module")
+def c():
+    with Cluster(["node1", "node2"], client=True, ipv6=True) as cluster:
+        yield cluster
+
+
+def vip(c, host: int) -> str:
+    return f"10.{c.base}.0.{host}"
+
+
+def ours(c, node, action, meta=None, **params):
+    """Run agents/IPaddr2 in the node's namespace; (rc, stderr, seconds)."""
+    env = {f"OCF_RESKEY_{k}": str(v) for k, v in params.items()}
+    env.update({f"OCF_RESKEY_CRM_meta_{k}": str(v) for k, v in (meta or {}).items()})
+    env["HADAEMON_RUNDIR"] = str(c.workdir / "run" / node)
+    t0 = time.time()
+    cp = c.run(node, [sys.executable, str(AGENT), action], env=env, timeout=60)
+    return cp.returncode, cp.stderr, t0
+
+
+def theirs(c, node, action, meta=None, **params):
+    env = {f"OCF_RESKEY_{k}": str(v) for k, v in params.items()}
+    env.update({f"OCF_RESKEY_CRM_meta_{k}": str(v) for k, v in (meta or {}).items()})
+    env.update(OCF_ROOT="/usr/lib/ocf", HA_RSCTMP=str(c.workdir / "rsctmp" / node))
+    os.makedirs(env["HA_RSCTMP"], exist_ok=True)
+    cp = c.run(node, [str(CLUSTERLABS), action], env=env, timeout=60)
+    return cp.returncode, cp.stderr, 0.0
+
+
+def addrs(c, node, dev="eth0", family="-4"):
+    return c.run(node, ["ip", family, "-o", "addr", "show", "dev", dev], check=True).stdout
+
+
+def has_addr(c, node, ip, prefix, dev="eth0"):
+    family = "-6" if ":" in ip else "-4"
+    return f" {ip}/{prefix} " in addrs(c, node, dev, family)
+
+
+def neigh(c, ip, node="client"):
+    return c.run(node, ["ip", "neigh", "show", ip, "dev", "eth0"], check=True).stdout.strip()
+
+
+def read_pcap(path):
+    """[(timestamp, frame bytes)] from a classic pcap file (microsecond or nanosecond)."""
+    data = Path(path).read_bytes()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack("<I", data[:4])[0]
+    scale = 1e-9 if magic == 0xA1B23C4D else 1e-6
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _orig = struct.unpack("<IIII", data[off:off + 16])
+        out.append((sec + frac * scale, data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return out
+
+
+def garps(frames, ip, mac, op=None):
+    """Timestamps of gratuitous ARPs for ip from mac (optionally only requests or replies)."""
+    out = []
+    for ts, f in frames:
+        a = garp.parse_arp(f)
+        if a and a[1] == mac and a[2] == ip and a[4] == ip and (op is None or a[0] == op):
+            out.append(ts)
+    return out
+
+
+def monitor_switch_time(output, ip, mac):
+    """Time of the first `ip -ts monitor neigh` line showing ip at mac."""
+    for line in output.splitlines():
+        if f"{ip} " in line and f"lladdr {mac}" in line and line.startswith("["):
+            stamp = line[1:line.index("]")]
+            return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+    return None
+
+
+@pytest.fixture
+def cleanup(c):
+    """Undo what a test left: agent-added VIPs (stop), client neighbour entries, sysctls."""
+    todo = []
+    yield todo
+    for node, params in todo:
+        ours(c, node, "stop", **params)
+    for ip in {p["ip"] for _, p in todo}:
+        c.run("client", ["ip", "neigh", "del", ip, "dev", "eth0"])
+        for node in ("node1", "node2"):
+            c.run(node, ["ip", "addr", "del", f"{ip}/{24 if ':' not in ip else 64}", "dev", "eth0"])
+    c.run("client", ["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_accept=0", "net.ipv4.conf.eth0.arp_accept=0"])
+
+
+# -- OCF codes, compared with ClusterLabs ---------------------------------------------------------
+
+@pytest.mark.skipif(not CLUSTERLABS.exists(), reason="Debian's resource-agents (ClusterLabs IPaddr2) missing")
+def test_ocf_codes_match_clusterlabs(c, cleanup):
+    ip = vip(c, 210)
+    good = {"ip": ip, "cidr_netmask": "24"}
+    cleanup.append(("node1", good))
+    steps = [
+        ("monitor", good, None), ("start", good, None), ("monitor", good, None),
+        ("monitor", good, {"interval": "10000"}), ("start", good, None), ("stop", good, None),
+        ("monitor", good, None), ("monitor", good, {"interval": "10000"}), ("stop", good, None),
+        ("validate-all", good, None), ("validate-all", {"ip": vip(c, 300), "cidr_netmask": "24"}, None),
+        ("validate-all", {"ip": ip, "cidr_netmask": "33"}, None),
+        ("validate-all", {"ip": ip, "nic": "nosuch0"}, None),
+        ("validate-all", {"ip": ip, "arp_count": "0"}, None),
+        ("validate-all", {"ip": ip, "iflabel": "waytoolonglabel"}, None),
+        ("validate-all", {"ip": "10.99.99.1"}, None),  # no route: nic/netmask cannot be found
+        ("start", {"ip": ip, "cidr_netmask": "33"}, None), ("monitor", {"ip": vip(c, 300)}, None),
+        ("stop", {"ip": "10.99.99.1"}, None), ("frobnicate", good, None), ("meta-data", good, None),
+    ]
+    results = {}
+    for name, agent in (("clusterlabs", theirs), ("hadaemon", ours)):
+        codes = []
+        for action, params, meta in steps:
+            rc, err, _ = agent(c, "node1", action, meta, **params)
+            codes.append((action, rc, has_addr(c, "node1", ip, 24)))
+        results[name] = codes
+        assert not has_addr(c, "node1", ip, 24)
+    for step, a, b in zip(steps, results["clusterlabs"], results["hadaemon"]):
+        print(f"{step[0]:<13} {step[1]} meta={step[2]}: clusterlabs rc={a[1]} hadaemon rc={b[1]}")
+    assert results["hadaemon"] == results["clusterlabs"]
+    # The sequence exercises every code the issue names.
+    assert {rc for _, rc, _ in results["hadaemon"]} >= {0, 1, 3, 6, 7}
+
+
+# -- gratuitous ARP on the wire -------------------------------------------------------------------
+
+@pytest.mark.parametrize("count,interval_ms", [(5, 200), (3, 400)])
+def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms):
+    ip = vip(c, 211)
+    params = {"ip": ip, "cidr_netmask": "24", "arp_count": count, "arp_interval": interval_ms}
+    cleanup.append(("node2", params))
+    mac = c.mac("node2")
+    with c.tcpdump("client", "arp") as cap:
+        rc, err, t0 = ours(c, "node2", "start", **params)
+        t_return = time.time()
+        assert rc == 0, err
+        time.sleep(count * interval_ms / 1000 + 0.5)
+    frames = read_pcap(cap.stop())
+    requests = garps(frames, ip, mac, garp.ARPOP_REQUEST)
+    replies = garps(frames, ip, mac, garp.ARPOP_REPLY)
+    gaps = [b - a for a, b in zip(requests, requests[1:])]
+    print(f"arp_count={count} arp_interval={interval_ms}ms: {len(requests)} requests, {len(replies)} replies; "
+          f"gaps {[round(g * 1000) for g in gaps]} ms")
+    print(f"agent process start -> first GARP on the wire: {(requests[0] - t0) * 1000:.0f} ms "
+          f"(start returned after {(t_return - t0) * 1000:.0f} ms)")
+    assert len(requests) == count and len(replies) == count
+    assert all(0.5 * interval_ms / 1000 <= g <= 2.0 * interval_ms / 1000 for g in gaps)
+    assert abs(sum(gaps) / len(gaps) - interval_ms / 1000) < 0.25 * interval_ms / 1000
+    # start returns promptly: the later rounds are sent in the background
+    assert t_return < requests[-1]
+
+
+@pytest.mark.parametrize("state", ["reachable", "stale"])
+def test_existing_entry_switches_on_first_garp(c, cleanup, state):
+    ip = vip(c, 212)
+    p1 = {"ip": ip, "cidr_netmask": "24", "arp_count": 1}
+    cleanup += [("node1", p1), ("node2", p1)]
+    assert ours(c, "node1", "start", **p1)[0] == 0
+    assert c.run("client", ["ping", "-c", "1", "-W", "2", ip]).returncode == 0
+    old, new = c.mac("node1"), c.mac("node2")
+    if state == "stale":
+        c.run("client", ["ip", "neigh", "change", ip, "lladdr", old, "dev", "eth0", "nud", "stale"], check=True)
+    before = neigh(c, ip)
+    assert old in before and state.upper() in before, before
+    assert ours(c, "node1", "stop", **p1)[0] == 0  # the old node lets go (or dies)
+    mon = c.spawn("client", ["ip", "-ts", "monitor", "neigh"], name=f"neighmon-{state}")
+    time.sleep(0.3)
+    with c.tcpdump("client", "arp") as cap:
+        rc, err, t0 = ours(c, "node2", "start", **p1)  # arp_count=1: one round only
+        assert rc == 0, err
+        wait_until(lambda: new in neigh(c, ip), 3, message="client entry to switch to node2")
+        time.sleep(0.2)
+    mon.terminate(2)
+    frames = read_pcap(cap.stop())
+    first = garps(frames, ip, new)
+    assert first, "no GARP captured"
+    switched = monitor_switch_time(mon.output(), ip, new)
+    assert switched is not None, mon.output()
+    print(f"{state} entry: first GARP {(first[0] - t0) * 1000:.0f} ms after agent start; client entry "
+          f"switched {(switched - first[0]) * 1000:.2f} ms after the GARP reached it; now: {neigh(c, ip)}")
+    assert len(garps(frames, ip, new, garp.ARPOP_REQUEST)) == 1  # it was that single round that did it
+    assert -0.001 <= switched - first[0] < 1.0
+
+
+def test_new_entry_only_with_arp_accept(c, cleanup):
+    ip = vip(c, 213)
+    p = {"ip": ip, "cidr_netmask": "24", "arp_count": 1}
+    cleanup.append(("node2", p))
+    new = c.mac("node2")
+    c.run("client", ["ip", "neigh", "del", ip, "dev", "eth0"])
+    # arp_accept=0 (default): the GARP is on the wire but the client creates no entry
+    with c.tcpdump("client", "arp") as cap:
+        assert ours(c, "node2", "start", **p)[0] == 0
+        time.sleep(0.5)
+    assert garps(read_pcap(cap.stop()), ip, new)
+    assert new not in neigh(c, ip)
+    assert ours(c, "node2", "stop", **p)[0] == 0
+    # arp_accept=1: the first GARP creates the entry
+    c.run("client", ["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_accept=1", "net.ipv4.conf.eth0.arp_accept=1"],
+          check=True)
+    mon = c.spawn("client", ["ip", "-ts", "monitor", "neigh"], name="neighmon-new")
+    time.sleep(0.3)
+    with c.tcpdump("client", "arp") as cap:
+        rc, err, t0 = ours(c, "node2", "start", **p)
+        assert rc == 0, err
+        wait_until(lambda: new in neigh(c, ip), 3, message="client to learn the VIP from the GARP")
+        time.sleep(0.2)
+    mon.terminate(2)
+    first = garps(read_pcap(cap.stop()), ip, new)
+    switched = monitor_switch_time(mon.output(), ip, new)
+    assert first and switched is not None
+    print(f"arp_accept=1: new entry {(switched - first[0]) * 1000:.2f} ms after the first GARP "
+          f"({(first[0] - t0) * 1000:.0f} ms after agent start): {neigh(c, ip)}")
+    assert -0.001 <= switched - first[0] < 1.0
+
+
+def test_monitor_refresh_sends_arp_count_refresh(c, cleanup):
+    ip = vip(c, 214)
+    p = {"ip": ip, "cidr_netmask": "24", "arp_count": 1, "arp_count_refresh": 3, "arp_interval": 100}
+    cleanup.append(("node1", p))
+    assert ours(c, "node1", "start", **p)[0] == 0
+    time.sleep(0.2)
+    with c.tcpdump("client", "arp") as cap:
+        assert ours(c, "node1", "monitor", {"interval": "10000"}, **p)[0] == 0
+        time.sleep(0.6)
+    sent = garps(read_pcap(cap.stop()), ip, c.mac("node1"), garp.ARPOP_REQUEST)
+    print(f"monitor with arp_count_refresh=3: {len(sent)} GARP rounds")
+    assert len(sent) == 3
+
+
+def test_stop_kills_the_background_announcer(c, cleanup):
+    ip = vip(c, 215)
+    p = {"ip": ip, "cidr_netmask": "24", "arp_count": 40, "arp_interval": 100}
+    cleanup.append(("node1", p))
+    with c.tcpdump("client", "arp") as cap:
+        assert ours(c, "node1", "start", **p)[0] == 0
+        time.sleep(0.35)
+        assert ours(c, "node1", "stop", **p)[0] == 0
+        stopped = time.time()
+        time.sleep(0.5)
+    sent = garps(read_pcap(cap.stop()), ip, c.mac("node1"), garp.ARPOP_REQUEST)
+    print(f"arp_count=40: {len(sent)} rounds before stop; {sum(t > stopped for t in sent)} after")
+    assert 2 <= len(sent) < 40 and not [t for t in sent if t > stopped]
+    assert not has_addr(c, "node1", ip, 24)
+
+
+# -- collisions and ownership ---------------------------------------------------------------------
+
+def test_address_live_elsewhere_is_detected_at_start(c, cleanup):
+    ip = vip(c, 216)
+    p = {"ip": ip, "cidr_netmask": "24"}
+    cleanup += [("node2", p)]
+    c.run("node1", ["ip", "addr", "add", f"{ip}/24", "dev", "eth0"], check=True)  # another host has it
+    rc, err, t0 = ours(c, "node2", "start", **p)
+    took = time.time() - t0
+    print(f"collision detected in {took * 1000:.0f} ms: {err.strip().splitlines()[-1]}")
+    assert rc == 1 and "collision" in err and c.mac("node1") in err
+    assert not has_addr(c, "node2", ip, 24)
+    c.run("node1", ["ip", "addr", "del", f"{ip}/24", "dev", "eth0"], check=True)
+    assert ours(c, "node2", "start", **p)[0] == 0
+    # Already ours: start is a no-op without a probe (and without a second announcement).
+    with c.tcpdump("client", "arp") as cap:
+        rc, err, t0 = ours(c, "node2", "start", **p)
+        time.sleep(0.3)
+    assert rc == 0
+    probes = [f for _, f in read_pcap(cap.stop()) if (garp.parse_arp(f) or (0, "", ""))[2] == "0.0.0.0"]
+    assert probes == []
+
+
+def test_stop_removes_only_the_address_it_added(c, cleanup):
+    ip = vip(c, 217)
+    p = {"ip": ip, "cidr_netmask": "24", "iflabel": "vip"}
+    cleanup.append(("node1", p))
+    c.run("node1", ["ip", "addr", "add", f"{ip}/24", "dev", "eth0"], check=True)  # configured by the admin
+    assert ours(c, "node1", "start", **p)[0] == 0
+    assert ours(c, "node1", "monitor", **p)[0] == 0
+    rc, err, _ = ours(c, "node1", "stop", **p)
+    assert rc == 0 and "not added by this agent" in err
+    assert has_addr(c, "node1", ip, 24)
+    c.run("node1", ["ip", "addr", "del", f"{ip}/24", "dev", "eth0"], check=True)
+    assert ours(c, "node1", "start", **p)[0] == 0
+    assert "eth0:vip" in addrs(c, "node1")
+    assert ours(c, "node1", "stop", **p)[0] == 0
+    assert not has_addr(c, "node1", ip, 24)
+    assert ours(c, "node1", "monitor", **p)[0] == 7
+
+
+def test_lvs_support_moves_the_vip_off_lo_and_back(c, cleanup):
+    ip = vip(c, 218)
+    p = {"ip": ip, "cidr_netmask": "24", "lvs_support": "true"}
+    cleanup.append(("node1", p))
+    c.run("node1", ["ip", "addr", "add", f"{ip}/32", "dev", "lo"], check=True)
+    try:
+        assert ours(c, "node1", "start", **p)[0] == 0
+        assert has_addr(c, "node1", ip, 24) and not has_addr(c, "node1", ip, 32, dev="lo")
+        assert ours(c, "node1", "stop", **p)[0] == 0
+        assert not has_addr(c, "node1", ip, 24) and has_addr(c, "node1", ip, 32, dev="lo")
+    finally:
+        c.run("node1", ["ip", "addr", "del", f"{ip}/32", "dev", "lo"])
+
+
+# -- IPv6 -----------------------------------------------------------------------------------------
+
+def test_ipv6_unsolicited_na_and_dad(c, cleanup):
+    from scapy.layers.inet6 import ICMPv6ND_NA
+    from scapy.layers.l2 import Ether
+
+    net = f"fd00:{c.base:x}::"
+    ip = f"{net}200"
+    for node, host in (("node1", 1), ("node2", 2), ("client", 250)):
+        c.run(node, ["ip", "-6", "addr", "replace", f"{net}{host:x}/64", "dev", "eth0", "nodad"], check=True)
+    p = {"ip": ip, "cidr_netmask": "64", "arp_count": 3, "arp_interval": 200, "preferred_lft": "0"}
+    cleanup += [("node1", p), ("node2", p)]
+    old, new = c.mac("node1"), c.mac("node2")
+    c.run("client", ["ip", "-6", "neigh", "replace", ip, "lladdr", old, "dev", "eth0", "nud", "stale"], check=True)
+    with c.tcpdump("client", "icmp6") as cap:
+        rc, err, t0 = ours(c, "node2", "start", **p)
+        took = time.time() - t0
+        assert rc == 0, err
+        wait_until(lambda: new in neigh(c, ip), 3, message="client IPv6 entry to switch to node2")
+    nas = []
+    for ts, f in read_pcap(cap.stop()):
+        pkt = Ether(f)
+        if ICMPv6ND_NA in pkt and pkt.src == new and pkt[ICMPv6ND_NA].tgt == ip:
+            nas.append((ts, pkt[ICMPv6ND_NA].O))
+    print(f"IPv6: start took {took * 1000:.0f} ms (kernel DAD), {len(nas)} unsolicited NAs, "
+          f"client entry: {neigh(c, ip)}")
+    assert len(nas) == 3 and all(o == 1 for _, o in nas)
+    assert "preferred_lft 0sec" in c.run("node2", ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
+    assert ours(c, "node2", "stop", **p)[0] == 0 and not has_addr(c, "node2", ip, 64)
+    # DAD: node1 holds the address, node2's start fails and leaves nothing behind.
+    c.run("node1", ["ip", "-6", "addr", "add", f"{ip}/64", "dev", "eth0", "nodad"], check=True)
+    rc, err, _ = ours(c, "node2", "start", **p)
+    print(f"IPv6 collision: rc={rc} {err.strip().splitlines()[-1]}")
+    assert rc == 1 and "collision" in err
+    assert not has_addr(c, "node2", ip, 64)
+    c.run("node1", ["ip", "-6", "addr", "del", f"{ip}/64", "dev", "eth0"], check=True)
