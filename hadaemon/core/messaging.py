@@ -71,6 +71,7 @@ class _Out:
     rto: float = 0.0
     next_retx: float = 0.0
     attempts: int = 0
+    sacked: bool = False     # the receiver holds it, but has not delivered it yet (a gap before it)
 
 
 @dataclass
@@ -217,6 +218,9 @@ class Messenger:
             if dst not in self._out:
                 raise MessagingError(f"node {dst!r} is not a live member")
         targets = sorted(self._out) if broadcast else [dst]
+        full = [t for t in targets if self.queued(t) >= self.max_queued]
+        if full:   # cheap refusal before compressing
+            raise Backpressure(f"{self.queued(full[0])} fragments already queued for {full[0]}")
         compressed = False
         data = body
         if self.compression and len(body) > self.compression_threshold_bytes:
@@ -276,7 +280,7 @@ class Messenger:
             when, _, peer, sid, seq = heapq.heappop(self._timers)
             s = self._out.get(peer)
             e = s.inflight.get(seq) if s is not None and s.stream_id == sid else None
-            if e is None or e.next_retx != when:
+            if e is None or e.sacked or e.next_retx != when:
                 continue
             e.rto = min(e.rto * 2, self.rto_max)
             e.next_retx = now + e.rto
@@ -294,7 +298,7 @@ class Messenger:
             when, _, peer, sid, seq = self._timers[0]
             s = self._out.get(peer)
             e = s.inflight.get(seq) if s is not None and s.stream_id == sid else None
-            if e is not None and e.next_retx == when:
+            if e is not None and not e.sacked and e.next_retx == when:
                 return when
             heapq.heappop(self._timers)
         return None
@@ -402,9 +406,9 @@ class Messenger:
             lo, hi = next(iter(s.inflight)), next(reversed(s.inflight))
             for a, b in pkt.sack:
                 for seq in range(max(a, lo), min(b, hi) + 1):
-                    e = s.inflight.pop(seq, None)
+                    e = s.inflight.get(seq)
                     if e is not None:
-                        self._acked(s, e)
+                        e.sacked = True   # no more retransmissions; done only when the cumulative ack passes it
         return self._pump(s, now)
 
     def _acked(self, s: _OutStream, e: _Out) -> None:
