@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Set
 
 from hadaemon.testing.dbus import PrivateBus
-from hadaemon.testing.procs import HarnessError, Proc, base_env, pid_alive, run_cmd, wait_until
+from hadaemon.testing.procs import CommandError, HarnessError, Proc, base_env, pid_alive, run_cmd, wait_until
 
 __all__ = ["Cluster", "Capture", "HarnessError", "check_prerequisites", "cleanup_stale", "cluster_fixture"]
 
@@ -218,6 +218,10 @@ class Cluster:
                 run_cmd(["ip", "-n", self.switch, "link", "add", f"br{k}", "type", "bridge",
                          "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0"])
                 run_cmd(["ip", "-n", self.switch, "link", "set", f"br{k}", "up"])
+            try:
+                self._apply_nft()  # the (empty) bridge table exists from the start
+            except CommandError as exc:
+                raise HarnessError(f"nftables bridge family unusable in a namespace: {exc}") from None
             for i, name in enumerate(self.nodes):
                 self._add_member(name, f"n{i}", i + 1, range(self.links))
             if self._want_client:

@@ -1,6 +1,7 @@
 """Process helpers for the test harnesses: spawned processes with logs, bounded waits, checked commands."""
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -79,11 +80,34 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+TOKEN_VAR = "HADAEMON_PROC_TOKEN"
+_tokens = itertools.count()
+
+
+def kill_marked(token: str, sig: int = signal.SIGKILL) -> List[int]:
+    """Signal every process whose environment carries TOKEN_VAR=token (a Proc's descendants)."""
+    needle = f"{TOKEN_VAR}={token}".encode() + b"\0"
+    hit = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read() + b"\0":
+                    continue
+            os.kill(int(entry), sig)
+            hit.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return hit
+
+
 class Proc:
     """A process started in its own session (process group = pid), output appended to a log file.
 
     kill9()/stop()/cont() signal the process itself (like `kill -9 PID`); terminate() and cleanup
-    also kill what it left in its process group.
+    also kill what it left behind: its process group while the leader is not yet reaped (so the id
+    cannot have been reused), then every process carrying its token in the environment.
     """
 
     def __init__(self, argv: Sequence[str], log_path: Path, env: Dict[str, str] | None = None,
@@ -96,6 +120,7 @@ class Proc:
         self.cwd = cwd
         self.popen: subprocess.Popen | None = None
         self.starts = 0
+        self.token = f"{os.getpid()}.{next(_tokens)}"
         self._start()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -114,7 +139,8 @@ class Proc:
             try:
                 self.popen = subprocess.Popen(
                     self._full_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=self.env if self.env is not None else base_env(), cwd=self.cwd,
+                    env=dict(self.env if self.env is not None else base_env(), **{TOKEN_VAR: self.token}),
+                    cwd=self.cwd,
                     start_new_session=True, close_fds=True)
             except FileNotFoundError as exc:
                 raise HarnessError(f"cannot start {self.argv[0]}: {exc}") from None
@@ -166,15 +192,17 @@ class Proc:
             return None
 
     def terminate(self, timeout: float = 5) -> int | None:
-        """SIGTERM (and SIGCONT in case it is stopped); after timeout s SIGKILL the whole group."""
+        """SIGTERM (and SIGCONT in case it is stopped); after timeout s SIGKILL the group; then kill
+        any descendant still carrying this Proc's token."""
         if self.popen is None:
             return None
-        if self.alive():
+        if self.popen.poll() is None:
             self.signal(signal.SIGTERM)
             self.signal(signal.SIGCONT)
-            self.wait(timeout)
-        self._killpg(signal.SIGKILL)
-        self.wait(5)
+            if self.wait(timeout) is None:
+                self._killpg(signal.SIGKILL)  # leader not reaped yet: the group id is still ours
+                self.wait(5)
+        kill_marked(self.token)
         return self.returncode
 
     def restart(self, timeout: float = 5) -> None:
