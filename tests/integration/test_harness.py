@@ -169,6 +169,30 @@ def test_processes_killed_and_everything_removed_even_when_block_raises():
     assert not any(n.startswith(prefix + "-") for n in left), left
     assert left <= before | {n for n in left if not n.startswith(prefix)}
     assert not workdir.exists()
+    assert "table bridge hadaemon" not in run_cmd(["nft", "list", "tables"]).stdout  # never in the host ns
+
+
+def test_sigterm_to_the_test_process_still_cleans_up():
+    script = textwrap.dedent("""
+        import time
+        from hadaemon.testing.netns import Cluster
+        with Cluster(["x"]) as c:
+            p = c.spawn("x", ["sleep", "600"])
+            print(c.prefix, p.pid, flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=base_env())
+    try:
+        prefix, pid = proc.stdout.readline().split()
+        assert f"{prefix}-x" in _netns_names()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not any(n.startswith(prefix + "-") for n in _netns_names())
+    assert _gone(int(pid))
 
 
 def test_concurrent_clusters_do_not_collide():
