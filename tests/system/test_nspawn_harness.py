@@ -71,3 +71,26 @@ def test_container_boots_runs_notify_unit_and_journals_fields(rootfs):
         assert not workdir.exists()
         with open("/proc/self/mounts") as f:
             assert str(root) not in f.read()
+
+
+IMPORT_ALL = """
+import importlib, pkgutil, sys, hadaemon
+bad = []
+for m in pkgutil.walk_packages(hadaemon.__path__, "hadaemon."):
+    try:
+        importlib.import_module(m.name)
+    except Exception as exc:
+        bad.append(f"{m.name}: {type(exc).__name__}: {exc}")
+print("\\n".join(bad))
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_every_module_imports_with_debian_python_packages(rootfs):
+    """What an RPM/deb install sees: the distribution's python3, dbus-next, pyroute2, scapy, systemd."""
+    with Container(rootfs=rootfs, name="imports") as ct:
+        versions = ct.run(["dpkg-query", "-W", "python3", "python3-dbus-next", "python3-pyroute2",
+                           "python3-scapy", "python3-systemd"], check=True)
+        print("\nbookworm packages: " + ", ".join(versions.stdout.split("\n")).replace("\t", " "))
+        cp = ct.run(["python3", "-c", IMPORT_ALL], timeout=120)
+        assert cp.returncode == 0, cp.stdout + cp.stderr
