@@ -389,26 +389,36 @@ class Agent:
         return bool(state and state.get("nic") == where.nic and state.get("prefix") == where.prefix)
 
     # -- announcements
-    def announce(self, nic: str, rounds: int) -> None:
+    def prepare_announcement(self, nic: str):
+        """(link socket, frames of one round) for nic, or None on loopback."""
+        from hadaemon.io import garp
+
+        if nic.startswith("lo"):
+            return None
+        link = garp.LinkSocket(nic, garp.ETH_P_ARP if self.cfg.family == 4 else garp.ETH_P_IPV6)
+        return link, garp.announcement_frames(link.mac, self.cfg.ip)
+
+    def announce(self, prepared, rounds: int) -> None:
         """Send the first round now, the rest (arp_interval apart) in the background or here."""
         from hadaemon.io import garp
 
-        if rounds <= 0 or nic.startswith("lo"):
+        if prepared is None or rounds <= 0:
             return
-        proto = garp.ETH_P_ARP if self.cfg.family == 4 else garp.ETH_P_IPV6
-        with garp.LinkSocket(nic, proto) as link:
-            frames = garp.announcement_frames(link.mac, self.cfg.ip)
+        link, frames = prepared
+        with link:
+            sent = time.monotonic()
             link.send(frames)
-            log.info("announced %s on %s (round 1/%d)", self.cfg.ip, nic, rounds)
+            log.info("announced %s on %s (round 1/%d)", self.cfg.ip, link.ifname, rounds)
             if rounds == 1:
                 return
             if self.cfg.arp_bg:
                 self.kill_sender()
                 os.makedirs(_state_dir(self.env), exist_ok=True)
-                garp.send_in_background(link, frames, rounds - 1, self.cfg.arp_interval, self.pid_path)
+                garp.send_in_background(link, frames, rounds - 1, self.cfg.arp_interval, self.pid_path,
+                                        after=sent)
             else:
                 garp.send_rounds(link, frames, rounds - 1, self.cfg.arp_interval,
-                                 first_delay=self.cfg.arp_interval)
+                                 first_delay=max(0.0, sent + self.cfg.arp_interval - time.monotonic()))
 
     def kill_sender(self) -> None:
         """Stop a background announcer still running for this address (stop, or a new start)."""
@@ -432,14 +442,20 @@ class Agent:
         if index is None:
             raise OcfError(OCF_ERR_CONFIGURED, f"Invalid interface name [{where.nic}]")
         lo_saved = self.take_from_lo() if cfg.lvs_support else None
+        prober = None
         if cfg.family == 4 and cfg.run_arping and not where.nic.startswith("lo"):
             from hadaemon.io import garp
 
-            other = garp.probe(where.nic, cfg.ip, PROBE_COUNT, PROBE_INTERVAL)
-            if other:
-                self.restore_lo(lo_saved)
-                raise OcfError(OCF_ERR_GENERIC, f"IPv4 address collision {cfg.ip} [DAD]: "
-                                                f"already in use by {other} on {where.nic}")
+            prober = garp.Probe(where.nic, cfg.ip, PROBE_COUNT, PROBE_INTERVAL)
+        # Build the announcement (importing scapy) while the probe is on the wire.
+        prepared = self.prepare_announcement(where.nic) if cfg.arp_count else None
+        other = prober.result() if prober else None
+        if other:
+            self.restore_lo(lo_saved)
+            if prepared:
+                prepared[0].close()
+            raise OcfError(OCF_ERR_GENERIC, f"IPv4 address collision {cfg.ip} [DAD]: "
+                                            f"already in use by {other} on {where.nic}")
         self.save_state({"ip": cfg.ip, "nic": where.nic, "prefix": where.prefix, "label": where.label,
                          "lo": lo_saved, "added": time.time()})
         kw = {"index": index, "address": cfg.ip, "prefixlen": where.prefix, "proto": ADDR_PROTO}
@@ -460,13 +476,20 @@ class Agent:
             link = self.ipr.get_links(index)[0]
             if not link["flags"] & 1:
                 self.ipr.link("set", index=index, state="up")
-        except Exception as e:  # pyroute2 raises NetlinkError (an OSError) or ValueError
+        except Exception as e:  # pyroute2 raises NetlinkError or ValueError
+            if prepared:
+                prepared[0].close()
             self.drop_state()
             self.restore_lo(lo_saved)
             raise OcfError(OCF_ERR_GENERIC, f"Failed to add {cfg.ip}/{where.prefix} to {where.nic}: {e}") from e
         if cfg.family == 6 and not cfg.nodad:
-            self.wait_dad(where)
-        self.announce(where.nic, cfg.arp_count)
+            try:
+                self.wait_dad(where)
+            except OcfError:
+                if prepared:
+                    prepared[0].close()
+                raise
+        self.announce(prepared, cfg.arp_count)
 
     def wait_dad(self, where: Placement) -> None:
         """IPv6: wait until the kernel's duplicate address detection finishes; fail on a collision."""
@@ -551,7 +574,7 @@ class Agent:
         if not ok:
             return OCF_NOT_RUNNING
         if refresh and self.cfg.arp_count_refresh:
-            self.announce(where.nic, self.cfg.arp_count_refresh)
+            self.announce(self.prepare_announcement(where.nic), self.cfg.arp_count_refresh)
         return OCF_SUCCESS
 
 

@@ -114,10 +114,11 @@ def send_rounds(link: LinkSocket, frames: Sequence[bytes], rounds: int, interval
 
 
 def send_in_background(link: LinkSocket, frames: Sequence[bytes], rounds: int, interval: float,
-                       pidfile: str | None = None) -> int:
+                       pidfile: str | None = None, after: float | None = None) -> int:
     """Send the rounds from a detached grandchild (like IPaddr2's backgrounded send_arp).
 
-    The first round is sent `interval` after the call.  The grandchild closes stdio (a caller reading
+    The first round is sent `interval` after `after` (a time.monotonic() value, default: now), so a
+    round the caller just sent keeps its spacing.  The grandchild closes stdio (a caller reading
     the agent's output must not wait for it), writes its pid to `pidfile` and removes it when done.
     Returns the grandchild's pid.  Safe to call from a threaded process: the child only sleeps, sends
     on the already open socket and leaves with os._exit.
@@ -143,7 +144,8 @@ def send_in_background(link: LinkSocket, frames: Sequence[bytes], rounds: int, i
                 os.replace(tmp, pidfile)
             os.write(wfd, struct.pack("=i", me))
             os.close(wfd)
-            send_rounds(link, frames, rounds, interval, first_delay=interval)
+            first = (time.monotonic() if after is None else after) + interval
+            send_rounds(link, frames, rounds, interval, first_delay=max(0.0, first - time.monotonic()))
             if pidfile:
                 try:
                     with open(pidfile) as f:
@@ -201,23 +203,53 @@ def parse_arp(frame: bytes):
             _mac_str(frame[32:38]), socket.inet_ntoa(frame[38:42]))
 
 
-def probe(ifname: str, ip: str, count: int = 2, interval: float = 0.1) -> str | None:
-    """Is ip already in use on the link?  Sends `count` ARP probes `interval` apart and listens
-    until `interval` after the last one.  Returns the MAC of a host claiming ip, or None."""
-    with LinkSocket(ifname, ETH_P_ARP) as link:
-        frame = probe_frame(link.mac, ip)
+def probe_frame_raw(mac: str, ip: str) -> bytes:
+    """probe_frame() built without scapy (the same bytes, checked by the unit tests), so the probe can
+    go out while scapy is still being imported for the announcement frames."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    return (b"\xff" * 6 + hw + struct.pack("!HHHBBH", ETH_P_ARP, 1, 0x0800, 6, 4, ARPOP_REQUEST)
+            + hw + b"\0\0\0\0" + b"\0" * 6 + socket.inet_aton(ip))
+
+
+class Probe:
+    """ARP probes for ip (RFC 5227) sent from a background thread: `count` probes `interval` apart,
+    then listening until `interval` after the last one.  result() waits and returns the MAC of a
+    host claiming ip, or None.  The thread mostly waits in select(), so the caller can meanwhile do
+    CPU work (imports)."""
+
+    def __init__(self, ifname: str, ip: str, count: int = 2, interval: float = 0.1):
+        import threading
+
+        self.ifname, self.ip, self.count, self.interval = ifname, ip, count, interval
+        self.link = LinkSocket(ifname, ETH_P_ARP)
+        self.conflict: str | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"arp-probe-{ip}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.conflict = self._probe()
+        except BaseException as e:  # reported by result()
+            self.error = e
+        finally:
+            self.link.close()
+
+    def _probe(self) -> str | None:
+        link, ip, interval = self.link, self.ip, self.interval
+        frame = probe_frame_raw(link.mac, ip)
         start = time.monotonic()
-        deadline = start + count * interval
+        deadline = start + self.count * interval
         sent = 0
         while True:
             now = time.monotonic()
-            if sent < count and now >= start + sent * interval:
+            if sent < self.count and now >= start + sent * interval:
                 link.send([frame])
                 sent += 1
                 continue
             if now >= deadline:
                 return None
-            wake = min(deadline, start + sent * interval) if sent < count else deadline
+            wake = min(deadline, start + sent * interval) if sent < self.count else deadline
             ready, _, _ = select.select([link.sock], [], [], max(0.0, wake - now))
             if not ready:
                 continue
@@ -234,3 +266,14 @@ def probe(ifname: str, ip: str, count: int = 2, interval: float = 0.1) -> str | 
                 return sha
             if spa == "0.0.0.0" and tpa == ip:
                 return sha  # someone else probing for the same address right now (RFC 5227 2.1.1)
+
+    def result(self) -> str | None:
+        self.thread.join(self.count * self.interval + 5.0)
+        if self.error is not None:
+            raise self.error
+        return self.conflict
+
+
+def probe(ifname: str, ip: str, count: int = 2, interval: float = 0.1) -> str | None:
+    """Is ip already in use on the link?  Returns the MAC of a host claiming it, or None."""
+    return Probe(ifname, ip, count, interval).result()

@@ -149,10 +149,11 @@ def test_ocf_codes_match_clusterlabs(c, cleanup):
 
 # -- gratuitous ARP on the wire -------------------------------------------------------------------
 
-@pytest.mark.parametrize("count,interval_ms", [(5, 200), (3, 400)])
-def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms):
+@pytest.mark.parametrize("count,interval_ms,run_arping", [(5, 200, "true"), (3, 400, "false")])
+def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms, run_arping):
     ip = vip(c, 211)
-    params = {"ip": ip, "cidr_netmask": "24", "arp_count": count, "arp_interval": interval_ms}
+    params = {"ip": ip, "cidr_netmask": "24", "arp_count": count, "arp_interval": interval_ms,
+              "run_arping": run_arping}
     cleanup.append(("node2", params))
     mac = c.mac("node2")
     with c.tcpdump("client", "arp") as cap:
@@ -166,7 +167,8 @@ def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms):
     gaps = [b - a for a, b in zip(requests, requests[1:])]
     print(f"arp_count={count} arp_interval={interval_ms}ms: {len(requests)} requests, {len(replies)} replies; "
           f"gaps {[round(g * 1000) for g in gaps]} ms")
-    print(f"agent process start -> first GARP on the wire: {(requests[0] - t0) * 1000:.0f} ms "
+    print(f"agent process start -> first GARP on the wire (collision probe {run_arping}): "
+          f"{(requests[0] - t0) * 1000:.0f} ms "
           f"(start returned after {(t_return - t0) * 1000:.0f} ms)")
     assert len(requests) == count and len(replies) == count
     assert all(0.5 * interval_ms / 1000 <= g <= 2.0 * interval_ms / 1000 for g in gaps)

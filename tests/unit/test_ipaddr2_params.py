@@ -191,6 +191,11 @@ def test_probe_frame_has_no_sender_address():
     assert (op, sha, spa, tpa) == (garp.ARPOP_REQUEST, MAC, "0.0.0.0", "10.0.0.5")
 
 
+def test_raw_probe_frame_equals_the_scapy_one():
+    for mac, ip in ((MAC, "10.0.0.5"), ("aa:bb:cc:dd:ee:ff", "192.168.18.100")):
+        assert garp.probe_frame_raw(mac, ip) == garp.probe_frame(mac, ip)
+
+
 def test_unsolicited_na():
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
     from scapy.layers.l2 import Ether
