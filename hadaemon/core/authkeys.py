@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import stat
 import zlib
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class AuthKeys:
 
 
 def _index(text: str) -> int | None:
-    if text.isdigit() and 0 <= int(text) <= MAX_KEY_INDEX:
+    if re.fullmatch(r"[0-9]{1,6}", text) and 0 <= int(text) <= MAX_KEY_INDEX:
         return int(text)
     return None
 
@@ -101,7 +102,7 @@ def parse_authkeys(text: str, path: str = "authkeys") -> AuthKeys:
             continue
         n = _index(head)
         if n is None:
-            if head.isdigit():
+            if re.fullmatch(r"[0-9]+", head):
                 raise ConfigError(path, lineno, f"invalid key number '{head}' (use 0 to {MAX_KEY_INDEX})")
             raise ConfigError(path, lineno, f"expected 'auth N' or 'N METHOD SECRET', got '{head}' "
                                             f"(methods: {', '.join(METHODS)})")

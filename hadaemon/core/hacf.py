@@ -119,7 +119,7 @@ def format_time(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-_TIME_RE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|sec|ms|msec|us|usec)?$", re.IGNORECASE)
+_TIME_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(s|sec|ms|msec|us|usec)?$", re.IGNORECASE)
 
 
 def parse_time(text: str) -> float | None:
@@ -136,12 +136,17 @@ def parse_time(text: str) -> float | None:
     return value
 
 
+def _is_uint(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also accepts '²' and other digits int() refuses)."""
+    return bool(re.fullmatch(r"[0-9]{1,12}", text))
+
+
 def _is_host(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
         return True
     except ValueError:
-        return bool(re.match(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$", text)) and not text.replace(".", "").isdigit()
+        return bool(re.match(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$", text)) and not _is_uint(text.replace(".", ""))
 
 
 class _Parser:
@@ -203,7 +208,7 @@ class _Parser:
 
     def integer(self, d: str, args: List[str], line: int, lo: int, hi: int) -> None:
         v = self.one(d, args, line)
-        if not v.isdigit() or not lo <= int(v) <= hi:
+        if not _is_uint(v) or not lo <= int(v) <= hi:
             raise self.err(line, f"{d}: invalid value '{v}' (use an integer from {lo} to {hi})")
         self.set(d, int(v), line)
 
@@ -245,9 +250,9 @@ class _Parser:
             ok = False
         if not ok:
             raise self.err(line, f"mcast: '{group}' is not an IPv4 multicast group (224.0.0.0 to 239.255.255.255)")
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not _is_uint(port) or not 1 <= int(port) <= 65535:
             raise self.err(line, f"mcast: invalid port '{port}' (use 1 to 65535)")
-        if not ttl.isdigit() or not 1 <= int(ttl) <= 255:
+        if not _is_uint(ttl) or not 1 <= int(ttl) <= 255:
             raise self.err(line, f"mcast: invalid ttl '{ttl}' (use 1 to 255)")
         if loop not in ("0", "1"):
             raise self.err(line, f"mcast: invalid loop '{loop}' (use 0 or 1)")
@@ -320,7 +325,7 @@ class _Parser:
 
     def d_max_rexmit_delay(self, d: str, args: List[str], line: int) -> None:
         v = self.one(d, args, line)   # Heartbeat: milliseconds, a bare integer
-        if not v.isdigit() or int(v) <= 0:
+        if not _is_uint(v) or int(v) <= 0:
             raise self.err(line, f"max_rexmit_delay: invalid value '{v}' (milliseconds, a positive integer)")
         self.set(d, int(v) / 1000.0, line)
 
@@ -382,6 +387,9 @@ _SCALARS = (
 )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _split(rest: str) -> List[str]:
     # Heartbeat separates option values by blanks and commas.
     return [t for t in re.split(r"[\s,]+", rest) if t]
@@ -394,6 +402,8 @@ def parse_hacf(text: str, path: str = "ha.cf") -> HaConfig:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
+        if _CONTROL.search(line):
+            raise p.err(lineno, "control character in line (ha.cf is plain text)")
         parts = line.split(None, 1)
         d = parts[0]
         args = _split(parts[1]) if len(parts) > 1 else []

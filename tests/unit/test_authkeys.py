@@ -128,3 +128,27 @@ def test_load_errors(tmp_path):
     with pytest.raises(ConfigError) as ei:
         load_authkeys(str(p))
     assert str(ei.value) == f"{p}:2: not valid UTF-8 text"
+
+
+def test_unicode_digits_are_not_key_numbers():
+    assert error("auth ²\n") == "authkeys:1: auth: invalid key number '²' (use 0 to 15)"
+    assert error("auth 1\n١ sha1 0123456789abcdef\n").startswith("authkeys:2: expected 'auth N'")
+
+
+def test_fuzzed_text_only_ever_raises_config_error():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    words = st.sampled_from(["auth", "1", "2", "16", "sha1", "sha256", "md5", "crc", "#", "²", "0123456789abcdef"])
+    line = st.lists(st.one_of(words, st.text(max_size=6)), max_size=4).map(" ".join)
+
+    @hypothesis.settings(max_examples=400, deadline=None)
+    @hypothesis.given(st.lists(line, max_size=6))
+    def check(lines):
+        try:
+            k = parse_authkeys("\n".join(lines), "f")
+        except ConfigError as e:
+            assert str(e).startswith("f")
+        else:
+            assert k.active in k.keys and k.verify(k.active, b"x", k.sign(b"x"))
+
+    check()

@@ -317,3 +317,70 @@ def test_config_is_immutable():
     c = cfg()
     with pytest.raises(AttributeError):
         c.keepalive = 5  # type: ignore[misc]
+
+
+INVALID_VALUE = [
+    ("udpport ²", "udpport: invalid value '²' (use an integer from 1 to 65535)"),
+    ("udpport ١٢", "udpport: invalid value '١٢' (use an integer from 1 to 65535)"),
+    ("keepalive ١", "keepalive: invalid time '١' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("initdead -5", "initdead: invalid time '-5' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("warntime 0", "warntime: invalid time '0' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("deadping x", "deadping: invalid time 'x' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("conn_logd_time 0", "conn_logd_time: invalid time '0' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("pacemaker maybe", "pacemaker: invalid value 'maybe' (use on, off or respawn)"),
+    ("use_logd maybe", "use_logd: invalid value 'maybe' (use on or off)"),
+    ("realtime 2", "realtime: invalid value '2' (use on or off)"),
+    ("coredumps x", "coredumps: invalid value 'x' (use on or off)"),
+    ("log_badpack x", "log_badpack: invalid value 'x' (use on or off)"),
+    ("record_config_changes x", "record_config_changes: invalid value 'x' (use on or off)"),
+    ("record_pengine_inputs x", "record_pengine_inputs: invalid value 'x' (use on or off)"),
+    ("enable_config_writes x", "enable_config_writes: invalid value 'x' (use on or off)"),
+    ("hopfudge 256", "hopfudge: invalid value '256' (use an integer from 0 to 255)"),
+    ("debug -1", "debug: invalid value '-1' (use an integer from 0 to 255)"),
+    ("rtprio 0", "rtprio: invalid value '0' (use an integer from 1 to 99)"),
+    ("uuidfrom mac", "uuidfrom: invalid value 'mac' (use one of: file, nodename)"),
+    ("msgfmt xml", "msgfmt: invalid value 'xml' (use one of: classic, netstring)"),
+    ("memreserve lots", "memreserve: invalid value 'lots' (use an integer from 0 to 1073741824)"),
+    ("debugfile tmp/x", "debugfile: 'tmp/x' is not an absolute path"),
+    ("logfacility", "'logfacility' needs a value"),
+    ("env NOEQUALS", "env: expected NAME=value, got 'NOEQUALS'"),
+    ("max_rexmit_delay 1.5", "max_rexmit_delay: invalid value '1.5' (milliseconds, a positive integer)"),
+    ("mcast eth0 239.0.0.1 ６９４ 1 0", "mcast: invalid port '６９４' (use 1 to 65535)"),
+    ("mcast eth0 239.0.0.1 694 ² 0", "mcast: invalid ttl '²' (use 1 to 255)"),
+    ("mcast a/b 239.0.0.1 694 1 0", "mcast: invalid interface name 'a/b' (at most 15 characters, no '/')"),
+    ("ucast .. 10.0.0.1", "ucast: invalid interface name '..' (at most 15 characters, no '/')"),
+    ("logfile /var/log/\x01x", "control character in line (ha.cf is plain text)"),
+    ("node a\x00b", "control character in line (ha.cf is plain text)"),
+]
+
+
+@pytest.mark.parametrize("line,message", INVALID_VALUE)
+def test_invalid_values(line, message):
+    assert error(BASE + line + "\n") == "ha.cf:4: " + message
+
+
+def test_every_directive_has_an_error_test():
+    tested = {line.split()[0] for line, _ in INVALID_VALUE}
+    tested |= {text.splitlines()[0].split()[0] for text, _ in ERRORS if text.strip()}
+    tested |= {line.split()[0] for text, _ in ERRORS for line in text.splitlines()
+               if line.split() and line.split()[0] in ("mcast", "ucast", "bcast", "ping_group", "node")}
+    missing = set(DIRECTIVES) - tested - {"udp"}
+    assert missing == set()
+
+
+def test_fuzzed_text_only_ever_raises_config_error():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    words = st.sampled_from(sorted(DIRECTIVES) + sorted(UNSUPPORTED) + ["#", ",", "1", "0.5", "100ms", "eth0",
+                                                                        "239.0.0.1", "on", "²", "\x00", "-1"])
+    line = st.lists(st.one_of(words, st.text(max_size=8)), max_size=6).map(" ".join)
+
+    @hypothesis.settings(max_examples=400, deadline=None)
+    @hypothesis.given(st.lists(line, max_size=12))
+    def check(lines):
+        try:
+            parse_hacf("\n".join(lines), "f")
+        except ConfigError as e:
+            assert str(e).startswith("f")
+
+    check()
