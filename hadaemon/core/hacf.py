@@ -11,6 +11,7 @@ from hadaemon.core.errors import ConfigError
 DEFAULT_UDPPORT = 694
 IFNAMSIZ_MAX = 15          # Linux interface names are at most 15 bytes
 NODE_NAME_MAX = 64         # HOST_NAME_MAX; also what fits the wire header
+MAX_TIME = 86400           # seconds: no timer longer than a day
 SYSLOG_FACILITIES = (
     "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
     "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
@@ -198,6 +199,8 @@ class _Parser:
         t = parse_time(v)
         if t is None or (t <= 0 and not zero_ok):
             raise self.err(line, f"{d}: invalid time '{v}' (use seconds such as 2 or 0.5, or 500ms / 500000us)")
+        if t > MAX_TIME:
+            raise self.err(line, f"{d}: {v} is too long (at most {MAX_TIME} seconds)")
         self.set(d, t, line)
 
     def boolean(self, d: str, args: List[str], line: int) -> None:

@@ -353,7 +353,8 @@ class Messenger:
             if rs.partial:
                 self.stats["bad_messages"] += 1
             rs.partial, rs.partial_bytes = [], 0
-        elif not rs.partial or rs.partial[0].msg_id != p.msg_id or len(rs.partial) != p.frag:
+        elif (not rs.partial or rs.partial[0].msg_id != p.msg_id or len(rs.partial) != p.frag
+              or rs.partial[0].nfrags != p.nfrags):
             self.stats["bad_messages"] += 1
             rs.partial, rs.partial_bytes = [], 0
             return None

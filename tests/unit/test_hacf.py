@@ -326,6 +326,8 @@ INVALID_VALUE = [
     ("initdead -5", "initdead: invalid time '-5' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
     ("warntime 0", "warntime: invalid time '0' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
     ("deadping x", "deadping: invalid time 'x' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
+    ("deadtime 86401", "deadtime: 86401 is too long (at most 86400 seconds)"),
+    ("keepalive 9999999999999999999999999999999999999999999999", "keepalive: 9999999999999999999999999999999999999999999999 is too long (at most 86400 seconds)"),
     ("conn_logd_time 0", "conn_logd_time: invalid time '0' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
     ("pacemaker maybe", "pacemaker: invalid value 'maybe' (use on, off or respawn)"),
     ("use_logd maybe", "use_logd: invalid value 'maybe' (use on or off)"),

@@ -469,3 +469,13 @@ def test_packets_not_for_me_or_from_me_are_ignored():
     assert a.on_packet(p, 0.0) == ([], [])
     assert Messenger("c", 1).on_packet(p, 0.0) == ([], [])
     assert b.on_packet(replace(p, kind="hb"), 0.0) == ([], [])
+
+
+def test_inconsistent_fragments_are_discarded_not_delivered():
+    a, b = pair(max_fragment=4, compression=None)
+    p0, p1, p2 = a.send("b", "crm", b"abcdefghij", 0.0)
+    assert b.on_packet(p0, 0.0)[0] == []
+    assert b.on_packet(replace(p1, nfrags=2), 0.0)[0] == []       # claims the message ends here
+    assert b.on_packet(p2, 0.0)[0] == [] and b.stats["bad_messages"] >= 1
+    (q,) = a.send("b", "crm", b"next", 0.0)
+    assert [d.body for d in b.on_packet(q, 0.0)[0]] == [b"next"]   # the stream goes on
