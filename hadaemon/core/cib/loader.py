@@ -1,0 +1,335 @@
+"""Load Pacemaker CIB XML into the immutable model, with `file:line: message` errors."""
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Dict, List, Tuple
+
+from hadaemon.core.cib.model import (
+    Cib, Colocation, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
+    Order, Primitive, Rule,
+)
+from hadaemon.core.cib.scores import parse_score
+from hadaemon.core.cib.xmltree import Element, parse_xml
+from hadaemon.core.errors import ConfigError
+
+UNSUPPORTED = {
+    "clone": "clone resources", "master": "promotable (master/slave) resources",
+    "promotable": "promotable resources", "bundle": "bundles", "rsc_ticket": "ticket constraints",
+    "resource_set": "resource sets", "template": "resource templates", "tag": "tags",
+}
+PRIMITIVE_CLASSES = ("ocf", "lsb", "systemd", "service", "stonith", "heartbeat", "upstart", "nagios")
+_ISO = re.compile(r"^P(?:T)?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$", re.I)
+_UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "": 1000, "m": 60000, "min": 60000,
+          "h": 3600000, "hr": 3600000, "us": 0, "usec": 0}
+
+
+def load_cib(path: str) -> Cib:
+    """Read and parse the CIB file at `path`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ConfigError(path, 0, f"cannot read: {err.strerror}") from None
+    return parse_cib(data, path)
+
+
+def parse_cib(xml_text, path: str = "<string>") -> Cib:
+    """Parse CIB XML text (str or bytes) into a Cib."""
+    root = parse_xml(xml_text, path)
+    return _Loader(path).cib(root)
+
+
+def parse_interval_ms(text: str | None) -> int | None:
+    """"10s", "5", "1m", "500ms", "PT10S" -> milliseconds; None if malformed."""
+    if text is None or text == "":
+        return 0
+    t = text.strip()
+    m = _ISO.match(t)
+    if m and t.upper() not in ("P", "PT"):
+        h, mi, s = (int(x or 0) for x in m.groups())
+        return ((h * 60 + mi) * 60 + s) * 1000
+    m = re.match(r"^(\d+)\s*([a-zA-Z]*)$", t)
+    if not m or m.group(2).lower() not in _UNITS:
+        return None
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+class _Loader:
+    def __init__(self, path: str):
+        self.path = path
+
+    def err(self, el: Element, message: str) -> ConfigError:
+        return ConfigError(self.path, el.line, message)
+
+    def need(self, el: Element, name: str) -> str:
+        value = el.get(name)
+        if value is None or value == "":
+            raise self.err(el, f"<{el.tag}> needs a '{name}' attribute")
+        return value
+
+    def score(self, el: Element, name: str, text: str | None) -> int:
+        value = parse_score(text, None)
+        if value is None:
+            raise self.err(el, f"<{el.tag} id='{el.get('id', '')}'> has an invalid {name} '{text}' "
+                               "(an integer, INFINITY or -INFINITY)")
+        return value
+
+    def check_unsupported(self, el: Element) -> None:
+        if el.tag in UNSUPPORTED:
+            raise self.err(el, f"<{el.tag}> ({UNSUPPORTED[el.tag]}) is not supported")
+
+    # --- generic blocks ---
+    def nvset(self, el: Element) -> NvSet:
+        rule = None
+        pairs: List[Tuple[str, str]] = []
+        for child in el.children:
+            if child.tag == "nvpair":
+                pairs.append((self.need(child, "name"), child.get("value", "") or ""))
+            elif child.tag == "rule":
+                rule = self.rule(child)
+            else:
+                self.check_unsupported(child)
+        score = self.score(el, "score", el.get("score", "0"))
+        return NvSet(el.get("id", ""), score, rule, tuple(pairs), el.line)
+
+    def nvsets(self, el: Element | None, tags: Tuple[str, ...]) -> Tuple[NvSet, ...]:
+        if el is None:
+            return ()
+        return tuple(self.nvset(c) for c in el.children if c.tag in tags)
+
+    def rule(self, el: Element) -> Rule:
+        terms = []
+        for child in el.children:
+            if child.tag == "expression":
+                terms.append(Expression(child.get("id", ""), self.need(child, "attribute"),
+                                        self.need(child, "operation"), child.get("value"),
+                                        child.get("type", "string"), child.line))
+            elif child.tag == "rule":
+                terms.append(self.rule(child))
+            elif child.tag in ("date_expression", "rsc_expression", "op_expression"):
+                raise self.err(child, f"<{child.tag}> in rules is not supported")
+            else:
+                self.check_unsupported(child)
+        score = None
+        if el.get("score") is not None:
+            score = self.score(el, "score", el.get("score"))
+        op = (el.get("boolean-op") or "and").lower()
+        if op not in ("and", "or"):
+            raise self.err(el, f"rule '{el.get('id')}' has boolean-op '{op}' (and or or)")
+        return Rule(el.get("id", ""), score, el.get("score-attribute"), op, el.get("role"),
+                    tuple(terms), el.line)
+
+    # --- configuration ---
+    def op(self, el: Element) -> Op:
+        interval = parse_interval_ms(el.get("interval", "0"))
+        if interval is None:
+            raise self.err(el, f"op '{el.get('id')}' has an invalid interval '{el.get('interval')}'")
+        meta = self.nvsets(el, ("meta_attributes",))
+        enabled = (el.get("enabled") or "true").lower() not in ("false", "no", "0", "off")
+        return Op(el.get("id", ""), self.need(el, "name"), interval, el.get("role"),
+                  el.get("timeout"), el.get("on-fail"), enabled,
+                  self.nvsets(el, ("instance_attributes",)), meta, el.line)
+
+    def primitive(self, el: Element, parent: str | None) -> Primitive:
+        rid = self.need(el, "id")
+        if el.get("template"):
+            raise self.err(el, f"primitive '{rid}' uses a template, which is not supported")
+        cls = self.need(el, "class")
+        if cls not in PRIMITIVE_CLASSES:
+            raise self.err(el, f"primitive '{rid}' has unknown class '{cls}'")
+        if cls == "ocf" and not el.get("provider"):
+            raise self.err(el, f"primitive '{rid}' of class ocf needs a 'provider' attribute")
+        ops: List[Op] = []
+        for child in el.children:
+            self.check_unsupported(child)
+            if child.tag == "operations":
+                for o in child.children:
+                    self.check_unsupported(o)
+                    if o.tag == "op":
+                        ops.append(self.op(o))
+        return Primitive(rid, cls, el.get("provider"), self.need(el, "type"),
+                         self.nvsets(el, ("meta_attributes",)),
+                         self.nvsets(el, ("instance_attributes",)), tuple(ops), parent, el.line)
+
+    def group(self, el: Element) -> Group:
+        gid = self.need(el, "id")
+        members = []
+        for child in el.children:
+            self.check_unsupported(child)
+            if child.tag == "primitive":
+                members.append(self.primitive(child, gid))
+            elif child.tag == "group":
+                raise self.err(child, "a group inside a group is not allowed")
+        return Group(gid, tuple(members), self.nvsets(el, ("meta_attributes",)),
+                     self.nvsets(el, ("instance_attributes",)), el.line)
+
+    def location(self, el: Element) -> Location:
+        lid = self.need(el, "id")
+        if el.get("rsc-pattern") and not el.get("rsc"):
+            raise self.err(el, f"rsc_location '{lid}': rsc-pattern is not supported")
+        rsc = self.need(el, "rsc")
+        rules = []
+        for child in el.children:
+            self.check_unsupported(child)
+            if child.tag == "rule":
+                rules.append(self.rule(child))
+        node = el.get("node")
+        score = None
+        if node is not None:
+            score = self.score(el, "score", el.get("score"))
+        elif not rules:
+            raise self.err(el, f"rsc_location '{lid}' needs 'node' and 'score', or a rule")
+        return Location(lid, rsc, node, score, tuple(rules), el.get("role"),
+                        el.get("resource-discovery"), el.line)
+
+    def colocation(self, el: Element) -> Colocation:
+        cid = self.need(el, "id")
+        for child in el.children:
+            self.check_unsupported(child)
+        rsc = el.get("rsc") or el.get("from")
+        with_rsc = el.get("with-rsc") or el.get("to")
+        if not rsc or not with_rsc:
+            raise self.err(el, f"rsc_colocation '{cid}' needs 'rsc' and 'with-rsc'")
+        influence = el.get("influence")
+        return Colocation(cid, rsc, with_rsc, self.score(el, "score", self.need(el, "score")),
+                          el.get("rsc-role") or el.get("from_role"),
+                          el.get("with-rsc-role") or el.get("to_role"), el.get("node-attribute"),
+                          None if influence is None else _truth(influence), el.line)
+
+    def order(self, el: Element) -> Order:
+        oid = self.need(el, "id")
+        for child in el.children:
+            self.check_unsupported(child)
+        first = el.get("first") or el.get("to")
+        then = el.get("then") or el.get("from")
+        if not first or not then:
+            raise self.err(el, f"rsc_order '{oid}' needs 'first' and 'then'")
+        if el.get("first") is None and el.get("to") is not None:
+            # Pacemaker 0.6 syntax: from=then action=... to=first to_action=...
+            first_action = el.get("to_action") or el.get("action") or "start"
+            then_action = el.get("action") or "start"
+        else:
+            first_action = el.get("first-action") or "start"
+            then_action = el.get("then-action") or first_action
+        score = None
+        if el.get("score") is not None:
+            score = self.score(el, "score", el.get("score"))
+        kind = el.get("kind")
+        if kind is None:
+            kind = "Mandatory" if score is None or score > 0 else "Optional"
+        if kind not in ("Mandatory", "Optional", "Serialize"):
+            raise self.err(el, f"rsc_order '{oid}' has kind '{kind}' (Mandatory, Optional or Serialize)")
+        sym = el.get("symmetrical")
+        return Order(oid, first, then, first_action, then_action, kind, score,
+                     None if sym is None else _truth(sym), el.line)
+
+    def cib(self, root: Element) -> Cib:
+        if root.tag != "cib":
+            raise self.err(root, f"the root element is <{root.tag}>, expected <cib>")
+        conf = root.find("configuration")
+        if conf is None:
+            raise self.err(root, "<cib> has no <configuration>")
+        options: Dict[str, str] = {}
+        crm = conf.find("crm_config")
+        if crm is not None:
+            for s in self.nvsets(crm, ("cluster_property_set",)):
+                for name, value in s.pairs:
+                    options.setdefault(name, value)
+        nodes = []
+        for n in (conf.find("nodes").children if conf.find("nodes") is not None else []):
+            if n.tag != "node":
+                continue
+            nid = self.need(n, "id")
+            nodes.append(Node(nid, n.get("uname") or nid, n.get("type", "member"),
+                              self.nvsets(n, ("instance_attributes",)), n.line))
+        resources = []
+        index = {}
+        res_el = conf.find("resources")
+        for r in (res_el.children if res_el is not None else []):
+            self.check_unsupported(r)
+            if r.tag == "primitive":
+                resources.append(self.primitive(r, None))
+            elif r.tag == "group":
+                g = self.group(r)
+                resources.append(g)
+                for m in g.members:
+                    if m.id in index:
+                        raise self.err(r, f"resource id '{m.id}' is used twice")
+                    index[m.id] = m
+            else:
+                continue
+            if resources[-1].id in index:
+                raise self.err(r, f"resource id '{resources[-1].id}' is used twice")
+            index[resources[-1].id] = resources[-1]
+        locs, colocs, orders = [], [], []
+        cons = conf.find("constraints")
+        for c in (cons.children if cons is not None else []):
+            self.check_unsupported(c)
+            if c.tag == "rsc_location":
+                locs.append(self.location(c))
+            elif c.tag == "rsc_colocation":
+                colocs.append(self.colocation(c))
+            elif c.tag == "rsc_order":
+                orders.append(self.order(c))
+        rsc_defaults = self.nvsets(conf.find("rsc_defaults"), ("meta_attributes",))
+        op_defaults = self.nvsets(conf.find("op_defaults"), ("meta_attributes",))
+        states = []
+        status = root.find("status")
+        for ns in (status.children if status is not None else []):
+            if ns.tag == "node_state":
+                states.append(self.node_state(ns))
+        quorum = _truth(root.get("have-quorum") or "false")
+        return Cib(self.path, MappingProxyType(options), tuple(nodes), tuple(resources), tuple(locs),
+                   tuple(colocs), tuple(orders), rsc_defaults, op_defaults, tuple(states), quorum,
+                   root.get("dc-uuid"), index)
+
+    # --- status ---
+    def node_state(self, el: Element) -> NodeState:
+        transient = ()
+        ta = el.find("transient_attributes")
+        if ta is not None:
+            transient = self.nvsets(ta, ("instance_attributes",))
+        lrm_rscs = []
+        lrm = el.find("lrm")
+        if lrm is not None:
+            lr = lrm.find("lrm_resources")
+            for r in (lr.children if lr is not None else []):
+                if r.tag == "lrm_resource":
+                    lrm_rscs.append(self.lrm_resource(r))
+        return NodeState(self.need(el, "id"), el.get("uname"), el.get("in_ccm"), el.get("crmd"),
+                         el.get("join"), el.get("expected"), transient, tuple(lrm_rscs), el.line)
+
+    def lrm_resource(self, el: Element) -> LrmResource:
+        ops = []
+        for o in el.children:
+            if o.tag != "lrm_rsc_op":
+                continue
+            ops.append(LrmOp(
+                o.get("id", ""), self.need(o, "operation"), self.int(o, "call-id", -1),
+                self.int(o, "rc-code", 0), self.int(o, "op-status", 0),
+                self.int(o, "interval", 0), o.get("op-digest"), o.get("op-restart-digest"),
+                o.get("op-force-restart"), _int_or_none(o.get("last-rc-change")),
+                o.get("transition-key"), o.get("migrate_source"), o.get("migrate_target"), o.line))
+        return LrmResource(self.need(el, "id"), el.get("class"), el.get("provider"), el.get("type"),
+                           tuple(ops), el.line)
+
+    def int(self, el: Element, name: str, default: int) -> int:
+        value = el.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise self.err(el, f"<{el.tag}> has a non-integer {name} '{value}'") from None
+
+
+def _truth(text: str) -> bool:
+    return text.strip().lower() in ("true", "yes", "1", "on", "y")
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

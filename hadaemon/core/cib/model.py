@@ -1,0 +1,226 @@
+"""The immutable CIB model: configuration (nodes, resources, constraints) and status."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Tuple, Union
+
+# Pacemaker 3.0 option names and their older spellings: looked up in this order.
+OPTION_ALIASES = {
+    "fencing-enabled": ("fencing-enabled", "stonith-enabled"),
+    "fencing-action": ("fencing-action", "stonith-action"),
+    "stop-removed-resources": ("stop-removed-resources", "stop-orphan-resources"),
+    "cancel-removed-actions": ("cancel-removed-actions", "stop-orphan-actions"),
+    "no-quorum-policy": ("no-quorum-policy", "no_quorum-policy", "no_quorum_policy"),
+    "symmetric-cluster": ("symmetric-cluster", "symmetric_cluster"),
+}
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A rule expression on a node attribute (#uname, #id, #is_dc or any attribute)."""
+
+    id: str
+    attribute: str
+    operation: str
+    value: str | None
+    type: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule: expressions and sub-rules joined by boolean-op, with a score."""
+
+    id: str
+    score: int | None
+    score_attribute: str | None
+    boolean_op: str
+    role: str | None
+    terms: Tuple[Union[Expression, Rule], ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class NvSet:
+    """An instance_attributes/meta_attributes/cluster_property_set block."""
+
+    id: str
+    score: int
+    rule: Rule | None
+    pairs: Tuple[Tuple[str, str], ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Op:
+    """A configured operation (monitor with interval, start, stop ...)."""
+
+    id: str
+    name: str
+    interval_ms: int
+    role: str | None
+    timeout: str | None
+    on_fail: str | None
+    enabled: bool
+    instance_sets: Tuple[NvSet, ...]
+    meta_sets: Tuple[NvSet, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Primitive:
+    id: str
+    cls: str
+    provider: str | None
+    type: str
+    meta_sets: Tuple[NvSet, ...]
+    instance_sets: Tuple[NvSet, ...]
+    ops: Tuple[Op, ...]
+    parent: str | None
+    line: int
+
+    @property
+    def agent(self) -> str:
+        if self.provider:
+            return f"{self.cls}:{self.provider}:{self.type}"
+        return f"{self.cls}:{self.type}"
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    members: Tuple[Primitive, ...]
+    meta_sets: Tuple[NvSet, ...]
+    instance_sets: Tuple[NvSet, ...]
+    line: int
+
+
+Resource = Union[Primitive, Group]
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    uname: str
+    type: str
+    attr_sets: Tuple[NvSet, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Location:
+    id: str
+    rsc: str
+    node: str | None
+    score: int | None
+    rules: Tuple[Rule, ...]
+    role: str | None
+    discovery: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Colocation:
+    id: str
+    rsc: str
+    with_rsc: str
+    score: int
+    rsc_role: str | None
+    with_rsc_role: str | None
+    node_attribute: str | None
+    influence: bool | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    first: str
+    then: str
+    first_action: str
+    then_action: str
+    kind: str
+    score: int | None
+    symmetrical: bool | None
+    line: int
+
+
+@dataclass(frozen=True)
+class LrmOp:
+    """One entry of a resource's operation history on a node."""
+
+    id: str
+    operation: str
+    call_id: int
+    rc_code: int
+    op_status: int
+    interval_ms: int
+    op_digest: str | None
+    op_restart_digest: str | None
+    restart_params: str | None
+    last_rc_change: int | None
+    transition_key: str | None
+    migrate_source: str | None
+    migrate_target: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class LrmResource:
+    id: str
+    cls: str | None
+    provider: str | None
+    type: str | None
+    ops: Tuple[LrmOp, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class NodeState:
+    id: str
+    uname: str | None
+    in_ccm: str | None
+    crmd: str | None
+    join: str | None
+    expected: str | None
+    transient_sets: Tuple[NvSet, ...]
+    lrm: Tuple[LrmResource, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Cib:
+    path: str
+    options: Mapping[str, str]
+    nodes: Tuple[Node, ...]
+    resources: Tuple[Resource, ...]
+    locations: Tuple[Location, ...]
+    colocations: Tuple[Colocation, ...]
+    orders: Tuple[Order, ...]
+    rsc_defaults: Tuple[NvSet, ...]
+    op_defaults: Tuple[NvSet, ...]
+    node_states: Tuple[NodeState, ...]
+    have_quorum: bool
+    dc_uuid: str | None
+    _index: Dict[str, Resource] = field(default_factory=dict, compare=False, repr=False)
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """A cluster option by its current name, accepting older spellings."""
+        for alias in OPTION_ALIASES.get(name, (name,)):
+            if alias in self.options:
+                return self.options[alias]
+        return default
+
+    def primitives(self) -> Dict[str, Primitive]:
+        out: Dict[str, Primitive] = {}
+        for r in self.resources:
+            if isinstance(r, Group):
+                for m in r.members:
+                    out[m.id] = m
+            else:
+                out[r.id] = r
+        return out
+
+    def find(self, rsc_id: str) -> Resource | None:
+        """A resource (primitive, group or group member) by id."""
+        return self._index.get(rsc_id)

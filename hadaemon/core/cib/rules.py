@@ -1,0 +1,96 @@
+"""Rule evaluation: node-attribute expressions joined by and/or, and nvpair-set resolution."""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Mapping
+
+from hadaemon.core.cib.model import Expression, NvSet, Rule
+
+_CMP_OPS = ("lt", "gt", "lte", "gte")
+
+
+def _number(text: str | None):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+
+def _version(text: str):
+    parts = []
+    for p in text.split("."):
+        n = _number(p)
+        parts.append(n if n is not None else 0)
+    return tuple(parts)
+
+
+def eval_expression(expr: Expression, attrs: Mapping[str, str]) -> bool:
+    """Evaluate one expression against a node's attributes (#uname, #id, #is_dc included)."""
+    actual = attrs.get(expr.attribute)
+    op = expr.operation
+    if op == "defined":
+        return actual is not None
+    if op == "not_defined":
+        return actual is None
+    if actual is None or expr.value is None:
+        return op == "ne" and (actual is None) != (expr.value is None)
+    kind = (expr.type or "string").lower()
+    a, b = actual, expr.value
+    if kind in ("integer", "number"):
+        a, b = _number(actual), _number(expr.value)
+        if a is None or b is None:
+            return op == "ne"
+    elif kind == "version":
+        a, b = _version(actual), _version(expr.value)
+    elif op in _CMP_OPS and _number(actual) is not None and _number(expr.value) is not None:
+        a, b = _number(actual), _number(expr.value)
+    elif op in ("eq", "ne"):
+        if op == "eq":
+            return a.lower() == b.lower() if expr.attribute.startswith("#") else a == b
+        return not (a.lower() == b.lower() if expr.attribute.startswith("#") else a == b)
+    if op == "eq":
+        return a == b
+    if op == "ne":
+        return a != b
+    if op == "lt":
+        return a < b
+    if op == "gt":
+        return a > b
+    if op == "lte":
+        return a <= b
+    if op == "gte":
+        return a >= b
+    return False
+
+
+def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None) -> bool:
+    """True when the rule's terms hold for these node attributes."""
+    if rule.role and role is not None and rule.role.lower() != role.lower():
+        return False
+    if not rule.terms:
+        return rule.boolean_op == "and"
+    for term in rule.terms:
+        ok = eval_rule(term, attrs, role) if isinstance(term, Rule) else eval_expression(term, attrs)
+        if ok and rule.boolean_op == "or":
+            return True
+        if not ok and rule.boolean_op == "and":
+            return False
+    return rule.boolean_op == "and"
+
+
+def resolve_sets(sets: Iterable[NvSet], attrs: Mapping[str, str] | None = None,
+                 into: Dict[str, str] | None = None) -> Dict[str, str]:
+    """Merge nvpair sets the way Pacemaker does: higher set score first, first value wins."""
+    out: Dict[str, str] = {} if into is None else into
+    ordered = sorted(sets, key=lambda s: -s.score)
+    for s in ordered:
+        if s.rule is not None and not eval_rule(s.rule, attrs or {}):
+            continue
+        for name, value in s.pairs:
+            if name not in out:
+                out[name] = value
+    return out

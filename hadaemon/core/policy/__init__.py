@@ -1,0 +1,71 @@
+"""The policy engine: schedule(cib, now) -> Transition, a pure Pacemaker-compatible scheduler."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from hadaemon.core.cib.model import Cib
+from hadaemon.core.cib.scores import score_text
+from hadaemon.core.graph import Action, TransitionGraph
+from hadaemon.core.policy import actions as A
+from hadaemon.core.policy import placement as P
+from hadaemon.core.policy import summary as S
+from hadaemon.core.policy.unpack import WorkingSet, unpack
+
+__all__ = ["Transition", "schedule"]
+
+
+class Transition:
+    """The outcome of one scheduler run: scores, placement, summary and the transition graph."""
+
+    def __init__(self, ws: WorkingSet, planner: A.Planner, fenced: List[Action]):
+        self._ws = ws
+        self.scores: List[Tuple[str, str, str, int]] = list(ws.scores)
+        self.placement: Dict[str, str | None] = {
+            r.id: (r.assigned.uname if r.assigned is not None else None) for r in ws.prims.values()}
+        self.current: Dict[str, Tuple[str, ...]] = {
+            r.id: tuple(n.uname for n in r.running_on) for r in ws.prims.values()}
+        self.summary: List[str] = S.summary_lines(ws, planner, fenced)
+        order = S.executed(planner)
+        self._order = order
+        edges = []
+        ids = {a.id for a in order}
+        for first, then, _flags in planner.edges:
+            if first.id in ids and then.id in ids:
+                edges.append((first.id, then.id))
+        self.graph = TransitionGraph(sorted(order, key=lambda a: a.id), sorted(set(edges)))
+        self.fenced = [a.node for a in fenced]
+        self.revised: Dict[str, List[str]] = {k: list(v) for k, v in self.current.items()}
+        for a in order:
+            if a.rsc is None or a.rsc not in self.revised:
+                continue
+            nodes = self.revised[a.rsc]
+            if a.task == "stop" and a.node in nodes:
+                nodes.remove(a.node)
+            elif a.task in ("start", "migrate_from") and a.node not in nodes:
+                nodes.append(a.node)
+            elif a.task == "migrate_to" and a.node in nodes:
+                nodes.remove(a.node)
+
+    def status_text(self, revised: bool = False) -> str:
+        placement = self.revised if revised else {k: list(v) for k, v in self.current.items()}
+        return "\n".join(S.status_lines(self._ws, placement, self.fenced, revised))
+
+    def executed_lines(self) -> List[str]:
+        return S.executed_lines(self._ws, self._order)
+
+    def score_lines(self) -> List[str]:
+        return [f"{stage}: {rsc} allocation score on {node}: {score_text(score)}"
+                for stage, rsc, node, score in self.scores]
+
+
+def schedule(cib: Cib, now: int | None = None) -> Transition:
+    """Run the scheduler pipeline on a CIB; same input, same output."""
+    ws = unpack(cib, now)
+    P.apply_locations(ws)
+    P.apply_stickiness(ws)
+    P.apply_fail_limits(ws)
+    P.build_colocations(ws)
+    P.assign_all(ws)
+    planner = A.plan(ws)
+    fenced = [a for a in planner.actions if a.kind == "crm_event" and a.task == "stonith"]
+    return Transition(ws, planner, fenced)

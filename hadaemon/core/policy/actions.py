@@ -1,0 +1,414 @@
+"""Stage 4: resource actions, probes, group pseudo-actions, user orderings and fencing."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Dict, List, Tuple
+
+from hadaemon.core.graph import Action
+from hadaemon.core.policy.unpack import WorkingSet
+from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, WNode
+
+# ordering flags
+IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
+THEN_PRINTED, FIRST_PRINTED = 16, 32
+
+_INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
+_COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
+
+
+class Planner:
+    """Creates actions and orderings, then settles which are required and runnable."""
+
+    def __init__(self, ws: WorkingSet):
+        self.ws = ws
+        self.actions: List[Action] = []
+        self.by_key: Dict[Tuple, Action] = {}
+        self.by_task: Dict[Tuple[str, str], List[Action]] = defaultdict(list)
+        self.edges: List[Tuple[Action, Action, int]] = []
+        self.frozen: set = set()
+        self.rsc_of: Dict[int, object] = {}
+
+    # --- creation ---
+    def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
+               optional: bool = True, pseudo: bool = False) -> Action:
+        uname = node.uname if node is not None else None
+        k = (rsc.id if rsc is not None else None, task, interval_ms, uname)
+        a = self.by_key.get(k)
+        if a is None:
+            key = f"{rsc.id}_{task}_{interval_ms}" if rsc is not None else task
+            a = Action(len(self.actions), key, task, rsc.id if rsc is not None else None, uname,
+                       interval_ms, pseudo=pseudo, optional=True)
+            self.actions.append(a)
+            self.by_key[k] = a
+            if rsc is not None:
+                self.by_task[(rsc.id, task)].append(a)
+                self.rsc_of[a.id] = rsc
+            self._set_runnable(a, rsc, node)
+            if rsc is not None and not rsc.is_group and not rsc.managed and interval_ms == 0:
+                self.frozen.add(a.id)
+        if not optional and a.id not in self.frozen:
+            a.optional = False
+        return a
+
+    def _set_runnable(self, a: Action, rsc, node: WNode | None) -> None:
+        if a.pseudo:
+            a.runnable = True
+            return
+        if node is None:
+            a.runnable = False
+            return
+        if not node.online:
+            a.runnable = False
+            return
+        if node.pending:
+            a.runnable = False
+            return
+        if rsc is None or a.task not in ("start", "promote"):
+            return
+        if rsc.requires == "nothing":
+            return
+        ws = self.ws
+        if ws.have_quorum or ws.no_quorum_policy == "ignore":
+            return
+        if ws.no_quorum_policy == "freeze":
+            if not rsc.running_on or rsc.next_role > rsc.role:
+                a.runnable = False
+                a.reason = "quorum freeze"
+            return
+        a.runnable = False
+        a.reason = "no quorum"
+
+    def order(self, first: Action, then: Action, flags: int) -> None:
+        if first is then:
+            return
+        self.edges.append((first, then, flags))
+
+    def rsc_actions(self, rsc_id: str, task: str) -> List[Action]:
+        return self.by_task.get((rsc_id, task), [])
+
+    # --- settling ---
+    def settle(self) -> None:
+        out = defaultdict(list)
+        inn = defaultdict(list)
+        for e in self.edges:
+            out[e[0].id].append(e)
+            inn[e[1].id].append(e)
+        work = list(range(len(self.actions)))
+        queued = set(work)
+        while work:
+            aid = work.pop()
+            queued.discard(aid)
+            a = self.actions[aid]
+            changed = []
+            for first, then, flags in out[aid]:
+                if self._forward(first, then, flags):
+                    changed.append(then.id)
+            for first, then, flags in inn[aid]:
+                if self._backward(first, then, flags):
+                    changed.append(first.id)
+            for c in changed:
+                if c not in queued:
+                    queued.add(c)
+                    work.append(c)
+                # the changed action's neighbours must be looked at again too
+            if changed and aid not in queued:
+                queued.add(aid)
+                work.append(aid)
+            del a
+
+    def _require(self, a: Action, because: Action) -> bool:
+        if not a.optional or a.id in self.frozen:
+            return False
+        a.optional = False
+        if a.reason is None and because.rsc is not None and because.rsc != a.rsc:
+            a.reason = f"required {because.rsc} {because.task}"
+        return True
+
+    def _forward(self, first: Action, then: Action, flags: int) -> bool:
+        changed = False
+        if flags & IMPLIES_THEN and not first.optional:
+            changed |= self._require(then, first)
+        if flags & RUNNABLE_LEFT and not first.runnable and then.runnable:
+            then.runnable = False
+            if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
+                then.reason = f"unrunnable {first.rsc} {first.task}"
+            changed = True
+        if flags & THEN_PRINTED and not first.optional and not then.printed:
+            then.printed = True
+            changed = True
+        return changed
+
+    def _backward(self, first: Action, then: Action, flags: int) -> bool:
+        changed = False
+        if flags & IMPLIES_FIRST and not then.optional:
+            changed |= self._require(first, then)
+        if flags & RESTART and first.optional:
+            restart = not then.optional
+            rsc = self.rsc_of.get(then.id)
+            if not then.runnable and rsc is not None and rsc.managed and first.rsc == then.rsc:
+                restart = True
+            if restart and (first.runnable or not then.optional):
+                changed |= self._require(first, then)
+        if flags & FIRST_PRINTED and not then.optional and not first.printed:
+            first.printed = True
+            changed = True
+        return changed
+
+
+# --- primitives ---------------------------------------------------------------------------
+
+def _stop_rsc(p: Planner, r, optional: bool) -> None:
+    for node in r.running_on:
+        a = p.action(r, "stop", node, optional=optional)
+        if r.assigned is None and a.reason is None:
+            a.reason = "node availability"
+        if not r.managed:
+            a.runnable = False
+
+
+def _start_rsc(p: Planner, r, node: WNode | None, optional: bool) -> Action:
+    a = p.action(r, "start", node, optional=True)
+    if a.runnable and not optional and a.id not in p.frozen:
+        a.optional = False
+    return a
+
+
+def create_primitive_actions(p: Planner, r) -> None:
+    ws = p.ws
+    chosen = r.assigned
+    if r.next_role == UNKNOWN:
+        r.next_role = STOPPED if chosen is None else STARTED
+    current = r.current_node()
+    if r.requires != "fencing":
+        active = [n for n in r.running_on if not n.unclean]
+    else:
+        active = r.running_on
+    multiply = len(active) > 1
+    need_stop = False
+    if multiply:
+        if r.multiple_active in ("stop_start", "stop_unexpected"):
+            need_stop = True
+    if r.start_pending:
+        _start_rsc(p, r, chosen, True)
+    moving = current is not None and chosen is not None and current is not chosen
+    if moving:
+        need_stop = True
+    elif r.failed:
+        if r.stop_flag:
+            need_stop = True
+    elif r.blocked:
+        need_stop = True
+    if r.role == STARTED:
+        _stop_rsc(p, r, not need_stop)
+        if r.next_role >= r.role and not r.blocked:
+            _start_rsc(p, r, chosen, not need_stop)
+    if r.role != r.next_role:
+        if r.next_role == STOPPED:
+            _stop_rsc(p, r, False)
+        else:
+            _start_rsc(p, r, chosen, False)
+    if r.blocked:
+        pass
+    elif r.next_role != STOPPED or not r.managed:
+        start = _start_rsc(p, r, chosen, True)
+        _recurring(p, r, start, chosen)
+    allow = (r.allow_migrate and moving and r.managed and not r.failed and not r.start_pending
+             and current is not None and not current.unclean and r.next_role >= STARTED
+             and not multiply)
+    if allow:
+        r.migrating = (current, chosen)
+    del ws
+
+
+def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
+    if r.prim is None:
+        return
+    for op in r.prim.ops:
+        if op.interval_ms <= 0 or not op.enabled:
+            continue
+        if op.role and op.role.lower() not in ("started",):
+            continue
+        optional = start.optional if start is not None else True
+        active = r.active_ops.get(node.uname, set()) if node is not None else set()
+        if (op.name, op.interval_ms) not in active:
+            optional = False
+        mon = p.action(r, op.name, node, op.interval_ms, optional=optional)
+        if start is None or not start.runnable or node is None or not node.online or node.unclean:
+            mon.runnable = False
+        if start is not None:
+            p.order(start, mon, IMPLIES_THEN | RUNNABLE_LEFT)
+
+
+def create_probes(p: Planner) -> None:
+    ws = p.ws
+    for node in ws.nodes:
+        if not node.online or node.unclean or node.pending:
+            continue
+        for r in ws.prims.values():
+            if r.orphan or node.uname in r.known_on:
+                continue
+            probe = p.action(r, "monitor", node, 0, optional=False)
+            probe.probe = True
+            probe.target_rc = 7 if node not in r.running_on else None
+            flags = 0
+            if not probe.runnable and not r.running_on:
+                flags |= RUNNABLE_LEFT
+            for start in p.rsc_actions(r.id, "start"):
+                p.order(probe, start, flags)
+
+
+def internal_constraints(p: Planner, r) -> None:
+    for stop in p.rsc_actions(r.id, "stop"):
+        for start in p.rsc_actions(r.id, "start"):
+            p.order(stop, start, IMPLIES_THEN | RESTART)
+
+
+# --- groups -------------------------------------------------------------------------------
+
+def create_group_actions(p: Planner, g) -> None:
+    p.action(g, "start", None, pseudo=True)
+    p.action(g, "running", None, pseudo=True)
+    p.action(g, "stop", None, pseudo=True)
+    p.action(g, "stopped", None, pseudo=True)
+
+
+def _acts(p: Planner, rsc, task: str) -> List[Action]:
+    acts = p.rsc_actions(rsc.id, task)
+    if not acts:
+        acts = [p.action(rsc, task, None, pseudo=rsc.is_group)]
+    return acts
+
+
+def _order_tasks(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
+    for f in _acts(p, first, ftask):
+        for t in _acts(p, then, ttask):
+            p.order(f, t, flags)
+
+
+def group_constraints(p: Planner, g) -> None:
+    _order_tasks(p, g, "stopped", g, "start", 0)
+    _order_tasks(p, g, "stop", g, "stopped", RUNNABLE_LEFT)
+    _order_tasks(p, g, "start", g, "running", RUNNABLE_LEFT)
+    last = None
+    for m in g.members:
+        stop_flags = 0
+        stopped_flags = THEN_PRINTED
+        start_flags = IMPLIES_THEN | RUNNABLE_LEFT
+        started_flags = RUNNABLE_LEFT | IMPLIES_THEN | THEN_PRINTED
+        if last is None and g.ordered:
+            stopped_flags = IMPLIES_THEN
+        _order_tasks(p, g, "stop", m, "stop", stop_flags | FIRST_PRINTED)
+        _order_tasks(p, m, "stop", g, "stopped", stopped_flags)
+        _order_tasks(p, m, "start", g, "running", started_flags)
+        _order_tasks(p, g, "start", m, "start", start_flags | FIRST_PRINTED)
+        if not g.ordered:
+            pass
+        elif last is not None:
+            _order_tasks(p, last, "start", m, "start", start_flags)
+            _order_tasks(p, m, "stop", last, "stop", RESTART)
+        last = m
+    if g.ordered and last is not None:
+        _order_tasks(p, g, "stop", last, "stop", IMPLIES_THEN)
+        _order_tasks(p, last, "stop", g, "stopped", 0)
+
+
+# --- user orderings -----------------------------------------------------------------------
+
+def user_orderings(p: Planner) -> None:
+    ws = p.ws
+    for o in ws.cib.orders:
+        first = ws.prims.get(o.first) or ws.groups.get(o.first)
+        then = ws.prims.get(o.then) or ws.groups.get(o.then)
+        if first is None or then is None or first is then:
+            continue
+        kind = o.kind
+        if o.score is not None and o.kind == "Mandatory" and o.score == 0:
+            kind = "Optional"
+        sym = o.symmetrical if o.symmetrical is not None else kind != "Serialize"
+        flags = 0
+        inv_flags = 0
+        if kind == "Mandatory":
+            flags = IMPLIES_THEN
+            if o.first_action in ("start", "promote"):
+                flags |= RUNNABLE_LEFT
+            inv_flags = IMPLIES_FIRST
+        _user_order(p, first, o.first_action, then, o.then_action, flags)
+        if sym and o.first_action in _INVERSE and o.then_action in _INVERSE:
+            _user_order(p, then, _INVERSE[o.then_action], first, _INVERSE[o.first_action], inv_flags)
+
+
+def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
+    if first.is_group and ftask in _COMPLETED:
+        ftask = _COMPLETED[ftask]
+    firsts = p.rsc_actions(first.id, ftask)
+    if not firsts:
+        if ftask == "stop" and not first.running_on:
+            return
+        firsts = [p.action(first, ftask, None, pseudo=first.is_group)]
+    thens = p.rsc_actions(then.id, ttask)
+    if not thens:
+        thens = [p.action(then, ttask, None, pseudo=then.is_group)]
+    for f in firsts:
+        for t in thens:
+            p.order(f, t, flags)
+
+
+# --- fencing ------------------------------------------------------------------------------
+
+def schedule_fencing(p: Planner) -> List[Action]:
+    ws = p.ws
+    fenced: List[Action] = []
+    any_managed = any(r.managed for r in ws.prims.values())
+    for node in ws.nodes:
+        if node.unclean and any_managed and ws.can_fence(node):
+            a = Action(len(p.actions), f"stonith-{node.uname}-{ws.fence_action}", "stonith", None,
+                       node.uname, kind="crm_event", optional=False)
+            a.fence_type = ws.fence_action
+            a.reason = node.fence_reason or "node is unclean"
+            p.actions.append(a)
+            node.fence_action = a
+            fenced.append(a)
+        elif node.online and node.shutdown:
+            a = Action(len(p.actions), "do_shutdown", "do_shutdown", None, node.uname,
+                       kind="crm_event", optional=False)
+            p.actions.append(a)
+            for r in ws.prims.values():
+                for stop in p.rsc_actions(r.id, "stop"):
+                    if stop.node == node.uname:
+                        p.order(stop, a, 0)
+    for a in fenced:
+        node = ws.node_by_uname[a.node]
+        for r in ws.prims.values():
+            for stop in p.rsc_actions(r.id, "stop"):
+                if stop.node == node.uname:
+                    stop.pseudo = True
+                    stop.runnable = True
+                    p.order(a, stop, IMPLIES_THEN)
+            if r.requires == "fencing":
+                for start in p.rsc_actions(r.id, "start"):
+                    p.order(a, start, 0)
+    for g in ws.groups.values():
+        for a in fenced:
+            for stop in p.rsc_actions(g.id, "stop"):
+                p.order(a, stop, 0)
+    return fenced
+
+
+def plan(ws: WorkingSet) -> Planner:
+    p = Planner(ws)
+    for rsc in ws.resources:
+        if rsc.is_group:
+            for m in rsc.members:
+                create_primitive_actions(p, m)
+            create_group_actions(p, rsc)
+        else:
+            create_primitive_actions(p, rsc)
+    create_probes(p)
+    for r in ws.prims.values():
+        internal_constraints(p, r)
+    for g in ws.groups.values():
+        group_constraints(p, g)
+    user_orderings(p)
+    schedule_fencing(p)
+    p.settle()
+    return p

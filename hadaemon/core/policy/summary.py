@@ -1,0 +1,232 @@
+"""Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from hadaemon.core.graph import Action
+from hadaemon.core.policy.actions import Planner
+from hadaemon.core.policy.unpack import WorkingSet
+from hadaemon.core.policy.working import STARTED, STOPPED, natural_key
+
+
+def _find(p: Planner, r, task: str, node: str | None) -> Action | None:
+    for a in p.rsc_actions(r.id, task):
+        if node is None or a.node == node:
+            return a
+    return None
+
+
+def rsc_changes(ws: WorkingSet, p: Planner) -> List[Tuple]:
+    """(verb, rsc_id, origin, destination, action, source) per resource, like LogActions."""
+    out: List[Tuple] = []
+    for top in ws.resources:
+        for r in (top.members if top.is_group else [top]):
+            item = _log_actions(ws, p, r)
+            if item:
+                out.extend(item)
+    return out
+
+
+def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
+    nxt = r.assigned
+    current = r.current_node()
+    role = r.role
+    if current is not None and role == STOPPED:
+        role = STARTED
+    if current is None and r.orphan:
+        return []
+    if not r.managed or (current is None and nxt is None):
+        return []
+    moving = current is not None and nxt is not None and current is not nxt
+    start = _find(p, r, "start", nxt.uname if nxt else None) if nxt is not None else None
+    if start is None and nxt is None:
+        start = None
+    start_node = current if (start is not None and start.runnable) else None
+    stop = _find(p, r, "stop", start_node.uname if start_node else None)
+    cur_u = current.uname if current else None
+    nxt_u = nxt.uname if nxt else None
+    if role == r.next_role:
+        if nxt is None:
+            return []
+        migrating = getattr(r, "migrating", None)
+        if migrating and current is not None and start is not None and start.runnable:
+            return [("Migrate", r.id, cur_u, nxt_u, start, None)]
+        if r.reload:
+            return [("Reload", r.id, cur_u, nxt_u, start, None)]
+        if start is None or start.optional:
+            return []
+        if not start.runnable:
+            src = stop if (stop is not None and stop.reason) else start
+            return [("Stop", r.id, cur_u, None, stop, src)]
+        if moving and current is not None:
+            return [("Recover" if r.failed else "Move", r.id, cur_u, nxt_u, stop, None)]
+        if r.failed:
+            return [("Recover", r.id, cur_u, None, stop, None)]
+        return [("Restart", r.id, cur_u, nxt_u, start, None)]
+    if stop is not None and (r.next_role == STOPPED or (start is not None and not start.runnable)):
+        lines = []
+        for node in r.running_on:
+            stop_op = _find(p, r, "stop", node.uname)
+            src = stop_op if (stop_op is not None and stop_op.reason) else start
+            lines.append(("Stop", r.id, node.uname, None, stop_op, src))
+        return lines
+    if stop is not None and r.failed and r.stop_flag:
+        return [("Recover", r.id, cur_u, nxt_u, stop, start)]
+    if moving:
+        return [("Move", r.id, cur_u, nxt_u, stop, None)]
+    if r.reload:
+        return [("Reload", r.id, cur_u, nxt_u, start, None)]
+    if stop is not None and not stop.optional:
+        return [("Restart", r.id, cur_u, nxt_u, start, None)]
+    if role == STOPPED and r.next_role > STOPPED:
+        return [("Start", r.id, None, nxt_u, start, None)]
+    return []
+
+
+def summary_lines(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[str]:
+    lines = [f"  * Fence ({a.fence_type}) {a.node} '{a.reason}'" for a in fenced]
+    items = rsc_changes(ws, p)
+    rendered = []
+    rsc_width, detail_width = 5, 5
+    for verb, rid, origin, dest, action, source in items:
+        if origin is None:
+            details = dest or ""
+        elif dest is None or origin == dest:
+            details = origin
+        else:
+            details = f"{origin} -> {dest}"
+        if len(rid) > rsc_width:
+            rsc_width = len(rid) + 2
+        detail_width = max(detail_width, len(details))
+        if source is None:
+            source = action
+        reason = None
+        runnable = action.runnable if action is not None else True
+        if source is not None and source.reason and not runnable:
+            reason = f"due to {source.reason} (blocked)"
+        elif source is not None and source.reason:
+            reason = f"due to {source.reason}"
+        elif not runnable:
+            reason = "blocked"
+        rendered.append((verb, rid, details, reason))
+    for verb, rid, details, reason in rendered:
+        text = f"  * {verb:<8}   {rid:<{rsc_width}}   ( {details:>{detail_width}} )"
+        if reason:
+            text += "  " + reason
+        lines.append(text)
+    return lines
+
+
+def executed(p: Planner) -> List[Action]:
+    """Actions that run, in the order crm_simulate's simulated execution would fire them."""
+    keep = [a for a in p.actions if a.runnable and (not a.optional or (a.pseudo and a.printed))]
+    ids = {a.id for a in keep}
+    deps: Dict[int, List[int]] = {a.id: [] for a in keep}
+    for first, then, _flags in p.edges:
+        if first.id in ids and then.id in ids and first.id not in deps[then.id]:
+            deps[then.id].append(first.id)
+    done: set = set()
+    order: List[Action] = []
+    remaining = sorted(keep, key=lambda a: a.id)
+    for _ in range(len(remaining) + 1):
+        if not remaining:
+            break
+        left = []
+        progressed = False
+        for a in remaining:
+            if all(d in done for d in deps[a.id]):
+                done.add(a.id)
+                order.append(a)
+                progressed = True
+            else:
+                left.append(a)
+        remaining = left
+        if not progressed:
+            order.extend(remaining)
+            break
+    return order
+
+
+def executed_lines(ws: WorkingSet, order: List[Action]) -> List[str]:
+    lines = []
+    for a in order:
+        if a.kind == "crm_event":
+            if a.task == "stonith":
+                lines.append(f"  * Fencing {a.node} ({a.fence_type})")
+            else:
+                lines.append(f"  * Cluster action:  {a.task} on {a.node}")
+        elif a.pseudo:
+            lines.append(f"  * Pseudo action:   {a.key}")
+        else:
+            task = a.task
+            if a.interval_ms:
+                task = f"{a.task}={a.interval_ms}"
+            lines.append(f"  * Resource action: {a.rsc:<15} {task} on {a.node}")
+    return lines
+
+
+def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(),
+                 revised: bool = False) -> List[str]:
+    out = ["  * Node List:"]
+    online, offline = [], []
+    for n in ws.nodes:
+        if revised and n.uname in fenced_nodes:
+            offline.append(n.uname)
+        elif n.unclean:
+            out.append(f"    * Node {n.uname}: UNCLEAN ({'online' if n.online else 'offline'})")
+        elif n.online and n.standby and not n.pending:
+            active = any(n.uname in nodes for nodes in placement.values())
+            out.append(f"    * Node {n.uname}: standby" + (" (with active resources)" if active else ""))
+        elif n.online and n.pending:
+            out.append(f"    * Node {n.uname}: pending")
+        elif n.online and n.maintenance:
+            out.append(f"    * Node {n.uname}: maintenance")
+        elif n.online:
+            online.append(n.uname)
+        else:
+            offline.append(n.uname)
+    if online:
+        out.append(f"    * Online: [ {' '.join(online)} ]")
+    if offline:
+        out.append(f"    * OFFLINE: [ {' '.join(offline)} ]")
+    out.append("")
+    out.append("  * Full List of Resources:")
+    for top in ws.resources:
+        if top.is_group:
+            out.append(f"    * Resource Group: {top.id}:")
+            for m in top.members:
+                out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised))
+        else:
+            if top.orphan and not placement.get(top.id):
+                continue
+            out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised))
+    return out
+
+
+def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool) -> str:
+    head = f"* {r.id}\t({r.agent}):\t "
+    flags = []
+    if r.orphan:
+        head += "ORPHANED "
+    if not r.managed and not r.blocked:
+        flags.append("unmanaged")
+    if r.blocked:
+        flags.append("blocked")
+    if r.target_role == STOPPED and not nodes:
+        flags.append("disabled")
+    state = "Started"
+    if r.failed and not revised:
+        state = "FAILED"
+    if not nodes:
+        text = "Stopped"
+    elif len(nodes) == 1:
+        node = ws.node_by_uname.get(nodes[0])
+        text = f"{state} {nodes[0]}"
+        if node is not None and node.unclean and not revised:
+            text += " (UNCLEAN)"
+    else:
+        ordered = sorted(nodes, key=natural_key)
+        text = f"{state} [ {' '.join(ordered)} ]"
+    if flags:
+        text += " (" + ", ".join(flags) + ")"
+    return head + text
