@@ -37,6 +37,7 @@ class HaConfig:
     """A validated ha.cf. Times are in seconds (floats)."""
 
     path: str = "ha.cf"
+    cluster: str = "linux-ha"
     keepalive: float = 1.0
     deadtime: float = 30.0
     warntime: float = 15.0
@@ -109,6 +110,7 @@ UNSUPPORTED = {
     "use_apphbd": "apphbd is not supported; systemd's watchdog supervises the daemon",
     "normalpoll": "an internal Heartbeat event-loop switch with no meaning here; remove it",
     "coreroot": "core dumps are collected by systemd-coredump (coredumpctl)",
+    "quorum_server": "quorum servers are not supported; quorum comes from the membership",
 }
 
 
@@ -234,6 +236,13 @@ class _Parser:
                     raise self.err(line, f"node '{name}' declared twice (first on line {other_line})")
             self.nodes.append((name, line))
 
+    def d_cluster(self, d: str, args: List[str], line: int) -> None:
+        v = self.one(d, args, line)
+        if len(v.encode()) > NODE_NAME_MAX or not re.fullmatch(r"[A-Za-z0-9_.-]+", v):
+            raise self.err(line, f"cluster: invalid cluster name '{v}' (letters, digits, '.', '_', '-'; "
+                                 f"at most {NODE_NAME_MAX})")
+        self.set(d, v, line)
+
     def d_bcast(self, d: str, args: List[str], line: int) -> None:
         if d == "udp":
             self.warn(line, "directive 'udp' is the old name of 'bcast'; write 'bcast'")
@@ -340,6 +349,7 @@ class _Parser:
 _B = _Parser
 DIRECTIVES: Dict[str, Callable[[_Parser, str, List[str], int], None]] = {
     "node": _B.d_node,
+    "cluster": _B.d_cluster,
     "keepalive": lambda p, d, a, n: p.time(d, a, n),
     "deadtime": lambda p, d, a, n: p.time(d, a, n),
     "warntime": lambda p, d, a, n: p.time(d, a, n),
@@ -382,7 +392,7 @@ DIRECTIVES: Dict[str, Callable[[_Parser, str, List[str], int], None]] = {
 }
 
 _SCALARS = (
-    "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "auto_failback", "crm",
+    "cluster", "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "auto_failback", "crm",
     "compression", "compression_threshold", "traditional_compression", "logfacility", "logfile", "debugfile",
     "use_logd", "conn_logd_time", "hopfudge", "realtime", "rtprio", "debug", "hbgenmethod", "autojoin",
     "uuidfrom", "max_rexmit_delay", "coredumps", "log_badpack", "msgfmt", "record_config_changes",

@@ -69,6 +69,7 @@ def test_heartbeat_defaults():
     assert c.udpport == 694
     assert c.auto_failback == "legacy" and c.crm == "off"
     assert c.compression == "zlib" and c.compression_threshold == 2 and c.traditional_compression
+    assert c.cluster == "linux-ha"
     assert c.max_rexmit_delay == 0.25 and c.hopfudge == 1 and c.realtime and c.debug == 0
     assert (c.hbgenmethod, c.autojoin, c.uuidfrom, c.msgfmt) == ("file", "none", "file", "classic")
     assert c.logfacility is None and c.logfile is None and c.debugfile is None and c.use_logd is None
@@ -137,7 +138,8 @@ def test_ping_and_ping_group():
 
 
 def test_every_implemented_directive():
-    c = cfg("""udpport 7000
+    c = cfg("""cluster web-cluster
+udpport 7000
 auto_failback off
 crm yes
 compression zlib
@@ -164,6 +166,7 @@ record_pengine_inputs off
 enable_config_writes off
 env FOO=bar=baz
 """)
+    assert c.cluster == "web-cluster"
     assert c.udpport == 7000 and c.auto_failback == "off" and c.crm == "on"
     assert c.compression == "zlib" and c.compression_threshold_bytes == 8192 and c.traditional_compression
     assert (c.logfacility, c.logfile, c.debugfile, c.use_logd) == ("daemon", "/var/log/ha-log", "/var/log/ha-debug",
@@ -286,6 +289,7 @@ def test_heartbeat_directive_list_is_covered():
         "compression_threshold", "traditional_compression", "env", "max_rexmit_delay", "record_config_changes",
         "record_pengine_inputs", "enable_config_writes", "stonith", "stonith_host", "apiauth", "respawn",
         "bcast", "mcast", "mcast6", "ucast", "serial", "ping", "ping_group", "hbaping", "openais", "tipc",
+        "cluster", "memreserve", "quorum_server", "pacemaker",
     }
     known = set(DIRECTIVES) | set(UNSUPPORTED)
     assert heartbeat - known == set()
@@ -328,6 +332,7 @@ INVALID_VALUE = [
     ("deadping x", "deadping: invalid time 'x' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
     ("deadtime 86401", "deadtime: 86401 is too long (at most 86400 seconds)"),
     ("keepalive 9999999999999999999999999999999999999999999999", "keepalive: 9999999999999999999999999999999999999999999999 is too long (at most 86400 seconds)"),
+    ("cluster a/b", "cluster: invalid cluster name 'a/b' (letters, digits, '.', '_', '-'; at most 64)"),
     ("conn_logd_time 0", "conn_logd_time: invalid time '0' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
     ("pacemaker maybe", "pacemaker: invalid value 'maybe' (use on, off or respawn)"),
     ("use_logd maybe", "use_logd: invalid value 'maybe' (use on or off)"),
