@@ -1,0 +1,114 @@
+"""ha-ldirectord with the nftables backend in namespaces: 1:3 balancing through the VIP, the negotiate
+check, quiescent (weight 0) versus removal, the fallback, recovery, and a SIGHUP reload without flapping."""
+import re
+import signal
+import time
+from collections import Counter
+
+import pytest
+
+from hadaemon.testing.netns import Cluster
+from tests.integration.director_env import PYTHON, DirectorEnv
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture
+def env():
+    with Cluster(["dir1", "dir2"], client=True) as c:
+        yield DirectorEnv(c)
+
+
+def start_director(env, director="dir1", extra=()):
+    return env.c.spawn(director, [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus",
+                                  *extra, str(env.config_path)], name="ldirectord")
+
+
+def transitions(log: str) -> list:
+    """[(real, virtual, up|down)] from the director's log."""
+    return re.findall(r"real server (\S+) of (\S+) is (up|down)", log)
+
+
+def test_balancing_quiescent_fallback_recovery_reload(env):
+    env.config(quiescent="yes")
+    env.add_vip("dir1")
+    d = start_director(env)
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+
+    # weights 1 and 3: new connections go 1:3 (numgen inc over 4 slots)
+    replies = Counter(env.requests(40))
+    print("40 requests through the VIP:", dict(replies))
+    assert replies == Counter({"rs1": 10, "rs2": 30}), replies
+
+    # rs1's /.test.html stops saying OK: negotiate fails, quiescent=yes -> weight 0, still listed
+    env.set_health("rs1", False)
+    env.wait_weights({rs1: 0, rs2: 3})
+    replies = Counter(env.requests(12))
+    assert replies == Counter({"rs2": 12}), replies
+
+    # every real down: the fallback (127.0.0.1:80 on the director) is added and answers
+    env.set_health("rs2", False)
+    env.wait_weights({rs1: 0, rs2: 0, "127.0.0.1:80": 1})
+    replies = Counter(env.requests(5))
+    assert replies == Counter({"Server is repairing": 5}), replies
+
+    # recovery: the reals come back with their weights, the fallback goes
+    env.set_health("rs1", True)
+    env.set_health("rs2", True)
+    env.wait_weights({rs1: 1, rs2: 3})
+    assert Counter(env.requests(8)) == Counter({"rs1": 2, "rs2": 6})
+
+    # a reload (SIGHUP) with a changed config: unchanged reals keep their state, nothing flaps
+    before = transitions(d.output())
+    env.config(quiescent="yes", extra="# reloaded\n")
+    with open(env.config_path, "a") as f:
+        f.write("virtual=" + env.vip + ":8080\n\treal=" + env.rs["rs1"] + ":80 gate\n\tchecktype=connect\n")
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while f"tcp:{env.vip}:8080" not in env.table() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"tcp:{env.vip}:8080" in env.table(), d.output()[-2000:]
+    time.sleep(2.5)                           # two more check rounds
+    assert "reloaded" in d.output()
+    new = transitions(d.output())[len(before):]
+    assert [t for t in new if t[1] == f"tcp:{env.vip}:80"] == [], f"reload flapped: {new}"
+    assert (rs1, f"tcp:{env.vip}:8080", "up") in new
+    assert env.weights() == {rs1: 1, rs2: 3}
+
+    # a bad config on reload: the running one is kept, with the reason logged
+    env.config_path.write_text(env.config_path.read_text() + "bogusdirective=1\n")
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload refused" not in d.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "reload refused" in d.output() and "bogusdirective" in d.output()
+    assert env.weights() == {rs1: 1, rs2: 3}
+
+    # stop: cleanstop removes what the director programmed
+    d.terminate(timeout=10)
+    assert env.table() == {}
+
+
+def test_quiescent_no_removes_the_failed_real(env):
+    env.config(quiescent="no")
+    env.add_vip("dir1")
+    start_director(env)
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+    env.set_health("rs1", False)
+    env.wait_weights({rs2: 3})
+    assert Counter(env.requests(6)) == Counter({"rs2": 6})
+    env.set_health("rs1", True)
+    env.wait_weights({rs1: 1, rs2: 3})
+
+
+def test_check_config_reports_file_and_line(env, tmp_path):
+    bad = tmp_path / "bad.cf"
+    bad.write_text("checkinterval=1\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tscheduler=wrr\n\tbogus=1\n")
+    cp = env.c.run("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--check-config", str(bad)])
+    assert cp.returncode != 0
+    assert f"{bad}:5:" in cp.stderr and "Traceback" not in cp.stderr
+    env.config()
+    cp = env.c.run("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--check-config", str(env.config_path)])
+    assert cp.returncode == 0, cp.stderr
