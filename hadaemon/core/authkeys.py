@@ -91,6 +91,8 @@ def parse_authkeys(text: str, path: str = "authkeys") -> AuthKeys:
         parts = line.split(None, 2)
         head = parts[0]
         if head == "auth":
+            if len(parts) == 3 and parts[2].startswith("#"):
+                parts = parts[:2]
             if len(parts) != 2:
                 raise ConfigError(path, lineno, "auth takes one key number: auth N")
             if auth_line:
@@ -113,7 +115,12 @@ def parse_authkeys(text: str, path: str = "authkeys") -> AuthKeys:
             raise ConfigError(path, lineno, f"key {n}: unknown method '{parts[1]}' (use {', '.join(METHODS)})")
         if n in keys:
             raise ConfigError(path, lineno, f"key {n} defined twice (first on line {key_lines[n]})")
-        secret = parts[2].strip() if len(parts) > 2 else ""
+        # Heartbeat reads the key with sscanf("%d%s%s"): one word; anything after it is ignored.
+        words = parts[2].split(None, 1) if len(parts) > 2 else []
+        secret = words[0] if words else ""
+        if len(words) > 1 and not words[1].startswith("#"):
+            warnings.append(f"{path}:{lineno}: warning: key {n}: only the first word is the secret (as in "
+                            "Heartbeat); the rest of the line is ignored")
         if method == "crc":
             warnings.append(f"{path}:{lineno}: warning: key {n} uses crc, which authenticates NOTHING: anyone on "
                             f"the network can forge cluster packets with key {n}; use sha256")

@@ -31,11 +31,11 @@ def test_scenario_sha1():
 @pytest.mark.parametrize("method,size,algo", [("sha256", 32, hashlib.sha256), ("sha1", 20, hashlib.sha1),
                                               ("md5", 16, hashlib.md5)])
 def test_hmac_methods(method, size, algo):
-    k = parse_authkeys(f"# comment\n\nauth 3\n3 {method} a secret with spaces 123\n")
-    assert k.keys[3].secret == b"a secret with spaces 123"
+    k = parse_authkeys(f"# comment\n\nauth 3   # active\n3 {method} 4f1d0c8e2b7a9d6e5c3b1a0f  # rotated in May\n")
+    assert k.keys[3].secret == b"4f1d0c8e2b7a9d6e5c3b1a0f" and k.warnings == []
     d = k.sign(b"x")
     assert len(d) == size == k.digest_size(3)
-    assert d == hmac.new(b"a secret with spaces 123", b"x", algo).digest()
+    assert d == hmac.new(b"4f1d0c8e2b7a9d6e5c3b1a0f", b"x", algo).digest()
     assert k.verify(3, b"x", d)
     assert not k.verify(3, b"y", d)
     assert not k.verify(3, b"x", d[:-1] + bytes([d[-1] ^ 1]))
@@ -59,6 +59,15 @@ def test_any_listed_key_verifies_active_one_signs():
     assert k.verify(1, b"m", old.sign(b"m"))
     assert k.sign(b"m") != old.sign(b"m") and k.verify(2, b"m", k.sign(b"m"))
     assert k.sign_with(1, b"m") == old.sign(b"m")
+
+
+def test_secret_is_one_word_as_in_heartbeat():
+    k = parse_authkeys("auth 1\n1 sha1 correcthorse battery staple\n", "ak")
+    assert k.keys[1].secret == b"correcthorse"
+    assert k.warnings == ["ak:2: warning: key 1: only the first word is the secret (as in Heartbeat); the rest "
+                          "of the line is ignored",
+                          "ak:2: warning: key 1 is short (12 characters); use at least 16, e.g. from "
+                          "`openssl rand -hex 16`"]
 
 
 def test_short_key_warning():
