@@ -76,6 +76,7 @@ class Result:
     kind: str
     ok: bool
     detail: str = ""
+    duration: float = 0.0
 
 
 def _initial(t: Target, adopted: bool | None) -> RealHealth:

@@ -1,0 +1,190 @@
+"""Run every real server's check concurrently, each on its virtual's checkinterval, and hand results over in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import resource
+import time
+import zlib
+from typing import Callable, Dict, List, Mapping, Tuple
+
+from hadaemon.core.ldirectord.checks import CheckSpec, Pair, Plan, check_spec, maintenance_names
+from hadaemon.core.ldirectord.debounce import Result
+from hadaemon.io.checks import run_check
+
+log = logging.getLogger("hadaemon.checks")
+
+ResultsCallback = Callable[[List[Result], Mapping[Pair, bool], float], None]
+
+
+def fd_budget(reserve: int = 128) -> int:
+    """How many checks may be in flight given RLIMIT_NOFILE (each holds one socket)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, soft - reserve)
+
+
+class CheckScheduler:
+    """Keeps every distinct check (ldirectord real id) running: one in flight at most per id, the next
+    one `checkinterval` after the previous started (or at once if it took longer), first runs spread
+    over the interval. Results and maintenance changes go to `on_results(results, maintenance, now)`
+    every `flush_interval` seconds, from the event loop; nothing here blocks the loop."""
+
+    def __init__(self, plan: Plan, on_results: ResultsCallback,
+                 kind_for: Callable[[Pair], str | None] | None = None,
+                 max_concurrent: int | None = None, flush_interval: float = 0.1):
+        self._on_results = on_results
+        self._kind_for = kind_for or self._default_kind
+        self._sem = asyncio.Semaphore(min(max_concurrent or 1 << 30, fd_budget()))
+        self._flush_interval = flush_interval
+        self._heap: List[Tuple[float, int, str, int]] = []
+        self._gen = 0
+        self._seq = 0
+        self._pending: List[Result] = []
+        self._maintenance: Dict[Pair, bool] = {}
+        self._maint_dirty = False
+        self._tasks: set = set()
+        self._stopped = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._specs: Dict[Tuple[str, str], CheckSpec] = {}
+        self.checks_done = 0
+        self.plan = plan
+        self._schedule_all(time.monotonic())
+
+    # ---- plan ---------------------------------------------------------------
+
+    def _default_kind(self, pair: Pair) -> str | None:
+        from hadaemon.core.ldirectord.debounce import RealHealth, check_kind
+        return check_kind(self.plan.targets[pair], RealHealth())
+
+    def _schedule_all(self, now: float) -> None:
+        self._gen += 1
+        self._heap = []
+        self._specs = {}
+        self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()}
+        for ident, pairs in self.plan.groups.items():
+            interval = self.plan.targets[pairs[0]].virtual.checkinterval
+            offset = (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
+            self._push(now + offset, ident)
+        self._wake.set()
+
+    def reload(self, plan: Plan) -> None:
+        """Switch to a new plan (after a config reload); in-flight checks of the old one are dropped."""
+        self.plan = plan
+        self._schedule_all(time.monotonic())
+
+    def _push(self, due: float, ident: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, ident, self._gen))
+
+    # ---- running ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until stop(); call from the director's event loop."""
+        flusher = asyncio.ensure_future(self._flush_loop())
+        try:
+            while not self._stopped.is_set():
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, ident, gen = heapq.heappop(self._heap)
+                    if gen == self._gen and ident in self.plan.groups:
+                        task = asyncio.ensure_future(self._check(ident, gen))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                self._wake.clear()
+                delay = self._heap[0][0] - now if self._heap else 1.0
+                try:
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, 1.0)))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            flusher.cancel()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(flusher, *self._tasks, return_exceptions=True)
+            self._flush(time.monotonic())
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    async def _check(self, ident: str, gen: int) -> None:
+        plan = self.plan
+        pair = plan.groups[ident][0]
+        t = plan.targets[pair]
+        start = time.monotonic()
+        try:
+            if not self._maintenance.get(pair):
+                kind = self._kind_for(pair)
+                if kind is not None:
+                    spec = self._specs.get((ident, kind))
+                    if spec is None:
+                        spec = self._specs[(ident, kind)] = check_spec(t.virtual, t.real, kind)
+                    async with self._sem:
+                        cr = await run_check(spec)
+                    if gen == self._gen:
+                        self._pending.append(Result(pair, kind, cr.ok, cr.detail, cr.duration))
+                        self.checks_done += 1
+        finally:
+            if gen == self._gen and not self._stopped.is_set():
+                self._push(max(start + t.virtual.checkinterval, time.monotonic()), ident)
+                if self._heap[0][2] == ident:
+                    self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        last_scan = 0.0
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            now = time.monotonic()
+            if now - last_scan >= 1.0:
+                self._scan_maintenance()
+                last_scan = now
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        if not self._pending and not self._maint_dirty:
+            return
+        batch, self._pending = self._pending, []
+        self._maint_dirty = False
+        try:
+            self._on_results(batch, dict(self._maintenance), now)
+        except Exception:  # noqa: BLE001 - a consumer bug must not stop the checks
+            log.exception("health result consumer failed")
+
+    def _scan_maintenance(self) -> None:
+        mdir = self.plan.config.globals.maintenancedir
+        if not mdir:
+            if self._maintenance:
+                self._maintenance = {}
+                self._maint_dirty = True
+            return
+        try:
+            present = set(os.listdir(mdir))     # one syscall per flush, not one stat per real
+        except OSError:
+            present = set()
+        flags = {pair: any(n in present for n in names) for pair, names in self._maint_names.items()}
+        if flags != self._maintenance:
+            self._maintenance = flags
+            self._maint_dirty = True
+
+
+async def check_all_once(plan: Plan, kind_for: Callable[[Pair], str | None] | None = None
+                         ) -> List[Result]:
+    """One concurrent round over every distinct check of `plan` (for `--check-once` and tests)."""
+    from hadaemon.core.ldirectord.debounce import RealHealth, check_kind
+    kind_for = kind_for or (lambda p: check_kind(plan.targets[p], RealHealth()))
+    sem = asyncio.Semaphore(fd_budget())
+
+    async def one(pair: Pair) -> Result | None:
+        kind = kind_for(pair)
+        if kind is None:
+            return None
+        t = plan.targets[pair]
+        async with sem:
+            cr = await run_check(check_spec(t.virtual, t.real, kind))
+        return Result(pair, kind, cr.ok, cr.detail, cr.duration)
+
+    out = await asyncio.gather(*(one(pairs[0]) for pairs in plan.groups.values()))
+    return [r for r in out if r is not None]
