@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Benchmark: our scheduler against Pacemaker 2.1.5's crm_simulate on the same generated CIBs.
+
+For each size (nodes x Dummy primitives) and state (fresh: nothing running; steady: everything running,
+then one node lost) it measures, each in its own child process with its peak RSS:
+  ours     parse_cib + schedule in-process (the scheduling alone, no printing)
+  crm -R   crm_simulate -R -x FILE (2.1.5's scheduling alone), bounded at 120 s
+and for the small sizes also the whole simulation: `hactl simulate FILE` against `crm_simulate -S -x FILE`
+(-S grows quadratically: only worth quoting for small inputs).
+
+    .venv/bin/python bench/scheduler.py [--quick] [--sizes 2x10,16x1000] [--states fresh,steady_lost_node]
+
+The last line is `RESULT ratio_max=... ratio_median=...`: ours (parse + schedule, timed in-process) /
+crm_simulate -R (whole process) over the runs both finished, below 1 meaning we are faster; wall_ratio_*
+compares whole processes (our Python start-up and imports included).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hadaemon.testing.cibgen import generate_bench_cib  # noqa: E402
+
+FULL_SIZES = [(n, r) for n in (2, 16, 32) for r in (10, 100, 1000, 3000)]
+QUICK_SIZES = [(2, 10), (2, 100), (16, 10), (16, 100)]
+STATES = ("fresh", "steady_lost_node")
+CRM_BOUND = 120.0
+OURS_BOUND = 1800.0
+SMALL = 100  # primitives: up to this size the full simulations are compared too
+SIM_BOUND = 120.0
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from hadaemon.core.cib import parse_cib
+from hadaemon.core.policy import schedule
+text = open(sys.argv[1]).read()
+t1 = time.perf_counter()
+cib = parse_cib(text, sys.argv[1])
+t2 = time.perf_counter()
+tr = schedule(cib, now=None)
+t3 = time.perf_counter()
+print(json.dumps({"parse": t2 - t1, "schedule": t3 - t2, "actions": len(tr.graph.actions),
+                  "summary": len(tr.summary)}))
+"""
+
+
+TIME = shutil.which("time") or "/usr/bin/time"
+
+
+def run_child(argv, bound, stdout=subprocess.DEVNULL):
+    """Run argv; -> (wall seconds or None when over the bound, peak RSS in MB, stdout text or None).
+    The RSS comes from GNU time (exec'd from a small process); a child forked straight from this
+    (large) Python would inherit our high-water mark in its ru_maxrss."""
+    use_time = os.access(TIME, os.X_OK)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        full = [TIME, "-f", "%M", "-o", rss_file.name] + argv if use_time else argv
+        start = time.perf_counter()
+        proc = subprocess.Popen(full, stdout=out if stdout is None else stdout, stderr=subprocess.DEVNULL,
+                                cwd=str(REPO), start_new_session=True)
+        try:
+            proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session we made: GNU time and its child
+            proc.wait()
+            return None, None, None
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}")
+        rss = None
+        if use_time:
+            lines = [x for x in rss_file.read().split() if x.isdigit()]
+            rss = int(lines[-1]) / 1024 if lines else None
+        text = None
+        if stdout is None:
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+        return wall, rss, text
+
+
+def ours_available() -> bool:
+    try:
+        from hadaemon.core.cib import parse_cib  # noqa: F401
+        from hadaemon.core.policy import schedule  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def hactl_argv():
+    exe = REPO / ".venv" / "bin" / "hactl"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "hadaemon.cli.hactl"]
+
+
+def fmt(t, bound):
+    return f">{bound:.0f}" if t is None else f"{t:.2f}"
+
+
+def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim):
+    path = os.path.join(workdir, f"bench-{nodes}x{prims}-{state}.xml")
+    with open(path, "w") as f:
+        f.write(generate_bench_cib(nodes, prims, state, seed=1))
+    row = {"nodes": nodes, "prims": prims, "state": state, "bytes": os.path.getsize(path)}
+    if have_ours:
+        try:
+            wall, rss, text = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None)
+            info = json.loads(text) if text else {}
+            row.update(ours=(info["parse"] + info["schedule"]) if info else None, ours_rss=rss, ours_wall=wall,
+                       parse=info.get("parse"), actions=info.get("actions"))
+        except RuntimeError as e:
+            row.update(ours=None, ours_rss=None, ours_error=str(e))
+    if have_crm:
+        wall, rss, _ = run_child(["crm_simulate", "-R", "-x", path], CRM_BOUND)
+        row.update(crm=wall, crm_rss=rss)
+    if full_sim and prims <= SMALL:
+        if have_ours:
+            try:
+                row["sim_ours"], row["sim_ours_rss"], _ = run_child(hactl_argv() + ["simulate", path], SIM_BOUND)
+            except RuntimeError:
+                row["sim_ours"], row["sim_ours_error"] = None, True
+        if have_crm:
+            row["sim_crm"], row["sim_crm_rss"], _ = run_child(["crm_simulate", "-S", "-x", path], SIM_BOUND)
+    return row
+
+
+def print_row(r, have_ours):
+    ours = fmt(r.get("ours"), OURS_BOUND) if have_ours else "n/a"
+    ratio = ""
+    if r.get("ours") is not None and r.get("crm") is not None:
+        ratio = f"{r['ours'] / r['crm']:.3f}"
+    sim = ""
+    if "sim_crm" in r or "sim_ours" in r:
+        ours_sim = (f"{fmt(r['sim_ours'], SIM_BOUND)} s ({r.get('sim_ours_rss') or 0:.0f} MB)"
+                    if "sim_ours" in r else "n/a")
+        crm_sim = (f"{fmt(r['sim_crm'], SIM_BOUND)} s ({r.get('sim_crm_rss') or 0:.0f} MB)"
+                   if "sim_crm" in r else "n/a")
+        sim = f"  simulate: hactl {ours_sim}, crm -S {crm_sim}"
+    actions = r.get("actions")
+    per = f"{1e6 * r['ours'] / actions:.0f}" if actions and r.get("ours") else "-"
+    wall = fmt(r.get("ours_wall"), OURS_BOUND) if have_ours else "n/a"
+    print(f"{r['nodes']:>5} {r['prims']:>6} {r['state']:<17} {actions if actions is not None else '-':>8}"
+          f" {ours:>9} {wall:>9} {r.get('ours_rss') or 0:>8.0f} {per:>7} {fmt(r.get('crm'), CRM_BOUND):>9}"
+          f" {r.get('crm_rss') or 0:>8.0f} {ratio:>7}{sim}", flush=True)
+
+
+def parse_sizes(text):
+    sizes = []
+    for item in text.split(","):
+        n, _, r = item.strip().partition("x")
+        sizes.append((int(n), int(r)))
+    return sizes
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only: " + " ".join(f"{n}x{r}" for n, r in QUICK_SIZES))
+    ap.add_argument("--sizes", help="comma-separated NODESxPRIMITIVES, e.g. 2x10,16x1000")
+    ap.add_argument("--states", default=",".join(STATES), help="fresh and/or steady_lost_node")
+    ap.add_argument("--no-simulate", action="store_true", help="skip the full hactl simulate / crm_simulate -S runs")
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args(argv)
+    sizes = parse_sizes(args.sizes) if args.sizes else QUICK_SIZES if args.quick else FULL_SIZES
+    states = [s for s in args.states.split(",") if s]
+    have_ours, have_crm = ours_available(), shutil.which("crm_simulate") is not None
+    if not have_ours:
+        print("note: the scheduler (hadaemon.core.policy.schedule) is not available; timing crm_simulate only")
+    if not have_crm:
+        print("note: crm_simulate not installed; timing ours only")
+    print(f"{'nodes':>5} {'prims':>6} {'state':<17} {'actions':>8} {'ours s':>9} {'wall s':>9} {'ours MB':>8}"
+          f" {'us/act':>7}"
+          f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hadbench-") as workdir:
+        for nodes, prims in sizes:
+            for state in states:
+                row = measure(nodes, prims, state, workdir, have_ours, have_crm, not args.no_simulate)
+                rows.append(row)
+                print_row(row, have_ours)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    ratios = [r["ours"] / r["crm"] for r in rows if r.get("ours") is not None and r.get("crm") is not None]
+    both = len(ratios)
+    crm_over = sum(1 for r in rows if have_crm and r.get("crm") is None)
+    ours_over = sum(1 for r in rows if have_ours and r.get("ours") is None)
+    walls = [r["ours_wall"] / r["crm"] for r in rows if r.get("ours_wall") is not None and r.get("crm") is not None]
+    if ratios:
+        print(f"RESULT ratio_max={max(ratios):.3f} ratio_median={statistics.median(ratios):.3f}"
+              f" wall_ratio_max={max(walls):.3f} wall_ratio_median={statistics.median(walls):.3f}"
+              f" runs_compared={both} crm_over_{CRM_BOUND:.0f}s={crm_over} ours_failed={ours_over}")
+    else:
+        print(f"RESULT ratio_max=nan ratio_median=nan runs_compared=0 crm_over_{CRM_BOUND:.0f}s={crm_over}"
+              f" ours_available={str(have_ours).lower()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
