@@ -128,6 +128,10 @@ class Planner:
         changed = False
         if flags & IMPLIES_THEN and not first.optional:
             changed |= self._require(then, first)
+        if flags & IMPLIES_THEN and not first.optional and not first.runnable and then.runnable \
+                and not first.pseudo:
+            then.runnable = False
+            changed = True
         if flags & RUNNABLE_LEFT and not first.runnable and then.runnable:
             then.runnable = False
             if first.rsc is not None and first.rsc != then.rsc and then.reason is None:

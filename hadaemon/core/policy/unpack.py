@@ -213,7 +213,7 @@ def _setup_prim(ws: WorkingSet, r: WRsc) -> None:
     req = (meta.get("requires") or "").lower()
     if not req:
         if r.is_stonith:
-            req = "nothing"
+            req = "quorum"
         elif ws.stonith_enabled:
             req = "fencing"
         else:
@@ -252,6 +252,8 @@ def _unpack_status(ws: WorkingSet) -> None:
         node = ws.node_by_id.get(st.id) or ws.node_by_uname.get(st.uname or "")
         if node is None:
             continue
+        if not ws.stonith_enabled and not node.online:
+            continue  # without fencing, an offline node's history is not trusted
         for lr in st.lrm:
             _unpack_lrm_resource(ws, node, lr)
     for r in ws.prims.values():
@@ -498,7 +500,6 @@ def _process_rsc_state(ws: WorkingSet, r: WRsc, node: WNode, on_fail: int) -> No
 def _add_running(ws: WorkingSet, r: WRsc, node: WNode) -> None:
     if node not in r.running_on:
         r.running_on.append(node)
-    node.num_resources += 1
     if node.maintenance:
         r.managed = False
     if not r.managed:
