@@ -395,7 +395,7 @@ class Agent:
 
         if nic.startswith("lo"):
             return None
-        link = garp.LinkSocket(nic, garp.ETH_P_ARP if self.cfg.family == 4 else garp.ETH_P_IPV6)
+        link = garp.LinkSocket(nic)
         return link, garp.announcement_frames(link.mac, self.cfg.ip)
 
     def announce(self, prepared, rounds: int) -> None:

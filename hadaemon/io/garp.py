@@ -76,9 +76,13 @@ def announcement_frames(mac: str, ip: str) -> List[bytes]:
 
 
 class LinkSocket:
-    """An AF_PACKET raw socket bound to one interface of the current network namespace."""
+    """An AF_PACKET raw socket bound to one interface of the current network namespace.
 
-    def __init__(self, ifname: str, proto: int = ETH_P_ARP):
+    With proto 0 (the default) it only sends: no receive hook is registered, so binding is immediate
+    (registering a protocol hook waits for an RCU grace period, 10-15 ms).  Pass ETH_P_ARP to receive.
+    """
+
+    def __init__(self, ifname: str, proto: int = 0):
         self.ifname = ifname
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
         try:
@@ -221,7 +225,6 @@ class Probe:
         import threading
 
         self.ifname, self.ip, self.count, self.interval = ifname, ip, count, interval
-        self.link = LinkSocket(ifname, ETH_P_ARP)
         self.conflict: str | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"arp-probe-{ip}", daemon=True)
@@ -229,14 +232,13 @@ class Probe:
 
     def _run(self) -> None:
         try:
-            self.conflict = self._probe()
+            with LinkSocket(self.ifname, ETH_P_ARP) as link:  # the slow bind happens in this thread
+                self.conflict = self._probe(link)
         except BaseException as e:  # reported by result()
             self.error = e
-        finally:
-            self.link.close()
 
-    def _probe(self) -> str | None:
-        link, ip, interval = self.link, self.ip, self.interval
+    def _probe(self, link: LinkSocket) -> str | None:
+        ip, interval = self.ip, self.interval
         frame = probe_frame_raw(link.mac, ip)
         start = time.monotonic()
         deadline = start + self.count * interval

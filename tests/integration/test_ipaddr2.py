@@ -177,6 +177,58 @@ def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms, ru
     assert t_return < requests[-1]
 
 
+IN_PROCESS = """
+import json, sys, time
+from hadaemon.agents import ipaddr2
+from hadaemon.io import garp
+import pyroute2, scapy.layers.l2  # what an LRM running agents in-process has loaded already
+params, env = json.loads(sys.stdin.read())
+t0 = time.time()
+rc = ipaddr2.run("start", params, env)
+print(json.dumps([rc, t0]))
+"""
+
+
+def in_process_start(c, node, **params):
+    """Run the start action in-process (modules preloaded, like the LRM will); (rc, t0)."""
+    import json
+
+    env = {"HADAEMON_RUNDIR": str(c.workdir / "run" / node)}
+    cp = c.run(node, [sys.executable, "-c", IN_PROCESS], input=json.dumps([params, env]), env={
+        "PYTHONPATH": str(REPO)}, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout.strip().splitlines()[-1])
+
+
+def test_time_to_first_garp(c, cleanup):
+    """Failover speed: agent start -> first GARP on the wire, as a process and in-process (figures)."""
+    ip = vip(c, 219)
+    figures = {}
+    for mode in ("process", "in-process"):
+        for run_arping in ("true", "false"):
+            p = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": run_arping}
+            cleanup.append(("node2", p))
+            took = []
+            for _ in range(3):
+                with c.tcpdump("client", "arp") as cap:
+                    if mode == "process":
+                        rc, err, t0 = ours(c, "node2", "start", **p)
+                    else:
+                        (rc, t0), err = in_process_start(c, "node2", **p), ""
+                    assert rc == 0, err
+                    time.sleep(0.1)
+                first = garps(read_pcap(cap.stop()), ip, c.mac("node2"))
+                assert len(first) == 2  # one round: request + reply
+                took.append((first[0] - t0) * 1000)
+                assert ours(c, "node2", "stop", **p)[0] == 0
+            took.sort()
+            figures[mode, run_arping] = took
+            print(f"start -> first GARP on the wire, {mode:<10}, collision probe {run_arping:<5}: "
+                  f"min {took[0]:.0f} ms, median {took[1]:.0f} ms, max {took[-1]:.0f} ms")
+    # In-process without the probe there is no import and no waiting left: far below the probe's 200 ms.
+    assert figures["in-process", "false"][0] < 200 <= figures["in-process", "true"][-1]
+
+
 @pytest.mark.parametrize("state", ["reachable", "stale"])
 def test_existing_entry_switches_on_first_garp(c, cleanup, state):
     ip = vip(c, 212)
