@@ -10,6 +10,7 @@ import socket
 import subprocess
 from concurrent.futures import Executor, ThreadPoolExecutor
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core.ldirectord.debounce import RealDown, RealUp
@@ -38,7 +39,7 @@ def alert_subject(event, v: Virtual, weight: int) -> str:
 
 def build_message(from_addr: str, to_addr: str, subject: str, hostname: str, status: str,
                   v: Virtual) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=SMTP_POLICY.clone(max_line_length=998))
     msg["From"], msg["To"] = from_addr, to_addr
     msg["Subject"] = f"[{v.servicename}] {subject}" if v.servicename else subject
     body = f"ldirectord host: {hostname}\nLog-Message: {subject}\nDaemon-Status: {status}\n"
