@@ -156,7 +156,12 @@ async def run_shell(command: str, timeout: float = 60.0) -> int:
     try:
         _, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
-        proc.kill()
+        import os
+        import signal
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)    # the shell and whatever it started
+        except ProcessLookupError:
+            pass
         await proc.wait()
         log.warning("command timed out after %gs: %s", timeout, command)
         return -1
