@@ -187,3 +187,76 @@ def test_ipvs_backend_in_vm():
     assert "EditDest tcp:192.168.18.100:80 192.168.18.192:80" in programmed
     assert not any("10.9.9.9" in op for stage in data.values() for op in stage["ops"])
     assert data["cleanstop"]["ops"][-1].startswith("DelService")
+
+
+DAEMON_CONFIG = """\
+checkinterval=1
+checktimeout=1
+quiescent=yes
+virtual=192.168.18.100:80
+\treal=192.168.18.191:80 gate
+\treal=192.168.18.192:80 gate 3
+\tfallback=127.0.0.1:80 gate
+\tscheduler=wrr
+\tprotocol=tcp
+\tchecktype=on
+virtual=10.0.2.100:80
+\treal=127.0.0.1:9 masq 2
+\tscheduler=rr
+\tpersistent=300
+\tchecktype=connect
+"""
+
+# In the VM: a table made with ipvsadm (ours with a wrong weight, and a foreign one), then the daemon.
+DAEMON_SCRIPT = """
+ipvsadm -A -t 192.168.18.100:80 -s wrr
+ipvsadm -a -t 192.168.18.100:80 -r 192.168.18.191:80 -g -w 5
+ipvsadm -A -t 10.9.9.9:22 -s rr
+{python} -m hadaemon.daemons.director --backend ipvs --no-dbus --pidfile /run/ld.pid {config} 2>/run/ld.log &
+i=0
+while [ $i -lt 600 ] && ! grep -q 'real server 127.0.0.1:9 of tcp:10.0.2.100:80 failed\\|started' /run/ld.log; do
+  sleep 0.1; i=$((i+1))
+done
+sleep 3
+echo "=== running"
+ipvsadm -Ln
+kill -TERM $(cat /run/ld.pid)
+i=0
+while [ $i -lt 300 ] && [ -e /run/ld.pid ]; do sleep 0.1; i=$((i+1)); done
+echo "=== stopped"
+ipvsadm -Ln
+echo "=== log"
+cat /run/ld.log
+"""
+
+
+def test_director_daemon_with_ipvs_in_vm():
+    """ha-ldirectord itself on the VM's IPVS: adopts an existing table, programs checktype=on reals with
+    their weights and an unreachable real at weight 0 (quiescent), leaves a foreign service alone, and
+    removes its services on SIGTERM (cleanstop)."""
+    from hadaemon.testing import qemu
+
+    reason = qemu.available()
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which("ipvsadm"):
+        pytest.skip("ipvsadm not installed")
+    with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
+        cfg = Path(tmp) / "ldirectord.cf"
+        cfg.write_text(DAEMON_CONFIG)
+        script = DAEMON_SCRIPT.format(python=REPO / ".venv" / "bin" / "python", config=cfg)
+        result = qemu.VM().run(f"cd {REPO}\n" + script, timeout=600)
+    print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s\n{result.output}")
+    assert result.returncode == 0, result.output + result.console[-2000:]
+    running = result.output.split("=== running", 1)[1].split("=== stopped", 1)[0]
+    stopped = result.output.split("=== stopped", 1)[1].split("=== log", 1)[0]
+    web = VirtualService("tcp", "192.168.18.100", 80, scheduler="wrr")
+    other = VirtualService("tcp", "10.0.2.100", 80, scheduler="rr", persistent=300)
+    foreign = VirtualService("tcp", "10.9.9.9", 22, scheduler="rr")
+    assert parse_ipvsadm(running) == make_table([
+        (web, [Destination("192.168.18.191", 80, "gate", 1), Destination("192.168.18.192", 80, "gate", 3)]),
+        (other, [Destination("127.0.0.1", 9, "masq", 0)]),
+        (foreign, [])])
+    assert parse_ipvsadm(stopped) == make_table([(foreign, [])])
+    log = result.output.split("=== log", 1)[1]
+    assert "adopted 1 real server" in log and "cleanstop: removed 2 virtual service(s)" in log
