@@ -1,7 +1,8 @@
 """Reading lrm history entries: op keys, expected results, and Pacemaker's call-id order."""
 from __future__ import annotations
 
-from typing import List, Sequence
+import hashlib
+from typing import Dict, List, Sequence, Tuple
 
 from hadaemon.core.cib.model import LrmOp
 
@@ -49,12 +50,42 @@ def effective_rc(rc: int) -> int:
     return rc
 
 
-def last_start_index(ops: Sequence[LrmOp]) -> int | None:
-    """Index of the last successful start-like entry (start, migrate_from, promote)."""
-    found = None
+def active_range(ops: Sequence[LrmOp]) -> Tuple[int, int]:
+    """(start_index, stop_index) the way Pacemaker finds a resource's active stretch of history."""
+    start = stop = -1
+    implied_monitor = implied_promote = -1
     for i, o in enumerate(ops):
-        if o.operation in ("start", "migrate_from") and o.rc_code == 0 and o.op_status == 0:
-            found = i
-        elif o.operation == "stop" and o.rc_code == 0 and o.op_status == 0:
-            found = None
-    return found
+        if o.operation == "stop" and o.op_status == 0:
+            stop = i
+        elif o.operation in ("start", "migrate_from"):
+            start = i
+        elif implied_monitor <= stop and o.operation == "monitor":
+            if o.rc_code in (0, 8):
+                implied_monitor = i
+        elif o.operation in ("promote", "demote"):
+            implied_promote = i
+    if start == -1:
+        if implied_promote != -1:
+            start = implied_promote
+        elif implied_monitor != -1:
+            start = implied_monitor
+    return start, stop
+
+
+def active_ops(ops: Sequence[LrmOp]) -> List[LrmOp]:
+    """History entries from the last start on, or [] when the resource was stopped since."""
+    start, stop = active_range(ops)
+    if start < stop or start < 0:
+        return []
+    return list(ops[start:])
+
+
+def digest(params: Dict[str, str]) -> str:
+    """Pacemaker's operation digest: MD5 of the sorted <parameters> element."""
+    attrs = "".join(f' {k}="{_esc(v)}"' for k, v in sorted(params.items()))
+    return hashlib.md5(f" <parameters{attrs}/>\n".encode()).hexdigest()
+
+
+def _esc(value: str) -> str:
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))

@@ -7,6 +7,7 @@ from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
 from hadaemon.core.graph import Action, TransitionGraph
 from hadaemon.core.policy import actions as A
+from hadaemon.core.policy import digests as D
 from hadaemon.core.policy import placement as P
 from hadaemon.core.policy import summary as S
 from hadaemon.core.policy.unpack import WorkingSet, unpack
@@ -61,6 +62,7 @@ class Transition:
 def schedule(cib: Cib, now: int | None = None) -> Transition:
     """Run the scheduler pipeline on a CIB; same input, same output."""
     ws = unpack(cib, now)
+    D.check_definitions(ws)
     P.apply_locations(ws)
     P.apply_stickiness(ws)
     P.apply_fail_limits(ws)

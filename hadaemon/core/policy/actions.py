@@ -211,6 +211,24 @@ def create_primitive_actions(p: Planner, r) -> None:
             _stop_rsc(p, r, False)
         else:
             _start_rsc(p, r, chosen, False)
+    if r.next_role == STARTED and chosen is not None and r.managed:
+        if getattr(r, "definition_changed", False) or chosen.uname in r.agent_changed:
+            start = p.action(r, "start", chosen)
+            if start.optional:
+                start.optional = False
+                if getattr(r, "definition_changed", False) and start.reason is None:
+                    start.reason = "resource definition change"
+        if r.reload and current is chosen and not need_stop:
+            p.action(r, "reload-agent", chosen, optional=False)
+    for uname in sorted(r.agent_changed):
+        node = ws.node_by_uname[uname]
+        delete = p.action(r, "delete", node, optional=False)
+        for stop in p.rsc_actions(r.id, "stop"):
+            p.order(stop, delete, 0)
+        for start in p.rsc_actions(r.id, "start"):
+            p.order(delete, start, 0)
+    for uname, task, interval in r.cancel:
+        p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False)
     if r.blocked:
         pass
     elif r.next_role != STOPPED or not r.managed:
@@ -235,6 +253,8 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
         optional = start.optional if start is not None else True
         active = r.active_ops.get(node.uname, set()) if node is not None else set()
         if (op.name, op.interval_ms) not in active:
+            optional = False
+        elif node is not None and (node.uname, op.name, op.interval_ms) in r.reschedule:
             optional = False
         mon = p.action(r, op.name, node, op.interval_ms, optional=optional)
         if start is None or not start.runnable or node is None or not node.online or node.unclean:

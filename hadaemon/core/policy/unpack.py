@@ -340,15 +340,13 @@ def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
     for op in ops:
         _unpack_op(ws, r, node, op, state)
     # active recurring operations since the last start
-    start = H.last_start_index(ops)
+    recent = H.active_ops(ops)
     active = set()
-    if start is not None:
-        for o in ops[start + 1:]:
-            if o.interval_ms > 0 and o.operation != "cancel":
-                if o.op_status in (H.EXEC_DONE, H.EXEC_PENDING) and o.rc_code in (0, 8):
-                    active.add((o.operation, o.interval_ms))
-    if r.role == STARTED:
-        r.active_ops[node.uname] = active
+    for o in recent:
+        if o.interval_ms > 0 and o.op_status != H.EXEC_PENDING:
+            active.add((o.operation, o.interval_ms))
+    r.active_ops[node.uname] = active
+    r.history[node.uname] = (lr, recent)
     _process_rsc_state(ws, r, node, state["on_fail"])
     if saved_role > r.role:
         r.role = saved_role

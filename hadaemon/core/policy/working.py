@@ -121,7 +121,10 @@ class WRsc:
         self.cons: List[Coloc] = []
         self.cons_lhs: List[Coloc] = []
         self.active_ops: Dict[str, set] = {}  # node uname -> {(task, interval_ms)}
-        self.digest_changed: Dict[str, str] = {}
+        self.history: Dict[str, tuple] = {}  # node uname -> (LrmResource, active ops)
+        self.reschedule: set = set()  # (node uname, task, interval_ms) to send again
+        self.cancel: list = []  # (node uname, task, interval_ms) no longer configured
+        self.agent_changed: set = set()  # node unames whose history names another agent
         self.actions: Dict[tuple, object] = {}
         self.migration_threshold = 1000000
         self.stickiness = 0

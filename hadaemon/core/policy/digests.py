@@ -1,0 +1,96 @@
+"""Definition changes: compare the recorded parameter digests with the configuration."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from hadaemon.core.cib import history as H
+from hadaemon.core.cib.loader import parse_interval_ms
+from hadaemon.core.cib.model import Op
+from hadaemon.core.cib.rules import resolve_sets
+from hadaemon.core.policy.unpack import WorkingSet
+
+DEFAULT_TIMEOUT_MS = 20000
+
+
+def _configured(r, task: str, interval_ms: int) -> Optional[Op]:
+    for op in r.prim.ops:
+        if op.name == task and op.interval_ms == interval_ms:
+            return op
+    return None
+
+
+def _params(ws: WorkingSet, r, node, op: Optional[Op], interval_ms: int) -> Dict[str, str]:
+    params = resolve_sets(r.prim.instance_sets, node.attrs)
+    if r.group is not None:
+        pass
+    if op is not None:
+        for k, v in resolve_sets(op.instance_sets, node.attrs).items():
+            params[k] = v
+    if interval_ms > 0:
+        timeout = op.timeout if op is not None else None
+        if timeout is None:
+            timeout = resolve_sets(ws.cib.op_defaults).get("timeout")
+        ms = parse_interval_ms(timeout) if timeout else DEFAULT_TIMEOUT_MS
+        params["CRM_meta_timeout"] = str(ms if ms is not None else DEFAULT_TIMEOUT_MS)
+    return params
+
+
+def _agent_changed(r, lr) -> bool:
+    prim = r.prim
+    return ((lr.cls or "") != prim.cls or (lr.type or "") != prim.type
+            or (lr.provider or "") != (prim.provider or ""))
+
+
+def check_definitions(ws: WorkingSet) -> None:
+    """Mark restarts, reloads, re-sent and cancelled monitors caused by configuration changes."""
+    for r in ws.prims.values():
+        if r.prim is None:
+            continue
+        for uname, (lr, recent) in r.history.items():
+            node = ws.node_by_uname[uname]
+            if not node.online:
+                continue
+            if _agent_changed(r, lr):
+                r.agent_changed.add(uname)
+                continue
+            for o in recent:
+                if o.interval_ms > 0 and (r.blocked or node.maintenance):
+                    continue
+                if not (o.interval_ms > 0 or o.operation in ("monitor", "start", "promote", "migrate_from")):
+                    continue
+                op = _configured(r, o.operation, o.interval_ms)
+                if o.interval_ms > 0 and (op is None or not op.enabled):
+                    r.cancel.append((uname, o.operation, o.interval_ms))
+                    continue
+                _compare(ws, r, node, o, op)
+
+
+def _compare(ws: WorkingSet, r, node, o, op: Optional[Op]) -> None:
+    params = _params(ws, r, node, op, o.interval_ms)
+    calc_all = H.digest(params)
+    rc = None
+    if o.interval_ms == 0 and op is not None and resolve_sets(op.instance_sets, node.attrs):
+        forced_restart = True
+    else:
+        forced_restart = False
+    if o.restart_params is not None and o.op_restart_digest is not None:
+        keep = set(o.restart_params.split())
+        restart = {k: v for k, v in params.items() if k in keep}
+        if H.digest(restart) != o.op_restart_digest:
+            rc = "restart"
+    if rc is None:
+        if o.op_digest is None:
+            rc = "unknown"
+        elif o.op_digest != calc_all:
+            rc = "restart" if forced_restart else "all"
+    if rc is None:
+        return
+    if rc == "restart":
+        r.definition_changed = True
+    elif o.interval_ms > 0:
+        r.reschedule.add((node.uname, o.operation, o.interval_ms))
+    elif o.op_restart_digest is not None:
+        r.reload = True
+        r.reload_node = node.uname
+    else:
+        r.definition_changed = True
