@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPARE_TOOL = REPO.parent / "shared" / "tools" / "scheduler-compare"
 SEEDS = range(1000, 1060)
 # Regression guard: how many of the SEEDS must match crm_simulate. Raise it as the scheduler improves.
-MATCH_FLOOR = 0
+MATCH_FLOOR = 53
 TIMEOUT = 60
 
 
