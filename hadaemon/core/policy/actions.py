@@ -227,7 +227,7 @@ def create_primitive_actions(p: Planner, r) -> None:
             p.order(stop, delete, 0)
         for start in p.rsc_actions(r.id, "start"):
             p.order(delete, start, 0)
-    for uname, task, interval in r.cancel:
+    for uname, _task, interval in r.cancel:
         p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False)
     if r.blocked:
         pass

@@ -1,7 +1,7 @@
 """Definition changes: compare the recorded parameter digests with the configuration."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 from hadaemon.core.cib import history as H
 from hadaemon.core.cib.loader import parse_interval_ms
@@ -12,14 +12,14 @@ from hadaemon.core.policy.unpack import WorkingSet
 DEFAULT_TIMEOUT_MS = 20000
 
 
-def _configured(r, task: str, interval_ms: int) -> Optional[Op]:
+def _configured(r, task: str, interval_ms: int) -> Op | None:
     for op in r.prim.ops:
         if op.name == task and op.interval_ms == interval_ms:
             return op
     return None
 
 
-def _params(ws: WorkingSet, r, node, op: Optional[Op], interval_ms: int) -> Dict[str, str]:
+def _params(ws: WorkingSet, r, node, op: Op | None, interval_ms: int) -> Dict[str, str]:
     params = resolve_sets(r.prim.instance_sets, node.attrs)
     if r.group is not None:
         pass
@@ -65,7 +65,7 @@ def check_definitions(ws: WorkingSet) -> None:
                 _compare(ws, r, node, o, op)
 
 
-def _compare(ws: WorkingSet, r, node, o, op: Optional[Op]) -> None:
+def _compare(ws: WorkingSet, r, node, o, op: Op | None) -> None:
     params = _params(ws, r, node, op, o.interval_ms)
     calc_all = H.digest(params)
     rc = None

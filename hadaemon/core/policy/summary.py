@@ -117,33 +117,63 @@ def summary_lines(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[str]
     return lines
 
 
+def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
+    """Order actions like Pacemaker's graph: by resource, stops, probes, starts, then node events."""
+    rank = {}
+    i = 0
+    for top in ws.resources:
+        rank[top.id] = i
+        i += 1
+        if top.is_group:
+            for m in top.members:
+                rank[m.id] = i
+                i += 1
+    node_pos = {n.uname: k for k, n in enumerate(ws.nodes)}
+    task_rank = {"stop": 0, "cancel": 1, "delete": 1, "monitor": 2, "start": 3}
+    keys = {}
+    for a in p.actions:
+        if a.rsc is None:
+            keys[a.id] = (i + 1, 0, 0, a.id)
+            continue
+        t = task_rank.get(a.task, 4)
+        if a.task == "monitor" and a.interval_ms:
+            t = 5
+        if a.pseudo and a.task in ("start", "stop"):
+            t = -1
+        keys[a.id] = (rank.get(a.rsc, i), t, -node_pos.get(a.node, 0), a.id)
+    return keys
+
+
 def executed(p: Planner) -> List[Action]:
-    """Actions that run, in the order crm_simulate's simulated execution would fire them."""
+    """Actions that run, in the order crm_simulate's simulated execution fires them:
+    passes over the graph; pseudo-actions confirm at once, others at the end of the pass."""
     keep = [a for a in p.actions if a.runnable and (not a.optional or (a.pseudo and a.printed))]
     ids = {a.id for a in keep}
     deps: Dict[int, List[int]] = {a.id: [] for a in keep}
     for first, then, _flags in p.edges:
         if first.id in ids and then.id in ids and first.id not in deps[then.id]:
             deps[then.id].append(first.id)
+    keys = _graph_keys(p.ws, p)
+    remaining = sorted(keep, key=lambda a: keys[a.id])
     done: set = set()
     order: List[Action] = []
-    remaining = sorted(keep, key=lambda a: a.id)
-    for _ in range(len(remaining) + 1):
-        if not remaining:
-            break
+    while remaining:
+        fired = []
         left = []
-        progressed = False
         for a in remaining:
             if all(d in done for d in deps[a.id]):
-                done.add(a.id)
                 order.append(a)
-                progressed = True
+                if a.pseudo:
+                    done.add(a.id)
+                else:
+                    fired.append(a.id)
             else:
                 left.append(a)
-        remaining = left
-        if not progressed:
-            order.extend(remaining)
+        if len(left) == len(remaining):
+            order.extend(left)  # a cycle: keep every action visible
             break
+        done.update(fired)
+        remaining = left
     return order
 
 

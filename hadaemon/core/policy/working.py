@@ -173,9 +173,9 @@ class WGroup:
 
 
 def _int(text: str | None, default: int) -> int:
+    """An integer meta-attribute the way Pacemaker reads scores ("2.0" is 2, "INFINITY" is 1000000)."""
     if text is None:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        return default
+    from hadaemon.core.cib.scores import parse_score
+    value = parse_score(text, None)
+    return default if value is None else value
