@@ -5,17 +5,17 @@ import asyncio
 import hashlib
 import logging
 import os
-import socket
 import time
 from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.checks import make_plan, maintenance_names
+from hadaemon.core.ldirectord.checks import make_plan
 from hadaemon.core.ldirectord.config import load_config
 from hadaemon.core.ldirectord.debounce import (
-    RealDown, RealUp, Result, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over,
-    check_kind, initial_state,
+    RealDown, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over, check_kind,
+    initial_state,
 )
+from hadaemon.core.ldirectord.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
 from hadaemon.core.ldirectord.table import (
     dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
 )
@@ -66,7 +66,12 @@ class Director:
         self.started_at = time.time()
         self._tasks: List[asyncio.Task] = []
         self._lock = asyncio.Lock()
-        self._hostname = socket.gethostname()
+        self._dirty = asyncio.Event()
+        self._events: List = []
+        self.scheduler = None
+        self.alerts = None
+        self._autoreload = None
+        self.daemon_status = STATUS_STARTING
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,13 +93,22 @@ class Director:
         self.current = {k: e for k, e in existing.items() if k in self._wanted_keys()}
         if adopted:
             log.info("adopted %d real server(s) from the existing table", len(adopted))
+        from hadaemon.io.alerts import EmailAlerts
+
+        self.alerts = EmailAlerts(config)
         await self.reconcile(startup=True)
+        self._run_fallback_commands()
         self._start_checks()
+        self.daemon_status = STATUS_RUNNING
 
     async def stop(self, cleanstop: bool | None = None) -> None:
         """Stop checking; remove the virtual services with cleanstop=yes (all when cleanstop=True)."""
+        self.daemon_status = STATUS_STOPPING
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for t in self._tasks:
             t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self.config is None:
             return
@@ -117,15 +131,18 @@ class Director:
             log.error("reload refused, keeping the running configuration: %s", e)
             raise BadRequest("BadConfig", str(e)) from None
         self.stamp = file_stamp(self.config_path)
+        self.daemon_status = STATUS_RELOADING
         old = self.config
         self.health = carry_over(self.health, old, config)
         self._set_config(config)
+        if self.alerts is not None:
+            self.alerts.update_config(config)
         self.reloads += 1
         log.info("reloaded %s: %d virtual service(s)", self.config_path, len(config.virtuals))
-        for t in self._tasks:
-            t.cancel()
         await self.reconcile()
+        self._run_fallback_commands()
         self._start_checks()
+        self.daemon_status = STATUS_RUNNING
         self._emit("reload", self.config_path)
 
     def _set_config(self, config) -> None:
@@ -177,62 +194,59 @@ class Director:
 
     # -- checks ------------------------------------------------------------------------------------
     def _start_checks(self) -> None:
-        self._tasks = [asyncio.ensure_future(self._virtual_loop(v.key)) for v in self.config.virtuals]
-        if self.config.globals.autoreload:
-            self._tasks.append(asyncio.ensure_future(self._autoreload_loop()))
+        """Start (or re-plan after a reload) the concurrent check scheduler and the helper loops."""
+        from hadaemon.io.checks.scheduler import CheckScheduler
 
-    async def _virtual_loop(self, vkey: str) -> None:
-        plan = self.plan
-        v = plan.virtuals[vkey]
-        while True:
-            started = time.monotonic()
-            await self.check_round(plan, v)
-            await asyncio.sleep(max(0.05, v.checkinterval - (time.monotonic() - started)))
+        if self.scheduler is None:
+            self.scheduler = CheckScheduler(self.plan, self._on_results, kind_for=self._kind_for)
+            self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
+            self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
+            self._tasks.append(asyncio.ensure_future(self._alert_loop()))
+        else:
+            self.scheduler.reload(self.plan)
+        if self.config.globals.autoreload and (self._autoreload is None or self._autoreload.done()):
+            self._autoreload = asyncio.ensure_future(self._autoreload_loop())
+            self._tasks.append(self._autoreload)
 
-    async def check_round(self, plan, v) -> None:
-        """Check each real of virtual `v` once, concurrently (one check per ldirectord real id)."""
-        from hadaemon.io.checks import run_check
-        from hadaemon.core.ldirectord.checks import check_spec
+    def _kind_for(self, pair) -> str | None:
+        t = self.plan.targets.get(pair)
+        return check_kind(t, self.health.get(pair)) if t is not None else None
 
-        if plan is not self.plan:
-            return
-        now = time.time()
+    def _on_results(self, results, maintenance, _monotonic_now) -> None:
+        """A batch from the scheduler (called in the event loop): fold it into the health state."""
+        plan, now = self.plan, time.time()
         events: List = []
-        if self.config.globals.maintenancedir:
-            flags = {}
-            for r in v.reals:
-                names = maintenance_names(r, self._hostname)
-                flags[(v.key, r.key)] = any(os.path.exists(os.path.join(self.config.globals.maintenancedir, n))
-                                            for n in names)
-            self.health, ev = apply_maintenance(plan, self.health, flags, now)
-            events += ev
+        self.health, ev = apply_maintenance(plan, self.health, maintenance, now)
+        events += ev
         self.health, ev = apply_on_checks(plan, self.health, now)
         events += ev
-        todo, seen = [], set()
-        for r in v.reals:
-            pair = (v.key, r.key)
-            ident = plan.identity.get(pair)
-            h = self.health.get(pair)
-            if ident is None or ident in seen or h.maintenance:
-                continue
-            kind = check_kind(plan.targets[pair], h)
-            if kind is None:
-                continue
-            seen.add(ident)
-            todo.append((pair, kind, check_spec(v, r, kind)))
-        if todo:
-            outcomes = await asyncio.gather(*(run_check(spec) for _, _, spec in todo))
-            if plan is not self.plan:
-                return                      # reloaded meanwhile: the new loops take over
-            results = [Result(pair, kind, out.ok, out.detail) for (pair, kind, _), out in zip(todo, outcomes)]
-            self.health, ev = apply_results(plan, self.health, results, time.time())
-            events += ev
-        self.health, commands = fallback_commands(self.config, self.health, plan)
+        self.health, ev = apply_results(plan, self.health, [r for r in results if r.pair in plan.targets], now)
+        events += ev
+        self._run_fallback_commands()
+        self._events += events
+        self._dirty.set()
+
+    def _run_fallback_commands(self) -> None:
+        from hadaemon.io.alerts import run_fallback_command
+
+        self.health, commands = fallback_commands(self.config, self.health, self.plan)
         for cmd in commands:
             log.info("fallbackcommand: %s", cmd.command, extra={"VIRTUAL": cmd.virtual})
-            asyncio.ensure_future(_run_shell(cmd.command))
-        await self.reconcile()
-        self._report(events)
+            asyncio.ensure_future(run_fallback_command(cmd))
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self.reconcile()
+            events, self._events = self._events, []
+            self._report(events)
+
+    async def _alert_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.alerts is not None:
+                self.alerts.resend_due(time.time(), self.daemon_status)
 
     def _report(self, events) -> None:
         for ev in events:
@@ -245,6 +259,8 @@ class Director:
             entry = self.current.get(skey)
             weight = entry.dests[dkey].weight if entry and dkey in entry.dests else -1
             fields = {"VIRTUAL": skey, "REAL": dkey}
+            if self.alerts is not None and isinstance(ev, (RealUp, RealDown)):
+                self.alerts.notify(ev, time.time(), self.daemon_status)
             if isinstance(ev, RealUp):
                 log.info("real server %s of %s is up (%s); weight %d", dkey, skey, ev.detail, weight, extra=fields)
                 self._emit("real", skey, dkey, "up", weight)
@@ -258,7 +274,7 @@ class Director:
                          ev.failurecount, ev.detail, extra=fields)
 
     async def _autoreload_loop(self) -> None:
-        while True:
+        while self.config.globals.autoreload:
             await asyncio.sleep(1.0)
             mtime, digest = await asyncio.to_thread(file_stamp, self.config_path)
             if mtime == self.stamp[0] or not digest:
@@ -268,12 +284,13 @@ class Director:
                 continue
             log.info("%s changed on disk: reloading", self.config_path)
             if self.config.globals.callback:
-                asyncio.ensure_future(_run_shell(f"{self.config.globals.callback} {self.config_path}"))
+                from hadaemon.io.alerts import run_callback
+
+                asyncio.ensure_future(run_callback(self.config, self.config_path))
             try:
                 await self.reload()
             except BadRequest:
                 self.stamp = (mtime, digest)        # do not retry the same bad file every second
-            return                                   # reload() started a fresh autoreload loop
 
     # -- admin requests (D-Bus) -----------------------------------------------------------------------
     def _find(self, virtual: str, real: str):
@@ -369,11 +386,3 @@ class Director:
                 fn(kind, *args)
             except Exception:  # a listener must not break the director
                 log.exception("listener failed")
-
-
-async def _run_shell(command: str) -> None:
-    try:
-        proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL)
-        await asyncio.wait_for(proc.wait(), 60)
-    except (OSError, asyncio.TimeoutError) as e:
-        log.error("command %r failed: %s", command, e)

@@ -112,3 +112,19 @@ def test_check_config_reports_file_and_line(env, tmp_path):
     env.config()
     cp = env.c.run("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--check-config", str(env.config_path)])
     assert cp.returncode == 0, cp.stderr
+
+
+def test_autoreload_follows_content_changes_only(env):
+    env.config(quiescent="yes", autoreload="yes")
+    env.add_vip("dir1")
+    d = start_director(env)
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+    env.config_path.touch()                      # mtime only: no reload
+    time.sleep(2.5)
+    assert "reloaded" not in d.output()
+    text = env.config_path.read_text().replace(f"real={env.rs['rs2']}:80 gate 3", f"real={env.rs['rs2']}:80 gate 2")
+    env.config_path.write_text(text)             # content: reload within a few seconds
+    env.wait_weights({rs1: 1, rs2: 2}, timeout=15)
+    assert d.output().count("reloaded") == 1
+    assert Counter(env.requests(6)) == Counter({"rs1": 2, "rs2": 4})
