@@ -1,0 +1,68 @@
+"""The nftables backend's rendering of a Table (pure text; the real nft is exercised by the
+integration tests): weights to ranges, quiescent reals left out, schedulers, persistence, loopback."""
+from hadaemon.core.lvs_table import Destination, VirtualService, make_table
+from hadaemon.io.lvs.nft import _dest_comment, _parse_dest, _parse_svc, _svc_comment, render
+
+VIP = VirtualService("tcp", "192.168.18.100", 80, scheduler="wrr")
+
+
+def chain(text: str, name: str) -> str:
+    return text.split(f"  chain {name} {{\n", 1)[1].split("\n  }", 1)[0]
+
+
+def test_weights_become_consecutive_ranges_and_weight_0_is_left_out():
+    t = make_table([(VIP, [Destination("10.0.0.1", 80, "gate", 1), Destination("10.0.0.2", 80, "gate", 0),
+                           Destination("10.0.0.3", 80, "masq", 3)])])
+    text = render(t, "inet")
+    s0 = chain(text, "s0")
+    assert "numgen inc mod 4 vmap { 0 : jump s0d0, 1-3 : jump s0d2 }" in s0
+    assert "s0d1" not in s0 and "chain s0d1" in text          # kept in the model, not in the map
+    assert "ip daddr 192.168.18.100 tcp dport 80 jump s0" in chain(text, "pre")
+    assert "elements = { 10.0.0.1, 10.0.0.2 }" in text        # gate reals are masqueraded, masq ones not
+    assert "meta l4proto tcp dnat to 10.0.0.3:80" in chain(text, "s0d2")
+
+
+def test_single_real_jumps_directly_and_no_real_drops():
+    one = render(make_table([(VIP, [Destination("10.0.0.1", 80, "gate", 2)])]), "inet")
+    assert chain(one, "s0").splitlines()[0].strip() == "jump s0d0"
+    none = render(make_table([(VIP, [Destination("10.0.0.1", 80, "gate", 0)])]), "inet")
+    assert chain(none, "s0").strip().startswith("drop comment")
+
+
+def test_sh_and_dh_hash_the_client_or_the_destination():
+    for sched, key in (("sh", "jhash ip saddr mod 2"), ("dh", "jhash ip daddr mod 2"), ("rr", "numgen inc mod 2")):
+        svc = VirtualService("tcp", "10.0.0.100", 80, scheduler=sched)
+        text = render(make_table([(svc, [Destination("10.0.0.1", 80), Destination("10.0.0.2", 80)])]), "inet")
+        assert key in chain(text, "s0"), (sched, text)
+
+
+def test_persistence_sets_per_real_with_the_netmask_and_timeout():
+    svc = VirtualService("tcp", "10.0.0.100", 443, persistent=600, netmask="255.255.255.0")
+    text = render(make_table([(svc, [Destination("10.0.0.1", 443), Destination("10.0.0.2", 443)])]), "inet")
+    assert "set s0p0 { type ipv4_addr; flags dynamic,timeout; timeout 600s; }" in text
+    assert "ip saddr & 255.255.255.0 @s0p1 jump s0d1" in chain(text, "s0")
+    assert "update @s0p1 { ip saddr & 255.255.255.0 }" in chain(text, "s0d1")
+
+
+def test_ipv6_fwmark_and_loopback_fallback():
+    v6 = VirtualService("tcp", "2001:db8::1", 80, persistent=60, netmask="64")
+    fwm = VirtualService("fwm", fwmark=5, scheduler="wrr")
+    t = make_table([(v6, [Destination("2001:db8::2", 8080)]), (fwm, [Destination("10.0.0.1", 0)]),
+                    (VIP, [Destination("127.0.0.1", 80, "gate", 1)])])
+    text6 = render(t, "inet6")
+    assert "table ip6 hadaemon {" in text6 and "ip6 daddr 2001:db8::1 tcp dport 80 jump s0" in text6
+    assert "ip6 saddr & ffff:ffff:ffff:ffff:: @s0p0" in text6
+    assert "dnat to [2001:db8::2]:8080" in text6
+    text4 = render(t, "inet")
+    assert "meta mark 5 jump s0" in chain(text4, "pre")
+    assert "dnat to 10.0.0.1 comment" in chain(text4, "s0d0")           # fwmark, port 0: keep the port
+    assert "meta l4proto tcp redirect to :80" in chain(text4, "s1d0")   # the fallback on the director
+    assert "127.0.0.1" not in text4.split("set masq_dests", 1)[1].split("}", 1)[0]
+
+
+def test_comments_round_trip_the_model():
+    for svc in (VIP, VirtualService("fwm", fwmark=9, family="inet6", scheduler="sh", flags=("sh-port",),
+                                    persistent=30, netmask="64")):
+        assert _parse_svc(_svc_comment(svc)) == svc
+    d = Destination("10.0.0.1", 80, "ipip", 7, lower=3, upper=9)
+    assert _parse_dest(_dest_comment(d)) == d
