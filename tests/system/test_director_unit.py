@@ -61,3 +61,17 @@ def test_director_unit_under_systemd(rootfs, monkeypatch):
 
             assert ct.systemctl("stop", UNIT, timeout=60).returncode == 0
             assert env.table("dir1") == {}
+
+            # the OCF agent with use_systemd=true drives the unit; without it, runs the daemon itself
+            for params in (["OCF_RESKEY_use_systemd=true"], ["OCF_RESKEY_configfile=/etc/ha.d/ldirectord.cf"]):
+                agent = ["env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESOURCE_INSTANCE=director", *params,
+                         "python3", "/opt/hadaemon/agents/ldirectord"]
+                codes = []
+                for action in ("monitor", "start", "monitor", "stop", "monitor"):
+                    cp = ct.run([*agent, action], timeout=90)
+                    assert "Traceback" not in cp.stderr, cp.stderr
+                    codes.append(cp.returncode)
+                    if action == "start":
+                        assert f"tcp:{env.vip}:80" in env.table("dir1"), params
+                assert codes == [7, 0, 0, 0, 7], (params, codes)
+                assert env.table("dir1") == {}
