@@ -84,13 +84,13 @@ class Agent:
 
     def routes(self, table: int, scope: int | None) -> List[Route]:
         af = socket.AF_INET if self.cfg.family == 4 else socket.AF_INET6
-        names = {link["index"]: link.get("IFLA_IFNAME") for link in self.ipr.get_links()}
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ipr.get_links()}
         out = []
         for r in self.ipr.get_routes(family=af, table=table):
-            if r.get("RTA_TABLE", r["table"]) != table or (scope is not None and r["scope"] != scope):
+            if (r.get_attr("RTA_TABLE") or r["table"]) != table or (scope is not None and r["scope"] != scope):
                 continue
-            dst = r.get("RTA_DST") or ("0.0.0.0" if af == socket.AF_INET else "::")
-            out.append(Route(dst, r["dst_len"], names.get(r.get("RTA_OIF"), "")))
+            dst = r.get_attr("RTA_DST") or ("0.0.0.0" if af == socket.AF_INET else "::")
+            out.append(Route(dst, r["dst_len"], names.get(r.get_attr("RTA_OIF"), "")))
         return out
 
     def resolve(self) -> Placement:
@@ -117,7 +117,7 @@ class Agent:
             return None
         af = socket.AF_INET if self.cfg.family == 4 else socket.AF_INET6
         for a in self.ipr.get_addr(family=af, index=index):
-            addr = a.get("IFA_ADDRESS") if af == socket.AF_INET6 else a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
+            addr = a.get_attr("IFA_ADDRESS") if af == socket.AF_INET6 else a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
             if addr and ipaddress.ip_address(addr) == ipaddress.ip_address(self.cfg.ip) and (
                     prefix is None or a["prefixlen"] == prefix):
                 return a
@@ -145,7 +145,7 @@ class Agent:
 
     def owned(self, entry, where: Placement) -> bool:
         """Did this agent add the address? IFA_PROTO marker, else the state file."""
-        if entry.get("IFA_PROTO") == ADDR_PROTO:
+        if entry.get_attr("IFA_PROTO") == ADDR_PROTO:
             return True
         state = self.load_state()
         return bool(state and state.get("nic") == where.nic and state.get("prefix") == where.prefix)
@@ -234,7 +234,9 @@ class Agent:
         if where.broadcast:
             kw["broadcast"] = where.broadcast
         if cfg.family == 6 and cfg.preferred_lft is not None:
+            # pyroute2 >= 0.9 reads preferred_lft, 0.7 (Debian 12, EPEL 9) only the cacheinfo dict.
             kw["preferred_lft"] = cfg.preferred_lft
+            kw["cacheinfo"] = {"preferred": cfg.preferred_lft, "valid": 0xFFFFFFFF}
         log.info("Adding inet%s address %s/%d to device %s", "6" if cfg.family == 6 else "",
                  cfg.ip, where.prefix, where.nic)
         try:
@@ -262,7 +264,7 @@ class Agent:
         deadline = time.monotonic() + DAD_WAIT_MAX
         while True:
             entry = self.find_addr(where.nic, where.prefix)
-            flags = entry.get("IFA_FLAGS", entry["flags"]) if entry else 0
+            flags = (entry.get_attr("IFA_FLAGS") or entry["flags"]) if entry else 0
             if entry is None or flags & IFA_F_DADFAILED:
                 self.remove(where)
                 raise OcfError(OCF_ERR_GENERIC, f"IPv6 address collision {self.cfg.ip} [DAD]")
@@ -284,7 +286,7 @@ class Agent:
         entry = self.find_addr("lo", 32)
         if entry is None:
             return None
-        saved = {"prefix": 32, "label": entry.get("IFA_LABEL") or "lo"}
+        saved = {"prefix": 32, "label": entry.get_attr("IFA_LABEL") or "lo"}
         log.info("Removing conflicting loopback address %s/32", self.cfg.ip)
         self.ipr.addr("del", index=self.ifindex("lo"), address=self.cfg.ip, prefixlen=32)
         return saved

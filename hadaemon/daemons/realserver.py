@@ -89,7 +89,7 @@ class RealServer:
 
     def vip_entry(self):
         for a in self.ipr.get_addr(family=self.family, index=self.lo):
-            addr = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
+            addr = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
             if addr and ipaddress.ip_address(addr) == self.addr and a["prefixlen"] == self.prefix:
                 return a
         return None
@@ -132,7 +132,7 @@ class RealServer:
         state = self.load()
         entry = self.vip_entry()
         if state is None:
-            if entry is not None and entry.get("IFA_PROTO") == ADDR_PROTO:
+            if entry is not None and entry.get_attr("IFA_PROTO") == ADDR_PROTO:
                 self.ipr.addr("del", index=self.lo, address=self.vip, prefixlen=self.prefix)
             return
         if state.get("added_route"):
@@ -140,7 +140,7 @@ class RealServer:
                 self.ipr.route("del", dst=self.vip, dst_len=self.prefix, oif=self.lo, family=self.family)
             except Exception:
                 pass
-        if entry is not None and (state.get("added_addr") or entry.get("IFA_PROTO") == ADDR_PROTO):
+        if entry is not None and (state.get("added_addr") or entry.get_attr("IFA_PROTO") == ADDR_PROTO):
             self.ipr.addr("del", index=self.lo, address=self.vip, prefixlen=self.prefix)
         found = state.get("sysctls", {})
         handed_over = False
