@@ -123,7 +123,8 @@ def send_in_background(link: LinkSocket, frames: Sequence[bytes], rounds: int, i
 
     The first round is sent `interval` after `after` (a time.monotonic() value, default: now), so a
     round the caller just sent keeps its spacing.  The grandchild closes stdio (a caller reading
-    the agent's output must not wait for it), writes its pid to `pidfile` and removes it when done.
+    the agent's output must not wait for it) and every other inherited descriptor, writes its pid to
+    `pidfile` and removes it when done.
     Returns the grandchild's pid.  Safe to call from a threaded process: the child only sleeps, sends
     on the already open socket and leaves with os._exit.
     """
@@ -140,6 +141,14 @@ def send_in_background(link: LinkSocket, frames: Sequence[bytes], rounds: int, i
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
+            # Run in-process by a daemon, the child would otherwise hold its sockets and files open.
+            keep = {0, 1, 2, wfd, link.sock.fileno()}
+            for name in os.listdir("/proc/self/fd"):
+                if int(name) not in keep:
+                    try:
+                        os.close(int(name))
+                    except OSError:
+                        pass
             me = os.getpid()
             if pidfile:
                 tmp = f"{pidfile}.{me}"
