@@ -46,7 +46,7 @@ def with_net_admin(monkeypatch):
 
 def test_realserver_unit_and_agent_under_systemd(rootfs, monkeypatch):
     with_net_admin(monkeypatch)
-    with Cluster(["node1"], client=True) as c, \
+    with Cluster(["node1"], client=True, ipv6=True) as c, \
             Container(netns=c.netns("node1"), name="node1", rootfs=rootfs) as ct:
         vip = f"10.{c.base}.0.200"
         unit = f"ha-realserver@{vip}.service"
@@ -76,3 +76,24 @@ def test_realserver_unit_and_agent_under_systemd(rootfs, monkeypatch):
         frames = [garp.parse_arp(f) for f in pcap_frames(cap.stop())]
         sent = [a for a in frames if a and a[1] == c.mac("node1") and a[2] == a[4] == vip]
         assert len(sent) == 4  # arp_count=2 rounds x (request + reply)
+
+        # IPv6 with the distribution's pyroute2 0.7: preferred_lft (cacheinfo) and unsolicited NAs.
+        from scapy.layers.inet6 import ICMPv6ND_NA
+        from scapy.layers.l2 import Ether
+
+        net = f"fd00:{c.base:x}::"
+        ct.run(["ip", "-6", "addr", "add", f"{net}1/64", "dev", "eth0", "nodad"], check=True)
+        v6 = [e for e in env if "RESKEY_ip" not in e and "netmask" not in e] + [
+            f"OCF_RESKEY_ip={net}200", "OCF_RESKEY_cidr_netmask=64", "OCF_RESKEY_nodad=true",
+            "OCF_RESKEY_preferred_lft=0"]
+        with c.tcpdump("client", "icmp6") as cap:
+            cp = ct.run([*v6, "python3", "/opt/hadaemon/agents/IPaddr2", "start"], timeout=60)
+            assert cp.returncode == 0, cp.stderr
+            time.sleep(0.3)
+        shown = ct.run(["ip", "-6", "addr", "show", "dev", "eth0"], check=True).stdout
+        assert f"{net}200/64" in shown and "preferred_lft 0sec" in shown, shown
+        nas = [Ether(f) for f in pcap_frames(cap.stop())]
+        nas = [p for p in nas if ICMPv6ND_NA in p and p[ICMPv6ND_NA].tgt == f"{net}200" and p[ICMPv6ND_NA].O]
+        assert len(nas) == 2
+        assert ct.run([*v6, "python3", "/opt/hadaemon/agents/IPaddr2", "stop"]).returncode == 0
+        assert f"{net}200/64" not in ct.run(["ip", "-6", "addr", "show", "dev", "eth0"], check=True).stdout
