@@ -120,8 +120,9 @@ def test_ocf_codes_match_clusterlabs(c, cleanup):
     good = {"ip": ip, "cidr_netmask": "24"}
     cleanup.append(("node1", good))
     steps = [
-        ("monitor", good, None), ("start", good, None), ("monitor", good, None),
-        ("monitor", good, {"interval": "10000"}), ("start", good, None), ("stop", good, None),
+        ("monitor", good, None), ("status", good, None), ("start", good, None), ("monitor", good, None),
+        ("monitor", good, {"interval": "10000"}), ("status", good, None), ("start", good, None),
+        ("stop", good, None),
         ("monitor", good, None), ("monitor", good, {"interval": "10000"}), ("stop", good, None),
         ("validate-all", good, None), ("validate-all", {"ip": vip(c, 300), "cidr_netmask": "24"}, None),
         ("validate-all", {"ip": ip, "cidr_netmask": "33"}, None),

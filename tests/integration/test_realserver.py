@@ -151,10 +151,20 @@ def test_interface_option_sets_only_that_interface(c):
     assert sysctls(c) == before and not on_lo(c, vip)
 
 
-def test_ipv6_vip_on_lo(c):
-    vip = f"fd00:{c.base:x}::200"
+def test_ipv6_vip_on_lo_gets_no_neighbour_advertisement(c):
+    net = f"fd00:{c.base:x}::"
+    vip = f"{net}200"
+    c.run("client", ["ip", "-6", "addr", "replace", f"{net}250/64", "dev", "eth0", "nodad"], check=True)
+    c.run("rs1", ["ip", "-6", "addr", "replace", f"{net}100/64", "dev", "eth0", "nodad"], check=True)
+    # control: on eth0 the address is found by neighbour discovery
+    c.run("rs1", ["ip", "-6", "addr", "add", f"{vip}/128", "dev", "eth0", "nodad"], check=True)
+    assert c.run("client", ["ping", "-6", "-c", "1", "-W", "2", vip]).returncode == 0
+    c.run("rs1", ["ip", "-6", "addr", "del", f"{vip}/128", "dev", "eth0"], check=True)
+    c.run("client", ["ip", "-6", "neigh", "flush", "dev", "eth0"])
     assert realserver(c, "start", vip)[0] == 0
     assert on_lo(c, vip)
+    assert c.run("client", ["ping", "-6", "-c", "1", "-W", "1", vip]).returncode != 0
+    assert c.mac("rs1") not in c.run("client", ["ip", "-6", "neigh", "show", vip]).stdout
     assert realserver(c, "stop", vip)[0] == 0
     assert not on_lo(c, vip)
 

@@ -1,5 +1,8 @@
 """Pure parts of the IPaddr2 agent: parameter checks, findif route choice, meta-data, GARP/NA frames."""
 import ipaddress
+import os
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -11,6 +14,9 @@ from hadaemon.agents.ipaddr2 import Route, choose_route, parse_params
 from hadaemon.agents.ocf import OCF_ERR_CONFIGURED, OcfError
 from hadaemon.daemons import realserver
 from hadaemon.io import garp
+
+
+RA_DTD = "/usr/share/resource-agents/ra-api-1.dtd"  # from Debian's resource-agents
 
 
 def rc_of(params, action="validate-all", meta=None):
@@ -153,6 +159,14 @@ def test_meta_data_is_valid_and_lists_the_parameters():
     assert params["arp_interval"].find("content").get("default") == "200"
     actions = {a.get("name") for a in root.iter("action")}
     assert {"start", "stop", "monitor", "validate-all", "meta-data"} <= actions
+
+
+@pytest.mark.skipif(not shutil.which("xmllint") or not os.path.exists(RA_DTD), reason="xmllint or ra-api-1.dtd missing")
+def test_meta_data_validates_against_the_ocf_dtd(tmp_path):
+    path = tmp_path / "meta.xml"
+    path.write_text(ipaddr2.meta_data())
+    cp = subprocess.run(["xmllint", "--noout", "--dtdvalid", RA_DTD, str(path)], capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
 
 
 def test_ocf_env_helpers():
