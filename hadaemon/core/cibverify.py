@@ -185,6 +185,8 @@ class _Checker:
         self.check_resources(conf)
         self.check_constraints(conf)
         self.check_fencing(conf)
+        self.check_nvpairs(root)
+        self.check_status(root)
         return sorted(self.findings)
 
     # -- ids --------------------------------------------------------------------------------------
@@ -193,9 +195,11 @@ class _Checker:
             ident = node.get("id")
             if node.tag in ("resource_ref", "obj_ref"):
                 continue  # their id attribute refers to another element
-            if ident is None:
-                if node.tag in ("primitive", "group", "rsc_location", "rsc_colocation", "rsc_order", "op",
-                                "rule", "expression", "node") and not node.get("id-ref"):
+            if not ident:
+                if ident is not None:
+                    self.error(node, f"<{node.tag}> has an empty id")
+                elif node.tag in ("primitive", "group", "rsc_location", "rsc_colocation", "rsc_order", "op",
+                                  "rule", "expression", "node") and not node.get("id-ref"):
                     self.error(node, f"<{node.tag}> has no id attribute")
                 continue
             first = self.ids.get(ident)
@@ -246,10 +250,7 @@ class _Checker:
             return
         for nv in _nvpairs(crm, "cluster_property_set"):
             name, value = nv.get("name"), nv.get("value")
-            if name is None:
-                self.error(nv, "<nvpair> has no name")
-                continue
-            if value is None:
+            if not name or value is None:
                 continue
             if name in CLUSTER_BOOLEANS:
                 self.check_bool(nv, value, f"cluster option {name}")
@@ -371,10 +372,7 @@ class _Checker:
     def check_meta(self, rsc: Node):
         for nv in _nvpairs(rsc, "meta_attributes"):
             name, value = nv.get("name"), nv.get("value")
-            if name is None:
-                self.error(nv, "<nvpair> has no name")
-                continue
-            if value is None:
+            if not name or value is None:
                 continue
             what = f"{name} of '{rsc.get('id', rsc.tag)}'"
             if name in META_SCORES:
@@ -523,6 +521,34 @@ class _Checker:
         if typ is not None and typ not in EXPR_TYPES:
             self.error(expr, f"invalid type '{typ}' in expression '{eid}': expected one of "
                              + ", ".join(sorted(EXPR_TYPES)))
+
+    def check_nvpairs(self, root: Node):
+        for nv in root.iter("nvpair"):
+            if not nv.get("name") and not nv.get("id-ref"):
+                self.error(nv, f"<nvpair> '{nv.get('id')}' has no name")
+
+    def check_status(self, root: Node):
+        """The status section as the scheduler reads it: node_state, lrm_resource and lrm_rsc_op."""
+        status = root.find("status")
+        if status is None:
+            return
+        for state in status.children:
+            if state.tag != "node_state":
+                continue
+            if not state.get("id"):
+                self.error(state, "<node_state> has no id")
+            for rsc in state.iter("lrm_resource"):
+                if not rsc.get("id"):
+                    self.error(rsc, "<lrm_resource> has no id")
+                for op in rsc.children:
+                    if op.tag != "lrm_rsc_op":
+                        continue
+                    if not op.get("operation"):
+                        self.error(op, f"<lrm_rsc_op> '{op.get('id')}' has no operation")
+                    for attr in ("call-id", "rc-code", "op-status", "interval"):
+                        value = op.get(attr)
+                        if value is not None and not re.match(r"^\s*-?\d+\s*$", value):
+                            self.error(op, f"<lrm_rsc_op> '{op.get('id')}' has a non-integer {attr} '{value}'")
 
     def check_fencing(self, conf: Node):
         enabled = self.cluster_option(conf, ("stonith-enabled", "fencing-enabled"), "true")

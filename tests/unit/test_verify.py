@@ -343,3 +343,32 @@ def test_cli_with_real_ipaddr2_metadata(tmp_path):
     out, _ = hactl_verify(tmp_path, text, "--cache-dir", "none")
     assert out.returncode == 1
     assert "primitive 'vip' lacks parameter 'ip', required by ocf:heartbeat:IPaddr2" in out.stderr
+
+
+def test_empty_ids_and_nameless_nvpairs():
+    text = cib(crm='<nvpair id="o9" value="1"/>',
+               resources='<primitive id="" class="ocf" provider="heartbeat" type="Dummy"/>')
+    msgs = sorted(f.message for f in verify_text(text))
+    assert msgs == ["<nvpair> 'o9' has no name", "<primitive> has an empty id"]
+
+
+def test_status_history_is_checked():
+    text = cib().replace("<status/>", """<status>
+    <node_state uname="node1" in_ccm="true" crmd="online" join="member" expected="member">
+      <lrm id="1"><lrm_resources>
+        <lrm_resource class="ocf" provider="heartbeat" type="Dummy"/>
+        <lrm_resource id="r1" class="ocf" provider="heartbeat" type="Dummy">
+          <lrm_rsc_op id="r1_last_0" operation="start" call-id="two" rc-code="0" op-status="0" interval="0"/>
+          <lrm_rsc_op id="r1_x" call-id="3" rc-code="0" op-status="0" interval="1.5"/>
+        </lrm_resource>
+      </lrm_resources></lrm>
+    </node_state>
+  </status>""")
+    found = [(f.line, f.message) for f in verify_text(text)]
+    assert found == [
+        (line_of(text, "<node_state"), "<node_state> has no id"),
+        (line_of(text, '<lrm_resource class'), "<lrm_resource> has no id"),
+        (line_of(text, "r1_last_0"), "<lrm_rsc_op> 'r1_last_0' has a non-integer call-id 'two'"),
+        (line_of(text, "r1_x"), "<lrm_rsc_op> 'r1_x' has a non-integer interval '1.5'"),
+        (line_of(text, "r1_x"), "<lrm_rsc_op> 'r1_x' has no operation"),
+    ]
