@@ -319,7 +319,8 @@ def generate_bench_cib(nodes: int, primitives: int, state: str = "fresh", seed: 
     """The benchmark CIB: `primitives` Dummy resources, 60% in groups of 3, each top-level resource
     preferring one node, ~5% INFINITY and ~5% -INFINITY colocations, ~10% mandatory orders, stickiness.
     state "fresh": nothing has run (N*R probes, R starts); "steady_lost_node": everything runs where
-    the preferences put it, every node probed, then node1 is lost (expected member, out of membership)."""
+    the preferences put it, every node probed, then the node running the most resources is lost
+    (expected member, out of membership)."""
     if state not in ("fresh", "steady_lost_node"):
         raise ValueError(f"unknown state {state!r}")
     rng = random.Random(seed)
@@ -372,6 +373,8 @@ def generate_bench_cib(nodes: int, primitives: int, state: str = "fresh", seed: 
                         g.running[rid] = n.name
                     else:
                         status.probed_stopped(n.name, rid)
-        gnodes[0].state = "unclean"
+        # lose the node running the most resources (the lowest-numbered one on a tie)
+        load = {n.name: sum(1 for where in g.running.values() if where == n.name) for n in gnodes}
+        max(gnodes, key=lambda n: (load[n.name], -int(n.nid))).state = "unclean"
     options = {"stonith-enabled": "false", "no-quorum-policy": "ignore"}
     return _render(g, options, {"resource-stickiness": "50"}, resources, status)
