@@ -142,17 +142,20 @@ def print_row(r, have_ours):
         ratio = f"{r['ours'] / r['crm']:.3f}"
     sim = ""
     if "sim_crm" in r or "sim_ours" in r:
-        ours_sim = (f"{fmt(r['sim_ours'], SIM_BOUND)} s ({r.get('sim_ours_rss') or 0:.0f} MB)"
-                    if "sim_ours" in r else "n/a")
-        crm_sim = (f"{fmt(r['sim_crm'], SIM_BOUND)} s ({r.get('sim_crm_rss') or 0:.0f} MB)"
-                   if "sim_crm" in r else "n/a")
+        ours_sim = f"{fmt(r['sim_ours'], SIM_BOUND)} s ({mb(r.get('sim_ours_rss'))} MB)" if "sim_ours" in r else "n/a"
+        crm_sim = f"{fmt(r['sim_crm'], SIM_BOUND)} s ({mb(r.get('sim_crm_rss'))} MB)" if "sim_crm" in r else "n/a"
         sim = f"  simulate: hactl {ours_sim}, crm -S {crm_sim}"
     actions = r.get("actions")
     per = f"{1e6 * r['ours'] / actions:.0f}" if actions and r.get("ours") else "-"
+    per_nr = f"{1e6 * r['ours'] / (r['nodes'] * r['prims']):.1f}" if r.get("ours") else "-"
     wall = fmt(r.get("ours_wall"), OURS_BOUND) if have_ours else "n/a"
     print(f"{r['nodes']:>5} {r['prims']:>6} {r['state']:<17} {actions if actions is not None else '-':>8}"
-          f" {ours:>9} {wall:>9} {r.get('ours_rss') or 0:>8.0f} {per:>7} {fmt(r.get('crm'), CRM_BOUND):>9}"
-          f" {r.get('crm_rss') or 0:>8.0f} {ratio:>7}{sim}", flush=True)
+          f" {ours:>9} {wall:>9} {mb(r.get('ours_rss')):>8} {per:>7} {per_nr:>6} {fmt(r.get('crm'), CRM_BOUND):>9}"
+          f" {mb(r.get('crm_rss')):>8} {ratio:>7}{sim}", flush=True)
+
+
+def mb(value):
+    return "-" if value is None else f"{value:.0f}"
 
 
 def parse_sizes(text):
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
     if not have_crm:
         print("note: crm_simulate not installed; timing ours only")
     print(f"{'nodes':>5} {'prims':>6} {'state':<17} {'actions':>8} {'ours s':>9} {'wall s':>9} {'ours MB':>8}"
-          f" {'us/act':>7}"
+          f" {'us/act':>7} {'us/NR':>6}"
           f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hadbench-") as workdir:
