@@ -296,16 +296,20 @@ def create_group_actions(p: Planner, g) -> None:
     p.action(g, "stopped", None, pseudo=True)
 
 
-def _acts(p: Planner, rsc, task: str) -> List[Action]:
+def _acts(p: Planner, rsc, task: str, first: bool) -> List[Action]:
+    """Actions an ordering refers to; a missing 'first' action is created (unrunnable) so that
+    what is ordered after it cannot happen, except a stop of something already stopped."""
     acts = p.rsc_actions(rsc.id, task)
-    if not acts:
-        acts = [p.action(rsc, task, None, pseudo=rsc.is_group)]
-    return acts
+    if acts or not first:
+        return acts
+    if task == "stop" and not rsc.running_on:
+        return []
+    return [p.action(rsc, task, None, pseudo=rsc.is_group)]
 
 
 def _order_tasks(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
-    for f in _acts(p, first, ftask):
-        for t in _acts(p, then, ttask):
+    for f in _acts(p, first, ftask, True):
+        for t in _acts(p, then, ttask, False):
             p.order(f, t, flags)
 
 
@@ -364,14 +368,8 @@ def user_orderings(p: Planner) -> None:
 def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
     if first.is_group and ftask in _COMPLETED:
         ftask = _COMPLETED[ftask]
-    firsts = p.rsc_actions(first.id, ftask)
-    if not firsts:
-        if ftask == "stop" and not first.running_on:
-            return
-        firsts = [p.action(first, ftask, None, pseudo=first.is_group)]
-    thens = p.rsc_actions(then.id, ttask)
-    if not thens:
-        thens = [p.action(then, ttask, None, pseudo=then.is_group)]
+    firsts = _acts(p, first, ftask, True)
+    thens = _acts(p, then, ttask, False)
     for f in firsts:
         for t in thens:
             p.order(f, t, flags)

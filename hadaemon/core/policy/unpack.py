@@ -39,7 +39,7 @@ class WorkingSet:
         self.have_quorum = cib.have_quorum
         self.stop_orphans = truth(opt("stop-removed-resources"), True)
         self.start_failure_fatal = truth(opt("start-failure-is-fatal"), True)
-        self.startup_fencing = truth(opt("startup-fencing"), True)
+        self.startup_fencing = self.stonith_enabled and truth(opt("startup-fencing"), True)
         self.maintenance_mode = truth(opt("maintenance-mode"), False)
         self.stop_all = truth(opt("stop-all-resources"), False)
         self.concurrent_fencing = truth(opt("concurrent-fencing"), True)
