@@ -358,8 +358,9 @@ def test_stop_removes_only_the_address_it_added(c, cleanup):
     assert rc == 0 and "not added by this agent" in err
     assert has_addr(c, "node1", ip, 24)
     c.run("node1", ["ip", "addr", "del", f"{ip}/24", "dev", "eth0"], check=True)
-    assert ours(c, "node1", "start", **p)[0] == 0
-    assert "eth0:vip" in addrs(c, "node1")
+    assert ours(c, "node1", "start", broadcast="+", **p)[0] == 0
+    line = [x for x in addrs(c, "node1").splitlines() if f" {ip}/24 " in x][0]
+    assert "eth0:vip" in line and f"brd 10.{c.base}.0.255 " in line, line
     assert ours(c, "node1", "stop", **p)[0] == 0
     assert not has_addr(c, "node1", ip, 24)
     assert ours(c, "node1", "monitor", **p)[0] == 7
