@@ -113,13 +113,17 @@ class Agent:
     def find_addr(self, nic: str, prefix: int | None):
         """The address entry for ip (with that prefix, when given) on nic, or None."""
         index = self.ifindex(nic)
+        try:
+            want = ipaddress.ip_address(self.cfg.ip)
+        except ValueError:  # a malformed ip is never "served" (its syntax is checked on start)
+            return None
         if index is None:
             return None
         af = socket.AF_INET if self.cfg.family == 4 else socket.AF_INET6
         for a in self.ipr.get_addr(family=af, index=index):
-            addr = a.get_attr("IFA_ADDRESS") if af == socket.AF_INET6 else a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
-            if addr and ipaddress.ip_address(addr) == ipaddress.ip_address(self.cfg.ip) and (
-                    prefix is None or a["prefixlen"] == prefix):
+            addr = a.get_attr("IFA_ADDRESS") if af == socket.AF_INET6 else (
+                a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"))
+            if addr and ipaddress.ip_address(addr) == want and (prefix is None or a["prefixlen"] == prefix):
                 return a
         return None
 
@@ -137,11 +141,10 @@ class Agent:
         write_atomic(self.state_path, json.dumps(state, sort_keys=True).encode(), 0o600)
 
     def drop_state(self) -> None:
-        for path in (self.state_path,):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink(self.state_path)
+        except FileNotFoundError:
+            pass
 
     def owned(self, entry, where: Placement) -> bool:
         """Did this agent add the address? IFA_PROTO marker, else the state file."""

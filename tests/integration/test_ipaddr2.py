@@ -131,6 +131,7 @@ def test_ocf_codes_match_clusterlabs(c, cleanup):
         ("validate-all", {"ip": ip, "iflabel": "waytoolonglabel"}, None),
         ("validate-all", {"ip": "10.99.99.1"}, None),  # no route: nic/netmask cannot be found
         ("start", {"ip": ip, "cidr_netmask": "33"}, None), ("monitor", {"ip": vip(c, 300)}, None),
+        ("monitor", {"ip": vip(c, 300), "nic": "eth0", "cidr_netmask": "24"}, {"interval": "10000"}),
         ("stop", {"ip": "10.99.99.1"}, None), ("frobnicate", good, None), ("meta-data", good, None),
     ]
     results = {}
