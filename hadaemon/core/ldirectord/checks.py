@@ -114,6 +114,7 @@ class Plan:
         self.targets: Dict[Pair, Target] = {}
         self.groups: Dict[str, List[Pair]] = {}
         self.identity: Dict[Pair, str] = {}
+        self.memo: Dict[tuple, object] = {}      # derived immutable values (e.g. table entries)
         for v in config.virtuals:
             for r in v.reals:
                 t = Target(v, r)

@@ -109,25 +109,25 @@ def check_kind(t: Target, h: RealHealth) -> str | None:
 
 
 def _apply_one(t: Target, h: RealHealth, res: Result, now: float, events: List) -> RealHealth:
-    h = replace(h, last_ok=res.ok, last_detail=res.detail, last_time=now)
+    up, failcount, num, since = h.up, h.failcount, h.num_connects, h.since
     if t.virtual.checktype == "combined":
         if res.kind == "negotiate" and res.ok:
-            h = replace(h, num_connects=0)
+            num = 0
         elif res.kind == "connect":
-            h = replace(h, num_connects=h.num_connects + 1 if res.ok else NEGOTIATE_NEXT)
+            num = num + 1 if res.ok else NEGOTIATE_NEXT
     if res.ok:
-        if not h.up:
+        if not up:
             events.append(RealUp(t.pair, res.detail))
-            return replace(h, up=True, failcount=0, since=now)
-        return replace(h, failcount=0)
-    if not h.up:
-        return h
-    failcount = h.failcount + 1
-    if failcount < t.virtual.failurecount:
-        events.append(SoftFailure(t.pair, failcount, t.virtual.failurecount, res.detail))
-        return replace(h, failcount=failcount)
-    events.append(RealDown(t.pair, res.detail))
-    return replace(h, up=False, failcount=failcount, since=now)
+            up, since = True, now
+        failcount = 0
+    elif up:
+        failcount += 1
+        if failcount < t.virtual.failurecount:
+            events.append(SoftFailure(t.pair, failcount, t.virtual.failurecount, res.detail))
+        else:
+            events.append(RealDown(t.pair, res.detail))
+            up, since = False, now
+    return RealHealth(up, failcount, num, h.maintenance, res.ok, res.detail, now, since)
 
 
 def apply_results(plan: Plan, state: HealthState, results: Iterable[Result],

@@ -52,22 +52,32 @@ def wanted_table(config: DirectorConfig, health: HealthState, current: Table | N
     plan = plan or make_plan(config)
     table: Table = {}
     readd = config.globals.readdquiescent
+    memo = plan.memo
+    reals = health.reals
     for v in config.virtuals:
-        svc = virtual_service(v)
+        rows = memo.get(("rows", v.key))
+        if rows is None:
+            rows, seen = [], set()
+            for r in v.reals:
+                key = dest_key(v, r)
+                if key not in seen:          # the same destination listed twice: first wins
+                    seen.add(key)
+                    rows.append(((v.key, r.key), key, _dest(v, r, r.weight), _dest(v, r, 0)))
+            memo[("rows", v.key)] = rows
+            memo[("svc", v.key)] = virtual_service(v)
+        svc = memo[("svc", v.key)]
         cur = current.get(svc.key) if current is not None else None
+        cur_dests = cur.dests if cur is not None else ()
         dests: Dict[str, Destination] = {}
         any_up = False
-        for r in v.reals:
-            key = dest_key(v, r)
-            if key in dests:
-                continue
-            h = health.get((v.key, r.key))
-            if h.up:
-                dests[key] = _dest(v, r, r.weight)
+        for pair, key, d_up, d_zero in rows:
+            h = reals.get(pair)
+            if h is not None and h.up:
+                dests[key] = d_up
                 any_up = True
-            elif v.quiescent and (readd or current is None or h.last_time is None
-                                  or (cur is not None and key in cur.dests)):
-                dests[key] = _dest(v, r, 0)
+            elif v.quiescent and (readd or current is None or h is None or h.last_time is None
+                                  or key in cur_dests):
+                dests[key] = d_zero
         fb = config.fallback_for(v)
         if fb is not None and not any_up:
             dests[dest_key(v, fb)] = _dest(v, fb, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import struct
 import time
 from dataclasses import dataclass
 
@@ -67,12 +68,26 @@ async def run_check(spec: CheckSpec) -> CheckResult:
     except UnsupportedService as e:
         return CheckResult(False, str(e), 0.0)
     bound = spec.timeout * max(1, spec.attempts) + (0.5 if spec.kind == "ping" else 0)
+    # A timer that cancels this task, rather than asyncio.wait_for (which costs a task per check).
+    task = asyncio.current_task()
+    expired = []
+
+    def expire():
+        expired.append(True)
+        task.cancel()
+    timer = asyncio.get_running_loop().call_later(bound, expire)
     try:
-        ok, detail = await asyncio.wait_for(fn(spec), bound)
-    except asyncio.TimeoutError:
+        ok, detail = await fn(spec)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if hasattr(task, "uncancel"):
+            task.uncancel()
         ok, detail = False, f"timeout after {bound:g}s"
-    except (OSError, EOFError, ValueError, IndexError, UnicodeError) as e:
+    except (OSError, EOFError, ValueError, IndexError, UnicodeError, struct.error) as e:
         ok, detail = False, f"{type(e).__name__}: {e}"
+    finally:
+        timer.cancel()
     return CheckResult(ok, detail, time.monotonic() - start)
 
 

@@ -47,7 +47,8 @@ class CheckScheduler:
         self._maint_dirty = False
         self._tasks: set = set()
         self._stopped = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._loop = None
+        self._timer = None
         self._specs: Dict[Tuple[str, str], CheckSpec] = {}
         self.checks_done = 0
         self.plan = plan
@@ -68,7 +69,8 @@ class CheckScheduler:
             interval = self.plan.targets[pairs[0]].virtual.checkinterval
             offset = (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
             self._push(now + offset, ident)
-        self._wake.set()
+        if getattr(self, "_loop", None) is not None:
+            self._arm()
 
     def reload(self, plan: Plan) -> None:
         """Switch to a new plan (after a config reload); in-flight checks of the old one are dropped."""
@@ -83,23 +85,15 @@ class CheckScheduler:
 
     async def run(self) -> None:
         """Run until stop(); call from the director's event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._timer = None
         flusher = asyncio.ensure_future(self._flush_loop())
+        self._arm()
         try:
-            while not self._stopped.is_set():
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, ident, gen = heapq.heappop(self._heap)
-                    if gen == self._gen and ident in self.plan.groups:
-                        task = asyncio.ensure_future(self._check(ident, gen))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
-                self._wake.clear()
-                delay = self._heap[0][0] - now if self._heap else 1.0
-                try:
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, 1.0)))
-                except asyncio.TimeoutError:
-                    pass
+            await self._stopped.wait()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             flusher.cancel()
             for t in list(self._tasks):
                 t.cancel()
@@ -108,13 +102,31 @@ class CheckScheduler:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._wake.set()
 
-    async def _check(self, ident: str, gen: int) -> None:
+    def _arm(self) -> None:
+        """(Re)arm one loop timer for the earliest due check: no task or wait per wake-up."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._heap and not self._stopped.is_set():
+            delay = max(0.0, self._heap[0][0] - time.monotonic())
+            self._timer = self._loop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, ident, gen = heapq.heappop(self._heap)
+            if gen == self._gen and ident in self.plan.groups:
+                task = self._loop.create_task(self._check(ident, gen, due))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._arm()
+
+    async def _check(self, ident: str, gen: int, due: float) -> None:
         plan = self.plan
         pair = plan.groups[ident][0]
         t = plan.targets[pair]
-        start = time.monotonic()
         try:
             if not self._maintenance.get(pair):
                 kind = self._kind_for(pair)
@@ -129,9 +141,11 @@ class CheckScheduler:
                         self.checks_done += 1
         finally:
             if gen == self._gen and not self._stopped.is_set():
-                self._push(max(start + t.virtual.checkinterval, time.monotonic()), ident)
-                if self._heap[0][2] == ident:
-                    self._wake.set()
+                # keep the cadence: next one `interval` after this one was due, or now if late
+                nxt = max(due + t.virtual.checkinterval, time.monotonic())
+                self._push(nxt, ident)
+                if self._heap[0][2] == ident and self._heap[0][0] == nxt:
+                    self._arm()
 
     async def _flush_loop(self) -> None:
         last_scan = 0.0

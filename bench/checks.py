@@ -1,0 +1,342 @@
+"""Health-check throughput: N real servers on loopback (one HTTP listener each, in a separate process),
+checkinterval 1 s, http negotiate; checks/s, checker CPU% and RSS, all up and half hung; plus what
+ldirectord's sequential loop would take for the same table.
+
+    .venv/bin/python bench/checks.py              # 1,000 and 10,000 reals
+    .venv/bin/python bench/checks.py --reals 10000 --workers 2 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 3\r\n"
+            b"Connection: close\r\n\r\nOK\n")
+BASE_PORT = 30000
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def real_addr(i: int) -> tuple:
+    """Real i: 100 loopback addresses (127.1.0.1-100) x ports from 30000."""
+    return f"127.1.0.{i % 100 + 1}", BASE_PORT + i // 100
+
+
+# ---- the real servers (separate process) --------------------------------------------------
+
+def _serve(n: int, half_down: bool) -> None:
+    """One listener per port on 0.0.0.0 inside the bench's private network namespace (so 100
+    listeners serve 100 addresses x 100 ports); plain selector callbacks, no transports or tasks,
+    so the real-server side costs far less than the checker being measured. A connection to an
+    even last octet (odd real index) is hung when half_down."""
+    import selectors
+    import socket
+    sel = selectors.DefaultSelector()
+    hung = set()
+
+    def on_data(conn):
+        try:
+            data = conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if conn in hung:
+            if not data:                          # the checker gave up and closed
+                sel.unregister(conn)
+                hung.discard(conn)
+                conn.close()
+            return
+        sel.unregister(conn)
+        if data:
+            try:
+                conn.send(RESPONSE)
+            except OSError:
+                pass
+        conn.close()
+
+    def on_accept(lsock):
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:                       # EMFILE and friends: let the checker time out
+                return
+            conn.setblocking(False)
+            if half_down and int(conn.getsockname()[0].rsplit(".", 1)[1]) % 2 == 0:
+                hung.add(conn)
+            sel.register(conn, selectors.EVENT_READ, (on_data, conn))
+
+    ports = sorted({real_addr(i)[1] for i in range(n)})
+    for port in ports:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("0.0.0.0", port))               # only inside the private namespace
+        ls.listen(4096)
+        ls.setblocking(False)
+        sel.register(ls, selectors.EVENT_READ, (on_accept, ls))
+    sel.register(sys.stdin, selectors.EVENT_READ, None)
+    print("READY", flush=True)
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:                  # the parent closed our stdin: done
+                return
+            fn, *args = key.data
+            fn(*args)
+
+
+def serve_main(n: int, half_down: bool) -> None:
+    raise_nofile()
+    _serve(n, half_down)
+
+
+# ---- the checker (separate process, optionally several shards) ------------------------------
+
+def config_text(n: int, shard: int, shards: int, timeout: float) -> str:
+    lines = [f"checktimeout={timeout:g}", "checkinterval=1", "quiescent=yes", "virtual=10.255.0.1:80"]
+    for i in range(shard, n, shards):
+        host, port = real_addr(i)
+        lines.append(f"\treal={host}:{port} gate")
+    lines += ['\trequest=".test.html"', '\treceive="OK"', "\tservice=http", "\tscheduler=wrr", ""]
+    return "\n".join(lines)
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _check(n, shard, shards, warmup, seconds, timeout) -> dict:
+    from hadaemon.core.ldirectord.checks import make_plan
+    from hadaemon.core.ldirectord.config import parse_config
+    from hadaemon.core.ldirectord.debounce import apply_results, initial_state
+    from hadaemon.core.ldirectord.table import wanted_table
+    from hadaemon.io.checks.scheduler import CheckScheduler
+
+    t0 = time.perf_counter()
+    config = parse_config(config_text(n, shard, shards, timeout), "bench.cf")
+    plan = make_plan(config)
+    parse_s = time.perf_counter() - t0
+    state = {"s": initial_state(config, plan=plan), "last_table": 0.0, "table_s": 0.0, "tables": 0}
+    last_seen: dict = {}
+    gaps: list = []
+    durations: list = []
+    window = {"on": False}
+
+    def on_results(results, maintenance, now):
+        state["s"], _ = apply_results(plan, state["s"], results, now)
+        for r in results:
+            if window["on"] and r.ok and r.pair in last_seen:
+                gaps.append(now - last_seen[r.pair])
+                durations.append(r.duration)
+            last_seen[r.pair] = now
+        if now - state["last_table"] >= 1.0:          # the director recomputes the table each second
+            a = time.perf_counter()
+            wanted_table(config, state["s"], plan=plan)
+            state["table_s"] += time.perf_counter() - a
+            state["tables"] += 1
+            state["last_table"] = now
+
+    sched = CheckScheduler(plan, on_results, flush_interval=0.1)
+    task = asyncio.ensure_future(sched.run())
+    await asyncio.sleep(warmup)
+    window["on"] = True
+    done0, cpu0, w0, sys0 = sched.checks_done, _cpu(), time.monotonic(), os.times().system
+    state["table_s"], state["tables"] = 0.0, 0
+    await asyncio.sleep(seconds)
+    done1, cpu1, w1, sys1 = sched.checks_done, _cpu(), time.monotonic(), os.times().system
+    rss = _rss_mb()
+    sched.stop()
+    await asyncio.wait_for(task, 30)
+    up = sum(1 for h in state["s"].reals.values() if h.up)
+    gaps.sort()
+    return {"reals": len(plan.targets), "checks_per_s": (done1 - done0) / (w1 - w0),
+            "cpu_pct": 100 * (cpu1 - cpu0) / (w1 - w0), "rss_mb": rss,
+            "sys_pct": 100 * (sys1 - sys0) / (w1 - w0), "up": up, "parse_s": parse_s,
+            "gap_p50": gaps[len(gaps) // 2] if gaps else None,
+            "gap_p99": gaps[int(len(gaps) * 0.99)] if gaps else None,
+            "table_ms": 1000 * state["table_s"] / max(1, state["tables"]),
+            "check_ms": 1000 * sum(durations) / max(1, len(durations))}
+
+
+def check_main(n, shard, shards, warmup, seconds, timeout) -> None:
+    raise_nofile()
+    print(json.dumps(asyncio.run(_check(n, shard, shards, warmup, seconds, timeout))), flush=True)
+
+
+# ---- sequential per-check latency (what ldirectord's loop pays per real) ---------------------
+
+async def _sequential_latency(n_checks: int) -> float:
+    from hadaemon.core.ldirectord.checks import CheckSpec
+    from hadaemon.io.checks import run_check
+    t0 = time.perf_counter()
+    for i in range(n_checks):
+        host, port = real_addr(2 * (i % 50))        # even reals answer in both modes
+        r = await run_check(CheckSpec("negotiate", "http", "tcp", host, 4, port, 3,
+                                      url=f"http://{host}:{port}/.test.html", receive="OK"))
+        assert r.ok, r.detail
+    return (time.perf_counter() - t0) / n_checks
+
+
+def lwp_latency(n_checks: int) -> float | None:
+    """Per-check latency of ldirectord's own HTTP client (LWP::UserAgent), one after another."""
+    urls = " ".join(f"http://{h}:{p}/.test.html" for h, p in (real_addr(2 * (i % 50)) for i in range(n_checks)))
+    code = ("use LWP::UserAgent; use Time::HiRes qw(time); my $ua = LWP::UserAgent->new(timeout => 3);"
+            "my @u = split / /, $ARGV[0]; my $t = time; for my $u (@u) {"
+            " my $r = $ua->request(HTTP::Request->new('GET', $u, HTTP::Headers->new(Host => 'x')));"
+            " die $r->status_line unless $r->is_success && $r->content =~ /OK/; }"
+            " printf \"%.9f\\n\", (time - $t) / scalar(@u);")
+    try:
+        p = subprocess.run(["perl", "-e", code, urls], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return float(p.stdout) if p.returncode == 0 else None
+
+
+# ---- driver ----------------------------------------------------------------------------------
+
+def start_servers(n: int, half_down: bool) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, __file__, "--serve", str(n)] + (["--half-down"] if half_down else []),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if line.strip() != "READY":
+        p.kill()
+        raise SystemExit(f"server process failed to start: {line!r}")
+    return p
+
+
+def proc_cpu(pid: int) -> float:
+    """user+system CPU seconds of a process (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(p: subprocess.Popen) -> None:
+    try:
+        p.stdin.close()
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def run_checkers(n, workers, warmup, seconds, timeout) -> dict:
+    procs = [subprocess.Popen([sys.executable, __file__, "--check", str(n), "--shard", str(w), "--workers",
+                               str(workers), "--warmup", str(warmup), "--seconds", str(seconds),
+                               "--timeout", str(timeout)], stdout=subprocess.PIPE, text=True)
+             for w in range(workers)]
+    outs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=warmup + seconds + 120)
+        if p.returncode != 0:
+            raise SystemExit(f"checker failed (exit {p.returncode})")
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    gaps99 = [o["gap_p99"] for o in outs if o["gap_p99"] is not None]
+    return {"reals": sum(o["reals"] for o in outs), "checks_per_s": sum(o["checks_per_s"] for o in outs),
+            "cpu_pct": sum(o["cpu_pct"] for o in outs), "sys_pct": sum(o["sys_pct"] for o in outs), "rss_mb": sum(o["rss_mb"] for o in outs),
+            "up": sum(o["up"] for o in outs), "gap_p99": max(gaps99) if gaps99 else None,
+            "gap_p50": max(o["gap_p50"] or 0 for o in outs), "parse_s": max(o["parse_s"] for o in outs),
+            "table_ms": max(o["table_ms"] for o in outs),
+            "check_ms": max(o["check_ms"] for o in outs)}
+
+
+def fmt(r: dict) -> str:
+    gap = f"{r['gap_p50']:.2f}/{r['gap_p99']:.2f}s" if r["gap_p99"] is not None else "-"
+    return (f"{r['reals']:>6} reals  {r['checks_per_s']:>8.0f} checks/s  cpu {r['cpu_pct']:>5.0f}%  "
+            f"(kernel {r['sys_pct']:.0f}%)  server cpu {r.get('server_pct', 0):.0f}%  "
+            f"mean ok check {r['check_ms']:.1f} ms  rss {r['rss_mb']:>6.1f} MB  up {r['up']:>6}  gap between checks of an up real p50/p99 {gap}  "
+            f"parse {r['parse_s']:.2f}s  wanted_table {r['table_ms']:.1f} ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reals", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--workers", type=int, nargs="*", default=[1, 2],
+                    help="checker processes (reals sharded among them); tried for the largest table")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--timeout", type=float, default=3.0, help="checktimeout (the scenario uses 3)")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--half-down", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--check", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve_main(args.serve, args.half_down)
+        return 0
+    if args.check:
+        check_main(args.check, args.shard, args.workers[0], args.warmup, args.seconds, args.timeout)
+        return 0
+
+    if not args.in_netns:
+        # everything (servers, checkers, LWP) runs in a private network namespace: the listeners
+        # bind 0.0.0.0 there without exposing anything, and the host's connection table stays clean
+        cmd = ["unshare", "-n", "--", sys.executable, __file__, "--in-netns"] + sys.argv[1:]
+        return subprocess.call(cmd)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    raise_nofile()
+    print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} checktimeout={args.timeout:g}s "
+          "checkinterval=1s, http negotiate GET /.test.html expecting OK; servers in their own process")
+    results = {}
+    largest = max(args.reals)
+    for n in args.reals:
+        for half in (False, True):
+            srv = start_servers(n, half)
+            try:
+                if not half and n == largest:
+                    seq = asyncio.run(_sequential_latency(300))
+                    lwp = lwp_latency(300)
+                for w in (args.workers if n == largest else [1]):
+                    c0 = proc_cpu(srv.pid)
+                    r = run_checkers(n, w, args.warmup, args.seconds, args.timeout)
+                    r["server_pct"] = 100 * (proc_cpu(srv.pid) - c0) / (args.warmup + args.seconds + 1)
+                    results[(n, half, w)] = r
+                    print(f"{'half hung' if half else 'all up   '} workers={w}  {fmt(r)}", flush=True)
+            finally:
+                stop(srv)
+
+    print(f"\nsequential per-check latency at {largest} reals: hadaemon checker {seq * 1000:.2f} ms"
+          + (f", ldirectord's LWP client {lwp * 1000:.2f} ms (measured, 300 GETs one after another)"
+             if lwp else ", LWP not measurable"))
+    per = lwp or seq
+    print(f"ldirectord's sequential loop for {largest} reals (sum of per-check latencies, measured "
+          f"latency x reals): all up {largest * per:.1f} s per round; half hung "
+          f"{largest / 2 * per + largest / 2 * args.timeout:.0f} s per round "
+          f"(each hung real costs its {args.timeout:g} s timeout); plus checkinterval=1 s between rounds")
+
+    best_w = max(args.workers, key=lambda w: results[(largest, False, w)]["checks_per_s"])
+    up, half = results[(largest, False, best_w)], results[(largest, True, best_w)]
+    print(f"RESULT checks_per_s={up['checks_per_s']:.0f} checks_per_s_half_down={half['checks_per_s']:.0f} "
+          f"cpu_pct={up['cpu_pct']:.0f} rss_mb={up['rss_mb']:.1f} workers={best_w} reals={largest} "
+          f"ldirectord_round_s={largest * per:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
