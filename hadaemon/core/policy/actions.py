@@ -369,7 +369,11 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> 
     if first.is_group and ftask in _COMPLETED:
         ftask = _COMPLETED[ftask]
     firsts = _acts(p, first, ftask, True)
-    thens = _acts(p, then, ttask, False)
+    thens = list(_acts(p, then, ttask, False))
+    if then.is_group:
+        # Pacemaker applies an ordering whose 'then' is a group action to the members' actions too
+        for m in then.members:
+            thens.extend(p.rsc_actions(m.id, ttask))
     for f in firsts:
         for t in thens:
             p.order(f, t, flags)
