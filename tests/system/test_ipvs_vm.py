@@ -260,3 +260,114 @@ def test_director_daemon_with_ipvs_in_vm():
     assert parse_ipvsadm(stopped) == make_table([(foreign, [])])
     log = result.output.split("=== log", 1)[1]
     assert "adopted 1 real server" in log and "cleanstop: removed 2 virtual service(s)" in log
+
+
+DR_CONFIG = """\
+checkinterval=1
+checktimeout=1
+quiescent=yes
+virtual=10.9.0.100:80
+\treal=10.9.0.11:80 gate
+\treal=10.9.0.12:80 gate 3
+\tfallback=127.0.0.1:80 gate
+\tservice=http
+\trequest=".test.html"
+\treceive="OK"
+\tscheduler=wrr
+\tprotocol=tcp
+\tchecktype=negotiate
+"""
+
+# In the VM: namespaces on a bridge (dir, rs1, rs2, client); real servers set up for LVS-DR (VIP on lo,
+# arp_ignore/arp_announce) serving with busybox httpd; ha-ldirectord with IPVS in the dir namespace.
+DR_SCRIPT = r"""
+echo "setup starts at VM uptime $(cut -d" " -f1 /proc/uptime) s"
+ip link add br0 type bridge
+ip link set br0 up
+mk() {
+  ip netns add $1
+  ip link add v-$1 type veth peer name eth0 netns $1
+  ip link set v-$1 master br0 up
+  ip -n $1 link set lo up
+  ip -n $1 addr add $2/24 dev eth0
+  ip -n $1 link set eth0 up
+}
+mk dir 10.9.0.1; mk rs1 10.9.0.11; mk rs2 10.9.0.12; mk client 10.9.0.50
+ip -n dir addr add 10.9.0.100/24 dev eth0
+for rs in rs1 rs2; do
+  ip netns exec $rs sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+     net.ipv4.conf.lo.arp_ignore=1 net.ipv4.conf.lo.arp_announce=2
+  ip -n $rs addr add 10.9.0.100/32 dev lo
+  mkdir -p /tmp/www-$rs
+  echo $rs > /tmp/www-$rs/index.html
+  echo OK > /tmp/www-$rs/.test.html
+  ip netns exec $rs busybox httpd -p 80 -h /tmp/www-$rs
+done
+mkdir -p /tmp/www-dir
+echo "Server is repairing" > /tmp/www-dir/index.html
+ip netns exec dir busybox httpd -p 80 -h /tmp/www-dir
+ip netns exec dir {python} -m hadaemon.daemons.director --backend ipvs --no-dbus --pidfile /run/ld.pid {config} \
+   2>/run/ld.log &
+wait_for() {  # wait_for PATTERN: until `ipvsadm -Ln` in dir matches (bounded)
+  i=0
+  while [ $i -lt 600 ] && ! ip netns exec dir ipvsadm -Ln | tr -s ' ' | grep -q "$1"; do sleep 0.1; i=$((i+1)); done
+}
+requests() {
+  for i in $(seq $1); do ip netns exec client curl -s -m 3 http://10.9.0.100/ || echo ERR; done \
+    | sort | uniq -c | tr -s ' ' | tr '\n' ';'
+  echo
+}
+wait_for "10.9.0.12:80 Route 3"
+echo "=== up (VM uptime $(cut -d" " -f1 /proc/uptime) s)"; ip netns exec dir ipvsadm -Ln
+echo "=== requests-up $(requests 20)"
+echo broken > /tmp/www-rs1/.test.html
+wait_for "10.9.0.11:80 Route 0"
+echo "=== requests-rs1-down $(requests 4)"
+echo broken > /tmp/www-rs2/.test.html
+wait_for "127.0.0.1:80"
+echo "=== fallback"; ip netns exec dir ipvsadm -Ln
+echo "=== requests-all-down $(requests 2)"
+echo OK > /tmp/www-rs1/.test.html
+echo OK > /tmp/www-rs2/.test.html
+wait_for "10.9.0.12:80 Route 3"
+echo "=== requests-recovered $(requests 4)"
+kill -TERM $(cat /run/ld.pid)
+i=0; while [ $i -lt 300 ] && [ -e /run/ld.pid ]; do sleep 0.1; i=$((i+1)); done
+echo "=== stopped (VM uptime $(cut -d" " -f1 /proc/uptime) s)"; ip netns exec dir ipvsadm -Ln
+echo "=== log"; cat /run/ld.log
+"""
+
+
+def _counts(output: str, marker: str) -> dict:
+    line = output.split(f"=== {marker} ", 1)[1].split("\n", 1)[0]
+    return {name: int(n) for n, name in (item.strip().split(" ", 1) for item in line.strip(";").split(";")
+                                         if item.strip())}
+
+
+def test_lvs_dr_through_ipvs_in_vm():
+    """Experiment 2's data path on real IPVS: LVS-DR real servers (VIP on lo, ARP sysctls) behind
+    ha-ldirectord; the client's requests go 1:3, a failing negotiate check quiesces a real, the
+    fallback answers when both are down, recovery, cleanstop."""
+    from hadaemon.testing import qemu
+
+    reason = qemu.available()
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which("ipvsadm") or not shutil.which("curl"):
+        pytest.skip("ipvsadm or curl not installed")
+    with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
+        cfg = Path(tmp) / "ldirectord.cf"
+        cfg.write_text(DR_CONFIG)
+        script = DR_SCRIPT.replace("{python}", str(REPO / ".venv" / "bin" / "python")).replace("{config}", str(cfg))
+        result = qemu.VM().run(f"cd {REPO}\n" + script, timeout=900)
+    out = result.output
+    print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s\n{out}")
+    assert result.returncode == 0, out + result.console[-2000:]
+    assert _counts(out, "requests-up") == {"rs1": 5, "rs2": 15}      # wrr 1:3, every request a new connection
+    assert _counts(out, "requests-rs1-down") == {"rs2": 4}
+    assert _counts(out, "requests-all-down") == {"Server is repairing": 2}
+    assert _counts(out, "requests-recovered") == {"rs1": 1, "rs2": 3}
+    fallback = parse_ipvsadm(out.split("=== fallback", 1)[1].split("===", 1)[0])
+    assert {k: d.weight for k, d in fallback["tcp:10.9.0.100:80"].dests.items()} == {
+        "10.9.0.11:80": 0, "10.9.0.12:80": 0, "127.0.0.1:80": 1}
+    assert parse_ipvsadm(out.split("=== stopped", 1)[1].split("\n", 1)[1].split("===", 1)[0]) == {}
