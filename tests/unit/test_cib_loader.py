@@ -1,0 +1,137 @@
+"""Loading CIB XML: the model, old and new option names, and `file:line: message` errors."""
+from __future__ import annotations
+
+import pytest
+
+from hadaemon.core.cib import Group, Primitive, load_cib, parse_cib, parse_interval_ms
+from hadaemon.core.errors import ConfigError
+
+CIB = """<cib have-quorum="1" dc-uuid="1" admin_epoch="0" epoch="1" num_updates="1">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="opts">
+        <nvpair id="o1" name="stonith-enabled" value="false"/>
+        <nvpair id="o2" name="no-quorum-policy" value="ignore"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes>
+      <node id="1" uname="admin1"><instance_attributes id="n1"><nvpair id="n1a" name="ssd" value="yes"/></instance_attributes></node>
+      <node id="2" uname="admin2"/>
+    </nodes>
+    <resources>
+      <group id="webserver">
+        <meta_attributes id="w-meta"><nvpair id="w-m1" name="resource-stickiness" value="100"/></meta_attributes>
+        <primitive id="webip" class="ocf" provider="heartbeat" type="IPaddr2">
+          <instance_attributes id="ip-i"><nvpair id="ip-i1" name="ip" value="192.168.18.222"/></instance_attributes>
+          <operations><op id="ip-mon" name="monitor" interval="10s" timeout="20s" on-fail="restart"/></operations>
+        </primitive>
+        <primitive id="httpd" class="lsb" type="httpd"/>
+      </group>
+      <primitive id="fence1" class="stonith" type="fence_ipmilan"/>
+    </resources>
+    <constraints>
+      <rsc_location id="web-pref" rsc="webserver" node="admin1" score="INFINITY"/>
+      <rsc_location id="web-rule" rsc="webserver">
+        <rule id="r1" score="-INFINITY" boolean-op="or">
+          <expression id="e1" attribute="ssd" operation="not_defined"/>
+          <expression id="e2" attribute="#uname" operation="eq" value="admin9"/>
+        </rule>
+      </rsc_location>
+      <rsc_colocation id="col" rsc="fence1" with-rsc="webserver" score="-100"/>
+      <rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>
+    </constraints>
+  </configuration>
+  <status>
+    <node_state id="1" uname="admin1" in_ccm="true" crmd="online" join="member" expected="member">
+      <lrm id="lrm1"><lrm_resources>
+        <lrm_resource id="webip" class="ocf" provider="heartbeat" type="IPaddr2">
+          <lrm_rsc_op id="webip_start_0" operation="start" interval="0" call-id="3" rc-code="0" op-status="0"
+                      transition-key="1:2:0:abc" op-digest="d"/>
+        </lrm_resource>
+      </lrm_resources></lrm>
+    </node_state>
+  </status>
+</cib>
+"""
+
+
+def test_model():
+    cib = parse_cib(CIB, "cib.xml")
+    assert cib.option("fencing-enabled") == "false"  # the 3.0 name finds the 2.x one
+    assert cib.option("no-quorum-policy") == "ignore"
+    assert cib.have_quorum and cib.dc_uuid == "1"
+    assert [n.uname for n in cib.nodes] == ["admin1", "admin2"]
+    web = cib.resources[0]
+    assert isinstance(web, Group) and [m.id for m in web.members] == ["webip", "httpd"]
+    ip = web.members[0]
+    assert isinstance(ip, Primitive) and ip.agent == "ocf:heartbeat:IPaddr2" and ip.parent == "webserver"
+    assert ip.ops[0].interval_ms == 10000 and ip.ops[0].on_fail == "restart"
+    assert web.members[1].agent == "lsb:httpd"
+    assert cib.find("httpd") is web.members[1] and cib.find("nope") is None
+    assert set(cib.primitives()) == {"webip", "httpd", "fence1"}
+    assert cib.locations[0].score == 1000000 and cib.locations[1].rules[0].score == -1000000
+    assert cib.colocations[0].score == -100 and cib.orders[0].kind == "Optional"
+    state = cib.node_states[0]
+    assert state.uname == "admin1" and state.lrm[0].ops[0].call_id == 3
+
+
+def test_fencing_enabled_new_name():
+    xml = CIB.replace('name="stonith-enabled"', 'name="fencing-enabled"')
+    assert parse_cib(xml, "c.xml").option("fencing-enabled") == "false"
+
+
+@pytest.mark.parametrize("tag", ["clone", "master", "bundle"])
+def test_unsupported_resource_names_element_and_line(tag):
+    xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      f'<{tag} id="c1">\n<primitive id="x" class="ocf" provider="p" type="t"/></{tag}>')
+    with pytest.raises(ConfigError) as err:
+        parse_cib(xml, "cib.xml")
+    assert str(err.value).startswith("cib.xml:22: ") and f"<{tag}>" in str(err.value)
+
+
+def test_unsupported_constraints():
+    xml = CIB.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
+                      '<rsc_ticket id="t" rsc="webip" ticket="tk"/>')
+    with pytest.raises(ConfigError, match=r"cib.xml:33: <rsc_ticket>"):
+        parse_cib(xml, "cib.xml")
+    xml = CIB.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
+                      '<rsc_order id="ord">\n<resource_set id="s"/></rsc_order>')
+    with pytest.raises(ConfigError, match=r"cib.xml:34: <resource_set>"):
+        parse_cib(xml, "cib.xml")
+
+
+def test_bad_xml_gives_line():
+    with pytest.raises(ConfigError) as err:
+        parse_cib("<cib>\n<configuration>\n</cib>", "bad.xml")
+    assert str(err.value).startswith("bad.xml:3: invalid XML")
+
+
+def test_bad_score_and_missing_attribute():
+    xml = CIB.replace('score="-100"', 'score="lots"')
+    with pytest.raises(ConfigError, match=r"cib.xml:32: .*invalid score 'lots'"):
+        parse_cib(xml, "cib.xml")
+    xml = CIB.replace('<primitive id="httpd" class="lsb" type="httpd"/>', '<primitive id="httpd" class="lsb"/>')
+    with pytest.raises(ConfigError, match=r"cib.xml:20: <primitive> needs a 'type'"):
+        parse_cib(xml, "cib.xml")
+
+
+def test_wrong_root_and_duplicate_resource():
+    with pytest.raises(ConfigError, match="expected <cib>"):
+        parse_cib("<configuration/>", "x.xml")
+    xml = CIB.replace('id="fence1" class="stonith"', 'id="httpd" class="stonith"')
+    with pytest.raises(ConfigError, match="'httpd' is used twice"):
+        parse_cib(xml, "cib.xml")
+
+
+def test_load_cib_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_cib(str(tmp_path / "nope.xml"))
+    p = tmp_path / "c.xml"
+    p.write_text(CIB)
+    assert load_cib(str(p)).path == str(p)
+
+
+@pytest.mark.parametrize("text,ms", [("10s", 10000), ("10", 10000), ("500ms", 500), ("2m", 120000),
+                                     ("1h", 3600000), ("PT10S", 10000), ("0", 0), (None, 0), ("x1", None)])
+def test_interval(text, ms):
+    assert parse_interval_ms(text) == ms

@@ -1,0 +1,62 @@
+"""hactl simulate: crm_simulate-style sections, scores, the saved graph and `file:line:` errors."""
+from __future__ import annotations
+
+from hadaemon.cli.hactl import main
+from tests.unit.test_policy_scheduler import s_lost_node_fenced, s_tie_break
+
+
+def run(capsys, *argv):
+    rc = main(["simulate", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_sections_and_summary_format(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(s_lost_node_fenced())
+    rc, out, err = run(capsys, str(f))
+    assert rc == 0 and err == ""
+    heads = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert heads == ["Current cluster status:", "Transition Summary:", "Executing Cluster Transition:",
+                     "Revised Cluster Status:"]
+    assert "  * Fence (reboot) node1 'peer is no longer part of the cluster'" in out
+    assert "  * Move       rsc1    ( node1 -> node2 )" in out
+    assert "  * Fencing node1 (reboot)" in out
+    assert "  * Pseudo action:   rsc1_stop_0" in out
+    assert "    * rsc1\t(ocf:heartbeat:Dummy):\t Started node1 (UNCLEAN)" in out
+    revised = out.split("Revised Cluster Status:")[1]
+    assert "OFFLINE: [ node1 ]" in revised and "rsc1\t(ocf:heartbeat:Dummy):\t Started node2" in revised
+
+
+def test_scores_and_saved_graph(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(s_tie_break())
+    graph = tmp_path / "graph.xml"
+    rc, out, _ = run(capsys, str(f), "--scores", "--save-graph", str(graph))
+    assert rc == 0
+    assert "pcmk__primitive_assign: rsc1 allocation score on node1: 0" in out
+    text = graph.read_text()
+    assert text.startswith("<transition_graph") and 'operation_key="rsc3_start_0"' in text
+    rc2, _, _ = run(capsys, str(f), "--save-graph", str(graph))
+    assert graph.read_text() == text  # same input, same bytes
+
+
+def test_show_actions(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(s_tie_break())
+    rc, out, _ = run(capsys, str(f), "--show-actions")
+    assert rc == 0
+    lines = out.splitlines()
+    assert "Resource action: rsc1            start on node1" in lines
+    assert lines.index("Resource action: rsc1            monitor on node1") < \
+        lines.index("Resource action: rsc1            start on node1")
+
+
+def test_bad_input_exit_2(tmp_path, capsys):
+    f = tmp_path / "bad.xml"
+    f.write_text("<cib>\n<configuration>\n<resources><clone id='c'/></resources></configuration></cib>\n")
+    rc, out, err = run(capsys, str(f))
+    assert rc == 2 and out == ""
+    assert err.strip() == f"{f}:3: <clone> (clone resources) is not supported"
+    rc, _, err = run(capsys, str(tmp_path / "missing.xml"))
+    assert rc == 2 and "cannot read" in err and "Traceback" not in err
