@@ -449,3 +449,38 @@ async def test_maintenance_dir_forces_down(running, tmp_path):
 def test_spec_timeout_override():
     s = spec("http", 80, timeout=2)
     assert replace(s, timeout=5).timeout == 5
+
+
+async def test_check_workers_share_the_checks(running):
+    """Two checker processes, sharded by real id: every real is checked, results reach the parent."""
+    from hadaemon.io.checks.worker import CheckWorkers
+    fast = await running(servers.serve(servers.http_handler([])))
+    hung = await running(servers.serve(servers.silent))
+    # 12 reals on 127.0.0.x: only 127.0.0.1 has listeners (fast, or hung for x = 3, 6, ...),
+    # the others refuse; what matters is that both shards check their share and report back
+    reals = "".join(f"\treal=127.0.0.{i}:{hung if i % 3 == 0 else fast} gate\n" for i in range(1, 13))
+    c = parse_config(f"checktimeout=1\ncheckinterval=1\nvirtual=10.9.0.1:80\n{reals}"
+                     "\trequest=\".test.html\"\n\treceive=\"OK\"\n", "x.cf")
+    plan = make_plan(c)
+    state = {"s": initial_state(c, plan=plan)}
+    seen = set()
+
+    def on_results(results, maintenance, now):
+        seen.update(r.pair for r in results)
+        state["s"], _ = apply_results(plan, state["s"], results, now)
+
+    from hadaemon.io.checks.scheduler import shard_of
+    assert {shard_of(ident, 2) for ident in plan.groups} == {0, 1}
+    workers = CheckWorkers(2, on_results)
+    await workers.start(c)
+    try:
+        for _ in range(100):
+            if len(seen) == len(plan.targets):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await workers.stop()
+    assert seen == set(plan.targets)
+    assert state["s"].get(("tcp:10.9.0.1:80", f"127.0.0.1:{fast}")).up
+    assert not state["s"].get(("tcp:10.9.0.1:80", f"127.0.0.3:{hung}")).up
+    assert all(p.returncode is not None for p in workers.procs)

@@ -20,6 +20,11 @@ log = logging.getLogger("hadaemon.checks")
 ResultsCallback = Callable[[List[Result], Mapping[Pair, bool], float], None]
 
 
+def shard_of(ident: str, shards: int) -> int:
+    """Which of `shards` checker processes owns a check (stable across reloads)."""
+    return zlib.crc32(ident.encode()) % shards
+
+
 def fd_budget(reserve: int = 128) -> int:
     """How many checks may be in flight given RLIMIT_NOFILE (each holds one socket)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -34,8 +39,10 @@ class CheckScheduler:
 
     def __init__(self, plan: Plan, on_results: ResultsCallback,
                  kind_for: Callable[[Pair], str | None] | None = None,
-                 max_concurrent: int | None = None, flush_interval: float = 0.1):
+                 max_concurrent: int | None = None, flush_interval: float = 0.1,
+                 shard: Tuple[int, int] = (0, 1)):
         self._on_results = on_results
+        self.shard, self.shards = shard
         self._kind_for = kind_for or self._default_kind
         self._sem = asyncio.Semaphore(min(max_concurrent or 1 << 30, fd_budget()))
         self._flush_interval = flush_interval
@@ -64,8 +71,11 @@ class CheckScheduler:
         self._gen += 1
         self._heap = []
         self._specs = {}
-        self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()}
+        self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()
+                             if self.shards == 1 or shard_of(self.plan.identity[pair], self.shards) == self.shard}
         for ident, pairs in self.plan.groups.items():
+            if self.shards > 1 and shard_of(ident, self.shards) != self.shard:
+                continue
             interval = self.plan.targets[pairs[0]].virtual.checkinterval
             offset = (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
             self._push(now + offset, ident)

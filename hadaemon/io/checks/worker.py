@@ -1,0 +1,139 @@
+"""Checker worker processes: each runs the scheduler for a shard of the checks and streams results back.
+
+A single asyncio loop is one CPU. With many thousands of checks per second the director can spread
+them over processes (`CheckWorkers(n)`), sharded by ldirectord real id; each worker keeps its own
+loop non-blocking and reports batches of results as JSON lines on stdout. The parent feeds the
+results into the pure health core exactly as it would from an in-process CheckScheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import struct
+import sys
+import time
+from typing import Callable, Dict, List, Mapping
+
+from hadaemon.core.ldirectord.checks import Pair, make_plan
+from hadaemon.core.ldirectord.debounce import Result, apply_results, check_kind, initial_state
+
+ResultsCallback = Callable[[List[Result], Mapping[Pair, bool], float], None]
+LINE_LIMIT = 64 << 20
+
+
+# ---- in the worker process ----------------------------------------------------------------
+
+async def _worker_main() -> None:
+    from hadaemon.io.checks.scheduler import CheckScheduler, fd_budget  # noqa: F401
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    out = sys.stdout.buffer
+    state: Dict[str, object] = {}
+    sched: CheckScheduler | None = None
+    task = None
+
+    def kind_for(pair: Pair) -> str | None:
+        t = state["plan"].targets[pair]
+        return check_kind(t, state["health"].get(pair))
+
+    def on_results(results, maintenance, now):
+        # local health only to follow checktype=N (negotiate / connect alternation)
+        state["health"], _ = apply_results(state["plan"], state["health"], results, now)
+        msg = {"r": [[r.pair[0], r.pair[1], r.kind, r.ok, r.detail, round(r.duration, 6)] for r in results]}
+        if maintenance != state.get("maint"):
+            state["maint"] = maintenance
+            msg["m"] = [[p[0], p[1], f] for p, f in maintenance.items()]
+        out.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        out.flush()
+
+    while True:
+        try:
+            head = await reader.readexactly(4)
+        except asyncio.IncompleteReadError:
+            break
+        config, shard, shards = pickle.loads(await reader.readexactly(struct.unpack("!I", head)[0]))
+        plan = make_plan(config)
+        state["plan"], state["health"] = plan, initial_state(config, plan=plan)
+        if sched is None:
+            sched = CheckScheduler(plan, on_results, kind_for=kind_for, shard=(shard, shards))
+            task = asyncio.ensure_future(sched.run())
+        else:
+            sched.reload(plan)
+    if sched is not None:
+        sched.stop()
+        await asyncio.wait_for(task, 30)
+
+
+def worker_main() -> int:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(_worker_main())
+    return 0
+
+
+# ---- in the director -------------------------------------------------------------------------
+
+class CheckWorkers:
+    """`n` checker processes sharing the checks; results arrive through `on_results` like an
+    in-process CheckScheduler's (same signature), from the director's event loop."""
+
+    def __init__(self, n: int, on_results: ResultsCallback):
+        self.n, self.on_results = n, on_results
+        self.procs: List[asyncio.subprocess.Process] = []
+        self._readers: List[asyncio.Task] = []
+        self._maint: Dict[Pair, bool] = {}
+        self.checks_done = 0
+
+    async def start(self, config) -> None:
+        for _i in range(self.n):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hadaemon.io.checks.worker", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, env=dict(os.environ))
+            self.procs.append(proc)
+            self._readers.append(asyncio.ensure_future(self._read(proc)))
+        await self.reload(config)
+
+    async def reload(self, config) -> None:
+        for i, proc in enumerate(self.procs):
+            blob = pickle.dumps((config, i, self.n))
+            proc.stdin.write(struct.pack("!I", len(blob)) + blob)
+            await proc.stdin.drain()
+
+    async def _read(self, proc) -> None:
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                return
+            msg = json.loads(line)
+            results = [Result((v, r), kind, ok, detail, dur) for v, r, kind, ok, detail, dur in msg["r"]]
+            self.checks_done += len(results)
+            if "m" in msg:
+                for v, r, flag in msg["m"]:
+                    self._maint[(v, r)] = flag
+            self.on_results(results, dict(self._maint), time.monotonic())
+
+    def pids(self) -> List[int]:
+        return [p.pid for p in self.procs]
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.stdin and not proc.stdin.is_closing():
+                proc.stdin.close()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        for t in self._readers:
+            t.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
