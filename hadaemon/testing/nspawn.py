@@ -190,14 +190,22 @@ class Container:
     units/*.service are copied to /etc/systemd/system, dbus/*.conf to /etc/dbus-1/system.d, and each
     console script gets a wrapper in /usr/local/bin (`exec python3 -c ... main()`).
     netns: a name in /run/netns (e.g. Cluster.netns("node1")); None gives a private network (lo only).
-    binds: {host path: container path} read-write bind mounts.
+    binds / binds_ro: {host path: container path} read-write / read-only bind mounts.
+    net_admin: let the container's services manage its network (CAP_NET_ADMIN, CAP_NET_RAW and a
+    writable /proc/sys/net); default: on when netns is given (nspawn only grants it for
+    --private-network, but a cluster node's namespace is the test's own).
+    nspawn_args: extra systemd-nspawn options.
     """
 
     def __init__(self, netns: str | None = None, binds: Dict[str, str] | None = None,
                  rootfs: Path | None = None, name: str = "hadaemon", boot_timeout: float = 180,
-                 keep: bool = False):
+                 keep: bool = False, binds_ro: Dict[str, str] | None = None, net_admin: bool | None = None,
+                 nspawn_args: Sequence[str] = ()):
         self.netns = netns
         self.binds = dict(binds or {})
+        self.binds_ro = dict(binds_ro or {})
+        self.net_admin = (netns is not None) if net_admin is None else net_admin
+        self.nspawn_args = list(nspawn_args)
         self.rootfs = rootfs
         self.name = name
         self.boot_timeout = boot_timeout
@@ -238,12 +246,17 @@ class Container:
             argv = ["systemd-nspawn", "-D", str(self.root), "-b", "--register=no", "--keep-unit",
                     f"--machine={self.name}", "--console=read-only", f"--bind-ro={REPO}:/opt/hadaemon"]
             argv += [f"--bind={h}:{c}" for h, c in self.binds.items()]
+            argv += [f"--bind-ro={h}:{c}" for h, c in self.binds_ro.items()]
             if self.netns:
                 argv.append(f"--network-namespace-path=/run/netns/{self.netns}")
             else:
                 argv.append("--private-network")
-            t0 = time.monotonic()
             env = dict(os.environ, SYSTEMD_LOG_COLOR="0")
+            if self.net_admin:
+                argv.append("--capability=CAP_NET_ADMIN,CAP_NET_RAW")
+                env["SYSTEMD_NSPAWN_API_VFS_WRITABLE"] = "network"
+            argv += self.nspawn_args
+            t0 = time.monotonic()
             self.proc = Proc(argv, self.workdir / "console.log", env=env, name=f"nspawn/{self.name}")
             self.pid1 = wait_until(self._find_pid1, 30, 0.1, "the container's PID 1")
             self._wait_booted()

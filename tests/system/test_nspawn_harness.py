@@ -51,6 +51,13 @@ def test_container_boots_runs_notify_unit_and_journals_fields(rootfs):
                 assert ct.path(f"/usr/local/bin/{script}").exists()
             assert ct.run(["hactl", "--help"]).returncode == 0
 
+            # services may manage the node's network (net_admin defaults on with a netns)
+            for cmd in (["ip", "addr", "add", "192.0.2.7/32", "dev", "lo"],
+                        ["sysctl", "-w", "net.ipv4.conf.lo.arp_ignore=1"]):
+                cp = ct.run(["systemd-run", "--wait", "--quiet", "--pipe", *cmd], timeout=60)
+                assert cp.returncode == 0, cp.stderr
+            assert "192.0.2.7/32" in c.run("node1", ["ip", "-o", "addr", "show", "lo"], check=True).stdout
+
             ct.write_file("/etc/systemd/system/hd-harness.service", READY_UNIT)
             ct.write_file("/etc/systemd/system/hd-silent.service", SILENT_UNIT)
             ct.systemctl("daemon-reload", check=True)
