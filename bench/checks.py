@@ -109,6 +109,7 @@ def serve_main(n: int, half_down: bool) -> None:
 # ---- the checker (separate process, optionally several shards) ------------------------------
 
 def config_text(n: int, shard: int, shards: int, timeout: float) -> str:
+    """ldirectord.cf for reals shard, shard+shards, ... (one virtual service)."""
     lines = [f"checktimeout={timeout:g}", "checkinterval=1", "quiescent=yes", "virtual=10.255.0.1:80"]
     for i in range(shard, n, shards):
         host, port = real_addr(i)
@@ -130,15 +131,26 @@ def _rss_mb() -> float:
     return 0.0
 
 
-async def _check(n, shard, shards, warmup, seconds, timeout) -> dict:
+def _proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _check(n, workers, warmup, seconds, timeout) -> dict:
+    """The director side: parse, plan, health core, and either an in-process CheckScheduler
+    (workers=1) or CheckWorkers processes; CPU and RSS cover all of them."""
     from hadaemon.core.ldirectord.checks import make_plan
     from hadaemon.core.ldirectord.config import parse_config
     from hadaemon.core.ldirectord.debounce import apply_results, initial_state
     from hadaemon.core.ldirectord.table import wanted_table
     from hadaemon.io.checks.scheduler import CheckScheduler
+    from hadaemon.io.checks.worker import CheckWorkers
 
     t0 = time.perf_counter()
-    config = parse_config(config_text(n, shard, shards, timeout), "bench.cf")
+    config = parse_config(config_text(n, 0, 1, timeout), "bench.cf")
     plan = make_plan(config)
     parse_s = time.perf_counter() - t0
     state = {"s": initial_state(config, plan=plan), "last_table": 0.0, "table_s": 0.0, "tables": 0}
@@ -161,17 +173,31 @@ async def _check(n, shard, shards, warmup, seconds, timeout) -> dict:
             state["tables"] += 1
             state["last_table"] = now
 
-    sched = CheckScheduler(plan, on_results, flush_interval=0.1)
-    task = asyncio.ensure_future(sched.run())
+    if workers > 1:
+        runner = CheckWorkers(workers, on_results)
+        await runner.start(config)
+        pids = runner.pids()
+    else:
+        runner = CheckScheduler(plan, on_results, flush_interval=0.1)
+        task = asyncio.ensure_future(runner.run())
+        pids = []
+
+    def cpu():
+        t = os.times()
+        return t.user + t.system + sum(proc_cpu(p) for p in pids), t.system + sum(proc_sys(p) for p in pids)
+
     await asyncio.sleep(warmup)
     window["on"] = True
-    done0, cpu0, w0, sys0 = sched.checks_done, _cpu(), time.monotonic(), os.times().system
+    (cpu0, sys0), done0, w0 = cpu(), runner.checks_done, time.monotonic()
     state["table_s"], state["tables"] = 0.0, 0
     await asyncio.sleep(seconds)
-    done1, cpu1, w1, sys1 = sched.checks_done, _cpu(), time.monotonic(), os.times().system
-    rss = _rss_mb()
-    sched.stop()
-    await asyncio.wait_for(task, 30)
+    (cpu1, sys1), done1, w1 = cpu(), runner.checks_done, time.monotonic()
+    rss = _rss_mb() + sum(_proc_rss_mb(p) for p in pids)
+    if workers > 1:
+        await runner.stop()
+    else:
+        runner.stop()
+        await asyncio.wait_for(task, 30)
     up = sum(1 for h in state["s"].reals.values() if h.up)
     gaps.sort()
     return {"reals": len(plan.targets), "checks_per_s": (done1 - done0) / (w1 - w0),
@@ -183,9 +209,9 @@ async def _check(n, shard, shards, warmup, seconds, timeout) -> dict:
             "check_ms": 1000 * sum(durations) / max(1, len(durations))}
 
 
-def check_main(n, shard, shards, warmup, seconds, timeout) -> None:
+def check_main(n, workers, warmup, seconds, timeout) -> None:
     raise_nofile()
-    print(json.dumps(asyncio.run(_check(n, shard, shards, warmup, seconds, timeout))), flush=True)
+    print(json.dumps(asyncio.run(_check(n, workers, warmup, seconds, timeout))), flush=True)
 
 
 # ---- sequential per-check latency (what ldirectord's loop pays per real) ---------------------
@@ -229,11 +255,19 @@ def start_servers(n: int, half_down: bool) -> subprocess.Popen:
     return p
 
 
+def _stat(pid: int) -> list:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def proc_cpu(pid: int) -> float:
     """user+system CPU seconds of a process (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_sys(pid: int) -> float:
+    return int(_stat(pid)[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(p: subprocess.Popen) -> None:
@@ -246,29 +280,19 @@ def stop(p: subprocess.Popen) -> None:
 
 
 def run_checkers(n, workers, warmup, seconds, timeout) -> dict:
-    procs = [subprocess.Popen([sys.executable, __file__, "--check", str(n), "--shard", str(w), "--workers",
-                               str(workers), "--warmup", str(warmup), "--seconds", str(seconds),
-                               "--timeout", str(timeout)], stdout=subprocess.PIPE, text=True)
-             for w in range(workers)]
-    outs = []
-    for p in procs:
-        out, _ = p.communicate(timeout=warmup + seconds + 120)
-        if p.returncode != 0:
-            raise SystemExit(f"checker failed (exit {p.returncode})")
-        outs.append(json.loads(out.strip().splitlines()[-1]))
-    gaps99 = [o["gap_p99"] for o in outs if o["gap_p99"] is not None]
-    return {"reals": sum(o["reals"] for o in outs), "checks_per_s": sum(o["checks_per_s"] for o in outs),
-            "cpu_pct": sum(o["cpu_pct"] for o in outs), "sys_pct": sum(o["sys_pct"] for o in outs), "rss_mb": sum(o["rss_mb"] for o in outs),
-            "up": sum(o["up"] for o in outs), "gap_p99": max(gaps99) if gaps99 else None,
-            "gap_p50": max(o["gap_p50"] or 0 for o in outs), "parse_s": max(o["parse_s"] for o in outs),
-            "table_ms": max(o["table_ms"] for o in outs),
-            "check_ms": max(o["check_ms"] for o in outs)}
+    p = subprocess.run([sys.executable, __file__, "--in-netns", "--check", str(n), "--workers", str(workers),
+                        "--warmup", str(warmup), "--seconds", str(seconds), "--timeout", str(timeout)],
+                       stdout=subprocess.PIPE, text=True, timeout=warmup + seconds + 180)
+    if p.returncode != 0:
+        raise SystemExit(f"checker failed (exit {p.returncode})")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def fmt(r: dict) -> str:
+    r["us_per_check"] = 1e4 * r["cpu_pct"] / max(1.0, r["checks_per_s"])
     gap = f"{r['gap_p50']:.2f}/{r['gap_p99']:.2f}s" if r["gap_p99"] is not None else "-"
     return (f"{r['reals']:>6} reals  {r['checks_per_s']:>8.0f} checks/s  cpu {r['cpu_pct']:>5.0f}%  "
-            f"(kernel {r['sys_pct']:.0f}%)  server cpu {r.get('server_pct', 0):.0f}%  "
+            f"(kernel {r['sys_pct']:.0f}%) = {r['us_per_check']:.0f} us/check  server cpu {r.get('server_pct', 0):.0f}%  "
             f"mean ok check {r['check_ms']:.1f} ms  rss {r['rss_mb']:>6.1f} MB  up {r['up']:>6}  gap between checks of an up real p50/p99 {gap}  "
             f"parse {r['parse_s']:.2f}s  wanted_table {r['table_ms']:.1f} ms")
 
@@ -285,13 +309,12 @@ def main() -> int:
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--half-down", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--check", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve_main(args.serve, args.half_down)
         return 0
     if args.check:
-        check_main(args.check, args.shard, args.workers[0], args.warmup, args.seconds, args.timeout)
+        check_main(args.check, args.workers[0], args.warmup, args.seconds, args.timeout)
         return 0
 
     if not args.in_netns:
@@ -316,8 +339,10 @@ def main() -> int:
                     c0 = proc_cpu(srv.pid)
                     r = run_checkers(n, w, args.warmup, args.seconds, args.timeout)
                     r["server_pct"] = 100 * (proc_cpu(srv.pid) - c0) / (args.warmup + args.seconds + 1)
+                    r["load"] = os.getloadavg()[0]
                     results[(n, half, w)] = r
-                    print(f"{'half hung' if half else 'all up   '} workers={w}  {fmt(r)}", flush=True)
+                    print(f"{'half hung' if half else 'all up   '} workers={w}  {fmt(r)}  load {r['load']:.1f}",
+                          flush=True)
             finally:
                 stop(srv)
 
@@ -330,11 +355,17 @@ def main() -> int:
           f"{largest / 2 * per + largest / 2 * args.timeout:.0f} s per round "
           f"(each hung real costs its {args.timeout:g} s timeout); plus checkinterval=1 s between rounds")
 
+    costs = [r["us_per_check"] for (n, h, w), r in results.items() if not h]
+    cost = sorted(costs)[len(costs) // 2]
+    print(f"checker CPU per check (all up, median over runs): {cost:.0f} us -> one dedicated core "
+          f"sustains about {1e6 / cost:.0f} checks/s; {largest} reals each second needs "
+          f"{largest * cost / 1e6:.1f} cores (this host: {os.cpu_count()} cores shared with the real "
+          "servers' process and other load)")
     best_w = max(args.workers, key=lambda w: results[(largest, False, w)]["checks_per_s"])
     up, half = results[(largest, False, best_w)], results[(largest, True, best_w)]
     print(f"RESULT checks_per_s={up['checks_per_s']:.0f} checks_per_s_half_down={half['checks_per_s']:.0f} "
           f"cpu_pct={up['cpu_pct']:.0f} rss_mb={up['rss_mb']:.1f} workers={best_w} reals={largest} "
-          f"ldirectord_round_s={largest * per:.1f}")
+          f"us_per_check={cost:.0f} ldirectord_round_s={largest * per:.1f} load={up['load']:.1f}")
     return 0
 
 
