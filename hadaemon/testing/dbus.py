@@ -1,6 +1,7 @@
 """Private dbus-daemon with a system-bus-like policy, for tests (optionally inside a network namespace)."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,7 +66,7 @@ class PrivateBus:
         self.netns = netns
         self.policy_dirs = [Path(p) for p in (policy_dirs if policy_dirs is not None else [REPO_POLICY_DIR])]
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hdbus-"))
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"hd{os.getpid()}bus-"))
         self.extra_policy = extra_policy
         self.allow_method_calls = allow_method_calls
         self.timeout = timeout

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Set
 
 from hadaemon.testing.dbus import PrivateBus
-from hadaemon.testing.procs import CommandError, HarnessError, Proc, base_env, pid_alive, run_cmd, wait_until
+from hadaemon.testing.procs import (CommandError, HarnessError, Proc, base_env, kill_orphans, pid_alive, run_cmd,
+                                   wait_until)
 
 __all__ = ["Cluster", "Capture", "HarnessError", "check_prerequisites", "cleanup_stale", "cluster_fixture"]
 
@@ -91,10 +92,11 @@ def cleanup_stale(prefix: str = "hd", force: bool = False) -> List[str]:
     """Delete namespaces (with their processes, bridges, nft tables), workdirs and nspawn containers
     left by crashed runs.
 
-    Only names made by Cluster ("hd<pid><letters>-...") whose creating pid is gone are removed, unless
-    force=True (then every namespace starting with prefix goes). Returns the names removed.
+    Only names made by the harness ("hd<pid><letters>-...") whose creating pid is gone are removed,
+    unless force=True (then every namespace starting with prefix goes); processes spawned through
+    Proc by a test process that is gone are killed too. Returns what was removed.
     """
-    removed = []
+    removed = [f"pid {pid}" for pid in kill_orphans()]
     cp = run_cmd(["ip", "netns", "list"], check=False)
     for line in cp.stdout.splitlines():
         ns = line.split()[0] if line.split() else ""

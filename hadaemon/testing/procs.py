@@ -13,6 +13,9 @@ from typing import Callable, Dict, List, Sequence
 __all__ = ["CommandError", "HarnessError", "Proc", "run_cmd", "wait_until", "base_env"]
 
 
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+
+
 class HarnessError(RuntimeError):
     """A harness could not set something up (missing tool, no privileges, failed command)."""
 
@@ -65,6 +68,10 @@ def base_env(extra: Dict[str, str] | None = None) -> Dict[str, str]:
             path += os.pathsep + d
     env["PATH"] = path
     env["PYTHONUNBUFFERED"] = "1"
+    # spawned Python processes import this checkout's hadaemon, installed in the venv or not
+    pythonpath = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if REPO_ROOT not in pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT] + pythonpath)
     if extra:
         env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -97,6 +104,25 @@ def kill_marked(token: str, sig: int = signal.SIGKILL) -> List[int]:
                     continue
             os.kill(int(entry), sig)
             hit.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return hit
+
+
+def kill_orphans(sig: int = signal.SIGKILL) -> List[int]:
+    """Signal processes spawned by a Proc of a test process that no longer runs (crashed runs)."""
+    needle = f"{TOKEN_VAR}=".encode()
+    hit = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            tokens = [v[len(needle):].decode() for v in env if v.startswith(needle)]
+            if tokens and not pid_alive(int(tokens[0].split(".")[0])):
+                os.kill(int(entry), sig)
+                hit.append(int(entry))
         except (OSError, ValueError):
             continue
     return hit

@@ -206,21 +206,26 @@ def test_concurrent_clusters_do_not_collide():
 def test_cleanup_stale_removes_leftovers_of_a_killed_run():
     script = textwrap.dedent("""
         import os, sys
+        from hadaemon.testing.dbus import PrivateBus
         from hadaemon.testing.netns import Cluster
         c = Cluster(["x", "y"]).start()
         c.spawn("x", ["sleep", "600"])
-        print(c.prefix, flush=True)
+        bus = PrivateBus().start()  # outside any namespace
+        print(c.prefix, bus.proc.pid, bus.workdir, flush=True)
         os.kill(os.getpid(), 9)
     """)
     cp = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=base_env())
     assert cp.returncode == -signal.SIGKILL, cp.stderr
-    prefix = cp.stdout.strip()
+    prefix, bus_pid, bus_dir = cp.stdout.split()
     assert {f"{prefix}-x", f"{prefix}-y", f"{prefix}-sw"} <= _netns_names()
+    assert not _gone(int(bus_pid))
     with Cluster(["mine"]) as live:
+        p = live.spawn("mine", ["sleep", "600"])
         removed = cleanup_stale()
-        assert f"{prefix}-x" in removed and f"{prefix}-sw" in removed
-        assert live.netns("mine") in _netns_names()  # a live run's namespaces are left alone
+        assert f"{prefix}-x" in removed and f"{prefix}-sw" in removed and bus_dir in removed
+        assert live.netns("mine") in _netns_names() and p.alive()  # a live run is left alone
     assert not any(n.startswith(prefix + "-") for n in _netns_names())
+    assert _gone(int(bus_pid))
 
 
 SERVICE = textwrap.dedent("""
