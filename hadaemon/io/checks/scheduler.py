@@ -42,6 +42,7 @@ class CheckScheduler:
                  max_concurrent: int | None = None, flush_interval: float = 0.1,
                  shard: Tuple[int, int] = (0, 1)):
         self._on_results = on_results
+        self.burst = 64
         self.shard, self.shards = shard
         self._kind_for = kind_for or self._default_kind
         self._sem = asyncio.Semaphore(min(max_concurrent or 1 << 30, fd_budget()))
@@ -125,12 +126,19 @@ class CheckScheduler:
     def _tick(self) -> None:
         self._timer = None
         now = time.monotonic()
+        started = 0
         while self._heap and self._heap[0][0] <= now:
+            if started >= self.burst:
+                # let the loop poll I/O before starting more: a burst of connects must not delay
+                # the answers of checks already in flight (their time counts against their timeout)
+                self._timer = self._loop.call_soon(self._tick)
+                return
             due, _, ident, gen = heapq.heappop(self._heap)
             if gen == self._gen and ident in self.plan.groups:
                 task = self._loop.create_task(self._check(ident, gen, due))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                started += 1
         self._arm()
 
     async def _check(self, ident: str, gen: int, due: float) -> None:
