@@ -8,8 +8,9 @@ Design (see docs/heartbeat-config.md, "Messaging"):
   and every member acks its own copy.
 - Receivers deliver fragments strictly in stream order (holding back out-of-order ones, dropping
   duplicates), reassemble messages, decompress them, and ack each packet with a cumulative ack plus
-  selective-ack ranges. Senders retransmit unacked fragments with exponential backoff up to rto_max,
-  for as long as the membership says the receiver is alive. A receiver that dies or restarts turns
+  selective-ack ranges. Senders retransmit unacked fragments on a round-trip-time based timer with
+  exponential backoff up to rto_max (and at once after three acks past a hole), for as long as the
+  membership says the receiver is alive. A receiver that dies or restarts turns
   every unacked message to it into an Undeliverable report: never a silent loss.
 - A sender keeps at most `window` fragments in flight per receiver and queues the rest; past
   `max_queued` fragments per receiver or `max_buffered_bytes` in all, send() raises Backpressure.
@@ -20,18 +21,20 @@ tick() at next_deadline().
 """
 from __future__ import annotations
 
+import bisect
 import bz2
 import heapq
 import itertools
 import zlib
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Deque, Dict, Iterable, List, Mapping, Tuple, Union
 
-from hadaemon.core.wire import MAX_NAME, MAX_SACK_RANGES, Packet, fragment_capacity
+from hadaemon.core.wire import MAX_NAME, MAX_SACK_RANGES, Packet, fragment_capacity, restamp
 
 RECV_WINDOW = 1024          # a receiver holds stream_seqs below expected + RECV_WINDOW; senders' window <= it
 MAX_FRAGMENTS = 65535
+FAST_RETRANSMIT = 3         # acks past a hole before it is resent without waiting for its timer
 _ZLIB, _BZ2 = 1, 2
 
 
@@ -69,9 +72,47 @@ class _Out:
     pkt: Packet
     size: int
     rto: float = 0.0
+    sent_at: float = 0.0     # first transmission (RTT samples come only from fragments sent once)
     next_retx: float = 0.0
     attempts: int = 0
+    dupacks: int = 0         # acks showing later fragments received while this one was not
     sacked: bool = False     # the receiver holds it, but has not delivered it yet (a gap before it)
+
+
+class _Runs:
+    """Disjoint sorted intervals of integers (the stream seqs a receiver holds), for cheap selective acks."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts: List[int] = []
+        self.ends: List[int] = []
+
+    def add(self, x: int) -> None:
+        i = bisect.bisect_right(self.starts, x)
+        left = i > 0 and self.ends[i - 1] >= x - 1
+        right = i < len(self.starts) and self.starts[i] == x + 1
+        if left and right:
+            self.ends[i - 1] = self.ends[i]
+            del self.starts[i], self.ends[i]
+        elif left:
+            self.ends[i - 1] = max(self.ends[i - 1], x)
+        elif right:
+            self.starts[i] = x
+        else:
+            self.starts.insert(i, x)
+            self.ends.insert(i, x)
+
+    def discard_first(self, x: int) -> None:
+        """Remove x when it is the smallest element (in-order delivery)."""
+        if self.starts and self.starts[0] == x:
+            if self.ends[0] == x:
+                del self.starts[0], self.ends[0]
+            else:
+                self.starts[0] = x + 1
+
+    def head(self, n: int) -> Tuple[Tuple[int, int], ...]:
+        return tuple(zip(self.starts[:n], self.ends[:n]))
 
 
 @dataclass
@@ -82,6 +123,9 @@ class _OutStream:
     next_seq: int = 1
     inflight: OrderedDict[int, _Out] = field(default_factory=OrderedDict)
     queue: Deque[_Out] = field(default_factory=deque)
+    sack_marks: Dict[int, int] = field(default_factory=dict)   # sack range start -> highest seq marked
+    srtt: float | None = None                                  # smoothed round-trip time (RFC 6298)
+    rttvar: float = 0.0
 
 
 @dataclass
@@ -90,6 +134,7 @@ class _InStream:
     stream_id: int
     expected: int = 1
     held: Dict[int, Packet] = field(default_factory=dict)
+    runs: _Runs = field(default_factory=_Runs)
     partial: List[Packet] = field(default_factory=list)
     partial_bytes: int = 0
 
@@ -120,6 +165,7 @@ class Messenger:
     def __init__(self, node: str, generation: int, max_fragment: int | None = None,
                  compression: str | None = "zlib", compression_threshold_bytes: int = 2048, *,
                  compression_threshold: int | None = None, rto_initial: float = 0.1, rto_max: float = 1.0,
+                 rto_min: float = 0.05,
                  window: int = 256, max_queued: int = 8192, max_buffered_bytes: int = 64 << 20,
                  max_message_bytes: int = 16 << 20):
         if compression not in (None, "zlib", "bz2"):
@@ -134,12 +180,13 @@ class Messenger:
         self.compression_threshold_bytes = (compression_threshold * 1024 if compression_threshold is not None
                                             else compression_threshold_bytes)
         self.rto_initial, self.rto_max = rto_initial, max(rto_max, rto_initial)
+        self.rto_min = min(rto_min, self.rto_initial)
         self.window, self.max_queued = window, max_queued
         self.max_buffered_bytes, self.max_message_bytes = max_buffered_bytes, max_message_bytes
         self.buffered_bytes = 0
         self.last_msg_id = 0
         self.stats: Dict[str, int] = {k: 0 for k in (
-            "sent", "delivered", "retransmits", "duplicates", "stale", "out_of_window", "bad_messages",
+            "sent", "delivered", "retransmits", "fast_retransmits", "duplicates", "stale", "out_of_window", "bad_messages",
             "undeliverable")}
         self._out: Dict[str, _OutStream] = {}
         self._in: Dict[str, _InStream] = {}
@@ -267,10 +314,11 @@ class Messenger:
             if e.pkt.stream_seq >= base + self.window:
                 break
             s.queue.popleft()
-            e.rto, e.next_retx, e.attempts = self.rto_initial, now + self.rto_initial, 1
+            e.rto = self._rto(s)
+            e.next_retx, e.attempts, e.sent_at = now + e.rto, 1, now
             s.inflight[e.pkt.stream_seq] = e
             heapq.heappush(self._timers, (e.next_retx, next(self._tiebreak), s.peer, s.stream_id, e.pkt.stream_seq))
-            out.append(replace(e.pkt, seq=next(self._tx["msg"])))
+            out.append(restamp(e.pkt, seq=next(self._tx["msg"])))
         return out
 
     def tick(self, now: float) -> List[Packet]:
@@ -284,10 +332,11 @@ class Messenger:
                 continue
             e.rto = min(e.rto * 2, self.rto_max)
             e.next_retx = now + e.rto
+            e.dupacks = 0
             e.attempts += 1
             heapq.heappush(self._timers, (e.next_retx, next(self._tiebreak), peer, sid, seq))
             self.stats["retransmits"] += 1
-            out.append(replace(e.pkt, seq=next(self._tx["msg"])))
+            out.append(restamp(e.pkt, seq=next(self._tx["msg"])))
         for s in self._out.values():
             out += self._pump(s, now)
         return out
@@ -341,12 +390,14 @@ class Messenger:
             self.stats["out_of_window"] += 1
         else:
             rs.held[ss] = pkt
+            rs.runs.add(ss)
             while rs.expected in rs.held:
+                rs.runs.discard_first(rs.expected)
                 d = self._reassemble(rs, rs.held.pop(rs.expected))
                 rs.expected += 1
                 if d is not None:
                     delivered.append(d)
-        return delivered, [self._ack(pkt.src, rs)]
+        return delivered, [self._ack(pkt.src, rs, ss)]
 
     def _reassemble(self, rs: _InStream, p: Packet) -> Delivered | None:
         if p.frag == 0:
@@ -378,17 +429,11 @@ class Messenger:
         self.stats["delivered"] += 1
         return Delivered(first.src, first.channel, data, first.msg_id, first.broadcast)
 
-    def _ack(self, src: str, rs: _InStream) -> Packet:
-        ranges: List[Tuple[int, int]] = []
-        for s in sorted(rs.held):
-            if ranges and s == ranges[-1][1] + 1:
-                ranges[-1] = (ranges[-1][0], s)
-            elif len(ranges) < MAX_SACK_RANGES:
-                ranges.append((s, s))
-            else:
-                break
+    def _ack(self, src: str, rs: _InStream, trigger: int) -> Packet:
+        ranges = rs.runs.head(MAX_SACK_RANGES)
         return Packet(kind="ack", src=self.node, dst=src, generation=self.generation, seq=next(self._tx["ack"]),
-                      dst_generation=rs.gen, stream_id=rs.stream_id, ack_seq=rs.expected - 1, sack=tuple(ranges))
+                      dst_generation=rs.gen, stream_id=rs.stream_id, ack_seq=rs.expected - 1, sack=ranges,
+                      stream_seq=trigger)
 
     def _on_ack(self, pkt: Packet, now: float) -> List[Packet]:
         s = self._out.get(pkt.src)
@@ -398,6 +443,9 @@ class Messenger:
             return []
         if not s.peer_gen:
             s.peer_gen = pkt.generation
+        trigger = s.inflight.get(pkt.stream_seq)    # the fragment whose arrival sent this ack
+        if trigger is not None and trigger.attempts == 1 and not trigger.sacked:
+            self._rtt_sample(s, now - trigger.sent_at)
         while s.inflight:
             seq = next(iter(s.inflight))
             if seq > pkt.ack_seq:
@@ -405,12 +453,51 @@ class Messenger:
             self._acked(s, s.inflight.pop(seq))
         if s.inflight:
             lo, hi = next(iter(s.inflight)), next(reversed(s.inflight))
+            marks = s.sack_marks
             for a, b in pkt.sack:
-                for seq in range(max(a, lo), min(b, hi) + 1):
+                end = min(b, hi)
+                for seq in range(max(a, lo, marks.get(a, a - 1) + 1), end + 1):
                     e = s.inflight.get(seq)
                     if e is not None:
                         e.sacked = True   # no more retransmissions; done only when the cumulative ack passes it
+                if end > marks.get(a, end - 1):
+                    marks[a] = end
+            if len(marks) > 4 * MAX_SACK_RANGES:
+                s.sack_marks = {a: b for a, b in marks.items() if b > pkt.ack_seq}
+            if pkt.sack:
+                return self._fast_retransmit(s, pkt.sack[-1][1], now) + self._pump(s, now)
         return self._pump(s, now)
+
+    def _rto(self, s: _OutStream) -> float:
+        if s.srtt is None:
+            return self.rto_initial
+        return min(max(s.srtt + 4 * s.rttvar, self.rto_min), self.rto_max)
+
+    @staticmethod
+    def _rtt_sample(s: _OutStream, r: float) -> None:
+        if s.srtt is None:
+            s.srtt, s.rttvar = r, r / 2
+        else:
+            s.rttvar = 0.75 * s.rttvar + 0.25 * abs(s.srtt - r)
+            s.srtt = 0.875 * s.srtt + 0.125 * r
+
+    def _fast_retransmit(self, s: _OutStream, top: int, now: float) -> List[Packet]:
+        """Holes below what the receiver already holds: resend one after FAST_RETRANSMIT such acks."""
+        out = []
+        for n, (seq, e) in enumerate(s.inflight.items()):
+            if seq >= top or n >= 2 * MAX_SACK_RANGES:
+                break
+            if e.sacked or e.dupacks < 0:
+                continue
+            e.dupacks += 1
+            if e.dupacks >= FAST_RETRANSMIT:
+                e.dupacks = -1      # once; its timer (which rearms this) handles a lost resend
+                e.next_retx = now + e.rto
+                e.attempts += 1
+                heapq.heappush(self._timers, (e.next_retx, next(self._tiebreak), s.peer, s.stream_id, seq))
+                self.stats["fast_retransmits"] += 1
+                out.append(restamp(e.pkt, seq=next(self._tx["msg"])))
+        return out
 
     def _acked(self, s: _OutStream, e: _Out) -> None:
         self.buffered_bytes -= e.size

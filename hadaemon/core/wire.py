@@ -36,7 +36,8 @@ class Packet:
     compressed, broadcast (this copy is part of a broadcast), dst_generation (receiver incarnation the
     stream is for), stream_id (the sender's id of that stream), stream_seq (position in the stream, 1..).
     ack: dst_generation = generation of the acked sender, stream_id, ack_seq (every stream_seq <= it
-    received) and sack (inclusive ranges of stream_seqs above ack_seq already received).
+    received), sack (inclusive ranges of stream_seqs above ack_seq already received) and stream_seq
+    (the fragment whose arrival triggered this ack: the sender's round-trip-time sample).
     """
 
     kind: str
@@ -57,6 +58,18 @@ class Packet:
     stream_seq: int = 0
     ack_seq: int = 0
     sack: Tuple[Tuple[int, int], ...] = ()
+
+
+def restamp(pkt: Packet, seq: int | None = None, link: str | None = None) -> Packet:
+    """A copy of `pkt` with a new seq and/or link (what dataclasses.replace does, ~20x cheaper)."""
+    new = object.__new__(Packet)
+    d = new.__dict__
+    d.update(pkt.__dict__)
+    if seq is not None:
+        d["seq"] = seq
+    if link is not None:
+        d["link"] = link
+    return new
 
 
 class Drop(Exception):

@@ -553,3 +553,37 @@ def test_random_partitions_and_restarts_never_lose_silently(seed):
             assert m in seq or (src, dst, m) in reported, (src, dst, m)
     for m in net.nodes.values():
         assert m.next_deadline() is None
+
+
+def test_fast_retransmit_after_three_acks_past_a_hole_once_per_timer():
+    a, b = pair()
+    pkts = [a.send("b", "crm", f"m{i}".encode(), 0.0)[0] for i in range(8)]
+    resent = []
+    for p in pkts[1:]:                          # m0 lost; every later arrival acks past the hole
+        for ack in b.on_packet(p, 0.001)[1]:
+            resent += [q for q in a.on_packet(ack, 0.002)[1] if q.kind == "msg"]
+    assert [q.stream_seq for q in resent] == [1]        # once, after the third such ack
+    assert a.stats["fast_retransmits"] == 1
+    d, acks = b.on_packet(resent[0], 0.003)
+    assert [x.body for x in d] == [f"m{i}".encode() for i in range(8)]
+    a.on_packet(acks[0], 0.004)
+    assert a.queued("b") == 0 and a.next_deadline() is None
+
+
+def test_retransmission_timeout_adapts_to_the_round_trip_time():
+    a, b = pair(rto_initial=0.5, rto_min=0.01, rto_max=2.0)
+    now = 0.0
+    for _ in range(20):                         # 2 ms round trips
+        (p,) = a.send("b", "crm", b"x", now)
+        (ack,) = b.on_packet(p, now + 0.001)[1]
+        a.on_packet(ack, now + 0.002)
+        now += 0.01
+    a.send("b", "crm", b"lost", now)
+    assert a.next_deadline() - now < 0.05        # no longer the initial 0.5 s
+    slow_a, slow_b = pair(rto_initial=0.05, rto_min=0.01, rto_max=2.0)
+    for i in range(20):                         # 300 ms round trips: the timer backs off to match
+        (p,) = slow_a.send("b", "crm", b"x", i * 1.0)
+        (ack,) = slow_b.on_packet(p, i * 1.0 + 0.15)[1]
+        slow_a.on_packet(ack, i * 1.0 + 0.3)
+    slow_a.send("b", "crm", b"y", 100.0)
+    assert slow_a.next_deadline() - 100.0 >= 0.3
