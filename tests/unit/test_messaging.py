@@ -587,3 +587,30 @@ def test_retransmission_timeout_adapts_to_the_round_trip_time():
         slow_a.on_packet(ack, i * 1.0 + 0.3)
     slow_a.send("b", "crm", b"y", 100.0)
     assert slow_a.next_deadline() - 100.0 >= 0.3
+
+
+def test_held_runs_match_a_brute_force_model():
+    from hadaemon.core.messaging import _Runs
+
+    rng = random.Random(5)
+    for _ in range(200):
+        runs, held, expected = _Runs(), set(), 1
+        for _ in range(60):
+            x = expected + rng.randrange(0, 30)
+            if rng.random() < 0.3:
+                x = expected
+            if x not in held:
+                held.add(x)
+                runs.add(x)
+            while expected in held:
+                runs.discard_first(expected)
+                held.discard(expected)
+                expected += 1
+            want, cur = [], None
+            for v in sorted(held):
+                if cur and v == cur[1] + 1:
+                    cur[1] = v
+                else:
+                    cur = [v, v]
+                    want.append(cur)
+            assert runs.head(1000) == tuple(map(tuple, want))
