@@ -4,7 +4,7 @@ from typing import Dict, List, Tuple
 
 from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 
-__all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "HeartbeatInterface", "BadRequest", "ERROR_PREFIX"]
+__all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "HeartbeatInterface", "BadRequest", "ERROR_PREFIX", "Export"]
 
 BUS_NAME = "org.hadaemon.Heartbeat1"
 OBJECT_PATH = "/org/hadaemon/Heartbeat1"
@@ -129,22 +129,49 @@ class HeartbeatInterface(ServiceInterface):
             self.emit_properties_changed(changed)
 
 
-async def export(node, bus=None):
-    """Connect to the system bus (or DBUS_SYSTEM_BUS_ADDRESS), export the node and own BUS_NAME.
+class Export:
+    """The node's presence on the bus: connect, export the object, own BUS_NAME, forward node events
+    as signals and PropertiesChanged. connect() again after a lost connection."""
 
-    Returns the connected MessageBus. Node events become signals and PropertiesChanged.
-    """
-    from hadaemon.bus.dbusnext import connect_system_bus
+    def __init__(self, node):
+        self.node = node
+        self.bus = None
+        self.iface = None
+        self._listener = None
 
-    bus = bus or await connect_system_bus()
-    iface = HeartbeatInterface(node)
-    bus.export(OBJECT_PATH, iface)
-    reply = await bus.request_name(BUS_NAME)
-    if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
-        bus.disconnect()
-        raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
+    async def connect(self) -> None:
+        from hadaemon.bus.dbusnext import connect_system_bus
 
-    def on_event(kind: str, *args) -> None:
+        bus = await connect_system_bus()
+        iface = HeartbeatInterface(self.node)
+        bus.export(OBJECT_PATH, iface)
+        reply = await bus.request_name(BUS_NAME)
+        if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
+            bus.disconnect()
+            raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
+        self.bus, self.iface = bus, iface
+        self._listener = self._on_event
+        self.node.listeners.append(self._listener)
+
+    async def wait_for_disconnect(self):
+        """Returns (or raises the connection's error) when the bus connection is gone."""
+        return await self.bus.wait_for_disconnect()
+
+    def close(self) -> None:
+        if self._listener in self.node.listeners:
+            self.node.listeners.remove(self._listener)
+        self._listener = None
+        if self.bus is not None:
+            try:
+                self.bus.disconnect()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self.bus = self.iface = None
+
+    def _on_event(self, kind: str, *args) -> None:
+        iface = self.iface
+        if iface is None or not self.bus or not self.bus.connected:
+            return
         if kind == "node":
             iface.NodeStateChanged(*args)
             iface.properties_changed(("Nodes",))
@@ -160,6 +187,3 @@ async def export(node, bus=None):
             iface.MessageReceived(*args)
         elif kind == "undeliverable":
             iface.MessageUndeliverable(*args)
-
-    node.listeners.append(on_event)
-    return bus

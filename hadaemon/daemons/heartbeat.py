@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -86,12 +87,13 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
     except TransportError as exc:
         print(f"ha-heartbeat: {exc}", file=sys.stderr)
         return 1
-    bus = None
+    export = None
     if not args.no_dbus:
-        from hadaemon.bus.heartbeat import export
+        from hadaemon.bus.heartbeat import Export
 
+        export = Export(node)
         try:
-            bus = await export(node)
+            await export.connect()
         except Exception as exc:  # noqa: BLE001 - any bus failure is fatal at startup, with its reason
             node.close()
             print(f"ha-heartbeat: cannot export org.hadaemon.Heartbeat1 on the system bus: {exc}", file=sys.stderr)
@@ -131,18 +133,53 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
                 notifier.watchdog()
                 await asyncio.sleep(wd)
         watchdog_task = loop.create_task(watchdog())
+    bus_task = loop.create_task(_supervise_bus(export, stop)) if export else None
     await stop.wait()
     notifier.stopping()
     log.info("stopping", extra={"NODE": local, "EVENT": "stop"})
-    if watchdog_task:
-        watchdog_task.cancel()
+    for task in (watchdog_task, bus_task):
+        if task:
+            task.cancel()
     node.close()
-    if bus is not None:
-        try:
-            bus.disconnect()
-        except Exception:  # noqa: BLE001
-            pass
+    if export is not None:
+        export.close()
     return 0
+
+
+class _ReportedDBusErrors(logging.Filter):
+    """dbus-next 0.2.3 sends the D-Bus error reply for a DBusError raised by a method, then also logs
+    it at ERROR with a traceback ("got unexpected error processing a message"). Those are answers to
+    bad requests, not daemon errors: drop the duplicate log line, keep every other error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (msg.startswith("got unexpected error processing a message")
+                    and "dbus_next.errors.DBusError" in msg)
+
+
+async def _supervise_bus(export, stop: asyncio.Event) -> None:
+    """Reconnect (and own the name again) whenever the D-Bus connection is lost; membership goes on."""
+    while not stop.is_set():
+        try:
+            await export.wait_for_disconnect()
+            reason = "disconnected"
+        except Exception as exc:  # noqa: BLE001 - dbus-next reports the connection's error here
+            reason = repr(exc)
+        if stop.is_set():
+            return
+        log.error("lost the D-Bus connection (%s); reconnecting", reason, extra={"EVENT": "bus-lost"})
+        export.close()
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await export.connect()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("D-Bus reconnect failed: %s", exc, extra={"EVENT": "bus-lost"})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                log.info("reconnected to D-Bus", extra={"EVENT": "bus-reconnected"})
+                break
 
 
 def main(argv=None) -> int:
@@ -161,6 +198,8 @@ def main(argv=None) -> int:
         print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
         return 0
     setup_logging("ha-heartbeat", debug=args.debug)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps the stack to stderr
+    logging.getLogger().addFilter(_ReportedDBusErrors())
     for w in getattr(auth, "warnings", ()) or ():
         log.warning("%s", w, extra={"EVENT": "authkeys-warning"})
     notifier = Notifier()

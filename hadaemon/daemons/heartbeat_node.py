@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core import membership as mb
 from hadaemon.core import wire
-from hadaemon.core.messaging import Messenger
+from hadaemon.core.messaging import Backpressure, Messenger, MessagingError
 from hadaemon.io.udp import Transport, interface_up
 
 __all__ = ["HeartbeatNode", "DROP_REASONS"]
@@ -16,7 +16,7 @@ __all__ = ["HeartbeatNode", "DROP_REASONS"]
 log = logging.getLogger("ha-heartbeat")
 
 # every reason a received datagram can be dropped; all are reported (0 included)
-DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "not-for-us")
+DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale")
 EPSILON = 0.001
 
 
@@ -59,8 +59,8 @@ class HeartbeatNode:
     # -- lifecycle ----------------------------------------------------------------------------------
     def _new_messenger(self) -> Messenger:
         cfg = self.cfg
-        return Messenger(self.local_node, self.generation, compression=getattr(cfg, "compression", None),
-                         compression_threshold=getattr(cfg, "compression_threshold", None))
+        return Messenger(self.local_node, self.generation, compression=cfg.compression,
+                         compression_threshold=cfg.compression_threshold)
 
     def open(self) -> None:
         """Bind the sockets of every medium (raises TransportError)."""
@@ -94,6 +94,8 @@ class HeartbeatNode:
             self.transport = t
         self.cfg, self.auth = cfg, auth
         self.links = tuple(cfg.links)
+        self.messenger.compression = cfg.compression
+        self.messenger.compression_threshold_bytes = cfg.compression_threshold * 1024
         self._apply(mb.Reconfigure(_timing(cfg), tuple(cfg.nodes), self.links), self.clock())
 
     # -- D-Bus backend ------------------------------------------------------------------------------
@@ -143,9 +145,15 @@ class HeartbeatNode:
         return msg_id
 
     def _messenger_send(self, dst, channel, body, now):
-        packets = self.messenger.send(dst, channel, body, now)
-        msg_id = packets[0].msg_id if packets else 0
-        return msg_id, packets
+        from hadaemon.bus.heartbeat import BadRequest
+
+        try:
+            packets = self.messenger.send(dst, channel, body, now)
+        except Backpressure as exc:
+            raise BadRequest("Busy", f"too much queued, retry later: {exc}") from None
+        except MessagingError as exc:
+            raise BadRequest("InvalidArgument", str(exc)) from None
+        return self.messenger.last_msg_id, packets
 
     # -- receive ------------------------------------------------------------------------------------
     def on_datagram(self, link: str, data: bytes, addr) -> None:
@@ -173,8 +181,8 @@ class HeartbeatNode:
         self.peer_addr[(pkt.src, link)] = (addr[0], addr[1])
         if pkt.kind == "hb":
             return
-        if pkt.dst and pkt.dst != self.local_node:
-            return
+        if pkt.dst != self.local_node:
+            return  # a message for another node that reached us by broadcast
         delivered, packets = self.messenger.on_packet(pkt, now)
         self._transmit(packets)
         for d in delivered:
@@ -248,12 +256,10 @@ class HeartbeatNode:
         self._msg_handle = None
         packets = self.messenger.tick(now)
         self._transmit(packets)
-        self._collect_undeliverable()
         self._schedule_messenger()
 
     def _schedule_messenger(self) -> None:
-        nd = getattr(self.messenger, "next_deadline", None)
-        when = nd() if callable(nd) else None
+        when = self.messenger.next_deadline()
         if when is None:
             return
         if self._msg_handle is not None:
@@ -265,13 +271,10 @@ class HeartbeatNode:
     def _messenger_tick_now(self) -> None:
         self._messenger_tick(self.clock())
 
-    def _collect_undeliverable(self) -> None:
-        pass
-
     def messenger_membership(self) -> None:
-        fn = getattr(self.messenger, "membership", None)
-        if callable(fn):
-            fn([n for n in mb.members(self.state) if n != self.local_node])
+        """Tell the messenger the live members with their generations (it fails streams to the others)."""
+        live = {n: g for n, g in self.state.view if n != self.local_node}
+        self._undeliverable(self.messenger.membership(live))
 
     # -- membership ---------------------------------------------------------------------------------
     def _apply(self, event, now: float) -> List:
@@ -312,11 +315,8 @@ class HeartbeatNode:
             elif e.new == mb.DEAD:
                 silent = "never heard" if e.silent_for is None else f"silent for {e.silent_for:.3f}s"
                 log.warning("node %s is dead (%s)", e.node, silent, extra=fields)
-                self._peer_dead(e.node)
             else:
                 log.info("node %s is %s", e.node, e.new, extra=fields)
-                if e.old not in mb.ALIVE and e.new in mb.ALIVE:
-                    self._peer_joined(e.node)
             self._emit("node", e.node, e.new)
         elif isinstance(e, mb.LinkStatusChanged):
             log.info("node %s link %s is %s", e.node, e.link, e.new,
@@ -325,8 +325,6 @@ class HeartbeatNode:
         elif isinstance(e, mb.NodeRestarted):
             log.warning("node %s restarted (generation %d -> %d)", e.node, e.old_generation, e.new_generation,
                         extra={"NODE": e.node, "EVENT": "restarted"})
-            self._peer_dead(e.node)
-            self._peer_joined(e.node)
             self._emit("restarted", e.node, e.new_generation)
         elif isinstance(e, mb.MembershipChanged):
             log.info("membership epoch %d: %s", e.epoch, " ".join(e.members),
@@ -342,17 +340,11 @@ class HeartbeatNode:
         elif isinstance(e, mb.StaleHeartbeat):
             self._drop("stale")
 
-    def _peer_dead(self, node: str) -> None:
-        for u in self.messenger.peer_dead(node) or ():
-            log.warning("message %s on channel %s to %s undeliverable", u.msg_id, u.channel, u.dst,
+    def _undeliverable(self, failed) -> None:
+        for u in failed:
+            log.warning("message %d on channel %s to %s undeliverable (%s)", u.msg_id, u.channel, u.dst, u.reason,
                         extra={"NODE": u.dst, "EVENT": "undeliverable"})
             self._emit("undeliverable", u.dst, u.channel, u.msg_id)
-
-    def _peer_joined(self, node: str) -> None:
-        fn = getattr(self.messenger, "peer_joined", None)
-        if callable(fn):
-            for u in fn(node) or ():
-                self._emit("undeliverable", u.dst, u.channel, u.msg_id)
 
     def _emit(self, kind: str, *args) -> None:
         for fn in self.listeners:
