@@ -1,8 +1,11 @@
 """The one module that imports dbus-next; everything else takes D-Bus names from here."""
+import array
 import os
+import socket
 
 from dbus_next import BusType, DBusError, Message, MessageType, Variant
 from dbus_next.aio import MessageBus
+from dbus_next.aio import message_bus as _aio_message_bus
 from dbus_next.constants import PropertyAccess
 from dbus_next.service import ServiceInterface, dbus_property, method, signal
 
@@ -19,3 +22,43 @@ async def connect_system_bus() -> MessageBus:
     if address:
         return await MessageBus(bus_address=address).connect()
     return await MessageBus(bus_type=BusType.SYSTEM).connect()
+
+
+def _write_callback(self):
+    """dbus-next 0.2.3's _MessageWriter.write_callback, except that a full socket buffer
+    (BlockingIOError from send on the non-blocking socket) waits for the socket to become writable
+    again instead of tearing the whole connection down. Upstream treats EAGAIN as fatal, so a daemon
+    emitting signals faster than the bus reads them loses its connection (seen with ha-heartbeat)."""
+    try:
+        while True:
+            if self.buf is None:
+                if self.messages.qsize() == 0:
+                    self.loop.remove_writer(self.fd)
+                    return
+                buf, unix_fds, fut = self.messages.get_nowait()
+                self.unix_fds = unix_fds
+                self.buf = memoryview(buf)
+                self.offset = 0
+                self.fut = fut
+            try:
+                if self.unix_fds and self.negotiate_unix_fd:
+                    ancdata = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", self.unix_fds))]
+                    self.offset += self.sock.sendmsg([self.buf[self.offset:]], ancdata)
+                    self.unix_fds = None
+                else:
+                    self.offset += self.sock.send(self.buf[self.offset:])
+            except (BlockingIOError, InterruptedError):
+                return  # the writer stays registered: called again when the socket is writable
+            if self.offset >= len(self.buf):
+                self.buf = None
+                if self.fut is not None and not self.fut.done():
+                    self.fut.set_result(None)
+            else:
+                return
+    except Exception as e:  # noqa: BLE001 - same as upstream: a real error closes the connection
+        if self.fut is not None and not self.fut.done():
+            self.fut.set_exception(e)
+        self.bus._finalize(e)
+
+
+_aio_message_bus._MessageWriter.write_callback = _write_callback
