@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.testing.cibgen import generate_bench_cib, random_cib
+if __name__ == "__main__":  # run as a script: the repository's package, not an installed one
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from hadaemon.testing.cibgen import generate_bench_cib, random_cib  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMPARE_TOOL = REPO.parent / "shared" / "tools" / "scheduler-compare"
