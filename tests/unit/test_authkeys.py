@@ -150,7 +150,7 @@ def test_fuzzed_text_only_ever_raises_config_error():
     words = st.sampled_from(["auth", "1", "2", "16", "sha1", "sha256", "md5", "crc", "#", "²", "0123456789abcdef"])
     line = st.lists(st.one_of(words, st.text(max_size=6)), max_size=4).map(" ".join)
 
-    @hypothesis.settings(max_examples=400, deadline=None)
+    @hypothesis.settings(max_examples=200, deadline=None)
     @hypothesis.given(st.lists(line, max_size=6))
     def check(lines):
         try:

@@ -382,7 +382,7 @@ def test_fuzzed_text_only_ever_raises_config_error():
                                                                         "239.0.0.1", "on", "²", "\x00", "-1"])
     line = st.lists(st.one_of(words, st.text(max_size=8)), max_size=6).map(" ".join)
 
-    @hypothesis.settings(max_examples=400, deadline=None)
+    @hypothesis.settings(max_examples=200, deadline=None)
     @hypothesis.given(st.lists(line, max_size=12))
     def check(lines):
         try:
