@@ -85,7 +85,7 @@ class DirectorEnv:
         for name in ("rs1", "rs2", "dir1", "dir2"):
             self.wait_http(name)
 
-    def wait_http(self, name: str, timeout: float = 20) -> None:
+    def wait_http(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             cp = self.c.run(name, [PYTHON, "-c", "import urllib.request;urllib.request.urlopen("
@@ -123,7 +123,7 @@ class DirectorEnv:
         entry = self.table(director).get(f"tcp:{self.vip}:80")
         return {k: d.weight for k, d in entry.dests.items()} if entry else {}
 
-    def wait_weights(self, expected: dict, director: str = "dir1", timeout: float = 20) -> dict:
+    def wait_weights(self, expected: dict, director: str = "dir1", timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:

@@ -41,7 +41,7 @@ def env():
 
 def agent(env, node, action, agent_path=AGENT, **params):
     e = {"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": f"director-{node}",
-         "OCF_RESKEY_CRM_meta_timeout": "20000", **env.c.dbus_env(node)}
+         "OCF_RESKEY_CRM_meta_timeout": "60000", **env.c.dbus_env(node)}
     e.update({f"OCF_RESKEY_{k}": str(v) for k, v in params.items()})
     cp = env.c.run(node, [PYTHON, str(agent_path), action], env=e, timeout=60)
     return cp
@@ -80,7 +80,7 @@ def test_validate_start_monitor_stop(env, tmp_path):
     # the daemon dies behind the agent's back: monitor says 7, not 0
     pid = int(Path(p["pidfile"]).read_text())
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while agent(env, "dir1", "monitor", **p).returncode != 7 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert agent(env, "dir1", "monitor", **p).returncode == 7

@@ -105,7 +105,7 @@ def test_drain_set_weight_restore(env):
     call(env, "Restore", "ss", f"tcp:{env.vip}:80", rs1)
     env.wait_weights({rs1: 1, env.key("rs2"): 3})
     # the signals were emitted (busctl monitor, JSON per message)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     seen = []
     os.set_blocking(env.monitor.stdout.fileno(), False)
     while time.monotonic() < deadline and len(seen) < 3:

@@ -65,7 +65,7 @@ def test_balancing_quiescent_fallback_recovery_reload(env):
     with open(env.config_path, "a") as f:
         f.write("virtual=" + env.vip + ":8080\n\treal=" + env.rs["rs1"] + ":80 gate\n\tchecktype=connect\n")
     d.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 40
     while f"tcp:{env.vip}:8080" not in env.table() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert f"tcp:{env.vip}:8080" in env.table(), d.output()[-2000:]
@@ -79,7 +79,7 @@ def test_balancing_quiescent_fallback_recovery_reload(env):
     # a bad config on reload: the running one is kept, with the reason logged
     env.config_path.write_text(env.config_path.read_text() + "bogusdirective=1\n")
     d.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while "reload refused" not in d.output() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "reload refused" in d.output() and "bogusdirective" in d.output()
@@ -125,6 +125,6 @@ def test_autoreload_follows_content_changes_only(env):
     assert "reloaded" not in d.output()
     text = env.config_path.read_text().replace(f"real={env.rs['rs2']}:80 gate 3", f"real={env.rs['rs2']}:80 gate 2")
     env.config_path.write_text(text)             # content: reload within a few seconds
-    env.wait_weights({rs1: 1, rs2: 2}, timeout=15)
+    env.wait_weights({rs1: 1, rs2: 2}, timeout=40)
     assert d.output().count("reloaded") == 1
     assert Counter(env.requests(6)) == Counter({"rs1": 2, "rs2": 4})

@@ -214,7 +214,7 @@ ipvsadm -a -t 192.168.18.100:80 -r 192.168.18.191:80 -g -w 5
 ipvsadm -A -t 10.9.9.9:22 -s rr
 {python} -m hadaemon.daemons.director --backend ipvs --no-dbus --pidfile /run/ld.pid {config} 2>/run/ld.log &
 i=0
-while [ $i -lt 600 ] && ! grep -q 'real server 127.0.0.1:9 of tcp:10.0.2.100:80 failed\\|started' /run/ld.log; do
+while [ $i -lt 1800 ] && ! grep -q 'real server 127.0.0.1:9 of tcp:10.0.2.100:80 failed\\|started' /run/ld.log; do
   sleep 0.1; i=$((i+1))
 done
 sleep 3
@@ -310,7 +310,7 @@ ip netns exec dir {python} -m hadaemon.daemons.director --backend ipvs --no-dbus
    2>/run/ld.log &
 wait_for() {  # wait_for PATTERN: until `ipvsadm -Ln` in dir matches (bounded)
   i=0
-  while [ $i -lt 600 ] && ! ip netns exec dir ipvsadm -Ln | tr -s ' ' | grep -q "$1"; do sleep 0.1; i=$((i+1)); done
+  while [ $i -lt 1800 ] && ! ip netns exec dir ipvsadm -Ln | tr -s ' ' | grep -q "$1"; do sleep 0.1; i=$((i+1)); done
 }
 requests() {
   for i in $(seq $1); do ip netns exec client curl -s -m 3 http://10.9.0.100/ || echo ERR; done \
