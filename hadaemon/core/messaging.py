@@ -167,7 +167,7 @@ class Messenger:
                  compression_threshold: int | None = None, rto_initial: float = 0.1, rto_max: float = 1.0,
                  rto_min: float = 0.05,
                  window: int = 256, max_queued: int = 8192, max_buffered_bytes: int = 64 << 20,
-                 max_message_bytes: int = 16 << 20):
+                 max_message_bytes: int = 8 << 20):
         if compression not in (None, "zlib", "bz2"):
             raise ValueError(f"unknown compression {compression!r}")
         if not 1 <= window <= RECV_WINDOW:
@@ -280,8 +280,9 @@ class Messenger:
         cap = self.max_fragment or fragment_capacity(self.node, max(targets, key=lambda t: len(t.encode())),
                                                      channel)
         chunks = [data[i:i + cap] for i in range(0, len(data), cap)] or [b""]
-        if len(chunks) > MAX_FRAGMENTS:
-            raise MessagingError(f"message needs {len(chunks)} fragments; at most {MAX_FRAGMENTS}")
+        if len(chunks) > min(MAX_FRAGMENTS, self.max_queued):
+            raise MessagingError(f"message needs {len(chunks)} fragments; at most "
+                                 f"{min(MAX_FRAGMENTS, self.max_queued)}")
         for t in targets:
             s = self._out[t]
             if len(s.inflight) + len(s.queue) + len(chunks) > self.max_queued:

@@ -384,6 +384,16 @@ def test_window_limits_fragments_in_flight_and_acks_release_more():
     assert [p.stream_seq for p in more] == [5, 6, 7, 8]
 
 
+def test_message_larger_than_the_queue_is_an_error_not_backpressure():
+    a, _ = pair(max_fragment=100, max_queued=50, compression=None)
+    with pytest.raises(MessagingError, match="needs 51 fragments; at most 50") as ei:
+        a.send("b", "crm", b"x" * 5001, 0.0)
+    assert not isinstance(ei.value, Backpressure)
+    big = Messenger("a", 1, compression=None)
+    big.peer_joined("b", 1)
+    assert len(big.send("b", "crm", bytes(big.max_message_bytes), 0.0)) == big.window   # the largest fits
+
+
 def test_buffered_bytes_limit():
     a, _ = pair(max_buffered_bytes=1000, compression=None)
     a.send("b", "crm", b"x" * 900, 0.0)
