@@ -11,12 +11,17 @@ from typing import Tuple
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT = 1, 2, 3
 
 
+def _md5(data: bytes):
+    """MD5 as the protocol needs it (not for security; allowed on FIPS systems)."""
+    return hashlib.md5(data, usedforsecurity=False)
+
+
 def hide_password(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
     """RFC 2865 5.2 User-Password hiding."""
     padded = password + b"\0" * (-len(password) % 16 or (16 if not password else 0))
     out, prev = b"", authenticator
     for i in range(0, len(padded), 16):
-        b = hashlib.md5(secret + prev).digest()
+        b = _md5(secret + prev).digest()
         chunk = bytes(x ^ y for x, y in zip(padded[i:i + 16], b))
         out += chunk
         prev = chunk
@@ -38,7 +43,7 @@ def response_ok(data: bytes, ident: int, authenticator: bytes, secret: str) -> T
     code, rid, length = struct.unpack("!BBH", data[:4])
     if rid != ident or length > len(data):
         return False, "RADIUS reply does not match the request"
-    expect = hashlib.md5(data[:4] + authenticator + data[20:length] + secret.encode()).digest()
+    expect = _md5(data[:4] + authenticator + data[20:length] + secret.encode()).digest()
     if expect != data[4:20]:
         return False, "bad response authenticator (wrong secret?)"
     if code == ACCESS_ACCEPT:

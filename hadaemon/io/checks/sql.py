@@ -17,6 +17,11 @@ CLIENT_LONG_PASSWORD, CLIENT_CONNECT_WITH_DB, CLIENT_PROTOCOL_41 = 0x1, 0x8, 0x2
 CLIENT_TRANSACTIONS, CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x2000, 0x8000, 0x80000
 
 
+def _md5(data: bytes):
+    """MD5 as the protocol needs it (not for security; allowed on FIPS systems)."""
+    return hashlib.md5(data, usedforsecurity=False)
+
+
 def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b))
 
@@ -217,8 +222,8 @@ async def _pg_auth(reader, writer, spec) -> Tuple[bool, str]:
         if code == 3:
             writer.write(_pg_msg(b"p", spec.passwd.encode() + b"\0"))
         elif code == 5:
-            inner = hashlib.md5((spec.passwd + spec.login).encode()).hexdigest()
-            outer = hashlib.md5(inner.encode() + p[4:8]).hexdigest()
+            inner = _md5((spec.passwd + spec.login).encode()).hexdigest()
+            outer = _md5(inner.encode() + p[4:8]).hexdigest()
             writer.write(_pg_msg(b"p", b"md5" + outer.encode() + b"\0"))
         elif code == 10:
             if b"SCRAM-SHA-256" not in p[4:].split(b"\0"):
