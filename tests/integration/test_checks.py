@@ -484,3 +484,26 @@ async def test_check_workers_share_the_checks(running):
     assert state["s"].get(("tcp:10.9.0.1:80", f"127.0.0.1:{fast}")).up
     assert not state["s"].get(("tcp:10.9.0.1:80", f"127.0.0.3:{hung}")).up
     assert all(p.returncode is not None for p in workers.procs)
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+async def test_ipv6_real_server_from_a_virtual6_block(running):
+    port = await running(servers.serve(servers.http_handler([]), host="::1"))
+    c = parse_config(f"virtual6=[2001:db8::5]:80\n\treal6=[::1]:{port} masq\n\trequest=\".test.html\"\n"
+                     "\treceive=\"OK\"\n\tchecktimeout=2\n", "x.cf")
+    v = c.virtuals[0]
+    r = await check(v, v.reals[0])
+    assert r.ok, r.detail
+    assert (await check(v, v.reals[0], kind="connect")).ok
+    if os.geteuid() == 0:
+        assert (await check(v, v.reals[0], kind="ping")).ok
