@@ -223,8 +223,12 @@ class Director:
         self.health, ev = apply_results(plan, self.health, [r for r in results if r.pair in plan.targets], now)
         events += ev
         self._run_fallback_commands()
-        self._events += events
-        self._dirty.set()
+        # only an up/down change alters the wanted table: steady-state results cost no table work
+        if any(isinstance(e, (RealUp, RealDown)) for e in events):
+            self._events += events
+            self._dirty.set()
+        elif events:
+            self._report(events)          # soft failures: logged now, nothing to program
 
     def _run_fallback_commands(self) -> None:
         from hadaemon.io.alerts import run_fallback_command
