@@ -11,6 +11,7 @@ from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, WNode
 # ordering flags
 IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
 THEN_PRINTED, FIRST_PRINTED = 16, 32
+ASYMMETRIC = 64
 
 _INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 _COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
@@ -124,23 +125,45 @@ class Planner:
             a.reason = f"required {because.rsc} {because.task}"
         return True
 
+    def _runnable(self, a: Action) -> bool:
+        """Whether an action counts as runnable for what is ordered after it. A group's start and
+        stop pseudo-actions always do (Pacemaker derives their flags from the members')."""
+        if a.pseudo and a.task in ("start", "stop") and a.rsc in self.ws.groups:
+            return True
+        return a.runnable
+
     def _forward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
         if flags & IMPLIES_THEN and not first.optional:
             changed |= self._require(then, first)
-        if flags & IMPLIES_THEN and not first.optional and not first.runnable and then.runnable \
-                and not first.pseudo:
-            then.runnable = False
-            changed = True
-        if flags & RUNNABLE_LEFT and not first.runnable and then.runnable:
+        if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
             if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
                 then.reason = f"unrunnable {first.rsc} {first.task}"
             changed = True
+        if flags & ASYMMETRIC and not self._runnable(first) and then.rsc is not None \
+                and then.rsc not in self.ws.groups and (then.runnable or then.optional):
+            if not (then.optional and self._already_there(then)):
+                changed |= self._require(then, first)
+                if then.runnable:
+                    then.runnable = False
+                    if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
+                        then.reason = f"unrunnable {first.rsc} {first.task}"
+                    changed = True
         if flags & THEN_PRINTED and not first.optional and not then.printed:
             then.printed = True
             changed = True
         return changed
+
+    def _already_there(self, then: Action) -> bool:
+        """An optional stop of something stopped, or start of something running only there."""
+        rsc = self.rsc_of.get(then.id)
+        if rsc is None or rsc.is_group:
+            return False
+        if then.task == "stop" and not rsc.running_on:
+            return True
+        return (then.task == "start" and len(rsc.running_on) == 1
+                and rsc.running_on[0].uname == then.node)
 
     def _backward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
@@ -153,6 +176,10 @@ class Planner:
                 restart = True
             if restart and (first.runnable or not then.optional):
                 changed |= self._require(first, then)
+        if flags & RESTART and not first.optional and not first.runnable and then.runnable \
+                and not then.optional:
+            then.runnable = False
+            changed = True
         if flags & FIRST_PRINTED and not then.optional and not first.printed:
             first.printed = True
             changed = True
@@ -320,7 +347,7 @@ def group_constraints(p: Planner, g) -> None:
     last = None
     for m in g.members:
         stop_flags = 0
-        stopped_flags = THEN_PRINTED
+        stopped_flags = THEN_PRINTED | IMPLIES_THEN
         start_flags = IMPLIES_THEN | RUNNABLE_LEFT
         started_flags = RUNNABLE_LEFT | IMPLIES_THEN | THEN_PRINTED
         if last is None and g.ordered:
@@ -355,7 +382,9 @@ def user_orderings(p: Planner) -> None:
         sym = o.symmetrical if o.symmetrical is not None else kind != "Serialize"
         flags = 0
         inv_flags = 0
-        if kind == "Mandatory":
+        if kind == "Mandatory" and not sym:
+            flags = ASYMMETRIC
+        elif kind == "Mandatory":
             flags = IMPLIES_THEN
             if o.first_action in ("start", "promote"):
                 flags |= RUNNABLE_LEFT
