@@ -39,21 +39,32 @@ class UnsupportedService(Exception):
     """A service whose client library is not available (e.g. oracle)."""
 
 
+_CHECKERS: dict = {}
+
+
 def checker_for(spec: CheckSpec):
     """The coroutine function that runs `spec`, or raise UnsupportedService."""
+    key = (spec.kind, spec.service)
+    fn = _CHECKERS.get(key)
+    if fn is not None:
+        return fn
     if spec.kind == "negotiate":
         if spec.service in UNSUPPORTED_SERVICES:
             raise UnsupportedService(
                 f"service={spec.service} needs {UNSUPPORTED_SERVICES[spec.service]}, which hadaemon does "
                 "not ship; use checktype=connect or external for this virtual service")
         if spec.service == "none" or spec.service not in NEGOTIATORS:
-            return _always_up
-        mod, fn = NEGOTIATORS[spec.service]
+            fn = _always_up
+        else:
+            mod, name = NEGOTIATORS[spec.service]
+            fn = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
     elif spec.kind in KINDS:
-        mod, fn = KINDS[spec.kind]
+        mod, name = KINDS[spec.kind]
+        fn = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
     else:
-        return _always_up
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), fn)
+        fn = _always_up
+    _CHECKERS[key] = fn
+    return fn
 
 
 async def _always_up(spec: CheckSpec):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 from typing import Tuple
@@ -51,6 +52,7 @@ async def send(writer: asyncio.StreamWriter, text: str) -> None:
     await writer.drain()
 
 
+@functools.lru_cache(maxsize=4096)
 def perl_regex(pattern: str) -> re.Pattern[str]:
     """ldirectord matches `receive` as a Perl regex; Python's re covers the common subset."""
     try:

@@ -173,10 +173,14 @@ def _fetch_plain(host: str, port: int, request: bytes, head: bool) -> asyncio.Fu
     ex = _Exchange(head)
     out = [request]
 
+    registered = [False, False]       # reader, writer
+
     def cleanup(_fut=None) -> None:
         if sock.fileno() >= 0:
-            loop.remove_reader(fd)
-            loop.remove_writer(fd)
+            if registered[0]:
+                loop.remove_reader(fd)
+            if registered[1]:
+                loop.remove_writer(fd)
             sock.close()
 
     def fail(e: BaseException) -> None:
@@ -218,7 +222,9 @@ def _fetch_plain(host: str, port: int, request: bytes, head: bool) -> asyncio.Fu
         out[0] = out[0][n:]
         if not out[0]:
             loop.remove_writer(fd)
+            registered[1] = False
             loop.add_reader(fd, readable)
+            registered[0] = True
 
     done.add_done_callback(cleanup)
     done.add_done_callback(_quiet)
@@ -234,21 +240,18 @@ def _fetch_plain(host: str, port: int, request: bytes, head: bool) -> asyncio.Fu
         if isinstance(e, (BlockingIOError, InterruptedError)) or getattr(e, "errno", None) in (
                 errno.ENOTCONN, errno.EAGAIN, errno.EINPROGRESS):
             loop.add_writer(fd, writable)
+            registered[1] = True
         else:
             fail(e)
         return done
     out[0] = request[n:]
     if out[0]:
         loop.add_writer(fd, writable)
+        registered[1] = True
     else:
         loop.add_reader(fd, readable)
+        registered[0] = True
     return done
-
-
-async def _fetch(host: str, port: int, tls: bool, request: bytes, head: bool) -> _Response:
-    if tls:
-        return await _fetch_tls(host, port, request, head)
-    return await _fetch_plain(host, port, request, head)
 
 
 def _request(method: str, target: str, host_header: str | None) -> bytes:
@@ -281,7 +284,10 @@ async def check_http(spec) -> Tuple[bool, str]:
             req = _request(spec.httpmethod, url if "://" in url else "http://" + url, u.netloc)
         else:
             conn_host, conn_port, tls, req = _plan(url, spec.httpmethod, spec.virtualhost, spec.address)
-        res = await _fetch(conn_host, conn_port, tls, req, head)
+        if tls:
+            res = await _fetch_tls(conn_host, conn_port, req, head)
+        else:
+            res = await _fetch_plain(conn_host, conn_port, req, head)
         if res.status in (301, 302, 303, 307, 308) and "location" in res.headers:
             url = urljoin(url, res.headers["location"])
             continue
