@@ -49,7 +49,8 @@ def wanted_table(config: DirectorConfig, health: HealthState, current: Table | N
     present only while no real of the virtual is up. checktype=off reals keep the state they
     started with (see initial_state).
     """
-    plan = plan or make_plan(config)
+    if plan is None or plan.config is not config:
+        plan = make_plan(config)          # the memo below belongs to one config
     table: Table = {}
     readd = config.globals.readdquiescent
     memo = plan.memo
