@@ -179,6 +179,7 @@ class NftBackend(Backend):
 
     def __init__(self, nft: str = "nft"):
         self.nft = shutil.which(nft) or nft
+        self._model: Table | None = None     # what we last wrote or read (saves a read per apply)
 
     @classmethod
     def unavailable(cls) -> str:
@@ -203,17 +204,20 @@ class NftBackend(Backend):
                     continue
                 raise BackendError(f"nft list table {fam} {TABLE}: {r.stderr.strip()}")
             table.update(parse_listing(json.loads(r.stdout)))
+        self._model = dict(table)
         return table
 
     def apply(self, ops: Iterable[Op]) -> None:
         ops = list(ops)
         if not ops:
             return
-        current = self.read()
         try:
-            wanted = apply_ops(current, ops)
-        except TableError as e:
-            raise BackendError(f"operations do not fit the nft table: {e}") from e
+            wanted = apply_ops(self._model if self._model is not None else self.read(), ops)
+        except TableError:
+            try:                              # changed behind our back: start from what is there
+                wanted = apply_ops(self.read(), ops)
+            except TableError as e:
+                raise BackendError(f"operations do not fit the nft table: {e}") from e
         self.write(wanted, families={o.service.family for o in ops})
 
     def write(self, table: Table, families=("inet", "inet6")) -> None:
@@ -225,7 +229,14 @@ class NftBackend(Backend):
             else:
                 fam = _FAMILY[family]
                 script += f"table {fam} {TABLE} {{}}\ndelete table {fam} {TABLE}\n"
-        self._run(["-f", "-"], script)
+        try:
+            self._run(["-f", "-"], script)
+        except BackendError:
+            self._model = None
+            raise
+        model = {k: e for k, e in (self._model or {}).items() if e.service.family not in families}
+        model.update({k: e for k, e in table.items() if e.service.family in families})
+        self._model = model if self._model is not None or set(families) == {"inet", "inet6"} else None
 
     def clear(self, keys: Iterable[str]) -> List[Op]:
         ops = super().clear(keys)
