@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
 import socket
 import struct
@@ -269,7 +270,27 @@ def _plan(url: str, method: str, virtualhost: str | None, address: str):
     conn_host = u.hostname or address
     conn_port = u.port or (443 if tls else 80)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-    return conn_host, conn_port, tls, _request(method, target, virtualhost or conn_host)
+    host_header = virtualhost or (f"[{conn_host}]" if ":" in conn_host else conn_host)
+    return conn_host, conn_port, tls, _request(method, target, host_header)
+
+
+@lru_cache(maxsize=65536)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+async def _resolve(host: str, port: int) -> str:
+    """A host name (e.g. from a redirect) resolved without blocking the loop."""
+    if _is_ip(host):
+        return host
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    return infos[0][4][0]
 
 
 async def check_http(spec) -> Tuple[bool, str]:
@@ -287,6 +308,8 @@ async def check_http(spec) -> Tuple[bool, str]:
         if tls:
             res = await _fetch_tls(conn_host, conn_port, req, head)
         else:
+            if not _is_ip(conn_host):
+                conn_host = await _resolve(conn_host, conn_port)
             res = await _fetch_plain(conn_host, conn_port, req, head)
         if res.status in (301, 302, 303, 307, 308) and "location" in res.headers:
             url = urljoin(url, res.headers["location"])
