@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core import membership as mb
@@ -206,7 +205,7 @@ class HeartbeatNode:
                 for link in self._links_towards(dst):
                     addr = self.peer_addr.get((dst, link))
                     if addr and self.transport:
-                        data = wire.encode(replace(pkt, seq=self._next_seq(), link=link), self.auth)
+                        data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), self.auth)
                         sent = self.transport.send_to(link, data, addr) > 0
                         if sent:
                             break
@@ -226,7 +225,7 @@ class HeartbeatNode:
         if not self.transport:
             return
         for link in self.links:
-            data = wire.encode(replace(pkt, seq=self._next_seq(), link=link), self.auth)
+            data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), self.auth)
             self.sent += self.transport.send(link, data)
 
     def _heartbeat_timer(self) -> None:
