@@ -303,6 +303,13 @@ def _choose_node(ws: WorkingSet, rsc) -> None:
         node = ws.node_by_uname[best]
         if rsc.allowed[best] >= 0 and node.can_run():
             chosen = node
+            # among equally good positive scores, stay where the resource runs now
+            if current is not None and current.can_run() and rsc.allowed[best] > 0:
+                for other in unames[1:]:
+                    if rsc.allowed[other] != rsc.allowed[best]:
+                        break
+                    if other == current.uname:
+                        chosen = current
     _assign(rsc, chosen, force=False)
 
 
