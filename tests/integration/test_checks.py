@@ -507,3 +507,26 @@ async def test_ipv6_real_server_from_a_virtual6_block(running):
     assert (await check(v, v.reals[0], kind="connect")).ok
     if os.geteuid() == 0:
         assert (await check(v, v.reals[0], kind="ping")).ok
+
+
+async def test_scheduler_honours_each_virtuals_checkinterval(running):
+    fast = await running(servers.serve(servers.http_handler([])))
+    c = parse_config(f"fork=yes\nvirtual=10.9.0.1:80\n\treal=127.0.0.1:{fast} gate\n\tcheckinterval=1\n"
+                     f"\trequest=\".test.html\"\n\treceive=\"OK\"\n"
+                     f"virtual=10.9.0.2:80\n\treal=127.0.0.1:{fast} masq\n\tcheckinterval=3\n"
+                     f"\trequest=\".test.html\"\n\treceive=\"OK\"\n", "x.cf")
+    plan = make_plan(c)
+    assert len(plan.groups) == 2           # different forwarding method: two ldirectord real ids
+    counts = {}
+
+    def on_results(results, maintenance, now):
+        for r in results:
+            counts[r.pair[0]] = counts.get(r.pair[0], 0) + 1
+
+    sched = CheckScheduler(plan, on_results, flush_interval=0.05)
+    task = asyncio.ensure_future(sched.run())
+    await asyncio.sleep(6.5)
+    sched.stop()
+    await asyncio.wait_for(task, 5)
+    assert 5 <= counts["tcp:10.9.0.1:80"] <= 8
+    assert 2 <= counts["tcp:10.9.0.2:80"] <= 3
