@@ -509,6 +509,7 @@ async def test_ipv6_real_server_from_a_virtual6_block(running):
         assert (await check(v, v.reals[0], kind="ping")).ok
 
 
+@pytest.mark.slow
 async def test_scheduler_honours_each_virtuals_checkinterval(running):
     fast = await running(servers.serve(servers.http_handler([])))
     c = parse_config(f"fork=yes\nvirtual=10.9.0.1:80\n\treal=127.0.0.1:{fast} gate\n\tcheckinterval=1\n"
