@@ -51,6 +51,7 @@ class HeartbeatCluster:
         self.extra = list(extra)
         self.dbus = dbus
         self.procs: Dict[str, Proc] = {}
+        self._starts: Dict[str, int] = {}
 
     # -- files --------------------------------------------------------------------------------------
     def dir(self, node: str) -> Path:
@@ -100,8 +101,19 @@ class HeartbeatCluster:
         if not (self.dir(node) / "ha.cf").exists() or key or over:
             self.write_config(node, key=key, **over)
         env = self.c.dbus_env(node) if self.dbus else {}
+        old = self.procs.get(node)
+        self._starts[node] = old.output().count(" started: links ") if old else 0
         p = self.c.spawn(node, self.argv(node), env=env, name="ha-heartbeat")
         self.procs[node] = p
+        return p
+
+    def restart(self, node: str, kill9: bool = False) -> Proc:
+        """Stop (SIGTERM, or SIGKILL with kill9) and start the node's daemon again with the same argv."""
+        p = self.procs[node]
+        self._starts[node] = p.output().count(" started: links ")
+        if kill9:
+            p.kill9()
+        p.restart()
         return p
 
     def start_all(self, wait: bool = True) -> None:
@@ -113,12 +125,12 @@ class HeartbeatCluster:
 
     def wait_started(self, node: str, timeout: float = 20) -> None:
         p = self.procs[node]
-        starts = p.output().count(" started: links ")
+        starts = self._starts.get(node, 0)
         if self.dbus:
             wait_until(lambda: self.has_name(node) or not p.alive(), timeout,
                        message=f"{BUS_NAME} on {node}'s bus")
         else:
-            wait_until(lambda: p.output().count(" started: links ") >= max(starts, 1) or not p.alive(),
+            wait_until(lambda: p.output().count(" started: links ") > starts or not p.alive(),
                        timeout, message=f"ha-heartbeat on {node} to start")
         if not p.alive():
             raise RuntimeError(f"ha-heartbeat on {node} exited:\n{p.output()[-3000:]}")

@@ -127,7 +127,7 @@ def test_restarted_node_shows_a_new_generation():
         hb.wait_states("node1", ALL_UP)
         gen = hb.props("node3")["Generation"]
         epoch = hb.props("node1")["Epoch"]
-        hb.procs["node3"].restart()
+        hb.restart("node3")
         hb.wait_started("node3")
         assert hb.props("node3")["Generation"] == gen + 1
         wait_until(lambda: "restarted (generation" in hb.procs["node1"].output(), 10,
@@ -137,8 +137,7 @@ def test_restarted_node_shows_a_new_generation():
         hb.wait_states("node1", ALL_UP)
         assert hb.props("node1")["Epoch"] > epoch
         # the generation survives in the state dir: kill -9 and start again
-        hb.procs["node3"].kill9()
-        hb.procs["node3"].restart()
+        hb.restart("node3", kill9=True)
         hb.wait_started("node3")
         assert hb.props("node3")["Generation"] == gen + 2
 

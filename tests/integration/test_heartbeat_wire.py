@@ -122,7 +122,7 @@ def test_captured_packets_replayed_from_the_wire_are_rejected_and_counted():
         assert hb.props("node3")["DropCounters"]["replay"] >= 3 * len(packets) * 0.98
         assert "node2" not in hb.props("node1")["Members"]
         # node2's restart (new generation) is admitted; its old packets stay replays
-        hb.procs["node2"].restart()
+        hb.restart("node2")
         hb.wait_states("node1", {"node2": "up"}, timeout=10)
         before = hb.props("node1")["DropCounters"]["replay"]
         send_datagrams(c, "client", packets, c.addr("node1"))
