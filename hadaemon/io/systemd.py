@@ -16,7 +16,8 @@ class Notifier:
         if self.address:
             if self.address.startswith("@"):
                 self.address = "\0" + self.address[1:]
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # non-blocking: a daemon must never hang on a full notify socket (the message is dropped)
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
 
     @property
     def enabled(self) -> bool:
