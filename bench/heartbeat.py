@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Benchmark ha-heartbeat in namespaces: dead-detection latency after a link cut, daemon CPU% and RSS.
+
+For each cluster size (default 3 and 16 nodes; keepalive 100ms, deadtime 500ms) the bench starts a
+daemon per node (with its D-Bus export, as in production), measures each daemon's CPU% and RSS over a
+quiet window from /proc/PID/stat and /proc/PID/status, then cuts one node's link repeatedly and takes,
+for every other node, the time from the cut to that node's "is dead" event (its log timestamp).
+Needs root. Ends with `RESULT ...` for the largest cluster.
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hadaemon.testing.heartbeat import HeartbeatCluster  # noqa: E402
+from hadaemon.testing.netns import Cluster  # noqa: E402
+from hadaemon.testing.procs import wait_until  # noqa: E402
+
+LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: node (\S+) is (dead|up) ")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log_events(text):
+    """[(epoch seconds, node, 'dead'|'up')] from a daemon log."""
+    out = []
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if m:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            out.append((t, m.group(2), m.group(3)))
+    return out
+
+
+def cpu_ticks(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values, p):
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def all_saw(hb, observers, marks, victim, state, since):
+    """{observer: time it logged `victim` `state`} once every observer did (else None)."""
+    seen = {}
+    for x in observers:
+        for t, node, st in log_events(hb.procs[x].output()[marks[x]:]):
+            if node == victim and st == state and t >= since - 0.01:
+                seen.setdefault(x, t)
+    return seen if len(seen) == len(observers) else None
+
+
+def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms"):
+    nodes = [f"n{i + 1}" for i in range(n)]
+    with Cluster(nodes) as c:
+        hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead="1")
+        hb.start_all()
+        for o in (nodes[0], nodes[-1]):
+            hb.wait_states(o, {x: "up" for x in nodes}, timeout=60)
+        wait_until(lambda: all(hb.props(o)["Members"] == sorted(nodes) for o in nodes), 60, interval=0.2,
+                   message="full membership everywhere")
+        pids = {x: hb.procs[x].pid for x in nodes}
+        for x, pid in pids.items():
+            assert "hadaemon.daemons.heartbeat" in Path(f"/proc/{pid}/cmdline").read_text(), x
+        # steady state: CPU and RSS of every daemon
+        t0, ticks0 = time.monotonic(), {x: cpu_ticks(p) for x, p in pids.items()}
+        time.sleep(window)
+        elapsed = time.monotonic() - t0
+        cpu = {x: 100.0 * (cpu_ticks(p) - ticks0[x]) / CLK_TCK / elapsed for x, p in pids.items()}
+        rss = {x: rss_mb(p) for x, p in pids.items()}
+        # repeated cuts
+        latencies = []
+        for r in range(cuts):
+            victim = nodes[1 + r % (n - 1)]
+            observers = [x for x in nodes if x != victim]
+            marks = {x: len(hb.procs[x].output()) for x in observers}
+            t_cut = time.time()
+            c.cut(victim)
+
+            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_cut), 30,  # noqa: B023
+                              interval=0.05, message=f"everyone to see {victim} dead")
+            latencies += [1000.0 * (t - t_cut) for t in dead.values()]
+            marks = {x: len(hb.procs[x].output()) for x in observers}
+            t_restore = time.time()
+            c.restore(victim)
+            wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), 30,  # noqa: B023
+                       interval=0.05, message=f"{victim} back up")
+            time.sleep(0.3)
+        return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="3,16", help="cluster sizes, comma separated (default 3,16)")
+    ap.add_argument("--cuts", type=int, default=20, help="link cuts per size (default 20)")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds of steady state for CPU%% (default 10)")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/heartbeat.py: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    results = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
+        res = run_size(n, args.cuts, args.window)
+        lat = res["latencies"]
+        cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
+        res.update(median=statistics.median(lat), p99=percentile(lat, 99), mn=min(lat), mx=max(lat),
+                   cpu_mean=statistics.mean(cpu), cpu_max=max(cpu), rss_mean=statistics.mean(rss), rss_max=max(rss))
+        print(f"  detection latency over {len(lat)} observations: median {res['median']:.0f} ms, "
+              f"p99 {res['p99']:.0f} ms, min {res['mn']:.0f} ms, max {res['mx']:.0f} ms "
+              f"(bound deadtime + 2 x keepalive = 700 ms)")
+        print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
+              f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
+        results.append(res)
+    last = results[-1]
+    print(f"RESULT nodes={last['n']} detect_median_ms={last['median']:.0f} detect_p99_ms={last['p99']:.0f} "
+          f"cpu_pct={last['cpu_mean']:.2f} rss_mb={last['rss_max']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
