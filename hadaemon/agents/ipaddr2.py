@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import time
-from typing import List, Mapping, Tuple
+from typing import List, Mapping
 
 from hadaemon.agents import ocf
 from hadaemon.agents.ipaddr2_params import (  # noqa: F401 - re-exported for callers of this module
@@ -94,21 +94,32 @@ class Agent:
         return out
 
     def resolve(self) -> Placement:
-        """findif: nic and prefix from the parameters and the routing table."""
+        """findif: nic and prefix from the parameters and the routing table.
+
+        OCF_ERR_CONFIGURED for a bad syntax (start, validate-all) or label; OCF_ERR_GENERIC when the
+        route lookup finds nothing (the caller turns that into 7 for a probe and 0 for stop)."""
         cfg = self.cfg
         if cfg.nic and self.action in ("start", "validate-all") and self.ifindex(cfg.nic) is None:
             raise OcfError(OCF_ERR_CONFIGURED, f"Invalid interface name [{cfg.nic}]")
+        if cfg.findif_error:
+            raise OcfError(OCF_ERR_CONFIGURED, cfg.findif_error)
         nic, prefix = cfg.nic, cfg.prefix
-        if not nic or prefix is None:
-            scope = RT_SCOPE_LINK if cfg.family == 4 else None
-            route = choose_route(cfg.ip, prefix, nic, self.routes(RT_TABLE_MAIN, scope))
+        if not nic or not cfg.netmask:
+            route = None
+            if not cfg.netmask or prefix is not None:  # an unparsable netmask matches no route
+                scope = RT_SCOPE_LINK if cfg.family == 4 else None
+                route = choose_route(cfg.ip, prefix, nic, self.routes(RT_TABLE_MAIN, scope))
             if route is None and cfg.family == 4 and cfg.ip.startswith("127."):
-                route = choose_route(cfg.ip, prefix, nic, [
+                # findif's getnetworkinfo: the loopback network from the local table, whatever
+                # nic and netmask say
+                route = choose_route(cfg.ip, None, "", [
                     r for r in self.routes(RT_TABLE_LOCAL, RT_SCOPE_HOST) if r.dst_len < 32])
             if route is None:
-                raise OcfError(OCF_ERR_GENERIC, f"Unable to find nic or netmask for {cfg.ip}")
-            nic, prefix = nic or route.nic, prefix if prefix is not None else route.dst_len
-        return placement_for(cfg, nic, prefix)
+                raise OcfError(OCF_ERR_GENERIC, f"Unable to find nic or netmask for {cfg.ip or '(no ip)'}")
+            nic = nic or route.nic
+            if not cfg.netmask:
+                prefix = route.dst_len
+        return placement_for(cfg, nic, -1 if prefix is None else prefix)
 
     def find_addr(self, nic: str, prefix: int | None):
         """The address entry for ip (with that prefix, when given) on nic, or None."""
@@ -198,9 +209,8 @@ class Agent:
             log.info("killed previously running announcer %d for %s", pid, self.cfg.ip)
 
     # -- actions
-    def start(self) -> None:
+    def start(self, where: Placement) -> None:
         cfg = self.cfg
-        where = self.resolve()
         entry = self.find_addr(where.nic, where.prefix)
         if entry is not None:
             if not self.owned(entry, where):
@@ -210,6 +220,9 @@ class Agent:
         index = self.ifindex(where.nic)
         if index is None:
             raise OcfError(OCF_ERR_CONFIGURED, f"Invalid interface name [{where.nic}]")
+        if cfg.family == 6 and cfg.broadcast:  # what `ip addr add ... brd` says, which IPaddr2 reports
+            raise OcfError(OCF_ERR_GENERIC, f"Failed to add {cfg.ip}: a broadcast address "
+                                            f"[{cfg.broadcast}] can be set only for IPv4 addresses")
         lo_saved = self.take_from_lo() if cfg.lvs_support else None
         prober = None
         if cfg.family == 4 and cfg.run_arping and not where.nic.startswith("lo"):
@@ -228,6 +241,8 @@ class Agent:
         self.save_state({"ip": cfg.ip, "nic": where.nic, "prefix": where.prefix, "label": where.label,
                          "lo": lo_saved, "added": time.time()})
         kw = {"index": index, "address": cfg.ip, "prefixlen": where.prefix, "proto": ADDR_PROTO}
+        if cfg.family == 4 and cfg.ip.startswith("127."):
+            kw["scope"] = RT_SCOPE_HOST  # as `ip addr add` does for loopback addresses
         flags = (IFA_F_NODAD if cfg.family == 6 and cfg.nodad else 0) | (
             IFA_F_NOPREFIXROUTE if cfg.noprefixroute else 0)
         if flags:
@@ -304,12 +319,11 @@ class Agent:
         except Exception as e:
             log.error("could not restore %s/32 on lo: %s", self.cfg.ip, e)
 
-    def stop(self) -> None:
+    def stop(self, where: Placement | None) -> None:
+        """where None: nic/netmask not found (IPaddr2 then stops nothing); the state file may know."""
         self.kill_sender()
         state = self.load_state()
-        try:
-            where = self.resolve()
-        except OcfError:
+        if where is None:
             if not state:
                 log.warning("cannot find nic/netmask for %s; nothing to stop", self.cfg.ip or "(no ip)")
                 return
@@ -330,19 +344,8 @@ class Agent:
                                             f"[{where.nic}]: {e}") from e
         self.restore_lo((state or {}).get("lo"))
 
-    def served(self) -> Tuple[bool, Placement | None]:
-        try:
-            where = self.resolve()
-        except OcfError as e:
-            if self.is_probe:
-                log.info("%s", e.message)
-                return False, None
-            raise
-        return self.find_addr(where.nic, where.prefix) is not None, where
-
-    def monitor(self, refresh: bool) -> int:
-        ok, where = self.served()
-        if not ok:
+    def monitor(self, where: Placement | None, refresh: bool) -> int:
+        if where is None or self.find_addr(where.nic, where.prefix) is None:
             return OCF_NOT_RUNNING
         if refresh and self.cfg.arp_count_refresh:
             self.announce(self.prepare_announcement(where.nic), self.cfg.arp_count_refresh)
@@ -366,25 +369,37 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     meta = ocf.meta_from_env(env)
     agent = None
     try:
-        cfg = parse_params(params, action, meta)
-        if action not in ("start", "stop", "monitor", "status", "validate-all"):
-            out.write(USAGE)
-            return Result(OCF_ERR_UNIMPLEMENTED, f"unknown action {action!r}")
+        # The order of IPaddr2's ip_validate decides which code a doubly bad call gets.
+        cfg = parse_params(params, action, meta, late=False)
         if action in ("start", "stop") and os.geteuid() != 0:
             raise OcfError(OCF_ERR_PERM, f"You must be root for {action} operation.")
-        agent = Agent(cfg, env, action, ocf.is_probe(action, meta))
+        probe = ocf.is_probe(action, meta)
+        agent = Agent(cfg, env, action, probe)
+        try:
+            where = agent.resolve()
+        except OcfError as e:
+            if e.rc != OCF_ERR_GENERIC or not (probe or action == "stop"):
+                raise
+            log.info("%s", e.message)  # findif failed: IPaddr2 exits at once, before its later checks
+            if probe:
+                return Result(OCF_NOT_RUNNING)
+            agent.stop(None)  # nothing to do, unless the state file says otherwise
+            return Result(OCF_SUCCESS)
+        if cfg.late_error:
+            raise OcfError(OCF_ERR_CONFIGURED, cfg.late_error)
         if action == "start":
-            agent.start()
+            agent.start(where)
         elif action == "stop":
-            agent.stop()
+            agent.stop(where)
         elif action == "monitor":
-            return Result(agent.monitor(refresh=True))
+            return Result(agent.monitor(where, refresh=True))
         elif action == "status":
-            rc = agent.monitor(refresh=False)
+            rc = agent.monitor(where, refresh=False)
             out.write("running\n" if rc == OCF_SUCCESS else "stopped\n")
             return Result(rc)
-        else:  # validate-all
-            agent.resolve()
+        elif action != "validate-all":
+            out.write(USAGE)
+            return Result(OCF_ERR_UNIMPLEMENTED, f"unknown action {action!r}")
         return Result(OCF_SUCCESS)
     except OcfError as e:
         log.error("%s", e.message)

@@ -71,7 +71,8 @@ class Config(NamedTuple):
     ip: str
     family: int  # 4 or 6
     nic: str
-    prefix: int | None
+    netmask: str  # as given (dotted quad converted); "" when not given
+    prefix: int | None  # the netmask as a valid prefix length, else None
     label: str  # the iflabel without the nic
     broadcast: str  # "", "+", "-" or an address
     lvs_support: bool
@@ -83,6 +84,8 @@ class Config(NamedTuple):
     nodad: bool
     noprefixroute: bool
     preferred_lft: int | None  # None = forever
+    findif_error: str = ""  # a bad ip/netmask/broadcast syntax (start, validate-all)
+    late_error: str = ""  # a bad announcement parameter, reported after findif
 
 
 class Placement(NamedTuple):
@@ -131,9 +134,17 @@ def dotted_quad_to_prefix(mask: str) -> int | None:
     return 32 - inverted.bit_length()
 
 
-def parse_params(params: Mapping[str, str], action: str, meta: Mapping[str, str] | None = None) -> Config:
-    """Check the parameters the way IPaddr2 does (syntax of ip/netmask/broadcast only on start and
-    validate-all); raises OcfError(OCF_ERR_CONFIGURED) with a message for a bad one."""
+def parse_params(params: Mapping[str, str], action: str, meta: Mapping[str, str] | None = None,
+                 late: bool = True) -> Config:
+    """Check the parameters in IPaddr2's order; raises OcfError(OCF_ERR_CONFIGURED) with a message.
+
+    IPaddr2 checks in three stages: the basics (ip given, clones, family), then findif (which checks
+    the syntax of ip, netmask and broadcast only on start and validate-all, then looks up the route),
+    then the announcement parameters.  Which stage fails first decides the code (a probe whose route
+    lookup fails says "not running" even with a bad arp_count), so with late=False the findif syntax
+    error and the late error are returned in the Config (findif_error, late_error) for the agent to
+    raise at the right moment.
+    """
     p = dict(DEFAULTS)
     p.update({k: v for k, v in params.items() if v is not None})
     meta = meta or {}
@@ -162,61 +173,74 @@ def parse_params(params: Mapping[str, str], action: str, meta: Mapping[str, str]
     nic, label = p["nic"], p["iflabel"]
     if ":" in nic:
         nic, label = nic.split(":", 1)
-    if p["arp_sender"] not in ARP_SENDERS:
-        bad(f"unrecognized arp_sender value: {p['arp_sender']}")
-    for key in ("arp_interval", "arp_count"):
-        if not ocf.is_decimal(p[key]) or int(p[key]) <= 0:
-            bad(f"Invalid OCF_RESKEY_{key} [{p[key]}]")
-    if not ocf.is_decimal(p["arp_count_refresh"]):
-        bad(f"Invalid OCF_RESKEY_arp_count_refresh [{p['arp_count_refresh']}]")
-    lft = p["preferred_lft"].strip()
-    if not lft:
-        bad("Empty value is invalid for OCF_RESKEY_preferred_lft")
-    if lft != "forever" and not ocf.is_decimal(lft):
-        bad(f"Invalid OCF_RESKEY_preferred_lft [{lft}], should be 'forever' or seconds")
 
+    # findif: syntax (start and validate-all only)
     netmask = p["cidr_netmask"] or p.get("netmask", "")
     if netmask.count(".") == 3:
         converted = dotted_quad_to_prefix(netmask)
         if converted is not None:
             log.warning("Please convert dotted quad netmask %s to CIDR notation %d", netmask, converted)
             netmask = str(converted)
+    limit = 32 if family == 4 else 128
     prefix = None
-    if netmask:
-        limit = 32 if family == 4 else 128
-        if not (netmask.isdigit() and netmask.isascii() and len(netmask) <= 3 and 1 <= int(netmask) <= limit):
-            if strict:
-                bad(f"Invalid netmask specification [{netmask}].")
-        else:
-            prefix = int(netmask)
+    if netmask.isdigit() and netmask.isascii() and len(netmask) <= 3 and 1 <= int(netmask) <= limit:
+        prefix = int(netmask)
     brd = p["broadcast"]
+    findif_error = ""
     if strict:
         if family == 4 and not _IPV4_RE.match(ip):
-            bad(f"IP address [{ip}] not valid.")
-        if family == 6:
-            try:
-                ipaddress.IPv6Address(ip)
-            except ValueError:
-                bad(f"IP address [{ip}] not valid.")
-            if not nic and ip.lower().startswith("fe80::"):
-                bad(f"'nic' parameter is mandatory for a link local address [{ip}].")
-        if family == 4 and brd and brd not in ("+", "-") and not _IPV4_RE.match(brd):
-            bad(f"Invalid broadcast address [{brd}].")
-    if family == 6 and ip:
-        try:
-            ip = ipaddress.IPv6Address(ip).compressed
-        except ValueError:
-            pass
+            findif_error = f"IP address [{ip}] not valid."
+        elif family == 6 and not _valid_ipv6(ip):
+            findif_error = f"IP address [{ip}] not valid."
+        elif family == 6 and not nic and ip.lower().startswith("fe80::"):
+            findif_error = f"'nic' parameter is mandatory for a link local address [{ip}]."
+        elif netmask and prefix is None:
+            findif_error = f"Invalid netmask specification [{netmask}]."
+        elif family == 4 and brd and brd not in ("+", "-") and not _IPV4_RE.match(brd):
+            findif_error = f"Invalid broadcast address [{brd}]."
+    if family == 6 and _valid_ipv6(ip):
+        ip = ipaddress.IPv6Address(ip).compressed
+
+    # after findif: the announcement parameters (every action)
+    late_error = ""
+    lft = p["preferred_lft"].strip()
+    if p["arp_sender"] not in ARP_SENDERS:
+        late_error = f"unrecognized arp_sender value: {p['arp_sender']}"
+    elif not ocf.is_decimal(p["arp_interval"]) or int(p["arp_interval"]) <= 0:
+        late_error = f"Invalid OCF_RESKEY_arp_interval [{p['arp_interval']}]"
+    elif not ocf.is_decimal(p["arp_count"]) or int(p["arp_count"]) <= 0:
+        late_error = f"Invalid OCF_RESKEY_arp_count [{p['arp_count']}]"
+    elif not lft:
+        late_error = "Empty value is invalid for OCF_RESKEY_preferred_lft"
+    elif lft != "forever" and not ocf.is_decimal(lft):
+        late_error = f"Invalid OCF_RESKEY_preferred_lft [{lft}], should be 'forever' or seconds"
+    elif not ocf.is_decimal(p["arp_count_refresh"]):
+        late_error = f"Invalid OCF_RESKEY_arp_count_refresh [{p['arp_count_refresh']}]"
+    if late and (findif_error or late_error):
+        bad(findif_error or late_error)
+
+    def number(key: str, default: int) -> int:
+        return int(p[key]) if ocf.is_decimal(p[key]) else default
+
     arp_bg = p["arp_bg"]
     return Config(
-        ip=ip, family=family, nic=nic, prefix=prefix, label=label, broadcast=brd,
+        ip=ip, family=family, nic=nic, netmask=netmask, prefix=prefix, label=label, broadcast=brd,
         lvs_support=ocf.is_true(p["lvs_support"]),
-        arp_count=int(p["arp_count"]), arp_interval=int(p["arp_interval"]) / 1000.0,
-        arp_count_refresh=int(p["arp_count_refresh"]),
+        arp_count=number("arp_count", 5), arp_interval=number("arp_interval", 200) / 1000.0,
+        arp_count_refresh=number("arp_count_refresh", 0),
         arp_bg=ocf.is_true(arp_bg) if arp_bg else family == 4,
         run_arping=ocf.is_true(p["run_arping"]), nodad=ocf.is_true(p["nodad"]),
         noprefixroute=ocf.is_true(p["noprefixroute"]),
-        preferred_lft=None if lft == "forever" else int(lft))
+        preferred_lft=int(lft) if ocf.is_decimal(lft) else None,
+        findif_error=findif_error, late_error=late_error)
+
+
+def _valid_ipv6(ip: str) -> bool:
+    try:
+        ipaddress.IPv6Address(ip)
+    except ValueError:
+        return False
+    return True
 
 
 class Route(NamedTuple):
@@ -249,15 +273,20 @@ def broadcast_for(ip: str, prefix: int, spec: str) -> str | None:
     if not spec:
         return None
     if spec in ("+", "-"):
-        net = ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)
+        try:
+            net = ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)
+        except ValueError:  # only reachable for stop/monitor, where the syntax is not checked
+            return None
         return str(net.broadcast_address if spec == "+" else net.network_address)
     return spec
 
 
 def placement_for(cfg: Config, nic: str, prefix: int) -> Placement:
-    """Full label and broadcast for the address; a label longer than 15 characters is refused."""
-    label = f"{nic}:{cfg.label}" if cfg.label and cfg.family == 4 else ""
+    """Full label and broadcast for the address; a label longer than 15 characters is refused (for
+    IPv6 too, as IPaddr2, though only IPv4 addresses carry labels).  prefix -1: a netmask that is not
+    a valid prefix (never matches an address)."""
+    label = f"{nic}:{cfg.label}" if cfg.label else ""
     if len(label) > 15:
         raise OcfError(OCF_ERR_CONFIGURED, f"Interface label [{label}] exceeds maximum character limit of 15")
-    brd = broadcast_for(cfg.ip, prefix, cfg.broadcast) if cfg.family == 4 else None
-    return Placement(nic, prefix, label, brd)
+    brd = broadcast_for(cfg.ip, prefix, cfg.broadcast) if cfg.family == 4 and prefix >= 0 else None
+    return Placement(nic, prefix, label if cfg.family == 4 else "", brd)

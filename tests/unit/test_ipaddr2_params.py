@@ -177,13 +177,19 @@ def test_ocf_env_helpers():
     assert ocf.is_true("yes") and ocf.is_true("ON") and not ocf.is_true("no") and not ocf.is_true(None)
 
 
-def test_unknown_action_and_meta_data_codes(tmp_path):
+def test_meta_data_action_needs_no_parameters():
     import io
     out = io.StringIO()
     assert ipaddr2.run("meta-data", {}, {}, out) == 0 and "<resource-agent" in out.getvalue()
-    assert ipaddr2.run("frobnicate", {"ip": "10.0.0.1"}, {}, io.StringIO()) == ocf.OCF_ERR_UNIMPLEMENTED
-    res = ipaddr2.execute("validate-all", {"ip": "10.0.0.300"}, {}, io.StringIO())
-    assert res.rc == OCF_ERR_CONFIGURED and "10.0.0.300" in res.reason
+
+
+def test_findif_and_late_errors_are_deferred_for_the_agent():
+    # The agent raises these after the route lookup, in IPaddr2's order (see ipaddr2.execute).
+    cfg = parse_params({"ip": "10.0.0.300", "arp_count": "0"}, "validate-all", late=False)
+    assert cfg.findif_error == "IP address [10.0.0.300] not valid."
+    assert cfg.late_error == "Invalid OCF_RESKEY_arp_count [0]"
+    cfg = parse_params({"ip": "10.0.0.1", "cidr_netmask": "abc"}, "monitor", late=False)
+    assert (cfg.netmask, cfg.prefix, cfg.findif_error) == ("abc", None, "")
 
 
 # -- frames ---------------------------------------------------------------------------------------
