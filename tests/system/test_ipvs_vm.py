@@ -61,6 +61,14 @@ virtual=192.168.18.100:53
 \tservice=dns
 \tscheduler=rr
 \tprotocol=udp
+virtual6=[2001:db8::100]:80
+\treal6=[2001:db8::1]:80 gate 2
+\treal6=[2001:db8::2]:80 masq
+\tscheduler=wlc
+\tpersistent=60
+\tnetmask=64
+\tprotocol=tcp
+\tchecktype=connect
 """
 
 # The table that existed before the director started (made with ipvsadm): one of our services with a
@@ -77,6 +85,8 @@ WEB = VirtualService("tcp", "192.168.18.100", 80, scheduler="wrr")
 HTTPS = VirtualService("tcp", "192.168.18.100", 443, scheduler="wlc", persistent=600, netmask="255.255.255.0")
 FWM = VirtualService("fwm", fwmark=7, scheduler="sh", flags=("sh-port",))
 DNS = VirtualService("udp", "192.168.18.100", 53, scheduler="rr")
+V6 = VirtualService("tcp", "2001:db8::100", 80, scheduler="wlc", persistent=60, netmask="64")
+V6_DESTS = [Destination("2001:db8::1", 80, "gate", 2), Destination("2001:db8::2", 80, "masq", 1)]
 FOREIGN = (VirtualService("tcp", "10.9.9.9", 22, scheduler="rr"), [Destination("10.9.9.10", 22, "masq", 1)])
 
 EXPECTED = {
@@ -90,12 +100,14 @@ EXPECTED = {
                  Destination("192.168.18.192", 443, "gate", 1, lower=20, upper=100)]),
         (FWM, [Destination("192.168.18.191", 0, "gate", 1), Destination("192.168.18.192", 0, "gate", 2)]),
         (DNS, [Destination("192.168.18.191", 53, "gate", 1), Destination("192.168.18.192", 53, "ipip", 1)]),
+        (V6, V6_DESTS),
         FOREIGN]),
     "changed": make_table([
         (WEB, [Destination("192.168.18.191", 80, "gate", 0), Destination("192.168.18.192", 80, "gate", 5)]),
         (HTTPS, [Destination("192.168.18.191", 443, "gate", 1),
                  Destination("192.168.18.192", 443, "gate", 1, lower=20, upper=100)]),
         (FWM, [Destination("192.168.18.191", 0, "gate", 1), Destination("192.168.18.192", 0, "gate", 2)]),
+        (V6, V6_DESTS),
         FOREIGN]),
     "cleanstop": make_table([FOREIGN]),
 }
