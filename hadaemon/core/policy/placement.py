@@ -115,9 +115,21 @@ def build_colocations(ws: WorkingSet) -> None:
                 m.cons.append(co)
                 prev.cons_lhs.append(co)
             prev = m
+    # Pacemaker keeps these lists sorted: by the other resource's priority, groups before
+    # primitives, then by id; a later constraint goes before an equal earlier one.
+    for r in list(ws.prims.values()) + list(ws.groups.values()):
+        r.cons = _sorted(r.cons, lambda c: c.primary)
+        r.cons_lhs = _sorted(r.cons_lhs, lambda c: c.dep)
+    for g in ws.groups.values():
         if g.members:
-            g.members[0].cons.extend(group_cons[g.id])
-            g.members[-1].cons_lhs.extend(group_lhs[g.id])
+            g.members[0].cons.extend(_sorted(group_cons[g.id], lambda c: c.primary))
+            g.members[-1].cons_lhs.extend(_sorted(group_lhs[g.id], lambda c: c.dep))
+
+
+def _sorted(cons, other):
+    keyed = [((-other(c).priority, 0 if other(c).is_group else 1, other(c).id.encode(), -i), c)
+             for i, c in enumerate(cons)]
+    return [c for _k, c in sorted(keyed, key=lambda kc: kc[0])]
 
 
 def _coloc_role(text: str | None):
