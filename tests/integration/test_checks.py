@@ -478,6 +478,16 @@ async def test_check_workers_share_the_checks(running):
             if len(seen) == len(plan.targets):
                 break
             await asyncio.sleep(0.1)
+        assert seen == set(plan.targets)
+        # a worker that dies is started again and its share keeps being checked
+        victim = workers.procs[0].pid
+        os.kill(victim, 9)
+        seen.clear()
+        for _ in range(100):
+            if len(seen) == len(plan.targets):
+                break
+            await asyncio.sleep(0.1)
+        assert workers.restarts == 1 and workers.procs[0].pid != victim
     finally:
         await workers.stop()
     assert seen == set(plan.targets)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import pickle
 import struct
@@ -20,6 +21,7 @@ from typing import Callable, Dict, List, Mapping
 from hadaemon.core.ldirectord.checks import Pair, make_plan
 from hadaemon.core.ldirectord.debounce import Result, apply_results, check_kind, initial_state
 
+log = logging.getLogger("hadaemon.checks")
 ResultsCallback = Callable[[List[Result], Mapping[Pair, bool], float], None]
 LINE_LIMIT = 64 << 20
 
@@ -80,35 +82,54 @@ def worker_main() -> int:
 
 class CheckWorkers:
     """`n` checker processes sharing the checks; results arrive through `on_results` like an
-    in-process CheckScheduler's (same signature), from the director's event loop."""
+    in-process CheckScheduler's (same signature), from the director's event loop. A worker that
+    dies is started again with the current config."""
 
     def __init__(self, n: int, on_results: ResultsCallback):
         self.n, self.on_results = n, on_results
         self.procs: List[asyncio.subprocess.Process] = []
         self._readers: List[asyncio.Task] = []
         self._maint: Dict[Pair, bool] = {}
+        self._config = None
+        self._stopping = False
         self.checks_done = 0
+        self.restarts = 0
+
+    async def _spawn(self, i: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hadaemon.io.checks.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, env=dict(os.environ))
+        if i < len(self.procs):
+            self.procs[i] = proc
+        else:
+            self.procs.append(proc)
+        await self._send(i)
+        self._readers.append(asyncio.ensure_future(self._read(i, proc)))
 
     async def start(self, config) -> None:
-        for _i in range(self.n):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hadaemon.io.checks.worker", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT, env=dict(os.environ))
-            self.procs.append(proc)
-            self._readers.append(asyncio.ensure_future(self._read(proc)))
-        await self.reload(config)
+        self._config = config
+        for i in range(self.n):
+            await self._spawn(i)
+
+    async def _send(self, i: int) -> None:
+        blob = pickle.dumps((self._config, i, self.n))
+        proc = self.procs[i]
+        proc.stdin.write(struct.pack("!I", len(blob)) + blob)
+        await proc.stdin.drain()
 
     async def reload(self, config) -> None:
-        for i, proc in enumerate(self.procs):
-            blob = pickle.dumps((config, i, self.n))
-            proc.stdin.write(struct.pack("!I", len(blob)) + blob)
-            await proc.stdin.drain()
+        self._config = config
+        for i in range(len(self.procs)):
+            try:
+                await self._send(i)
+            except (BrokenPipeError, ConnectionResetError):
+                pass                      # a dying worker: its reader restarts it
 
-    async def _read(self, proc) -> None:
+    async def _read(self, i: int, proc) -> None:
         while True:
             line = await proc.stdout.readline()
             if not line:
-                return
+                break
             msg = json.loads(line)
             results = [Result((v, r), kind, ok, detail, dur) for v, r, kind, ok, detail, dur in msg["r"]]
             self.checks_done += len(results)
@@ -116,11 +137,20 @@ class CheckWorkers:
                 for v, r, flag in msg["m"]:
                     self._maint[(v, r)] = flag
             self.on_results(results, dict(self._maint), time.monotonic())
+        await proc.wait()
+        if not self._stopping:
+            log.warning("checker worker %d (pid %d) exited with %s; starting it again", i, proc.pid,
+                        proc.returncode)
+            self.restarts += 1
+            await asyncio.sleep(0.5)
+            if not self._stopping:
+                await self._spawn(i)
 
     def pids(self) -> List[int]:
         return [p.pid for p in self.procs]
 
     async def stop(self) -> None:
+        self._stopping = True
         for proc in self.procs:
             if proc.stdin and not proc.stdin.is_closing():
                 proc.stdin.close()
@@ -130,8 +160,6 @@ class CheckWorkers:
             except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
-        for t in self._readers:
-            t.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
