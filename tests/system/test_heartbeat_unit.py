@@ -1,0 +1,81 @@
+"""ha-heartbeat.service under real systemd (nspawn, Debian's python3 and packages): Type=notify READY,
+STATUS= with the membership, watchdog pings, org.hadaemon.Heartbeat1 on the system bus with the shipped
+policy, journal fields NODE=/EVENT=, `systemctl reload` with a bad ha.cf keeps the old config, stop."""
+import json
+import time
+
+import pytest
+
+from hadaemon.testing.heartbeat import HeartbeatCluster
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.nspawn import Container
+from hadaemon.testing.procs import wait_until
+
+pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
+
+UNIT = "ha-heartbeat.service"
+
+
+def show(ct, prop):
+    return ct.systemctl("show", "-p", prop, "--value", UNIT).stdout.strip()
+
+
+def messages(ct):
+    return [e for e in ct.journal(UNIT) if e.get("SYSLOG_IDENTIFIER") == "ha-heartbeat"]
+
+
+def test_heartbeat_unit_under_systemd(rootfs):
+    with Cluster(["node1", "node2"]) as c:
+        hb = HeartbeatCluster(c, keepalive="200ms", deadtime="1", initdead="2")
+        hacf = hb.hacf_text("node1")
+        hb.start("node2")  # the peer runs as a plain process in its namespace
+        with Container(netns=c.netns("node1"), name="node1", rootfs=rootfs) as ct:
+            ct.write_file("/etc/ha.d/ha.cf", hacf)
+            ct.write_file("/etc/ha.d/authkeys", f"auth 1\n{hb.key}\n", 0o600)
+            cp = ct.systemctl("start", UNIT, timeout=90)
+            assert cp.returncode == 0, cp.stderr + json.dumps(ct.journal(UNIT)[-20:], indent=1)
+            # Type=notify: start returned after READY=1, so the name is on the bus already
+            assert show(ct, "ActiveState") == "active"
+            cp = ct.busctl("get-property", "org.hadaemon.Heartbeat1", "/org/hadaemon/Heartbeat1",
+                           "org.hadaemon.Heartbeat1", "LocalNode")
+            assert cp.stdout.strip() == 's "node1"', cp.stderr
+            wait_until(lambda: "2 member(s) node1 node2" in show(ct, "StatusText"), 15,
+                       message="STATUS= with both members")
+            pid = show(ct, "MainPID")
+            assert show(ct, "WatchdogUSec") == "10s"
+            wd1 = show(ct, "WatchdogTimestampMonotonic")
+            time.sleep(6)
+            assert show(ct, "WatchdogTimestampMonotonic") != wd1  # pinged from the event loop
+
+            # journal entries carry the structured fields
+            entries = messages(ct)
+            up = [e for e in entries if e.get("EVENT") == "up" and e.get("NODE") == "node2"]
+            assert up and up[0]["MESSAGE"] == "node node2 is up", entries[-10:]
+            assert any(e.get("EVENT") == "link-up" and e.get("LINK") == "eth0" for e in entries)
+
+            # the shipped policy: a non-root user reads properties but may not Send
+            cp = ct.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "busctl", "call",
+                         "org.hadaemon.Heartbeat1", "/org/hadaemon/Heartbeat1", "org.hadaemon.Heartbeat1",
+                         "Send", "ssay", "node2", "c", "0"])
+            assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stderr
+
+            # systemctl reload with a broken ha.cf: still running, same PID, old config, says why
+            ct.write_file("/etc/ha.d/ha.cf", hacf + "keepalive 0\n")
+            assert ct.systemctl("reload", UNIT, timeout=60).returncode == 0
+            wait_until(lambda: any(e.get("EVENT") == "reload-failed" for e in messages(ct)), 15,
+                       message="reload failure in the journal")
+            failed = [e for e in messages(ct) if e.get("EVENT") == "reload-failed"][0]
+            assert failed["MESSAGE"].startswith("reload failed, keeping the running configuration: "
+                                                "/etc/ha.d/ha.cf:")
+            time.sleep(1)
+            assert show(ct, "ActiveState") == "active" and show(ct, "MainPID") == pid
+            assert "2 member(s) node1 node2" in show(ct, "StatusText")
+
+            # the peer dies: STATUS= follows, the journal has EVENT=dead for NODE=node2
+            c.cut("node2")
+            wait_until(lambda: "1 member(s) node1; node2 dead" in show(ct, "StatusText"), 15,
+                       message="STATUS= after node2's death")
+            assert any(e.get("EVENT") == "dead" and e.get("NODE") == "node2" for e in messages(ct))
+
+            assert ct.systemctl("stop", UNIT, timeout=60).returncode == 0
+            assert show(ct, "ActiveState") == "inactive" and show(ct, "Result") == "success"
