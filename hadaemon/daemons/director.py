@@ -14,6 +14,9 @@ from hadaemon.io.lvs.base import Backend, BackendError
 from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval
 
 DEFAULT_CONFIG = "/etc/ha.d/ldirectord.cf"
+RUN_DIR = "/run/hadaemon"
+# ldirectord's command-line verbs (`ldirectord [CONFIG] start`), as the ClusterLabs OCF agent uses them
+COMMANDS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status", "configtest")
 log = logging.getLogger("ha-ldirectord")
 
 
@@ -21,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ha-ldirectord",
                                 description="LVS director: health-checks real servers and keeps the "
                                             "IPVS (or nftables) table in sync with ldirectord.cf.")
-    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"ldirectord.cf (default {DEFAULT_CONFIG})")
+    p.add_argument("config", nargs="?", default=None, help=f"ldirectord.cf (default {DEFAULT_CONFIG})")
+    p.add_argument("command", nargs="?", choices=COMMANDS,
+                   help="ldirectord-style control: start (in the background), stop, restart, try-restart, "
+                        "reload, force-reload, status (0 running, 3 stopped), configtest; without a command "
+                        "the daemon runs in the foreground (systemd)")
     p.add_argument("--check-config", action="store_true", help="validate the configuration, then exit")
     p.add_argument("--backend", choices=("ipvs", "nft", "auto"), default="auto",
                    help="ipvs (kernel IPVS over netlink), nft (nftables DNAT) or auto (IPVS when the kernel "
@@ -53,7 +60,7 @@ def make_backend(name: str) -> Backend:
     return NftBackend()
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, quiet: bool = False) -> int:
     from hadaemon.core.ldirectord.config import load_config
 
     try:
@@ -63,8 +70,9 @@ def check_config(path: str) -> int:
         return 1
     for w in config.warnings:
         print(f"{path}:{w.line}: warning: {w.message}", file=sys.stderr)
-    print(f"{path}: configuration OK: {len(config.virtuals)} virtual service(s), "
-          f"{sum(len(v.reals) for v in config.virtuals)} real server(s)")
+    if not quiet:
+        print(f"{path}: configuration OK: {len(config.virtuals)} virtual service(s), "
+              f"{sum(len(v.reals) for v in config.virtuals)} real server(s)")
     return 0
 
 
@@ -140,10 +148,115 @@ async def _run(args, notifier: Notifier) -> int:
     return 0
 
 
+def resolve_config(name: str | None) -> str:
+    """ldirectord's search: NAME as /etc/ha.d/NAME, /etc/ha.d/conf/NAME, else as given."""
+    if name is None:
+        return DEFAULT_CONFIG
+    if "/" not in name:
+        for d in ("/etc/ha.d", "/etc/ha.d/conf"):
+            if os.path.isfile(os.path.join(d, name)):
+                return os.path.join(d, name)
+    return name
+
+
+def default_pidfile(config: str) -> str:
+    return os.path.join(RUN_DIR, f"ldirectord.{os.path.basename(config)}.pid")
+
+
+def running_pid(pidfile: str) -> int | None:
+    """The PID in pidfile if it is a live ha-ldirectord."""
+    try:
+        pid = int(open(pidfile).read().strip())
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+    except (OSError, ValueError):
+        return None
+    return pid if (b"hadaemon.daemons.director" in cmdline or b"ldirectord" in cmdline) else None
+
+
+def control(args) -> int:
+    """ldirectord's verbs on the daemon named by the pidfile (LSB exit codes for status)."""
+    import signal as sig
+    import subprocess
+    import time
+
+    pidfile = args.pidfile or default_pidfile(args.config)
+    pid = running_pid(pidfile)
+    cmd = args.command
+    if cmd == "status":
+        if pid:
+            print(f"ha-ldirectord for {args.config} is running with pid: {pid}", file=sys.stderr)
+            return 0
+        print(f"ha-ldirectord is stopped for {args.config}")
+        return 1 if os.path.exists(pidfile) else 3
+    if cmd in ("reload", "force-reload"):
+        if not pid:
+            print(f"ha-ldirectord is stopped for {args.config}", file=sys.stderr)
+            return 7
+        os.kill(pid, sig.SIGHUP)
+        return 0
+    if cmd in ("stop", "restart", "try-restart"):
+        if not pid and cmd == "try-restart":
+            return 0
+        if pid:
+            os.kill(pid, sig.SIGTERM)
+            deadline = time.monotonic() + 60
+            while running_pid(pidfile) == pid and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if running_pid(pidfile) == pid:
+                print(f"ha-ldirectord (pid {pid}) did not stop within 60 s", file=sys.stderr)
+                return 1
+        if cmd == "stop":
+            return 0
+        pid = None
+    # start / restart
+    if pid:
+        return 0
+    if check_config(args.config, quiet=True):
+        return 1
+    os.makedirs(os.path.dirname(pidfile), exist_ok=True)
+    argv = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend, "--pidfile", pidfile]
+    argv += ["--no-dbus"] if args.no_dbus else []
+    argv += ["--no-cleanstop"] if args.no_cleanstop else []
+    argv += ["--debug"] if args.debug else []
+    logfile = _logfile(args.config)
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(argv + [os.path.abspath(args.config)], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, start_new_session=True, cwd="/", env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(f"ha-ldirectord exited with {proc.returncode} (see {logfile})", file=sys.stderr)
+            return 1
+        if running_pid(pidfile) == proc.pid:      # written once the table is programmed
+            return 0
+        time.sleep(0.1)
+    print("ha-ldirectord did not finish starting within 60 s", file=sys.stderr)
+    return 1
+
+
+def _logfile(config: str) -> str:
+    """Where a backgrounded daemon's output goes: the config's logfile= when it is a path."""
+    from hadaemon.core.ldirectord.config import load_config
+
+    try:
+        path = load_config(config).globals.logfile
+    except Exception:  # noqa: BLE001 - checked before; fall back to no log file
+        path = ""
+    return path if path.startswith("/") else os.devnull
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.check_config:
+    if args.config in COMMANDS and args.command is None:       # `ha-ldirectord start`
+        args.config, args.command = None, args.config
+    args.config = resolve_config(args.config)
+    if args.check_config or args.command == "configtest":
         return check_config(args.config)
+    if args.command:
+        return control(args)
     setup_logging("ha-ldirectord", debug=args.debug)
     notifier = Notifier()
     try:

@@ -136,3 +136,31 @@ def test_switch_over_between_directors_keeps_the_client_served(env):
     assert agent(env, "dir1", "monitor", **p1).returncode == 7
     assert agent(env, "dir2", "stop", **p2).returncode == 0
     assert env.table("dir2") == {}
+
+
+CLUSTERLABS_AGENT = Path("/usr/lib/ocf/resource.d/heartbeat/ldirectord")
+
+
+def test_clusterlabs_ldirectord_agent_drives_ha_ldirectord(env):
+    """resource-agents' own ldirectord OCF agent, unmodified, with OCF_RESKEY_ldirectord pointing at
+    ha-ldirectord: it runs `ha-ldirectord CONFIG start|stop|status` as it would run ldirectord."""
+    if not CLUSTERLABS_AGENT.exists():
+        pytest.skip("resource-agents' ldirectord agent not installed (Debian package ldirectord)")
+    ha_ldirectord = REPO / ".venv" / "bin" / "ha-ldirectord"
+    if not ha_ldirectord.exists():
+        pytest.skip("ha-ldirectord console script not installed in .venv")
+    cfg = env.c.workdir / f"ld-{os.getpid()}-clusterlabs.cf"
+    cfg.write_text(f"logfile=\"{env.c.workdir}/clusterlabs.log\"\n" + env.config().read_text())
+    e = {"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "lvs", "OCF_RESKEY_configfile": str(cfg),
+         "OCF_RESKEY_ldirectord": str(ha_ldirectord), **env.c.dbus_env("dir1")}
+    codes = []
+    for action in ("monitor", "start", "monitor", "start", "stop", "monitor"):
+        cp = env.c.run("dir1", [str(CLUSTERLABS_AGENT), action], env=e, timeout=90)
+        codes.append(cp.returncode)
+        if action == "start":
+            assert f"tcp:{env.vip}:80" in env.table("dir1"), cp.stderr
+    assert codes == [7, 0, 0, 0, 0, 7], codes
+    assert env.table("dir1") == {}
+    cp = env.c.run("dir1", [str(ha_ldirectord), str(cfg), "status"])
+    assert cp.returncode == 3 and "stopped" in cp.stdout
+    assert "started:" in (env.c.workdir / "clusterlabs.log").read_text()      # logfile= of the config
