@@ -256,6 +256,63 @@ async def test_mysql_login_and_query(running):
     assert not (await run_check(spec("mysql", port, request="/", **base))).ok   # no request: down
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind((LO, 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.root
+@pytest.mark.skipif(not (os.access("/usr/sbin/mariadbd", os.X_OK) and shutil.which("mariadb-install-db")),
+                    reason="needs mariadb-server-core and mariadb-client-core")
+async def test_mysql_against_a_real_mariadb():
+    """mariadb-install-db + mariadbd on a loopback port; mysql_native_password login and queries."""
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="hadaemon-my-"))
+    data = tmp / "data"
+    init = tmp / "init.sql"
+    init.write_text("CREATE USER 'readuser'@'%' IDENTIFIED BY 'genericpassword';\n"
+                    "CREATE DATABASE ld;\nCREATE TABLE ld.director_slave (enabled INT);\n"
+                    "INSERT INTO ld.director_slave VALUES (1);\n"
+                    "GRANT SELECT ON ld.* TO 'readuser'@'%';\n")
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                    "--auth-root-authentication-method=socket", "--skip-test-db"],
+                   check=True, capture_output=True, timeout=180)
+    port = _free_port()
+    proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
+                             f"--port={port}", f"--bind-address={LO}", f"--socket={tmp}/sock",
+                             f"--pid-file={tmp}/pid", f"--init-file={init}", "--skip-log-bin",
+                             "--innodb-buffer-pool-size=16M"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = dict(login="readuser", passwd="genericpassword", database="ld")
+        r = None
+        for _ in range(150):
+            r = await run_check(spec("mysql", port, request="/select * from director_slave where enabled=1",
+                                     **base))
+            if r.ok or "login" in r.detail or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.2)
+        assert r is not None and r.ok, r.detail
+        bad = await run_check(spec("mysql", port, request="/select 1", login="readuser", passwd="nope"))
+        assert not bad.ok and "1045" in bad.detail
+        none = await run_check(spec("mysql", port, request="/select * from director_slave where enabled=2",
+                                    **base))
+        assert not none.ok and none.detail == "0 row(s)"
+        err = await run_check(spec("mysql", port, request="/select * from nope", **base))
+        assert not err.ok and "nope" in err.detail
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _postgres_bin():
     for d in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin"):
         if os.access(f"{d}/initdb", os.X_OK) and os.access(f"{d}/postgres", os.X_OK):
