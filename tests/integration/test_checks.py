@@ -209,6 +209,32 @@ async def test_dns_udp(running):
         mute.close()
 
 
+@pytest.mark.skipif(not shutil.which("dnsmasq"), reason="needs dnsmasq (dnsmasq-base)")
+async def test_dns_against_dnsmasq():
+    """A real DNS server on a loopback port: A query over UDP and TCP, PTR for an address."""
+    port = _free_port()
+    proc = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                             f"--port={port}", f"--listen-address={LO}", "--bind-interfaces",
+                             "--address=/x.y.z/127.0.0.1", "--host-record=web1.test,10.1.2.3",
+                             "--pid-file="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = None
+        for _ in range(50):
+            r = await run_check(spec("dns", port, request="/x.y.z", receive="127.0.0.1", protocol="udp",
+                                     timeout=1))
+            if r.ok or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert r is not None and r.ok, r.detail
+        assert (await run_check(spec("dns", port, request="/x.y.z", receive="127.0.0.1"))).ok   # TCP
+        assert not (await run_check(spec("dns", port, request="/x.y.z", receive="10.9.9.9", protocol="udp"))).ok
+        ptr = await run_check(spec("dns", port, request="/10.1.2.3", receive="web1", protocol="udp"))
+        assert ptr.ok, ptr.detail
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 async def test_sip_options_over_udp_and_tcp(running):
     transport, port = await servers.serve_udp(servers.sip_reply())
     transport2, port2 = await servers.serve_udp(servers.sip_reply("SIP/2.0 503 Service Unavailable"))
