@@ -160,3 +160,18 @@ def test_twenty_percent_loss_causes_no_false_death_with_deadtime_ten_keepalives(
             assert p["Epoch"] == epochs[n], (n, p["Epoch"], epochs[n])
             new_log = hb.procs[n].output()[marks[n]:]
             assert "EVENT=dead" not in new_log, new_log[-2000:]
+
+
+@pytest.mark.parametrize("media", ["mcast", "ucast"])
+def test_mcast_and_ucast_media_form_membership_and_detect_death(media):
+    with Cluster(NODES) as c:
+        hb = HeartbeatCluster(c, keepalive="100ms", deadtime="500ms", initdead="1", media=media)
+        hb.start_all()
+        for n in NODES:
+            hb.wait_states(n, ALL_UP)
+        assert ("mcast eth0 239.0.0.1 694 1 0" if media == "mcast" else f"ucast eth0 {c.addr('node2')}") in \
+            (hb.dir("node1") / "ha.cf").read_text()
+        c.cut("node2")
+        hb.wait_states("node1", {"node2": "dead", "node3": "up"}, timeout=10)
+        c.restore("node2")
+        hb.wait_states("node1", ALL_UP, timeout=10)
