@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dbus", action="store_true", help="do not export org.hadaemon.Director1")
     p.add_argument("--no-cleanstop", action="store_true",
                    help="leave the table in place on stop, whatever cleanstop says")
+    p.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="re-read the kernel table this often and repair changes made behind the "
+                        "director's back (default 30, 0 = never)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
 
@@ -84,7 +87,7 @@ async def _run(args, notifier: Notifier) -> int:
         log.error("%s", e)
         print(f"ha-ldirectord: {e}", file=sys.stderr)
         return 1
-    director = Director(args.config, backend)
+    director = Director(args.config, backend, resync_interval=args.resync_interval)
     try:
         await director.start()
     except ConfigError as e:

@@ -52,9 +52,10 @@ class Director:
     change, ("table",) after the table changed, ("reload", path) after a reload.
     """
 
-    def __init__(self, config_path: str, backend: Backend):
+    def __init__(self, config_path: str, backend: Backend, resync_interval: float = 30.0):
         self.config_path = config_path
         self.backend = backend
+        self.resync_interval = resync_interval   # re-read the kernel table this often (0: never)
         self.config = None
         self.plan = None
         self.health = None
@@ -188,8 +189,13 @@ class Director:
                                     **({"REAL": op.dest.key} if hasattr(op, "dest") else {})})
             except BackendError as e:
                 log.error("backend %s: %s; re-reading the table", self.backend.name, e)
-                existing = await asyncio.to_thread(self.backend.read)
+                try:
+                    existing = await asyncio.to_thread(self.backend.read)
+                except BackendError as e2:
+                    log.error("backend %s: cannot read the table either: %s", self.backend.name, e2)
+                    return
                 self.current = {k: v for k, v in existing.items() if k in set(wanted) | set(self.current)}
+                asyncio.get_running_loop().call_later(1.0, self._dirty.set)   # retry from what is there
             self._emit("table")
 
     # -- checks ------------------------------------------------------------------------------------
@@ -202,6 +208,8 @@ class Director:
             self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
             self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
             self._tasks.append(asyncio.ensure_future(self._alert_loop()))
+            if self.resync_interval > 0:
+                self._tasks.append(asyncio.ensure_future(self._resync_loop()))
         else:
             self.scheduler.reload(self.plan)
         if self.config.globals.autoreload and (self._autoreload is None or self._autoreload.done()):
@@ -242,9 +250,30 @@ class Director:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.reconcile()
+            try:
+                await self.reconcile()
+            except Exception:  # noqa: BLE001 - keep directing; the next change retries
+                log.exception("reconciling the table failed")
+                await asyncio.sleep(1.0)
+                self._dirty.set()
             events, self._events = self._events, []
             self._report(events)
+
+    async def _resync_loop(self) -> None:
+        """Re-read the kernel table now and then, so changes made behind our back are repaired."""
+        while True:
+            await asyncio.sleep(self.resync_interval)
+            try:
+                existing = await asyncio.to_thread(self.backend.read)
+            except BackendError as e:
+                log.error("backend %s: cannot read the table: %s", self.backend.name, e)
+                continue
+            async with self._lock:
+                mine = {k: v for k, v in existing.items() if k in set(self.current) | self._wanted_keys()}
+                if mine != self.current:
+                    log.warning("the table was changed outside the director; restoring it")
+                    self.current = mine
+            self._dirty.set()
 
     async def _alert_loop(self) -> None:
         while True:

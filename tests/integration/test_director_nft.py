@@ -128,3 +128,16 @@ def test_autoreload_follows_content_changes_only(env):
     env.wait_weights({rs1: 1, rs2: 2}, timeout=40)
     assert d.output().count("reloaded") == 1
     assert Counter(env.requests(6)) == Counter({"rs1": 2, "rs2": 4})
+
+
+def test_table_changed_behind_the_directors_back_is_repaired(env):
+    env.config(quiescent="yes")
+    env.add_vip("dir1")
+    d = start_director(env, extra=("--resync-interval", "1"))
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+    env.c.run("dir1", ["nft", "delete", "table", "ip", "hadaemon"], check=True)
+    assert env.weights() == {}
+    env.wait_weights({rs1: 1, rs2: 3}, timeout=30)
+    assert "changed outside the director" in d.output()
+    assert Counter(env.requests(4)) == Counter({"rs1": 1, "rs2": 3})
