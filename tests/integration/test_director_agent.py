@@ -25,7 +25,7 @@ end = time.monotonic() + limit
 while time.monotonic() < end and not os.path.exists(stop):
     t = time.monotonic()
     try:
-        body = urllib.request.urlopen(url, timeout=0.5).read().decode().strip()
+        body = urllib.request.urlopen(url, timeout=2).read().decode().strip()
     except Exception as e:
         body = "ERR"
     print(f"{t:.3f} {body}", flush=True)
