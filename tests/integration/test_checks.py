@@ -174,6 +174,64 @@ async def test_ftp_retrieves_request_and_matches_receive(running):
     assert not (await run_check(spec("ftp", port, request="/welcome.msg", receive="test", login="bob"))).ok
 
 
+def _system_python_has(module: str) -> bool:
+    return os.access("/usr/bin/python3", os.X_OK) and subprocess.run(
+        ["/usr/bin/python3", "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def _wait_listening(port: int, proc, seconds: float = 15) -> None:
+    import socket
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex((LO, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"server on port {port} did not start")
+
+
+@pytest.mark.skipif(not _system_python_has("pyftpdlib"), reason="needs python3-pyftpdlib")
+async def test_ftp_against_pyftpdlib(tmp_path):
+    """An independent FTP server (Debian's python3-pyftpdlib) with anonymous and user logins."""
+    (tmp_path / "welcome.msg").write_text("this is a test file\n")
+    port = _free_port()
+    code = ("import sys; from pyftpdlib.authorizers import DummyAuthorizer; "
+            "from pyftpdlib.handlers import FTPHandler; from pyftpdlib.servers import FTPServer; "
+            "a = DummyAuthorizer(); a.add_anonymous(sys.argv[2]); a.add_user('bob', 'pw', sys.argv[2]); "
+            "FTPHandler.authorizer = a; FTPHandler.passive_ports = None; "
+            "FTPServer(('127.0.0.1', int(sys.argv[1])), FTPHandler).serve_forever()")
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", code, str(port), str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, proc)
+        anon = dict(login="anonymous", passwd="ldirectord@localhost")
+        r = await run_check(spec("ftp", port, request="/welcome.msg", receive="test", **anon))
+        assert r.ok, r.detail
+        assert (await run_check(spec("ftp", port, request="/welcome.msg", receive="test", login="bob",
+                                     passwd="pw"))).ok
+        assert not (await run_check(spec("ftp", port, request="/welcome.msg", receive="test", login="bob",
+                                         passwd="wrong"))).ok
+        assert not (await run_check(spec("ftp", port, request="/missing.msg", receive="test", **anon))).ok
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(not _system_python_has("aiosmtpd"), reason="needs python3-aiosmtpd")
+async def test_smtp_against_aiosmtpd():
+    """An independent SMTP server (Debian's python3-aiosmtpd)."""
+    port = _free_port()
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, proc)
+        r = await run_check(spec("smtp", port))
+        assert r.ok and r.detail.startswith("220"), r.detail
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 async def test_ldap_bind_and_base_search(running, tls_files):
     entries = {"dc=upmc, dc=fr"}
     port = await running(servers.serve(servers.ldap_handler(entries)))
