@@ -212,6 +212,8 @@ async def test_ftp_against_pyftpdlib(tmp_path):
         assert not (await run_check(spec("ftp", port, request="/welcome.msg", receive="test", login="bob",
                                          passwd="wrong"))).ok
         assert not (await run_check(spec("ftp", port, request="/missing.msg", receive="test", **anon))).ok
+        assert (await run_check(spec("ftp", port, request="/", **anon))).ok          # no file: login only
+        assert not (await run_check(spec("ftp", port, request="/", login="bob", passwd="wrong"))).ok
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""ftp negotiate checks: login, CWD /, TYPE I, PASV, RETR request; the file must match receive."""
+"""ftp negotiate checks: login, CWD /, then (when request names a file) PASV + RETR; the file must match receive."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ async def check_ftp(spec) -> Tuple[bool, str]:
         if code not in (230, 202):
             return False, f"login: {line}"
         await _cmd(reader, writer, "CWD /")
+        if spec.request in ("", "/"):
+            # no file to fetch (request unset): a successful login is the check
+            await send(writer, "QUIT\r\n")
+            return True, f"logged in as {spec.login}"
         await _cmd(reader, writer, "TYPE I")
         code, line = await _cmd(reader, writer, "PASV")
         m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line)
