@@ -25,6 +25,15 @@ def shard_of(ident: str, shards: int) -> int:
     return zlib.crc32(ident.encode()) % shards
 
 
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (each in-flight check holds a socket); the
+    director calls this once at start. Returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 def fd_budget(reserve: int = 128) -> int:
     """How many checks may be in flight given RLIMIT_NOFILE (each holds one socket)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -71,9 +71,8 @@ async def _worker_main() -> None:
 
 
 def worker_main() -> int:
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    from hadaemon.io.checks.scheduler import raise_nofile_limit
+    raise_nofile_limit()
     asyncio.run(_worker_main())
     return 0
 
