@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("HADAEMON_CACHE", "/var/cache/hadaemon"))
-INITRAMFS_VERSION = "3"
+INITRAMFS_VERSION = "4"
 # Modules the VM loads (modprobe -D resolves their dependencies against the VM kernel's modules).
 MODULES = (
     "virtio_pci", "9pnet_virtio", "9p",
@@ -115,9 +115,8 @@ def build_initramfs(version: str | None = None) -> Path:
     """The cached initramfs (gzip cpio) for the kernel `version`; built on first use."""
     version = version or kernel_version()
     busybox = Path("/bin/busybox")
-    if b"statically linked" not in subprocess.run(["file", "-L", str(busybox)], capture_output=True).stdout \
-            and shutil.which("file"):
-        raise RuntimeError("/bin/busybox is not static (install busybox-static)")
+    if b"/lib64/ld-linux" in busybox.read_bytes()[:4096] or b"/lib/ld-linux" in busybox.read_bytes()[:4096]:
+        raise RuntimeError("/bin/busybox is dynamically linked (install busybox-static)")
     modules = module_files(version)
     digest = hashlib.sha256("\n".join([INITRAMFS_VERSION, version, INIT, *modules]).encode()).hexdigest()[:12]
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -141,14 +140,39 @@ def build_initramfs(version: str | None = None) -> Path:
         (root / "modules" / "order").write_text("\n".join(names) + "\n")
         (root / "init").write_text(INIT)
         (root / "init").chmod(0o755)
-        files = subprocess.run(["find", ".", "-mindepth", "1"], cwd=root, capture_output=True, text=True,
-                               check=True).stdout
-        cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files.encode(),
-                              capture_output=True, check=True).stdout
+        cpio = newc_archive(root)
         tmp_target = target.with_suffix(".tmp")
         tmp_target.write_bytes(gzip.compress(cpio, 6))
         os.replace(tmp_target, target)
+    for old in CACHE_DIR.glob(f"initramfs-ipvs-{version}-*.cpio.gz"):   # earlier builds for this kernel
+        if old != target:
+            old.unlink(missing_ok=True)
     return target
+
+
+def newc_archive(root: Path) -> bytes:
+    """A cpio archive (newc format, what the kernel unpacks as initramfs) of the tree under root."""
+    out = bytearray()
+    ino = 0
+
+    def entry(name: str, mode: int, data: bytes) -> None:
+        nonlocal ino
+        ino += 1
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0]
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0")
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_dir():
+            entry(rel, 0o040755, b"")
+        else:
+            entry(rel, 0o100000 | (st.st_mode & 0o7777), path.read_bytes())
+    entry("TRAILER!!!", 0, b"")
+    return bytes(out)
 
 
 class VM:
