@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core import membership as mb
@@ -48,6 +47,7 @@ class HeartbeatNode:
         self._seq = 0
         self._link_up: Dict[str, bool] = {}
         self._hb_handle = None
+        self._hb_due: float | None = None
         self._deadline_handle = None
         self._deadline_at: float | None = None
         self._msg_handle = None
@@ -182,7 +182,12 @@ class HeartbeatNode:
             return
         if pkt.dst != self.local_node:
             return  # a message for another node that reached us by broadcast
-        delivered, packets = self.messenger.on_packet(pkt, now)
+        try:
+            delivered, packets = self.messenger.on_packet(pkt, now)
+        except Exception:  # noqa: BLE001 - a messenger bug must not stop membership; counted and logged
+            log.exception("messenger failed on a %s packet from %s", pkt.kind, pkt.src)
+            self._drop("malformed")
+            return
         self._transmit(packets)
         for d in delivered:
             self._emit("message", d.src, d.channel, d.body)
@@ -236,7 +241,10 @@ class HeartbeatNode:
         self._send_all_links(hb)
         self._apply(mb.Tick(), now)
         self._messenger_tick(now)
-        self._hb_handle = self.loop.call_at(now + self.cfg.keepalive, self._heartbeat_timer)
+        # drift-free: the next beat is one keepalive after this one was due (skipping missed beats)
+        due = (self._hb_due or now) + self.cfg.keepalive
+        self._hb_due = due if due > now else now + self.cfg.keepalive
+        self._hb_handle = self.loop.call_at(self._hb_due, self._heartbeat_timer)
 
     def _poll_links(self, now: float) -> None:
         for link in self.links:
@@ -252,7 +260,9 @@ class HeartbeatNode:
 
     # -- messenger timers ---------------------------------------------------------------------------
     def _messenger_tick(self, now: float) -> None:
-        self._msg_handle = None
+        if self._msg_handle is not None:
+            self._msg_handle.cancel()
+            self._msg_handle = None
         packets = self.messenger.tick(now)
         self._transmit(packets)
         self._schedule_messenger()
@@ -356,7 +366,3 @@ class HeartbeatNode:
 def _timing(cfg) -> mb.Timing:
     return mb.Timing(keepalive=cfg.keepalive, warntime=cfg.warntime, deadtime=cfg.deadtime,
                      initdead=cfg.initdead)
-
-
-def wall_clock() -> float:
-    return time.time()
