@@ -7,6 +7,8 @@ from typing import Dict, FrozenSet, List, Tuple
 
 INF = "INFINITY"
 UUID = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+# Pacemaker 2.1.5's feature set. On <cib> it matters: without it (or below 3.0.13) the scheduler
+# only reads legacy fail counts ("fail-count-RSC"), not per-operation ones ("fail-count-RSC#start_0").
 FEATURE_SET = "3.16.1"
 # Pacemaker's op-digest of a parameter-less agent: md5 of " <parameters/>\n" for non-recurring ops, and
 # of " <parameters CRM_meta_timeout="20000"/>\n" for a recurring op with the default 20 s timeout.
@@ -158,7 +160,7 @@ def _render(g: GeneratedCib, options: Dict[str, str], rsc_defaults: Dict[str, st
     cons += [f'<rsc_order id="{o}" first="{f}" then="{t}" kind="{k}" symmetrical="{str(sy).lower()}"/>'
              for o, f, t, k, sy in g.orders]
     states = "\n    ".join(status.node_state(n) for n in g.nodes if n.state != "offline" or n.name in status.lrm)
-    return f"""<cib admin_epoch="0" epoch="1" num_updates="1" validate-with="pacemaker-3.0" have-quorum="true" dc-uuid="{g.nodes[0].nid}">
+    return f"""<cib crm_feature_set="{FEATURE_SET}" admin_epoch="0" epoch="1" num_updates="1" validate-with="pacemaker-3.0" have-quorum="true" dc-uuid="{g.nodes[0].nid}">
   <configuration>
     <crm_config>
       {_nvset("cluster_property_set", "cib-bootstrap-options", options)}

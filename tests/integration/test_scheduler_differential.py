@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPARE_TOOL = REPO.parent / "shared" / "tools" / "scheduler-compare"
 SEEDS = range(1000, 1060)
 # Regression guard: how many of the SEEDS must match crm_simulate. Raise it as the scheduler improves.
-MATCH_FLOOR = 53
+MATCH_FLOOR = 60
 TIMEOUT = 60
 
 
