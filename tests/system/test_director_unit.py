@@ -40,6 +40,14 @@ def test_director_unit_under_systemd(rootfs, monkeypatch):
             while "2/2 real server(s) up" not in status_text(ct) and time.monotonic() < deadline:
                 time.sleep(0.3)
             assert "2/2 real server(s) up, backend nft" in status_text(ct)
+            # WatchdogSec=20s: the daemon pings WATCHDOG=1 from its event loop every 10 s
+            def watchdog_ts():
+                return ct.systemctl("show", "-p", "WatchdogTimestampMonotonic", "--value", UNIT).stdout.strip()
+            first = watchdog_ts()
+            deadline = time.monotonic() + 25
+            while watchdog_ts() == first and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert watchdog_ts() != first, "no WATCHDOG=1 ping within 25 s"
             env.wait_weights({env.key("rs1"): 1, env.key("rs2"): 3})
             assert Counter(env.requests(8)) == Counter({"rs1": 2, "rs2": 6})
 
