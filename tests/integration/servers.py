@@ -4,10 +4,59 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
+import socket
+import ssl
 import struct
+import subprocess
+
+import pytest
+
+from hadaemon.core.ldirectord.checks import CheckSpec
 
 from hadaemon.io.checks import ber
 from hadaemon.io.checks.radius import hide_password
+
+
+LO = "127.0.0.1"
+
+
+def spec(service, port, kind="negotiate", timeout=2.0, **kw):
+    """A CheckSpec for a server on 127.0.0.1:port."""
+    return CheckSpec(kind, service, kw.pop("protocol", "tcp"), LO, 4, port, timeout, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LO, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def running():
+    """Start servers with `await running(server_coro)`; all are closed at the end."""
+    started = []
+
+    async def start(coro):
+        server, port = await coro
+        started.append(server)
+        return port
+    yield start
+    for s in started:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=not-the-real-name", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem")],
+                   check=True, capture_output=True, timeout=60)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    return ctx
 
 
 async def serve(handler, host="127.0.0.1", ssl=None):
