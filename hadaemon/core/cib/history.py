@@ -38,6 +38,8 @@ def is_probe(op: LrmOp) -> bool:
 
 def sort_ops(ops: Sequence[LrmOp]) -> List[LrmOp]:
     """History in execution order: by call-id, pending (-1) entries last."""
+    if len(ops) < 2:
+        return list(ops)
     return sorted(ops, key=lambda o: (o.call_id < 0, o.call_id))
 
 

@@ -302,21 +302,26 @@ class _Loader:
 
     def lrm_resource(self, el: Element) -> LrmResource:
         ops = []
+        num = self.int
         for o in el.children:
             if o.tag != "lrm_rsc_op":
                 continue
+            a = o.attrib
+            task = a.get("operation")
+            if not task:
+                raise self.err(o, "<lrm_rsc_op> needs a 'operation' attribute")
             ops.append(LrmOp(
-                o.get("id", ""), self.need(o, "operation"), self.int(o, "call-id", -1),
-                self.int(o, "rc-code", 0), self.int(o, "op-status", 0),
-                self.int(o, "interval", 0), o.get("op-digest"), o.get("op-restart-digest"),
-                o.get("op-force-restart"), _int_or_none(o.get("last-rc-change")),
-                o.get("transition-key"), o.get("migrate_source"), o.get("migrate_target"), o.line))
-        return LrmResource(self.need(el, "id"), el.get("class"), el.get("provider"), el.get("type"),
+                a.get("id", ""), task, num(o, "call-id", -1), num(o, "rc-code", 0), num(o, "op-status", 0),
+                num(o, "interval", 0), a.get("op-digest"), a.get("op-restart-digest"),
+                a.get("op-force-restart"), _int_or_none(a.get("last-rc-change")),
+                a.get("transition-key"), a.get("migrate_source"), a.get("migrate_target"), o.line))
+        a = el.attrib
+        return LrmResource(self.need(el, "id"), a.get("class"), a.get("provider"), a.get("type"),
                            tuple(ops), el.line)
 
     def int(self, el: Element, name: str, default: int) -> int:
-        value = el.get(name)
-        if value is None or value == "":
+        value = el.attrib.get(name)
+        if not value:
             return default
         try:
             return int(value)

@@ -76,6 +76,8 @@ def apply_stickiness(ws: WorkingSet) -> None:
 
 def apply_fail_limits(ws: WorkingSet) -> None:
     for node in ws.nodes:
+        if not any(k.startswith("fail-count-") for k in node.attrs):
+            continue
         for r in ws.prims.values():
             if r.migration_threshold <= 0:
                 continue
@@ -147,20 +149,26 @@ def can_run_any(ws: WorkingSet, table: Dict[str, int]) -> bool:
     return False
 
 
-def _best_score_matching(ws: WorkingSet, rsc, attr: str, value) -> int:
-    best = -INFINITY
-    for uname, score in rsc.allowed.items():
-        node = ws.node_by_uname[uname]
-        if score > best and node.can_run() and node.attrs.get(attr) == value:
-            best = score
-    return best
-
-
-def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: str | None, factor: float) -> None:
+def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: Optional[str], factor: float) -> None:
+    """Add factor x (rsc's best score on nodes sharing the node attribute) to each node in work."""
     attr = attr or "#uname"
+    if attr in ("#uname", "#id"):
+        def best(node):
+            score = rsc.allowed.get(node.uname)
+            return -INFINITY if score is None or not node.can_run() else score
+    else:
+        by_value: Dict[Optional[str], int] = {}
+        for uname, score in rsc.allowed.items():
+            node = ws.node_by_uname[uname]
+            if node.can_run():
+                value = node.attrs.get(attr)
+                if score > by_value.get(value, -INFINITY - 1):
+                    by_value[value] = score
+
+        def best(node):
+            return by_value.get(node.attrs.get(attr), -INFINITY)
     for uname in list(work):
-        node = ws.node_by_uname[uname]
-        score = _best_score_matching(ws, rsc, attr, node.attrs.get(attr))
+        score = best(ws.node_by_uname[uname])
         if factor < 0 and score < 0:
             continue
         wf = factor * score

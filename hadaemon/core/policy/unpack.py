@@ -75,6 +75,8 @@ def unpack(cib: Cib, now: int | None) -> WorkingSet:
     _unpack_nodes(ws)
     _unpack_resources(ws)
     _unpack_status(ws)
+    for node in ws.nodes:
+        node.freeze()
     return ws
 
 

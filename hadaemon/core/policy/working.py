@@ -38,7 +38,7 @@ class WNode:
 
     __slots__ = ("id", "uname", "attrs", "online", "unclean", "standby", "pending", "shutdown",
                  "maintenance", "unseen", "expected_up", "is_dc", "fence_reason", "num_resources",
-                 "fence_action", "has_state", "standby_onfail")
+                 "fence_action", "has_state", "standby_onfail", "frozen")
 
     def __init__(self, nid: str, uname: str):
         self.id = nid
@@ -58,10 +58,18 @@ class WNode:
         self.fence_action = None
         self.num_resources = 0
         self.has_state = False
+        self.frozen = None
 
     def can_run(self) -> bool:
+        if self.frozen is not None:
+            return self.frozen
         return (self.online and not self.shutdown and not self.unclean and not self.standby
                 and not self.maintenance and not self.pending)
+
+    def freeze(self) -> None:
+        """Node state is settled (after unpacking): remember whether it can run resources."""
+        self.frozen = None
+        self.frozen = self.can_run()
 
     def __repr__(self) -> str:
         return f"<WNode {self.uname}>"
