@@ -149,7 +149,7 @@ def can_run_any(ws: WorkingSet, table: Dict[str, int]) -> bool:
     return False
 
 
-def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: Optional[str], factor: float) -> None:
+def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: str | None, factor: float) -> None:
     """Add factor x (rsc's best score on nodes sharing the node attribute) to each node in work."""
     attr = attr or "#uname"
     if attr in ("#uname", "#id"):
@@ -157,7 +157,7 @@ def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: Optional[str]
             score = rsc.allowed.get(node.uname)
             return -INFINITY if score is None or not node.can_run() else score
     else:
-        by_value: Dict[Optional[str], int] = {}
+        by_value: Dict[str | None, int] = {}
         for uname, score in rsc.allowed.items():
             node = ws.node_by_uname[uname]
             if node.can_run():
