@@ -120,6 +120,21 @@ def test_drain_set_weight_restore(env):
     assert [f"tcp:{env.vip}:80", rs1, "up", 1] in seen, seen
 
 
+def test_all_drained_means_no_new_connections(env):
+    """Every real at weight 0 while up: no fallback (a real is up), and no new connection gets through."""
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    try:
+        call(env, "Drain", "ss", f"tcp:{env.vip}:80", rs1)
+        call(env, "Drain", "ss", f"tcp:{env.vip}:80", rs2)
+        env.wait_weights({rs1: 0, rs2: 0})
+        replies = env.requests(1)
+        assert len(replies) == 1 and replies[0].startswith("ERR"), replies      # dropped: the client times out
+    finally:
+        call(env, "Restore", "ss", f"tcp:{env.vip}:80", rs1)
+        call(env, "Restore", "ss", f"tcp:{env.vip}:80", rs2)
+    env.wait_weights({rs1: 1, rs2: 3})
+
+
 def test_bad_arguments_are_dbus_errors_with_a_message(env):
     cp = call(env, "Drain", "ss", "tcp:10.9.9.9:80", env.key("rs1"), check=False)
     assert cp.returncode != 0 and "no virtual service" in cp.stderr
