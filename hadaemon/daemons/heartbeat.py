@@ -146,6 +146,26 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
     return 0
 
 
+def _log_files(cfg, debug: bool) -> None:
+    """ha.cf `logfile` (INFO and up) and `debugfile` (everything): extra plain-text logs, as Heartbeat."""
+    root = logging.getLogger()
+    console_level = logging.DEBUG if debug else logging.INFO
+    for h in root.handlers:
+        h.setLevel(console_level)
+    fmt = logging.Formatter("%(asctime)s ha-heartbeat[%(process)d] %(levelname)s: %(message)s")
+    for path, level in ((cfg.logfile, logging.INFO), (cfg.debugfile, logging.DEBUG)):
+        if not path:
+            continue
+        try:
+            handler = logging.FileHandler(path)
+        except OSError as exc:
+            log.warning("%s: cannot open for logging: %s", path, exc.strerror)
+            continue
+        handler.setLevel(level)
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
 class _ReportedDBusErrors(logging.Filter):
     """dbus-next 0.2.3 sends the D-Bus error reply for a DBusError raised by a method, then also logs
     it at ERROR with a traceback ("got unexpected error processing a message"). Those are answers to
@@ -192,16 +212,18 @@ def main(argv=None) -> int:
     except OSError as exc:
         print(f"{exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return 1
+    warnings = list(cfg.warnings) + list(auth.warnings)
     if args.check_config:
-        for w in getattr(auth, "warnings", ()) or ():
+        for w in warnings:
             print(w, file=sys.stderr)
         print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
         return 0
-    setup_logging("ha-heartbeat", debug=args.debug)
+    setup_logging("ha-heartbeat", debug=args.debug or bool(cfg.debugfile))
+    _log_files(cfg, args.debug)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps the stack to stderr
     logging.getLogger().addFilter(_ReportedDBusErrors())
-    for w in getattr(auth, "warnings", ()) or ():
-        log.warning("%s", w, extra={"EVENT": "authkeys-warning"})
+    for w in warnings:
+        log.warning("%s", w, extra={"EVENT": "config-warning"})
     notifier = Notifier()
     try:
         return asyncio.run(_run(args, cfg, auth, local, notifier))

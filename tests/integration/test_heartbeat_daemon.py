@@ -155,9 +155,10 @@ def test_notify_watchdog_reload_and_stop_as_systemd_sees_them():
 
 
 @pytest.mark.root
-def test_generation_is_persisted_atomically_and_incremented(tmp_path):
+def test_generation_is_persisted_atomically_and_incremented_and_logfile_written():
     with Cluster(["a"]) as c:
-        h = HeartbeatCluster(c, dbus=False)
+        logfile = c.workdir / "ha-log"
+        h = HeartbeatCluster(c, dbus=False, extra=[f"logfile {logfile}"])
         h.write_config("a")
         gens = []
         for _ in range(3):
@@ -167,3 +168,5 @@ def test_generation_is_persisted_atomically_and_incremented(tmp_path):
             gens.append(int((h.dir("a") / "state" / "generation").read_text()))
         assert gens == [gens[0], gens[0] + 1, gens[0] + 2]
         assert sorted(x.name for x in (h.dir("a") / "state").iterdir()) == ["generation"]  # no temp files left
+        # ha.cf logfile: the same events in a plain file, one start line per run
+        assert logfile.read_text().count(" started: links eth0") == 3
