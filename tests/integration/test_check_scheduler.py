@@ -162,3 +162,71 @@ async def test_scheduler_honours_each_virtuals_checkinterval(running):
     await asyncio.wait_for(task, 5)
     assert 5 <= counts["tcp:10.9.0.1:80"] <= 8
     assert 2 <= counts["tcp:10.9.0.2:80"] <= 3
+
+
+async def test_scenario_real_fails_goes_quiescent_fallback_then_recovers():
+    """Experiment 2's ldirectord.cf on loopback: weights 1 and 3; one real stops answering OK ->
+    weight 0 (quiescent=yes); both -> the fallback is in; the first comes back -> restored."""
+    state_ok = {"a": True, "b": True}
+
+    def handler(name):
+        async def handle(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            body = b"OK\n" if state_ok[name] else b"Server is repairing\n"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+            writer.close()
+        return handle
+
+    sa, pa = await servers.serve(handler("a"), host="127.0.0.2")
+    sb, pb = await servers.serve(handler("b"), host="127.0.0.3")
+    c = parse_config(f"""\
+checktimeout=1
+checkinterval=1
+autoreload=yes
+quiescent=yes
+virtual=192.168.18.100:80
+        real=127.0.0.2:{pa} gate
+        real=127.0.0.3:{pb} gate 3
+        fallback=127.0.0.1:80 gate
+        service=http
+        request=".test.html"
+        receive="OK"
+        virtualhost=www.tuchao.com
+        scheduler=wrr
+        protocol=tcp
+        checktype=negotiate
+""", "ldirectord.cf")
+    plan = make_plan(c)
+    st = {"s": initial_state(c, plan=plan)}
+
+    def on_results(results, maintenance, now):
+        st["s"], _ = apply_results(plan, st["s"], results, now)
+
+    def weights():
+        (svc,) = wanted_table(c, st["s"], plan=plan).values()
+        return {k: d.weight for k, d in svc.dests.items()}
+
+    async def until(want, seconds=6.0):
+        for _ in range(int(seconds / 0.1)):
+            if weights() == want:
+                return True
+            await asyncio.sleep(0.1)
+        return weights()
+
+    A, B, FB = f"127.0.0.2:{pa}", f"127.0.0.3:{pb}", "127.0.0.1:80"
+    sched = CheckScheduler(plan, on_results, flush_interval=0.05)
+    task = asyncio.ensure_future(sched.run())
+    try:
+        assert await until({A: 1, B: 3}) is True
+        state_ok["b"] = False
+        assert await until({A: 1, B: 0}) is True
+        state_ok["a"] = False
+        assert await until({A: 0, B: 0, FB: 1}) is True
+        state_ok["a"] = True
+        assert await until({A: 1, B: 0}) is True
+    finally:
+        sched.stop()
+        await asyncio.wait_for(task, 5)
+        sa.close()
+        sb.close()
