@@ -170,3 +170,21 @@ def test_generation_is_persisted_atomically_and_incremented_and_logfile_written(
         assert sorted(x.name for x in (h.dir("a") / "state").iterdir()) == ["generation"]  # no temp files left
         # ha.cf logfile: the same events in a plain file, one start line per run
         assert logfile.read_text().count(" started: links eth0") == 3
+
+
+@pytest.mark.root
+def test_reload_adding_a_link_opens_its_socket_and_reports_it():
+    with Cluster(["a", "b"], links=2) as c:
+        h = HeartbeatCluster(c, keepalive="100ms", deadtime="500ms", initdead="1", links=1)
+        h.start_all()
+        h.wait_states("a", {"b": "up"})
+        assert h.links_of("a", "b") == {"eth0": "up"}
+        for n in ("a", "b"):
+            h.write_config(n, nlinks=2)
+            h.procs[n].signal(signal.SIGHUP)
+        wait_until(lambda: h.links_of("a", "b") == {"eth0": "up", "eth1": "up"}, 10,
+                   message="the new link eth1 heard")
+        assert h.props("a")["Nodes"]["a"] == ["up", {"eth0": "up", "eth1": "up"}]
+        c.cut("b", link=0)
+        wait_until(lambda: h.links_of("a", "b") == {"eth0": "dead", "eth1": "up"}, 10)
+        assert h.states("a")["b"] == "up"
