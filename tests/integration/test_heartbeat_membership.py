@@ -130,8 +130,23 @@ def test_restarted_node_shows_a_new_generation():
         hb.wait_states("node1", ALL_UP)
         gen = hb.props("node3")["Generation"]
         epoch = hb.props("node1")["Epoch"]
-        hb.restart("node3")
-        hb.wait_started("node3")
+
+        async def restart_and_watch():
+            cl = await BusClient(hb.c.dbus("node1")).connect()
+            events = []
+            cl.on_signal(lambda member, args: events.append((member, args)))
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, hb.restart, "node3")
+            await loop.run_in_executor(None, hb.wait_started, "node3")
+            for _ in range(100):
+                if ("NodeRestarted", ["node3", gen + 1]) in events:
+                    break
+                await asyncio.sleep(0.05)
+            cl.close()
+            return events
+
+        events = asyncio.run(restart_and_watch())
+        assert ("NodeRestarted", ["node3", gen + 1]) in events
         assert hb.props("node3")["Generation"] == gen + 1
         wait_until(lambda: "restarted (generation" in hb.procs["node1"].output(), 10,
                    message="node1 to log node3's restart")
