@@ -19,6 +19,17 @@ from hadaemon.io.checks import run_check  # noqa: E402
 from servers import LO, free_port, spec  # noqa: E402
 
 
+@pytest.fixture
+def open_tmp():
+    """A scratch directory outside pytest's private tmp (servers run as other users read it);
+    removed afterwards even when the test fails early."""
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="hadaemon-srv-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def _system_python_has(module: str) -> bool:
     return os.access("/usr/bin/python3", os.X_OK) and subprocess.run(
         ["/usr/bin/python3", "-c", f"import {module}"], capture_output=True).returncode == 0
@@ -109,10 +120,9 @@ async def test_dns_against_dnsmasq():
 @pytest.mark.root
 @pytest.mark.skipif(not (os.access("/usr/sbin/mariadbd", os.X_OK) and shutil.which("mariadb-install-db")),
                     reason="needs mariadb-server-core and mariadb-client-core")
-async def test_mysql_against_a_real_mariadb():
+async def test_mysql_against_a_real_mariadb(open_tmp):
     """mariadb-install-db + mariadbd on a loopback port; mysql_native_password login and queries."""
-    import tempfile
-    tmp = Path(tempfile.mkdtemp(prefix="hadaemon-my-"))
+    tmp = open_tmp
     data = tmp / "data"
     init = tmp / "init.sql"
     init.write_text("CREATE USER 'readuser'@'%' IDENTIFIED BY 'genericpassword';\n"
@@ -152,7 +162,6 @@ async def test_mysql_against_a_real_mariadb():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _postgres_bin():
@@ -165,13 +174,11 @@ def _postgres_bin():
 @pytest.mark.slow
 @pytest.mark.root
 @pytest.mark.skipif(_postgres_bin() is None or os.geteuid() != 0, reason="needs PostgreSQL binaries and root")
-async def test_pgsql_against_a_real_postgres():
+async def test_pgsql_against_a_real_postgres(open_tmp):
     """initdb + postgres on a loopback port (as the postgres user), scram-sha-256 login and queries."""
-    import tempfile
     bindir = _postgres_bin()
-    tmp_path = Path(tempfile.mkdtemp(prefix="hadaemon-pg-"))
+    tmp_path = open_tmp
     data = tmp_path / "pg"
-    os.chmod(tmp_path, 0o755)
     pwfile = tmp_path / "pw"
     pwfile.write_text("secret\n")
     shutil.chown(tmp_path, "postgres")
@@ -179,10 +186,7 @@ async def test_pgsql_against_a_real_postgres():
     subprocess.run(["runuser", "-u", "postgres", "--", f"{bindir}/initdb", "-D", str(data), "-U", "checker",
                     "--pwfile", str(pwfile), "--auth=scram-sha-256", "-E", "UTF8"],
                    check=True, capture_output=True, timeout=120)
-    import socket
-    with socket.socket() as s:
-        s.bind((LO, 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(["runuser", "-u", "postgres", "--", f"{bindir}/postgres", "-D", str(data),
                              "-p", str(port), "-k", str(tmp_path), "-c", f"listen_addresses={LO}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,4 +209,3 @@ async def test_pgsql_against_a_real_postgres():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        shutil.rmtree(tmp_path, ignore_errors=True)
