@@ -32,6 +32,9 @@ def run(args) -> int:
     if args.show_actions:
         out.extend(line.strip()[2:] for line in t.executed_lines())
     else:
+        counts = t.counts_line()
+        if counts:
+            out.extend([counts, ""])
         out.append("Current cluster status:")
         out.append(t.status_text(revised=False))
         out.append("")

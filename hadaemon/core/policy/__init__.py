@@ -1,7 +1,7 @@
 """The policy engine: schedule(cib, now) -> Transition, a pure Pacemaker-compatible scheduler."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
@@ -49,7 +49,12 @@ class Transition:
 
     def status_text(self, revised: bool = False) -> str:
         placement = self.revised if revised else {k: list(v) for k, v in self.current.items()}
-        return "\n".join(S.status_lines(self._ws, placement, self.fenced, revised))
+        touched = {a.rsc for a in self._order if a.rsc is not None and a.task in ("stop", "start")}
+        return "\n".join(S.status_lines(self._ws, placement, self.fenced, revised, touched))
+
+    def counts_line(self) -> Optional[str]:
+        """"N of M resource instances DISABLED and K BLOCKED ..." when some are (else None)."""
+        return S.counts_line(self._ws)
 
     def executed_lines(self) -> List[str]:
         return S.executed_lines(self._ws, self._order)

@@ -220,7 +220,7 @@ def create_primitive_actions(p: Planner, r) -> None:
         if r.multiple_active in ("stop_start", "stop_unexpected"):
             need_stop = True
     if r.start_pending:
-        _start_rsc(p, r, chosen, True)
+        _start_rsc(p, r, chosen, True).printed = True  # a pending start is sent again
     moving = current is not None and chosen is not None and current is not chosen
     if moving:
         need_stop = True
@@ -265,8 +265,27 @@ def create_primitive_actions(p: Planner, r) -> None:
              and current is not None and not current.unclean and r.next_role >= STARTED
              and not multiply)
     if allow:
-        r.migrating = (current, chosen)
+        start = p.action(r, "start", chosen)
+        if start.runnable:
+            r.migrating = (current, chosen)
+            _migration_actions(p, r, current, chosen, start)
     del ws
+
+
+def _migration_actions(p: Planner, r, source: WNode, target: WNode, start: Action) -> None:
+    """Live migration: migrate_to on the source, migrate_from on the target, then the stop on
+    the source; the start on the target becomes a pseudo-action."""
+    to = p.action(r, "migrate_to", source, optional=False)
+    frm = p.action(r, "migrate_from", target, optional=False)
+    to.migrate_source = frm.migrate_source = source.uname
+    to.migrate_target = frm.migrate_target = target.uname
+    start.pseudo = True
+    start.runnable = True
+    p.order(to, frm, IMPLIES_THEN | RUNNABLE_LEFT)
+    for stop in p.rsc_actions(r.id, "stop"):
+        if stop.node == source.uname:
+            p.order(frm, stop, IMPLIES_THEN | RUNNABLE_LEFT)
+    p.order(frm, start, IMPLIES_THEN | RUNNABLE_LEFT)
 
 
 def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
@@ -306,6 +325,8 @@ def create_probes(p: Planner) -> None:
                 flags |= RUNNABLE_LEFT
             for start in p.rsc_actions(r.id, "start"):
                 p.order(probe, start, flags)
+            for mig in p.rsc_actions(r.id, "migrate_to"):
+                p.order(probe, mig, flags)
 
 
 def internal_constraints(p: Planner, r) -> None:

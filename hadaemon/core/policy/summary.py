@@ -1,7 +1,7 @@
 """Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from hadaemon.core.graph import Action
 from hadaemon.core.policy.actions import Planner
@@ -120,6 +120,7 @@ def summary_lines(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[str]
 def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
     """Order actions like Pacemaker's graph: by resource, stops, probes, starts, then node events."""
     rank = {}
+    after = {}  # a group's running/stopped pseudo-actions come after its members' actions
     i = 0
     for top in ws.resources:
         rank[top.id] = i
@@ -128,8 +129,11 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
             for m in top.members:
                 rank[m.id] = i
                 i += 1
+            after[top.id] = i
+            i += 1
     node_pos = {n.uname: k for k, n in enumerate(ws.nodes)}
-    task_rank = {"stop": 0, "cancel": 1, "delete": 1, "monitor": 2, "start": 3}
+    task_rank = {"stop": 0, "cancel": 1, "delete": 1, "monitor": 2, "migrate_to": 3, "migrate_from": 3,
+                 "start": 3}
     keys = {}
     for a in p.actions:
         if a.rsc is None:
@@ -140,6 +144,9 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
             t = 5
         if a.pseudo and a.task in ("start", "stop"):
             t = -1
+        if a.rsc in after and a.task in ("running", "stopped"):
+            keys[a.id] = (after[a.rsc], 0, 0, a.id)
+            continue
         keys[a.id] = (rank.get(a.rsc, i), t, -node_pos.get(a.node, 0), a.id)
     return keys
 
@@ -147,7 +154,7 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
 def executed(p: Planner) -> List[Action]:
     """Actions that run, in the order crm_simulate's simulated execution fires them:
     passes over the graph; pseudo-actions confirm at once, others at the end of the pass."""
-    keep = [a for a in p.actions if a.runnable and (not a.optional or (a.pseudo and a.printed))]
+    keep = [a for a in p.actions if a.runnable and (not a.optional or a.printed)]
     ids = {a.id for a in keep}
     deps: Dict[int, List[int]] = {a.id: [] for a in keep}
     for first, then, _flags in p.edges:
@@ -196,7 +203,7 @@ def executed_lines(ws: WorkingSet, order: List[Action]) -> List[str]:
 
 
 def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(),
-                 revised: bool = False) -> List[str]:
+                 revised: bool = False, touched=()) -> List[str]:
     out = ["  * Node List:"]
     online, offline = [], []
     for n in ws.nodes:
@@ -225,28 +232,30 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
         if top.is_group:
             out.append(f"    * Resource Group: {top.id}:")
             for m in top.members:
-                out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised))
+                out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised, touched))
         else:
             if top.orphan and not placement.get(top.id):
                 continue
-            out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised))
+            out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised, touched))
     return out
 
 
-def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool) -> str:
+def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=()) -> str:
     head = f"* {r.id}\t({r.agent}):\t "
     flags = []
     if r.orphan:
         head += "ORPHANED "
-    if not r.managed and not r.blocked:
-        flags.append("unmanaged")
+    if r.target_role == STOPPED:
+        flags.append("disabled")
     if r.blocked:
         flags.append("blocked")
-    if r.target_role == STOPPED and not nodes:
-        flags.append("disabled")
+    elif not r.managed:
+        flags.append("unmanaged")
     state = "Started"
-    if r.failed and not revised:
+    if r.failed and (not revised or r.id not in touched):
         state = "FAILED"
+    elif r.start_pending and not revised:
+        state = "Starting"
     if not nodes:
         text = "Stopped"
     elif len(nodes) == 1:
@@ -260,3 +269,14 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool) -> str:
     if flags:
         text += " (" + ", ".join(flags) + ")"
     return head + text
+
+
+def counts_line(ws: WorkingSet) -> Optional[str]:
+    """crm_mon's "N of M resource instances DISABLED and K BLOCKED" line, when it applies."""
+    prims = [r for r in ws.prims.values() if not r.orphan]
+    disabled = sum(1 for r in prims if r.target_role == STOPPED)
+    blocked = sum(1 for r in prims if r.blocked)
+    if not disabled and not blocked:
+        return None
+    return (f"{disabled} of {len(prims)} resource instances DISABLED and {blocked} BLOCKED "
+            "from further action due to failure")
