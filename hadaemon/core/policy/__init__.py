@@ -52,7 +52,7 @@ class Transition:
         touched = {a.rsc for a in self._order if a.rsc is not None and a.task in ("stop", "start")}
         return "\n".join(S.status_lines(self._ws, placement, self.fenced, revised, touched))
 
-    def counts_line(self) -> Optional[str]:
+    def counts_line(self) -> str | None:
         """"N of M resource instances DISABLED and K BLOCKED ..." when some are (else None)."""
         return S.counts_line(self._ws)
 

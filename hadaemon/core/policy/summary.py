@@ -1,7 +1,7 @@
 """Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from hadaemon.core.graph import Action
 from hadaemon.core.policy.actions import Planner
@@ -271,7 +271,7 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=()) ->
     return head + text
 
 
-def counts_line(ws: WorkingSet) -> Optional[str]:
+def counts_line(ws: WorkingSet) -> str | None:
     """crm_mon's "N of M resource instances DISABLED and K BLOCKED" line, when it applies."""
     prims = [r for r in ws.prims.values() if not r.orphan]
     disabled = sum(1 for r in prims if r.target_role == STOPPED)
