@@ -1,7 +1,7 @@
 """The policy engine: schedule(cib, now) -> Transition, a pure Pacemaker-compatible scheduler."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
