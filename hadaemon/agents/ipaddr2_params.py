@@ -269,10 +269,13 @@ def choose_route(ip: str, prefix: int | None, nic: str, routes: Sequence[Route])
 
 
 def broadcast_for(ip: str, prefix: int, spec: str) -> str | None:
-    """The IPv4 broadcast to set: '+' all host bits set, '-' host bits clear, an address as is."""
+    """The IPv4 broadcast to set: '+' all host bits set, '-' host bits clear (none for /31, /32, as
+    `ip addr add ... brd +` does), an address as is."""
     if not spec:
         return None
     if spec in ("+", "-"):
+        if prefix > 30:  # as ip(8): no broadcast for /31 and /32
+            return None
         try:
             net = ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)
         except ValueError:  # only reachable for stop/monitor, where the syntax is not checked

@@ -417,3 +417,79 @@ def test_ipv6_unsolicited_na_and_dad(c, cleanup):
     assert rc == 1 and "collision" in err
     assert not has_addr(c, "node2", ip, 64)
     c.run("node1", ["ip", "-6", "addr", "del", f"{ip}/64", "dev", "eth0"], check=True)
+
+
+# -- differential runs against ClusterLabs IPaddr2 ------------------------------------------------
+
+@pytest.mark.skipif(not CLUSTERLABS.exists(), reason="Debian's resource-agents (ClusterLabs IPaddr2) missing")
+def test_differential_against_clusterlabs(c, cleanup):
+    """Random parameter combinations (seeded; HADAEMON_DIFF_SEED to explore): both agents must give
+    the same codes, and after start the same address (label, broadcast, scope, prefix)."""
+    import itertools
+    import random
+    import re
+
+    seed = int(os.environ.get("HADAEMON_DIFF_SEED", "4"))
+    rnd = random.Random(seed)
+    b = c.base
+    c.run("node1", ["ip", "-6", "addr", "replace", f"fd00:{b:x}::1/64", "dev", "eth0", "nodad"], check=True)
+    ips = [f"10.{b}.0.150", f"10.{b}.0.300", f"10.{b}.0.1.5", f"fd00:{b:x}::150", "fe80::150", "10.99.0.1", "",
+           "127.0.0.5", "abc"]
+    cidrs = ["", "24", "32", "16", "33", "0", "255.255.255.0", "abc", "64", "128"]
+    nics = ["", "eth0", "nosuch0", "eth0:lbl", "lo", "eth0:averyverylonglabel"]
+    brds = ["", "+", "-", f"10.{b}.0.127", "bad"]
+    extras = [{}, {"arp_count": "0"}, {"arp_count": "x"}, {"arp_interval": "0"}, {"preferred_lft": ""},
+              {"iflabel": "vip"}, {"arp_sender": "nope"}, {"lvs_support": "true"}]
+    actions = ["validate-all", "monitor", "monitor-recurring", "status", "stop", "frobnicate"]
+    static = list(itertools.product(ips, cidrs, nics, brds, range(len(extras)), actions))
+    rnd.shuffle(static)
+
+    def call(agent, action, params):
+        meta = None
+        if action == "monitor-recurring":
+            action, meta = "monitor", {"interval": "10000"}
+        return agent(c, "node1", action, meta, **params)[0]
+
+    def vip_addrs():
+        out = c.run("node1", ["ip", "-o", "addr"], check=True).stdout
+        return sorted(re.sub(r"\s+", " ", line.split(" ", 1)[1]).replace("\\", "").replace(" tentative", "")
+                      for line in out.splitlines() if re.search(r"(\.150|::150|127\.0\.0\.5|10\.99\.0\.1)/", line))
+
+    def wipe():
+        for ip, dev in ((f"10.{b}.0.150", "eth0"), (f"fd00:{b:x}::150", "eth0"), ("127.0.0.5", "lo"),
+                        ("127.0.0.5", "eth0"), (f"10.{b}.0.150", "lo"), (f"fd00:{b:x}::150", "lo")):
+            c.run("node1", ["ip", "addr", "flush", "dev", dev, "to", ip])
+
+    diffs = []
+    for ip, cidr, nic, brd, extra, action in static[:30]:
+        params = {k: v for k, v in (("ip", ip), ("cidr_netmask", cidr), ("nic", nic), ("broadcast", brd)) if v}
+        params.update(extras[extra], arp_count=extras[extra].get("arp_count", "1"))
+        got = (call(theirs, action, params), call(ours, action, params))
+        if got[0] != got[1]:
+            diffs.append((action, params, got))
+    # mostly startable combinations, so the address each agent puts up can be compared
+    start_extras = [{}, {"iflabel": "vip"}, {"lvs_support": "true"}, {"preferred_lft": "0"}, {"nodad": "true"}]
+    starts = list(itertools.product([f"10.{b}.0.150", f"fd00:{b:x}::150", "127.0.0.5"],
+                                    ["", "24", "32", "16", "255.255.255.0", "64"], ["", "eth0", "eth0:lbl", "lo"],
+                                    ["", "+", "-", f"10.{b}.0.127"], range(len(start_extras))))
+    rnd.shuffle(starts)
+    started = 0
+    for ip, cidr, nic, brd, extra in starts[:10]:
+        params = {k: v for k, v in (("ip", ip), ("cidr_netmask", cidr), ("nic", nic), ("broadcast", brd)) if v}
+        params.update(start_extras[extra], arp_count="1")
+        seen = []
+        for agent in (theirs, ours):
+            rc_start = call(agent, "start", params)
+            after_start = vip_addrs()
+            rc_monitor = call(agent, "monitor", params)
+            rc_stop = call(agent, "stop", params)
+            seen.append((rc_start, after_start, rc_monitor, rc_stop, vip_addrs()))
+            wipe()
+        started += seen[0][0] == 0
+        if seen[0] != seen[1]:
+            diffs.append(("start/monitor/stop", params, seen))
+    print(f"differential seed {seed}: 30 single actions + 10 start/monitor/stop sequences ({started} started), "
+          f"{len(diffs)} differences")
+    for d in diffs:
+        print("  ", d)
+    assert diffs == []

@@ -119,6 +119,8 @@ def test_broadcast_symbols():
     assert ipaddr2.broadcast_for("192.168.18.222", 24, "+") == "192.168.18.255"
     assert ipaddr2.broadcast_for("192.168.18.222", 24, "-") == "192.168.18.0"
     assert ipaddr2.broadcast_for("192.168.18.222", 24, "") is None
+    assert ipaddr2.broadcast_for("192.168.18.222", 31, "+") is None  # ip(8) sets none for /31 and /32
+    assert ipaddr2.broadcast_for("192.168.18.222", 30, "+") == "192.168.18.223"
     assert ipaddr2.broadcast_for("192.168.18.222", 24, "192.168.18.127") == "192.168.18.127"
 
 
