@@ -85,7 +85,6 @@ async def _run(args, notifier: Notifier) -> int:
         backend = await asyncio.to_thread(make_backend, args.backend)
     except BackendError as e:
         log.error("%s", e)
-        print(f"ha-ldirectord: {e}", file=sys.stderr)
         return 1
     director = Director(args.config, backend, resync_interval=args.resync_interval)
     try:
