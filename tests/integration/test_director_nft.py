@@ -1,5 +1,6 @@
 """ha-ldirectord with the nftables backend in namespaces: 1:3 balancing through the VIP, the negotiate
 check, quiescent (weight 0) versus removal, the fallback, recovery, and a SIGHUP reload without flapping."""
+import json
 import re
 import signal
 import time
@@ -7,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from hadaemon.io.lvs.nft import parse_listing
 from hadaemon.testing.netns import Cluster
 from tests.integration.director_env import PYTHON, DirectorEnv
 
@@ -141,3 +143,49 @@ def test_table_changed_behind_the_directors_back_is_repaired(env):
     env.wait_weights({rs1: 1, rs2: 3}, timeout=30)
     assert "changed outside the director" in d.output()
     assert Counter(env.requests(4)) == Counter({"rs1": 1, "rs2": 3})
+
+
+def test_ipv6_virtual_service_balances_through_ip6_hadaemon():
+    """virtual6/real6 with the nft backend: the `ip6 hadaemon` table, DNAT + masquerade over IPv6, 1:3."""
+    with Cluster(["dir1"], client=True, ipv6=True) as c:
+        prefix = f"fd00:68:{c.base:x}::"
+        hosts = {"dir1": 1, "client": 250}
+        for name in ("rs1", "rs2"):
+            c.add_host(name)
+        hosts.update({"rs1": 11, "rs2": 12})
+        for name, host in hosts.items():
+            c.run(name, ["ip", "-6", "addr", "add", f"{prefix}{host:x}/64", "dev", "eth0", "nodad"], check=True)
+        vip = f"{prefix}c8"
+        c.run("dir1", ["ip", "-6", "addr", "add", f"{vip}/64", "dev", "eth0", "nodad"], check=True)
+        c.run("dir1", ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"], check=True)
+        for name in ("rs1", "rs2"):
+            root = c.workdir / f"www-{name}"
+            root.mkdir()
+            (root / "index.html").write_text(f"{name}\n")
+            (root / ".test.html").write_text("OK\n")
+            c.spawn(name, [PYTHON, "-m", "http.server", "--bind", "::", "--directory", str(root), "80"], name="http")
+        cfg = c.workdir / "ldirectord.cf"
+        cfg.write_text(f"checktimeout=2\ncheckinterval=1\nquiescent=yes\nvirtual6=[{vip}]:80\n"
+                       f"\treal6=[{prefix}b]:80 gate\n\treal6=[{prefix}c]:80 gate 3\n\tservice=http\n"
+                       f"\trequest=\".test.html\"\n\treceive=\"OK\"\n\tscheduler=wrr\n\tprotocol=tcp\n")
+        d = c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus", str(cfg)],
+                    name="ldirectord")
+        key = f"tcp:[{vip}]:80"
+        deadline = time.monotonic() + 60
+        weights = {}
+        while time.monotonic() < deadline:
+            cp = c.run("dir1", ["nft", "-j", "list", "table", "ip6", "hadaemon"])
+            if cp.returncode == 0:
+                entry = parse_listing(json.loads(cp.stdout)).get(key)
+                weights = {k: x.weight for k, x in entry.dests.items()} if entry else {}
+                if weights == {f"[{prefix}b]:80": 1, f"[{prefix}c]:80": 3}:
+                    break
+            time.sleep(0.3)
+        assert weights == {f"[{prefix}b]:80": 1, f"[{prefix}c]:80": 3}, d.output()[-2000:]
+        script = c.workdir / "client.py"
+        script.write_text("import sys, urllib.request\nfor i in range(8):\n"
+                          "    print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())\n")
+        cp = c.run("client", [PYTHON, str(script), f"http://[{vip}]/"], timeout=120)
+        assert Counter(cp.stdout.split()) == Counter({"rs1": 2, "rs2": 6}), cp.stderr
+        d.terminate(timeout=10)
+        assert c.run("dir1", ["nft", "list", "table", "ip6", "hadaemon"]).returncode != 0    # cleanstop
