@@ -166,6 +166,10 @@ class CheckScheduler:
                     if gen == self._gen:
                         self._pending.append(Result(pair, kind, cr.ok, cr.detail, cr.duration))
                         self.checks_done += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one broken check must not stop its real's schedule
+            log.exception("check of %s failed unexpectedly", pair[1])
         finally:
             if gen == self._gen and not self._stopped.is_set():
                 # keep the cadence: next one `interval` after this one was due, or now if late
