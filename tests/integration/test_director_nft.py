@@ -189,3 +189,17 @@ def test_ipv6_virtual_service_balances_through_ip6_hadaemon():
         assert Counter(cp.stdout.split()) == Counter({"rs1": 2, "rs2": 6}), cp.stderr
         d.terminate(timeout=10)
         assert c.run("dir1", ["nft", "list", "table", "ip6", "hadaemon"]).returncode != 0    # cleanstop
+
+
+def test_persistence_keeps_a_client_on_one_real(env):
+    """persistent=: the nft backend's per-real source sets send a client back to the same real."""
+    env.config(quiescent="yes", extra="")
+    text = env.config_path.read_text().replace("\tscheduler=wrr\n", "\tscheduler=wrr\n\tpersistent=300\n")
+    env.config_path.write_text(text)
+    env.add_vip("dir1")
+    start_director(env)
+    env.wait_weights({env.key("rs1"): 1, env.key("rs2"): 3})
+    replies = env.requests(8)
+    assert len(set(replies)) == 1 and replies[0] in ("rs1", "rs2"), replies   # one real for this client
+    sets = env.c.run("dir1", ["nft", "list", "table", "ip", "hadaemon"]).stdout
+    assert "timeout 5m" in sets and env.c.addr("client") in sets                # the client is remembered
