@@ -4,6 +4,7 @@ its membership working afterwards."""
 import asyncio
 import logging
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +47,8 @@ def make_node():
     node.start()  # no sockets: transport is None, sends are no-ops
     return node, clock, loop
 
+
+pytestmark = [pytest.mark.slow]
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
