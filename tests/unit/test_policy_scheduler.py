@@ -17,7 +17,8 @@ def op(rsc: str, task: str, rc: int = 0, call: int = 1, interval: int = 0, targe
     """One lrm_rsc_op entry (target defaults to what the cluster would have expected)."""
     if target is None:
         target = 7 if (task == "monitor" and interval == 0 and rc == 7) else rc if rc in (0, 7) else 0
-    return (f'<lrm_rsc_op id="{rsc}_{task}_{interval}_{call}" operation="{task}" interval="{interval}" '
+    return (f'<lrm_rsc_op id="{rsc}_{task}_{interval}_{call}" operation_key="{rsc}_{task}_{interval}" '
+            f'operation="{task}" interval="{interval}" '
             f'call-id="{call}" rc-code="{rc}" op-status="{status}" '
             f'transition-key="{call}:1:{target}:00000000-0000-0000-0000-000000000000" op-digest="{digest}"/>')
 
