@@ -190,11 +190,10 @@ def merge_weights(ws: WorkingSet, rsc, rhs: str, nodes: Dict[str, int], attr, fa
     work = dict(nodes)
     _add_matching(ws, work, rsc, attr, factor)
     if can_run_any(ws, work):
-        mult = -1 if factor < 0 else 1
         for c in rsc.cons_lhs:
             if not (c.influence or not _running(c.primary)):
                 continue
-            work = merge_weights(ws, c.dep, rhs, work, c.attr, mult * c.score / float(INFINITY))
+            work = merge_weights(ws, c.dep, rhs, work, c.attr, factor * c.score / float(INFINITY))
     else:
         rsc.merging = False
         return nodes
