@@ -201,9 +201,10 @@ class Director:
     # -- checks ------------------------------------------------------------------------------------
     def _start_checks(self) -> None:
         """Start (or re-plan after a reload) the concurrent check scheduler and the helper loops."""
-        from hadaemon.io.checks.scheduler import CheckScheduler
+        from hadaemon.io.checks.scheduler import CheckScheduler, raise_nofile_limit
 
         if self.scheduler is None:
+            raise_nofile_limit()   # thousands of concurrent checks need thousands of sockets
             self.scheduler = CheckScheduler(self.plan, self._on_results, kind_for=self._kind_for)
             self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
             self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
