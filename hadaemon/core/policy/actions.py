@@ -436,6 +436,10 @@ def schedule_fencing(p: Planner) -> List[Action]:
     fenced: List[Action] = []
     any_managed = any(r.managed for r in ws.prims.values())
     for node in ws.nodes:
+        if node.unclean and not node.fence_seq:
+            ws.fence_seq += 1  # unseen nodes come after those found in the status section
+            node.fence_seq = ws.fence_seq
+    for node in ws.nodes:
         if node.unclean and any_managed and ws.can_fence(node):
             a = Action(len(p.actions), f"stonith-{node.uname}-{ws.fence_action}", "stonith", None,
                        node.uname, kind="crm_event", optional=False)

@@ -84,7 +84,9 @@ def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
 
 
 def summary_lines(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[str]:
-    lines = [f"  * Fence ({a.fence_type}) {a.node} '{a.reason}'" for a in fenced]
+    # Pacemaker lists node actions newest first
+    newest_first = sorted(fenced, key=lambda a: -ws.node_by_uname[a.node].fence_seq)
+    lines = [f"  * Fence ({a.fence_type}) {a.node} '{a.reason}'" for a in newest_first]
     items = rsc_changes(ws, p)
     rendered = []
     rsc_width, detail_width = 5, 5
@@ -232,15 +234,15 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
         if top.is_group:
             out.append(f"    * Resource Group: {top.id}:")
             for m in top.members:
-                out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised, touched))
+                out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised, touched, fenced_nodes))
         else:
             if top.orphan and not placement.get(top.id):
                 continue
-            out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised, touched))
+            out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised, touched, fenced_nodes))
     return out
 
 
-def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=()) -> str:
+def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=(), fenced_nodes=()) -> str:
     head = f"* {r.id}\t({r.agent}):\t "
     flags = []
     if r.orphan:
@@ -261,11 +263,14 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=()) ->
     elif len(nodes) == 1:
         node = ws.node_by_uname.get(nodes[0])
         text = f"{state} {nodes[0]}"
-        if node is not None and node.unclean and not revised:
+        if node is not None and node.unclean and not node.online and \
+                not (revised and node.uname in fenced_nodes):
             text += " (UNCLEAN)"
     else:
         ordered = sorted(nodes, key=natural_key)
         text = f"{state} [ {' '.join(ordered)} ]"
+    if r.failure_ignored:
+        flags.append("failure ignored")
     if flags:
         text += " (" + ", ".join(flags) + ")"
     return head + text

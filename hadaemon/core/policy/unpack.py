@@ -46,6 +46,7 @@ class WorkingSet:
         self.fence_action = opt("fencing-action") or "reboot"
         self.default_stickiness = parse_score(opt("default-resource-stickiness"), 0) or 0
         self.have_stonith_resource = False
+        self.fence_seq = 0  # order in which nodes were found to need fencing
 
     def can_fence(self, node: WNode | None) -> bool:
         if not self.stonith_enabled or not self.have_stonith_resource:
@@ -60,6 +61,8 @@ class WorkingSet:
             node.unclean = True
         if node.fence_reason is None:
             node.fence_reason = reason
+            self.fence_seq += 1
+            node.fence_seq = self.fence_seq
 
     def location(self, rsc, node: WNode | None, score: int) -> None:
         """Add a score for rsc on one node (or on every node when node is None)."""
@@ -156,10 +159,14 @@ def _online_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
         return
     if in_cluster is None:
         ws.fence_node(node, "peer has not been seen by the cluster")
-    elif join == "banned":
+        return
+    # Pacemaker 3.0: a cluster member counts as online even when unclean or pending
+    node.online = _member(in_cluster)
+    if join == "banned":
         ws.fence_node(node, "peer failed Pacemaker membership criteria")
     elif terminated:
         if not _member(in_cluster) and not _peer(st.crmd) and join == "down":
+            node.online = False
             return
         ws.fence_node(node, "fencing was requested")
     elif expected is None or expected.lower() == "down":
@@ -171,7 +178,7 @@ def _online_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
     elif not _peer(st.crmd):
         ws.fence_node(node, "peer process is no longer available")
     elif join == "member":
-        node.online = True
+        pass
     elif join in ("pending", "down"):
         node.standby = True
         node.pending = True
@@ -405,6 +412,7 @@ def _unpack_op(ws: WorkingSet, r: WRsc, node: WNode, op, state) -> None:
     on_fail, fail_role = _on_fail_for(ws, r, task, op.interval_ms)
     if on_fail == FAIL_IGNORE:
         _update_state(r, task, expected, op, state)
+        r.failure_ignored = True
         return
     # a failure
     state["last_failure"] = op

@@ -38,7 +38,7 @@ class WNode:
 
     __slots__ = ("id", "uname", "attrs", "online", "unclean", "standby", "pending", "shutdown",
                  "maintenance", "unseen", "expected_up", "is_dc", "fence_reason", "num_resources",
-                 "fence_action", "has_state", "standby_onfail", "frozen")
+                 "fence_action", "has_state", "standby_onfail", "frozen", "fence_seq")
 
     def __init__(self, nid: str, uname: str):
         self.id = nid
@@ -59,6 +59,7 @@ class WNode:
         self.num_resources = 0
         self.has_state = False
         self.frozen = None
+        self.fence_seq = 0
 
     def can_run(self) -> bool:
         if self.frozen is not None:
@@ -126,6 +127,7 @@ class WRsc:
         self.start_pending = False
         self.reload = False
         self.restart_reason: str | None = None
+        self.failure_ignored = False
         self.cons: List[Coloc] = []
         self.cons_lhs: List[Coloc] = []
         self.active_ops: Dict[str, set] = {}  # node uname -> {(task, interval_ms)}
