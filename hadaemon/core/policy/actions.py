@@ -318,6 +318,8 @@ def create_probes(p: Planner) -> None:
             if r.orphan or node.uname in r.known_on:
                 continue
             probe = p.action(r, "monitor", node, 0, optional=False)
+            p.frozen.discard(probe.id)  # unmanaged resources are still probed
+            probe.optional = False
             probe.probe = True
             probe.target_rc = 7 if node not in r.running_on else None
             flags = 0
