@@ -268,12 +268,13 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=(), fe
             text += " (UNCLEAN)"
     else:
         ordered = sorted(nodes, key=natural_key)
-        text = f"{state} [ {' '.join(ordered)} ]"
+        text = f"{state}{{flags}} [ {' '.join(ordered)} ]"
     if r.failure_ignored:
         flags.append("failure ignored")
-    if flags:
-        text += " (" + ", ".join(flags) + ")"
-    return head + text
+    flag_text = " (" + ", ".join(flags) + ")" if flags else ""
+    if "{flags}" in text:  # several nodes: crm_mon puts the flags before the node list
+        return head + text.replace("{flags}", flag_text)
+    return head + text + flag_text
 
 
 def counts_line(ws: WorkingSet) -> str | None:
