@@ -7,13 +7,15 @@ import heapq
 import logging
 import os
 import resource
+import select
 import time
 import zlib
 from typing import Callable, Dict, List, Mapping, Tuple
 
-from hadaemon.core.ldirectord.checks import CheckSpec, Pair, Plan, check_spec, maintenance_names
+from hadaemon.core.ldirectord.checks import Pair, Plan, check_spec, maintenance_names
 from hadaemon.core.ldirectord.debounce import Result
 from hadaemon.io.checks import run_check
+from hadaemon.io.checks.probe import Prober, probe_for
 
 log = logging.getLogger("hadaemon.checks")
 
@@ -54,7 +56,9 @@ class CheckScheduler:
         self.burst = 64
         self.shard, self.shards = shard
         self._kind_for = kind_for or self._default_kind
-        self._sem = asyncio.Semaphore(min(max_concurrent or 1 << 30, fd_budget()))
+        self._budget = min(max_concurrent or 1 << 30, fd_budget())
+        self._active = 0
+        self._prober: Prober | None = None
         self._flush_interval = flush_interval
         self._heap: List[Tuple[float, int, str, int]] = []
         self._gen = 0
@@ -66,7 +70,7 @@ class CheckScheduler:
         self._stopped = asyncio.Event()
         self._loop = None
         self._timer = None
-        self._specs: Dict[Tuple[str, str], CheckSpec] = {}
+        self._specs: Dict[Tuple[str, str], tuple] = {}
         self.checks_done = 0
         self.plan = plan
         self._schedule_all(time.monotonic())
@@ -107,6 +111,8 @@ class CheckScheduler:
         """Run until stop(); call from the director's event loop."""
         self._loop = asyncio.get_running_loop()
         self._timer = None
+        if hasattr(select, "epoll"):
+            self._prober = Prober(self._loop, self._probe_done)
         flusher = asyncio.ensure_future(self._flush_loop())
         self._arm()
         try:
@@ -118,6 +124,9 @@ class CheckScheduler:
             for t in list(self._tasks):
                 t.cancel()
             await asyncio.gather(flusher, *self._tasks, return_exceptions=True)
+            if self._prober is not None:
+                self._prober.close()
+                self._prober = None
             self._flush(time.monotonic())
 
     def stop(self) -> None:
@@ -136,47 +145,89 @@ class CheckScheduler:
         self._timer = None
         now = time.monotonic()
         started = 0
-        while self._heap and self._heap[0][0] <= now:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
             if started >= self.burst:
                 # let the loop poll I/O before starting more: a burst of connects must not delay
                 # the answers of checks already in flight (their time counts against their timeout)
                 self._timer = self._loop.call_soon(self._tick)
                 return
-            due, _, ident, gen = heapq.heappop(self._heap)
+            if self._active >= self._budget:
+                # every socket we may open is in use: wait for checks in flight to end
+                self._timer = self._loop.call_later(0.01, self._tick)
+                return
+            due, _, ident, gen = heapq.heappop(heap)
             if gen == self._gen and ident in self.plan.groups:
-                task = self._loop.create_task(self._check(ident, gen, due))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(ident, gen, due)
                 started += 1
         self._arm()
 
-    async def _check(self, ident: str, gen: int, due: float) -> None:
-        plan = self.plan
-        pair = plan.groups[ident][0]
-        t = plan.targets[pair]
+    def _start(self, ident: str, gen: int, due: float) -> None:
+        """Start the check of `ident`: plain HTTP on the prober's callbacks, the rest as a task."""
         try:
-            if not self._maintenance.get(pair):
-                kind = self._kind_for(pair)
-                if kind is not None:
-                    spec = self._specs.get((ident, kind))
-                    if spec is None:
-                        spec = self._specs[(ident, kind)] = check_spec(t.virtual, t.real, kind)
-                    async with self._sem:
-                        cr = await run_check(spec)
-                    if gen == self._gen:
-                        self._pending.append(Result(pair, kind, cr.ok, cr.detail, cr.duration))
-                        self.checks_done += 1
+            plan = self.plan
+            pair = plan.groups[ident][0]
+            kind = None if self._maintenance.get(pair) else self._kind_for(pair)
+            if kind is None:
+                self._reschedule(ident, gen, due)
+                return
+            key = (ident, kind)
+            entry = self._specs.get(key)
+            if entry is None:
+                t = plan.targets[pair]
+                spec = check_spec(t.virtual, t.real, kind)
+                probe = probe_for(spec) if self._prober is not None else None
+                entry = self._specs[key] = (ident, pair, kind, spec, probe, t.virtual.checkinterval)
+            self._active += 1
+            if entry[4] is not None:
+                self._prober.start(entry[4], (entry, gen, due))
+            else:
+                self._spawn(entry, gen, due)
+        except Exception:  # noqa: BLE001 - one broken check must not stop its real's schedule
+            log.exception("check of %s failed unexpectedly", ident)
+            self._reschedule(ident, gen, due)
+
+    def _spawn(self, entry: tuple, gen: int, due: float) -> None:
+        task = self._loop.create_task(self._check(entry, gen, due))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _probe_done(self, token: tuple, ok, detail: str, duration: float) -> None:
+        entry, gen, due = token
+        if ok is None:                 # a redirect: the general path follows it (rare)
+            self._spawn(entry, gen, due)
+            return
+        self._active -= 1
+        if gen == self._gen:
+            self._pending.append(Result(entry[1], entry[2], ok, detail, duration))
+            self.checks_done += 1
+            self._reschedule(entry[0], gen, due, entry[5])
+
+    async def _check(self, entry: tuple, gen: int, due: float) -> None:
+        ident, pair, kind, spec, _probe, interval = entry
+        try:
+            cr = await run_check(spec)
+            if gen == self._gen:
+                self._pending.append(Result(pair, kind, cr.ok, cr.detail, cr.duration))
+                self.checks_done += 1
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one broken check must not stop its real's schedule
             log.exception("check of %s failed unexpectedly", pair[1])
         finally:
-            if gen == self._gen and not self._stopped.is_set():
-                # keep the cadence: next one `interval` after this one was due, or now if late
-                nxt = max(due + t.virtual.checkinterval, time.monotonic())
-                self._push(nxt, ident)
-                if self._heap[0][2] == ident and self._heap[0][0] == nxt:
-                    self._arm()
+            self._active -= 1
+            self._reschedule(ident, gen, due, interval)
+
+    def _reschedule(self, ident: str, gen: int, due: float, interval: float | None = None) -> None:
+        """Keep the cadence: the next check `interval` after this one was due, or now if late."""
+        if gen != self._gen or self._stopped.is_set():
+            return
+        if interval is None:
+            interval = self.plan.targets[self.plan.groups[ident][0]].virtual.checkinterval
+        nxt = max(due + interval, time.monotonic())
+        self._push(nxt, ident)
+        if self._heap[0][2] == ident and self._heap[0][0] == nxt and self._loop is not None:
+            self._arm()
 
     async def _flush_loop(self) -> None:
         last_scan = 0.0
