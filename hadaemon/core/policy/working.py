@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from typing import Dict, List
 
-from hadaemon.core.cib.model import Primitive
+from hadaemon.core.cib.loader import parse_interval_ms
+from hadaemon.core.cib.model import Cib, Primitive
+from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 
 STOPPED, STARTED = 1, 2
 UNKNOWN = 0
@@ -189,3 +191,86 @@ def _int(text: str | None, default: int) -> int:
     from hadaemon.core.cib.scores import parse_score
     value = parse_score(text, None)
     return default if value is None else value
+
+
+class WorkingSet:
+    """Everything one scheduler run knows and decides."""
+
+    def __init__(self, cib: Cib, now: int | None):
+        self.cib = cib
+        self.now = now
+        self.nodes: List[WNode] = []
+        self.node_by_uname: Dict[str, WNode] = {}
+        self.node_by_id: Dict[str, WNode] = {}
+        self.resources: list = []  # top-level WRsc / WGroup, allocation order
+        self.prims: Dict[str, WRsc] = {}
+        self.groups: Dict[str, WGroup] = {}
+        self.scores: list = []
+        self.actions = None  # filled by the actions stage
+        self.fence_ops: List = []
+        opt = cib.option
+        self.stonith_enabled = truth(opt("fencing-enabled"), True)
+        self.symmetric = truth(opt("symmetric-cluster"), True)
+        self.no_quorum_policy = (opt("no-quorum-policy") or "stop").lower()
+        self.have_quorum = cib.have_quorum
+        self.stop_orphans = truth(opt("stop-removed-resources"), True)
+        self.start_failure_fatal = truth(opt("start-failure-is-fatal"), True)
+        self.startup_fencing = self.stonith_enabled and truth(opt("startup-fencing"), True)
+        self.maintenance_mode = truth(opt("maintenance-mode"), False)
+        self.stop_all = truth(opt("stop-all-resources"), False)
+        self.concurrent_fencing = truth(opt("concurrent-fencing"), True)
+        self.fence_action = opt("fencing-action") or "reboot"
+        self.default_stickiness = parse_score(opt("default-resource-stickiness"), 0) or 0
+        self.have_stonith_resource = False
+        self.fence_seq = 0  # order in which nodes were found to need fencing
+
+    def can_fence(self, node: WNode | None) -> bool:
+        if not self.stonith_enabled or not self.have_stonith_resource:
+            return False
+        if self.have_quorum or self.no_quorum_policy == "ignore":
+            return True
+        return node is not None and node.online
+
+    def fence_node(self, node: WNode, reason: str) -> None:
+        """Mark a node unclean; the first reason given is the one reported."""
+        if not node.unclean:
+            node.unclean = True
+        if node.fence_reason is None:
+            node.fence_reason = reason
+            self.fence_seq += 1
+            node.fence_seq = self.fence_seq
+
+    def location(self, rsc, node: WNode | None, score: int) -> None:
+        """Add a score for rsc on one node (or on every node when node is None)."""
+        targets = rsc.members if rsc.is_group else [rsc]
+        for r in targets:
+            for n in ([node] if node is not None else self.nodes):
+                r.allowed[n.uname] = add_scores(r.allowed.get(n.uname, 0) if n.uname in r.allowed
+                                                else 0, score)
+
+
+def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
+    meta = r.meta
+    stick = meta.get("resource-stickiness", meta.get("resource_stickiness"))
+    r.stickiness = ws.default_stickiness if stick is None else (parse_score(stick, 0) or 0)
+    thr = meta.get("migration-threshold", meta.get("migration_threshold"))
+    r.migration_threshold = INFINITY if thr is None else (parse_score(thr, INFINITY) or 0)
+    ft = meta.get("failure-timeout", meta.get("failure_timeout"))
+    r.failure_timeout = (parse_interval_ms(ft) or 0) // 1000 if ft else 0
+    r.is_stonith = r.cls == "stonith"
+    if r.is_stonith:
+        ws.have_stonith_resource = True
+    req = (meta.get("requires") or "").lower()
+    if not req:
+        if r.is_stonith:
+            req = "quorum"
+        elif ws.stonith_enabled:
+            req = "fencing"
+        else:
+            req = "quorum"
+    r.requires = req
+    if ws.symmetric:
+        for n in ws.nodes:
+            r.allowed[n.uname] = 0
+    if not r.managed or ws.maintenance_mode:
+        r.managed = False

@@ -1,0 +1,285 @@
+"""Stage 1b, status: replay each resource's lrm history on each node the way Pacemaker reads it."""
+from __future__ import annotations
+
+from hadaemon.core.cib import history as H
+from hadaemon.core.cib.model import LrmResource
+from hadaemon.core.cib.rules import resolve_sets
+from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
+from hadaemon.core.policy.working import (
+    STARTED, STOPPED, UNKNOWN, WNode, WorkingSet, WRsc, setup_primitive,
+)
+
+FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER, FAIL_MIGRATE, FAIL_BLOCK, FAIL_STOP, FAIL_STANDBY, FAIL_FENCE = range(8)
+_ON_FAIL = {"ignore": FAIL_IGNORE, "demote": FAIL_DEMOTE, "restart": FAIL_RECOVER,
+            "block": FAIL_BLOCK, "stop": FAIL_STOP, "standby": FAIL_STANDBY, "fence": FAIL_FENCE}
+
+
+
+def unpack_status(ws: WorkingSet) -> None:
+    for st in ws.cib.node_states:
+        node = ws.node_by_id.get(st.id) or ws.node_by_uname.get(st.uname or "")
+        if node is None:
+            continue
+        if not ws.stonith_enabled and not node.online:
+            continue  # without fencing, an offline node's history is not trusted
+        for lr in st.lrm:
+            _unpack_lrm_resource(ws, node, lr)
+    for r in ws.prims.values():
+        if r.next_role == UNKNOWN and r.target_role is not None:
+            r.next_role = r.target_role
+        elif r.target_role is not None and r.target_role < r.next_role:
+            r.next_role = r.target_role
+
+
+def _orphan(ws: WorkingSet, lr: LrmResource) -> WRsc:
+    r = WRsc(lr.id, None, {})
+    r.agent = f"{lr.cls}:{lr.provider}:{lr.type}" if lr.provider else f"{lr.cls}:{lr.type}"
+    r.cls = lr.cls or ""
+    setup_primitive(ws, r)
+    r.orphan = True
+    if not ws.stop_orphans:
+        r.managed = False
+    else:
+        for n in ws.nodes:
+            r.allowed[n.uname] = -INFINITY
+    ws.prims[r.id] = r
+    ws.resources.append(r)
+    return r
+
+
+def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
+    """The resource's effective fail-count on a node (expired failures do not count)."""
+    total = 0
+    last = 0
+    prefix = f"fail-count-{r.id}"
+    for k, v in node.attrs.items():
+        if k == prefix or k.startswith(prefix + "#"):
+            total = add_scores(total, parse_score(v, 0) or 0)
+        elif k == f"last-failure-{r.id}" or k.startswith(f"last-failure-{r.id}#"):
+            try:
+                last = max(last, int(v))
+            except ValueError:
+                pass
+    if total > 0 and r.failure_timeout > 0 and ws.now is not None and last > 0:
+        if ws.now >= last + r.failure_timeout:
+            return 0
+    return total
+
+
+def _on_fail_for(ws: WorkingSet, r: WRsc, task: str, interval_ms: int):
+    """(on-fail response, fail role) configured for an operation."""
+    value = None
+    if r.prim is not None:
+        for op in r.prim.ops:
+            if op.name == task and op.interval_ms == interval_ms:
+                value = op.on_fail
+                break
+        if value is None and task == "monitor" and interval_ms == 0:
+            value = None
+    if value is None:
+        d = resolve_sets(ws.cib.op_defaults)
+        value = d.get("on-fail")
+    fail_role = STARTED
+    if value is not None:
+        v = value.lower()
+        if v == "fence" and not ws.stonith_enabled:
+            return FAIL_STOP, STOPPED
+        if v == "stop":
+            return FAIL_STOP, STOPPED
+        if v in _ON_FAIL:
+            return _ON_FAIL[v], fail_role
+    if task == "stop":
+        return (FAIL_FENCE if ws.stonith_enabled else FAIL_BLOCK), fail_role
+    return FAIL_RECOVER, fail_role
+
+
+def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
+    if not lr.ops:
+        return
+    r = ws.prims.get(lr.id)
+    if r is None:
+        if ws.cib.find(lr.id) is not None:
+            return  # history for a group id: nothing to do
+        r = _orphan(ws, lr)
+    saved_role = r.role
+    r.role = UNKNOWN
+    ops = H.sort_ops(lr.ops)
+    state = {"on_fail": FAIL_IGNORE, "last_failure": None}
+    for op in ops:
+        _unpack_op(ws, r, node, op, state)
+    # active recurring operations since the last start
+    recent = H.active_ops(ops)
+    active = set()
+    for o in recent:
+        if o.interval_ms > 0 and o.op_status != H.EXEC_PENDING:
+            active.add((o.operation, o.interval_ms))
+    r.active_ops[node.uname] = active
+    r.history[node.uname] = (lr, recent)
+    _process_rsc_state(ws, r, node, state["on_fail"])
+    if saved_role > r.role:
+        r.role = saved_role
+
+
+def _unpack_op(ws: WorkingSet, r: WRsc, node: WNode, op, state) -> None:
+    task = op.operation
+    if task in ("notify", "meta-data"):
+        return
+    rc = op.rc_code
+    status = op.op_status
+    expected = H.target_rc(op)
+    probe = H.is_probe(op)
+    if status == H.EXEC_DONE or status == H.EXEC_ERROR:
+        status = H.EXEC_DONE
+        rc = H.effective_rc(rc)
+        if expected < 0 or expected != rc:
+            status = H.EXEC_ERROR
+        if rc == H.OCF_OK:
+            if probe and expected == H.OCF_NOT_RUNNING:
+                status = H.EXEC_DONE
+        elif rc == H.OCF_NOT_RUNNING:
+            if probe or expected == rc or not r.managed:
+                status = H.EXEC_DONE
+                r.role = STOPPED
+                state["on_fail"] = FAIL_IGNORE
+                r.next_role = UNKNOWN
+        elif rc == H.OCF_RUNNING_PROMOTED:
+            if probe and rc != expected:
+                status = H.EXEC_DONE
+            r.role = STARTED
+        elif rc == H.OCF_FAILED_PROMOTED:
+            r.role = STARTED
+            status = H.EXEC_ERROR
+        elif rc == H.OCF_NOT_CONFIGURED:
+            status = H.EXEC_ERROR_FATAL
+        elif rc in (H.OCF_UNIMPLEMENTED, H.OCF_NOT_INSTALLED, H.OCF_INVALID_PARAM, H.OCF_INSUFFICIENT_PRIV):
+            if rc == H.OCF_UNIMPLEMENTED and op.interval_ms > 0:
+                status = H.EXEC_NOT_SUPPORTED
+            else:
+                status = H.EXEC_ERROR_HARD
+        elif status == H.EXEC_DONE:
+            status = H.EXEC_ERROR
+    if status == H.EXEC_PENDING:
+        if task == "start":
+            r.start_pending = True
+            _set_active(r)
+        return
+    if status == H.EXEC_CANCELLED:
+        return
+    if status == H.EXEC_DONE:
+        _update_state(r, task, rc, op, state)
+        return
+    on_fail, fail_role = _on_fail_for(ws, r, task, op.interval_ms)
+    if on_fail == FAIL_IGNORE:
+        _update_state(r, task, expected, op, state)
+        r.failure_ignored = True
+        return
+    # a failure
+    state["last_failure"] = op
+    if on_fail > state["on_fail"] or (state["on_fail"] == FAIL_IGNORE):
+        state["on_fail"] = max(on_fail, state["on_fail"])
+    if task == "stop":
+        r.allowed[node.uname] = -INFINITY
+    if probe and rc == H.OCF_NOT_INSTALLED:
+        r.role = STOPPED
+    elif r.role < STARTED:
+        _set_active(r)
+    if fail_role == STOPPED:
+        r.next_role = STOPPED
+        for n in ws.nodes:
+            r.allowed[n.uname] = -INFINITY
+    if status == H.EXEC_ERROR_HARD:
+        r.allowed[node.uname] = -INFINITY
+    elif status == H.EXEC_ERROR_FATAL:
+        for n in ws.nodes:
+            r.allowed[n.uname] = -INFINITY
+    elif task == "start" and ws.start_failure_fatal and not probe:
+        r.start_failed_on = getattr(r, "start_failed_on", set()) | {node.uname}
+
+
+def _set_active(r: WRsc) -> None:
+    r.role = STARTED
+
+
+def _update_state(r: WRsc, task: str, rc: int, op, state) -> None:
+    clear = False
+    if rc == H.OCF_NOT_INSTALLED:
+        r.role = STOPPED
+    elif rc == H.OCF_NOT_RUNNING:
+        clear = True
+    elif task == "monitor":
+        last = state["last_failure"]
+        if last is not None and last.operation == op.operation and last.interval_ms == op.interval_ms:
+            clear = True
+        if r.role < STARTED:
+            _set_active(r)
+    elif task in ("start", "migrate_from", "promote"):
+        r.role = STARTED
+        clear = True
+    elif task == "stop":
+        r.role = STOPPED
+        clear = True
+    elif task == "migrate_to":
+        r.role = STOPPED if False else r.role
+        r.migrated_to = op.migrate_target
+        clear = False
+        r.role = STARTED if r.role < STARTED else r.role
+        r.migrate_to_done = op
+    elif r.role < STARTED:
+        _set_active(r)
+    if clear and state["on_fail"] in (FAIL_BLOCK, FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER):
+        state["on_fail"] = FAIL_IGNORE
+        r.next_role = UNKNOWN
+
+
+def _process_rsc_state(ws: WorkingSet, r: WRsc, node: WNode, on_fail: int) -> None:
+    if r.role != UNKNOWN:
+        r.known_on.add(node.uname)
+    if r.role > STOPPED and not node.online and not node.maintenance and r.managed:
+        if ws.stonith_enabled:
+            ws.fence_node(node, f"{r.id} is thought to be active there")
+    if node.unclean:
+        on_fail = FAIL_IGNORE
+    if on_fail == FAIL_FENCE:
+        ws.fence_node(node, f"{r.id} failed there")
+    elif on_fail == FAIL_STANDBY:
+        node.standby = True
+        node.standby_onfail = True
+    elif on_fail == FAIL_BLOCK:
+        r.managed = False
+        r.blocked = True
+    elif on_fail == FAIL_MIGRATE:
+        r.allowed[node.uname] = -INFINITY
+    elif on_fail == FAIL_STOP:
+        r.next_role = STOPPED
+    elif on_fail == FAIL_RECOVER:
+        if r.role not in (STOPPED, UNKNOWN):
+            r.failed = True
+            r.stop_flag = True
+    if r.role not in (STOPPED, UNKNOWN):
+        _add_running(ws, r, node)
+        if on_fail in (FAIL_DEMOTE, FAIL_BLOCK):
+            r.failed = True
+        elif on_fail != FAIL_IGNORE:
+            r.failed = True
+            r.stop_flag = True
+
+
+def _add_running(ws: WorkingSet, r: WRsc, node: WNode) -> None:
+    if node not in r.running_on:
+        r.running_on.append(node)
+    if node.maintenance:
+        r.managed = False
+    if not r.managed:
+        r.allowed[node.uname] = add_scores(r.allowed.get(node.uname, 0), INFINITY)
+        return
+    if len(r.running_on) > 1:
+        if r.multiple_active == "stop_only":
+            for n in ws.nodes:
+                r.allowed[n.uname] = -INFINITY
+        elif r.multiple_active == "block":
+            r.managed = False
+            r.blocked = True
+            if r.group is not None and (r.group.meta.get("multiple-active") or "") == "block":
+                for m in r.group.members:
+                    m.managed = False
+                    m.blocked = True
