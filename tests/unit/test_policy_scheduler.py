@@ -331,3 +331,14 @@ def test_failure_timeout_expires_with_now():
     assert [re.sub(r"\s+", " ", x.strip()) for x in early.summary] == ["* Recover rsc1 ( node1 -> node2 )"]
     assert [re.sub(r"\s+", " ", x.strip()) for x in late.summary] == ["* Recover rsc1 ( node1 )"]
     assert schedule(parsed, None).placement["rsc1"] == "node2"  # no clock: failures never expire
+
+
+def test_changes_as_data():
+    t = schedule(parse_cib(s_failed_stop_fence(), "t.xml"), 0)
+    by_target = {c.target: c for c in t.changes}
+    assert by_target["node1"].verb == "Fence" and by_target["node1"].reason == "rsc1 failed there"
+    rsc1 = by_target["rsc1"]
+    assert (rsc1.verb, rsc1.origin, rsc1.destination, rsc1.blocked) == ("Recover", "node1", "node2", False)
+    t = schedule(parse_cib(s_no_quorum_stop(), "t.xml"), 0)
+    blocked = [c for c in t.changes if c.blocked]
+    assert [(c.verb, c.target, c.reason) for c in blocked] == [("Start", "rsc2", "no quorum")]

@@ -12,7 +12,9 @@ from hadaemon.core.policy import placement as P
 from hadaemon.core.policy import summary as S
 from hadaemon.core.policy.unpack import WorkingSet, unpack
 
-__all__ = ["Transition", "schedule"]
+__all__ = ["Change", "Transition", "schedule"]
+
+Change = S.Change
 
 
 class Transition:
@@ -25,7 +27,8 @@ class Transition:
             r.id: (r.assigned.uname if r.assigned is not None else None) for r in ws.prims.values()}
         self.current: Dict[str, Tuple[str, ...]] = {
             r.id: tuple(n.uname for n in r.running_on) for r in ws.prims.values()}
-        self.summary: List[str] = S.summary_lines(ws, planner, fenced)
+        self.changes: List[S.Change] = S.changes(ws, planner, fenced)
+        self.summary: List[str] = S.summary_lines(self.changes, ws.fence_action)
         order = S.executed(planner)
         self._order = order
         edges = []

@@ -1,7 +1,7 @@
 """Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from hadaemon.core.graph import Action
 from hadaemon.core.policy.actions import Planner
@@ -83,34 +83,57 @@ def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
     return []
 
 
-def summary_lines(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[str]:
+class Change(NamedTuple):
+    """One line of the transition summary, as data."""
+
+    verb: str  # Start Stop Move Recover Restart Migrate Reload Fence
+    target: str  # resource id, or node name for Fence
+    origin: str | None  # node it runs on now
+    destination: str | None  # node it will run on
+    reason: str | None  # "node availability", "no quorum", "required rsc4 start", fence reason ...
+    blocked: bool  # the action cannot run
+
+
+def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:
     # Pacemaker lists node actions newest first
     newest_first = sorted(fenced, key=lambda a: -ws.node_by_uname[a.node].fence_seq)
-    lines = [f"  * Fence ({a.fence_type}) {a.node} '{a.reason}'" for a in newest_first]
-    items = rsc_changes(ws, p)
+    out = [Change("Fence", a.node, None, None, a.reason, False) for a in newest_first]
+    for verb, rid, origin, dest, action, source in rsc_changes(ws, p):
+        if source is None:
+            source = action
+        runnable = action.runnable if action is not None else True
+        reason = source.reason if source is not None else None
+        out.append(Change(verb, rid, origin, dest, reason or None, not runnable))
+    return out
+
+
+def summary_lines(items: List[Change], fence_type: str = "reboot") -> List[str]:
+    """crm_simulate's "Transition Summary" lines, with its column widths."""
+    lines = [f"  * Fence ({fence_type}) {c.target} '{c.reason}'" for c in items if c.verb == "Fence"]
     rendered = []
     rsc_width, detail_width = 5, 5
-    for verb, rid, origin, dest, action, source in items:
+    for c in items:
+        if c.verb == "Fence":
+            continue
+        origin, dest = c.origin, c.destination
         if origin is None:
             details = dest or ""
         elif dest is None or origin == dest:
             details = origin
         else:
             details = f"{origin} -> {dest}"
-        if len(rid) > rsc_width:
-            rsc_width = len(rid) + 2
+        if len(c.target) > rsc_width:
+            rsc_width = len(c.target) + 2
         detail_width = max(detail_width, len(details))
-        if source is None:
-            source = action
-        reason = None
-        runnable = action.runnable if action is not None else True
-        if source is not None and source.reason and not runnable:
-            reason = f"due to {source.reason} (blocked)"
-        elif source is not None and source.reason:
-            reason = f"due to {source.reason}"
-        elif not runnable:
+        if c.reason and c.blocked:
+            reason = f"due to {c.reason} (blocked)"
+        elif c.reason:
+            reason = f"due to {c.reason}"
+        elif c.blocked:
             reason = "blocked"
-        rendered.append((verb, rid, details, reason))
+        else:
+            reason = None
+        rendered.append((c.verb, c.target, details, reason))
     for verb, rid, details, reason in rendered:
         text = f"  * {verb:<8}   {rid:<{rsc_width}}   ( {details:>{detail_width}} )"
         if reason:
@@ -251,7 +274,7 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=(), fe
         flags.append("disabled")
     if r.blocked:
         flags.append("blocked")
-    elif not r.managed:
+    elif not getattr(r, "shown_managed", r.managed):
         flags.append("unmanaged")
     state = "Started"
     if r.failed and (not revised or r.id not in touched):

@@ -18,6 +18,8 @@ def unpack(cib: Cib, now: int | None) -> WorkingSet:
     unpack_status(ws)
     for node in ws.nodes:
         node.freeze()
+    for r in ws.prims.values():
+        r.shown_managed = r.managed  # what the status display shows (before scheduling decisions)
     return ws
 
 
