@@ -41,36 +41,51 @@ def real_addr(i: int) -> tuple:
 
 def _serve(n: int, half_down: bool) -> None:
     """One listener per port on 0.0.0.0 inside the bench's private network namespace (so 100
-    listeners serve 100 addresses x 100 ports); plain selector callbacks, no transports or tasks,
-    so the real-server side costs far less than the checker being measured. A connection to an
-    even last octet (odd real index) is hung when half_down."""
+    listeners serve 100 addresses x 100 ports), as lean as a real HTTP server can be so that it
+    takes little of the CPU the checker is measured on: TCP_DEFER_ACCEPT makes accept() return
+    a connection only once its request has arrived, so each one is accepted, read (the request is
+    checked to be a GET or HEAD of /.test.html), answered and closed at once, without ever
+    entering the selector. A connection to an even last octet (odd real index) is hung when
+    half_down: kept open unanswered, and closed 10 s later (the checker gives up after its
+    timeout and resets it)."""
+    import collections
     import selectors
     import socket
     sel = selectors.DefaultSelector()
-    hung = set()
+    hung: collections.deque = collections.deque()
+    ok_head = RESPONSE[:RESPONSE.index(b"\r\n\r\n") + 4]
+    not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-    def on_data(conn):
+    def answer(conn, data: bytes) -> None:
+        if data.startswith(b"GET /.test.html "):
+            out = RESPONSE
+        elif data.startswith(b"HEAD /.test.html "):
+            out = ok_head
+        else:
+            out = not_found
+        try:
+            conn.send(out)
+        except OSError:
+            pass
+        conn.close()
+
+    def on_data(conn):                            # the rare request that arrived in pieces
         try:
             data = conn.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
-        if conn in hung:
-            if not data:                          # the checker gave up and closed
-                sel.unregister(conn)
-                hung.discard(conn)
-                conn.close()
-            return
         sel.unregister(conn)
         if data:
-            try:
-                conn.send(RESPONSE)
-            except OSError:
-                pass
-        conn.close()
+            answer(conn, data)
+        else:
+            conn.close()
 
     def on_accept(lsock):
+        now = time.monotonic()
+        while hung and hung[0][0] < now:
+            hung.popleft()[1].close()
         while True:
             try:
                 conn, _ = lsock.accept()
@@ -78,15 +93,28 @@ def _serve(n: int, half_down: bool) -> None:
                 return
             except OSError:                       # EMFILE and friends: let the checker time out
                 return
-            conn.setblocking(False)
             if half_down and int(conn.getsockname()[0].rsplit(".", 1)[1]) % 2 == 0:
-                hung.add(conn)
-            sel.register(conn, selectors.EVENT_READ, (on_data, conn))
+                hung.append((now + 10.0, conn))
+                continue
+            try:
+                data = conn.recv(4096, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ, (on_data, conn))
+                continue
+            except OSError:
+                conn.close()
+                continue
+            if data:
+                answer(conn, data)
+            else:
+                conn.close()
 
     ports = sorted({real_addr(i)[1] for i in range(n)})
     for port in ports:
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
         ls.bind(("0.0.0.0", port))               # only inside the private namespace
         ls.listen(4096)
         ls.setblocking(False)

@@ -12,6 +12,7 @@ caller runs the full `check_http`, which follows it.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import select
@@ -57,7 +58,7 @@ def probe_for(spec) -> HttpProbe | None:
 
 def verdict(probe: HttpProbe, res) -> Tuple[bool | None, str]:
     """check_http's verdict on a response (None: a redirect to follow)."""
-    if res.status in _REDIRECTS and "location" in res.headers:
+    if res.status in _REDIRECTS and "location" in getattr(res, "headers", ()):
         return None, "redirect"
     status_line = f"{res.status} {res.reason}".strip()
     if not 200 <= res.status < 300:
@@ -65,6 +66,36 @@ def verdict(probe: HttpProbe, res) -> Tuple[bool | None, str]:
     if probe.regex is not None and probe.regex.search(res.body.decode("utf-8", "replace")) is None:
         return False, f"{status_line}, receive {probe.receive!r} not found"
     return True, status_line
+
+
+class _Quick:
+    """The common response (a final status, not a redirect, Content-Length, no chunking), parsed
+    without building a header dict; anything else goes to http's general parser."""
+
+    __slots__ = ("status", "reason", "body")
+
+    def __init__(self, status, reason, body):
+        self.status, self.reason, self.body = status, reason, body
+
+
+def _parse(buf: bytes, hend: int, head: bool, eof: bool):
+    lower = buf[:hend + 2].lower()
+    i = lower.find(b"\r\ncontent-length:")
+    eol = buf.find(b"\r\n")
+    first = buf[:eol].split(b" ", 2)
+    if (i < 0 or b"\r\ntransfer-encoding:" in lower or lower.count(b"\r\ncontent-length:") > 1 or len(first) < 2 or not first[0].startswith(b"HTTP/")
+            or len(first[1]) != 3 or not first[1].isdigit()):
+        return _parse_response(buf, hend, head, eof)
+    status = int(first[1])
+    length = lower[i + 17:lower.find(b"\r\n", i + 17)].strip()
+    if status < 200 or status in (204, 304) or status in _REDIRECTS or not length.isdigit():
+        return _parse_response(buf, hend, head, eof)
+    n = 0 if head else int(length)
+    if len(buf) < hend + 4 + n:
+        if eof:
+            raise EOFError("truncated body")
+        return None
+    return _Quick(status, first[2].decode("latin-1") if len(first) > 2 else "", buf[hend + 4:hend + 4 + n])
 
 
 class _Flight:
@@ -108,7 +139,7 @@ class Prober:
         f.start = now = _monotonic()
         f.deadline = now + probe.timeout
         try:
-            sock = socket.socket(probe.family, _NONBLOCK_STREAM)
+            sock = _socket.socket(probe.family, _NONBLOCK_STREAM)   # no Python-level wrapper
         except OSError as e:                       # EMFILE and friends: a failed check, later
             self._loop.call_soon(self._on_done, token, False, f"{type(e).__name__}: {e}", 0.0)
             return
@@ -202,7 +233,7 @@ class Prober:
                     raise EOFError("connection closed before the response headers")
                 f.buf = buf
                 return
-            res = _parse_response(buf, hend, f.probe.head, eof)
+            res = _parse(buf, hend, f.probe.head, eof)
             if res is None:
                 f.buf = buf
                 return

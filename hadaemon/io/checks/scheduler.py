@@ -13,7 +13,7 @@ import zlib
 from typing import Callable, Dict, List, Mapping, Tuple
 
 from hadaemon.core.ldirectord.checks import Pair, Plan, check_spec, maintenance_names
-from hadaemon.core.ldirectord.debounce import Result
+from hadaemon.core.ldirectord.debounce import RealHealth, Result, check_kind
 from hadaemon.io.checks import run_check
 from hadaemon.io.checks.probe import Prober, probe_for
 
@@ -78,13 +78,18 @@ class CheckScheduler:
     # ---- plan ---------------------------------------------------------------
 
     def _default_kind(self, pair: Pair) -> str | None:
-        from hadaemon.core.ldirectord.debounce import RealHealth, check_kind
-        return check_kind(self.plan.targets[pair], RealHealth())
+        """The kind for a real with no health history (constant per pair: memoized)."""
+        try:
+            return self._kinds[pair]
+        except KeyError:
+            kind = self._kinds[pair] = check_kind(self.plan.targets[pair], RealHealth())
+            return kind
 
     def _schedule_all(self, now: float) -> None:
         self._gen += 1
         self._heap = []
         self._specs = {}
+        self._kinds: Dict[Pair, str | None] = {}
         self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()
                              if self.shards == 1 or shard_of(self.plan.identity[pair], self.shards) == self.shard}
         for ident, pairs in self.plan.groups.items():
