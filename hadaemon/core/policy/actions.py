@@ -117,11 +117,11 @@ class Planner:
                 work.append(aid)
             del a
 
-    def _require(self, a: Action, because: Action) -> bool:
+    def _require(self, a: Action, because: Action, reason: bool = True) -> bool:
         if not a.optional or a.id in self.frozen:
             return False
         a.optional = False
-        if a.reason is None and because.rsc is not None and because.rsc != a.rsc:
+        if reason and a.reason is None and because.rsc is not None and because.rsc != a.rsc:
             a.reason = f"required {because.rsc} {because.task}"
         return True
 
@@ -168,7 +168,7 @@ class Planner:
     def _backward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
         if flags & IMPLIES_FIRST and not then.optional:
-            changed |= self._require(first, then)
+            changed |= self._require(first, then, reason=False)
         if flags & RESTART and first.optional:
             restart = not then.optional
             rsc = self.rsc_of.get(then.id)
