@@ -43,12 +43,16 @@ async def _worker_main() -> None:
         return check_kind(t, state["health"].get(pair))
 
     def on_results(results, maintenance, now):
-        # local health only to follow checktype=N (negotiate / connect alternation)
-        state["health"], _ = apply_results(state["plan"], state["health"], results, now)
-        msg = {"r": [[r.pair[0], r.pair[1], r.kind, r.ok, r.detail, round(r.duration, 6)] for r in results]}
+        if state["combined"]:
+            # local health only to follow checktype=N (negotiate / connect alternation)
+            state["health"], _ = apply_results(state["plan"], state["health"], results, now)
+        index = state["index"]
+        # pairs as their index in the plan (the parent has the same plan): no strings to rebuild
+        msg = {"g": state["gen"],
+               "r": [[index[r.pair], r.kind, r.ok, r.detail, round(r.duration, 6)] for r in results]}
         if maintenance != state.get("maint"):
             state["maint"] = maintenance
-            msg["m"] = [[p[0], p[1], f] for p, f in maintenance.items()]
+            msg["m"] = [[index[p], f] for p, f in maintenance.items()]
         out.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
         out.flush()
 
@@ -57,9 +61,11 @@ async def _worker_main() -> None:
             head = await reader.readexactly(4)
         except asyncio.IncompleteReadError:
             break
-        config, shard, shards = pickle.loads(await reader.readexactly(struct.unpack("!I", head)[0]))
+        config, shard, shards, gen = pickle.loads(await reader.readexactly(struct.unpack("!I", head)[0]))
         plan = make_plan(config)
         state["plan"], state["health"] = plan, initial_state(config, plan=plan)
+        state["gen"], state["index"] = gen, {p: i for i, p in enumerate(plan.targets)}
+        state["combined"] = any(v.checktype == "combined" for v in config.virtuals)
         if sched is None:
             sched = CheckScheduler(plan, on_results, kind_for=kind_for, shard=(shard, shards))
             task = asyncio.ensure_future(sched.run())
@@ -90,6 +96,8 @@ class CheckWorkers:
         self._readers: List[asyncio.Task] = []
         self._maint: Dict[Pair, bool] = {}
         self._config = None
+        self._gen = 0
+        self._pairs: Dict[int, List[Pair]] = {}     # config generation -> pairs by plan index
         self._stopping = False
         self.checks_done = 0
         self.restarts = 0
@@ -105,19 +113,25 @@ class CheckWorkers:
         await self._send(i)
         self._readers.append(asyncio.ensure_future(self._read(i, proc)))
 
-    async def start(self, config) -> None:
+    def _set_config(self, config) -> None:
         self._config = config
+        self._gen += 1
+        self._pairs = {g: p for g, p in self._pairs.items() if g == self._gen - 1}   # late batches
+        self._pairs[self._gen] = list(make_plan(config).targets)
+
+    async def start(self, config) -> None:
+        self._set_config(config)
         for i in range(self.n):
             await self._spawn(i)
 
     async def _send(self, i: int) -> None:
-        blob = pickle.dumps((self._config, i, self.n))
+        blob = pickle.dumps((self._config, i, self.n, self._gen))
         proc = self.procs[i]
         proc.stdin.write(struct.pack("!I", len(blob)) + blob)
         await proc.stdin.drain()
 
     async def reload(self, config) -> None:
-        self._config = config
+        self._set_config(config)
         for i in range(len(self.procs)):
             try:
                 await self._send(i)
@@ -130,11 +144,14 @@ class CheckWorkers:
             if not line:
                 break
             msg = json.loads(line)
-            results = [Result((v, r), kind, ok, detail, dur) for v, r, kind, ok, detail, dur in msg["r"]]
+            pairs = self._pairs.get(msg["g"])
+            if pairs is None:
+                continue                  # from a config two reloads ago
+            results = [Result(pairs[i], kind, ok, detail, dur) for i, kind, ok, detail, dur in msg["r"]]
             self.checks_done += len(results)
             if "m" in msg:
-                for v, r, flag in msg["m"]:
-                    self._maint[(v, r)] = flag
+                for i, flag in msg["m"]:
+                    self._maint[pairs[i]] = flag
             self.on_results(results, dict(self._maint), time.monotonic())
         await proc.wait()
         if not self._stopping:
