@@ -11,7 +11,7 @@ class Action:
 
     __slots__ = ("id", "key", "task", "rsc", "node", "interval_ms", "pseudo", "optional", "runnable",
                  "reason", "kind", "probe", "target_rc", "fence_type", "migrate_source",
-                 "migrate_target", "printed")
+                 "migrate_target", "printed", "stage")
 
     def __init__(self, aid: int, key: str, task: str, rsc: str | None, node: str | None,
                  interval_ms: int = 0, pseudo: bool = False, optional: bool = True,
@@ -33,6 +33,7 @@ class Action:
         self.migrate_source: str | None = None
         self.migrate_target: str | None = None
         self.printed = False
+        self.stage = 3  # when Pacemaker would have created it (orders the graph like crm_simulate)
 
     @property
     def executed(self) -> bool:

@@ -229,6 +229,9 @@ def create_primitive_actions(p: Planner, r) -> None:
             need_stop = True
     elif r.blocked:
         need_stop = True
+    if r.failed and r.stop_flag:
+        for node in r.running_on:
+            p.action(r, "stop", node).stage = 0  # Pacemaker schedules it while reading the history
     if r.role == STARTED:
         _stop_rsc(p, r, not need_stop)
         if r.next_role >= r.role and not r.blocked:
@@ -241,6 +244,7 @@ def create_primitive_actions(p: Planner, r) -> None:
     if r.next_role == STARTED and chosen is not None and r.managed:
         if getattr(r, "definition_changed", False) or chosen.uname in r.agent_changed:
             start = p.action(r, "start", chosen)
+            start.stage = min(start.stage, 1)
             if start.optional:
                 start.optional = False
                 if getattr(r, "definition_changed", False) and start.reason is None:
@@ -250,12 +254,13 @@ def create_primitive_actions(p: Planner, r) -> None:
     for uname in sorted(r.agent_changed):
         node = ws.node_by_uname[uname]
         delete = p.action(r, "delete", node, optional=False)
+        delete.stage = 1
         for stop in p.rsc_actions(r.id, "stop"):
             p.order(stop, delete, 0)
         for start in p.rsc_actions(r.id, "start"):
             p.order(delete, start, 0)
     for uname, _task, interval in r.cancel:
-        p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False)
+        p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False).stage = 1
     if r.blocked:
         pass
     elif r.next_role != STOPPED or not r.managed:
@@ -303,6 +308,8 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
         elif node is not None and (node.uname, op.name, op.interval_ms) in r.reschedule:
             optional = False
         mon = p.action(r, op.name, node, op.interval_ms, optional=optional)
+        if (op.name, op.interval_ms) in active:
+            mon.stage = 0  # an active recurring op: Pacemaker knows it from the history
         if start is None or not start.runnable or node is None or not node.online or node.unclean:
             mon.runnable = False
         if start is not None:
@@ -321,6 +328,7 @@ def create_probes(p: Planner) -> None:
             p.frozen.discard(probe.id)  # unmanaged resources are still probed
             probe.optional = False
             probe.probe = True
+            probe.stage = 2
             probe.target_rc = 7 if node not in r.running_on else None
             flags = 0
             if not probe.runnable and not r.running_on:

@@ -172,6 +172,10 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
         if a.rsc in after and a.task in ("running", "stopped"):
             keys[a.id] = (after[a.rsc], 0, 0, a.id)
             continue
+        if a.rsc in ws.prims:
+            # a primitive's actions: newest first (Pacemaker prepends them to the resource's list)
+            keys[a.id] = (rank.get(a.rsc, i), 0, -a.stage, -a.id)
+            continue
         keys[a.id] = (rank.get(a.rsc, i), t, -node_pos.get(a.node, 0), a.id)
     return keys
 
