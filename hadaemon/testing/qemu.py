@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("HADAEMON_CACHE", "/var/cache/hadaemon"))
-INITRAMFS_VERSION = "4"
+INITRAMFS_VERSION = "5"
+REPO = Path(__file__).resolve().parents[2]
 # Modules the VM loads (modprobe -D resolves their dependencies against the VM kernel's modules).
 MODULES = (
     "virtio_pci", "9pnet_virtio", "9p",
@@ -53,6 +54,13 @@ mount -t sysfs sys /root/sys
 mount -t devtmpfs dev /root/dev
 mount -t tmpfs tmpfs /root/tmp
 mount -t tmpfs tmpfs /root/run
+# The repository (and its .venv) gets a share of its own: a checkout under /tmp or /run would
+# otherwise be hidden by the tmpfs mounts above.
+if [ -f /out/repo_path ]; then
+    repo=$(cat /out/repo_path)
+    mkdir -p "/root$repo" 2>/dev/null
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 repo "/root$repo" || echo "$MARK no repo share"
+fi
 mkdir -p /root/run/vmout
 mount --bind /out /root/run/vmout
 ip link set lo up
@@ -191,6 +199,7 @@ class VM:
             envlines.append("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             envlines.append("export HOME=/tmp")
             (outdir / "env.sh").write_text("\n".join(envlines) + "\n")
+            (outdir / "repo_path").write_text(str(REPO))
             argv = [
                 "qemu-system-x86_64", "-accel", "tcg", "-m", str(self.memory_mb), "-smp", "1",
                 "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
@@ -198,6 +207,7 @@ class VM:
                 "-append", "console=ttyS0 quiet panic=-1",
                 "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                 "-virtfs", f"local,path={outdir},mount_tag=out,security_model=none",
+                "-virtfs", f"local,path={REPO},mount_tag=repo,security_model=none,readonly=on,multidevs=remap",
             ]
             start = time.monotonic()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
