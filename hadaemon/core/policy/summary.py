@@ -182,7 +182,7 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
 
 def executed(p: Planner) -> List[Action]:
     """Actions that run, in the order crm_simulate's simulated execution fires them:
-    passes over the graph; pseudo-actions confirm at once, others at the end of the pass."""
+    passes over the graph in its order, each action confirmed as soon as it is fired."""
     keep = [a for a in p.actions if a.runnable and (not a.optional or a.printed)]
     ids = {a.id for a in keep}
     deps: Dict[int, List[int]] = {a.id: [] for a in keep}
@@ -194,21 +194,16 @@ def executed(p: Planner) -> List[Action]:
     done: set = set()
     order: List[Action] = []
     while remaining:
-        fired = []
         left = []
         for a in remaining:
             if all(d in done for d in deps[a.id]):
                 order.append(a)
-                if a.pseudo:
-                    done.add(a.id)
-                else:
-                    fired.append(a.id)
+                done.add(a.id)
             else:
                 left.append(a)
         if len(left) == len(remaining):
             order.extend(left)  # a cycle: keep every action visible
             break
-        done.update(fired)
         remaining = left
     return order
 
