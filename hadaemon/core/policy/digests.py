@@ -48,8 +48,8 @@ def check_definitions(ws: WorkingSet) -> None:
             continue
         for uname, (lr, recent) in r.history.items():
             node = ws.node_by_uname[uname]
-            if not node.online:
-                continue
+            if not (node.can_run() or node.maintenance):
+                continue  # Pacemaker checks definitions only where resources can run
             if _agent_changed(r, lr):
                 r.agent_changed.add(uname)
                 continue
@@ -60,7 +60,8 @@ def check_definitions(ws: WorkingSet) -> None:
                     continue
                 op = _configured(r, o.operation, o.interval_ms)
                 if o.interval_ms > 0 and (op is None or not op.enabled):
-                    r.cancel.append((uname, o.operation, o.interval_ms))
+                    if ws.cancel_removed:
+                        r.cancel.append((uname, o.operation, o.interval_ms))
                     continue
                 _compare(ws, r, node, o, op)
 

@@ -162,7 +162,7 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
     keys = {}
     for a in p.actions:
         if a.rsc is None:
-            keys[a.id] = (i + 1, 0, 0, a.id)
+            keys[a.id] = (i, 0, 0, a.id)
             continue
         t = task_rank.get(a.task, 4)
         if a.task == "monitor" and a.interval_ms:
@@ -170,7 +170,7 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
         if a.pseudo and a.task in ("start", "stop"):
             t = -1
         if a.rsc in after and a.task in ("running", "stopped"):
-            keys[a.id] = (after[a.rsc], 0, 0, a.id)
+            keys[a.id] = (i + after[a.rsc], 0, 0, a.id)  # after every resource's own actions
             continue
         if a.rsc in ws.prims:
             # a primitive's actions: newest first (Pacemaker prepends them to the resource's list)

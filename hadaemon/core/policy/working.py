@@ -214,6 +214,7 @@ class WorkingSet:
         self.no_quorum_policy = (opt("no-quorum-policy") or "stop").lower()
         self.have_quorum = cib.have_quorum
         self.stop_orphans = truth(opt("stop-removed-resources"), True)
+        self.cancel_removed = truth(opt("cancel-removed-actions"), True)
         self.start_failure_fatal = truth(opt("start-failure-is-fatal"), True)
         self.startup_fencing = self.stonith_enabled and truth(opt("startup-fencing"), True)
         self.maintenance_mode = truth(opt("maintenance-mode"), False)
