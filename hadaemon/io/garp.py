@@ -78,13 +78,14 @@ def announcement_frames(mac: str, ip: str) -> List[bytes]:
 class LinkSocket:
     """An AF_PACKET raw socket bound to one interface of the current network namespace.
 
-    With proto 0 (the default) it only sends: no receive hook is registered, so binding is immediate
-    (registering a protocol hook waits for an RCU grace period, 10-15 ms).  Pass ETH_P_ARP to receive.
+    With proto 0 (the default) it only sends.  Pass ETH_P_ARP to receive: the protocol is given only
+    to bind(), not to socket(), so no hook exists yet that bind() would have to unregister first
+    (which waits for an RCU grace period, 10-15 ms); binding is immediate either way.
     """
 
     def __init__(self, ifname: str, proto: int = 0):
         self.ifname = ifname
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             self.sock.bind((ifname, proto))
         except OSError:
