@@ -259,6 +259,10 @@ def create_primitive_actions(p: Planner, r) -> None:
             p.order(stop, delete, 0)
         for start in p.rsc_actions(r.id, "start"):
             p.order(delete, start, 0)
+    if r.orphan and r.managed and r.next_role == STOPPED:
+        for stop in p.rsc_actions(r.id, "stop"):
+            delete = p.action(r, "delete", ws.node_by_uname[stop.node], optional=False)
+            p.order(stop, delete, IMPLIES_THEN | RUNNABLE_LEFT)  # forget a removed resource once stopped
     for uname, _task, interval in r.cancel:
         p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False).stage = 1
     if r.blocked:
