@@ -52,10 +52,25 @@ def test_bad_ha_cf_is_refused_with_file_and_line_and_no_traceback(tmp_path, hacf
 
 
 def test_authkeys_readable_by_others_is_refused(tmp_path):
-    cp = hb(*files(tmp_path, mode=0o644), "--node", "a", "--check-config")
+    for extra in (["--check-config"], ["--no-dbus", "--state-dir", str(tmp_path / "state")]):
+        cp = hb(*files(tmp_path, mode=0o644), "--node", "a", *extra)
+        assert cp.returncode == 1
+        assert cp.stderr.strip() == (f"{tmp_path}/authkeys: mode 0644 lets group or others access the keys; "
+                                     f"run: chmod 600 {tmp_path}/authkeys"), cp.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything was started
+
+
+def test_check_config_with_crc_passes_with_a_loud_warning(tmp_path):
+    cp = hb(*files(tmp_path, authkeys="auth 1\n1 crc\n"), "--node", "a", "--check-config")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr.startswith(f"{tmp_path}/authkeys:2: warning: key 1 uses crc, which authenticates NOTHING")
+    assert cp.stdout.strip().endswith(f"{tmp_path}/authkeys: OK")
+
+
+def test_bad_authkeys_line_is_refused_with_file_and_line(tmp_path):
+    cp = hb(*files(tmp_path, authkeys="auth 1\n1 sha512 0123456789abcdef\n"), "--node", "a", "--check-config")
     assert cp.returncode == 1
-    assert cp.stderr.startswith(f"{tmp_path}/authkeys"), cp.stderr
-    assert "600" in cp.stderr and "Traceback" not in cp.stderr
+    assert cp.stderr.strip() == f"{tmp_path}/authkeys:2: key 1: unknown method 'sha512' (use sha256, sha1, md5, crc)"
 
 
 def test_missing_files_are_reported(tmp_path):

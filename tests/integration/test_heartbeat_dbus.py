@@ -29,10 +29,8 @@ def hb():
         yield h
 
 
-def contract():
-    """(kind, name) -> signature from dbus/org.hadaemon.Heartbeat1.xml."""
-    root = ET.parse(REPO / "dbus" / "org.hadaemon.Heartbeat1.xml").getroot()
-    iface = root.find(f"interface[@name='{INTERFACE}']")
+def members(iface):
+    """(kind, name) -> signature of an <interface> element's methods, signals and properties."""
     out = {}
     for m in iface.findall("method"):
         ins = "".join(a.get("type") for a in m.findall("arg") if a.get("direction", "in") == "in")
@@ -45,18 +43,17 @@ def contract():
     return out
 
 
+def contract():
+    """The members of dbus/org.hadaemon.Heartbeat1.xml."""
+    root = ET.parse(REPO / "dbus" / "org.hadaemon.Heartbeat1.xml").getroot()
+    return members(root.find(f"interface[@name='{INTERFACE}']"))
+
+
 def test_busctl_introspect_matches_the_contract_xml(hb):
     cp = hb.busctl("node1", "introspect", "--xml-interface", BUS_NAME, OBJECT_PATH)
     live = ET.fromstring(cp.stdout).find(f"interface[@name='{INTERFACE}']")
-    got = {}
-    for m in live.findall("method"):
-        ins = "".join(a.get("type") for a in m.findall("arg") if a.get("direction", "in") == "in")
-        outs = "".join(a.get("type") for a in m.findall("arg") if a.get("direction") == "out")
-        got[("method", m.get("name"))] = (ins, outs)
-    for s in live.findall("signal"):
-        got[("signal", s.get("name"))] = "".join(a.get("type") for a in s.findall("arg"))
-    for p in live.findall("property"):
-        got[("property", p.get("name"))] = (p.get("type"), p.get("access"))
+    got = members(live)
+    assert len(got) == 14, sorted(got)  # 2 methods, 6 signals, 6 properties: the contract is not empty
     assert got == contract()
     table = hb.busctl("node1", "introspect", BUS_NAME, OBJECT_PATH).stdout
     assert ".Send" in table and ".Nodes" in table and ".MembershipChanged" in table
@@ -161,6 +158,25 @@ def test_policy_everyone_reads_only_root_and_haclient_send(hb):
     cp = subprocess.run(member + ["call", BUS_NAME, OBJECT_PATH, INTERFACE, "Send", "ssay", "node2", "c", "0"],
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode == 0 and cp.stdout.startswith("t "), cp.stderr
+
+
+def test_policy_only_root_owns_the_name(hb):
+    """RequestName(org.hadaemon.Heartbeat1, DO_NOT_QUEUE): root is allowed (the name exists: reply 3),
+    nobody and a haclient member are refused by the bus."""
+    def request_name(prefix):
+        argv = prefix + ["dbus-send", f"--bus={hb.c.dbus('node1')}", "--print-reply",
+                            "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                            "org.freedesktop.DBus.RequestName", f"string:{BUS_NAME}", "uint32:4"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+    root = request_name([])  # as root
+    assert root.returncode == 0 and root.stdout.split()[-2:] == ["uint32", "3"], root.stdout + root.stderr
+    haclient = grp.getgrnam("haclient").gr_gid
+    for user in (_as_user(hb), _as_user(hb, haclient)):
+        cp = request_name(user[:-2])  # the setpriv part, without busctl
+        assert cp.returncode != 0, cp.stdout
+        assert "AccessDenied" in cp.stderr and "not allowed to own" in cp.stderr, cp.stderr
+    assert hb.props("node1")["LocalNode"] == "node1"
 
 
 def test_hactl_status_shows_nodes_links_epoch_and_drops(hb):
