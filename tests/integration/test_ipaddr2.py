@@ -166,6 +166,11 @@ def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms, ru
     frames = read_pcap(cap.stop())
     requests = garps(frames, ip, mac, garp.ARPOP_REQUEST)
     replies = garps(frames, ip, mac, garp.ARPOP_REPLY)
+    for _, f in frames:  # both forms, as sent: to the broadcast MAC, request tha 0, reply tha = sha
+        a = garp.parse_arp(f)
+        if a and a[1] == mac and a[2] == ip:
+            assert f[:6] == b"\xff" * 6 and a[4] == ip, a
+            assert a[3] == (garp.ZERO_MAC if a[0] == garp.ARPOP_REQUEST else mac), a
     gaps = [b - a for a, b in zip(requests, requests[1:])]
     print(f"arp_count={count} arp_interval={interval_ms}ms: {len(requests)} requests, {len(replies)} replies; "
           f"gaps {[round(g * 1000) for g in gaps]} ms")
@@ -325,6 +330,54 @@ def test_stop_kills_the_background_announcer(c, cleanup):
     assert not has_addr(c, "node1", ip, 24)
 
 
+def test_nic_and_netmask_from_the_routing_table(c, cleanup):
+    """No nic, no cidr_netmask: the most specific connected route containing ip gives both (findif)."""
+    dummy, net = "vipx0", f"172.31.{c.base}"  # a veth pair inside node1 (no dummy module on every host)
+    c.run("node1", ["ip", "link", "add", dummy, "type", "veth", "peer", "name", "vipx1"], check=True)
+    try:
+        c.run("node1", ["ip", "addr", "add", f"{net}.1/28", "dev", dummy], check=True)
+        for dev in (dummy, "vipx1"):
+            c.run("node1", ["ip", "link", "set", dev, "up"], check=True)
+        c.run("node1", ["ip", "route", "add", f"{net}.0/24", "dev", "eth0"], check=True)  # less specific
+        on_eth0, on_dummy = {"ip": vip(c, 220), "arp_count": 1}, {"ip": f"{net}.5", "arp_count": 1}
+        cleanup += [("node1", on_eth0), ("node1", on_dummy)]
+        for p in (on_eth0, on_dummy):
+            rc, err, _ = ours(c, "node1", "start", **p)
+            assert rc == 0, err
+        assert has_addr(c, "node1", vip(c, 220), 24)
+        assert has_addr(c, "node1", f"{net}.5", 28, dev=dummy) and not has_addr(c, "node1", f"{net}.5", 24)
+        assert ours(c, "node1", "monitor", **on_dummy)[0] == 0
+        for p in (on_eth0, on_dummy):
+            assert ours(c, "node1", "stop", **p)[0] == 0
+        assert not has_addr(c, "node1", vip(c, 220), 24) and not has_addr(c, "node1", f"{net}.5", 28, dev=dummy)
+    finally:
+        c.run("node1", ["ip", "link", "del", dummy])
+        c.run("node1", ["ip", "route", "del", f"{net}.0/24", "dev", "eth0"])
+
+
+def test_imports_only_what_is_needed(c, cleanup):
+    """`python -X importtime` of a start: scapy's l2 layer only (no scapy.all, no inet6 for IPv4)."""
+    ip = vip(c, 221)
+    p = {"ip": ip, "cidr_netmask": "24", "arp_count": 1}
+    cleanup.append(("node2", p))
+    env = {f"OCF_RESKEY_{k}": str(v) for k, v in p.items()}
+    env["HADAEMON_RUNDIR"] = str(c.workdir / "run" / "node2")
+    costs = {}
+    for action in ("meta-data", "start"):
+        cp = c.run("node2", [sys.executable, "-X", "importtime", str(AGENT), action], env=env, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        rows = [line.split("|") for line in cp.stderr.splitlines() if line.startswith("import time:")]
+        mods = {r[2].strip(): int(r[1]) for r in rows[1:] if len(r) == 3}  # name -> cumulative us
+        top = {r[2].strip(): int(r[1]) for r in rows[1:] if len(r) == 3 and not r[2].startswith("  ")}
+        costs[action] = mods
+        print(f"{action}: {len(mods)} modules, top-level imports {sum(top.values()) / 1000:.0f} ms; "
+              + ", ".join(f"{m} {top[m] / 1000:.0f} ms" for m in sorted(top, key=top.get)[-3:]))
+    assert not {"pyroute2", "scapy", "urllib.request"} & set(costs["meta-data"])
+    assert {"pyroute2", "scapy.layers.l2"} <= set(costs["start"])
+    assert not {"scapy.all", "scapy.layers.inet6", "scapy.layers.inet"} & set(costs["start"])
+    assert ours(c, "node2", "stop", **p)[0] == 0
+
+
 # -- collisions and ownership ---------------------------------------------------------------------
 
 def test_address_live_elsewhere_is_detected_at_start(c, cleanup):
@@ -339,13 +392,17 @@ def test_address_live_elsewhere_is_detected_at_start(c, cleanup):
     assert not has_addr(c, "node2", ip, 24)
     c.run("node1", ["ip", "addr", "del", f"{ip}/24", "dev", "eth0"], check=True)
     assert ours(c, "node2", "start", **p)[0] == 0
+    sender = c.workdir / "run" / "node2" / "ipaddr2" / f"{ip}.send_arp.pid"
+    wait_until(lambda: not sender.exists(), 5, message="the first start's background rounds to end")
     # Already ours: start is a no-op without a probe (and without a second announcement).
     with c.tcpdump("client", "arp") as cap:
         rc, err, t0 = ours(c, "node2", "start", **p)
         time.sleep(0.3)
     assert rc == 0
-    probes = [f for _, f in read_pcap(cap.stop()) if (garp.parse_arp(f) or (0, "", ""))[2] == "0.0.0.0"]
-    assert probes == []
+    frames = read_pcap(cap.stop())
+    probes = [f for _, f in frames if (garp.parse_arp(f) or (0, "", ""))[2] == "0.0.0.0"]
+    assert probes == [] and garps(frames, ip, c.mac("node2")) == []
+    assert addrs(c, "node2").count(f" {ip}/24 ") == 1
 
 
 def test_stop_removes_only_the_address_it_added(c, cleanup):
@@ -407,7 +464,10 @@ def test_ipv6_unsolicited_na_and_dad(c, cleanup):
             nas.append((ts, pkt[ICMPv6ND_NA].O))
     print(f"IPv6: start took {took * 1000:.0f} ms (kernel DAD), {len(nas)} unsolicited NAs, "
           f"client entry: {neigh(c, ip)}")
+    gaps = [b - a for (a, _), (b, _) in zip(nas, nas[1:])]
+    print(f"IPv6: NA gaps {[round(g * 1000) for g in gaps]} ms (arp_interval 200 ms)")
     assert len(nas) == 3 and all(o == 1 for _, o in nas)
+    assert all(0.1 <= g <= 0.4 for g in gaps)
     assert "preferred_lft 0sec" in c.run("node2", ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
     assert ours(c, "node2", "stop", **p)[0] == 0 and not has_addr(c, "node2", ip, 64)
     # DAD: node1 holds the address, node2's start fails and leaves nothing behind.

@@ -73,6 +73,18 @@ def arping(c, vip, count=3):
     return json.loads(cp.stdout.strip().splitlines()[-1])
 
 
+def arp_senders(c, vip):
+    """Sender IPs of the ARP requests rs1 sends when it answers a client from the VIP (as an LVS-DR
+    real server does): with arp_announce=2 they must carry its eth0 address, never the VIP."""
+    from hadaemon.io.garp import ARPOP_REQUEST, parse_arp
+
+    c.run("rs1", ["ip", "neigh", "flush", "dev", "eth0"])
+    with c.tcpdump("client", "arp") as cap:
+        c.run("rs1", ["ping", "-c", "1", "-W", "1", "-I", vip, c.addr("client")])
+    arps = [parse_arp(bytes(p)) for p in cap.packets()]
+    return {a[2] for a in arps if a and a[0] == ARPOP_REQUEST and a[1] == c.mac("rs1")}
+
+
 def on_lo(c, vip):
     family = "-6" if ":" in vip else "-4"
     prefix = 128 if ":" in vip else 32
@@ -85,6 +97,7 @@ def test_vip_on_lo_never_answers_arp_and_stop_reverts(c):
     # Control: the VIP on lo *without* the helper's sysctls does answer ARP (so the check below can fail).
     c.run("rs1", ["ip", "addr", "add", f"{vip}/32", "dev", "lo"], check=True)
     assert set(arping(c, vip)) == {rs_mac}
+    assert arp_senders(c, vip) == {vip}  # and its own ARP requests announce the VIP
     c.run("rs1", ["ip", "addr", "del", f"{vip}/32", "dev", "lo"], check=True)
 
     c.run("rs1", ["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_announce=1"], check=True)  # a non-default original
@@ -103,6 +116,7 @@ def test_vip_on_lo_never_answers_arp_and_stop_reverts(c):
     assert realserver(c, "status", vip)[0] == 0
 
     assert arping(c, vip) == []  # nobody holds the VIP on a wire: the real server stays silent
+    assert arp_senders(c, vip) == {c.addr("rs1")}  # arp_announce=2: its requests do not name the VIP
     p = {"OCF_RESKEY_ip": vip, "OCF_RESKEY_cidr_netmask": "24",
          "HADAEMON_RUNDIR": str(c.workdir / "run" / "node1")}
     cp = c.run("node1", [sys.executable, str(AGENT), "start"], env=p)
@@ -147,6 +161,7 @@ def test_interface_option_sets_only_that_interface(c):
     assert (now["eth0/arp_ignore"], now["eth0/arp_announce"]) == ("1", "2")
     assert now["all/arp_ignore"] == before["all/arp_ignore"] and now["lo/arp_ignore"] == before["lo/arp_ignore"]
     assert arping(c, vip) == []  # arp_ignore on the receiving interface is enough
+    assert arp_senders(c, vip) == {c.addr("rs1")}  # and arp_announce on the sending one
     assert realserver(c, "stop", vip)[0] == 0
     assert sysctls(c) == before and not on_lo(c, vip)
 
