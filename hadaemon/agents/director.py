@@ -119,8 +119,10 @@ def validate(params) -> Result:
         return Result(OCF_ERR_CONFIGURED, f"backend must be auto, ipvs or nft, not {backend!r}")
     if not os.path.exists(config):
         return Result(OCF_ERR_INSTALLED, f"{config} does not exist")
+    from hadaemon.core.ldirectord.table import check_table
+
     try:
-        load_config(config)
+        check_table(load_config(config))
     except ConfigError as e:
         return Result(OCF_ERR_CONFIGURED, str(e))
     if backend == "ipvs":

@@ -117,8 +117,8 @@ class VirtualService:
             object.__setattr__(self, "fwmark", 0)
             if not 0 <= self.port < 65536:
                 raise TableError(f"port must be 0..65535, not {self.port}")
-        if self.persistent is not None and self.persistent <= 0:
-            raise TableError(f"persistent timeout must be positive, not {self.persistent}")
+        if self.persistent is not None and not 0 < self.persistent < 2 ** 32:
+            raise TableError(f"persistent timeout must be 1..4294967295, not {self.persistent}")
         unknown = [f for f in self.flags if f not in SERVICE_FLAGS]
         if unknown:
             raise TableError(f"unknown service flag(s): {', '.join(unknown)}")

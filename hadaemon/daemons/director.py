@@ -65,14 +65,20 @@ def make_backend(name: str) -> Backend:
 
 def check_config(path: str, quiet: bool = False) -> int:
     from hadaemon.core.ldirectord.config import load_config
+    from hadaemon.core.ldirectord.table import check_table
 
     try:
         config = load_config(path)
+        check_table(config)
     except ConfigError as e:
         print(f"ha-ldirectord: {e}", file=sys.stderr)
         return 1
     for w in config.warnings:
         print(f"{path}:{w.line}: warning: {w.message}", file=sys.stderr)
+    from hadaemon.core.ldirectord.checks import unsupported_checks
+
+    for line, message in unsupported_checks(config):
+        print(f"{path}:{line}: warning: {message}", file=sys.stderr)
     if not quiet:
         print(f"{path}: configuration OK: {len(config.virtuals)} virtual service(s), "
               f"{sum(len(v.reals) for v in config.virtuals)} real server(s)")

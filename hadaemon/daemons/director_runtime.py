@@ -9,7 +9,7 @@ import time
 from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.checks import make_plan
+from hadaemon.core.ldirectord.checks import make_plan, unsupported_checks
 from hadaemon.core.ldirectord.config import load_config
 from hadaemon.core.ldirectord.debounce import (
     RealDown, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over, check_kind,
@@ -17,7 +17,7 @@ from hadaemon.core.ldirectord.debounce import (
 )
 from hadaemon.core.ldirectord.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
 from hadaemon.core.ldirectord.table import (
-    dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
+    check_table, dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
 )
 from hadaemon.core.lvs_table import Service, Table, apply_ops, diff, format_table
 from hadaemon.io.lvs.base import Backend, BackendError
@@ -78,6 +78,7 @@ class Director:
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
         config = load_config(self.config_path)
+        check_table(config)
         self.stamp = file_stamp(self.config_path)
         existing = await asyncio.to_thread(self.backend.read)
         adopted = {}
@@ -128,6 +129,7 @@ class Director:
         Health of reals kept by the new config carries over, so nothing flaps."""
         try:
             config = load_config(self.config_path)
+            check_table(config)
         except ConfigError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             raise BadRequest("BadConfig", str(e)) from None
@@ -150,6 +152,8 @@ class Director:
         self.config, self.plan = config, make_plan(config)
         for w in config.warnings:
             log.warning("%s:%d: %s", config.path, w.line, w.message)
+        for line, message in unsupported_checks(config):
+            log.error("%s:%d: %s", config.path, line, message)
 
     def _wanted_keys(self) -> Set[str]:
         return {virtual_service(v).key for v in self.config.virtuals}

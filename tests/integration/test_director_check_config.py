@@ -41,6 +41,12 @@ def test_shared_files_check_config(path, capsys):
     ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tscheduler=wrr\n\tnonsense=1\n", 4),
     ("checkinterval=abc\n", 1),
     ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 route\n", 2),
+    # ldirectord's parser lets these through (ipvsadm fails later); no table can hold them
+    ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate 99999999999999999999\n", 2),
+    ("virtual=99999999999999999999\n\treal=10.0.0.2:80 gate\n", 1),
+    ("checkinterval=1\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tpersistent=99999999999\n", 2),
+    ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tfallback=10.0.0.9:80 gate\n"
+     "\treal=10.0.0.3:80 gate 4294967296\n", 4),
 ])
 def test_broken_files_name_file_and_line(tmp_path, capsys, text, line):
     path = tmp_path / "ldirectord.cf"
@@ -48,6 +54,18 @@ def test_broken_files_name_file_and_line(tmp_path, capsys, text, line):
     assert main(["--check-config", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:{line}:" in err and "Traceback" not in err
+
+
+def test_unsupported_service_is_named(tmp_path, capsys):
+    """service=oracle loads (as in ldirectord) but is reported clearly, naming the missing library."""
+    path = tmp_path / "ldirectord.cf"
+    path.write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n\tservice=oracle\n")
+    assert main(["--check-config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:1: warning:" in err and "Oracle client library" in err and "checktype=connect" in err
+    path.write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n\tservice=oracle\n\tchecktype=connect\n")
+    assert main(["--check-config", str(path)]) == 0
+    assert "Oracle" not in capsys.readouterr().err
 
 
 def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):

@@ -15,6 +15,18 @@ _CHECKTIMEOUT_NEGOTIATE = ("ldap", "ldaps", "radius")
 UNSUPPORTED_SERVICES = {"oracle": "Oracle (DBD::Oracle / Oracle client library)"}
 
 
+def unsupported_checks(config: DirectorConfig) -> List[Tuple[int, str]]:
+    """(line, message) for each virtual whose negotiate check needs a client library we lack: its
+    reals can never be up (they stay down with that message as the check detail)."""
+    out = []
+    for v in config.virtuals:
+        if v.service in UNSUPPORTED_SERVICES and v.checktype in ("negotiate", "combined"):
+            out.append((v.line, f"virtual service {v.key}: service={v.service} needs "
+                                f"{UNSUPPORTED_SERVICES[v.service]}, which hadaemon does not ship; its "
+                                "real servers will never be up (use checktype=connect or external)"))
+    return out
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     """Everything an I/O checker needs to check one real server once."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
+from hadaemon.core.errors import ConfigError
 from hadaemon.core.ldirectord.checks import Plan, make_plan
 from hadaemon.core.ldirectord.debounce import HealthState
 from hadaemon.core.ldirectord.model import DirectorConfig, Real, Virtual, table_port
 from hadaemon.core.lvs_table import (
-    SERVICE_FLAGS, Destination, Service, Table, VirtualService, hostport,
+    SERVICE_FLAGS, Destination, Service, Table, TableError, VirtualService, hostport,
 )
 
 
@@ -35,6 +36,23 @@ def dest_key(v: Virtual, r: Real) -> str:
 
 def _dest(v: Virtual, r: Real, weight: int) -> Destination:
     return Destination(r.address, table_port(v, r), r.method, weight, r.lower, r.upper)
+
+
+def check_table(config: DirectorConfig) -> None:
+    """Raise ConfigError(path, line, message) for a value ldirectord's parser lets through but no
+    table can hold (a weight, fwmark or persistent timeout out of range): ldirectord would fail in
+    ipvsadm at run time; we refuse the file with its line instead of failing later."""
+    for v in config.virtuals:
+        try:
+            virtual_service(v)
+        except TableError as e:
+            raise ConfigError(config.path, v.line, f"virtual service {v.key}: {e}") from None
+        fb = config.fallback_for(v)
+        for r in v.reals + ((fb,) if fb is not None else ()):
+            try:
+                _dest(v, r, r.weight)
+            except TableError as e:
+                raise ConfigError(config.path, r.line or v.line, f"real server {r.key}: {e}") from None
 
 
 def wanted_table(config: DirectorConfig, health: HealthState, current: Table | None = None,
