@@ -123,10 +123,15 @@ S["unordered_group"] = lambda: cib(
     status=[node_state("node1", lrm("a", op("a", "start", call=1), op("a", "monitor", rc=7, call=2, target=7)),
                        running("b")),
             node_state("node2", stopped("a"), stopped("b"))])
+S["discovery"] = lambda: cib(
+    nodes=("node1", "node2", "node3"), resources=[primitive("rsc1"), primitive("rsc2")],
+    constraints=['<rsc_location id="l1" rsc="rsc1" node="node2" score="0" resource-discovery="never"/>',
+                 '<rsc_location id="l2" rsc="rsc2" node="node3" score="-10" resource-discovery="exclusive"/>'])
 
 EXPECTED = {
     "asymmetric": ["Start rsc1 (node2)"],
     "coloc_neg_finite": ["Start a (node1)", "Start b (node2)"],
+    "discovery": ["Start rsc1 (node1)"],
     "freeze": ["Start rsc2 (node2) due to quorum freeze (blocked)"],
     "group_disabled": ["Stop a (node1) due to node availability", "Stop b (node1) due to node availability"],
     "ignore": ["Start rsc2 (node2)"],
@@ -160,3 +165,12 @@ def test_case_summary(name):
 
 def test_every_case_has_an_expectation():
     assert set(S) == set(EXPECTED)
+
+
+def test_discovery_limits_probes():
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    t = schedule(parse_cib(S["discovery"](), "t.xml"), 0)
+    probes = sorted((a.rsc, a.node) for a in t.graph.actions if a.task == "monitor" and a.interval_ms == 0)
+    assert probes == [("rsc1", "node1"), ("rsc1", "node3"), ("rsc2", "node3")]

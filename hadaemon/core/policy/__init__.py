@@ -74,6 +74,7 @@ def schedule(cib: Cib, now: int | None = None) -> Transition:
     P.apply_locations(ws)
     P.apply_stickiness(ws)
     P.apply_fail_limits(ws)
+    P.apply_exclusive_discovery(ws)
     P.build_colocations(ws)
     P.assign_all(ws)
     planner = A.plan(ws)

@@ -328,6 +328,9 @@ def create_probes(p: Planner) -> None:
         for r in ws.prims.values():
             if r.orphan or node.uname in r.known_on:
                 continue
+            mode = r.discovery.get(node.uname)
+            if mode == "never" or (mode is None and "exclusive" in r.discovery.values()):
+                continue  # resource-discovery=never here, or exclusive to other nodes
             probe = p.action(r, "monitor", node, 0, optional=False)
             p.frozen.discard(probe.id)  # unmanaged resources are still probed
             probe.optional = False

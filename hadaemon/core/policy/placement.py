@@ -62,6 +62,19 @@ def apply_locations(ws: WorkingSet) -> None:
                 scores[node.uname] = add_scores(scores.get(node.uname, 0), s) \
                     if node.uname in scores else s
         _rsc_location(ws, rsc, scores)
+        if loc.discovery in ("never", "exclusive"):
+            for r in (rsc.members if rsc.is_group else [rsc]):
+                for uname in scores:
+                    r.discovery[uname] = loc.discovery
+
+
+def apply_exclusive_discovery(ws: WorkingSet) -> None:
+    """resource-discovery=exclusive: the resource may run only where such a location names it."""
+    for r in ws.prims.values():
+        if "exclusive" in r.discovery.values():
+            for node in ws.nodes:
+                if r.discovery.get(node.uname) != "exclusive":
+                    r.allowed[node.uname] = -INFINITY
 
 
 def apply_stickiness(ws: WorkingSet) -> None:

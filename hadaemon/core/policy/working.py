@@ -130,6 +130,7 @@ class WRsc:
         self.reload = False
         self.restart_reason: str | None = None
         self.failure_ignored = False
+        self.discovery: Dict[str, str] = {}  # node -> resource-discovery "never"/"exclusive"
         self.cons: List[Coloc] = []
         self.cons_lhs: List[Coloc] = []
         self.active_ops: Dict[str, set] = {}  # node uname -> {(task, interval_ms)}
