@@ -135,3 +135,18 @@ def test_load_cib_missing_file(tmp_path):
                                      ("1h", 3600000), ("PT10S", 10000), ("0", 0), (None, 0), ("x1", None)])
 def test_interval(text, ms):
     assert parse_interval_ms(text) == ms
+
+
+def test_id_refs_for_sets_and_rules():
+    xml = CIB.replace('<primitive id="httpd" class="lsb" type="httpd"/>',
+                      '<primitive id="httpd" class="lsb" type="httpd"><meta_attributes id-ref="w-meta"/></primitive>')
+    xml = xml.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
+                      '<rsc_location id="ref" rsc="fence1"><rule id-ref="r1"/></rsc_location>')
+    cib = parse_cib(xml, "cib.xml")
+    httpd = cib.resources[0].members[1]
+    assert httpd.meta_sets[0].pairs == (("resource-stickiness", "100"),)
+    assert cib.locations[-1].rules[0].score == -1000000
+    bad = CIB.replace('<primitive id="httpd" class="lsb" type="httpd"/>',
+                      '<primitive id="httpd" class="lsb" type="httpd"><meta_attributes id-ref="nope"/></primitive>')
+    with pytest.raises(ConfigError, match=r"cib.xml:20: <meta_attributes> refers to id 'nope'"):
+        parse_cib(bad, "cib.xml")

@@ -58,6 +58,7 @@ def parse_interval_ms(text: str | None) -> int | None:
 class _Loader:
     def __init__(self, path: str):
         self.path = path
+        self.ids: Dict[str, Element] = {}
 
     def err(self, el: Element, message: str) -> ConfigError:
         return ConfigError(self.path, el.line, message)
@@ -80,7 +81,18 @@ class _Loader:
             raise self.err(el, f"<{el.tag}> ({UNSUPPORTED[el.tag]}) is not supported")
 
     # --- generic blocks ---
+    def deref(self, el: Element) -> Element:
+        """Follow an id-ref to the element it names (same tag), or fail with the line."""
+        ref = el.get("id-ref")
+        if ref is None:
+            return el
+        target = self.ids.get(ref)
+        if target is None or target.tag != el.tag:
+            raise self.err(el, f"<{el.tag}> refers to id '{ref}', which is not a <{el.tag}>")
+        return target
+
     def nvset(self, el: Element) -> NvSet:
+        el = self.deref(el)
         rule = None
         pairs: List[Tuple[str, str]] = []
         for child in el.children:
@@ -99,6 +111,7 @@ class _Loader:
         return tuple(self.nvset(c) for c in el.children if c.tag in tags)
 
     def rule(self, el: Element) -> Rule:
+        el = self.deref(el)
         terms = []
         for child in el.children:
             if child.tag == "expression":
@@ -230,6 +243,13 @@ class _Loader:
         conf = root.find("configuration")
         if conf is None:
             raise self.err(root, "<cib> has no <configuration>")
+        stack = [conf]
+        while stack:  # ids in the configuration, for id-ref
+            el = stack.pop()
+            i = el.attrib.get("id")
+            if i is not None and "id-ref" not in el.attrib:
+                self.ids.setdefault(i, el)
+            stack.extend(el.children)
         options: Dict[str, str] = {}
         crm = conf.find("crm_config")
         if crm is not None:
