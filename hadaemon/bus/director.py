@@ -126,4 +126,28 @@ async def export(director, bus=None):
                                            "RealServers": iface.RealServers, "Reloads": iface.Reloads})
 
     director.listeners.append(on_event)
+    _quiet_refusals()
     return bus
+
+
+def _quiet_refusals():
+    """dbus-next 0.2.3 sends the error reply of an async method that raised DBusError, then lets the
+    exception escape its done-callback, so the loop logs a traceback for every refused request
+    (an unknown real, a bad weight). The caller got its error; log one line instead."""
+    import asyncio
+    import logging
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop_, context):
+        exc = context.get("exception")
+        if isinstance(exc, DBusError):
+            logging.getLogger("ha-ldirectord").info("D-Bus request refused: %s: %s", exc.type, exc.text)
+            return
+        if previous is not None:
+            previous(loop_, context)
+        else:
+            loop_.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)

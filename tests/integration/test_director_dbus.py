@@ -144,6 +144,14 @@ def test_bad_arguments_are_dbus_errors_with_a_message(env):
     assert cp.returncode != 0 and "weight must be 0..65535" in cp.stderr
     cp = call(env, "Drain", "ss", "", "", check=False)
     assert cp.returncode != 0 and "must be 1.." in cp.stderr
+    cp = call(env, "SetWeight", "ss", f"tcp:{env.vip}:80", env.key("rs1"), check=False)     # wrong signature
+    assert cp.returncode != 0 and "could not be found" in cp.stderr
+    # the daemon logs one line per refusal, not a traceback
+    deadline = time.monotonic() + 5
+    while "D-Bus request refused" not in env.proc.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "D-Bus request refused" in env.proc.output()
+    assert "Exception in callback" not in env.proc.output()
 
 
 def test_reload_bad_config_keeps_the_running_one(env):
