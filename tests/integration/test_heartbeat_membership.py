@@ -65,6 +65,12 @@ def test_three_nodes_form_membership_and_a_cut_node_is_dead_within_deadtime_plus
             assert p["Members"] == ["node1", "node2"]
             assert p["Nodes"]["node3"] == ["dead", {"eth0": "dead"}]
             assert p["Epoch"] > epoch_before
+            # silent for warntime (deadtime / 2): logged as a warning before the death
+            lines = hb.procs[o].output().splitlines()
+            warn = [i for i, ln in enumerate(lines) if "node node3: no heartbeat for" in ln
+                    and "[NODE=node3 EVENT=warn]" in ln]
+            dead = [i for i, ln in enumerate(lines) if "node node3 is dead" in ln and "EVENT=dead" in ln]
+            assert warn and dead and warn[-1] < dead[-1], "\n".join(lines[-20:])
         # the cut node sees its own link down and the others dead
         hb.wait_states("node3", {"node1": "dead", "node2": "dead"})
         c.restore("node3")
