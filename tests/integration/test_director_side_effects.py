@@ -1,0 +1,137 @@
+"""ha-ldirectord's side effects end to end (nft backend in namespaces): failurecount debouncing, the
+maintenancedir, fallbackcommand start/stop, email alerts through the configured smtp= server (a sink on
+the director's 127.0.0.1:25), and autoreload running callback= with the file name."""
+import re
+import time
+
+import pytest
+
+from hadaemon.testing.netns import Cluster
+from tests.integration.director_env import PYTHON, DirectorEnv
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+SMTP_SINK = r"""
+import asyncio, sys
+out = sys.argv[1]
+
+async def handle(reader, writer):
+    writer.write(b"220 sink ESMTP\r\n")
+    data, in_data = [], False
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        if in_data:
+            if line == b".\r\n":
+                with open(out, "ab") as f:
+                    f.write(b"".join(data) + b"\n=====\n")
+                data, in_data = [], False
+                writer.write(b"250 queued\r\n")
+            else:
+                data.append(line)
+            continue
+        cmd = line[:4].upper()
+        writer.write({b"EHLO": b"250 sink\r\n", b"DATA": b"354 go\r\n", b"QUIT": b"221 bye\r\n"}.get(cmd, b"250 ok\r\n"))
+        in_data = cmd == b"DATA"
+        await writer.drain()
+        if cmd == b"QUIT":
+            break
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 25)
+    print("listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def wait_for(pred, timeout=30.0, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read(path):
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def env():
+    with Cluster(["dir1", "dir2"], client=True) as c:
+        yield DirectorEnv(c)
+
+
+def test_failurecount_maintenance_fallbackcommand_email_callback(env):
+    w = env.c.workdir
+    mdir, mail, fb_log, cb_log = w / "maint", w / "mail.txt", w / "fallback.log", w / "callback.log"
+    mdir.mkdir()
+    (w / "fb.sh").write_text(f'#!/bin/sh\necho "$@" >> {fb_log}\n')
+    (w / "cb.sh").write_text(f'#!/bin/sh\necho "$1" >> {cb_log}\n')
+    for s in ("fb.sh", "cb.sh"):
+        (w / s).chmod(0o755)
+    (w / "sink.py").write_text(SMTP_SINK)
+    sink = env.c.spawn("dir1", [PYTHON, str(w / "sink.py"), str(mail)], name="smtp-sink")
+    wait_for(lambda: "listening" in sink.output(), 30, "the SMTP sink")
+
+    extra = (f"failurecount=2\nmaintenancedir={mdir}\nfallbackcommand={w / 'fb.sh'}\ncallback=\"{w / 'cb.sh'}\"\n"
+             "emailalert=ops@example.com\nemailalertfrom=director@example.com\nsmtp=127.0.0.1\n")
+    env.config(quiescent="yes", autoreload="yes", extra=extra)
+    env.add_vip("dir1")
+    d = env.c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus",
+                             str(env.config_path)], name="ldirectord")
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+    vip = f"{env.vip}:80"
+    # at start no real was up yet: fallbackcommand start, then stop once one came up (ldirectord's order)
+    wait_for(lambda: read(fb_log).splitlines() == [f"start {vip} tcp", f"stop {vip} tcp"], 20,
+             f"fallbackcommand start/stop, got {read(fb_log)!r}")
+
+    # failurecount=2: one failed check is only a soft failure; the second takes rs1 out (weight 0)
+    env.set_health("rs1", False)
+    env.wait_weights({rs1: 0, rs2: 3}, timeout=30)
+    out = d.output()
+    soft = out.find(f"real server {rs1} of tcp:{vip} failed check 1/2")
+    down = out.find(f"real server {rs1} of tcp:{vip} is down")
+    assert 0 <= soft < down, out[-3000:]
+    # ... and a mail through smtp=127.0.0.1 (port 25 in the director's namespace)
+    wait_for(lambda: f"Quiescent real server: {rs1} ({vip}) (Weight set to 0)" in read(mail), 30,
+             f"the quiescent alert, mails: {read(mail)!r}")
+    assert "To: ops@example.com" in read(mail) and "From: director@example.com" in read(mail)
+    env.set_health("rs1", True)
+    env.wait_weights({rs1: 1, rs2: 3}, timeout=30)
+    wait_for(lambda: f"Restored real server: {rs1} ({vip}) (Weight set to 1)" in read(mail), 30, "the restore alert")
+
+    # maintenancedir: a file named after the real takes it out at once (no debouncing); removing it restores
+    (mdir / env.rs["rs2"]).write_text("")
+    env.wait_weights({rs1: 1, rs2: 0}, timeout=15)
+    assert f"real server {rs2} of tcp:{vip} is maintenance" in d.output()
+    assert f"real server {rs2} of tcp:{vip} failed check" not in d.output()
+    (mdir / env.rs["rs2"]).unlink()
+    env.wait_weights({rs1: 1, rs2: 3}, timeout=15)
+
+    # every real down: the fallback is added and fallbackcommand runs once with start; recovery stops it
+    env.set_health("rs1", False)
+    env.set_health("rs2", False)
+    env.wait_weights({rs1: 0, rs2: 0, "127.0.0.1:80": 1}, timeout=30)
+    wait_for(lambda: read(fb_log).splitlines()[2:] == [f"start {vip} tcp"], 10, f"fallbackcommand start: {read(fb_log)!r}")
+    env.set_health("rs1", True)
+    env.set_health("rs2", True)
+    env.wait_weights({rs1: 1, rs2: 3}, timeout=30)
+    wait_for(lambda: read(fb_log).splitlines()[2:] == [f"start {vip} tcp", f"stop {vip} tcp"], 10,
+             f"fallbackcommand stop: {read(fb_log)!r}")
+
+    # autoreload: a content change reloads and runs callback with the file name
+    assert read(cb_log) == ""
+    text = env.config_path.read_text()
+    env.config_path.write_text(re.sub(r"(real=\S+:80 gate) 3", r"\1 2", text))
+    env.wait_weights({rs1: 1, rs2: 2}, timeout=30)
+    wait_for(lambda: read(cb_log).splitlines() == [str(env.config_path)], 10, f"callback, got {read(cb_log)!r}")
+    d.terminate(timeout=10)
+    assert env.table() == {}
