@@ -151,11 +151,14 @@ def test_ocf_codes_match_clusterlabs(c, cleanup):
 
 # -- gratuitous ARP on the wire -------------------------------------------------------------------
 
-@pytest.mark.parametrize("count,interval_ms,run_arping", [(5, 200, "true"), (3, 400, "false")])
+@pytest.mark.parametrize("count,interval_ms,run_arping", [(None, None, "true"), (3, 400, "false")])
 def test_garp_count_spacing_and_time_to_first(c, cleanup, count, interval_ms, run_arping):
     ip = vip(c, 211)
-    params = {"ip": ip, "cidr_netmask": "24", "arp_count": count, "arp_interval": interval_ms,
-              "run_arping": run_arping}
+    params = {"ip": ip, "cidr_netmask": "24", "run_arping": run_arping}
+    if count is None:  # the defaults: arp_count 5, arp_interval 200 ms
+        count, interval_ms = 5, 200
+    else:
+        params.update(arp_count=count, arp_interval=interval_ms)
     cleanup.append(("node2", params))
     mac = c.mac("node2")
     with c.tcpdump("client", "arp") as cap:

@@ -53,6 +53,8 @@ def test_realserver_unit_and_agent_under_systemd(rootfs, monkeypatch):
         before = sysctls(ct)
         ct.systemctl("start", unit, check=True, timeout=60)
         assert ct.systemctl("is-active", unit).stdout.strip() == "active"  # oneshot, RemainAfterExit
+        props = ct.systemctl("show", "-p", "Type", "-p", "RemainAfterExit", "-p", "SubState", unit).stdout.split()
+        assert sorted(props) == ["RemainAfterExit=yes", "SubState=exited", "Type=oneshot"], props
         assert sysctls(ct) == ["1", "2", "1", "2"]
         assert f"{vip}/32" in ct.run(["ip", "-o", "addr", "show", "dev", "lo"], check=True).stdout
         assert ct.run(["ha-realserver", "status", vip]).returncode == 0
