@@ -47,7 +47,7 @@ class HttpProbe:
 def probe_for(spec) -> HttpProbe | None:
     """The callback-path plan for `spec`, or None when it needs the general path (https, http_proxy,
     a host name to resolve, other services)."""
-    if spec.kind != "negotiate" or spec.service != "http" or not socket.SOCK_NONBLOCK:
+    if spec.kind != "negotiate" or spec.service != "http" or _NONBLOCK_STREAM == socket.SOCK_STREAM:
         return None
     host, port, tls, request = _plan(spec.url, spec.httpmethod, spec.virtualhost, spec.address)
     if tls or not _is_ip(host):
