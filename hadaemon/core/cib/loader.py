@@ -10,7 +10,7 @@ from hadaemon.core.cib.model import (
     Order, Primitive, Rule,
 )
 from hadaemon.core.cib.scores import parse_score
-from hadaemon.core.cib.xmltree import Element, parse_xml
+from hadaemon.core.cib.xmltree import Element, parse_xml, paused_gc
 from hadaemon.core.errors import ConfigError
 
 UNSUPPORTED = {
@@ -36,8 +36,9 @@ def load_cib(path: str) -> Cib:
 
 def parse_cib(xml_text, path: str = "<string>") -> Cib:
     """Parse CIB XML text (str or bytes) into a Cib."""
-    root = parse_xml(xml_text, path)
-    return _Loader(path).cib(root)
+    with paused_gc():
+        root = parse_xml(xml_text, path)
+        return _Loader(path).cib(root)
 
 
 def parse_interval_ms(text: str | None) -> int | None:

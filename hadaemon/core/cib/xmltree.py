@@ -1,10 +1,26 @@
 """A small XML element tree that remembers the line of every element (expat based)."""
 from __future__ import annotations
 
-from typing import Dict, List
+import contextlib
+import gc
+from typing import Dict, Iterator, List
 from xml.parsers import expat
 
 from hadaemon.core.errors import ConfigError
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects (restored after):
+    a large CIB allocates hundreds of thousands of them and the collector's passes cost a third of
+    the time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class Element:

@@ -5,6 +5,7 @@ from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
+from hadaemon.core.cib.xmltree import paused_gc
 from hadaemon.core.graph import Action, TransitionGraph
 from hadaemon.core.policy import actions as A
 from hadaemon.core.policy import digests as D
@@ -69,6 +70,11 @@ class Transition:
 
 def schedule(cib: Cib, now: int | None = None) -> Transition:
     """Run the scheduler pipeline on a CIB; same input, same output."""
+    with paused_gc():
+        return _schedule(cib, now)
+
+
+def _schedule(cib: Cib, now: int | None) -> Transition:
     ws = unpack(cib, now)
     D.check_definitions(ws)
     P.apply_locations(ws)
