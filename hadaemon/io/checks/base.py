@@ -6,7 +6,7 @@ import asyncio
 import functools
 import re
 import ssl
-from typing import Tuple
+from typing import Callable, Tuple
 
 _CTX: ssl.SSLContext | None = None
 LINE_LIMIT = 64 * 1024
@@ -64,3 +64,18 @@ def perl_regex(pattern: str) -> re.Pattern[str]:
 def matches(receive: str, text: str) -> bool:
     """ldirectord: an empty receive matches anything; else a regex search."""
     return not receive or perl_regex(receive).search(text) is not None
+
+
+class FirstDatagram(asyncio.DatagramProtocol):
+    """Resolves `fut` with the first datagram `accept` takes (default: any), or with the socket error."""
+
+    def __init__(self, fut: asyncio.Future, accept: Callable[[bytes], bool] | None = None):
+        self.fut, self.accept = fut, accept
+
+    def datagram_received(self, data, addr):
+        if not self.fut.done() and (self.accept is None or self.accept(data)):
+            self.fut.set_result(data)
+
+    def error_received(self, exc):
+        if not self.fut.done():
+            self.fut.set_exception(exc)

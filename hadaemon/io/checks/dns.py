@@ -8,7 +8,7 @@ import os
 import struct
 from typing import List, Tuple
 
-from hadaemon.io.checks.base import close, connect, perl_regex
+from hadaemon.io.checks.base import FirstDatagram, close, connect, perl_regex
 
 TYPE_A, TYPE_PTR = 1, 12
 
@@ -80,19 +80,6 @@ def parse_answers(msg: bytes, qid: int) -> List[Tuple[int, str]]:
     return out
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, fut, qid):
-        self.fut, self.qid = fut, qid
-
-    def datagram_received(self, data, addr):
-        if not self.fut.done() and len(data) >= 12 and struct.unpack("!H", data[:2])[0] == self.qid:
-            self.fut.set_result(data)
-
-    def error_received(self, exc):
-        if not self.fut.done():
-            self.fut.set_exception(exc)
-
-
 async def check_dns(spec) -> Tuple[bool, str]:
     request = spec.request[1:] if spec.request.startswith("/") else spec.request
     name, qtype = question(request)
@@ -110,7 +97,8 @@ async def check_dns(spec) -> Tuple[bool, str]:
     else:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(fut, qid),
+        ours = lambda d: len(d) >= 12 and struct.unpack("!H", d[:2])[0] == qid  # noqa: E731 - our query's answer
+        transport, _ = await loop.create_datagram_endpoint(lambda: FirstDatagram(fut, ours),
                                                            remote_addr=(spec.address, spec.port))
         try:
             transport.sendto(query)

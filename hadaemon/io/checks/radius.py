@@ -8,6 +8,8 @@ import os
 import struct
 from typing import Tuple
 
+from hadaemon.io.checks.base import FirstDatagram
+
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT = 1, 2, 3
 
 
@@ -53,24 +55,11 @@ def response_ok(data: bytes, ident: int, authenticator: bytes, secret: str) -> T
     return False, f"unexpected RADIUS code {code}"
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, fut):
-        self.fut = fut
-
-    def datagram_received(self, data, addr):
-        if not self.fut.done():
-            self.fut.set_result(data)
-
-    def error_received(self, exc):
-        if not self.fut.done():
-            self.fut.set_exception(exc)
-
-
 async def check_radius(spec) -> Tuple[bool, str]:
     """Like Authen::Radius check_pwd: an answer (Accept or Reject) is up; none is down."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(fut), remote_addr=(spec.address, spec.port))
+    transport, _ = await loop.create_datagram_endpoint(lambda: FirstDatagram(fut), remote_addr=(spec.address, spec.port))
     try:
         ident, auth = os.urandom(1)[0], os.urandom(16)
         transport.sendto(access_request(ident, auth, spec.login, spec.passwd, spec.secret))

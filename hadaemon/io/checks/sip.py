@@ -6,7 +6,7 @@ import asyncio
 import os
 from typing import Tuple
 
-from hadaemon.io.checks.base import close, connect
+from hadaemon.io.checks.base import FirstDatagram, close, connect
 
 
 def options_request(login: str, local: str, lport: int, transport: str) -> bytes:
@@ -29,19 +29,6 @@ def _verdict(first: str) -> Tuple[bool, str]:
     return False, first[:80] if first else "no SIP response"
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, fut):
-        self.fut = fut
-
-    def datagram_received(self, data, addr):
-        if not self.fut.done():
-            self.fut.set_result(data)
-
-    def error_received(self, exc):
-        if not self.fut.done():
-            self.fut.set_exception(exc)
-
-
 def _local(sockname) -> Tuple[str, int]:
     host = sockname[0]
     return (f"[{host}]" if ":" in host else host), sockname[1]
@@ -51,7 +38,7 @@ async def check_sip(spec) -> Tuple[bool, str]:
     if spec.protocol == "udp":
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(fut),
+        transport, _ = await loop.create_datagram_endpoint(lambda: FirstDatagram(fut),
                                                            remote_addr=(spec.address, spec.port))
         try:
             host, port = _local(transport.get_extra_info("sockname"))
