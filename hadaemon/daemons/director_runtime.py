@@ -16,6 +16,7 @@ from hadaemon.core.ldirectord.debounce import (
     initial_state,
 )
 from hadaemon.core.ldirectord.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
+from hadaemon.core.ldirectord.monitor import has_monitorfile, monitor_lines
 from hadaemon.core.ldirectord.table import (
     check_table, dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
 )
@@ -235,6 +236,10 @@ class Director:
         events += ev
         self.health, ev = apply_results(plan, self.health, [r for r in results if r.pair in plan.targets], now)
         events += ev
+        if results and has_monitorfile(plan):
+            from hadaemon.io.alerts import append_lines
+
+            append_lines(monitor_lines(plan, results, time.asctime(), os.getpid()))
         self._run_fallback_commands()
         # only an up/down change alters the wanted table: steady-state results cost no table work
         if any(isinstance(e, (RealUp, RealDown)) for e in events):

@@ -1,4 +1,5 @@
-"""Side effects ldirectord runs on health changes: email alerts (smtplib in a thread), fallbackcommand and callback."""
+"""Side effects ldirectord runs on health changes: email alerts (smtplib in a thread), fallbackcommand, callback,
+monitorfile lines."""
 
 from __future__ import annotations
 
@@ -145,6 +146,16 @@ class EmailAlerts:
 
     def _virtual(self, key: str) -> Virtual | None:
         return self.config.virtual(key)
+
+
+def append_lines(files: Dict[str, List[str]]) -> None:
+    """Append lines to files (monitorfile=); a file that cannot be written is logged, not fatal."""
+    for path, lines in files.items():
+        try:
+            with open(path, "a", encoding="utf-8", errors="replace") as f:
+                f.writelines(lines)
+        except OSError as e:
+            log.error("cannot write to monitorfile %s: %s", path, e.strerror or e)
 
 
 async def run_shell(command: str, timeout: float = 60.0) -> int:

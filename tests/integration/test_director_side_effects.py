@@ -1,6 +1,6 @@
 """ha-ldirectord's side effects end to end (nft backend in namespaces): failurecount debouncing, the
 maintenancedir, fallbackcommand start/stop, email alerts through the configured smtp= server (a sink on
-the director's 127.0.0.1:25), and autoreload running callback= with the file name."""
+the director's 127.0.0.1:25), and autoreload running callback= with the file name, and monitorfile= logging every check."""
 import re
 import time
 
@@ -83,6 +83,9 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     extra = (f"failurecount=2\nmaintenancedir={mdir}\nfallbackcommand={w / 'fb.sh'}\ncallback=\"{w / 'cb.sh'}\"\n"
              "emailalert=ops@example.com\nemailalertfrom=director@example.com\nsmtp=127.0.0.1\n")
     env.config(quiescent="yes", autoreload="yes", extra=extra)
+    monitor = w / "monitor.log"
+    env.config_path.write_text(env.config_path.read_text().replace("\tcheckport=80\n",
+                                                                   f"\tcheckport=80\n\tmonitorfile=\"{monitor}\"\n"))
     env.add_vip("dir1")
     d = env.c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus",
                              str(env.config_path)], name="ldirectord")
@@ -104,6 +107,11 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     wait_for(lambda: f"Quiescent real server: {rs1} ({vip}) (Weight set to 0)" in read(mail), 30,
              f"the quiescent alert, mails: {read(mail)!r}")
     assert "To: ops@example.com" in read(mail) and "From: director@example.com" in read(mail)
+    # monitorfile: every check of the virtual logged as ldirectord's service_set does
+    lines = read(monitor).splitlines()
+    rs1_id = f"negotiate http tcp {env.rs['rs1']} 80 www.tuchao.com 80 1 gate /.test.html OK"
+    assert any(re.fullmatch(rf"\[.+\] \[{d.pid}\] {re.escape(rs1_id)} \[up\] .+", ln) for ln in lines), lines[:5]
+    assert any(re.fullmatch(rf"\[.+\] \[{d.pid}\] {re.escape(rs1_id)} \[down\] .+", ln) for ln in lines), lines[-5:]
     env.set_health("rs1", True)
     env.wait_weights({rs1: 1, rs2: 3}, timeout=30)
     wait_for(lambda: f"Restored real server: {rs1} ({vip}) (Weight set to 1)" in read(mail), 30, "the restore alert")

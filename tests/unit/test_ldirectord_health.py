@@ -214,3 +214,22 @@ def test_real_without_port_uses_virtual_port_in_table():
     s, _ = apply_results(make_plan(c), initial_state(c), [Result((v.key, "10.0.0.2:0"), "negotiate", True)], 1)
     (svc,) = wanted_table(c, s).values()
     assert svc.dests["10.0.0.2:8080"].weight == 2 and svc.dests["10.0.0.2:8080"].method == "masq"
+
+
+def test_monitorfile_lines_like_service_set():
+    from hadaemon.core.ldirectord.monitor import has_monitorfile, monitor_lines
+
+    plain = make_plan(cfg())
+    assert not has_monitorfile(plain)
+    assert monitor_lines(plain, [Result(R1, "negotiate", True, "200 OK")], "now", 7) == {}
+    plan = make_plan(cfg(extra_virtual='\tmonitorfile="/var/log/ld-web.log"\n'))
+    assert has_monitorfile(plan)
+    out = monitor_lines(plan, [Result(R1, "negotiate", True, "200 OK"),
+                               Result(R2, "negotiate", False, "timeout | after 3s\nmore 100%")],
+                        "Tue Dec  1 15:40:47 2026", 4242)
+    # ldirectord: "[localtime] [pid] REAL-ID [up|down] message", REAL-ID = get_real_id_str with its
+    # colons squeezed to spaces and quotemeta's backslashes removed; % | and newlines URI-escaped
+    assert out == {"/var/log/ld-web.log": [
+        "[Tue Dec  1 15:40:47 2026] [4242] negotiate http tcp 192.168.18.191 80 1 gate /.test.html OK [up] 200 OK\n",
+        "[Tue Dec  1 15:40:47 2026] [4242] negotiate http tcp 192.168.18.192 80 3 gate /.test.html OK [down] "
+        "timeout %7c after 3s%0amore 100%25\n"]}
