@@ -128,6 +128,23 @@ S["discovery"] = lambda: cib(
     constraints=['<rsc_location id="l1" rsc="rsc1" node="node2" score="0" resource-discovery="never"/>',
                  '<rsc_location id="l2" rsc="rsc2" node="node3" score="-10" resource-discovery="exclusive"/>'])
 
+
+def _mop(rsc, task, call, rc=0):
+    return op(rsc, task, rc=rc, call=call).replace("/>", ' migrate_source="node1" migrate_target="node2"/>')
+
+
+def _migrated(target_history):
+    return lambda: cib(
+        resources=[primitive("rsc1", {"allow-migrate": "true"})],
+        constraints=['<rsc_location id="l" rsc="rsc1" node="node2" score="100"/>'],
+        status=[node_state("node1", lrm("rsc1", op("rsc1", "start", call=1), _mop("rsc1", "migrate_to", 2))),
+                node_state("node2", target_history)])
+
+
+S["migration_done"] = _migrated(lrm("rsc1", _mop("rsc1", "migrate_from", 3)))
+S["migration_partial"] = _migrated(stopped("rsc1"))
+S["migration_from_failed"] = _migrated(lrm("rsc1", _mop("rsc1", "migrate_from", 3, rc=1)))
+
 EXPECTED = {
     "asymmetric": ["Start rsc1 (node2)"],
     "coloc_neg_finite": ["Start a (node1)", "Start b (node2)"],
@@ -137,6 +154,9 @@ EXPECTED = {
     "ignore": ["Start rsc2 (node2)"],
     "maintenance_node": ["Start rsc2 (node2)"],
     "migrate": ["Migrate rsc1 (node1 -> node2)"],
+    "migration_done": [],
+    "migration_from_failed": ["Recover rsc1 (node2)"],
+    "migration_partial": ["Migrate rsc1 (node1 -> node2)"],
     "multi_block": [],
     "multi_stop_only": ["Stop rsc1 (node1) due to node availability", "Stop rsc1 (node2) due to node availability"],
     "no_stonith_device": [],
@@ -174,3 +194,12 @@ def test_discovery_limits_probes():
     t = schedule(parse_cib(S["discovery"](), "t.xml"), 0)
     probes = sorted((a.rsc, a.node) for a in t.graph.actions if a.task == "monitor" and a.interval_ms == 0)
     assert probes == [("rsc1", "node1"), ("rsc1", "node3"), ("rsc2", "node3")]
+
+
+def test_completed_migration_only_stops_the_source():
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    t = schedule(parse_cib(S["migration_done"](), "t.xml"), 0)
+    assert [(a.task, a.node) for a in t.graph.actions if a.task != "monitor"] == [("stop", "node1")]
+    assert t.current["rsc1"] == ("node2",)

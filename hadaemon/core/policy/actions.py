@@ -28,6 +28,7 @@ class Planner:
         self.edges: List[Tuple[Action, Action, int]] = []
         self.frozen: set = set()
         self.rsc_of: Dict[int, object] = {}
+        self.dangling: set = set()  # stops that finish a completed migration: they imply nothing
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
@@ -134,7 +135,7 @@ class Planner:
 
     def _forward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
-        if flags & IMPLIES_THEN and not first.optional:
+        if flags & IMPLIES_THEN and not first.optional and first.id not in self.dangling:
             changed |= self._require(then, first)
         if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
@@ -214,14 +215,31 @@ def create_primitive_actions(p: Planner, r) -> None:
         active = [n for n in r.running_on if not n.unclean]
     else:
         active = r.running_on
-    multiply = len(active) > 1
-    need_stop = False
+    partial = (r.partial_migration_source is not None and chosen is not None
+               and chosen is r.partial_migration_target and len(active) == 2)
+    if partial:
+        current = r.partial_migration_source
+    multiply = len(active) > 1 and not partial
+    if len(active) > 1 and not partial and r.partial_migration_source is not None:
+        multiply = False  # a migration that will not continue: stopped on both nodes, not an error
+        r.partial_migration_source = r.partial_migration_target = None
+        need_stop_everywhere = True
+    else:
+        need_stop_everywhere = False
+    for source in r.dangling_migrations:
+        stop = p.action(r, "stop", source, optional=False)  # finish a completed migration
+        stop.stage = 0
+        p.dangling.add(stop.id)
+    need_stop = need_stop_everywhere
     if multiply:
         if r.multiple_active in ("stop_start", "stop_unexpected"):
             need_stop = True
     if r.start_pending:
         _start_rsc(p, r, chosen, True).printed = True  # a pending start is sent again
     moving = current is not None and chosen is not None and current is not chosen
+    if partial:
+        _continue_migration(p, r, r.partial_migration_source, chosen)
+        return
     if moving:
         need_stop = True
     elif r.failed:
@@ -279,6 +297,20 @@ def create_primitive_actions(p: Planner, r) -> None:
             r.migrating = (current, chosen)
             _migration_actions(p, r, current, chosen, start)
     del ws
+
+
+def _continue_migration(p: Planner, r, source: WNode, target: WNode) -> None:
+    """A partial migration whose target is still the choice: only migrate_from and the stop remain."""
+    r.migrating = (source, target)
+    start = p.action(r, "start", target, optional=False)
+    frm = p.action(r, "migrate_from", target, optional=False)
+    frm.migrate_source, frm.migrate_target = source.uname, target.uname
+    stop = p.action(r, "stop", source, optional=False)
+    start.pseudo = True
+    start.runnable = True
+    p.order(frm, stop, IMPLIES_THEN | RUNNABLE_LEFT)
+    p.order(frm, start, IMPLIES_THEN | RUNNABLE_LEFT)
+    _recurring(p, r, start, target)
 
 
 def _migration_actions(p: Planner, r, source: WNode, target: WNode, start: Action) -> None:

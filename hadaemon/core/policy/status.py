@@ -15,6 +15,43 @@ _ON_FAIL = {"ignore": FAIL_IGNORE, "demote": FAIL_DEMOTE, "restart": FAIL_RECOVE
 
 
 
+def _only_monitors_after(ops, op) -> bool:
+    return all(o.operation == "monitor" for o in ops[ops.index(op) + 1:])
+
+
+def _settle_migrations(ws: WorkingSet) -> None:
+    """A successful migrate_to as a resource's last word on its source: the migration completed
+    (dangling: stop the source), failed on the target (active on both), or is partial."""
+    for r, source, mig, _ops in ws.migrations:
+        target = ws.node_by_uname.get(mig.migrate_target or "")
+        entry = r.history_all.get(target.uname) if target is not None else None
+        target_ops = entry[1] if entry else ()
+        frm = None
+        for o in target_ops:
+            if o.operation == "migrate_from" and (o.migrate_source or source.uname) == source.uname:
+                frm = o
+        if frm is not None and frm.rc_code == 0 and frm.op_status == 0:
+            if source in r.running_on:  # dangling: completed, the source only needs its stop
+                r.running_on.remove(source)
+            r.dangling_migrations.append(source)
+            continue
+        if target is None or not target.online:
+            if frm is None:
+                r.failed = r.stop_flag = True
+                r.allow_migrate = False
+            continue
+        if frm is None and not target_ops:
+            continue  # nothing known on the target: it will be probed
+        if target in r.running_on:  # Pacemaker adds the target while reading the source's history
+            r.running_on.remove(target)
+        r.running_on.insert(0, target)
+        if frm is None and source.online:
+            r.partial_migration_source = source
+            r.partial_migration_target = target
+        elif frm is not None:
+            r.failed = r.stop_flag = True
+
+
 def unpack_status(ws: WorkingSet) -> None:
     for st in ws.cib.node_states:
         node = ws.node_by_id.get(st.id) or ws.node_by_uname.get(st.uname or "")
@@ -24,6 +61,7 @@ def unpack_status(ws: WorkingSet) -> None:
             continue  # without fencing, an offline node's history is not trusted
         for lr in st.lrm:
             _unpack_lrm_resource(ws, node, lr)
+    _settle_migrations(ws)
     for r in ws.prims.values():
         if r.next_role == UNKNOWN and r.target_role is not None:
             r.next_role = r.target_role
@@ -115,6 +153,10 @@ def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
             active.add((o.operation, o.interval_ms))
     r.active_ops[node.uname] = active
     r.history[node.uname] = (lr, recent)
+    r.history_all[node.uname] = (lr, ops)
+    if state.get("migrate_to") is not None and ops[-1] is state["migrate_to"] or \
+            (state.get("migrate_to") is not None and _only_monitors_after(ops, state["migrate_to"])):
+        ws.migrations.append((r, node, state["migrate_to"], ops))
     _process_rsc_state(ws, r, node, state["on_fail"])
     if saved_role > r.role:
         r.role = saved_role
@@ -219,11 +261,9 @@ def _update_state(r: WRsc, task: str, rc: int, op, state) -> None:
         r.role = STOPPED
         clear = True
     elif task == "migrate_to":
-        r.role = STOPPED if False else r.role
-        r.migrated_to = op.migrate_target
-        clear = False
+        # judged once every node's history is known (see _settle_migrations)
         r.role = STARTED if r.role < STARTED else r.role
-        r.migrate_to_done = op
+        state["migrate_to"] = op
     elif r.role < STARTED:
         _set_active(r)
     if clear and state["on_fail"] in (FAIL_BLOCK, FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER):

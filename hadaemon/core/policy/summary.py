@@ -6,7 +6,7 @@ from typing import Dict, List, NamedTuple, Tuple
 from hadaemon.core.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import STARTED, STOPPED, natural_key
+from hadaemon.core.policy.working import STARTED, STOPPED
 
 
 def _find(p: Planner, r, task: str, node: str | None) -> Action | None:
@@ -289,8 +289,7 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=(), fe
                 not (revised and node.uname in fenced_nodes):
             text += " (UNCLEAN)"
     else:
-        ordered = sorted(nodes, key=natural_key)
-        text = f"{state}{{flags}} [ {' '.join(ordered)} ]"
+        text = f"{state}{{flags}} [ {' '.join(nodes)} ]"  # in the order the history showed them
     if r.failure_ignored:
         flags.append("failure ignored")
     flag_text = " (" + ", ".join(flags) + ")" if flags else ""

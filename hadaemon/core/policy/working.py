@@ -135,6 +135,7 @@ class WRsc:
         self.cons_lhs: List[Coloc] = []
         self.active_ops: Dict[str, set] = {}  # node uname -> {(task, interval_ms)}
         self.history: Dict[str, tuple] = {}  # node uname -> (LrmResource, active ops)
+        self.history_all: Dict[str, tuple] = {}  # node uname -> (LrmResource, all ops in order)
         self.reschedule: set = set()  # (node uname, task, interval_ms) to send again
         self.cancel: list = []  # (node uname, task, interval_ms) no longer configured
         self.agent_changed: set = set()  # node unames whose history names another agent
@@ -146,6 +147,8 @@ class WRsc:
         self.dangling_migrations: List[WNode] = []
 
     def current_node(self) -> WNode | None:
+        if self.partial_migration_source is not None and self.partial_migration_source in self.running_on:
+            return self.partial_migration_source
         return self.running_on[0] if self.running_on else None
 
     def __repr__(self) -> str:
@@ -225,6 +228,7 @@ class WorkingSet:
         self.default_stickiness = parse_score(opt("default-resource-stickiness"), 0) or 0
         self.have_stonith_resource = False
         self.fence_seq = 0  # order in which nodes were found to need fencing
+        self.migrations: list = []  # (resource, source node, migrate_to op, ops) to judge after unpacking
 
     def can_fence(self, node: WNode | None) -> bool:
         if not self.stonith_enabled or not self.have_stonith_resource:
