@@ -93,6 +93,9 @@ async def _run(args, notifier: Notifier) -> int:
         log.error("%s", e)
         return 1
     director = Director(args.config, backend, resync_interval=args.resync_interval)
+    # execute=: other instances, controlled with ldirectord's verbs through this same program
+    director.instance_cmd = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend,
+                             *(["--no-dbus"] if args.no_dbus else [])]
     try:
         await director.start()
     except ConfigError as e:

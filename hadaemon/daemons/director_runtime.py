@@ -74,6 +74,9 @@ class Director:
         self.alerts = None
         self._autoreload = None
         self.daemon_status = STATUS_STARTING
+        # execute=: the command that controls another instance (`... CONFIG start|stop|reload`);
+        # None: do not manage instances (set by the daemon's main)
+        self.instance_cmd: List[str] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,11 +105,20 @@ class Director:
         await self.reconcile(startup=True)
         self._run_fallback_commands()
         self._start_checks()
+        await self._instances("start", config.globals.execute)
         self.daemon_status = STATUS_RUNNING
+
+    async def _instances(self, verb: str, children) -> None:
+        if self.instance_cmd and children:
+            from hadaemon.daemons.director_children import command_children
+
+            await command_children(self.instance_cmd, verb, children)
 
     async def stop(self, cleanstop: bool | None = None) -> None:
         """Stop checking; remove the virtual services with cleanstop=yes (all when cleanstop=True)."""
         self.daemon_status = STATUS_STOPPING
+        if self.config is not None:
+            await self._instances("stop", self.config.globals.execute)
         if self.scheduler is not None:
             self.scheduler.stop()
         for t in self._tasks:
@@ -141,6 +153,13 @@ class Director:
         self._set_config(config)
         if self.alerts is not None:
             self.alerts.update_config(config)
+        if self.instance_cmd:
+            from hadaemon.daemons.director_children import reload_changes
+
+            stop, again, start = reload_changes(old.globals.execute, config.globals.execute)
+            await self._instances("stop", stop)
+            await self._instances("reload_or_start", again)
+            await self._instances("start", start)
         self.reloads += 1
         log.info("reloaded %s: %d virtual service(s)", self.config_path, len(config.virtuals))
         await self.reconcile()

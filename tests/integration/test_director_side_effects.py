@@ -1,7 +1,9 @@
 """ha-ldirectord's side effects end to end (nft backend in namespaces): failurecount debouncing, the
 maintenancedir, fallbackcommand start/stop, email alerts through the configured smtp= server (a sink on
 the director's 127.0.0.1:25), and autoreload running callback= with the file name, and monitorfile= logging every check."""
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -143,3 +145,33 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     wait_for(lambda: read(cb_log).splitlines() == [str(env.config_path)], 10, f"callback, got {read(cb_log)!r}")
     d.terminate(timeout=10)
     assert env.table() == {}
+
+
+def test_execute_starts_reloads_and_stops_other_instances(env):
+    """execute=CONFIG: the other instance is started with this one, stopped when a reload drops the line,
+    started when it comes back, and stopped with this one (ldirectord's ld_cmd_children)."""
+    w = env.c.workdir
+    child = w / f"child-{os.getpid()}.cf"          # its pid file is /run/hadaemon/ldirectord.<name>.pid
+    child.write_text("checkinterval=1\n")            # no virtual service: it leaves the nft table alone
+    env.config(quiescent="yes", extra=f'execute="{child}"\n')
+    env.add_vip("dir1")
+    d = env.c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus",
+                             str(env.config_path)], name="ldirectord")
+
+    def child_status():
+        return env.c.run("dir1", [PYTHON, "-m", "hadaemon.daemons.director", str(child), "status"]).returncode
+
+    try:
+        env.wait_weights({env.key("rs1"): 1, env.key("rs2"): 3})
+        wait_for(lambda: child_status() == 0, 60, "the execute= instance to run")
+        env.config(quiescent="yes")                  # the execute= line goes: the instance is stopped
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: child_status() == 3, 60, "the instance to stop on reload")
+        env.config(quiescent="yes", extra=f'execute="{child}"\n')
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: child_status() == 0, 60, "the instance to start on reload")
+        d.terminate(timeout=70)
+        assert child_status() == 3, d.output()[-2000:]
+        assert env.table() == {}
+    finally:
+        env.c.run("dir1", [PYTHON, "-m", "hadaemon.daemons.director", str(child), "stop"], timeout=90)
