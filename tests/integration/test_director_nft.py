@@ -86,6 +86,18 @@ def test_balancing_quiescent_fallback_recovery_reload(env):
         time.sleep(0.2)
     assert "reload refused" in d.output() and "bogusdirective" in d.output()
     assert env.weights() == {rs1: 1, rs2: 3}
+    assert f"tcp:{env.vip}:8080" in env.table()
+
+    # a reload that drops a virtual service removes it from the table (ldirectord's code, not its manual)
+    before = transitions(d.output())
+    env.config(quiescent="yes")
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while f"tcp:{env.vip}:8080" in env.table() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"tcp:{env.vip}:8080" not in env.table(), d.output()[-2000:]
+    assert env.weights() == {rs1: 1, rs2: 3}
+    assert [t for t in transitions(d.output())[len(before):] if t[1] == f"tcp:{env.vip}:80"] == []
 
     # stop: cleanstop removes what the director programmed
     d.terminate(timeout=10)
