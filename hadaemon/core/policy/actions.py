@@ -100,7 +100,6 @@ class Planner:
         while work:
             aid = work.pop()
             queued.discard(aid)
-            a = self.actions[aid]
             changed = []
             for first, then, flags in out[aid]:
                 if self._forward(first, then, flags):
@@ -112,11 +111,9 @@ class Planner:
                 if c not in queued:
                     queued.add(c)
                     work.append(c)
-                # the changed action's neighbours must be looked at again too
             if changed and aid not in queued:
                 queued.add(aid)
                 work.append(aid)
-            del a
 
     def _require(self, a: Action, because: Action, reason: bool = True) -> bool:
         if not a.optional or a.id in self.frozen:
@@ -260,12 +257,12 @@ def create_primitive_actions(p: Planner, r) -> None:
         else:
             _start_rsc(p, r, chosen, False)
     if r.next_role == STARTED and chosen is not None and r.managed:
-        if getattr(r, "definition_changed", False) or chosen.uname in r.agent_changed:
+        if r.definition_changed or chosen.uname in r.agent_changed:
             start = p.action(r, "start", chosen)
             start.stage = min(start.stage, 1)
             if start.optional:
                 start.optional = False
-                if getattr(r, "definition_changed", False) and start.reason is None:
+                if r.definition_changed and start.reason is None:
                     start.reason = "resource definition change"
         if r.reload and current is chosen and not need_stop:
             p.action(r, "reload-agent", chosen, optional=False)
@@ -296,7 +293,6 @@ def create_primitive_actions(p: Planner, r) -> None:
         if start.runnable:
             r.migrating = (current, chosen)
             _migration_actions(p, r, current, chosen, start)
-    del ws
 
 
 def _continue_migration(p: Planner, r, source: WNode, target: WNode) -> None:

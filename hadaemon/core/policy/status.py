@@ -234,8 +234,6 @@ def _unpack_op(ws: WorkingSet, r: WRsc, node: WNode, op, state) -> None:
     elif status == H.EXEC_ERROR_FATAL:
         for n in ws.nodes:
             r.allowed[n.uname] = -INFINITY
-    elif task == "start" and ws.start_failure_fatal and not probe:
-        r.start_failed_on = getattr(r, "start_failed_on", set()) | {node.uname}
 
 
 def _set_active(r: WRsc) -> None:

@@ -48,7 +48,7 @@ def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
     if role == r.next_role:
         if nxt is None:
             return []
-        migrating = getattr(r, "migrating", None)
+        migrating = r.migrating
         if migrating and current is not None and start is not None and start.runnable:
             return [("Migrate", r.id, cur_u, nxt_u, start, None)]
         if r.reload:
@@ -273,7 +273,7 @@ def _rsc_line(ws: WorkingSet, r, nodes: List[str], revised: bool, touched=(), fe
         flags.append("disabled")
     if r.blocked:
         flags.append("blocked")
-    elif not getattr(r, "shown_managed", r.managed):
+    elif not r.shown_managed:
         flags.append("unmanaged")
     state = "Started"
     if r.failed and (not revised or r.id not in touched):

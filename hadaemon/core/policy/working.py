@@ -130,6 +130,10 @@ class WRsc:
         self.reload = False
         self.restart_reason: str | None = None
         self.failure_ignored = False
+        self.definition_changed = False  # parameters changed: restart
+        self.reload_node: str | None = None
+        self.migrating: tuple | None = None  # (source, target) when live-migrating
+        self.shown_managed = True  # is-managed as the status display shows it
         self.discovery: Dict[str, str] = {}  # node -> resource-discovery "never"/"exclusive"
         self.cons: List[Coloc] = []
         self.cons_lhs: List[Coloc] = []
