@@ -211,13 +211,13 @@ class HeartbeatNode:
                     addr = self.peer_addr.get((dst, link))
                     if addr and self.transport:
                         data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), self.auth)
-                        sent = self.transport.send_to(link, data, addr) > 0
+                        sent = self.transport.send_to(link, data, addr, bulk=True) > 0
                         if sent:
                             break
                 if sent:
                     self.sent += 1
                     continue
-            self._send_all_links(pkt)
+            self._send_all_links(pkt, bulk=True)
 
     def _links_towards(self, node: str) -> List[str]:
         peer = self.state.peers.get(node)
@@ -226,12 +226,13 @@ class HeartbeatNode:
         return sorted(self.links, key=lambda ln: (peer.links.get(ln).status != mb.LINK_UP
                                                   if peer.links.get(ln) else True))
 
-    def _send_all_links(self, pkt) -> None:
+    def _send_all_links(self, pkt, bulk: bool = False) -> None:
+        """Send on every link's media; bulk (messenger packets) yields to heartbeats (Transport.send)."""
         if not self.transport:
             return
         for link in self.links:
             data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), self.auth)
-            self.sent += self.transport.send(link, data)
+            self.sent += self.transport.send(link, data, bulk)
 
     def _heartbeat_timer(self) -> None:
         now = self.clock()

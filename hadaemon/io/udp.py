@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import socket
 import struct
+import termios
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -17,6 +19,8 @@ Address = Tuple[str, int]
 Receiver = Callable[[str, bytes, Address], None]  # (link, datagram, source address)
 
 RECV_SIZE = 65535
+SNDBUF = 1 << 20  # bytes asked for each socket's send buffer (forced when privileged)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 
 
 class TransportError(Exception):
@@ -65,7 +69,9 @@ class Transport:
         self.loop = loop
         self.links: Dict[str, LinkSockets] = {}
         self._by_key: Dict[Tuple[str, int], socket.socket] = {}
+        self._bulk_limit: Dict[int, int] = {}  # fd -> bytes of send queue above which bulk is deferred
         self.send_errors = 0
+        self.deferred = 0
 
     # -- setup --------------------------------------------------------------------------------------
     def _socket(self, iface: str, port: int) -> socket.socket:
@@ -79,10 +85,17 @@ class Transport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode() + b"\0")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF)
+            except OSError:  # not privileged: capped by net.core.wmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
             sock.bind(("", port))
         except OSError as exc:
             sock.close()
             raise TransportError(f"link {iface}: cannot bind UDP port {port}: {exc.strerror}") from None
+        # Messages may fill only half of the send buffer: the other half is kept for heartbeats, so a
+        # burst of message fragments never makes a heartbeat fail with EAGAIN (a false death elsewhere).
+        self._bulk_limit[sock.fileno()] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         self._by_key[key] = sock
         link = self.links.setdefault(iface, LinkSockets(iface))
         link.sockets.append(sock)
@@ -147,22 +160,36 @@ class Transport:
                 return
             self.on_datagram(link, data, addr)
 
-    def send(self, link: str, data: bytes) -> int:
-        """Send to every destination of the link (broadcast, group, unicast peers); returns how many."""
+    def send(self, link: str, data: bytes, bulk: bool = False) -> int:
+        """Send to every destination of the link (broadcast, group, unicast peers); returns how many.
+
+        bulk (messages): not sent, and counted in `deferred`, while the socket's send queue is over half
+        full; the messenger retransmits later. Heartbeats (bulk=False) always get the other half."""
         ls = self.links.get(link)
         sent = 0
         for sock, dest in (ls.destinations if ls else ()):
-            sent += self._sendto(sock, data, dest)
+            sent += self._sendto(sock, data, dest, bulk)
         return sent
 
-    def send_to(self, link: str, data: bytes, dest: Address) -> int:
-        """Send to one address on the link (a peer learned from its packets)."""
+    def send_to(self, link: str, data: bytes, dest: Address, bulk: bool = False) -> int:
+        """Send to one address on the link (a peer learned from its packets); bulk as in send()."""
         ls = self.links.get(link)
         if not ls or not ls.sockets:
             return 0
-        return self._sendto(ls.sockets[0], data, dest)
+        return self._sendto(ls.sockets[0], data, dest, bulk)
 
-    def _sendto(self, sock: socket.socket, data: bytes, dest: Address) -> int:
+    def _congested(self, sock: socket.socket) -> bool:
+        """The socket's send queue (SIOCOUTQ: bytes not yet freed by the kernel) is over the bulk limit."""
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return False
+        return queued >= self._bulk_limit.get(sock.fileno(), 1 << 30)
+
+    def _sendto(self, sock: socket.socket, data: bytes, dest: Address, bulk: bool = False) -> int:
+        if bulk and self._congested(sock):
+            self.deferred += 1
+            return 0
         try:
             sock.sendto(data, dest)
             return 1
