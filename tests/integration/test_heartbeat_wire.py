@@ -46,15 +46,20 @@ def captured_payloads(cap):
     return [bytes(p[UDP].payload) for p in cap.packets() if UDP in p]
 
 
+def capture_from(c, src, seconds):
+    """The UDP payloads node1 receives from `src` on port 694 during `seconds` (tcpdump in node1)."""
+    with c.tcpdump("node1", f"udp port 694 and src host {c.addr(src)}") as cap:
+        time.sleep(seconds)
+    return captured_payloads(cap)
+
+
 def test_garbage_never_crashes_the_daemon_and_is_counted_per_reason():
     with Cluster(NODES, client=True) as c:
         hb = HeartbeatCluster(c, keepalive="100ms", deadtime="1", initdead="2")
         hb.start_all()
         hb.wait_states("node1", {n: "up" for n in NODES})
         # a few genuine packets to mutate
-        with c.tcpdump("node1", f"udp port 694 and src host {c.addr('node2')}") as cap:
-            time.sleep(0.6)
-        genuine = captured_payloads(cap)
+        genuine = capture_from(c, "node2", 0.6)
         assert len(genuine) >= 3
         rnd = random.Random(2)
         garbage = []
@@ -98,9 +103,7 @@ def test_captured_packets_replayed_from_the_wire_are_rejected_and_counted():
         hb = HeartbeatCluster(c, keepalive="100ms", deadtime="500ms", initdead="1")
         hb.start_all()
         hb.wait_states("node1", {n: "up" for n in NODES})
-        with c.tcpdump("node1", f"udp port 694 and src host {c.addr('node2')}") as cap:
-            time.sleep(1.0)
-        packets = captured_payloads(cap)
+        packets = capture_from(c, "node2", 1.0)
         assert len(packets) >= 5
         # replayed while node2 is alive: every copy is a replay
         before = hb.props("node1")["DropCounters"]["replay"]
