@@ -105,6 +105,9 @@ class Planner:
                 if self._forward(first, then, flags):
                     changed.append(then.id)
             for first, then, flags in inn[aid]:
+                # rules for 'then' may depend on its own state too (asymmetric orders)
+                if self._forward(first, then, flags):
+                    changed.append(then.id)
                 if self._backward(first, then, flags):
                     changed.append(first.id)
             for c in changed:
