@@ -254,7 +254,9 @@ class _Loader:
         options: Dict[str, str] = {}
         crm = conf.find("crm_config")
         if crm is not None:
-            for s in self.nvsets(crm, ("cluster_property_set",)):
+            sets = self.nvsets(crm, ("cluster_property_set",))
+            # Pacemaker: cib-bootstrap-options first, then by set score; the first value wins
+            for s in sorted(sets, key=lambda x: (x.id != "cib-bootstrap-options", -x.score)):
                 for name, value in s.pairs:
                     options.setdefault(name, value)
         nodes = []
