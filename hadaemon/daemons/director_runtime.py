@@ -81,7 +81,7 @@ class Director:
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
-        config = load_config(self.config_path)
+        config = await asyncio.to_thread(load_config, self.config_path)   # may resolve host names
         check_table(config)
         self.stamp = file_stamp(self.config_path)
         existing = await asyncio.to_thread(self.backend.read)
@@ -141,7 +141,7 @@ class Director:
         """Load the config again; keep the old one (and raise BadRequest) when the new one is bad.
         Health of reals kept by the new config carries over, so nothing flaps."""
         try:
-            config = load_config(self.config_path)
+            config = await asyncio.to_thread(load_config, self.config_path)   # may resolve host names
             check_table(config)
         except ConfigError as e:
             log.error("reload refused, keeping the running configuration: %s", e)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List
 
 from hadaemon.core.lvs_table import (
@@ -105,12 +107,29 @@ class IPVSBackend(Backend):
     name = "ipvs"
 
     def __init__(self):
+        # pyroute2 0.9's synchronous objects run on an asyncio core tied to the thread that made them;
+        # callers use whatever thread asyncio.to_thread picks, so every netlink call goes through one
+        # thread of our own (calls from other threads were seen to hang or lose operations).
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ipvs-netlink")
+        try:
+            self._ipvs, self._ident = self._thread.submit(self._open).result()
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+
+    @staticmethod
+    def _open():
         from pyroute2 import IPVS
 
         try:
-            self._ipvs = IPVS()
+            return IPVS(), threading.get_ident()
         except Exception as e:  # the IPVS genl family is missing: no ip_vs module
             raise BackendError(f"IPVS is not available in this kernel ({e}); try --backend nft") from e
+
+    def _call(self, fn, *args):
+        if threading.get_ident() == self._ident:
+            return fn(*args)
+        return self._thread.submit(fn, *args).result()
 
     @classmethod
     def unavailable(cls) -> str:
@@ -123,6 +142,9 @@ class IPVSBackend(Backend):
             return f"IPVS is not available in this kernel ({e})"
 
     def read(self) -> Table:
+        return self._call(self._read)
+
+    def _read(self) -> Table:
         table: Table = {}
         for msg in self._ipvs.service("dump"):
             svc = _service_from_nla(msg.get("IPVS_CMD_ATTR_SERVICE"))
@@ -134,6 +156,9 @@ class IPVSBackend(Backend):
         return table
 
     def apply(self, ops: Iterable[Op]) -> None:
+        self._call(self._apply, list(ops))
+
+    def _apply(self, ops: List[Op]) -> None:
         for op in ops:
             try:
                 self._apply_one(op)
@@ -162,7 +187,10 @@ class IPVSBackend(Backend):
             raise BackendError(f"unknown operation {op!r}", op)
 
     def close(self) -> None:
-        self._ipvs.close()
+        try:
+            self._call(self._ipvs.close)
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 def ops_summary(ops: List[Op]) -> str:
