@@ -1,5 +1,6 @@
 """The one module that imports dbus-next; everything else takes D-Bus names from here."""
 import array
+import logging
 import os
 import socket
 
@@ -12,8 +13,25 @@ from dbus_next.service import ServiceInterface, dbus_property, method, signal
 __all__ = [
     "BusType", "DBusError", "Message", "MessageType", "Variant", "MessageBus",
     "PropertyAccess", "ServiceInterface", "dbus_property", "method", "signal",
-    "connect_system_bus",
+    "connect_system_bus", "RefusedRequestsFilter",
 ]
+
+
+class RefusedRequestsFilter(logging.Filter):
+    """dbus-next 0.2.3 sends the D-Bus error reply for a DBusError raised by a method or a property
+    (an unknown node, a read-only property), then also logs it at ERROR with a traceback ("got
+    unexpected error processing a message"). Those are answers to bad requests, not daemon errors:
+    drop that duplicate log line, keep every other error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (msg.startswith("got unexpected error processing a message")
+                    and "dbus_next.errors.DBusError" in msg)
+
+
+# dbus-next logs through the root logger; every program that talks D-Bus imports this module.
+if not any(type(f).__name__ == "RefusedRequestsFilter" for f in logging.getLogger().filters):
+    logging.getLogger().addFilter(RefusedRequestsFilter())
 
 
 async def connect_system_bus() -> MessageBus:

@@ -166,17 +166,6 @@ def _log_files(cfg, debug: bool) -> None:
         root.addHandler(handler)
 
 
-class _ReportedDBusErrors(logging.Filter):
-    """dbus-next 0.2.3 sends the D-Bus error reply for a DBusError raised by a method, then also logs
-    it at ERROR with a traceback ("got unexpected error processing a message"). Those are answers to
-    bad requests, not daemon errors: drop the duplicate log line, keep every other error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = str(record.msg)
-        return not (msg.startswith("got unexpected error processing a message")
-                    and "dbus_next.errors.DBusError" in msg)
-
-
 async def _supervise_bus(export, stop: asyncio.Event) -> None:
     """Reconnect (and own the name again) whenever the D-Bus connection is lost; membership goes on."""
     while not stop.is_set():
@@ -221,7 +210,6 @@ def main(argv=None) -> int:
     setup_logging("ha-heartbeat", debug=args.debug or bool(cfg.debugfile))
     _log_files(cfg, args.debug)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps the stack to stderr
-    logging.getLogger().addFilter(_ReportedDBusErrors())
     for w in warnings:
         log.warning("%s", w, extra={"EVENT": "config-warning"})
     notifier = Notifier()
