@@ -101,6 +101,8 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     # failurecount=2: one failed check is only a soft failure; the second takes rs1 out (weight 0)
     env.set_health("rs1", False)
     env.wait_weights({rs1: 0, rs2: 3}, timeout=30)
+    # events are logged just after the table is programmed: wait for the line, not only the table
+    wait_for(lambda: f"real server {rs1} of tcp:{vip} is down" in d.output(), 10, "the down event")
     out = d.output()
     soft = out.find(f"real server {rs1} of tcp:{vip} failed check 1/2")
     down = out.find(f"real server {rs1} of tcp:{vip} is down")
@@ -121,7 +123,7 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     # maintenancedir: a file named after the real takes it out at once (no debouncing); removing it restores
     (mdir / env.rs["rs2"]).write_text("")
     env.wait_weights({rs1: 1, rs2: 0}, timeout=15)
-    assert f"real server {rs2} of tcp:{vip} is maintenance" in d.output()
+    wait_for(lambda: f"real server {rs2} of tcp:{vip} is maintenance" in d.output(), 10, "the maintenance event")
     assert f"real server {rs2} of tcp:{vip} failed check" not in d.output()
     (mdir / env.rs["rs2"]).unlink()
     env.wait_weights({rs1: 1, rs2: 3}, timeout=15)
