@@ -169,21 +169,26 @@ def test_parse_ipvsadm_reads_what_ipvsadm_prints():
     assert t[FWM.key].service == FWM
 
 
-def test_ipvs_backend_in_vm():
+def _run_in_vm(config_text: str, script, tools=("ipvsadm",), timeout=600):
+    """Boot the VM with `config_text` written to an ldirectord.cf it can read and run
+    `script(python, cfg)` (a shell string) there; skips when QEMU or a needed tool is missing.
+    The file lives under /var/tmp: the VM mounts tmpfs over /tmp and /run."""
     from hadaemon.testing import qemu
 
     reason = qemu.available()
     if reason:
         pytest.skip(reason)
-    if not shutil.which("ipvsadm"):
-        pytest.skip("ipvsadm not installed")
-    # the VM sees the host's root read-only but mounts tmpfs on /tmp and /run: use /var/tmp
+    missing = [t for t in tools if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed")
     with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
         cfg = Path(tmp) / "ldirectord.cf"
-        cfg.write_text(CONFIG)
-        python = REPO / ".venv" / "bin" / "python"
-        result = qemu.VM().run(PRE_EXISTING + f"{python} {REPO}/tests/system/ipvs_vm_steps.py {cfg}\n",
-                               timeout=600)
+        cfg.write_text(config_text)
+        return qemu.VM().run(script(REPO / ".venv" / "bin" / "python", cfg), timeout=timeout)
+
+
+def test_ipvs_backend_in_vm():
+    result = _run_in_vm(CONFIG, lambda python, cfg: PRE_EXISTING + f"{python} {REPO}/tests/system/ipvs_vm_steps.py {cfg}\n")
     print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s")
     assert result.returncode == 0, result.output + result.console[-2000:]
     data = json.loads(result.output.split("JSON", 1)[1])
@@ -246,18 +251,8 @@ def test_director_daemon_with_ipvs_in_vm():
     """ha-ldirectord itself on the VM's IPVS: adopts an existing table, programs checktype=on reals with
     their weights and an unreachable real at weight 0 (quiescent), leaves a foreign service alone, and
     removes its services on SIGTERM (cleanstop)."""
-    from hadaemon.testing import qemu
-
-    reason = qemu.available()
-    if reason:
-        pytest.skip(reason)
-    if not shutil.which("ipvsadm"):
-        pytest.skip("ipvsadm not installed")
-    with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
-        cfg = Path(tmp) / "ldirectord.cf"
-        cfg.write_text(DAEMON_CONFIG)
-        script = DAEMON_SCRIPT.format(python=REPO / ".venv" / "bin" / "python", config=cfg)
-        result = qemu.VM().run(f"cd {REPO}\n" + script, timeout=600)
+    result = _run_in_vm(DAEMON_CONFIG,
+                        lambda python, cfg: f"cd {REPO}\n" + DAEMON_SCRIPT.format(python=python, config=cfg))
     print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s\n{result.output}")
     assert result.returncode == 0, result.output + result.console[-2000:]
     running = result.output.split("=== running", 1)[1].split("=== stopped", 1)[0]
@@ -360,18 +355,10 @@ def test_lvs_dr_through_ipvs_in_vm():
     """Experiment 2's data path on real IPVS: LVS-DR real servers (VIP on lo, ARP sysctls) behind
     ha-ldirectord; the client's requests go 1:3, a failing negotiate check quiesces a real, the
     fallback answers when both are down, recovery, cleanstop."""
-    from hadaemon.testing import qemu
-
-    reason = qemu.available()
-    if reason:
-        pytest.skip(reason)
-    if not shutil.which("ipvsadm") or not shutil.which("curl"):
-        pytest.skip("ipvsadm or curl not installed")
-    with tempfile.TemporaryDirectory(prefix="hd-ipvs-vm-", dir="/var/tmp") as tmp:
-        cfg = Path(tmp) / "ldirectord.cf"
-        cfg.write_text(DR_CONFIG)
-        script = DR_SCRIPT.replace("{python}", str(REPO / ".venv" / "bin" / "python")).replace("{config}", str(cfg))
-        result = qemu.VM().run(f"cd {REPO}\n" + script, timeout=900)
+    result = _run_in_vm(
+        DR_CONFIG,
+        lambda python, cfg: f"cd {REPO}\n" + DR_SCRIPT.replace("{python}", str(python)).replace("{config}", str(cfg)),
+        tools=("ipvsadm", "curl"), timeout=900)
     out = result.output
     print(f"VM boot {result.boot_seconds:.1f} s, whole run {result.seconds:.1f} s\n{out}")
     assert result.returncode == 0, out + result.console[-2000:]
