@@ -391,3 +391,57 @@ def mysql_handler(user="readuser", password="genericpassword", rows=1):
             pass
         writer.close()
     return handle
+
+
+# ---- SMTP sink (for alert tests) ----------------------------------------------
+
+def smtp_sink_handler(on_message):
+    """An SMTP server that accepts every message and hands its raw bytes to `on_message`."""
+    async def handle(reader, writer):
+        writer.write(b"220 sink ESMTP\r\n")
+        data, in_data = [], False
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if in_data:
+                if line == b".\r\n":
+                    on_message(b"".join(data))
+                    data, in_data = [], False
+                    writer.write(b"250 queued\r\n")
+                else:
+                    data.append(line)
+                continue
+            cmd = line[:4].upper()
+            writer.write({b"EHLO": b"250 sink\r\n", b"DATA": b"354 go\r\n",
+                          b"QUIT": b"221 bye\r\n"}.get(cmd, b"250 ok\r\n"))
+            in_data = cmd == b"DATA"
+            await writer.drain()
+            if cmd == b"QUIT":
+                break
+        writer.close()
+    return handle
+
+
+def _serve_smtp_sink(out_path: str, port: int) -> None:
+    """`python servers.py smtp-sink FILE PORT`: append each message to FILE (for tests in a namespace)."""
+    def save(raw: bytes) -> None:
+        with open(out_path, "ab") as f:
+            f.write(raw + b"\n=====\n")
+
+    async def main():
+        server = await asyncio.start_server(smtp_sink_handler(save), LO, port)
+        print("listening", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["smtp-sink"] and len(sys.argv) == 4:
+        _serve_smtp_sink(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit("usage: servers.py smtp-sink FILE PORT")

@@ -8,38 +8,14 @@ from hadaemon.core.ldirectord.config import parse_config
 from hadaemon.core.ldirectord.debounce import RealDown, RealUp
 from hadaemon.core.ldirectord.model import STATUS_STARTING
 from hadaemon.io.alerts import EmailAlerts, run_callback, run_shell
+from tests.integration.servers import smtp_sink_handler
 
 
 async def smtp_sink(messages):
-    async def handle(reader, writer):
-        writer.write(b"220 sink ESMTP\r\n")
-        data, in_data = [], False
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            if in_data:
-                if line == b".\r\n":
-                    messages.append(email.message_from_bytes(b"".join(data), policy=email.policy.default))
-                    data, in_data = [], False
-                    writer.write(b"250 queued\r\n")
-                else:
-                    data.append(line)
-                continue
-            cmd = line[:4].upper()
-            if cmd == b"EHLO":
-                writer.write(b"250 sink\r\n")
-            elif cmd == b"DATA":
-                in_data = True
-                writer.write(b"354 go\r\n")
-            elif cmd == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                break
-            else:
-                writer.write(b"250 ok\r\n")
-            await writer.drain()
-        writer.close()
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    def on_message(raw):
+        messages.append(email.message_from_bytes(raw, policy=email.policy.default))
+
+    server = await asyncio.start_server(smtp_sink_handler(on_message), "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
 
 

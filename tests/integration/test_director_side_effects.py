@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,42 +14,7 @@ from tests.integration.director_env import PYTHON, DirectorEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-SMTP_SINK = r"""
-import asyncio, sys
-out = sys.argv[1]
-
-async def handle(reader, writer):
-    writer.write(b"220 sink ESMTP\r\n")
-    data, in_data = [], False
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        if in_data:
-            if line == b".\r\n":
-                with open(out, "ab") as f:
-                    f.write(b"".join(data) + b"\n=====\n")
-                data, in_data = [], False
-                writer.write(b"250 queued\r\n")
-            else:
-                data.append(line)
-            continue
-        cmd = line[:4].upper()
-        writer.write({b"EHLO": b"250 sink\r\n", b"DATA": b"354 go\r\n", b"QUIT": b"221 bye\r\n"}.get(cmd, b"250 ok\r\n"))
-        in_data = cmd == b"DATA"
-        await writer.drain()
-        if cmd == b"QUIT":
-            break
-    writer.close()
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 25)
-    print("listening", flush=True)
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main())
-"""
+SERVERS = Path(__file__).with_name("servers.py")   # its smtp-sink mode
 
 
 def wait_for(pred, timeout=30.0, what=""):
@@ -78,8 +44,7 @@ def test_failurecount_maintenance_fallbackcommand_email_callback(env):
     (w / "cb.sh").write_text(f'#!/bin/sh\necho "$1" >> {cb_log}\n')
     for s in ("fb.sh", "cb.sh"):
         (w / s).chmod(0o755)
-    (w / "sink.py").write_text(SMTP_SINK)
-    sink = env.c.spawn("dir1", [PYTHON, str(w / "sink.py"), str(mail)], name="smtp-sink")
+    sink = env.c.spawn("dir1", [PYTHON, str(SERVERS), "smtp-sink", str(mail), "25"], name="smtp-sink")
     wait_for(lambda: "listening" in sink.output(), 30, "the SMTP sink")
 
     extra = (f"failurecount=2\nmaintenancedir={mdir}\nfallbackcommand={w / 'fb.sh'}\ncallback=\"{w / 'cb.sh'}\"\n"
