@@ -20,10 +20,7 @@ def build_parser(only=None):
             sub.add_parser(name, help=helptext)
             continue
         p = sub.add_parser(name, help=helptext, description=helptext)
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
+        mod = importlib.import_module(module)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -36,9 +33,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:
-        if args.command:
-            print(f"hactl: '{args.command}' is not available in this build", file=sys.stderr)
-            return 2
         parser.print_help()
         return 2
     try:
