@@ -170,10 +170,10 @@ def _proc_rss_mb(pid: int) -> float:
 async def _check(n, workers, warmup, seconds, timeout) -> dict:
     """The director side: parse, plan, health core, and either an in-process CheckScheduler
     (workers=1) or CheckWorkers processes; CPU and RSS cover all of them."""
-    from hadaemon.core.ldirectord.checks import make_plan
-    from hadaemon.core.ldirectord.config import parse_config
-    from hadaemon.core.ldirectord.debounce import apply_results, initial_state
-    from hadaemon.core.ldirectord.table import wanted_table
+    from hadaemon.core.director.checks import make_plan
+    from hadaemon.core.director.config import parse_config
+    from hadaemon.core.director.debounce import apply_results, initial_state
+    from hadaemon.core.director.table import wanted_table
     from hadaemon.io.checks.scheduler import CheckScheduler
     from hadaemon.io.checks.worker import CheckWorkers
 
@@ -245,7 +245,7 @@ def check_main(n, workers, warmup, seconds, timeout) -> None:
 # ---- sequential per-check latency (what ldirectord's loop pays per real) ---------------------
 
 async def _sequential_latency(n_checks: int) -> float:
-    from hadaemon.core.ldirectord.checks import CheckSpec
+    from hadaemon.core.director.checks import CheckSpec
     from hadaemon.io.checks import run_check
     t0 = time.perf_counter()
     for i in range(n_checks):

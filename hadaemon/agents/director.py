@@ -111,7 +111,7 @@ def _daemon_argv(params) -> List[str]:
 
 def validate(params) -> Result:
     from hadaemon.core.errors import ConfigError
-    from hadaemon.core.ldirectord.config import load_config
+    from hadaemon.core.director.config import load_config
 
     config = params.get("configfile") or DEFAULT_CONFIG
     backend = params.get("backend") or "auto"
@@ -119,7 +119,7 @@ def validate(params) -> Result:
         return Result(OCF_ERR_CONFIGURED, f"backend must be auto, ipvs or nft, not {backend!r}")
     if not os.path.exists(config):
         return Result(OCF_ERR_INSTALLED, f"{config} does not exist")
-    from hadaemon.core.ldirectord.table import check_table
+    from hadaemon.core.director.table import check_table
 
     try:
         check_table(load_config(config))
@@ -135,8 +135,8 @@ def validate(params) -> Result:
 
 
 def _configured_keys(params) -> List[str]:
-    from hadaemon.core.ldirectord.config import load_config
-    from hadaemon.core.ldirectord.table import virtual_service
+    from hadaemon.core.director.config import load_config
+    from hadaemon.core.director.table import virtual_service
 
     config = load_config(params.get("configfile") or DEFAULT_CONFIG)
     return [virtual_service(v).key for v in config.virtuals]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Dict
 
-from hadaemon.core.cibverify import (ERROR, AgentInfo, AgentSpec, XmlSyntaxError, agent_specs,
+from hadaemon.core.cib.verify import (ERROR, AgentInfo, AgentSpec, XmlSyntaxError, agent_specs,
                                      parse_agent_metadata, parse_xml, verify)
 
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"

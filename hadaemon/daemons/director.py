@@ -64,8 +64,8 @@ def make_backend(name: str) -> Backend:
 
 
 def check_config(path: str, quiet: bool = False) -> int:
-    from hadaemon.core.ldirectord.config import load_config
-    from hadaemon.core.ldirectord.table import check_table
+    from hadaemon.core.director.config import load_config
+    from hadaemon.core.director.table import check_table
 
     try:
         config = load_config(path)
@@ -75,7 +75,7 @@ def check_config(path: str, quiet: bool = False) -> int:
         return 1
     for w in config.warnings:
         print(f"{path}:{w.line}: warning: {w.message}", file=sys.stderr)
-    from hadaemon.core.ldirectord.checks import unsupported_checks
+    from hadaemon.core.director.checks import unsupported_checks
 
     for line, message in unsupported_checks(config):
         print(f"{path}:{line}: warning: {message}", file=sys.stderr)
@@ -250,7 +250,7 @@ def control(args) -> int:
 
 def _logfile(config: str) -> str:
     """Where a backgrounded daemon's output goes: the config's logfile= when it is a path."""
-    from hadaemon.core.ldirectord.config import load_config
+    from hadaemon.core.director.config import load_config
 
     try:
         path = load_config(config).globals.logfile

@@ -9,18 +9,18 @@ import time
 from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.checks import make_plan, unsupported_checks
-from hadaemon.core.ldirectord.config import load_config
-from hadaemon.core.ldirectord.debounce import (
+from hadaemon.core.director.checks import make_plan, unsupported_checks
+from hadaemon.core.director.config import load_config
+from hadaemon.core.director.debounce import (
     RealDown, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over, check_kind,
     initial_state,
 )
-from hadaemon.core.ldirectord.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
-from hadaemon.core.ldirectord.monitor import has_monitorfile, monitor_lines
-from hadaemon.core.ldirectord.table import (
+from hadaemon.core.director.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
+from hadaemon.core.director.monitor import has_monitorfile, monitor_lines
+from hadaemon.core.director.table import (
     check_table, dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
 )
-from hadaemon.core.lvs_table import Service, Table, apply_ops, diff, format_table
+from hadaemon.core.director.lvs_table import Service, Table, apply_ops, diff, format_table
 from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")

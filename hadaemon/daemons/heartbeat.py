@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 
-from hadaemon.core import membership as mb
-from hadaemon.core.authkeys import load_authkeys
+from hadaemon.core.heartbeat import membership as mb
+from hadaemon.core.heartbeat.authkeys import load_authkeys
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.hacf import load_hacf
+from hadaemon.core.heartbeat.hacf import load_hacf
 from hadaemon.daemons.heartbeat_node import HeartbeatNode
 from hadaemon.io.files import write_atomic
 from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval

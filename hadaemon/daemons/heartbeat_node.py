@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Callable, Dict, List, Tuple
 
-from hadaemon.core import membership as mb
-from hadaemon.core import wire
-from hadaemon.core.messaging import Backpressure, Messenger, MessagingError
+from hadaemon.core.heartbeat import membership as mb
+from hadaemon.core.heartbeat import wire
+from hadaemon.core.heartbeat.messaging import Backpressure, Messenger, MessagingError
 from hadaemon.io.udp import Transport, interface_up
 
 __all__ = ["HeartbeatNode", "DROP_REASONS"]

@@ -14,8 +14,8 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import Callable, Dict, List, Tuple
 
-from hadaemon.core.ldirectord.debounce import RealDown, RealUp
-from hadaemon.core.ldirectord.model import (
+from hadaemon.core.director.debounce import RealDown, RealUp
+from hadaemon.core.director.model import (
     STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING, DirectorConfig, Virtual,
 )
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from hadaemon.core.lvs_table import Table
+from hadaemon.core.director.lvs_table import Table
 from hadaemon.io.lvs.nft import parse_listing
 from hadaemon.testing.netns import Cluster
 

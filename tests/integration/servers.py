@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from hadaemon.core.ldirectord.checks import CheckSpec
+from hadaemon.core.director.checks import CheckSpec
 
 from hadaemon.io.checks import ber
 from hadaemon.io.checks.radius import hide_password

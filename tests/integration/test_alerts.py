@@ -4,9 +4,9 @@ import asyncio
 import email
 import email.policy
 
-from hadaemon.core.ldirectord.config import parse_config
-from hadaemon.core.ldirectord.debounce import RealDown, RealUp
-from hadaemon.core.ldirectord.model import STATUS_STARTING
+from hadaemon.core.director.config import parse_config
+from hadaemon.core.director.debounce import RealDown, RealUp
+from hadaemon.core.director.model import STATUS_STARTING
 from hadaemon.io.alerts import EmailAlerts, run_callback, run_shell
 from tests.integration.servers import smtp_sink_handler
 

@@ -12,10 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hadaemon.core.ldirectord.checks import make_plan  # noqa: E402
-from hadaemon.core.ldirectord.config import parse_config  # noqa: E402
-from hadaemon.core.ldirectord.debounce import apply_results, initial_state  # noqa: E402
-from hadaemon.core.ldirectord.table import wanted_table  # noqa: E402
+from hadaemon.core.director.checks import make_plan  # noqa: E402
+from hadaemon.core.director.config import parse_config  # noqa: E402
+from hadaemon.core.director.debounce import apply_results, initial_state  # noqa: E402
+from hadaemon.core.director.table import wanted_table  # noqa: E402
 from hadaemon.io.checks.scheduler import CheckScheduler, check_all_once  # noqa: E402
 
 import servers  # noqa: E402

@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hadaemon.core.ldirectord.checks import CheckSpec  # noqa: E402
-from hadaemon.core.ldirectord.config import parse_config  # noqa: E402
+from hadaemon.core.director.checks import CheckSpec  # noqa: E402
+from hadaemon.core.director.config import parse_config  # noqa: E402
 from hadaemon.io.checks import check, run_check  # noqa: E402
 
 import servers  # noqa: E402
@@ -280,7 +280,7 @@ def test_ping_unanswered_in_private_namespace():
             "subprocess.run(['ip','link','set','lo','up'],check=True);"
             "subprocess.run(['nft','add table inet t; add chain inet t c { type filter hook input priority 0; };"
             " add rule inet t c icmp type echo-reply drop'],check=True);"
-            "from hadaemon.core.ldirectord.checks import CheckSpec;from hadaemon.io.checks import run_check;"
+            "from hadaemon.core.director.checks import CheckSpec;from hadaemon.io.checks import run_check;"
             "r=asyncio.run(run_check(CheckSpec('ping','none','tcp','127.0.0.1',4,0,0.3,attempts=2)));"
             "print(r.ok, r.detail)")
     p = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.core.ldirectord.config import load_config
-from hadaemon.core.ldirectord.debounce import HealthState, RealHealth
-from hadaemon.core.ldirectord.checks import make_plan
-from hadaemon.core.ldirectord.table import wanted_table
+from hadaemon.core.director.config import load_config
+from hadaemon.core.director.debounce import HealthState, RealHealth
+from hadaemon.core.director.checks import make_plan
+from hadaemon.core.director.table import wanted_table
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.lvs_table import apply_ops, diff
+from hadaemon.core.director.lvs_table import apply_ops, diff
 from hadaemon.daemons.director import main
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "ldirectord"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.core.lvs_table import Destination, VirtualService, diff, make_table
+from hadaemon.core.director.lvs_table import Destination, VirtualService, diff, make_table
 from hadaemon.io.lvs.nft import NftBackend, render
 
 pytestmark = [pytest.mark.root]

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hadaemon.core import wire
-from hadaemon.core.authkeys import parse_authkeys
-from hadaemon.core.hacf import parse_hacf
+from hadaemon.core.heartbeat import wire
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.core.heartbeat.hacf import parse_hacf
 from hadaemon.daemons.heartbeat_node import HeartbeatNode
 
 HACF = "keepalive 100ms\ndeadtime 500ms\ninitdead 1\nbcast eth0\nnode a\nnode b\nnode c\n"

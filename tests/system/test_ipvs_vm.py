@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.core.lvs_table import (
+from hadaemon.core.director.lvs_table import (
     Destination, VirtualService, format_table, make_table, table_from_data,
 )
 

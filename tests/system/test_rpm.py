@@ -53,7 +53,7 @@ def test_rpm_lays_out_files_for_rhel(rpm_file):
         "/usr/lib/sysusers.d/hadaemon.conf", "/usr/lib/tmpfiles.d/hadaemon.conf", "/etc/ha.d", "/var/lib/hadaemon",
     ]:
         assert expected in listing, f"{expected} missing from the RPM"
-    assert any(p.endswith("/site-packages/hadaemon/core/hacf.py") for p in listing)
+    assert any(p.endswith("/site-packages/hadaemon/core/heartbeat/hacf.py") for p in listing)
 
 
 def test_rpm_installs_into_a_root_with_system_python_shebangs(rpm_file, tmp_path):

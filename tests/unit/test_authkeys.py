@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from hadaemon.core.authkeys import AuthKeys, load_authkeys, parse_authkeys
+from hadaemon.core.heartbeat.authkeys import AuthKeys, load_authkeys, parse_authkeys
 from hadaemon.core.errors import ConfigError
 
 SCENARIO = "auth 1\n1 sha1 9f2b4c6d8e0a1b3c\n"

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from hadaemon.core.cibverify import ERROR, verify_text
+from hadaemon.core.cib.verify import ERROR, verify_text
 from hadaemon.testing.cibgen import generate_bench_cib, random_cib
 
 SEEDS = range(150)

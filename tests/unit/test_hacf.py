@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.hacf import (
+from hadaemon.core.heartbeat.hacf import (
     DIRECTIVES, UNSUPPORTED, HaConfig, Medium, format_time, hacf_summary, load_hacf, parse_hacf, parse_time,
 )
 

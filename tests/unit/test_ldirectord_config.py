@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.config import (
+from hadaemon.core.director.config import (
     Resolver, check_port, load_config, parse_config, system_resolver, table_port,
 )
 

@@ -1,12 +1,12 @@
 """Real-server health logic: debouncing, quiescent vs removal, fallback, maintenance, checktype N, reload."""
 
-from hadaemon.core.ldirectord.checks import check_spec, make_plan, maintenance_names
-from hadaemon.core.ldirectord.config import parse_config
-from hadaemon.core.ldirectord.debounce import (
+from hadaemon.core.director.checks import check_spec, make_plan, maintenance_names
+from hadaemon.core.director.config import parse_config
+from hadaemon.core.director.debounce import (
     RealDown, RealUp, Result, SoftFailure, apply_maintenance, apply_on_checks, apply_results,
     carry_over, check_kind, initial_state,
 )
-from hadaemon.core.ldirectord.table import dest_key, fallback_commands, wanted_table
+from hadaemon.core.director.table import dest_key, fallback_commands, wanted_table
 
 VKEY = "tcp:192.168.18.100:80"
 R1, R2 = (VKEY, "192.168.18.191:80"), (VKEY, "192.168.18.192:80")
@@ -217,7 +217,7 @@ def test_real_without_port_uses_virtual_port_in_table():
 
 
 def test_monitorfile_lines_like_service_set():
-    from hadaemon.core.ldirectord.monitor import has_monitorfile, monitor_lines
+    from hadaemon.core.director.monitor import has_monitorfile, monitor_lines
 
     plain = make_plan(cfg())
     assert not has_monitorfile(plain)

@@ -1,6 +1,6 @@
 """The nftables backend's rendering of a Table (pure text; the real nft is exercised by the
 integration tests): weights to ranges, quiescent reals left out, schedulers, persistence, loopback."""
-from hadaemon.core.lvs_table import Destination, VirtualService, make_table
+from hadaemon.core.director.lvs_table import Destination, VirtualService, make_table
 from hadaemon.io.lvs.nft import _dest_comment, _parse_dest, _parse_svc, _svc_comment, render
 
 VIP = VirtualService("tcp", "192.168.18.100", 80, scheduler="wrr")

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hadaemon.core.lvs_table import (
+from hadaemon.core.director.lvs_table import (
     AddDest, AddService, DelDest, DelService, Destination, EditDest, EditService, Service, TableError,
     VirtualService, apply_ops, diff, format_table, make_table, service_key, with_weight,
 )
@@ -219,5 +219,5 @@ def test_service_equality_ignores_mapping_type():
 @given(_tables)
 def test_table_data_round_trip(table):
     import json
-    from hadaemon.core.lvs_table import table_from_data, table_to_data
+    from hadaemon.core.director.lvs_table import table_from_data, table_to_data
     assert table_from_data(json.loads(json.dumps(table_to_data(table)))) == table

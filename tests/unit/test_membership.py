@@ -1,5 +1,5 @@
 """Membership core: event timelines in, node/link states, epochs and effects out (no I/O, no mocks)."""
-from hadaemon.core.membership import (
+from hadaemon.core.heartbeat.membership import (
     DEAD, INIT, UP, WARN, Heartbeat, LinkDown, LinkStatusChanged, LinkUp, MembershipChanged,
     NodeRestarted, NodeStateChanged, Reconfigure, StaleHeartbeat, Start, Tick, Timing, UnknownNode,
     members, new_membership, next_deadline, step, summary,

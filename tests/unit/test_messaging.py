@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from hadaemon.core import wire
-from hadaemon.core.authkeys import parse_authkeys
-from hadaemon.core.messaging import Backpressure, Delivered, Messenger, MessagingError, Undeliverable
+from hadaemon.core.heartbeat import wire
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.core.heartbeat.messaging import Backpressure, Delivered, Messenger, MessagingError, Undeliverable
 
 KEYS = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123456789abcdef\n")
 
@@ -600,7 +600,7 @@ def test_retransmission_timeout_adapts_to_the_round_trip_time():
 
 
 def test_held_runs_match_a_brute_force_model():
-    from hadaemon.core.messaging import _Runs
+    from hadaemon.core.heartbeat.messaging import _Runs
 
     rng = random.Random(5)
     for _ in range(200):

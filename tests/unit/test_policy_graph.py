@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hadaemon.core.cib import parse_cib
-from hadaemon.core.graph import Action, TransitionGraph
+from hadaemon.core.policy.graph import Action, TransitionGraph
 from hadaemon.core.policy import schedule
 from tests.unit.test_policy_cases import S as CASES
 from tests.unit.test_policy_scheduler import s_group_location, s_tie_break

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hadaemon.cli import hactl
-from hadaemon.core.cibverify import ERROR, WARNING, AgentInfo, parse_agent_metadata, verify_text
+from hadaemon.core.cib.verify import ERROR, WARNING, AgentInfo, parse_agent_metadata, verify_text
 
 CIB = """<cib admin_epoch="0" epoch="1" num_updates="1" validate-with="pacemaker-3.0">
   <configuration>

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from hadaemon.core import wire
-from hadaemon.core.authkeys import parse_authkeys
-from hadaemon.core.wire import MAX_DATAGRAM, Drop, Packet, ReplayGuard, decode, encode, fragment_capacity
+from hadaemon.core.heartbeat import wire
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.core.heartbeat.wire import MAX_DATAGRAM, Drop, Packet, ReplayGuard, decode, encode, fragment_capacity
 
 KEYS = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123456789abcdef\n2 sha1 rotatedrotatedkey\n3 crc\n")
 OTHER = parse_authkeys("auth 1\n1 sha256 a-different-secret-entirely\n")

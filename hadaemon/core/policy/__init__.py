@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
 from hadaemon.core.cib.xmltree import paused_gc
-from hadaemon.core.graph import Action, TransitionGraph
+from hadaemon.core.policy.graph import Action, TransitionGraph
 from hadaemon.core.policy import actions as A
 from hadaemon.core.policy import digests as D
 from hadaemon.core.policy import placement as P

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
-from hadaemon.core.graph import Action
+from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet
 from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, WNode
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Tuple
 
-from hadaemon.core.graph import Action
+from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
 from hadaemon.core.policy.working import STARTED, STOPPED

@@ -8,7 +8,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from hadaemon.core.ldirectord.checks import UNSUPPORTED_SERVICES, CheckSpec, check_spec
+from hadaemon.core.director.checks import UNSUPPORTED_SERVICES, CheckSpec, check_spec
 
 # service -> (module, function); each function is `async def f(spec) -> (ok, detail)`.
 NEGOTIATORS = {

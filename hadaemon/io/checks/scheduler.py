@@ -12,8 +12,8 @@ import time
 import zlib
 from typing import Callable, Dict, List, Mapping, Tuple
 
-from hadaemon.core.ldirectord.checks import Pair, Plan, check_spec, maintenance_names
-from hadaemon.core.ldirectord.debounce import RealHealth, Result, check_kind
+from hadaemon.core.director.checks import Pair, Plan, check_spec, maintenance_names
+from hadaemon.core.director.debounce import RealHealth, Result, check_kind
 from hadaemon.io.checks import run_check
 from hadaemon.io.checks.probe import Prober, probe_for
 
@@ -283,7 +283,7 @@ class CheckScheduler:
 async def check_all_once(plan: Plan, kind_for: Callable[[Pair], str | None] | None = None
                          ) -> List[Result]:
     """One concurrent round over every distinct check of `plan` (for `--check-once` and tests)."""
-    from hadaemon.core.ldirectord.debounce import RealHealth, check_kind
+    from hadaemon.core.director.debounce import RealHealth, check_kind
     kind_for = kind_for or (lambda p: check_kind(plan.targets[p], RealHealth()))
     sem = asyncio.Semaphore(fd_budget())
 

@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Callable, Dict, List, Mapping
 
-from hadaemon.core.ldirectord.checks import Pair, make_plan
-from hadaemon.core.ldirectord.debounce import Result, apply_results, check_kind, initial_state
+from hadaemon.core.director.checks import Pair, make_plan
+from hadaemon.core.director.debounce import Result, apply_results, check_kind, initial_state
 
 log = logging.getLogger("hadaemon.checks")
 ResultsCallback = Callable[[List[Result], Mapping[Pair, bool], float], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 from typing import Iterable, List
 
-from hadaemon.core.lvs_table import Op, Table
+from hadaemon.core.director.lvs_table import Op, Table
 
 
 class BackendError(Exception):
@@ -18,7 +18,7 @@ class BackendError(Exception):
 class Backend(abc.ABC):
     """One way of programming the kernel's load-balancing table.
 
-    The director owns the decisions (hadaemon.core.lvs_table.diff); a backend only reads and applies.
+    The director owns the decisions (hadaemon.core.director.lvs_table.diff); a backend only reads and applies.
     Methods are synchronous and quick (one netlink round trip or one `nft -f` transaction per call); the
     daemon calls them from a worker thread.
     """
@@ -51,7 +51,7 @@ class Backend(abc.ABC):
 
     def clear(self, keys: Iterable[str]) -> List[Op]:
         """Remove the virtual services with these keys (cleanstop) and return the ops that were applied."""
-        from hadaemon.core.lvs_table import diff
+        from hadaemon.core.director.lvs_table import diff
 
         current = self.read()
         mine = {k: v for k, v in current.items() if k in set(keys)}

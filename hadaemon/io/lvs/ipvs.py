@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List
 
-from hadaemon.core.lvs_table import (
+from hadaemon.core.director.lvs_table import (
     DEFAULT_NETMASK, AddDest, AddService, DelDest, DelService, Destination, EditDest, EditService, Op,
     Service, Table, TableError, VirtualService, flag_bits, flag_names,
 )

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 from typing import Dict, Iterable, List
 
-from hadaemon.core.lvs_table import (
+from hadaemon.core.director.lvs_table import (
     DEFAULT_NETMASK, Destination, Op, Service, Table, TableError, VirtualService, apply_ops,
 )
 from hadaemon.io.lvs.base import Backend, BackendError

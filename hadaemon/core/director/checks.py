@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
-from hadaemon.core.ldirectord.model import DirectorConfig, Real, Virtual, check_port
+from hadaemon.core.director.model import DirectorConfig, Real, Virtual, check_port
 
 Pair = Tuple[str, str]          # (virtual key, real key)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Tuple
 
-from hadaemon.core.ldirectord.model import (
+from hadaemon.core.director.model import (
     PORT_SERVICES, SERVICES, Globals, Real, Virtual,
 )
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Tuple
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.checks import Plan, make_plan
-from hadaemon.core.ldirectord.debounce import HealthState
-from hadaemon.core.ldirectord.model import DirectorConfig, Real, Virtual, table_port
-from hadaemon.core.lvs_table import (
+from hadaemon.core.director.checks import Plan, make_plan
+from hadaemon.core.director.debounce import HealthState
+from hadaemon.core.director.model import DirectorConfig, Real, Virtual, table_port
+from hadaemon.core.director.lvs_table import (
     SERVICE_FLAGS, Destination, Service, Table, TableError, VirtualService, hostport,
 )
 

@@ -5,7 +5,7 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
-from hadaemon.core.authkeys import AuthKeys
+from hadaemon.core.heartbeat.authkeys import AuthKeys
 
 MAGIC = b"HD"
 VERSION = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Mapping, Tuple
 
-from hadaemon.core.ldirectord.checks import Pair, Plan, Target, check_identity, make_plan
-from hadaemon.core.ldirectord.model import DirectorConfig
+from hadaemon.core.director.checks import Pair, Plan, Target, check_identity, make_plan
+from hadaemon.core.director.model import DirectorConfig
 
 NEGOTIATE_NEXT = 999999   # ldirectord's num_connects value meaning "negotiate at the next check"
 

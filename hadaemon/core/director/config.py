@@ -15,12 +15,12 @@ import socket
 from typing import Callable, List, Tuple
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.ldirectord.model import (  # noqa: F401  (re-exported API)
+from hadaemon.core.director.model import (  # noqa: F401  (re-exported API)
     CHECKTYPES, METHODS, PORT_SERVICES, SERVICE_PORTS, SERVICES, STATUS_ALL,
     STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING,
     ConfigWarning, DirectorConfig, Globals, Real, Virtual, check_port, table_port,
 )
-from hadaemon.core.ldirectord.virtual import VirtualBlockParser
+from hadaemon.core.director.virtual import VirtualBlockParser
 
 # A static getservbyname() table (a subset of /etc/services), used when no
 # system resolver is injected.

@@ -30,7 +30,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Deque, Dict, Iterable, List, Mapping, Tuple, Union
 
-from hadaemon.core.wire import MAX_NAME, MAX_SACK_RANGES, Packet, fragment_capacity, restamp
+from hadaemon.core.heartbeat.wire import MAX_NAME, MAX_SACK_RANGES, Packet, fragment_capacity, restamp
 
 RECV_WINDOW = 1024          # a receiver holds stream_seqs below expected + RECV_WINDOW; senders' window <= it
 MAX_FRAGMENTS = 65535

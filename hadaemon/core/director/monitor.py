@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, List
 
-from hadaemon.core.ldirectord.checks import Plan
+from hadaemon.core.director.checks import Plan
 
 _SPECIAL = re.compile(r"[%|\r\n]")
 

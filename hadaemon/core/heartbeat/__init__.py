@@ -1,0 +1,1 @@
+"""Membership and messaging: ha.cf, authkeys, the wire format, membership and reliable messaging (pure)."""
