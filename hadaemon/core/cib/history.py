@@ -5,14 +5,13 @@ import hashlib
 from typing import Dict, List, Sequence, Tuple
 
 from hadaemon.core.cib.model import LrmOp
-
-# Execution status (op-status) codes, as the executor records them.
-EXEC_PENDING, EXEC_DONE, EXEC_CANCELLED, EXEC_TIMEOUT, EXEC_NOT_SUPPORTED, EXEC_ERROR = -1, 0, 1, 2, 3, 4
-EXEC_ERROR_HARD, EXEC_ERROR_FATAL, EXEC_NOT_INSTALLED = 5, 6, 7
-# OCF exit codes.
-OCF_OK, OCF_UNKNOWN_ERROR, OCF_INVALID_PARAM, OCF_UNIMPLEMENTED = 0, 1, 2, 3
-OCF_INSUFFICIENT_PRIV, OCF_NOT_INSTALLED, OCF_NOT_CONFIGURED, OCF_NOT_RUNNING = 4, 5, 6, 7
-OCF_RUNNING_PROMOTED, OCF_FAILED_PROMOTED, OCF_DEGRADED, OCF_DEGRADED_PROMOTED = 8, 9, 190, 191
+# Execution status (op-status) codes and OCF exit codes: the one vocabulary in core/lrm/results.
+from hadaemon.core.lrm.results import (  # noqa: F401  (re-exported for the policy engine)
+    EXEC_CANCELLED, EXEC_DONE, EXEC_ERROR, EXEC_ERROR_FATAL, EXEC_ERROR_HARD, EXEC_NOT_INSTALLED,
+    EXEC_NOT_SUPPORTED, EXEC_PENDING, EXEC_TIMEOUT, OCF_DEGRADED, OCF_DEGRADED_PROMOTED,
+    OCF_FAILED_PROMOTED, OCF_INSUFFICIENT_PRIV, OCF_INVALID_PARAM, OCF_NOT_CONFIGURED, OCF_NOT_INSTALLED,
+    OCF_NOT_RUNNING, OCF_OK, OCF_RUNNING_PROMOTED, OCF_UNIMPLEMENTED, OCF_UNKNOWN_ERROR, effective_rc,
+)
 
 
 def target_rc(op: LrmOp) -> int:
@@ -41,15 +40,6 @@ def sort_ops(ops: Sequence[LrmOp]) -> List[LrmOp]:
     if len(ops) < 2:
         return list(ops)
     return sorted(ops, key=lambda o: (o.call_id < 0, o.call_id))
-
-
-def effective_rc(rc: int) -> int:
-    """Degraded results count as their successful counterparts."""
-    if rc == OCF_DEGRADED:
-        return OCF_OK
-    if rc == OCF_DEGRADED_PROMOTED:
-        return OCF_RUNNING_PROMOTED
-    return rc
 
 
 def active_range(ops: Sequence[LrmOp]) -> Tuple[int, int]:
