@@ -111,7 +111,7 @@ def _daemon_argv(params) -> List[str]:
 
 def validate(params) -> Result:
     from hadaemon.core.errors import ConfigError
-    from hadaemon.core.director.config import load_config
+    from hadaemon.io.director_config import load_config
 
     config = params.get("configfile") or DEFAULT_CONFIG
     backend = params.get("backend") or "auto"
@@ -135,7 +135,7 @@ def validate(params) -> Result:
 
 
 def _configured_keys(params) -> List[str]:
-    from hadaemon.core.director.config import load_config
+    from hadaemon.io.director_config import load_config
     from hadaemon.core.director.table import virtual_service
 
     config = load_config(params.get("configfile") or DEFAULT_CONFIG)

@@ -64,7 +64,7 @@ def make_backend(name: str) -> Backend:
 
 
 def check_config(path: str, quiet: bool = False) -> int:
-    from hadaemon.core.director.config import load_config
+    from hadaemon.io.director_config import load_config
     from hadaemon.core.director.table import check_table
 
     try:
@@ -250,7 +250,7 @@ def control(args) -> int:
 
 def _logfile(config: str) -> str:
     """Where a backgrounded daemon's output goes: the config's logfile= when it is a path."""
-    from hadaemon.core.director.config import load_config
+    from hadaemon.io.director_config import load_config
 
     try:
         path = load_config(config).globals.logfile

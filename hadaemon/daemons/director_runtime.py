@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import ConfigError
 from hadaemon.core.director.checks import make_plan, unsupported_checks
-from hadaemon.core.director.config import load_config
+from hadaemon.io.director_config import load_config
 from hadaemon.core.director.debounce import (
     RealDown, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over, check_kind,
     initial_state,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.core.director.config import load_config
+from hadaemon.io.director_config import load_config
 from hadaemon.core.director.debounce import HealthState, RealHealth
 from hadaemon.core.director.checks import make_plan
 from hadaemon.core.director.table import wanted_table

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hadaemon.core.director.config import load_config  # noqa: E402
+from hadaemon.io.director_config import load_config  # noqa: E402
 from hadaemon.core.director.model import table_port  # noqa: E402
 from hadaemon.core.director.lvs_table import (  # noqa: E402
     Destination, Service, VirtualService, diff, make_table, table_to_data, with_weight,

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from hadaemon.core.errors import ConfigError
-from hadaemon.core.director.config import (
-    Resolver, check_port, load_config, parse_config, system_resolver, table_port,
-)
+from hadaemon.core.director.config import Resolver, check_port, parse_config, table_port
+from hadaemon.io.director_config import load_config, system_resolver
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "ldirectord"
 SHARED_FILES = sorted(SHARED.glob("ldirectord.cf.example")) + sorted(SHARED.glob("derived/*.cf"))

@@ -2,19 +2,20 @@
 
 parse_config() is pure: host names and service names go through an injected
 Resolver (the default knows numeric addresses, `localhost` and a static
-service table; it never touches the network or the disk). load_config() is
-the thin shell: it reads the file and uses the system resolver and file
-checks (monitorfile, logfile, maintenancedir) as ldirectord does.
+service table; it never touches the network or the disk). The thin shell,
+hadaemon.io.director_config.load_config(), reads the file and passes the
+system resolver and file checks (monitorfile, logfile, maintenancedir) as
+ldirectord does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 from typing import Callable, List, Tuple
 
 from hadaemon.core.errors import ConfigError
+from hadaemon.core.inet import canonical_ipv6, inet_aton, ipv4_text
 from hadaemon.core.director.model import (  # noqa: F401  (re-exported API)
     CHECKTYPES, METHODS, PORT_SERVICES, SERVICE_PORTS, SERVICES, STATUS_ALL,
     STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING,
@@ -37,18 +38,16 @@ _RANGE_LIMIT = 65536
 _A = re.ASCII
 
 
-def _numeric_host(name: str, family: int) -> str | None:
+def numeric_host(name: str, family: int) -> str | None:
     """Numeric addresses only (inet_aton semantics for IPv4, like getaddrinfo), plus localhost."""
     if name == "localhost":
         return "::1" if family == 6 else "127.0.0.1"
-    try:
-        if family == 6:
-            return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, name))
-        if not name or not re.fullmatch(r"[0-9A-Fa-fxX.]+", name):
-            return None
-        return socket.inet_ntoa(socket.inet_aton(name))
-    except (OSError, ValueError):
+    if family == 6:
+        return canonical_ipv6(name)
+    if not name or not re.fullmatch(r"[0-9A-Fa-fxX.]+", name):
         return None
+    n = inet_aton(name)
+    return None if n is None else ipv4_text(n)
 
 
 def _static_service(name: str, protocol: str) -> int | None:
@@ -59,57 +58,12 @@ def _static_service(name: str, protocol: str) -> int | None:
 class Resolver:
     """What parsing needs from the outside world; the default is pure."""
 
-    host: Callable[[str, int], str | None] = _numeric_host
+    host: Callable[[str, int], str | None] = numeric_host
     service: Callable[[str, str], int | None] = _static_service
     hostname: str = "localhost"
     # Returns an error text when `path` cannot be opened for appending, else None.
     append_error: Callable[[str], str | None] = lambda path: None
     dir_exists: Callable[[str], bool] = lambda path: True
-
-
-def system_resolver() -> Resolver:
-    """A Resolver doing real lookups (blocking: call it at load time, not in the event loop)."""
-
-    def host(name: str, family: int) -> str | None:
-        num = _numeric_host(name, family)
-        if num is not None:
-            return num
-        af = socket.AF_INET6 if family == 6 else socket.AF_INET
-        try:
-            infos = socket.getaddrinfo(name, 0, af)
-        except (OSError, UnicodeError):
-            return None
-        return infos[0][4][0] if infos else None
-
-    def service(name: str, protocol: str) -> int | None:
-        try:
-            return socket.getservbyname(name, protocol) if protocol else socket.getservbyname(name)
-        except OSError:
-            return None
-
-    def append_error(path: str) -> str | None:
-        try:
-            with open(path, "a"):
-                return None
-        except OSError as e:
-            return e.strerror or str(e)
-
-    def dir_exists(path: str) -> bool:
-        import os
-        return os.path.isdir(path)
-
-    return Resolver(host, service, socket.gethostname(), append_error, dir_exists)
-
-
-def load_config(path: str, resolver: Resolver | None = None) -> DirectorConfig:
-    """Read and parse an ldirectord.cf; raise ConfigError(path, line, message) when bad."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConfigError(path, 0, f"can not open file {path}: {e.strerror}") from None
-    text = data.decode("utf-8", errors="surrogateescape")
-    return parse_config(text, path, resolver if resolver is not None else system_resolver())
 
 
 def parse_config(text: str, path: str = "ldirectord.cf",

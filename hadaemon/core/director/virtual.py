@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Tuple
 
+from hadaemon.core.inet import inet_pton6
 from hadaemon.core.director.model import (
     PORT_SERVICES, SERVICES, Globals, Real, Virtual,
 )
@@ -390,12 +391,7 @@ class VirtualBlockParser:
 
 
 def _is_v6_literal(s: str) -> bool:
-    import socket
-    try:
-        socket.inet_pton(socket.AF_INET6, s)
-        return True
-    except (OSError, ValueError):
-        return False
+    return inet_pton6(s) is not None
 
 
 def _virtual_key(vs: Dict) -> str:
