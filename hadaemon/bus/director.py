@@ -1,6 +1,7 @@
 """org.hadaemon.Director1 on D-Bus: virtual services, real servers with health, weight methods, reload (thin)."""
 # No `from __future__ import annotations` here: dbus-next reads the signature strings from annotations.
 from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
+from hadaemon.core.errors import BadRequest
 
 __all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "ERROR_PREFIX", "DirectorInterface", "export"]
 
@@ -79,8 +80,6 @@ class DirectorInterface(ServiceInterface):
         return self.director.listing()
 
     async def _call(self, coro):
-        from hadaemon.daemons.director_runtime import BadRequest
-
         try:
             await coro
         except BadRequest as exc:

@@ -3,6 +3,7 @@
 from typing import Dict, List, Tuple
 
 from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
+from hadaemon.core.errors import BadRequest  # the backend raises it for refused requests (re-exported)
 
 __all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "HeartbeatInterface", "BadRequest", "ERROR_PREFIX", "Export"]
 
@@ -13,17 +14,6 @@ ERROR_PREFIX = "org.hadaemon.Heartbeat1.Error."
 
 MAX_CHANNEL = 64
 MAX_BODY = 1 << 20
-
-
-class BadRequest(ValueError):
-    """Raised by the daemon's backend for a request it refuses; becomes a D-Bus error.
-
-    kind is the error name's last part: UnknownNode, InvalidArgument, NotReady.
-    """
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 def _check_channel(channel: str) -> None:

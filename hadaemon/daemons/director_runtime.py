@@ -8,7 +8,7 @@ import os
 import time
 from typing import Callable, Dict, List, Set, Tuple
 
-from hadaemon.core.errors import ConfigError
+from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.core.director.checks import make_plan, unsupported_checks
 from hadaemon.io.director_config import load_config
 from hadaemon.core.director.debounce import (
@@ -25,15 +25,6 @@ from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")
 MAX_WEIGHT = 65535
-
-
-class BadRequest(ValueError):
-    """A refused admin request (D-Bus method); kind names the error: UnknownVirtual, UnknownReal,
-    InvalidArgument, BadConfig."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 def file_stamp(path: str) -> Tuple[float, str]:

@@ -120,7 +120,7 @@ class HeartbeatNode:
         return mb.summary(self.state)
 
     def send(self, node: str, channel: str, body: bytes) -> int:
-        from hadaemon.bus.heartbeat import BadRequest
+        from hadaemon.core.errors import BadRequest
 
         if node == self.local_node:
             raise BadRequest("InvalidArgument", f"{node!r} is the local node; send to a peer")
@@ -144,7 +144,7 @@ class HeartbeatNode:
         return msg_id
 
     def _messenger_send(self, dst, channel, body, now):
-        from hadaemon.bus.heartbeat import BadRequest
+        from hadaemon.core.errors import BadRequest
 
         try:
             packets = self.messenger.send(dst, channel, body, now)

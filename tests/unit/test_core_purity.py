@@ -105,6 +105,12 @@ def test_core_is_pure():
                      "clock reads; take `now` as an argument and do I/O in the shell):\n  " + "\n  ".join(bad))
 
 
+def test_bus_does_not_import_daemons():
+    bad = _scan(PKG / "bus", ("hadaemon.daemons",), clock=False)
+    assert not bad, ("hadaemon/bus must not import hadaemon/daemons (shared types belong in core, "
+                     "e.g. hadaemon.core.errors.BadRequest):\n  " + "\n  ".join(bad))
+
+
 def test_the_checker_finds_each_kind_of_violation():
     source = """\
 import socket
