@@ -143,7 +143,7 @@ def _configured_keys(params) -> List[str]:
 
 
 def _backend(params):
-    from hadaemon.daemons.director import make_backend
+    from hadaemon.io.lvs import make_backend
 
     return make_backend(params.get("backend") or "auto")
 

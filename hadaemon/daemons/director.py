@@ -10,7 +10,8 @@ import sys
 
 from hadaemon.core.errors import ConfigError
 from hadaemon.daemons.director_runtime import BadRequest, Director
-from hadaemon.io.lvs.base import Backend, BackendError
+from hadaemon.io.lvs import make_backend
+from hadaemon.io.lvs.base import BackendError
 from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval
 
 DEFAULT_CONFIG = "/etc/ha.d/ldirectord.cf"
@@ -42,25 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "director's back (default 30, 0 = never)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
-
-
-def make_backend(name: str) -> Backend:
-    """The backend by name; 'auto' picks IPVS when the kernel has it, else nftables."""
-    from hadaemon.io.lvs.nft import NftBackend
-
-    if name in ("ipvs", "auto"):
-        from hadaemon.io.lvs.ipvs import IPVSBackend
-
-        reason = IPVSBackend.unavailable()
-        if not reason:
-            return IPVSBackend()
-        if name == "ipvs":
-            raise BackendError(reason + "; use --backend nft on kernels without IPVS")
-        log.info("%s: using the nftables backend", reason)
-    reason = NftBackend.unavailable()
-    if reason:
-        raise BackendError(reason)
-    return NftBackend()
 
 
 def check_config(path: str, quiet: bool = False) -> int:
