@@ -47,6 +47,12 @@ def test_shared_files_check_config(path, capsys):
     ("checkinterval=1\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tpersistent=99999999999\n", 2),
     ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tfallback=10.0.0.9:80 gate\n"
      "\treal=10.0.0.3:80 gate 4294967296\n", 4),
+    # one weight limit everywhere (ipvsadm's, D-Bus SetWeight's): 0..65535
+    ("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate 65536\n", 2),
+    ("virtual=10.0.0.1:80\n" + "".join(f"\treal=10.0.0.{i}:80 gate 2147483647\n" for i in (2, 3, 4)), 2),
+    # ldirectord accepts these and removes every virtual service; we refuse them
+    ("", 1),
+    ("checktimeout=3\n\n", 2),
 ])
 def test_broken_files_name_file_and_line(tmp_path, capsys, text, line):
     path = tmp_path / "ldirectord.cf"

@@ -19,7 +19,7 @@ from hadaemon.core.inet import canonical_ipv6, inet_aton, ipv4_text
 from hadaemon.core.director.model import (  # noqa: F401  (re-exported API)
     CHECKTYPES, METHODS, PORT_SERVICES, SERVICE_PORTS, SERVICES, STATUS_ALL,
     STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING,
-    ConfigWarning, DirectorConfig, Globals, Real, Virtual, check_port, table_port,
+    ConfigWarning, DirectorConfig, Globals, Real, Virtual, check_port, printable, table_port,
 )
 from hadaemon.core.director.virtual import VirtualBlockParser
 
@@ -97,10 +97,10 @@ class _Parser(VirtualBlockParser):
         self.seen = set()
 
     def error(self, line: int, message: str):
-        raise ConfigError(self.path, line, message)
+        raise ConfigError(self.path, line, printable(message))
 
     def warn(self, line: int, message: str):
-        self.warnings.append(ConfigWarning(line, message))
+        self.warnings.append(ConfigWarning(line, printable(message)))
 
     # ---- top level -------------------------------------------------------
 
@@ -130,7 +130,7 @@ class _Parser(VirtualBlockParser):
                 if v.checkinterval_set:
                     self.warn(-1, f"checkinterval in virtual service {v.key} ignored when fork=no"
                               " (hadaemon honours it: checks run concurrently)")
-        return DirectorConfig(self.path, gl, virtuals, tuple(self.warnings))
+        return DirectorConfig(self.path, gl, virtuals, tuple(self.warnings), len(self.lines))
 
     def _yesno(self, line: int, value: str, name: str) -> bool:
         if value not in ("yes", "no"):

@@ -32,6 +32,13 @@ SERVICE_FLAGS = tuple(FLAG_BITS)
 _SCHED_FLAG_NAMES = {"sh": {0x8: "sh-fallback", 0x10: "sh-port"},
                      "mh": {0x8: "mh-fallback", 0x10: "mh-port"}}
 DEFAULT_NETMASK = {"inet": "255.255.255.255", "inet6": "128"}
+# One weight limit everywhere (ldirectord.cf, D-Bus SetWeight, both backends): ipvsadm's 0..65535.
+# The kernel's IPVS would take up to 2^31-1, but ldirectord programs it through ipvsadm, which refuses
+# more than 65535, and the nft backend needs the sum of a service's weights below 2^32.
+MAX_WEIGHT = 65535
+# The nft backend spreads new connections with `numgen inc mod TOTAL`: TOTAL (the sum of a service's
+# weights) is a 32-bit value.
+MAX_TOTAL_WEIGHT = 2 ** 32 - 1
 
 
 def flag_bits(flags: Iterable[str]) -> int:
@@ -162,8 +169,8 @@ class Destination:
             raise TableError(f"forwarding method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if not 0 <= self.port < 65536:
             raise TableError(f"port must be 0..65535, not {self.port}")
-        if not 0 <= self.weight < 2 ** 31:
-            raise TableError(f"weight must be 0..2147483647, not {self.weight}")
+        if not 0 <= self.weight <= MAX_WEIGHT:
+            raise TableError(f"weight must be 0..{MAX_WEIGHT} (ipvsadm's range), not {self.weight}")
         if not (0 <= self.lower < 2 ** 32 and 0 <= self.upper < 2 ** 32):
             raise TableError("thresholds must be 0..4294967295")
 

@@ -169,6 +169,7 @@ class DirectorConfig:
     globals: Globals = field(default_factory=Globals)
     virtuals: Tuple[Virtual, ...] = ()
     warnings: Tuple[ConfigWarning, ...] = ()
+    lines: int = 0                 # number of lines in the file (where "end of file" errors point)
 
     def virtual(self, key: str) -> Virtual | None:
         for v in self.virtuals:
@@ -187,6 +188,24 @@ class DirectorConfig:
             return g
         return Real(g.address, v.port if v.port is not None else 0, g.method,
                     1, line=g.line, family=g.family)
+
+
+def printable(text: str, limit: int = 1000) -> str:
+    """`text` safe for a log line, a journal field or a D-Bus string: control characters, NUL and
+    bytes that were not UTF-8 (surrogate-escaped) become `\\xNN` escapes (`\\uNNNN` above 0xff);
+    longer texts are cut at `limit` characters with `...`."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    out = []
+    for ch in text[:limit]:
+        if ch.isprintable():
+            out.append(ch)
+            continue
+        n = ord(ch)
+        if 0xDC80 <= n <= 0xDCFF:              # a byte that was not UTF-8 (surrogateescape)
+            n -= 0xDC00
+        out.append(f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}")
+    return "".join(out) + ("..." if len(text) > limit else "")
 
 
 def check_port(v: Virtual, r: Real) -> int | None:

@@ -10,7 +10,7 @@ from hadaemon.core.director.checks import Plan, make_plan
 from hadaemon.core.director.debounce import HealthState
 from hadaemon.core.director.model import DirectorConfig, Real, Virtual, table_port
 from hadaemon.core.director.lvs_table import (
-    SERVICE_FLAGS, Destination, Service, Table, TableError, VirtualService, hostport,
+    MAX_TOTAL_WEIGHT, SERVICE_FLAGS, Destination, Service, Table, TableError, VirtualService, hostport,
 )
 
 
@@ -39,20 +39,36 @@ def _dest(v: Virtual, r: Real, weight: int) -> Destination:
 
 
 def check_table(config: DirectorConfig) -> None:
-    """Raise ConfigError(path, line, message) for a value ldirectord's parser lets through but no
-    table can hold (a weight, fwmark or persistent timeout out of range): ldirectord would fail in
-    ipvsadm at run time; we refuse the file with its line instead of failing later."""
+    """Raise ConfigError(path, line, message) for a configuration the table cannot take: a value
+    ldirectord's parser lets through but no table can hold (a weight above 65535 — ipvsadm's limit,
+    the one weight limit everywhere —, a fwmark or persistent timeout out of range, a sum of weights
+    the nft backend cannot spread), which ldirectord only finds when ipvsadm fails; and a file with no
+    virtual service at all, which ldirectord accepts and which would remove every virtual service
+    (an empty or truncated file is far more often a mistake than a wish: stopping the director
+    removes them). Used by --check-config, at start and on every reload (the running configuration
+    stays when it raises)."""
+    if not config.virtuals:
+        what = "the file is empty" if not config.lines else "no virtual service (virtual=/virtual6=) in the file"
+        raise ConfigError(config.path, max(1, config.lines),
+                          f"{what}: refusing a configuration that would remove every virtual service "
+                          "(ldirectord would; stop ha-ldirectord to remove them)")
     for v in config.virtuals:
         try:
             virtual_service(v)
         except TableError as e:
             raise ConfigError(config.path, v.line, f"virtual service {v.key}: {e}") from None
         fb = config.fallback_for(v)
+        total = 0
         for r in v.reals + ((fb,) if fb is not None else ()):
             try:
                 _dest(v, r, r.weight)
             except TableError as e:
                 raise ConfigError(config.path, r.line or v.line, f"real server {r.key}: {e}") from None
+            total += r.weight
+            if total > MAX_TOTAL_WEIGHT:
+                raise ConfigError(config.path, r.line or v.line,
+                                  f"real server {r.key}: the weights of virtual service {v.key} add up to "
+                                  f"more than {MAX_TOTAL_WEIGHT} (what the nft backend can spread)")
 
 
 def wanted_table(config: DirectorConfig, health: HealthState, current: Table | None = None,
