@@ -1,0 +1,574 @@
+"""ha-heartbeat + ha-crmd on a namespace Cluster: per-node views, seed CIB, waits and a dual-active observer.
+
+Every node of the netns Cluster runs ha-heartbeat and ha-crmd on its own private D-Bus bus (as
+HeartbeatCluster does), with its own ha.cf (``crm respawn``, ``auto_failback``), state directory and
+seed CIB file.
+
+Nodes share one file system and one PID namespace
+-------------------------------------------------
+Namespaces give each node its own network, but not its own /run: an LSB script's pidfile, the
+Dummy agent's state file (/run/resource-agents) or a Filesystem mount would be seen by every node, so
+a probe on admin2 would find admin1's service "running". So each node also gets its own **mount
+namespace**, held by an *anchor* process (``sleep infinity`` started with ``ip netns exec NS unshare
+--mount --propagation private``); ha-crmd (and hence every agent it runs, and every daemon those
+start) is started inside it with ``nsenter -t ANCHOR -m -n``. In that mount namespace:
+
+- ``/run`` (and so ``/var/run``, ``/run/lock``, ``/run/resource-agents``) is a bind mount of the
+  node's own directory ``<workdir>/crm/<node>/run``: pidfiles, agent state files and sockets are
+  per node, and the harness reads them from the host at that path;
+- ``/etc/init.d``, ``/usr/lib/ocf`` and ``/usr/sbin`` are overlay mounts: the host's directories with
+  the cluster's additions on top (LSB scripts such as ``httpd`` and ``mysqld``, the ``ocf:hadaemon``
+  agents, ``fence_hadaemon``), so the CIB names agents exactly as on a real node (``lsb:httpd``);
+- mounts made by agents (ocf:heartbeat:Filesystem) stay private to the node (propagation private):
+  admin1 mounting the shared store does not make it appear mounted on admin2.
+
+The mount namespace lives as long as the anchor: ha-crmd killed -9 and restarted finds its agents'
+mounts and processes as it left them. Powering a node off (PowerSwitch, fence_hadaemon) kills every
+process in its network namespace, the anchor included, like a power cut; powering on starts a new
+anchor (empty /run contents are kept: they are files in the node directory, cleared on power-on as a
+reboot would) and the daemons.
+
+The observer samples the ground truth of every node every ``interval`` seconds from the host (no
+daemon involved): VIPs from /proc/ANCHOR/net/fib_trie (a local address on an interface that is up),
+mounts from /proc/ANCHOR/mounts, pidfiles from the node's run directory, and records every interval
+during which a resource was active on two nodes at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from hadaemon.testing.heartbeat import HeartbeatCluster
+from hadaemon.testing.power import PowerSwitch
+from hadaemon.testing.procs import REPO_ROOT, Proc, base_env, run_cmd, wait_until
+
+__all__ = ["CrmCluster", "Observer", "vip", "mounted", "pidfile", "dummy", "CRM_BUS", "CRM_PATH", "CRM_IFACE"]
+
+CRM_BUS = "org.hadaemon.Crm1"
+CRM_PATH = "/org/hadaemon/Crm1"
+CRM_IFACE = "org.hadaemon.Crm1"
+AGENTS_DIR = Path(REPO_ROOT) / "agents"
+
+# The anchor's set-up, run by sh inside the new mount namespace. $1 = node dir; overlays only for the
+# directories that have additions.
+_ANCHOR_SH = r"""
+set -e
+d=$1
+mount --bind "$d/run" /run
+mkdir -p /run/lock /run/resource-agents /run/hadaemon
+for pair in "initd:/etc/init.d" "ocf:/usr/lib/ocf" "sbin:/usr/sbin"; do
+  src=$d/overlay/${pair%%:*}; dst=${pair#*:}
+  if [ -d "$src" ] && [ -n "$(ls -A "$src")" ]; then
+    mount -t overlay overlay -o "lowerdir=$src:$dst" "$dst"
+  fi
+done
+echo anchor-ready
+exec sleep infinity
+"""
+
+
+def _read(path) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def local_addrs(pid: int) -> set:
+    """Local IPv4 addresses on interfaces that are up, in the network namespace of pid."""
+    out, last = set(), None
+    for line in _read(f"/proc/{pid}/net/fib_trie").splitlines():
+        s = line.strip()
+        if s.startswith("|--"):
+            last = s[3:].strip()
+        elif "/32 host LOCAL" in s and last:
+            out.add(last)
+    return out
+
+
+def connected(pid: int) -> bool:
+    """True if the namespace of pid has a route through an eth* interface (i.e. a link that is up)."""
+    for line in _read(f"/proc/{pid}/net/route").splitlines()[1:]:
+        if line.split("\t", 1)[0].startswith("eth"):
+            return True
+    return False
+
+
+# -- probes: fn(ctx) -> bool, ctx = NodeView ----------------------------------------------------------
+class NodeView:
+    """What a probe may look at for one node at one instant."""
+
+    def __init__(self, name: str, anchor: int | None, rundir: Path):
+        self.name = name
+        self.anchor = anchor
+        self.rundir = rundir
+        self._addrs = None
+        self._mounts = None
+
+    @property
+    def addrs(self) -> set:
+        if self._addrs is None:
+            self._addrs = local_addrs(self.anchor) if self.anchor else set()
+        return self._addrs
+
+    @property
+    def mounts(self) -> set:
+        if self._mounts is None:
+            text = _read(f"/proc/{self.anchor}/mounts") if self.anchor else ""
+            self._mounts = {ln.split()[1] for ln in text.splitlines() if len(ln.split()) > 1}
+        return self._mounts
+
+
+def vip(addr: str) -> Callable[[NodeView], bool]:
+    return lambda v: addr in v.addrs
+
+
+def mounted(path: str) -> Callable[[NodeView], bool]:
+    return lambda v: str(path) in v.mounts
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not running
+    return "State:\tZ" not in _read(f"/proc/{pid}/status")
+
+
+def pidfile(rel: str) -> Callable[[NodeView], bool]:
+    """A pidfile under the node's /run (rel like "httpd.pid") naming a live process."""
+    def probe(v: NodeView) -> bool:
+        text = _read(v.rundir / rel).strip()
+        return text.isdigit() and _pid_alive(int(text))
+    return probe
+
+
+def dummy(rsc: str) -> Callable[[NodeView], bool]:
+    """ocf:heartbeat:Dummy's state file (HA_RSCTMP=/run/resource-agents)."""
+    return lambda v: (v.rundir / "resource-agents" / f"Dummy-{rsc}.state").exists()
+
+
+class Observer:
+    """Samples every node's ground truth; records intervals with a resource active on 2+ nodes.
+
+    probes: {resource: probe}. A resource counts as active on a node only while the node is
+    connected (one of its links up): an isolated node's VIP answers nobody. `raw` overlaps ignore
+    that and are recorded too.
+    """
+
+    def __init__(self, crm: CrmCluster, probes: Dict[str, Callable[[NodeView], bool]], interval: float = 0.025):
+        self.crm = crm
+        self.probes = dict(probes)
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.current: Dict[str, List[str]] = {r: [] for r in self.probes}
+        self.raw: Dict[str, List[str]] = {r: [] for r in self.probes}
+        self.overlaps: List[Tuple[float, float, str, Tuple[str, ...]]] = []
+        self.raw_overlaps: List[Tuple[float, float, str, Tuple[str, ...]]] = []
+        self._open: Dict[str, tuple] = {}
+        self._open_raw: Dict[str, tuple] = {}
+        self.samples = 0
+        self.changes: List[Tuple[float, str, Tuple[str, ...]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crm-observer", daemon=True)
+
+    def start(self) -> Observer:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        now = time.monotonic()
+        for r, (t0, nodes) in list(self._open.items()):
+            self.overlaps.append((t0, now, r, nodes))
+        for r, (t0, nodes) in list(self._open_raw.items()):
+            self.raw_overlaps.append((t0, now, r, nodes))
+        self._open.clear()
+        self._open_raw.clear()
+
+    def __enter__(self) -> Observer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sample()
+            except Exception as exc:  # noqa: BLE001 - an observer must never die silently
+                print(f"observer: sample failed: {exc!r}", file=sys.stderr)
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> None:
+        now = time.monotonic()
+        views = {n: NodeView(n, self.crm.anchor_pid(n), self.crm.rundir(n)) for n in self.crm.nodes}
+        conn = {n: bool(v.anchor) and connected(v.anchor) for n, v in views.items()}
+        with self.lock:
+            self.samples += 1
+            for r, probe in self.probes.items():
+                raw = tuple(sorted(n for n, v in views.items() if v.anchor and probe(v)))
+                act = tuple(n for n in raw if conn[n])
+                if list(act) != self.current[r]:
+                    self.changes.append((now, r, act))
+                self.current[r] = list(act)
+                self.raw[r] = list(raw)
+                self._track(self._open, self.overlaps, r, act, now)
+                self._track(self._open_raw, self.raw_overlaps, r, raw, now)
+
+    @staticmethod
+    def _track(open_: dict, done: list, r: str, nodes: tuple, now: float) -> None:
+        if len(nodes) > 1:
+            if r not in open_:
+                open_[r] = (now, nodes)
+        elif r in open_:
+            t0, n = open_.pop(r)
+            done.append((t0, now, r, n))
+
+    # -- queries ----------------------------------------------------------------------------------
+    def where(self, rsc: str) -> List[str]:
+        with self.lock:
+            return list(self.current[rsc])
+
+    def wait(self, rsc: str, nodes: Sequence[str], timeout: float = 60) -> float:
+        """Wait until rsc is active exactly on nodes (e.g. ["admin2"], or [] for stopped); returns the time."""
+        want = sorted(nodes)
+        wait_until(lambda: sorted(self.where(rsc)) == want, timeout, interval=self.interval,
+                   message=f"{rsc} active on {want or 'no node'} (now on {self.where(rsc)})")
+        return time.monotonic()
+
+    def dual_active(self, raw: bool = False) -> List[tuple]:
+        """Overlaps so far, plus any still open (t0, t1, resource, nodes)."""
+        now = time.monotonic()
+        with self.lock:
+            done = list(self.raw_overlaps if raw else self.overlaps)
+            still = self._open_raw if raw else self._open
+            return done + [(t0, now, r, n) for r, (t0, n) in still.items()]
+
+    def describe(self, raw: bool = False) -> str:
+        return "; ".join(f"{r} on {','.join(n)} for {(t1 - t0) * 1000:.0f} ms"
+                         for t0, t1, r, n in self.dual_active(raw)) or "none"
+
+
+class CrmCluster:
+    """Runs ha-heartbeat + ha-crmd on every node of a netns Cluster (see the module docstring).
+
+    cib: the seed CIB text written to each node's seed file (ha-crmd --cib).
+    initd: {script name: text} installed in every node's /etc/init.d (lsb:NAME).
+    ocf: {provider: {agent: path}} installed in /usr/lib/ocf/resource.d/PROVIDER (python agents of this
+         repository get a wrapper running them with this interpreter). By default the repository's
+         IPaddr2 and ldirectord as ocf:hadaemon:*.
+    fencing: run a PowerSwitch (socket at .power_socket) and install fence_hadaemon in /usr/sbin.
+    """
+
+    def __init__(self, cluster, cib: str, keepalive: str = "200ms", deadtime: str = "2",
+                 initdead: str | None = None, warntime: str | None = None, auto_failback: str = "on",
+                 extra: Sequence[str] = (), initd: Dict[str, str] | None = None,
+                 ocf: Dict[str, Dict[str, str]] | None = None, fencing: bool = True,
+                 nodes: Sequence[str] | None = None, crmd_args: Sequence[str] = ()):
+        self.c = cluster
+        self.nodes = list(nodes or cluster.nodes)
+        self.cib_text = cib
+        extra = ["crm respawn", f"auto_failback {auto_failback}", *extra]
+        self.hb = HeartbeatCluster(cluster, keepalive=keepalive, deadtime=deadtime, warntime=warntime,
+                                   initdead=initdead, extra=extra, nodes=self.nodes)
+        self.initd = dict(initd or {})
+        default_ocf = {"hadaemon": {"IPaddr2": str(AGENTS_DIR / "IPaddr2"),
+                                    "ldirectord": str(AGENTS_DIR / "ldirectord")}}
+        self.ocf = default_ocf if ocf is None else ocf
+        self.crmd_args = list(crmd_args)
+        self.anchors: Dict[str, Proc] = {}
+        self.crmd: Dict[str, Proc] = {}
+        self.power_socket = cluster.workdir / "power.sock"
+        self.switch: PowerSwitch | None = None
+        if fencing:
+            self.switch = PowerSwitch(self.power_socket).start()
+            for n in self.nodes:
+                self.switch.add(n, cluster.netns(n), on_hook=self._powered_on)
+        self._auto_start_on_power = True
+        for n in self.nodes:
+            self._prepare(n)
+
+    # -- per-node files ----------------------------------------------------------------------------
+    def dir(self, node: str) -> Path:
+        return self.c.workdir / "crm" / node
+
+    def rundir(self, node: str) -> Path:
+        return self.dir(node) / "run"
+
+    def state_dir(self, node: str) -> Path:
+        return self.dir(node) / "state"
+
+    def seed_path(self, node: str) -> Path:
+        return self.dir(node) / "seed-cib.xml"
+
+    def hacf(self, node: str) -> Path:
+        return self.hb.dir(node) / "ha.cf"
+
+    def _prepare(self, node: str) -> None:
+        d = self.dir(node)
+        for sub in ("run", "state", "overlay/initd", "overlay/ocf", "overlay/sbin"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self.seed_path(node).write_text(self.cib_text)
+        for name, text in self.initd.items():
+            p = d / "overlay" / "initd" / name
+            p.write_text(text)
+            p.chmod(0o755)
+        for provider, agents in self.ocf.items():
+            pd = d / "overlay" / "ocf" / "resource.d" / provider
+            pd.mkdir(parents=True, exist_ok=True)
+            for name, path in agents.items():
+                p = pd / name
+                if _read(path).startswith("#!/usr/bin/python3"):
+                    # the repository's python agents need this interpreter (its packages)
+                    p.write_text(f"#!/bin/sh\nexport PYTHONPATH={REPO_ROOT}\nexec {sys.executable} {path} \"$@\"\n")
+                else:
+                    shutil.copyfile(path, p)
+                p.chmod(0o755)
+        if self.switch is not None:
+            p = d / "overlay" / "sbin" / "fence_hadaemon"
+            shutil.copyfile(AGENTS_DIR / "fence_hadaemon", p)
+            p.chmod(0o755)
+        self.hb.write_config(node)
+
+    def set_cib(self, text: str) -> None:
+        """Change the seed CIB (used by nodes whose state dir has no CIB yet)."""
+        self.cib_text = text
+        for n in self.nodes:
+            self.seed_path(n).write_text(text)
+
+    # -- processes ---------------------------------------------------------------------------------
+    def anchor_pid(self, node: str) -> int | None:
+        a = self.anchors.get(node)
+        return a.pid if a is not None and a.alive() else None
+
+    def start_anchor(self, node: str) -> Proc:
+        old = self.anchors.get(node)
+        if old is not None and old.alive():
+            return old
+        run = self.rundir(node)
+        for child in run.iterdir():  # a boot starts with an empty /run
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink()
+        script = self.dir(node) / "anchor.sh"
+        script.write_text(_ANCHOR_SH)
+        before = old.output().count("anchor-ready") if old is not None else 0
+        p = self.c.spawn(node, ["unshare", "--mount", "--propagation", "private", "--", "sh", str(script),
+                                str(self.dir(node))], name="mntns-anchor")
+        self.anchors[node] = p
+        try:
+            wait_until(lambda: p.output().count("anchor-ready") > before or not p.alive(), 10,
+                       message=f"{node}'s mount namespace")
+        except TimeoutError:
+            pass
+        if not p.alive():
+            raise RuntimeError(f"{node}: mount namespace set-up failed:\n{p.output()[-2000:]}") from None
+        return p
+
+    def in_node(self, node: str, argv: Sequence[str]) -> List[str]:
+        """argv run inside the node's network + mount namespaces (the node's view of the world)."""
+        pid = self.anchor_pid(node)
+        if pid is None:
+            raise RuntimeError(f"{node} is not running (no mount-namespace anchor)")
+        return ["nsenter", "-t", str(pid), "-m", "-n", "--", *map(str, argv)]
+
+    def run(self, node: str, argv: Sequence[str], check: bool = False, timeout: float = 60,
+            env: Dict[str, str] | None = None, input: str | None = None):
+        return run_cmd(self.in_node(node, argv), check=check, timeout=timeout, env=base_env(env), input=input)
+
+    def crmd_argv(self, node: str) -> List[str]:
+        return [sys.executable, "-m", "hadaemon.daemons.crmd", "--config", str(self.hacf(node)), "--node", node,
+                "--state-dir", str(self.state_dir(node)), "--cib", str(self.seed_path(node)), "--no-systemd",
+                *self.crmd_args]
+
+    def start_crmd(self, node: str) -> Proc:
+        log = self.c.workdir / "logs" / f"{node}-ha-crmd.log"
+        old = self.crmd.get(node)
+        if old is not None:
+            old.terminate(10)
+        p = Proc(self.in_node(node, self.crmd_argv(node)), log, env=base_env(self.c.dbus_env(node)),
+                 name=f"{node}/ha-crmd", cwd=str(self.c.workdir))
+        self.c._procs.append(p)
+        self.crmd[node] = p
+        return p
+
+    def start_node(self, node: str) -> None:
+        self.start_anchor(node)
+        self.hb.start(node)
+        self.hb.wait_started(node)
+        self.start_crmd(node)
+
+    def start_all(self, wait: bool = True, timeout: float = 90) -> None:
+        for n in self.nodes:
+            self.start_anchor(n)
+            self.hb.start(n)
+        for n in self.nodes:
+            self.hb.wait_started(n)
+        for n in self.nodes:
+            self.start_crmd(n)
+        if wait:
+            for n in self.nodes:
+                self.wait_crm_name(n, timeout)
+            self.wait_dc(timeout=timeout)
+
+    def stop_node(self, node: str, timeout: float = 60) -> None:
+        """A clean shutdown: ha-crmd (stops its resources, or hands them over), then heartbeat, anchor."""
+        p = self.crmd.get(node)
+        if p is not None:
+            p.terminate(timeout)
+        hbp = self.hb.procs.get(node)
+        if hbp is not None:
+            hbp.terminate(10)
+        a = self.anchors.get(node)
+        if a is not None:
+            a.terminate(5)
+
+    def kill_crmd(self, node: str) -> None:
+        """kill -9 ha-crmd only (its agents' daemons and mounts stay, as with KillMode=process)."""
+        self.crmd[node].kill9()
+
+    def restart_crmd(self, node: str) -> Proc:
+        return self.start_crmd(node)
+
+    def power_off(self, node: str) -> None:
+        if self.switch is None:
+            raise RuntimeError("fencing=False: no power switch")
+        self.switch.off(node)
+
+    def power_on(self, node: str) -> None:
+        if self.switch is None:
+            raise RuntimeError("fencing=False: no power switch")
+        self.switch.on(node)
+
+    def _powered_on(self, node: str) -> None:
+        if not self._auto_start_on_power:
+            return
+        threading.Thread(target=self._boot, args=(node,), daemon=True).start()
+
+    def _boot(self, node: str) -> None:
+        try:
+            for p in (self.crmd.get(node), self.hb.procs.get(node), self.anchors.get(node)):
+                if p is not None:
+                    p.terminate(2)
+            self.start_node(node)
+        except Exception as exc:  # noqa: BLE001 - reported through the node's missing daemons
+            print(f"crm harness: booting {node} after power-on failed: {exc}", file=sys.stderr)
+
+    def close(self) -> None:
+        self._auto_start_on_power = False
+        for n in self.nodes:
+            p = self.crmd.get(n)
+            if p is not None:
+                p.terminate(5)
+        if self.switch is not None:
+            self.switch.close()
+
+    def __enter__(self) -> CrmCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- D-Bus / hactl -----------------------------------------------------------------------------
+    def busctl(self, node: str, *args: str, check: bool = True, timeout: float = 30):
+        return run_cmd(["busctl", f"--address={self.c.dbus(node)}", *args], check=check, timeout=timeout)
+
+    def call(self, node: str, method: str, signature: str = "", *args: str, check: bool = True,
+             timeout: float = 60):
+        """busctl call org.hadaemon.Crm1 /org/hadaemon/Crm1 org.hadaemon.Crm1 METHOD SIG ARGS..."""
+        argv = ["--json=short", "call", CRM_BUS, CRM_PATH, CRM_IFACE, method]
+        if signature:
+            argv += [signature, *map(str, args)]
+        return self.busctl(node, *argv, check=check, timeout=timeout)
+
+    def hactl(self, node: str, *args: str, check: bool = False, timeout: float = 60):
+        return run_cmd([sys.executable, "-m", "hadaemon.cli.hactl", *args], check=check, timeout=timeout,
+                       env=base_env(self.c.dbus_env(node)))
+
+    def has_crm_name(self, node: str) -> bool:
+        cp = self.busctl(node, "--json=short", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                         "org.freedesktop.DBus", "NameHasOwner", "s", CRM_BUS, check=False)
+        return cp.returncode == 0 and json.loads(cp.stdout)["data"][0] is True
+
+    def wait_crm_name(self, node: str, timeout: float = 60) -> None:
+        p = self.crmd[node]
+        wait_until(lambda: self.has_crm_name(node) or not p.alive(), timeout, interval=0.2,
+                   message=f"{CRM_BUS} on {node}'s bus")
+        if not p.alive():
+            raise RuntimeError(f"ha-crmd on {node} exited:\n{p.output()[-3000:]}")
+
+    def status(self, node: str) -> dict:
+        """hactl status --json on node (the daemon's view); {} if it does not answer."""
+        cp = self.hactl(node, "status", "--json", timeout=30)
+        if cp.returncode != 0:
+            return {}
+        try:
+            return json.loads(cp.stdout)
+        except ValueError:
+            return {}
+
+    def dc(self, node: str) -> str:
+        return self.status(node).get("dc") or ""
+
+    def wait_dc(self, nodes: Sequence[str] | None = None, timeout: float = 90) -> str:
+        """Wait until every given node (default: all with a running crmd) names the same DC."""
+        nodes = list(nodes or [n for n in self.nodes if n in self.crmd and self.crmd[n].alive()])
+        seen: Dict[str, str] = {}
+
+        def agreed():
+            for n in nodes:
+                seen[n] = self.dc(n)
+            vals = set(seen.values())
+            return len(vals) == 1 and "" not in vals and next(iter(vals))
+        try:
+            return wait_until(agreed, timeout, interval=0.3, message=f"one DC named by {nodes}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last seen {seen}") from None
+
+    def wait_idle(self, node: str, timeout: float = 90) -> dict:
+        """Wait until node reports no transition in progress; returns its status."""
+        last: Dict[str, dict] = {}
+
+        def idle():
+            st = last["s"] = self.status(node)
+            t = st.get("transition") or {}
+            return st and st.get("dc") and t.get("state") in (None, "", "idle", "complete", "done")
+        try:
+            wait_until(idle, timeout, interval=0.3, message=f"{node} idle")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last {last.get('s')}") from None
+        return last["s"]
+
+    def cib_file(self, node: str) -> str:
+        """The CIB node persisted in its state directory ('' if none yet)."""
+        return _read(self.state_dir(node) / "cib.xml")
+
+    def logs(self, nodes: Sequence[str] | None = None, tail: int = 4000) -> str:
+        out = []
+        for n in nodes or self.nodes:
+            for what, p in (("ha-crmd", self.crmd.get(n)), ("ha-heartbeat", self.hb.procs.get(n))):
+                if p is not None:
+                    out.append(f"----- {n} {what} -----\n{p.output()[-tail:]}")
+        return "\n".join(out)
+
+    def observer(self, probes: Dict[str, Callable[[NodeView], bool]], interval: float = 0.025) -> Observer:
+        return Observer(self, probes, interval)
+
+
+def send_signal(p: Proc, sig: int = signal.SIGTERM) -> None:
+    p.signal(sig)
