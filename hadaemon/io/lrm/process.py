@@ -1,0 +1,159 @@
+"""Running one agent action as a child process: its own process group (or, under systemd, its own
+transient scope unit), a timeout that kills the whole group or unit, bounded output capture."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Dict, List, Sequence
+
+from hadaemon.core.lrm.ops import bounded
+
+log = logging.getLogger("hadaemon.lrm")
+
+OUTPUT_LIMIT = 256 * 1024   # per stream; meta-data of the biggest agents is ~40 KiB
+KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL of a timed-out action
+
+
+@dataclass
+class Finished:
+    exit_code: int | None   # None when killed by a signal or not run
+    signal: int
+    timed_out: bool
+    stdout: str
+    stderr: str
+    exec_ms: int
+    spawn_error: OSError | None = None
+
+
+async def _read_bounded(stream: asyncio.StreamReader | None, limit: int) -> bytes:
+    """Read a stream to its end, keeping only the last `limit` bytes (plus a marker)."""
+    if stream is None:
+        return b""
+    buf = bytearray()
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > 2 * limit:
+            del buf[:len(buf) - limit - 1]   # still longer than limit: bounded() marks the cut
+    return bytes(buf)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: float,
+                      stdin: bytes | None = None, cwd: str = "/",
+                      scope: str | None = None,
+                      kill_scope: Callable[[str, int], Awaitable[None]] | None = None,
+                      output_limit: int = OUTPUT_LIMIT) -> Finished:
+    """Run argv in a new session (its own process group); on timeout (or when the awaiting task is
+    cancelled) SIGTERM the whole group, then SIGKILL it after KILL_GRACE.
+
+    With `scope`, argv is started through `systemd-run --scope --unit=SCOPE` so the action gets a
+    transient unit (cgroup) of its own, and `kill_scope(unit, signal)` kills the whole unit, which
+    also reaches processes that left the process group.
+    """
+    full: List[str] = list(argv)
+    if scope:
+        full = ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
+                "--property=KillMode=control-group", "--"] + full
+    t0 = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *full, env=env, cwd=cwd, start_new_session=True,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as e:
+        return Finished(None, 0, False, "", str(e), 0, spawn_error=e)
+    pgid = proc.pid
+    readers = asyncio.gather(_read_bounded(proc.stdout, output_limit), _read_bounded(proc.stderr, output_limit))
+    if stdin is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(stdin)
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        proc.stdin.close()
+    timed_out = False
+
+    async def kill_all() -> None:
+        if scope and kill_scope is not None:
+            try:
+                await kill_scope(scope + ".scope", signal.SIGTERM)
+            except Exception as e:  # noqa: BLE001 - fall back to the process group
+                log.debug("killing %s through systemd failed: %s", scope, e)
+        _killpg(pgid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+        except asyncio.TimeoutError:
+            pass
+        if scope and kill_scope is not None:
+            try:
+                await kill_scope(scope + ".scope", signal.SIGKILL)
+            except Exception as e:  # noqa: BLE001
+                log.debug("killing %s through systemd failed: %s", scope, e)
+        _killpg(pgid, signal.SIGKILL)
+
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout_s)
+        except asyncio.TimeoutError:
+            timed_out = True
+            await kill_all()
+            await proc.wait()
+        # the action is over: children it left in its group do not hold up the result
+        try:
+            out, err = await asyncio.wait_for(asyncio.shield(readers), 1.0 if not timed_out else 0.5)
+        except asyncio.TimeoutError:
+            out, err = await _drain_now(proc)
+            readers.cancel()
+    except asyncio.CancelledError:
+        await asyncio.shield(_cancel_cleanup(kill_all, proc, readers))
+        raise
+    rc = proc.returncode
+    exec_ms = int((time.monotonic() - t0) * 1000)
+    if rc is not None and rc < 0:
+        return Finished(None, -rc, timed_out, bounded(out, output_limit), bounded(err, output_limit), exec_ms)
+    return Finished(rc, 0, timed_out, bounded(out, output_limit), bounded(err, output_limit), exec_ms)
+
+
+async def _drain_now(proc) -> tuple:
+    """Whatever is buffered on stdout/stderr right now (a grandchild still holds the pipes open)."""
+    out = err = b""
+    for name in ("stdout", "stderr"):
+        stream = getattr(proc, name)
+        data = b""
+        if stream is not None:
+            try:
+                data = bytes(stream._buffer)  # noqa: SLF001 - StreamReader has no non-blocking read
+            except AttributeError:
+                data = b""
+        if name == "stdout":
+            out = data
+        else:
+            err = data
+    return out, err
+
+
+async def _cancel_cleanup(kill_all, proc, readers) -> None:
+    if proc.returncode is None:
+        await kill_all()
+        try:
+            await asyncio.wait_for(proc.wait(), KILL_GRACE + 5)
+        except asyncio.TimeoutError:
+            pass
+    readers.cancel()
+    try:
+        await readers
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001
+        pass
