@@ -57,13 +57,15 @@ class LocalResourceManager:
 
     def __init__(self, on_result: Callable[[OpResult], None], *, ocf_root: str = "/usr/lib/ocf",
                  lsb_dir: str = "/etc/init.d", use_systemd: bool | None = None,
-                 stonith_dir: str = "/usr/sbin", systemd_client=None):
+                 stonith_dir: str = "/usr/sbin", systemd_client=None,
+                 systemd_dropin_dir: str = "/run/systemd/system"):
         self.on_result = on_result
         self.ocf_root = ocf_root
         self.lsb_dir = lsb_dir
         self.stonith_dir = stonith_dir
         self.use_systemd = systemd_available() if use_systemd is None else use_systemd
         self._systemd = systemd_client          # hadaemon.bus.systemd1.Systemd1 (connected lazily)
+        self.systemd_dropin_dir = systemd_dropin_dir
         self._table = OpTable()
         self._locks: Dict[str, asyncio.Lock] = {}
         self._tasks: Dict[Tuple[str, str, int], asyncio.Task] = {}
@@ -124,13 +126,13 @@ class LocalResourceManager:
         if cls == "stonith":
             return [n for n in _executables(self.stonith_dir) if n.startswith("fence_")]
         if cls == "systemd":
-            if not self.use_systemd:
+            if not self.systemd_class:
                 return []
             client = await self._systemd_client()
             return await client.list_services()
         if cls == "service":
             names = set(_executables(self.lsb_dir))
-            if self.use_systemd:
+            if self.systemd_class:
                 names.update(await self.list_agents("systemd"))
             return sorted(names)
         raise BadRequest("InvalidArgument", f"unknown resource class {cls!r}")
@@ -144,7 +146,12 @@ class LocalResourceManager:
 
     def classes(self) -> List[str]:
         """The resource classes this node can run (like `crm_resource --list-standards`)."""
-        return ["ocf", "lsb", "service", "stonith"] + (["systemd"] if self.use_systemd else [])
+        return ["ocf", "lsb", "service", "stonith"] + (["systemd"] if self.systemd_class else [])
+
+    @property
+    def systemd_class(self) -> bool:
+        """Whether the systemd class is available (systemd runs here, or a client was given)."""
+        return self.use_systemd or self._systemd is not None
 
     async def meta_data(self, cls: str, provider: str | None, type: str) -> str:
         """The agent's meta-data XML; BadRequest(InvalidArgument) for an unknown class / agent."""
@@ -163,7 +170,7 @@ class LocalResourceManager:
             except OSError as e:
                 raise BadRequest("InvalidArgument", f"lsb agent {type}: {e.strerror}") from None
         if cls == "systemd":
-            if not self.use_systemd:
+            if not self.systemd_class:
                 raise BadRequest("InvalidArgument", "systemd is not available on this node")
             client = await self._systemd_client()
             unit = systemd_unit_name(type)
@@ -347,7 +354,7 @@ class LocalResourceManager:
     async def _service_class(self, agent: str) -> str:
         if os.path.exists(os.path.join(self.lsb_dir, agent)):
             return "lsb"
-        if self.use_systemd:
+        if self.systemd_class:
             return "systemd"
         return "lsb"
 
@@ -453,13 +460,13 @@ class LocalResourceManager:
         return self._systemd
 
     async def _run_systemd(self, rsc: ResourceSpec, op: OpRequest, started: float) -> OpResult:
-        if not self.use_systemd:
+        if not self.systemd_class:
             msg = "systemd is not available on this node"
             return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_INSTALLED, "not_installed", output=msg,
                             started=started, exit_reason=msg)
         from hadaemon.io.lrm.systemd import run_systemd_action
         client = await self._systemd_client()
-        return await run_systemd_action(client, rsc, op, started)
+        return await run_systemd_action(client, rsc, op, started, self.systemd_dropin_dir)
 
 
 def _abandon(lock: asyncio.Lock, acquire: asyncio.Future) -> None:
