@@ -2,22 +2,15 @@
 from __future__ import annotations
 
 import re
-import xml.parsers.expat
 from typing import Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple
+
+from hadaemon.core.cib import xmltree
+from hadaemon.core.cib.support import RESOURCE_CLASSES, UNSUPPORTED
+from hadaemon.core.cib.xmltree import Element
+from hadaemon.core.errors import ConfigError
 
 ERROR, WARNING = "error", "warning"
 
-# Elements the scheduler does not support yet: an error naming them, never silently ignored.
-UNSUPPORTED = {
-    "clone": "clones",
-    "master": "promotable clones (master)",
-    "bundle": "bundles",
-    "template": "resource templates",
-    "rsc_ticket": "ticket constraints (rsc_ticket)",
-    "resource_set": "resource sets",
-    "date_expression": "date expressions in rules",
-}
-RESOURCE_CLASSES = {"ocf", "lsb", "systemd", "service", "stonith"}
 ROLES = {"started", "stopped", "promoted", "unpromoted", "master", "slave"}
 ORDER_ACTIONS = {"start", "stop", "promote", "demote"}
 ORDER_KINDS = {"mandatory", "optional", "serialize"}
@@ -56,30 +49,6 @@ class XmlSyntaxError(Exception):
         self.line, self.message = line, message
 
 
-class Node:
-    """A parsed XML element that remembers the line it starts on."""
-
-    __slots__ = ("tag", "attrib", "line", "children", "parent")
-
-    def __init__(self, tag: str, attrib: Dict[str, str], line: int, parent: Node | None):
-        self.tag, self.attrib, self.line, self.parent = tag, attrib, line, parent
-        self.children: List[Node] = []
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self.attrib.get(name, default)
-
-    def find(self, tag: str) -> Node | None:
-        return next((c for c in self.children if c.tag == tag), None)
-
-    def iter(self, tag: str | None = None) -> Iterator[Node]:
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            if tag is None or node.tag == tag:
-                yield node
-            stack.extend(reversed(node.children))
-
-
 class AgentInfo(NamedTuple):
     """What is known about a resource agent: exists (None = cannot tell) and its parameters
     (name -> required) when its meta-data could be read."""
@@ -91,30 +60,14 @@ class AgentInfo(NamedTuple):
 AgentSpec = Tuple[str, str, str]  # (class, provider or "", type)
 
 
-def parse_xml(data) -> Node:
-    """Parse XML text or bytes into Nodes with line numbers; XmlSyntaxError when malformed."""
-    parser = xml.parsers.expat.ParserCreate()
-    root: List[Node] = []
-    stack: List[Node] = []
-
-    def start(tag, attrib):
-        node = Node(tag, attrib, parser.CurrentLineNumber, stack[-1] if stack else None)
-        if stack:
-            stack[-1].children.append(node)
-        else:
-            root.append(node)
-        stack.append(node)
-
-    def end(_tag):
-        stack.pop()
-
-    parser.StartElementHandler, parser.EndElementHandler = start, end
+def parse_xml(data) -> Element:
+    """Parse XML text or bytes into Elements with line numbers; XmlSyntaxError when malformed."""
     try:
-        parser.Parse(data, True)
-    except xml.parsers.expat.ExpatError as e:
-        raise XmlSyntaxError(e.lineno, f"XML syntax error: {xml.parsers.expat.ErrorString(e.code)}"
-                             f" (column {e.offset + 1})") from None
-    return root[0]
+        return xmltree.parse_xml(data, "")
+    except xmltree.XmlSyntaxError as e:
+        raise XmlSyntaxError(e.line, f"XML syntax error: {e.reason} (column {e.column})") from None
+    except ConfigError as e:
+        raise XmlSyntaxError(e.line, e.message) from None
 
 
 def parse_agent_metadata(data) -> Dict[str, bool]:
@@ -130,14 +83,14 @@ def is_score(value: str | None) -> bool:
     return value is not None and bool(_SCORE_RE.match(value.strip()))
 
 
-def agent_spec(prim: Node) -> AgentSpec | None:
+def agent_spec(prim: Element) -> AgentSpec | None:
     cls = prim.get("class")
     if not cls or not prim.get("type"):
         return None
     return (cls, prim.get("provider") or "", prim.get("type"))
 
 
-def agent_specs(root: Node) -> Set[AgentSpec]:
+def agent_specs(root: Element) -> Set[AgentSpec]:
     """The agents a document's primitives use, for the shell to look up before verify()."""
     conf = root.find("configuration")
     if conf is None or conf.find("resources") is None:
@@ -146,24 +99,24 @@ def agent_specs(root: Node) -> Set[AgentSpec]:
     return {s for s in specs if s and s[0] in RESOURCE_CLASSES}
 
 
-def _nvpairs(node: Node, set_tag: str) -> Iterator[Node]:
+def _nvpairs(node: Element, set_tag: str) -> Iterator[Element]:
     for s in node.children:
         if s.tag == set_tag:
             yield from (n for n in s.children if n.tag == "nvpair")
 
 
 class _Checker:
-    def __init__(self, root: Node, agents: Mapping[AgentSpec, AgentInfo]):
+    def __init__(self, root: Element, agents: Mapping[AgentSpec, AgentInfo]):
         self.root, self.agents = root, agents
         self.findings: List[Finding] = []
-        self.ids: Dict[str, Node] = {}
-        self.resources: Dict[str, Node] = {}
+        self.ids: Dict[str, Element] = {}
+        self.resources: Dict[str, Element] = {}
         self.nodes: Set[str] = set()
 
-    def error(self, node: Node, message: str):
+    def error(self, node: Element, message: str):
         self.findings.append(Finding(node.line, ERROR, message))
 
-    def warn(self, node: Node, message: str):
+    def warn(self, node: Element, message: str):
         self.findings.append(Finding(node.line, WARNING, message))
 
     def run(self) -> List[Finding]:
@@ -190,7 +143,7 @@ class _Checker:
         return sorted(self.findings)
 
     # -- ids --------------------------------------------------------------------------------------
-    def check_ids(self, conf: Node):
+    def check_ids(self, conf: Element):
         for node in conf.iter():
             ident = node.get("id")
             if node.tag in ("resource_ref", "obj_ref"):
@@ -218,7 +171,7 @@ class _Checker:
             elif target.tag != node.tag:
                 self.error(node, f"<{node.tag}> id-ref '{ref}' refers to a <{target.tag}>")
 
-    def check_unsupported(self, root: Node):
+    def check_unsupported(self, root: Element):
         for node in root.iter():
             what = UNSUPPORTED.get(node.tag)
             if what:
@@ -230,21 +183,21 @@ class _Checker:
                 self.error(node, "rsc-pattern in <rsc_location> is not supported; name the resource with rsc=")
 
     # -- values -----------------------------------------------------------------------------------
-    def check_score(self, node: Node, attr: str, what: str):
+    def check_score(self, node: Element, attr: str, what: str):
         value = node.get(attr)
         if value is not None and not is_score(value):
             self.error(node, f"invalid score '{value}' in {what}: expected an integer, INFINITY,"
                              " +INFINITY or -INFINITY")
 
-    def check_bool(self, node: Node, value: str, what: str):
+    def check_bool(self, node: Element, value: str, what: str):
         if value.strip().lower() not in BOOL_WORDS:
             self.error(node, f"invalid boolean '{value}' for {what}: expected true or false")
 
-    def check_duration(self, node: Node, value: str, what: str):
+    def check_duration(self, node: Element, value: str, what: str):
         if not _DURATION_RE.match(value):
             self.error(node, f"invalid duration '{value}' for {what}: expected e.g. 10s, 500ms, 2min or PT1M")
 
-    def check_crm_config(self, conf: Node):
+    def check_crm_config(self, conf: Element):
         crm = conf.find("crm_config")
         if crm is None:
             return
@@ -260,7 +213,7 @@ class _Checker:
             elif name in ("default-resource-stickiness", "node-health-red"):
                 self.check_score(nv, "value", f"cluster option {name}")
 
-    def cluster_option(self, conf: Node, names: Tuple[str, ...], default: str) -> str:
+    def cluster_option(self, conf: Element, names: Tuple[str, ...], default: str) -> str:
         crm = conf.find("crm_config")
         value = default
         if crm is not None:
@@ -269,7 +222,7 @@ class _Checker:
                     value = nv.get("value")
         return value
 
-    def check_nodes(self, conf: Node):
+    def check_nodes(self, conf: Element):
         nodes = conf.find("nodes")
         if nodes is None:
             return
@@ -291,7 +244,7 @@ class _Checker:
                     self.check_bool(nv, nv.get("value"), f"node attribute {nv.get('name')}")
 
     # -- resources --------------------------------------------------------------------------------
-    def check_resources(self, conf: Node):
+    def check_resources(self, conf: Element):
         resources = conf.find("resources")
         if resources is None:
             return
@@ -309,7 +262,7 @@ class _Checker:
                         self.error(child, f"unexpected <{child.tag}> in <{defaults.tag}>: expected <meta_attributes>")
                 self.check_meta(defaults)
 
-    def check_group(self, group: Node):
+    def check_group(self, group: Element):
         self.resources[group.get("id", "")] = group
         members = 0
         for child in group.children:
@@ -326,7 +279,7 @@ class _Checker:
             self.warn(group, f"group '{group.get('id')}' has no primitives")
         self.check_meta(group)
 
-    def check_primitive(self, prim: Node):
+    def check_primitive(self, prim: Element):
         rid = prim.get("id", "")
         self.resources[rid] = prim
         if prim.get("template"):
@@ -347,7 +300,7 @@ class _Checker:
         self.check_meta(prim)
         self.check_ops(prim)
 
-    def check_agent(self, prim: Node):
+    def check_agent(self, prim: Element):
         spec = agent_spec(prim)
         if spec is None or spec[0] not in RESOURCE_CLASSES or (spec[0] == "ocf" and not spec[1]):
             return
@@ -369,7 +322,7 @@ class _Checker:
             if param is not None and param not in info.parameters:
                 self.warn(nv, f"primitive '{rid}': {name} has no parameter '{param}'")
 
-    def check_meta(self, rsc: Node):
+    def check_meta(self, rsc: Element):
         for nv in _nvpairs(rsc, "meta_attributes"):
             name, value = nv.get("name"), nv.get("value")
             if not name or value is None:
@@ -389,8 +342,8 @@ class _Checker:
             elif name == "failure-timeout":
                 self.check_duration(nv, value, what)
 
-    def check_ops(self, prim: Node):
-        seen: Dict[Tuple[str, str], Node] = {}
+    def check_ops(self, prim: Element):
+        seen: Dict[Tuple[str, str], Element] = {}
         for ops in prim.children:
             if ops.tag != "operations":
                 continue
@@ -417,7 +370,7 @@ class _Checker:
                     seen[key] = op
 
     # -- constraints ------------------------------------------------------------------------------
-    def check_ref(self, cons: Node, attr: str, required: bool = True):
+    def check_ref(self, cons: Element, attr: str, required: bool = True):
         ref = cons.get(attr)
         cid = cons.get("id")
         if ref is None:
@@ -428,12 +381,12 @@ class _Checker:
             what = f"a <{self.ids[ref].tag}>, not a resource" if ref in self.ids else "no resource"
             self.error(cons, f"<{cons.tag}> '{cid}' {attr}='{ref}' refers to {what}")
 
-    def check_role(self, cons: Node, attr: str):
+    def check_role(self, cons: Element, attr: str):
         value = cons.get(attr)
         if value is not None and value.lower() not in ROLES:
             self.error(cons, f"invalid {attr} '{value}' in '{cons.get('id')}'")
 
-    def check_constraints(self, conf: Node):
+    def check_constraints(self, conf: Element):
         constraints = conf.find("constraints")
         if constraints is None:
             return
@@ -490,7 +443,7 @@ class _Checker:
                 self.error(cons, f"unknown element <{cons.tag}> in <constraints>: expected rsc_location,"
                                  " rsc_colocation or rsc_order")
 
-    def check_rule(self, rule: Node, top: bool):
+    def check_rule(self, rule: Element, top: bool):
         rid = rule.get("id")
         if rule.get("id-ref"):
             return
@@ -508,7 +461,7 @@ class _Checker:
             elif child.tag not in UNSUPPORTED:
                 self.error(child, f"unexpected <{child.tag}> in rule '{rid}': expected <expression> or <rule>")
 
-    def check_expression(self, expr: Node):
+    def check_expression(self, expr: Element):
         eid, op = expr.get("id"), expr.get("operation")
         if not expr.get("attribute"):
             self.error(expr, f"expression '{eid}' has no attribute")
@@ -522,12 +475,12 @@ class _Checker:
             self.error(expr, f"invalid type '{typ}' in expression '{eid}': expected one of "
                              + ", ".join(sorted(EXPR_TYPES)))
 
-    def check_nvpairs(self, root: Node):
+    def check_nvpairs(self, root: Element):
         for nv in root.iter("nvpair"):
             if not nv.get("name") and not nv.get("id-ref"):
                 self.error(nv, f"<nvpair> '{nv.get('id')}' has no name")
 
-    def check_status(self, root: Node):
+    def check_status(self, root: Element):
         """The status section as the scheduler reads it: node_state, lrm_resource and lrm_rsc_op."""
         status = root.find("status")
         if status is None:
@@ -550,7 +503,7 @@ class _Checker:
                         if value is not None and not re.match(r"^\s*-?\d+\s*$", value):
                             self.error(op, f"<lrm_rsc_op> '{op.get('id')}' has a non-integer {attr} '{value}'")
 
-    def check_fencing(self, conf: Node):
+    def check_fencing(self, conf: Element):
         enabled = self.cluster_option(conf, ("stonith-enabled", "fencing-enabled"), "true")
         if enabled.strip().lower() not in ("true", "yes", "on", "1", "y"):
             return
@@ -569,7 +522,7 @@ def _interval_ms(value: str) -> str:
     return str(int(m.group(1)) * mult) if mult else value
 
 
-def verify(root: Node, agents: Mapping[AgentSpec, AgentInfo] | None = None) -> List[Finding]:
+def verify(root: Element, agents: Mapping[AgentSpec, AgentInfo] | None = None) -> List[Finding]:
     """All problems in a parsed CIB, sorted by line. `agents` maps agent_specs(root) to what the
     shell found out about each agent; missing entries are not checked."""
     return _Checker(root, agents or {}).run()

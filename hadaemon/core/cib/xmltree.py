@@ -46,12 +46,30 @@ class Element:
     def findall(self, tag: str) -> List[Element]:
         return [c for c in self.children if c.tag == tag]
 
+    def iter(self, tag: str | None = None) -> Iterator[Element]:
+        """This element and all below it in document order (only those named `tag` when given)."""
+        stack = [self]
+        while stack:
+            el = stack.pop()
+            if tag is None or el.tag == tag:
+                yield el
+            stack.extend(reversed(el.children))
+
     def __repr__(self) -> str:
         return f"<{self.tag} line {self.line}>"
 
 
-def parse_xml(text: str, path: str) -> Element:
-    """Parse XML text into Elements; errors become ConfigError(path, line, message)."""
+class XmlSyntaxError(ConfigError):
+    """Text that is not well-formed XML: `path:line: invalid XML: reason` (column counts from 1)."""
+
+    def __init__(self, path: str, line: int, column: int, reason: str):
+        super().__init__(path, line, f"invalid XML: {reason}")
+        self.column, self.reason = column, reason
+
+
+def parse_xml(text: str | bytes, path: str) -> Element:
+    """Parse XML text (or bytes, honouring their encoding declaration) into Elements; malformed XML
+    raises XmlSyntaxError (a ConfigError(path, line, message))."""
     parser = expat.ParserCreate()
     stack: List[Element] = []
     root: List[Element] = []
@@ -70,11 +88,9 @@ def parse_xml(text: str, path: str) -> Element:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
-        if isinstance(text, str):
-            text = text.encode("utf-8")
-        parser.Parse(text, True)
+        parser.Parse(text, True)   # a str is read as the text it is (expat is told UTF-8), whatever it declares
     except expat.ExpatError as err:
-        raise ConfigError(path, err.lineno, f"invalid XML: {expat.ErrorString(err.code)}") from None
+        raise XmlSyntaxError(path, err.lineno, err.offset + 1, expat.ErrorString(err.code)) from None
     if not root:
         raise ConfigError(path, 1, "empty document")
     return root[0]
