@@ -1,4 +1,5 @@
-"""Health state of real servers: failurecount debouncing, maintenance, checktype on/off/N, reload carry-over (pure)."""
+"""Health state of real servers: failurecount debouncing, flap damping, maintenance, checktype on/off/N,
+reload carry-over (pure)."""
 
 from __future__ import annotations
 
@@ -23,25 +24,61 @@ class RealHealth:
     last_detail: str = ""
     last_time: float | None = None
     since: float | None = None    # when `up` last changed
+    flaps: Tuple[float, ...] = ()     # flap damping: times of the last up/down changes (within the window)
+    held: float | None = None         # flap damping: held down; the time stability is counted from
+
+
+@dataclass(frozen=True)
+class Damping:
+    """Flap damping (off unless given): a real whose state changes more than `count` times within
+    `window` seconds is held down until its checks have succeeded for `window` seconds in a row."""
+
+    count: int
+    window: float
 
 
 @dataclass(frozen=True)
 class HealthState:
-    """All real servers' health, plus the last fallbackcommand run per virtual (start/stop)."""
+    """All real servers' health, plus the last fallbackcommand run per virtual (start/stop) and the
+    number of up reals per virtual (kept by every step, so "is any real up" is O(1))."""
 
     reals: Mapping[Pair, RealHealth]
     fallback_command: Mapping[str, str] = None  # type: ignore[assignment]
+    up_counts: Mapping[str, int] = None  # type: ignore[assignment]
 
     def __post_init__(self):
         if self.fallback_command is None:
             object.__setattr__(self, "fallback_command", {})
+        if self.up_counts is None:
+            counts: Dict[str, int] = {}
+            for (vkey, _), h in self.reals.items():
+                if h.up:
+                    counts[vkey] = counts.get(vkey, 0) + 1
+            object.__setattr__(self, "up_counts", counts)
 
     def get(self, pair: Pair) -> RealHealth:
         return self.reals.get(pair, RealHealth())
 
     def any_up(self, plan: Plan, vkey: str) -> bool:
-        v = plan.virtuals[vkey]
-        return any(self.get((vkey, r.key)).up for r in v.reals)
+        return self.up_counts.get(vkey, 0) > 0
+
+    def up_total(self) -> int:
+        return sum(self.up_counts.values())
+
+    def updated(self, changes: Mapping[Pair, RealHealth]) -> HealthState:
+        """A new state with `changes` applied; the up counts are adjusted for the changed pairs only."""
+        if not changes:
+            return self
+        counts = dict(self.up_counts)
+        old = self.reals
+        for pair, h in changes.items():
+            was = old.get(pair)
+            delta = int(h.up) - int(was is not None and was.up)
+            if delta:
+                counts[pair[0]] = counts.get(pair[0], 0) + delta
+        reals = dict(old)
+        reals.update(changes)
+        return HealthState(reals, self.fallback_command, counts)
 
 
 @dataclass(frozen=True)
@@ -55,6 +92,16 @@ class RealDown:
     pair: Pair
     detail: str = ""
     maintenance: bool = False
+
+
+@dataclass(frozen=True)
+class RealHeld:
+    """Flap damping held a real down (it stays down, or a recovery is not taken yet)."""
+
+    pair: Pair
+    changes: int
+    window: float
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,73 +155,111 @@ def check_kind(t: Target, h: RealHealth) -> str | None:
     return None
 
 
-def _apply_one(t: Target, h: RealHealth, res: Result, now: float, events: List) -> RealHealth:
+def _apply_one(t: Target, h: RealHealth, res: Result, now: float, events: List,
+               damping: Damping | None = None) -> RealHealth:
     up, failcount, num, since = h.up, h.failcount, h.num_connects, h.since
     if t.virtual.checktype == "combined":
         if res.kind == "negotiate" and res.ok:
             num = 0
         elif res.kind == "connect":
             num = num + 1 if res.ok else NEGOTIATE_NEXT
+    if h.held is not None:
+        # held down by flap damping: a failure restarts the stability clock; checks that succeed
+        # for a whole window in a row release it
+        window = damping.window if damping is not None else 0.0
+        if not res.ok:
+            return RealHealth(False, 0, num, h.maintenance, False, res.detail, now, since, h.flaps, now)
+        if now - h.held < window:
+            return RealHealth(False, 0, num, h.maintenance, True, res.detail, now, since, h.flaps, h.held)
+        events.append(RealUp(t.pair, f"{res.detail} (stable for {window:g}s after flapping)"))
+        return RealHealth(True, 0, num, h.maintenance, True, res.detail, now, now, (), None)
+    flaps, held = h.flaps, None
     if res.ok:
         if not up:
-            events.append(RealUp(t.pair, res.detail))
             up, since = True, now
+            if damping is not None:
+                flaps = _flaps(flaps, now, damping)
+                if len(flaps) > damping.count:
+                    events.append(RealHeld(t.pair, len(flaps), damping.window, res.detail))
+                    return RealHealth(False, 0, num, h.maintenance, True, res.detail, now, h.since, flaps, now)
+            events.append(RealUp(t.pair, res.detail))
         failcount = 0
     elif up:
         failcount += 1
         if failcount < t.virtual.failurecount:
             events.append(SoftFailure(t.pair, failcount, t.virtual.failurecount, res.detail))
         else:
-            events.append(RealDown(t.pair, res.detail))
             up, since = False, now
-    return RealHealth(up, failcount, num, h.maintenance, res.ok, res.detail, now, since)
+            detail = res.detail
+            if damping is not None:
+                flaps = _flaps(flaps, now, damping)
+                if len(flaps) > damping.count:
+                    held = now
+                    detail = (f"{res.detail}; flapping: {len(flaps)} changes in {damping.window:g}s, held down "
+                              f"until stable for {damping.window:g}s")
+            events.append(RealDown(t.pair, detail))
+    return RealHealth(up, failcount, num, h.maintenance, res.ok, res.detail, now, since, flaps, held)
+
+
+def _flaps(flaps: Tuple[float, ...], now: float, damping: Damping) -> Tuple[float, ...]:
+    """The change times within the window, plus this one (at most count + 1 kept)."""
+    recent = tuple(x for x in flaps if now - x < damping.window) + (now,)
+    return recent[-(damping.count + 1):]
 
 
 def apply_results(plan: Plan, state: HealthState, results: Iterable[Result],
-                  now: float) -> Tuple[HealthState, List[Event]]:
+                  now: float, damping: Damping | None = None) -> Tuple[HealthState, List[Event]]:
     """Fold a batch of check results into the state; a result counts for every pair that shares
     the checked real's ldirectord id (as service_set does). Up after one success; down after
-    failurecount consecutive failures while up."""
-    reals: Dict[Pair, RealHealth] = dict(state.reals)
+    failurecount consecutive failures while up; with `damping`, a real that changes more than
+    damping.count times within damping.window is held down until stable. Work is proportional to
+    the batch, not to the number of reals (the new state shares nothing mutable with the old)."""
+    changes: Dict[Pair, RealHealth] = {}
+    reals = state.reals
     events: List[Event] = []
+    groups, identity, targets = plan.groups, plan.identity, plan.targets
     for res in results:
-        t = plan.targets.get(res.pair)
-        if t is None:
+        if res.pair not in targets:
             continue      # a result from before a reload for a real that is gone
-        for pair in plan.groups[plan.identity[res.pair]]:
-            h = reals.get(pair, RealHealth())
+        for pair in groups[identity[res.pair]]:
+            h = changes.get(pair) or reals.get(pair) or RealHealth()
             if h.maintenance:
                 continue
-            reals[pair] = _apply_one(plan.targets[pair], h, res, now, events)
-    return HealthState(reals, state.fallback_command), events
+            changes[pair] = _apply_one(targets[pair], h, res, now, events, damping)
+    return state.updated(changes), events
 
 
 def apply_on_checks(plan: Plan, state: HealthState, now: float) -> Tuple[HealthState, List[Event]]:
     """checktype=on: reals are brought up without any check (each round)."""
-    results = [Result(p, "on", True, "checktype=on") for p, t in plan.targets.items()
-               if t.virtual.checktype == "on" and not state.get(p).up]
+    on = plan.memo.get("on_pairs")
+    if on is None:
+        on = plan.memo["on_pairs"] = tuple(p for p, t in plan.targets.items() if t.virtual.checktype == "on")
+    results = [Result(p, "on", True, "checktype=on") for p in on if not state.get(p).up]
+    if not results:
+        return state, []
     return apply_results(plan, state, results, now)
 
 
 def apply_maintenance(plan: Plan, state: HealthState, in_maintenance: Mapping[Pair, bool],
                       now: float) -> Tuple[HealthState, List[Event]]:
     """maintenancedir: a real whose file is present is forced down at once (no failurecount) and
-    not checked; when the file goes, it is down until its next successful check."""
-    reals = dict(state.reals)
+    not checked; when the file goes, it is down until its next successful check. `in_maintenance`
+    may hold only the pairs whose flag changed (pairs absent from it are left as they are)."""
+    changes: Dict[Pair, RealHealth] = {}
     events: List[Event] = []
     for pair, flag in in_maintenance.items():
-        h = reals.get(pair)
+        h = state.reals.get(pair)
         if h is None or h.maintenance == flag:
             continue
         if flag:
             if h.up:
                 events.append(RealDown(pair, "Server in maintenance", maintenance=True))
-            reals[pair] = replace(h, maintenance=True, up=False, failcount=0,
-                                  last_detail="Server in maintenance", last_time=now,
-                                  since=now if h.up else h.since)
+            changes[pair] = replace(h, maintenance=True, up=False, failcount=0,
+                                    last_detail="Server in maintenance", last_time=now,
+                                    since=now if h.up else h.since)
         else:
-            reals[pair] = replace(h, maintenance=False, num_connects=NEGOTIATE_NEXT)
-    return HealthState(reals, state.fallback_command), events
+            changes[pair] = replace(h, maintenance=False, num_connects=NEGOTIATE_NEXT)
+    return state.updated(changes), events
 
 
 def carry_over(old_state: HealthState, old_config: DirectorConfig,

@@ -282,11 +282,19 @@ def diff(current: Mapping[str, Service], wanted: Mapping[str, Service]) -> List[
 
 def apply_op(table: Table, op: Op) -> None:
     """Apply one operation to `table` in place; TableError when it is not valid there."""
+    _apply_op(table, op, set())
+
+
+def _apply_op(table: Table, op: Op, owned: set) -> None:
+    """apply_op; the destinations of services whose key is in `owned` are dicts of this call's own
+    (changed in place), others are copied once and then owned: a batch of n destination ops on a
+    service of m destinations costs O(m + n), not O(n * m)."""
     key = op.service.key
     if isinstance(op, AddService):
         if key in table:
             raise TableError(f"AddService: {key} exists")
         table[key] = Service(op.service, {})
+        owned.add(key)
         return
     if key not in table:
         raise TableError(f"{type(op).__name__}: no virtual service {key}")
@@ -297,32 +305,54 @@ def apply_op(table: Table, op: Op) -> None:
         if entry.dests:
             raise TableError(f"DelService: {key} still has real servers")
         del table[key]
+        owned.discard(key)
     else:
-        dests = dict(entry.dests)
         dkey = op.dest.key
+        dests = entry.dests
         if isinstance(op, AddDest):
             if dkey in dests:
                 raise TableError(f"AddDest: {dkey} exists in {key}")
-            dests[dkey] = op.dest
-        elif isinstance(op, EditDest):
+        elif isinstance(op, (EditDest, DelDest)):
             if dkey not in dests:
-                raise TableError(f"EditDest: no {dkey} in {key}")
-            dests[dkey] = op.dest
-        elif isinstance(op, DelDest):
-            if dkey not in dests:
-                raise TableError(f"DelDest: no {dkey} in {key}")
-            del dests[dkey]
+                raise TableError(f"{type(op).__name__}: no {dkey} in {key}")
         else:  # pragma: no cover
             raise TableError(f"unknown operation {op!r}")
-        table[key] = Service(entry.service, dests)
+        if key not in owned:
+            dests = dict(dests)
+            table[key] = entry = Service(entry.service, dests)
+            owned.add(key)
+        if isinstance(op, DelDest):
+            del dests[dkey]
+        else:
+            dests[dkey] = op.dest
 
 
 def apply_ops(table: Mapping[str, Service], ops: Iterable[Op]) -> Table:
-    """A new table: `table` with `ops` applied in order (the reference semantics for backends)."""
+    """A new table: `table` with `ops` applied in order (the reference semantics for backends).
+    `table` itself is not changed."""
     result: Table = dict(table)
+    owned: set = set()
     for op in ops:
-        apply_op(result, op)
+        _apply_op(result, op, owned)
     return result
+
+
+def dest_ops(service: VirtualService, current: Mapping[str, Destination],
+             wanted: Mapping[str, Destination | None]) -> List[Op]:
+    """The ops that give the destinations named in `wanted` their wanted value (None: absent) in a
+    service whose destinations are `current`; other destinations are left alone. Adds, then edits,
+    then deletions (as diff orders them), each in key order. O(len(wanted))."""
+    adds, edits, dels = [], [], []
+    for dkey in sorted(wanted):
+        want, cur = wanted[dkey], current.get(dkey)
+        if want is None:
+            if cur is not None:
+                dels.append(DelDest(service, cur))
+        elif cur is None:
+            adds.append(AddDest(service, want))
+        elif cur != want:
+            edits.append(EditDest(service, want, cur))
+    return adds + edits + dels
 
 
 def with_weight(table: Mapping[str, Service], service_key_: str, dest_key: str, weight: int) -> Table:

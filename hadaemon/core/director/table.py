@@ -10,8 +10,11 @@ from hadaemon.core.director.checks import Plan, make_plan
 from hadaemon.core.director.debounce import HealthState
 from hadaemon.core.director.model import DirectorConfig, Real, Virtual, table_port
 from hadaemon.core.director.lvs_table import (
-    MAX_TOTAL_WEIGHT, SERVICE_FLAGS, Destination, Service, Table, TableError, VirtualService, hostport,
+    MAX_TOTAL_WEIGHT, SERVICE_FLAGS, Destination, Op, Service, Table, TableError, VirtualService, diff, dest_ops,
+    hostport,
 )
+
+Overrides = Mapping[Tuple[str, str], int]     # (service key, dest key) -> weight set by an admin
 
 
 def virtual_service(v: Virtual) -> VirtualService:
@@ -71,53 +74,123 @@ def check_table(config: DirectorConfig) -> None:
                                   f"more than {MAX_TOTAL_WEIGHT} (what the nft backend can spread)")
 
 
+class _Rows:
+    """A virtual service's table rows, derived once per config (memoized in the plan): for each
+    destination (the first real wins when two share one) its pair and its up / quiescent entries."""
+
+    __slots__ = ("svc", "rows", "by_pair", "by_dest", "fallback")
+
+    def __init__(self, config: DirectorConfig, v: Virtual):
+        self.svc = virtual_service(v)
+        self.rows: List[tuple] = []
+        self.by_pair: Dict[tuple, tuple] = {}
+        self.by_dest: Dict[str, tuple] = {}
+        for r in v.reals:
+            key = dest_key(v, r)
+            row = self.by_dest.get(key)
+            if row is None:              # the same destination listed twice: first wins
+                row = self.by_dest[key] = ((v.key, r.key), key, _dest(v, r, r.weight), _dest(v, r, 0))
+                self.rows.append(row)
+            self.by_pair.setdefault((v.key, r.key), row)
+        fb = config.fallback_for(v)
+        self.fallback = _dest(v, fb, 1) if fb is not None else None
+
+
+def _rows(plan: Plan, v: Virtual) -> _Rows:
+    got = plan.memo.get(("rows", v.key))
+    if got is None:
+        got = plan.memo[("rows", v.key)] = _Rows(plan.config, v)
+    return got
+
+
+def _wanted_dest(v: Virtual, row: tuple, h, cur_dests, readd: bool, startup: bool, skey: str,
+                 overrides: Overrides | None) -> Destination | None:
+    """The destination one real should have in the table (None: absent); see wanted_table."""
+    pair, key, d_up, d_zero = row
+    if h is not None and h.up:
+        if overrides:
+            w = overrides.get((skey, key))
+            if w is not None and w != d_up.weight:
+                return Destination(d_up.address, d_up.port, d_up.method, w, d_up.lower, d_up.upper)
+        return d_up
+    if v.quiescent and (readd or startup or h is None or h.last_time is None or key in cur_dests):
+        return d_zero
+    return None
+
+
 def wanted_table(config: DirectorConfig, health: HealthState, current: Table | None = None,
-                 plan: Plan | None = None) -> Table:
+                 plan: Plan | None = None, overrides: Overrides | None = None) -> Table:
     """The table the kernel should hold.
 
-    A real that is up is present with its weight. A real that is down is present with weight 0
-    when quiescent=yes, else absent; with readdquiescent=no a quiescent real that has been checked
+    A real that is up is present with its weight (or the weight an admin set in `overrides`,
+    keyed by (service key, dest key)). A real that is down is present with weight 0 when
+    quiescent=yes, else absent; with readdquiescent=no a quiescent real that has been checked
     and is absent from `current` (removed by hand) stays absent. `current=None` means startup, and
     a real not checked yet (new at start or reload) is added with weight 0, as ldirectord's
-    ld_start does. The fallback server (weight 1) is
-    present only while no real of the virtual is up. checktype=off reals keep the state they
-    started with (see initial_state).
+    ld_start does. The fallback server (weight 1) is present only while no real of the virtual is
+    up. checktype=off reals keep the state they started with (see initial_state).
     """
     if plan is None or plan.config is not config:
         plan = make_plan(config)          # the memo below belongs to one config
     table: Table = {}
-    readd = config.globals.readdquiescent
-    memo = plan.memo
-    reals = health.reals
     for v in config.virtuals:
-        rows = memo.get(("rows", v.key))
-        if rows is None:
-            rows, seen = [], set()
-            for r in v.reals:
-                key = dest_key(v, r)
-                if key not in seen:          # the same destination listed twice: first wins
-                    seen.add(key)
-                    rows.append(((v.key, r.key), key, _dest(v, r, r.weight), _dest(v, r, 0)))
-            memo[("rows", v.key)] = rows
-            memo[("svc", v.key)] = virtual_service(v)
-        svc = memo[("svc", v.key)]
-        cur = current.get(svc.key) if current is not None else None
-        cur_dests = cur.dests if cur is not None else ()
-        dests: Dict[str, Destination] = {}
-        any_up = False
-        for pair, key, d_up, d_zero in rows:
-            h = reals.get(pair)
-            if h is not None and h.up:
-                dests[key] = d_up
-                any_up = True
-            elif v.quiescent and (readd or current is None or h is None or h.last_time is None
-                                  or key in cur_dests):
-                dests[key] = d_zero
-        fb = config.fallback_for(v)
-        if fb is not None and not any_up:
-            dests[dest_key(v, fb)] = _dest(v, fb, 1)
+        svc, dests = _wanted_service(config, plan, health, current, v, overrides)
         table[svc.key] = Service(svc, dests)
     return table
+
+
+def _wanted_service(config, plan, health, current, v, overrides):
+    rows = _rows(plan, v)
+    svc = rows.svc
+    readd = config.globals.readdquiescent
+    reals = health.reals
+    cur = current.get(svc.key) if current is not None else None
+    cur_dests = cur.dests if cur is not None else ()
+    dests: Dict[str, Destination] = {}
+    for row in rows.rows:
+        d = _wanted_dest(v, row, reals.get(row[0]), cur_dests, readd, current is None, svc.key, overrides)
+        if d is not None:
+            dests[row[1]] = d
+    if rows.fallback is not None and not health.any_up(plan, v.key):
+        dests[rows.fallback.key] = rows.fallback
+    return svc, dests
+
+
+def table_changes(config: DirectorConfig, health: HealthState, current: Table, pairs,
+                  plan: Plan | None = None, overrides: Overrides | None = None) -> List[Op]:
+    """The ops that bring the destinations of `pairs` (reals whose health or override changed), and
+    the fallbacks of their virtual services, to what wanted_table says; the rest of the table is
+    not looked at. Equal to diff(current, wanted_table(...)) restricted to those destinations, in
+    O(len(pairs)) for a virtual service that is in `current` (else that service is diffed whole)."""
+    if plan is None or plan.config is not config:
+        plan = make_plan(config)
+    by_virtual: Dict[str, List[tuple]] = {}
+    for pair in pairs:
+        by_virtual.setdefault(pair[0], []).append(pair)
+    readd = config.globals.readdquiescent
+    ops: List[Op] = []
+    for vkey in sorted(by_virtual):
+        v = plan.virtuals.get(vkey)
+        if v is None:
+            continue
+        rows = _rows(plan, v)
+        svc = rows.svc
+        cur = current.get(svc.key)
+        fb = rows.fallback
+        if cur is None or cur.service != svc or (fb is not None and any(r[1] == fb.key for r in rows.rows)):
+            want_svc, want_dests = _wanted_service(config, plan, health, current, v, overrides)
+            ops += diff({svc.key: cur} if cur is not None else {}, {svc.key: Service(want_svc, want_dests)})
+            continue
+        wanted: Dict[str, Destination | None] = {}
+        for pair in by_virtual[vkey]:
+            row = rows.by_pair.get(pair)
+            if row is not None:
+                wanted[row[1]] = _wanted_dest(v, row, health.reals.get(row[0]), cur.dests, readd, False, svc.key,
+                                              overrides)
+        if fb is not None:
+            wanted[fb.key] = None if health.any_up(plan, vkey) else fb
+        ops += dest_ops(svc, cur.dests, wanted)
+    return ops
 
 
 @dataclass(frozen=True)
