@@ -80,13 +80,41 @@ def test_fencing_enabled_new_name():
     assert parse_cib(xml, "c.xml").option("fencing-enabled") == "false"
 
 
-@pytest.mark.parametrize("tag", ["clone", "master", "bundle"])
+@pytest.mark.parametrize("tag", ["master", "bundle"])
 def test_unsupported_resource_names_element_and_line(tag):
     xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
                       f'<{tag} id="c1">\n<primitive id="x" class="ocf" provider="p" type="t"/></{tag}>')
     with pytest.raises(ConfigError) as err:
         parse_cib(xml, "cib.xml")
     assert str(err.value).startswith("cib.xml:22: ") and f"<{tag}>" in str(err.value)
+
+
+def test_clone_loads_with_its_primitive():
+    xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      '<primitive id="fence1" class="stonith" type="fence_ipmilan"/>'
+                      '<clone id="ping-clone"><meta_attributes id="pc-m">'
+                      '<nvpair id="pc-m1" name="clone-max" value="2"/></meta_attributes>'
+                      '<primitive id="ping" class="ocf" provider="pacemaker" type="ping"/></clone>')
+    cib = parse_cib(xml, "c.xml")
+    clone = cib.find("ping-clone")
+    assert clone.child.id == "ping" and not clone.promotable
+    assert cib.find("ping") is clone.child and "ping" in cib.primitives()
+
+
+@pytest.mark.parametrize("inner,message", [
+    ('<primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/>'
+     '<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>',
+     "promotable clones are not supported"),
+    ('<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group>',
+     "cloned groups are not supported"),
+    ('', "has nothing to clone"),
+])
+def test_clone_refusals_name_the_line(inner, message):
+    xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      f'<clone id="c1">\n{inner}</clone>')
+    with pytest.raises(ConfigError) as err:
+        parse_cib(xml, "cib.xml")
+    assert str(err.value).startswith("cib.xml:22: ") and message in str(err.value)
 
 
 def test_unsupported_constraints():

@@ -163,7 +163,6 @@ def test_missing_required_parameter_and_unknown_parameter():
 
 
 @pytest.mark.parametrize("snippet,tag,where", [
-    ('<clone id="cl"><primitive id="cp" class="ocf" provider="heartbeat" type="Dummy"/></clone>', "clone", "resources"),
     ('<master id="ms"><primitive id="mp" class="ocf" provider="heartbeat" type="Dummy"/></master>', "master",
      "resources"),
     ('<bundle id="b"/>', "bundle", "resources"),

@@ -6,7 +6,7 @@ from types import MappingProxyType
 from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.model import (
-    Cib, Colocation, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
+    Cib, Clone, Colocation, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
     Order, Primitive, Rule,
 )
 from hadaemon.core.cib.scores import parse_score
@@ -14,7 +14,7 @@ from hadaemon.core.cib.xmltree import Element, parse_xml, paused_gc
 from hadaemon.core.errors import ConfigError
 
 UNSUPPORTED = {
-    "clone": "clone resources", "master": "promotable (master/slave) resources",
+    "master": "promotable (master/slave) resources",
     "promotable": "promotable resources", "bundle": "bundles", "rsc_ticket": "ticket constraints",
     "resource_set": "resource sets", "template": "resource templates", "tag": "tags",
 }
@@ -178,6 +178,28 @@ class _Loader:
         return Group(gid, tuple(members), self.nvsets(el, ("meta_attributes",)),
                      self.nvsets(el, ("instance_attributes",)), el.line)
 
+    def clone(self, el: Element) -> Clone:
+        cid = self.need(el, "id")
+        meta = self.nvsets(el, ("meta_attributes",))
+        promotable = el.tag == "master" or any(
+            name == "promotable" and _truth(value) for s in meta for name, value in s.pairs)
+        if promotable:
+            raise self.err(el, f"clone '{cid}' is promotable: promotable clones are not supported")
+        child = None
+        for c in el.children:
+            self.check_unsupported(c)
+            if c.tag in ("primitive", "group"):
+                if child is not None:
+                    raise self.err(c, f"clone '{cid}' has more than one resource to clone")
+                child = self.primitive(c, cid) if c.tag == "primitive" else self.group(c)
+            elif c.tag == "clone":
+                raise self.err(c, "a clone inside a clone is not allowed")
+        if child is None:
+            raise self.err(el, f"clone '{cid}' has nothing to clone (a primitive or a group)")
+        if isinstance(child, Group):
+            raise self.err(el, f"clone '{cid}' clones a group: cloned groups are not supported")
+        return Clone(cid, child, meta, self.nvsets(el, ("instance_attributes",)), promotable, el.line)
+
     def location(self, el: Element) -> Location:
         lid = self.need(el, "id")
         if el.get("rsc-pattern") and not el.get("rsc"):
@@ -235,8 +257,10 @@ class _Loader:
         if kind not in ("Mandatory", "Optional", "Serialize"):
             raise self.err(el, f"rsc_order '{oid}' has kind '{kind}' (Mandatory, Optional or Serialize)")
         sym = el.get("symmetrical")
+        require_all = el.get("require-all")
         return Order(oid, first, then, first_action, then_action, kind, score,
-                     None if sym is None else _truth(sym), el.line)
+                     None if sym is None else _truth(sym), el.line,
+                     True if require_all is None else _truth(require_all))
 
     def cib(self, root: Element) -> Cib:
         if root.tag != "cib":
@@ -277,6 +301,14 @@ class _Loader:
                 g = self.group(r)
                 resources.append(g)
                 for m in g.members:
+                    if m.id in index:
+                        raise self.err(r, f"resource id '{m.id}' is used twice")
+                    index[m.id] = m
+            elif r.tag == "clone":
+                c = self.clone(r)
+                resources.append(c)
+                inner = [c.child] + list(c.child.members if isinstance(c.child, Group) else ())
+                for m in inner:
                     if m.id in index:
                         raise self.err(r, f"resource id '{m.id}' is used twice")
                     index[m.id] = m

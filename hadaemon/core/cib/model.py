@@ -95,7 +95,20 @@ class Group:
     line: int
 
 
-Resource = Union[Primitive, Group]
+@dataclass(frozen=True)
+class Clone:
+    """A clone of one primitive or group (<clone>; promotable clones are <clone> with
+    promotable=true or the older <master>)."""
+
+    id: str
+    child: Union[Primitive, Group]
+    meta_sets: Tuple[NvSet, ...]
+    instance_sets: Tuple[NvSet, ...]
+    promotable: bool
+    line: int
+
+
+Resource = Union[Primitive, Group, Clone]
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,7 @@ class Order:
     score: int | None
     symmetrical: bool | None
     line: int
+    require_all: bool = True  # false: 'then' may run once any instance of a 'first' clone runs
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,8 @@ class Cib:
     def primitives(self) -> Dict[str, Primitive]:
         out: Dict[str, Primitive] = {}
         for r in self.resources:
+            if isinstance(r, Clone):
+                r = r.child
             if isinstance(r, Group):
                 for m in r.members:
                     out[m.id] = m
@@ -222,5 +238,5 @@ class Cib:
         return out
 
     def find(self, rsc_id: str) -> Resource | None:
-        """A resource (primitive, group or group member) by id."""
+        """A resource (primitive, group, clone, or a group's or clone's member) by id."""
         return self._index.get(rsc_id)

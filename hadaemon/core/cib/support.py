@@ -10,7 +10,6 @@ LEGACY_CLASSES = ("heartbeat", "upstart", "nagios")
 # Elements the scheduler does not support yet, with what they are (a plural noun phrase): refused with a
 # message naming them, never silently ignored.
 UNSUPPORTED = {
-    "clone": "clone resources",
     "master": "promotable (master/slave) resources",
     "promotable": "promotable resources",
     "bundle": "bundles",

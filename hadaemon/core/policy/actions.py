@@ -12,6 +12,7 @@ from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, WNode
 IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
 THEN_PRINTED, FIRST_PRINTED = 16, 32
 ASYMMETRIC = 64
+COLLECTIVE = 128  # an instance's action -> its clone's running/stopped: runnable when any instance's is
 
 _INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 _COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
@@ -29,6 +30,7 @@ class Planner:
         self.frozen: set = set()
         self.rsc_of: Dict[int, object] = {}
         self.dangling: set = set()  # stops that finish a completed migration: they imply nothing
+        self.collective: Dict[int, List[Action]] = {}  # clone running/stopped -> instances' actions
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
@@ -46,7 +48,8 @@ class Planner:
                 self.by_task[(rsc.id, task)].append(a)
                 self.rsc_of[a.id] = rsc
             self._set_runnable(a, rsc, node)
-            if rsc is not None and not rsc.is_group and not rsc.managed and interval_ms == 0:
+            if rsc is not None and not rsc.is_group and not rsc.is_clone and not rsc.managed \
+                    and interval_ms == 0:
                 self.frozen.add(a.id)
         if not optional and a.id not in self.frozen:
             a.optional = False
@@ -129,7 +132,8 @@ class Planner:
     def _runnable(self, a: Action) -> bool:
         """Whether an action counts as runnable for what is ordered after it. A group's start and
         stop pseudo-actions always do (Pacemaker derives their flags from the members')."""
-        if a.pseudo and a.task in ("start", "stop") and a.rsc in self.ws.groups:
+        if a.pseudo and a.task in ("start", "stop") and (a.rsc in self.ws.groups
+                                                         or a.rsc in self.ws.clones):
             return True
         return a.runnable
 
@@ -142,8 +146,14 @@ class Planner:
             if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
                 then.reason = f"unrunnable {first.rsc} {first.task}"
             changed = True
+        if flags & COLLECTIVE:
+            runnable = any(a.runnable for a in self.collective.get(then.id, ()))
+            if runnable != then.runnable:
+                then.runnable = runnable
+                changed = True
         if flags & ASYMMETRIC and not self._runnable(first) and then.rsc is not None \
-                and then.rsc not in self.ws.groups and (then.runnable or then.optional):
+                and then.rsc not in self.ws.groups and then.rsc not in self.ws.clones \
+                and (then.runnable or then.optional):
             if not (then.optional and self._already_there(then)):
                 changed |= self._require(then, first)
                 if then.runnable:
@@ -159,7 +169,7 @@ class Planner:
     def _already_there(self, then: Action) -> bool:
         """An optional stop of something stopped, or start of something running only there."""
         rsc = self.rsc_of.get(then.id)
-        if rsc is None or rsc.is_group:
+        if rsc is None or rsc.is_group or rsc.is_clone:
             return False
         if then.task == "stop" and not rsc.running_on:
             return True
@@ -351,13 +361,38 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
             p.order(start, mon, IMPLIES_THEN | RUNNABLE_LEFT)
 
 
+def _probe_targets(ws: WorkingSet, node: WNode):
+    """Resources to probe on a node: an anonymous clone probes one instance per node (the one
+    known or running there, else the one assigned there, else the first)."""
+    for r in ws.prims.values():
+        c = r.clone
+        if c is None or c.unique:
+            yield r
+            continue
+        if r is not c.instances[0]:
+            continue
+        if node.uname in c.known_on:
+            continue
+        pick = None
+        for inst in c.instances:
+            if node.uname in inst.known_on or node in inst.running_on:
+                pick = inst
+                break
+        if pick is None:
+            for inst in c.instances:
+                if inst.assigned is node:
+                    pick = inst
+                    break
+        yield pick if pick is not None else c.instances[0]
+
+
 def create_probes(p: Planner) -> None:
     ws = p.ws
     for node in ws.nodes:
         if not node.online or node.unclean or node.pending:
             continue
-        for r in ws.prims.values():
-            if r.orphan or node.uname in r.known_on:
+        for r in _probe_targets(ws, node):
+            if r.orphan or r.removed or node.uname in r.known_on:
                 continue
             mode = r.discovery.get(node.uname)
             if mode == "never" or (mode is None and "exclusive" in r.discovery.values()):
@@ -375,6 +410,9 @@ def create_probes(p: Planner) -> None:
                 p.order(probe, start, flags)
             for mig in p.rsc_actions(r.id, "migrate_to"):
                 p.order(probe, mig, flags)
+            if r.clone is not None:
+                for start in p.rsc_actions(r.clone.id, "start"):
+                    p.order(probe, start, 0)
 
 
 def internal_constraints(p: Planner, r) -> None:
@@ -392,6 +430,56 @@ def create_group_actions(p: Planner, g) -> None:
     p.action(g, "stopped", None, pseudo=True)
 
 
+# --- clones -------------------------------------------------------------------------------
+
+def create_clone_actions(p: Planner, c) -> None:
+    """Instances' actions, then the clone's pseudo-actions (pcmk__create_instance_actions)."""
+    for r in c.instances:
+        create_primitive_actions(p, r)
+    starting = stopping = active = False
+    for r in c.instances:
+        active = active or bool(r.running_on)
+        for a in p.rsc_actions(r.id, "start"):
+            starting = starting or (not a.optional and a.runnable)
+        for a in p.rsc_actions(r.id, "stop"):
+            stopping = stopping or (not a.optional and (a.runnable or a.pseudo))
+    start = p.action(c, "start", None, pseudo=True, optional=not starting)
+    running = p.action(c, "running", None, pseudo=True, optional=not starting)
+    running.runnable = active or starting
+    p.action(c, "stop", None, pseudo=True, optional=not stopping)
+    p.action(c, "stopped", None, pseudo=True, optional=not stopping)
+    start.runnable = True
+
+
+def clone_constraints(p: Planner, c) -> None:
+    _order_tasks(p, c, "stopped", c, "start", 0)
+    _order_tasks(p, c, "start", c, "running", RUNNABLE_LEFT)
+    _order_tasks(p, c, "stop", c, "stopped", RUNNABLE_LEFT)
+    running = p.rsc_actions(c.id, "running")[0]
+    stopped = p.rsc_actions(c.id, "stopped")[0]
+    last = None
+    for r in sorted(c.instances, key=lambda x: _instance_number(x)):
+        _order_tasks(p, c, "start", r, "start", RUNNABLE_LEFT | IMPLIES_FIRST)
+        for a in p.rsc_actions(r.id, "start"):
+            p.order(a, running, IMPLIES_THEN | COLLECTIVE)
+            p.collective.setdefault(running.id, []).append(a)
+        _order_tasks(p, c, "stop", r, "stop", IMPLIES_FIRST)
+        for a in p.rsc_actions(r.id, "stop"):
+            p.order(a, stopped, IMPLIES_THEN | COLLECTIVE)
+            p.collective.setdefault(stopped.id, []).append(a)
+        if c.ordered and last is not None:
+            _order_tasks(p, last, "start", r, "start", 0)
+            _order_tasks(p, r, "stop", last, "stop", 0)
+        last = r
+
+
+def _instance_number(r) -> int:
+    try:
+        return int(r.id.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
 def _acts(p: Planner, rsc, task: str, first: bool) -> List[Action]:
     """Actions an ordering refers to; a missing 'first' action is created (unrunnable) so that
     what is ordered after it cannot happen, except a stop of something already stopped."""
@@ -400,7 +488,7 @@ def _acts(p: Planner, rsc, task: str, first: bool) -> List[Action]:
         return acts
     if task == "stop" and not rsc.running_on:
         return []
-    return [p.action(rsc, task, None, pseudo=rsc.is_group)]
+    return [p.action(rsc, task, None, pseudo=rsc.is_group or rsc.is_clone)]
 
 
 def _order_tasks(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
@@ -441,8 +529,8 @@ def group_constraints(p: Planner, g) -> None:
 def user_orderings(p: Planner) -> None:
     ws = p.ws
     for o in ws.cib.orders:
-        first = ws.prims.get(o.first) or ws.groups.get(o.first)
-        then = ws.prims.get(o.then) or ws.groups.get(o.then)
+        first = ws.lookup(o.first)
+        then = ws.lookup(o.then)
         if first is None or then is None or first is then:
             continue
         kind = o.kind
@@ -458,16 +546,23 @@ def user_orderings(p: Planner) -> None:
             if o.first_action in ("start", "promote"):
                 flags |= RUNNABLE_LEFT
             inv_flags = IMPLIES_FIRST
-        _user_order(p, first, o.first_action, then, o.then_action, flags)
+        _user_order(p, first, o.first_action, then, o.then_action, flags, o.require_all)
         if sym and o.first_action in _INVERSE and o.then_action in _INVERSE:
             _user_order(p, then, _INVERSE[o.then_action], first, _INVERSE[o.first_action], inv_flags)
 
 
-def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
-    if first.is_group and ftask in _COMPLETED:
+def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
+                require_all: bool = True) -> None:
+    if first.is_clone and then.is_clone and _interleaved(first, ftask, then, ttask) and require_all:
+        _interleave_order(p, first, ftask, then, ttask, flags)
+        return
+    if (first.is_group or first.is_clone) and ftask in _COMPLETED:
         ftask = _COMPLETED[ftask]
     firsts = _acts(p, first, ftask, True)
     thens = list(_acts(p, then, ttask, False))
+    if then.is_clone:
+        for r in then.instances:
+            thens.extend(a for a in p.rsc_actions(r.id, ttask) if a.runnable)
     if then.is_group:
         # Pacemaker applies an ordering whose 'then' is a group action to the members' actions too
         for m in then.members:
@@ -475,6 +570,37 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> 
     for f in firsts:
         for t in thens:
             p.order(f, t, flags)
+
+
+def _interleaved(first, ftask: str, then, ttask: str) -> bool:
+    """can_interleave_actions: the 'then' clone's interleave decides (the 'first' one's for stops)."""
+    rsc = first if ttask in ("stop", "demote") else then
+    return rsc.interleave
+
+
+def _interleave_order(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
+    """Each 'then' instance is ordered after the 'first' instance on the same node (its current
+    node for stops); with none there, a mandatory order keeps it from starting."""
+    current = ftask in ("stop", "demote")
+    for t in then.instances:
+        node = t.current_node() if current else t.assigned
+        f = None
+        if node is not None:
+            for inst in first.instances:
+                where = inst.current_node() if current else inst.assigned
+                if where is node and not inst.blocked:
+                    f = inst
+                    break
+        if f is None:
+            if not current and flags & (RUNNABLE_LEFT | IMPLIES_THEN):
+                for a in p.rsc_actions(t.id, ttask):
+                    a.runnable = False
+            continue
+        fa = [a for a in p.rsc_actions(f.id, ftask) if node is None or a.node == node.uname]
+        ta = [a for a in p.rsc_actions(t.id, ttask) if node is None or a.node == node.uname]
+        for x in fa[:1]:
+            for y in ta[:1]:
+                p.order(x, y, flags)
 
 
 # --- fencing ------------------------------------------------------------------------------
@@ -515,7 +641,7 @@ def schedule_fencing(p: Planner) -> List[Action]:
             if r.requires == "fencing":
                 for start in p.rsc_actions(r.id, "start"):
                     p.order(a, start, 0)
-    for g in ws.groups.values():
+    for g in list(ws.groups.values()) + list(ws.clones.values()):
         for a in fenced:
             for stop in p.rsc_actions(g.id, "stop"):
                 p.order(a, stop, 0)
@@ -529,6 +655,8 @@ def plan(ws: WorkingSet) -> Planner:
             for m in rsc.members:
                 create_primitive_actions(p, m)
             create_group_actions(p, rsc)
+        elif rsc.is_clone:
+            create_clone_actions(p, rsc)
         else:
             create_primitive_actions(p, rsc)
     create_probes(p)
@@ -536,6 +664,8 @@ def plan(ws: WorkingSet) -> Planner:
         internal_constraints(p, r)
     for g in ws.groups.values():
         group_constraints(p, g)
+    for c in ws.clones.values():
+        clone_constraints(p, c)
     user_orderings(p)
     schedule_fencing(p)
     p.settle()

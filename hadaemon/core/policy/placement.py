@@ -1,6 +1,7 @@
 """Stages 2-3: node criteria (locations, stickiness, fail limits) and assignment to nodes."""
 from __future__ import annotations
 
+from functools import cmp_to_key
 from typing import Dict
 
 from hadaemon.core.cib.rules import eval_rule
@@ -19,7 +20,7 @@ def _rsc_location(ws: WorkingSet, rsc, scores: Dict[str, int]) -> None:
     if not scores:
         return
     targets = [rsc]
-    if rsc.is_group:
+    if rsc.is_group or rsc.is_clone:
         targets = [rsc] + rsc.members
     for i, r in enumerate(targets):
         zero = rsc.is_group and rsc.colocated and i >= 2
@@ -33,7 +34,7 @@ def _rsc_location(ws: WorkingSet, rsc, scores: Dict[str, int]) -> None:
 
 def apply_locations(ws: WorkingSet) -> None:
     for loc in ws.cib.locations:
-        rsc = ws.prims.get(loc.rsc) or ws.groups.get(loc.rsc)
+        rsc = ws.lookup(loc.rsc)
         if rsc is None:
             continue
         if rsc.orphan:
@@ -63,7 +64,7 @@ def apply_locations(ws: WorkingSet) -> None:
                     if node.uname in scores else s
         _rsc_location(ws, rsc, scores)
         if loc.discovery in ("never", "exclusive"):
-            for r in (rsc.members if rsc.is_group else [rsc]):
+            for r in (rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]):
                 for uname in scores:
                     r.discovery[uname] = loc.discovery
 
@@ -102,9 +103,10 @@ def apply_fail_limits(ws: WorkingSet) -> None:
 def build_colocations(ws: WorkingSet) -> None:
     group_cons = {g: [] for g in ws.groups}
     group_lhs = {g: [] for g in ws.groups}
+    clone_cons = []
     for c in ws.cib.colocations:
-        dep = ws.prims.get(c.rsc) or ws.groups.get(c.rsc)
-        primary = ws.prims.get(c.with_rsc) or ws.groups.get(c.with_rsc)
+        dep = ws.lookup(c.rsc)
+        primary = ws.lookup(c.with_rsc)
         if dep is None or primary is None or dep is primary or c.score == 0:
             continue
         dep_role = _coloc_role(c.rsc_role)
@@ -122,6 +124,10 @@ def build_colocations(ws: WorkingSet) -> None:
             group_lhs[primary.id].append(co)
         else:
             primary.cons_lhs.append(co)
+        if dep.is_clone:
+            clone_cons.append((dep, co, False))
+        if primary.is_clone:
+            clone_cons.append((primary, co, True))
     for g in ws.groups.values():
         prev = None
         for m in g.members:
@@ -132,7 +138,17 @@ def build_colocations(ws: WorkingSet) -> None:
             prev = m
     # Pacemaker keeps these lists sorted: by the other resource's priority, groups before
     # primitives, then by id; a later constraint goes before an equal earlier one.
-    for r in list(ws.prims.values()) + list(ws.groups.values()):
+    # a clone's colocations also bind its instances, unless the clone runs everywhere anyway
+    for clone, co, with_this in clone_cons:
+        everywhere = _everywhere(ws, clone)
+        if with_this:
+            if co.influence and (not everywhere or co.score < 0):
+                for inst in clone.instances:
+                    inst.cons_lhs.append(co)
+        elif not everywhere or co.score < 0 or co.score >= INFINITY:
+            for inst in clone.instances:
+                inst.cons.append(co)
+    for r in list(ws.prims.values()) + list(ws.groups.values()) + list(ws.clones.values()):
         r.cons = _sorted(r.cons, lambda c: c.primary)
         r.cons_lhs = _sorted(r.cons_lhs, lambda c: c.dep)
     for g in ws.groups.values():
@@ -142,9 +158,20 @@ def build_colocations(ws: WorkingSet) -> None:
 
 
 def _sorted(cons, other):
-    keyed = [((-other(c).priority, 0 if other(c).is_group else 1, other(c).id.encode(), -i), c)
+    keyed = [((-other(c).priority, _variant(other(c)), other(c).id.encode(), -i), c)
              for i, c in enumerate(cons)]
     return [c for _k, c in sorted(keyed, key=lambda kc: kc[0])]
+
+
+def _variant(rsc) -> int:
+    """Pacemaker sorts colocations by the other resource's variant: clones, groups, primitives."""
+    return 0 if rsc.is_clone else (1 if rsc.is_group else 2)
+
+
+def _everywhere(ws: WorkingSet, clone) -> bool:
+    """Whether the clone has an instance for every node that can run resources and is allowed."""
+    available = sum(1 for uname in clone.allowed if ws.node_by_uname[uname].can_run())
+    return available <= clone.clone_max
 
 
 def _coloc_role(text: str | None):
@@ -241,6 +268,8 @@ def allocate_group(ws: WorkingSet, g) -> None:
 
 def _coloc_primary(c: Coloc):
     p = c.primary
+    if p.is_clone:
+        return None if p.provisional else p
     if p.is_group:
         if p.provisional or not p.members:
             return None
@@ -253,6 +282,9 @@ def _apply_colocation(ws: WorkingSet, dep, c: Coloc) -> None:
     if primary is None or primary.provisional or not dep.provisional or c.score == 0:
         return
     if c.dep_role is not None or c.primary_role is not None:
+        return
+    if primary.is_clone:
+        _apply_clone_colocation(ws, dep, primary, c)
         return
     attr = c.attr or "#uname"
     value = None
@@ -274,10 +306,58 @@ def _apply_colocation(ws: WorkingSet, dep, c: Coloc) -> None:
         dep.allowed = work
 
 
-def allocate(ws: WorkingSet, rsc) -> WNode | None:
+def _apply_clone_colocation(ws: WorkingSet, dep, clone, c: Coloc) -> None:
+    """Colocation with a clone (pcmk__clone_apply_coloc_score): an interleaved clone dependent's
+    instance follows the primary's instance on its node; INFINITY allows only nodes with an
+    instance; any other score counts on each instance's node."""
+    dep_clone = dep.clone if not dep.is_group else None
+    if dep_clone is not None and dep_clone.interleave and dep_clone is c.dep:
+        if dep_clone.clone_node_max != clone.clone_node_max:
+            pass  # Pacemaker: cannot interleave, handled as a plain clone colocation
+        else:
+            match = _compatible_instance(ws, dep, clone)
+            if match is not None:
+                _apply_colocation(ws, dep, Coloc(c.id, dep, match, c.score, None, None, c.attr,
+                                                 c.influence))
+            elif c.score >= INFINITY:
+                for uname in dep.allowed:
+                    dep.allowed[uname] = -INFINITY
+            return
+    if c.score >= INFINITY:
+        attr = c.attr or "#uname"
+        values = {inst.assigned.attrs.get(attr) for inst in clone.instances
+                  if inst.assigned is not None and not inst.blocked}
+        for uname in dep.allowed:
+            if ws.node_by_uname[uname].attrs.get(attr) not in values:
+                dep.allowed[uname] = -INFINITY
+        return
+    for inst in clone.instances:
+        if inst.assigned is not None:
+            _apply_colocation(ws, dep, Coloc(c.id, dep, inst, c.score, None, None, c.attr, c.influence))
+
+
+def _compatible_instance(ws: WorkingSet, dep, clone):
+    """The primary clone's instance on the dependent's node (or on its best allowed node)."""
+    if dep.assigned is not None:
+        nodes = [dep.assigned]
+    else:
+        nodes = [ws.node_by_uname[u] for u in sorted(dep.allowed, key=lambda u: (-dep.allowed[u], u))]
+    for node in nodes:
+        for inst in clone.instances:
+            if inst.assigned is node and not inst.blocked:
+                return inst
+    return None
+
+
+def allocate(ws: WorkingSet, rsc, prefer: WNode | None = None) -> WNode | None:
     if rsc.is_group:
         allocate_group(ws, rsc)
         return None
+    if rsc.is_clone:
+        allocate_clone(ws, rsc)
+        return None
+    if rsc.clone is not None and rsc.clone.provisional and not rsc.clone.allocating:
+        allocate_clone(ws, rsc.clone)
     if rsc.group is not None and not rsc.group.allocating:
         allocate_group(ws, rsc.group)
     if not rsc.provisional:
@@ -310,9 +390,177 @@ def allocate(ws: WorkingSet, rsc) -> WNode | None:
     elif ws.stop_all:
         _assign(rsc, None, force=True)
     else:
-        _choose_node(ws, rsc)
+        _choose_node(ws, rsc, prefer)
     rsc.allocating = False
     return rsc.assigned
+
+
+# --- clones (pcmk__clone_assign, pcmk__assign_instances) ---------------------------------
+
+CLONE_STAGE = "pcmk__clone_assign"
+
+
+def allocate_clone(ws: WorkingSet, c) -> None:
+    if not c.provisional or c.allocating:
+        return
+    c.allocating = True
+    for co in c.cons:
+        allocate(ws, co.primary)
+    for co in c.cons_lhs:
+        if not (co.influence or not _running(co.primary)):
+            continue
+        c.allowed = merge_weights(ws, co.dep, c.id, c.allowed, co.attr, co.score / float(INFINITY))
+    _record(ws, CLONE_STAGE, c, c.allowed)
+    order = sorted(c.instances, key=cmp_to_key(lambda a, b: _cmp_instance(ws, a, b)))
+    _assign_instances(ws, c, order)
+    c.allocating = False
+    c.provisional = False
+
+
+def _active_node(ws: WorkingSet, r):
+    return r.current_node() if r.running_on else None
+
+
+def _cmp(a, b) -> int:
+    return (a > b) - (a < b)
+
+
+def _cmp_instance(ws: WorkingSet, r1, r2) -> int:
+    """pcmk__cmp_instance: which instance is assigned first."""
+    n1, n2 = len(r1.running_on), len(r2.running_on)
+    if n1 and n2 and n1 != n2:
+        return _cmp(n1, n2)
+    node1, node2 = _active_node(ws, r1), _active_node(ws, r2)
+    can1 = node1 is None or r1.allowed.get(node1.uname, -INFINITY) >= 0
+    can2 = node2 is None or r2.allowed.get(node2.uname, -INFINITY) >= 0
+    if not can1:
+        node1 = None
+    if not can2:
+        node2 = None
+    if can1 != can2:
+        return -1 if can1 else 1
+    if r1.priority != r2.priority:
+        return -1 if r1.priority > r2.priority else 1
+    if node1 is None and node2 is None:
+        return 0
+    if node1 is None or node2 is None:
+        return 1 if node1 is None else -1
+    a1, a2 = node1.can_run(), node2.can_run()
+    if a1 != a2:
+        return -1 if a1 else 1
+    c = r1.clone
+    p1, p2 = node1.uname in c.allowed, node2.uname in c.allowed
+    if not p1 and not p2:
+        return 0
+    if p1 != p2:
+        return -1 if p1 else 1
+    f1, f2 = r1.failed, r2.failed
+    if f1 != f2:
+        return 1 if f1 else -1
+    return _cmp(_instance_number(r1), _instance_number(r2))
+
+
+def _instance_number(r) -> int:
+    try:
+        return int(r.id.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _can_run_instance(ws: WorkingSet, r, node: WNode, max_per_node: int) -> bool:
+    if r.removed or not node.can_run():
+        return False
+    c = r.clone
+    score = c.allowed.get(node.uname)
+    if score is None or score < 0:
+        return False
+    return c.counts.get(node.uname, 0) < max_per_node
+
+
+def _ban_unavailable(ws: WorkingSet, r, max_per_node: int) -> None:
+    for uname in r.allowed:
+        if not _can_run_instance(ws, r, ws.node_by_uname[uname], max_per_node):
+            r.allowed[uname] = -INFINITY
+
+
+def _assign_instance(ws: WorkingSet, r, prefer: WNode | None, max_per_node: int) -> WNode | None:
+    if r.allocating:
+        return None
+    _ban_unavailable(ws, r, max_per_node)
+    chosen = allocate(ws, r, prefer)
+    if chosen is not None:
+        c = r.clone
+        c.counts[chosen.uname] = c.counts.get(chosen.uname, 0) + 1
+    return chosen
+
+
+def _unassign(r) -> None:
+    if r.assigned is not None:
+        r.assigned.num_resources -= 1
+    r.assigned = None
+    r.provisional = True
+
+
+def _assign_early(ws: WorkingSet, c, r, current: WNode, max_per_node: int, available: int) -> bool:
+    score = r.allowed.get(current.uname)
+    if score is None or score < 0 or not current.can_run():
+        return False
+    saved_allowed = dict(r.allowed)
+    saved_role = r.next_role
+    saved_counts = dict(c.counts)
+    reserved = 0
+    chosen = None
+    while reserved < available:
+        chosen = _assign_instance(ws, r, current, max_per_node)
+        if chosen is current:
+            break
+        r.allowed = dict(saved_allowed)
+        if chosen is None:
+            _unassign(r)
+            r.next_role = saved_role
+            break
+        reserved += 1
+        _unassign(r)
+        r.next_role = saved_role
+        chosen = None
+    c.counts = saved_counts
+    if chosen is None:
+        return False
+    c.counts[chosen.uname] = c.counts.get(chosen.uname, 0) + 1
+    return True
+
+
+def _assign_instances(ws: WorkingSet, c, instances) -> None:
+    c.counts = {}
+    available_nodes = sum(1 for uname in c.allowed if ws.node_by_uname[uname].can_run())
+    max_total, max_per_node = c.clone_max, c.clone_node_max
+    optimal = max(1, max_total // available_nodes) if available_nodes else 1
+    assigned = 0
+    for r in instances:
+        if assigned >= max_total:
+            break
+        if not r.provisional or not r.running_on or r.failed:
+            continue
+        current = r.current_node()
+        if not current.can_run():
+            continue
+        if c.counts.get(current.uname, 0) >= optimal and current.uname in c.allowed:
+            continue
+        if _assign_early(ws, c, r, current, max_per_node, max_total - assigned):
+            assigned += 1
+    for r in instances:
+        if not r.provisional:
+            continue
+        if assigned >= max_total:
+            for uname in list(r.allowed) or [n.uname for n in ws.nodes]:
+                r.allowed[uname] = -INFINITY
+            if r.managed:
+                _record(ws, PRIMITIVE_STAGE, r, r.allowed)
+                _assign(r, None, force=False)
+            else:
+                allocate(ws, r)
+        elif _assign_instance(ws, r, None, max_per_node) is not None:
+            assigned += 1
 
 
 def _sort_key(ws: WorkingSet, rsc, current: WNode | None):
@@ -324,12 +572,18 @@ def _sort_key(ws: WorkingSet, rsc, current: WNode | None):
     return key
 
 
-def _choose_node(ws: WorkingSet, rsc) -> None:
+def _choose_node(ws: WorkingSet, rsc, prefer: WNode | None = None) -> None:
     if not rsc.provisional:
         return
     current = rsc.current_node()
     unames = sorted(rsc.allowed, key=_sort_key(ws, rsc, current))
     chosen = None
+    if prefer is not None and unames:
+        score = rsc.allowed.get(prefer.uname)
+        best_score = rsc.allowed[unames[0]] if ws.node_by_uname[unames[0]].can_run() else -INFINITY
+        if score is not None and score >= best_score and score >= 0 and prefer.can_run():
+            _assign(rsc, prefer, force=False)
+            return
     if unames:
         best = unames[0]
         node = ws.node_by_uname[best]
@@ -358,3 +612,34 @@ def _assign(rsc, node: WNode | None, force: bool) -> None:
 def assign_all(ws: WorkingSet) -> None:
     for rsc in ws.resources:
         allocate(ws, rsc)
+    _interleave_unassign(ws)
+
+
+def _interleave_unassign(ws: WorkingSet) -> None:
+    """A mandatory order between interleaved clones: an instance of 'then' that has no instance
+    of 'first' on its node is not allowed to come up (unassign_if_mandatory), which may in turn
+    leave instances of clones ordered after it without a partner."""
+    pairs = []
+    for o in ws.cib.orders:
+        first, then = ws.lookup(o.first), ws.lookup(o.then)
+        if first is None or then is None or not first.is_clone or not then.is_clone or first is then:
+            continue
+        mandatory = o.kind == "Mandatory" and not (o.score is not None and o.score == 0)
+        symmetric = o.symmetrical if o.symmetrical is not None else True
+        if not mandatory or not symmetric or not then.interleave or not o.require_all:
+            continue
+        if o.first_action in ("stop", "demote") or o.then_action in ("stop", "demote"):
+            continue
+        pairs.append((first, then))
+    changed = True
+    while changed and pairs:
+        changed = False
+        for first, then in pairs:
+            nodes = {inst.assigned for inst in first.instances
+                     if inst.assigned is not None and not inst.blocked}
+            for inst in then.instances:
+                if inst.assigned is not None and inst.assigned not in nodes and inst.managed:
+                    inst.assigned.num_resources -= 1
+                    inst.assigned = None
+                    inst.next_role = STOPPED
+                    changed = True

@@ -6,7 +6,7 @@ from hadaemon.core.cib.model import LrmResource
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 from hadaemon.core.policy.working import (
-    STARTED, STOPPED, UNKNOWN, WNode, WorkingSet, WRsc, setup_primitive,
+    STARTED, STOPPED, UNKNOWN, WNode, WorkingSet, WRsc, new_instance, setup_primitive,
 )
 
 FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER, FAIL_MIGRATE, FAIL_BLOCK, FAIL_STOP, FAIL_STANDBY, FAIL_FENCE = range(8)
@@ -67,6 +67,47 @@ def unpack_status(ws: WorkingSet) -> None:
             r.next_role = r.target_role
         elif r.target_role is not None and r.target_role < r.next_role:
             r.next_role = r.target_role
+
+
+def _history_rsc(ws: WorkingSet, node: WNode, rid: str) -> WRsc | None:
+    """The resource a history entry belongs to; for clones, the instance (Pacemaker's
+    unpack_find_resource and find_anonymous_clone)."""
+    r = ws.prims.get(rid)
+    if r is not None and r.clone is None:
+        return r
+    base = rid.rsplit(":", 1)[0] if ":" in rid else rid
+    clone = r.clone if r is not None else ws.clone_of.get(base)
+    if clone is None:
+        return None
+    if clone.unique:
+        if r is not None:
+            return r
+        if rid == base:
+            return None  # a unique clone's history names its instances
+        return new_instance(ws, clone, clone.instances[0].prim)
+    return _anonymous_instance(ws, node, clone)
+
+
+def _anonymous_instance(ws: WorkingSet, node: WNode, clone) -> WRsc:
+    found = None
+    inactive = None
+    skip_inactive = False
+    for inst in clone.instances:
+        if inst.running_on:
+            if inst.running_on[0] is node:
+                # another history entry on this node already maps to this instance: removed
+                skip_inactive = True
+                break
+        elif not skip_inactive and inactive is None and not inst.blocked and not inst.removed:
+            inactive = inst
+    if found is None and not skip_inactive:
+        found = inactive
+    if found is not None and found.requires != "fencing" and (not node.online or node.unclean) \
+            and clone.clone_max != len(ws.nodes):
+        found = None
+    if found is None:
+        found = new_instance(ws, clone, clone.instances[0].prim)
+    return found
 
 
 def _orphan(ws: WorkingSet, lr: LrmResource) -> WRsc:
@@ -134,7 +175,7 @@ def _on_fail_for(ws: WorkingSet, r: WRsc, task: str, interval_ms: int):
 def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
     if not lr.ops:
         return
-    r = ws.prims.get(lr.id)
+    r = _history_rsc(ws, node, lr.id)
     if r is None:
         if ws.cib.find(lr.id) is not None:
             return  # history for a group id: nothing to do
@@ -272,6 +313,8 @@ def _update_state(r: WRsc, task: str, rc: int, op, state) -> None:
 def _process_rsc_state(ws: WorkingSet, r: WRsc, node: WNode, on_fail: int) -> None:
     if r.role != UNKNOWN:
         r.known_on.add(node.uname)
+        if r.clone is not None and not r.clone.unique:
+            r.clone.known_on.add(node.uname)
     if r.role > STOPPED and not node.online and not node.maintenance and r.managed:
         if ws.stonith_enabled:
             ws.fence_node(node, f"{r.id} is thought to be active there")

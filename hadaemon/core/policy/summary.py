@@ -20,7 +20,7 @@ def rsc_changes(ws: WorkingSet, p: Planner) -> List[Tuple]:
     """(verb, rsc_id, origin, destination, action, source) per resource, like LogActions."""
     out: List[Tuple] = []
     for top in ws.resources:
-        for r in (top.members if top.is_group else [top]):
+        for r in (top.members if (top.is_group or top.is_clone) else [top]):
             item = _log_actions(ws, p, r)
             if item:
                 out.extend(item)
@@ -150,7 +150,7 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
     for top in ws.resources:
         rank[top.id] = i
         i += 1
-        if top.is_group:
+        if top.is_group or top.is_clone:
             for m in top.members:
                 rank[m.id] = i
                 i += 1
@@ -257,10 +257,52 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
             out.append(f"    * Resource Group: {top.id}:")
             for m in top.members:
                 out.append("      " + _rsc_line(ws, m, placement.get(m.id, []), revised, touched, fenced_nodes))
+        elif top.is_clone:
+            out.extend(_clone_lines(ws, top, placement, revised, touched, fenced_nodes))
         else:
             if top.orphan and not placement.get(top.id):
                 continue
             out.append("    " + _rsc_line(ws, top, placement.get(top.id, []), revised, touched, fenced_nodes))
+    return out
+
+
+def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_nodes) -> List[str]:
+    """crm_mon's clone display: instances in full when unique, failed or unmanaged; the others
+    summed up as Started: [ nodes ] and Stopped: [ nodes ]."""
+    agent = c.instances[0].agent if c.instances else ""
+    head = f"    * Clone Set: {c.id} [{c.child_id}]"
+    if c.unique:
+        head += " (unique)"
+    flags = []
+    if c.target_role == STOPPED:
+        flags.append("disabled")
+    if not c.managed:
+        flags.append("unmanaged")
+    out = [head + (" (" + ", ".join(flags) + ")" if flags else "") + ":"]
+    started: List[str] = []
+    full = []
+    for r in c.instances:
+        nodes = placement.get(r.id, [])
+        shown_failed = r.failed and (not revised or r.id not in touched)
+        if c.unique or (nodes and (shown_failed or not r.shown_managed or r.blocked or len(nodes) > 1)):
+            if nodes or not r.removed:
+                full.append("      " + _rsc_line(ws, r, nodes, revised, touched, fenced_nodes))
+        elif nodes:
+            started.extend(nodes)
+    out.extend(full)
+    if started:
+        names = sorted(set(started), key=lambda u: [n.uname for n in ws.nodes].index(u))
+        out.append(f"      * Started: [ {' '.join(names)} ]")
+    if not c.unique:
+        running = set()
+        for r in c.instances:
+            running.update(placement.get(r.id, []))
+        stopped = [n.uname for n in ws.nodes if n.uname not in running
+                   and c.allowed.get(n.uname, -1) >= 0 or (n.uname not in running and ws.symmetric
+                                                            and n.uname not in c.allowed)]
+        if stopped:
+            out.append(f"      * Stopped: [ {' '.join(stopped)} ]")
+    del agent
     return out
 
 

@@ -1,13 +1,12 @@
 """Stage 1, unpack: cluster options, node states and resources (history: see status.py)."""
 from __future__ import annotations
 
-from typing import Dict
-
-from hadaemon.core.cib.model import Cib, Group, NodeState
+from hadaemon.core.cib.model import Cib, Clone, Group, NodeState
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.status import failcount, unpack_status  # noqa: F401  (re-exported)
 from hadaemon.core.policy.working import (  # noqa: F401  (WorkingSet re-exported)
-    WGroup, WNode, WorkingSet, WRsc, natural_key, setup_primitive, truth,
+    WClone, WGroup, WNode, WorkingSet, WRsc, natural_key, new_instance, resource_meta, setup_primitive,
+    truth,
 )
 
 
@@ -138,13 +137,7 @@ def _online_no_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
         ws.fence_node(node, "peer is unexpectedly down")
 
 
-def _meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None) -> Dict[str, str]:
-    meta = resolve_sets(sets)
-    if parent_meta:
-        for k, v in parent_meta.items():
-            meta.setdefault(k, v)
-    resolve_sets(ws.cib.rsc_defaults, into=meta)
-    return meta
+_meta = resource_meta
 
 
 def _unpack_resources(ws: WorkingSet) -> None:
@@ -160,11 +153,25 @@ def _unpack_resources(ws: WorkingSet) -> None:
             if ws.symmetric:
                 g.allowed = {n.uname: 0 for n in ws.nodes}
             ws.resources.append(g)
+        elif isinstance(res, Clone):
+            meta = _meta(ws, res.meta_sets, None)
+            meta.setdefault("resource-stickiness", "1")  # clones are slightly sticky by default
+            c = WClone(res.id, meta, res.child.id, len(ws.nodes))
+            ws.clones[c.id] = c
+            ws.clone_of[res.child.id] = c
+            if ws.symmetric:
+                c.allowed = {n.uname: 0 for n in ws.nodes}
+            for _i in range(max(1, c.clone_max)):
+                r = new_instance(ws, c, res.child)
+                if c.clone_max <= 0:
+                    r.removed = True
+            ws.resources.append(c)
         else:
             r = WRsc(res.id, res, _meta(ws, res.meta_sets, None))
             setup_primitive(ws, r)
             ws.prims[r.id] = r
             ws.resources.append(r)
     ws.resources.sort(key=lambda x: -x.priority)
+
 
 

@@ -6,6 +6,7 @@ from typing import Dict, List
 
 from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Primitive
+from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 
 STOPPED, STARTED = 1, 2
@@ -96,15 +97,19 @@ class Coloc:
 
 
 class WRsc:
-    """A primitive resource's scheduling state."""
+    """A primitive resource's scheduling state (also each instance of a cloned primitive)."""
 
     is_group = False
+    is_clone = False
 
     def __init__(self, rid: str, prim: Primitive | None, meta: Dict[str, str], group=None):
         self.id = rid
         self.prim = prim
         self.meta = meta
         self.group = group
+        self.clone = None  # the WClone this is an instance of
+        self.base_id = rid  # the id in the history and in fail-count attributes
+        self.removed = False  # a clone instance beyond clone-max (history only)
         self.orphan = prim is None
         self.agent = prim.agent if prim else ""
         self.cls = prim.cls if prim else ""
@@ -163,6 +168,7 @@ class WGroup:
     """A group: members placed together and started in order."""
 
     is_group = True
+    is_clone = False
 
     def __init__(self, gid: str, meta: Dict[str, str]):
         self.id = gid
@@ -192,6 +198,66 @@ class WGroup:
         return f"<WGroup {self.id}>"
 
 
+class WClone:
+    """A clone: clone-max instances of one primitive, placed by Pacemaker's instance rules."""
+
+    is_group = False
+    is_clone = True
+
+    def __init__(self, cid: str, meta: Dict[str, str], child_id: str, nodes: int):
+        self.id = cid
+        self.meta = meta
+        self.child_id = child_id
+        self.instances: List[WRsc] = []
+        self.priority = _int(meta.get("priority"), 0)
+        self.provisional = True
+        self.allocating = False
+        self.merging = False
+        self.allowed: Dict[str, int] = {}
+        self.cons: List[Coloc] = []
+        self.cons_lhs: List[Coloc] = []
+        self.orphan = False
+        self.unique = truth(meta.get("globally-unique"), False)
+        self.clone_max = _count(meta.get("clone-max"), max(1, nodes))
+        self.clone_node_max = _count(meta.get("clone-node-max"), 1)
+        if not self.unique and self.clone_node_max > 1:
+            self.clone_node_max = 1  # anonymous clones: one instance per node
+        self.interleave = truth(meta.get("interleave"), False)
+        self.ordered = truth(meta.get("ordered"), False)
+        self.notify = truth(meta.get("notify"), False)
+        self.managed = truth(meta.get("is-managed", meta.get("is_managed")), True)
+        self.target_role = role_from_text(meta.get("target-role", meta.get("target_role")))
+        self.known_on: set = set()  # anonymous: nodes where any instance's state is known
+        self.counts: Dict[str, int] = {}  # node -> instances assigned there
+        self.next_number = 0
+
+    @property
+    def running_on(self) -> List[WNode]:
+        seen: List[WNode] = []
+        for r in self.instances:
+            for n in r.running_on:
+                if n not in seen:
+                    seen.append(n)
+        return seen
+
+    @property
+    def members(self) -> List[WRsc]:
+        return self.instances
+
+    def __repr__(self) -> str:
+        return f"<WClone {self.id}>"
+
+
+def _count(text: str | None, default: int) -> int:
+    """A clone count meta-attribute: default when unset, 0 when invalid or negative."""
+    if text is None:
+        return default
+    try:
+        return max(0, int(float(text.strip())))
+    except ValueError:
+        return 0
+
+
 def _int(text: str | None, default: int) -> int:
     """An integer meta-attribute the way Pacemaker reads scores ("2.0" is 2, "INFINITY" is 1000000)."""
     if text is None:
@@ -213,6 +279,8 @@ class WorkingSet:
         self.resources: list = []  # top-level WRsc / WGroup, allocation order
         self.prims: Dict[str, WRsc] = {}
         self.groups: Dict[str, WGroup] = {}
+        self.clones: Dict[str, WClone] = {}
+        self.clone_of: Dict[str, WClone] = {}  # cloned primitive's id -> clone
         self.scores: list = []
         self.actions = None  # filled by the actions stage
         self.fence_ops: List = []
@@ -234,6 +302,13 @@ class WorkingSet:
         self.fence_seq = 0  # order in which nodes were found to need fencing
         self.migrations: list = []  # (resource, source node, migrate_to op, ops) to judge after unpacking
 
+    def lookup(self, rid: str):
+        """A configured primitive, group or clone by id (not a clone instance)."""
+        r = self.prims.get(rid)
+        if r is not None and r.clone is None:
+            return r
+        return self.groups.get(rid) or self.clones.get(rid)
+
     def can_fence(self, node: WNode | None) -> bool:
         if not self.stonith_enabled or not self.have_stonith_resource:
             return False
@@ -252,7 +327,7 @@ class WorkingSet:
 
     def location(self, rsc, node: WNode | None, score: int) -> None:
         """Add a score for rsc on one node (or on every node when node is None)."""
-        targets = rsc.members if rsc.is_group else [rsc]
+        targets = rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]
         for r in targets:
             for n in ([node] if node is not None else self.nodes):
                 r.allowed[n.uname] = add_scores(r.allowed.get(n.uname, 0) if n.uname in r.allowed
@@ -284,3 +359,32 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
             r.allowed[n.uname] = 0
     if not r.managed or ws.maintenance_mode:
         r.managed = False
+
+
+def resource_meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None) -> Dict[str, str]:
+    """Meta attributes: the resource's own, then its parent's, then rsc_defaults."""
+    meta = resolve_sets(sets)
+    if parent_meta:
+        for k, v in parent_meta.items():
+            meta.setdefault(k, v)
+    resolve_sets(ws.cib.rsc_defaults, into=meta)
+    return meta
+
+
+def new_instance(ws: WorkingSet, c: WClone, prim) -> WRsc:
+    """The clone's next instance (`child:N`); beyond clone-max it is a removed one."""
+    rid = f"{c.child_id}:{c.next_number}"
+    c.next_number += 1
+    r = WRsc(rid, prim, resource_meta(ws, prim.meta_sets, c.meta))
+    r.clone = c
+    r.base_id = rid if c.unique else c.child_id
+    setup_primitive(ws, r)
+    if not c.managed:
+        r.managed = False
+    if c.next_number > c.clone_max:
+        r.removed = True
+        for n in ws.nodes:
+            r.allowed[n.uname] = -INFINITY
+    c.instances.append(r)
+    ws.prims[r.id] = r
+    return r
