@@ -22,6 +22,8 @@ start) is started inside it with ``nsenter -t ANCHOR -m -n``. In that mount name
 - mounts made by agents (ocf:heartbeat:Filesystem) stay private to the node (propagation private):
   admin1 mounting the shared store does not make it appear mounted on admin2.
 
+Each node also gets its own UTS namespace (hostname = node name), as separate machines would.
+
 The mount namespace lives as long as the anchor: ha-crmd killed -9 and restarted finds its agents'
 mounts and processes as it left them. Powering a node off (PowerSwitch, fence_hadaemon) kills every
 process in its network namespace, the anchor included, like a power cut; powering on starts a new
@@ -61,6 +63,7 @@ AGENTS_DIR = Path(REPO_ROOT) / "agents"
 _ANCHOR_SH = r"""
 set -e
 d=$1
+hostname "$2"
 mount --bind "$d/run" /run
 mkdir -p /run/lock /run/resource-agents /run/hadaemon
 for pair in "initd:/etc/init.d" "ocf:/usr/lib/ocf" "sbin:/usr/sbin"; do
@@ -368,8 +371,8 @@ class CrmCluster:
         script = self.dir(node) / "anchor.sh"
         script.write_text(_ANCHOR_SH)
         before = old.output().count("anchor-ready") if old is not None else 0
-        p = self.c.spawn(node, ["unshare", "--mount", "--propagation", "private", "--", "sh", str(script),
-                                str(self.dir(node))], name="mntns-anchor")
+        p = self.c.spawn(node, ["unshare", "--mount", "--uts", "--propagation", "private", "--", "sh",
+                                str(script), str(self.dir(node)), node], name="mntns-anchor")
         self.anchors[node] = p
         try:
             wait_until(lambda: p.output().count("anchor-ready") > before or not p.alive(), 10,
@@ -385,7 +388,7 @@ class CrmCluster:
         pid = self.anchor_pid(node)
         if pid is None:
             raise RuntimeError(f"{node} is not running (no mount-namespace anchor)")
-        return ["nsenter", "-t", str(pid), "-m", "-n", "--", *map(str, argv)]
+        return ["nsenter", "-t", str(pid), "-m", "-n", "-u", "--", *map(str, argv)]
 
     def run(self, node: str, argv: Sequence[str], check: bool = False, timeout: float = 60,
             env: Dict[str, str] | None = None, input: str | None = None):
