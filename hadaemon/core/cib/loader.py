@@ -10,15 +10,11 @@ from hadaemon.core.cib.model import (
     Order, Primitive, Rule,
 )
 from hadaemon.core.cib.scores import parse_score
+from hadaemon.core.cib.support import LEGACY_CLASSES, RESOURCE_CLASSES, UNSUPPORTED
 from hadaemon.core.cib.xmltree import Element, parse_xml, paused_gc
 from hadaemon.core.errors import ConfigError
 
-UNSUPPORTED = {
-    "master": "promotable (master/slave) resources",
-    "promotable": "promotable resources", "bundle": "bundles", "rsc_ticket": "ticket constraints",
-    "resource_set": "resource sets", "template": "resource templates", "tag": "tags",
-}
-PRIMITIVE_CLASSES = ("ocf", "lsb", "systemd", "service", "stonith", "heartbeat", "upstart", "nagios")
+PRIMITIVE_CLASSES = RESOURCE_CLASSES + LEGACY_CLASSES
 _ISO = re.compile(r"^P(?:T)?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$", re.I)
 _UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "": 1000, "m": 60000, "min": 60000,
           "h": 3600000, "hr": 3600000, "us": 0, "usec": 0}
