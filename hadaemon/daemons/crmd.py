@@ -1,11 +1,180 @@
-"""ha-crmd: cluster resource manager daemon (DC election, CIB, transitions, LRM) — a later issue."""
+"""ha-crmd: the cluster resource manager daemon (DC election, replicated CIB, transitions, LRM)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import logging
+import os
+import signal
 import sys
+import xml.etree.ElementTree as ET
+
+from hadaemon.core.cib.loader import parse_cib
+from hadaemon.core.crm import cibdoc
+from hadaemon.core.errors import ConfigError
+from hadaemon.core.heartbeat.hacf import load_hacf
+from hadaemon.daemons.plumbing import Runtime, setup_logging, supervise_connection
+from hadaemon.io.cibstore import CibStore
+
+__all__ = ["main", "load_configuration", "load_cib"]
+
+DEFAULT_CONFIG = "/etc/ha.d/ha.cf"
+DEFAULT_STATE_DIR = "/var/lib/hadaemon"
+CRM_ON = ("respawn", "on", "yes", "true", "y", "1")
+
+log = logging.getLogger("ha-crmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ha-crmd", description="hadaemon cluster resource manager.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"ha.cf path (default {DEFAULT_CONFIG})")
+    p.add_argument("--node", help="local node name (default: uname -n)")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                   help=f"where the CIB and the scheduler inputs are kept (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--cib", help="seed CIB used when the state directory holds none")
+    p.add_argument("--check-config", action="store_true", help="validate ha.cf and the CIB, then exit")
+    p.add_argument("--no-systemd", action="store_true",
+                   help="run agents as plain processes even when systemd is PID 1")
+    p.add_argument("--debug", action="store_true", help="debug logging")
+    return p
+
+
+def load_configuration(path: str, node: str | None):
+    """(HaConfig, local node name); raises ConfigError naming the file (and line)."""
+    cfg = load_hacf(path)
+    local = node or os.uname().nodename
+    if cfg.nodes and local not in cfg.nodes:
+        raise ConfigError(path, 0, f"the local node {local!r} is not listed in a 'node' directive "
+                          f"(nodes: {', '.join(cfg.nodes)}); add 'node {local}' or pass --node")
+    return cfg, local
+
+
+def _parse_file(path: str) -> ET.Element:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(path, 0, f"cannot read: {exc.strerror}") from None
+    try:
+        cib = cibdoc.parse(data)
+    except ValueError as exc:
+        raise ConfigError(path, 0, str(exc)) from None
+    problem = cibdoc.old_schema_problem(cib)
+    if problem:
+        raise ConfigError(path, 0, problem)
+    parse_cib(data, path)  # raises ConfigError(path, line, ...) for what the scheduler cannot read
+    return cib
+
+
+def load_cib(store: CibStore, seed: str | None) -> tuple:
+    """(CIB element, where it came from): the state directory's copy, else the seed, else empty.
+    The status section is dropped: it is rebuilt when the nodes join."""
+    if os.path.exists(store.path):
+        cib, origin = _parse_file(store.path), store.path
+        store.load()
+    elif seed:
+        cib, origin = _parse_file(seed), seed
+    else:
+        cib, origin = cibdoc.empty_cib(), "(empty)"
+    cibdoc.strip_status(cib)
+    return cib, origin
+
+
+async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
+    from hadaemon.daemons.crmd_node import CrmNode
+    from hadaemon.daemons.crmd_ping import Pinger
+
+    rt = Runtime("ha-crmd")
+    lrm_factory = None
+    if args.no_systemd:
+        def lrm_factory(on_result):
+            from hadaemon.io.lrm import LocalResourceManager
+
+            return LocalResourceManager(on_result, use_systemd=False)
+    node = CrmNode(local, cfg, store, cib, lrm_factory=lrm_factory)
+    node.status_cb = rt.status
+
+    def reload():
+        try:
+            new_cfg, _ = load_configuration(args.config, local)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc, extra={"EVENT": "reload-failed"})
+            return
+        node.cfg = new_cfg
+        log.info("configuration reloaded from %s", args.config, extra={"EVENT": "reloaded"})
+        if node.dc_role is not None:
+            node.dc_role.schedule("ha.cf reloaded")
+
+    rt.install_signals(reload=reload)
+    rt.start_watchdog()
+    export = None
+    try:
+        from hadaemon.bus.crm import Export
+    except ImportError:
+        Export = None
+        log.warning("org.hadaemon.Crm1 is not available in this build", extra={"EVENT": "no-dbus-api"})
+    if Export is not None:
+        export = Export(node)
+        try:
+            await export.connect()
+        except Exception as exc:  # noqa: BLE001 - any bus failure is fatal at start-up, with its reason
+            print(f"ha-crmd: cannot export org.hadaemon.Crm1 on the system bus: {exc}", file=sys.stderr)
+            return 1
+        rt.spawn(supervise_connection(export.connect, export.wait_for_disconnect, export.close, rt.stop,
+                                      "the D-Bus connection"))
+    if cfg.ping:
+        rt.spawn(Pinger(node, cfg).run(rt.stop))
+    log.info("node %s started: CIB %s, state in %s", local, cibdoc.version_text(cibdoc.version_of(cib)),
+             store.dir, extra={"NODE": local, "EVENT": "start"})
+    rt.ready(node.status_line())
+    runner = rt.spawn(node.run(rt.stop))
+    await rt.stop.wait()
+    rt.stopping()
+    log.info("stopping", extra={"NODE": local, "EVENT": "stop"})
+    runner.cancel()
+    await node.close()
+    if export is not None:
+        export.close()
+    await rt.close()
+    return 0
 
 
 def main(argv=None) -> int:
-    print("ha-crmd: the CRM daemon is not part of this release yet; "
-          "the policy engine is available offline as `hactl simulate`", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, local = load_configuration(args.config, args.node)
+        store = CibStore(args.state_dir)
+        cib, origin = load_cib(store, args.cib)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if (cfg.crm or "off").lower() not in CRM_ON:
+        print(f"{args.config}: 'crm {cfg.crm}': the CRM is not enabled; add 'crm respawn' (or 'crm on') "
+              "to run ha-crmd", file=sys.stderr)
+        return 1
+    if args.check_config:
+        for w in cfg.warnings:
+            print(w, file=sys.stderr)
+        print(f"{args.config}: OK ({len(cfg.nodes)} nodes); CIB {origin}: OK "
+              f"(epoch {cibdoc.version_text(cibdoc.version_of(cib))})")
+        return 0
+    try:
+        store.check()
+    except OSError as exc:
+        print(f"ha-crmd: {args.state_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
+    setup_logging("ha-crmd", debug=args.debug)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    for w in cfg.warnings:
+        log.warning("%s", w, extra={"EVENT": "config-warning"})
+    try:
+        return asyncio.run(_run(args, cfg, local, cib, store))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

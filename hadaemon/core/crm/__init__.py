@@ -1,0 +1,1 @@
+"""The cluster resource manager's decisions: DC election, join, CIB versions, quorum, transitions, status."""

@@ -1,0 +1,466 @@
+"""The DC role: join, the master CIB (changes replicated before they are acknowledged), scheduling,
+running transitions through each node's LRM, recording results, fencing."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Set
+
+from hadaemon.core.cib.loader import parse_cib
+from hadaemon.core.crm import cibdoc
+from hadaemon.core.crm import join as J
+from hadaemon.core.crm import status as S
+from hadaemon.core.crm import transition as T
+from hadaemon.core.crm.ops import plan_op
+from hadaemon.core.errors import BadRequest, ConfigError
+from hadaemon.daemons.crmd_fencing import Fencing
+
+__all__ = ["DcRole"]
+
+log = logging.getLogger("ha-crmd")
+
+JOIN_TIMEOUT = 5.0
+ACK_TIMEOUT = 10.0
+FLUSH_DELAY = 0.02
+RECHECK_INTERVAL = 60.0
+ACTION_MARGIN = 5.0
+
+
+class DcRole:
+    """Everything this node does while it is the DC of its partition; close() when it stops being one."""
+
+    def __init__(self, node, voters, round_: int):
+        self.node = node
+        self.loop = node.loop
+        self.round = round_
+        self.voters = tuple(voters)
+        self.join: J.Join | None = None
+        self.joined: Set[str] = set()
+        self.late: Dict[str, List[S.OpRecord]] = {}
+        self.reports: Dict[str, dict] = {}
+        self.run: T.Run | None = None
+        self.model = None               # the parsed scheduler input of the running transition
+        self.pending_schedule = False
+        self.closed = False
+        self._timers: List[asyncio.Handle] = []
+        self._join_timer = None
+        self._action_timer = None
+        self._flush_handle = None
+        self._acks: Dict[int, tuple] = {}
+        self._ack_seq = 0
+        self._busy_streak = 0
+        self.fencing = Fencing(self)
+
+    @property
+    def cib(self) -> ET.Element:
+        return self.node.cib
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        now = self.loop.time()
+        self.join = J.new_join(self.node.local_node, self.round, self.voters, now, JOIN_TIMEOUT)
+        log.info("DC: join round %d with %s", self.round, " ".join(self.join.expected),
+                 extra={"EVENT": "join-start"})
+        for n in self.join.expected:
+            self.node.send(n, "join_offer", round=self.round, dc=self.node.local_node, instance=self.node.instance)
+        self._join_timer = self.loop.call_later(JOIN_TIMEOUT + 0.05, self._join_step, J.Tick())
+        self._timers.append(self.loop.call_later(RECHECK_INTERVAL, self._recheck))
+
+    def close(self) -> None:
+        self.closed = True
+        for h in self._timers + [self._join_timer, self._action_timer, self._flush_handle]:
+            if h is not None:
+                h.cancel()
+        for _pending, fut in self._acks.values():
+            if not fut.done():
+                fut.set_exception(BadRequest("NotReady", "the DC changed while the update was replicated; "
+                                             "check the CIB and retry"))
+        self._acks.clear()
+        if self.run is not None and not self.run.completed:
+            log.info("transition %d abandoned: no longer DC", self.run.id, extra={"TRANSITION": self.run.id})
+            self.node.transition_info = {"id": self.run.id, "state": "idle"}
+        self.fencing.close()
+
+    def membership_changed(self, members, lost) -> None:
+        for n in lost:
+            for pending, fut in self._acks.values():
+                pending.discard(n)
+                if not pending and not fut.done():
+                    fut.set_result(None)
+
+    def _recheck(self) -> None:
+        if self.closed:
+            return
+        self.schedule("recheck")
+        self._timers.append(self.loop.call_later(RECHECK_INTERVAL, self._recheck))
+
+    # -- join ---------------------------------------------------------------------------------------
+    def _join_step(self, event) -> None:
+        if self.closed or self.join is None:
+            return
+        self.join, effects = J.step(self.join, event, self.loop.time())
+        for e in effects:
+            self._finalize(e)
+
+    def _finalize(self, fin: J.Finalize) -> None:
+        if self._join_timer is not None:
+            self._join_timer.cancel()
+        node = self.node
+        cib = copy.deepcopy(node.cib)
+        if fin.cib_source != node.local_node:
+            src = cibdoc.parse(self.reports[fin.cib_source]["cib"])
+            cib.remove(cib.find("configuration"))
+            cib.insert(0, src.find("configuration"))
+            cibdoc.set_version(cib, fin.version)
+            log.info("DC: the newest CIB (%s) is %s's", cibdoc.version_text(fin.version), fin.cib_source,
+                     extra={"NODE": fin.cib_source, "EVENT": "cib-sync"})
+        configured = list(node.cfg.nodes) if node.cfg is not None and node.cfg.nodes else []
+        cibdoc.ensure_nodes(cib, sorted(set(configured) | set(fin.joined) | set(node.members)))
+        self.joined = set(fin.joined)
+        known = {n.get("uname") or n.get("id") for n in cibdoc.section(cib, "nodes").findall("node")}
+        for n in sorted(known):
+            if n in self.joined:
+                S.set_node_state(cib, n, in_ccm="true", crmd="online", join="member", expected="member")
+                rep = self.reports.get(n, {})
+                lrm = ET.fromstring(rep["lrm"]) if rep.get("lrm") else None
+                S.replace_lrm(cib, n, lrm)
+                for name, value in (rep.get("attrs") or {}).items():
+                    S.set_attribute(cib, n, name, value)
+                for rec in self.late.get(n, []):
+                    self._apply_record(cib, n, rec)
+                node.emit("node", n, "online")
+            else:
+                in_ccm = "true" if n in node.members else "false"
+                S.set_node_state(cib, n, in_ccm=in_ccm, crmd="offline", join="down")
+        self.late.clear()
+        cib.set("dc-uuid", cibdoc.node_id(cib, node.local_node))
+        cib.set("have-quorum", "1" if node.has_quorum else "0")
+        cibdoc.bump(cib, configuration=False)
+        node.install_cib(cib)
+        log.info("DC: join round %d complete: %s%s", self.round, " ".join(fin.joined),
+                 f" (no answer from {' '.join(fin.missing)})" if fin.missing else "",
+                 extra={"EVENT": "join-complete"})
+        self.broadcast_cib()
+        self.schedule("join complete")
+
+    # -- messages -----------------------------------------------------------------------------------
+    def handle(self, src: str, msg: dict) -> None:
+        t = msg["t"]
+        if t == "join_report":
+            if msg["round"] != self.round:
+                return
+            self.reports[src] = msg
+            self.late[src] = []
+            report = J.JoinReport(tuple(msg["version"]), msg.get("lrm", ""))
+            self._join_step(J.Report(src, msg["round"], report))
+        elif t == "op_result":
+            self.on_record(src, S.OpRecord.from_dict(msg["record"]))
+        elif t == "cib_ack":
+            entry = self._acks.get(msg["ack"])
+            if entry is not None:
+                entry[0].discard(src)
+                if not entry[0] and not entry[1].done():
+                    entry[1].set_result(None)
+        elif t == "fence_result":
+            self.fencing.result(src, msg)
+        elif t == "modify":
+            asyncio.ensure_future(self._reply(src, msg, self._modify(msg)))
+        elif t == "cleanup":
+            asyncio.ensure_future(self._reply(src, msg, self._cleanup(msg.get("rsc", ""), msg.get("node", ""))))
+        elif t == "attr":
+            self.set_attribute(src, msg["name"], msg.get("value"))
+
+    async def _reply(self, src: str, msg: dict, coro) -> None:
+        try:
+            version = await coro
+        except BadRequest as exc:
+            self.node.send(src, "modify_reply", req=msg["req"], kind=exc.kind, message=str(exc))
+        else:
+            self.node.send(src, "modify_reply", req=msg["req"], version=version)
+
+    # -- CIB changes --------------------------------------------------------------------------------
+    def broadcast_cib(self, ack: int = 0) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.node.broadcast("cib", xml=cibdoc.to_text(self.cib), ack=ack)
+
+    def _changed(self) -> None:
+        """A status change: persist and replicate soon (changes within FLUSH_DELAY go out together)."""
+        if self._flush_handle is None:
+            def flush():
+                self._flush_handle = None
+                if not self.closed:
+                    self.node.persist()
+                    self.broadcast_cib()
+            self._flush_handle = self.loop.call_later(FLUSH_DELAY, flush)
+
+    async def commit(self, cib: ET.Element) -> str:
+        """Make cib the CIB, replicate it and wait until every joined member applied it."""
+        self.node.install_cib(cib)
+        self._ack_seq += 1
+        ack = self._ack_seq
+        pending = {n for n in self.joined if n != self.node.local_node and n in self.node.members}
+        fut = self.loop.create_future()
+        self._acks[ack] = (pending, fut)
+        if not pending:
+            fut.set_result(None)
+        self.broadcast_cib(ack)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), ACK_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise BadRequest("NotReady", f"not acknowledged by {' '.join(sorted(pending))} within "
+                             f"{ACK_TIMEOUT:g} s (the change is applied on the DC)") from None
+        finally:
+            self._acks.pop(ack, None)
+        return cibdoc.version_text(cibdoc.version_of(self.cib))
+
+    async def _modify(self, msg: dict) -> str:
+        if self.join is None or not self.join.done:
+            raise BadRequest("NotReady", "the DC is still joining the nodes; retry in a moment")
+        try:
+            conf = ET.fromstring(msg["conf"])
+        except ET.ParseError as exc:
+            raise BadRequest("InvalidArgument", f"invalid configuration XML: {exc}") from None
+        cib = copy.deepcopy(self.cib)
+        cib.remove(cib.find("configuration"))
+        cib.insert(0, conf)
+        try:
+            admin = int(msg.get("admin_epoch") or 0)
+        except ValueError:
+            admin = 0
+        if admin > cibdoc.version_of(cib)[0]:
+            cibdoc.set_version(cib, (admin, cibdoc.version_of(cib)[1], 0))
+        problem = cibdoc.old_schema_problem(cib)
+        if problem:
+            raise BadRequest("InvalidArgument", problem)
+        try:
+            parse_cib(cibdoc.to_text(cib), "<new CIB>")
+        except ConfigError as exc:
+            raise BadRequest("InvalidArgument", f"the new CIB is not valid: {exc}") from None
+        cibdoc.bump(cib, configuration=True)
+        log.info("CIB change (%s): epoch %s", msg.get("reason") or "update", cib.get("epoch"),
+                 extra={"EVENT": "cib-update"})
+        version = await self.commit(cib)
+        self.schedule("configuration changed")
+        return version
+
+    async def _cleanup(self, rsc: str, node: str) -> str:
+        if self.join is None or not self.join.done:
+            raise BadRequest("NotReady", "the DC is still joining the nodes; retry in a moment")
+        cib = copy.deepcopy(self.cib)
+        nodes = [node] if node else sorted(self.joined | {n.get("uname") for n in cib.iter("node_state")})
+        for n in nodes:
+            if n:
+                S.clear_lrm(cib, n, rsc or None)
+                S.clear_failcounts(cib, n, rsc or None)
+                if n in self.joined:
+                    self.node.send(n, "forget", rsc=rsc)
+        cibdoc.bump(cib, configuration=False)
+        log.info("cleanup of %s on %s", rsc or "every resource", node or "every node",
+                 extra={"RESOURCE": rsc, "EVENT": "cleanup"})
+        version = await self.commit(cib)
+        self.schedule("cleanup")
+        return version
+
+    def set_attribute(self, node: str, name: str, value) -> None:
+        if self.join is None or not self.join.done:
+            return  # sent again with the join report
+        if S.set_attribute(self.cib, node, name, value):
+            cibdoc.bump(self.cib, configuration=False)
+            self._changed()
+            self.schedule(f"attribute {name} of {node}")
+
+    # -- results ------------------------------------------------------------------------------------
+    def _apply_record(self, cib: ET.Element, node: str, rec: S.OpRecord) -> bool:
+        if rec.operation == "delete":
+            S.clear_lrm(cib, node, rec.rsc_id)
+            return False
+        fatal = (self.node.cib_option("start-failure-is-fatal") or "true").lower() not in ("false", "no", "0", "off")
+        return S.record_op(cib, node, rec, int(time.time()), start_failure_is_fatal=fatal)
+
+    def on_record(self, node: str, rec: S.OpRecord) -> None:
+        if self.join is None or not self.join.done:
+            if node in self.late:
+                self.late[node].append(rec)
+            return
+        failed = self._apply_record(self.cib, node, rec)
+        cibdoc.bump(self.cib, configuration=False)
+        self._changed()
+        self._emit_resource(node, rec, failed)
+        key = S.parse_transition_key(rec.transition_key)
+        run = self.run
+        ours = (key is not None and key[3] == self.node.instance and run is not None and key[1] == run.id
+                and not run.completed and run.states.get(key[0]) == T.RUNNING)
+        if ours:
+            ok = not failed and (rec.operation != "monitor" or rec.interval_ms > 0 or rec.rc == rec.target_rc)
+            if not ok and not failed:
+                log.info("probe of %s on %s: rc=%d (expected %d)", rec.rsc_id, node, rec.rc, rec.target_rc,
+                         extra={"RESOURCE": rec.rsc_id, "NODE": node})
+            self._step(T.ActionDone(key[0], ok))
+        elif failed or (rec.interval_ms > 0 and rec.op_status != S.EXEC_STATUS["cancelled"]):
+            self.schedule(f"{rec.operation} of {rec.rsc_id} on {node}: rc={rec.rc}")
+
+    def _emit_resource(self, node: str, rec: S.OpRecord, failed: bool) -> None:
+        if failed:
+            state = "Failed"
+        elif rec.operation in ("start", "migrate_from") or (rec.operation == "monitor" and rec.rc == 0):
+            state = "Started"
+        elif rec.operation == "stop" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == 7):
+            state = "Stopped"
+        else:
+            return
+        if rec.operation == "monitor" and rec.interval_ms > 0 and not failed:
+            return
+        self.node.emit("resource", rec.rsc_id, node, state)
+
+    # -- scheduling ---------------------------------------------------------------------------------
+    def schedule(self, reason: str) -> None:
+        """Compute a new transition now, or abort the running one (it reschedules when it ends)."""
+        if self.closed or self.join is None or not self.join.done:
+            return
+        if self.run is not None and not self.run.completed:
+            self.pending_schedule = True
+            self._step(T.Abort(reason))
+            return
+        self.pending_schedule = False
+        self._compute(reason)
+
+    def _compute(self, reason: str) -> None:
+        from hadaemon.core.policy import schedule
+
+        node = self.node
+        cib = copy.deepcopy(self.cib)
+        cibdoc.with_hacf_defaults(cib, getattr(node.cfg, "auto_failback", None))
+        cib.set("have-quorum", "1" if node.has_quorum else "0")
+        cib.set("dc-uuid", cibdoc.node_id(cib, node.local_node))
+        text = cibdoc.to_text(cib)
+        try:
+            model = parse_cib(text, "<cib>")
+            transition = schedule(model, int(time.time()))
+        except ConfigError as exc:
+            log.error("cannot schedule: %s", exc, extra={"EVENT": "schedule-failed"})
+            return
+        graph = transition.graph
+        if not graph.actions:
+            self._busy_streak = 0
+            node.transition_info = {"id": node.transition_seq, "state": "idle"}
+            node._update_status()
+            return
+        try:
+            path = node.store.archive_input(text)
+        except OSError as exc:
+            path = f"(not archived: {exc.strerror})"
+        node.transition_seq += 1
+        tid = node.transition_seq
+        timeouts = {}
+        for a in graph.actions:
+            if a.kind == "rsc_op" and a.rsc and a.node and not a.pseudo:
+                plan = plan_op(model, a.rsc, a.task, a.interval_ms, a.node)
+                timeouts[a.id] = (plan.timeout_ms / 1000.0) if plan else 20.0
+            elif a.kind == "crm_event" and a.task == "stonith":
+                timeouts[a.id] = self.fencing.timeout_s(model)
+        self.model = model
+        self.run = T.from_graph(tid, graph, timeouts, ACTION_MARGIN)
+        self._busy_streak += 1
+        log.info("transition %d (%s): %d actions, input %s", tid, reason, len(graph.actions), path,
+                 extra={"TRANSITION": tid, "EVENT": "transition-start"})
+        for line in transition.summary:
+            log.info("  %s", line.strip(), extra={"TRANSITION": tid})
+        node.transition_info = {"id": tid, "state": "running"}
+        node.emit("transition_start", tid)
+        node._update_status()
+        self._step(T.Started())
+
+    def _step(self, event) -> None:
+        if self.run is None or self.closed:
+            return
+        now = self.loop.time()
+        self.run, effects = T.step(self.run, event, now)
+        for e in effects:
+            if isinstance(e, T.Execute):
+                self._execute(e.action)
+            elif isinstance(e, T.TimedOut):
+                self._timed_out(e.action)
+            elif isinstance(e, T.Completed):
+                self._completed(e)
+        if self._action_timer is not None:
+            self._action_timer.cancel()
+            self._action_timer = None
+        due = T.next_deadline(self.run)
+        if due is not None:
+            self._action_timer = self.loop.call_at(due + 0.01, self._step, T.Tick())
+
+    def _completed(self, e: T.Completed) -> None:
+        node = self.node
+        level = logging.INFO if e.result == "complete" else logging.WARNING
+        log.log(level, "transition %d %s%s", e.transition_id, e.result, f": {e.reason}" if e.reason else "",
+                extra={"TRANSITION": e.transition_id, "EVENT": "transition-end"})
+        node.transition_info = {"id": e.transition_id, "state": "idle"}
+        node.emit("transition_end", e.transition_id, e.result)
+        delay = 0.0
+        if self._busy_streak > 20:
+            delay = 5.0
+            log.error("20 transitions in a row without reaching a stable state; slowing down",
+                      extra={"EVENT": "transition-loop"})
+        elif e.result != "complete":
+            delay = 0.1
+        self._timers.append(self.loop.call_later(delay, self._after_completion))
+
+    def _after_completion(self) -> None:
+        if self.closed or (self.run is not None and not self.run.completed):
+            return
+        self.schedule("transition ended")
+
+    def _execute(self, a: T.ActionSpec) -> None:
+        if a.kind == "crm_event" and a.task == "stonith":
+            self.fencing.fence(a, self.model)
+            return
+        tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
+        if a.node not in self.joined:
+            log.error("action %s: node %s is not a joined member", a.key, a.node, extra={"NODE": a.node})
+            self.loop.call_soon(self._step, T.ActionDone(a.id, False))
+            return
+        plan = plan_op(self.model, a.rsc, a.task, a.interval_ms, a.node) if a.rsc else None
+        if plan is not None:
+            rsc = {"id": plan.rsc_id, "cls": plan.cls, "provider": plan.provider, "type": plan.type,
+                   "params": plan.params}
+            op = {"name": a.task, "interval_ms": a.interval_ms, "timeout_ms": plan.timeout_ms,
+                  "start_delay_ms": plan.start_delay_ms, "meta": plan.meta}
+            digest = plan.digest
+        else:
+            rsc = self._orphan_spec(a.rsc, a.node)
+            op = {"name": a.task, "interval_ms": a.interval_ms, "timeout_ms": 20000, "meta": {}}
+            digest = ""
+        if a.task == "cancel":
+            op["cancel_op"] = "monitor"
+        self.node.send(a.node, "op", tkey=tkey, rsc=rsc, op=op, digest=digest, target_rc=a.target_rc)
+
+    def _orphan_spec(self, rsc_id: str, node: str) -> dict:
+        for r in S.lrm_resources(self.cib, node).findall("lrm_resource"):
+            if r.get("id") == rsc_id:
+                return {"id": rsc_id, "cls": r.get("class") or "ocf", "provider": r.get("provider"),
+                        "type": r.get("type") or "", "params": {}}
+        return {"id": rsc_id, "cls": "ocf", "provider": None, "type": "", "params": {}}
+
+    def _timed_out(self, a: T.ActionSpec) -> None:
+        log.error("%s on %s timed out (no result within %g s)", a.key, a.node, a.timeout_s + ACTION_MARGIN,
+                  extra={"NODE": a.node or "", "RESOURCE": a.rsc or "", "TRANSITION": self.run.id})
+        if a.kind == "rsc_op" and a.rsc and a.node:
+            tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
+            rec = S.OpRecord(a.rsc, a.task, a.interval_ms, 1, S.EXEC_STATUS["timeout"], 0, tkey, a.target_rc,
+                             last_run=int(time.time()))
+            self._apply_record(self.cib, a.node, rec)
+            cibdoc.bump(self.cib, configuration=False)
+            self._changed()
+
+    def fenced(self, target: str) -> None:
+        """target was fenced: its resources are known stopped, it is cleanly down."""
+        S.set_node_state(self.cib, target, in_ccm="false", crmd="offline", join="down", expected="down")
+        S.clear_lrm(self.cib, target)
+        cibdoc.bump(self.cib, configuration=False)
+        self._changed()
+        self.node.emit("node", target, "offline")

@@ -1,0 +1,154 @@
+"""The node's side of transitions: runs the DC's operations and fencing requests through the LRM,
+keeps this node's own operation history (what it reports at every join) and reports results."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import xml.etree.ElementTree as ET
+from typing import Dict, Tuple
+
+from hadaemon.core.crm import cibdoc
+from hadaemon.core.crm import status as S
+
+__all__ = ["LocalExecutor", "record_of"]
+
+log = logging.getLogger("ha-crmd")
+
+
+def record_of(res, digest: str, rsc: dict) -> S.OpRecord:
+    """An OpRecord from an LRM OpResult."""
+    key = S.parse_transition_key(res.user_data or "")
+    target = key[2] if key else (7 if res.op == "monitor" and res.interval_ms == 0 else 0)
+    return S.OpRecord(res.rsc_id, res.op, res.interval_ms, res.rc, S.exec_status_code(res.status),
+                      res.call_id, res.user_data or "", target, res.exec_ms, res.queue_ms,
+                      int(res.started or time.time()), digest, rsc.get("cls", ""), rsc.get("provider") or "",
+                      rsc.get("type", ""), (getattr(res, "exit_reason", "") or "")[:200])
+
+
+class LocalExecutor:
+    """Runs operations for the DC through hadaemon.io.lrm.LocalResourceManager."""
+
+    def __init__(self, node, lrm_factory=None):
+        self.node = node
+        self.lrm_factory = lrm_factory
+        self.lrm = None
+        self.history = cibdoc.empty_cib()    # only this node's node_state: its own operation history
+        self._ops: Dict[Tuple[str, str, int], Tuple[str, dict]] = {}   # recurring key -> (digest, rsc)
+        self._tasks: set = set()
+
+    async def start(self) -> None:
+        if self.lrm_factory is not None:
+            self.lrm = self.lrm_factory(self._on_result)
+        else:
+            from hadaemon.io.lrm import LocalResourceManager
+
+            self.lrm = LocalResourceManager(self._on_result)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self.lrm is not None:
+            await self.lrm.close()
+
+    def history_xml(self) -> str:
+        lr = S.lrm_resources(self.history, self.node.local_node)
+        return ET.tostring(lr, encoding="unicode")
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # -- requests from the DC -----------------------------------------------------------------------
+    def handle(self, src: str, msg: dict) -> None:
+        t = msg["t"]
+        if t == "op":
+            self._spawn(self._run_op(src, msg))
+        elif t == "fence":
+            self._spawn(self._fence(src, msg))
+        elif t == "forget":
+            S.clear_lrm(self.history, self.node.local_node, msg.get("rsc") or None)
+
+    def _record(self, rec: S.OpRecord, report: bool = True) -> None:
+        S.record_op(self.history, self.node.local_node, rec, int(time.time()))
+        if report:
+            self.node.report_result(rec)
+
+    async def _run_op(self, src: str, msg: dict) -> None:
+        from hadaemon.io.lrm import OpRequest, ResourceSpec
+
+        r, o = msg["rsc"], msg["op"]
+        rsc = ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {})))
+        name, interval = o["name"], int(o.get("interval_ms", 0))
+        tkey = msg["tkey"]
+        key = S.parse_transition_key(tkey)
+        target = key[2] if key else 0
+        now = int(time.time())
+        base = dict(rsc_class=rsc.cls, rsc_provider=rsc.provider or "", rsc_type=rsc.type)
+        if name == "cancel":
+            self.lrm.cancel(rsc.id, o.get("cancel_op", "monitor"), interval)
+            self._ops.pop((rsc.id, o.get("cancel_op", "monitor"), interval), None)
+            self._record(S.OpRecord(rsc.id, o.get("cancel_op", "monitor"), interval, 0, S.EXEC_STATUS["cancelled"],
+                                    0, tkey, target, last_run=now, **base))
+            return
+        if name == "delete":
+            await self.lrm.stop_all_recurring(rsc.id)
+            S.clear_lrm(self.history, self.node.local_node, rsc.id)
+            self.node.report_result(S.OpRecord(rsc.id, "delete", 0, 0, 0, 0, tkey, target, last_run=now, **base))
+            return
+        log.info("%s %s%s", name, rsc.id, f" every {interval} ms" if interval else "",
+                 extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-start"})
+        if interval == 0:
+            self._record(S.OpRecord(rsc.id, name, 0, 193, S.EXEC_STATUS["pending"], -1, tkey, target,
+                                    last_run=now, digest=msg.get("digest", ""), **base), report=False)
+        if name == "stop":
+            await self.lrm.stop_all_recurring(rsc.id)
+            for k in [k for k in self._ops if k[0] == rsc.id]:
+                del self._ops[k]
+        op = OpRequest(name, interval, int(o.get("timeout_ms", 20000)), int(o.get("start_delay_ms", 0)),
+                       dict(o.get("meta", {})), tkey)
+        if interval > 0:
+            self._ops[(rsc.id, name, interval)] = (msg.get("digest", ""), r)
+        try:
+            res = await self.lrm.execute(rsc, op)
+        except Exception as exc:  # noqa: BLE001 - an LRM refusal becomes a failed operation
+            log.error("%s %s: %s", name, rsc.id, exc, extra={"RESOURCE": rsc.id})
+            self._record(S.OpRecord(rsc.id, name, interval, 1, S.EXEC_STATUS["error"], 0, tkey, target,
+                                    last_run=now, digest=msg.get("digest", ""), exit_reason=str(exc)[:200], **base))
+            return
+        rec = record_of(res, msg.get("digest", ""), r)
+        level = logging.INFO if not S.is_failure(rec) else logging.WARNING
+        log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
+                f" {rec.exit_reason}" if rec.exit_reason else "",
+                extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-done"})
+        self._record(rec)
+
+    def _on_result(self, res) -> None:
+        """A recurring operation's changed result (or its cancellation), reported by the LRM."""
+        digest, r = self._ops.get((res.rsc_id, res.op, res.interval_ms), ("", {}))
+        if res.status == "cancelled":
+            self._ops.pop((res.rsc_id, res.op, res.interval_ms), None)
+        rec = record_of(res, digest, r)
+        if S.is_failure(rec):
+            log.warning("%s %s every %d ms: rc=%d (%s)", res.op, res.rsc_id, res.interval_ms, res.rc, res.status,
+                        extra={"RESOURCE": res.rsc_id, "EVENT": "op-failed"})
+        self._record(rec)
+
+    async def _fence(self, src: str, msg: dict) -> None:
+        from hadaemon.io.lrm import ResourceSpec
+
+        d = msg["device"]
+        dev = ResourceSpec(d["id"], "stonith", None, d["type"], dict(d.get("params", {})))
+        target, action = msg["target"], msg.get("action", "reboot")
+        log.warning("fencing %s (%s) with %s", target, action, dev.id,
+                    extra={"NODE": target, "RESOURCE": dev.id, "EVENT": "fence-start"})
+        try:
+            res = await self.lrm.fence(dev, action, target, int(msg.get("timeout_ms", 60000)))
+            ok = res.status == "done" and res.rc == 0
+            text = f"rc={res.rc} ({res.status}) {getattr(res, 'exit_reason', '') or ''}".strip()
+        except Exception as exc:  # noqa: BLE001
+            ok, text = False, str(exc)
+        log.log(logging.WARNING if ok else logging.ERROR, "fencing %s with %s: %s", target, dev.id,
+                "done" if ok else f"failed: {text}", extra={"NODE": target, "EVENT": "fence-done"})
+        self.node.send(src, "fence_result", id=msg["id"], ok=ok, text=text, target=target)

@@ -1,0 +1,386 @@
+"""One node's CRM: election, the replicated CIB copy, the local LRM, and the Crm1 backend.
+
+The DC role (join, scheduling, transitions) lives in crmd_dc.DcRole, created when this node wins an
+election and dropped when a new election starts.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Callable, Dict, List
+
+from hadaemon.bus.heartbeat_client import HeartbeatClient, HeartbeatError
+from hadaemon.core.cib.loader import parse_cib
+from hadaemon.core.crm import cibdoc
+from hadaemon.core.crm import election as EL
+from hadaemon.core.crm import quorum as Q
+from hadaemon.core.crm import status as S
+from hadaemon.core.errors import BadRequest, ConfigError
+from hadaemon.daemons import crmd_wire as W
+from hadaemon.daemons.crmd_lrm import LocalExecutor
+from hadaemon.io.cibstore import CibStore
+
+__all__ = ["CrmNode"]
+
+log = logging.getLogger("ha-crmd")
+
+ELECTION_TIMEOUT = 3.0
+FORWARD_TIMEOUT = 30.0
+
+
+class CrmNode:
+    """Backend of org.hadaemon.Crm1 (see hadaemon.bus.crm) and the glue between the parts."""
+
+    def __init__(self, local: str, cfg, store: CibStore, cib: ET.Element, *, lrm_factory=None,
+                 election_timeout: float = ELECTION_TIMEOUT, clock: Callable[[], float] | None = None):
+        self.local_node = local
+        self.cfg = cfg
+        self.store = store
+        self.cib = cib
+        self.instance = uuid.uuid4().hex[:12]
+        self.loop = asyncio.get_event_loop()
+        self.clock = clock or self.loop.time
+        self.listeners: List[Callable] = []
+        self.hb = HeartbeatClient(on_membership=self._on_membership, on_message=self._on_message,
+                                  on_reconnect=self._on_hb_reconnect, on_disconnect=self._on_hb_disconnect)
+        self.election = EL.new_election(local, self.instance, election_timeout)
+        configured = tuple(cfg.nodes) if cfg is not None and cfg.nodes else ()
+        self.quorum = Q.new_quorum(configured or (local,))
+        self.members: tuple = ()
+        self.dc = ""
+        self.dc_role = None
+        self.joined = False
+        self.executor = LocalExecutor(self, lrm_factory)
+        self._election_timer = None
+        self._pending: Dict[str, asyncio.Future] = {}
+        self._req = 0
+        self._last_status = ""
+        self.status_cb: Callable[[str], None] | None = None
+        self.transition_info = {"id": 0, "state": "idle"}
+        self.attrs: Dict[str, str] = {}
+        self.transition_seq = 0
+
+    def cib_option(self, name: str) -> str | None:
+        """A cluster option (crm_config nvpair) of the current CIB, None when unset."""
+        crm = self.cib.find("configuration/crm_config")
+        if crm is None:
+            return None
+        for nv in crm.iter("nvpair"):
+            if nv.get("name") == name:
+                return nv.get("value")
+        return None
+
+    # -- properties of the Crm1 backend --------------------------------------------------------------
+    @property
+    def has_quorum(self) -> bool:
+        return self.quorum.has_quorum
+
+    def cib_xml(self) -> str:
+        return cibdoc.to_text(self.cib)
+
+    def status_dict(self) -> dict:
+        from hadaemon.core.cib.status_view import status_dict
+
+        return status_dict(self.cib_xml(), local_node=self.local_node, dc=self.dc, quorum=self.has_quorum,
+                           members=self.members, now=int(time.time()), transition=self.transition_info)
+
+    def emit(self, kind: str, *args) -> None:
+        for f in list(self.listeners):
+            try:
+                f(kind, *args)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the daemon
+                log.exception("listener failed on %s", kind)
+
+    def status_line(self) -> str:
+        role = "DC" if self.dc == self.local_node else (f"DC {self.dc}" if self.dc else "no DC")
+        return (f"{role}, {len(self.members)} members, {Q.describe(self.quorum)}, "
+                f"CIB {cibdoc.version_text(cibdoc.version_of(self.cib))}")
+
+    def _update_status(self) -> None:
+        line = self.status_line()
+        if line != self._last_status:
+            self._last_status = line
+            if self.status_cb:
+                self.status_cb(line)
+
+    # -- start / stop -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.executor.start()
+        await self.hb.run(stop)
+
+    async def close(self) -> None:
+        if self.dc_role is not None:
+            self.dc_role.close()
+            self.dc_role = None
+        if self._election_timer is not None:
+            self._election_timer.cancel()
+        await self.executor.close()
+        self.hb.close()
+
+    # -- heartbeat events ---------------------------------------------------------------------------
+    def _on_hb_reconnect(self) -> None:
+        if self.hb.local_node and self.hb.local_node != self.local_node:
+            log.error("ha-heartbeat calls this node %r, ha-crmd was started as %r", self.hb.local_node,
+                      self.local_node, extra={"EVENT": "node-name-mismatch"})
+        self._on_membership(self.hb.epoch, self.hb.members)
+
+    def _on_hb_disconnect(self) -> None:
+        self._set_dc("")
+
+    def _on_membership(self, epoch: int, members) -> None:
+        members = tuple(sorted(set(members) | {self.local_node}))
+        lost = [n for n in self.members if n not in members]
+        self.members = members
+        was = self.quorum.has_quorum
+        self.quorum = Q.step(self.quorum, members)
+        if was != self.quorum.has_quorum:
+            log.warning("%s", Q.describe(self.quorum), extra={"EVENT": "quorum"})
+        log.info("membership %d: %s", epoch, " ".join(members), extra={"EVENT": "membership"})
+        for n in lost:
+            self.emit("node", n, "offline")
+        if self.dc_role is not None:
+            self.dc_role.membership_changed(members, lost)
+        self._election(EL.Membership(members))
+
+    def _on_message(self, src: str, channel: str, body: bytes) -> None:
+        if channel != W.CHANNEL:
+            return
+        msg = W.decode(body)
+        if msg is None:
+            log.warning("undecodable crmd message from %s dropped", src, extra={"NODE": src})
+            return
+        try:
+            self.handle(src, msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("bad %s message from %s dropped: %r", msg.get("t"), src, exc, extra={"NODE": src})
+
+    # -- sending ------------------------------------------------------------------------------------
+    def send(self, node: str, kind: str, **fields) -> None:
+        """Send to a node (delivered locally when it is this node); failures are logged, not raised."""
+        if node == self.local_node:
+            msg = dict(fields, t=kind)
+            self.loop.call_soon(self.handle, node, msg)
+            return
+        body = W.encode(kind, **fields)
+        asyncio.ensure_future(self._send(node, body, kind))
+
+    async def _send(self, node: str, body: bytes, kind: str) -> None:
+        for attempt in range(50):
+            try:
+                await self.hb.send(node, W.CHANNEL, body)
+                return
+            except HeartbeatError as exc:
+                if exc.kind == "Busy":
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                log.debug("%s to %s not sent: %s", kind, node, exc)
+                return
+
+    def broadcast(self, kind: str, **fields) -> None:
+        body = W.encode(kind, **fields)
+        asyncio.ensure_future(self._broadcast(body, kind))
+
+    async def _broadcast(self, body: bytes, kind: str) -> None:
+        for attempt in range(50):
+            try:
+                await self.hb.broadcast(W.CHANNEL, body)
+                return
+            except HeartbeatError as exc:
+                if exc.kind == "Busy":
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                log.debug("%s broadcast not sent: %s", kind, exc)
+                return
+
+    # -- election -----------------------------------------------------------------------------------
+    def _election(self, event) -> None:
+        now = self.clock()
+        self.election, effects = EL.step(self.election, event, now)
+        if not self.election.decided and self.dc:
+            self._set_dc("")
+        for e in effects:
+            if isinstance(e, EL.BroadcastVote):
+                self.broadcast("vote", vote=e.vote.to_dict())
+            elif isinstance(e, EL.SendVote):
+                self.send(e.node, "vote", vote=e.vote.to_dict())
+            elif isinstance(e, EL.Elected):
+                log.info("DC elected: %s (voters %s, round %d)", e.dc, " ".join(e.voters), e.round,
+                         extra={"NODE": e.dc, "EVENT": "dc-elected"})
+                self._set_dc(e.dc, e.voters, e.round)
+        if self._election_timer is not None:
+            self._election_timer.cancel()
+            self._election_timer = None
+        due = EL.next_deadline(self.election)
+        if due is not None:
+            self._election_timer = self.loop.call_at(max(due, now) + 0.01, self._election, EL.Tick())
+        self._update_status()
+
+    def _set_dc(self, dc: str, voters=(), round_: int = 0) -> None:
+        from hadaemon.daemons.crmd_dc import DcRole
+
+        changed = dc != self.dc
+        if self.dc_role is not None and (dc != self.local_node or changed or round_):
+            self.dc_role.close()
+            self.dc_role = None
+        self.dc = dc
+        if dc != self.local_node or changed:
+            self.joined = False
+        if changed:
+            self.emit("dc", dc)
+        if dc == self.local_node:
+            self.dc_role = DcRole(self, voters, round_)
+            self.dc_role.start()
+        self._update_status()
+
+    # -- messages -----------------------------------------------------------------------------------
+    def handle(self, src: str, msg: dict) -> None:
+        t = msg["t"]
+        if t == "vote":
+            self._election(EL.VoteReceived(src, EL.Vote.from_dict(msg["vote"])))
+        elif t == "join_offer":
+            self._on_join_offer(src, msg)
+        elif t == "cib":
+            self._on_cib(src, msg)
+        elif t in ("op", "fence", "forget", "cancel_all"):
+            self.executor.handle(src, msg)
+        elif t == "modify_reply":
+            fut = self._pending.pop(msg["req"], None)
+            if fut is not None and not fut.done():
+                if msg.get("kind"):
+                    fut.set_exception(BadRequest(msg["kind"], msg.get("message", "")))
+                else:
+                    fut.set_result(msg["version"])
+        elif self.dc_role is not None:
+            self.dc_role.handle(src, msg)
+        elif t in ("modify", "cleanup", "replace"):
+            self.send(src, "modify_reply", req=msg["req"], kind="NotReady",
+                      message=f"{self.local_node} is not the DC (DC: {self.dc or 'none'})")
+
+    def _on_join_offer(self, src: str, msg: dict) -> None:
+        if src != self.dc:
+            if self.dc == self.local_node or not self.election.decided:
+                # another node acts as DC in our partition: elect again
+                log.warning("join offer from %s while the DC is %s: new election", src, self.dc or "none",
+                            extra={"NODE": src, "EVENT": "dc-conflict"})
+                self._election(EL.Restart("second DC"))
+            return
+        conf_only = copy.copy(self.cib)
+        conf_only[:] = [c for c in self.cib if c.tag == "configuration"]
+        self.send(src, "join_report", round=msg["round"],
+                  version=list(cibdoc.version_of(self.cib)), cib=cibdoc.to_text(conf_only),
+                  lrm=self.executor.history_xml(), attrs=dict(self.attrs))
+
+    def _on_cib(self, src: str, msg: dict) -> None:
+        if src != self.dc:
+            log.debug("CIB from %s ignored: not the DC (%s)", src, self.dc)
+            return
+        if src != self.local_node:
+            try:
+                cib = cibdoc.parse(msg["xml"])
+            except ValueError as exc:
+                log.error("bad CIB from the DC %s: %s", src, exc, extra={"NODE": src})
+                return
+            self.install_cib(cib)
+        if not self.joined:
+            st = self._own_state()
+            if st is not None and st.get("join") == "member":
+                self.joined = True
+                log.info("joined the cluster (DC %s)", src, extra={"NODE": src, "EVENT": "joined"})
+        if msg.get("ack"):
+            self.send(src, "cib_ack", ack=msg["ack"], version=list(cibdoc.version_of(self.cib)))
+
+    def _own_state(self) -> ET.Element | None:
+        status = self.cib.find("status")
+        if status is None:
+            return None
+        for ns in status.findall("node_state"):
+            if ns.get("uname") == self.local_node:
+                return ns
+        return None
+
+    def install_cib(self, cib: ET.Element) -> None:
+        """Make cib the local copy and persist it (configuration changes are announced)."""
+        old = cibdoc.version_of(self.cib)
+        self.cib = cib
+        new = cibdoc.version_of(cib)
+        self.persist()
+        if new[:2] != old[:2]:
+            log.info("CIB %s", cibdoc.version_text(new), extra={"EVENT": "cib-changed"})
+        if new != old:
+            self.emit("cib", cibdoc.version_text(new))
+        self._update_status()
+
+    def persist(self) -> None:
+        try:
+            self.store.save(cibdoc.to_text(self.cib))
+        except OSError as exc:
+            log.error("cannot persist the CIB in %s: %s", self.store.dir, exc, extra={"EVENT": "cib-persist-failed"})
+
+    # -- attributes ---------------------------------------------------------------------------------
+    def set_attribute(self, name: str, value: str | None) -> None:
+        """A transient attribute of this node (e.g. pingd), sent to the DC (and again at every join)."""
+        if value is None:
+            self.attrs.pop(name, None)
+        else:
+            self.attrs[name] = value
+        if self.dc:
+            self.send(self.dc, "attr", name=name, value=value)
+
+    # -- Crm1 backend methods -----------------------------------------------------------------------
+    def _validate(self, cib: ET.Element) -> None:
+        problem = cibdoc.old_schema_problem(cib)
+        if problem:
+            raise BadRequest("InvalidArgument", problem)
+        try:
+            parse_cib(cibdoc.to_text(cib), "<new CIB>")
+        except ConfigError as exc:
+            raise BadRequest("InvalidArgument", f"the new CIB is not valid: {exc}") from None
+
+    async def modify_cib(self, edit: Callable[[ET.Element], None], reason: str = "") -> str:
+        new = copy.deepcopy(self.cib)
+        edit(new)
+        self._validate(new)
+        conf = new.find("configuration")
+        return await self._forward("modify", conf=ET.tostring(conf, encoding="unicode"), reason=reason,
+                                   admin_epoch=new.get("admin_epoch", "0"))
+
+    async def replace_cib(self, xml: str) -> str:
+        try:
+            new = cibdoc.parse(xml)
+        except ValueError as exc:
+            raise BadRequest("InvalidArgument", str(exc)) from None
+        self._validate(new)
+        conf = new.find("configuration")
+        return await self._forward("modify", conf=ET.tostring(conf, encoding="unicode"), reason="replace",
+                                   admin_epoch=new.get("admin_epoch", self.cib.get("admin_epoch", "0")))
+
+    async def cleanup(self, resource: str, node: str = "") -> None:
+        if resource and self.cib is not None and parse_cib(self.cib_xml()).find(resource) is None:
+            known = any(r.get("id") == resource for r in self.cib.iter("lrm_resource"))
+            if not known:
+                raise BadRequest("UnknownResource", f"no resource {resource!r} in the CIB")
+        await self._forward("cleanup", rsc=resource, node=node)
+
+    async def _forward(self, kind: str, **fields) -> str:
+        if not self.dc:
+            raise BadRequest("NotReady", "no DC elected yet; try again in a few seconds")
+        self._req += 1
+        req = f"{self.local_node}-{self.instance}-{self._req}"
+        fut = self.loop.create_future()
+        self._pending[req] = fut
+        self.send(self.dc, kind, req=req, **fields)
+        try:
+            return await asyncio.wait_for(fut, FORWARD_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise BadRequest("NotReady", f"the DC ({self.dc}) did not answer within {FORWARD_TIMEOUT:g} s") from None
+        finally:
+            self._pending.pop(req, None)
+
+    # -- op results from the local executor ---------------------------------------------------------
+    def report_result(self, rec: S.OpRecord) -> None:
+        if self.dc:
+            self.send(self.dc, "op_result", record=rec.to_dict())
