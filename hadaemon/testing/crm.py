@@ -516,14 +516,31 @@ class CrmCluster:
             raise RuntimeError(f"ha-crmd on {node} exited:\n{p.output()[-3000:]}")
 
     def status(self, node: str) -> dict:
-        """hactl status --json on node (the daemon's view); {} if it does not answer."""
-        cp = self.hactl(node, "status", "--json", timeout=30)
+        """The daemon's view on node: the Status property of org.hadaemon.Crm1 (the status dict of the
+        contract, as JSON); {} if it does not answer."""
+        cp = self.busctl(node, "--json=short", "get-property", CRM_BUS, CRM_PATH, CRM_IFACE, "Status", check=False,
+                         timeout=30)
         if cp.returncode != 0:
             return {}
         try:
-            return json.loads(cp.stdout)
-        except ValueError:
+            value = json.loads(cp.stdout)["data"]
+            return json.loads(value) if isinstance(value, str) else value
+        except (ValueError, KeyError, TypeError):
             return {}
+
+    def resource_nodes(self, node: str, rsc: str) -> List[str]:
+        """Where node's daemon says rsc (a primitive, group or group member) runs."""
+        def find(items):
+            for r in items or []:
+                if isinstance(r, dict):
+                    if r.get("id") == rsc:
+                        return r
+                    hit = find(r.get("members"))
+                    if hit:
+                        return hit
+            return None
+        r = find(self.status(node).get("resources"))
+        return sorted(r.get("nodes") or []) if r else []
 
     def dc(self, node: str) -> str:
         return self.status(node).get("dc") or ""

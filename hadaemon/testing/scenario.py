@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from hadaemon.testing.crm import mounted, pidfile, vip
+from hadaemon.testing.procs import Proc
 
-__all__ = ["Experiment1", "HTTPD_LSB", "MYSQLD_LSB", "Poller", "http_get", "cib_xml", "primitive"]
+__all__ = ["Experiment1", "Experiment2", "HTTPD_LSB", "MYSQLD_LSB", "Poller", "http_get", "cib_xml", "primitive"]
 
 HTTPD_LSB = r"""#!/bin/sh
 ### BEGIN INIT INFO
@@ -362,3 +363,94 @@ class Poller:
         gaps = [b - a for a, b in zip(oks, oks[1:])]
         return max(gaps + [oks[0] - t0, t1 - oks[-1]])
 
+
+
+LDIRECTORD_CF = """\
+checktimeout=3
+checkinterval=1
+autoreload=yes
+quiescent=yes
+virtual={vip}:80
+\treal={rs1}:80 gate
+\treal={rs2}:80 gate 3
+\tfallback=127.0.0.1:80 gate
+\tservice=http
+\trequest=".test.html"
+\treceive="OK"
+\tvirtualhost=www.tuchao.com
+\tscheduler=wrr
+\tprotocol=tcp
+\tchecktype=negotiate
+\tcheckport=80
+"""
+
+
+class Experiment2:
+    """Experiment 2 on a Cluster with two director nodes, a client and two real servers (added here).
+
+    The group ``director`` = VIP .200 (.100 in SCENARIO.md) (ocf:heartbeat:IPaddr2) + ocf:hadaemon:ldirectord (the nftables
+    backend: the host kernel has no IPVS, so the director DNATs to the real servers and masquerades).
+    Each real server runs ``ha-realserver start VIP`` (ARP sysctls, VIP on lo) and a web server with
+    its own index page and ``/.test.html`` = OK; each director serves "Server is repairing" as fallback.
+    """
+
+    def __init__(self, cluster, nodes: Tuple[str, str] = ("admin1", "admin2"), monitor: str = "2s"):
+        self.c = cluster
+        self.nodes = list(nodes)
+        net = ".".join(cluster.addr(nodes[0]).split(".")[:3])
+        self.vip = f"{net}.200"   # .100 and up are the Cluster's extra hosts (the real servers)
+        self.config = Path(cluster.workdir) / "ldirectord.cf"
+        self.monitor = monitor
+        self.reals: Dict[str, str] = {}
+
+    def prepare(self) -> None:
+        c = self.c
+        for name in ("rs1", "rs2"):
+            c.add_host(name)
+            root = Path(c.workdir) / f"www-{name}"
+            root.mkdir(exist_ok=True)
+            (root / "index.html").write_text(f"real server {name}\n")
+            (root / ".test.html").write_text("OK\n")
+            self.reals[name] = c.addr(name)
+            env = {"HADAEMON_RUNDIR": str(Path(c.workdir) / "run" / name)}
+            cp = c.run(name, [sys.executable, "-m", "hadaemon.daemons.realserver", "start", self.vip], env=env)
+            if cp.returncode != 0:
+                raise RuntimeError(f"ha-realserver start {self.vip} on {name}: {cp.stdout}{cp.stderr}")
+            c.spawn(name, [sys.executable, "-m", "http.server", "--bind", "0.0.0.0", "--directory", str(root), "80"],
+                    name="http")
+        for d in self.nodes:
+            for key, value in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.send_redirects", "0"),
+                               ("net.ipv4.conf.eth0.send_redirects", "0")):
+                c.run(d, ["sysctl", "-q", "-w", f"{key}={value}"], check=True)
+        self.config.write_text(LDIRECTORD_CF.format(vip=self.vip, rs1=self.reals["rs1"], rs2=self.reals["rs2"]))
+
+    def fallback_httpd(self, crm, node: str) -> None:
+        """The director's own web server ("Server is repairing"), in the node's namespaces."""
+        root = Path(self.c.workdir) / f"www-{node}"
+        root.mkdir(exist_ok=True)
+        (root / "index.html").write_text("Server is repairing\n")
+        p = Proc(crm.in_node(node, [sys.executable, "-m", "http.server", "--bind", "0.0.0.0", "--directory",
+                                    str(root), "80"]), Path(self.c.workdir) / "logs" / f"{node}-fallback.log",
+                 name=f"{node}/fallback-http")
+        self.c._procs.append(p)
+
+    def resources(self) -> str:
+        m = self.monitor
+        return ('<group id="director">'
+                + primitive("lvs-vip", "ocf", "IPaddr2", "heartbeat",
+                            {"ip": self.vip, "cidr_netmask": "24", "nic": "eth0"}, monitor=m)
+                + primitive("ldirectord", "ocf", "ldirectord", "hadaemon",
+                            {"configfile": str(self.config), "backend": "nft"}, monitor=m, timeout="60s")
+                + "</group>")
+
+    def cib(self, prefer: str | None = None, options: Dict[str, str] | None = None) -> str:
+        prefer = prefer or self.nodes[1]   # the admin saw the group start on admin2
+        cons = f'<rsc_location id="director-prefers-{prefer}" rsc="director" node="{prefer}" score="100"/>'
+        return cib_xml(self.nodes, self.resources(), cons, options)
+
+    def probes(self) -> dict:
+        return {"lvs-vip": vip(self.vip), "ldirectord": pidfile("hadaemon/ldirectord-ldirectord.pid")}
+
+    def get(self, timeout: float = 2) -> Tuple[bool, str]:
+        ok, _, body = http_get(self.c, "client", f"http://{self.vip}/", timeout)
+        return ok, body.strip()
