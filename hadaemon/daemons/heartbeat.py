@@ -81,7 +81,7 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
     except OSError as exc:
         print(f"ha-heartbeat: {args.state_dir}: cannot persist the generation: {exc.strerror}", file=sys.stderr)
         return 1
-    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=notifier)
+    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=notifier, state_dir=args.state_dir)
     try:
         node.open()
     except TransportError as exc:

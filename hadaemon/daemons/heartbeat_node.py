@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core.heartbeat import membership as mb
 from hadaemon.core.heartbeat import wire
 from hadaemon.core.heartbeat.messaging import Backpressure, Messenger, MessagingError
+from hadaemon.io.files import write_atomic
 from hadaemon.io.udp import Transport, interface_up
 
 __all__ = ["HeartbeatNode", "DROP_REASONS"]
@@ -14,7 +16,8 @@ __all__ = ["HeartbeatNode", "DROP_REASONS"]
 log = logging.getLogger("ha-heartbeat")
 
 # every reason a received datagram can be dropped; all are reported (0 included)
-DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale")
+DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "generation")
+PEERS_FILE = "peers"   # in the state dir: "node generation" per line, the peers' last believed generations
 EPSILON = 0.001
 
 
@@ -25,7 +28,8 @@ class HeartbeatNode:
     "undeliverable" and "drops" events (the D-Bus export registers one).
     """
 
-    def __init__(self, cfg, auth, local: str, generation: int, loop, notifier=None, clock=None):
+    def __init__(self, cfg, auth, local: str, generation: int, loop, notifier=None, clock=None,
+                 state_dir: str | None = None):
         self.cfg = cfg
         self.auth = auth
         self.local_node = local
@@ -34,10 +38,15 @@ class HeartbeatNode:
         self.notifier = notifier
         self.clock: Callable[[], float] = clock or loop.time
         self.links: Tuple[str, ...] = tuple(cfg.links)
+        self.state_dir = state_dir
+        self._persisted: Dict[str, int] = load_peer_generations(state_dir, cfg.nodes) if state_dir else {}
         self.state = mb.new_membership(local, generation, _timing(cfg), cfg.nodes, self.links,
-                                       autojoin=not cfg.nodes or getattr(cfg, "autojoin", "none") in ("any", "other"))
+                                       autojoin=not cfg.nodes or getattr(cfg, "autojoin", "none") in ("any", "other"),
+                                       known=self._persisted)
         self.messenger = self._new_messenger()
-        self.guard = wire.ReplayGuard()
+        self.guard = wire.ReplayGuard(max_sources=mb.MAX_PEERS)
+        for name, gen in self._persisted.items():
+            self.guard.pin(name, gen)
         self.transport: Transport | None = None
         self.drops: Dict[str, int] = {r: 0 for r in DROP_REASONS}
         self.sent = 0
@@ -157,6 +166,10 @@ class HeartbeatNode:
     # -- receive ------------------------------------------------------------------------------------
     def on_datagram(self, link: str, data: bytes, addr) -> None:
         """One datagram from a link socket: decode, authenticate, replay-check, feed the cores."""
+        head = wire.peek(data, self.auth)
+        if head is not None and self.guard.seen(*head):
+            self._drop("replay")   # an exact replay, dropped before any digest is computed
+            return
         now = self.clock()
         try:
             pkt = wire.decode(data, self.auth, wire.MAX_PACKET)
@@ -167,18 +180,30 @@ class HeartbeatNode:
             log.debug("decode failed: %r", exc)
             self._drop("malformed")
             return
-        if pkt.src == self.local_node:
+        src = pkt.src
+        if src == self.local_node:
             return  # our own broadcast/multicast looped back
+        if src not in self.state.peers and not self.state.autojoin:
+            self._unknown(src)   # before any per-name state: names not in ha.cf cost nothing
+            return
         reason = self.guard.check(pkt)
         if reason:
-            self._drop(reason)
+            if reason == "unknown-node":
+                self._unknown(src)
+            else:
+                self._drop(reason)
+            return
+        echo = wire.echoed_generation(pkt.payload, self.local_node) if pkt.kind == "hb" else None
+        effects = self._apply(mb.Heartbeat(src, link, pkt.generation, pkt.seq, echo), now)
+        if any(isinstance(e, (mb.UnknownNode, mb.Rejected)) for e in effects):
             return
         self.received += 1
-        effects = self._apply(mb.Heartbeat(pkt.src, link, pkt.generation, pkt.seq), now)
-        if any(isinstance(e, (mb.UnknownNode, mb.StaleHeartbeat)) for e in effects):
-            return
-        self.peer_addr[(pkt.src, link)] = (addr[0], addr[1])
+        if self.peer_addr.get((src, link)) != addr:
+            self.peer_addr[(src, link)] = (addr[0], addr[1])
+            if self.transport is not None:
+                self.transport.add_peer(link, (addr[0], addr[1]))
         if pkt.kind == "hb":
+            log.debug("heartbeat from %s on %s (generation %d, seq %d)", src, link, pkt.generation, pkt.seq)
             return
         if pkt.dst != self.local_node:
             return  # a message for another node that reached us by broadcast
@@ -192,6 +217,13 @@ class HeartbeatNode:
         for d in delivered:
             self._emit("message", d.src, d.channel, d.body)
         self._schedule_messenger()
+
+    def _unknown(self, node: str) -> None:
+        self._drop("unknown-node")
+        if node not in self._unknown_logged and len(self._unknown_logged) < 64:
+            self._unknown_logged.add(node)
+            log.warning("ignoring packets from %s: not listed as a node in %s", node,
+                        getattr(self.cfg, "path", "ha.cf"), extra={"NODE": node, "EVENT": "unknown-node"})
 
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -238,7 +270,7 @@ class HeartbeatNode:
         now = self.clock()
         self._poll_links(now)
         hb = wire.Packet(kind="hb", src=self.local_node, dst="", generation=self.generation, seq=0,
-                         link="", payload=b"")
+                         link="", payload=self._echo())
         self._send_all_links(hb)
         self._apply(mb.Tick(), now)
         self._messenger_tick(now)
@@ -246,6 +278,11 @@ class HeartbeatNode:
         due = (self._hb_due or now) + self.cfg.keepalive
         self._hb_due = due if due > now else now + self.cfg.keepalive
         self._hb_handle = self.loop.call_at(self._hb_due, self._heartbeat_timer)
+
+    def _echo(self) -> bytes:
+        """The heartbeat's payload: every peer generation this node knows (a peer proves freshness with it)."""
+        return wire.encode_echo((n, p.generation) for n, p in sorted(self.state.peers.items())
+                                if p.generation is not None)
 
     def _poll_links(self, now: float) -> None:
         for link in self.links:
@@ -333,6 +370,7 @@ class HeartbeatNode:
                      extra={"NODE": e.node, "LINK": e.link, "EVENT": f"link-{e.new}"})
             self._emit("link", e.node, e.link, e.new)
         elif isinstance(e, mb.NodeRestarted):
+            self._persist(e.node, e.new_generation)
             log.warning("node %s restarted (generation %d -> %d)", e.node, e.old_generation, e.new_generation,
                         extra={"NODE": e.node, "EVENT": "restarted"})
             self._emit("restarted", e.node, e.new_generation)
@@ -342,13 +380,24 @@ class HeartbeatNode:
             self.messenger_membership()
             self._emit("membership", e.epoch, list(e.members))
         elif isinstance(e, mb.UnknownNode):
-            self._drop("unknown-node")
-            if e.node not in self._unknown_logged and len(self._unknown_logged) < 64:
-                self._unknown_logged.add(e.node)
-                log.warning("ignoring heartbeats from %s: not listed as a node in %s", e.node,
-                            getattr(self.cfg, "path", "ha.cf"), extra={"NODE": e.node, "EVENT": "unknown-node"})
-        elif isinstance(e, mb.StaleHeartbeat):
-            self._drop("stale")
+            self._unknown(e.node)
+        elif isinstance(e, mb.Rejected):
+            self._drop(e.reason)
+        elif isinstance(e, mb.Verified):
+            self.guard.pin(e.node, e.generation, floor=e.seq)
+            self._persist(e.node, e.generation)
+
+    def _persist(self, node: str, generation: int) -> None:
+        """Remember a peer's believed generation in the state dir (atomically) when it changed."""
+        if not self.state_dir or self._persisted.get(node) == generation:
+            return
+        self._persisted[node] = generation
+        text = "".join(f"{n} {g}\n" for n, g in sorted(self._persisted.items()))
+        try:
+            write_atomic(os.path.join(self.state_dir, PEERS_FILE), text.encode(), 0o644)
+        except OSError as exc:
+            log.warning("%s: cannot persist peer generations: %s", self.state_dir, exc.strerror,
+                        extra={"NODE": node, "EVENT": "persist-failed"})
 
     def _undeliverable(self, failed) -> None:
         for u in failed:
@@ -362,6 +411,28 @@ class HeartbeatNode:
                 fn(kind, *args)
             except Exception:  # noqa: BLE001 - a listener must not break the protocol loop
                 log.exception("listener failed on %s", kind)
+
+
+def load_peer_generations(state_dir: str, nodes) -> Dict[str, int]:
+    """The peers' generations persisted in state_dir/peers (configured nodes only; bad lines skipped)."""
+    path = os.path.join(state_dir, PEERS_FILE)
+    known: Dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read(1 << 20).splitlines()
+    except FileNotFoundError:
+        return known
+    except OSError as exc:
+        log.warning("%s: unreadable (%s); peers' generations start unknown", path, exc.strerror)
+        return known
+    wanted = set(nodes)
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in wanted and parts[1].isdigit() and int(parts[1]) < 1 << 64:
+            known[parts[0]] = int(parts[1])
+        elif parts:
+            log.warning("%s:%d: ignored (expected 'node generation' for a node of ha.cf)", path, number)
+    return known
 
 
 def _timing(cfg) -> mb.Timing:

@@ -1,6 +1,13 @@
-"""UDP sockets per link for heartbeats and messages: bcast/mcast/ucast media bound to their interface."""
+"""UDP sockets per link for heartbeats and messages: bcast/mcast/ucast media bound to their interface.
+
+Besides the socket of each medium (which receives everything sent to the port), every peer address the
+daemon has authenticated gets a socket of its own on that link, connected to it: the kernel puts that
+peer's datagrams in that socket's own receive queue, so a flood from any other address fills only the
+medium's queue and never pushes a peer's heartbeats out (`Transport.add_peer`).
+"""
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import logging
@@ -20,7 +27,13 @@ Receiver = Callable[[str, bytes, Address], None]  # (link, datagram, source addr
 
 RECV_SIZE = 65535
 SNDBUF = 1 << 20  # bytes asked for each socket's send buffer (forced when privileged)
+RCVBUF = 4 << 20  # each medium socket's receive buffer (forced when privileged): absorbs bursts
+PEER_RCVBUF = 1 << 20
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+MEDIUM_BATCH = 256     # datagrams read from a medium socket per wake-up (then timers and peers run)
+PEER_BATCH = 4096      # from a peer's own socket: until empty, in practice
+MAX_PEER_SOCKETS = 256
 
 
 class TransportError(Exception):
@@ -70,28 +83,43 @@ class Transport:
         self.links: Dict[str, LinkSockets] = {}
         self._by_key: Dict[Tuple[str, int], socket.socket] = {}
         self._bulk_limit: Dict[int, int] = {}  # fd -> bytes of send queue above which bulk is deferred
+        self._peer_socks: Dict[Tuple[str, Address], socket.socket] = {}
+        self._peer_addrs: Dict[str, set] = {}  # link -> addresses with a socket of their own
+        self._filtered: Dict[int, socket.socket] = {}   # port -> socket receiving only peers' broadcasts
+        self._allowed: Dict[int, List[Tuple[int, int, int]]] = {}   # port -> [(ifindex, ip, port)]
+        self._addr_link: Dict[Address, str] = {}
         self.send_errors = 0
         self.deferred = 0
+        self.duplicates = 0   # medium copies of broadcasts also queued on a peer's own socket (skipped)
 
     # -- setup --------------------------------------------------------------------------------------
-    def _socket(self, iface: str, port: int) -> socket.socket:
-        key = (iface, port)
-        sock = self._by_key.get(key)
-        if sock is not None:
-            return sock
+    @staticmethod
+    def _bound_socket(iface: str, port: int, rcvbuf: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode() + b"\0")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF)
-            except OSError:  # not privileged: capped by net.core.wmem_max
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+            for force, plain, size in ((SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf),
+                                       (SO_SNDBUFFORCE, socket.SO_SNDBUF, SNDBUF)):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, force, size)
+                except OSError:  # not privileged: capped by net.core.rmem_max / wmem_max
+                    sock.setsockopt(socket.SOL_SOCKET, plain, size)
             sock.bind(("", port))
-        except OSError as exc:
+        except OSError:
             sock.close()
+            raise
+        return sock
+
+    def _socket(self, iface: str, port: int) -> socket.socket:
+        key = (iface, port)
+        sock = self._by_key.get(key)
+        if sock is not None:
+            return sock
+        try:
+            sock = self._bound_socket(iface, port, RCVBUF)
+        except OSError as exc:
             raise TransportError(f"link {iface}: cannot bind UDP port {port}: {exc.strerror}") from None
         # Messages may fill only half of the send buffer: the other half is kept for heartbeats, so a
         # burst of message fragments never makes a heartbeat fail with EAGAIN (a false death elsewhere).
@@ -134,9 +162,87 @@ class Transport:
         if self.loop is not None:
             for link in self.links.values():
                 for sock in link.sockets:
-                    self.loop.add_reader(sock.fileno(), self._readable, link.name, sock)
+                    self.loop.add_reader(sock.fileno(), self._readable, link.name, sock, MEDIUM_BATCH, True)
+
+    def add_peer(self, link: str, addr: Address) -> bool:
+        """Give an authenticated peer address queues of its own on `link`, apart from everything else
+        sent to the port: a socket connected to it (the kernel delivers the peer's unicasts there) and a
+        place in the port's peer filter (its broadcasts and multicasts). True when it has them."""
+        key = (link, addr)
+        if key in self._peer_socks:
+            return True
+        port = addr[1]
+        if (link, port) not in self._by_key or len(self._peer_socks) >= MAX_PEER_SOCKETS:
+            return False
+        try:
+            ip = struct.unpack("!I", socket.inet_aton(addr[0]))[0]
+            ifindex = socket.if_nametoindex(link)
+            sock = self._bound_socket(link, port, PEER_RCVBUF)
+        except OSError as exc:
+            log.debug("peer socket on %s for %s: %s", link, addr, exc)
+            return False
+        try:
+            sock.connect(addr)
+            filtered = self._filtered_socket(port)
+            allowed = self._allowed.setdefault(port, [])
+            allowed.append((ifindex, ip, port))
+            _attach_filter(filtered, allowed)
+        except OSError as exc:
+            log.debug("peer socket on %s for %s: %s", link, addr, exc)
+            sock.close()
+            return False
+        self._peer_socks[key] = sock
+        self._peer_addrs.setdefault(link, set()).add(addr)
+        self._addr_link[addr] = link
+        if self.loop is not None:
+            self.loop.add_reader(sock.fileno(), self._readable, link, sock, PEER_BATCH, False)
+        return True
+
+    def _filtered_socket(self, port: int) -> socket.socket:
+        """The port's socket for peers' broadcasts: not bound to a device (so unicasts, which go to the
+        best-matching socket, stay with the medium's), with a BPF filter letting only peers in."""
+        sock = self._filtered.get(port)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+            try:
+                _attach_filter(sock, [])
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, PEER_RCVBUF)
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PEER_RCVBUF)
+                sock.bind(("", port))
+            except OSError:
+                sock.close()
+                raise
+            self._filtered[port] = sock
+            if self.loop is not None:
+                self.loop.add_reader(sock.fileno(), self._readable, None, sock, PEER_BATCH, False)
+        return sock
+
+    def peer_sockets(self) -> int:
+        return len(self._peer_socks)
 
     def close(self) -> None:
+        for sock in self._peer_socks.values():
+            if self.loop is not None and sock.fileno() >= 0:
+                try:
+                    self.loop.remove_reader(sock.fileno())
+                except (ValueError, RuntimeError):
+                    pass
+            sock.close()
+        self._peer_socks.clear()
+        self._peer_addrs.clear()
+        for sock in self._filtered.values():
+            if self.loop is not None and sock.fileno() >= 0:
+                try:
+                    self.loop.remove_reader(sock.fileno())
+                except (ValueError, RuntimeError):
+                    pass
+            sock.close()
+        self._filtered.clear()
+        self._allowed.clear()
+        self._addr_link.clear()
         for link in self.links.values():
             for sock in link.sockets:
                 if self.loop is not None and sock.fileno() >= 0:
@@ -149,16 +255,29 @@ class Transport:
         self._by_key.clear()
 
     # -- I/O ----------------------------------------------------------------------------------------
-    def _readable(self, link: str, sock: socket.socket) -> None:
-        for _ in range(256):  # bounded: let timers run between bursts
+    def _readable(self, link: str | None, sock: socket.socket, batch: int, medium: bool) -> None:
+        """Read up to `batch` datagrams (bounded: timers and the other sockets run between batches).
+        On a medium socket, copies from an address with queues of its own are skipped (the kernel
+        queued the broadcast on both); link None: the peer filter's socket (link from the address)."""
+        recvfrom, on_datagram = sock.recvfrom, self.on_datagram
+        own = self._peer_addrs.get(link, ()) if medium else ()
+        for _ in range(batch):
             try:
-                data, addr = sock.recvfrom(RECV_SIZE)
+                data, addr = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:
+            except OSError as exc:  # e.g. ECONNREFUSED queued on a connected socket by an ICMP error
                 log.debug("recv on %s: %s", link, exc)
                 return
-            self.on_datagram(link, data, addr)
+            if own and addr in own:
+                self.duplicates += 1
+                continue
+            if link is None:
+                peer_link = self._addr_link.get(addr)
+                if peer_link is not None:
+                    on_datagram(peer_link, data, addr)
+                continue
+            on_datagram(link, data, addr)
 
     def send(self, link: str, data: bytes, bulk: bool = False) -> int:
         """Send to every destination of the link (broadcast, group, unicast peers); returns how many.
@@ -204,3 +323,30 @@ class Transport:
 
     def link_names(self) -> List[str]:
         return list(self.links)
+
+
+# -- the peer filter: classic BPF run by the kernel before a datagram is queued -------------------------
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+_SKF_AD_IFINDEX = -0x1000 + 8      # SKF_AD_OFF + SKF_AD_IFINDEX
+_SKF_NET_SRC = -0x100000 + 12      # SKF_NET_OFF + offset of the IPv4 source address
+_LD_W_ABS, _LD_H_ABS, _JEQ_K, _RET_K = 0x20, 0x28, 0x15, 0x06
+MAX_FILTER_PEERS = 36              # 7 instructions each; a classic BPF program has at most 4096
+
+
+def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def _attach_filter(sock: socket.socket, allowed: Sequence[Tuple[int, int, int]]) -> None:
+    """Let only datagrams from (ifindex, source IPv4, source port) in `allowed` into `sock`'s queue."""
+    prog = []
+    for ifindex, ip, port in list(allowed)[:MAX_FILTER_PEERS]:
+        prog += [_insn(_LD_W_ABS, 0, 0, _SKF_AD_IFINDEX), _insn(_JEQ_K, 0, 5, ifindex),
+                 _insn(_LD_W_ABS, 0, 0, _SKF_NET_SRC), _insn(_JEQ_K, 0, 3, ip),
+                 _insn(_LD_H_ABS, 0, 0, 0), _insn(_JEQ_K, 0, 1, port),    # UDP source port
+                 _insn(_RET_K, 0, 0, 0x40000)]
+    prog.append(_insn(_RET_K, 0, 0, 0))
+    code = b"".join(prog)
+    buf = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)

@@ -112,7 +112,9 @@ def test_authenticated_packets_with_random_fields_never_break_the_node(items):
         known = node.state.peers["b"].generation
         if known is None or known < 2**64 - 1:  # (a peer restarting past 2**64 generations: not a case)
             gen = 1 if known is None else known + 1
-            hb = wire.Packet(kind="hb", src="b", generation=gen, seq=1, link="eth0")
+            seq = next(s for s in (2**64 - 1, 2**63, 12345) if not node.guard.seen("b", gen, "hb", "eth0", s))
+            hb = wire.Packet(kind="hb", src="b", generation=gen, seq=seq, link="eth0",
+                             payload=wire.encode_echo([("a", 1)]))   # b hears this incarnation of a
             node.on_datagram("eth0", wire.encode(hb, AUTH), ("10.0.0.2", 694))
             assert "b" in node.members()
         assert set(node.nodes_view()) == {"a", "b", "c"}

@@ -197,12 +197,67 @@ def test_replay_guard_keys_by_kind_and_link():
 def test_replay_guard_generations():
     g = ReplayGuard()
     assert g.check(hb(100, gen=3)) is None
-    assert g.check(hb(1, gen=4)) is None      # restarted node: sequence starts again
-    assert g.check(hb(101, gen=3)) == "replay"   # stale incarnation
+    g.pin("a", 3)                             # which generation is believed is the membership's call
+    assert g.check(hb(1, gen=4)) is None      # restarted node: sequence starts again, own windows
+    assert g.check(hb(101, gen=3)) is None
+    assert g.check(hb(101, gen=3)) == "replay"
+    g.pin("a", 4)                             # ... it believes 4: older generations' windows go
     assert g.generation("a") == 4
     assert g.check(hb(1, gen=4)) == "replay"
+    assert g.check(hb(2, gen=4)) is None
     g.forget("a")
     assert g.check(hb(1, gen=4)) is None
+
+
+def test_replay_guard_floor_rejects_what_was_sent_before_the_peer_proved_freshness():
+    g = ReplayGuard()
+    assert g.check(hb(50)) is None            # a replayed old packet arrives first
+    g.pin("a", 1, floor=60)                   # the peer's packet 60 proved it hears us
+    assert g.check(hb(45)) == "replay"        # within the window and unseen, but older than the proof
+    assert g.check(hb(59, kind="msg", link="eth1")) == "replay"
+    assert g.check(hb(61)) is None
+
+
+def test_replay_guard_memory_is_bounded_per_source_and_in_sources():
+    g = ReplayGuard(max_sources=10)
+    g.pin("a", 5)
+    for gen in range(6, 500):                 # ever new candidate generations: one kept at a time
+        assert g.check(hb(1, gen=gen)) is None
+    assert len(g._gens["a"]) == 2 and 5 in g._gens["a"]
+    assert all(g.check(hb(1, src=f"n{i}")) is None for i in range(9))
+    assert g.check(hb(1, src="one-too-many")) == "unknown-node"
+    assert g.sources() == 10
+
+
+def test_replay_guard_seen_matches_check_without_recording():
+    g = ReplayGuard(window=8)
+    for seq in (5, 7):
+        g.check(hb(seq))
+    assert [g.seen("a", 1, "hb", "eth0", s) for s in (4, 5, 6, 7, 8)] == [False, True, False, True, False]
+    assert g.seen("a", 1, "hb", "eth0", 7 - 8) is True      # beyond the window: too old, as check() says
+    assert g.seen("b", 1, "hb", "eth0", 5) is False
+    assert g.check(hb(6)) is None             # seen() recorded nothing
+
+
+def test_peek_reads_the_header_without_authenticating():
+    data = encode(MSG, KEYS)
+    assert wire.peek(data, KEYS) == ("admin1", 3, "msg", "eth1", 9)
+    forged = data[:-1] + bytes([data[-1] ^ 1])
+    assert wire.peek(forged, KEYS) == ("admin1", 3, "msg", "eth1", 9)      # not authenticated: only a hint
+    for bad in (b"", b"HD", b"HD\x01\x09" + data[4:], data[:30], b"XX" + data[2:], data[:2] + b"\x07" + data[3:]):
+        assert wire.peek(bad, KEYS) is None
+
+
+def test_echo_payload_round_trip_and_garbage():
+    payload = wire.encode_echo([("a", 3), ("nœud", 2**64 - 1), ("b", 0)])
+    assert wire.echoed_generation(payload, "nœud") == 2**64 - 1
+    assert wire.echoed_generation(payload, "b") == 0
+    assert wire.echoed_generation(payload, "c") is None
+    assert wire.echoed_generation(b"", "a") is None
+    rnd = random.Random(5)
+    for _ in range(2000):
+        junk = rnd.randbytes(rnd.randint(0, 40))
+        assert wire.echoed_generation(junk, "a") is None or isinstance(wire.echoed_generation(junk, "a"), int)
 
 
 def test_replay_guard_captured_traffic_replayed():

@@ -13,8 +13,17 @@ Rules (Heartbeat's, with sub-second timers):
 - Each (peer, link) has its own status: ``up`` while heard on that link within deadtime, ``dead``
   otherwise (``init`` before it was ever heard and initdead has not passed). A local link going down
   marks every peer's status on it ``dead`` at once.
-- A heartbeat with a higher generation than known means the peer restarted (`NodeRestarted`); an
-  older generation is stale and ignored (`StaleHeartbeat`).
+- Freshness: a peer's packets count only once the peer has shown it hears THIS incarnation of the local
+  node: a heartbeat echoing the local generation (`Heartbeat.echo`) verifies the peer's generation.
+  Packets recorded before the local node (re)started can never do that, so replaying them cannot make a
+  peer up (`Rejected` "stale"), whatever generation they carry.
+- Generations: a higher generation than known is a restart (`NodeRestarted`), believed only when fresh,
+  at most MAX_GENERATION_JUMP above the known one, and once the known generation has been silent for
+  2 x keepalive (while it still speaks, the new one is held: `Rejected` "generation"). An older
+  generation is refused (`Rejected` "replay") unless it is fresh and the known one has been silent for
+  deadtime (the peer lost its state and counts again from 1). So one forged packet cannot lock a peer
+  out, and known generations may be seeded from disk (`new_membership(known=...)`).
+- At most MAX_PEERS peers (autojoin cannot grow the state without bound).
 - The membership view is the set of (node, generation) of the local node and every ``up``/``warn``
   peer; each change of the view increments the epoch (`MembershipChanged`).
 """
@@ -28,7 +37,7 @@ __all__ = [
     "Timing", "LinkView", "Peer", "Membership",
     "Start", "Tick", "Heartbeat", "LinkUp", "LinkDown", "Reconfigure",
     "NodeStateChanged", "LinkStatusChanged", "NodeRestarted", "MembershipChanged", "UnknownNode",
-    "StaleHeartbeat", "new_membership", "step", "next_deadline", "members", "summary",
+    "Rejected", "Verified", "MAX_GENERATION_JUMP", "MAX_PEERS", "new_membership", "step", "next_deadline", "members", "summary",
 ]
 
 # node states
@@ -37,6 +46,8 @@ INIT, UP, WARN, DEAD = "init", "up", "warn", "dead"
 LINK_INIT, LINK_UP, LINK_DEAD = "init", "up", "dead"
 
 ALIVE = (UP, WARN)
+MAX_GENERATION_JUMP = 1 << 20   # a peer restarting more often than this while unheard is not believable
+MAX_PEERS = 256                 # autojoin: peers beyond this are UnknownNode
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Peer:
 
     state: str = INIT
     generation: int | None = None
+    verified: bool = False       # `generation` has shown it hears this incarnation of the local node
     seq: int | None = None
     last_heard: float | None = None
     links: Mapping[str, LinkView] = field(default_factory=dict)
@@ -103,6 +115,7 @@ class Heartbeat:
     link: str
     generation: int
     seq: int = 0
+    echo: int | None = None   # the local node's generation as the sender knows it (heartbeats only)
 
 
 @dataclass(frozen=True)
@@ -172,24 +185,44 @@ class UnknownNode:
 
 
 @dataclass(frozen=True)
-class StaleHeartbeat:
-    """A heartbeat carrying an older generation than already seen (ignored; counted by the daemon)."""
+class Rejected:
+    """A packet of a configured peer that does not count (dropped; the daemon counts `reason`).
+
+    reason: "replay" (an older generation than known), "stale" (not shown to be sent after the local
+    node started), "generation" (a new generation not believed: too far ahead, or the known one still
+    speaks).
+    """
 
     node: str
     generation: int
-    known_generation: int
+    known_generation: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    """`generation` of `node` proved it hears this incarnation with the packet numbered `seq`."""
+
+    node: str
+    generation: int
+    seq: int
 
 
 Effect = Union[NodeStateChanged, LinkStatusChanged, NodeRestarted, MembershipChanged, UnknownNode,
-               StaleHeartbeat]
+               Rejected, Verified]
 
 
 # ------------------------------------------------------------------------------------------- functions
-def new_membership(local: str, generation: int, timing: Timing, nodes, links, autojoin: bool = False
-                   ) -> Membership:
-    """The state before `Start`: every configured peer `init`, the local node the only member."""
+def new_membership(local: str, generation: int, timing: Timing, nodes, links, autojoin: bool = False,
+                   known: Mapping[str, int] | None = None) -> Membership:
+    """The state before `Start`: every configured peer `init`, the local node the only member.
+
+    known: peers' generations remembered from an earlier run (not verified: they only make older
+    generations "replay" until the peer proves a generation in this run)."""
     links = tuple(links)
-    peers = {n: Peer(links={ln: LinkView() for ln in links}) for n in nodes if n != local}
+    known = known or {}
+    peers = {n: Peer(generation=known.get(n), links={ln: LinkView() for ln in links})
+             for n in nodes if n != local}
     return Membership(local=local, generation=generation, timing=timing, links=links, peers=peers,
                       autojoin=autojoin, local_links={ln: True for ln in links},
                       view=frozenset({(local, generation)}))
@@ -290,27 +323,50 @@ def _heartbeat(state: Membership, ev: Heartbeat, now: float, effects: List[Effec
         return state
     peer = state.peers.get(ev.node)
     if peer is None:
-        if not state.autojoin:
+        if not state.autojoin or len(state.peers) >= MAX_PEERS:
             effects.append(UnknownNode(ev.node, ev.link))
             return state
         peer = Peer(links={ln: LinkView() for ln in state.links})
     if ev.link not in state.links:
         return state
-    if peer.generation is not None and ev.generation < peer.generation:
-        effects.append(StaleHeartbeat(ev.node, ev.generation, peer.generation))
+    gen, known = ev.generation, peer.generation
+    reason = _judge(state, peer, ev, now)
+    if reason is not None:
+        effects.append(Rejected(ev.node, gen, known, reason))
+        if reason == "stale" and gen != known and (known is None or gen > known) and not peer.verified:
+            # not proven yet, but the generation to echo back so that the peer can prove it
+            return replace(state, peers={**state.peers, ev.node: replace(peer, generation=gen)})
         return state
-    if peer.generation is not None and ev.generation > peer.generation:
-        effects.append(NodeRestarted(ev.node, peer.generation, ev.generation))
-        if peer.state in ALIVE:
-            # the old incarnation is gone: its view entry is replaced by the new generation below,
-            # which changes the view (new epoch) even though the name stays a member
-            pass
+    if known is not None and gen != known and peer.last_heard is not None:
+        effects.append(NodeRestarted(ev.node, known, gen))
+    if not peer.verified or known != gen:
+        effects.append(Verified(ev.node, gen, ev.seq))
     links = dict(peer.links)
     links[ev.link] = replace(links.get(ev.link, LinkView()), last_heard=now)
-    peer = replace(peer, generation=ev.generation, seq=ev.seq, last_heard=now, links=links)
-    peers = dict(state.peers)
-    peers[ev.node] = peer
-    return replace(state, peers=peers)
+    peer = replace(peer, generation=gen, verified=True, seq=ev.seq, last_heard=now, links=links)
+    return replace(state, peers={**state.peers, ev.node: peer})
+
+
+def _judge(state: Membership, peer: Peer, ev: Heartbeat, now: float) -> str | None:
+    """None when the packet counts for `peer`, else the Rejected reason (see the module's rules)."""
+    gen, known = ev.generation, peer.generation
+    fresh = ev.echo == state.generation
+    if known is not None and gen - known > MAX_GENERATION_JUMP:
+        return "generation"
+    if known is not None and gen < known and not fresh:
+        return "replay"
+    if known is None or not peer.verified:       # nothing proven in this run yet
+        return None if fresh else "stale"
+    if gen == known:
+        return None
+    if not fresh:
+        return "stale" if gen > known else "replay"
+    silent = None if peer.last_heard is None else now - peer.last_heard
+    if gen > known:
+        # a restart; held while the incarnation we know still speaks (one forged packet locks nobody out)
+        return "generation" if silent is not None and silent < 2 * state.timing.keepalive else None
+    # an older generation, fresh: the peer lost its state; believed once the known one is dead
+    return "replay" if silent is not None and silent < state.timing.deadtime else None
 
 
 def step(state: Membership, event: Event, now: float) -> Tuple[Membership, List[Effect]]:

@@ -183,51 +183,168 @@ def _parse(body: bytes) -> Packet:
                   stream_seq=stream_seq, ack_seq=ack_seq, sack=sack)
 
 
+def peek(data: bytes, auth: AuthKeys) -> Tuple[str, int, str, str, int] | None:
+    """(src, generation, kind, link, seq) read from a datagram WITHOUT authenticating it, or None.
+
+    Costs a fraction of decode(): it lets the receiver drop an exact replay (a seq the ReplayGuard already
+    recorded for that source) before computing any digest. Nothing read here may be trusted for anything
+    else: a forged header can at worst get a forged packet dropped as "replay" instead of "auth".
+    """
+    try:
+        if len(data) > MAX_PACKET or data[:2] != MAGIC or data[2] != VERSION:
+            return None
+        size = auth.digest_size(data[3])
+        if size is None:
+            return None
+        pos = 4 + size
+        code, _flags, generation, seq = _PEEK.unpack_from(data, pos)
+        pos += _FIXED.size
+        names = []
+        for _ in range(3):
+            n = data[pos]
+            names.append(bytes(data[pos + 1:pos + 1 + n]).decode("utf-8"))
+            pos += 1 + n
+    except (struct.error, IndexError, ValueError):
+        return None
+    if not 1 <= code <= len(KINDS):
+        return None
+    return names[0], generation, KINDS[code - 1], names[2], seq
+
+
+_PEEK = struct.Struct("!BBQQ")
+
+
+# -- the heartbeat's echo: which generation the sender currently knows for each node ------------------
+_GEN = struct.Struct("!Q")
+
+
+def encode_echo(generations) -> bytes:
+    """The payload of a heartbeat: (node, generation) pairs the sender knows, each name <= MAX_NAME bytes."""
+    out = []
+    for node, gen in generations:
+        out.append(_name(node, "node"))
+        out.append(_GEN.pack(gen))
+    return b"".join(out)
+
+
+def echoed_generation(payload: bytes, node: str) -> int | None:
+    """The generation a heartbeat's payload reports for `node` (None: not listed, or not an echo payload)."""
+    want = node.encode("utf-8")
+    pos, end = 0, len(payload)
+    try:
+        while pos < end:
+            n = payload[pos]
+            name = payload[pos + 1:pos + 1 + n]
+            pos += 1 + n
+            if pos + 8 > end:
+                return None
+            if name == want:
+                return _GEN.unpack_from(payload, pos)[0]
+            pos += 8
+    except (IndexError, struct.error):
+        return None
+    return None
+
+
+class _Generation:
+    """Replay state of one (source, generation): seqs below `floor` are old, plus a window per (kind, link)."""
+
+    __slots__ = ("floor", "windows")
+
+    def __init__(self) -> None:
+        self.floor = 0
+        self.windows: Dict[Tuple[str, str], Tuple[int, int]] = {}   # (kind, link) -> (highest seq, bitmap)
+
+
 class ReplayGuard:
-    """Rejects replayed and stale packets, per (src, kind, link), with a sliding window.
+    """Rejects replayed packets, per (src, generation, kind, link), with a sliding window over seq.
 
     A packet is accepted once: its seq must be newer than the highest accepted, or within `window`
     below it and not yet seen (UDP may reorder; a retransmission always gets a fresh seq, so a repeat
-    is a replay). A higher generation from a src resets all its windows; an older one is "replay".
-    Only authenticated packets reach the guard, so its memory is bounded by the configured nodes.
+    is a replay), and not below the generation's floor (`pin`: the seq from which the source proved it
+    hears this incarnation of the receiver; anything older may have been recorded before).
+
+    Which generation of a source is believed is the membership core's decision; the daemon tells the
+    guard with `pin(src, gen)`. Besides the pinned generation the guard keeps the windows of at most one other generation (a candidate restart, or an older one the
+    core will refuse unless the peer lost its state). Memory is bounded: at most
+    `max_sources` sources (the daemon passes only configured nodes), two generations each, one window per
+    (kind, link) known to the sender. Every operation is O(1) in the number of sources.
     """
 
-    def __init__(self, window: int = 1024):
+    def __init__(self, window: int = 1024, max_sources: int = 256):
         self.window = window
-        self._generation: Dict[str, int] = {}
-        self._seen: Dict[Tuple[str, str, str], Tuple[int, int]] = {}   # key -> (highest seq, bitmap)
+        self.max_sources = max_sources
+        self._mask = (1 << window) - 1
+        self._pinned: Dict[str, int] = {}
+        self._gens: Dict[str, Dict[int, _Generation]] = {}
 
     def check(self, pkt: Packet) -> str | None:
-        """None when `pkt` is new (and record it), else "replay"."""
-        gen = self._generation.get(pkt.src)
-        if gen is None or pkt.generation > gen:
-            self.forget(pkt.src)
-            self._generation[pkt.src] = pkt.generation
-        elif pkt.generation < gen:
-            return "replay"
-        key = (pkt.src, pkt.kind, pkt.link)
+        """None when `pkt` is new (and record it), else "replay" ("unknown-node": too many sources)."""
+        src, gen = pkt.src, pkt.generation
+        gens = self._gens.get(src)
+        if gens is None:
+            if len(self._gens) >= self.max_sources:
+                return "unknown-node"
+            gens = self._gens[src] = {}
+        pinned = self._pinned.get(src)
+        g = gens.get(gen)
+        if g is None:
+            for other in [x for x in gens if x != pinned]:   # keep the pinned and one candidate
+                del gens[other]
+            g = gens[gen] = _Generation()
         seq = pkt.seq
-        if key not in self._seen:
-            self._seen[key] = (seq, 1)
+        if seq < g.floor:
+            return "replay"
+        key = (pkt.kind, pkt.link)
+        w = g.windows.get(key)
+        if w is None:
+            g.windows[key] = (seq, 1)
             return None
-        top, bits = self._seen[key]
+        top, bits = w
         if seq > top:
             shift = seq - top
-            bits = ((bits << shift) | 1) & ((1 << self.window) - 1) if shift < self.window else 1
-            self._seen[key] = (seq, bits)
+            g.windows[key] = (seq, ((bits << shift) | 1) & self._mask if shift < self.window else 1)
             return None
         offset = top - seq
         if offset >= self.window or bits >> offset & 1:
             return "replay"
-        self._seen[key] = (top, bits | 1 << offset)
+        g.windows[key] = (top, bits | 1 << offset)
         return None
+
+    def seen(self, src: str, gen: int, kind: str, link: str, seq: int) -> bool:
+        """True when check() would call this (src, gen, kind, link, seq) a replay; records nothing."""
+        gens = self._gens.get(src)
+        g = gens.get(gen) if gens else None
+        if g is None:
+            return False
+        if seq < g.floor:
+            return True
+        w = g.windows.get((kind, link))
+        if w is None or seq > w[0]:
+            return False
+        offset = w[0] - seq
+        return offset >= self.window or bool(w[1] >> offset & 1)
+
+    def pin(self, src: str, gen: int, floor: int | None = None) -> None:
+        """`gen` is the generation of `src` the membership believes; seqs below `floor` are old."""
+        self._pinned[src] = gen
+        gens = self._gens.setdefault(src, {})
+        for other in [x for x in gens if x < gen]:
+            del gens[other]
+        g = gens.get(gen)
+        if g is None:
+            g = gens[gen] = _Generation()
+        if floor is not None and floor > g.floor:
+            g.floor = floor
 
     def forget(self, src: str) -> None:
         """Drop everything known about `src`."""
-        self._generation.pop(src, None)
-        for key in [k for k in self._seen if k[0] == src]:
-            del self._seen[key]
+        self._pinned.pop(src, None)
+        self._gens.pop(src, None)
 
     def generation(self, src: str) -> int | None:
-        return self._generation.get(src)
+        """The pinned generation of `src` (None: not pinned)."""
+        return self._pinned.get(src)
 
+    def sources(self) -> int:
+        return len(self._gens)
