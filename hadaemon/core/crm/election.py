@@ -121,6 +121,14 @@ def _new_round(state: Election, now: float) -> Tuple[Election, List[Effect]]:
     return st, effects + more
 
 
+def _current_vote(state: Election) -> Vote:
+    """The local vote as sent now: after a decision, the claim says whether this node is the DC."""
+    vote = state.my_vote
+    if state.decided and vote is not None:
+        vote = replace(vote, incumbent=state.dc == state.local)
+    return vote
+
+
 def _maybe_decide(state: Election, now: float) -> Tuple[Election, List[Effect]]:
     if state.decided:
         return state, []
@@ -147,13 +155,16 @@ def step(state: Election, event: Event, now: float) -> Tuple[Election, List[Effe
             return state, []
         known = state.votes.get(src)
         if known is not None and known.instance == vote.instance:
-            if vote.seq <= known.seq:
+            if vote.seq < known.seq or vote == known:
                 return state, []
-            # the same crmd started a new round: it needs our vote again; ours stands
             votes = dict(state.votes)
             votes[src] = vote
             st = replace(state, votes=votes)
-            effects = [SendVote(src, state.my_vote)] if state.my_vote is not None else []
+            if vote.seq == known.seq:
+                # the same round's vote, with the sender's up-to-date claim
+                return _maybe_decide(st, now)
+            # the same crmd started a new round: it needs our vote again; ours stands
+            effects: List[Effect] = [SendVote(src, _current_vote(state))] if state.my_vote is not None else []
             st, more = _maybe_decide(st, now)
             return st, effects + more
         if state.decided:
@@ -167,7 +178,7 @@ def step(state: Election, event: Event, now: float) -> Tuple[Election, List[Effe
         votes = dict(state.votes)
         votes[src] = vote
         st = replace(state, votes=votes)
-        effects: List[Effect] = [SendVote(src, state.my_vote)] if state.my_vote is not None else []
+        effects = [SendVote(src, _current_vote(state))] if state.my_vote is not None else []
         st, more = _maybe_decide(st, now)
         return st, effects + more
     raise TypeError(f"unknown election event {event!r}")

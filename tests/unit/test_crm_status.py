@@ -1,0 +1,154 @@
+"""Status-section updates as Pacemaker writes them, read back by the policy engine; CIB versions,
+the Heartbeat 2.1 schema check, ha.cf defaults; the CIB store on disk."""
+import os
+import xml.etree.ElementTree as ET
+
+from hadaemon.core.cib.loader import parse_cib
+from hadaemon.core.crm import cibdoc
+from hadaemon.core.crm import status as S
+from hadaemon.core.crm.ops import plan_op
+from hadaemon.core.policy import schedule
+from hadaemon.io.cibstore import CibStore
+from tests.unit.crm_world import NOW, cib_with, dummy
+
+
+def _rec(op, interval=0, rc=0, status=0, call=1, target=0, digest="", rsc="d"):
+    return S.OpRecord(rsc, op, interval, rc, status, call, S.transition_key(3, 7, target, "uuid"), target,
+                      exec_ms=12, queue_ms=1, last_run=NOW, digest=digest, rsc_class="ocf",
+                      rsc_provider="heartbeat", rsc_type="Dummy")
+
+
+def _ops(cib, node="node1"):
+    return {o.get("id"): dict(o.attrib) for o in cib.iter("lrm_rsc_op") if o.get("on_node") == node}
+
+
+def test_entries_are_written_as_pacemaker_names_them():
+    cib = cib_with(dummy("d"))
+    model = parse_cib(cibdoc.to_text(cib))
+    start = plan_op(model, "d", "start", 0, "node1")
+    mon = plan_op(model, "d", "monitor", 10000, "node1")
+    assert not S.record_op(cib, "node1", _rec("monitor", 0, rc=7, call=1, target=7), NOW)
+    assert not S.record_op(cib, "node1", _rec("start", call=2, digest=start.digest), NOW)
+    assert not S.record_op(cib, "node1", _rec("monitor", 10000, call=3, digest=mon.digest), NOW)
+    ops = _ops(cib)
+    assert set(ops) == {"d_last_0", "d_monitor_10000"}
+    last = ops["d_last_0"]
+    assert last["operation"] == "start" and last["call-id"] == "2" and last["rc-code"] == "0"
+    assert last["op-status"] == "0" and last["interval"] == "0" and last["operation_key"] == "d_start_0"
+    assert last["transition-key"] == "3:7:0:uuid" and last["transition-magic"] == "0:0:3:7:0:uuid"
+    assert last["exec-time"] == "12" and last["queue-time"] == "1" and last["last-rc-change"] == str(NOW)
+    assert last["op-digest"] == start.digest
+    res = next(cib.iter("lrm_resource"))
+    assert (res.get("class"), res.get("provider"), res.get("type")) == ("ocf", "heartbeat", "Dummy")
+    # the scheduler reads it back: running, monitored, nothing to do
+    tr = schedule(parse_cib(cibdoc.to_text(cib)), NOW)
+    assert tr.current["d"] == ("node1",)
+    assert [a.key for a in tr.graph.actions if a.node == "node1"] == []
+
+
+def test_a_successful_stop_drops_the_recurring_entries_and_a_cancel_removes_one():
+    cib = cib_with(dummy("d"))
+    S.record_op(cib, "node1", _rec("start", call=1), NOW)
+    S.record_op(cib, "node1", _rec("monitor", 10000, call=2), NOW)
+    S.record_op(cib, "node1", _rec("monitor", 20000, call=3), NOW)
+    S.record_op(cib, "node1", _rec("monitor", 20000, status=S.EXEC_STATUS["cancelled"], call=4), NOW)
+    assert set(_ops(cib)) == {"d_last_0", "d_monitor_10000"}
+    S.record_op(cib, "node1", _rec("stop", call=5), NOW)
+    assert set(_ops(cib)) == {"d_last_0"}
+
+
+def test_failures_count_per_operation_and_a_failed_start_is_infinity():
+    cib = cib_with(dummy("d"))
+    assert S.record_op(cib, "node1", _rec("monitor", 10000, rc=7, call=2), NOW)
+    assert S.record_op(cib, "node1", _rec("monitor", 10000, rc=7, call=3), NOW + 5)
+    assert S.get_attribute(cib, "node1", "fail-count-d#monitor_10000") == "2"
+    assert S.get_attribute(cib, "node1", "last-failure-d#monitor_10000") == str(NOW + 5)
+    assert _ops(cib)["d_last_failure_0"]["rc-code"] == "7"
+    assert S.record_op(cib, "node1", _rec("start", rc=1, call=4), NOW)
+    assert S.get_attribute(cib, "node1", "fail-count-d#start_0") == "INFINITY"
+    cib2 = cib_with(dummy("d"))
+    S.record_op(cib2, "node1", _rec("start", rc=1, call=4), NOW, start_failure_is_fatal=False)
+    assert S.get_attribute(cib2, "node1", "fail-count-d#start_0") == "1"
+    # the policy engine reads the fail-count
+    from hadaemon.core.policy.unpack import failcount, unpack
+    ws = unpack(parse_cib(cibdoc.to_text(cib)), NOW)
+    assert failcount(ws, ws.prims["d"], ws.node_by_uname["node1"]) >= 1_000_000
+    S.clear_failcounts(cib, "node1", "d")
+    assert S.get_attribute(cib, "node1", "fail-count-d#start_0") is None
+
+
+def test_probes_finding_a_resource_are_answers_not_failures():
+    for rc in (0, 7):
+        assert not S.is_failure(_rec("monitor", 0, rc=rc, target=7))
+    assert S.is_failure(_rec("monitor", 0, rc=5, target=7))
+    assert not S.is_failure(_rec("stop", rc=7))
+    assert S.is_failure(_rec("start", status=S.EXEC_STATUS["timeout"], rc=1))
+    assert not S.is_failure(_rec("monitor", 10000, status=S.EXEC_STATUS["cancelled"]))
+
+
+def test_node_state_and_transient_attributes():
+    cib = cib_with(dummy("d"))
+    assert S.set_node_state(cib, "node2", in_ccm="false", crmd="offline", join="down")
+    assert not S.set_node_state(cib, "node2", in_ccm="false")
+    ns = S.node_state(cib, "node2")
+    assert (ns.get("id"), ns.get("uname"), ns.get("expected")) == ("node2", "node2", "member")
+    assert S.set_attribute(cib, "node1", "pingd", "2")
+    assert not S.set_attribute(cib, "node1", "pingd", "2")
+    model = parse_cib(cibdoc.to_text(cib))
+    st = [s for s in model.node_states if s.uname == "node1"][0]
+    assert dict(st.transient_sets[0].pairs)["pingd"] == "2"
+    assert S.set_attribute(cib, "node1", "pingd", None)
+
+
+def test_versions_and_bumps():
+    cib = cibdoc.parse('<cib admin_epoch="1" epoch="4" num_updates="7"><configuration/></cib>')
+    assert cibdoc.version_of(cib) == (1, 4, 7)
+    assert cibdoc.bump(cib, configuration=False) == (1, 4, 8)
+    assert cibdoc.bump(cib, configuration=True) == (1, 5, 0)
+    assert cibdoc.version_text(cibdoc.version_of(cib)) == "1:5:0"
+    assert cib.find("configuration/resources") is not None and cib.find("status") is not None
+
+
+def test_heartbeat_2_1_cibs_are_recognised_and_name_the_upgrade_command():
+    old = cibdoc.parse("""<cib><configuration><crm_config><cluster_property_set id="o"><attributes>
+      <nvpair id="n" name="stonith_enabled" value="false"/></attributes></cluster_property_set></crm_config>
+      <nodes><node id="u1" uname="a" type="normal"/></nodes></configuration></cib>""")
+    msg = cibdoc.old_schema_problem(old)
+    assert msg and "hactl cib upgrade" in msg and "<attributes>" in msg
+    assert cibdoc.old_schema_problem(cib_with(dummy("d"))) is None
+
+
+def test_auto_failback_becomes_resource_stickiness_unless_the_cib_sets_one():
+    for value, want in (("on", "0"), ("off", "INFINITY")):
+        cib = cib_with(dummy("d"))
+        cibdoc.with_hacf_defaults(cib, value)
+        nv = [e for e in cib.iter("nvpair") if e.get("name") == "resource-stickiness"]
+        assert [e.get("value") for e in nv] == [want]
+    cib = cib_with(dummy("d"), rsc_defaults='<rsc_defaults><meta_attributes id="rd">'
+                   '<nvpair id="rd-s" name="resource-stickiness" value="50"/></meta_attributes></rsc_defaults>')
+    cibdoc.with_hacf_defaults(cib, "on")
+    assert [e.get("value") for e in cib.iter("nvpair") if e.get("name") == "resource-stickiness"] == ["50"]
+    cib = cib_with(dummy("d"))
+    cibdoc.with_hacf_defaults(cib, "legacy")
+    assert not [e for e in cib.iter("nvpair") if e.get("name") == "resource-stickiness"]
+
+
+def test_store_saves_atomically_keeps_the_previous_copy_and_bounds_the_archive(tmp_path):
+    store = CibStore(str(tmp_path / "state"), keep=5)
+    store.check()
+    assert store.load() is None
+    assert store.save("<cib epoch='1'/>")
+    assert not store.save("<cib epoch='1'/>")
+    assert store.save("<cib epoch='2'/>")
+    assert (tmp_path / "state" / "cib.last").read_text() == "<cib epoch='1'/>"
+    assert CibStore(str(tmp_path / "state")).load() == "<cib epoch='2'/>"
+    assert oct(os.stat(store.path).st_mode & 0o777) == "0o600"
+    assert not [p for p in os.listdir(store.dir) if p.startswith(".tmp-")]
+    for i in range(12):
+        store.archive_input(f"<cib n='{i}'/>")
+    names = sorted(os.listdir(store.pe_dir), key=lambda n: int(n.split("-")[2].split(".")[0]))
+    assert names == [f"pe-input-{i}.xml" for i in range(7, 12)]
+    # numbering continues after a restart
+    again = CibStore(str(tmp_path / "state"), keep=5)
+    assert again.archive_input("<cib/>").endswith("pe-input-12.xml")
+    ET.fromstring(open(again.inputs()[-1]).read())

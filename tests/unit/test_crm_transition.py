@@ -1,0 +1,152 @@
+"""The transition executor: readiness, pseudo actions, failures and aborts, timeouts; and, with the
+real scheduler and status updates, convergence from every partially applied prefix of a transition."""
+import copy
+
+import pytest
+
+from hadaemon.core.crm import transition as T
+from tests.unit.crm_world import World, cib_with, dummy
+
+
+def _spec(aid, task="start", node="n1", pseudo=False, kind="rsc_op", timeout=10.0):
+    return T.ActionSpec(aid, f"r_{task}_0", task, "r", node, 0, pseudo, kind, 0, timeout)
+
+
+def _executed(effects):
+    return [e.action.id for e in effects if isinstance(e, T.Execute)]
+
+
+def test_actions_start_when_their_inputs_are_done_and_pseudo_actions_complete_by_themselves():
+    run = T.new_run(1, [_spec(0, "stop"), _spec(1, "stopped", pseudo=True, kind="pseudo_event"),
+                        _spec(2, "start", "n2"), _spec(3, "monitor", "n2")],
+                    [(0, 1), (1, 2), (2, 3)])
+    run, eff = T.step(run, T.Started(), 0.0)
+    assert _executed(eff) == [0]
+    run, eff = T.step(run, T.ActionDone(0, True), 1.0)
+    assert _executed(eff) == [2] and run.states[1] == T.DONE
+    run, eff = T.step(run, T.ActionDone(2, True), 2.0)
+    assert _executed(eff) == [3]
+    run, eff = T.step(run, T.ActionDone(3, True), 3.0)
+    assert eff == [T.Completed(1, "complete", "")] and run.completed
+
+
+def test_independent_actions_run_in_parallel():
+    run = T.new_run(2, [_spec(0), _spec(1, node="n2"), _spec(2, node="n3")], [(0, 2)])
+    run, eff = T.step(run, T.Started(), 0.0)
+    assert _executed(eff) == [0, 1]
+    assert run.in_flight == (0, 1)
+
+
+def test_a_failed_action_stops_new_actions_and_ends_when_nothing_is_in_flight():
+    run = T.new_run(3, [_spec(0), _spec(1, node="n2"), _spec(2, node="n3")], [(0, 2)])
+    run, _ = T.step(run, T.Started(), 0.0)
+    run, eff = T.step(run, T.ActionDone(0, False), 1.0)
+    assert eff == [] and not run.completed          # action 1 still in flight; 2 never starts
+    run, eff = T.step(run, T.ActionDone(1, True), 2.0)
+    assert eff == [T.Completed(3, "failed", "action failed")]
+    assert run.states == {0: T.FAILED, 1: T.DONE, 2: T.SKIPPED}
+
+
+def test_abort_waits_for_in_flight_actions():
+    run = T.new_run(4, [_spec(0), _spec(1)], [(0, 1)])
+    run, _ = T.step(run, T.Started(), 0.0)
+    run, eff = T.step(run, T.Abort("node lost"), 0.5)
+    assert eff == []
+    run, eff = T.step(run, T.ActionDone(0, True), 1.0)
+    assert eff == [T.Completed(4, "aborted", "node lost")]
+    assert run.states[1] == T.SKIPPED
+    # late results and further events change nothing
+    assert T.step(run, T.ActionDone(1, True), 2.0) == (run, [])
+
+
+def test_an_action_without_result_times_out_after_its_timeout_plus_the_margin():
+    run = T.new_run(5, [_spec(0, timeout=10.0), _spec(1)], [(0, 1)], margin=5.0)
+    run, _ = T.step(run, T.Started(), 100.0)
+    assert T.next_deadline(run) == 115.0
+    run, eff = T.step(run, T.Tick(), 114.9)
+    assert eff == []
+    run, eff = T.step(run, T.Tick(), 115.0)
+    assert eff[0] == T.TimedOut(_spec(0, timeout=10.0))
+    assert eff[1] == T.Completed(5, "failed", "action failed")
+    run2, eff2 = T.step(run, T.ActionDone(0, True), 116.0)   # the result arrives too late
+    assert eff2 == [] and run2.states[0] == T.FAILED
+
+
+def test_empty_graph_completes_at_once():
+    run, eff = T.step(T.new_run(6, [], []), T.Started(), 0.0)
+    assert eff == [T.Completed(6, "complete", "")]
+
+
+def _cluster():
+    cib = cib_with(dummy("solo") + '<group id="g">' + dummy("a") + dummy("b") + "</group>",
+                   '<rsc_location id="l-solo" rsc="solo" node="node1" score="100"/>'
+                   '<rsc_location id="l-g" rsc="g" node="node2" score="100"/>')
+    return cib
+
+
+def test_a_fresh_cluster_converges_to_the_preferred_placement_with_one_instance_each():
+    w = World(_cluster())
+    n = w.converge()
+    assert n >= 1
+    assert w.where() == {"a": ["node2"], "b": ["node2"], "solo": ["node1"]}
+    assert w.max_active == 1
+    # once stable, nothing more to do and no restart
+    before = list(w.executed)
+    assert w.converge() == 0 and w.executed == before
+
+
+def test_every_partially_applied_prefix_of_a_transition_converges_to_the_same_placement():
+    base = World(copy.deepcopy(_cluster()))
+    base.converge()
+    want = base.where()
+    _m, first = World(copy.deepcopy(_cluster())).start_run()
+    total = len([a for a in first.actions.values() if not a.immediate])
+    assert total >= 6
+    for k in range(total + 1):
+        w = World(copy.deepcopy(_cluster()))
+        w.run_transition(limit=k)       # the DC dies after k actions; a new DC starts over
+        w.converge()
+        assert w.where() == want, k
+        assert w.max_active == 1, k
+        starts = [e for e in w.executed if e[0] == "start"]
+        assert len(starts) == 3, (k, starts)  # nothing started twice
+
+
+def test_a_failed_start_moves_the_resource_and_records_the_fail_count():
+    cib = cib_with(dummy("solo"), '<rsc_location id="l" rsc="solo" node="node1" score="100"/>')
+    w = World(cib)
+    w.fail[("solo", "start", "node1")] = 1
+    w.converge()
+    assert w.where() == {"solo": ["node2"]}
+    text = __import__("hadaemon.core.crm.cibdoc", fromlist=["x"]).to_text(w.cib)
+    assert 'name="fail-count-solo#start_0" value="INFINITY"' in text
+    assert 'id="solo_last_failure_0"' in text
+
+
+def test_a_failed_monitor_restarts_the_resource_in_place():
+    cib = cib_with(dummy("solo"), '<rsc_location id="l" rsc="solo" node="node1" score="100"/>')
+    w = World(cib)
+    w.converge()
+    assert w.where() == {"solo": ["node1"]}
+    # the recurring monitor finds it stopped: the LRM reports the change
+    w.running["solo"].discard("node1")
+    from hadaemon.core.crm import status as S
+    rec = S.OpRecord("solo", "monitor", 10000, 7, 0, next(w.calls), "", 0, last_run=1_700_000_000)
+    assert S.record_op(w.cib, "node1", rec, 1_700_000_000)
+    count = len(w.executed)
+    w.converge()
+    tail = [(t, n) for t, _r, n, _i in w.executed[count:]]
+    assert ("stop", "node1") in tail and ("start", "node1") in tail
+    assert w.where() == {"solo": ["node1"]}
+
+
+@pytest.mark.parametrize("node_lost", ["node1"])
+def test_a_lost_node_without_fencing_has_its_resources_started_elsewhere(node_lost):
+    from hadaemon.core.crm import status as S
+
+    w = World(_cluster())
+    w.converge()
+    S.set_node_state(w.cib, node_lost, in_ccm="false", crmd="offline", join="down")
+    w.running["solo"].discard(node_lost)   # the node is gone (and its resources with it)
+    w.converge()
+    assert w.where() == {"a": ["node2"], "b": ["node2"], "solo": ["node2"]}
