@@ -168,7 +168,7 @@ class Systemd1:
             log.debug("ListUnitFiles: %s", e)
         (units,) = await self._manager("ListUnits")
         for u in units:
-            if u[0].endswith(".service"):
+            if u[0].endswith(".service") and not u[0].endswith("@.service"):
                 names.add(u[0][:-len(".service")])
         return sorted(names)
 
