@@ -54,9 +54,9 @@ def test_show_actions(tmp_path, capsys):
 
 def test_bad_input_exit_2(tmp_path, capsys):
     f = tmp_path / "bad.xml"
-    f.write_text("<cib>\n<configuration>\n<resources><clone id='c'/></resources></configuration></cib>\n")
+    f.write_text("<cib>\n<configuration>\n<resources><bundle id='c'/></resources></configuration></cib>\n")
     rc, out, err = run(capsys, str(f))
     assert rc == 2 and out == ""
-    assert err.strip() == f"{f}:3: <clone> (clone resources) is not supported"
+    assert err.strip() == f"{f}:3: <bundle> (bundles) is not supported"
     rc, _, err = run(capsys, str(tmp_path / "missing.xml"))
     assert rc == 2 and "cannot read" in err and "Traceback" not in err

@@ -371,3 +371,17 @@ def test_status_history_is_checked():
         (line_of(text, "r1_x"), "<lrm_rsc_op> 'r1_x' has a non-integer interval '1.5'"),
         (line_of(text, "r1_x"), "<lrm_rsc_op> 'r1_x' has no operation"),
     ]
+
+
+def test_clone_meta_attributes():
+    text = cib(resources='<clone id="cl"><meta_attributes id="cm">'
+                         '<nvpair id="cm1" name="clone-max" value="two"/>'
+                         '<nvpair id="cm2" name="interleave" value="sometimes"/>'
+                         '<nvpair id="cm3" name="clone-node-max" value="1"/></meta_attributes>'
+                         '<primitive id="cp" class="ocf" provider="heartbeat" type="Dummy"/></clone>',
+               constraints='<rsc_location id="l" rsc="cl" node="node1" score="5"/>')
+    assert sorted(f.message for f in verify_text(text)) == [
+        "invalid boolean 'sometimes' for interleave of 'cl': expected true or false",
+        "invalid clone-max 'two' of 'cl': expected a non-negative integer",
+    ]
+    assert verify_text(text.replace('"two"', '"2"').replace('"sometimes"', '"true"')) == []

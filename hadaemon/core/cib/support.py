@@ -18,4 +18,6 @@ UNSUPPORTED = {
     "resource_set": "resource sets",
     "tag": "tags",
     "date_expression": "date expressions in rules",
+    "rsc_expression": "resource expressions in rules",
+    "op_expression": "operation expressions in rules",
 }
