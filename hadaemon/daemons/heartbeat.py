@@ -14,8 +14,8 @@ from hadaemon.core.heartbeat.authkeys import load_authkeys
 from hadaemon.core.errors import ConfigError
 from hadaemon.core.heartbeat.hacf import load_hacf
 from hadaemon.daemons.heartbeat_node import HeartbeatNode
+from hadaemon.daemons.plumbing import Runtime, setup_logging, supervise_connection
 from hadaemon.io.files import write_atomic
-from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval
 from hadaemon.io.udp import TransportError
 
 __all__ = ["main", "load_configuration", "next_generation"]
@@ -74,14 +74,16 @@ def next_generation(state_dir: str) -> int:
     return generation
 
 
-async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
+async def _run(args, cfg, auth, local) -> int:
     loop = asyncio.get_running_loop()
+    rt = Runtime("ha-heartbeat")
     try:
         generation = next_generation(args.state_dir)
     except OSError as exc:
         print(f"ha-heartbeat: {args.state_dir}: cannot persist the generation: {exc.strerror}", file=sys.stderr)
         return 1
-    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=notifier, state_dir=args.state_dir)
+    # the node sends STATUS= through rt, so the READY=1 after a reload carries the current status
+    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=rt, state_dir=args.state_dir)
     try:
         node.open()
     except TransportError as exc:
@@ -98,16 +100,13 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
             node.close()
             print(f"ha-heartbeat: cannot export org.hadaemon.Heartbeat1 on the system bus: {exc}", file=sys.stderr)
             return 1
-    stop = asyncio.Event()
 
-    def reload():
-        notifier.reloading()
+    def reload():   # SIGHUP; rt sends RELOADING=1 before and READY=1 after
         try:
             new_cfg, new_auth, _ = load_configuration(args.config, args.authkeys, local)
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc,
                       extra={"EVENT": "reload-failed"})
-            notifier.ready(node.status_line())
             return
         try:
             node.reconfigure(new_cfg, new_auth)
@@ -116,30 +115,20 @@ async def _run(args, cfg, auth, local, notifier: Notifier) -> int:
                       extra={"EVENT": "reload-failed"})
         else:
             log.info("configuration reloaded from %s", args.config, extra={"EVENT": "reloaded"})
-        notifier.ready(node.status_line())
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    rt.install_signals(reload=reload)
     node.start()
     log.info("node %s generation %d started: links %s, keepalive %gs, deadtime %gs", local, generation,
              " ".join(node.links), cfg.keepalive, cfg.deadtime, extra={"NODE": local, "EVENT": "start"})
-    notifier.ready(node.status_line())
-    wd = watchdog_interval()
-    watchdog_task = None
-    if wd > 0:
-        async def watchdog():
-            while True:
-                notifier.watchdog()
-                await asyncio.sleep(wd)
-        watchdog_task = loop.create_task(watchdog())
-    bus_task = loop.create_task(_supervise_bus(export, stop)) if export else None
-    await stop.wait()
-    notifier.stopping()
+    rt.ready(node.status_line())
+    rt.start_watchdog()
+    if export is not None:   # reconnect (and own the name again) whenever the bus is lost; membership goes on
+        rt.spawn(supervise_connection(export.connect, export.wait_for_disconnect, export.close, rt.stop,
+                                      "the D-Bus connection"))
+    await rt.stop.wait()
+    rt.stopping()
     log.info("stopping", extra={"NODE": local, "EVENT": "stop"})
-    for task in (watchdog_task, bus_task):
-        if task:
-            task.cancel()
+    await rt.close()
     node.close()
     if export is not None:
         export.close()
@@ -166,31 +155,6 @@ def _log_files(cfg, debug: bool) -> None:
         root.addHandler(handler)
 
 
-async def _supervise_bus(export, stop: asyncio.Event) -> None:
-    """Reconnect (and own the name again) whenever the D-Bus connection is lost; membership goes on."""
-    while not stop.is_set():
-        try:
-            await export.wait_for_disconnect()
-            reason = "disconnected"
-        except Exception as exc:  # noqa: BLE001 - dbus-next reports the connection's error here
-            reason = repr(exc)
-        if stop.is_set():
-            return
-        log.error("lost the D-Bus connection (%s); reconnecting", reason, extra={"EVENT": "bus-lost"})
-        export.close()
-        delay = 0.1
-        while not stop.is_set():
-            try:
-                await export.connect()
-            except Exception as exc:  # noqa: BLE001
-                log.warning("D-Bus reconnect failed: %s", exc, extra={"EVENT": "bus-lost"})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                log.info("reconnected to D-Bus", extra={"EVENT": "bus-reconnected"})
-                break
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -212,9 +176,8 @@ def main(argv=None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps the stack to stderr
     for w in warnings:
         log.warning("%s", w, extra={"EVENT": "config-warning"})
-    notifier = Notifier()
     try:
-        return asyncio.run(_run(args, cfg, auth, local, notifier))
+        return asyncio.run(_run(args, cfg, auth, local))
     except KeyboardInterrupt:
         return 130
 
