@@ -309,6 +309,11 @@ async def test_uninstalled_and_bad_provider(lrm, env):
         R.OCF_ERR_INSTALLED, "not_installed")
     _ok(await lrm.execute(ResourceSpec("r", "upstart", None, "x", {}), OpRequest("start")),
         R.OCF_ERR_CONFIGURED, "error_fatal")
+    noexec = Path(env["ocf_root"]) / "resource.d" / "hatest" / "NoExec"
+    noexec.write_text("#!/bin/sh\nexit 0\n")
+    noexec.chmod(0o644)
+    _ok(await lrm.execute(ResourceSpec("r", "ocf", "hatest", "NoExec", {}), OpRequest("start")),
+        R.OCF_ERR_PERM, "error")
     # a recurring op of an uninstalled agent answers once and keeps quiet
     res = await lrm.execute(fake, OpRequest("monitor", interval_ms=300))
     _ok(res, R.OCF_ERR_INSTALLED, "not_installed")

@@ -374,6 +374,10 @@ class LocalResourceManager:
             msg = f"{cls} agent {path} is not installed"
             return OpResult(rsc.id, op.name, op.interval_ms, rc, status, output=msg, started=started,
                             exit_reason=msg)
+        if not os.access(path, os.X_OK):
+            msg = f"{cls} agent {path} is not executable"
+            return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_PERM, "error", output=msg, started=started,
+                            exit_reason=msg)
         if cls == "ocf":
             env = ocf_environment(rsc, op, self.ocf_root, _base_env())
             argv = [path, op.name]
