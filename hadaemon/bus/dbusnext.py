@@ -5,6 +5,8 @@ import os
 import socket
 
 from dbus_next import BusType, DBusError, Message, MessageType, Variant
+from dbus_next._private.constants import LITTLE_ENDIAN, PROTOCOL_VERSION, HeaderField
+from dbus_next._private.marshaller import Marshaller
 from dbus_next.aio import MessageBus
 from dbus_next.aio import message_bus as _aio_message_bus
 from dbus_next.constants import PropertyAccess
@@ -13,7 +15,7 @@ from dbus_next.service import ServiceInterface, dbus_property, method, signal
 __all__ = [
     "BusType", "DBusError", "Message", "MessageType", "Variant", "MessageBus",
     "PropertyAccess", "ServiceInterface", "dbus_property", "method", "signal",
-    "connect_system_bus", "RefusedRequestsFilter",
+    "connect_system_bus", "RefusedRequestsFilter", "marshal_body", "reply_with_body",
 ]
 
 
@@ -40,6 +42,42 @@ async def connect_system_bus() -> MessageBus:
     if address:
         return await MessageBus(bus_address=address).connect()
     return await MessageBus(bus_type=BusType.SYSTEM).connect()
+
+
+def marshal_body(signature: str, body: list) -> bytes:
+    """The little-endian wire form of a message body (what dbus-next would send for it)."""
+    m = Marshaller(signature, body)
+    m.marshall()
+    return bytes(m.buffer)
+
+
+class _RawBodyMessage(Message):
+    """A message whose body is already marshalled (little-endian, starting 8-aligned): a large property
+    value marshalled once and sent to every reader instead of once per read."""
+
+    def __init__(self, raw_body: bytes, **kwargs):
+        super().__init__(**kwargs)
+        self._raw_body = raw_body
+
+    def _marshall(self, negotiate_unix_fd=False):
+        fields = []
+        if self.reply_serial:
+            fields.append([HeaderField.REPLY_SERIAL.value, Variant("u", self.reply_serial)])
+        if self.destination:
+            fields.append([HeaderField.DESTINATION.value, Variant("s", self.destination)])
+        if self.signature:
+            fields.append([HeaderField.SIGNATURE.value, Variant("g", self.signature)])
+        header = Marshaller("yyyyuua(yv)", [LITTLE_ENDIAN, self.message_type.value, self.flags.value,
+                                            PROTOCOL_VERSION, len(self._raw_body), self.serial, fields])
+        header.marshall()
+        header.align(8)
+        return header.buffer + self._raw_body
+
+
+def reply_with_body(call: Message, signature: str, raw_body: bytes) -> Message:
+    """A METHOD_RETURN to `call` carrying a body marshalled beforehand (see marshal_body)."""
+    return _RawBodyMessage(raw_body, message_type=MessageType.METHOD_RETURN, reply_serial=call.serial,
+                           destination=call.sender, signature=signature)
 
 
 def _write_callback(self):

@@ -1,6 +1,21 @@
-"""org.hadaemon.Director1 on D-Bus: virtual services, real servers with health, weight methods, reload (thin)."""
+"""org.hadaemon.Director1 on D-Bus: virtual services, real servers with health, weight methods, reload (thin).
+
+Built for event storms (thousands of reals changing state each second): health changes are coalesced
+and sent every FLUSH_INTERVAL seconds, one RealServerChanged per real that changed (its latest state)
+plus one PropertiesChanged carrying Status and naming RealServers as invalidated; the RealServers
+value is never sent per event. Reading RealServers returns a snapshot refreshed at most every
+SNAPSHOT_INTERVAL seconds while checks change it (at once after an admin request or a reload) and
+marshalled once per refresh (rows marshalled by a small encoder for its one signature), so any number
+of readers costs one encoding per refresh, not one per read.
+"""
 # No `from __future__ import annotations` here: dbus-next reads the signature strings from annotations.
-from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
+import struct
+import time
+
+from hadaemon.bus.dbusnext import (
+    DBusError, MessageType, PropertyAccess, ServiceInterface, Variant, dbus_property, marshal_body, method,
+    reply_with_body, signal,
+)
 from hadaemon.core.errors import BadRequest
 
 __all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "ERROR_PREFIX", "DirectorInterface", "export"]
@@ -10,6 +25,9 @@ OBJECT_PATH = "/org/hadaemon/Director1"
 INTERFACE = "org.hadaemon.Director1"
 ERROR_PREFIX = "org.hadaemon.Director1.Error."
 MAX_ARG = 256
+REAL_SERVERS_SIGNATURE = "a(ssssiibsdb)"
+FLUSH_INTERVAL = 0.1         # coalesce health changes this long before signalling them
+SNAPSHOT_INTERVAL = 1.0      # RealServers while checks change it: refreshed at most this often
 
 
 def _check_arg(name: str, value: str) -> None:
@@ -49,7 +67,9 @@ class DirectorInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def RealServers(self) -> "a(ssssiibsdb)":  # noqa: F722, F821
         """(virtual, real, method, health, weight in the table (-1: absent), configured weight,
-        last check ok, last check detail, last check time (unix seconds, 0: never), admin override)."""
+        last check ok, last check detail, last check time (unix seconds, 0: never), admin override).
+        (Get and GetAll are answered from RealServersSnapshot by export's message handler; this
+        getter serves introspection-driven paths only.)"""
         return [_real_row(r) for r in self.director.real_rows()]
 
     # -- methods ------------------------------------------------------------------------------------
@@ -97,13 +117,117 @@ class DirectorInterface(ServiceInterface):
 
 def _real_row(r):
     skey, dkey, method_, health, weight, configured, last_ok, detail, last_time, overridden = r
-    return [skey, dkey, method_, health, int(weight), int(configured), bool(last_ok), str(detail)[:512],
+    return [skey, dkey, method_, health, int(weight), int(configured), bool(last_ok), _text(detail),
             float(last_time), bool(overridden)]
+
+
+def _text(detail) -> str:
+    from hadaemon.core.director.model import printable
+
+    return printable(str(detail), 512)
+
+
+# ---- RealServers: encoded once per refresh ----------------------------------------------------------
+
+_U32 = struct.Struct("<I").pack
+_III = struct.Struct("<iiI").pack
+_D = struct.Struct("<d").pack
+_PAD = (b"", b"\0", b"\0\0", b"\0\0\0", b"\0\0\0\0", b"\0\0\0\0\0", b"\0\0\0\0\0\0",
+        b"\0\0\0\0\0\0\0")
+
+
+def encode_row(r) -> bytes:
+    """One (ssssiibsdb) struct in D-Bus wire form (little-endian), for a struct starting at an 8-aligned
+    offset (every struct in an array does), so rows can be encoded once and concatenated."""
+    skey, dkey, method_, health, weight, configured, last_ok, detail, last_time, overridden = r
+    out = bytearray()
+    for text in (skey, dkey, method_, health):
+        out += _PAD[-len(out) % 4]
+        b = text.encode()
+        out += _U32(len(b))
+        out += b
+        out += b"\0"
+    out += _PAD[-len(out) % 4]
+    out += _III(int(weight), int(configured), 1 if last_ok else 0)
+    b = _text(detail).encode()
+    out += _U32(len(b))
+    out += b
+    out += b"\0"
+    out += _PAD[-len(out) % 8]
+    out += _D(float(last_time))
+    out += _U32(1 if overridden else 0)
+    return bytes(out)
+
+
+def encode_rows(rows) -> bytes:
+    """The elements of an a(ssssiibsdb): structs, each padded to 8 bytes from the first one."""
+    parts = []
+    size = 0
+    for r in rows:
+        pad = -size % 8
+        if pad:
+            parts.append(_PAD[pad])
+        row = encode_row(r)
+        parts.append(row)
+        size += pad + len(row)
+    return b"".join(parts)
+
+
+def get_body(elements: bytes) -> bytes:
+    """The body of a Properties.Get reply (signature v) whose value is an a(ssssiibsdb)."""
+    sig = REAL_SERVERS_SIGNATURE.encode()
+    head = bytes([len(sig)]) + sig + b"\0"                  # the variant's signature
+    head += _PAD[-len(head) % 4] + _U32(len(elements))
+    return head + _PAD[-len(head) % 8] + elements
+
+
+def get_all_body(others: dict, elements: bytes) -> bytes:
+    """The body of a Properties.GetAll reply (a{sv}): `others` ({name: Variant}) marshalled by dbus-next,
+    then the RealServers entry spliced in as the last dict entry."""
+    body = bytearray(marshal_body("a{sv}", [others]))
+    body += _PAD[-len(body) % 8]                              # dict entries are 8-aligned
+    name = b"RealServers"
+    body += _U32(len(name)) + name + b"\0"
+    sig = REAL_SERVERS_SIGNATURE.encode()
+    body += bytes([len(sig)]) + sig + b"\0"
+    body += _PAD[-len(body) % 4] + _U32(len(elements))
+    body += _PAD[-len(body) % 8]
+    body += elements
+    body[0:4] = _U32(len(body) - 8)                           # the array's length: entries from offset 8
+    return bytes(body)
+
+
+class RealServersSnapshot:
+    """The encoded RealServers value: rebuilt when it is read after a change, at most every `interval`
+    seconds while only checks change it; `invalidate(force=True)` (admin requests, reloads) makes the
+    next read rebuild it whatever its age."""
+
+    def __init__(self, director, interval: float = SNAPSHOT_INTERVAL, clock=time.monotonic):
+        self.director, self.interval, self.clock = director, interval, clock
+        self.elements = b""
+        self.built = None
+        self.dirty = True
+        self.forced = True
+        self.builds = 0
+
+    def invalidate(self, force: bool = False) -> None:
+        self.dirty = True
+        self.forced = self.forced or force
+
+    def get(self) -> bytes:
+        now = self.clock()
+        if self.dirty and (self.forced or self.built is None or now - self.built >= self.interval):
+            self.elements = encode_rows(self.director.real_rows())
+            self.built, self.dirty, self.forced = now, False, False
+            self.builds += 1
+        return self.elements
 
 
 async def export(director, bus=None):
     """Connect to the system bus (or DBUS_SYSTEM_BUS_ADDRESS), export the director, own BUS_NAME."""
     from hadaemon.bus.dbusnext import connect_system_bus
+
+    import asyncio
 
     bus = bus or await connect_system_bus()
     iface = DirectorInterface(director)
@@ -113,16 +237,65 @@ async def export(director, bus=None):
         bus.disconnect()
         raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
 
+    snapshot = RealServersSnapshot(director)
+    pending = {}                  # (virtual, real) -> (state, weight): the latest change of each real
+    state = {"timer": None, "status": False}
+    loop = asyncio.get_running_loop()
+
+    def flush():
+        state["timer"] = None
+        changes = list(pending.items())
+        pending.clear()
+        for (skey, dkey), (health, weight) in changes:
+            iface.RealServerChanged(skey, dkey, health, weight)
+        if changes or state["status"]:
+            state["status"] = False
+            iface.emit_properties_changed({"Status": director.status_line()}, ["RealServers"])
+
+    def schedule():
+        if state["timer"] is None:
+            state["timer"] = loop.call_later(FLUSH_INTERVAL, flush)
+
     def on_event(kind, *args):
         if kind == "real":
-            iface.RealServerChanged(*args)
-            iface.emit_properties_changed({"RealServers": iface.RealServers, "Status": iface.Status})
+            skey, dkey, health, weight = args
+            pending[(skey, dkey)] = (health, weight)
+            snapshot.invalidate()
+            schedule()
+        elif kind == "admin":                 # SetWeight, Drain, Restore: read back at once
+            snapshot.invalidate(force=True)
         elif kind == "table":
-            iface.emit_properties_changed({"RealServers": iface.RealServers})
+            snapshot.invalidate()
+            state["status"] = True
+            schedule()
         elif kind == "reload":
+            snapshot.invalidate(force=True)
+            if state["timer"] is not None:
+                state["timer"].cancel()
+            flush()
             iface.Reloaded(args[0])
-            iface.emit_properties_changed({"VirtualServices": iface.VirtualServices,
-                                           "RealServers": iface.RealServers, "Reloads": iface.Reloads})
+            iface.emit_properties_changed({"VirtualServices": iface.VirtualServices, "Reloads": iface.Reloads,
+                                           "Status": director.status_line()}, ["RealServers"])
+
+    def on_message(msg):
+        """Properties.Get(RealServers) and GetAll from the encoded snapshot; everything else goes to
+        dbus-next's own handlers."""
+        if (msg.message_type != MessageType.METHOD_CALL or msg.path != OBJECT_PATH
+                or msg.interface != "org.freedesktop.DBus.Properties" or not msg.body or msg.body[0] != INTERFACE):
+            return False
+        if msg.member == "Get" and msg.signature == "ss" and msg.body[1] == "RealServers":
+            bus.send(reply_with_body(msg, "v", get_body(snapshot.get())))
+            return True
+        if msg.member == "GetAll" and msg.signature == "s":
+            others = {"Backend": Variant("s", iface.Backend), "ConfigFile": Variant("s", iface.ConfigFile),
+                      "Reloads": Variant("u", iface.Reloads), "Status": Variant("s", iface.Status),
+                      "VirtualServices": Variant("a(sssqususss)", iface.VirtualServices)}
+            bus.send(reply_with_body(msg, "a{sv}", get_all_body(others, snapshot.get())))
+            return True
+        return False
+
+    bus.add_message_handler(on_message)
+    iface.snapshot = snapshot
 
     director.listeners.append(on_event)
     _quiet_refusals()

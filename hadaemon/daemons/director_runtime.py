@@ -6,25 +6,28 @@ import hashlib
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.core.director.checks import make_plan, unsupported_checks
-from hadaemon.io.director_config import load_config
+from hadaemon.io.director_config import bounded_resolver, load_config
 from hadaemon.core.director.debounce import (
-    RealDown, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results, carry_over, check_kind,
-    initial_state,
+    Damping, RealDown, RealHeld, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results,
+    carry_over, check_kind, initial_state,
 )
-from hadaemon.core.director.model import STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING
+from hadaemon.core.director.model import (
+    STATUS_RELOADING, STATUS_RUNNING, STATUS_STARTING, STATUS_STOPPING, printable,
+)
 from hadaemon.core.director.monitor import has_monitorfile, monitor_lines
 from hadaemon.core.director.table import (
-    check_table, dest_key, fallback_commands, health_by_dest, virtual_service, wanted_table,
+    check_table, dest_key, fallback_commands, health_by_dest, table_changes, virtual_service, wanted_table,
 )
-from hadaemon.core.director.lvs_table import Service, Table, apply_ops, diff, format_table
+from hadaemon.core.director.lvs_table import MAX_WEIGHT, Table, apply_ops, diff, format_table
 from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")
-MAX_WEIGHT = 65535
+__all__ = ["Director", "BadRequest", "MAX_WEIGHT", "file_stamp"]
 
 
 def file_stamp(path: str) -> Tuple[float, str]:
@@ -41,13 +44,31 @@ class Director:
     """Keeps the kernel table equal to wanted_table(config, health) plus the admin's weight overrides.
 
     listeners: callables (kind, *args): ("real", virtual_key, dest_key, state, weight) on a health
-    change, ("table",) after the table changed, ("reload", path) after a reload.
+    change, ("table",) after the table changed, ("admin",) after an admin request changed a weight,
+    ("reload", path) after a reload.
+
+    Work per check result is proportional to what changed: results are folded in batches, only the
+    reals that changed state are diffed against the table (table_changes), and the backend is
+    programmed at most every `apply_interval` seconds with everything that changed meanwhile.
+    Backend calls and config loads run on threads of their own (one each), so neither a slow
+    `nft -f` nor a hanging name lookup can hold up the other; reloads are serialised and the newest
+    file wins.
     """
 
-    def __init__(self, config_path: str, backend: Backend, resync_interval: float = 30.0):
+    def __init__(self, config_path: str, backend: Backend, resync_interval: float = 30.0,
+                 damping: Damping | None = None, apply_interval: float = 0.2, lookup_timeout: float = 3.0):
         self.config_path = config_path
         self.backend = backend
         self.resync_interval = resync_interval   # re-read the kernel table this often (0: never)
+        self.damping = damping                   # flap damping (None: off, the default)
+        self.apply_interval = apply_interval     # at most one backend apply per this many seconds
+        self.lookup_timeout = lookup_timeout     # per host name lookup in a config load
+        self._backend_pool = ThreadPoolExecutor(1, thread_name_prefix="director-backend")
+        self._config_pool = ThreadPoolExecutor(1, thread_name_prefix="director-config")
+        self._changed: Set[tuple] = set()        # pairs whose health changed since the last apply
+        self._full = True                        # the next reconcile diffs the whole table
+        self._reload_waiters: List[asyncio.Future] = []
+        self._reload_task: asyncio.Task | None = None
         self.config = None
         self.plan = None
         self.health = None
@@ -69,13 +90,26 @@ class Director:
         # None: do not manage instances (set by the daemon's main)
         self.instance_cmd: List[str] | None = None
 
+    # -- threads ----------------------------------------------------------------------------------
+    async def _backend_call(self, fn, *args):
+        """A backend call on the backend's own thread (never queued behind name lookups)."""
+        return await asyncio.get_running_loop().run_in_executor(self._backend_pool, fn, *args)
+
+    async def _load(self):
+        """Read, parse and validate the file on the config thread; host names are looked up with
+        bounded waits (bounded_resolver). Returns (config, stamp); raises ConfigError."""
+        def load():
+            stamp = file_stamp(self.config_path)
+            config = load_config(self.config_path, bounded_resolver(self.lookup_timeout))
+            check_table(config)
+            return config, stamp
+        return await asyncio.get_running_loop().run_in_executor(self._config_pool, load)
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
-        config = await asyncio.to_thread(load_config, self.config_path)   # may resolve host names
-        check_table(config)
-        self.stamp = file_stamp(self.config_path)
-        existing = await asyncio.to_thread(self.backend.read)
+        config, self.stamp = await self._load()
+        existing = await self._backend_call(self.backend.read)
         adopted = {}
         for v in config.virtuals:
             entry = existing.get(virtual_service(v).key)
@@ -123,21 +157,53 @@ class Director:
         if keys:
             async with self._lock:
                 try:
-                    ops = await asyncio.to_thread(self.backend.clear, keys)
+                    ops = await self._backend_call(self.backend.clear, keys)
                     log.info("cleanstop: removed %d virtual service(s) (%d ops)", len(keys), len(ops))
                 except BackendError as e:
                     log.error("cleanstop failed: %s", e)
 
     async def reload(self) -> None:
+        """Reload the file (SIGHUP, D-Bus Reload, autoreload) and wait for the outcome; BadRequest
+        ("BadConfig") when the file is refused (the running configuration stays).
+
+        Reloads are serialised and the newest file wins: a request made while a reload runs is
+        served by the next reload, which reads the file after it; requests made meanwhile share that
+        one reload (30 quick SIGHUPs cost at most two loads). So an older file is never applied
+        after a newer one."""
+        fut = asyncio.get_running_loop().create_future()
+        self._reload_waiters.append(fut)
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.ensure_future(self._reload_loop())
+        await fut
+
+    async def _reload_loop(self) -> None:
+        while self._reload_waiters:
+            waiters, self._reload_waiters = self._reload_waiters, []
+            try:
+                await self._reload_once()
+            except BadRequest as e:
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(BadRequest(e.kind, str(e)))
+            except Exception as e:  # noqa: BLE001 - a bug must not leave callers waiting
+                log.exception("reload failed")
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(BadRequest("BadConfig", f"reload failed: {e}"))
+            else:
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+
+    async def _reload_once(self) -> None:
         """Load the config again; keep the old one (and raise BadRequest) when the new one is bad.
         Health of reals kept by the new config carries over, so nothing flaps."""
         try:
-            config = await asyncio.to_thread(load_config, self.config_path)   # may resolve host names
-            check_table(config)
+            config, stamp = await self._load()
         except ConfigError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             raise BadRequest("BadConfig", str(e)) from None
-        self.stamp = file_stamp(self.config_path)
+        self.stamp = stamp
         self.daemon_status = STATUS_RELOADING
         old = self.config
         self.health = carry_over(self.health, old, config)
@@ -153,6 +219,7 @@ class Director:
             await self._instances("start", start)
         self.reloads += 1
         log.info("reloaded %s: %d virtual service(s)", self.config_path, len(config.virtuals))
+        self._full = True
         await self.reconcile()
         self._run_fallback_commands()
         self._start_checks()
@@ -171,31 +238,26 @@ class Director:
 
     # -- the table ---------------------------------------------------------------------------------
     def wanted(self, startup: bool = False) -> Table:
-        table = wanted_table(self.config, self.health, None if startup else self.current, self.plan)
-        up = {}
-        for v in self.config.virtuals:
-            for r in v.reals:
-                up[(virtual_service(v).key, dest_key(v, r))] = self.health.get((v.key, r.key)).up
-        for (skey, dkey), weight in self.overrides.items():
-            entry = table.get(skey)
-            if entry is None or dkey not in entry.dests:
-                continue
-            if weight == 0 or up.get((skey, dkey)):
-                dests = dict(entry.dests)
-                d = dests[dkey]
-                dests[dkey] = type(d)(d.address, d.port, d.method, weight, d.lower, d.upper)
-                table[skey] = Service(entry.service, dests)
-        return table
+        return wanted_table(self.config, self.health, None if startup else self.current, self.plan,
+                            self.overrides)
 
     async def reconcile(self, startup: bool = False) -> None:
-        """Diff the managed table against the wanted one and apply; on a backend error, re-read."""
+        """Bring the table to what config + health + overrides want and apply the difference; only the
+        reals that changed since the last apply are looked at, unless a full diff is due (start,
+        reload, resync, after a backend error). On a backend error, re-read the table and retry."""
         async with self._lock:
-            wanted = self.wanted(startup)
-            ops = diff(self.current, wanted)
+            changed, self._changed = self._changed, set()
+            if self._full or startup:
+                self._full = False
+                wanted = self.wanted(startup)
+                ops = diff(self.current, wanted)
+            else:
+                wanted = None
+                ops = table_changes(self.config, self.health, self.current, changed, self.plan, self.overrides)
             if not ops:
                 return
             try:
-                await asyncio.to_thread(self.backend.apply, ops)
+                await self._backend_call(self.backend.apply, ops)
                 self.current = apply_ops(self.current, ops)
                 for op in ops:
                     log.info("%s %s%s", type(op).__name__, op.service.key,
@@ -204,12 +266,14 @@ class Director:
                                     **({"REAL": op.dest.key} if hasattr(op, "dest") else {})})
             except BackendError as e:
                 log.error("backend %s: %s; re-reading the table", self.backend.name, e)
+                self._full = True
                 try:
-                    existing = await asyncio.to_thread(self.backend.read)
+                    existing = await self._backend_call(self.backend.read)
                 except BackendError as e2:
                     log.error("backend %s: cannot read the table either: %s", self.backend.name, e2)
                     return
-                self.current = {k: v for k, v in existing.items() if k in set(wanted) | set(self.current)}
+                keep = set(self.current) | (set(wanted) if wanted is not None else self._wanted_keys())
+                self.current = {k: v for k, v in existing.items() if k in keep}
                 asyncio.get_running_loop().call_later(1.0, self._dirty.set)   # retry from what is there
             self._emit("table")
 
@@ -237,26 +301,32 @@ class Director:
         return check_kind(t, self.health.get(pair)) if t is not None else None
 
     def _on_results(self, results, maintenance, _monotonic_now) -> None:
-        """A batch from the scheduler (called in the event loop): fold it into the health state."""
+        """A batch from the scheduler (called in the event loop): fold it into the health state.
+        Cost: proportional to the batch and to the reals that changed, not to the table."""
         plan, now = self.plan, time.time()
         events: List = []
-        self.health, ev = apply_maintenance(plan, self.health, maintenance, now)
-        events += ev
+        if maintenance:
+            self.health, ev = apply_maintenance(plan, self.health, maintenance, now)
+            events += ev
         self.health, ev = apply_on_checks(plan, self.health, now)
         events += ev
-        self.health, ev = apply_results(plan, self.health, [r for r in results if r.pair in plan.targets], now)
+        self.health, ev = apply_results(plan, self.health, results, now, self.damping)
         events += ev
         if results and has_monitorfile(plan):
             from hadaemon.io.alerts import append_lines
 
             append_lines(monitor_lines(plan, results, time.asctime(), os.getpid()))
-        self._run_fallback_commands()
-        # only an up/down change alters the wanted table: steady-state results cost no table work
-        if any(isinstance(e, (RealUp, RealDown)) for e in events):
+        if not events:
+            return
+        changes = [e for e in events if isinstance(e, (RealUp, RealDown))]
+        if changes:
+            self._run_fallback_commands()
+            # only an up/down change alters the wanted table: steady-state results cost no table work
+            self._changed.update(e.pair for e in changes)
             self._events += events
             self._dirty.set()
-        elif events:
-            self._report(events)          # soft failures: logged now, nothing to program
+        else:
+            self._report(events)          # soft failures, held reals: logged now, nothing to program
 
     def _run_fallback_commands(self) -> None:
         from hadaemon.io.alerts import run_fallback_command
@@ -267,13 +337,22 @@ class Director:
             asyncio.ensure_future(run_fallback_command(cmd))
 
     async def _reconcile_loop(self) -> None:
+        """Program the table when something changed, at most every apply_interval seconds: in an
+        event storm each apply carries every change made since the previous one."""
+        loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
             await self._dirty.wait()
+            wait = last + self.apply_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._dirty.clear()
+            last = loop.time()
             try:
                 await self.reconcile()
             except Exception:  # noqa: BLE001 - keep directing; the next change retries
                 log.exception("reconciling the table failed")
+                self._full = True
                 await asyncio.sleep(1.0)
                 self._dirty.set()
             events, self._events = self._events, []
@@ -284,7 +363,7 @@ class Director:
         while True:
             await asyncio.sleep(self.resync_interval)
             try:
-                existing = await asyncio.to_thread(self.backend.read)
+                existing = await self._backend_call(self.backend.read)
             except BackendError as e:
                 log.error("backend %s: cannot read the table: %s", self.backend.name, e)
                 continue
@@ -293,7 +372,8 @@ class Director:
                 if mine != self.current:
                     log.warning("the table was changed outside the director; restoring it")
                     self.current = mine
-            self._dirty.set()
+                    self._full = True
+                    self._dirty.set()
 
     async def _alert_loop(self) -> None:
         while True:
@@ -302,34 +382,49 @@ class Director:
                 self.alerts.resend_due(time.time(), self.daemon_status)
 
     def _report(self, events) -> None:
+        """Log events and tell listeners; O(1) per event."""
+        targets = self.plan.targets
         for ev in events:
-            vkey, rkey = ev.pair
-            v = self.plan.virtuals.get(vkey)
-            real = next((r for r in v.reals if r.key == rkey), None) if v else None
-            if real is None:
+            t = targets.get(ev.pair)
+            if t is None:
                 continue
-            skey, dkey = virtual_service(v).key, dest_key(v, real)
+            v, real = t.virtual, t.real
+            skey, dkey = self._keys(v, real)
             entry = self.current.get(skey)
             weight = entry.dests[dkey].weight if entry and dkey in entry.dests else -1
             fields = {"VIRTUAL": skey, "REAL": dkey}
+            detail = printable(ev.detail, 300)
             if self.alerts is not None and isinstance(ev, (RealUp, RealDown)):
                 self.alerts.notify(ev, time.time(), self.daemon_status)
             if isinstance(ev, RealUp):
-                log.info("real server %s of %s is up (%s); weight %d", dkey, skey, ev.detail, weight, extra=fields)
-                self._emit("real", skey, dkey, "up", weight)
+                log.info("real server %s of %s is up (%s); weight %d", dkey, skey, detail, weight, extra=fields)
+                self._emit("real", skey, dkey, self.real_state(v, real), weight)
             elif isinstance(ev, RealDown):
                 state = "maintenance" if ev.maintenance else "down"
-                log.warning("real server %s of %s is %s (%s); weight %d", dkey, skey, state, ev.detail, weight,
+                log.warning("real server %s of %s is %s (%s); weight %d", dkey, skey, state, detail, weight,
                             extra=fields)
-                self._emit("real", skey, dkey, state, weight)
+                self._emit("real", skey, dkey, self.real_state(v, real), weight)
+            elif isinstance(ev, RealHeld):
+                log.warning("real server %s of %s is flapping (%d changes in %gs): held down until stable (%s)",
+                            dkey, skey, ev.changes, ev.window, detail, extra=fields)
             elif isinstance(ev, SoftFailure):
                 log.info("real server %s of %s failed check %d/%d (%s)", dkey, skey, ev.failcount,
-                         ev.failurecount, ev.detail, extra=fields)
+                         ev.failurecount, detail, extra=fields)
+
+    def _keys(self, v, r) -> Tuple[str, str]:
+        """(service key, dest key) of a real, memoized per config."""
+        memo = self.plan.memo
+        k = ("keys", v.key, r.key)
+        got = memo.get(k)
+        if got is None:
+            got = memo[k] = (virtual_service(v).key, dest_key(v, r))
+        return got
 
     async def _autoreload_loop(self) -> None:
         while self.config.globals.autoreload:
             await asyncio.sleep(1.0)
-            mtime, digest = await asyncio.to_thread(file_stamp, self.config_path)
+            mtime, digest = await asyncio.get_running_loop().run_in_executor(self._config_pool, file_stamp,
+                                                                             self.config_path)
             if mtime == self.stamp[0] or not digest:
                 continue
             if digest == self.stamp[1]:
@@ -368,16 +463,20 @@ class Director:
         v, r, skey, dkey = self._find(virtual, real)
         self.overrides[(skey, dkey)] = weight
         log.info("admin: weight of %s in %s set to %d", dkey, skey, weight, extra={"VIRTUAL": skey, "REAL": dkey})
+        self._changed.add((v.key, r.key))
         await self.reconcile()
         self._emit("real", skey, dkey, self.real_state(v, r), self._weight(skey, dkey))
+        self._emit("admin")
 
     async def restore(self, virtual: str, real: str) -> None:
         v, r, skey, dkey = self._find(virtual, real)
         self.overrides.pop((skey, dkey), None)
         log.info("admin: %s in %s restored to its configured weight", dkey, skey,
                  extra={"VIRTUAL": skey, "REAL": dkey})
+        self._changed.add((v.key, r.key))
         await self.reconcile()
         self._emit("real", skey, dkey, self.real_state(v, r), self._weight(skey, dkey))
+        self._emit("admin")
 
     # -- views -------------------------------------------------------------------------------------
     def _weight(self, skey: str, dkey: str) -> int:
@@ -388,6 +487,8 @@ class Director:
         h = self.health.get((v.key, r.key))
         if h.maintenance:
             return "maintenance"
+        if h.held is not None:
+            return "flapping"
         if self.overrides.get((virtual_service(v).key, dest_key(v, r))) == 0:
             return "drained" if h.up else "down"
         return "up" if h.up else "down"
@@ -425,7 +526,7 @@ class Director:
         return rows
 
     def status_line(self) -> str:
-        up = sum(1 for p in self.plan.targets if self.health.get(p).up)
+        up = self.health.up_total()
         return (f"{len(self.config.virtuals)} virtual service(s), {up}/{len(self.plan.targets)} real server(s) up, "
                 f"backend {self.backend.name}")
 

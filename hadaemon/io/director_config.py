@@ -2,13 +2,78 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import socket
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from hadaemon.core.director.config import DirectorConfig, Resolver, numeric_host, parse_config
 from hadaemon.core.errors import ConfigError
 
-__all__ = ["load_config", "system_resolver"]
+__all__ = ["load_config", "system_resolver", "bounded_resolver", "LOOKUP_THREADS"]
+log = logging.getLogger("ha-ldirectord")
+
+# Host name lookups of config loads run here, never on the checks' or the backend's threads. A lookup
+# that does not answer is abandoned by its caller, but its thread stays busy until libc gives up; at
+# most LOOKUP_THREADS such lookups are outstanding, after that loads fail at once instead of piling up.
+LOOKUP_THREADS = 4
+_outstanding = [0]
+_outstanding_lock = threading.Lock()
+
+
+def _getaddrinfo(name: str, af: int, fut: Future) -> None:
+    """In a daemon thread (a hanging lookup must not hold up the daemon's exit)."""
+    try:
+        infos = socket.getaddrinfo(name, 0, af)
+        fut.set_result(infos[0][4][0] if infos else None)
+    except (OSError, UnicodeError):
+        fut.set_result(None)
+    finally:
+        with _outstanding_lock:
+            _outstanding[0] -= 1
+
+
+def bounded_resolver(timeout: float = 3.0, budget: float = 10.0) -> Resolver:
+    """system_resolver() whose host name lookups are bounded: each waits at most `timeout` seconds,
+    the whole load at most `budget` seconds (later lookups fail at once), a name is looked up once
+    per load, and lookups run on a small pool of their own (see LOOKUP_THREADS). A name that is not
+    resolved in time makes the file's line an error (`could not resolve host`), so a reload with an
+    unreachable DNS server is refused quickly and the running configuration stays."""
+    deadline = time.monotonic() + budget
+    cache = {}
+
+    def host(name: str, family: int) -> str | None:
+        num = numeric_host(name, family)
+        if num is not None:
+            return num
+        if (name, family) in cache:
+            return cache[(name, family)]
+        left = min(timeout, deadline - time.monotonic())
+        with _outstanding_lock:
+            busy = _outstanding[0] >= LOOKUP_THREADS
+            if not busy and left > 0:
+                _outstanding[0] += 1
+        if busy or left <= 0:
+            log.warning("not looking up %s: %s", name, "earlier lookups are still hanging (DNS not answering?)"
+                        if busy else f"the configuration's {budget:g}s for name lookups are spent")
+            cache[(name, family)] = None
+            return None
+        fut: Future = Future()
+        threading.Thread(target=_getaddrinfo, args=(name, socket.AF_INET6 if family == 6 else socket.AF_INET, fut),
+                         name="director-dns", daemon=True).start()
+        try:
+            addr = fut.result(left)
+        except FutureTimeout:
+            log.warning("looking up %s timed out after %.3gs", name, left)
+            addr = None
+        cache[(name, family)] = addr
+        return addr
+
+    return dataclasses.replace(system_resolver(), host=host)
 
 
 def system_resolver() -> Resolver:

@@ -6,8 +6,10 @@ import asyncio
 import errno
 import ipaddress
 import os
+import re
 import socket
 import struct
+import zlib
 from functools import lru_cache
 from typing import Tuple
 from urllib.parse import urljoin, urlsplit
@@ -26,78 +28,200 @@ class _Response:
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
 
-def _parse_head(head: bytes) -> Tuple[int, str, dict]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return int(parts[1]), parts[2] if len(parts) > 2 else "", headers
+# What LWP (Net::HTTP, with LWP's `laxed` reading) accepts: lines end with LF (CR optional), at most
+# 8192 bytes a line and 128 header lines; a status line that is not `HTTP/x.y [1-5]dd ...` makes the
+# whole answer an HTTP/0.9 response "200 Assumed OK" whose body is everything received.
+MAX_LINE = 8192
+MAX_HEADER_LINES = 128
+_STATUS_SPLIT = re.compile(rb"\s+")
+_HEADER = re.compile(rb"(\S+?)\s*:\s*(.*)", re.S)
+_CONTENT_LENGTH = re.compile(rb"\s*(\d{1,15})(?:\s|$)")
+_CHUNK_SIZE = re.compile(rb"\s*([0-9a-fA-F]+)")
 
 
-def _dechunk(data: bytes) -> bytes | None:
-    """Decode a chunked body; None while incomplete."""
-    out, i = bytearray(), 0
-    while True:
-        j = data.find(b"\r\n", i)
-        if j < 0:
-            return None
-        size = int(data[i:j].split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            return bytes(out)
-        if len(data) < j + 2 + size + 2:
-            return None
-        out += data[j + 2:j + 2 + size]
-        i = j + 2 + size + 2
-
-
-def _parse_response(buf: bytearray, hend: int, head: bool, eof: bool) -> _Response | None:
-    """The response in buf if complete (hend: index of the header end), None if more is needed."""
-    status, reason, headers = _parse_head(bytes(buf[:hend]))
-    body = bytes(buf[hend + 4:])
-    if head or status in (204, 304) or 100 <= status < 200:
-        body = b""
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
-        decoded = _dechunk(body)
-        if decoded is None:
-            if not eof:
-                return None
-            raise EOFError("truncated chunked body")
-        body = decoded
-    elif "content-length" in headers and headers["content-length"].isdigit():
-        n = int(headers["content-length"])
-        if len(body) < n:
-            if not eof:
-                return None
-            raise EOFError("truncated body")
-        body = body[:n]
-    elif not eof:
-        return None
-    return _Response(status, reason, headers, body)
+class ProtocolError(ValueError):
+    """An answer LWP refuses (its message is LWP's)."""
 
 
 class _Exchange:
-    """Collects one response; `feed` returns the response once complete."""
+    """Reads one HTTP response incrementally, as LWP reads it; `feed(data, eof)` returns the response
+    once complete (None while more is needed) or raises. Every byte is looked at a bounded number of
+    times whatever the read sizes (a body of 1-byte chunks costs what one chunk of the same size
+    does), and at most MAX_BODY bytes are kept."""
 
-    __slots__ = ("head", "buf", "hend")
+    __slots__ = ("head", "buf", "pos", "phase", "status", "reason", "headers", "nlines", "body", "length",
+                 "chunk_left", "hend")
 
     def __init__(self, head: bool):
-        self.head, self.buf, self.hend = head, bytearray(), -1
+        self.head, self.buf, self.pos = head, bytearray(), 0
+        self.phase = "status"
+        self.status, self.reason, self.headers, self.nlines = 0, "", {}, 0
+        self.body = bytearray()
+        self.length = None          # bytes still wanted for a Content-Length body
+        self.chunk_left = -1        # chunked: bytes left in the current chunk (-1: a size line is next)
+        self.hend = -1
+
+    def _line(self, what: str, eof: bool):
+        """The next line without its end (bytes), or None when it is not complete yet."""
+        j = self.buf.find(b"\n", self.pos)
+        if j < 0:
+            if len(self.buf) - self.pos > MAX_LINE:
+                raise ProtocolError(f"{what} line too long (limit is {MAX_LINE})")
+            if eof and len(self.buf) > self.pos:
+                line = bytes(self.buf[self.pos:])
+                self.pos = len(self.buf)
+                return line
+            return None
+        if j - self.pos > MAX_LINE:
+            raise ProtocolError(f"{what} line too long ({j - self.pos}; limit is {MAX_LINE})")
+        line = bytes(self.buf[self.pos:j])
+        self.pos = j + 1
+        return line[:-1] if line.endswith(b"\r") else line
 
     def feed(self, data: bytes, eof: bool) -> _Response | None:
         self.buf += data
-        if len(self.buf) > MAX_BODY:
-            eof = True
-        if self.hend < 0:
-            self.hend = self.buf.find(b"\r\n\r\n")
-            if self.hend < 0:
+        if len(self.buf) > MAX_BODY + MAX_LINE * MAX_HEADER_LINES:
+            eof = True                 # enough: judge what we have
+        if self.phase == "status":
+            line = self._line("Status", eof)
+            if line is None:
                 if eof:
-                    raise EOFError("connection closed before the response headers")
+                    raise EOFError("server closed connection without sending any data back")
                 return None
-        return _parse_response(self.buf, self.hend, self.head, eof)
+            parts = _STATUS_SPLIT.split(line, 2)
+            if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and len(parts[0]) > 5 and \
+                    len(parts[1]) == 3 and parts[1].isdigit() and b"1" <= parts[1][:1] <= b"5":
+                self.status = int(parts[1])
+                self.reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+                self.phase = "headers"
+            else:                      # LWP: assume HTTP/0.9, the whole answer is the body
+                self.status, self.reason, self.phase = 200, "Assumed OK", "eof"
+                self.pos = 0
+        if self.phase == "headers":
+            while True:
+                line = self._line("Header", eof)
+                if not line:           # the empty line (or the end of the data) ends the headers
+                    if line is None and not eof:
+                        return None
+                    break
+                m = _HEADER.match(line)
+                if m:
+                    name = m.group(1).decode("latin-1").lower()
+                    value = m.group(2).decode("latin-1")
+                    if name in self.headers and name in ("transfer-encoding",):
+                        self.headers[name] += "," + value
+                    elif name == "content-length":
+                        if _CONTENT_LENGTH.match(m.group(2)):   # bogus values are ignored, the last good wins
+                            self.headers[name] = value
+                    else:
+                        self.headers[name] = value
+                # continuation and junk lines are ignored (LWP's laxed reading)
+                self.nlines += 1
+                if self.nlines >= MAX_HEADER_LINES:
+                    raise ProtocolError(f"Too many header lines (limit is {MAX_HEADER_LINES})")
+            self.hend = self.pos
+            self._start_body()
+        if self.phase == "eof":
+            if eof:
+                return self._done(bytes(self.buf[self.pos:self.pos + MAX_BODY]))
+            return None
+        if self.phase == "length":
+            have = len(self.buf) - self.pos
+            if have >= self.length or eof:
+                # LWP keeps the status of a response whose body ends early (what came is the content)
+                return self._done(bytes(self.buf[self.pos:self.pos + self.length]))
+            return None
+        if self.phase == "chunked":
+            try:
+                return self._chunks(eof)
+            except (ProtocolError, EOFError):
+                # an error in the body: LWP keeps the status line and the content collected so far
+                # (nothing when the transfer coding cannot be undone)
+                return self._done(b"" if "transfer-encoding" in self.headers and
+                                  self.headers["transfer-encoding"].lower().replace(" ", "") != "chunked"
+                                  else bytes(self.body))
+        return self._done(b"")
+
+    def _start_body(self) -> None:
+        te = [t.strip() for t in self.headers.get("transfer-encoding", "").lower().split(",") if t.strip()]
+        if self.head or self.status in (204, 304) or 100 <= self.status < 200:
+            self.phase = "none"
+        elif te:
+            # a coding other than chunked last: LWP gives up on the body (content empty), status kept
+            self.phase = "chunked" if te[-1] == "chunked" else "none"
+        elif "content-length" in self.headers:
+            self.length = int(_CONTENT_LENGTH.match(self.headers["content-length"].encode("latin-1")).group(1))
+            self.phase = "length" if self.length <= MAX_BODY else "eof"
+            if self.phase == "eof":
+                raise EOFError("truncated body")     # more than we keep: never complete for us
+        else:
+            self.phase = "eof"
+
+    def _chunks(self, eof: bool) -> _Response | None:
+        while True:
+            if self.chunk_left < 0:
+                line = self._line("Chunk size", eof)
+                if line is None:
+                    if eof:
+                        raise EOFError("truncated chunked body")
+                    return None
+                m = _CHUNK_SIZE.match(line)
+                if not m:
+                    raise ProtocolError(f"Bad chunk-size in HTTP response: {line[:40]!r}")
+                size = int(m.group(1), 16)
+                if size == 0:
+                    return self._done(self._decode(bytes(self.body)))
+                self.chunk_left = size
+            take = min(self.chunk_left, len(self.buf) - self.pos)
+            if take:
+                room = MAX_BODY - len(self.body)
+                if room > 0:
+                    self.body += self.buf[self.pos:self.pos + min(take, room)]
+                self.pos += take
+                self.chunk_left -= take
+            if self.chunk_left > 0:
+                self._compact()
+                if eof or len(self.body) >= MAX_BODY:
+                    raise EOFError("truncated chunked body")
+                return None
+            line = self._line("Chunk", eof)      # the CRLF after the chunk's data
+            if line is None:
+                if eof:
+                    raise EOFError("truncated chunked body")
+                self.chunk_left = 0
+                return None
+            self.chunk_left = -1
+            self._compact()
+
+    def _decode(self, body: bytes) -> bytes:
+        """Transfer codings before the final chunked, undone as Net::HTTP does (deflate, gzip, identity)."""
+        te = [t.strip() for t in self.headers.get("transfer-encoding", "").lower().split(",") if t.strip()]
+        while te and te[-1] == "chunked":
+            te.pop()
+        for coding in reversed(te):
+            if coding == "identity":
+                continue
+            if coding not in ("gzip", "deflate"):
+                raise ProtocolError(f"Can't handle transfer encoding '{self.headers['transfer-encoding']}'")
+            try:
+                body = zlib.decompress(body, 31 if coding == "gzip" else 15)
+            except zlib.error as e:
+                raise ProtocolError(f"Can't {'gunzip' if coding == 'gzip' else 'inflate'} content: {e}") from None
+        return body
+
+    def _compact(self) -> None:
+        """Drop what has been consumed (the chunked decoder keeps the buffer small)."""
+        if self.pos > 65536:
+            del self.buf[:self.pos]
+            self.pos = 0
+
+    def _done(self, body: bytes) -> _Response:
+        return _Response(self.status, self.reason, self.headers, body)
+
+
+def _parse_response(buf: bytes, hend: int, head: bool, eof: bool) -> _Response | None:
+    """The response in buf if complete (None if more is needed): the whole buffer through _Exchange."""
+    return _Exchange(head).feed(bytes(buf), eof)
 
 
 def _quiet(fut: asyncio.Future) -> None:

@@ -23,7 +23,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, Tuple
 
 from hadaemon.io.checks.base import perl_regex
-from hadaemon.io.checks.http import MAX_BODY, _is_ip, _parse_response, _plan
+from hadaemon.io.checks.http import MAX_HEADER_LINES, MAX_LINE, _Exchange, _is_ip, _plan
 
 _LINGER0 = struct.pack("ii", 1, 0)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -78,28 +78,33 @@ class _Quick:
         self.status, self.reason, self.body = status, reason, body
 
 
-def _parse(buf: bytes, hend: int, head: bool, eof: bool):
+def _quick(buf: bytes, head: bool):
+    """The common response in one read (a final 2xx-5xx status, not a redirect, one Content-Length,
+    no chunking, CRLF lines well within LWP's limits), parsed without a header dict; None when it
+    is anything else or not complete (then the general reader, http._Exchange, takes it)."""
+    hend = buf.find(b"\r\n\r\n")
+    if hend < 0 or hend > MAX_LINE:
+        return None
     lower = buf[:hend + 2].lower()
     i = lower.find(b"\r\ncontent-length:")
     eol = buf.find(b"\r\n")
     first = buf[:eol].split(b" ", 2)
-    if (i < 0 or b"\r\ntransfer-encoding:" in lower or lower.count(b"\r\ncontent-length:") > 1 or len(first) < 2 or not first[0].startswith(b"HTTP/")
-            or len(first[1]) != 3 or not first[1].isdigit()):
-        return _parse_response(buf, hend, head, eof)
+    if (i < 0 or b"\r\ntransfer-encoding:" in lower or lower.count(b"\r\ncontent-length:") > 1
+            or lower.count(b"\n") >= MAX_HEADER_LINES or len(first) < 2 or not first[0].startswith(b"HTTP/")
+            or len(first[0]) < 6 or len(first[1]) != 3 or not first[1].isdigit() or not b"2" <= first[1][:1] <= b"5"):
+        return None
     status = int(first[1])
     length = lower[i + 17:lower.find(b"\r\n", i + 17)].strip()
-    if status < 200 or status in (204, 304) or status in _REDIRECTS or not length.isdigit():
-        return _parse_response(buf, hend, head, eof)
+    if status in (204, 304) or status in _REDIRECTS or not length.isdigit() or len(length) > 15:
+        return None
     n = 0 if head else int(length)
     if len(buf) < hend + 4 + n:
-        if eof:
-            raise EOFError("truncated body")
         return None
     return _Quick(status, first[2].decode("latin-1") if len(first) > 2 else "", buf[hend + 4:hend + 4 + n])
 
 
 class _Flight:
-    __slots__ = ("sock", "fd", "probe", "token", "buf", "start", "deadline", "writing", "done")
+    __slots__ = ("sock", "fd", "probe", "token", "buf", "start", "deadline", "writing", "done", "ex")
 
 
 class Prober:
@@ -135,7 +140,7 @@ class Prober:
 
     def start(self, probe: HttpProbe, token) -> None:
         f = _Flight()
-        f.probe, f.token, f.buf, f.done, f.writing = probe, token, b"", False, False
+        f.probe, f.token, f.buf, f.done, f.writing, f.ex = probe, token, b"", False, False, None
         f.start = now = _monotonic()
         f.deadline = now + probe.timeout
         try:
@@ -218,24 +223,21 @@ class Prober:
 
     def _readable(self, f: _Flight) -> None:
         try:
-            data = f.sock.recv(16384)
+            data = f.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             self._fail(f, e)
             return
-        buf = f.buf + data if f.buf else data
-        eof = not data or len(buf) > MAX_BODY
-        hend = buf.find(b"\r\n\r\n")
         try:
-            if hend < 0:
-                if eof:
-                    raise EOFError("connection closed before the response headers")
-                f.buf = buf
-                return
-            res = _parse(buf, hend, f.probe.head, eof)
+            if f.ex is None:
+                res = _quick(data, f.probe.head) if data else None
+                if res is None:            # not the one-read common case: the general reader from here on
+                    f.ex = _Exchange(f.probe.head)
+                    res = f.ex.feed(data, not data)
+            else:
+                res = f.ex.feed(data, not data)
             if res is None:
-                f.buf = buf
                 return
             ok, detail = verdict(f.probe, res)
         except (EOFError, ValueError, IndexError, UnicodeError) as e:
@@ -250,7 +252,7 @@ class Prober:
         f.done = True
         del self._flights[f.fd]
         f.sock.close()                             # also leaves the epoll
-        token, f.buf, f.sock, f.token = f.token, None, None, None
+        token, f.buf, f.sock, f.token, f.ex = f.token, None, None, None, None
         self._on_done(token, ok, detail, _monotonic() - f.start)
 
     # ---- timeouts --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class CheckScheduler:
         self._seq = 0
         self._pending: List[Result] = []
         self._maintenance: Dict[Pair, bool] = {}
+        self._maint_changes: Dict[Pair, bool] = {}
         self._maint_dirty = False
         self._tasks: set = set()
         self._stopped = asyncio.Event()
@@ -257,9 +258,11 @@ class CheckScheduler:
         if not self._pending and not self._maint_dirty:
             return
         batch, self._pending = self._pending, []
+        changes, self._maint_changes = self._maint_changes, {}
         self._maint_dirty = False
         try:
-            self._on_results(batch, dict(self._maintenance), now)
+            # only the maintenance flags that changed: the consumer's work follows what changed
+            self._on_results(batch, changes, now)
         except Exception:  # noqa: BLE001 - a consumer bug must not stop the checks
             log.exception("health result consumer failed")
 
@@ -267,15 +270,18 @@ class CheckScheduler:
         mdir = self.plan.config.globals.maintenancedir
         if not mdir:
             if self._maintenance:
+                self._maint_changes.update({p: False for p, f in self._maintenance.items() if f})
                 self._maintenance = {}
                 self._maint_dirty = True
             return
         try:
-            present = set(os.listdir(mdir))     # one syscall per flush, not one stat per real
+            present = set(os.listdir(mdir))     # one syscall per scan (once a second), not one stat per real
         except OSError:
             present = set()
         flags = {pair: any(n in present for n in names) for pair, names in self._maint_names.items()}
         if flags != self._maintenance:
+            old = self._maintenance
+            self._maint_changes.update({p: f for p, f in flags.items() if old.get(p, False) != f})
             self._maintenance = flags
             self._maint_dirty = True
 
