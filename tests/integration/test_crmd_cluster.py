@@ -1,0 +1,108 @@
+"""ha-crmd on namespace nodes (ha-heartbeat + ha-crmd per node, private buses, ocf:heartbeat:Dummy):
+one DC; a resource starts on its preferred node, moves when that node is cut and comes back when it
+returns; ha-crmd killed -9 and restarted re-probes without restarting anything; a CIB change made on
+one node is replicated, persisted on every node and survives a restart of the whole cluster."""
+import json
+import os
+import time
+
+import pytest
+
+from hadaemon.testing.crm import CrmCluster
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
+<configuration>
+<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
+</cluster_property_set></crm_config>
+<nodes/>
+<resources>
+<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
+<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
+</primitive>
+</resources>
+<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
+</configuration><status/></cib>"""
+
+
+def _where(crm, rsc="d1"):
+    return [n for n in crm.nodes if (crm.rundir(n) / "resource-agents" / f"Dummy-{rsc}.state").exists()]
+
+
+def _wait_where(crm, nodes, timeout=60):
+    try:
+        wait_until(lambda: _where(crm) == nodes, timeout, interval=0.1, message=f"d1 active on {nodes}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; active on {_where(crm)}\n{crm.logs()}") from None
+
+
+def test_one_dc_resource_starts_fails_over_and_fails_back():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_all()
+        dc = crm.wait_dc()
+        assert dc in ("node1", "node2")
+        _wait_where(crm, ["node1"])
+        # without fencing an isolated node keeps its copy running (split brain) until it returns
+        c.cut("node1")
+        _wait_where(crm, ["node1", "node2"])
+        assert crm.wait_dc(["node2"]) == "node2"
+        c.restore("node1")
+        _wait_where(crm, ["node1"])               # multiple-active recovery, auto_failback on: node1 only
+        crm.wait_idle(crm.wait_dc())
+        st = crm.status("node2")
+        d1 = [r for r in st["resources"] if r["id"] == "d1"][0]
+        assert d1["nodes"] == ["node1"] and d1["role"] == "Started"
+        assert st["quorum"] is True and set(st["nodes"]) == {"node1", "node2"}
+        inputs = os.listdir(crm.state_dir(crm.wait_dc()) / "pe-input")
+        assert inputs and all(n.startswith("pe-input-") for n in inputs)
+
+
+def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_survive_a_full_restart():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_all()
+        _wait_where(crm, ["node1"])
+        crm.wait_idle(crm.wait_dc())
+        state = crm.rundir("node1") / "resource-agents" / "Dummy-d1.state"
+        before = os.stat(state)
+        for victim in ("node1", "node2"):
+            offset = len(crm.crmd[victim].output())
+            crm.kill_crmd(victim)
+            crm.restart_crmd(victim)
+            crm.wait_crm_name(victim)
+            crm.wait_dc()
+            # the restarted crmd re-probes d1 (found running), and nothing is restarted
+            wait_until(lambda v=victim, o=offset: "monitor d1: rc=" in crm.crmd[v].output()[o:],
+                       60, message=f"{victim} re-probed d1")
+            crm.wait_idle(crm.wait_dc())
+            time.sleep(3)   # two monitor intervals: a wrong restart would have happened by now
+            assert _where(crm) == ["node1"]
+            after = os.stat(state)
+            assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), crm.logs()
+            log = crm.crmd[victim].output()[offset:]
+            assert "start d1" not in log and "stop d1" not in log, log
+        # a configuration change made through node2 is on both nodes' disks when acknowledged
+        xml = json.loads(crm.call("node2", "GetCib").stdout)["data"][0]
+        xml = xml.replace('node="node1" score="100"', 'node="node2" score="100"')
+        epoch = json.loads(crm.call("node2", "ReplaceCib", "s", xml).stdout)["data"][0]
+        assert int(epoch.split(":")[1]) >= 2
+        for n in crm.nodes:
+            assert 'node="node2" score="100"' in crm.cib_file(n), n
+        _wait_where(crm, ["node2"])
+        crm.wait_idle(crm.wait_dc())
+        # the whole cluster restarts: the change is still there, and the resource placed by it
+        for n in crm.nodes:
+            crm.crmd[n].terminate(30)
+        for n in crm.nodes:
+            crm.start_crmd(n)
+        for n in crm.nodes:
+            crm.wait_crm_name(n)
+        crm.wait_dc()
+        cib = json.loads(crm.call("node1", "GetCib").stdout)["data"][0]
+        assert 'node="node2" score="100"' in cib
+        _wait_where(crm, ["node2"])
