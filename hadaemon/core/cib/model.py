@@ -28,6 +28,17 @@ class Expression:
 
 
 @dataclass(frozen=True)
+class DateExpression:
+    """A date_expression (operation lt, gt or in_range) with start/end in seconds since the epoch."""
+
+    id: str
+    operation: str
+    start: int | None
+    end: int | None
+    line: int
+
+
+@dataclass(frozen=True)
 class Rule:
     """A rule: expressions and sub-rules joined by boolean-op, with a score."""
 
@@ -36,7 +47,7 @@ class Rule:
     score_attribute: str | None
     boolean_op: str
     role: str | None
-    terms: Tuple[Union[Expression, Rule], ...]
+    terms: Tuple[Union[Expression, DateExpression, Rule], ...]
     line: int
 
 

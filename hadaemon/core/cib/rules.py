@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Mapping
 
-from hadaemon.core.cib.model import Expression, NvSet, Rule
+from hadaemon.core.cib.model import DateExpression, Expression, NvSet, Rule
 
 _CMP_OPS = ("lt", "gt", "lte", "gte")
 
@@ -67,14 +67,30 @@ def eval_expression(expr: Expression, attrs: Mapping[str, str]) -> bool:
     return False
 
 
-def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None) -> bool:
-    """True when the rule's terms hold for these node attributes."""
+def eval_date(expr: DateExpression, now: int | None) -> bool:
+    """A date_expression at time now (seconds; None: the time is not known, the expression holds)."""
+    if now is None:
+        return True
+    if expr.operation == "lt":
+        return now < expr.end
+    if expr.operation == "gt":
+        return now > expr.start
+    return (expr.start is None or expr.start <= now) and (expr.end is None or now <= expr.end)
+
+
+def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None, now: int | None = None) -> bool:
+    """True when the rule's terms hold for these node attributes (date expressions at time now)."""
     if rule.role and role is not None and rule.role.lower() != role.lower():
         return False
     if not rule.terms:
         return rule.boolean_op == "and"
     for term in rule.terms:
-        ok = eval_rule(term, attrs, role) if isinstance(term, Rule) else eval_expression(term, attrs)
+        if isinstance(term, Rule):
+            ok = eval_rule(term, attrs, role, now)
+        elif isinstance(term, DateExpression):
+            ok = eval_date(term, now)
+        else:
+            ok = eval_expression(term, attrs)
         if ok and rule.boolean_op == "or":
             return True
         if not ok and rule.boolean_op == "and":
