@@ -80,7 +80,7 @@ def test_fencing_enabled_new_name():
     assert parse_cib(xml, "c.xml").option("fencing-enabled") == "false"
 
 
-@pytest.mark.parametrize("tag", ["master", "bundle"])
+@pytest.mark.parametrize("tag", ["bundle"])
 def test_unsupported_resource_names_element_and_line(tag):
     xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
                       f'<{tag} id="c1">\n<primitive id="x" class="ocf" provider="p" type="t"/></{tag}>')
@@ -101,15 +101,25 @@ def test_clone_loads_with_its_primitive():
     assert cib.find("ping") is clone.child and "ping" in cib.primitives()
 
 
+@pytest.mark.parametrize("tag,meta", [
+    ("clone", '<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>'),
+    ("master", ""),
+])
+def test_promotable_and_master_load(tag, meta):
+    xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      f'<{tag} id="ms">{meta}<primitive id="p" class="ocf" provider="heartbeat" type="Stateful"/>'
+                      f'</{tag}>')
+    ms = parse_cib(xml, "c.xml").find("ms")
+    assert ms.promotable and ms.child.id == "p"
+
+
 @pytest.mark.parametrize("inner,message", [
-    ('<primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/>'
-     '<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>',
-     "promotable clones are not supported"),
     ('<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group>',
      "cloned groups are not supported"),
     ('', "has nothing to clone"),
 ])
 def test_clone_refusals_name_the_line(inner, message):
+    """(promotable clones and <master> load: see test_promotable_and_master_load)"""
     xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
                       f'<clone id="c1">\n{inner}</clone>')
     with pytest.raises(ConfigError) as err:

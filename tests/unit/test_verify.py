@@ -163,8 +163,6 @@ def test_missing_required_parameter_and_unknown_parameter():
 
 
 @pytest.mark.parametrize("snippet,tag,where", [
-    ('<master id="ms"><primitive id="mp" class="ocf" provider="heartbeat" type="Dummy"/></master>', "master",
-     "resources"),
     ('<bundle id="b"/>', "bundle", "resources"),
     ('<template id="t" class="ocf" provider="heartbeat" type="Dummy"/>', "template", "resources"),
     ('<rsc_ticket id="tk" rsc="r1" ticket="T"/>', "rsc_ticket", "constraints"),

@@ -179,8 +179,6 @@ class _Loader:
         meta = self.nvsets(el, ("meta_attributes",))
         promotable = el.tag == "master" or any(
             name == "promotable" and _truth(value) for s in meta for name, value in s.pairs)
-        if promotable:
-            raise self.err(el, f"clone '{cid}' is promotable: promotable clones are not supported")
         child = None
         for c in el.children:
             self.check_unsupported(c)
@@ -300,7 +298,7 @@ class _Loader:
                     if m.id in index:
                         raise self.err(r, f"resource id '{m.id}' is used twice")
                     index[m.id] = m
-            elif r.tag == "clone":
+            elif r.tag in ("clone", "master"):
                 c = self.clone(r)
                 resources.append(c)
                 inner = [c.child] + list(c.child.members if isinstance(c.child, Group) else ())

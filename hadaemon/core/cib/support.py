@@ -10,8 +10,6 @@ LEGACY_CLASSES = ("heartbeat", "upstart", "nagios")
 # Elements the scheduler does not support yet, with what they are (a plural noun phrase): refused with a
 # message naming them, never silently ignored.
 UNSUPPORTED = {
-    "master": "promotable (master/slave) resources",
-    "promotable": "promotable resources",
     "bundle": "bundles",
     "template": "resource templates",
     "rsc_ticket": "ticket constraints",

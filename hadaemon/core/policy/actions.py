@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, WNode
+from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNKNOWN, WNode
 
 # ordering flags
 IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
@@ -216,6 +216,48 @@ def _start_rsc(p: Planner, r, node: WNode | None, optional: bool) -> Action:
 
 
 def create_primitive_actions(p: Planner, r) -> None:
+    if not r.promotable:
+        _create_primitive_actions(p, r)
+        return
+    # a promotable instance: start/stop as for any primitive, then promote/demote on top
+    role, nxt = r.role, r.next_role
+    r.full_next = nxt
+    r.role = STARTED if role > STARTED else role
+    r.next_role = STARTED if nxt > STARTED else nxt
+    try:
+        _create_primitive_actions(p, r)
+    finally:
+        base_next = r.next_role
+        r.role = role
+        r.next_role = nxt if nxt > STARTED else base_next
+    _role_actions(p, r)
+
+
+def _role_actions(p: Planner, r) -> None:
+    chosen = r.assigned
+    current = r.current_node()
+    demote = None
+    if r.role == PROMOTED and current is not None:
+        stays = r.next_role == PROMOTED and chosen is current
+        demote = p.action(r, "demote", current, optional=stays)
+        if not r.managed:
+            demote.runnable = False
+        for stop in p.rsc_actions(r.id, "stop"):
+            if stop.node == current.uname:
+                p.order(demote, stop, IMPLIES_FIRST)
+    if r.next_role == PROMOTED and chosen is not None:
+        stays = r.role == PROMOTED and chosen is current
+        promote = p.action(r, "promote", chosen, optional=stays)
+        for start in p.rsc_actions(r.id, "start"):
+            if start.node == chosen.uname:
+                p.order(start, promote, RUNNABLE_LEFT | IMPLIES_THEN)
+        if demote is not None:
+            p.order(demote, promote, 0)
+        if not r.managed:
+            promote.runnable = False
+
+
+def _create_primitive_actions(p: Planner, r) -> None:
     ws = p.ws
     chosen = r.assigned
     if r.next_role == UNKNOWN:
@@ -344,7 +386,7 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
     for op in r.prim.ops:
         if op.interval_ms <= 0 or not op.enabled:
             continue
-        if op.role and op.role.lower() not in ("started",):
+        if not _op_role_matches(r, op.role):
             continue
         optional = start.optional if start is not None else True
         active = r.active_ops.get(node.uname, set()) if node is not None else set()
@@ -384,6 +426,18 @@ def _probe_targets(ws: WorkingSet, node: WNode):
                     pick = inst
                     break
         yield pick if pick is not None else c.instances[0]
+
+
+def _op_role_matches(r, role: str | None) -> bool:
+    """A recurring operation runs in the role it names (promoted, unpromoted) or, without one, in
+    any role but promoted."""
+    role = (role or "").lower()
+    if not r.promotable:
+        return role in ("", "started")
+    promoted = getattr(r, "full_next", r.next_role) == PROMOTED
+    if role in ("promoted", "master"):
+        return promoted
+    return not promoted
 
 
 def create_probes(p: Planner) -> None:
@@ -449,6 +503,18 @@ def create_clone_actions(p: Planner, c) -> None:
     p.action(c, "stop", None, pseudo=True, optional=not stopping)
     p.action(c, "stopped", None, pseudo=True, optional=not stopping)
     start.runnable = True
+    if c.promotable:
+        promoting = demoting = False
+        for r in c.instances:
+            for a in p.rsc_actions(r.id, "promote"):
+                promoting = promoting or not a.optional
+            for a in p.rsc_actions(r.id, "demote"):
+                demoting = demoting or not a.optional
+        p.action(c, "promote", None, pseudo=True, optional=not promoting)
+        promoted = p.action(c, "promoted", None, pseudo=True, optional=not promoting)
+        promoted.runnable = any(a.runnable for r in c.instances for a in p.rsc_actions(r.id, "promote"))
+        p.action(c, "demote", None, pseudo=True, optional=not demoting)
+        p.action(c, "demoted", None, pseudo=True, optional=not demoting)
 
 
 def clone_constraints(p: Planner, c) -> None:
@@ -470,6 +536,31 @@ def clone_constraints(p: Planner, c) -> None:
         if c.ordered and last is not None:
             _order_tasks(p, last, "start", r, "start", 0)
             _order_tasks(p, r, "stop", last, "stop", 0)
+        last = r
+    if c.promotable:
+        _promotable_constraints(p, c)
+
+
+def _promotable_constraints(p: Planner, c) -> None:
+    for first, then, flags in (("demoted", "stop", 0), ("running", "promote", RUNNABLE_LEFT),
+                               ("demoted", "start", 0), ("stopped", "promote", 0),
+                               ("demoted", "promote", 0), ("promote", "promoted", RUNNABLE_LEFT),
+                               ("demote", "demoted", RUNNABLE_LEFT)):
+        _order_tasks(p, c, first, c, then, flags)
+    promoted = p.rsc_actions(c.id, "promoted")[0]
+    demoted = p.rsc_actions(c.id, "demoted")[0]
+    last = None
+    for r in sorted(c.instances, key=lambda x: _instance_number(x)):
+        _order_tasks(p, c, "promote", r, "promote", RUNNABLE_LEFT | IMPLIES_FIRST)
+        for a in p.rsc_actions(r.id, "promote"):
+            p.order(a, promoted, IMPLIES_THEN | COLLECTIVE)
+            p.collective.setdefault(promoted.id, []).append(a)
+        _order_tasks(p, c, "demote", r, "demote", IMPLIES_FIRST)
+        for a in p.rsc_actions(r.id, "demote"):
+            p.order(a, demoted, IMPLIES_THEN)
+        if c.ordered and last is not None:
+            _order_tasks(p, last, "promote", r, "promote", 0)
+            _order_tasks(p, r, "demote", last, "demote", 0)
         last = r
 
 

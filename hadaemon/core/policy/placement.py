@@ -7,7 +7,9 @@ from typing import Dict
 from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 from hadaemon.core.policy.unpack import WorkingSet, failcount
-from hadaemon.core.policy.working import STARTED, STOPPED, UNKNOWN, Coloc, WNode, role_from_text
+from hadaemon.core.policy.working import (
+    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode, role_from_text,
+)
 
 PRIMITIVE_STAGE = "pcmk__primitive_assign"
 GROUP_STAGE = "pcmk__group_assign"
@@ -281,6 +283,9 @@ def _apply_colocation(ws: WorkingSet, dep, c: Coloc) -> None:
     primary = _coloc_primary(c)
     if primary is None or primary.provisional or not dep.provisional or c.score == 0:
         return
+    if primary.is_clone and primary.promotable and c.primary_role is not None:
+        _update_dependent_with_promotable(ws, dep, primary, c)
+        return
     if c.dep_role is not None or c.primary_role is not None:
         return
     if primary.is_clone:
@@ -334,6 +339,31 @@ def _apply_clone_colocation(ws: WorkingSet, dep, clone, c: Coloc) -> None:
     for inst in clone.instances:
         if inst.assigned is not None:
             _apply_colocation(ws, dep, Coloc(c.id, dep, inst, c.score, None, None, c.attr, c.influence))
+
+
+def _update_dependent_with_promotable(ws: WorkingSet, dep, clone, c: Coloc) -> None:
+    """Colocation with a role of a promotable clone: the score counts where an instance will have
+    that role; INFINITY bans every other node (except promoted with promoted)."""
+    want = _role_of(c.primary_role)
+    attr = c.attr or "#uname"
+    values = set()
+    for inst in clone.instances:
+        if inst.assigned is None or _final_role(inst) != want:
+            continue
+        value = inst.assigned.attrs.get(attr)
+        values.add(value)
+        if c.score < INFINITY:
+            for uname in dep.allowed:
+                if ws.node_by_uname[uname].attrs.get(attr) == value:
+                    dep.allowed[uname] = add_scores(dep.allowed[uname], c.score)
+    both_promoted = c.dep_role in ("promoted", "master") and c.primary_role in ("promoted", "master")
+    if c.score >= INFINITY and not both_promoted:
+        for uname in dep.allowed:
+            node = ws.node_by_uname[uname]
+            if node.attrs.get(attr) in values:
+                dep.allowed[uname] = add_scores(dep.allowed[uname], clone.allowed.get(uname, 0))
+            else:
+                dep.allowed[uname] = -INFINITY
 
 
 def _compatible_instance(ws: WorkingSet, dep, clone):
@@ -404,6 +434,8 @@ def allocate_clone(ws: WorkingSet, c) -> None:
     if not c.provisional or c.allocating:
         return
     c.allocating = True
+    if c.promotable:
+        _add_promotion_scores(ws, c)
     for co in c.cons:
         allocate(ws, co.primary)
     for co in c.cons_lhs:
@@ -413,8 +445,237 @@ def allocate_clone(ws: WorkingSet, c) -> None:
     _record(ws, CLONE_STAGE, c, c.allowed)
     order = sorted(c.instances, key=cmp_to_key(lambda a, b: _cmp_instance(ws, a, b)))
     _assign_instances(ws, c, order)
+    if c.promotable:
+        _set_instance_roles(ws, c)
     c.allocating = False
     c.provisional = False
+
+
+# --- promotable clones (pcmk_sched_promotable.c) ------------------------------------------
+
+def _promotion_applies(ws: WorkingSet, r, node: WNode) -> bool:
+    c = r.clone
+    if not c.unique:
+        active = None
+        for inst in c.instances:
+            if node in inst.running_on:
+                active = inst
+                break
+        if active is r:
+            return r.allowed.get(node.uname, -1) >= 0
+        if active is None and any(node.uname in inst.known_on for inst in c.instances):
+            return r.allowed.get(node.uname, -1) >= 0
+    if not r.running_on and not r.known_on:
+        return r.allowed.get(node.uname, -1) >= 0
+    if node.uname in r.known_on or node in r.running_on:
+        return r.allowed.get(node.uname, -1) >= 0
+    return False
+
+
+def promotion_score(ws: WorkingSet, r, node: WNode):
+    """(score, is_default): the instance's promotion score attribute on the node."""
+    if not _promotion_applies(ws, r, node):
+        return 0, True
+    names = [r.history_name or r.id]
+    if not r.clone.unique and r.clone.child_id not in names:
+        names.append(r.clone.child_id)
+    for name in names:
+        value = node.attrs.get("master-" + name)
+        if value is not None:
+            return parse_score(value, 0) or 0, False
+    return 0, True
+
+
+def _add_promotion_scores(ws: WorkingSet, c) -> None:
+    for r in c.instances:
+        for uname in list(r.allowed):
+            node = ws.node_by_uname[uname]
+            if not node.can_run():
+                continue
+            score, _default = promotion_score(ws, r, node)
+            if score > 0:
+                r.allowed[uname] = add_scores(r.allowed[uname], score)
+            if score > r.priority:
+                r.priority = score
+
+
+def _role_coloc_priority(ws: WorkingSet, r, co: Coloc) -> None:
+    """A role-specific colocation of an assigned promotable instance changes its promotion priority."""
+    if co.dep_role not in ("promoted", "master", "unpromoted", "slave"):
+        return
+    primary = co.primary
+    if primary.is_clone:
+        if co.dep_role not in ("promoted", "master"):
+            return
+        want = _role_of(co.primary_role)
+        match = None
+        if r.assigned is not None:
+            for inst in primary.instances:
+                if inst.assigned is r.assigned and not inst.blocked and \
+                        (want is None or _final_role(inst) == want):
+                    match = inst
+                    break
+        if match is not None:
+            r.promo_priority = add_scores(r.promo_priority, co.score)
+        elif co.score >= INFINITY:
+            r.promo_priority = -INFINITY
+        return
+    if primary.is_group:
+        primary = primary.members[-1] if primary.members else None
+    if primary is None or primary.assigned is None or r.assigned is None:
+        return
+    attr = co.attr or "#uname"
+    if r.assigned.attrs.get(attr) != primary.assigned.attrs.get(attr):
+        if co.score >= INFINITY and co.dep_role in ("promoted", "master"):
+            r.promo_priority = -INFINITY
+        return
+    want = _role_of(co.primary_role)
+    if want is not None and want != _final_role(primary):
+        return
+    mult = -1 if co.dep_role in ("unpromoted", "slave") else 1
+    r.promo_priority = add_scores(mult * co.score, r.promo_priority)
+
+
+def _role_of(text):
+    return role_from_text(text) if text else None
+
+
+def _final_role(r):
+    if r.assigned is None:
+        return STOPPED
+    if r.promotable:
+        return r.next_role if r.next_role in (PROMOTED, UNPROMOTED) else UNPROMOTED
+    return STARTED
+
+
+def _set_instance_roles(ws: WorkingSet, c) -> None:
+    c.promoted_counts = {}
+    for r in c.instances:
+        if r.role == STARTED:
+            r.role = UNPROMOTED
+        r.promo_priority = r.priority
+        chosen = r.assigned
+        if chosen is None:
+            r.sort_index = r.promo_priority
+            continue
+        nxt = r.next_role
+        if nxt in (STARTED, UNKNOWN):
+            score, default = promotion_score(ws, r, chosen)
+            r.promo_priority = -1 if default else score
+        elif nxt in (UNPROMOTED, STOPPED):
+            r.promo_priority = -INFINITY
+        for loc in ws.cib.locations:
+            if loc.rsc != c.id and loc.rsc != r.id:
+                continue
+            scores = _promoted_location_scores(ws, loc)
+            if chosen.uname in scores:
+                r.promo_priority = add_scores(r.promo_priority, scores[chosen.uname])
+        for co in r.cons:
+            _role_coloc_priority(ws, r, co)
+        r.sort_index = INFINITY if nxt == PROMOTED else r.promo_priority
+    # sort_promotable_instances (the clone's node scores become the promotion scores)
+    table = c.allowed
+    for r in c.instances:
+        if r.sort_index >= 0 and r.assigned is not None and r.assigned.uname in table:
+            table[r.assigned.uname] = add_scores(r.sort_index, table[r.assigned.uname])
+    for co in c.cons:
+        if co.dep_role in ("promoted", "master"):
+            table = merge_weights(ws, co.primary, c.id, table, co.attr, co.score / float(INFINITY)) \
+                if not co.primary.is_clone else _add_promoted_primary(ws, table, co)
+    for co in c.cons_lhs:
+        if co.primary_role in ("promoted", "master") and co.influence:
+            table = merge_weights(ws, co.dep, c.id, table, co.attr, co.score / float(INFINITY))
+    c.allowed = table
+    for r in c.instances:
+        if not r.managed and r.next_role == PROMOTED:
+            r.sort_index = INFINITY
+        elif r.assigned is not None and r.sort_index >= 0:
+            r.sort_index = table.get(r.assigned.uname, r.sort_index)
+    order = sorted(c.instances, key=cmp_to_key(lambda a, b: _cmp_promotable(ws, a, b)))
+    promoted = 0
+    for r in order:
+        chosen = None
+        if r.sort_index >= 0 and (promoted < c.promoted_max or not c.managed):
+            chosen = _node_to_promote(ws, c, r)
+        if chosen is None:
+            r.next_role = STOPPED if r.assigned is None else UNPROMOTED
+            continue
+        if r.role < PROMOTED and not ws.have_quorum and ws.no_quorum_policy == "freeze":
+            r.next_role = UNPROMOTED
+            continue
+        c.promoted_counts[chosen.uname] = c.promoted_counts.get(chosen.uname, 0) + 1
+        if r.next_role in (UNKNOWN, STARTED):
+            r.next_role = PROMOTED
+        promoted += 1
+    for r in c.instances:
+        if r.next_role in (UNKNOWN, STARTED):
+            r.next_role = STOPPED if r.assigned is None else UNPROMOTED
+
+
+def _add_promoted_primary(ws: WorkingSet, table, co: Coloc):
+    """'promoted X with Y' where Y is a clone: the score counts where Y's instances run in the role."""
+    want = _role_of(co.primary_role)
+    out = dict(table)
+    nodes = {inst.assigned.uname for inst in co.primary.instances if inst.assigned is not None
+             and (want is None or _final_role(inst) == want)}
+    for uname in out:
+        if uname in nodes:
+            out[uname] = add_scores(out[uname], co.score)
+        elif co.score >= INFINITY:
+            out[uname] = -INFINITY
+    return out
+
+
+def _promoted_location_scores(ws: WorkingSet, loc) -> Dict[str, int]:
+    roles = [loc.role] if loc.role else []
+    scores: Dict[str, int] = {}
+    if loc.node is not None:
+        if (loc.role or "").lower() in ("promoted", "master"):
+            node = ws.node_by_uname.get(loc.node)
+            if node is not None:
+                scores[node.uname] = loc.score
+        return scores
+    for rule in loc.rules:
+        role = (rule.role or (roles[0] if roles else "")).lower()
+        if role not in ("promoted", "master"):
+            continue
+        for node in ws.nodes:
+            if not eval_rule(rule, node.attrs):
+                continue
+            if rule.score is not None:
+                s = rule.score
+            elif rule.score_attribute:
+                s = parse_score(node.attrs.get(rule.score_attribute), 0) or 0
+            else:
+                s = 0
+            scores[node.uname] = add_scores(scores.get(node.uname, 0), s) if node.uname in scores else s
+    return scores
+
+
+def _cmp_promotable(ws: WorkingSet, a, b) -> int:
+    if a.sort_index != b.sort_index:
+        return -1 if a.sort_index > b.sort_index else 1
+    if a.role != b.role:
+        return -1 if a.role > b.role else 1
+    return _cmp_instance(ws, a, b)
+
+
+def _node_to_promote(ws: WorkingSet, c, r):
+    node = r.assigned
+    if node is None:
+        return None
+    if not r.managed:
+        if r.role != PROMOTED:
+            return None
+    elif r.promo_priority < 0:
+        return None
+    elif not node.can_run():
+        return None
+    if node.uname not in c.allowed:
+        return None
+    if c.promoted_counts.get(node.uname, 0) >= c.promoted_node_max and r.managed:
+        return None
+    return node
 
 
 def _active_node(ws: WorkingSet, r):

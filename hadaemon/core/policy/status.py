@@ -6,7 +6,7 @@ from hadaemon.core.cib.model import LrmResource
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 from hadaemon.core.policy.working import (
-    STARTED, STOPPED, UNKNOWN, WNode, WorkingSet, WRsc, new_instance, setup_primitive,
+    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode, WorkingSet, WRsc, new_instance, setup_primitive,
 )
 
 FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER, FAIL_MIGRATE, FAIL_BLOCK, FAIL_STOP, FAIL_STANDBY, FAIL_FENCE = range(8)
@@ -63,10 +63,17 @@ def unpack_status(ws: WorkingSet) -> None:
             _unpack_lrm_resource(ws, node, lr)
     _settle_migrations(ws)
     for r in ws.prims.values():
-        if r.next_role == UNKNOWN and r.target_role is not None:
-            r.next_role = r.target_role
-        elif r.target_role is not None and r.target_role < r.next_role:
-            r.next_role = r.target_role
+        if not r.promotable and r.role > STARTED:
+            r.role = STARTED  # a promoted role only means something for promotable clones
+        target = r.target_role
+        if target is not None and target > STARTED:
+            # Pacemaker: Promoted is the default for promotable instances, Unpromoted keeps them
+            # from being promoted, and neither means anything for other resources
+            target = UNPROMOTED if (r.promotable and target == UNPROMOTED) else None
+        if r.next_role == UNKNOWN and target is not None:
+            r.next_role = target
+        elif target is not None and target < r.next_role:
+            r.next_role = target
 
 
 def _history_rsc(ws: WorkingSet, node: WNode, rid: str) -> WRsc | None:
@@ -176,6 +183,8 @@ def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
     if not lr.ops:
         return
     r = _history_rsc(ws, node, lr.id)
+    if r is not None and r.clone is not None and r.history_name is None:
+        r.history_name = lr.id
     if r is None:
         if ws.cib.find(lr.id) is not None:
             return  # history for a group id: nothing to do
@@ -228,9 +237,9 @@ def _unpack_op(ws: WorkingSet, r: WRsc, node: WNode, op, state) -> None:
         elif rc == H.OCF_RUNNING_PROMOTED:
             if probe and rc != expected:
                 status = H.EXEC_DONE
-            r.role = STARTED
+            r.role = PROMOTED
         elif rc == H.OCF_FAILED_PROMOTED:
-            r.role = STARTED
+            r.role = PROMOTED
             status = H.EXEC_ERROR
         elif rc == H.OCF_NOT_CONFIGURED:
             status = H.EXEC_ERROR_FATAL
@@ -293,7 +302,13 @@ def _update_state(r: WRsc, task: str, rc: int, op, state) -> None:
             clear = True
         if r.role < STARTED:
             _set_active(r)
-    elif task in ("start", "migrate_from", "promote"):
+    elif task == "promote":
+        r.role = PROMOTED
+        clear = True
+    elif task == "demote":
+        r.role = UNPROMOTED
+        clear = True
+    elif task in ("start", "migrate_from"):
         r.role = STARTED
         clear = True
     elif task == "stop":

@@ -6,7 +6,7 @@ from typing import Dict, List, NamedTuple, Tuple
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import STARTED, STOPPED
+from hadaemon.core.policy.working import PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
 
 
 def _find(p: Planner, r, task: str, node: str | None) -> Action | None:
@@ -27,7 +27,96 @@ def rsc_changes(ws: WorkingSet, p: Planner) -> List[Tuple]:
     return out
 
 
+def _promotable_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
+    """LogActions for a promotable instance: roles in the details, Promote and Demote."""
+    nxt = r.assigned
+    current = r.current_node()
+    role, next_role = r.role, r.next_role
+    if role == STARTED:
+        role = UNPROMOTED
+    if current is not None and role == STOPPED:
+        role = UNPROMOTED
+    if not r.managed or (current is None and nxt is None):
+        return []
+    moving = current is not None and nxt is not None and current is not nxt
+    start = _find(p, r, "start", nxt.uname) if nxt is not None else None
+    start_node = current if (start is not None and start.runnable) else None
+    stop = _find(p, r, "stop", start_node.uname if start_node else None)
+    need_role = role > STARTED or next_role > UNPROMOTED
+    cur_u = current.uname if current else None
+    nxt_u = nxt.uname if nxt else None
+
+    def item(verb, origin, dest, action, source=None, o_role=None, d_role=None):
+        o_role = role if o_role is None else o_role
+        d_role = next_role if d_role is None else d_role
+        names = ROLE_NAMES
+        same_host = origin is not None and origin == dest
+        same_role = o_role == d_role
+        if need_role and origin is None:
+            details = f"{names[o_role]} -> {names[d_role]} {dest}"
+        elif origin is None:
+            details = dest
+        elif need_role and dest is None:
+            details = f"{names[o_role]} {origin}"
+        elif dest is None:
+            details = origin
+        elif need_role and same_role and same_host:
+            details = f"{names[o_role]} {origin}"
+        elif same_role and same_host:
+            details = origin
+        elif need_role and same_role:
+            details = f"{origin} -> {dest} {names[o_role]}"
+        elif same_role:
+            details = f"{origin} -> {dest}"
+        elif same_host:
+            details = f"{names[o_role]} -> {names[d_role]} {origin}"
+        else:
+            details = f"{names[o_role]} {origin} -> {names[d_role]} {dest}"
+        return (verb, r.id, origin, dest, action, source, details)
+
+    if role == next_role:
+        if nxt is None:
+            return []
+        promote = _find(p, r, "promote", nxt_u)
+        if start is None or start.optional:
+            if role == PROMOTED and promote is not None and not promote.optional and not moving:
+                return [item("Promote", cur_u, nxt_u, promote)]
+            return []
+        if not start.runnable:
+            src = stop if (stop is not None and stop.reason) else start
+            return [item("Stop", cur_u, None, stop, src)]
+        if moving:
+            return [item("Recover" if r.failed else "Move", cur_u, nxt_u, stop)]
+        if r.failed:
+            return [item("Recover", cur_u, None, stop)]
+        return [item("Restart", cur_u, nxt_u, start)]
+    if stop is not None and (next_role == STOPPED or (start is not None and not start.runnable)):
+        out = []
+        for node in r.running_on:
+            stop_op = _find(p, r, "stop", node.uname)
+            src = stop_op if (stop_op is not None and stop_op.reason) else start
+            out.append(item("Stop", node.uname, None, stop_op, src))
+        return out
+    if stop is not None and r.failed and r.stop_flag:
+        return [item("Recover", cur_u, nxt_u, stop, start)]
+    if moving:
+        return [item("Move", cur_u, nxt_u, stop)]
+    if stop is not None and not stop.optional:
+        return [item("Restart", cur_u, nxt_u, start)]
+    if role == PROMOTED:
+        demote = _find(p, r, "demote", cur_u)
+        return [item("Demote", cur_u, nxt_u, demote)]
+    if next_role == PROMOTED:
+        promote = _find(p, r, "promote", nxt_u)
+        return [item("Promote", cur_u, nxt_u, promote)]
+    if role == STOPPED and next_role > STOPPED:
+        return [item("Start", None, nxt_u, start)]
+    return []
+
+
 def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
+    if r.promotable:
+        return _promotable_actions(ws, p, r)
     nxt = r.assigned
     current = r.current_node()
     role = r.role
@@ -92,18 +181,21 @@ class Change(NamedTuple):
     destination: str | None  # node it will run on
     reason: str | None  # "node availability", "no quorum", "required rsc4 start", fence reason ...
     blocked: bool  # the action cannot run
+    details: str | None = None  # the text in parentheses when it is not origin/destination alone
 
 
 def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:
     # Pacemaker lists node actions newest first
     newest_first = sorted(fenced, key=lambda a: -ws.node_by_uname[a.node].fence_seq)
     out = [Change("Fence", a.node, None, None, a.reason, False) for a in newest_first]
-    for verb, rid, origin, dest, action, source in rsc_changes(ws, p):
+    for entry in rsc_changes(ws, p):
+        verb, rid, origin, dest, action, source = entry[:6]
+        details = entry[6] if len(entry) > 6 else None
         if source is None:
             source = action
         runnable = action.runnable if action is not None else True
         reason = source.reason if source is not None else None
-        out.append(Change(verb, rid, origin, dest, reason or None, not runnable))
+        out.append(Change(verb, rid, origin, dest, reason or None, not runnable, details))
     return out
 
 
@@ -116,7 +208,9 @@ def summary_lines(items: List[Change], fence_type: str = "reboot") -> List[str]:
         if c.verb == "Fence":
             continue
         origin, dest = c.origin, c.destination
-        if origin is None:
+        if c.details is not None:
+            details = c.details
+        elif origin is None:
             details = dest or ""
         elif dest is None or origin == dest:
             details = origin

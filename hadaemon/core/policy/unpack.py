@@ -157,6 +157,7 @@ def _unpack_resources(ws: WorkingSet) -> None:
             meta = _meta(ws, res.meta_sets, None)
             meta.setdefault("resource-stickiness", "1")  # clones are slightly sticky by default
             c = WClone(res.id, meta, res.child.id, len(ws.nodes))
+            c.promotable = res.promotable
             ws.clones[c.id] = c
             ws.clone_of[res.child.id] = c
             if ws.symmetric:

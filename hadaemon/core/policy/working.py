@@ -9,9 +9,10 @@ from hadaemon.core.cib.model import Cib, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 
-STOPPED, STARTED = 1, 2
+STOPPED, STARTED, UNPROMOTED, PROMOTED = 1, 2, 3, 4
 UNKNOWN = 0
-ROLE_NAMES = {UNKNOWN: "Unknown", STOPPED: "Stopped", STARTED: "Started"}
+ROLE_NAMES = {UNKNOWN: "Unknown", STOPPED: "Stopped", STARTED: "Started", UNPROMOTED: "Unpromoted",
+              PROMOTED: "Promoted"}
 
 
 def role_from_text(text: str | None) -> int | None:
@@ -20,8 +21,12 @@ def role_from_text(text: str | None) -> int | None:
     t = text.strip().lower()
     if t == "stopped":
         return STOPPED
-    if t in ("started", "slave", "unpromoted", "master", "promoted"):
+    if t == "started":
         return STARTED
+    if t in ("slave", "unpromoted"):
+        return UNPROMOTED
+    if t in ("master", "promoted"):
+        return PROMOTED
     return None
 
 
@@ -109,7 +114,11 @@ class WRsc:
         self.group = group
         self.clone = None  # the WClone this is an instance of
         self.base_id = rid  # the id in the history and in fail-count attributes
+        self.history_name: str | None = None  # the id its history uses, when another
         self.removed = False  # a clone instance beyond clone-max (history only)
+        self.promotable = False  # an instance of a promotable clone
+        self.promo_priority = 0  # promotion priority while roles are chosen
+        self.sort_index = 0
         self.orphan = prim is None
         self.agent = prim.agent if prim else ""
         self.cls = prim.cls if prim else ""
@@ -225,6 +234,10 @@ class WClone:
         self.interleave = truth(meta.get("interleave"), False)
         self.ordered = truth(meta.get("ordered"), False)
         self.notify = truth(meta.get("notify"), False)
+        self.promotable = False
+        self.promoted_max = _count(meta.get("promoted-max", meta.get("master-max")), 1)
+        self.promoted_node_max = _count(meta.get("promoted-node-max", meta.get("master-node-max")), 1)
+        self.promoted_counts: Dict[str, int] = {}
         self.managed = truth(meta.get("is-managed", meta.get("is_managed")), True)
         self.target_role = role_from_text(meta.get("target-role", meta.get("target_role")))
         self.known_on: set = set()  # anonymous: nodes where any instance's state is known
@@ -377,6 +390,7 @@ def new_instance(ws: WorkingSet, c: WClone, prim) -> WRsc:
     c.next_number += 1
     r = WRsc(rid, prim, resource_meta(ws, prim.meta_sets, c.meta))
     r.clone = c
+    r.promotable = c.promotable
     r.base_id = rid if c.unique else c.child_id
     setup_primitive(ws, r)
     if not c.managed:
