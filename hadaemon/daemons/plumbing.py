@@ -17,6 +17,7 @@ plain lines on stderr with the fields appended as `[NODE=x EVENT=y]`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from typing import Awaitable, Callable, List
@@ -39,18 +40,29 @@ class Runtime:
         self._status = ""
 
     # -- signals ------------------------------------------------------------------------------------
-    def install_signals(self, reload: Callable[[], None] | None = None) -> None:
-        """SIGTERM and SIGINT set self.stop; SIGHUP sends RELOADING=1, calls reload(), then READY=1 again."""
+    def install_signals(self, reload: Callable[[], Awaitable[None] | None] | None = None) -> None:
+        """SIGTERM and SIGINT set self.stop; SIGHUP sends RELOADING=1, calls reload(), then READY=1 again
+        (when reload is a coroutine function, READY=1 follows once its coroutine has finished)."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
         loop.add_signal_handler(signal.SIGINT, self.stop.set)
         if reload is not None:
-            def on_hup():
-                self.notifier.reloading()
+            async def finish(pending: Awaitable[None]):
                 try:
-                    reload()
+                    await pending
                 finally:
                     self.notifier.ready(self._status)
+
+            def on_hup():
+                self.notifier.reloading()
+                pending = None
+                try:
+                    pending = reload()
+                finally:
+                    if inspect.isawaitable(pending):
+                        self.spawn(finish(pending))
+                    else:
+                        self.notifier.ready(self._status)
             loop.add_signal_handler(signal.SIGHUP, on_hup)
 
     # -- sd_notify ----------------------------------------------------------------------------------
