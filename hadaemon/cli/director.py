@@ -11,7 +11,12 @@ INTERFACE = "org.hadaemon.Director1"
 _FORWARD = {"gate": "Route", "masq": "Masq", "ipip": "Tunnel"}
 
 
+TIMEOUT = 5.0
+
+
 def add_arguments(parser) -> None:
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
+                        help="give up when ha-ldirectord does not answer within this time (default 5)")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.add_parser("status", help="virtual services and real servers with weight and health (default)")
     for name, helptext in (("drain", "weight 0: no new connections to a real server"),
@@ -63,53 +68,66 @@ def format_status(backend: str, config: str, status: str, virtuals, reals, now: 
     return "\n".join(lines) + "\n"
 
 
-async def _call(member: str, signature: str = "", body=()):
-    from hadaemon.bus.dbusnext import Message, MessageType, connect_system_bus
+async def _request(member: str, signature: str, body, timeout: float, interface: str = INTERFACE):
+    """One method call to the director, bounded: connecting and the answer each within `timeout`
+    (a director that owns its name but does not answer — stopped, hung — is given up on).
+    Raises RuntimeError with a one-line reason."""
+    from hadaemon.bus.dbusnext import DBusError, Message, MessageType, connect_system_bus
 
-    bus = await connect_system_bus()
     try:
-        reply = await bus.call(Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
-                                       member=member, signature=signature, body=list(body)))
-        if reply.message_type == MessageType.ERROR:
-            raise RuntimeError(f"{reply.error_name}: {reply.body[0] if reply.body else ''}")
-        return reply.body
+        bus = await asyncio.wait_for(connect_system_bus(), timeout)
+    except (OSError, EOFError, asyncio.TimeoutError, DBusError) as e:
+        raise RuntimeError(f"cannot connect to the system bus: {e or 'timed out'}") from None
+    try:
+        reply = await asyncio.wait_for(bus.call(Message(destination=BUS_NAME, path=OBJECT_PATH, interface=interface,
+                                                         member=member, signature=signature, body=list(body))),
+                                       timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"ha-ldirectord did not answer within {timeout:g}s ({BUS_NAME} is on the bus but "
+                           "its owner does not respond: stopped or hung?)") from None
+    except (OSError, EOFError) as e:
+        raise RuntimeError(f"lost the system bus: {e}") from None
     finally:
         bus.disconnect()
+    if reply.message_type == MessageType.ERROR:
+        if reply.error_name in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"):
+            raise RuntimeError(f"ha-ldirectord is not running ({BUS_NAME} is not on the bus)")
+        detail = reply.body[0] if reply.body else ""
+        raise RuntimeError(f"{reply.error_name}: {detail}")
+    return reply.body
 
 
-async def _get_all():
-    from hadaemon.bus.dbusnext import Message, MessageType, connect_system_bus
+async def _call(member: str, signature: str = "", body=(), timeout: float = TIMEOUT):
+    return await _request(member, signature, body, timeout)
 
-    bus = await connect_system_bus()
-    try:
-        reply = await bus.call(Message(destination=BUS_NAME, path=OBJECT_PATH,
-                                       interface="org.freedesktop.DBus.Properties", member="GetAll",
-                                       signature="s", body=[INTERFACE]))
-        if reply.message_type == MessageType.ERROR:
-            raise RuntimeError(f"{reply.error_name}: {reply.body[0] if reply.body else ''}")
-        return {k: v.value for k, v in reply.body[0].items()}
-    finally:
-        bus.disconnect()
+
+async def _get_all(timeout: float = TIMEOUT):
+    body = await _request("GetAll", "s", [INTERFACE], timeout, "org.freedesktop.DBus.Properties")
+    return {k: v.value for k, v in body[0].items()}
 
 
 def run(args) -> int:
     action = getattr(args, "action", None) or "status"
+    t = getattr(args, "timeout", TIMEOUT)
     try:
         if action == "status":
-            props = asyncio.run(_get_all())
+            props = asyncio.run(_get_all(t))
             sys.stdout.write(format_status(props["Backend"], props["ConfigFile"], props["Status"],
                                            props["VirtualServices"], props["RealServers"]))
         elif action == "drain":
-            asyncio.run(_call("Drain", "ss", (args.virtual, args.real)))
+            asyncio.run(_call("Drain", "ss", (args.virtual, args.real), t))
         elif action == "restore":
-            asyncio.run(_call("Restore", "ss", (args.virtual, args.real)))
+            asyncio.run(_call("Restore", "ss", (args.virtual, args.real), t))
         elif action == "weight":
             if args.weight < 0:
                 print("hactl director: weight must be 0..65535", file=sys.stderr)
                 return 2
-            asyncio.run(_call("SetWeight", "ssu", (args.virtual, args.real, args.weight)))
+            asyncio.run(_call("SetWeight", "ssu", (args.virtual, args.real, args.weight), t))
         elif action == "reload":
-            asyncio.run(_call("Reload"))
+            # a reload may take longer than a query (name lookups are bounded at 10 s): first make
+            # sure the director answers at all, within the timeout
+            asyncio.run(_request("Ping", "", (), t, "org.freedesktop.DBus.Peer"))
+            asyncio.run(_call("Reload", timeout=max(t, 30.0)))
     except RuntimeError as e:
         print(f"hactl director {action}: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from hadaemon.testing.dbus import PrivateBus
 from hadaemon.testing.netns import Cluster
 from tests.integration.director_env import PYTHON, REPO, DirectorEnv
 
@@ -216,3 +217,34 @@ def test_hactl_director_status_and_actions(env):
     cp = hactl("drain", "10.1.1.1:1", env.key("rs2"))
     assert cp.returncode == 1 and "UnknownVirtual" in cp.stderr and "Traceback" not in cp.stderr
     assert hactl("reload").returncode == 0
+
+
+def test_hactl_gives_up_on_a_director_that_does_not_answer(env):
+    """A director that owns its name but does not answer (stopped) and one that is not running at all:
+    every hactl director subcommand ends within its 5 s timeout with a one-line message."""
+    import signal
+
+    e = dict(os.environ, **env.c.dbus_env("dir1"))
+    subcommands = [["status"], ["drain", f"{env.vip}:80", env.key("rs1")], ["restore", f"{env.vip}:80", env.key("rs1")],
+                   ["weight", f"{env.vip}:80", env.key("rs1"), "2"], ["reload"]]
+    env.proc.signal(signal.SIGSTOP)
+    try:
+        for sub in subcommands:
+            t0 = time.monotonic()
+            cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "director", *sub], capture_output=True,
+                                text=True, env=e, timeout=60)
+            elapsed = time.monotonic() - t0
+            print(sub[0], f"{elapsed:.1f}s", cp.stderr.strip())
+            assert cp.returncode == 1 and "did not answer within 5s" in cp.stderr, cp.stderr
+            assert len(cp.stderr.strip().splitlines()) == 1 and "Traceback" not in cp.stderr
+    finally:
+        env.proc.signal(signal.SIGCONT)
+    # no director on the bus at all (a bus without it): told at once that it is not running
+    with PrivateBus() as other:
+        e2 = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=other.address)
+        for sub in subcommands:
+            cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "director", *sub], capture_output=True,
+                                text=True, env=e2, timeout=60)
+            assert cp.returncode == 1 and "not running" in cp.stderr, cp.stderr
+            assert len(cp.stderr.strip().splitlines()) == 1
+    env.wait_weights({env.key("rs1"): 1, env.key("rs2"): 3})
