@@ -132,6 +132,7 @@ async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
     await rt.stop.wait()
     rt.stopping()
     log.info("stopping", extra={"NODE": local, "EVENT": "stop"})
+    await node.shutdown()
     runner.cancel()
     await node.close()
     if export is not None:

@@ -127,19 +127,24 @@ class DcRole:
                 rep = self.reports.get(n, {})
                 lrm = ET.fromstring(rep["lrm"]) if rep.get("lrm") else None
                 S.replace_lrm(cib, n, lrm)
-                for name, value in (rep.get("attrs") or {}).items():
+                attrs = rep.get("attrs") or {}
+                for name, value in attrs.items():
                     S.set_attribute(cib, n, name, value)
+                if "shutdown" not in attrs:
+                    S.set_attribute(cib, n, "shutdown", None)
                 for rec in self.late.get(n, []):
                     self._apply_record(cib, n, rec)
                 node.emit("node", n, "online")
             else:
                 in_ccm = "true" if n in node.members else "false"
                 S.set_node_state(cib, n, in_ccm=in_ccm, crmd="offline", join="down")
+                S.set_attribute(cib, n, "shutdown", None)
         self.late.clear()
         cib.set("dc-uuid", cibdoc.node_id(cib, node.local_node))
         cib.set("have-quorum", "1" if node.has_quorum else "0")
         cibdoc.bump(cib, configuration=False)
         node.install_cib(cib)
+        node.joined = True
         log.info("DC: join round %d complete: %s%s", self.round, " ".join(fin.joined),
                  f" (no answer from {' '.join(fin.missing)})" if fin.missing else "",
                  extra={"EVENT": "join-complete"})
@@ -418,6 +423,15 @@ class DcRole:
     def _execute(self, a: T.ActionSpec) -> None:
         if a.kind == "crm_event" and a.task == "stonith":
             self.fencing.fence(a, self.model)
+            return
+        if a.kind == "crm_event" and a.task == "do_shutdown":
+            # its resources are stopped: it may leave, and is expected down (not fenced when it goes)
+            if S.set_node_state(self.cib, a.node, expected="down"):
+                cibdoc.bump(self.cib, configuration=False)
+                self._changed()
+            log.info("%s may shut down", a.node, extra={"NODE": a.node, "EVENT": "shutdown-ok"})
+            self.node.send(a.node, "shutdown_ok")
+            self.loop.call_soon(self._step, T.ActionDone(a.id, True))
             return
         tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
         if a.node not in self.joined:

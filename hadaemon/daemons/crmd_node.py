@@ -30,6 +30,7 @@ log = logging.getLogger("ha-crmd")
 
 ELECTION_TIMEOUT = 3.0
 FORWARD_TIMEOUT = 30.0
+SHUTDOWN_TIMEOUT = 240.0
 
 
 class CrmNode:
@@ -63,6 +64,7 @@ class CrmNode:
         self.transition_info = {"id": 0, "state": "idle"}
         self.attrs: Dict[str, str] = {}
         self.transition_seq = 0
+        self._shutdown_ok: asyncio.Event | None = None
 
     def cib_option(self, name: str) -> str | None:
         """A cluster option (crm_config nvpair) of the current CIB, None when unset."""
@@ -111,6 +113,26 @@ class CrmNode:
     async def run(self, stop: asyncio.Event) -> None:
         await self.executor.start()
         await self.hb.run(stop)
+
+    async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """A clean stop: ask the DC to move or stop this node's resources (the `shutdown` node
+        attribute, as Pacemaker), wait until it says we may go, then tell the others we left."""
+        if not self.dc or not self.joined:
+            log.info("stopping without a DC: resources are left as they are", extra={"EVENT": "shutdown"})
+            return
+        self._shutdown_ok = asyncio.Event()
+        log.info("shutting down: asking the DC (%s) to stop this node's resources", self.dc,
+                 extra={"EVENT": "shutdown"})
+        self.set_attribute("shutdown", str(int(time.time())))
+        try:
+            await asyncio.wait_for(self._shutdown_ok.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.error("the DC did not confirm the shutdown within %g s; leaving anyway", timeout,
+                      extra={"EVENT": "shutdown"})
+        try:
+            await asyncio.wait_for(self.hb.broadcast(W.CHANNEL, W.encode("leaving")), 5)
+        except (HeartbeatError, asyncio.TimeoutError):
+            pass
 
     async def close(self) -> None:
         if self.dc_role is not None:
@@ -247,6 +269,12 @@ class CrmNode:
             self._on_cib(src, msg)
         elif t in ("op", "fence", "forget", "cancel_all"):
             self.executor.handle(src, msg)
+        elif t == "shutdown_ok":
+            if self._shutdown_ok is not None:
+                self._shutdown_ok.set()
+        elif t == "leaving":
+            log.info("%s's crmd left the cluster", src, extra={"NODE": src, "EVENT": "node-left"})
+            self._election(EL.Departed(src))
         elif t == "modify_reply":
             fut = self._pending.pop(msg["req"], None)
             if fut is not None and not fut.done():

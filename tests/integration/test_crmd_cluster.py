@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hadaemon.testing.crm import CrmCluster
+from hadaemon.testing.crm import CrmCluster, dummy
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
 
@@ -106,3 +106,25 @@ def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_surviv
         cib = json.loads(crm.call("node1", "GetCib").stdout)["data"][0]
         assert 'node="node2" score="100"' in cib
         _wait_where(crm, ["node2"])
+
+
+def test_a_clean_stop_moves_the_resources_away_first():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_all()
+        _wait_where(crm, ["node1"])
+        crm.wait_idle(crm.wait_dc())
+        with crm.observer({"d1": dummy("d1")}) as obs:
+            crm.crmd["node1"].terminate(120)      # SIGTERM: the DC stops d1 here, starts it on node2
+            assert crm.crmd["node1"].returncode == 0, crm.logs()
+            _wait_where(crm, ["node2"])
+            assert crm.wait_dc(["node2"]) == "node2"
+        assert obs.dual_active() == [], obs.describe()
+        assert "stop d1: rc=0" in crm.crmd["node1"].output(), crm.logs()
+        assert "node1 may shut down" in crm.logs(), crm.logs()
+        # node1's crmd comes back: d1 returns (auto_failback on) and node1 is a member again
+        crm.start_crmd("node1")
+        crm.wait_crm_name("node1")
+        _wait_where(crm, ["node1"])
+        st = crm.wait_idle(crm.wait_dc())
+        assert st["nodes"]["node1"]["state"] == "online", st

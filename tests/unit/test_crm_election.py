@@ -168,3 +168,24 @@ def test_votes_of_another_membership_view_are_ignored():
 def test_vote_round_trips_through_a_dict():
     v = EL.Vote(("a", "b"), "x", True, 4)
     assert EL.Vote.from_dict(v.to_dict()) == v
+
+
+def test_a_departed_crmd_is_not_waited_for_and_counts_again_when_it_votes():
+    for seed in range(20):
+        names = ["n1", "n2", "n3"]
+        net = Net(names, seed)
+        for n in names:
+            net.membership(n, names)
+        net.run()
+        assert set(net.dcs().values()) == {"n1"}
+        gone = net.states.pop("n1")   # n1's crmd stops cleanly, its heartbeat stays
+        for n in ("n2", "n3"):
+            net.apply(n, EL.Departed("n1"))
+        net.queue = [q for q in net.queue if q[0] != "n1"]
+        net.run()
+        assert net.dcs() == {"n2": "n2", "n3": "n2"}, (seed, net.dcs())   # no timeout needed
+        assert net.now == 0.0
+        net.states["n1"] = EL.new_election("n1", "n1-i2", gone.timeout)
+        net.membership("n1", names)
+        net.run()
+        assert net.dcs() == {"n1": "n2", "n2": "n2", "n3": "n2"}, (seed, net.dcs())

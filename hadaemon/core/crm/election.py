@@ -9,16 +9,17 @@ Rules:
   learns everyone's vote); a new voter after the round was decided starts a new round (a crmd joined
   or restarted).
 - The round is decided when every member voted or when the election timeout passed (members whose crmd
-  does not answer are left out). The winner: among the voters that were DC (two partitions merging),
+  does not answer are left out); a member whose crmd announced a clean shutdown (`Departed`) is not
+  waited for until it votes again. The winner: among the voters that were DC (two partitions merging),
   the lowest name; if none was DC, the lowest name. Every node decides from the same votes, so a
   partition has one DC.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Tuple, Union
+from typing import Dict, FrozenSet, List, Tuple, Union
 
-__all__ = ["Election", "Membership", "VoteReceived", "Tick", "Restart", "Vote", "BroadcastVote", "SendVote",
+__all__ = ["Election", "Membership", "VoteReceived", "Tick", "Restart", "Departed", "Vote", "BroadcastVote", "SendVote",
            "Elected", "new_election", "step", "voters"]
 
 
@@ -50,6 +51,7 @@ class Election:
     deadline: float | None = None
     decided: bool = False
     dc: str = ""
+    departed: FrozenSet[str] = frozenset()   # members whose crmd left cleanly (not waited for)
 
 
 # events
@@ -76,7 +78,14 @@ class Restart:
     reason: str = ""
 
 
-Event = Union[Membership, VoteReceived, Tick, Restart]
+@dataclass(frozen=True)
+class Departed:
+    """A member's crmd shut down cleanly: elect again without waiting for its vote."""
+
+    node: str
+
+
+Event = Union[Membership, VoteReceived, Tick, Restart, Departed]
 
 
 # effects
@@ -132,7 +141,7 @@ def _current_vote(state: Election) -> Vote:
 def _maybe_decide(state: Election, now: float) -> Tuple[Election, List[Effect]]:
     if state.decided:
         return state, []
-    everyone = all(m in state.votes for m in state.members)
+    everyone = all(m in state.votes for m in state.members if m not in state.departed)
     if not everyone and (state.deadline is None or now < state.deadline):
         return state, []
     incumbents = sorted(n for n, v in state.votes.items() if v.incumbent)
@@ -144,15 +153,24 @@ def _maybe_decide(state: Election, now: float) -> Tuple[Election, List[Effect]]:
 def step(state: Election, event: Event, now: float) -> Tuple[Election, List[Effect]]:
     if isinstance(event, Membership):
         members = tuple(sorted(set(event.members) | {state.local}))
-        return _new_round(replace(state, members=members), now)
+        departed = frozenset(n for n in state.departed if n in members)
+        return _new_round(replace(state, members=members, departed=departed), now)
     if isinstance(event, Restart):
         return _new_round(state, now)
+    if isinstance(event, Departed):
+        if event.node == state.local or event.node not in state.members:
+            return state, []
+        st = replace(state, departed=state.departed | {event.node})
+        st = replace(st, votes={k: v for k, v in st.votes.items() if k != event.node})
+        return _new_round(st, now)
     if isinstance(event, Tick):
         return _maybe_decide(state, now)
     if isinstance(event, VoteReceived):
         src, vote = event.src, event.vote
         if src == state.local or src not in state.members or vote.members != state.members:
             return state, []
+        if src in state.departed:
+            state = replace(state, departed=state.departed - {src})   # its crmd is back
         known = state.votes.get(src)
         if known is not None and known.instance == vote.instance:
             if vote.seq < known.seq or vote == known:

@@ -1,7 +1,8 @@
 """The transition executor: runs a TransitionGraph as `step(run, event, now) -> (run, effects)`.
 
-An action is ready when every action it depends on is done. Pseudo actions (and do_shutdown) complete
-as soon as they are ready; resource operations and fencing become `Execute` effects with a deadline
+An action is ready when every action it depends on is done. Pseudo actions complete as soon as they
+are ready; resource operations, fencing and do_shutdown (the node may leave: its resources are
+stopped) become `Execute` effects with a deadline
 (the operation's timeout plus a margin). A failed or timed-out action, or an `Abort` (node lost, CIB
 changed, a failure reported outside the transition), stops new actions from starting; the transition
 ends (`Completed`) once no action is in flight. The DC then reschedules from the status section, which
@@ -38,8 +39,8 @@ class ActionSpec:
     @property
     def immediate(self) -> bool:
         """Completes by itself once ready (pseudo actions and the shutdown marker)."""
-        return self.pseudo or self.kind == "pseudo_event" or (self.kind == "crm_event"
-                                                               and self.task != "stonith")
+        return self.pseudo or self.kind == "pseudo_event" or (
+            self.kind == "crm_event" and self.task not in ("stonith", "do_shutdown"))
 
 
 @dataclass(frozen=True)
