@@ -127,11 +127,21 @@ def test_clone_refusals_name_the_line(inner, message):
     assert str(err.value).startswith("cib.xml:22: ") and message in str(err.value)
 
 
-def test_unsupported_constraints():
+def test_rsc_ticket_and_ticket_state_load():
     xml = CIB.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
-                      '<rsc_ticket id="t" rsc="webip" ticket="tk"/>')
-    with pytest.raises(ConfigError, match=r"cib.xml:33: <rsc_ticket>"):
-        parse_cib(xml, "cib.xml")
+                      '<rsc_ticket id="t" rsc="webip" ticket="tk" loss-policy="fence" rsc-role="Started"/>')
+    xml = xml.replace('</status>', '<tickets><ticket_state id="tk" granted="true" standby="false"/>'
+                                   '</tickets></status>')
+    cib = parse_cib(xml, "cib.xml")
+    assert [(t.rsc, t.ticket, t.loss_policy, t.role) for t in cib.rsc_tickets] == \
+        [("webip", "tk", "fence", "Started")]
+    assert cib.tickets["tk"].granted and not cib.tickets["tk"].standby
+    bad = xml.replace('loss-policy="fence"', 'loss-policy="explode"')
+    with pytest.raises(ConfigError, match=r"cib.xml:33: rsc_ticket 't' has loss-policy 'explode'"):
+        parse_cib(bad, "cib.xml")
+
+
+def test_unsupported_constraints():
     xml = CIB.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
                       '<rsc_order id="ord">\n<resource_set id="s"/></rsc_order>')
     with pytest.raises(ConfigError, match=r"cib.xml:34: <resource_set>"):

@@ -165,7 +165,6 @@ def test_missing_required_parameter_and_unknown_parameter():
 @pytest.mark.parametrize("snippet,tag,where", [
     ('<bundle id="b"/>', "bundle", "resources"),
     ('<template id="t" class="ocf" provider="heartbeat" type="Dummy"/>', "template", "resources"),
-    ('<rsc_ticket id="tk" rsc="r1" ticket="T"/>', "rsc_ticket", "constraints"),
     ('<rsc_order id="os"><resource_set id="rs"><resource_ref id="r1"/></resource_set></rsc_order>', "resource_set",
      "constraints"),
 ])

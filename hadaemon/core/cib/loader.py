@@ -7,7 +7,7 @@ from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.model import (
     Cib, Clone, Colocation, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
-    Order, Primitive, Rule,
+    Order, Primitive, RscTicket, Rule, Ticket,
 )
 from hadaemon.core.cib.scores import parse_score
 from hadaemon.core.cib.support import LEGACY_CLASSES, RESOURCE_CLASSES, UNSUPPORTED
@@ -227,6 +227,26 @@ class _Loader:
                           el.get("with-rsc-role") or el.get("to_role"), el.get("node-attribute"),
                           None if influence is None else _truth(influence), el.line)
 
+    def rsc_ticket(self, el: Element) -> List[RscTicket]:
+        """rsc_ticket with rsc (and rsc-role), or resource sets of resource_refs (with role)."""
+        tid = self.need(el, "id")
+        ticket = self.need(el, "ticket")
+        policy = el.get("loss-policy")
+        if policy is not None and policy.lower() not in ("stop", "demote", "fence", "freeze"):
+            raise self.err(el, f"rsc_ticket '{tid}' has loss-policy '{policy}' (stop, demote, fence or "
+                               "freeze)")
+        out = []
+        sets = [c for c in el.children if c.tag == "resource_set"]
+        for s in sets:
+            sid = self.need(s, "id")
+            for ref in s.children:
+                if ref.tag == "resource_ref":
+                    out.append(RscTicket(sid, self.need(ref, "id"), ticket, s.get("role"), policy, ref.line))
+        if not sets:
+            out.append(RscTicket(tid, self.need(el, "rsc"), ticket,
+                                 el.get("rsc-role") or el.get("rsc_role"), policy, el.line))
+        return out
+
     def order(self, el: Element) -> Order:
         oid = self.need(el, "id")
         for child in el.children:
@@ -311,7 +331,7 @@ class _Loader:
             if resources[-1].id in index:
                 raise self.err(r, f"resource id '{resources[-1].id}' is used twice")
             index[resources[-1].id] = resources[-1]
-        locs, colocs, orders = [], [], []
+        locs, colocs, orders, rsc_tickets = [], [], [], []
         cons = conf.find("constraints")
         for c in (cons.children if cons is not None else []):
             self.check_unsupported(c)
@@ -321,6 +341,8 @@ class _Loader:
                 colocs.append(self.colocation(c))
             elif c.tag == "rsc_order":
                 orders.append(self.order(c))
+            elif c.tag == "rsc_ticket":
+                rsc_tickets.extend(self.rsc_ticket(c))
         rsc_defaults = self.nvsets(conf.find("rsc_defaults"), ("meta_attributes",))
         op_defaults = self.nvsets(conf.find("op_defaults"), ("meta_attributes",))
         states = []
@@ -329,9 +351,17 @@ class _Loader:
             if ns.tag == "node_state":
                 states.append(self.node_state(ns))
         quorum = _truth(root.get("have-quorum") or "false")
+        tickets = {}
+        for t in (status.children if status is not None else []):
+            if t.tag != "tickets":
+                continue
+            for ts in t.children:
+                if ts.tag == "ticket_state" and ts.get("id"):
+                    tickets[ts.get("id")] = Ticket(ts.get("id"), _truth(ts.get("granted") or "false"),
+                                                   _truth(ts.get("standby") or "false"))
         return Cib(self.path, MappingProxyType(options), tuple(nodes), tuple(resources), tuple(locs),
                    tuple(colocs), tuple(orders), rsc_defaults, op_defaults, tuple(states), quorum,
-                   root.get("dc-uuid"), index)
+                   root.get("dc-uuid"), tuple(rsc_tickets), MappingProxyType(tickets), _index=index)
 
     # --- status ---
     def node_state(self, el: Element) -> NodeState:

@@ -171,6 +171,28 @@ class Order:
 
 
 @dataclass(frozen=True)
+class RscTicket:
+    """rsc_ticket: the resource (in the role, when given) needs the ticket; loss_policy says what
+    happens when it is revoked (stop, demote, fence, freeze; None: Pacemaker's default)."""
+
+    id: str
+    rsc: str
+    ticket: str
+    role: str | None
+    loss_policy: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket's state from the status section (<tickets><ticket_state>)."""
+
+    id: str
+    granted: bool
+    standby: bool
+
+
+@dataclass(frozen=True)
 class LrmOp:
     """One entry of a resource's operation history on a node."""
 
@@ -227,6 +249,8 @@ class Cib:
     node_states: Tuple[NodeState, ...]
     have_quorum: bool
     dc_uuid: str | None
+    rsc_tickets: Tuple[RscTicket, ...] = ()
+    tickets: Mapping[str, Ticket] = field(default_factory=dict)
     _index: Dict[str, Resource] = field(default_factory=dict, compare=False, repr=False)
 
     def option(self, name: str, default: str | None = None) -> str | None:

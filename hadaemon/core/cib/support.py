@@ -12,7 +12,6 @@ LEGACY_CLASSES = ("heartbeat", "upstart", "nagios")
 UNSUPPORTED = {
     "bundle": "bundles",
     "template": "resource templates",
-    "rsc_ticket": "ticket constraints",
     "resource_set": "resource sets",
     "tag": "tags",
     "date_expression": "date expressions in rules",

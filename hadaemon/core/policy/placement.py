@@ -54,7 +54,7 @@ def apply_locations(ws: WorkingSet) -> None:
             if rule.role and rule.role.lower() not in ("started",):
                 continue
             for node in ws.nodes:
-                if not eval_rule(rule, node.attrs):
+                if not eval_rule(rule, node.attrs, now=ws.now):
                     continue
                 if rule.score is not None:
                     s = rule.score
@@ -69,6 +69,64 @@ def apply_locations(ws: WorkingSet) -> None:
             for r in (rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]):
                 for uname in scores:
                     r.discovery[uname] = loc.discovery
+
+
+def _ticket_policy(ws: WorkingSet, t) -> str:
+    policy = (t.loss_policy or "").lower()
+    role = role_from_text(t.role) if t.role and t.role.lower() != "started" else None
+    if policy == "fence" and not ws.stonith_enabled:
+        policy = "stop"
+    if policy not in ("stop", "demote", "fence", "freeze"):
+        policy = "demote" if role == PROMOTED else "stop"
+    return policy
+
+
+def apply_tickets(ws: WorkingSet) -> None:
+    """rsc_ticket (pcmk_sched_tickets.c): without its ticket (or with the ticket in standby) a
+    resource may not run; one that runs when the ticket is revoked follows the loss-policy."""
+    for t in ws.cib.rsc_tickets:
+        rsc = ws.lookup(t.rsc)
+        if rsc is None:
+            continue
+        state = ws.cib.tickets.get(t.ticket)
+        granted = state.granted if state is not None else False
+        standby = state.standby if state is not None else False
+        if granted and not standby:
+            continue
+        role = role_from_text(t.role) if t.role and t.role.lower() != "started" else None
+        policy = _ticket_policy(ws, t)
+        if rsc.is_clone and rsc.promotable and role == PROMOTED:
+            rsc.promotion_banned = True
+        for r in (rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]):
+            _ticket_for(ws, r, role, policy, granted)
+
+
+def _ban(ws: WorkingSet, r) -> None:
+    for n in ws.nodes:
+        r.allowed[n.uname] = -INFINITY
+
+
+def _ticket_for(ws: WorkingSet, r, role, policy: str, granted: bool) -> None:
+    if not granted and r.running_on:
+        if policy == "stop":
+            _ban(ws, r)
+        elif policy == "demote":
+            if role != PROMOTED:
+                _ban(ws, r)
+        elif policy == "fence":
+            if role is not None and role != r.role and not (role == UNPROMOTED and r.role == STARTED):
+                return
+            _ban(ws, r)
+            for node in r.running_on:
+                ws.fence_node(node, "deadman ticket was lost")
+                node.freeze()
+        elif policy == "freeze":
+            if role is not None and role != r.role and not (role == UNPROMOTED and r.role == STARTED):
+                return
+            r.managed = False
+            r.blocked = True
+    elif role != PROMOTED or policy == "stop":
+        _ban(ws, r)
 
 
 def apply_exclusive_discovery(ws: WorkingSet) -> None:
@@ -585,6 +643,8 @@ def _set_instance_roles(ws: WorkingSet, c) -> None:
     for co in c.cons_lhs:
         if co.primary_role in ("promoted", "master") and co.influence:
             table = merge_weights(ws, co.dep, c.id, table, co.attr, co.score / float(INFINITY))
+    if c.promotion_banned:  # a promoted-role ticket is not granted
+        table = {uname: -INFINITY for uname in table}
     c.allowed = table
     for r in c.instances:
         if not r.managed and r.next_role == PROMOTED:

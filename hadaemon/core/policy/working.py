@@ -238,6 +238,7 @@ class WClone:
         self.promoted_max = _count(meta.get("promoted-max", meta.get("master-max")), 1)
         self.promoted_node_max = _count(meta.get("promoted-node-max", meta.get("master-node-max")), 1)
         self.promoted_counts: Dict[str, int] = {}
+        self.promotion_banned = False  # a ticket for the promoted role is missing
         self.managed = truth(meta.get("is-managed", meta.get("is_managed")), True)
         self.target_role = role_from_text(meta.get("target-role", meta.get("target_role")))
         self.known_on: set = set()  # anonymous: nodes where any instance's state is known

@@ -1,0 +1,203 @@
+"""Clones, promotable clones and tickets on small hand-written CIBs.
+
+Every expected summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked
+test at the end runs it again when it is installed).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from typing import Dict, List
+
+import pytest
+
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
+
+N3 = ("node1", "node2", "node3")
+
+
+def meta(rid: str, values: Dict[str, str] | None) -> str:
+    if not values:
+        return ""
+    return (f'<meta_attributes id="{rid}-meta">'
+            + "".join(f'<nvpair id="{rid}-m-{k}" name="{k}" value="{v}"/>' for k, v in values.items())
+            + "</meta_attributes>")
+
+
+def clone(cid: str, child: str, values: Dict[str, str] | None = None) -> str:
+    return f'<clone id="{cid}">{meta(cid, values)}{child}</clone>'
+
+
+def stateful(rid: str) -> str:
+    return (f'<primitive id="{rid}" class="ocf" provider="pacemaker" type="Stateful"><operations>'
+            f'<op id="{rid}-mon-p" name="monitor" interval="10s" role="Master"/>'
+            f'<op id="{rid}-mon-u" name="monitor" interval="11s" role="Slave"/></operations></primitive>')
+
+
+def promotable(cid: str, child: str, values: Dict[str, str] | None = None) -> str:
+    return clone(cid, child, dict({"promotable": "true"}, **(values or {})))
+
+
+def unpromoted(rsc: str) -> str:
+    return lrm(rsc, op(rsc, "start"), agent=("ocf", "pacemaker", "Stateful"))
+
+
+def promoted(rsc: str) -> str:
+    return lrm(rsc, op(rsc, "start", call=1), op(rsc, "promote", call=2), agent=("ocf", "pacemaker", "Stateful"))
+
+
+def probed(rsc: str) -> str:
+    return lrm(rsc, op(rsc, "monitor", rc=7), agent=("ocf", "pacemaker", "Stateful"))
+
+
+def tickets(xml: str, **states: str) -> str:
+    """Add <tickets> to the status: name -> 'granted', 'revoked' or 'standby'."""
+    inner = "".join(f'<ticket_state id="{name}" granted="{"false" if s == "revoked" else "true"}" '
+                    f'standby="{"true" if s == "standby" else "false"}"/>' for name, s in states.items())
+    return xml.replace("</status>", f"<tickets>{inner}</tickets></status>")
+
+
+def ban(rsc: str, node: str) -> str:
+    return f'<rsc_location id="ban-{rsc}-{node}" rsc="{rsc}" node="{node}" score="-INFINITY"/>'
+
+
+S = {}
+S["anon_fresh"] = lambda: cib(nodes=N3, resources=[clone("ping-clone", primitive("ping"))])
+S["anon_clone_max"] = lambda: cib(
+    nodes=N3, resources=[clone("ping-clone", primitive("ping"), {"clone-max": "2"})],
+    status=[node_state("node1", stopped("ping")), node_state("node2", stopped("ping")),
+            node_state("node3", running("ping"))])
+S["anon_standby"] = lambda: cib(
+    resources=[clone("ping-clone", primitive("ping"))], node_attrs={"node2": {"standby": "on"}},
+    status=[node_state("node1", running("ping")), node_state("node2", running("ping"))])
+S["anon_offline_node"] = lambda: cib(
+    nodes=N3, resources=[clone("fs-clone", primitive("fs"))],
+    status=[node_state("node1", running("fs")), node_state("node2", running("fs")),
+            node_state("node3", running("fs"), online=False)])
+S["with_clone"] = lambda: cib(
+    nodes=N3, resources=[clone("ping-clone", primitive("ping")), primitive("web")],
+    constraints=[ban("ping-clone", "node1"), ban("ping-clone", "node2"),
+                 '<rsc_colocation id="c" rsc="web" with-rsc="ping-clone" score="INFINITY"/>',
+                 '<rsc_order id="o" first="ping-clone" then="web"/>'])
+S["order_after_stopped_clone"] = lambda: cib(
+    resources=[clone("ping-clone", primitive("ping"), {"target-role": "Stopped"}), primitive("web")],
+    constraints=['<rsc_order id="o" first="ping-clone" then="web"/>'])
+S["interleave"] = lambda: cib(
+    nodes=N3, resources=[clone("a-clone", primitive("a"), {"interleave": "true"}),
+                         clone("b-clone", primitive("b"), {"interleave": "true"})],
+    constraints=[ban("a-clone", "node3"), '<rsc_order id="o" first="a-clone" then="b-clone"/>'])
+S["unique_node_max"] = lambda: cib(
+    resources=[clone("u-clone", primitive("u"), {"globally-unique": "true", "clone-max": "3",
+                                                 "clone-node-max": "2"})])
+S["clone_moves_off_banned"] = lambda: cib(
+    nodes=N3, resources=[clone("c", primitive("d"), {"clone-max": "2"})],
+    constraints=[ban("c", "node1")],
+    status=[node_state("node1", running("d")), node_state("node2", running("d")),
+            node_state("node3", stopped("d"))])
+S["promote_fresh"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node1", attrs={"master-st": "5"}), node_state("node2", attrs={"master-st": "10"})])
+S["promote_higher_score"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node1", unpromoted("st"), attrs={"master-st": "5"}),
+            node_state("node2", unpromoted("st"), attrs={"master-st": "10"})])
+S["promoted_stays"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node1", promoted("st"), attrs={"master-st": "5"}),
+            node_state("node2", unpromoted("st"), attrs={"master-st": "5"})])
+S["promoted_standby"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))], node_attrs={"node1": {"standby": "on"}},
+    status=[node_state("node1", promoted("st"), attrs={"master-st": "10"}),
+            node_state("node2", unpromoted("st"), attrs={"master-st": "5"})])
+S["with_promoted"] = lambda: cib(
+    resources=[promotable("ms", stateful("st")), primitive("ip")],
+    constraints=['<rsc_colocation id="c" rsc="ip" with-rsc="ms" with-rsc-role="Master" score="INFINITY"/>',
+                 '<rsc_order id="o" first="ms" first-action="promote" then="ip" then-action="start"/>'],
+    status=[node_state("node1", unpromoted("st"), stopped("ip"), attrs={"master-st": "5"}),
+            node_state("node2", unpromoted("st"), stopped("ip"), attrs={"master-st": "10"})])
+S["promoted_location"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    constraints=['<rsc_location id="l" rsc="ms" role="Master" node="node1" score="100"/>'],
+    status=[node_state("node1", unpromoted("st"), attrs={"master-st": "5"}),
+            node_state("node2", promoted("st"), attrs={"master-st": "10"})])
+S["ticket_not_granted"] = lambda: cib(
+    resources=[primitive("rsc1")], constraints=['<rsc_ticket id="t" rsc="rsc1" ticket="tA"/>'])
+S["ticket_revoked_stop"] = lambda: tickets(cib(
+    resources=[primitive("rsc1")],
+    constraints=['<rsc_ticket id="t" rsc="rsc1" ticket="tA" loss-policy="stop"/>'],
+    status=[node_state("node1", running("rsc1")), node_state("node2", stopped("rsc1"))]), tA="revoked")
+S["ticket_revoked_freeze"] = lambda: tickets(cib(
+    resources=[primitive("rsc1"), primitive("rsc2")],
+    constraints=['<rsc_ticket id="t" rsc="rsc1" ticket="tA" loss-policy="freeze"/>',
+                 '<rsc_ticket id="t2" rsc="rsc2" ticket="tA" loss-policy="freeze"/>'],
+    status=[node_state("node1", running("rsc1"), stopped("rsc2")),
+            node_state("node2", stopped("rsc1"), stopped("rsc2"))]), tA="revoked")
+S["ticket_granted_clone"] = lambda: tickets(cib(
+    resources=[clone("c", primitive("d"))],
+    constraints=['<rsc_ticket id="t" rsc="c" ticket="tA"/>']), tA="granted")
+S["ticket_standby_promoted"] = lambda: tickets(cib(
+    resources=[promotable("ms", stateful("st"))],
+    constraints=['<rsc_ticket id="t" rsc="ms" rsc-role="Master" ticket="tA" loss-policy="demote"/>'],
+    status=[node_state("node1", promoted("st"), attrs={"master-st": "10"}),
+            node_state("node2", unpromoted("st"), attrs={"master-st": "5"})]), tA="standby")
+
+EXPECTED = {
+    "anon_clone_max": ["Start ping:1 (node1)"],
+    "anon_fresh": ["Start ping:0 (node1)", "Start ping:1 (node2)", "Start ping:2 (node3)"],
+    "anon_offline_node": [],
+    "anon_standby": ["Stop ping:1 (node2) due to node availability"],
+    "clone_moves_off_banned": ["Move d:0 (node1 -> node3)"],
+    "interleave": ["Start a:0 (node1)", "Start a:1 (node2)", "Start b:1 (node1)", "Start b:2 (node2)"],
+    "order_after_stopped_clone": ["Start web (node1) due to unrunnable ping-clone running (blocked)"],
+    "promote_fresh": ["Promote st:0 (Stopped -> Promoted node2)", "Start st:1 (node1)"],
+    "promote_higher_score": ["Promote st:1 (Unpromoted -> Promoted node2)"],
+    "promoted_location": ["Demote st:1 (Promoted -> Unpromoted node2)", "Promote st:0 (Unpromoted -> Promoted node1)"],
+    "promoted_standby": ["Promote st:1 (Unpromoted -> Promoted node2)", "Stop st:0 (Promoted node1) due to node availability"],
+    "promoted_stays": [],
+    "ticket_granted_clone": ["Start d:0 (node1)", "Start d:1 (node2)"],
+    "ticket_not_granted": [],
+    "ticket_revoked_freeze": [],
+    "ticket_revoked_stop": ["Stop rsc1 (node1) due to node availability"],
+    "ticket_standby_promoted": ["Demote st:0 (Promoted -> Unpromoted node1)"],
+    "unique_node_max": ["Start u:0 (node1)", "Start u:1 (node2)", "Start u:2 (node1)"],
+    "with_clone": ["Start ping:0 (node3)", "Start web (node3)"],
+    "with_promoted": ["Promote st:1 (Unpromoted -> Promoted node2)", "Start ip (node2)"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(S))
+def test_case_summary(name):
+    assert summary(S[name]()) == sorted(EXPECTED[name])
+
+
+def test_every_case_has_an_expectation():
+    assert set(S) == set(EXPECTED)
+
+
+def crm_simulate_summary(xml: str, tmp: str) -> List[str]:
+    path = os.path.join(tmp, "cib.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    out = subprocess.run(["crm_simulate", "-x", path, "-S"], capture_output=True, text=True, timeout=120).stdout
+    lines, inside = [], False
+    for raw in out.splitlines():
+        if raw.startswith("Transition Summary:"):
+            inside = True
+            continue
+        if inside:
+            if not raw.strip():
+                continue
+            if not raw.lstrip().startswith("*"):
+                break
+            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
+            lines.append(line.replace("( ", "(").replace(" )", ")"))
+    return sorted(lines)
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@pytest.mark.parametrize("name", sorted(S))
+def test_against_crm_simulate(name, tmp_path):
+    assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
