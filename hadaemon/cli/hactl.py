@@ -5,15 +5,32 @@ import sys
 
 # subcommand -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
+    "status": ("hadaemon.cli.status", "the cluster like crm_mon: nodes, DC, resources; membership and links"),
+    "resource": ("hadaemon.cli.resource", "move, ban, clear, cleanup, enable, disable, create, delete, show"),
+    "group": ("hadaemon.cli.group", "create, add, remove, delete resource groups"),
+    "constraint": ("hadaemon.cli.constraint", "location, colocation, order constraints; delete, list"),
+    "node": ("hadaemon.cli.node", "standby, online, maintenance, list"),
+    "cib": ("hadaemon.cli.cib", "show, export, import the CIB; upgrade a Heartbeat 2.x CIB file"),
     "simulate": ("hadaemon.cli.simulate", "run the policy engine on a CIB file (like crm_simulate)"),
     "verify": ("hadaemon.cli.verify", "check a CIB file for errors (like crm_verify)"),
-    "status": ("hadaemon.cli.status", "membership and link status from ha-heartbeat"),
     "director": ("hadaemon.cli.director", "LVS director: status, weights, drain, reload"),
 }
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("hadaemon")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (running from the tree)
+        from hadaemon import __version__
+
+        return __version__
+
+
 def build_parser(only=None):
     parser = argparse.ArgumentParser(prog="hactl", description="Drive and inspect a hadaemon cluster.")
+    parser.add_argument("--version", action="version", version=f"hactl (hadaemon) {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, helptext) in SUBCOMMANDS.items():
         if only and name != only:
@@ -28,6 +45,8 @@ def build_parser(only=None):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # a score of -INFINITY is an argument, not an option: argparse takes -1000000 (the same score) as one
+    argv = ["-1000000" if a.lower() in ("-infinity", "-inf") else a for a in argv]
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     parser = build_parser(only)
     args = parser.parse_args(argv)

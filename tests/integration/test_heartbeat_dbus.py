@@ -183,17 +183,19 @@ def test_hactl_status_shows_nodes_links_epoch_and_drops(hb):
     env = dict(os.environ, **hb.c.dbus_env("node1"))
     cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "status"], capture_output=True, text=True,
                         env=env, timeout=30)
-    assert cp.returncode == 0, cp.stderr
+    assert cp.returncode == 0, cp.stderr  # ha-crmd is not running here: said, and the membership part shown
     lines = cp.stdout.splitlines()
-    assert lines[0].startswith("local node node1 (generation ")
-    assert "membership epoch" in lines[0] and lines[0].endswith("node1 node2")
-    assert lines[2].split() == ["NODE", "STATE", "LINK", "eth0"]
-    assert lines[3].split() == ["node1", "(local)", "up", "up"]
-    assert lines[4].split() == ["node2", "up", "up"]
-    assert lines[-1].startswith("dropped packets: ")
+    assert lines[0] == "Membership:"
+    assert lines[1].startswith("  * Local node: node1 (generation ")
+    assert "membership epoch" in lines[1] and lines[1].endswith("node1 node2")
+    assert lines[3].split() == ["NODE", "STATE", "LINK", "eth0"]
+    assert lines[4].split() == ["node1", "(local)", "up", "up"]
+    assert lines[5].split() == ["node2", "up", "up"]
+    assert any(ln.startswith("Dropped packets: ") for ln in lines)
+    assert "Not available: ha-crmd is not running (org.hadaemon.Crm1 is not on the bus)" in lines
     cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "status", "--json"], capture_output=True,
                         text=True, env=env, timeout=30)
-    assert json.loads(cp.stdout)["Nodes"]["node2"] == ["up", {"eth0": "up"}]
+    assert json.loads(cp.stdout)["heartbeat"]["Nodes"]["node2"] == ["up", {"eth0": "up"}]
 
 
 def test_hactl_status_without_daemon_says_so():
@@ -203,4 +205,7 @@ def test_hactl_status_without_daemon_says_so():
         cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "status"], capture_output=True, text=True,
                             env=dict(os.environ, **bus.env), timeout=30)
     assert cp.returncode == 1
-    assert cp.stderr.strip() == "hactl status: ha-heartbeat is not running (org.hadaemon.Heartbeat1 is not on the bus)"
+    err = cp.stderr.strip().splitlines()
+    assert cp.stdout == "" and len(err) == 2
+    assert err[0] == "hactl status: ha-crmd is not running (org.hadaemon.Crm1 is not on the bus)"
+    assert err[1].startswith("hactl status: ha-heartbeat is not on the bus")
