@@ -257,6 +257,21 @@ async def test_start_timeout_kills_the_whole_group(lrm, env):
     _ok(await lrm.execute(stop, OpRequest("stop")))
 
 
+async def test_daemon_holding_the_output_pipe_does_not_hold_up_the_result(lrm, env, tmp_path):
+    pidfile = tmp_path / "held.pid"
+    _write(Path(env["lsb_dir"]) / "holder", f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\necho started\nexit 0\n")
+    try:
+        res = _ok(await lrm.execute(ResourceSpec("h", "lsb", None, "holder"), OpRequest("start", timeout_ms=20000)))
+        assert "started" in res.output
+        os.kill(int(pidfile.read_text()), 0)      # the daemon is still there: not killed for a good start
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), 9)
+            except ProcessLookupError:
+                pass
+
+
 async def test_lsb_timeout(lrm, env, tmp_path):
     _write(Path(env["lsb_dir"]) / "hang", "#!/bin/sh\nsleep 60\n")
     res = _ok(await lrm.execute(ResourceSpec("h", "lsb", None, "hang"), OpRequest("start", timeout_ms=800)),

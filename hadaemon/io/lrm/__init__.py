@@ -266,6 +266,13 @@ class LocalResourceManager:
                 _abandon(lock, acquire)
         try:
             return await self._run_agent(rsc, op)
+        except (asyncio.CancelledError, _Cancelled):
+            raise
+        except Exception as e:  # noqa: BLE001 - an executor bug must not take the CRM down with it
+            log.exception("%s %s failed in the executor", rsc.id, op.name, extra={"RESOURCE": rsc.id})
+            msg = f"executor error: {e}"
+            return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "error", output=msg,
+                            started=time.time(), exit_reason=msg)
         finally:
             lock.release()
 

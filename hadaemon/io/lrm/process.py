@@ -29,11 +29,10 @@ class Finished:
     spawn_error: OSError | None = None
 
 
-async def _read_bounded(stream: asyncio.StreamReader | None, limit: int) -> bytes:
-    """Read a stream to its end, keeping only the last `limit` bytes (plus a marker)."""
+async def _read_bounded(stream: asyncio.StreamReader | None, buf: bytearray, limit: int) -> bytes:
+    """Read a stream to its end into buf (readable at any time), keeping about its last `limit` bytes."""
     if stream is None:
         return b""
-    buf = bytearray()
     while True:
         chunk = await stream.read(65536)
         if not chunk:
@@ -76,7 +75,9 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
     except OSError as e:
         return Finished(None, 0, False, "", str(e), 0, spawn_error=e)
     pgid = proc.pid
-    readers = asyncio.gather(_read_bounded(proc.stdout, output_limit), _read_bounded(proc.stderr, output_limit))
+    bufs = (bytearray(), bytearray())
+    readers = asyncio.gather(_read_bounded(proc.stdout, bufs[0], output_limit),
+                             _read_bounded(proc.stderr, bufs[1], output_limit))
     if stdin is not None and proc.stdin is not None:
         try:
             proc.stdin.write(stdin)
@@ -85,6 +86,7 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
             pass
         proc.stdin.close()
     timed_out = False
+    exited = _ExitWatch(proc)
 
     async def kill_all() -> None:
         if scope and kill_scope is not None:
@@ -94,7 +96,7 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
                 log.debug("killing %s through systemd failed: %s", scope, e)
         _killpg(pgid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+            await asyncio.wait_for(exited.wait(), KILL_GRACE)
         except asyncio.TimeoutError:
             pass
         if scope and kill_scope is not None:
@@ -106,20 +108,27 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
 
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout_s)
+            # the process's own exit, not the end of its pipes: asyncio's Process.wait() also waits
+            # for stdout/stderr to close, which a daemon the action started may keep open forever
+            await asyncio.wait_for(exited.wait(), timeout_s)
         except asyncio.TimeoutError:
             timed_out = True
             await kill_all()
-            await proc.wait()
-        # the action is over: children it left in its group do not hold up the result
+            await exited.wait()
+        # the action is over: children it left holding the pipes do not hold up the result
         try:
             out, err = await asyncio.wait_for(asyncio.shield(readers), 1.0 if not timed_out else 0.5)
         except asyncio.TimeoutError:
-            out, err = await _drain_now(proc)
             readers.cancel()
+            readers.add_done_callback(_retrieve)
+            out, err = bytes(bufs[0]), bytes(bufs[1])
     except asyncio.CancelledError:
-        await asyncio.shield(_cancel_cleanup(kill_all, proc, readers))
+        await asyncio.shield(_cancel_cleanup(kill_all, exited, readers))
         raise
+    finally:
+        exited.close()
+        if not readers.done() or readers.cancelled():
+            _close_transport(proc)
     rc = proc.returncode
     exec_ms = int((time.monotonic() - t0) * 1000)
     if rc is not None and rc < 0:
@@ -127,33 +136,63 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
     return Finished(rc, 0, timed_out, bounded(out, output_limit), bounded(err, output_limit), exec_ms)
 
 
-async def _drain_now(proc) -> tuple:
-    """Whatever is buffered on stdout/stderr right now (a grandchild still holds the pipes open)."""
-    out = err = b""
-    for name in ("stdout", "stderr"):
-        stream = getattr(proc, name)
-        data = b""
-        if stream is not None:
-            try:
-                data = bytes(stream._buffer)  # noqa: SLF001 - StreamReader has no non-blocking read
-            except AttributeError:
-                data = b""
-        if name == "stdout":
-            out = data
-        else:
-            err = data
-    return out, err
+class _ExitWatch:
+    """Waits for a child's exit through a pidfd (Linux >= 5.3), else by polling its returncode."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.loop = asyncio.get_running_loop()
+        self.fd = -1
+        self.event = asyncio.Event()
+        try:
+            self.fd = os.pidfd_open(proc.pid)
+            self.loop.add_reader(self.fd, self._ready)
+        except (AttributeError, OSError):
+            self.fd = -1
+
+    def _ready(self) -> None:
+        self.event.set()
+        self.loop.remove_reader(self.fd)
+
+    async def wait(self) -> int:
+        if self.fd >= 0:
+            await self.event.wait()
+        delay = 0.005
+        while self.proc.returncode is None:   # the child watcher reaps it right after
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            if not self.event.is_set():
+                self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
-async def _cancel_cleanup(kill_all, proc, readers) -> None:
-    if proc.returncode is None:
+def _close_transport(proc) -> None:
+    """Close our ends of the pipes a leftover child still holds (else the transport is collected
+    later, possibly after its loop closed)."""
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        try:
+            transport.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def _cancel_cleanup(kill_all, exited, readers) -> None:
+    if exited.proc.returncode is None:
         await kill_all()
         try:
-            await asyncio.wait_for(proc.wait(), KILL_GRACE + 5)
+            await asyncio.wait_for(exited.wait(), KILL_GRACE + 5)
         except asyncio.TimeoutError:
             pass
     readers.cancel()
-    try:
-        await readers
-    except (asyncio.CancelledError, Exception):  # noqa: BLE001
-        pass
+    readers.add_done_callback(_retrieve)
