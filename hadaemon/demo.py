@@ -1,18 +1,27 @@
-"""The README demo: a 3-node ha-heartbeat cluster in network namespaces; a node is cut off and comes back."""
+"""The README demo: the reference scenario's two experiments on a cluster of network namespaces.
+
+Experiment 1: admin1 and admin2 run ha-heartbeat + ha-crmd; group webserver (VIP .222, the shared
+store bind-mounted by ocf:heartbeat:Filesystem, lighttpd as lsb:httpd) prefers admin1, group mysql
+(VIP .220, its store, MariaDB as lsb:mysqld) prefers admin2; a client namespace requests the page
+through the VIP. admin1's network is cut (webserver moves to admin2), restored (it fails back:
+auto_failback on), admin2 is cut (admin1 takes mysql), and `busctl call ... MigrateResource ss
+webserver admin2` moves a group. Experiment 2: a VIP + ldirectord group on two directors; the active
+one is halted (powered off through the fence agent's power switch) and the group moves while the client
+keeps being served by the real servers.
+"""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import subprocess
 import sys
 import time
 
-from hadaemon.testing.heartbeat import BusClient, HeartbeatCluster
+from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
+from hadaemon.testing.scenario import Experiment1, Experiment2, Poller
 
-NODES = ["node1", "node2", "node3"]
-KEEPALIVE, WARNTIME, DEADTIME = "200ms", "600ms", "1"
+NODES = ["admin1", "admin2"]
+KEEPALIVE, DEADTIME = "200ms", "3"
 
 
 class Show:
@@ -23,128 +32,216 @@ class Show:
 
     def __call__(self, text: str = "", indent: bool = False) -> None:
         if indent:
-            for line in text.splitlines():
+            for line in text.rstrip().splitlines():
                 print(f"{'':12}{line}")
         else:
             print(f"[{time.monotonic() - self.t0:7.2f}s] {text}")
         sys.stdout.flush()
 
 
-def table(hb: HeartbeatCluster, observer: str) -> str:
-    p = hb.props(observer)
-    rows = [("NODE", "STATE", "LINK eth0")]
-    for name, (state, links) in sorted(p["Nodes"].items()):
-        rows.append((name, state, links.get("eth0", "-")))
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"as seen by {observer}: epoch {p['Epoch']}, members {' '.join(p['Members'])}"]
-    lines += ["  " + "  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-    return "\n".join(lines)
+class DemoFailed(Exception):
+    pass
 
 
-async def wait_for(predicate, timeout: float) -> bool:
+def wait_groups(show, obs, crm, placement: dict, timeout: float = 90) -> float:
+    """Wait until every member of each group is active on exactly the given node."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    for group, node in placement.items():
+        for member in Experiment1.GROUPS.get(group, ()) or (group,):
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                obs.wait(member, [node], left)
+            except TimeoutError as exc:
+                show(f"{exc}")
+                show(crm.logs(tail=3000), indent=True)
+                raise DemoFailed(f"{group} did not run on {node}") from None
+    return time.monotonic()
 
 
-async def run_demo(show: Show) -> int:
-    show(f"creating 3 network namespaces ({', '.join(NODES)}) joined by a bridge")
-    with Cluster(NODES) as c:
-        show("addresses: " + ", ".join(f"{n} {c.addr(n)}" for n in NODES) + f" ({c.subnet()})")
-        hb = HeartbeatCluster(c, keepalive=KEEPALIVE, warntime=WARNTIME, deadtime=DEADTIME, initdead="2")
-        show(f"ha.cf: keepalive {KEEPALIVE}, warntime {WARNTIME}, deadtime {DEADTIME}s, bcast eth0, "
-             f"authkeys sha256; each node has its own D-Bus")
-        show("starting ha-heartbeat on every node")
-        hb.start_all()
-        events = []  # (time, observer, member, args)
-        clients = []
-        for o in NODES:
-            cl = await BusClient(c.dbus(o)).connect()
-            cl.on_signal(lambda member, args, o=o: events.append((time.monotonic(), o, member, args)))
-            clients.append(cl)
+def hactl_status(show, crm, node: str) -> None:
+    cp = crm.hactl(node, "status")
+    show(f"hactl status (on {node}):")
+    show(cp.stdout or cp.stderr or "(no output)", indent=True)
+
+
+def client_web(show, e: Experiment1) -> None:
+    ok, served, body = e.web()
+    title = body.split("<h1>")[1].split("</h1>")[0] if "<h1>" in body else body.strip()[:60]
+    show(f"client: GET http://{e.web_vip}/ -> {'200' if ok else 'FAILED'} \"{title}\" (X-Served-By: {served or '-'})")
+
+
+def client_sql(show, e: Experiment1) -> None:
+    cp = e.sql()
+    if cp.returncode == 0:
+        title, host = (cp.stdout.strip().split("\t") + ["?"])[:2]
+        show(f"client: mariadb -h {e.db_vip} -> \"{title}\" (served by {host})")
+    else:
+        show(f"client: mariadb -h {e.db_vip} FAILED: {cp.stderr.strip()[-200:]}")
+
+
+def experiment1(show: Show, keep: bool = False) -> None:
+    show("experiment 1: mutual active/standby web + database (auto_failback on)")
+    with Cluster(NODES, client=True, keep=keep) as c:
+        e = Experiment1(c)
+        show(f"namespaces admin1 {c.addr('admin1')}, admin2 {c.addr('admin2')}, client {c.addr('client')}; "
+             f"VIPs webserver {e.web_vip}, mysql {e.db_vip}")
+        show("shared storage: host directories exported by bind mount (MariaDB database created on it)")
+        e.prepare_storage()
+        if keep:
+            show(f"work directory (kept): {c.workdir}")
+        crm = CrmCluster(c, e.cib(), keepalive=KEEPALIVE, deadtime=DEADTIME, auto_failback="on",
+                         initd=e.initd(), extra=e.hacf_extra())
         try:
-            if not await wait_for(lambda: all(hb.props(o)["Members"] == NODES for o in NODES), 20):
-                show("membership did not form within 20 s; daemon logs:")
-                for n in NODES:
-                    show(hb.procs[n].output()[-1500:], indent=True)
-                return 1
-            show("membership formed on every node")
-            show(table(hb, "node1"), indent=True)
-            await asyncio.sleep(1.5)
+            show(f"ha.cf: keepalive {KEEPALIVE}, deadtime {DEADTIME}s, auto_failback on, crm respawn; "
+                 "each node has its own D-Bus, /run and mounts")
+            show("starting ha-heartbeat and ha-crmd on admin1 and admin2")
+            with crm.observer(e.probes()) as obs:
+                crm.start_all(timeout=90)
+                show(f"DC: {crm.dc('admin1')}")
+                wait_groups(show, obs, crm, {"webserver": "admin1", "mysql": "admin2"})
+                show("webserver runs on admin1, mysql on admin2")
+                hactl_status(show, crm, "admin1")
+                client_web(show, e)
+                client_sql(show, e)
+                poller = Poller(c, "client", e.web_vip, interval=0.02)
+                time.sleep(1)
 
-            show("cutting node3 off: ip link set eth0 down inside node3")
-            mark = len(events)
-            t_cut = time.monotonic()
-            c.cut("node3")
-            seen = set()
-            since = ["the cut"]
+                show("cutting admin1's network (its switch port goes down: no carrier)")
+                t = time.monotonic()
+                crm.cut("admin1")
+                wait_groups(show, obs, crm, {"webserver": "admin2", "mysql": "admin2"})
+                first = poller.first_ok_after(t, "admin2") or time.monotonic()
+                show(f"webserver started on admin2: the client is served by admin2 {first - t:.2f} s after the cut")
+                client_web(show, e)
+                hactl_status(show, crm, "admin2")
 
-            def report():
-                for t, o, member, args in events[mark:]:
-                    key = (o, member, tuple(map(str, args)))
-                    if key in seen or o == "node3":
-                        continue
-                    seen.add(key)
-                    if member == "NodeStateChanged" and args[0] == "node3":
-                        show(f"{o}: node3 is {args[1]} ({(t - t_cut) * 1000:.0f} ms after {since[0]})")
-                    elif member == "MembershipChanged":
-                        show(f"{o}: membership epoch {args[0]}: {' '.join(args[1])}")
-            ok = await wait_for(lambda: (report(), sum(1 for _, o, m, a in events[mark:]
-                                                      if m == "NodeStateChanged" and a == ["node3", "dead"]
-                                                      and o != "node3") >= 2)[1], 10)
-            await asyncio.sleep(0.1)
-            report()
-            if not ok:
-                show("node3 was not declared dead within 10 s")
-                return 1
-            show(table(hb, "node1"), indent=True)
-            show(table(hb, "node3"), indent=True)
-            await asyncio.sleep(1.5)
+                show("restoring admin1's network")
+                t = time.monotonic()
+                crm.restore("admin1")
+                wait_groups(show, obs, crm, {"webserver": "admin1", "mysql": "admin2"})
+                time.sleep(0.5)
+                show(f"webserver failed back to admin1 after {time.monotonic() - t:.2f} s; longest client gap "
+                     f"{poller.longest_gap(t, time.monotonic()):.2f} s")
+                client_web(show, e)
 
-            show("bringing node3 back: ip link set eth0 up")
-            mark = len(events)
-            since[0] = "the link came back"
-            t_cut = time.monotonic()
-            c.restore("node3")
-            ok = await wait_for(lambda: (report(), all(hb.props(o)["Members"] == NODES for o in NODES))[1], 10)
-            await asyncio.sleep(0.2)
-            report()
-            if not ok:
-                show("node3 did not rejoin within 10 s")
-                return 1
-            show(f"node3 rejoined ({(time.monotonic() - t_cut) * 1000:.0f} ms after the link came back)")
-            show(table(hb, "node1"), indent=True)
-            show("hactl status on node1:")
-            env = dict(os.environ, **c.dbus_env("node1"))
-            cp = subprocess.run([sys.executable, "-m", "hadaemon.cli.hactl", "status"], capture_output=True,
-                                text=True, env=env, timeout=30)
-            show(cp.stdout or cp.stderr, indent=True)
+                show("cutting admin2's network")
+                t = time.monotonic()
+                crm.cut("admin2")
+                wait_groups(show, obs, crm, {"mysql": "admin1", "webserver": "admin1"})
+                show(f"admin1 took over mysql ({time.monotonic() - t:.2f} s after the cut)")
+                client_sql(show, e)
+                hactl_status(show, crm, "admin1")
+                show("restoring admin2's network")
+                crm.restore("admin2")
+                wait_groups(show, obs, crm, {"mysql": "admin2", "webserver": "admin1"})
+                show("mysql failed back to admin2")
+
+                cmd = ["busctl", f"--address={c.dbus('admin1')}", "call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1",
+                       "org.hadaemon.Crm1", "MigrateResource", "ss", "webserver", "admin2"]
+                show("$ busctl call org.hadaemon.Crm1 /org/hadaemon/Crm1 org.hadaemon.Crm1 MigrateResource ss "
+                     "webserver admin2   (on admin1's bus)")
+                t = time.monotonic()
+                cp = crm.busctl("admin1", *cmd[2:], check=False)
+                show(cp.stdout.strip() or cp.stderr.strip() or "(ok)", indent=True)
+                if cp.returncode != 0:
+                    raise DemoFailed("MigrateResource failed")
+                wait_groups(show, obs, crm, {"webserver": "admin2"})
+                first = poller.first_ok_after(t, "admin2")
+                show(f"webserver moved to admin2; the client is served by admin2 "
+                     f"{(first - t) if first else float('nan'):.2f} s after the call")
+                client_web(show, e)
+                show("$ busctl call ... ClearResource ss webserver \"\"   (removes the move's constraint)")
+                crm.call("admin1", "ClearResource", "ss", "webserver", "", check=False)
+                wait_groups(show, obs, crm, {"webserver": "admin1"})
+                show("webserver is back on admin1")
+                hactl_status(show, crm, "admin1")
+                poller.stop()
+            dual = obs.dual_active()
+            show(f"observer: {obs.samples} samples of both nodes; moments with a resource active on two "
+                 f"connected nodes: {len(dual)} ({obs.describe()})")
         finally:
-            for cl in clients:
-                cl.close()
             show("cleaning up: stopping daemons, deleting namespaces")
-    show("done")
-    return 0
+            crm.close()
+
+
+def experiment2(show: Show, keep: bool = False) -> None:
+    show("experiment 2: LVS director pair (VIP + ldirectord group), real servers rs1 (weight 1), rs2 (weight 3)")
+    with Cluster(NODES, client=True, keep=keep) as c:
+        e = Experiment2(c)
+        e.prepare()
+        show(f"real servers {e.reals['rs1']} and {e.reals['rs2']} ran ha-realserver start {e.vip}; director VIP "
+             f"{e.vip}; backend nftables (this kernel has no IPVS)")
+        crm = CrmCluster(c, e.cib(), keepalive=KEEPALIVE, deadtime=DEADTIME)
+        try:
+            with crm.observer(e.probes()) as obs:
+                crm.start_all(timeout=90)
+                for n in NODES:
+                    e.fallback_httpd(crm, n)
+                try:
+                    obs.wait("ldirectord", ["admin2"], 90)
+                    obs.wait("lvs-vip", ["admin2"], 30)
+                except TimeoutError as exc:
+                    show(str(exc))
+                    show(crm.logs(tail=3000), indent=True)
+                    raise DemoFailed("the director group did not start on admin2") from None
+                show("the director group started on admin2")
+                time.sleep(3)  # first health checks
+                hactl_status(show, crm, "admin1")
+                bodies = [e.get()[1] for _ in range(8)]
+                show(f"client: 8 requests through {e.vip}: {', '.join(b.replace('real server ', '') for b in bodies)}")
+                poller = Poller(c, "client", e.vip, interval=0.02, name="poller2")
+                time.sleep(1)
+                show("halting admin2 (power off through fence_hadaemon's power switch: processes killed, links down)")
+                t = time.monotonic()
+                cp = crm.run("admin1", ["fence_hadaemon", "-o", "off", "-n", "admin2", "-a", str(crm.power_socket)])
+                show(cp.stdout.strip() or cp.stderr.strip(), indent=True)
+                try:
+                    obs.wait("ldirectord", ["admin1"], 90)
+                    obs.wait("lvs-vip", ["admin1"], 30)
+                except TimeoutError as exc:
+                    show(str(exc))
+                    show(crm.logs(tail=3000), indent=True)
+                    raise DemoFailed("the director group did not move to admin1") from None
+                deadline = time.monotonic() + 30
+                first = None
+                while first is None and time.monotonic() < deadline:
+                    first = poller.first_ok_after(t + 0.001)
+                    time.sleep(0.1)
+                show(f"the group moved to admin1; the client was served again {(first or t) - t:.2f} s after the halt")
+                time.sleep(2)
+                bodies = [e.get()[1] for _ in range(8)]
+                show(f"client: 8 requests through {e.vip}: {', '.join(b.replace('real server ', '') for b in bodies)}")
+                poller.stop()
+                hactl_status(show, crm, "admin1")
+            show(f"observer: moments with the VIP or ldirectord active on two nodes: {len(obs.dual_active())}")
+        finally:
+            show("cleaning up")
+            crm.close()
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(prog="python -m hadaemon.demo", description=__doc__).parse_args(argv)
+    ap = argparse.ArgumentParser(prog="python -m hadaemon.demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--experiment", choices=["1", "2", "all"], default="all")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (daemon logs) afterwards")
+    args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("hadaemon demo: needs root (it creates network namespaces); run: sudo ./scripts/demo",
               file=sys.stderr)
         return 2
     show = Show()
-    print("hadaemon demo: heartbeat membership in a 3-node cluster of network namespaces")
+    print("hadaemon demo: the reference scenario on a cluster of network namespaces")
     try:
-        return asyncio.run(asyncio.wait_for(run_demo(show), 60))
-    except asyncio.TimeoutError:
-        print("hadaemon demo: did not finish within 60 s", file=sys.stderr)
+        if args.experiment in ("1", "all"):
+            experiment1(show, args.keep)
+        if args.experiment in ("2", "all"):
+            experiment2(show, args.keep)
+    except DemoFailed as exc:
+        show(f"demo FAILED: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+    show("done")
+    return 0
 
 
 if __name__ == "__main__":

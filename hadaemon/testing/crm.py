@@ -166,8 +166,8 @@ class Observer:
     """Samples every node's ground truth; records intervals with a resource active on 2+ nodes.
 
     probes: {resource: probe}. A resource counts as active on a node only while the node is
-    connected (one of its links up): an isolated node's VIP answers nobody. `raw` overlaps ignore
-    that and are recorded too.
+    connected (not unplugged by CrmCluster.cut, and one of its links up): an isolated node's VIP
+    answers nobody. `raw` overlaps ignore that and are recorded too.
     """
 
     def __init__(self, crm: CrmCluster, probes: Dict[str, Callable[[NodeView], bool]], interval: float = 0.025):
@@ -219,7 +219,7 @@ class Observer:
     def _sample(self) -> None:
         now = time.monotonic()
         views = {n: NodeView(n, self.crm.anchor_pid(n), self.crm.rundir(n)) for n in self.crm.nodes}
-        conn = {n: bool(v.anchor) and connected(v.anchor) for n, v in views.items()}
+        conn = {n: bool(v.anchor) and not self.crm.is_cut(n) and connected(v.anchor) for n, v in views.items()}
         with self.lock:
             self.samples += 1
             for r, probe in self.probes.items():
@@ -302,6 +302,7 @@ class CrmCluster:
             for n in self.nodes:
                 self.switch.add(n, cluster.netns(n), on_hook=self._powered_on)
         self._auto_start_on_power = True
+        self._cut: set = set()
         for n in self.nodes:
             self._prepare(n)
 
@@ -399,11 +400,15 @@ class CrmCluster:
                 "--state-dir", str(self.state_dir(node)), "--cib", str(self.seed_path(node)), "--no-systemd",
                 *self.crmd_args]
 
-    def start_crmd(self, node: str) -> Proc:
+    def start_crmd(self, node: str, timeout: float = 30) -> Proc:
         log = self.c.workdir / "logs" / f"{node}-ha-crmd.log"
         old = self.crmd.get(node)
-        if old is not None:
-            old.terminate(10)
+        if old is not None and old.alive():
+            # not Proc.terminate: that also kills every process carrying the Proc's token, i.e. the
+            # services the agents started, which must outlive ha-crmd (KillMode=process)
+            old.signal(signal.SIGTERM)
+            if old.wait(timeout) is None:
+                old.kill9()
         p = Proc(self.in_node(node, self.crmd_argv(node)), log, env=base_env(self.c.dbus_env(node)),
                  name=f"{node}/ha-crmd", cwd=str(self.c.workdir))
         self.c._procs.append(p)
@@ -432,8 +437,10 @@ class CrmCluster:
     def stop_node(self, node: str, timeout: float = 60) -> None:
         """A clean shutdown: ha-crmd (stops its resources, or hands them over), then heartbeat, anchor."""
         p = self.crmd.get(node)
-        if p is not None:
-            p.terminate(timeout)
+        if p is not None and p.alive():
+            p.signal(signal.SIGTERM)
+            if p.wait(timeout) is None:
+                p.kill9()
         hbp = self.hb.procs.get(node)
         if hbp is not None:
             hbp.terminate(10)
@@ -447,6 +454,23 @@ class CrmCluster:
 
     def restart_crmd(self, node: str) -> Proc:
         return self.start_crmd(node)
+
+    # -- faults ------------------------------------------------------------------------------------
+    def cut(self, node: str) -> None:
+        """Unplug the node's cables: its ports on the switch go down, so its links lose carrier. Unlike
+        Cluster.cut (ip link set eth0 down inside the node), the node cannot undo this itself (the
+        IPaddr2 agent brings its interface up when it adds an address)."""
+        self._cut.add(node)
+        for k in self.c._links_of(node, None):
+            run_cmd(["ip", "-n", self.c.switch, "link", "set", self.c.port(node, k), "down"])
+
+    def restore(self, node: str) -> None:
+        for k in self.c._links_of(node, None):
+            run_cmd(["ip", "-n", self.c.switch, "link", "set", self.c.port(node, k), "up"])
+        self._cut.discard(node)
+
+    def is_cut(self, node: str) -> bool:
+        return node in self._cut
 
     def power_off(self, node: str) -> None:
         if self.switch is None:
