@@ -536,6 +536,22 @@ async def test_meta_data_and_lists(lrm, env):
         await lrm.list_agents("upstart")
 
 
+async def test_scope_unavailable_falls_back_to_a_process_group(env):
+    from hadaemon.io.lrm import systemd_available
+    import shutil
+    if systemd_available() or not shutil.which("systemd-run"):
+        pytest.skip("needs systemd-run on a machine where systemd is not running")
+    m = LocalResourceManager(lambda r: None, ocf_root=env["ocf_root"], lsb_dir=env["lsb_dir"], use_systemd=True)
+    try:
+        rsc = dummy(env)
+        _ok(await m.execute(rsc, OpRequest("start")))
+        assert os.path.exists(rsc.params["state"])
+        _ok(await m.execute(rsc, OpRequest("monitor")))
+        _ok(await m.execute(rsc, OpRequest("stop")))
+    finally:
+        await m.close()
+
+
 # ---- output capture --------------------------------------------------------------------------
 async def test_output_is_captured_and_bounded(lrm, env):
     script = Path(env["ocf_root"]) / "resource.d" / "hatest" / "Chatty"

@@ -29,6 +29,8 @@ __all__ = ["LocalResourceManager", "ResourceSpec", "OpRequest", "OpResult", "sys
 log = logging.getLogger("hadaemon.lrm")
 
 META_DATA_TIMEOUT_MS = 30000
+# systemd-run's messages when it cannot start the transient scope (the command did not run)
+_SCOPE_FAILED = ("Failed to start transient scope unit", "Failed to connect to bus", "Failed to create bus connection")
 # The environment agents start from: the daemon's own, minus what must not leak into an agent.
 _BASE_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
@@ -403,6 +405,11 @@ class LocalResourceManager:
             kill_scope = self._kill_unit
         fin = await run_process(argv, env=env, timeout_s=op.timeout_ms / 1000.0, stdin=stdin,
                                 scope=scope, kill_scope=kill_scope)
+        if scope and _scope_failed(fin):
+            # systemd-run could not create the scope, so the agent never ran: run it without one
+            log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
+                        fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
+            return await run_process(argv, env=env, timeout_s=op.timeout_ms / 1000.0, stdin=stdin)
         if scope:
             _journal_output(rsc.id, op.name, fin)
         return fin
@@ -478,6 +485,13 @@ class LocalResourceManager:
         from hadaemon.io.lrm.systemd import run_systemd_action
         client = await self._systemd_client()
         return await run_systemd_action(client, rsc, op, started, self.systemd_dropin_dir)
+
+
+def _scope_failed(fin: Finished) -> bool:
+    """systemd-run exited 1 with only its own complaint: the agent never ran."""
+    lines = fin.stderr.strip().splitlines()
+    return (fin.exit_code == 1 and not fin.stdout.strip() and 0 < len(lines) <= 3
+            and any(m in fin.stderr for m in _SCOPE_FAILED))
 
 
 def _abandon(lock: asyncio.Lock, acquire: asyncio.Future) -> None:
