@@ -5,14 +5,13 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 from hadaemon.core.errors import ConfigError
 from hadaemon.daemons.director_runtime import BadRequest, Director
 from hadaemon.io.lvs import make_backend
 from hadaemon.io.lvs.base import BackendError
-from hadaemon.io.systemd import Notifier, setup_logging, watchdog_interval
+from hadaemon.daemons.plumbing import Runtime, setup_logging
 
 DEFAULT_CONFIG = "/etc/ha.d/ldirectord.cf"
 RUN_DIR = "/run/hadaemon"
@@ -41,24 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
                    help="re-read the kernel table this often and repair changes made behind the "
                         "director's back (default 30, 0 = never)")
-    p.add_argument("--flap-damping", metavar="COUNT/SECONDS", type=_damping, default=None,
-                   help="hold a real server down when its state changes more than COUNT times within SECONDS, "
-                        "until its checks have succeeded for SECONDS in a row (e.g. 4/60; default: off)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
-
-
-def _damping(text: str):
-    from hadaemon.core.director.debounce import Damping
-
-    count, sep, window = text.partition("/")
-    try:
-        damping = Damping(int(count), float(window))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected COUNT/SECONDS (e.g. 4/60), got {text!r}") from None
-    if not sep or damping.count < 1 or not 0 < damping.window <= 86400:
-        raise argparse.ArgumentTypeError(f"expected COUNT >= 1 and 0 < SECONDS <= 86400, got {text!r}")
-    return damping
 
 
 def check_config(path: str, quiet: bool = False) -> int:
@@ -83,14 +66,14 @@ def check_config(path: str, quiet: bool = False) -> int:
     return 0
 
 
-async def _run(args, notifier: Notifier) -> int:
-    loop = asyncio.get_running_loop()
+async def _run(args) -> int:
+    rt = Runtime("ha-ldirectord")
     try:
         backend = await asyncio.to_thread(make_backend, args.backend)
     except BackendError as e:
         log.error("%s", e)
         return 1
-    director = Director(args.config, backend, resync_interval=args.resync_interval, damping=args.flap_damping)
+    director = Director(args.config, backend, resync_interval=args.resync_interval)
     # execute=: other instances, controlled with ldirectord's verbs through this same program
     director.instance_cmd = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend,
                              *(["--no-dbus"] if args.no_dbus else [])]
@@ -114,37 +97,22 @@ async def _run(args, notifier: Notifier) -> int:
         from hadaemon.io.files import write_atomic
 
         write_atomic(args.pidfile, f"{os.getpid()}\n".encode(), 0o644)
-    stop = asyncio.Event()
 
-    def on_hup():
-        async def go():
-            notifier.reloading()
-            try:
-                await director.reload()
-            except BadRequest:
-                pass
-            notifier.ready(director.status_line())
-        asyncio.ensure_future(go())
+    async def reload():   # SIGHUP; rt sends RELOADING=1 before and READY=1 once this has finished
+        try:
+            await director.reload()
+        except BadRequest:
+            pass   # logged by the director, which keeps the running configuration
+        rt.status(director.status_line())
 
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    # STATUS= once per table change (not per event: a storm changes thousands of reals a second)
-    director.listeners.append(lambda kind, *a: notifier.status(director.status_line()) if kind == "table" else None)
-    notifier.ready(director.status_line())
+    rt.install_signals(reload=reload)
+    director.listeners.append(lambda kind, *a: rt.status(director.status_line()) if kind != "reload" else None)
+    rt.ready(director.status_line())
     log.info("started: %s", director.status_line())
-    wd = watchdog_interval()
-    watchdog_task = None
-    if wd:
-        async def watchdog():
-            while True:
-                notifier.watchdog()
-                await asyncio.sleep(wd)
-        watchdog_task = asyncio.ensure_future(watchdog())
-    await stop.wait()
-    notifier.stopping()
-    if watchdog_task:
-        watchdog_task.cancel()
+    rt.start_watchdog()
+    await rt.stop.wait()
+    rt.stopping()
+    await rt.close()
     await director.stop(cleanstop=False if args.no_cleanstop else None)
     if bus is not None:
         bus.disconnect()
@@ -227,8 +195,6 @@ def control(args) -> int:
     argv = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend, "--pidfile", pidfile]
     argv += ["--no-dbus"] if args.no_dbus else []
     argv += ["--no-cleanstop"] if args.no_cleanstop else []
-    if args.flap_damping is not None:
-        argv += ["--flap-damping", f"{args.flap_damping.count}/{args.flap_damping.window:g}"]
     argv += ["--debug"] if args.debug else []
     logfile = _logfile(args.config)
     env = dict(os.environ)
@@ -270,9 +236,8 @@ def main(argv=None) -> int:
     if args.command:
         return control(args)
     setup_logging("ha-ldirectord", debug=args.debug)
-    notifier = Notifier()
     try:
-        return asyncio.run(_run(args, notifier))
+        return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
 
