@@ -1,0 +1,162 @@
+"""Hostile traffic for ha-heartbeat tests and the bench: floods, replays, forged packets, heartbeat gaps."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+__all__ = ["FLOODER", "flood", "send_datagrams", "capture_payloads", "heartbeat_gaps", "rss_mb", "log_events"]
+
+# Sends datagrams to ADDR:PORT as fast as it can for SECONDS from PROCS processes (one socket each).
+# mode "replay": the hex datagrams of FILE over and over; "random": a pool of random datagrams, half of
+# them with the protocol's magic, version and key index 1 (so the receiver must compute a digest).
+# Prints "sent=N seconds=S".
+FLOODER = r"""
+import os, random, socket, sys, time
+mode, path, addr, port, seconds, procs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \
+    float(sys.argv[5]), int(sys.argv[6])
+replay = [bytes.fromhex(x) for x in open(path).read().split()] if mode == "replay" else None
+
+def run(k):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    rnd = random.Random(k)
+    pool = replay or [(b"HD\x01\x01" if i % 2 else b"") + rnd.randbytes(rnd.randint(40, 160)) for i in range(4096)]
+    pool = (pool * (256 // len(pool) + 1))[:max(256, len(pool))]
+    send, dest, n = s.sendto, (addr, port), 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for d in pool[:256]:
+            try:
+                send(d, dest)
+                n += 1
+            except OSError:
+                pass
+        pool = pool[256:] + pool[:256]
+    return n
+
+t0 = time.monotonic()
+pipes = []
+for k in range(procs):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.close(r)
+        os.write(w, str(run(k)).encode())
+        os._exit(0)
+    os.close(w)
+    pipes.append(r)
+total = 0
+for r in pipes:
+    data = b""
+    while True:
+        chunk = os.read(r, 64)
+        if not chunk:
+            break
+        data += chunk
+    total += int(data or b"0")
+for _ in pipes:
+    os.wait()
+print(f"sent={total} seconds={time.monotonic() - t0:.3f}")
+"""
+
+# Sends each hex datagram of FILE to ADDR:PORT, PER_SECOND of them per second (0: as fast as possible).
+SENDER = r"""
+import socket, sys, time
+path, addr, port, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+n, t0 = 0, time.monotonic()
+for line in open(path):
+    line = line.strip()
+    if not line:
+        continue
+    s.sendto(bytes.fromhex(line), (addr, port))
+    n += 1
+    if rate > 0:
+        delay = t0 + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    elif n % 50 == 0:
+        time.sleep(0.001)
+print(n)
+"""
+
+
+def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Sequence[bytes] = (),
+          procs: int = 2, port: int = 694) -> Tuple[int, float]:
+    """Flood addr:port from member `src` (see FLOODER); returns (datagrams sent, seconds taken)."""
+    path = cluster.workdir / f"flood-{time.monotonic_ns()}.hex"
+    path.write_text("\n".join(d.hex() for d in datagrams) + "\n")
+    cp = cluster.run(src, [sys.executable, "-c", FLOODER, mode, str(path), addr, str(port), str(seconds),
+                           str(procs)], check=True, timeout=seconds + 60)
+    m = re.search(r"sent=(\d+) seconds=([\d.]+)", cp.stdout)
+    return int(m.group(1)), float(m.group(2))
+
+
+def send_datagrams(cluster, src: str, datagrams: Iterable[bytes], addr: str, per_second: float = 0,
+                   port: int = 694) -> int:
+    """Send each datagram once from member `src` (per_second: paced); returns how many were sent."""
+    path = cluster.workdir / f"send-{time.monotonic_ns()}.hex"
+    path.write_text("\n".join(d.hex() for d in datagrams) + "\n")
+    cp = cluster.run(src, [sys.executable, "-c", SENDER, str(path), addr, str(port), str(per_second)],
+                     check=True, timeout=600)
+    return int(cp.stdout.strip())
+
+
+def capture_payloads(cluster, at: str, src: str, seconds: float, port: int = 694) -> List[bytes]:
+    """The UDP payloads member `at` receives from member `src` on `port` during `seconds` (tcpdump)."""
+    from scapy.all import UDP
+
+    with cluster.tcpdump(at, f"udp port {port} and src host {cluster.addr(src)}") as cap:
+        time.sleep(seconds)
+    return [bytes(p[UDP].payload) for p in cap.packets() if UDP in p]
+
+
+_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: "
+_HB = re.compile("^" + _STAMP + r"heartbeat from (\S+) on (\S+) ")
+_EVENT = re.compile("^" + _STAMP + r"node (\S+)(?: is (dead|up|warn)|: no heartbeat for)")
+
+
+def _ts(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def heartbeat_gaps(log_text: str, since: float = 0.0, until: float = float("inf")) -> Dict[str, List[float]]:
+    """{peer: [seconds between consecutive heartbeats accepted from it]} from a daemon's debug log
+    (lines "heartbeat from NODE on LINK ..."), counting heartbeats timestamped within [since, until]."""
+    last: Dict[str, float] = {}
+    gaps: Dict[str, List[float]] = {}
+    for line in log_text.splitlines():
+        m = _HB.match(line)
+        if not m:
+            continue
+        t = _ts(m.group(1))
+        if t < since or t > until:
+            continue
+        node = m.group(2)
+        if node in last:
+            gaps.setdefault(node, []).append(t - last[node])
+        last[node] = t
+    return gaps
+
+
+def log_events(log_text: str, since: float = 0.0) -> List[Tuple[float, str, str]]:
+    """[(time, node, "dead"|"up"|"warn")] state events of a daemon's log at or after `since`."""
+    out = []
+    for line in log_text.splitlines():
+        m = _EVENT.match(line)
+        if m and _ts(m.group(1)) >= since:
+            out.append((_ts(m.group(1)), m.group(2), m.group(3) or "warn"))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
