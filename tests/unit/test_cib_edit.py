@@ -12,7 +12,7 @@ import pytest
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.cib import edit as E
 from hadaemon.core.cib.dates import format_time, parse_datetime, parse_duration
-from hadaemon.core.errors import BadRequest
+from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.core.policy import schedule
 
 DATA = Path(__file__).parent / "data" / "crm_two_groups.xml"
@@ -79,6 +79,9 @@ def test_move_with_lifetime_writes_a_rule_with_a_date_expression(cib):
     assert date.tag == "date_expression"
     assert date.get("id") == "cli-prefer-lifetime-end-webserver" and date.get("operation") == "lt"
     assert parse_datetime(date.get("end")) == NOW + 3600
+    # it loads, and the preference holds until the end of the lifetime
+    assert placement(cib)["web_ip"] == "admin2"
+    assert schedule(parse_cib(text(cib)), NOW + 3601).placement["web_ip"] == "admin1"
     # clear finds the node inside the rule
     assert E.clear(cib, "webserver", "admin2") == 1
     assert "cli-prefer-webserver" not in cons(cib)
@@ -283,6 +286,8 @@ def _summary(out: str):
 
 EDITS = {
     "move": lambda c: E.move(c, "webserver", "admin2", NOW),
+    "move-lifetime": lambda c: E.move(c, "webserver", "admin2", NOW, lifetime="PT10M"),
+    "ban-lifetime-expired": lambda c: E.ban(c, "mysql", "admin2", NOW - 7200, lifetime="PT1H"),
     "ban": lambda c: E.ban(c, "mysql", "admin2", NOW),
     "standby": lambda c: E.set_standby(c, "admin2", True),
     "disable": lambda c: E.set_target_role(c, "mysql", "Stopped"),
@@ -301,17 +306,35 @@ def test_crm_simulate_accepts_the_edited_cib_and_agrees(cib, tmp_path, name):
     EDITS[name](edited)
     path = tmp_path / f"{name}.xml"
     path.write_text(text(edited))
-    ref = subprocess.run(["crm_simulate", "-x", str(path), "-S"], capture_output=True, text=True, timeout=120)
+    ref = subprocess.run(["crm_simulate", "-x", str(path), "-S", "-t", format_time(NOW)], capture_output=True,
+                         text=True, timeout=120)
     assert ref.returncode == 0, ref.stderr[-1000:]
     expected = _summary(ref.stdout)
     assert expected is not None, ref.stdout[-1000:]
     t = schedule(parse_cib(text(edited)), NOW)
     ours = sorted(re.sub(r"\s+", " ", ln.strip()) for ln in t.summary)
     assert ours == expected
-    assert expected or name == "cleanup", "each edit except cleanup changes what runs where"
+    assert expected or name in ("cleanup", "ban-lifetime-expired"), "the edit changes what runs where"
 
 
 def test_group_add_refusals_leave_the_cib_alone(cib):
     assert "no member 'x'" in refused("UnknownResource", E.group_add, cib, "newgroup", "web_ip", before="x")
     assert "only primitives" in refused("InvalidArgument", E.group_add, cib, "newgroup", "mysql")
     assert "already used" in refused("Conflict", E.group_add, cib, "web_fs", "db_ip")
+
+
+@pytest.mark.parametrize("date,words", [
+    ('operation="lt" end="soon"', "has an invalid end 'soon'"),
+    ('operation="lt"', "(lt) needs 'end'"),
+    ('operation="gt" end="2026-01-01"', "(gt) needs 'start'"),
+    ('operation="date_spec"', "has operation 'date_spec'"),
+])
+def test_the_loader_refuses_bad_date_expressions_on_their_line(cib, date, words):
+    E.move(cib, "webserver", "admin2", NOW, lifetime="PT1H")
+    xml = text(cib)
+    old = re.search(r'<date_expression [^>]*/>', xml).group(0)
+    xml = xml.replace(old, f'<date_expression id="d" {date}/>')
+    line = next(i for i, s in enumerate(xml.splitlines(), 1) if "<date_expression" in s)
+    with pytest.raises(ConfigError) as e:
+        parse_cib(xml, "cib.xml")
+    assert e.value.line == line and words in e.value.message

@@ -216,8 +216,7 @@ def test_rule_expressions():
         "expression 'e2' (gt) has no value",
         "expression 'e3' has no attribute",
         "invalid type 'float' in expression 'e4': expected one of integer, number, string, version",
-        "<date_expression> is not supported: date expressions in rules are not implemented yet",
-    ])
+    ])  # the date_expression is valid (lifetimes of hactl resource move / ban)
     ok = cib(constraints='<rsc_location id="l1" rsc="r1"><rule id="ru" score="-INFINITY" boolean-op="or">'
                          '<expression id="e1" attribute="#uname" operation="eq" value="node2"/>'
                          '<expression id="e2" attribute="rack" operation="not_defined"/></rule></rsc_location>')

@@ -5,8 +5,9 @@ import re
 from types import MappingProxyType
 from typing import Dict, List, Tuple
 
+from hadaemon.core.cib.dates import parse_datetime
 from hadaemon.core.cib.model import (
-    Cib, Clone, Colocation, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
+    Cib, Clone, Colocation, DateExpression, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
     Order, Primitive, RscTicket, Rule, Ticket,
 )
 from hadaemon.core.cib.scores import parse_score
@@ -107,7 +108,9 @@ class _Loader:
             return ()
         return tuple(self.nvset(c) for c in el.children if c.tag in tags)
 
-    def rule(self, el: Element) -> Rule:
+    def rule(self, el: Element, dates: bool = False) -> Rule:
+        """A rule; date expressions only where the scheduler evaluates them at its time (dates=True:
+        location constraints), refused elsewhere rather than read as always true."""
         el = self.deref(el)
         terms = []
         for child in el.children:
@@ -116,8 +119,12 @@ class _Loader:
                                         self.need(child, "operation"), child.get("value"),
                                         child.get("type", "string"), child.line))
             elif child.tag == "rule":
-                terms.append(self.rule(child))
-            elif child.tag in ("date_expression", "rsc_expression", "op_expression"):
+                terms.append(self.rule(child, dates))
+            elif child.tag == "date_expression" and dates:
+                terms.append(self.date_expression(child))
+            elif child.tag == "date_expression":
+                raise self.err(child, "<date_expression> is supported in location constraint rules only")
+            elif child.tag in ("rsc_expression", "op_expression"):
                 raise self.err(child, f"<{child.tag}> in rules is not supported")
             else:
                 self.check_unsupported(child)
@@ -129,6 +136,29 @@ class _Loader:
             raise self.err(el, f"rule '{el.get('id')}' has boolean-op '{op}' (and or or)")
         return Rule(el.get("id", ""), score, el.get("score-attribute"), op, el.get("role"),
                     tuple(terms), el.line)
+
+    def date_expression(self, el: Element) -> DateExpression:
+        """lt (before end), gt (after start), in_range (start..end); date_spec is not supported."""
+        op = el.get("operation") or "in_range"
+        did = el.get("id", "")
+        if op not in ("lt", "gt", "in_range"):
+            raise self.err(el, f"date_expression '{did}' has operation '{op}': lt, gt and in_range are "
+                               "supported (date_spec is not)")
+        if el.find("date_spec") is not None or el.find("duration") is not None:
+            raise self.err(el, f"date_expression '{did}': date_spec and duration are not supported")
+        bounds = {}
+        for name in ("start", "end"):
+            text = el.get(name)
+            bounds[name] = None if text is None else parse_datetime(text)
+            if text is not None and bounds[name] is None:
+                raise self.err(el, f"date_expression '{did}' has an invalid {name} '{text}' "
+                                   "(ISO 8601, e.g. 2026-12-05 01:38:27Z)")
+        need = {"lt": "end", "gt": "start"}.get(op)
+        if need and bounds[need] is None:
+            raise self.err(el, f"date_expression '{did}' ({op}) needs '{need}'")
+        if op == "in_range" and bounds["start"] is None and bounds["end"] is None:
+            raise self.err(el, f"date_expression '{did}' (in_range) needs 'start' or 'end'")
+        return DateExpression(did, op, bounds["start"], bounds["end"], el.line)
 
     # --- configuration ---
     def op(self, el: Element) -> Op:
@@ -203,7 +233,7 @@ class _Loader:
         for child in el.children:
             self.check_unsupported(child)
             if child.tag == "rule":
-                rules.append(self.rule(child))
+                rules.append(self.rule(child, dates=True))
         node = el.get("node")
         score = None
         if node is not None:

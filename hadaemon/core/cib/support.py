@@ -14,7 +14,6 @@ UNSUPPORTED = {
     "template": "resource templates",
     "resource_set": "resource sets",
     "tag": "tags",
-    "date_expression": "date expressions in rules",
     "rsc_expression": "resource expressions in rules",
     "op_expression": "operation expressions in rules",
 }
