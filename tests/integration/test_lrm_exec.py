@@ -552,6 +552,65 @@ async def test_scope_unavailable_falls_back_to_a_process_group(env):
         await m.close()
 
 
+# ---- cts-exec generic tests, for every class this node runs without systemd --------------------
+def _class_rsc(env, cls, rid):
+    if cls == "ocf":
+        return dummy(env, rid)
+    if cls in ("lsb", "service"):
+        return ResourceSpec(rid, cls, None, "lsbtest", {})
+    return ResourceSpec(rid, "stonith", None, "fence_dummy", {"type": "file",
+                        "status_file": str(env["tmp"] / f"{rid}.power")})
+
+
+GENERIC_CLASSES = ["ocf", "lsb", "service"] + (["stonith"] if os.path.exists("/usr/sbin/fence_dummy") else [])
+
+
+@pytest.mark.parametrize("cls", GENERIC_CLASSES)
+async def test_generic_monitor_cancel_duplicate_and_stop_implies_cancel(lrm, env, cls):
+    rsc = _class_rsc(env, cls, f"{cls}_test_rsc")
+    if cls == "stonith":
+        (env["tmp"] / f"{rsc.id}.power").write_text("on")
+    _ok(await lrm.execute(rsc, OpRequest("start")))
+    # monitor, cancel; it is rescheduled until then and silent afterwards
+    _ok(await lrm.execute(rsc, OpRequest("monitor", interval_ms=300)))
+    await asyncio.sleep(0.7)
+    assert lrm.rec.results == []
+    assert lrm.cancel(rsc.id, "monitor", 300) is True
+    assert [r.describe() for r in lrm.rec.results] == [
+        f"rsc_id:{rsc.id} action:monitor rc:ok op_status:Cancelled"]
+    # duplicates merge into one op: one cancel removes them all
+    for _ in range(4):
+        _ok(await lrm.execute(rsc, OpRequest("monitor", interval_ms=300)))
+    assert lrm.recurring() == [(rsc.id, "monitor", 300)]
+    assert lrm.cancel(rsc.id, "monitor", 300) is True and lrm.cancel(rsc.id, "monitor", 300) is False
+    # stop implies cancel
+    _ok(await lrm.execute(rsc, OpRequest("monitor", interval_ms=300)))
+    _ok(await lrm.execute(rsc, OpRequest("stop")))
+    assert lrm.recurring() == []
+    n = len(lrm.rec.results)
+    assert lrm.rec.results[-1].status == "cancelled"
+    await asyncio.sleep(0.8)
+    assert len(lrm.rec.results) == n
+
+
+async def test_multi_class_start_stop_all(lrm, env):
+    """cts-exec multi_rsc_start_stop_all: one resource of every class, all at once."""
+    rscs = [_class_rsc(env, cls, f"multi_{cls}") for cls in ("ocf", "lsb") + (
+        ("stonith",) if "stonith" in GENERIC_CLASSES else ())]
+    for r in rscs:
+        if r.cls == "stonith":
+            (env["tmp"] / f"{r.id}.power").write_text("on")
+    for name in ("start", "monitor"):
+        got = await asyncio.gather(*(lrm.execute(r, OpRequest(name, interval_ms=300 if name == "monitor" else 0))
+                                     for r in rscs))
+        assert [(g.rc, g.status) for g in got] == [(0, "done")] * len(rscs), [g.describe() for g in got]
+    await asyncio.sleep(0.7)
+    assert all(lrm.cancel(r.id, "monitor", 300) for r in rscs)
+    got = await asyncio.gather(*(lrm.execute(r, OpRequest("stop")) for r in rscs))
+    assert [(g.rc, g.status) for g in got] == [(0, "done")] * len(rscs)
+    assert sorted(r.status for r in lrm.rec.results) == ["cancelled"] * len(rscs)
+
+
 # ---- output capture --------------------------------------------------------------------------
 async def test_output_is_captured_and_bounded(lrm, env):
     script = Path(env["ocf_root"]) / "resource.d" / "hatest" / "Chatty"

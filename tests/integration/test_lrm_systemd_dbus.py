@@ -300,3 +300,23 @@ def test_dropin_written_atomically(tmp_path):
     p = Path(tmp_path / "a.service.d" / "50-hadaemon.conf")
     assert p.read_text().endswith("[Service]\nRestart=no\n")
     assert [x.name for x in p.parent.iterdir()] == ["50-hadaemon.conf"]
+
+
+async def test_generic_monitor_cancel_duplicate_and_stop_implies_cancel(fake):
+    mgr, lrm, _ = fake
+    mgr.add("pacemaker-cts-dummyd@3.service")
+    rsc = ResourceSpec("systemd_test_rsc", "systemd", None, "pacemaker-cts-dummyd@3", {})
+    assert _rc(await lrm.execute(rsc, OpRequest("start"))) == (0, "done")
+    assert _rc(await lrm.execute(rsc, OpRequest("monitor", interval_ms=300))) == (0, "done")
+    await asyncio.sleep(0.7)
+    assert lrm.results == []
+    assert lrm.cancel(rsc.id, "monitor", 300) is True
+    assert [r.describe() for r in lrm.results] == ["rsc_id:systemd_test_rsc action:monitor rc:ok op_status:Cancelled"]
+    for _ in range(3):
+        assert _rc(await lrm.execute(rsc, OpRequest("monitor", interval_ms=300))) == (0, "done")
+    assert lrm.recurring() == [(rsc.id, "monitor", 300)]
+    assert _rc(await lrm.execute(rsc, OpRequest("stop"))) == (0, "done")
+    assert lrm.recurring() == [] and lrm.results[-1].status == "cancelled"
+    n = len(lrm.results)
+    await asyncio.sleep(0.7)
+    assert len(lrm.results) == n
