@@ -5,7 +5,14 @@ For each cluster size (default 3 and 16 nodes; keepalive 100ms, deadtime 500ms) 
 daemon per node (with its D-Bus export, as in production), measures each daemon's CPU% and RSS over a
 quiet window from /proc/PID/stat and /proc/PID/status, then cuts one node's link repeatedly and takes,
 for every other node, the time from the cut to that node's "is dead" event (its log timestamp).
-Needs root. Ends with `RESULT ...` for the largest cluster.
+Then (--flood SECONDS, default 8; 0 skips it) the attack of issue 13: 3 nodes at keepalive 200ms /
+deadtime 1s and an attacker namespace on the link flooding node1 as fast as two processes send, first
+with one captured genuine packet replayed, then with random datagrams (half of them with the protocol's
+header, so each costs a digest). For each: the attacker's rate, what node1 dropped, the kernel's receive
+buffer overflows in node1's namespace, the gaps between consecutive heartbeats accepted by every
+receiver (from the daemons' debug logs; p99 and max) and the false deaths (any node declared dead).
+A quiet window of the same length gives the baseline gaps.
+Needs root. Ends with `RESULT ...` for the largest cluster, plus the flood figures.
 """
 import argparse
 import os
@@ -18,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hadaemon.testing.flood import capture_payloads, flood, heartbeat_gaps  # noqa: E402
+from hadaemon.testing.flood import log_events as state_events  # noqa: E402
 from hadaemon.testing.heartbeat import HeartbeatCluster  # noqa: E402
 from hadaemon.testing.netns import Cluster  # noqa: E402
 from hadaemon.testing.procs import wait_until  # noqa: E402
@@ -107,17 +116,69 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms"):
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts}
 
 
+def _rcvbuf_errors(c, node):
+    from hadaemon.testing.procs import run_cmd
+
+    cp = run_cmd(["ip", "netns", "exec", c.netns(node), "nstat", "-az", "UdpRcvbufErrors"], check=False)
+    for line in cp.stdout.splitlines():
+        if line.startswith("UdpRcvbufErrors"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_flood(seconds, procs=2):
+    """Quiet window, replay flood, random flood on a 3-node cluster; figures per phase."""
+    nodes = ["node1", "node2", "node3"]
+    phases = {}
+    with Cluster(nodes, client=True) as c:
+        hb = HeartbeatCluster(c, keepalive="200ms", deadtime="1", initdead="3")
+        for n in nodes:
+            hb.write_config(n, extra=[f"debugfile {hb.dir(n) / 'debug.log'}"])
+        hb.start_all()
+        for n in nodes:
+            hb.wait_states(n, {x: "up" for x in nodes}, timeout=30)
+        genuine = [p for p in capture_payloads(c, "node1", "node2", 0.8) if p[:2] == b"HD"][:1]
+        time.sleep(1.0)
+        for phase in ("quiet", "replay", "random"):
+            before, buf0 = hb.props("node1")["DropCounters"], _rcvbuf_errors(c, "node1")
+            t0 = time.time()
+            if phase == "quiet":
+                time.sleep(seconds)
+                sent, took = 0, seconds
+            else:
+                sent, took = flood(c, "client", phase, c.addr("node1"), seconds, genuine, procs=procs)
+            t1 = time.time()
+            time.sleep(1.5)   # a death caused by the flood shows up within deadtime after it
+            after = hb.props("node1")["DropCounters"]
+            gaps = []
+            for n in nodes:
+                text = (hb.dir(n) / "debug.log").read_text(errors="replace")
+                for g in heartbeat_gaps(text, t0, t1).values():
+                    gaps += g
+            dead = [(o, x) for o in nodes for t, x, st in state_events(hb.procs[o].output(), t0)
+                    if st == "dead" and t <= t1 + 1.5]
+            phases[phase] = {
+                "sent": sent, "rate": sent / took if took else 0.0,
+                "dropped": {k: after[k] - before[k] for k in after if after[k] != before[k]},
+                "rcvbuf_errors": _rcvbuf_errors(c, "node1") - buf0,
+                "gap_p99_ms": 1000 * percentile(gaps, 99), "gap_max_ms": 1000 * max(gaps, default=float("nan")),
+                "gaps": len(gaps), "false_deaths": len(dead), "dead": dead}
+    return phases
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="3,16", help="cluster sizes, comma separated (default 3,16)")
     ap.add_argument("--cuts", type=int, default=20, help="link cuts per size (default 20)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds of steady state for CPU%% (default 10)")
+    ap.add_argument("--flood", type=float, default=8.0, help="seconds of each flood (default 8; 0: no flood)")
+    ap.add_argument("--flood-procs", type=int, default=2, help="attacker processes sending (default 2)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/heartbeat.py: needs root (network namespaces)", file=sys.stderr)
         return 2
     results = []
-    for n in [int(x) for x in args.sizes.split(",")]:
+    for n in [int(x) for x in args.sizes.split(",") if x.strip()]:
         print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
         res = run_size(n, args.cuts, args.window)
         lat = res["latencies"]
@@ -130,9 +191,28 @@ def main(argv=None):
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
         results.append(res)
-    last = results[-1]
-    print(f"RESULT nodes={last['n']} detect_median_ms={last['median']:.0f} detect_p99_ms={last['p99']:.0f} "
-          f"cpu_pct={last['cpu_mean']:.2f} rss_mb={last['rss_max']:.1f}")
+    fields = []
+    if results:
+        last = results[-1]
+        fields += [f"nodes={last['n']}", f"detect_median_ms={last['median']:.0f}", f"detect_p99_ms={last['p99']:.0f}",
+                   f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}"]
+    if args.flood > 0:
+        print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
+              f"({args.flood_procs} sending processes)",
+              flush=True)
+        ph = run_flood(args.flood, args.flood_procs)
+        for name, f in ph.items():
+            print(f"  {name:6s}: attacker {f['sent']} datagrams ({f['rate']:.0f}/s); node1 dropped {f['dropped']}; "
+                  f"kernel UdpRcvbufErrors +{f['rcvbuf_errors']}; heartbeat gaps at the receivers over "
+                  f"{f['gaps']} heartbeats: p99 {f['gap_p99_ms']:.0f} ms, max {f['gap_max_ms']:.0f} ms; "
+                  f"false deaths {f['false_deaths']} {f['dead'] or ''}", flush=True)
+        fields += [f"flood_replay_rate={ph['replay']['rate']:.0f}", f"flood_random_rate={ph['random']['rate']:.0f}",
+                   f"quiet_gap_p99_ms={ph['quiet']['gap_p99_ms']:.0f}",
+                   f"flood_replay_gap_p99_ms={ph['replay']['gap_p99_ms']:.0f}",
+                   f"flood_random_gap_p99_ms={ph['random']['gap_p99_ms']:.0f}",
+                   f"flood_gap_max_ms={max(ph['replay']['gap_max_ms'], ph['random']['gap_max_ms']):.0f}",
+                   f"flood_false_deaths={ph['replay']['false_deaths'] + ph['random']['false_deaths']}"]
+    print("RESULT " + " ".join(fields))
     return 0
 
 
