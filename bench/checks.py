@@ -1,9 +1,11 @@
 """Health-check throughput: N real servers on loopback (one HTTP listener each, in a separate process),
 checkinterval 1 s, http negotiate; checks/s, checker CPU% and RSS, all up and half hung; plus what
-ldirectord's sequential loop would take for the same table.
+ldirectord's sequential loop would take for the same table. Then the storm: the whole ha-ldirectord
+daemon (nft backend, D-Bus on a private bus or --no-dbus) with half of its reals flapping on every check.
 
-    .venv/bin/python bench/checks.py              # 1,000 and 10,000 reals
+    .venv/bin/python bench/checks.py              # 1,000 and 10,000 reals, then storms at 1,000 and 5,000
     .venv/bin/python bench/checks.py --reals 10000 --workers 2 --seconds 10
+    .venv/bin/python bench/checks.py --storm-only --storm-reals 5000
 """
 
 from __future__ import annotations
@@ -271,6 +273,257 @@ def lwp_latency(n_checks: int) -> float | None:
     return float(p.stdout) if p.returncode == 0 else None
 
 
+# ---- the storm: the daemon with half its reals flapping on every check ------------------------------
+
+def _serve_storm(n: int) -> None:
+    """Like _serve, but a real whose address ends in an even octet (odd index: half of them) flaps:
+    its /.test.html answers OK and NO on alternate requests, so with failurecount=1 it changes state on
+    every check. Arrival times of the healthy reals' checks are kept: `MARK` on stdin starts the
+    window, `REPORT` prints the largest and the p99 gap between two checks of one healthy real."""
+    import selectors
+    import socket
+    sel = selectors.DefaultSelector()
+    ok = RESPONSE
+    no = RESPONSE.replace(b"OK\n", b"NO\n")
+    toggle: dict = {}
+    last: dict = {}
+    gaps: list = []
+    window = {"on": False, "start": 0.0}
+
+    def on_accept(lsock):
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            addr, port = conn.getsockname()
+            key = (addr, port)
+            try:
+                conn.recv(4096, socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            if int(addr.rsplit(".", 1)[1]) % 2 == 0:
+                t = toggle[key] = not toggle.get(key, False)
+                out = ok if t else no
+            else:
+                out = ok
+                now = time.monotonic()
+                prev = last.get(key)
+                if window["on"] and prev is not None and prev >= window["start"]:
+                    gaps.append(now - prev)
+                last[key] = now
+            try:
+                conn.send(out)
+            except OSError:
+                pass
+            conn.close()
+
+    for port in sorted({real_addr(i)[1] for i in range(n)}):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+        ls.bind(("0.0.0.0", port))               # only inside the private namespace
+        ls.listen(4096)
+        ls.setblocking(False)
+        sel.register(ls, selectors.EVENT_READ, ls)
+    sel.register(sys.stdin, selectors.EVENT_READ, None)
+    print("READY", flush=True)
+    while True:
+        for key, _ in sel.select():
+            if key.data is not None:
+                on_accept(key.data)
+                continue
+            line = sys.stdin.readline().strip()
+            if line == "MARK":
+                window["on"], window["start"] = True, time.monotonic()
+            elif line == "REPORT":
+                now = time.monotonic()
+                # a healthy real not checked since: its open gap counts too
+                tail = [now - t for t in last.values() if t >= window["start"]]
+                allg = sorted(gaps + tail)
+                print(json.dumps({"gap_max": allg[-1] if allg else None,
+                                  "gap_p99": allg[int(len(allg) * 0.99)] if allg else None,
+                                  "gaps": len(gaps)}), flush=True)
+            else:
+                return
+
+
+def _dbus_reader(address: str, seconds: float, interval: float) -> None:
+    """A D-Bus client reading RealServers every `interval` s; prints the call latencies (ms) as JSON.
+    The latency is the daemon's and the bus's: request sent -> whole reply received. The reply body is
+    not decoded in the loop (dbus-next's pure-Python unmarshaller alone takes tens of ms for 5,000 rows,
+    which would measure this client); the last reply is decoded once to count the rows."""
+    import socket
+    import struct as st
+
+    from hadaemon.bus.dbusnext import Message, MessageBus
+
+    async def rows_once() -> int:
+        bus = await MessageBus(bus_address=address).connect()
+        try:
+            reply = await bus.call(Message(destination="org.hadaemon.Director1", path="/org/hadaemon/Director1",
+                                           interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
+                                           body=["org.hadaemon.Director1", "RealServers"]))
+            return len(reply.body[0].value) if reply.body else -1
+        finally:
+            bus.disconnect()
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(address.split("path=", 1)[1].split(",")[0])
+    sock.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
+    assert sock.recv(4096).startswith(b"OK")
+    sock.sendall(b"BEGIN\r\n")
+    buf = bytearray()
+
+    def read_message():
+        while True:
+            if len(buf) >= 16:
+                body_len, _serial, fields_len = st.unpack_from("<III", buf, 4)
+                total = 16 + fields_len + (-fields_len % 8) + body_len
+                if len(buf) >= total:
+                    msg = bytes(buf[:total])
+                    del buf[:total]
+                    return msg
+            data = sock.recv(1 << 20)
+            if not data:
+                raise EOFError("bus closed")
+            buf.extend(data)
+
+    def call(msg: Message) -> bytes:
+        sock.sendall(msg._marshall())
+        while True:
+            m = read_message()
+            if m[1] in (2, 3):              # METHOD_RETURN / ERROR (signals are skipped)
+                return m
+
+    call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                 member="Hello", serial=1))
+    lat, errors, serial = [], 0, 1
+    end = time.monotonic() + seconds
+    sock.settimeout(10)
+    while time.monotonic() < end:
+        serial += 1
+        t0 = time.monotonic()
+        try:
+            m = call(Message(destination="org.hadaemon.Director1", path="/org/hadaemon/Director1",
+                             interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
+                             body=["org.hadaemon.Director1", "RealServers"], serial=serial))
+            if m[1] != 2:
+                errors += 1
+        except OSError:
+            errors += 1
+        lat.append(1000 * (time.monotonic() - t0))
+        time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+    sock.close()
+    print(json.dumps({"lat": lat, "errors": errors, "rows": asyncio.run(rows_once())}), flush=True)
+
+
+def storm_config(n: int) -> str:
+    lines = ["checktimeout=1", "checkinterval=1", "failurecount=1", "quiescent=yes", "virtual=10.255.0.1:80"]
+    lines += [f"\treal={h}:{p} gate" for h, p in (real_addr(i) for i in range(n))]
+    lines += ['\trequest=".test.html"', '\treceive="OK"', "\tservice=http", "\tscheduler=wrr", ""]
+    return "\n".join(lines)
+
+
+def _vmhwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -> dict:
+    """One storm: servers, (a private bus,) the daemon, a reader every 100 ms, three SIGHUPs."""
+    import signal
+    import tempfile
+    cfg = os.path.join(workdir, f"storm{n}.cf")
+    with open(cfg, "w") as f:
+        f.write(storm_config(n))
+    logpath = os.path.join(workdir, f"storm{n}-{'dbus' if dbus else 'nodbus'}.log")
+    srv = subprocess.Popen([sys.executable, __file__, "--serve-storm", str(n)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    assert srv.stdout.readline().strip() == "READY"
+    bus = None
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        if dbus:
+            from hadaemon.testing.dbus import PrivateBus
+            bus = PrivateBus(workdir=Path(tempfile.mkdtemp(dir=workdir))).start()
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        with open(logpath, "wb") as log:
+            d = subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", logpath + ".prof"] if os.environ.get("STORM_PROFILE") else []), "-m", "hadaemon.daemons.director", "--backend", "nft",
+                                  *([] if dbus else ["--no-dbus"]), cfg], stdout=log, stderr=log, env=env,
+                                 cwd=str(ROOT))
+        try:
+            deadline = time.monotonic() + 120
+            while b"started:" not in open(logpath, "rb").read() and time.monotonic() < deadline:
+                if d.poll() is not None:
+                    raise SystemExit(f"director exited: {open(logpath).read()[-2000:]}")
+                time.sleep(0.2)
+            time.sleep(warmup)
+            reader = None
+            if dbus:
+                reader = subprocess.Popen([sys.executable, __file__, "--dbus-reader", bus.address, str(seconds)],
+                                          stdout=subprocess.PIPE, text=True, env=env)
+            srv.stdin.write("MARK\n")
+            srv.stdin.flush()
+            size0 = os.path.getsize(logpath)
+            t0 = time.monotonic()
+            hups = []
+            for k in range(3):                        # SIGHUPs spread over the window
+                time.sleep(seconds / 4)
+                before = open(logpath, "rb").read().count(b"reloaded ")
+                with open(cfg, "a") as f:
+                    f.write(f"# reload {k}\n")
+                h0 = time.monotonic()
+                d.send_signal(signal.SIGHUP)
+                while open(logpath, "rb").read().count(b"reloaded ") == before and time.monotonic() - h0 < 120:
+                    time.sleep(0.02)
+                hups.append(time.monotonic() - h0)
+            time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+            srv.stdin.write("REPORT\n")
+            srv.stdin.flush()
+            gaps = json.loads(srv.stdout.readline())
+            window = time.monotonic() - t0
+            with open(logpath, "rb") as f:
+                f.seek(size0)
+                tail = f.read()
+            changes = tail.count(b" is down (") + tail.count(b" is up (")
+            rss = _vmhwm_mb(d.pid)
+            cpu = proc_cpu(d.pid)
+            lat = {"lat": [], "errors": 0, "rows": 0}
+            if reader is not None:
+                lat = json.loads(reader.communicate(timeout=seconds + 60)[0])
+        finally:
+            d.send_signal(signal.SIGTERM)
+            try:
+                d.wait(60)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+    finally:
+        stop(srv)
+        if bus is not None:
+            bus.close()
+    lats = sorted(lat["lat"])
+    return {"reals": n, "dbus": dbus, "gap_max": gaps["gap_max"], "gap_p99": gaps["gap_p99"],
+            "changes_per_s": changes / window, "hup_max": max(hups), "hup_all": hups, "rss_mb": rss,
+            "cpu_s": cpu, "dbus_p50": lats[len(lats) // 2] if lats else None,
+            "dbus_p99": lats[int(len(lats) * 0.99)] if lats else None, "dbus_max": lats[-1] if lats else None,
+            "dbus_reads": len(lats), "dbus_errors": lat["errors"], "dbus_rows": lat["rows"], "log": logpath}
+
+
+def fmt_storm(r: dict) -> str:
+    d = (f"D-Bus RealServers read every 100 ms: p50 {r['dbus_p50']:.1f} ms p99 {r['dbus_p99']:.1f} ms "
+         f"max {r['dbus_max']:.1f} ms ({r['dbus_reads']} reads, {r['dbus_errors']} failed, {r['dbus_rows']} rows)"
+         if r["dbus"] else "no D-Bus")
+    return (f"storm {r['reals']:>5} reals ({'D-Bus' if r['dbus'] else '--no-dbus'}): "
+            f"{r['changes_per_s']:.0f} state changes/s; healthy reals' check gap max {r['gap_max']:.2f} s "
+            f"p99 {r['gap_p99']:.2f} s; SIGHUP to reloaded max {r['hup_max']:.2f} s "
+            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); peak RSS {r['rss_mb']:.0f} MB; {d}")
+
+
 # ---- driver ----------------------------------------------------------------------------------
 
 def start_servers(n: int, half_down: bool) -> subprocess.Popen:
@@ -337,9 +590,22 @@ def main() -> int:
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--half-down", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--check", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--storm-reals", type=int, nargs="*", default=[1000, 5000],
+                    help="storm runs (half the reals flap on every check), each with and without D-Bus")
+    ap.add_argument("--storm-seconds", type=float, default=20.0)
+    ap.add_argument("--storm-only", action="store_true", help="only the storm runs")
+    ap.add_argument("--serve-storm", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dbus-reader", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve_main(args.serve, args.half_down)
+        return 0
+    if args.serve_storm:
+        raise_nofile()
+        _serve_storm(args.serve_storm)
+        return 0
+    if args.dbus_reader:
+        _dbus_reader(args.dbus_reader[0], float(args.dbus_reader[1]), 0.1)
         return 0
     if args.check:
         check_main(args.check, args.workers[0], args.warmup, args.seconds, args.timeout)
@@ -352,6 +618,8 @@ def main() -> int:
         return subprocess.call(cmd)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     raise_nofile()
+    if args.storm_only:
+        return storms(args)
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} checktimeout={args.timeout:g}s "
           "checkinterval=1s, http negotiate GET /.test.html expecting OK; servers in their own process")
     results = {}
@@ -391,9 +659,32 @@ def main() -> int:
           "servers' process and other load)")
     best_w = max(args.workers, key=lambda w: results[(largest, False, w)]["checks_per_s"])
     up, half = results[(largest, False, best_w)], results[(largest, True, best_w)]
-    print(f"RESULT checks_per_s={up['checks_per_s']:.0f} checks_per_s_half_down={half['checks_per_s']:.0f} "
-          f"cpu_pct={up['cpu_pct']:.0f} rss_mb={up['rss_mb']:.1f} workers={best_w} reals={largest} "
-          f"us_per_check={cost:.0f} ldirectord_round_s={largest * per:.1f} load={up['load']:.1f}")
+    result = (f"checks_per_s={up['checks_per_s']:.0f} checks_per_s_half_down={half['checks_per_s']:.0f} "
+              f"cpu_pct={up['cpu_pct']:.0f} rss_mb={up['rss_mb']:.1f} workers={best_w} reals={largest} "
+              f"us_per_check={cost:.0f} ldirectord_round_s={largest * per:.1f} load={up['load']:.1f}")
+    return storms(args, result)
+
+
+def storms(args, result: str = "") -> int:
+    """The storm runs; the RESULT line's storm_* figures are the largest run with D-Bus."""
+    import tempfile
+    if not args.storm_reals:
+        print(f"RESULT {result}".strip())
+        return 0
+    workdir = tempfile.mkdtemp(prefix="hadaemon-storm-")
+    print(f"\nstorm: the ha-ldirectord daemon (nft backend in this namespace), checkinterval 1 s, failurecount 1, "
+          f"half the reals flap on every check, {args.storm_seconds:g} s window; logs in {workdir}", flush=True)
+    runs = {}
+    for n in args.storm_reals:
+        for dbus in (False, True):
+            r = runs[(n, dbus)] = run_storm(n, dbus, 8.0, args.storm_seconds, workdir)
+            print(fmt_storm(r) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
+    n = max(args.storm_reals)
+    big, nod = runs[(n, True)], runs[(n, False)]
+    print(f"RESULT {result} storm_reals={n} storm_gap_max_s={big['gap_max']:.2f} "
+          f"storm_dbus_p99_ms={big['dbus_p99']:.1f} storm_rss_mb={big['rss_mb']:.0f} "
+          f"storm_hup_max_s={big['hup_max']:.2f} storm_gap_max_s_nodbus={nod['gap_max']:.2f} "
+          f"storm_rss_mb_nodbus={nod['rss_mb']:.0f} storm_changes_per_s={big['changes_per_s']:.0f}".replace("  ", " "))
     return 0
 
 

@@ -483,13 +483,13 @@ class Director:
         entry = self.current.get(skey)
         return entry.dests[dkey].weight if entry and dkey in entry.dests else -1
 
-    def real_state(self, v, r) -> str:
+    def real_state(self, v, r, keys: Tuple[str, str] | None = None) -> str:
         h = self.health.get((v.key, r.key))
         if h.maintenance:
             return "maintenance"
         if h.held is not None:
             return "flapping"
-        if self.overrides.get((virtual_service(v).key, dest_key(v, r))) == 0:
+        if self.overrides and self.overrides.get(keys or self._keys(v, r)) == 0:
             return "drained" if h.up else "down"
         return "up" if h.up else "down"
 
@@ -497,23 +497,39 @@ class Director:
         """(virtual, real, method, health, weight, configured weight, last ok, last detail, last time,
         overridden) for every real server and the fallback (health "fallback")."""
         rows = []
+        reals = self.health.reals
+        overrides = self.overrides
         for v in self.config.virtuals:
-            skey = virtual_service(v).key
             seen = set()
+            entry = None
             for r in v.reals:
-                dkey = dest_key(v, r)
+                skey, dkey = keys = self._keys(v, r)
                 if dkey in seen:
                     continue
                 seen.add(dkey)
-                h = self.health.get((v.key, r.key))
-                rows.append((skey, dkey, r.method, self.real_state(v, r), self._weight(skey, dkey), r.weight,
-                             bool(h.last_ok), h.last_detail or "", float(h.last_time or 0.0),
-                             (skey, dkey) in self.overrides))
+                if entry is None:
+                    entry = self.current.get(skey)
+                    dests = entry.dests if entry is not None else {}
+                h = reals.get((v.key, r.key))
+                if h is None:
+                    h = self.health.get((v.key, r.key))
+                if h.maintenance:
+                    state = "maintenance"
+                elif h.held is not None:
+                    state = "flapping"
+                elif overrides and overrides.get(keys) == 0:
+                    state = "drained" if h.up else "down"
+                else:
+                    state = "up" if h.up else "down"
+                d = dests.get(dkey)
+                rows.append((skey, dkey, r.method, state, d.weight if d is not None else -1, r.weight,
+                             bool(h.last_ok), h.last_detail or "", float(h.last_time or 0.0), keys in overrides))
             fb = self.config.fallback_for(v)
-            if fb is not None and dest_key(v, fb) not in seen:
-                dkey = dest_key(v, fb)
-                rows.append((skey, dkey, fb.method, "fallback", self._weight(skey, dkey), fb.weight,
-                             True, "", 0.0, False))
+            if fb is not None:
+                skey, dkey = self._keys(v, fb)
+                if dkey not in seen:
+                    rows.append((skey, dkey, fb.method, "fallback", self._weight(skey, dkey), fb.weight,
+                                 True, "", 0.0, False))
         return rows
 
     def virtual_rows(self) -> List[tuple]:

@@ -119,6 +119,9 @@ class EmailAlerts:
         v = self._virtual(event.pair[0])
         if v is None or not isinstance(event, (RealUp, RealDown)):
             return None
+        if not (v.emailalert or self.config.globals.emailalert):
+            self.pending.pop(event.pair, None)
+            return None          # no alerts for this virtual: nothing to look up (events come by thousands)
         real = next((r for r in v.reals if r.key == event.pair[1]), None)
         freq = v.emailalertfreq if v.emailalertfreq is not None else self.config.globals.emailalertfreq
         if isinstance(event, RealDown) and freq:

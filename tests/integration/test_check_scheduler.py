@@ -231,3 +231,18 @@ virtual=192.168.18.100:80
         await asyncio.wait_for(task, 5)
         sa.close()
         sb.close()
+
+
+def test_reload_keeps_the_cadence_of_checks_that_stay():
+    """A reload does not reset when kept reals are checked next (it used to spread every check over the
+    interval again: a real checked just before a reload waited up to two intervals); new reals are spread."""
+    reals = "".join(f"\treal=127.0.0.{i}:80 gate\n" for i in range(1, 30))
+    c = parse_config(f"checkinterval=1\nvirtual=10.9.0.1:80\n{reals}\tservice=http\n", "x.cf")
+    sched = CheckScheduler(make_plan(c), lambda *a: None)
+    before = {ident: due for due, _, ident, _ in sched._heap}
+    c2 = parse_config(f"checkinterval=1\nvirtual=10.9.0.1:80\n{reals}\treal=127.0.0.99:80 gate\n\tservice=http\n",
+                      "x.cf")
+    sched.reload(make_plan(c2))
+    after = {ident: due for due, _, ident, _ in sched._heap}
+    assert {i: after[i] for i in before} == before
+    assert len(after) == len(before) + 1

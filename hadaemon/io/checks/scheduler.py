@@ -73,6 +73,7 @@ class CheckScheduler:
         self._loop = None
         self._timer = None
         self._specs: Dict[Tuple[str, str], tuple] = {}
+        self._inflight: Dict[str, Tuple[float, float]] = {}    # ident -> (due, interval) of a running check
         self.checks_done = 0
         self.plan = plan
         self._schedule_all(time.monotonic())
@@ -87,26 +88,40 @@ class CheckScheduler:
             kind = self._kinds[pair] = check_kind(self.plan.targets[pair], RealHealth())
             return kind
 
-    def _schedule_all(self, now: float) -> None:
+    def _schedule_all(self, now: float, keep: Dict[str, float] | None = None) -> None:
+        """Schedule every check of the plan: first runs spread over the interval; with `keep`
+        (ident -> next due time, after a reload) a check that stays keeps its cadence."""
         self._gen += 1
         self._heap = []
         self._specs = {}
         self._kinds: Dict[Pair, str | None] = {}
+        self._inflight = {}
         self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()
                              if self.shards == 1 or shard_of(self.plan.identity[pair], self.shards) == self.shard}
+        keep = keep or {}
         for ident, pairs in self.plan.groups.items():
             if self.shards > 1 and shard_of(ident, self.shards) != self.shard:
                 continue
             interval = self.plan.targets[pairs[0]].virtual.checkinterval
-            offset = (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
-            self._push(now + offset, ident)
+            due = keep.get(ident)
+            if due is None or due > now + interval:
+                due = now + (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
+            self._push(due, ident)
         if getattr(self, "_loop", None) is not None:
             self._arm()
 
     def reload(self, plan: Plan) -> None:
-        """Switch to a new plan (after a config reload); in-flight checks of the old one are dropped."""
+        """Switch to a new plan (after a config reload). Checks that stay keep their cadence (the next
+        one when it was due; one in flight: an interval after it started); results of checks in flight
+        are dropped."""
+        keep: Dict[str, float] = {}
+        for due, _, ident, gen in self._heap:
+            if gen == self._gen:
+                keep[ident] = due
+        for ident, (due, interval) in self._inflight.items():
+            keep.setdefault(ident, due + interval)
         self.plan = plan
-        self._schedule_all(time.monotonic())
+        self._schedule_all(time.monotonic(), keep)
 
     def _push(self, due: float, ident: str) -> None:
         self._seq += 1
@@ -194,6 +209,7 @@ class CheckScheduler:
                 probe = probe_for(spec) if self._prober is not None else None
                 entry = self._specs[key] = (ident, pair, kind, spec, probe, t.virtual.checkinterval)
             self._active += 1
+            self._inflight[ident] = (due, entry[5])
             if entry[4] is not None:
                 self._prober.start(entry[4], (entry, gen, due))
             else:
@@ -214,6 +230,7 @@ class CheckScheduler:
             return
         self._active -= 1
         if gen == self._gen:
+            self._inflight.pop(entry[0], None)
             self._pending.append(Result(entry[1], entry[2], ok, detail, duration))
             self.checks_done += 1
             self._reschedule(entry[0], gen, due, entry[5])
@@ -231,6 +248,8 @@ class CheckScheduler:
             log.exception("check of %s failed unexpectedly", pair[1])
         finally:
             self._active -= 1
+            if gen == self._gen:
+                self._inflight.pop(ident, None)
             self._reschedule(ident, gen, due, interval)
 
     def _reschedule(self, ident: str, gen: int, due: float, interval: float | None = None) -> None:
