@@ -114,8 +114,9 @@ def test_promotable_and_master_load(tag, meta):
 
 
 @pytest.mark.parametrize("inner,message", [
-    ('<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group>',
-     "cloned groups are not supported"),
+    ('<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>'
+     '<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group>',
+     "promotable cloned groups are not supported"),
     ('', "has nothing to clone"),
 ])
 def test_clone_refusals_name_the_line(inner, message):

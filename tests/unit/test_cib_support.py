@@ -91,7 +91,10 @@ CLONES = {
                    '</meta_attributes>\n<primitive id="cp" class="ocf" provider="heartbeat" type="Dummy"/></clone>',
                    "promotable" if "promotable" in UNSUPPORTED else None),
     "a cloned group": ('<clone id="cl">\n<group id="cg"><primitive id="cp" class="ocf" provider="heartbeat" '
-                       'type="Dummy"/></group></clone>', "cloned group"),
+                       'type="Dummy"/></group></clone>', None),
+    "a promotable cloned group": ('<clone id="cl"><meta_attributes id="cm"><nvpair id="cm1" name="promotable" '
+                                  'value="true"/></meta_attributes>\n<group id="cg"><primitive id="cp" class="ocf" '
+                                  'provider="heartbeat" type="Dummy"/></group></clone>', "promotable cloned group"),
     "nothing to clone": ('<clone id="cl">\n<meta_attributes id="cm"/></clone>', "nothing to clone"),
     "two resources": ('<clone id="cl"><primitive id="c1" class="ocf" provider="heartbeat" type="Dummy"/>\n'
                       '<primitive id="c2" class="ocf" provider="heartbeat" type="Dummy"/></clone>', "more than one"),

@@ -142,8 +142,19 @@ S["ticket_standby_promoted"] = lambda: tickets(cib(
     constraints=['<rsc_ticket id="t" rsc="ms" rsc-role="Master" ticket="tA" loss-policy="demote"/>'],
     status=[node_state("node1", promoted("st"), attrs={"master-st": "10"}),
             node_state("node2", unpromoted("st"), attrs={"master-st": "5"})]), tA="standby")
+S["cloned_group_fresh"] = lambda: cib(
+    resources=[clone("gc", '<group id="g">' + primitive("a") + primitive("b") + "</group>")])
+S["cloned_group_one_running"] = lambda: cib(
+    nodes=N3, resources=[clone("gc", '<group id="g">' + primitive("a") + primitive("b") + "</group>",
+                               {"clone-max": "2"})],
+    constraints=[ban("gc", "node1")],
+    status=[node_state("node1", running("a"), running("b")), node_state("node2", stopped("a"), stopped("b")),
+            node_state("node3", stopped("a"), stopped("b"))])
 
 EXPECTED = {
+    "cloned_group_fresh": ["Start a:0 (node1)", "Start a:1 (node2)", "Start b:0 (node1)", "Start b:1 (node2)"],
+    "cloned_group_one_running": ["Move a:0 (node1 -> node3)", "Move b:0 (node1 -> node3)", "Start a:1 (node2)",
+                                 "Start b:1 (node2)"],
     "anon_clone_max": ["Start ping:1 (node1)"],
     "anon_fresh": ["Start ping:0 (node1)", "Start ping:1 (node2)", "Start ping:2 (node3)"],
     "anon_offline_node": [],

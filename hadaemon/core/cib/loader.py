@@ -220,8 +220,8 @@ class _Loader:
                 raise self.err(c, "a clone inside a clone is not allowed")
         if child is None:
             raise self.err(el, f"clone '{cid}' has nothing to clone (a primitive or a group)")
-        if isinstance(child, Group):
-            raise self.err(el, f"clone '{cid}' clones a group: cloned groups are not supported")
+        if isinstance(child, Group) and promotable:
+            raise self.err(el, f"clone '{cid}' clones a group: promotable cloned groups are not supported")
         return Clone(cid, child, meta, self.nvsets(el, ("instance_attributes",)), promotable, el.line)
 
     def location(self, el: Element) -> Location:

@@ -271,18 +271,22 @@ class _Checker:
 
     def check_clone(self, clone: Element):
         """A clone (or <master>) as the scheduler takes it: one primitive; promotable ones only when the
-        support table no longer lists them; cloned groups not yet."""
+        support table no longer lists them; cloned groups, except promotable ones."""
         cid = clone.get("id", "")
         self.resources[cid] = clone
         cloned = []
+        promotable = clone.tag == "master" or any(
+            nv.get("name") == "promotable" and (nv.get("value") or "").strip().lower() in TRUE_WORDS
+            for nv in _nvpairs(clone, "meta_attributes"))
         for child in clone.children:
             if child.tag == "primitive":
                 cloned.append(child)
                 self.check_primitive(child)
             elif child.tag == "group":
                 cloned.append(child)
-                self.error(clone, f"clone '{cid}' clones group '{child.get('id')}': cloned groups are not"
-                                  " implemented yet")
+                if promotable:
+                    self.error(clone, f"clone '{cid}' clones group '{child.get('id')}': promotable cloned groups"
+                                      " are not implemented yet")
                 self.check_group(child)
             elif child.tag == "clone":
                 self.error(child, f"clone '{child.get('id')}' inside clone '{cid}': clones cannot be nested")
@@ -292,9 +296,6 @@ class _Checker:
             self.error(clone, f"clone '{cid}' has nothing to clone (a primitive)")
         for extra in cloned[1:]:
             self.error(extra, f"clone '{cid}' has more than one resource to clone")
-        promotable = clone.tag == "master" or any(
-            nv.get("name") == "promotable" and (nv.get("value") or "").strip().lower() in TRUE_WORDS
-            for nv in _nvpairs(clone, "meta_attributes"))
         if promotable and "promotable" in UNSUPPORTED:
             self.error(clone, f"clone '{cid}' is promotable: {UNSUPPORTED['promotable']} are not implemented yet")
         self.check_meta(clone)

@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNKNOWN, WNode
+from hadaemon.core.policy.working import leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, WNode
 
 # ordering flags
 IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
@@ -411,9 +411,8 @@ def _probe_targets(ws: WorkingSet, node: WNode):
         if c is None or c.unique:
             yield r
             continue
-        if r is not c.instances[0]:
-            continue
-        if node.uname in c.known_on:
+        first = c.instances[0]
+        if r is not (first.members[0] if first.is_group else first):
             continue
         pick = None
         for inst in c.instances:
@@ -425,7 +424,8 @@ def _probe_targets(ws: WorkingSet, node: WNode):
                 if inst.assigned is node:
                     pick = inst
                     break
-        yield pick if pick is not None else c.instances[0]
+        pick = pick if pick is not None else first
+        yield from (pick.members if pick.is_group else [pick])
 
 
 def _op_role_matches(r, role: str | None) -> bool:
@@ -488,10 +488,15 @@ def create_group_actions(p: Planner, g) -> None:
 
 def create_clone_actions(p: Planner, c) -> None:
     """Instances' actions, then the clone's pseudo-actions (pcmk__create_instance_actions)."""
-    for r in c.instances:
-        create_primitive_actions(p, r)
+    for inst in c.instances:
+        if inst.is_group:
+            for m in inst.members:
+                create_primitive_actions(p, m)
+            create_group_actions(p, inst)
+        else:
+            create_primitive_actions(p, inst)
     starting = stopping = active = False
-    for r in c.instances:
+    for r in leaves(c):
         active = active or bool(r.running_on)
         for a in p.rsc_actions(r.id, "start"):
             starting = starting or (not a.optional and a.runnable)
@@ -526,11 +531,11 @@ def clone_constraints(p: Planner, c) -> None:
     last = None
     for r in sorted(c.instances, key=lambda x: _instance_number(x)):
         _order_tasks(p, c, "start", r, "start", RUNNABLE_LEFT | IMPLIES_FIRST)
-        for a in p.rsc_actions(r.id, "start"):
+        for a in p.rsc_actions(r.id, "running" if r.is_group else "start"):
             p.order(a, running, IMPLIES_THEN | COLLECTIVE)
             p.collective.setdefault(running.id, []).append(a)
         _order_tasks(p, c, "stop", r, "stop", IMPLIES_FIRST)
-        for a in p.rsc_actions(r.id, "stop"):
+        for a in p.rsc_actions(r.id, "stopped" if r.is_group else "stop"):
             p.order(a, stopped, IMPLIES_THEN | COLLECTIVE)
             p.collective.setdefault(stopped.id, []).append(a)
         if c.ordered and last is not None:
@@ -684,11 +689,13 @@ def _interleave_order(p: Planner, first, ftask: str, then, ttask: str, flags: in
                     break
         if f is None:
             if not current and flags & (RUNNABLE_LEFT | IMPLIES_THEN):
-                for a in p.rsc_actions(t.id, ttask):
-                    a.runnable = False
+                for x in ([t] + (t.members if t.is_group else [])):
+                    for a in p.rsc_actions(x.id, ttask):
+                        a.runnable = False
             continue
-        fa = [a for a in p.rsc_actions(f.id, ftask) if node is None or a.node == node.uname]
-        ta = [a for a in p.rsc_actions(t.id, ttask) if node is None or a.node == node.uname]
+        fname = _COMPLETED.get(ftask, ftask) if f.is_group else ftask
+        fa = [a for a in p.rsc_actions(f.id, fname) if node is None or a.node in (None, node.uname)]
+        ta = [a for a in p.rsc_actions(t.id, ttask) if node is None or a.node in (None, node.uname)]
         for x in fa[:1]:
             for y in ta[:1]:
                 p.order(x, y, flags)

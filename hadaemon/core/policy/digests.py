@@ -21,8 +21,16 @@ def _configured(r, task: str, interval_ms: int) -> Op | None:
 
 def _params(ws: WorkingSet, r, node, op: Op | None, interval_ms: int) -> Dict[str, str]:
     params = resolve_sets(r.prim.instance_sets, node.attrs)
+    # a group's and a clone's instance attributes are inherited (never overriding the member's)
+    parents = []
     if r.group is not None:
-        pass
+        parents.append(r.group.clone.group_cfg if r.group.clone is not None else ws.cib.find(r.group.id))
+    if r.clone is not None:
+        parents.append(ws.cib.find(r.clone.id))
+    for cfg in parents:
+        if cfg is not None:
+            for k, v in resolve_sets(cfg.instance_sets, node.attrs).items():
+                params.setdefault(k, v)
     if op is not None:
         for k, v in resolve_sets(op.instance_sets, node.attrs).items():
             params[k] = v

@@ -8,7 +8,7 @@ from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 from hadaemon.core.policy.unpack import WorkingSet, failcount
 from hadaemon.core.policy.working import (
-    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode, role_from_text,
+    leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode, role_from_text,
 )
 
 PRIMITIVE_STAGE = "pcmk__primitive_assign"
@@ -21,8 +21,14 @@ def _rsc_location(ws: WorkingSet, rsc, scores: Dict[str, int]) -> None:
     """Apply node scores to a resource; a colocated group passes real scores to its first member only."""
     if not scores:
         return
+    if rsc.is_clone:
+        for uname, score in scores.items():
+            rsc.allowed[uname] = add_scores(rsc.allowed[uname], score) if uname in rsc.allowed else score
+        for inst in rsc.instances:
+            _rsc_location(ws, inst, scores)
+        return
     targets = [rsc]
-    if rsc.is_group or rsc.is_clone:
+    if rsc.is_group:
         targets = [rsc] + rsc.members
     for i, r in enumerate(targets):
         zero = rsc.is_group and rsc.colocated and i >= 2
@@ -66,7 +72,7 @@ def apply_locations(ws: WorkingSet) -> None:
                     if node.uname in scores else s
         _rsc_location(ws, rsc, scores)
         if loc.discovery in ("never", "exclusive"):
-            for r in (rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]):
+            for r in leaves(rsc):
                 for uname in scores:
                     r.discovery[uname] = loc.discovery
 
@@ -97,7 +103,7 @@ def apply_tickets(ws: WorkingSet) -> None:
         policy = _ticket_policy(ws, t)
         if rsc.is_clone and rsc.promotable and role == PROMOTED:
             rsc.promotion_banned = True
-        for r in (rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]):
+        for r in leaves(rsc):
             _ticket_for(ws, r, role, policy, granted)
 
 
@@ -204,10 +210,10 @@ def build_colocations(ws: WorkingSet) -> None:
         if with_this:
             if co.influence and (not everywhere or co.score < 0):
                 for inst in clone.instances:
-                    inst.cons_lhs.append(co)
+                    (inst.members[-1] if inst.is_group else inst).cons_lhs.append(co)
         elif not everywhere or co.score < 0 or co.score >= INFINITY:
             for inst in clone.instances:
-                inst.cons.append(co)
+                (inst.members[0] if inst.is_group else inst).cons.append(co)
     for r in list(ws.prims.values()) + list(ws.groups.values()) + list(ws.clones.values()):
         r.cons = _sorted(r.cons, lambda c: c.primary)
         r.cons_lhs = _sorted(r.cons_lhs, lambda c: c.dep)
@@ -313,7 +319,7 @@ def _record(ws: WorkingSet, stage: str, rsc, table: Dict[str, int]) -> None:
             ws.scores.append((stage, rsc.id, node.uname, -INFINITY))
 
 
-def allocate_group(ws: WorkingSet, g) -> None:
+def allocate_group(ws: WorkingSet, g, prefer: WNode | None = None) -> None:
     if not g.provisional or g.allocating:
         return
     g.allocating = True
@@ -321,7 +327,7 @@ def allocate_group(ws: WorkingSet, g) -> None:
     for m in g.members:
         _record(ws, GROUP_STAGE, m, m.allowed)
     for m in g.members:
-        allocate(ws, m)
+        allocate(ws, m, prefer)
     g.allocating = False
     g.provisional = False
 
@@ -439,8 +445,10 @@ def _compatible_instance(ws: WorkingSet, dep, clone):
 
 def allocate(ws: WorkingSet, rsc, prefer: WNode | None = None) -> WNode | None:
     if rsc.is_group:
-        allocate_group(ws, rsc)
-        return None
+        if rsc.clone is not None and rsc.clone.provisional and not rsc.clone.allocating:
+            allocate_clone(ws, rsc.clone)
+        allocate_group(ws, rsc, prefer)
+        return rsc.assigned if rsc.clone is not None else None
     if rsc.is_clone:
         allocate_clone(ws, rsc)
         return None
@@ -802,6 +810,9 @@ def _ban_unavailable(ws: WorkingSet, r, max_per_node: int) -> None:
     for uname in r.allowed:
         if not _can_run_instance(ws, r, ws.node_by_uname[uname], max_per_node):
             r.allowed[uname] = -INFINITY
+            for m in (r.members if r.is_group else ()):
+                if uname in m.allowed:
+                    m.allowed[uname] = -INFINITY
 
 
 def _assign_instance(ws: WorkingSet, r, prefer: WNode | None, max_per_node: int) -> WNode | None:
@@ -816,18 +827,34 @@ def _assign_instance(ws: WorkingSet, r, prefer: WNode | None, max_per_node: int)
 
 
 def _unassign(r) -> None:
+    if r.is_group:
+        for m in r.members:
+            _unassign(m)
+        r.provisional = True
+        return
     if r.assigned is not None:
         r.assigned.num_resources -= 1
     r.assigned = None
     r.provisional = True
 
 
+def _save_tables(r):
+    return [(x, dict(x.allowed), x.next_role if not x.is_group else None)
+            for x in ([r] + (r.members if r.is_group else []))]
+
+
+def _restore_tables(saved) -> None:
+    for x, allowed, role in saved:
+        x.allowed = dict(allowed)
+        if not x.is_group:
+            x.next_role = role
+
+
 def _assign_early(ws: WorkingSet, c, r, current: WNode, max_per_node: int, available: int) -> bool:
     score = r.allowed.get(current.uname)
     if score is None or score < 0 or not current.can_run():
         return False
-    saved_allowed = dict(r.allowed)
-    saved_role = r.next_role
+    saved = _save_tables(r)
     saved_counts = dict(c.counts)
     reserved = 0
     chosen = None
@@ -835,14 +862,14 @@ def _assign_early(ws: WorkingSet, c, r, current: WNode, max_per_node: int, avail
         chosen = _assign_instance(ws, r, current, max_per_node)
         if chosen is current:
             break
-        r.allowed = dict(saved_allowed)
+        _restore_tables(saved)
         if chosen is None:
             _unassign(r)
-            r.next_role = saved_role
+            _restore_tables(saved)
             break
         reserved += 1
         _unassign(r)
-        r.next_role = saved_role
+        _restore_tables(saved)
         chosen = None
     c.counts = saved_counts
     if chosen is None:
@@ -873,9 +900,12 @@ def _assign_instances(ws: WorkingSet, c, instances) -> None:
         if not r.provisional:
             continue
         if assigned >= max_total:
-            for uname in list(r.allowed) or [n.uname for n in ws.nodes]:
-                r.allowed[uname] = -INFINITY
-            if r.managed:
+            for x in ([r] + (r.members if r.is_group else [])):
+                for uname in list(x.allowed) or [n.uname for n in ws.nodes]:
+                    x.allowed[uname] = -INFINITY
+            if r.is_group:
+                allocate(ws, r)
+            elif r.managed:
                 _record(ws, PRIMITIVE_STAGE, r, r.allowed)
                 _assign(r, None, force=False)
             else:
@@ -960,7 +990,9 @@ def _interleave_unassign(ws: WorkingSet) -> None:
                      if inst.assigned is not None and not inst.blocked}
             for inst in then.instances:
                 if inst.assigned is not None and inst.assigned not in nodes and inst.managed:
-                    inst.assigned.num_resources -= 1
-                    inst.assigned = None
-                    inst.next_role = STOPPED
+                    for m in (inst.members if inst.is_group else [inst]):
+                        if m.assigned is not None:
+                            m.assigned.num_resources -= 1
+                        m.assigned = None
+                        m.next_role = STOPPED
                     changed = True

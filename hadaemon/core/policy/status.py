@@ -91,29 +91,47 @@ def _history_rsc(ws: WorkingSet, node: WNode, rid: str) -> WRsc | None:
             return r
         if rid == base:
             return None  # a unique clone's history names its instances
-        return new_instance(ws, clone, clone.instances[0].prim)
-    return _anonymous_instance(ws, node, clone)
+        return _member(new_instance(ws, clone, _cloned_prim(clone)), base)
+    return _anonymous_instance(ws, node, clone, base)
 
 
-def _anonymous_instance(ws: WorkingSet, node: WNode, clone) -> WRsc:
+def _cloned_prim(clone):
+    first = clone.instances[0]
+    return first.members[0].prim if first.is_group else first.prim
+
+
+def _member(inst, base: str):
+    """The primitive of an instance (a cloned group's member) that the history id names."""
+    if not inst.is_group:
+        return inst
+    for m in inst.members:
+        if m.prim is not None and m.prim.id == base:
+            return m
+    return None
+
+
+def _anonymous_instance(ws: WorkingSet, node: WNode, clone, base: str) -> WRsc | None:
     found = None
     inactive = None
     skip_inactive = False
     for inst in clone.instances:
         if inst.running_on:
             if inst.running_on[0] is node:
-                # another history entry on this node already maps to this instance: removed
-                skip_inactive = True
+                found = _member(inst, base)
+                if found is not None and found.running_on:
+                    # another history entry on this node already maps here: a removed instance
+                    skip_inactive = True
+                    found = None
                 break
         elif not skip_inactive and inactive is None and not inst.blocked and not inst.removed:
-            inactive = inst
+            inactive = _member(inst, base)
     if found is None and not skip_inactive:
         found = inactive
     if found is not None and found.requires != "fencing" and (not node.online or node.unclean) \
             and clone.clone_max != len(ws.nodes):
         found = None
     if found is None:
-        found = new_instance(ws, clone, clone.instances[0].prim)
+        found = _member(new_instance(ws, clone, _cloned_prim(clone)), base)
     return found
 
 

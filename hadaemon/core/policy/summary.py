@@ -6,7 +6,7 @@ from typing import Dict, List, NamedTuple, Tuple
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
+from hadaemon.core.policy.working import leaves, PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
 
 
 def _find(p: Planner, r, task: str, node: str | None) -> Action | None:
@@ -20,7 +20,7 @@ def rsc_changes(ws: WorkingSet, p: Planner) -> List[Tuple]:
     """(verb, rsc_id, origin, destination, action, source) per resource, like LogActions."""
     out: List[Tuple] = []
     for top in ws.resources:
-        for r in (top.members if (top.is_group or top.is_clone) else [top]):
+        for r in leaves(top):
             item = _log_actions(ws, p, r)
             if item:
                 out.extend(item)
@@ -248,6 +248,12 @@ def _graph_keys(ws: WorkingSet, p: Planner) -> Dict[int, tuple]:
             for m in top.members:
                 rank[m.id] = i
                 i += 1
+                for mm in (m.members if m.is_group else ()):
+                    rank[mm.id] = i
+                    i += 1
+                if m.is_group:
+                    after[m.id] = i
+                    i += 1
             after[top.id] = i
             i += 1
     node_pos = {n.uname: k for k, n in enumerate(ws.nodes)}
@@ -363,7 +369,6 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
 def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_nodes) -> List[str]:
     """crm_mon's clone display: instances in full when unique, failed or unmanaged; the others
     summed up as Started: [ nodes ] and Stopped: [ nodes ]."""
-    agent = c.instances[0].agent if c.instances else ""
     head = f"    * Clone Set: {c.id} [{c.child_id}]"
     if c.unique:
         head += " (unique)"
@@ -375,7 +380,7 @@ def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_no
     out = [head + (" (" + ", ".join(flags) + ")" if flags else "") + ":"]
     started: List[str] = []
     full = []
-    for r in c.instances:
+    for r in leaves(c):
         nodes = placement.get(r.id, [])
         shown_failed = r.failed and (not revised or r.id not in touched)
         if c.unique or (nodes and (shown_failed or not r.shown_managed or r.blocked or len(nodes) > 1)):
@@ -389,14 +394,13 @@ def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_no
         out.append(f"      * Started: [ {' '.join(names)} ]")
     if not c.unique:
         running = set()
-        for r in c.instances:
+        for r in leaves(c):
             running.update(placement.get(r.id, []))
         stopped = [n.uname for n in ws.nodes if n.uname not in running
                    and c.allowed.get(n.uname, -1) >= 0 or (n.uname not in running and ws.symmetric
                                                             and n.uname not in c.allowed)]
         if stopped:
             out.append(f"      * Stopped: [ {' '.join(stopped)} ]")
-    del agent
     return out
 
 

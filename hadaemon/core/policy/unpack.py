@@ -158,6 +158,10 @@ def _unpack_resources(ws: WorkingSet) -> None:
             meta.setdefault("resource-stickiness", "1")  # clones are slightly sticky by default
             c = WClone(res.id, meta, res.child.id, len(ws.nodes))
             c.promotable = res.promotable
+            if isinstance(res.child, Group):
+                c.group_cfg = res.child
+                for m in res.child.members:
+                    ws.clone_of[m.id] = c
             ws.clones[c.id] = c
             ws.clone_of[res.child.id] = c
             if ws.symmetric:
@@ -166,6 +170,8 @@ def _unpack_resources(ws: WorkingSet) -> None:
                 r = new_instance(ws, c, res.child)
                 if c.clone_max <= 0:
                     r.removed = True
+                    for m in getattr(r, "members", ()):
+                        m.removed = True
             ws.resources.append(c)
         else:
             r = WRsc(res.id, res, _meta(ws, res.meta_sets, None))

@@ -193,6 +193,9 @@ class WGroup:
         self.ordered = truth(meta.get("ordered"), True)
         self.colocated = truth(meta.get("collocated"), True)
         self.orphan = False
+        self.clone = None  # the WClone this group is an instance of
+        self.removed = False
+        self.promotable = False
 
     @property
     def running_on(self) -> List[WNode]:
@@ -202,6 +205,34 @@ class WGroup:
                 if n not in seen:
                     seen.append(n)
         return seen
+
+    # as a clone instance, a group answers like a primitive instance does
+    def current_node(self) -> WNode | None:
+        nodes = self.running_on
+        return nodes[0] if nodes else None
+
+    @property
+    def assigned(self) -> WNode | None:
+        return self.members[0].assigned if self.members else None
+
+    @property
+    def failed(self) -> bool:
+        return any(m.failed for m in self.members)
+
+    @property
+    def blocked(self) -> bool:
+        return any(m.blocked for m in self.members)
+
+    @property
+    def managed(self) -> bool:
+        return all(m.managed for m in self.members)
+
+    @property
+    def known_on(self) -> set:
+        out: set = set()
+        for m in self.members:
+            out |= m.known_on
+        return out
 
     def __repr__(self) -> str:
         return f"<WGroup {self.id}>"
@@ -239,6 +270,7 @@ class WClone:
         self.promoted_node_max = _count(meta.get("promoted-node-max", meta.get("master-node-max")), 1)
         self.promoted_counts: Dict[str, int] = {}
         self.promotion_banned = False  # a ticket for the promoted role is missing
+        self.group_cfg = None  # the configured Group when the clone clones a group
         self.managed = truth(meta.get("is-managed", meta.get("is_managed")), True)
         self.target_role = role_from_text(meta.get("target-role", meta.get("target_role")))
         self.known_on: set = set()  # anonymous: nodes where any instance's state is known
@@ -341,8 +373,7 @@ class WorkingSet:
 
     def location(self, rsc, node: WNode | None, score: int) -> None:
         """Add a score for rsc on one node (or on every node when node is None)."""
-        targets = rsc.members if (rsc.is_group or rsc.is_clone) else [rsc]
-        for r in targets:
+        for r in leaves(rsc):
             for n in ([node] if node is not None else self.nodes):
                 r.allowed[n.uname] = add_scores(r.allowed.get(n.uname, 0) if n.uname in r.allowed
                                                 else 0, score)
@@ -385,8 +416,11 @@ def resource_meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None) -> D
     return meta
 
 
-def new_instance(ws: WorkingSet, c: WClone, prim) -> WRsc:
-    """The clone's next instance (`child:N`); beyond clone-max it is a removed one."""
+def new_instance(ws: WorkingSet, c: WClone, prim):
+    """The clone's next instance (`child:N`); beyond clone-max it is a removed one. A cloned
+    group's instance is a group `group:N` of `member:N` primitives."""
+    if c.group_cfg is not None:
+        return _new_group_instance(ws, c)
     rid = f"{c.child_id}:{c.next_number}"
     c.next_number += 1
     r = WRsc(rid, prim, resource_meta(ws, prim.meta_sets, c.meta))
@@ -403,3 +437,47 @@ def new_instance(ws: WorkingSet, c: WClone, prim) -> WRsc:
     c.instances.append(r)
     ws.prims[r.id] = r
     return r
+
+
+def _new_group_instance(ws: WorkingSet, c: WClone) -> WGroup:
+    cfg = c.group_cfg
+    n = c.next_number
+    c.next_number += 1
+    g = WGroup(f"{cfg.id}:{n}", resource_meta(ws, cfg.meta_sets, c.meta))
+    g.clone = c
+    g.promotable = c.promotable
+    if ws.symmetric:
+        g.allowed = {node.uname: 0 for node in ws.nodes}
+    for m in cfg.members:
+        r = WRsc(f"{m.id}:{n}", m, resource_meta(ws, m.meta_sets, g.meta), g)
+        r.clone = c
+        r.promotable = c.promotable
+        r.base_id = r.id if c.unique else m.id
+        setup_primitive(ws, r)
+        if not c.managed:
+            r.managed = False
+        g.members.append(r)
+        ws.prims[r.id] = r
+    if c.next_number > c.clone_max:
+        g.removed = True
+        for r in [g] + g.members:
+            for node in ws.nodes:
+                r.allowed[node.uname] = -INFINITY
+        for r in g.members:
+            r.removed = True
+    ws.groups[g.id] = g
+    c.instances.append(g)
+    return g
+
+
+def leaves(rsc) -> List[WRsc]:
+    """The primitives of a resource: itself, a group's members, a clone's instances (and their
+    members when it clones a group)."""
+    if rsc.is_clone:
+        out: List[WRsc] = []
+        for inst in rsc.instances:
+            out.extend(inst.members if inst.is_group else [inst])
+        return out
+    if rsc.is_group:
+        return list(rsc.members)
+    return [rsc]
