@@ -146,9 +146,14 @@ def test_standby_online_ban_disable_enable_cleanup(env):
     assert env.status()["nodes"]["admin2"]["state"] == "standby" and env.where("mysql") == ["admin1"]
     env.call("OnlineNode", "s", "admin2")
     assert env.where("mysql") == ["admin2"]
-    env.call("BanResource", "sss", "mysql", "admin2", "")
-    assert "cli-ban-mysql-on-admin2" in env.call("GetCib").stdout
+    env.call("BanResource", "sss", "mysql", "admin2", "PT1H")
+    assert "cli-ban-mysql-on-admin2-lifetime" in env.call("GetCib").stdout
+    assert env.where("mysql") == ["admin1"]
     env.call("ClearResource", "ss", "mysql", "admin2")
+    assert env.where("mysql") == ["admin2"]
+    env.call("MigrateResourceFor", "sss", "mysql", "admin1", "PT10M")
+    assert "cli-prefer-lifetime-end-mysql" in env.call("GetCib").stdout and env.where("mysql") == ["admin1"]
+    env.call("ClearResource", "ss", "mysql", "")
     env.call("DisableResource", "s", "mysql")
     mysql = next(r for r in env.status()["resources"] if r["id"] == "mysql")
     assert mysql["nodes"] == [] and mysql["target_role"] == "Stopped"

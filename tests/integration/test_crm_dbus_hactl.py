@@ -84,6 +84,12 @@ def test_resource_move_clear_ban_enable_disable_cleanup_show(crm):
     hactl(crm, "resource", "ban", "mysql", "admin2")
     assert where(crm, "mysql") == ["admin1"]
     hactl(crm, "resource", "clear", "mysql", "admin2")
+    out = hactl(crm, "resource", "move", "mysql", "admin1", "--lifetime", "PT5M").stdout
+    assert out.startswith("mysql moves to admin1 for PT5M")
+    assert "cli-prefer-mysql: location mysql rule INFINITY if #uname eq admin1 and date lt " in \
+        hactl(crm, "constraint", "list").stdout
+    assert where(crm, "mysql") == ["admin1"]
+    hactl(crm, "resource", "clear", "mysql")
     hactl(crm, "resource", "disable", "mysql")
     assert where(crm, "mysql") == []
     assert "(disabled)" in hactl(crm, "status").stdout
@@ -181,3 +187,37 @@ def test_hactl_without_ha_crmd_says_so():
         cp = hactl(bus, "resource", "move", "webserver", "admin2", check=False)
     assert cp.returncode == 3
     assert cp.stderr.strip() == "hactl resource move: ha-crmd is not running (org.hadaemon.Crm1 is not on the bus)"
+
+
+def test_status_watch_redraws_on_a_change(crm):
+    import signal
+    import time
+
+    env = dict(os.environ, **crm.env)
+    watch = subprocess.Popen([sys.executable, "-m", "hadaemon.cli.hactl", "status", "--watch", "--interval", "60"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
+    try:
+        os.set_blocking(watch.stdout.fileno(), False)
+        seen = []
+
+        def read_until(text, timeout=30):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                line = watch.stdout.readline()
+                if not line:
+                    time.sleep(0.05)
+                    continue
+                seen.append(line)
+                if text in line:
+                    return True
+            return False
+
+        assert read_until("    * web_fs\t(ocf:heartbeat:Dummy):\t Started admin1"), "".join(seen)
+        draws = sum(1 for ln in seen if ln.startswith("hactl status --watch"))
+        hactl(crm, "resource", "move", "webserver", "admin2")
+        # the change's signals wake it long before the 60 s interval
+        assert read_until("    * web_fs\t(ocf:heartbeat:Dummy):\t Started admin2", timeout=20), "".join(seen)
+        assert sum(1 for ln in seen if ln.startswith("hactl status --watch")) > draws
+    finally:
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(10) == 130
