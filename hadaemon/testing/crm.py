@@ -51,7 +51,7 @@ from hadaemon.testing.heartbeat import HeartbeatCluster
 from hadaemon.testing.power import PowerSwitch
 from hadaemon.testing.procs import REPO_ROOT, Proc, base_env, run_cmd, wait_until
 
-__all__ = ["CrmCluster", "Observer", "vip", "mounted", "pidfile", "dummy", "CRM_BUS", "CRM_PATH", "CRM_IFACE"]
+__all__ = ["CrmCluster", "Observer", "vip", "mounted", "pidfile", "dummy", "runfile", "CRM_BUS", "CRM_PATH", "CRM_IFACE"]
 
 CRM_BUS = "org.hadaemon.Crm1"
 CRM_PATH = "/org/hadaemon/Crm1"
@@ -155,6 +155,11 @@ def pidfile(rel: str) -> Callable[[NodeView], bool]:
         text = _read(v.rundir / rel).strip()
         return text.isdigit() and _pid_alive(int(text))
     return probe
+
+
+def runfile(rel: str) -> Callable[[NodeView], bool]:
+    """A file exists under the node's /run (e.g. ocf:pacemaker:Dummy's "Dummy-RSC.state")."""
+    return lambda v: (v.rundir / rel).exists()
 
 
 def dummy(rsc: str) -> Callable[[NodeView], bool]:
@@ -415,7 +420,20 @@ class CrmCluster:
         self.crmd[node] = p
         return p
 
+    def _ensure_bus(self, node: str) -> None:
+        """The node's dbus-daemon runs in its network namespace: a power-off killed it; start it again."""
+        bus = self.c._buses.get(node)
+        if bus is not None and (bus.proc is None or not bus.proc.alive()):
+            bus.close()
+            for stale in (bus.socket_path, bus.workdir / "dbus-daemon.log"):  # start() waits for the log line
+                try:
+                    os.replace(stale, str(stale) + ".before-power-off")
+                except FileNotFoundError:
+                    pass
+            bus.start()
+
     def start_node(self, node: str) -> None:
+        self._ensure_bus(node)
         self.start_anchor(node)
         self.hb.start(node)
         self.hb.wait_started(node)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hadaemon.testing.crm import CrmCluster, dummy, pidfile
+from hadaemon.testing.crm import CrmCluster, dummy, pidfile, runfile
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
 from hadaemon.testing.scenario import cib_xml, primitive
@@ -155,32 +155,35 @@ def test_failed_stop_with_fencing_powers_the_node_off():
 
 
 def test_dc_lost_mid_transition():
-    slow = {"op_sleep": "2"}
-    group = ('<group id="g">' + primitive("a", "ocf", "Dummy", "heartbeat", params=slow, monitor="5s")
-             + primitive("b", "ocf", "Dummy", "heartbeat", params=slow, monitor="5s") + "</group>")
+    slow = {"op_sleep": "3"}                          # ocf:pacemaker:Dummy sleeps in every action
+    group = ('<group id="g">' + primitive("a", "ocf", "Dummy", "pacemaker", params=slow, monitor="10s")
+             + primitive("b", "ocf", "Dummy", "pacemaker", params=slow, monitor="10s") + "</group>")
     with Cluster(NODES) as c:
         crm = boot(c, cib_xml(NODES, group))
         try:
-            with crm.observer({"a": dummy("a"), "b": dummy("b")}) as obs:
+            with crm.observer({"a": runfile("Dummy-a.state"), "b": runfile("Dummy-b.state")}) as obs:
                 crm.start_all()
                 dc = crm.dc("n1")
                 other = [n for n in NODES if n != dc][0]
                 # put the group on the DC first, then move it away and lose the DC while it stops there
                 crm.call(other, "MigrateResource", "ss", "g", dc)
                 obs.wait("b", [dc], 60)
+                obs.wait("a", [dc], 60)
                 crm.wait_idle(dc)
                 crm._auto_start_on_power = False
+                stop_b = crm.crmd[dc].output().count("stop b ")
                 crm.call(other, "MigrateResource", "ss", "g", other)
-                wait_until(lambda: (crm.status(dc).get("transition") or {}).get("state") == "running", 20,
-                           interval=0.1, message="the move's transition to start")
-                time.sleep(1)                         # b's stop (2 s) is in progress on the DC
+                wait_until(lambda: crm.crmd[dc].output().count("stop b ") > stop_b, 20, interval=0.05,
+                           message="the move's transition to stop b on the DC")
+                time.sleep(0.5)                       # b's stop (3 s) is in progress on the DC
                 crm.power_off(dc)
                 try:
+                    wait_until(lambda: crm.dc(other) == other, 30, interval=0.3, message=f"{other} to become DC")
                     obs.wait("a", [other], 60)
                     obs.wait("b", [other], 30)
                 except TimeoutError as exc:
                     fail(crm, str(exc))
-                assert crm.wait_dc([other], timeout=30) == other
+                assert "transition-end" not in crm.crmd[dc].output().split("stop b ")[-1], "the DC finished first"
             assert not obs.dual_active(), obs.describe()
         finally:
             crm.close()
