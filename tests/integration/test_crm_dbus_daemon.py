@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hadaemon.testing.crm import CrmCluster, runfile
+from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.scenario import cib_xml, primitive
 
@@ -18,6 +18,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 NODES = ["n1", "n2"]
 INTERFACE = "org.hadaemon.Crm1"
+
+
+def runfile(rel: str):
+    """A file under the node's /run (ocf:pacemaker:Dummy's Dummy-RSC.state)."""
+    return lambda view: (view.rundir / rel).exists()
 
 
 def signatures(iface):
