@@ -242,17 +242,18 @@ async def test_stop_implies_cancel(lrm, env):
 
 # ---- timeouts --------------------------------------------------------------------------------
 async def test_start_timeout_kills_the_whole_group(lrm, env):
-    rsc = dummy(env, provider="pacemaker", op_sleep=30)
+    rid = f"timeout_rsc_{os.getpid()}"          # unique: the leftover check searches every process
+    rsc = dummy(env, rid, provider="pacemaker", op_sleep=30)
     t0 = time.monotonic()
     res = _ok(await lrm.execute(rsc, OpRequest("start", timeout_ms=1000)), R.OCF_ERR_GENERIC, "timeout")
     assert "timed out" in res.exit_reason
     assert time.monotonic() - t0 < 25        # did not wait for the 30 s sleep
     # the agent's sleep child (same process group) is gone, not left running
     for _ in range(50):
-        if not _procs_with_env("OCF_RESOURCE_INSTANCE=test_rsc"):
+        if not _procs_with_env(f"OCF_RESOURCE_INSTANCE={rid}\0"):
             break
         await asyncio.sleep(0.1)
-    assert _procs_with_env("OCF_RESOURCE_INSTANCE=test_rsc") == []
+    assert _procs_with_env(f"OCF_RESOURCE_INSTANCE={rid}\0") == []
     stop = ResourceSpec(rsc.id, rsc.cls, rsc.provider, rsc.type, {"state": rsc.params["state"]})
     _ok(await lrm.execute(stop, OpRequest("stop")))
 
@@ -493,15 +494,22 @@ async def test_stonith_fence_dummy(lrm, env, tmp_path):
     assert lrm.recurring() == []
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/sbin/fence_dummy"), reason="fence-agents not installed")
-async def test_stonith_start_timeout(lrm, env, tmp_path):
-    rsc = ResourceSpec("fencer", "stonith", None, "fence_dummy", {"type": "file", "status_file": str(tmp_path / "p"),
-                       "random_sleep_range": "30"})
-    res = await lrm.execute(rsc, OpRequest("start", timeout_ms=1000))
-    # fence_dummy sleeps a random 1..30 s before answering: either it answered in time or timed out
-    assert res.status in ("timeout", "done")
-    if res.status == "timeout":
-        assert res.rc == R.OCF_ERR_GENERIC
+async def test_stonith_start_timeout(env, tmp_path):
+    """cts-exec stonith_start_timeout, with a fence agent of our own that reads its options and hangs."""
+    sdir = tmp_path / "sbin"
+    sdir.mkdir()
+    _write(sdir / "fence_hang", f"#!/bin/sh\ncat > {tmp_path}/stdin.txt\nexec sleep 60\n")
+    m = LocalResourceManager(lambda r: None, ocf_root=env["ocf_root"], lsb_dir=env["lsb_dir"], use_systemd=False,
+                             stonith_dir=str(sdir))
+    try:
+        assert await m.list_agents("stonith") == ["fence_hang"]
+        rsc = ResourceSpec("fencer", "stonith", None, "fence_hang", {"ip": "192.0.2.1", "pcmk_delay_max": "5"})
+        _ok(await m.execute(rsc, OpRequest("start", timeout_ms=1000)), R.OCF_ERR_GENERIC, "timeout")
+        assert (tmp_path / "stdin.txt").read_text() == "action=monitor\nip=192.0.2.1\n"
+        _ok(await m.execute(rsc, OpRequest("monitor")), R.OCF_NOT_RUNNING)    # never started here
+        _ok(await m.execute(rsc, OpRequest("stop")))
+    finally:
+        await m.close()
 
 
 # ---- meta-data and agent lists for every class -----------------------------------------------
@@ -629,7 +637,7 @@ async def test_hundreds_of_dummies(lrm, env):
     rscs = [dummy(env, f"rsc_{i}") for i in range(n)]
     starts = await asyncio.gather(*(lrm.execute(r, OpRequest("start", timeout_ms=120000)) for r in rscs))
     assert all((s.rc, s.status) == (0, "done") for s in starts), [s.describe() for s in starts if s.rc]
-    mons = await asyncio.gather(*(lrm.execute(r, OpRequest("monitor", interval_ms=2000, timeout_ms=120000))
+    mons = await asyncio.gather(*(lrm.execute(r, OpRequest("monitor", interval_ms=5000, timeout_ms=120000))
                                   for r in rscs))
     assert all((m.rc, m.status) == (0, "done") for m in mons)
     assert len(lrm.recurring()) == n
