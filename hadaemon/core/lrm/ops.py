@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Mapping, Tuple
 
+from hadaemon.core.cib.support import RESOURCE_CLASSES as CLASSES  # the classes the LRM runs: one table
 from hadaemon.core.lrm import results as R
 
-CLASSES = ("ocf", "lsb", "systemd", "service", "stonith")
 # OCF resource agent API version these environments follow (Pacemaker 2.1 sets 1.1).
 OCF_RA_VERSION = ("1", "1")
 EXIT_REASON_PREFIX = "ocf-exit-reason:"
