@@ -8,6 +8,7 @@ from typing import Dict, List
 
 from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from hadaemon.core.cib import edit as E
+from hadaemon.core.cib.status_view import cib_epoch, root_attributes
 from hadaemon.core.errors import BadRequest
 
 __all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "ERROR_PREFIX", "CrmInterface", "Export"]
@@ -91,7 +92,7 @@ class CrmInterface(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def CibEpoch(self) -> "s":  # noqa: F821
-        return str(self._status().get("cib_epoch", ""))
+        return cib_epoch(root_attributes(self.backend.cib_xml()))
 
     @dbus_property(access=PropertyAccess.READ)
     def Status(self) -> "s":  # noqa: F821
@@ -314,16 +315,20 @@ class CrmInterface(ServiceInterface):
             self._changed("HaveQuorum", "Status")
 
     def _changed(self, *names: str) -> None:
-        getters = {"DC": lambda: self.DC, "HaveQuorum": lambda: self.HaveQuorum,
-                   "CibEpoch": lambda: self.CibEpoch, "Status": lambda: self.Status}
+        """PropertiesChanged: the cheap values sent along; Status (a whole scheduler unpack) only
+        invalidated, so a burst of resource events costs nothing until a client reads it again."""
+        getters = {"DC": lambda: self.DC, "HaveQuorum": lambda: self.HaveQuorum, "CibEpoch": lambda: self.CibEpoch}
         changed = {}
         for name in names:
+            if name not in getters:
+                continue
             try:
                 changed[name] = getters[name]()
             except Exception:  # noqa: BLE001 - e.g. the CIB is being replaced: skip this value
                 continue
-        if changed:
-            self.emit_properties_changed(changed)
+        invalidated = [n for n in names if n == "Status"]
+        if changed or invalidated:
+            self.emit_properties_changed(changed, invalidated)
 
 
 def _uint(value) -> int:

@@ -20,7 +20,8 @@ def cib_epoch(root_attrs: Mapping[str, str]) -> str:
     return ":".join(str(root_attrs.get(k, "0") or "0") for k in ("admin_epoch", "epoch", "num_updates"))
 
 
-def _root_attrs(xml_text) -> Dict[str, str]:
+def root_attributes(xml_text) -> Dict[str, str]:
+    """The attributes of the document's root element (read without parsing the rest)."""
     from xml.parsers import expat
 
     attrs: Dict[str, str] = {}
@@ -29,7 +30,6 @@ def _root_attrs(xml_text) -> Dict[str, str]:
     def start(tag, a):
         if not attrs:
             attrs.update(a)
-            attrs["__tag__"] = tag
         raise StopIteration
 
     parser.StartElementHandler = start
@@ -156,7 +156,7 @@ def status_dict(cib_xml, *, local_node: str = "", dc: str | None = None, quorum:
     overrides the CIB's idea of who is online; dc and quorum default to what the CIB records."""
     cib = parse_cib(cib_xml, "<cib>")
     ws = unpack(cib, now)
-    root = _root_attrs(cib_xml)
+    root = root_attributes(cib_xml)
     member_set = set(members) if members is not None else None
     if dc is None:
         node = ws.node_by_id.get(cib.dc_uuid or "") or ws.node_by_uname.get(cib.dc_uuid or "")
