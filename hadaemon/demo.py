@@ -202,13 +202,9 @@ def experiment2(show: Show, keep: bool = False) -> None:
                     show(str(exc))
                     show(crm.logs(tail=3000), indent=True)
                     raise DemoFailed("the director group did not move to admin1") from None
-                deadline = time.monotonic() + 30
-                first = None
-                while first is None and time.monotonic() < deadline:
-                    first = poller.first_ok_after(t + 0.001)
-                    time.sleep(0.1)
-                show(f"the group moved to admin1; the client was served again {(first or t) - t:.2f} s after the halt")
                 time.sleep(2)
+                show(f"the group moved to admin1; longest time the client got no answer: "
+                     f"{poller.longest_gap(t, time.monotonic()):.2f} s (deadtime {DEADTIME} s)")
                 bodies = [e.get()[1] for _ in range(8)]
                 show(f"client: 8 requests through {e.vip}: {', '.join(b.replace('real server ', '') for b in bodies)}")
                 poller.stop()
