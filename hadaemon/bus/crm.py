@@ -9,7 +9,9 @@ from typing import Dict, List
 from hadaemon.bus.dbusnext import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from hadaemon.core.cib import edit as E
 from hadaemon.core.cib.status_view import cib_epoch, root_attributes
-from hadaemon.core.errors import BadRequest
+from hadaemon.core.cib.upgrade import heartbeat2_reason
+from hadaemon.core.cib.xmltree import parse_xml
+from hadaemon.core.errors import BadRequest, ConfigError
 
 __all__ = ["BUS_NAME", "OBJECT_PATH", "INTERFACE", "ERROR_PREFIX", "CrmInterface", "Export"]
 
@@ -183,6 +185,13 @@ class CrmInterface(ServiceInterface):
             raise _refuse("InvalidArgument", f"the CIB is {len(xml)} characters; at most {MAX_CIB}")
         if not xml.strip():
             raise _refuse("InvalidArgument", "the CIB is empty")
+        try:
+            reason = heartbeat2_reason(parse_xml(xml, "<new CIB>"))
+        except ConfigError as exc:
+            raise _refuse("InvalidArgument", str(exc)) from None
+        if reason:
+            raise _refuse("InvalidArgument", f"this is a Heartbeat 2.x CIB ({reason}); convert it first with "
+                                             "`hactl cib upgrade FILE -o NEW.xml`, then replace with NEW.xml")
         try:
             return str(await self.backend.replace_cib(xml))
         except BadRequest as exc:

@@ -205,6 +205,9 @@ def test_resources_groups_and_constraints(env):
     (("CreatePrimitive", "ssssa{ss}a{ss}aa{ss}s", "x", "ocf", "", "Dummy", "0", "0", "0", ""),
      "InvalidArgument", "needs a provider"),
     (("ReplaceCib", "s", "<cib><configuration>"), "InvalidArgument", "invalid XML"),
+    (("ReplaceCib", "s", (REPO / "tests" / "unit" / "data" / "heartbeat21_cib.xml").read_text()), "InvalidArgument",
+     "this is a Heartbeat 2.x CIB (<attributes> wrappers around nvpairs (line 6)); convert it first with "
+     "`hactl cib upgrade"),
     (("ReplaceCib", "s", "<cib><configuration><resources><primitive id='x'/></resources></configuration></cib>"),
      "InvalidArgument", "needs a 'class' attribute"),
 ])

@@ -40,14 +40,11 @@ def heartbeat2_reason(root: Element) -> str | None:
     vw = root.get("validate-with")
     if vw is not None and not vw.startswith(("pacemaker-0.", "transitional-0.")):
         return None
-    stack = [root]
-    while stack:
-        el = stack.pop()
+    for el in _iter(root):  # the first sign in document order
         if el.tag == "attributes":
             return f"<attributes> wrappers around nvpairs (line {el.line})"
         if el.tag == "nvpair" and (el.get("name") or "") in _OPTION_DASHED + tuple(_OPTION_NAMES):
             return f"the 2.x option name '{el.get('name')}' (line {el.line})"
-        stack.extend(el.children)
     old = [a for a in ("have_quorum", "dc_uuid", "cib_feature_revision") if root.get(a) is not None]
     if vw is not None or old:
         return "2.x attributes of <cib>: " + ", ".join(old or [f"validate-with={vw}"])
