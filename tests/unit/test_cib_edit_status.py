@@ -73,3 +73,21 @@ def test_history_of_a_deleted_resource_that_still_runs_is_listed(cib):
     orphans = [x for x in s["resources"] if x["role"] == "Orphan"]
     assert sorted(x["id"] for x in orphans) == ["db_ip", "db_server"]
     assert all(x["nodes"] == ["admin2"] for x in orphans)
+
+
+def test_a_clone_shows_every_node_its_instances_run_on(cib):
+    res = cib.find("configuration/resources")
+    clone = ET.SubElement(res, "clone", {"id": "ping-clone"})
+    ET.SubElement(clone, "primitive", {"id": "ping", "class": "ocf", "provider": "heartbeat", "type": "Dummy"})
+    for node in ("admin1", "admin2"):
+        lrs = cib.find(f"status/node_state[@uname='{node}']/lrm/lrm_resources")
+        lr = ET.SubElement(lrs, "lrm_resource", {"id": "ping", "class": "ocf", "provider": "heartbeat",
+                                                 "type": "Dummy"})
+        ET.SubElement(lr, "lrm_rsc_op", {"id": "ping_last_0", "operation": "start", "call-id": "20", "rc-code": "0",
+                                         "op-status": "0", "interval": "0",
+                                         "transition-key": "9:2:0:8c3ee4a6-0000-0000-0000-000000000001",
+                                         "op-digest": "f2317cad3d54cec5d7d7aa7d0bf35cf8"})
+    r = by_id(view(cib))["ping-clone"]
+    assert r["kind"] == "clone" and r["members"] == ["ping"] and r["role"] == "Started"
+    assert sorted(r["nodes"]) == ["admin1", "admin2"]
+    assert (r["class"], r["provider"], r["type"]) == ("ocf", "heartbeat", "Dummy")
