@@ -198,10 +198,9 @@ class HeartbeatNode:
         if any(isinstance(e, (mb.UnknownNode, mb.Rejected)) for e in effects):
             return
         self.received += 1
-        if self.peer_addr.get((src, link)) != addr:
-            self.peer_addr[(src, link)] = (addr[0], addr[1])
-            if self.transport is not None:
-                self.transport.add_peer(link, (addr[0], addr[1]))
+        self.peer_addr[(src, link)] = addr = (addr[0], addr[1])
+        if self.transport is not None:
+            self.transport.add_peer(link, addr)   # its own queues from now on (a dict lookup once done)
         if pkt.kind == "hb":
             log.debug("heartbeat from %s on %s (generation %d, seq %d)", src, link, pkt.generation, pkt.seq)
             return

@@ -172,8 +172,9 @@ class Transport:
         if key in self._peer_socks:
             return True
         port = addr[1]
-        if (link, port) not in self._by_key or len(self._peer_socks) >= MAX_PEER_SOCKETS:
-            return False
+        if ((link, port) not in self._by_key or len(self._peer_socks) >= MAX_PEER_SOCKETS
+                or len(self._allowed.get(port, ())) >= MAX_FILTER_PEERS):
+            return False   # its datagrams keep arriving on the medium's socket, as any other's
         try:
             ip = struct.unpack("!I", socket.inet_aton(addr[0]))[0]
             ifindex = socket.if_nametoindex(link)
