@@ -154,3 +154,14 @@ def test_crm_simulate_places_the_upgraded_cib_as_we_do(tmp_path):
     ours = sorted(" ".join(ln.split()) for ln in schedule(parse_cib(path.read_text()), NOW).summary)
     ours = [ln.replace(" due to resource definition change", "") for ln in ours]
     assert ours == expected and len(expected) == 5
+
+
+def test_a_current_cib_is_kept_except_for_node_type_normal():
+    text = (DATA / "crm_two_groups.xml").read_text().replace('<node id="admin1" uname="admin1"/>',
+                                                             '<node id="admin1" uname="admin1" type="normal"/>')
+    out = upgrade(text, "current.xml")
+    assert out.find(".//node[@id='admin1']").get("type") == "member"
+    assert out.get("validate-with") == "pacemaker-3.0" and out.get("epoch") == "12"
+    original = ET.fromstring(text)
+    assert [e.tag for e in out.iter()] == [e.tag for e in original.iter()]
+    assert [dict(e.attrib) for e in out.iter("nvpair")] == [dict(e.attrib) for e in original.iter("nvpair")]

@@ -333,7 +333,15 @@ def upgrade(text, path: str = "<cib>") -> ET.Element:
     if root.tag != "cib":
         raise ConfigError(path, root.line, f"the root element is <{root.tag}>, expected <cib>")
     up = _Upgrader(path)
-    out = up.convert(root, None)
+    if heartbeat2_reason(root) is None:
+        # already the Pacemaker schema (e.g. cibadmin --query of Pacemaker 1.1): only the node type
+        # "normal" is renamed, everything else is kept as it is
+        out = ET.fromstring(text)
+        for node in out.iter("node"):
+            if (node.get("type") or "").lower() == "normal":
+                node.set("type", "member")
+    else:
+        out = up.convert(root, None)
     ET.indent(out)
     serial = ET.tostring(out, encoding="unicode")
     try:
