@@ -182,8 +182,9 @@ class Experiment1:
     link 0's subnet; the shared exports are host directories under the cluster's workdir.
     """
 
-    def __init__(self, cluster, nodes: Tuple[str, str] = ("admin1", "admin2"), ping: str | None = None,
-                 monitor: str = "5s", ping_attribute: str = "pingd"):
+    def __init__(self, cluster, nodes: Tuple[str, str] = ("admin1", "admin2"), ping: str | None = "client",
+                 monitor: str = "5s", ping_attribute: str = "pingd",
+                 groups: Sequence[str] = ("webserver", "mysql")):
         self.c = cluster
         self.nodes = list(nodes)
         net = ".".join(cluster.addr(nodes[0]).split(".")[:3])
@@ -191,9 +192,12 @@ class Experiment1:
         w = Path(cluster.workdir)
         self.http_export, self.db_export = w / "nfs" / "http", w / "nfs" / "mysqldata"
         self.www, self.mydata = w / "mnt" / "www", w / "mnt" / "mydata"   # /var/www/html and /mydata
-        self.ping = ping
+        # ping node (ha.cf `ping`, the pingd attribute): a node that cannot reach the client's address
+        # runs neither group, so an unplugged node stops its services instead of keeping them
+        self.ping = cluster.addr(ping) if ping else None
         self.ping_attribute = ping_attribute
         self.monitor = monitor
+        self.groups = list(groups)
 
     # -- the storage server ----------------------------------------------------------------------
     def prepare_storage(self) -> None:
@@ -234,15 +238,17 @@ class Experiment1:
                           {"device": str(self.db_export), "directory": str(self.mydata), "fstype": "none",
                            "options": "bind"}, monitor=m)
               + primitive("mysqld", "lsb", "mysqld", monitor=m, timeout="60s"))
-        return f'<group id="webserver">{web}</group>\n<group id="mysql">{db}</group>'
+        xml = {"webserver": f'<group id="webserver">{web}</group>', "mysql": f'<group id="mysql">{db}</group>'}
+        return "\n".join(xml[g] for g in self.groups)
 
     def constraints(self) -> str:
         a1, a2 = self.nodes
-        out = (f'<rsc_location id="webserver-prefers-{a1}" rsc="webserver" node="{a1}" score="100"/>'
-               f'<rsc_location id="mysql-prefers-{a2}" rsc="mysql" node="{a2}" score="100"/>')
+        prefer = {"webserver": a1, "mysql": a2}
+        out = "".join(f'<rsc_location id="{g}-prefers-{prefer[g]}" rsc="{g}" node="{prefer[g]}" score="100"/>'
+                      for g in self.groups)
         if self.ping:
             # like pingd: a node that cannot reach the ping node runs neither group
-            for g in ("webserver", "mysql"):
+            for g in self.groups:
                 out += (f'<rsc_location id="{g}-connected" rsc="{g}"><rule id="{g}-connected-rule" '
                         f'score="-INFINITY" boolean-op="or">'
                         f'<expression id="{g}-connected-undef" attribute="{self.ping_attribute}" '
@@ -255,12 +261,12 @@ class Experiment1:
         return cib_xml(self.nodes, self.resources(), self.constraints(), options)
 
     def hacf_extra(self) -> List[str]:
-        return [f"ping {self.ping}"] if self.ping else []
+        return [f"ping {self.ping}", "deadping 3"] if self.ping else []
 
     def probes(self) -> dict:
-        return {"vip": vip(self.web_vip), "store": mounted(str(self.www)), "httpd": pidfile("httpd.pid"),
-                "myip": vip(self.db_vip), "mystore": mounted(str(self.mydata)),
-                "mysqld": pidfile("mysqld/mysqld.pid")}
+        p = {"vip": vip(self.web_vip), "store": mounted(str(self.www)), "httpd": pidfile("httpd.pid"),
+             "myip": vip(self.db_vip), "mystore": mounted(str(self.mydata)), "mysqld": pidfile("mysqld/mysqld.pid")}
+        return {r: f for r, f in p.items() if any(r in self.GROUPS[g] for g in self.groups)}
 
     GROUPS = {"webserver": ("vip", "store", "httpd"), "mysql": ("myip", "mystore", "mysqld")}
 
