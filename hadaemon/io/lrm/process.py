@@ -122,6 +122,13 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
             readers.cancel()
             readers.add_done_callback(_retrieve)
             out, err = bytes(bufs[0]), bytes(bufs[1])
+        if readers.done() and not readers.cancelled():
+            # pipes closed and the process gone: Process.wait() returns as soon as it is reaped
+            try:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            except asyncio.TimeoutError:
+                pass
+        await exited.reaped()
     except asyncio.CancelledError:
         await asyncio.shield(_cancel_cleanup(kill_all, exited, readers))
         raise
@@ -154,11 +161,17 @@ class _ExitWatch:
         self.event.set()
         self.loop.remove_reader(self.fd)
 
-    async def wait(self) -> int:
+    async def wait(self) -> None:
+        """Until the process has exited (it may not be reaped yet)."""
         if self.fd >= 0:
             await self.event.wait()
-        delay = 0.005
-        while self.proc.returncode is None:   # the child watcher reaps it right after
+        else:
+            await self.reaped()
+
+    async def reaped(self) -> int:
+        """Until asyncio's child watcher has reaped it (right after its exit): the returncode."""
+        delay = 0.002
+        while self.proc.returncode is None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
         return self.proc.returncode
