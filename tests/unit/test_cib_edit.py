@@ -338,3 +338,11 @@ def test_the_loader_refuses_bad_date_expressions_on_their_line(cib, date, words)
     with pytest.raises(ConfigError) as e:
         parse_cib(xml, "cib.xml")
     assert e.value.line == line and words in e.value.message
+
+
+def test_values_that_xml_cannot_hold_are_refused(cib):
+    msg = refused("InvalidArgument", E.create_primitive, cib, "x", "ocf", "heartbeat", "Dummy", {"state": "a\x01b"})
+    assert "control characters" in msg
+    assert "control characters" in refused("InvalidArgument", E.update_resource, cib, "web_ip", {"ip": "\x00"})
+    E.update_resource(cib, "web_ip", {"note": "two\nlines\tand tab"})
+    parse_cib(text(cib))

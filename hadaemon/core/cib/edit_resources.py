@@ -23,10 +23,17 @@ def _check_new_id(cib: ET.Element, new_id: str, what: str) -> None:
         raise BadRequest("Conflict", f"id '{new_id}' is already used in the CIB")
 
 
+def _xml_text(value: str) -> bool:
+    """Text an XML 1.0 attribute can hold (no control characters but tab, newline, carriage return)."""
+    return all(c in "\t\n\r" or ord(c) >= 0x20 for c in value) and "\ufffe" not in value and "\uffff" not in value
+
+
 def _check_pairs(pairs: Mapping[str, str], what: str) -> None:
-    for name in pairs:
+    for name, value in pairs.items():
         if not name or not name.isprintable() or " " in name or "=" in name:
             raise BadRequest("InvalidArgument", f"invalid {what} name {name!r}")
+        if not _xml_text(str(value)):
+            raise BadRequest("InvalidArgument", f"the value of {what} {name!r} holds control characters")
 
 
 def _fill_set(cib: ET.Element, parent: ET.Element, tag: str, set_id: str, pairs: Mapping[str, str]) -> None:
