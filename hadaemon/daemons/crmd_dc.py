@@ -151,11 +151,36 @@ class DcRole:
         self.broadcast_cib()
         self.schedule("join complete")
 
+    def _late_join(self, src: str, msg: dict) -> None:
+        """A node that answered after the join was finalized joins on its own (its CIB is not
+        considered: the cluster's is newer or was just chosen)."""
+        if src not in self.node.members:
+            return
+        self.reports[src] = msg
+        self.joined.add(src)
+        cib = self.cib
+        S.set_node_state(cib, src, in_ccm="true", crmd="online", join="member", expected="member")
+        S.replace_lrm(cib, src, ET.fromstring(msg["lrm"]) if msg.get("lrm") else None)
+        attrs = msg.get("attrs") or {}
+        for name, value in attrs.items():
+            S.set_attribute(cib, src, name, value)
+        if "shutdown" not in attrs:
+            S.set_attribute(cib, src, "shutdown", None)
+        cibdoc.bump(cib, configuration=False)
+        log.info("DC: %s joined late", src, extra={"NODE": src, "EVENT": "join-complete"})
+        self.node.emit("node", src, "online")
+        self.node.persist()
+        self.broadcast_cib()
+        self.schedule(f"{src} joined")
+
     # -- messages -----------------------------------------------------------------------------------
     def handle(self, src: str, msg: dict) -> None:
         t = msg["t"]
         if t == "join_report":
             if msg["round"] != self.round:
+                return
+            if self.join is not None and self.join.done:
+                self._late_join(src, msg)
                 return
             self.reports[src] = msg
             self.late[src] = []

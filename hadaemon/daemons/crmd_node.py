@@ -64,6 +64,7 @@ class CrmNode:
         self.transition_info = {"id": 0, "state": "idle"}
         self.attrs: Dict[str, str] = {}
         self.transition_seq = 0
+        self._offer = None
         self._shutdown_ok: asyncio.Event | None = None
 
     def cib_option(self, name: str) -> str | None:
@@ -256,6 +257,9 @@ class CrmNode:
         if dc == self.local_node:
             self.dc_role = DcRole(self, voters, round_)
             self.dc_role.start()
+        offer, self._offer = self._offer, None
+        if dc and offer is not None and offer[0] == dc:
+            self._on_join_offer(*offer)
         self._update_status()
 
     # -- messages -----------------------------------------------------------------------------------
@@ -289,12 +293,17 @@ class CrmNode:
                       message=f"{self.local_node} is not the DC (DC: {self.dc or 'none'})")
 
     def _on_join_offer(self, src: str, msg: dict) -> None:
+        if not self.election.decided:
+            self._offer = (src, msg)      # answered once this node's election agrees on src
+            return
         if src != self.dc:
-            if self.dc == self.local_node or not self.election.decided:
+            if self.dc == self.local_node:
                 # another node acts as DC in our partition: elect again
-                log.warning("join offer from %s while the DC is %s: new election", src, self.dc or "none",
+                log.warning("join offer from %s while this node is the DC: new election", src,
                             extra={"NODE": src, "EVENT": "dc-conflict"})
                 self._election(EL.Restart("second DC"))
+            else:
+                log.debug("join offer from %s ignored: the DC is %s", src, self.dc)
             return
         conf_only = copy.copy(self.cib)
         conf_only[:] = [c for c in self.cib if c.tag == "configuration"]

@@ -128,3 +128,50 @@ def test_a_clean_stop_moves_the_resources_away_first():
         _wait_where(crm, ["node1"])
         st = crm.wait_idle(crm.wait_dc())
         assert st["nodes"]["node1"]["state"] == "online", st
+
+
+FENCED_CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
+<configuration>
+<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith" name="stonith-enabled" value="true"/>
+</cluster_property_set></crm_config>
+<nodes/>
+<resources>
+<primitive id="fence" class="stonith" type="fence_hadaemon">
+<instance_attributes id="fence-a"><nvpair id="fence-ip" name="ipaddr" value="SOCKET"/>
+<nvpair id="fence-hosts" name="pcmk_host_list" value="node1 node2 node3"/></instance_attributes>
+<operations><op id="fence-mon" name="monitor" interval="10s" timeout="20s"/></operations>
+</primitive>
+<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
+<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
+</primitive>
+</resources>
+<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>
+<rsc_location id="fence-node3" rsc="fence" node="node3" score="100"/></constraints>
+</configuration><status/></cib>"""
+
+
+def test_a_lost_node_is_fenced_before_its_resource_starts_elsewhere():
+    with Cluster(["node1", "node2", "node3"]) as c:
+        crm = CrmCluster(c, FENCED_CIB.replace("SOCKET", str(c.workdir / "power.sock")), fencing=True)
+        crm._auto_start_on_power = False      # node1 stays off after it is fenced
+        crm.start_all()
+        _wait_where(crm, ["node1"])
+        crm.wait_idle(crm.wait_dc())
+        c.partition("node1")                  # node1 loses quorum and stops d1; the others fence it
+        # node1 is power-cycled (reboot): it runs nothing after that; its /run files stay on disk
+        # until it boots, so only node2 and node3 are looked at
+        try:
+            wait_until(lambda: crm.switch.offs("node1") >= 1 and
+                       [n for n in _where(crm) if n != "node1"] == ["node2"],
+                       90, interval=0.1, message="node1 fenced and d1 on node2")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}: d1 on {_where(crm)}, node1 {crm.switch.status('node1')}\n"
+                                 f"{crm.logs()}") from None
+        dc = crm.wait_dc(["node2", "node3"])
+        log = crm.crmd[dc].output()
+        fenced = log.index("fencing node1 (reboot) with fence on")
+        assert "fencing node1 with fence: done" in crm.crmd["node2"].output() + crm.crmd["node3"].output()
+        assert log.index("start d1", fenced) > fenced, log
+        st = crm.wait_idle(dc)
+        assert st["nodes"]["node1"]["state"] == "offline", st
