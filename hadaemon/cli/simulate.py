@@ -8,36 +8,135 @@ from hadaemon.core.errors import ConfigError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE.xml", help="CIB XML (cibadmin --query output or a scheduler test input)")
+    parser.add_argument("file", metavar="FILE.xml",
+                        help="CIB XML (cibadmin --query output or a scheduler test input); - reads standard input")
     parser.add_argument("--scores", action="store_true", help="print allocation scores")
     parser.add_argument("--save-graph", metavar="FILE", help="write the transition graph XML to FILE")
     parser.add_argument("--show-actions", action="store_true",
                         help="print only the executed actions, one per line")
     parser.add_argument("--now", type=int, metavar="EPOCH",
                         help="the current time in seconds since the epoch (default: the clock)")
+    parser.add_argument("-t", "--set-datetime", metavar="DATETIME",
+                        help="the current time as an ISO 8601 date, e.g. '2026-12-05 01:30:00Z'")
+    what_if = parser.add_argument_group("what-if injections (as crm_simulate)")
+    for short, name, metavar, text in (
+            ("-u", "--node-up", "NODE", "bring a node online"),
+            ("-d", "--node-down", "NODE", "take a node offline cleanly"),
+            ("-f", "--node-fail", "NODE", "fail a node (it leaves the membership unexpectedly)"),
+            ("-i", "--op-inject", "SPEC", "add an operation result to the history: RSC_TASK_INTERVAL@NODE=RC"),
+            ("-F", "--op-fail", "SPEC", "fail this action when the transition runs: RSC_TASK_INTERVAL@NODE=RC"),
+            ("-g", "--ticket-grant", "TICKET", "grant a ticket"),
+            ("-r", "--ticket-revoke", "TICKET", "revoke a ticket"),
+            ("-b", "--ticket-standby", "TICKET", "put a ticket in standby"),
+            ("-e", "--ticket-activate", "TICKET", "take a ticket out of standby")):
+        what_if.add_argument(short, name, action="append", default=[], metavar=metavar, help=text)
+    what_if.add_argument("-q", "--quorum", metavar="BOOL", help="set have-quorum (true/false)")
+    what_if.add_argument("-w", "--watchdog", metavar="BOOL", help="set have-watchdog (true/false)")
+    what_if.add_argument("-I", "--save-input", metavar="FILE", help="write the CIB after the injections to FILE")
+    what_if.add_argument("-O", "--save-output", metavar="FILE",
+                         help="write the CIB after the simulated transition to FILE")
+    what_if.add_argument("-S", "--simulate", action="store_true",
+                         help="run the transition and show the resulting status (the default output does)")
+
+
+def _bool_option(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("true", "yes", "1", "on", "y"):
+        return "true"
+    if v in ("false", "no", "0", "off", "n"):
+        return "false"
+    raise ValueError(f"{name} takes a boolean, not '{value}'")
+
+
+def _write(path: str, data: str) -> None:
+    from hadaemon.io.files import write_atomic
+    write_atomic(path, data.encode(), 0o644)
 
 
 def run(args) -> int:
-    from hadaemon.core.cib import load_cib
+    import xml.etree.ElementTree as ET
+
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.cib.dates import parse_datetime
+    from hadaemon.core.policy import inject as I
     from hadaemon.core.policy import schedule
 
+    name = "<stdin>" if args.file == "-" else args.file
     try:
-        cib = load_cib(args.file)
+        if args.file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as f:
+                data = f.read()
+    except OSError as err:
+        print(f"{name}:0: cannot read: {err.strerror}", file=sys.stderr)
+        return 2
+    now = args.now if args.now is not None else int(time.time())
+    if args.set_datetime:
+        when = parse_datetime(args.set_datetime)
+        if when is None:
+            print(f"hactl simulate: --set-datetime '{args.set_datetime}' is not an ISO 8601 date", file=sys.stderr)
+            return 2
+        now = when
+    try:
+        inj = I.Injections(args.node_up, args.node_down, args.node_fail, args.op_inject, args.ticket_grant,
+                           args.ticket_revoke, args.ticket_standby, args.ticket_activate,
+                           _bool_option("--quorum", args.quorum), _bool_option("--watchdog", args.watchdog))
+        for spec in args.op_fail:
+            I.parse_op_spec(spec)
+    except ValueError as err:
+        print(f"hactl simulate: {err}", file=sys.stderr)
+        return 2
+    try:
+        original = parse_cib(data, name)
+        cib, modified, mods = original, None, []
+        if inj.any() or args.save_input or args.save_output:
+            try:
+                root = ET.fromstring(data)
+                mods = I.apply_injections(root, inj, now)
+            except ValueError as err:
+                print(f"hactl simulate: {err}", file=sys.stderr)
+                return 2
+            except ET.ParseError as err:
+                print(f"{name}:{err.position[0]}: {err}", file=sys.stderr)
+                return 2
+            modified = I.to_text(root)
+            cib = parse_cib(modified, name) if inj.any() else original
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return 2
-    now = args.now if args.now is not None else int(time.time())
     t = schedule(cib, now)
+    before = schedule(original, now) if cib is not original and not args.show_actions else t
+    revised_text = None
+    failed_lines = []
+    if modified is not None and (args.op_fail or args.save_output):
+        try:
+            from hadaemon.core.policy.digests import action_digest
+            failed_lines = I.apply_transition(
+                root, t._order, args.op_fail, now,
+                lambda a: action_digest(t._ws, a.rsc, a.node, a.task, a.interval_ms))
+        except ValueError as err:
+            print(f"hactl simulate: {err}", file=sys.stderr)
+            return 2
+        after = I.to_text(root)
+        if args.op_fail:
+            revised_text = schedule(parse_cib(after, name), now).status_text(revised=False)
     out = []
     if args.show_actions:
         out.extend(line.strip()[2:] for line in t.executed_lines())
     else:
-        counts = t.counts_line()
+        counts = before.counts_line()
         if counts:
             out.extend([counts, ""])
         out.append("Current cluster status:")
-        out.append(t.status_text(revised=False))
+        out.append(before.status_text(revised=False))
         out.append("")
+        if mods:
+            out.append("Performing Requested Modifications:")
+            out.extend(mods)
+            out.append("")
         if args.scores:
             out.append("Assignment Scores:")
             out.extend(t.score_lines())
@@ -47,14 +146,21 @@ def run(args) -> int:
         out.append("")
         out.append("Executing Cluster Transition:")
         out.extend(t.executed_lines())
+        out.extend(failed_lines)
         out.append("")
         out.append("Revised Cluster Status:")
-        out.append(t.status_text(revised=True))
+        out.append(revised_text if revised_text is not None else t.status_text(revised=True))
     sys.stdout.write("\n".join(out) + "\n")
+    for path, text in ((args.save_input, modified), (args.save_output, after if args.save_output else None)):
+        if path and text is not None:
+            try:
+                _write(path, text)
+            except OSError as err:
+                print(f"{path}: cannot write: {err.strerror}", file=sys.stderr)
+                return 1
     if args.save_graph:
-        from hadaemon.io.files import write_atomic
         try:
-            write_atomic(args.save_graph, t.graph.to_xml().encode(), 0o644)
+            _write(args.save_graph, t.graph.to_xml())
         except OSError as err:
             print(f"{args.save_graph}: cannot write: {err.strerror}", file=sys.stderr)
             return 1

@@ -317,8 +317,8 @@ def _create_primitive_actions(p: Planner, r) -> None:
             start.stage = min(start.stage, 1)
             if start.optional:
                 start.optional = False
-                if r.definition_changed and start.reason is None:
-                    start.reason = "resource definition change"
+            if r.definition_changed and start.reason is None:
+                start.reason = "resource definition change"
         if r.reload and current is chosen and not need_stop:
             p.action(r, "reload-agent", chosen, optional=False)
     for uname in sorted(r.agent_changed):

@@ -103,3 +103,12 @@ def _compare(ws: WorkingSet, r, node, o, op: Op | None) -> None:
         r.reload_node = node.uname
     else:
         r.definition_changed = True
+
+
+def action_digest(ws: WorkingSet, rsc_id: str, uname: str, task: str, interval_ms: int) -> str | None:
+    """The op-digest the executor would record for an action (for simulated results)."""
+    r = ws.prims.get(rsc_id)
+    node = ws.node_by_uname.get(uname)
+    if r is None or r.prim is None or node is None:
+        return None
+    return H.digest(_params(ws, r, node, _configured(r, task, interval_ms), interval_ms))

@@ -322,7 +322,11 @@ def executed_lines(ws: WorkingSet, order: List[Action]) -> List[str]:
             task = a.task
             if a.interval_ms:
                 task = f"{a.task}={a.interval_ms}"
-            lines.append(f"  * Resource action: {a.rsc:<15} {task} on {a.node}")
+            r = ws.prims.get(a.rsc)
+            name = a.rsc
+            if r is not None and r.clone is not None and not r.clone.unique and r.history_name:
+                name = r.history_name  # crm_simulate names an anonymous instance as its history does
+            lines.append(f"  * Resource action: {name:<15} {task} on {a.node}")
     return lines
 
 
@@ -369,7 +373,9 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
 def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_nodes) -> List[str]:
     """crm_mon's clone display: instances in full when unique, failed or unmanaged; the others
     summed up as Started: [ nodes ] and Stopped: [ nodes ]."""
-    head = f"    * Clone Set: {c.id} [{c.child_id}]"
+    head = f"    * Clone Set: {c.id} [{c.group_cfg.id if c.group_cfg is not None else c.child_id}]"
+    if c.promotable:
+        head += " (promotable)"
     if c.unique:
         head += " (unique)"
     flags = []
@@ -379,6 +385,7 @@ def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_no
         flags.append("unmanaged")
     out = [head + (" (" + ", ".join(flags) + ")" if flags else "") + ":"]
     started: List[str] = []
+    promoted: List[str] = []
     full = []
     for r in leaves(c):
         nodes = placement.get(r.id, [])
@@ -387,11 +394,14 @@ def _clone_lines(ws: WorkingSet, c, placement, revised: bool, touched, fenced_no
             if nodes or not r.removed:
                 full.append("      " + _rsc_line(ws, r, nodes, revised, touched, fenced_nodes))
         elif nodes:
-            started.extend(nodes)
+            role = r.next_role if revised else r.role
+            (promoted if (c.promotable and role == PROMOTED) else started).extend(nodes)
     out.extend(full)
-    if started:
-        names = sorted(set(started), key=lambda u: [n.uname for n in ws.nodes].index(u))
-        out.append(f"      * Started: [ {' '.join(names)} ]")
+    order = [n.uname for n in ws.nodes]
+    for label, names in (("Promoted", promoted), ("Unpromoted" if c.promotable else "Started", started)):
+        if names:
+            names = sorted(set(names), key=order.index)
+            out.append(f"      * {label}: [ {' '.join(names)} ]")
     if not c.unique:
         running = set()
         for r in leaves(c):

@@ -1,0 +1,147 @@
+"""hactl simulate's what-if options (crm_simulate's injections): node up/down/fail, injected and failed
+operations, tickets, quorum, --set-datetime, --save-input/--save-output and the CIB on standard input.
+
+The expected summaries are what crm_simulate 2.1.5 printed with the same options (the
+crm_simulate-marked test runs it again when it is installed).
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hadaemon.cli.hactl import main
+from hadaemon.core.cib import load_cib
+from tests.unit.test_policy_clones import S as CLONE_CASES
+from tests.unit.test_policy_scheduler import cib, node_state, primitive, running, stopped
+
+BASE = cib(nodes=("node1", "node2", "node3"), resources=[primitive("rsc1"), primitive("rsc2")],
+           status=[node_state("node1", running("rsc1"), stopped("rsc2")),
+                   node_state("node2", stopped("rsc1"), running("rsc2")),
+                   node_state("node3", stopped("rsc1"), stopped("rsc2"))])
+TICKETED = cib(resources=[primitive("rsc1")], constraints=['<rsc_ticket id="t" rsc="rsc1" ticket="tA"/>'])
+
+CASES = {
+    "node_down": (BASE, ["--node-down", "node1"], ["Move rsc2 (node2 -> node3)", "Start rsc1 (node2)"]),
+    "node_fail": (BASE, ["--node-fail", "node2"], ["Start rsc2 (node3)"]),
+    "node_up_new_state": (cib(resources=[primitive("rsc1")], status=[node_state("node1")]),
+                          ["--node-up", "node2"], ["Start rsc1 (node1)"]),
+    "op_inject_found_active": (BASE, ["--op-inject", "rsc1_monitor_0@node2=0"],
+                               ["Restart rsc1 (node1) due to resource definition change"]),
+    "op_inject_start_failed": (BASE, ["--op-inject", "rsc1_start_0@node1=1"], ["Recover rsc1 (node1)"]),
+    "ticket_grant": (TICKETED, ["--ticket-grant", "tA"], ["Start rsc1 (node1)"]),
+    "ticket_revoke": (TICKETED, ["--ticket-revoke", "tA"], []),
+    "promoted_node_fail": (CLONE_CASES["promoted_stays"](), ["--node-fail", "node1"],
+                           ["Promote st:0 (Unpromoted -> Promoted node2)"]),
+}
+
+
+def run(capsys, *argv, stdin: str | None = None):
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode()))
+    try:
+        rc = main(["simulate", *argv])
+    finally:
+        sys.stdin = sys.__stdin__
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def summary_of(text: str):
+    lines, inside = [], False
+    for raw in text.splitlines():
+        if raw.startswith("Transition Summary:"):
+            inside = True
+            continue
+        if inside:
+            if not raw.strip():
+                continue
+            if not raw.lstrip().startswith("*"):
+                break
+            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
+            lines.append(line.replace("( ", "(").replace(" )", ")"))
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_injection_summary(name, tmp_path, capsys):
+    xml, opts, expected = CASES[name]
+    f = tmp_path / "cib.xml"
+    f.write_text(xml)
+    rc, out, err = run(capsys, str(f), "--now", "1000", *opts)
+    assert rc == 0, err
+    assert summary_of(out) == sorted(expected)
+    assert "Performing Requested Modifications:" in out
+
+
+def test_quorum_injection_sets_have_quorum(tmp_path, capsys):
+    """--quorum false sets have-quorum="false" as Pacemaker's injection code writes it (crm_simulate
+    2.1.5 prints no modification for it and schedules with the file's quorum)."""
+    f = tmp_path / "cib.xml"
+    f.write_text(BASE)
+    rc, out, err = run(capsys, str(f), "--now", "1000", "--quorum", "false", "-I", str(tmp_path / "in.xml"))
+    assert rc == 0, err
+    assert not load_cib(str(tmp_path / "in.xml")).have_quorum
+    assert summary_of(out) == ["Stop rsc1 (node1) due to no quorum", "Stop rsc2 (node2) due to no quorum"]
+
+
+def test_save_input_and_output(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(BASE)
+    rc, out, err = run(capsys, str(f), "--now", "1000", "--node-fail", "node2", "-I", str(tmp_path / "in.xml"),
+                       "-O", str(tmp_path / "out.xml"))
+    assert rc == 0, err
+    saved_in = load_cib(str(tmp_path / "in.xml"))
+    state = {s.uname: s for s in saved_in.node_states}
+    assert state["node2"].in_ccm == "false" and state["node2"].expected == "member"
+    saved_out = load_cib(str(tmp_path / "out.xml"))
+    # after the transition: rsc2 started on node3, so scheduling the output again changes nothing
+    rc, out, err = run(capsys, str(tmp_path / "out.xml"), "--now", "1000")
+    assert rc == 0 and summary_of(out) == []
+    node3 = {s.uname: s for s in saved_out.node_states}["node3"]
+    assert [op.operation for lr in node3.lrm if lr.id == "rsc2" for op in lr.ops][-1] == "start"
+
+
+def test_op_fail_shows_the_failure_in_the_revised_status(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(BASE)
+    rc, out, err = run(capsys, str(f), "--now", "1000", "--node-fail", "node2", "--op-fail", "rsc2_start_0@node3=1")
+    assert rc == 0, err
+    assert "Pretending action rsc2_start_0 failed on node3 (rc=1)" in out
+    assert "rsc2\t(ocf:heartbeat:Dummy):\t FAILED node3" in out.split("Revised Cluster Status:")[1]
+
+
+def test_cib_from_standard_input(capsys):
+    rc, out, err = run(capsys, "-", "--now", "1000", stdin=BASE)
+    assert rc == 0, err
+    assert summary_of(out) == []
+
+
+@pytest.mark.parametrize("opts,message", [
+    (["--op-inject", "rsc1-monitor@node1"], "invalid operation spec"),
+    (["--op-inject", "nosuch_start_0@node1=0"], "invalid resource name 'nosuch'"),
+    (["--node-up", "node9"], "node 'node9' is not in the configuration"),
+    (["--quorum", "maybe"], "--quorum takes a boolean"),
+    (["--set-datetime", "yesterday"], "not an ISO 8601 date"),
+])
+def test_bad_injections_are_refused(opts, message, tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(BASE)
+    rc, out, err = run(capsys, str(f), *opts)
+    assert rc == 2 and message in err and out == ""
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_against_crm_simulate(name, tmp_path, capsys):
+    xml, opts, _expected = CASES[name]
+    f = tmp_path / "cib.xml"
+    f.write_text(xml)
+    crm = subprocess.run(["crm_simulate", "-x", str(f), "-S", *opts], capture_output=True, text=True, timeout=120)
+    rc, out, err = run(capsys, str(f), *opts)
+    assert summary_of(out) == summary_of(crm.stdout)
