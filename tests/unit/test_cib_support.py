@@ -116,3 +116,37 @@ def test_loader_and_verify_agree_on_clones(name):
         parse_cib(text, "cib.xml")
     assert refused in e.value.message
     assert any(refused in f.message for f in errors), errors
+
+
+ELSEWHERE = {
+    "a ticket for a resource": ("constraints", '<rsc_ticket id="t" rsc="r1" ticket="T" loss-policy="stop"/>', None),
+    "a ticket for a resource set": ("constraints", '<rsc_ticket id="t" ticket="T"><resource_set id="s" role="Started">'
+                                                   '<resource_ref id="r1"/><resource_ref id="r2"/></resource_set>'
+                                                   '</rsc_ticket>', None),
+    "a ticket with a bad loss-policy": ("constraints", '<rsc_ticket id="t" rsc="r1" ticket="T" loss-policy="panic"/>',
+                                        "loss-policy"),
+    "a date in a location rule": ("constraints", '<rsc_location id="l" rsc="r1"><rule id="ru" score="10">'
+                                                 '<date_expression id="d" operation="lt" end="2030-01-01"/>'
+                                                 '</rule></rsc_location>', None),
+    "a date in a meta-attribute rule": ("resources", '<primitive id="p" class="ocf" provider="heartbeat" type="Dummy">'
+                                                     '<meta_attributes id="pm"><rule id="pr" score="0">'
+                                                     '<date_expression id="d" operation="gt" start="2020-01-01"/>'
+                                                     '</rule></meta_attributes></primitive>', "date_expression"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELSEWHERE))
+def test_loader_and_verify_agree_on_tickets_and_dates(name):
+    where, snippet, refused = ELSEWHERE[name]
+    if refused == "date_expression" and "date_expression" in UNSUPPORTED:
+        pytest.skip("date expressions are not read at all")
+    text = CIB.format(**{"resources": "", "constraints": "", where: snippet})
+    errors = [f.message for f in verify_text(text) if f.severity == ERROR]
+    if refused is None:
+        parse_cib(text)
+        assert errors == []
+        return
+    with pytest.raises(ConfigError) as e:
+        parse_cib(text, "cib.xml")
+    assert refused in e.value.message
+    assert any(refused in m for m in errors), errors

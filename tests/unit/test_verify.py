@@ -197,7 +197,8 @@ def test_constraint_shapes():
         (ERROR, "invalid kind 'Sometimes' in 'o1': expected Mandatory, Optional or Serialize"),
         (ERROR, "invalid boolean 'maybe' for symmetrical in 'o2': expected true or false"),
         (WARNING, "<rsc_colocation> 'c2' colocates 'r1' with itself; it has no effect"),
-        (ERROR, "unknown element <rsc_bogus> in <constraints>: expected rsc_location, rsc_colocation or rsc_order"),
+        (ERROR, "unknown element <rsc_bogus> in <constraints>: expected rsc_location, rsc_colocation, rsc_order"
+                " or rsc_ticket"),
     ]
 
 

@@ -15,6 +15,7 @@ ERROR, WARNING = "error", "warning"
 ROLES = {"started", "stopped", "promoted", "unpromoted", "master", "slave"}
 ORDER_ACTIONS = {"start", "stop", "promote", "demote"}
 ORDER_KINDS = {"mandatory", "optional", "serialize"}
+LOSS_POLICIES = {"stop", "demote", "fence", "freeze"}
 EXPR_OPS = {"lt", "gt", "lte", "gte", "eq", "ne", "defined", "not_defined"}
 EXPR_TYPES = {"string", "integer", "number", "version"}
 ON_FAIL = {"ignore", "block", "stop", "restart", "standby", "fence", "demote"}
@@ -176,10 +177,15 @@ class _Checker:
                 self.error(node, f"<{node.tag}> id-ref '{ref}' refers to a <{target.tag}>")
 
     def check_unsupported(self, root: Element):
+        # the loader reads resource sets in tickets, date expressions in location rules only
+        ticket_sets = {id(s) for t in root.iter("rsc_ticket") for s in t.children if s.tag == "resource_set"}
+        location_dates = {id(d) for loc in root.iter("rsc_location") for d in loc.iter("date_expression")}
         for node in root.iter():
             what = UNSUPPORTED.get(node.tag)
-            if what:
+            if what and id(node) not in ticket_sets:
                 self.error(node, f"<{node.tag}> is not supported: {what} are not implemented yet")
+            elif node.tag == "date_expression" and not what and id(node) not in location_dates:
+                self.error(node, "<date_expression> is supported in location constraint rules only")
             elif node.tag == "primitive" and node.get("template"):
                 self.error(node, f"primitive '{node.get('id')}' uses template '{node.get('template')}':"
                                  " resource templates are not implemented yet")
@@ -480,9 +486,31 @@ class _Checker:
                 if cons.get("first") is not None and cons.get("first") == cons.get("then"):
                     self.warn(cons, f"<rsc_order> '{cid}' orders '{cons.get('first')}' after itself;"
                                     " it has no effect")
+            elif cons.tag == "rsc_ticket":
+                self.check_ticket(cons)
             elif cons.tag not in UNSUPPORTED:
                 self.error(cons, f"unknown element <{cons.tag}> in <constraints>: expected rsc_location,"
-                                 " rsc_colocation or rsc_order")
+                                 " rsc_colocation, rsc_order or rsc_ticket")
+
+    def check_ticket(self, cons: Element):
+        """rsc_ticket as the loader reads it: a ticket, a loss-policy, and rsc= or resource sets."""
+        tid = cons.get("id")
+        if not cons.get("ticket"):
+            self.error(cons, f"<rsc_ticket> '{tid}' has no ticket attribute")
+        policy = cons.get("loss-policy")
+        if policy is not None and policy.lower() not in LOSS_POLICIES:
+            self.error(cons, f"invalid loss-policy '{policy}' in '{tid}': expected one of "
+                             + ", ".join(sorted(LOSS_POLICIES)))
+        sets = [c for c in cons.children if c.tag == "resource_set"]
+        for rset in sets:
+            self.check_role(rset, "role")
+            for ref in rset.children:
+                if ref.tag == "resource_ref" and ref.get("id") not in self.resources:
+                    self.error(ref, f"resource set '{rset.get('id')}' of <rsc_ticket> '{tid}' refers to"
+                                    f" '{ref.get('id')}', which is no resource")
+        if not sets:
+            self.check_ref(cons, "rsc")
+            self.check_role(cons, "rsc-role")
 
     def check_rule(self, rule: Element, top: bool):
         rid = rule.get("id")
