@@ -20,6 +20,7 @@ MANAGER_PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
 PROPERTIES = "org.freedesktop.DBus.Properties"
+SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
 
 
 class SystemdError(Exception):
@@ -44,9 +45,17 @@ class Systemd1:
 
     @classmethod
     async def connect(cls, bus: MessageBus | None = None) -> Systemd1:
-        if bus is None:
-            return cls(await connect_system_bus(), owned=True)
-        return cls(bus)
+        """On the given bus, else on the bus systemd is on: $HADAEMON_SYSTEMD_BUS_ADDRESS, else the
+        real system bus socket. DBUS_SYSTEM_BUS_ADDRESS is not used: in tests it names a private bus
+        for hadaemon's own services, where no systemd answers."""
+        if bus is not None:
+            return cls(bus)
+        address = os.environ.get("HADAEMON_SYSTEMD_BUS_ADDRESS")
+        if not address and os.path.exists(SYSTEM_BUS_SOCKET):
+            address = f"unix:path={SYSTEM_BUS_SOCKET}"
+        if address:
+            return cls(await MessageBus(bus_address=address).connect(), owned=True)
+        return cls(await connect_system_bus(), owned=True)
 
     async def close(self) -> None:
         try:
