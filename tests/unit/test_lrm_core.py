@@ -89,6 +89,14 @@ def test_ocf_environment():
     assert base == {"PATH": "/bin", "OCF_RESKEY_leftover": "x", "HOME": "/root"}  # not modified
 
 
+def test_ocf_check_level_is_passed_as_is():
+    rsc = ResourceSpec("d", "ocf", "hadaemon", "ldirectord", {"configfile": "/x", "OCF_CHECK_LEVEL": "10"})
+    env = ocf_environment(rsc, OpRequest("monitor", 10000))
+    assert env["OCF_CHECK_LEVEL"] == "10" and "OCF_RESKEY_OCF_CHECK_LEVEL" not in env
+    env = ocf_environment(ResourceSpec("d", "ocf", "x", "y"), OpRequest("monitor", meta={"OCF_CHECK_LEVEL": "20"}))
+    assert env["OCF_CHECK_LEVEL"] == "20" and "OCF_RESKEY_CRM_meta_OCF_CHECK_LEVEL" not in env
+
+
 def test_check_spec_and_paths():
     assert check_spec(ResourceSpec("a", "ocf", "heartbeat", "Dummy")) is None
     assert check_spec(ResourceSpec("a", "ocf", None, "Dummy"))[1] == "error_fatal"

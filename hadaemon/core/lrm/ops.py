@@ -154,9 +154,13 @@ def ocf_environment(rsc: ResourceSpec, op: OpRequest, ocf_root: str = "/usr/lib/
     if rsc.provider:
         env["OCF_RESOURCE_PROVIDER"] = rsc.provider
     for k, v in rsc.params.items():
-        env[f"OCF_RESKEY_{k}"] = str(v)
+        # Pacemaker passes an op's OCF_CHECK_LEVEL as is, everything else with the OCF_RESKEY_ prefix
+        env[k if k == "OCF_CHECK_LEVEL" else f"OCF_RESKEY_{k}"] = str(v)
     for k, v in meta_attributes(op).items():
-        env[f"OCF_RESKEY_CRM_meta_{k}"] = v
+        if k == "OCF_CHECK_LEVEL":
+            env[k] = v
+        else:
+            env[f"OCF_RESKEY_CRM_meta_{k}"] = v
     return env
 
 
