@@ -224,6 +224,7 @@ def test_bad_arguments_get_a_dbus_error_with_a_message(env, args, error, words):
         ds = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         assert f"org.hadaemon.Crm1.Error.{error}" in ds.stderr, ds.stderr
     assert env.proc.alive()
+    assert "Traceback" not in env.proc.output()  # a refused request is an answer, not a daemon error
 
 
 def test_replace_cib_replaces_the_configuration(env):
