@@ -21,6 +21,8 @@ log = logging.getLogger("hadaemon.lrm")
 DROPIN_DIR = "/run/systemd/system"
 DROPIN_NAME = "50-hadaemon.conf"
 POLL_S = 0.2
+_NO_UNIT = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.InvalidName",
+            "org.freedesktop.systemd1.LoadFailed")
 
 
 def dropin_text(unit: str) -> str:
@@ -118,9 +120,10 @@ async def run_systemd_action(client, rsc: ResourceSpec, op: OpRequest, started: 
         return _result(rsc, op, R.OCF_ERR_GENERIC, "timeout", started, t0,
                        f"{op.name} of {rsc.type} timed out after {op.timeout_ms} ms")
     except SystemdError as e:
-        if op.name == "stop" and e.name == "org.freedesktop.systemd1.NoSuchUnit":
-            return _result(rsc, op, R.OCF_SUCCESS, "done", started, t0)
-        if e.name == "org.freedesktop.systemd1.NoSuchUnit":
+        if e.name in _NO_UNIT:
+            # as Pacemaker's set_result_from_method_error: a unit that is not there is stopped
+            if op.name == "stop":
+                return _result(rsc, op, R.OCF_SUCCESS, "done", started, t0)
             return _result(rsc, op, R.OCF_ERR_INSTALLED, "not_installed", started, t0, str(e))
         return _result(rsc, op, R.OCF_ERR_GENERIC, "error", started, t0, f"systemd: {e}")
     except (OSError, EOFError) as e:
