@@ -39,7 +39,7 @@ def _name(value: str, what: str, empty_ok: bool = False) -> str:
 
 
 class CrmInterface(ServiceInterface):
-    """Exports the daemon backend of the contract (/work docs/crm-api.md): local_node, dc, has_quorum,
+    """Exports the daemon backend of the contract (docs/crm-api.md): local_node, dc, has_quorum,
     listeners, cib_xml(), async modify_cib(edit, reason) -> epoch, async replace_cib(xml) -> epoch,
     status_dict(), async cleanup(resource, node); refused requests raise BadRequest."""
 

@@ -221,3 +221,24 @@ def test_status_watch_redraws_on_a_change(crm):
     finally:
         watch.send_signal(signal.SIGINT)
         assert watch.wait(10) == 130
+
+
+def test_status_for_everyone_changes_for_root_and_haclient_only(crm):
+    import grp
+
+    os.chmod(crm.workdir, 0o755)
+    env = dict(os.environ, **crm.env)
+    haclient = grp.getgrnam("haclient").gr_gid
+
+    def as_user(groups, *args):
+        return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", *groups, sys.executable, "-m",
+                               "hadaemon.cli.hactl", *args], capture_output=True, text=True, env=env, timeout=60,
+                              cwd=str(REPO))
+
+    cp = as_user(["--clear-groups"], "status")
+    assert cp.returncode == 0 and "Started admin1" in cp.stdout, cp.stderr
+    cp = as_user(["--clear-groups"], "resource", "move", "webserver", "admin2")
+    assert cp.returncode == 1 and cp.stderr.startswith("hactl resource move: permission denied"), cp.stderr
+    cp = as_user([f"--groups={haclient}"], "resource", "move", "webserver", "admin2")
+    assert cp.returncode == 0, cp.stderr
+    assert where(crm, "webserver") == ["admin2"]
