@@ -111,8 +111,14 @@ class CrmInterface(ServiceInterface):
 
     async def _migrate(self, resource: str, node: str, lifetime: str) -> str:
         _name(resource, "resource")
-        _name(node, "node")
+        _name(node, "node", empty_ok=True)
         now, running = self._now(), self._running_on(resource)
+        if not node:  # crm_resource --move without --node: away from where it runs (a ban there)
+            if len(running) != 1:
+                raise _refuse("InvalidArgument", f"'{resource}' is active on {len(running)} nodes: "
+                                                 "give the node to move it to")
+            return await self._modify(f"move {resource} away from {running[0]}", lambda cib: E.ban(
+                cib, resource, running[0], now, lifetime=lifetime))
         return await self._modify(f"move {resource} to {node}", lambda cib: E.move(
             cib, resource, node, now, lifetime=lifetime, running_on=running))
 

@@ -10,9 +10,10 @@ from hadaemon.cli.crmcall import EXIT_OK, EXIT_REFUSED, add_timeout, call, done,
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    p = sub.add_parser("move", help="move a resource or group to NODE (cli-prefer constraint, until clear)")
+    p = sub.add_parser("move", help="move a resource or group to NODE (cli-prefer constraint, until clear); "
+                                    "without NODE: away from where it runs (a ban there)")
     p.add_argument("resource")
-    p.add_argument("node")
+    p.add_argument("node", nargs="?", default="")
     p.add_argument("--lifetime", default="", metavar="DURATION",
                    help="ISO 8601 duration (PT30M, PT2H, P1D): the preference ends by itself")
     p = sub.add_parser("ban", help="keep a resource off NODE (cli-ban constraint, until clear)")
@@ -111,8 +112,9 @@ def run(args) -> int:
                             timeout=t)
         else:
             rc, body = call("resource move", "MigrateResource", "ss", args.resource, args.node, timeout=t)
-        what = f"{args.resource} moves to {args.node}" + (f" for {args.lifetime}" if args.lifetime else
-                                                         f" (until 'hactl resource clear {args.resource}')")
+        where = f"moves to {args.node}" if args.node else "moves away from where it ran"
+        what = f"{args.resource} {where}" + (f" for {args.lifetime}" if args.lifetime else
+                                             f" (until 'hactl resource clear {args.resource}')")
     elif a == "ban":
         rc, body = call("resource ban", "BanResource", "sss", args.resource, args.node, args.lifetime, timeout=t)
         what = f"{args.resource} is banned from {args.node}"

@@ -154,6 +154,9 @@ def test_standby_online_ban_disable_enable_cleanup(env):
     env.call("MigrateResourceFor", "sss", "mysql", "admin1", "PT10M")
     assert "cli-prefer-lifetime-end-mysql" in env.call("GetCib").stdout and env.where("mysql") == ["admin1"]
     env.call("ClearResource", "ss", "mysql", "")
+    env.call("MigrateResource", "ss", "mysql", "")  # away from where it runs, as crm_resource --move does
+    assert "cli-ban-mysql-on-admin2" in env.call("GetCib").stdout and env.where("mysql") == ["admin1"]
+    env.call("ClearResource", "ss", "mysql", "")
     env.call("DisableResource", "s", "mysql")
     mysql = next(r for r in env.status()["resources"] if r["id"] == "mysql")
     assert mysql["nodes"] == [] and mysql["target_role"] == "Stopped"
@@ -225,6 +228,16 @@ def test_bad_arguments_get_a_dbus_error_with_a_message(env, args, error, words):
         assert f"org.hadaemon.Crm1.Error.{error}" in ds.stderr, ds.stderr
     assert env.proc.alive()
     assert "Traceback" not in env.proc.output()  # a refused request is an answer, not a daemon error
+
+
+def test_move_without_node_needs_one_active_node(env):
+    env.call("DisableResource", "s", "mysql")
+    try:
+        cp = env.call("MigrateResource", "ss", "mysql", "", check=False)
+        assert cp.returncode != 0 and "'mysql' is active on 0 nodes: give the node to move it to" in cp.stderr
+    finally:
+        env.call("EnableResource", "s", "mysql")
+    assert env.where("mysql") == ["admin2"]
 
 
 def test_replace_cib_replaces_the_configuration(env):

@@ -90,6 +90,9 @@ def test_resource_move_clear_ban_enable_disable_cleanup_show(crm):
         hactl(crm, "constraint", "list").stdout
     assert where(crm, "mysql") == ["admin1"]
     hactl(crm, "resource", "clear", "mysql")
+    assert hactl(crm, "resource", "move", "mysql").stdout.startswith("mysql moves away from where it ran")
+    assert where(crm, "mysql") == ["admin1"]
+    hactl(crm, "resource", "clear", "mysql")
     hactl(crm, "resource", "disable", "mysql")
     assert where(crm, "mysql") == []
     assert "(disabled)" in hactl(crm, "status").stdout
