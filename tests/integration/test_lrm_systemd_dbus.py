@@ -65,6 +65,7 @@ class FakeManager(ServiceInterface):
         self.calls = []
         self.jobs = 0
         self.reloads = 0
+        self.tasks = set()
 
     def add(self, name, **kw):
         u = FakeUnit(name, **kw)
@@ -112,7 +113,9 @@ class FakeManager(ServiceInterface):
                 u.active = b.get("settle", "active") if result == "done" else "failed"
             else:
                 u.active = "inactive"
-        asyncio.ensure_future(finish())
+        task = asyncio.ensure_future(finish())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         return job
 
     @method()
@@ -160,8 +163,14 @@ async def fake(tmp_path):
         lrm.results = results
         yield mgr, lrm, tmp_path
         await lrm.close()
-        client_bus.disconnect()
-        server.disconnect()
+        for t in list(mgr.tasks):
+            t.cancel()
+        for b in (client_bus, server):
+            b.disconnect()
+            try:
+                await asyncio.wait_for(b.wait_for_disconnect(), 5)
+            except Exception:  # noqa: BLE001 - disconnected with an error is disconnected too
+                pass
     finally:
         bus.close()
 
