@@ -205,9 +205,9 @@ class Director:
             raise BadRequest("BadConfig", str(e)) from None
         self.stamp = stamp
         self.daemon_status = STATUS_RELOADING
-        old = self.config
-        self.health = carry_over(self.health, old, config)
+        old, old_plan = self.config, self.plan
         self._set_config(config)
+        self.health = carry_over(self.health, old, config, old_plan, self.plan)
         if self.alerts is not None:
             self.alerts.update_config(config)
         if self.instance_cmd:
@@ -337,19 +337,23 @@ class Director:
             asyncio.ensure_future(run_fallback_command(cmd))
 
     async def _reconcile_loop(self) -> None:
-        """Program the table when something changed, at most every apply_interval seconds: in an
-        event storm each apply carries every change made since the previous one."""
+        """Program the table when something changed, at most every apply_interval seconds (longer when
+        an apply takes long): in an event storm each apply carries every change made since the
+        previous one."""
         loop = asyncio.get_running_loop()
-        last = 0.0
+        last, took = 0.0, 0.0
         while True:
             await self._dirty.wait()
-            wait = last + self.apply_interval - loop.time()
+            # at most apply_interval apart, and never more than a third of the time spent applying
+            # (a whole-table backend such as nft at thousands of reals takes a good part of a second)
+            wait = last + max(self.apply_interval, 3 * took) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._dirty.clear()
             last = loop.time()
             try:
                 await self.reconcile()
+                took = loop.time() - last
             except Exception:  # noqa: BLE001 - keep directing; the next change retries
                 log.exception("reconciling the table failed")
                 self._full = True

@@ -119,7 +119,9 @@ def test_execute_starts_reloads_and_stops_other_instances(env):
     started when it comes back, and stopped with this one (ldirectord's ld_cmd_children)."""
     w = env.c.workdir
     child = w / f"child-{os.getpid()}.cf"          # its pid file is /run/hadaemon/ldirectord.<name>.pid
-    child.write_text("checkinterval=1\n")            # no virtual service: it leaves the nft table alone
+    # an IPv6 virtual service only: the child writes nft's ip6 table, this one the ip table (a file without
+    # any virtual service is refused)
+    child.write_text("checkinterval=1\nvirtual6=[2001:db8::1]:80\n\treal6=[2001:db8::2]:80 gate\n\tchecktype=off\n")
     env.config(quiescent="yes", extra=f'execute="{child}"\n')
     env.add_vip("dir1")
     d = env.c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--no-dbus",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Mapping, Tuple
 
-from hadaemon.core.director.checks import Pair, Plan, Target, check_identity, make_plan
+from hadaemon.core.director.checks import Pair, Plan, Target, make_plan
 from hadaemon.core.director.model import DirectorConfig
 
 NEGOTIATE_NEXT = 999999   # ldirectord's num_connects value meaning "negotiate at the next check"
@@ -263,19 +263,22 @@ def apply_maintenance(plan: Plan, state: HealthState, in_maintenance: Mapping[Pa
 
 
 def carry_over(old_state: HealthState, old_config: DirectorConfig,
-               new_config: DirectorConfig) -> HealthState:
+               new_config: DirectorConfig, old_plan: Plan | None = None,
+               new_plan: Plan | None = None) -> HealthState:
     """Health after a reload: a real kept by the new config (same virtual key, same address:port)
     keeps up/down and its last result, so a reload never flaps it; if its check changed, its soft
     failure count restarts. New reals start as at startup; removed ones are dropped."""
-    old_plan, new_plan = make_plan(old_config), make_plan(new_config)
+    if old_plan is None or old_plan.config is not old_config:
+        old_plan = make_plan(old_config)
+    if new_plan is None or new_plan.config is not new_config:
+        new_plan = make_plan(new_config)
     reals: Dict[Pair, RealHealth] = {}
     for pair, t in new_plan.targets.items():
         h = old_state.reals.get(pair)
         if h is None:
             reals[pair] = _initial(t, None)
             continue
-        old_t = old_plan.targets.get(pair)
-        if old_t is not None and check_identity(old_t.virtual, old_t.real) != check_identity(t.virtual, t.real):
+        if old_plan.identity.get(pair, new_plan.identity[pair]) != new_plan.identity[pair]:
             h = replace(h, failcount=0, num_connects=NEGOTIATE_NEXT)
         if t.virtual.checktype == "on" and not h.maintenance:
             h = replace(h, up=True)

@@ -216,7 +216,7 @@ def fallback_commands(config: DirectorConfig, health: HealthState,
         if v.fallbackcommand:
             where = f"{v.server}:{v.port}" if v.protocol != "fwm" else f":{0}"
             effects.append(RunCommand(f"{v.fallbackcommand} {want} {where} {v.protocol}", v.key))
-    return HealthState(health.reals, status), effects
+    return HealthState(health.reals, status, health.up_counts), effects
 
 
 def health_by_dest(config: DirectorConfig, health: HealthState) -> Mapping[Tuple[str, str], str]:

@@ -29,6 +29,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
+from functools import lru_cache
 from typing import Dict, Iterable, List
 
 from hadaemon.core.director.lvs_table import (
@@ -41,6 +42,7 @@ _FAMILY = {"inet": "ip", "inet6": "ip6"}
 _SVC_TAG, _DEST_TAG = "hadaemon-service", "hadaemon-dest"
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_local(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
 
@@ -78,6 +80,24 @@ def _parse_svc(comment: str) -> VirtualService:
 def _parse_dest(comment: str) -> Destination:
     _, addr, port, method, weight, lower, upper = comment.split()
     return Destination(addr, int(port), method, int(weight), int(lower), int(upper))
+
+
+@lru_cache(maxsize=1 << 17)
+def _dest_chain(chain: str, pset: str, svc: VirtualService, d: Destination) -> str:
+    """One real server's chain (memoized: in a storm most reals keep their chain from one apply to
+    the next, and rendering is the Python part of a whole-table replace)."""
+    stmt = ""
+    if svc.persistent is not None and d.weight > 0:
+        stmt += f"update @{pset} {{ {_mask_expr(svc)} }} "
+    l4 = svc.protocol if svc.protocol != "fwm" else "{ tcp, udp }"
+    if _is_local(d.address):
+        stmt += f"meta l4proto {l4} redirect to :{d.port}" if d.port else "redirect"
+    elif d.port:
+        target = f"[{d.address}]:{d.port}" if svc.family == "inet6" else f"{d.address}:{d.port}"
+        stmt += f"meta l4proto {l4} dnat to {target}"
+    else:
+        stmt += f"dnat to {d.address}"
+    return f"  chain {chain} {{\n    {stmt} comment \"{_dest_comment(d)}\"\n  }}"
 
 
 def render(table: Table, family: str) -> str:
@@ -123,18 +143,7 @@ def render(table: Table, family: str) -> str:
         body.append(f'    drop comment "{_svc_comment(svc)}"')
         chains.append(f"  chain {name} {{\n" + "\n".join(body) + "\n  }")
         for j, d in enumerate(dests):
-            stmt = ""
-            if svc.persistent is not None and d.weight > 0:
-                stmt += f"update @{name}p{j} {{ {_mask_expr(svc)} }} "
-            l4 = svc.protocol if svc.protocol != "fwm" else "{ tcp, udp }"
-            if _is_local(d.address):
-                stmt += f"meta l4proto {l4} redirect to :{d.port}" if d.port else "redirect"
-            elif d.port:
-                target = f"[{d.address}]:{d.port}" if family == "inet6" else f"{d.address}:{d.port}"
-                stmt += f"meta l4proto {l4} dnat to {target}"
-            else:
-                stmt += f"dnat to {d.address}"
-            chains.append(f"  chain {name}d{j} {{\n    {stmt} comment \"{_dest_comment(d)}\"\n  }}")
+            chains.append(_dest_chain(f"{name}d{j}", f"{name}p{j}", svc, d))
     lines.append("  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;")
     lines.extend(pre)
     lines.append("  }")
