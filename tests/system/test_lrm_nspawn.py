@@ -32,13 +32,24 @@ esac
 exit 3
 """
 
+LSB_DAEMON = r"""#!/bin/sh
+PIDFILE=/run/lsbd.pid
+running() { [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }
+case "$1" in
+  start) running && exit 0; sleep 888 </dev/null >/dev/null 2>&1 & echo $! > $PIDFILE; exit 0 ;;
+  stop) running && kill "$(cat $PIDFILE)"; rm -f $PIDFILE; exit 0 ;;
+  status) running && exit 0; exit 3 ;;
+esac
+exit 3
+"""
+
 DRIVER = r"""
 import asyncio, json, os, subprocess
 from hadaemon.io.lrm import LocalResourceManager, OpRequest, ResourceSpec, systemd_available
 out = {"systemd_available": systemd_available()}
 async def main():
     reported = []
-    lrm = LocalResourceManager(reported.append, ocf_root="/srv/ocf")
+    lrm = LocalResourceManager(reported.append, ocf_root="/srv/ocf", lsb_dir="/srv/init.d")
     out["use_systemd"] = lrm.use_systemd
     out["classes"] = lrm.classes()
     svc = ResourceSpec("lrmtest", "systemd", None, "lrmtest", {})
@@ -62,6 +73,18 @@ async def main():
     out["fake_stop"] = rs(await lrm.execute(ResourceSpec("f", "systemd", None, "this_is_fake1234", {}), OpRequest("stop")))
     out["agents_has_unit"] = "lrmtest" in await lrm.list_agents("systemd")
     out["meta"] = await lrm.meta_data("systemd", None, "lrmtest")
+    lsbd = ResourceSpec("lsbd", "lsb", None, "lsbd", {})
+    out["lsb_start"] = rs(await lrm.execute(lsbd, OpRequest("start")))
+    await asyncio.sleep(1)
+    out["lsb_daemon_after_start"] = subprocess.run(["pgrep", "-f", "sleep 888"], capture_output=True,
+                                                   text=True).stdout.split()
+    pid = open("/run/lsbd.pid").read().strip()
+    out["lsb_daemon_cgroup"] = open(f"/proc/{pid}/cgroup").read()
+    out["lsb_status"] = rs(await lrm.execute(lsbd, OpRequest("monitor")))
+    out["lsb_stop"] = rs(await lrm.execute(lsbd, OpRequest("stop")))
+    await asyncio.sleep(0.5)
+    out["lsb_daemon_after_stop"] = subprocess.run(["pgrep", "-f", "sleep 888"], capture_output=True,
+                                                  text=True).stdout.split()
     hang = ResourceSpec("hang1", "ocf", "hatest", "Hang", {})
     mon = await lrm.execute(hang, OpRequest("monitor"))
     out["monitor_cgroup"] = mon.output
@@ -89,6 +112,7 @@ def test_lrm_under_systemd(rootfs):
         ct.write_file("/etc/systemd/system/lrmtest.service", UNIT)
         ct.write_file("/srv/ocf/resource.d/hatest/Hang", HANG_AGENT, mode=0o755)
         ct.write_file("/srv/driver.py", DRIVER)
+        ct.write_file("/srv/init.d/lsbd", LSB_DAEMON, mode=0o755)
         ct.systemctl("daemon-reload", check=True)
         cp = ct.run(["systemd-run", "--wait", "--pipe", "--quiet", "--collect", "-E", "PYTHONPATH=/opt/hadaemon",
                      "python3", "/srv/driver.py"], timeout=240)
@@ -112,6 +136,11 @@ def test_lrm_under_systemd(rootfs):
         assert "resource-agent name='lrmtest'" in out["meta"] and "Cluster Controlled lrmtest" in out["meta"]
         # OCF actions run in a transient scope of their own
         assert "hadaemon-lrm-hang1-monitor-" in out["monitor_cgroup"] and ".scope" in out["monitor_cgroup"]
+        # a daemon an init script starts lives on in its start's scope; the stop ends it
+        assert out["lsb_start"][:2] == [0, "done"] and len(out["lsb_daemon_after_start"]) == 1
+        assert "hadaemon-lrm-lsbd-start-" in out["lsb_daemon_cgroup"]
+        assert out["lsb_status"][:2] == [0, "done"] and out["lsb_stop"][:2] == [0, "done"]
+        assert out["lsb_daemon_after_stop"] == []
         # a timed-out start is killed whole: also the child that left the process group
         assert out["hang"][:2] == [1, "timeout"]
         assert out["left_behind"] == []
