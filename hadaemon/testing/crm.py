@@ -258,6 +258,14 @@ class Observer:
                    message=f"{rsc} active on {want or 'no node'} (now on {self.where(rsc)})")
         return time.monotonic()
 
+    def wait_released(self, node: str, resources: Sequence[str], timeout: float = 60) -> None:
+        """Wait until none of resources is active on node, even disconnected (an isolated node giving
+        up its resources, e.g. through a pingd rule)."""
+        def released():
+            with self.lock:
+                return not any(node in self.raw[r] for r in resources)
+        wait_until(released, timeout, interval=self.interval, message=f"{node} to release {list(resources)}")
+
     def dual_active(self, raw: bool = False) -> List[tuple]:
         """Overlaps so far, plus any still open (t0, t1, resource, nodes)."""
         now = time.monotonic()
@@ -266,9 +274,22 @@ class Observer:
             still = self._open_raw if raw else self._open
             return done + [(t0, now, r, n) for r, (t0, n) in still.items()]
 
+    def mark(self, text: str) -> None:
+        """Note a step of the test in the timeline (shown by timeline())."""
+        with self.lock:
+            self.changes.append((time.monotonic(), "#", (text,)))
+
+    def timeline(self) -> str:
+        with self.lock:
+            if not self.changes:
+                return ""
+            t0 = self.changes[0][0]
+            return "\n".join(f"{t - t0:8.3f} {r} {' '.join(n) or '-'}" for t, r, n in self.changes)
+
     def describe(self, raw: bool = False) -> str:
-        return "; ".join(f"{r} on {','.join(n)} for {(t1 - t0) * 1000:.0f} ms"
-                         for t0, t1, r, n in self.dual_active(raw)) or "none"
+        t0 = self.changes[0][0] if self.changes else 0
+        return "; ".join(f"{r} on {','.join(n)} for {(t1 - ta) * 1000:.0f} ms at {ta - t0:.3f}"
+                         for ta, t1, r, n in self.dual_active(raw)) or "none"
 
 
 class CrmCluster:
