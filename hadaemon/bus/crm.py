@@ -47,6 +47,7 @@ class CrmInterface(ServiceInterface):
         super().__init__(INTERFACE)
         self.backend = backend
         self._clock = clock
+        self._placement = None  # (CIB version, {resource: nodes}) for the move checks
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _now(self) -> int:
@@ -71,13 +72,16 @@ class CrmInterface(ServiceInterface):
             raise _refuse(exc.kind, str(exc)) from None
 
     def _running_on(self, rsc: str) -> List[str]:
+        """Where rsc runs, from the status (reused while the CIB version is the same: it comes from the
+        CIB's status section, and a whole status costs a scheduler unpack on a large cluster)."""
         try:
-            for r in self.backend.status_dict().get("resources", []):
-                if r.get("id") == rsc:
-                    return list(r.get("nodes", []))
+            epoch = self.CibEpoch
+            if self._placement is None or self._placement[0] != epoch:
+                self._placement = (epoch, {r.get("id"): list(r.get("nodes", []))
+                                           for r in self.backend.status_dict().get("resources", [])})
+            return list(self._placement[1].get(rsc, []))
         except Exception:  # noqa: BLE001 - the check is advisory; the edit validates the rest
-            pass
-        return []
+            return []
 
     # -- properties -----------------------------------------------------------------------------------
     @dbus_property(access=PropertyAccess.READ)

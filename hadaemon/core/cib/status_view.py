@@ -66,8 +66,9 @@ def _prim_role(r) -> str:
 
 def _failcounts(ws, rscs: Iterable) -> Dict[str, int]:
     out: Dict[str, int] = {}
+    nodes = [n for n in ws.nodes if any(k.startswith("fail-count-") for k in n.attrs)]
     for r in rscs:
-        for node in ws.nodes:
+        for node in nodes:
             n = failcount(ws, r, node)
             if n > 0:
                 out[node.uname] = min(1000000, out.get(node.uname, 0) + n)
