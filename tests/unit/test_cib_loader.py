@@ -142,11 +142,16 @@ def test_rsc_ticket_and_ticket_state_load():
         parse_cib(bad, "cib.xml")
 
 
-def test_unsupported_constraints():
+def test_resource_sets_expand_to_pairs():
     xml = CIB.replace('<rsc_order id="ord" first="fence1" then="webserver" kind="Optional"/>',
-                      '<rsc_order id="ord">\n<resource_set id="s"/></rsc_order>')
-    with pytest.raises(ConfigError, match=r"cib.xml:34: <resource_set>"):
-        parse_cib(xml, "cib.xml")
+                      '<rsc_order id="ord"><resource_set id="s1"><resource_ref id="fence1"/>'
+                      '<resource_ref id="webip"/></resource_set><resource_set id="s2" sequential="false">'
+                      '<resource_ref id="webserver"/></resource_set></rsc_order>'
+                      '<rsc_colocation id="col" score="INFINITY"><resource_set id="s3"><resource_ref id="webip"/>'
+                      '<resource_ref id="webserver"/></resource_set></rsc_colocation>')
+    cib = parse_cib(xml, "cib.xml")
+    assert [(o.first, o.then) for o in cib.orders] == [("fence1", "webip"), ("webip", "webserver")]
+    assert ("webserver", "webip") in [(c.rsc, c.with_rsc) for c in cib.colocations]
 
 
 def test_bad_xml_gives_line():

@@ -1,4 +1,4 @@
-"""Clones, promotable clones and tickets on small hand-written CIBs.
+"""Clones, promotable clones, tickets, resource sets, templates and tags on small hand-written CIBs.
 
 Every expected summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked
 test at the end runs it again when it is installed).
@@ -150,8 +150,43 @@ S["cloned_group_one_running"] = lambda: cib(
     constraints=[ban("gc", "node1")],
     status=[node_state("node1", running("a"), running("b")), node_state("node2", stopped("a"), stopped("b")),
             node_state("node3", stopped("a"), stopped("b"))])
+TEMPLATE = '<template id="tmpl" class="ocf" provider="heartbeat" type="Dummy"/>'
+S["order_set_blocked"] = lambda: cib(
+    resources=[primitive("a", {"target-role": "Stopped"}), primitive("b"), primitive("c")],
+    constraints=['<rsc_order id="o"><resource_set id="s1"><resource_ref id="a"/><resource_ref id="b"/>'
+                 '</resource_set><resource_set id="s2"><resource_ref id="c"/></resource_set></rsc_order>'])
+S["order_set_require_any"] = lambda: cib(
+    resources=[primitive("a", {"target-role": "Stopped"}), primitive("b"), primitive("c")],
+    constraints=['<rsc_order id="o"><resource_set id="s1" sequential="false" require-all="false">'
+                 '<resource_ref id="a"/><resource_ref id="b"/></resource_set>'
+                 '<resource_set id="s2"><resource_ref id="c"/></resource_set></rsc_order>'])
+S["colocation_set"] = lambda: cib(
+    nodes=N3, resources=[primitive("a"), primitive("b"), primitive("c")],
+    constraints=['<rsc_location id="l" rsc="a" node="node3" score="100"/>',
+                 '<rsc_colocation id="col" score="INFINITY"><resource_set id="s1"><resource_ref id="b"/>'
+                 '<resource_ref id="c"/></resource_set><resource_set id="s2"><resource_ref id="a"/>'
+                 '</resource_set></rsc_colocation>'])
+S["anti_colocation_set"] = lambda: cib(
+    nodes=N3, resources=[primitive("a"), primitive("b"), primitive("c")],
+    constraints=['<rsc_colocation id="col" score="-INFINITY"><resource_set id="s1"><resource_ref id="a"/>'
+                 '<resource_ref id="b"/><resource_ref id="c"/></resource_set></rsc_colocation>'])
+S["template_location"] = lambda: cib(
+    resources=[TEMPLATE, '<primitive id="t1" template="tmpl"/>', '<primitive id="t2" template="tmpl"/>'],
+    constraints=['<rsc_location id="l" rsc="tmpl" node="node2" score="100"/>'])
+S["tag_colocation"] = lambda: cib(
+    nodes=N3, resources=[primitive("a"), primitive("b"), primitive("p")],
+    constraints=['<rsc_location id="l" rsc="p" node="node3" score="100"/>',
+                 '<rsc_colocation id="c" rsc="tg" with-rsc="p" score="INFINITY"/>'],
+).replace("</constraints>", '</constraints><tags><tag id="tg"><obj_ref id="a"/><obj_ref id="b"/></tag></tags>')
 
 EXPECTED = {
+    "order_set_blocked": ["Start b (node1) due to unrunnable a start (blocked)",
+                          "Start c (node2) due to unrunnable a start (blocked)"],
+    "order_set_require_any": ["Start b (node1)", "Start c (node2)"],
+    "colocation_set": ["Start a (node3)", "Start b (node3)", "Start c (node3)"],
+    "anti_colocation_set": ["Start a (node1)", "Start b (node2)", "Start c (node3)"],
+    "template_location": ["Start t1 (node2)", "Start t2 (node2)"],
+    "tag_colocation": ["Start a (node3)", "Start b (node3)", "Start p (node3)"],
     "cloned_group_fresh": ["Start a:0 (node1)", "Start a:1 (node2)", "Start b:0 (node1)", "Start b:1 (node2)"],
     "cloned_group_one_running": ["Move a:0 (node1 -> node3)", "Move b:0 (node1 -> node3)", "Start a:1 (node2)",
                                  "Start b:1 (node2)"],

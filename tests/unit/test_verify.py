@@ -164,9 +164,6 @@ def test_missing_required_parameter_and_unknown_parameter():
 
 @pytest.mark.parametrize("snippet,tag,where", [
     ('<bundle id="b"/>', "bundle", "resources"),
-    ('<template id="t" class="ocf" provider="heartbeat" type="Dummy"/>', "template", "resources"),
-    ('<rsc_order id="os"><resource_set id="rs"><resource_ref id="r1"/></resource_set></rsc_order>', "resource_set",
-     "constraints"),
 ])
 def test_unsupported_elements_are_named_errors(snippet, tag, where):
     text = cib(**{where: snippet})
@@ -175,9 +172,10 @@ def test_unsupported_elements_are_named_errors(snippet, tag, where):
     assert f.line == line_of(text, f"<{tag} ")
 
 
-def test_template_reference_is_unsupported():
-    msg = only(cib(resources='<primitive id="x" template="t"/>')).message
-    assert msg == "primitive 'x' uses template 't': resource templates are not implemented yet"
+def test_template_reference_is_accepted():
+    text = cib(resources='<template id="t" class="ocf" provider="heartbeat" type="Dummy"/>'
+                         '<primitive id="x" template="t"/>')
+    assert [f for f in verify_text(text) if f.severity == ERROR] == []
 
 
 def test_constraint_shapes():

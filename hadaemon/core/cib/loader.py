@@ -57,6 +57,9 @@ class _Loader:
     def __init__(self, path: str):
         self.path = path
         self.ids: Dict[str, Element] = {}
+        self.templates: Dict[str, Element] = {}
+        self.template_users: Dict[str, List[str]] = {}
+        self.tags: Dict[str, List[str]] = {}
 
     def err(self, el: Element, message: str) -> ConfigError:
         return ConfigError(self.path, el.line, message)
@@ -173,12 +176,29 @@ class _Loader:
 
     def primitive(self, el: Element, parent: str | None) -> Primitive:
         rid = self.need(el, "id")
+        tmpl = None
         if el.get("template"):
-            raise self.err(el, f"primitive '{rid}' uses a template, which is not supported")
-        cls = self.need(el, "class")
+            tmpl = self.templates.get(el.get("template"))
+            if tmpl is None:
+                raise self.err(el, f"primitive '{rid}' uses template '{el.get('template')}', which does not exist")
+            self.template_users.setdefault(tmpl.get("id"), []).append(rid)
+            prim = self.primitive(tmpl, parent) if tmpl.get("class") else None
+            if prim is not None:
+                own = self._primitive(el, rid, parent, prim.cls, prim.provider, prim.type)
+                configured = {(o.name, o.interval_ms) for o in own.ops}
+                return Primitive(rid, own.cls, own.provider, own.type, own.meta_sets + prim.meta_sets,
+                                 own.instance_sets + prim.instance_sets,
+                                 own.ops + tuple(o for o in prim.ops if (o.name, o.interval_ms) not in configured),
+                                 parent, el.line)
+        return self._primitive(el, rid, parent)
+
+    def _primitive(self, el: Element, rid: str, parent: str | None, cls: str | None = None,
+                   provider: str | None = None, rtype: str | None = None) -> Primitive:
+        cls = el.get("class") or cls or self.need(el, "class")
         if cls not in PRIMITIVE_CLASSES:
             raise self.err(el, f"primitive '{rid}' has unknown class '{cls}'")
-        if cls == "ocf" and not el.get("provider"):
+        provider = el.get("provider") or provider
+        if cls == "ocf" and not provider:
             raise self.err(el, f"primitive '{rid}' of class ocf needs a 'provider' attribute")
         ops: List[Op] = []
         for child in el.children:
@@ -188,7 +208,7 @@ class _Loader:
                     self.check_unsupported(o)
                     if o.tag == "op":
                         ops.append(self.op(o))
-        return Primitive(rid, cls, el.get("provider"), self.need(el, "type"),
+        return Primitive(rid, cls, provider, el.get("type") or rtype or self.need(el, "type"),
                          self.nvsets(el, ("meta_attributes",)),
                          self.nvsets(el, ("instance_attributes",)), tuple(ops), parent, el.line)
 
@@ -224,16 +244,61 @@ class _Loader:
             raise self.err(el, f"clone '{cid}' clones a group: promotable cloned groups are not supported")
         return Clone(cid, child, meta, self.nvsets(el, ("instance_attributes",)), promotable, el.line)
 
-    def location(self, el: Element) -> Location:
+    # --- templates and tags stand for the resources they name --------------------------------
+    def expand(self, name: str) -> List[str] | None:
+        """The resources a template or a tag stands for (None: `name` is neither)."""
+        if name in self.tags:
+            out: List[str] = []
+            for ref in self.tags[name]:
+                out.extend(self.template_users.get(ref, [ref]) if ref in self.templates else [ref])
+            return out
+        if name in self.templates:
+            return list(self.template_users.get(name, []))
+        return None
+
+    def set_refs(self, s: Element) -> List[str]:
+        refs: List[str] = []
+        for ref in s.children:
+            if ref.tag == "resource_ref":
+                rid = self.need(ref, "id")
+                refs.extend(self.expand(rid) or [rid])
+        return refs
+
+    def locations(self, el: Element, resource_ids: List[str]) -> List[Location]:
+        """A location; for a template, a tag, resource sets or rsc-pattern, one per resource."""
+        sets = [c for c in el.children if c.tag == "resource_set"]
+        pattern = el.get("rsc-pattern")
+        if sets or (pattern and not el.get("rsc")):
+            if sets:
+                names = [n for s in sets for n in self.set_refs(s)]
+            else:
+                try:
+                    rx = re.compile(pattern)
+                except re.error as err:
+                    raise self.err(el, f"rsc_location '{el.get('id')}' has an invalid rsc-pattern: {err}") from None
+                names = [n for n in resource_ids if rx.search(n)]
+            out = []
+            for n in names:
+                loc = self.location(el, n)
+                out.append(loc)
+            return out
+        loc = self.location(el)
+        names = self.expand(loc.rsc)
+        if names is None:
+            return [loc]
+        return [Location(loc.id, n, loc.node, loc.score, loc.rules, loc.role, loc.discovery, loc.line)
+                for n in names]
+
+    def location(self, el: Element, rsc: str | None = None) -> Location:
         lid = self.need(el, "id")
-        if el.get("rsc-pattern") and not el.get("rsc"):
-            raise self.err(el, f"rsc_location '{lid}': rsc-pattern is not supported")
-        rsc = self.need(el, "rsc")
+        rsc = rsc or self.need(el, "rsc")
         rules = []
         for child in el.children:
             self.check_unsupported(child)
             if child.tag == "rule":
                 rules.append(self.rule(child, dates=True))
+            elif child.tag == "resource_set":
+                continue
         node = el.get("node")
         score = None
         if node is not None:
@@ -242,6 +307,115 @@ class _Loader:
             raise self.err(el, f"rsc_location '{lid}' needs 'node' and 'score', or a rule")
         return Location(lid, rsc, node, score, tuple(rules), el.get("role"),
                         el.get("resource-discovery"), el.line)
+
+    def _sets(self, el: Element, a: str, b: str, role_a: str, role_b: str) -> List[Element]:
+        """The constraint's resource sets; a template or tag in `a`/`b` becomes an unordered set."""
+        sets = [c for c in el.children if c.tag == "resource_set"]
+        if sets or not (self.expand(el.get(a) or "") is not None or self.expand(el.get(b) or "") is not None):
+            return sets
+        made = []
+        for attr, role_attr in ((a, role_a), (b, role_b)):
+            name = el.get(attr) or ""
+            attrib = {"id": f"{el.get('id')}-{attr}", "sequential": "false"}
+            if el.get(role_attr):
+                attrib["role" if role_attr != "first-action" and role_attr != "then-action" else "action"] = \
+                    el.get(role_attr)
+            s = Element("resource_set", attrib, el.line)
+            s.children.extend(Element("resource_ref", {"id": n}, el.line) for n in (self.expand(name) or [name]))
+            made.append(s)
+        return made
+
+    def colocations(self, el: Element) -> List[Colocation]:
+        """A colocation; with resource sets (or templates/tags), the pairwise colocations Pacemaker
+        makes of them (unpack_colocation_set, colocate_rsc_sets)."""
+        cid = self.need(el, "id")
+        sets = self._sets(el, "rsc", "with-rsc", "rsc-role", "with-rsc-role")
+        if not sets:
+            return [self.colocation(el)]
+        score = self.score(el, "score", self.need(el, "score"))
+        influence = None if el.get("influence") is None else _truth(el.get("influence"))
+        out: List[Colocation] = []
+
+        def new(dep, primary, sc, r1, r2, line):
+            out.append(Colocation(cid, dep, primary, sc, r1, r2, None, influence, line))
+        last = None
+        for s in sets:
+            refs = self.set_refs(s)
+            local = score if s.get("score") is None else self.score(s, "score", s.get("score"))
+            role = s.get("role")
+            if local != 0 and _truth(s.get("sequential") or "true"):
+                if local > 0:
+                    for i in range(1, len(refs)):
+                        new(refs[i], refs[i - 1], local, role, role, s.line)
+                else:
+                    for i in range(len(refs)):
+                        for j in range(i):
+                            new(refs[i], refs[j], local, role, role, s.line)
+            if last is not None and score != 0:
+                prev = self.set_refs(last)
+                r1 = prev[:1] if _truth(last.get("sequential") or "true") else prev
+                r2 = refs[-1:] if _truth(s.get("sequential") or "true") else refs
+                for x in r1:
+                    for y in r2:
+                        new(x, y, score, last.get("role"), s.get("role"), s.line)
+            last = s
+        return out
+
+    def orders(self, el: Element) -> List[Order]:
+        """An order; with resource sets (or templates/tags), the pairwise orders Pacemaker makes of
+        them (unpack_order_set, order_rsc_sets; require-all=false: 'then' needs any one of 'first')."""
+        oid = self.need(el, "id")
+        sets = self._sets(el, "first", "then", "first-action", "then-action")
+        if not sets:
+            return [self.order(el)]
+        score = None if el.get("score") is None else self.score(el, "score", el.get("score"))
+        kind = self._kind(el, score)
+        sym_text = el.get("symmetrical")
+        out: List[Order] = []
+        last = None
+        for s in sets:
+            refs = self.set_refs(s)
+            action = s.get("action") or "start"
+            local_kind = self._kind(s, score) if s.get("kind") else kind
+            sym = s.get("symmetrical") if s.get("symmetrical") is not None else sym_text
+            sym_b = None if sym is None else _truth(sym)
+            if len(refs) > 1:
+                if local_kind == "Serialize":
+                    for i in range(len(refs)):
+                        for j in range(i + 1, len(refs)):
+                            out.append(Order(s.get("id", oid), refs[i], refs[j], action, action, local_kind, score,
+                                             False, s.line))
+                elif _truth(s.get("sequential") or "true"):
+                    for i in range(1, len(refs)):
+                        out.append(Order(s.get("id", oid), refs[i - 1], refs[i], action, action, local_kind, score,
+                                         sym_b, s.line))
+            if last is not None:
+                prev = self.set_refs(last)
+                a1, a2 = last.get("action") or "start", action
+                sym_pair = None if sym_text is None else _truth(sym_text)
+                if not _truth(last.get("require-all") or "true") and a1 not in ("stop", "demote"):
+                    out.append(Order(last.get("id", oid), prev[0] if prev else "", refs[0] if refs else "",
+                                     a1, a2, kind, score, False, s.line, False, tuple(prev), tuple(refs)))
+                    if sym_pair is not False and kind != "Serialize":
+                        for x in prev:
+                            for y in refs:
+                                out.append(Order(oid, x, y, a1, a2, kind, score, True, s.line, inverse_only=True))
+                else:
+                    r1 = prev[-1:] if _truth(last.get("sequential") or "true") else prev
+                    r2 = refs[:1] if _truth(s.get("sequential") or "true") else refs
+                    for x in r1:
+                        for y in r2:
+                            out.append(Order(oid, x, y, a1, a2, kind, score, sym_pair, s.line))
+            last = s
+        return out
+
+    def _kind(self, el: Element, score: int | None) -> str:
+        kind = el.get("kind")
+        if kind is None:
+            kind = "Mandatory" if score is None or score > 0 else "Optional"
+        if kind not in ("Mandatory", "Optional", "Serialize"):
+            raise self.err(el, f"rsc_order '{el.get('id')}' has kind '{kind}' (Mandatory, Optional or Serialize)")
+        return kind
 
     def colocation(self, el: Element) -> Colocation:
         cid = self.need(el, "id")
@@ -271,10 +445,12 @@ class _Loader:
             sid = self.need(s, "id")
             for ref in s.children:
                 if ref.tag == "resource_ref":
-                    out.append(RscTicket(sid, self.need(ref, "id"), ticket, s.get("role"), policy, ref.line))
+                    for name in (self.expand(self.need(ref, "id")) or [ref.get("id")]):
+                        out.append(RscTicket(sid, name, ticket, s.get("role"), policy, ref.line))
         if not sets:
-            out.append(RscTicket(tid, self.need(el, "rsc"), ticket,
-                                 el.get("rsc-role") or el.get("rsc_role"), policy, el.line))
+            rsc = self.need(el, "rsc")
+            for name in (self.expand(rsc) or [rsc]):
+                out.append(RscTicket(tid, name, ticket, el.get("rsc-role") or el.get("rsc_role"), policy, el.line))
         return out
 
     def order(self, el: Element) -> Order:
@@ -338,6 +514,13 @@ class _Loader:
         index = {}
         res_el = conf.find("resources")
         for r in (res_el.children if res_el is not None else []):
+            if r.tag == "template":
+                self.templates[self.need(r, "id")] = r
+        tags_el = conf.find("tags")
+        for t in (tags_el.children if tags_el is not None else []):
+            if t.tag == "tag":
+                self.tags[self.need(t, "id")] = [self.need(ref, "id") for ref in t.children if ref.tag == "obj_ref"]
+        for r in (res_el.children if res_el is not None else []):
             self.check_unsupported(r)
             if r.tag == "primitive":
                 resources.append(self.primitive(r, None))
@@ -366,11 +549,11 @@ class _Loader:
         for c in (cons.children if cons is not None else []):
             self.check_unsupported(c)
             if c.tag == "rsc_location":
-                locs.append(self.location(c))
+                locs.extend(self.locations(c, [r.id for r in resources]))
             elif c.tag == "rsc_colocation":
-                colocs.append(self.colocation(c))
+                colocs.extend(self.colocations(c))
             elif c.tag == "rsc_order":
-                orders.append(self.order(c))
+                orders.extend(self.orders(c))
             elif c.tag == "rsc_ticket":
                 rsc_tickets.extend(self.rsc_ticket(c))
         rsc_defaults = self.nvsets(conf.find("rsc_defaults"), ("meta_attributes",))

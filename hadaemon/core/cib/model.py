@@ -168,6 +168,9 @@ class Order:
     symmetrical: bool | None
     line: int
     require_all: bool = True  # false: 'then' may run once any instance of a 'first' clone runs
+    any_of: Tuple[str, ...] = ()  # set ordering with require-all=false: any one of these first ...
+    then_all: Tuple[str, ...] = ()  # ... then each of these
+    inverse_only: bool = False  # only the symmetric (stop/demote) half of this order applies
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,6 @@ LEGACY_CLASSES = ("heartbeat", "upstart", "nagios")
 # message naming them, never silently ignored.
 UNSUPPORTED = {
     "bundle": "bundles",
-    "template": "resource templates",
-    "resource_set": "resource sets",
-    "tag": "tags",
     "rsc_expression": "resource expressions in rules",
     "op_expression": "operation expressions in rules",
 }

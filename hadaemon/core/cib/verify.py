@@ -186,11 +186,9 @@ class _Checker:
                 self.error(node, f"<{node.tag}> is not supported: {what} are not implemented yet")
             elif node.tag == "date_expression" and not what and id(node) not in location_dates:
                 self.error(node, "<date_expression> is supported in location constraint rules only")
-            elif node.tag == "primitive" and node.get("template"):
+            elif node.tag == "primitive" and node.get("template") and "template" in UNSUPPORTED:
                 self.error(node, f"primitive '{node.get('id')}' uses template '{node.get('template')}':"
                                  " resource templates are not implemented yet")
-            elif node.tag == "rsc_location" and node.get("rsc-pattern"):
-                self.error(node, "rsc-pattern in <rsc_location> is not supported; name the resource with rsc=")
 
     # -- values -----------------------------------------------------------------------------------
     def check_score(self, node: Element, attr: str, what: str):
@@ -265,6 +263,12 @@ class _Checker:
                 self.check_group(rsc)
             elif rsc.tag == "clone" or (rsc.tag == "master" and "master" not in UNSUPPORTED):
                 self.check_clone(rsc)
+            elif rsc.tag == "template" and "template" not in UNSUPPORTED:
+                self.resources[rsc.get("id", "")] = rsc  # constraints may name a template
+        tags = conf.find("tags")
+        for tag in (tags.children if tags is not None and "tag" not in UNSUPPORTED else []):
+            if tag.tag == "tag":
+                self.resources[tag.get("id", "")] = tag  # ... or a tag
             elif rsc.tag not in UNSUPPORTED:
                 self.error(rsc, f"unknown element <{rsc.tag}> in <resources>: expected <primitive>, <group> or"
                                 " <clone>")

@@ -144,7 +144,9 @@ class Planner:
         if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
             if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
-                then.reason = f"unrunnable {first.rsc} {first.task}"
+                # a cause further up the chain is passed on as it is
+                inherited = first.reason if (first.reason or "").startswith("unrunnable ") else None
+                then.reason = inherited or f"unrunnable {first.rsc} {first.task}"
             changed = True
         if flags & COLLECTIVE:
             runnable = any(a.runnable for a in self.collective.get(then.id, ()))
@@ -625,6 +627,9 @@ def group_constraints(p: Planner, g) -> None:
 def user_orderings(p: Planner) -> None:
     ws = p.ws
     for o in ws.cib.orders:
+        if o.any_of:
+            _one_or_more(p, o)
+            continue
         first = ws.lookup(o.first)
         then = ws.lookup(o.then)
         if first is None or then is None or first is then:
@@ -642,9 +647,33 @@ def user_orderings(p: Planner) -> None:
             if o.first_action in ("start", "promote"):
                 flags |= RUNNABLE_LEFT
             inv_flags = IMPLIES_FIRST
-        _user_order(p, first, o.first_action, then, o.then_action, flags, o.require_all)
+        if not o.inverse_only:
+            _user_order(p, first, o.first_action, then, o.then_action, flags, o.require_all)
         if sym and o.first_action in _INVERSE and o.then_action in _INVERSE:
             _user_order(p, then, _INVERSE[o.then_action], first, _INVERSE[o.first_action], inv_flags)
+
+
+def _one_or_more(p: Planner, o) -> None:
+    """A set ordered with require-all=false: a pseudo-action runnable when any 'first' action is,
+    before every 'then' action (Pacemaker's one-or-more pseudo-action)."""
+    ws = p.ws
+    pseudo = Action(len(p.actions), f"one-or-more:{o.id}", "one-or-more", None, None, pseudo=True)
+    p.actions.append(pseudo)
+    pseudo.runnable = False
+    for rid in o.any_of:
+        r = ws.lookup(rid)
+        if r is None:
+            continue
+        task = _COMPLETED.get(o.first_action, o.first_action) if (r.is_group or r.is_clone) else o.first_action
+        for f in _acts(p, r, task, True):
+            p.order(f, pseudo, COLLECTIVE | THEN_PRINTED)
+            p.collective.setdefault(pseudo.id, []).append(f)
+    flags = IMPLIES_THEN | RUNNABLE_LEFT if o.kind == "Mandatory" else RUNNABLE_LEFT
+    for rid in o.then_all:
+        r = ws.lookup(rid)
+        if r is not None:
+            for t in _acts(p, r, o.then_action, False):
+                p.order(pseudo, t, flags)
 
 
 def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
