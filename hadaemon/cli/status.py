@@ -128,8 +128,19 @@ def render_crm(status: dict, colour: bool) -> List[str]:
                 if m.get("parent") == r["id"]:
                     lines.append(f"    * {m['id']}\t({_agent(m)}):\t {_where(m, colour)}")
         elif r["kind"] == "clone":
-            lines.append(f"  * Clone Set: {r['id']} [{r['members'][0] if r.get('members') else ''}]:")
-            lines.append(f"    * {_where(r, colour)}")
+            promotable = "promoted" in r
+            lines.append(f"  * Clone Set: {r['id']} [{r['members'][0] if r.get('members') else ''}]"
+                         + (" (promotable)" if promotable else "") + ":")
+            if promotable and r["nodes"]:
+                others = [n for n in r["nodes"] if n not in r["promoted"]]
+                if r["promoted"]:
+                    lines.append(f"    * {paint('Promoted', 'green', colour)}: [ {' '.join(r['promoted'])} ]")
+                if others:
+                    lines.append(f"    * {paint('Unpromoted', 'green', colour)}: [ {' '.join(others)} ]")
+            elif r["nodes"]:
+                lines.append(f"    * {paint('Started', 'green', colour)}: [ {' '.join(r['nodes'])} ]")
+            else:
+                lines.append(f"    * {_where(r, colour)}")
         else:
             lines.append(f"  * {r['id']}\t({_agent(r)}):\t {_where(r, colour)}")
     fails: Dict[str, List[str]] = {}

@@ -91,3 +91,25 @@ def test_a_clone_shows_every_node_its_instances_run_on(cib):
     assert r["kind"] == "clone" and r["members"] == ["ping"] and r["role"] == "Started"
     assert sorted(r["nodes"]) == ["admin1", "admin2"]
     assert (r["class"], r["provider"], r["type"]) == ("ocf", "heartbeat", "Dummy")
+
+
+def test_a_promotable_clone_shows_where_it_is_promoted(cib):
+    res = cib.find("configuration/resources")
+    clone = ET.SubElement(res, "clone", {"id": "db-clone"})
+    meta = ET.SubElement(clone, "meta_attributes", {"id": "db-clone-meta"})
+    ET.SubElement(meta, "nvpair", {"id": "db-clone-promotable", "name": "promotable", "value": "true"})
+    ET.SubElement(clone, "primitive", {"id": "db", "class": "ocf", "provider": "pacemaker", "type": "Stateful"})
+    for call, (node, task) in enumerate((("admin1", "promote"), ("admin2", "start")), 30):
+        lrs = cib.find(f"status/node_state[@uname='{node}']/lrm/lrm_resources")
+        lr = ET.SubElement(lrs, "lrm_resource", {"id": "db", "class": "ocf", "provider": "pacemaker",
+                                                 "type": "Stateful"})
+        ET.SubElement(lr, "lrm_rsc_op", {"id": f"db_last_{node}", "operation": task, "call-id": str(call),
+                                         "rc-code": "0", "op-status": "0", "interval": "0",
+                                         "transition-key": f"9:2:0:8c3ee4a6-0000-0000-0000-00000000000{call - 29}",
+                                         "op-digest": "f2317cad3d54cec5d7d7aa7d0bf35cf8"})
+    r = by_id(view(cib))["db-clone"]
+    assert sorted(r["nodes"]) == ["admin1", "admin2"] and r["promoted"] == ["admin1"]
+    from hadaemon.cli.status import render
+    text = render({"crm": view(cib), "heartbeat": None, "errors": []})
+    assert "  * Clone Set: db-clone [db] (promotable):" in text
+    assert "    * Promoted: [ admin1 ]" in text and "    * Unpromoted: [ admin2 ]" in text

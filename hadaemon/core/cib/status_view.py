@@ -11,6 +11,7 @@ from hadaemon.core.cib.loader import parse_cib
 from hadaemon.core.cib.model import Group, Primitive
 from hadaemon.core.policy.status import failcount
 from hadaemon.core.policy.unpack import unpack
+from hadaemon.core.policy.working import PROMOTED
 
 NODE_STATES = ("online", "offline", "standby", "unclean", "pending")
 
@@ -141,13 +142,21 @@ def _clone_entries(ws, clone) -> List[dict]:
         for n in r.running_on:
             if n.uname not in nodes:
                 nodes.append(n.uname)
+    promoted: List[str] = []
+    if getattr(clone, "promotable", False):
+        for r in instances:
+            if r.role == PROMOTED:
+                promoted.extend(n.uname for n in r.running_on if n.uname not in promoted)
     prim = child if isinstance(child, Primitive) else (child.members[0] if child.members else None)
     meta = getattr(ws.clones.get(clone.id), "meta", {}) if hasattr(ws, "clones") else {}
-    return [{"id": clone.id, "kind": "clone", "class": prim.cls if prim else "",
+    entry = {"id": clone.id, "kind": "clone", "class": prim.cls if prim else "",
              "provider": (prim.provider or "") if prim else "", "type": prim.type if prim else "",
              "members": [child.id], "role": "Started" if nodes else "Stopped", "nodes": nodes,
              "failcounts": _failcounts(ws, instances), "managed": all(r.managed for r in instances) if instances
-             else _managed(meta), "target_role": _target_role(meta)}]
+             else _managed(meta), "target_role": _target_role(meta)}
+    if getattr(clone, "promotable", False):
+        entry["promoted"] = promoted  # the nodes where an instance is promoted (a subset of nodes)
+    return [entry]
 
 
 def status_dict(cib_xml, *, local_node: str = "", dc: str | None = None, quorum: bool | None = None,
