@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Tuple
 from hadaemon.core.errors import BadRequest
 from hadaemon.core.lrm import results as R
 from hadaemon.core.lrm.metadata import lsb_metadata, systemd_metadata
+from hadaemon.core.lrm.queue import ResourceQueues
 from hadaemon.core.lrm.ops import (
     INFO_ACTIONS, OpRequest, OpResult, OpTable, Recurring, ResourceSpec, agent_path, check_spec, exit_reason,
     interpret, lsb_action, ocf_environment, stonith_action, stonith_input, systemd_unit_name,
@@ -69,7 +70,9 @@ class LocalResourceManager:
         self._systemd = systemd_client          # hadaemon.bus.systemd1.Systemd1 (connected lazily)
         self.systemd_dropin_dir = systemd_dropin_dir
         self._table = OpTable()
-        self._locks: Dict[str, asyncio.Lock] = {}
+        self._queues = ResourceQueues()
+        self._turns: Dict[int, asyncio.Future] = {}   # op id -> its turn (waiting in its resource's queue)
+        self._op_seq = 0
         self._tasks: Dict[Tuple[str, str, int], asyncio.Task] = {}
         self._waiting: Dict[int, asyncio.Future] = {}
         self._stonith_active: Dict[str, bool] = {}
@@ -102,10 +105,15 @@ class LocalResourceManager:
             found = True
             self._stop_task(key)
             self._report(OpTable.cancelled_result(entry, time.time()))
-        for token in self._table.cancel_waiting(key):
+        for token in self._table.cancel_waiting(key):   # waiting for a start delay
             fut = self._waiting.pop(token, None)
             if fut is not None and not fut.done():
                 fut.set_exception(_Cancelled())
+                found = True
+        for op_id in self._queues.waiting(key):         # waiting for the resource's turn
+            turn = self._turns.pop(op_id, None)
+            if turn is not None and not turn.done():
+                turn.set_exception(_Cancelled())
                 found = True
         return found
 
@@ -200,7 +208,7 @@ class LocalResourceManager:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
-        for fut in self._waiting.values():
+        for fut in list(self._waiting.values()) + list(self._turns.values()):
             if not fut.done():
                 fut.set_exception(_Cancelled())
         self._waiting.clear()
@@ -247,25 +255,18 @@ class LocalResourceManager:
             self._table.done_waiting(key, token)
 
     async def _locked_run(self, rsc: ResourceSpec, op: OpRequest, key) -> OpResult:
-        lock = self._locks.setdefault(rsc.id, asyncio.Lock())
-        loop = asyncio.get_running_loop()
-        token_fut = loop.create_future()   # lets cancel() reach an op waiting for its turn
-        token = id(token_fut)
-        self._waiting[token] = token_fut
-        self._table.wait(key, token)
-        acquire = asyncio.ensure_future(lock.acquire())
-        got = False
-        try:
-            done, _ = await asyncio.wait({acquire, token_fut}, return_when=asyncio.FIRST_COMPLETED)
-            if token_fut in done and token_fut.exception() is not None:
-                raise _Cancelled()
-            await acquire
-            got = True
-        finally:
-            self._waiting.pop(token, None)
-            self._table.done_waiting(key, token)
-            if not got:
-                _abandon(lock, acquire)
+        """Run the op in its resource's turn (core/lrm/queue.ResourceQueues decides whose turn it is)."""
+        self._op_seq += 1
+        op_id = self._op_seq
+        if not self._queues.submit(op_id, key):
+            turn = asyncio.get_running_loop().create_future()   # cancel() may fail it with _Cancelled
+            self._turns[op_id] = turn
+            try:
+                await turn
+            except BaseException:
+                self._turns.pop(op_id, None)
+                self._grant(self._queues.withdraw(op_id))
+                raise
         try:
             return await self._run_agent(rsc, op)
         except (asyncio.CancelledError, _Cancelled):
@@ -276,7 +277,15 @@ class LocalResourceManager:
             return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "error", output=msg,
                             started=time.time(), exit_reason=msg)
         finally:
-            lock.release()
+            self._grant(self._queues.finish(op_id))
+
+    def _grant(self, op_id: int | None) -> None:
+        """Wake the op whose turn it is now."""
+        if op_id is None:
+            return
+        turn = self._turns.pop(op_id, None)
+        if turn is not None and not turn.done():
+            turn.set_result(None)
 
     # ---- recurring ops -----------------------------------------------------------------------
     async def _schedule_recurring(self, rsc: ResourceSpec, op: OpRequest) -> OpResult:
@@ -492,18 +501,6 @@ def _scope_failed(fin: Finished) -> bool:
     lines = fin.stderr.strip().splitlines()
     return (fin.exit_code == 1 and not fin.stdout.strip() and 0 < len(lines) <= 3
             and any(m in fin.stderr for m in _SCOPE_FAILED))
-
-
-def _abandon(lock: asyncio.Lock, acquire: asyncio.Future) -> None:
-    """Give up waiting for a resource's lock without ever leaving it held."""
-    def release_if_got(f: asyncio.Future) -> None:
-        if not f.cancelled() and f.exception() is None:
-            lock.release()
-    if acquire.done():
-        release_if_got(acquire)
-    else:
-        acquire.add_done_callback(release_if_got)
-        acquire.cancel()
 
 
 def _with(res: OpResult, **changes) -> OpResult:
