@@ -164,11 +164,13 @@ class HeartbeatNode:
         return self.messenger.last_msg_id, packets
 
     # -- receive ------------------------------------------------------------------------------------
-    def on_datagram(self, link: str, data: bytes, addr) -> None:
-        """One datagram from a link socket: decode, authenticate, replay-check, feed the cores."""
+    def on_datagram(self, link: str, data: bytes, addr, copy: bool = False) -> None:
+        """One datagram from a link socket: decode, authenticate, replay-check, feed the cores.
+        copy: a peer's broadcast the kernel queued on two sockets; the second one read is not counted."""
         head = wire.peek(data, self.auth)
         if head is not None and self.guard.seen(*head):
-            self._drop("replay")   # an exact replay, dropped before any digest is computed
+            if not copy:
+                self._drop("replay")   # an exact replay, dropped before any digest is computed
             return
         now = self.clock()
         try:

@@ -23,7 +23,7 @@ __all__ = ["LinkSockets", "Transport", "interface_up", "TransportError"]
 log = logging.getLogger("ha-heartbeat")
 
 Address = Tuple[str, int]
-Receiver = Callable[[str, bytes, Address], None]  # (link, datagram, source address)
+Receiver = Callable[..., None]  # (link, datagram, source address[, copy]): see Transport._readable
 
 RECV_SIZE = 65535
 SNDBUF = 1 << 20  # bytes asked for each socket's send buffer (forced when privileged)
@@ -72,7 +72,8 @@ class Transport:
     """Opens one socket per (interface, port), bound with SO_BINDTODEVICE, and sends/receives datagrams.
 
     media: objects with kind ("bcast"|"mcast"|"ucast"), iface, address, port, ttl, loop (hacf.Medium).
-    on_datagram(link, data, addr) is called from the event loop for each datagram received.
+    on_datagram(link, data, addr[, copy]) is called from the event loop for each datagram received
+    (copy=True: the kernel may have queued this datagram twice, see _readable).
     """
 
     def __init__(self, media: Sequence, udpport: int, on_datagram: Receiver, loop=None):
@@ -90,7 +91,7 @@ class Transport:
         self._addr_link: Dict[Address, str] = {}
         self.send_errors = 0
         self.deferred = 0
-        self.duplicates = 0   # medium copies of broadcasts also queued on a peer's own socket (skipped)
+        self.duplicates = 0   # datagrams of peers read from the medium's socket (most: broadcast copies)
 
     # -- setup --------------------------------------------------------------------------------------
     @staticmethod
@@ -184,10 +185,9 @@ class Transport:
             return False
         try:
             sock.connect(addr)
-            filtered = self._filtered_socket(port)
-            allowed = self._allowed.setdefault(port, [])
-            allowed.append((ifindex, ip, port))
-            _attach_filter(filtered, allowed)
+            allowed = self._allowed.get(port, []) + [(ifindex, ip, port)]
+            _attach_filter(self._filtered_socket(port), allowed)
+            self._allowed[port] = allowed
         except OSError as exc:
             log.debug("peer socket on %s for %s: %s", link, addr, exc)
             sock.close()
@@ -258,8 +258,10 @@ class Transport:
     # -- I/O ----------------------------------------------------------------------------------------
     def _readable(self, link: str | None, sock: socket.socket, batch: int, medium: bool) -> None:
         """Read up to `batch` datagrams (bounded: timers and the other sockets run between batches).
-        On a medium socket, copies from an address with queues of its own are skipped (the kernel
-        queued the broadcast on both); link None: the peer filter's socket (link from the address)."""
+
+        A peer's broadcast is queued twice, on the medium's socket and on the peer filter's (link None:
+        the link comes from the address): both copies are passed with copy=True, so the receiver drops
+        the second one silently instead of counting it as a replay."""
         recvfrom, on_datagram = sock.recvfrom, self.on_datagram
         own = self._peer_addrs.get(link, ()) if medium else ()
         for _ in range(batch):
@@ -270,15 +272,15 @@ class Transport:
             except OSError as exc:  # e.g. ECONNREFUSED queued on a connected socket by an ICMP error
                 log.debug("recv on %s: %s", link, exc)
                 return
-            if own and addr in own:
-                self.duplicates += 1
-                continue
             if link is None:
                 peer_link = self._addr_link.get(addr)
                 if peer_link is not None:
-                    on_datagram(peer_link, data, addr)
-                continue
-            on_datagram(link, data, addr)
+                    on_datagram(peer_link, data, addr, True)
+            elif own and addr in own:
+                self.duplicates += 1
+                on_datagram(link, data, addr, True)
+            else:
+                on_datagram(link, data, addr)
 
     def send(self, link: str, data: bytes, bulk: bool = False) -> int:
         """Send to every destination of the link (broadcast, group, unicast peers); returns how many.

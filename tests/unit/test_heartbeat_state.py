@@ -66,3 +66,15 @@ def test_unknown_names_keep_no_state(tmp_path):
     assert len(n._unknown_logged) == 64
     n.close()
     loop.close()
+
+
+def test_a_broadcast_queued_twice_is_not_counted_as_a_replay_but_a_replay_is(tmp_path):
+    n, clock, loop = node(tmp_path)
+    data = hb("b", 3, 1, [("a", 1)])
+    n.on_datagram("eth0", data, ("10.0.0.2", 694), True)    # the peer filter's copy
+    n.on_datagram("eth0", data, ("10.0.0.2", 694), True)    # the medium socket's copy
+    assert n.received == 1 and sum(n.drop_counters().values()) == 0
+    n.on_datagram("eth0", data, ("10.0.0.9", 694))           # the same bytes from anyone else
+    assert n.drop_counters()["replay"] == 1
+    n.close()
+    loop.close()
