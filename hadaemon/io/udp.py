@@ -32,7 +32,7 @@ PEER_RCVBUF = 1 << 20
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 MEDIUM_BATCH = 256     # datagrams read from a medium socket per wake-up (then timers and peers run)
-PEER_BATCH = 4096      # from a peer's own socket: until empty, in practice
+PEER_BATCH = 256       # from a peer's own sockets too: each ready socket gets its turn per wake-up
 MAX_PEER_SOCKETS = 256
 
 

@@ -12,21 +12,35 @@ __all__ = ["FLOODER", "flood", "send_datagrams", "capture_payloads", "heartbeat_
 # Sends datagrams to ADDR:PORT as fast as it can for SECONDS from PROCS processes (one socket each).
 # mode "replay": the hex datagrams of FILE over and over; "random": a pool of random datagrams, half of
 # them with the protocol's magic, version and key index 1 (so the receiver must compute a digest).
+# SPOOF ("IP:PORT", optional): datagrams carry that source address (raw socket, IP header built here).
 # Prints "sent=N seconds=S".
 FLOODER = r"""
-import os, random, socket, sys, time
+import os, random, socket, struct, sys, time
 mode, path, addr, port, seconds, procs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \
     float(sys.argv[5]), int(sys.argv[6])
+spoof = sys.argv[7] if len(sys.argv) > 7 else ""
 replay = [bytes.fromhex(x) for x in open(path).read().split()] if mode == "replay" else None
 
+def forge(payload):
+    sip, sport = spoof.rsplit(":", 1)
+    udp = struct.pack("!HHHH", int(sport), port, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(sip),
+                     socket.inet_aton(addr))
+    return ip + udp    # the kernel fills in the IP checksum
+
 def run(k):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    if spoof:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
     rnd = random.Random(k)
     pool = replay or [(b"HD\x01\x01" if i % 2 else b"") + rnd.randbytes(rnd.randint(40, 160)) for i in range(4096)]
     pool = (pool * (256 // len(pool) + 1))[:max(256, len(pool))]
-    send, dest, n = s.sendto, (addr, port), 0
+    if spoof:
+        pool = [forge(d) for d in pool]
+    send, dest, n = s.sendto, (addr, 0 if spoof else port), 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for d in pool[:256]:
@@ -87,12 +101,13 @@ print(n)
 
 
 def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Sequence[bytes] = (),
-          procs: int = 2, port: int = 694) -> Tuple[int, float]:
-    """Flood addr:port from member `src` (see FLOODER); returns (datagrams sent, seconds taken)."""
+          procs: int = 2, port: int = 694, spoof: str = "") -> Tuple[int, float]:
+    """Flood addr:port from member `src` (see FLOODER; spoof "IP:PORT" forges the source); returns
+    (datagrams sent, seconds taken)."""
     path = cluster.workdir / f"flood-{time.monotonic_ns()}.hex"
     path.write_text("\n".join(d.hex() for d in datagrams) + "\n")
     cp = cluster.run(src, [sys.executable, "-c", FLOODER, mode, str(path), addr, str(port), str(seconds),
-                           str(procs)], check=True, timeout=seconds + 60)
+                           str(procs)] + ([spoof] if spoof else []), check=True, timeout=seconds + 60)
     m = re.search(r"sent=(\d+) seconds=([\d.]+)", cp.stdout)
     return int(m.group(1)), float(m.group(2))
 

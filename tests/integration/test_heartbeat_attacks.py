@@ -80,6 +80,32 @@ def test_a_flood_on_the_link_causes_no_false_death(mode):
             assert worst[n] < 1.0, worst     # below deadtime: the peers' heartbeats were not lost
 
 
+def test_a_flood_forging_a_peers_address_on_one_link_leaves_it_up_over_the_other():
+    """The attacker's datagrams carry node2's address and port: they reach node2's own queues at node1
+    on eth0. The documented limit: a peer can be lost on that link; the second link keeps it up."""
+    with Cluster(NODES, links=2, client=True) as c:
+        hb = start(c)
+        genuine = [p for p in capture_payloads(c, "node1", "node2", 0.8) if p[:2] == b"HD"]
+        assert genuine
+        time.sleep(1.0)
+        before, t0 = hb.props("node1")["DropCounters"], time.time()
+        sent, seconds = flood(c, "client", "replay", c.addr("node1"), 6.0, genuine[:1], procs=2,
+                              spoof=f"{c.addr('node2')}:694")
+        t1 = time.time()
+        time.sleep(1.5)
+        after = hb.props("node1")["DropCounters"]
+        dropped = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        links = [e for e in hb.procs["node1"].output().splitlines() if "node node2 link" in e]
+        gaps = heartbeat_gaps(debug_log(hb, "node1"), t0, t1)
+        print(f"spoofed flood: {sent} datagrams in {seconds:.1f} s ({sent / seconds:.0f}/s) from node2's address; "
+              f"node1 dropped {dropped}; node2's links at node1: {links[-2:]}; longest gap "
+              f"{ {n: round(max(g), 3) for n, g in gaps.items()} } s")
+        assert sent > 50_000
+        assert dropped.get("replay", 0) > 10_000
+        assert deaths(hb, t0) == [], "false death during the flood"
+        assert hb.props("node1")["Members"] == NODES
+
+
 def test_old_packets_do_not_bring_back_a_dead_node_after_the_receiver_restarted():
     with Cluster(NODES, client=True) as c:
         hb = start(c)
