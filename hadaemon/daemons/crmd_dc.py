@@ -41,6 +41,7 @@ class DcRole:
         self.joined: Set[str] = set()
         self.late: Dict[str, List[S.OpRecord]] = {}
         self.reports: Dict[str, dict] = {}
+        self.pending_attrs: Dict[str, Dict[str, str | None]] = {}
         self.run: T.Run | None = None
         self.model = None               # the parsed scheduler input of the running transition
         self.pending_schedule = False
@@ -134,12 +135,16 @@ class DcRole:
                     S.set_attribute(cib, n, "shutdown", None)
                 for rec in self.late.get(n, []):
                     self._apply_record(cib, n, rec)
+                if n in self.reports:
+                    for name, value in self.pending_attrs.get(n, {}).items():
+                        S.set_attribute(cib, n, name, value)
                 node.emit("node", n, "online")
             else:
                 in_ccm = "true" if n in node.members else "false"
                 S.set_node_state(cib, n, in_ccm=in_ccm, crmd="offline", join="down")
                 S.set_attribute(cib, n, "shutdown", None)
         self.late.clear()
+        self.pending_attrs.clear()
         cib.set("dc-uuid", cibdoc.node_id(cib, node.local_node))
         cib.set("have-quorum", "1" if node.has_quorum else "0")
         cibdoc.bump(cib, configuration=False)
@@ -184,6 +189,7 @@ class DcRole:
                 return
             self.reports[src] = msg
             self.late[src] = []
+            self.pending_attrs.pop(src, None)   # older than the report
             report = J.JoinReport(tuple(msg["version"]), msg.get("lrm", ""))
             self._join_step(J.Report(src, msg["round"], report))
         elif t == "op_result":
@@ -298,7 +304,10 @@ class DcRole:
 
     def set_attribute(self, node: str, name: str, value) -> None:
         if self.join is None or not self.join.done:
-            return  # sent again with the join report
+            # newer than the node's join report (messages from a node arrive in order): applied
+            # on top of the report when the join completes
+            self.pending_attrs.setdefault(node, {})[name] = value
+            return
         if S.set_attribute(self.cib, node, name, value):
             cibdoc.bump(self.cib, configuration=False)
             self._changed()

@@ -1,8 +1,15 @@
-"""ha.cf ping nodes as the `pingd` node attribute: how many of them answer ICMP echo (like pingd -m 1)."""
+"""ha.cf ping nodes as the `pingd` node attribute: how many of them answer ICMP echo (like pingd -m 1).
+
+A ping node counts as reachable while it answered within `deadping` seconds (Heartbeat's rule for ping
+nodes). The first value is reported at once; a lower value as soon as it is seen (an isolated node
+gives up its resources quickly); a higher value only once it held for `deadping` seconds (pingd's
+dampening: a node whose link comes back must not take resources back before the membership has merged).
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Dict
 
 __all__ = ["Pinger", "ATTRIBUTE"]
 
@@ -11,32 +18,49 @@ log = logging.getLogger("ha-crmd")
 
 
 class Pinger:
-    def __init__(self, node, cfg, multiplier: int = 1):
+    def __init__(self, node, cfg, multiplier: int = 1, clock=None):
         self.node = node
-        self.targets = tuple(cfg.ping) + tuple(a for g in cfg.ping_groups.values() for a in g)
-        self.interval = max(1.0, min(float(getattr(cfg, "deadping", 30.0)) / 3, 10.0))
+        self.targets = tuple(dict.fromkeys(tuple(cfg.ping) + tuple(a for g in cfg.ping_groups.values() for a in g)))
+        self.deadping = float(getattr(cfg, "deadping", 30.0))
+        self.interval = max(0.5, min(self.deadping / 3, 10.0))
         self.multiplier = multiplier
+        self.clock = clock or asyncio.get_event_loop().time
+        self.last_reply: Dict[str, float] = {}
 
     async def _one(self, addr: str) -> bool:
+        wait = max(1, int(self.interval))
         try:
             proc = await asyncio.create_subprocess_exec(
-                "ping", "-n", "-q", "-c", "1", "-W", "1", addr,
+                "ping", "-n", "-q", "-c", "1", "-W", str(wait), addr,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-            return await asyncio.wait_for(proc.wait(), 5) == 0
+            return await asyncio.wait_for(proc.wait(), wait + 5) == 0
         except (OSError, asyncio.TimeoutError):
             return False
 
+    def _reachable(self, now: float) -> int:
+        return sum(1 for a in self.targets if a in self.last_reply and now - self.last_reply[a] < self.deadping)
+
     async def run(self, stop: asyncio.Event) -> None:
-        last = None
+        reported = None
+        candidate, since = None, 0.0
         while not stop.is_set():
+            started = self.clock()
             results = await asyncio.gather(*(self._one(a) for a in self.targets))
-            value = str(sum(results) * self.multiplier)
-            if value != last:
-                log.info("ping nodes reachable: %d of %d", sum(results), len(results),
-                         extra={"EVENT": "pingd"})
-                last = value
-                self.node.set_attribute(ATTRIBUTE, value)
+            now = self.clock()
+            for addr, ok in zip(self.targets, results):
+                if ok:
+                    self.last_reply[addr] = now
+            count = self._reachable(now)
+            value = count * self.multiplier
+            if value != candidate:
+                candidate, since = value, now
+            if reported is None or value < reported or (value > reported and now - since >= self.deadping):
+                if value != reported:
+                    log.info("ping nodes reachable: %d of %d", count, len(self.targets), extra={"EVENT": "pingd"})
+                    reported = value
+                    self.node.set_attribute(ATTRIBUTE, str(value))
+            delay = max(0.0, self.interval - (self.clock() - started))
             try:
-                await asyncio.wait_for(stop.wait(), self.interval)
+                await asyncio.wait_for(stop.wait(), delay)
             except asyncio.TimeoutError:
                 pass
