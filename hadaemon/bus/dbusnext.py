@@ -15,7 +15,7 @@ from dbus_next.service import ServiceInterface, dbus_property, method, signal
 __all__ = [
     "BusType", "DBusError", "Message", "MessageType", "Variant", "MessageBus",
     "PropertyAccess", "ServiceInterface", "dbus_property", "method", "signal",
-    "connect_system_bus", "RefusedRequestsFilter", "marshal_body", "reply_with_body",
+    "connect_system_bus", "RefusedRequestsFilter", "marshal_body", "reply_with_body", "SignalEncoder", "send_raw",
 ]
 
 
@@ -72,6 +72,44 @@ class _RawBodyMessage(Message):
         header.marshall()
         header.align(8)
         return header.buffer + self._raw_body
+
+
+class SignalEncoder:
+    """Wire bytes of one signal (path, interface, member and signature fixed) for a body marshalled
+    beforehand: the header is marshalled once, each message only gets its serial and body length.
+    For signals sent by thousands a second, where dbus-next's per-message path costs ~50 us."""
+
+    def __init__(self, path: str, interface: str, member: str, signature: str):
+        fields = [[HeaderField.PATH.value, Variant("o", path)], [HeaderField.INTERFACE.value, Variant("s", interface)],
+                  [HeaderField.MEMBER.value, Variant("s", member)],
+                  [HeaderField.SIGNATURE.value, Variant("g", signature)]]
+        header = Marshaller("yyyyuua(yv)", [LITTLE_ENDIAN, MessageType.SIGNAL.value, 0, PROTOCOL_VERSION, 0, 0,
+                                            fields])
+        header.marshall()
+        header.align(8)
+        self.header = bytes(header.buffer)
+
+    def encode(self, serial: int, body: bytes) -> bytes:
+        h = bytearray(self.header)
+        h[4:12] = len(body).to_bytes(4, "little") + serial.to_bytes(4, "little")
+        return bytes(h) + body
+
+
+class _RawMessages:
+    """Complete messages (serials in them) queued on a bus as one write."""
+
+    __slots__ = ("serial", "unix_fds", "_data")
+
+    def __init__(self, data: bytes):
+        self.serial, self.unix_fds, self._data = -1, [], data
+
+    def _marshall(self, negotiate_unix_fd=False):
+        return self._data
+
+
+def send_raw(bus: MessageBus, data: bytes):
+    """Queue bytes made of complete messages (e.g. SignalEncoder.encode with bus.next_serial())."""
+    return bus.send(_RawMessages(data))
 
 
 def reply_with_body(call: Message, signature: str, raw_body: bytes) -> Message:

@@ -13,8 +13,8 @@ import struct
 import time
 
 from hadaemon.bus.dbusnext import (
-    DBusError, MessageType, PropertyAccess, ServiceInterface, Variant, dbus_property, marshal_body, method,
-    reply_with_body, signal,
+    DBusError, MessageType, PropertyAccess, ServiceInterface, SignalEncoder, Variant, dbus_property, marshal_body,
+    method, reply_with_body, send_raw, signal,
 )
 from hadaemon.core.errors import BadRequest
 
@@ -159,6 +159,20 @@ def encode_row(r) -> bytes:
     return bytes(out)
 
 
+def encode_changed(skey: str, dkey: str, health: str, weight: int) -> bytes:
+    """The body of RealServerChanged (sssi)."""
+    out = bytearray()
+    for text in (skey, dkey, health):
+        out += _PAD[-len(out) % 4]
+        b = text.encode()
+        out += _U32(len(b))
+        out += b
+        out += b"\0"
+    out += _PAD[-len(out) % 4]
+    out += struct.pack("<i", int(weight))
+    return bytes(out)
+
+
 def encode_rows(rows) -> bytes:
     """The elements of an a(ssssiibsdb): structs, each padded to 8 bytes from the first one."""
     parts = []
@@ -242,12 +256,16 @@ async def export(director, bus=None):
     state = {"timer": None, "status": False}
     loop = asyncio.get_running_loop()
 
+    changed_signal = SignalEncoder(OBJECT_PATH, INTERFACE, "RealServerChanged", "sssi")
+
     def flush():
         state["timer"] = None
         changes = list(pending.items())
         pending.clear()
-        for (skey, dkey), (health, weight) in changes:
-            iface.RealServerChanged(skey, dkey, health, weight)
+        if changes:
+            # one write for all of them, each encoded by hand (dbus-next's path is ~50 us a signal)
+            send_raw(bus, b"".join(changed_signal.encode(bus.next_serial(), encode_changed(skey, dkey, health, weight))
+                                   for (skey, dkey), (health, weight) in changes))
         if changes or state["status"]:
             state["status"] = False
             iface.emit_properties_changed({"Status": director.status_line()}, ["RealServers"])

@@ -421,7 +421,10 @@ class Director:
         k = ("keys", v.key, r.key)
         got = memo.get(k)
         if got is None:
-            got = memo[k] = (virtual_service(v).key, dest_key(v, r))
+            skey = memo.get(("skey", v.key))
+            if skey is None:
+                skey = memo[("skey", v.key)] = virtual_service(v).key
+            got = memo[k] = (skey, dest_key(v, r))
         return got
 
     async def _autoreload_loop(self) -> None:

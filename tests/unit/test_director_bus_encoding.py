@@ -2,9 +2,10 @@
 dbus-next marshals (Get and GetAll bodies), and the snapshot is rebuilt at a bounded rate."""
 import pytest
 
-from hadaemon.bus.dbusnext import Variant, marshal_body
+from hadaemon.bus.dbusnext import Message, SignalEncoder, Variant, marshal_body
 from hadaemon.bus.director import (
-    REAL_SERVERS_SIGNATURE, RealServersSnapshot, encode_rows, get_all_body, get_body,
+    INTERFACE, OBJECT_PATH, REAL_SERVERS_SIGNATURE, RealServersSnapshot, encode_changed, encode_rows, get_all_body,
+    get_body,
 )
 
 
@@ -65,3 +66,12 @@ def test_snapshot_refreshes_at_a_bounded_rate_unless_forced():
     assert d.calls == 7
     snap.get()                       # nothing changed: no rebuild
     assert d.calls == 7
+
+
+@pytest.mark.parametrize("args", [("tcp:10.0.0.1:80", "10.0.0.2:80", "up", 3), ("fwm6:7", "[2001:db8::1]:0", "down", -1),
+                                  ("udp:[::1]:53", "x" * 37, "flapping", 0)])
+def test_real_server_changed_is_what_dbus_next_sends(args):
+    enc = SignalEncoder(OBJECT_PATH, INTERFACE, "RealServerChanged", "sssi")
+    msg = Message.new_signal(OBJECT_PATH, INTERFACE, "RealServerChanged", "sssi", list(args))
+    msg.serial = 4711
+    assert enc.encode(4711, encode_changed(*args)) == bytes(msg._marshall())
