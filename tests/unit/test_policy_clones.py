@@ -1,4 +1,5 @@
-"""Clones, promotable clones, tickets, resource sets, templates and tags on small hand-written CIBs.
+"""Clones, promotable clones, tickets, resource sets, templates, tags and placement strategies
+(utilization) on small hand-written CIBs.
 
 Every expected summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked
 test at the end runs it again when it is installed).
@@ -179,7 +180,33 @@ S["tag_colocation"] = lambda: cib(
                  '<rsc_colocation id="c" rsc="tg" with-rsc="p" score="INFINITY"/>'],
 ).replace("</constraints>", '</constraints><tags><tag id="tg"><obj_ref id="a"/><obj_ref id="b"/></tag></tags>')
 
+
+def util_cib(strategy: str, caps: Dict[str, int], needs: Dict[str, int], **kw) -> str:
+    """Nodes with a memory capacity, resources with a memory need, under a placement strategy."""
+    xml = cib(nodes=tuple(caps), resources=[
+        f'<primitive id="{r}" class="ocf" provider="heartbeat" type="Dummy"><utilization id="{r}-u">'
+        f'<nvpair id="{r}-u-m" name="memory" value="{m}"/></utilization></primitive>' for r, m in needs.items()],
+        options={"placement-strategy": strategy}, **kw)
+    for n, m in caps.items():
+        xml = xml.replace(f'<node id="{n}" uname="{n}">', f'<node id="{n}" uname="{n}"><utilization id="{n}-u">'
+                                                          f'<nvpair id="{n}-u-m" name="memory" value="{m}"/>'
+                                                          '</utilization>')
+    return xml
+
+
+S["util_capacity_bans"] = lambda: util_cib("utilization", {"node1": 512, "node2": 1024, "node3": 2048},
+                                           {"big": 1024, "huge": 2048, "small": 256})
+S["util_no_room"] = lambda: util_cib("utilization", {"node1": 512, "node2": 512}, {"a": 400, "b": 400, "c": 400})
+S["util_balanced"] = lambda: util_cib("balanced", {"node1": 1000, "node2": 4000, "node3": 2000},
+                                      {"a": 500, "b": 500, "c": 500, "d": 500})
+S["util_minimal"] = lambda: util_cib("minimal", {"node1": 1000, "node2": 4000, "node3": 2000},
+                                     {"a": 500, "b": 500, "c": 500})
+
 EXPECTED = {
+    "util_capacity_bans": ["Start big (node2)", "Start huge (node3)", "Start small (node1)"],
+    "util_no_room": ["Start a (node1)", "Start b (node2)"],
+    "util_balanced": ["Start a (node2)", "Start b (node2)", "Start c (node2)", "Start d (node2)"],
+    "util_minimal": ["Start a (node1)", "Start b (node1)", "Start c (node2)"],
     "order_set_blocked": ["Start b (node1) due to unrunnable a start (blocked)",
                           "Start c (node2) due to unrunnable a start (blocked)"],
     "order_set_require_any": ["Start b (node1)", "Start c (node2)"],

@@ -189,7 +189,7 @@ class _Loader:
                 return Primitive(rid, own.cls, own.provider, own.type, own.meta_sets + prim.meta_sets,
                                  own.instance_sets + prim.instance_sets,
                                  own.ops + tuple(o for o in prim.ops if (o.name, o.interval_ms) not in configured),
-                                 parent, el.line)
+                                 parent, el.line, own.utilization + prim.utilization)
         return self._primitive(el, rid, parent)
 
     def _primitive(self, el: Element, rid: str, parent: str | None, cls: str | None = None,
@@ -210,7 +210,8 @@ class _Loader:
                         ops.append(self.op(o))
         return Primitive(rid, cls, provider, el.get("type") or rtype or self.need(el, "type"),
                          self.nvsets(el, ("meta_attributes",)),
-                         self.nvsets(el, ("instance_attributes",)), tuple(ops), parent, el.line)
+                         self.nvsets(el, ("instance_attributes",)), tuple(ops), parent, el.line,
+                         self.nvsets(el, ("utilization",)))
 
     def group(self, el: Element) -> Group:
         gid = self.need(el, "id")
@@ -509,7 +510,7 @@ class _Loader:
                 continue
             nid = self.need(n, "id")
             nodes.append(Node(nid, n.get("uname") or nid, n.get("type", "member"),
-                              self.nvsets(n, ("instance_attributes",)), n.line))
+                              self.nvsets(n, ("instance_attributes",)), n.line, self.nvsets(n, ("utilization",))))
         resources = []
         index = {}
         res_el = conf.find("resources")
@@ -579,9 +580,11 @@ class _Loader:
     # --- status ---
     def node_state(self, el: Element) -> NodeState:
         transient = ()
+        utilization = ()
         ta = el.find("transient_attributes")
         if ta is not None:
             transient = self.nvsets(ta, ("instance_attributes",))
+            utilization = self.nvsets(ta, ("utilization",))
         lrm_rscs = []
         lrm = el.find("lrm")
         if lrm is not None:
@@ -590,7 +593,7 @@ class _Loader:
                 if r.tag == "lrm_resource":
                     lrm_rscs.append(self.lrm_resource(r))
         return NodeState(self.need(el, "id"), el.get("uname"), el.get("in_ccm"), el.get("crmd"),
-                         el.get("join"), el.get("expected"), transient, tuple(lrm_rscs), el.line)
+                         el.get("join"), el.get("expected"), transient, tuple(lrm_rscs), el.line, utilization)
 
     def lrm_resource(self, el: Element) -> LrmResource:
         ops = []

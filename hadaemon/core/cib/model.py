@@ -89,6 +89,7 @@ class Primitive:
     ops: Tuple[Op, ...]
     parent: str | None
     line: int
+    utilization: Tuple[NvSet, ...] = ()
 
     @property
     def agent(self) -> str:
@@ -129,6 +130,7 @@ class Node:
     type: str
     attr_sets: Tuple[NvSet, ...]
     line: int
+    utilization: Tuple[NvSet, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ class NodeState:
     transient_sets: Tuple[NvSet, ...]
     lrm: Tuple[LrmResource, ...]
     line: int
+    transient_utilization: Tuple[NvSet, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -486,6 +486,10 @@ def allocate(ws: WorkingSet, rsc, prefer: WNode | None = None) -> WNode | None:
     elif ws.stop_all:
         _assign(rsc, None, force=True)
     else:
+        if ws.placement_strategy != "default":
+            most = ban_insufficient_capacity(ws, rsc)
+            if prefer is None:
+                prefer = most
         _choose_node(ws, rsc, prefer)
     rsc.allocating = False
     return rsc.assigned
@@ -834,6 +838,8 @@ def _unassign(r) -> None:
         return
     if r.assigned is not None:
         r.assigned.num_resources -= 1
+        for key, value in r.utilization.items():
+            r.assigned.capacity[key] = r.assigned.capacity.get(key, 0) + value
     r.assigned = None
     r.provisional = True
 
@@ -915,12 +921,94 @@ def _assign_instances(ws: WorkingSet, c, instances) -> None:
 
 
 def _sort_key(ws: WorkingSet, rsc, current: WNode | None):
+    strategy = ws.placement_strategy
+    if strategy != "default":
+        return cmp_to_key(lambda a, b: _compare_nodes(ws, rsc, current, a, b))
+
     def key(uname):
         node = ws.node_by_uname[uname]
         w = rsc.allowed[uname] if node.can_run() else -INFINITY
         pref = 0 if (current is not None and current is node) else 1
         return (-w, node.num_resources, pref, uname.encode())
     return key
+
+
+def _compare_nodes(ws: WorkingSet, rsc, current, u1: str, u2: str) -> int:
+    """Pacemaker's node order with a placement strategy: score; balanced: more free capacity;
+    not minimal: fewer assigned resources; then the current node, then the name."""
+    n1, n2 = ws.node_by_uname[u1], ws.node_by_uname[u2]
+    w1 = rsc.allowed[u1] if n1.can_run() else -INFINITY
+    w2 = rsc.allowed[u2] if n2.can_run() else -INFINITY
+    if w1 != w2:
+        return -1 if w1 > w2 else 1
+    if ws.placement_strategy != "minimal":
+        if ws.placement_strategy == "balanced":
+            result = compare_capacities(n1, n2)
+            if result:
+                return -1 if result < 0 else 1
+        if n1.num_resources != n2.num_resources:
+            return -1 if n1.num_resources < n2.num_resources else 1
+    if current is not None and (current is n1) != (current is n2):
+        return -1 if current is n1 else 1
+    return _cmp(u1.encode(), u2.encode())
+
+
+# --- utilization (pcmk_sched_utilization.c) -----------------------------------------------
+
+def compare_capacities(n1: WNode, n2: WNode) -> int:
+    """Negative when n1 has more free capacity (counted attribute by attribute)."""
+    result = 0
+    for key in list(n1.capacity) + [k for k in n2.capacity if k not in n1.capacity]:
+        c1, c2 = n1.capacity.get(key, 0), n2.capacity.get(key, 0)
+        if c1 > c2:
+            result -= 1
+        elif c1 < c2:
+            result += 1
+    return result
+
+
+def _enough(node: WNode, need: Dict[str, int]) -> bool:
+    return all(value <= node.capacity.get(key, 0) for key, value in need.items())
+
+
+def _colocated(rsc, out: list) -> list:
+    """The resource and those colocated with it at INFINITY, either way (colocated_resources)."""
+    if rsc in out:
+        return out
+    out.append(rsc)
+    for c in rsc.cons:
+        if c.score >= INFINITY and not c.primary.is_group and not c.primary.is_clone:
+            _colocated(c.primary, out)
+    for c in rsc.cons_lhs:
+        if c.score >= INFINITY and not c.dep.is_group and not c.dep.is_clone:
+            _colocated(c.dep, out)
+    return out
+
+
+def ban_insufficient_capacity(ws: WorkingSet, rsc) -> WNode | None:
+    """pcmk__ban_insufficient_capacity: nodes that cannot hold the resource (and what is colocated
+    with it) are banned; returns the most capable node when none can hold them all."""
+    together = [r for r in _colocated(rsc, []) if r is rsc or r.provisional]
+    need: Dict[str, int] = {}
+    for r in together:
+        for key, value in r.utilization.items():
+            need[key] = need.get(key, 0) + value
+    any_capable = False
+    most = None
+    for uname, score in rsc.allowed.items():
+        node = ws.node_by_uname[uname]
+        if score < 0 or not node.can_run():
+            continue
+        if _enough(node, need):
+            any_capable = True
+        if most is None or compare_capacities(node, most) < 0:
+            most = node
+    need_one = need if any_capable else rsc.utilization
+    for uname, score in list(rsc.allowed.items()):
+        node = ws.node_by_uname[uname]
+        if score >= 0 and node.can_run() and not _enough(node, need_one):
+            rsc.allowed[uname] = -INFINITY
+    return None if any_capable else most
 
 
 def _choose_node(ws: WorkingSet, rsc, prefer: WNode | None = None) -> None:
@@ -958,6 +1046,8 @@ def _assign(rsc, node: WNode | None, force: bool) -> None:
         return
     rsc.assigned = node
     node.num_resources += 1
+    for key, value in rsc.utilization.items():
+        node.capacity[key] = node.capacity.get(key, 0) - value
 
 
 def assign_all(ws: WorkingSet) -> None:

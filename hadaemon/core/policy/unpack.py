@@ -28,6 +28,9 @@ def _unpack_nodes(ws: WorkingSet) -> None:
         node = WNode(n.id, n.uname)
         attrs = resolve_sets(n.attr_sets)
         node.attrs = attrs
+        if ws.placement_strategy != "default":
+            from hadaemon.core.policy.working import _utilization_value
+            node.capacity = {k: _utilization_value(v) for k, v in resolve_sets(n.utilization).items()}
         ws.nodes.append(node)
         ws.node_by_uname[n.uname] = node
         ws.node_by_id[n.id] = node
@@ -47,6 +50,10 @@ def _unpack_nodes(ws: WorkingSet) -> None:
             resolve_sets(st.transient_sets, into=attrs)  # transient attributes win
             for k, v in resolve_sets(st.transient_sets).items():
                 attrs[k] = v
+        if st is not None and st.transient_utilization and ws.placement_strategy != "default":
+            from hadaemon.core.policy.working import _utilization_value
+            for k, v in resolve_sets(st.transient_utilization).items():
+                node.capacity[k] = _utilization_value(v)
         attrs["#uname"] = node.uname
         attrs["#id"] = node.id
         attrs["#kind"] = "cluster"

@@ -46,7 +46,7 @@ class WNode:
 
     __slots__ = ("id", "uname", "attrs", "online", "unclean", "standby", "pending", "shutdown",
                  "maintenance", "unseen", "expected_up", "is_dc", "fence_reason", "num_resources",
-                 "fence_action", "has_state", "standby_onfail", "frozen", "fence_seq")
+                 "fence_action", "has_state", "standby_onfail", "frozen", "fence_seq", "capacity")
 
     def __init__(self, nid: str, uname: str):
         self.id = nid
@@ -68,6 +68,7 @@ class WNode:
         self.has_state = False
         self.frozen = None
         self.fence_seq = 0
+        self.capacity: Dict[str, int] = {}  # utilization left (placement strategies other than default)
 
     def can_run(self) -> bool:
         if self.frozen is not None:
@@ -163,6 +164,7 @@ class WRsc:
         self.partial_migration_source = None
         self.partial_migration_target = None
         self.dangling_migrations: List[WNode] = []
+        self.utilization: Dict[str, int] = {}
 
     def current_node(self) -> WNode | None:
         if self.partial_migration_source is not None and self.partial_migration_source in self.running_on:
@@ -344,6 +346,8 @@ class WorkingSet:
         self.concurrent_fencing = truth(opt("concurrent-fencing"), True)
         self.fence_action = opt("fencing-action") or "reboot"
         self.default_stickiness = parse_score(opt("default-resource-stickiness"), 0) or 0
+        strategy = (opt("placement-strategy") or "default").lower()
+        self.placement_strategy = strategy if strategy in ("utilization", "minimal", "balanced") else "default"
         self.have_stonith_resource = False
         self.fence_seq = 0  # order in which nodes were found to need fencing
         self.migrations: list = []  # (resource, source node, migrate_to op, ops) to judge after unpacking
@@ -388,6 +392,8 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
     ft = meta.get("failure-timeout", meta.get("failure_timeout"))
     r.failure_timeout = (parse_interval_ms(ft) or 0) // 1000 if ft else 0
     r.is_stonith = r.cls == "stonith"
+    if ws.placement_strategy != "default" and r.prim is not None and r.prim.utilization:
+        r.utilization = {k: _utilization_value(v) for k, v in resolve_sets(r.prim.utilization).items()}
     if r.is_stonith:
         ws.have_stonith_resource = True
     req = (meta.get("requires") or "").lower()
@@ -481,3 +487,11 @@ def leaves(rsc) -> List[WRsc]:
     if rsc.is_group:
         return list(rsc.members)
     return [rsc]
+
+
+def _utilization_value(text: str | None) -> int:
+    """A utilization amount: an integer (anything else counts as 0, as Pacemaker warns and does)."""
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        return 0
