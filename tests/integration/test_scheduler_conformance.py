@@ -20,8 +20,10 @@ from hadaemon.cli.hactl import main
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 CASES = SHARED / "testdata" / "pacemaker-scheduler"
+CLONE_CASES = SHARED / "testdata" / "pacemaker-scheduler-clones"
 COMPARE = SHARED / "tools" / "scheduler-compare"
 FLOOR = 94  # cases matched so far; raise it as the scheduler improves, never lower it
+CLONES_FLOOR = 117  # of the 153 clone/set/ticket/utilization cases (crm_simulate 2.1.5 matches 146)
 
 pytestmark = pytest.mark.skipif(not (CASES.is_dir() and COMPARE.is_file()), reason="../shared is absent")
 
@@ -41,21 +43,33 @@ def _simulate(xml: Path) -> str:
     return buf.getvalue()
 
 
-def test_pacemaker_scheduler_cases():
+def _score(folder: Path):
     tool = _compare_tool()
-    names = sorted(p.stem for p in (CASES / "xml").glob("*.xml"))
+    names = sorted(p.stem for p in (folder / "xml").glob("*.xml"))
     assert names, "no cases found"
     passed, failed = 0, []
     for name in names:
-        expected = tool.summary_lines((CASES / "summary" / f"{name}.summary").read_text()) or Counter()
-        got = tool.summary_lines(_simulate(CASES / "xml" / f"{name}.xml"))
+        expected = tool.summary_lines((folder / "summary" / f"{name}.summary").read_text()) or Counter()
+        got = tool.summary_lines(_simulate(folder / "xml" / f"{name}.xml"))
         if got == expected:
             passed += 1
         else:
             failed.append(name)
-    print(f"\nscheduler conformance: {passed} of {len(names)} summaries match"
+    print(f"\nscheduler conformance ({folder.name}): {passed} of {len(names)} summaries match"
           + (f"; failing: {' '.join(failed)}" if failed else ""))
+    return passed, names, failed
+
+
+def test_pacemaker_scheduler_cases():
+    passed, names, failed = _score(CASES)
     assert passed >= min(FLOOR, len(names)), f"regressed: {failed}"
+
+
+@pytest.mark.skipif(not CLONE_CASES.is_dir(), reason="../shared/testdata/pacemaker-scheduler-clones is absent")
+def test_pacemaker_scheduler_clone_cases():
+    """Clones, promotable clones, sets, tickets, utilization, templates, tags (a second folder)."""
+    passed, names, failed = _score(CLONE_CASES)
+    assert passed >= min(CLONES_FLOOR, len(names)), f"regressed: {failed}"
 
 
 def test_full_output_matches_for_most_cases():
