@@ -31,6 +31,8 @@ log = logging.getLogger("ha-crmd")
 ELECTION_TIMEOUT = 3.0
 FORWARD_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 240.0
+ALIVE_INTERVAL = 1.0
+CRMD_DEADTIME_MIN = 10.0
 
 
 class CrmNode:
@@ -64,6 +66,9 @@ class CrmNode:
         self.transition_info = {"id": 0, "state": "idle"}
         self.attrs: Dict[str, str] = {}
         self.transition_seq = 0
+        self._alive: Dict[str, float] = {}
+        deadtime = float(getattr(cfg, "deadtime", 30.0)) if cfg is not None else 30.0
+        self.crmd_deadtime = max(CRMD_DEADTIME_MIN, 2 * deadtime)
         self._offer = None
         self._shutdown_ok: asyncio.Event | None = None
 
@@ -113,7 +118,29 @@ class CrmNode:
     # -- start / stop -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await self.executor.start()
-        await self.hb.run(stop)
+        liveness = asyncio.ensure_future(self._liveness(stop))
+        try:
+            await self.hb.run(stop)
+        finally:
+            liveness.cancel()
+
+    async def _liveness(self, stop: asyncio.Event) -> None:
+        """Every crmd says it is alive every ALIVE_INTERVAL; a member whose crmd is silent for
+        crmd_deadtime (its heartbeat still up: the process hangs or was killed and not restarted)
+        is elected without, and recorded with crmd offline (then fenced when fencing is on)."""
+        while not stop.is_set():
+            await asyncio.sleep(ALIVE_INTERVAL)
+            if not self.hb.connected:
+                continue
+            self.broadcast("alive")
+            now = self.clock()
+            for m in self.members:
+                if m == self.local_node or m in self.election.departed or m not in self.election.votes:
+                    continue
+                if now - self._alive.get(m, now) > self.crmd_deadtime:
+                    log.warning("the crmd of %s has been silent for %.0f s: electing without it", m,
+                                now - self._alive[m], extra={"NODE": m, "EVENT": "crmd-silent"})
+                    self._election(EL.Departed(m))
 
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """A clean stop: ask the DC to move or stop this node's resources (the `shutdown` node
@@ -157,6 +184,10 @@ class CrmNode:
     def _on_membership(self, epoch: int, members) -> None:
         members = tuple(sorted(set(members) | {self.local_node}))
         lost = [n for n in self.members if n not in members]
+        now = self.clock()
+        for n in members:
+            if n not in self.members:
+                self._alive[n] = now   # a new member gets a full crmd_deadtime
         self.members = members
         was = self.quorum.has_quorum
         self.quorum = Q.step(self.quorum, members)
@@ -172,6 +203,7 @@ class CrmNode:
     def _on_message(self, src: str, channel: str, body: bytes) -> None:
         if channel != W.CHANNEL:
             return
+        self._alive[src] = self.clock()
         msg = W.decode(body)
         if msg is None:
             log.warning("undecodable crmd message from %s dropped", src, extra={"NODE": src})
@@ -276,6 +308,11 @@ class CrmNode:
         elif t == "shutdown_ok":
             if self._shutdown_ok is not None:
                 self._shutdown_ok.set()
+        elif t == "alive":
+            if src in self.election.departed:
+                self.send(src, "reelect")   # it was elected without: make it vote again
+        elif t == "reelect":
+            self._election(EL.Restart(f"{src} asked"))
         elif t == "leaving":
             log.info("%s's crmd left the cluster", src, extra={"NODE": src, "EVENT": "node-left"})
             self._election(EL.Departed(src))

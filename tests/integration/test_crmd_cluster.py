@@ -175,3 +175,22 @@ def test_a_lost_node_is_fenced_before_its_resource_starts_elsewhere():
         assert log.index("start d1", fenced) > fenced, log
         st = crm.wait_idle(dc)
         assert st["nodes"]["node1"]["state"] == "offline", st
+
+
+def test_a_dc_whose_crmd_dies_for_good_is_replaced_and_rejoins_when_restarted():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_all()
+        _wait_where(crm, ["node1"])
+        assert crm.wait_dc() == "node1"
+        crm.kill_crmd("node1")                     # its heartbeat stays up: only the crmd is silent
+        wait_until(lambda: crm.dc("node2") == "node2", 60, interval=0.3, message="node2 elected without node1")
+        assert "the crmd of node1 has been silent" in crm.crmd["node2"].output()
+        st = crm.status("node2")
+        assert st["nodes"]["node1"]["state"] in ("unclean", "offline"), st["nodes"]
+        crm.start_crmd("node1")
+        crm.wait_crm_name("node1")
+        wait_until(lambda: crm.status("node2").get("nodes", {}).get("node1", {}).get("state") == "online",
+                   60, interval=0.3, message="node1 online again")
+        _wait_where(crm, ["node1"])
+        crm.wait_idle(crm.wait_dc())
