@@ -66,6 +66,53 @@ def test_ipaddr2_in_a_namespace():
         assert bad[0][1] in (2, 6) and bad[0][2] == "done" and bad[0][3], bad
 
 
+# The same steps through hadaemon:IPaddr2 as a script and in-process; prints both result lists.
+SAME_DRIVER = r"""
+import asyncio, json, sys
+from hadaemon.io.lrm import LocalResourceManager, OpRequest, ResourceSpec
+ocf_root, vip, rundir = sys.argv[1], sys.argv[2], sys.argv[3]
+steps = [("monitor", {}), ("start", {}), ("monitor", {}), ("start", {}), ("status", {}),
+         ("monitor", {"cidr_netmask": "40"}), ("start", {"ip": "not-an-ip"}), ("validate-all", {"ip": ""}),
+         ("stop", {}), ("monitor", {}), ("stop", {}), ("meta-data", {})]
+async def run(in_process):
+    lrm = LocalResourceManager(lambda r: None, ocf_root=ocf_root, use_systemd=False, in_process_agents=in_process)
+    out = []
+    for action, extra in steps:
+        params = {"ip": vip, "cidr_netmask": "24", "arp_count": "2", **extra}
+        rsc = ResourceSpec("vip", "ocf", "hadaemon", "IPaddr2", params)
+        r = await lrm.execute(rsc, OpRequest(action, timeout_ms=30000, meta={"HADAEMON_RUNDIR": rundir}))
+        out.append([action, r.rc, r.status, r.exit_reason, r.output if action in ("meta-data", "status") else ""])
+    await lrm.close()
+    return out
+async def main():
+    print(json.dumps({"script": await run(False), "in_process": await run(True)}))
+asyncio.run(main())
+"""
+
+
+def test_builtin_ipaddr2_in_process_gives_the_scripts_results(tmp_path):
+    root = tmp_path / "ocf"
+    (root / "resource.d" / "hadaemon").mkdir(parents=True)
+    # the script, run by this interpreter (its #! names the system python3, which may lack pyroute2)
+    wrapper = root / "resource.d" / "hadaemon" / "IPaddr2"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "agents" / "IPaddr2"} "$@"\n')
+    wrapper.chmod(0o755)
+    (root / "lib").symlink_to("/usr/lib/ocf/lib")
+    with Cluster(["node1"]) as c:
+        vip = f"10.{c.base}.0.78"
+        cp = c.run("node1", [sys.executable, "-c", SAME_DRIVER, str(root), vip, str(tmp_path / "run")],
+                   timeout=180, env={"PYTHONPATH": str(REPO), "HADAEMON_RUNDIR": str(tmp_path / "run")})
+        assert cp.returncode == 0, cp.stderr[-3000:]
+        got = json.loads(cp.stdout.strip().splitlines()[-1])
+        print(json.dumps([s[:4] for s in got["script"]]))
+        assert got["script"] == got["in_process"], json.dumps(got, indent=1)
+        by_action = {s[0]: s for s in got["script"]}
+        assert got["script"][0][1:3] == [7, "done"] and got["script"][1][1:3] == [0, "done"]
+        assert by_action["meta-data"][4].lstrip().startswith("<?xml")
+        assert any(s[1] != 0 and s[3] for s in got["script"])        # the bad calls fail with a reason
+        assert vip not in c.run("node1", ["ip", "-o", "-4", "addr"], check=True).stdout
+
+
 @pytest.mark.skipif(not (OCF / "Filesystem").exists(), reason="resource-agents not installed")
 def test_filesystem_bind_mount(tmp_path):
     src, mnt = tmp_path / "shared", tmp_path / "mnt"

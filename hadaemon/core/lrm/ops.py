@@ -15,6 +15,9 @@ from hadaemon.core.lrm import results as R
 # OCF resource agent API version these environments follow (Pacemaker 2.1 sets 1.1).
 OCF_RA_VERSION = ("1", "1")
 EXIT_REASON_PREFIX = "ocf-exit-reason:"
+# Agents of our own that the LRM can run in-process (same code as their OCF scripts):
+# (provider, type) -> module with execute(action, params, env, out) -> agents.ocf.Result
+BUILTIN_AGENTS = {("hadaemon", "IPaddr2"): "hadaemon.agents.ipaddr2"}
 # Actions that never touch the resource (no serialisation with its other actions needed, no history).
 INFO_ACTIONS = ("meta-data", "validate-all")
 

@@ -20,7 +20,7 @@ from hadaemon.core.lrm import results as R
 from hadaemon.core.lrm.metadata import lsb_metadata, systemd_metadata
 from hadaemon.core.lrm.queue import ResourceQueues
 from hadaemon.core.lrm.ops import (
-    INFO_ACTIONS, OpRequest, OpResult, OpTable, Recurring, ResourceSpec, agent_path, check_spec, exit_reason,
+    BUILTIN_AGENTS, INFO_ACTIONS, OpRequest, OpResult, OpTable, Recurring, ResourceSpec, agent_path, check_spec, exit_reason,
     interpret, lsb_action, ocf_environment, stonith_action, stonith_input, systemd_unit_name,
 )
 from hadaemon.io.lrm.process import Finished, run_process
@@ -61,7 +61,7 @@ class LocalResourceManager:
     def __init__(self, on_result: Callable[[OpResult], None], *, ocf_root: str = "/usr/lib/ocf",
                  lsb_dir: str = "/etc/init.d", use_systemd: bool | None = None,
                  stonith_dir: str = "/usr/sbin", systemd_client=None,
-                 systemd_dropin_dir: str = "/run/systemd/system"):
+                 systemd_dropin_dir: str = "/run/systemd/system", in_process_agents: bool = False):
         self.on_result = on_result
         self.ocf_root = ocf_root
         self.lsb_dir = lsb_dir
@@ -69,6 +69,7 @@ class LocalResourceManager:
         self.use_systemd = systemd_available() if use_systemd is None else use_systemd
         self._systemd = systemd_client          # hadaemon.bus.systemd1.Systemd1 (connected lazily)
         self.systemd_dropin_dir = systemd_dropin_dir
+        self.in_process_agents = in_process_agents   # run BUILTIN_AGENTS in a thread, not as a process
         self._table = OpTable()
         self._queues = ResourceQueues()
         self._turns: Dict[int, asyncio.Future] = {}   # op id -> its turn (waiting in its resource's queue)
@@ -398,6 +399,9 @@ class LocalResourceManager:
                             exit_reason=msg)
         if cls == "ocf":
             env = ocf_environment(rsc, op, self.ocf_root, _base_env())
+            builtin = BUILTIN_AGENTS.get((rsc.provider, rsc.type)) if self.in_process_agents else None
+            if builtin:
+                return await self._run_builtin(builtin, rsc, op, env, started)
             argv = [path, op.name]
         else:
             env = _base_env()
@@ -445,6 +449,31 @@ class LocalResourceManager:
         output = fin.stdout if op.name == "meta-data" else fin.stdout + fin.stderr
         return OpResult(rsc.id, op.name, op.interval_ms, rc, status, output=output, started=started,
                         exec_ms=fin.exec_ms, exit_reason=reason)
+
+    async def _run_builtin(self, module: str, rsc: ResourceSpec, op: OpRequest, env: Dict[str, str],
+                           started: float) -> OpResult:
+        """One of our own agents run in a thread of this process: the same code as its OCF script,
+        with the same parameters (from the same environment), so the same result without the
+        interpreter start. A timeout is reported as one, but the thread cannot be killed."""
+        import importlib
+        import io
+
+        from hadaemon.agents.ocf import params_from_env
+
+        agent = importlib.import_module(module)
+        out = io.StringIO()
+        t0 = time.monotonic()
+        fut = asyncio.get_running_loop().run_in_executor(
+            None, agent.execute, op.name, params_from_env(env), env, out)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), op.timeout_ms / 1000.0)
+        except asyncio.TimeoutError:
+            msg = f"{op.name} timed out after {op.timeout_ms} ms"
+            return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "timeout", output=out.getvalue(),
+                            started=started, exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=msg)
+        rc = R.ocf_to_ocf(result.rc)
+        return OpResult(rsc.id, op.name, op.interval_ms, rc, "done", output=out.getvalue(), started=started,
+                        exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=result.reason)
 
     # stonith: fence-agents programs, options on stdin
     async def _run_stonith(self, rsc: ResourceSpec, op: OpRequest, started: float) -> OpResult:
