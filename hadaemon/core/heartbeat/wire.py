@@ -1,4 +1,4 @@
-"""The authenticated UDP packet format (encode/decode) and the per-peer replay guard (pure)."""
+"""The authenticated UDP packet format (encode/decode/peek, the heartbeat's echo) and the replay guard (pure)."""
 from __future__ import annotations
 
 import struct
@@ -32,6 +32,7 @@ class Packet:
     Every kind: kind ("hb" | "msg" | "ack"), src, dst ("" = everybody), generation (the sender's
     incarnation), seq (a per-sender transmission counter, checked by ReplayGuard), link (sender's
     link name), payload.
+    hb: the payload is the echo (encode_echo): the generation the sender knows for each node.
     msg: one fragment of a message on a sender->receiver stream: channel, msg_id, frag/nfrags,
     compressed, broadcast (this copy is part of a broadcast), dst_generation (receiver incarnation the
     stream is for), stream_id (the sender's id of that stream), stream_seq (position in the stream, 1..).
