@@ -2,7 +2,8 @@
 """Benchmark: our scheduler against Pacemaker 2.1.5's crm_simulate on the same generated CIBs.
 
 For each size (nodes x Dummy primitives) and state (fresh: nothing running; steady: everything running,
-then one node lost) it measures, each in its own child process with its peak RSS:
+then one node lost) it measures, each in its own child process with its peak RSS (and the same for
+clone-heavy CIBs: NODES x anonymous clones of NODES instances + promotable clones, `--clones 32x100x10`):
   ours     parse_cib + schedule in-process (the scheduling alone, no printing)
   crm -R   crm_simulate -R -x FILE (2.1.5's scheduling alone), bounded at 120 s
 and for the small sizes also the whole simulation: `hactl simulate FILE` against `crm_simulate -S -x FILE`
@@ -35,6 +36,8 @@ from hadaemon.testing.cibgen import generate_bench_cib  # noqa: E402
 
 FULL_SIZES = [(n, r) for n in (2, 16, 32) for r in (10, 100, 1000, 3000)]
 QUICK_SIZES = [(2, 10), (2, 100), (16, 10), (16, 100)]
+FULL_CLONES = [(8, 20, 2), (32, 100, 10)]  # nodes x anonymous clones x promotable clones
+QUICK_CLONES = [(4, 10, 2)]
 STATES = ("fresh", "steady_lost_node")
 CRM_BOUND = 120.0
 OURS_BOUND = 1800.0
@@ -108,11 +111,71 @@ def fmt(t, bound):
     return f">{bound:.0f}" if t is None else f"{t:.2f}"
 
 
-def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim):
-    path = os.path.join(workdir, f"bench-{nodes}x{prims}-{state}.xml")
-    with open(path, "w") as f:
-        f.write(generate_bench_cib(nodes, prims, state, seed=1))
+def generate_clone_cib(nodes: int, clones: int, promotable: int, state: str) -> str:
+    """NODES nodes, CLONES anonymous clones (one instance per node), PROMOTABLE promotable clones
+    (promoted-max 1) with promotion scores; fresh: nothing ran; steady_lost_node: every instance
+    runs (the promotable ones promoted on node1), then the last node is lost (fencing disabled)."""
+    names = [f"node{i + 1}" for i in range(nodes)]
+    res = []
+    for c in range(clones):
+        res.append(f'<clone id="c{c}"><meta_attributes id="c{c}-m"><nvpair id="c{c}-m1" name="interleave" '
+                   f'value="true"/></meta_attributes><primitive id="d{c}" class="ocf" provider="heartbeat" '
+                   f'type="Dummy"><operations><op id="d{c}-mon" name="monitor" interval="10s"/></operations>'
+                   f'</primitive></clone>')
+    for m in range(promotable):
+        res.append(f'<clone id="ms{m}"><meta_attributes id="ms{m}-m"><nvpair id="ms{m}-m1" name="promotable" '
+                   f'value="true"/></meta_attributes><primitive id="s{m}" class="ocf" provider="pacemaker" '
+                   f'type="Stateful"/></clone>')
+    cons = [f'<rsc_order id="ord{c}" first="c{c - 1}" then="c{c}"/>' for c in range(1, min(clones, 10))]
+    states = []
+    digest = "f2317cad3d54cec5d7d7aa7d0bf35cf8"
+    for i, n in enumerate(names):
+        lost = state == "steady_lost_node" and i == nodes - 1
+        flags = ('in_ccm="false" crmd="offline" join="down" expected="member"' if lost else
+                 'in_ccm="true" crmd="online" join="member" expected="member"')
+        attrs = "".join(f'<nvpair id="{n}-ms{m}" name="master-s{m}" value="{5 if i else 10}"/>'
+                        for m in range(promotable))
+        lrm = []
+        if state != "fresh":
+            for c in range(clones):
+                lrm.append(f'<lrm_resource id="d{c}" class="ocf" provider="heartbeat" type="Dummy">'
+                           f'<lrm_rsc_op id="d{c}_last_0" operation="start" call-id="{c + 1}" rc-code="0" '
+                           f'op-status="0" interval="0" transition-key="1:1:0:x" op-digest="{digest}"/>'
+                           f'<lrm_rsc_op id="d{c}_monitor_10000" operation="monitor" call-id="{c + 1000}" '
+                           f'rc-code="0" op-status="0" interval="10000" transition-key="2:1:0:x"/></lrm_resource>')
+            for m in range(promotable):
+                task = "promote" if i == 0 else "start"
+                lrm.append(f'<lrm_resource id="s{m}" class="ocf" provider="pacemaker" type="Stateful">'
+                           f'<lrm_rsc_op id="s{m}_last_0" operation="{task}" call-id="{m + 5000}" rc-code="0" '
+                           f'op-status="0" interval="0" transition-key="3:1:0:x" op-digest="{digest}"/>'
+                           f'</lrm_resource>')
+        states.append(f'<node_state id="{n}" uname="{n}" {flags}><transient_attributes id="{n}-t">'
+                      f'<instance_attributes id="{n}-ta">{attrs}</instance_attributes></transient_attributes>'
+                      f'<lrm id="{n}"><lrm_resources>{"".join(lrm)}</lrm_resources></lrm></node_state>')
+    return ('<cib admin_epoch="0" epoch="1" num_updates="1" validate-with="pacemaker-3.0" have-quorum="1" '
+            'crm_feature_set="3.16.1" dc-uuid="node1"><configuration><crm_config><cluster_property_set id="o">'
+            '<nvpair id="o1" name="stonith-enabled" value="false"/></cluster_property_set></crm_config><nodes>'
+            + "".join(f'<node id="{n}" uname="{n}"/>' for n in names) + "</nodes><resources>" + "".join(res)
+            + "</resources><constraints>" + "".join(cons) + "</constraints></configuration><status>"
+            + "".join(states) + "</status></cib>")
+
+
+def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=None):
+    if clones is not None:
+        n_clones, n_prom = clones
+        path = os.path.join(workdir, f"bench-{nodes}x{n_clones}c{n_prom}p-{state}.xml")
+        with open(path, "w") as f:
+            f.write(generate_clone_cib(nodes, n_clones, n_prom, state))
+        prims = nodes * (n_clones + n_prom)  # instances
+        full_sim = full_sim and prims <= 2000
+    else:
+        path = os.path.join(workdir, f"bench-{nodes}x{prims}-{state}.xml")
+        with open(path, "w") as f:
+            f.write(generate_bench_cib(nodes, prims, state, seed=1))
     row = {"nodes": nodes, "prims": prims, "state": state, "bytes": os.path.getsize(path)}
+    if clones is not None:
+        row["clones"] = f"{clones[0]}c+{clones[1]}p"
+        prims = 0  # the whole simulations are compared for every clone size
     if have_ours:
         try:
             wall, rss, text = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None)
@@ -149,7 +212,8 @@ def print_row(r, have_ours):
     per = f"{1e6 * r['ours'] / actions:.0f}" if actions and r.get("ours") else "-"
     per_nr = f"{1e6 * r['ours'] / (r['nodes'] * r['prims']):.1f}" if r.get("ours") else "-"
     wall = fmt(r.get("ours_wall"), OURS_BOUND) if have_ours else "n/a"
-    print(f"{r['nodes']:>5} {r['prims']:>6} {r['state']:<17} {actions if actions is not None else '-':>8}"
+    label = r.get("clones", r["prims"])
+    print(f"{r['nodes']:>5} {label:>6} {r['state']:<17} {actions if actions is not None else '-':>8}"
           f" {ours:>9} {wall:>9} {mb(r.get('ours_rss')):>8} {per:>7} {per_nr:>6} {fmt(r.get('crm'), CRM_BOUND):>9}"
           f" {mb(r.get('crm_rss')):>8} {ratio:>7}{sim}", flush=True)
 
@@ -172,6 +236,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", help="comma-separated NODESxPRIMITIVES, e.g. 2x10,16x1000")
     ap.add_argument("--states", default=",".join(STATES), help="fresh and/or steady_lost_node")
     ap.add_argument("--no-simulate", action="store_true", help="skip the full hactl simulate / crm_simulate -S runs")
+    ap.add_argument("--clones", help="comma-separated NODESxCLONESxPROMOTABLE, e.g. 32x100x10 (default: "
+                                     + " ".join("x".join(map(str, c)) for c in FULL_CLONES) + "; --quick: "
+                                     + " ".join("x".join(map(str, c)) for c in QUICK_CLONES) + "; 0 for none)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
     sizes = parse_sizes(args.sizes) if args.sizes else QUICK_SIZES if args.quick else FULL_SIZES
@@ -189,6 +256,18 @@ def main(argv=None) -> int:
         for nodes, prims in sizes:
             for state in states:
                 row = measure(nodes, prims, state, workdir, have_ours, have_crm, not args.no_simulate)
+                rows.append(row)
+                print_row(row, have_ours)
+        if args.clones == "0":
+            clone_sizes = []
+        elif args.clones:
+            clone_sizes = [tuple(int(x) for x in item.split("x")) for item in args.clones.split(",")]
+        else:
+            clone_sizes = QUICK_CLONES if args.quick else FULL_CLONES
+        for nodes, n_clones, n_prom in clone_sizes:
+            for state in states:
+                row = measure(nodes, 0, state, workdir, have_ours, have_crm, not args.no_simulate,
+                              clones=(n_clones, n_prom))
                 rows.append(row)
                 print_row(row, have_ours)
     if args.json:
