@@ -468,7 +468,7 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
                                           stdout=subprocess.PIPE, text=True, env=env)
             srv.stdin.write("MARK\n")
             srv.stdin.flush()
-            cpu0 = proc_cpu_children(d.pid)
+            cpu0, self0 = proc_cpu_children(d.pid), proc_cpu(d.pid)
             size0 = os.path.getsize(logpath)
             t0 = time.monotonic()
             hups = []
@@ -492,7 +492,7 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
                 tail = f.read()
             changes = tail.count(b" is down (") + tail.count(b" is up (")
             rss = _vmhwm_mb(d.pid)
-            cpu = proc_cpu_children(d.pid) - cpu0
+            cpu, cpu_self = proc_cpu_children(d.pid) - cpu0, proc_cpu(d.pid) - self0
             lat = {"lat": [], "errors": 0, "rows": 0}
             if reader is not None:
                 lat = json.loads(reader.communicate(timeout=seconds + 60)[0])
@@ -510,7 +510,7 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
     lats = sorted(lat["lat"])
     return {"reals": n, "dbus": dbus, "gap_max": gaps["gap_max"], "gap_p99": gaps["gap_p99"],
             "changes_per_s": changes / window, "hup_max": max(hups), "hup_all": hups, "rss_mb": rss,
-            "cpu_pct": 100 * cpu / window, "dbus_p50": lats[len(lats) // 2] if lats else None,
+            "cpu_pct": 100 * cpu / window, "cpu_self_pct": 100 * cpu_self / window, "dbus_p50": lats[len(lats) // 2] if lats else None,
             "dbus_p99": lats[int(len(lats) * 0.99)] if lats else None, "dbus_max": lats[-1] if lats else None,
             "dbus_reads": len(lats), "dbus_errors": lat["errors"], "dbus_rows": lat["rows"], "log": logpath}
 
@@ -522,7 +522,7 @@ def fmt_storm(r: dict) -> str:
     return (f"storm {r['reals']:>5} reals ({'D-Bus' if r['dbus'] else '--no-dbus'}): "
             f"{r['changes_per_s']:.0f} state changes/s; healthy reals' check gap max {r['gap_max']:.2f} s "
             f"p99 {r['gap_p99']:.2f} s; SIGHUP to reloaded max {r['hup_max']:.2f} s "
-            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); daemon CPU (with its nft runs) {r['cpu_pct']:.0f} %; peak RSS {r['rss_mb']:.0f} MB; "
+            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); daemon CPU {r['cpu_self_pct']:.0f} % + its nft runs {r['cpu_pct'] - r['cpu_self_pct']:.0f} %; peak RSS {r['rss_mb']:.0f} MB; "
             f"{d}")
 
 

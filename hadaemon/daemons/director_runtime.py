@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Set, Tuple
 
@@ -27,6 +28,7 @@ from hadaemon.core.director.lvs_table import MAX_WEIGHT, Table, apply_ops, diff,
 from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")
+LOG_OPS = 32          # an apply with more ops logs one summary line (each op at debug level)
 __all__ = ["Director", "BadRequest", "MAX_WEIGHT", "file_stamp"]
 
 
@@ -259,11 +261,18 @@ class Director:
             try:
                 await self._backend_call(self.backend.apply, ops)
                 self.current = apply_ops(self.current, ops)
-                for op in ops:
-                    log.info("%s %s%s", type(op).__name__, op.service.key,
-                             f" {op.dest.key} weight {op.dest.weight}" if hasattr(op, "dest") else "",
-                             extra={"VIRTUAL": op.service.key,
-                                    **({"REAL": op.dest.key} if hasattr(op, "dest") else {})})
+                # each op is logged; in a storm (hundreds per apply) one summary line, the ops at debug
+                # level (every real's up/down is logged on its own anyway)
+                level = logging.INFO if len(ops) <= LOG_OPS else logging.DEBUG
+                if level == logging.DEBUG:
+                    log.info("programmed %d changes (%s)", len(ops), ", ".join(
+                        f"{n} {k}" for k, n in sorted(Counter(type(op).__name__ for op in ops).items())))
+                if log.isEnabledFor(level):
+                    for op in ops:
+                        log.log(level, "%s %s%s", type(op).__name__, op.service.key,
+                                f" {op.dest.key} weight {op.dest.weight}" if hasattr(op, "dest") else "",
+                                extra={"VIRTUAL": op.service.key,
+                                       **({"REAL": op.dest.key} if hasattr(op, "dest") else {})})
             except BackendError as e:
                 log.error("backend %s: %s; re-reading the table", self.backend.name, e)
                 self._full = True

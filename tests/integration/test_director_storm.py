@@ -1,0 +1,127 @@
+"""An event storm in namespaces (nft backend, D-Bus on the director's private bus): 200 real servers, half of
+them flapping on every check. D-Bus gets coalesced changes (a bounded rate of PropertiesChanged that never
+carries the RealServers table, one RealServerChanged per real per flush), reads keep working, the healthy
+reals keep their weight and their check cadence."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from hadaemon.testing.netns import Cluster
+from tests.integration.director_env import PYTHON
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+N = 200
+BASE = 20000
+SERVER = r"""
+import json, selectors, socket, sys, time
+n, base = int(sys.argv[1]), int(sys.argv[2])
+ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nOK\n"
+no = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nNO\n"
+sel = selectors.DefaultSelector()
+toggle, seen = {}, {}
+for port in range(base, base + n):
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port)); ls.listen(64); ls.setblocking(False)
+    sel.register(ls, selectors.EVENT_READ, port)
+print("READY", flush=True)
+out = open(sys.argv[3], "w")
+while True:
+    for key, _ in sel.select():
+        port = key.data
+        try:
+            c, _ = key.fileobj.accept()
+        except OSError:
+            continue
+        c.settimeout(2)
+        try:
+            c.recv(4096)
+            if port % 2:                       # odd ports flap: OK, NO, OK, ...
+                toggle[port] = not toggle.get(port, False)
+                c.sendall(ok if toggle[port] else no)
+            else:
+                out.write(f"{port} {time.monotonic()}\n"); out.flush()
+                c.sendall(ok)
+        except OSError:
+            pass
+        c.close()
+"""
+
+
+def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put():
+    with Cluster(["dir1"]) as c:
+        c.add_host("rs")
+        rs = c.addr("rs")
+        script, hits = c.workdir / "storm.py", c.workdir / "hits.txt"
+        script.write_text(SERVER)
+        srv = c.spawn("rs", [PYTHON, str(script), str(N), str(BASE), str(hits)], name="storm")
+        deadline = time.monotonic() + 30
+        while "READY" not in srv.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cfg = c.workdir / "ldirectord.cf"
+        cfg.write_text("checktimeout=1\ncheckinterval=1\nfailurecount=1\nquiescent=yes\nvirtual=10.99.0.1:80\n"
+                       + "".join(f"\treal={rs}:{p} gate\n" for p in range(BASE, BASE + N))
+                       + '\trequest=".test.html"\n\treceive="OK"\n\tservice=http\n')
+        d = c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", str(cfg)],
+                    env=c.dbus_env("dir1"), name="ldirectord")
+        bus = c.dbus("dir1")
+        while "started:" not in d.output() and time.monotonic() < deadline + 30:
+            time.sleep(0.2)
+        time.sleep(3)                                 # the storm is on
+        mon_out = open(c.workdir / "monitor.json", "w")   # a file, not a pipe: a full pipe would stall busctl
+        monitor = subprocess.Popen(["stdbuf", "-oL", "busctl", f"--address={bus}", "--json=short", "monitor", "--match",
+                                    "type='signal',sender='org.hadaemon.Director1'"],
+                                   stdout=mon_out, stderr=subprocess.DEVNULL, text=True)
+        t0 = time.monotonic()
+        reads = []
+        try:
+            while time.monotonic() - t0 < 10:
+                cp = subprocess.run(["busctl", f"--address={bus}", "--timeout=5", "--json=short", "get-property",
+                                     "org.hadaemon.Director1", "/org/hadaemon/Director1", "org.hadaemon.Director1",
+                                     "RealServers"], capture_output=True, text=True, timeout=30)
+                reads.append(cp)
+                time.sleep(0.1)
+        finally:
+            monitor.send_signal(2)               # SIGINT: busctl flushes what it has
+            monitor.wait(timeout=10)
+            mon_out.close()
+        out = (c.workdir / "monitor.json").read_text()
+        window = time.monotonic() - t0
+        messages = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        props = [m for m in messages if m.get("member") == "PropertiesChanged"]
+        changed = [m["payload"]["data"] for m in messages if m.get("member") == "RealServerChanged"]
+        log = d.output()
+        print(f"{window:.1f}s: {len(props)} PropertiesChanged, {len(changed)} RealServerChanged, "
+              f"{len(reads)} reads of RealServers; the daemon logged {log.count(' is down (')} downs and "
+              f"{log.count(' is up (')} ups in all")
+        # D-Bus: every read answered with the whole table; PropertiesChanged at a bounded rate, never the table
+        assert all(r.returncode == 0 for r in reads), [r.stderr for r in reads if r.returncode][:3]
+        assert all(len(json.loads(r.stdout)["data"]) == N for r in reads)
+        assert props and len(props) <= window / 0.1 + 10, len(props)
+        for m in props:
+            iface, values, invalidated = m["payload"]["data"]
+            assert "RealServers" not in values and "RealServers" in invalidated
+        # the storm is there (about 100 flapping reals a second), and the healthy reals never flapped
+        flapping = {f"{rs}:{p}" for p in range(BASE + 1, BASE + N, 2)}
+        assert len(changed) > 5 * N / 2 * 0.2, len(changed)
+        assert {real for _, real, _, _ in changed} <= flapping
+        # each real is signalled at most once per flush (0.1 s)
+        assert len(changed) <= len(flapping) * (window / 0.1 + 10)
+        # the healthy reals keep weight 1 and are checked about every second
+        cp = c.run("dir1", ["nft", "-j", "list", "table", "ip", "hadaemon"])
+        from hadaemon.io.lvs.nft import parse_listing
+        dests = parse_listing(json.loads(cp.stdout))["tcp:10.99.0.1:80"].dests
+        assert all(dests[f"{rs}:{p}"].weight == 1 for p in range(BASE, BASE + N, 2))
+        last, gaps = {}, []
+        for line in hits.read_text().splitlines():
+            port, t = line.split()
+            if port in last:
+                gaps.append(float(t) - last[port])
+            last[port] = float(t)
+        gaps.sort()
+        print(f"healthy reals' check gaps: max {gaps[-1]:.2f}s p99 {gaps[int(len(gaps) * .99)]:.2f}s")
+        assert gaps[-1] < 3.0, gaps[-10:]            # checkinterval 1 s: generous bound on a loaded machine
+        d.terminate(timeout=30)
+        assert "Traceback" not in d.output()
