@@ -1,0 +1,135 @@
+"""ha-web: the cluster console in a browser (HTTPS on port 7630), a client of Crm1, Heartbeat1 and
+Director1 on the system bus. See docs/web.md.
+
+    ha-web [--listen ADDR:PORT] [--cert FILE --key FILE] [--state-dir DIR] [--pam-service NAME] [--debug]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import subprocess
+import sys
+
+from hadaemon.daemons.plumbing import Runtime, setup_logging
+from hadaemon.web import http
+from hadaemon.web.agents import Agents
+from hadaemon.web.app import App
+from hadaemon.web.cluster import Cluster
+
+log = logging.getLogger("hadaemon.web")
+
+DEFAULT_PORT = 7630
+
+
+def parse_listen(text: str):
+    """'ADDR:PORT', ':PORT', 'PORT' or '[v6]:PORT' -> (host or '', port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]")
+    try:
+        p = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--listen {text!r}: the port is not a number") from None
+    if not 0 < p < 65536:
+        raise argparse.ArgumentTypeError(f"--listen {text!r}: the port must be 1..65535")
+    return host, p
+
+
+def ensure_certificate(state_dir: str) -> tuple:
+    """The self-signed certificate and key in STATE_DIR/web, made with openssl on first start."""
+    d = os.path.join(state_dir, "web")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    host = socket.gethostname()
+    tmp_cert, tmp_key = cert + ".new", key + ".new"
+    old = os.umask(0o077)
+    try:
+        cp = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                             "-nodes", "-days", "3650", "-subj", f"/O=hadaemon/CN={host}",
+                             "-addext", f"subjectAltName=DNS:{host},DNS:localhost,IP:127.0.0.1",
+                             "-keyout", tmp_key, "-out", tmp_cert], capture_output=True, text=True, timeout=60)
+    finally:
+        os.umask(old)
+    if cp.returncode != 0:
+        raise RuntimeError(f"openssl could not make a certificate: {cp.stderr.strip()}")
+    for f in (tmp_key, tmp_cert):
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    os.rename(tmp_key, key)
+    os.rename(tmp_cert, cert)
+    log.info("made a self-signed certificate %s for %s", cert, host, extra={"EVENT": "certificate"})
+    return cert, key
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ha-web", description="hadaemon cluster console (HTTPS)")
+    p.add_argument("--listen", type=parse_listen, default=("", DEFAULT_PORT), metavar="ADDR:PORT",
+                   help=f"address and port (default :{DEFAULT_PORT}, every address)")
+    p.add_argument("--cert", help="TLS certificate (PEM); default: a self-signed one in the state dir")
+    p.add_argument("--key", help="its private key (PEM)")
+    p.add_argument("--state-dir", default="/var/lib/hadaemon")
+    p.add_argument("--pam-service", default="ha-web", help="PAM service name (default ha-web; "
+                   "without /etc/pam.d/ha-web PAM uses /etc/pam.d/other)")
+    p.add_argument("--ocf-root", default="/usr/lib/ocf")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+async def amain(args) -> int:
+    rt = Runtime("ha-web")
+    rt.install_signals()
+    try:
+        cert, key = (args.cert, args.key) if args.cert else ensure_certificate(args.state_dir)
+        ctx = tls_context(cert, key)
+    except (OSError, RuntimeError, ssl.SSLError, subprocess.SubprocessError) as exc:
+        log.error("ha-web: TLS: %s", exc)
+        print(f"ha-web: TLS: {exc}", file=sys.stderr)
+        return 1
+    cluster = Cluster()
+    app = App(cluster, Agents(ocf_root=args.ocf_root), pam_service=args.pam_service, host_label=socket.gethostname())
+    host, port = args.listen
+    try:
+        server = await http.serve(app, host, port, ctx)
+    except OSError as exc:
+        print(f"ha-web: cannot listen on {host or '*'}:{port}: {exc}", file=sys.stderr)
+        return 1
+    rt.spawn(cluster.run(rt.stop))
+    rt.start_watchdog()
+    log.info("listening on https://%s:%d/", host or "*", port, extra={"EVENT": "listening"})
+    print(f"ha-web: listening on https://{host or '*'}:{port}/", file=sys.stderr, flush=True)
+    rt.ready(f"listening on {host or '*'}:{port}")
+    await rt.stop.wait()
+    rt.stopping()
+    server.close()
+    for task in list(app.streams):
+        task.cancel()
+    await rt.close()
+    cluster._close()
+    return 0
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if bool(args.cert) != bool(args.key):
+        p.error("--cert and --key go together")
+    setup_logging("ha-web", args.debug)
+    return asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

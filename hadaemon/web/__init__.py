@@ -1,0 +1,1 @@
+"""ha-web: the cluster console in a browser (successor of hb_gui). See docs/web.md."""

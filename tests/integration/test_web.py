@@ -1,0 +1,294 @@
+"""ha-web at the HTTP level: TLS with the certificate it made, PAM login with real accounts, haclient
+membership, cookie flags, CSRF, throttling, the JSON API over the stand-in Crm1 backend (crm_fake) on a
+private bus, live events, the CIB, agent meta-data, bad input, and a missing daemon named."""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.web_env import web_env
+
+pytestmark = [pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    with web_env(tmp_path_factory.mktemp("web")) as e:
+        yield e
+
+
+@pytest.fixture
+def admin(env):
+    c = env.client()
+    c.login(env.admin, env.password)
+    return c
+
+
+@pytest.fixture
+def viewer(env):
+    c = env.client()
+    c.login(env.viewer, env.password)
+    return c
+
+
+def test_tls_self_signed_certificate_made_at_first_start(env):
+    cert = env.state / "web" / "cert.pem"
+    key = env.state / "web" / "key.pem"
+    assert cert.exists() and key.exists()
+    assert key.stat().st_mode & 0o077 == 0
+    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-subject", "-issuer"],
+                          capture_output=True, text=True, check=True).stdout
+    subj, issuer = (line.split("=", 1)[1] for line in text.splitlines())
+    assert subj == issuer  # self-signed
+    served = ssl.get_server_certificate(("127.0.0.1", env.port))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+    # plain HTTP is not answered as HTTP
+    with socket.create_connection(("127.0.0.1", env.port), timeout=30) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert not s.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_nothing_but_the_login_page_before_login(env):
+    c = env.client()
+    resp, page = c.request("GET", "/login")
+    assert resp.status == 200 and b'name="password"' in page
+    for path in ("/", "/static/app.js", "/api/nothing-here"):
+        resp, _ = c.request("GET", path)
+        assert resp.status in (303, 401), path
+        if resp.status == 303:
+            assert resp.getheader("Location") == "/login"
+    for path in ("/api/status", "/api/events", "/api/cib", "/api/agents"):
+        resp, data = c.request("GET", path)
+        assert resp.status == 401 and b"log in" in data, path
+    status, _ = c.post("/api/crm/move", {"resource": "webserver", "node": "admin2"}, csrf=False)
+    assert status == 401
+
+
+def test_login_sets_a_secure_httponly_cookie(env):
+    c = env.client()
+    _, cookie = c.login(env.admin, env.password)
+    flags = [f.strip() for f in cookie.split(";")]
+    assert flags[0].startswith("hasession=") and len(flags[0]) > 40
+    assert "Secure" in flags and "HttpOnly" in flags and "SameSite=Strict" in flags
+    s = c.status()
+    assert s["user"] == env.admin and s["can_change"] is True
+    assert s["crm"]["dc"] == "admin1"
+
+
+def test_wrong_password_is_refused_and_slows_the_next_attempt(env):
+    c = env.client()
+    user = env.viewer
+    resp, page = c.login(user, "not-the-password", expect_ok=False)
+    assert resp.status == 401 and b"Login failed" in page and resp.getheader("Set-Cookie") is None
+    # at once again, even with the right password: refused until the delay has passed
+    resp, page = c.request("POST", "/login", f"user={user}&password=x",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 429 and int(resp.getheader("Retry-After")) >= 1 and b"try again" in page
+    # a second failure doubles the delay
+    time.sleep(float(resp.getheader("Retry-After")) + 0.1)
+    resp, _ = c.request("POST", "/login", f"user={user}&password=y",
+                        {"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 401
+    resp, _ = c.request("POST", "/login", f"user={user}&password={env.password}",
+                        {"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 429 and int(resp.getheader("Retry-After")) >= 2
+    c.login(user, env.password)  # waits out Retry-After, then works
+    assert c.status()["user"] == user
+
+
+def test_unknown_user_is_refused(env):
+    c = env.client()
+    resp, _ = c.login("nosuchuser-hw", "whatever", expect_ok=False)
+    assert resp.status in (401, 429)
+
+
+def test_outside_haclient_may_look_not_change(env, viewer):
+    s = viewer.status()
+    assert s["can_change"] is False and s["crm"]["resources"]
+    before = viewer.where("webserver")
+    status, body = viewer.post("/api/crm/move", {"resource": "webserver", "node": "admin2"})
+    assert status == 403 and "haclient" in body["error"]
+    code, body = viewer.get_json("/api/cib")
+    assert code == 403
+    assert viewer.where("webserver") == before
+
+
+def test_a_change_without_the_csrf_token_changes_nothing(env, admin):
+    before = admin.where("webserver")
+    target = "admin2" if before != ["admin2"] else "admin1"
+    epoch = admin.status()["crm"]["cib_epoch"]
+    status, body = admin.post("/api/crm/move", {"resource": "webserver", "node": target}, csrf=False)
+    assert status == 403 and "CSRF" in body["error"]
+    status, body = admin.request("POST", "/api/crm/move", {"resource": "webserver", "node": target},
+                                 {"X-CSRF-Token": "forged"})[0].status, None
+    assert status == 403
+    # another session's token does not do either
+    other = env.client()
+    other.login(env.admin, env.password)
+    status, _ = admin.post("/api/crm/move", {"resource": "webserver", "node": target},
+                           csrf=False, headers={"X-CSRF-Token": other.csrf})
+    assert status == 403
+    # a cross-site Origin is refused even with the token
+    status, _ = admin.post("/api/crm/move", {"resource": "webserver", "node": target},
+                           headers={"Origin": "https://evil.example"})
+    assert status == 403
+    time.sleep(0.5)
+    s = admin.status()
+    assert s["crm"]["cib_epoch"] == epoch and admin.where("webserver") == before
+
+
+def test_move_clear_through_the_api(env, admin):
+    before = admin.where("webserver")
+    target = "admin2" if before != ["admin2"] else "admin1"
+    status, body = admin.post("/api/crm/move", {"resource": "webserver", "node": target})
+    assert status == 200 and body["ok"], body
+    env.wait_crm(admin, lambda s: next(r for r in s["crm"]["resources"] if r["id"] == "webserver")["nodes"]
+                 == [target])
+    code, cons = admin.get_json("/api/constraints")
+    assert any(c["id"] == "cli-prefer-webserver" for c in cons)
+    # a move to where it runs is refused, in words
+    status, body = admin.post("/api/crm/move", {"resource": "webserver", "node": target})
+    assert status == 409 and body["kind"] == "Conflict" and body["error"]
+    status, body = admin.post("/api/crm/clear", {"resource": "webserver", "node": ""})
+    assert status == 200
+    code, cons = admin.get_json("/api/constraints")
+    assert not any(c["id"] == "cli-prefer-webserver" for c in cons)
+
+
+def test_malformed_values_get_400_with_a_message(env, admin):
+    cases = [
+        ("/api/crm/move", {"resource": "webserver", "node": 7}, "node"),
+        ("/api/crm/move", {"resource": "", "node": "admin2"}, "resource"),
+        ("/api/crm/move", {"resource": "webserver", "node": "admin2", "extra": "x"}, "extra"),
+        ("/api/crm/maintenance", {"node": "admin1", "on": "yes"}, "on"),
+        ("/api/crm/create_primitive", {"id": "x1", "class": "ocf", "provider": "heartbeat", "type": "Dummy",
+                                       "params": ["not", "a", "dict"]}, "params"),
+        ("/api/crm/create_group", {"group": "g", "members": []}, "members"),
+        ("/api/crm/move", {"resource": "web\x01server", "node": "admin2"}, "resource"),
+    ]
+    epoch = admin.status()["crm"]["cib_epoch"]
+    for path, body, field in cases:
+        status, reply = admin.post(path, body)
+        assert status == 400, (body, reply)
+        assert reply["error"] and reply["field"] == field, reply
+    status, reply = admin.post("/api/crm/move", "not json {", headers={"Content-Type": "application/json"})
+    assert status == 400 and "JSON" in reply["error"]
+    status, reply = admin.post("/api/crm/no_such_action", {})
+    assert status == 404
+    # refusals of the cluster: unknown node, a bad parameter on create
+    status, reply = admin.post("/api/crm/move", {"resource": "webserver", "node": "admin9"})
+    assert status == 404 and reply["kind"] == "UnknownNode" and "admin9" in reply["error"]
+    status, reply = admin.post("/api/crm/add_location", {"resource": "webserver", "node": "admin1",
+                                                         "score": "lots"})
+    assert status == 400 and reply["kind"] == "InvalidArgument" and reply["field"] == "score", reply
+    assert admin.status()["crm"]["cib_epoch"] == epoch
+
+
+def test_create_a_primitive_in_a_group_and_delete_it(env, admin):
+    status, body = admin.post("/api/crm/create_primitive", {
+        "id": "web_site", "class": "ocf", "provider": "heartbeat", "type": "Dummy", "params": {},
+        "meta": {}, "ops": [{"name": "monitor", "interval": "10s"}], "group": "webserver"})
+    assert status == 200, body
+    s = env.wait_crm(admin, lambda s: "web_site" in next(r for r in s["crm"]["resources"]
+                                                          if r["id"] == "webserver")["members"])
+    assert s
+    code, detail = admin.get_json("/api/resource?id=web_site")
+    assert code == 200 and detail["ops"][0]["interval"] == "10s"
+    assert any(h["operation"] == "start" for h in detail["history"])
+    status, body = admin.post("/api/crm/delete_resource", {"id": "web_site"})
+    assert status == 200, body
+
+
+def test_events_stream_a_change_live(env, admin):
+    conn_ctx = admin.ctx
+    import http.client
+    conn = http.client.HTTPSConnection("127.0.0.1", env.port, context=conn_ctx, timeout=60)
+    conn.request("GET", "/api/events", headers={"Cookie": admin.cookie})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+
+    def next_status():
+        data = None
+        while True:
+            line = resp.fp.readline().decode()
+            assert line, "the stream ended"
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+            elif line == "\n" and data is not None:
+                return data
+
+    first = next_status()
+    before = next(r for r in first["crm"]["resources"] if r["id"] == "mysql")["nodes"]
+    target = "admin1" if before != ["admin1"] else "admin2"
+    status, body = admin.post("/api/crm/move", {"resource": "mysql", "node": target})
+    assert status == 200, body
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        s = next_status()
+        if next(r for r in s["crm"]["resources"] if r["id"] == "mysql")["nodes"] == [target]:
+            break
+    else:
+        raise AssertionError("no event showed the move")
+    conn.close()
+    admin.post("/api/crm/clear", {"resource": "mysql", "node": ""})
+
+
+def test_cib_read_and_replace_with_validation(env, admin):
+    resp, xml = admin.request("GET", "/api/cib")
+    assert resp.status == 200 and xml.startswith(b"<cib")
+    status, body = admin.post("/api/cib", {"xml": "<cib><configuration><resources>"})
+    assert status == 400 and body["field"] == "xml" and body["error"]
+    bad = xml.decode().replace('type="Dummy"', 'type="Dummy" class="nonsense"', 1)
+    status, body = admin.post("/api/cib", {"xml": bad})
+    assert status == 400 and body["error"], body
+    good = xml.decode().replace("<resources>", '<resources><primitive id="replaced_one" class="ocf" '
+                                'provider="heartbeat" type="Dummy"/>', 1)
+    status, body = admin.post("/api/cib", {"xml": good})
+    assert status == 200, body
+    env.wait_crm(admin, lambda s: any(r["id"] == "replaced_one" for r in s["crm"]["resources"]))
+    admin.post("/api/crm/delete_resource", {"id": "replaced_one"})
+
+
+def test_agent_forms_come_from_meta_data(env, admin):
+    code, agents = admin.get_json("/api/agents")
+    assert code == 200 and "IPaddr2" in agents["ocf"]["heartbeat"] and "Filesystem" in agents["ocf"]["heartbeat"]
+    code, md = admin.get_json("/api/agent?class=ocf&provider=heartbeat&type=IPaddr2")
+    assert code == 200
+    ip = next(p for p in md["parameters"] if p["name"] == "ip")
+    assert ip["required"] and ip["shortdesc"]
+    code, _ = admin.get_json("/api/agent?class=ocf&provider=heartbeat&type=..%2Fx")
+    assert code == 404
+
+
+def test_missing_daemons_are_named(env, admin):
+    s = admin.status()
+    text = " ".join(s["errors"])
+    assert "ha-heartbeat" in text and "ha-ldirectord" in text
+    assert s["crm"] is not None
+    status, body = admin.post("/api/director/drain", {"virtual": "tcp:10.0.0.1:80", "real": "10.0.0.2:80"})
+    assert status == 503 and "ha-ldirectord" in body["error"]
+
+
+def test_without_crmd_it_keeps_serving_and_says_so(tmp_path):
+    with web_env(tmp_path, with_crm=False) as e:
+        c = e.client()
+        c.login(e.admin, e.password)
+        s = e.wait_crm(c, lambda s: any("ha-crmd" in x for x in s["errors"]))
+        assert s["crm"] is None
+        status, body = c.post("/api/crm/move", {"resource": "webserver", "node": "admin2"})
+        assert status == 503 and "ha-crmd" in body["error"]
+
+
+def test_logout_ends_the_session(env):
+    c = env.client()
+    c.login(env.admin, env.password)
+    status, _ = c.post("/logout", "csrf=" + c.csrf, csrf=False,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303
+    resp, _ = c.request("GET", "/api/status")
+    assert resp.status == 401
