@@ -15,6 +15,8 @@ from hadaemon.core.lrm import results as R
 from hadaemon.io.lrm import LocalResourceManager, OpRequest, ResourceSpec
 from hadaemon.testing.dbus import PrivateBus
 
+pytestmark = [pytest.mark.root]   # PrivateBus may create the haclient group
+
 POLICY = """
   <policy context="default">
     <allow own="org.freedesktop.systemd1"/>
