@@ -215,3 +215,25 @@ def test_persistence_keeps_a_client_on_one_real(env):
     assert len(set(replies)) == 1 and replies[0] in ("rs1", "rs2"), replies   # one real for this client
     sets = env.c.run("dir1", ["nft", "list", "table", "ip", "hadaemon"]).stdout
     assert "timeout 5m" in sets and env.c.addr("client") in sets                # the client is remembered
+
+
+def test_flap_damping_holds_a_flapping_real_down_until_stable(env):
+    """--flap-damping 3/20: rs1 comes up (start), goes down, up, down: the 4th change within 20 s holds it
+    down (weight 0, quiescent) although its checks pass again, logged as flapping; it is back once its
+    checks have passed for 20 s in a row."""
+    env.config(quiescent="yes")
+    env.add_vip("dir1")
+    d = start_director(env, extra=["--flap-damping", "3/20"])
+    rs1, rs2 = env.key("rs1"), env.key("rs2")
+    env.wait_weights({rs1: 1, rs2: 3})
+    for healthy in (False, True, False):
+        env.set_health("rs1", healthy)
+        env.wait_weights({rs1: 1 if healthy else 0, rs2: 3})
+    assert "flapping: 4 changes in 20s, held down" in d.output(), d.output()[-2000:]
+    env.set_health("rs1", True)
+    t_held = time.monotonic()
+    time.sleep(3)
+    assert env.weights() == {rs1: 0, rs2: 3}      # checks pass, still held
+    env.wait_weights({rs1: 1, rs2: 3}, timeout=80)
+    print(f"held down for {time.monotonic() - t_held:.1f}s (window 20 s of passing checks)")
+    assert time.monotonic() - t_held >= 18
