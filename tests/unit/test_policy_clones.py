@@ -180,6 +180,11 @@ S["tag_colocation"] = lambda: cib(
                  '<rsc_colocation id="c" rsc="tg" with-rsc="p" score="INFINITY"/>'],
 ).replace("</constraints>", '</constraints><tags><tag id="tg"><obj_ref id="a"/><obj_ref id="b"/></tag></tags>')
 
+S["clone_min_blocks"] = lambda: cib(
+    nodes=N3, resources=[clone("a-clone", primitive("a"), {"clone-min": "2"}), primitive("web")],
+    node_attrs={"node2": {"standby": "on"}, "node3": {"standby": "on"}},
+    constraints=['<rsc_order id="o" first="a-clone" then="web"/>'])
+
 
 def util_cib(strategy: str, caps: Dict[str, int], needs: Dict[str, int], **kw) -> str:
     """Nodes with a memory capacity, resources with a memory need, under a placement strategy."""
@@ -203,6 +208,8 @@ S["util_minimal"] = lambda: util_cib("minimal", {"node1": 1000, "node2": 4000, "
                                      {"a": 500, "b": 500, "c": 500})
 
 EXPECTED = {
+    "clone_min_blocks": ["Start a:0 (node1)",
+                         "Start web (node1) due to unrunnable clone-one-or-more:o (blocked)"],
     "util_capacity_bans": ["Start big (node2)", "Start huge (node3)", "Start small (node1)"],
     "util_no_room": ["Start a (node1)", "Start b (node2)"],
     "util_balanced": ["Start a (node2)", "Start b (node2)", "Start c (node2)", "Start d (node2)"],

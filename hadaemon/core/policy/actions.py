@@ -31,6 +31,7 @@ class Planner:
         self.rsc_of: Dict[int, object] = {}
         self.dangling: set = set()  # stops that finish a completed migration: they imply nothing
         self.collective: Dict[int, List[Action]] = {}  # clone running/stopped -> instances' actions
+        self.collective_min: Dict[int, int] = {}  # how many of them must be runnable (default 1)
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
@@ -143,13 +144,16 @@ class Planner:
             changed |= self._require(then, first)
         if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
-            if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
+            if first.rsc is None and first.pseudo and then.reason is None:
+                then.reason = f"unrunnable {first.key}"
+            elif first.rsc is not None and first.rsc != then.rsc and then.reason is None:
                 # a cause further up the chain is passed on as it is
                 inherited = first.reason if (first.reason or "").startswith("unrunnable ") else None
                 then.reason = inherited or f"unrunnable {first.rsc} {first.task}"
             changed = True
         if flags & COLLECTIVE:
-            runnable = any(a.runnable for a in self.collective.get(then.id, ()))
+            need = self.collective_min.get(then.id, 1)
+            runnable = sum(1 for a in self.collective.get(then.id, ()) if a.runnable) >= need
             if runnable != then.runnable:
                 then.runnable = runnable
                 changed = True
@@ -634,6 +638,15 @@ def user_orderings(p: Planner) -> None:
         then = ws.lookup(o.then)
         if first is None or then is None or first is then:
             continue
+        clone_min = _clone_min(first)
+        if first.is_clone and (not o.require_all or clone_min) and o.first_action in ("start", "promote") \
+                and o.kind != "Serialize" and not o.inverse_only:
+            _clone_min_order(p, o, first, then, clone_min or 1)
+            sym = o.symmetrical if o.symmetrical is not None else True
+            if sym and o.then_action in _INVERSE:
+                inv = IMPLIES_FIRST if o.kind == "Mandatory" and not (o.score is not None and o.score == 0) else 0
+                _user_order(p, then, _INVERSE[o.then_action], first, _INVERSE[o.first_action], inv)
+            continue
         kind = o.kind
         if o.score is not None and o.kind == "Mandatory" and o.score == 0:
             kind = "Optional"
@@ -653,6 +666,42 @@ def user_orderings(p: Planner) -> None:
             _user_order(p, then, _INVERSE[o.then_action], first, _INVERSE[o.first_action], inv_flags)
 
 
+def _clone_min(c) -> int:
+    if not c.is_clone:
+        return 0
+    try:
+        return max(0, int(c.meta.get("clone-min", "0")))
+    except ValueError:
+        return 0
+
+
+def _clone_min_order(p: Planner, o, first, then, need: int) -> None:
+    """An order after a clone with clone-min (or require-all=false): 'then' needs that many runnable
+    instances of 'first' (Pacemaker's clone-one-or-more pseudo-action)."""
+    pseudo = Action(len(p.actions), f"clone-one-or-more:{o.id}", "one-or-more", None, None, pseudo=True)
+    p.actions.append(pseudo)
+    pseudo.runnable = False
+    p.collective_min[pseudo.id] = need
+    for inst in first.instances:
+        for x in ([inst] if not inst.is_group else [inst]):
+            task = _COMPLETED.get(o.first_action, o.first_action) if x.is_group else o.first_action
+            for f in p.rsc_actions(x.id, task):
+                p.order(f, pseudo, COLLECTIVE | THEN_PRINTED)
+                p.collective.setdefault(pseudo.id, []).append(f)
+    # runnable from the start when enough are (settling only ever takes runnability away)
+    pseudo.runnable = sum(1 for f in p.collective.get(pseudo.id, ()) if f.runnable) >= need
+    flags = IMPLIES_THEN | RUNNABLE_LEFT if o.kind == "Mandatory" else RUNNABLE_LEFT
+    thens = list(_acts(p, then, o.then_action, False))
+    if then.is_clone:
+        for r in then.instances:
+            thens.extend(p.rsc_actions(r.id, o.then_action))
+    elif then.is_group:
+        for m in then.members:
+            thens.extend(p.rsc_actions(m.id, o.then_action))
+    for t in thens:
+        p.order(pseudo, t, flags)
+
+
 def _one_or_more(p: Planner, o) -> None:
     """A set ordered with require-all=false: a pseudo-action runnable when any 'first' action is,
     before every 'then' action (Pacemaker's one-or-more pseudo-action)."""
@@ -668,6 +717,7 @@ def _one_or_more(p: Planner, o) -> None:
         for f in _acts(p, r, task, True):
             p.order(f, pseudo, COLLECTIVE | THEN_PRINTED)
             p.collective.setdefault(pseudo.id, []).append(f)
+    pseudo.runnable = any(f.runnable for f in p.collective.get(pseudo.id, ()))
     flags = IMPLIES_THEN | RUNNABLE_LEFT if o.kind == "Mandatory" else RUNNABLE_LEFT
     for rid in o.then_all:
         r = ws.lookup(rid)
