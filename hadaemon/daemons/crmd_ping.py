@@ -1,16 +1,13 @@
 """ha.cf ping nodes as the `pingd` node attribute: how many of them answer ICMP echo (like pingd -m 1).
 
-A ping node counts as reachable while it answered within `deadping` seconds (Heartbeat's rule for ping
-nodes). The first value is reported at once; a lower value as soon as it is seen (an isolated node
-gives up its resources quickly); a higher value only once it held for `deadping` seconds (pingd's
-dampening: a node whose link comes back must not take resources back before the membership has merged).
-"""
+Each round pings every ping node once. The first value is reported at once; a lower value as soon as
+a round sees it (an isolated node gives up its resources quickly); a higher value only once every
+round for `deadping` seconds saw it (dampening: a node whose link comes back must not take resources
+back before the membership has merged)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Dict
-
 __all__ = ["Pinger", "ATTRIBUTE"]
 
 ATTRIBUTE = "pingd"
@@ -25,7 +22,6 @@ class Pinger:
         self.interval = max(0.5, min(self.deadping / 3, 10.0))
         self.multiplier = multiplier
         self.clock = clock or asyncio.get_event_loop().time
-        self.last_reply: Dict[str, float] = {}
 
     async def _one(self, addr: str) -> bool:
         wait = max(1, int(self.interval))
@@ -37,9 +33,6 @@ class Pinger:
         except (OSError, asyncio.TimeoutError):
             return False
 
-    def _reachable(self, now: float) -> int:
-        return sum(1 for a in self.targets if a in self.last_reply and now - self.last_reply[a] < self.deadping)
-
     async def run(self, stop: asyncio.Event) -> None:
         reported = None
         candidate, since = None, 0.0
@@ -47,10 +40,7 @@ class Pinger:
             started = self.clock()
             results = await asyncio.gather(*(self._one(a) for a in self.targets))
             now = self.clock()
-            for addr, ok in zip(self.targets, results):
-                if ok:
-                    self.last_reply[addr] = now
-            count = self._reachable(now)
+            count = sum(1 for ok in results if ok)
             value = count * self.multiplier
             if value != candidate:
                 candidate, since = value, now
