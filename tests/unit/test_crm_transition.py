@@ -150,3 +150,18 @@ def test_a_lost_node_without_fencing_has_its_resources_started_elsewhere(node_lo
     w.running["solo"].discard(node_lost)   # the node is gone (and its resources with it)
     w.converge()
     assert w.where() == {"a": ["node2"], "b": ["node2"], "solo": ["node2"]}
+
+
+def test_a_resource_found_running_by_a_probe_is_never_active_twice():
+    # a restarted crmd forgot its history: the resource still runs on node2, node1 is preferred
+    cib = cib_with(dummy("d"), '<rsc_location id="l" rsc="d" node="node1" score="100"/>')
+    w = World(cib, running={"d": {"node2"}})
+    model, run = w.start_run()
+    start = [a for a in run.actions.values() if a.task == "start"][0]
+    probes = [a.id for a in run.actions.values() if a.task == "monitor" and a.interval_ms == 0]
+    assert set(probes) <= set(run.inputs[start.id])    # the start waits for every probe
+    w.converge()
+    assert w.where() == {"d": ["node1"]}
+    assert w.max_active == 1
+    tasks = [(t, n) for t, _r, n, i in w.executed if i == 0 and t != "monitor"]
+    assert tasks.index(("stop", "node2")) < tasks.index(("start", "node1"))
