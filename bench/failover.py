@@ -32,6 +32,7 @@ from hadaemon.testing.scenario import Experiment1, Poller
 
 TIMINGS = {"seed": dict(keepalive="2", deadtime="30", warntime="10"),
            "fast": dict(keepalive="100ms", deadtime="500ms", warntime=None)}
+DEADPING = {"seed": "5", "fast": "3"}   # ping node checks (more than twice keepalive)
 
 
 def p99(values):
@@ -52,7 +53,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
     with Cluster(["admin1", "admin2"], client=True, keep=keep) as c:
         e = Experiment1(c, groups=("webserver",))
         e.prepare_storage()
-        crm = CrmCluster(c, e.cib(), auto_failback="on", initd=e.initd(), extra=e.hacf_extra(), **timing)
+        crm = CrmCluster(c, e.cib(), auto_failback="on", initd=e.initd(), extra=e.hacf_extra(DEADPING[name]), **timing)
         try:
             with crm.observer(e.probes(), interval=0.02) as obs:
                 crm.start_all(timeout=120)

@@ -260,8 +260,9 @@ class Experiment1:
     def cib(self, options: Dict[str, str] | None = None) -> str:
         return cib_xml(self.nodes, self.resources(), self.constraints(), options)
 
-    def hacf_extra(self) -> List[str]:
-        return [f"ping {self.ping}", "deadping 3"] if self.ping else []
+    def hacf_extra(self, deadping: str = "3") -> List[str]:
+        """ha.cf lines for the ping node (deadping must exceed twice keepalive)."""
+        return [f"ping {self.ping}", f"deadping {deadping}"] if self.ping else []
 
     def probes(self) -> dict:
         p = {"vip": vip(self.web_vip), "store": mounted(str(self.www)), "httpd": pidfile("httpd.pid"),
