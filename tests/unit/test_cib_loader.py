@@ -107,6 +107,7 @@ def test_clone_loads_with_its_primitive():
 ])
 def test_promotable_and_master_load(tag, meta):
     xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      '<primitive id="fence1" class="stonith" type="fence_ipmilan"/>'
                       f'<{tag} id="ms">{meta}<primitive id="p" class="ocf" provider="heartbeat" type="Stateful"/>'
                       f'</{tag}>')
     ms = parse_cib(xml, "c.xml").find("ms")

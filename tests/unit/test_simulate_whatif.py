@@ -135,6 +135,21 @@ def test_bad_injections_are_refused(opts, message, tmp_path, capsys):
     assert rc == 2 and message in err and out == ""
 
 
+@pytest.mark.parametrize("edit,message", [
+    (lambda x: x.replace("<constraints>", '<constraints><rsc_order id="bad" first="nosuch" then="rsc1"/>'),
+     "<rsc_order> 'bad' names 'nosuch', which is not a resource, template or tag"),
+    (lambda x: x.replace('name="stonith-enabled" value="false"', 'name="stonith-enabled" value="flase"'),
+     "cluster option stonith-enabled has an invalid boolean 'flase' (true or false)"),
+])
+def test_misread_cib_is_refused(edit, message, tmp_path, capsys):
+    """What crm_simulate refuses (or would misread) is refused with the line, exit 2, nothing scheduled."""
+    f = tmp_path / "test.xml"
+    f.write_text(edit(BASE))
+    rc, out, err = run(capsys, str(f))
+    assert rc == 2 and out == ""
+    assert err.strip() == f"{f}:1: {message}"
+
+
 @pytest.mark.crm_simulate
 @pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
 @pytest.mark.parametrize("name", sorted(CASES))
