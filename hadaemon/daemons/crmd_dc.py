@@ -384,15 +384,16 @@ class DcRole:
             log.error("cannot schedule: %s", exc, extra={"EVENT": "schedule-failed"})
             return
         graph = transition.graph
-        if not graph.actions:
-            self._busy_streak = 0
-            node.transition_info = {"id": node.transition_seq, "state": "idle"}
-            node._update_status()
-            return
         try:
             path = node.store.archive_input(text)
         except OSError as exc:
             path = f"(not archived: {exc.strerror})"
+        if not graph.actions:
+            self._busy_streak = 0
+            node.transition_info = {"id": node.transition_seq, "state": "idle"}
+            node._update_status()
+            log.debug("nothing to do (input %s)", path, extra={"EVENT": "idle"})
+            return
         node.transition_seq += 1
         tid = node.transition_seq
         timeouts = {}

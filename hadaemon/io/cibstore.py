@@ -30,6 +30,7 @@ class CibStore:
         self.keep = keep
         self._seq: int | None = None
         self._last_written = b""
+        self._last_input: tuple | None = None
 
     def check(self) -> None:
         """Make sure the state directory exists and is writable (raises OSError)."""
@@ -79,7 +80,11 @@ class CibStore:
         return sorted(int(m.group(1)) for m in map(_PE_RE.match, names) if m)
 
     def archive_input(self, text: str) -> str:
-        """Save one scheduler input as pe-input-N.xml (N increasing across restarts); keep the newest."""
+        """Save one scheduler input as pe-input-N.xml (N increasing across restarts); keep the newest.
+        An input identical to the one archived just before is not saved again (its path is returned)."""
+        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        if self._last_input is not None and self._last_input[0] == digest and os.path.exists(self._last_input[1]):
+            return self._last_input[1]
         os.makedirs(self.pe_dir, mode=0o750, exist_ok=True)
         existing = self._existing() if self._seq is None else None
         if self._seq is None:
@@ -88,6 +93,7 @@ class CibStore:
         self._seq += 1
         path = os.path.join(self.pe_dir, f"pe-input-{n}.xml")
         write_atomic(path, text.encode("utf-8"), 0o600)
+        self._last_input = (digest, path)
         self._prune()
         return path
 

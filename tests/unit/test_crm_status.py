@@ -146,6 +146,7 @@ def test_store_saves_atomically_keeps_the_previous_copy_and_bounds_the_archive(t
     assert not [p for p in os.listdir(store.dir) if p.startswith(".tmp-")]
     for i in range(12):
         store.archive_input(f"<cib n='{i}'/>")
+        assert store.archive_input(f"<cib n='{i}'/>").endswith(f"pe-input-{i}.xml")   # same input: once
     names = sorted(os.listdir(store.pe_dir), key=lambda n: int(n.split("-")[2].split(".")[0]))
     assert names == [f"pe-input-{i}.xml" for i in range(7, 12)]
     # numbering continues after a restart
