@@ -1,6 +1,8 @@
 """Status-section updates as Pacemaker writes them, read back by the policy engine; CIB versions,
 the Heartbeat 2.1 schema check, ha.cf defaults; the CIB store on disk."""
 import os
+
+import pytest
 import xml.etree.ElementTree as ET
 
 from hadaemon.core.cib.loader import parse_cib
@@ -153,3 +155,29 @@ def test_store_saves_atomically_keeps_the_previous_copy_and_bounds_the_archive(t
     again = CibStore(str(tmp_path / "state"), keep=5)
     assert again.archive_input("<cib/>").endswith("pe-input-12.xml")
     ET.fromstring(open(again.inputs()[-1]).read())
+
+
+def _pacemaker_summary(tmp_path, cib) -> str:
+    import subprocess
+
+    cib.set("validate-with", "pacemaker-3.0")
+    path = tmp_path / "cib.xml"
+    path.write_text(cibdoc.to_text(cib))
+    out = subprocess.run(["crm_simulate", "-x", str(path), "-S"], capture_output=True, text=True,
+                         timeout=120).stdout
+    return out.split("Transition Summary:")[1].split("Executing Cluster Transition:")[0]
+
+
+@pytest.mark.crm_simulate
+def test_pacemaker_reads_the_history_we_write_as_we_do(tmp_path):
+    from tests.unit.crm_world import World
+
+    w = World(cib_with(dummy("solo") + '<group id="g">' + dummy("a") + dummy("b") + "</group>",
+                       '<rsc_location id="l-solo" rsc="solo" node="node1" score="100"/>'
+                       '<rsc_location id="l-g" rsc="g" node="node2" score="100"/>'))
+    w.converge()
+    assert _pacemaker_summary(tmp_path, w.cib).strip() == ""       # converged: nothing to do
+    S.record_op(w.cib, "node1", S.OpRecord("solo", "monitor", 10000, 7, 0, next(w.calls), "", 0,
+                                           last_run=NOW), NOW)
+    summary = _pacemaker_summary(tmp_path, w.cib)
+    assert "Recover" in summary and "solo" in summary and "node1" in summary
