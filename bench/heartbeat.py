@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark ha-heartbeat in namespaces: dead-detection latency after a link cut, daemon CPU% and RSS.
 
-For each cluster size (default 3 and 16 nodes; keepalive 100ms, deadtime 500ms) the bench starts a
-daemon per node (with its D-Bus export, as in production), measures each daemon's CPU% and RSS over a
+For each cluster size (default 3, 16 and 32 nodes; keepalive 100ms, deadtime 500ms) the bench starts a
+daemon per node (with its D-Bus export, as in production), measures how long the membership took to form
+after the last daemon started, counts false deaths (a node logged dead that no cut explains), measures each daemon's CPU% and RSS over a
 quiet window from /proc/PID/stat and /proc/PID/status, then cuts one node's link repeatedly and takes,
 for every other node, the time from the cut to that node's "is dead" event (its log timestamp).
 Then (--flood SECONDS, default 8; 0 skips it) the attack of issue 13: 3 nodes at keepalive 200ms /
@@ -77,26 +78,70 @@ def all_saw(hb, observers, marks, victim, state, since):
     return seen if len(seen) == len(observers) else None
 
 
-def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms"):
+MEMBERSHIP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: membership epoch \d+: (.*?)(?: \[|$)")
+STARTED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: node \S+ generation \d+ started")
+
+
+def _ts(text):
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def formation(hb, nodes):
+    """(seconds from the last daemon's start to the last daemon seeing every node a member, from the
+    daemons' logs, or None when some daemon never logged the full membership)."""
+    last_start, full_at = 0.0, 0.0
+    for x in nodes:
+        out = hb.procs[x].output()
+        starts = [_ts(m.group(1)) for m in map(STARTED.match, out.splitlines()) if m]
+        if starts:
+            last_start = max(last_start, starts[-1])
+        fulls = [_ts(m.group(1)) for m in map(MEMBERSHIP.match, out.splitlines())
+                 if m and len(m.group(2).split()) == len(nodes)]
+        if not fulls:
+            return None
+        full_at = max(full_at, fulls[0])
+    return full_at - last_start
+
+
+def false_deaths(hb, nodes, since, cuts):
+    """[(observer, node, time)] of every 'node X is dead' logged at or after `since` that no cut explains
+    (cuts: [(victim, t_cut, t_back)]: a death of the victim logged between its cut and its return)."""
+    out = []
+    for o in nodes:
+        for t, node, st in log_events(hb.procs[o].output()):
+            if st != "dead" or t < since:
+                continue
+            if any(v == node and t_cut - 0.01 <= t <= t_back + 0.01 for v, t_cut, t_back in cuts):
+                continue
+            out.append((o, node, t))
+    return out
+
+
+def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"):
     nodes = [f"n{i + 1}" for i in range(n)]
     with Cluster(nodes) as c:
-        hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead="1")
+        hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead=initdead)
         hb.start_all()
         for o in (nodes[0], nodes[-1]):
             hb.wait_states(o, {x: "up" for x in nodes}, timeout=60)
         wait_until(lambda: all(hb.props(o)["Members"] == sorted(nodes) for o in nodes), 60, interval=0.2,
                    message="full membership everywhere")
+        wait_until(lambda: formation(hb, nodes) is not None, 30, interval=0.2, message="membership logs")
+        formed = formation(hb, nodes)
+        since = time.time()
         pids = {x: hb.procs[x].pid for x in nodes}
         for x, pid in pids.items():
             assert "hadaemon.daemons.heartbeat" in Path(f"/proc/{pid}/cmdline").read_text(), x
         # steady state: CPU and RSS of every daemon
+        load0 = os.getloadavg()[0]
         t0, ticks0 = time.monotonic(), {x: cpu_ticks(p) for x, p in pids.items()}
         time.sleep(window)
         elapsed = time.monotonic() - t0
         cpu = {x: 100.0 * (cpu_ticks(p) - ticks0[x]) / CLK_TCK / elapsed for x, p in pids.items()}
         rss = {x: rss_mb(p) for x, p in pids.items()}
+        steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
-        latencies = []
+        latencies, cut_log = [], []
         for r in range(cuts):
             victim = nodes[1 + r % (n - 1)]
             observers = [x for x in nodes if x != victim]
@@ -112,8 +157,16 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms"):
             c.restore(victim)
             wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), 30,  # noqa: B023
                        interval=0.05, message=f"{victim} back up")
+            cut_log.append((victim, t_cut, time.time()))
             time.sleep(0.3)
-        return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts}
+        time.sleep(1.0)   # a death caused late shows within deadtime
+        fd = false_deaths(hb, nodes, since, cut_log)
+        # while cut, the victim itself sees every other node dead: that is the cut too
+        fd = [(o, x, t) for o, x, t in fd if not any(o == v and t_cut - 0.01 <= t <= t_back + 1.0
+                                                     for v, t_cut, t_back in cut_log)]
+        return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
+                "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
+                "window": window}
 
 
 def _rcvbuf_errors(c, node):
@@ -168,9 +221,10 @@ def run_flood(seconds, procs=2):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="3,16", help="cluster sizes, comma separated (default 3,16)")
+    ap.add_argument("--sizes", default="3,16,32", help="cluster sizes, comma separated (default 3,16,32)")
     ap.add_argument("--cuts", type=int, default=20, help="link cuts per size (default 20)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds of steady state for CPU%% (default 10)")
+    ap.add_argument("--initdead", default="10", help="ha.cf initdead (default 10 s: 32 daemons take seconds to start)")
     ap.add_argument("--flood", type=float, default=8.0, help="seconds of each flood (default 8; 0: no flood)")
     ap.add_argument("--flood-procs", type=int, default=2, help="attacker processes sending (default 2)")
     args = ap.parse_args(argv)
@@ -180,11 +234,15 @@ def main(argv=None):
     results = []
     for n in [int(x) for x in args.sizes.split(",") if x.strip()]:
         print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
-        res = run_size(n, args.cuts, args.window)
+        res = run_size(n, args.cuts, args.window, initdead=args.initdead)
         lat = res["latencies"]
         cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
         res.update(median=statistics.median(lat), p99=percentile(lat, 99), mn=min(lat), mx=max(lat),
                    cpu_mean=statistics.mean(cpu), cpu_max=max(cpu), rss_mean=statistics.mean(rss), rss_max=max(rss))
+        print(f"  membership formed {res['formed']:.2f} s after the last daemon started (initdead {res['initdead']} s); "
+              f"load average {res['load']:.2f} at the steady window", flush=True)
+        print(f"  false deaths: {len(res['false'])} ({len(res['steady_false'])} in the {res['window']:g} s steady "
+              f"window) {res['false'][:10] or ''}", flush=True)
         print(f"  detection latency over {len(lat)} observations: median {res['median']:.0f} ms, "
               f"p99 {res['p99']:.0f} ms, min {res['mn']:.0f} ms, max {res['mx']:.0f} ms "
               f"(bound deadtime + 2 x keepalive = 700 ms)")
@@ -195,7 +253,9 @@ def main(argv=None):
     if results:
         last = results[-1]
         fields += [f"nodes={last['n']}", f"detect_median_ms={last['median']:.0f}", f"detect_p99_ms={last['p99']:.0f}",
-                   f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}"]
+                   f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}",
+                   f"formed_s={last['formed']:.2f}",
+                   f"false_deaths={sum(len(r['false']) for r in results)}"]
     if args.flood > 0:
         print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
               f"({args.flood_procs} sending processes)",

@@ -338,7 +338,7 @@ class HeartbeatNode:
         return effects
 
     def _schedule_deadline(self) -> None:
-        when = mb.next_deadline(self.state)
+        when = mb.next_due(self.state)
         if when == self._deadline_at:
             return
         if self._deadline_handle is not None:

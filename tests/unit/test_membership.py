@@ -267,3 +267,47 @@ def test_a_peer_that_lost_its_state_counts_again_from_one_once_the_old_generatio
     assert [(t, e.reason) for t, e in of(seen, Rejected)] == [(6, "replay")]   # 40 was heard 1 s ago
     assert [(t, e) for t, e in of(seen, NodeRestarted)] == [(16, NodeRestarted("b", 40, 1))]
     assert s.peers["b"].generation == 1 and s.peers["b"].state == UP
+
+
+def test_fast_path_gives_the_full_steps_states_and_effects(monkeypatch):
+    """A steady peer's heartbeat skips the other peers (O(1)); random timelines of heartbeats (right and
+    wrong generations, echoes, two links), ticks, link cuts and restarts give the same states and effects
+    as the full step, and next_due() is never after next_deadline()."""
+    import random
+
+    from hadaemon.core.heartbeat import membership as mb
+
+    nodes = tuple(f"n{i}" for i in range(8))
+    timing = Timing(keepalive=0.1, warntime=0.3, deadtime=0.5, initdead=1.0)
+    fast_hits = 0
+    for seed in range(40):
+        rnd = random.Random(seed)
+        gens = {n: 1 for n in nodes}
+        timeline, now = [(0.0, Start())], 0.0
+        for _ in range(400):
+            now = round(now + rnd.choice((0.001, 0.01, 0.03, 0.2, 0.7)), 6)
+            r = rnd.random()
+            if r < 0.8:
+                n = rnd.choice(nodes[1:])
+                if rnd.random() < 0.03:
+                    gens[n] += 1
+                gen = gens[n] if rnd.random() > 0.05 else gens[n] - 1
+                echo = 7 if rnd.random() > 0.05 else 6
+                timeline.append((now, Heartbeat(n, rnd.choice(("eth0", "eth0", "eth1")), gen, 0, echo)))
+            elif r < 0.9:
+                timeline.append((now, Tick()))
+            else:
+                timeline.append((now, rnd.choice((LinkDown, LinkUp))(rnd.choice(("eth0", "eth1")))))
+        full = fast = new_membership("n0", 7, timing, nodes, ("eth0", "eth1"))
+        for t, ev in timeline:
+            monkeypatch.setattr(mb, "FAST_PATH", False)
+            full, full_effects = step(full, ev, t)
+            monkeypatch.setattr(mb, "FAST_PATH", True)
+            if isinstance(ev, Heartbeat) and mb._steady_heartbeat(fast, ev, t) is not None:
+                fast_hits += 1
+            fast, fast_effects = step(fast, ev, t)
+            assert (fast, fast_effects) == (full, full_effects), (seed, t, ev)
+            due, exact = mb.next_due(fast), next_deadline(fast)
+            assert (due is None) == (exact is None) or (due is not None and exact is None)
+            assert due is None or exact is None or due <= exact
+    assert fast_hits > 300   # the fast path was actually taken (799 with these seeds)
