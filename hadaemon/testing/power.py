@@ -61,7 +61,7 @@ class Outlet:
         self.on_hook = on_hook
         self.powered = True
         self.extra_pids: set = set()
-        self.history: List[tuple] = []  # (wall time, action)
+        self.history: List[tuple] = []  # (wall time, action, monotonic time)
 
 
 class PowerSwitch:
@@ -89,7 +89,7 @@ class PowerSwitch:
     def off(self, name: str) -> None:
         o = self._outlet(name)
         with self.lock:
-            o.history.append((time.time(), "off"))
+            o.history.append((time.time(), "off", time.monotonic()))
             # links first: from this moment the node cannot send anything, as with a cut power cord
             for link in _links(o.netns):
                 subprocess.run(["ip", "-n", o.netns, "link", "set", link, "down"], capture_output=True, timeout=10)
@@ -112,7 +112,7 @@ class PowerSwitch:
     def on(self, name: str) -> None:
         o = self._outlet(name)
         with self.lock:
-            o.history.append((time.time(), "on"))
+            o.history.append((time.time(), "on", time.monotonic()))
             for link in _links(o.netns):
                 subprocess.run(["ip", "-n", o.netns, "link", "set", link, "up"], capture_output=True, timeout=10)
             o.powered = True
@@ -131,7 +131,7 @@ class PowerSwitch:
 
     def offs(self, name: str) -> int:
         """How many times the node was powered off."""
-        return sum(1 for _, a in self.outlets[name].history if a == "off")
+        return sum(1 for h in self.outlets[name].history if h[1] == "off")
 
     # -- protocol --------------------------------------------------------------------------------
     def handle(self, line: str) -> str:

@@ -144,6 +144,9 @@ def test_failed_stop_with_fencing_powers_the_node_off():
                 except TimeoutError as exc:
                     fail(crm, str(exc))
                 assert crm.switch.offs("n1") == 1 and crm.switch.offs("n2") == 0
+                t_off = [h[2] for h in crm.switch.outlets["n1"].history if h[1] == "off"][0]
+                t_n2 = [t for t, r, n in obs.changes if r == "svc" and n == ("n2",)][0]
+                assert t_off < t_n2, "svc was recovered on n2 before n1 was fenced"
                 # the reboot brought n1 back (the power switch's on-hook boots it); svc stays on n2
                 crm.wait_crm_name("n1", 60)
                 crm.wait_dc(timeout=60)
