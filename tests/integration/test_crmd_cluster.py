@@ -4,6 +4,7 @@ returns; ha-crmd killed -9 and restarted re-probes without restarting anything; 
 one node is replicated, persisted on every node and survives a restart of the whole cluster."""
 import json
 import os
+import re
 import time
 
 import pytest
@@ -194,3 +195,29 @@ def test_a_dc_whose_crmd_dies_for_good_is_replaced_and_rejoins_when_restarted():
                    60, interval=0.3, message="node1 online again")
         _wait_where(crm, ["node1"])
         crm.wait_idle(crm.wait_dc())
+
+
+def test_the_newer_cib_wins_at_join_even_when_its_node_comes_back_last():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_all()
+        _wait_where(crm, ["node1"])
+        crm.wait_idle(crm.wait_dc())
+        crm.crmd["node2"].terminate(60)           # node2 leaves (clean stop) with the CIB as it is
+        assert crm.wait_dc(["node1"]) == "node1"
+        xml = json.loads(crm.call("node1", "GetCib").stdout)["data"][0]
+        xml = xml.replace('score="100"', 'score="77"')
+        epoch = json.loads(crm.call("node1", "ReplaceCib", "s", xml).stdout)["data"][0]
+        assert 'score="77"' in crm.cib_file("node1") and 'score="77"' not in crm.cib_file("node2")
+        crm.crmd["node1"].terminate(60)
+        crm.start_crmd("node2")                    # the node with the older CIB comes back first
+        crm.wait_crm_name("node2")
+        assert crm.wait_dc(["node2"]) == "node2"
+        crm.start_crmd("node1")
+        crm.wait_crm_name("node1")
+        crm.wait_dc()
+        wait_until(lambda: 'score="77"' in json.loads(crm.call("node2", "GetCib").stdout)["data"][0], 30,
+                   interval=0.3, message="node1's newer CIB adopted by the cluster")
+        wait_until(lambda: 'score="77"' in crm.cib_file("node2"), 10, message="and persisted on node2")
+        got = json.loads(crm.call("node2", "GetCib").stdout)["data"][0]
+        assert re.search(r' epoch="(\d+)"', got).group(1) == epoch.split(":")[1]
