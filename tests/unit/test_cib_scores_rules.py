@@ -28,7 +28,7 @@ def test_score_text():
     assert [score_text(s) for s in (INFINITY, -INFINITY, 7)] == ["INFINITY", "-INFINITY", "7"]
 
 
-def expr(attr, op, value=None, typ="string"):
+def expr(attr, op, value=None, typ=None):
     return Expression("e", attr, op, value, typ, 1)
 
 

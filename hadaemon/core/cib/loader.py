@@ -126,7 +126,7 @@ class _Loader:
             if child.tag == "expression":
                 terms.append(Expression(child.get("id", ""), self.need(child, "attribute"),
                                         self.need(child, "operation"), child.get("value"),
-                                        child.get("type", "string"), child.line))
+                                        child.get("type"), child.line))
             elif child.tag == "rule":
                 terms.append(self.rule(child, dates))
             elif child.tag == "date_expression" and dates:

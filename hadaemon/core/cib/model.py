@@ -23,7 +23,7 @@ class Expression:
     attribute: str
     operation: str
     value: str | None
-    type: str
+    type: str | None  # None: not given (Pacemaker then picks one from the operation and the values)
     line: int
 
 

@@ -1,6 +1,7 @@
 """Rule evaluation: node-attribute expressions joined by and/or, and nvpair-set resolution."""
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterable, Mapping
 
 from hadaemon.core.cib.model import DateExpression, Expression, NvSet, Rule
@@ -36,35 +37,56 @@ def eval_expression(expr: Expression, attrs: Mapping[str, str]) -> bool:
         return actual is not None
     if op == "not_defined":
         return actual is None
-    if actual is None or expr.value is None:
-        return op == "ne" and (actual is None) != (expr.value is None)
-    kind = (expr.type or "string").lower()
-    a, b = actual, expr.value
-    if kind in ("integer", "number"):
-        a, b = _number(actual), _number(expr.value)
-        if a is None or b is None:
-            return op == "ne"
-    elif kind == "version":
-        a, b = _version(actual), _version(expr.value)
-    elif op in _CMP_OPS and _number(actual) is not None and _number(expr.value) is not None:
-        a, b = _number(actual), _number(expr.value)
-    elif op in ("eq", "ne"):
-        if op == "eq":
-            return a.lower() == b.lower() if expr.attribute.startswith("#") else a == b
-        return not (a.lower() == b.lower() if expr.attribute.startswith("#") else a == b)
+    cmp = compare_values(actual, expr.value, expr.type, op)
     if op == "eq":
-        return a == b
+        return cmp == 0
     if op == "ne":
-        return a != b
+        return cmp != 0
+    if actual is None or expr.value is None:
+        return False  # an ordering comparison with a missing side means nothing
     if op == "lt":
-        return a < b
+        return cmp < 0
     if op == "gt":
-        return a > b
+        return cmp > 0
     if op == "lte":
-        return a <= b
+        return cmp <= 0
     if op == "gte":
-        return a >= b
+        return cmp >= 0
     return False
+
+
+_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
+
+
+def compare_values(a: str | None, b: str | None, kind: str | None, op: str) -> int:
+    """Pacemaker's comparison of an expression's two values (compare_attr_expr_vals): without a
+    type, lt/gt/lte/gte compare as numbers ('number' when either has a '.', else 'integer') and
+    eq/ne as strings; a value that does not parse as the type falls back to a string comparison;
+    strings compare case-insensitively."""
+    if a is None or b is None:
+        return 0 if a is None and b is None else (-1 if a is None else 1)
+    kind = (kind or "").lower()
+    if not kind:
+        if op in _CMP_OPS:
+            kind = "number" if ("." in a or "." in b) else "integer"
+        else:
+            kind = "string"
+    if kind == "integer":
+        if _INTEGER.match(a) and _INTEGER.match(b):
+            x, y = int(a), int(b)
+            return (x > y) - (x < y)
+        kind = "string"
+    elif kind == "number":
+        try:
+            x, y = float(a), float(b)
+            return (x > y) - (x < y)
+        except ValueError:
+            kind = "string"
+    elif kind == "version":
+        x, y = _version(a), _version(b)
+        return (x > y) - (x < y)
+    x, y = a.lower(), b.lower()
+    return (x > y) - (x < y)
 
 
 def eval_date(expr: DateExpression, now: int | None) -> bool:
