@@ -187,6 +187,9 @@ class Transport:
             sock.connect(addr)
             allowed = self._allowed.get(port, []) + [(ifindex, ip, port)]
             _attach_filter(self._filtered_socket(port), allowed)
+            for (_iface, p), medium in self._by_key.items():
+                if p == port:   # the medium's copy of these peers' broadcasts is dropped by the kernel
+                    _attach_filter(medium, allowed, broadcasts_of_others=True)
             self._allowed[port] = allowed
         except OSError as exc:
             log.debug("peer socket on %s for %s: %s", link, addr, exc)
@@ -259,9 +262,10 @@ class Transport:
     def _readable(self, link: str | None, sock: socket.socket, batch: int, medium: bool) -> None:
         """Read up to `batch` datagrams (bounded: timers and the other sockets run between batches).
 
-        A peer's broadcast is queued twice, on the medium's socket and on the peer filter's (link None:
-        the link comes from the address): both copies are passed with copy=True, so the receiver drops
-        the second one silently instead of counting it as a replay."""
+        A peer's broadcast goes to the peer filter's socket (link None: the link comes from the address);
+        the medium's socket drops it in the kernel once the peer is in its filter, but may still hold
+        copies queued before: both are passed with copy=True, so the receiver drops the second one read
+        silently instead of counting it as a replay."""
         recvfrom, on_datagram = sock.recvfrom, self.on_datagram
         own = self._peer_addrs.get(link, ()) if medium else ()
         for _ in range(batch):
@@ -330,25 +334,35 @@ class Transport:
 
 # -- the peer filter: classic BPF run by the kernel before a datagram is queued -------------------------
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+_SKF_AD_PKTTYPE = -0x1000 + 4      # SKF_AD_OFF + SKF_AD_PKTTYPE (PACKET_HOST 0: a unicast to us)
 _SKF_AD_IFINDEX = -0x1000 + 8      # SKF_AD_OFF + SKF_AD_IFINDEX
 _SKF_NET_SRC = -0x100000 + 12      # SKF_NET_OFF + offset of the IPv4 source address
 _LD_W_ABS, _LD_H_ABS, _JEQ_K, _RET_K = 0x20, 0x28, 0x15, 0x06
-MAX_FILTER_PEERS = 36              # 7 instructions each; a classic BPF program has at most 4096
+MAX_FILTER_PEERS = 36              # 7 instructions each; the medium's filter jumps over all of them (<= 255)
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def _attach_filter(sock: socket.socket, allowed: Sequence[Tuple[int, int, int]]) -> None:
-    """Let only datagrams from (ifindex, source IPv4, source port) in `allowed` into `sock`'s queue."""
+def _attach_filter(sock: socket.socket, allowed: Sequence[Tuple[int, int, int]],
+                   broadcasts_of_others: bool = False) -> None:
+    """Let only datagrams from (ifindex, source IPv4, source port) in `allowed` into `sock`'s queue.
+
+    broadcasts_of_others (a medium's socket): the reverse for broadcasts and multicasts: those of the
+    `allowed` peers are dropped (the peer filter's socket has them; one copy per heartbeat is read, not
+    two), everything else is let in: unicasts, and the broadcasts of any address not yet a peer."""
+    peers = list(allowed)[:MAX_FILTER_PEERS]
+    hit, miss = (0, 0x40000) if broadcasts_of_others else (0x40000, 0)
     prog = []
-    for ifindex, ip, port in list(allowed)[:MAX_FILTER_PEERS]:
+    if broadcasts_of_others:
+        prog += [_insn(_LD_W_ABS, 0, 0, _SKF_AD_PKTTYPE), _insn(_JEQ_K, 7 * len(peers), 0, 0)]   # unicast: keep
+    for ifindex, ip, port in peers:
         prog += [_insn(_LD_W_ABS, 0, 0, _SKF_AD_IFINDEX), _insn(_JEQ_K, 0, 5, ifindex),
                  _insn(_LD_W_ABS, 0, 0, _SKF_NET_SRC), _insn(_JEQ_K, 0, 3, ip),
                  _insn(_LD_H_ABS, 0, 0, 0), _insn(_JEQ_K, 0, 1, port),    # UDP source port
-                 _insn(_RET_K, 0, 0, 0x40000)]
-    prog.append(_insn(_RET_K, 0, 0, 0))
+                 _insn(_RET_K, 0, 0, hit)]
+    prog.append(_insn(_RET_K, 0, 0, miss))
     code = b"".join(prog)
     buf = ctypes.create_string_buffer(code, len(code))
     fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
