@@ -495,7 +495,12 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
             cpu, cpu_self = proc_cpu_children(d.pid) - cpu0, proc_cpu(d.pid) - self0
             lat = {"lat": [], "errors": 0, "rows": 0}
             if reader is not None:
-                lat = json.loads(reader.communicate(timeout=seconds + 60)[0])
+                try:
+                    lat = json.loads(reader.communicate(timeout=seconds + 60)[0])
+                except subprocess.TimeoutExpired:        # the daemon stopped answering (the old code did)
+                    reader.kill()
+                    reader.communicate()
+                    lat = {"lat": [float("inf")], "errors": -1, "rows": 0}
         finally:
             d.send_signal(signal.SIGTERM)
             try:
