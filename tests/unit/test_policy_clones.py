@@ -185,6 +185,21 @@ S["clone_min_blocks"] = lambda: cib(
     node_attrs={"node2": {"standby": "on"}, "node3": {"standby": "on"}},
     constraints=['<rsc_order id="o" first="a-clone" then="web"/>'])
 
+S["health_migrate_on_red"] = lambda: cib(
+    resources=[primitive("rsc1"), primitive("rsc2", {"allow-unhealthy-nodes": "true"})],
+    options={"node-health-strategy": "migrate-on-red"},
+    status=[node_state("node1", running("rsc1"), running("rsc2"), attrs={"#health-disk": "red"}),
+            node_state("node2", stopped("rsc1"), stopped("rsc2"))])
+S["health_only_green"] = lambda: cib(
+    nodes=N3, resources=[primitive("rsc1")], options={"node-health-strategy": "only-green"},
+    status=[node_state("node1", running("rsc1"), attrs={"#health-cpu": "yellow"}),
+            node_state("node2", stopped("rsc1"), attrs={"#health-cpu": "red"}), node_state("node3", stopped("rsc1"))])
+S["health_progressive"] = lambda: cib(
+    resources=[primitive("rsc1")],
+    options={"node-health-strategy": "progressive", "node-health-yellow": "-50", "node-health-base": "10"},
+    status=[node_state("node1", attrs={"#health-a": "yellow", "#health-b": "yellow"}),
+            node_state("node2", attrs={"#health-a": "-5"})])
+
 
 def util_cib(strategy: str, caps: Dict[str, int], needs: Dict[str, int], **kw) -> str:
     """Nodes with a memory capacity, resources with a memory need, under a placement strategy."""
@@ -208,6 +223,9 @@ S["util_minimal"] = lambda: util_cib("minimal", {"node1": 1000, "node2": 4000, "
                                      {"a": 500, "b": 500, "c": 500})
 
 EXPECTED = {
+    "health_migrate_on_red": ["Move rsc1 (node1 -> node2)"],
+    "health_only_green": ["Move rsc1 (node1 -> node3)"],
+    "health_progressive": ["Start rsc1 (node2)"],
     "clone_min_blocks": ["Start a:0 (node1)",
                          "Start web (node1) due to unrunnable clone-one-or-more:o (blocked)"],
     "util_capacity_bans": ["Start big (node2)", "Start huge (node3)", "Start small (node1)"],

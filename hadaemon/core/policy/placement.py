@@ -77,6 +77,49 @@ def apply_locations(ws: WorkingSet) -> None:
                     r.discovery[uname] = loc.discovery
 
 
+_HEALTH_COLORS = {  # strategy -> (red, yellow, green); None: from the node-health-* options
+    "migrate-on-red": (-INFINITY, 0, 0), "only-green": (-INFINITY, -INFINITY, 0),
+    "progressive": None, "custom": None,
+}
+
+
+def apply_node_health(ws: WorkingSet) -> None:
+    """node-health-strategy (pcmk__apply_node_health): a node's #health* attributes (red, yellow,
+    green or a score) add up to a location score for every resource on it; a negative one spares
+    resources with allow-unhealthy-nodes=true."""
+    opt = ws.cib.option
+    strategy = (opt("node-health-strategy") or "none").lower()
+    if strategy not in _HEALTH_COLORS:
+        return
+    colors = _HEALTH_COLORS[strategy]
+    if colors is None:
+        colors = tuple(parse_score(opt(f"node-health-{c}") or d, 0) or 0
+                       for c, d in (("red", "-INFINITY"), ("yellow", "0"), ("green", "0")))
+    by_color = dict(zip(("red", "yellow", "green"), colors))
+    base = (parse_score(opt("node-health-base") or "0", 0) or 0) if strategy == "progressive" else 0
+    for node in ws.nodes:
+        health = base
+        for name, value in node.attrs.items():
+            if not name.startswith("#health"):
+                continue
+            v = (value or "").strip().lower()
+            score = by_color[v] if v in by_color else parse_score(value, None)
+            if score is not None:
+                health = add_scores(score, health)
+        if health == 0:
+            continue
+        for rsc in ws.resources:
+            if rsc.orphan:
+                continue
+            if health < 0 and truth_meta(rsc.meta.get("allow-unhealthy-nodes")):
+                continue
+            _rsc_location(ws, rsc, {node.uname: health})
+
+
+def truth_meta(value) -> bool:
+    return (value or "").strip().lower() in ("true", "yes", "1", "on", "y")
+
+
 def _ticket_policy(ws: WorkingSet, t) -> str:
     policy = (t.loss_policy or "").lower()
     role = role_from_text(t.role) if t.role and t.role.lower() != "started" else None
