@@ -151,6 +151,10 @@ def web_env(work: Path, with_crm: bool = True):
             if crm is not None:
                 crm.wait_output("ready", timeout=60)
             web.wait_output("listening on", timeout=60)
+            if crm is not None:  # ha-web has read Crm1 once (it listens before its first read)
+                c = env.client()
+                c.login(env.admin, env.password)
+                env.wait_crm(c, lambda s: s["crm"] is not None)
             yield env
         finally:
             web.terminate(timeout=10)

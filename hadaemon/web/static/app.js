@@ -212,7 +212,7 @@ function createPage() {
     provSel.disabled = c !== "ocf";
     if (c === "ocf" && !provSel.options.length) for (const p of Object.keys(agents.ocf)) provSel.append(h("option", {value: p}, p));
     const list = c === "ocf" ? agents.ocf[provSel.value] || [] : agents[c] || [];
-    typeSel.replaceChildren(h("option", {value: ""}, "(choose)"), list.map((t) => h("option", {value: t}, t)));
+    typeSel.replaceChildren(h("option", {value: ""}, "(choose)"), ...list.map((t) => h("option", {value: t}, t)));
     paramsBox.replaceChildren();
   }
   async function fillParams() {
@@ -221,7 +221,7 @@ function createPage() {
     const r = await api("GET", `/api/agent?class=${clsSel.value}&provider=${encodeURIComponent(provSel.value)}&type=${encodeURIComponent(typeSel.value)}`);
     if (!r.ok) { paramsBox.append(h("p", {class: "error"}, r.data.error || r.data)); return; }
     const ps = r.data.parameters;
-    paramsBox.append(ps.filter((p) => p.required).concat(ps.filter((p) => !p.required)).map((p) => paramField(p, "")));
+    paramsBox.append(...ps.filter((p) => p.required).concat(ps.filter((p) => !p.required)).map((p) => paramField(p, "")));
     if (!ps.length) paramsBox.append(h("p", {class: "muted"}, "This agent has no parameters."));
   }
   clsSel.addEventListener("change", fillTypes); provSel.addEventListener("change", fillTypes);
@@ -253,10 +253,10 @@ function createPage() {
     h("div", {class: "card"}, h("h2", {}, "Group of existing primitives"), group)), update(S) {
     if (!S.crm) return;
     const gs = S.crm.resources.filter((r) => r.kind === "group").map((r) => r.id);
-    groups.replaceChildren(gs.map((g) => h("option", {value: g})));
+    groups.replaceChildren(...gs.map((g) => h("option", {value: g})));
     const free = S.crm.resources.filter((r) => r.kind === "primitive" && !r.parent).map((r) => r.id);
     const chosen = new Set([...members.selectedOptions].map((o) => o.value));
-    members.replaceChildren(free.map((id) => h("option", {value: id, selected: chosen.has(id)}, id)));
+    members.replaceChildren(...free.map((id) => h("option", {value: id, selected: chosen.has(id)}, id)));
   }};
 }
 

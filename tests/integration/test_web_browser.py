@@ -1,0 +1,170 @@
+"""ha-web in a real browser: Debian's headless chromium driven through chromedriver (WebDriver over
+HTTP), against ha-web and the stand-in Crm1 backend on a private bus. Login, a look-only user, the page
+following a D-Bus change without a reload, a move from the resource page, an error shown beside its
+field, and a narrow window without sideways scrolling."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.web_driver import Browser, available
+from tests.integration.web_env import web_env
+
+pytestmark = [pytest.mark.root, pytest.mark.slow,
+              pytest.mark.skipif(not available(), reason="chromium and chromium-driver are not installed")]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    with web_env(tmp_path_factory.mktemp("webui")) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def browser(env, tmp_path_factory):
+    b = Browser(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def base(env):
+    return f"https://127.0.0.1:{env.port}"
+
+
+def login(b: Browser, env, user):
+    b.get(base(env) + "/")  # the login page when logged out, else the console with its log-out button
+    if not b.url().endswith("/login"):
+        b.wait(lambda: b.exists("form.logout"), what="the console")
+        b.click("form.logout button")
+        b.wait(lambda: b.url().endswith("/login"), what="the login page")
+    for _ in range(10):
+        b.type("#user", user)
+        b.type("#password", env.password)
+        b.click("#login-submit")
+        b.wait(lambda: b.exists("#resources tr[data-resource='webserver']") or "try again" in (b.text("#login-error") or ""),
+               what="the cluster page")
+        if b.exists("#resources"):
+            return
+        time.sleep(2)  # an earlier failed login (from this address) slows this one
+    raise AssertionError("could not log in")
+
+
+def where_on_page(b, rsc):
+    return b.js("const r = document.querySelector(`#resources tr[data-resource='${arguments[0]}'] .where`);"
+                "return r ? r.textContent : null", rsc)
+
+
+def busctl_move(env, rsc, node):
+    cp = subprocess.run(["busctl", f"--address={env.bus.address}", "call", "--", "org.hadaemon.Crm1",
+                         "/org/hadaemon/Crm1", "org.hadaemon.Crm1", "MigrateResource", "ss", rsc, node],
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+
+
+def test_login_page_refuses_a_wrong_password(env, browser):
+    b = browser
+    b.get(base(env) + "/")
+    b.wait(lambda: b.url().endswith("/login"), what="the redirect to /login")
+    b.type("#user", env.viewer)
+    b.type("#password", "wrong-password")
+    b.click("#login-submit")
+    b.wait(lambda: "Login failed" in (b.text("#login-error") or ""), what="the error")
+    assert b.js("return document.querySelector('#user').value") == env.viewer  # what was typed stays
+
+
+def test_login_and_see_the_cluster(env, browser):
+    b = browser
+    login(b, env, env.admin)
+    assert b.text("#dc") == "admin1"
+    assert b.exists("#nodes tr[data-node='admin1']") and b.exists("#nodes tr[data-node='admin2']")
+    assert b.exists("#resources tr[data-resource='web_ip']")
+    assert b.wait(lambda: "ha-heartbeat" in (b.text("#missing") or ""), what="the missing daemons")
+    assert "live" in b.wait(lambda: b.text("#live") == "live" and b.text("#live"), what="the live stream")
+
+
+def test_page_follows_a_dbus_change_without_reload(env, browser):
+    b = browser
+    b.get(base(env) + "/#/")
+    b.wait(lambda: where_on_page(b, "mysql"), what="mysql's row")
+    b.wait(lambda: b.text("#live") == "live", what="the live stream")
+    b.js("window.__noReload = 42")
+    before = where_on_page(b, "mysql").split()
+    target = "admin1" if before != ["admin1"] else "admin2"
+    busctl_move(env, "mysql", target)
+    b.wait(lambda: where_on_page(b, "mysql") == target, what=f"mysql on {target}")
+    assert b.js("return window.__noReload") == 42
+    cp = subprocess.run(["busctl", f"--address={env.bus.address}", "call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1",
+                         "org.hadaemon.Crm1", "ClearResource", "ss", "mysql", ""], capture_output=True, timeout=60)
+    assert cp.returncode == 0
+
+
+def test_move_from_the_resource_page(env, browser):
+    b = browser
+    b.get(base(env) + "/#/resource/webserver")
+    b.wait(lambda: b.text("#where") not in (None, "no node"), what="webserver's state")
+    before = b.text("#where")
+    target = "admin2" if before != "admin2" else "admin1"
+    b.select("form.move select[name=node]", target)
+    b.click("#btn-move")
+    b.wait(lambda: b.text("#where") == target, what=f"webserver on {target}")
+    assert "Done" in b.text("form.move .done")
+    # moving it again to the same node is refused, in words, beside the form
+    b.click("#btn-move")
+    msg = b.wait(lambda: b.text("form.move .error, form.move .field-error"), what="the refusal")
+    assert msg and target in msg
+    b.click("#btn-clear")
+    b.wait(lambda: "Done" in (b.text("form.clear .done") or ""), what="the clear")
+
+
+def test_error_is_shown_beside_its_field(env, browser):
+    b = browser
+    b.get(base(env) + "/#/constraints")
+    b.wait(lambda: b.exists("form.add-location input[name=score]"), what="the constraints page")
+    b.type("form.add-location input[name=score]", "lots")
+    b.click("form.add-location button")
+    msg = b.wait(lambda: b.js("const i = document.querySelector('form.add-location input[name=score]');"
+                              "const e = i.closest('label').querySelector('.field-error');"
+                              "return e && i.classList.contains('invalid') ? e.textContent : null"),
+                 what="the error beside the score")
+    assert "lots" in msg or "score" in msg
+    assert b.js("return document.querySelector('form.add-location input[name=score]').value") == "lots"
+
+
+def test_create_form_is_built_from_meta_data(env, browser):
+    b = browser
+    b.get(base(env) + "/#/create")
+    b.wait(lambda: b.js("return document.querySelectorAll('#agent-type option').length > 5"), what="the agents")
+    b.select("#agent-type", "IPaddr2")
+    b.wait(lambda: b.exists("input[data-param='ip']"), what="IPaddr2's fields")
+    assert b.js("return document.querySelector(\"input[data-param='ip']\").closest('label')"
+                ".classList.contains('req')")
+
+
+def test_narrow_window(env, browser):
+    b = browser
+    b.resize(380, 800)
+    try:
+        for page, ready in (("#/", "#resources"), ("#/resource/webserver", "#btn-move"), ("#/create", "#btn-create"),
+                            ("#/constraints", "form.add-location")):
+            b.get(base(env) + "/" + page)
+            b.wait(lambda ready=ready: b.exists(ready), what=page)
+            width = b.js("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1] + 1, (page, width)
+        b.get(base(env) + "/#/")
+        b.wait(lambda: b.exists("#resources td"), what="the resources")
+        assert b.js("return getComputedStyle(document.querySelector('#resources td')).display") == "block"
+    finally:
+        b.resize(1280, 900)
+
+
+def test_a_user_outside_haclient_may_look_not_change(env, browser):
+    b = browser
+    login(b, env, env.viewer)
+    assert "read only" in b.text("#who")
+    b.get(base(env) + "/#/resource/webserver")
+    b.wait(lambda: b.exists("#btn-move"), what="the resource page")
+    assert b.js("return document.querySelector('#btn-move').disabled") is True
