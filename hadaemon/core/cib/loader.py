@@ -63,6 +63,7 @@ class _Loader:
     def __init__(self, path: str):
         self.path = path
         self.ids: Dict[str, Element] = {}
+        self.warnings: List[str] = []  # what Pacemaker would log as a configuration warning
         self.templates: Dict[str, Element] = {}
         self.template_users: Dict[str, List[str]] = {}
         self.tags: Dict[str, List[str]] = {}
@@ -104,7 +105,8 @@ class _Loader:
         pairs: List[Tuple[str, str]] = []
         for child in el.children:
             if child.tag == "nvpair":
-                pairs.append((self.need(child, "name"), child.get("value", "") or ""))
+                nv = self.deref(child)  # <nvpair id-ref=...> takes the name and value it names
+                pairs.append((self.need(nv, "name"), nv.get("value", "") or ""))
             elif child.tag == "rule":
                 rule = self.rule(child)
             else:
@@ -417,12 +419,18 @@ class _Loader:
         return out
 
     def _kind(self, el: Element, score: int | None) -> str:
+        """Pacemaker's get_ordering_type: kind case-insensitively; without one, Mandatory unless the
+        (deprecated) score is 0; an invalid kind is reset to Mandatory (a configuration warning there,
+        not a refusal)."""
         kind = el.get("kind")
         if kind is None:
-            kind = "Mandatory" if score is None or score > 0 else "Optional"
-        if kind not in ("Mandatory", "Optional", "Serialize"):
-            raise self.err(el, f"rsc_order '{el.get('id')}' has kind '{kind}' (Mandatory, Optional or Serialize)")
-        return kind
+            return "Optional" if score == 0 else "Mandatory"
+        for k in ("Mandatory", "Optional", "Serialize"):
+            if kind.lower() == k.lower():
+                return k
+        self.warnings.append(f"{self.path}:{el.line}: rsc_order '{el.get('id')}': kind '{kind}' is not "
+                             "Mandatory, Optional or Serialize; using Mandatory")
+        return "Mandatory"
 
     def colocation(self, el: Element) -> Colocation:
         cid = self.need(el, "id")
@@ -478,11 +486,7 @@ class _Loader:
         score = None
         if el.get("score") is not None:
             score = self.score(el, "score", el.get("score"))
-        kind = el.get("kind")
-        if kind is None:
-            kind = "Mandatory" if score is None or score > 0 else "Optional"
-        if kind not in ("Mandatory", "Optional", "Serialize"):
-            raise self.err(el, f"rsc_order '{oid}' has kind '{kind}' (Mandatory, Optional or Serialize)")
+        kind = self._kind(el, score)
         sym = el.get("symmetrical")
         require_all = el.get("require-all")
         return Order(oid, first, then, first_action, then_action, kind, score,
@@ -570,7 +574,7 @@ class _Loader:
         states = []
         status = root.find("status")
         for ns in (status.children if status is not None else []):
-            if ns.tag == "node_state":
+            if ns.tag == "node_state" and ns.get("id"):  # Pacemaker ignores a node_state without id
                 states.append(self.node_state(ns))
         quorum = _truth(root.get("have-quorum") or "false")
         tickets = {}
