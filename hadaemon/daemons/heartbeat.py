@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 def load_configuration(config_path: str, authkeys_path: str, node: str | None):
     """(HaConfig, AuthKeys, local node name); raises ConfigError naming the file and line."""
     cfg = load_hacf(config_path)
+    if cfg.stack == "corosync":   # nodes, links and keys are corosync.conf's (checked against corosync at start)
+        return cfg, None, node or os.uname().nodename
     auth = load_authkeys(authkeys_path, check_mode=True)
     local = node or os.uname().nodename
     if cfg.nodes and local not in cfg.nodes:
@@ -83,12 +85,34 @@ async def _run(args, cfg, auth, local) -> int:
         print(f"ha-heartbeat: {args.state_dir}: cannot persist the generation: {exc.strerror}", file=sys.stderr)
         return 1
     # the node sends STATUS= through rt, so the READY=1 after a reload carries the current status
-    node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=rt, state_dir=args.state_dir)
-    try:
-        node.open()
-    except TransportError as exc:
-        print(f"ha-heartbeat: {exc}", file=sys.stderr)
-        return 1
+    failure = []
+    if cfg.stack == "corosync":
+        from hadaemon.daemons.heartbeat_corosync import CorosyncNode
+        from hadaemon.io.corosync import CorosyncError, available
+
+        missing = available()
+        if missing:
+            print(f"ha-heartbeat: stack corosync: {missing}", file=sys.stderr)
+            return 1
+        node = CorosyncNode(local, generation, loop=loop, notifier=rt)
+        try:
+            node.open()
+        except CorosyncError as exc:
+            print(f"ha-heartbeat: stack corosync: cannot use the local corosync: {exc} (is corosync.service "
+                  "running?)", file=sys.stderr)
+            return 1
+
+        def lost(exc):   # corosync went away: stop with an error (Restart=on-failure starts us again)
+            failure.append(exc)
+            rt.stop.set()
+        node.on_failure = lost
+    else:
+        node = HeartbeatNode(cfg, auth, local, generation, loop=loop, notifier=rt, state_dir=args.state_dir)
+        try:
+            node.open()
+        except TransportError as exc:
+            print(f"ha-heartbeat: {exc}", file=sys.stderr)
+            return 1
     export = None
     if not args.no_dbus:
         from hadaemon.bus.heartbeat import Export
@@ -118,8 +142,12 @@ async def _run(args, cfg, auth, local) -> int:
 
     rt.install_signals(reload=reload)
     node.start()
-    log.info("node %s generation %d started: links %s, keepalive %gs, deadtime %gs", local, generation,
-             " ".join(node.links), cfg.keepalive, cfg.deadtime, extra={"NODE": local, "EVENT": "start"})
+    if cfg.stack == "corosync":
+        log.info("node %s generation %d started: links %s, stack corosync (nodeid %d)", local, generation,
+                 " ".join(node.links), node.local_id, extra={"NODE": local, "EVENT": "start"})
+    else:
+        log.info("node %s generation %d started: links %s, keepalive %gs, deadtime %gs", local, generation,
+                 " ".join(node.links), cfg.keepalive, cfg.deadtime, extra={"NODE": local, "EVENT": "start"})
     rt.ready(node.status_line())
     rt.start_watchdog()
     if export is not None:   # reconnect (and own the name again) whenever the bus is lost; membership goes on
@@ -132,7 +160,7 @@ async def _run(args, cfg, auth, local) -> int:
     node.close()
     if export is not None:
         export.close()
-    return 0
+    return 1 if failure else 0
 
 
 def _log_files(cfg, debug: bool) -> None:
@@ -165,11 +193,14 @@ def main(argv=None) -> int:
     except OSError as exc:
         print(f"{exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return 1
-    warnings = list(cfg.warnings) + list(auth.warnings)
+    warnings = list(cfg.warnings) + list(auth.warnings if auth is not None else ())
     if args.check_config:
         for w in warnings:
             print(w, file=sys.stderr)
-        print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
+        if cfg.stack == "corosync":
+            print(f"{args.config}: OK (stack corosync: nodes and links from corosync.conf)")
+        else:
+            print(f"{args.config}: OK ({len(cfg.nodes)} nodes, links {' '.join(cfg.links)}); {args.authkeys}: OK")
         return 0
     setup_logging("ha-heartbeat", debug=args.debug or bool(cfg.debugfile))
     _log_files(cfg, args.debug)

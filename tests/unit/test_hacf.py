@@ -324,6 +324,7 @@ def test_config_is_immutable():
 
 
 INVALID_VALUE = [
+    ("stack pacemaker", "stack: invalid value 'pacemaker' (use one of: heartbeat, corosync)"),
     ("udpport ²", "udpport: invalid value '²' (use an integer from 1 to 65535)"),
     ("udpport ١٢", "udpport: invalid value '١٢' (use an integer from 1 to 65535)"),
     ("keepalive ١", "keepalive: invalid time '١' (use seconds such as 2 or 0.5, or 500ms / 500000us)"),
@@ -391,3 +392,11 @@ def test_fuzzed_text_only_ever_raises_config_error():
             assert str(e).startswith("f")
 
     check()
+
+
+def test_stack_corosync_needs_no_nodes_or_media():
+    cfg = parse_hacf("stack corosync\nkeepalive 1\ndeadtime 10\n", "ha.cf")
+    assert cfg.stack == "corosync" and cfg.nodes == () and cfg.media == ()
+    assert parse_hacf("bcast eth0\nnode a\n", "ha.cf").stack == "heartbeat"
+    cfg = parse_hacf("stack corosync\nbcast eth0\nnode a\n", "ha.cf")
+    assert any("ignored" in w for w in cfg.warnings)

@@ -37,6 +37,7 @@ class HaConfig:
     """A validated ha.cf. Times are in seconds (floats)."""
 
     path: str = "ha.cf"
+    stack: str = "heartbeat"    # "corosync": membership and messages from the local Corosync 3 (CPG)
     cluster: str = "linux-ha"
     keepalive: float = 1.0
     deadtime: float = 30.0
@@ -379,6 +380,7 @@ DIRECTIVES: Dict[str, Callable[[_Parser, str, List[str], int], None]] = {
     "debug": lambda p, d, a, n: p.integer(d, a, n, 0, 255),
     "hbgenmethod": lambda p, d, a, n: p.choice(d, a, n, ("file", "time")),
     "autojoin": lambda p, d, a, n: p.choice(d, a, n, ("none", "other", "any")),
+    "stack": lambda p, d, a, n: p.choice(d, a, n, ("heartbeat", "corosync")),
     "uuidfrom": lambda p, d, a, n: p.choice(d, a, n, ("file", "nodename")),
     "max_rexmit_delay": _B.d_max_rexmit_delay,
     "coredumps": lambda p, d, a, n: p.boolean(d, a, n),
@@ -392,7 +394,7 @@ DIRECTIVES: Dict[str, Callable[[_Parser, str, List[str], int], None]] = {
 }
 
 _SCALARS = (
-    "cluster", "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "auto_failback", "crm",
+    "stack", "cluster", "keepalive", "deadtime", "warntime", "initdead", "deadping", "udpport", "auto_failback", "crm",
     "compression", "compression_threshold", "traditional_compression", "logfacility", "logfile", "debugfile",
     "use_logd", "conn_logd_time", "hopfudge", "realtime", "rtprio", "debug", "hbgenmethod", "autojoin",
     "uuidfrom", "max_rexmit_delay", "coredumps", "log_badpack", "msgfmt", "record_config_changes",
@@ -459,9 +461,13 @@ def _finish(p: _Parser) -> HaConfig:
         raise p.err(ln["deadping"], f"deadping {format_time(deadping)} must be more than twice keepalive "
                                     f"{format_time(keepalive)}")
     autojoin = v.get("autojoin", "none")
-    if not p.nodes and autojoin != "any":
+    corosync = v.get("stack") == "corosync"   # nodes and links are corosync.conf's
+    if corosync and (p.nodes or p.media):
+        p.warn(ln["stack"], "stack corosync: node and media lines are ignored (corosync.conf's nodelist and "
+                            "links are used)")
+    if not p.nodes and autojoin != "any" and not corosync:
         raise p.err(0, "no nodes defined (add one 'node NAME' line per cluster node, named as `uname -n` prints)")
-    if not p.media:
+    if not p.media and not corosync:
         raise p.err(0, "no heartbeat media defined (add bcast, mcast or ucast)")
     if "traditional_compression" in v and not v["traditional_compression"]:
         p.warn(ln["traditional_compression"], "traditional_compression off has no effect: hadaemon compresses "
