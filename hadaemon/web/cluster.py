@@ -138,9 +138,13 @@ class Cluster:
             else:
                 snap["director"] = {
                     "backend": props.get("Backend", ""), "config": props.get("ConfigFile", ""),
-                    "virtual_services": props.get("VirtualServices", []),
+                    "status": props.get("Status", ""),
+                    "virtual_services": [dict(zip(("key", "protocol", "address", "port", "fwmark", "scheduler",
+                                                   "persistent", "netmask", "checktype", "service"), v))
+                                         for v in props.get("VirtualServices", [])],
                     "reals": [{"virtual": r[0], "real": r[1], "method": r[2], "health": r[3], "weight": r[4],
-                               "configured": r[5], "last_ok": r[6], "detail": r[7]}
+                               "configured": r[5], "last_ok": r[6], "detail": r[7],
+                               "last_check": r[8], "overridden": r[9]}
                               for r in props.get("RealServers", [])]}
         await self._publish(snap)
 

@@ -292,3 +292,24 @@ def test_logout_ends_the_session(env):
     assert status == 303
     resp, _ = c.request("GET", "/api/status")
     assert resp.status == 401
+
+
+def test_director_reals_drain_and_restore(tmp_path):
+    with web_env(tmp_path, with_director=True) as e:
+        c = e.client()
+        c.login(e.admin, e.password)
+        s = e.wait_crm(c, lambda s: s["director"] is not None)
+        assert s["director"]["virtual_services"][0]["key"] == "tcp:10.9.0.200:80"
+        assert not any("ha-ldirectord" in x for x in s["errors"])
+        status, body = c.post("/api/director/drain", {"virtual": "tcp:10.9.0.200:80", "real": "10.9.0.12:80"})
+        assert status == 200, body
+
+        def real(s, name):
+            return next(r for r in s["director"]["reals"] if r["real"] == name)
+
+        e.wait_crm(c, lambda s: real(s, "10.9.0.12:80")["health"] == "drained" and real(s, "10.9.0.12:80")["weight"] == 0)
+        status, body = c.post("/api/director/drain", {"virtual": "tcp:10.9.0.200:80", "real": "10.9.0.99:80"})
+        assert status == 404 and body["kind"] == "UnknownReal" and body["field"] == "real"
+        status, body = c.post("/api/director/restore", {"virtual": "tcp:10.9.0.200:80", "real": "10.9.0.12:80"})
+        assert status == 200, body
+        e.wait_crm(c, lambda s: real(s, "10.9.0.12:80")["weight"] == 3)

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    with web_env(tmp_path_factory.mktemp("webui")) as e:
+    with web_env(tmp_path_factory.mktemp("webui"), with_director=True) as e:
         yield e
 
 
@@ -144,12 +144,23 @@ def test_create_form_is_built_from_meta_data(env, browser):
                 ".classList.contains('req')")
 
 
+def test_drain_and_restore_a_real_server(env, browser):
+    b = browser
+    b.get(base(env) + "/#/director")
+    row = "tr[data-real='10.9.0.11:80']"
+    b.wait(lambda: b.exists(row + " button[name=drain]"), what="the real server")
+    b.click(row + " button[name=drain]")
+    b.wait(lambda: b.text(row + " .state") == "drained" and b.text(row + " .weight") == "0", what="drained")
+    b.click(row + " button[name=restore]")
+    b.wait(lambda: b.text(row + " .state") == "up" and b.text(row + " .weight") == "1", what="restored")
+
+
 def test_narrow_window(env, browser):
     b = browser
     b.resize(380, 800)
     try:
         for page, ready in (("#/", "#resources"), ("#/resource/webserver", "#btn-move"), ("#/create", "#btn-create"),
-                            ("#/constraints", "form.add-location")):
+                            ("#/constraints", "form.add-location"), ("#/director", ".reals")):
             b.get(base(env) + "/" + page)
             b.wait(lambda ready=ready: b.exists(ready), what=page)
             width = b.js("return [document.documentElement.scrollWidth, window.innerWidth]")

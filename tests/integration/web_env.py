@@ -133,7 +133,7 @@ class WebEnv:
 
 
 @contextmanager
-def web_env(work: Path, with_crm: bool = True):
+def web_env(work: Path, with_crm: bool = True, with_director: bool = False):
     ensure_group("haclient")
     env = WebEnv(work)
     with PrivateBus() as bus, account(env.admin, env.password, ["haclient"]), account(env.viewer, env.password):
@@ -143,13 +143,18 @@ def web_env(work: Path, with_crm: bool = True):
         if with_crm:
             crm = Proc([sys.executable, "-m", "tests.integration.crm_fake", "--cib", str(CIB), "--node", "admin1",
                         "--members", "admin1,admin2"], work / "crm_fake.log", env=penv, name="crm_fake", cwd=str(REPO))
+        director = None
+        if with_director:
+            director = Proc([sys.executable, "-m", "tests.integration.web_director_fake"], work / "director_fake.log",
+                            env=penv, name="director_fake", cwd=str(REPO))
         web = Proc([sys.executable, "-m", "hadaemon.daemons.web", "--listen", f"127.0.0.1:{env.port}",
                     "--state-dir", str(env.state), "--debug"], work / "ha-web.log", env=penv, name="ha-web",
                    cwd=str(REPO))
         env.crm, env.web = crm, web
         try:
-            if crm is not None:
-                crm.wait_output("ready", timeout=60)
+            for p in (crm, director):
+                if p is not None:
+                    p.wait_output("ready", timeout=60)
             web.wait_output("listening on", timeout=60)
             if crm is not None:  # ha-web has read Crm1 once (it listens before its first read)
                 c = env.client()
@@ -158,5 +163,6 @@ def web_env(work: Path, with_crm: bool = True):
             yield env
         finally:
             web.terminate(timeout=10)
-            if crm is not None:
-                crm.terminate(timeout=10)
+            for p in (crm, director):
+                if p is not None:
+                    p.terminate(timeout=10)

@@ -310,17 +310,20 @@ function directorPage() {
   return {title: "Director", el: h("div", {}, h("h1", {}, "Director"), live), update(S) {
     const d = S.director;
     if (!d) { live.replaceChildren(h("p", {class: "card"}, "ha-ldirectord is not on the bus on this node.")); return; }
-    live.replaceChildren(h("p", {class: "muted"}, `backend ${d.backend} · ${d.config}`),
-      h("div", {class: "card"}, h("h2", {}, "Virtual services"), h("table", {class: "stack"}, h("tbody", {}, d.virtual_services.map((v) =>
-        h("tr", {}, v.map((x, i) => td(String(i), String(x)))))))),
-      h("div", {class: "card"}, h("h2", {}, "Real servers"), h("table", {class: "stack", id: "reals"},
-        h("thead", {}, h("tr", {}, ["virtual", "real", "method", "health", "weight", "configured", ""].map((t) => h("th", {}, t)))),
-        h("tbody", {}, d.reals.map((r) => h("tr", {}, td("virtual", r.virtual), td("real", r.real), td("method", r.method),
-          td("health", state(r.health), r.detail ? h("div", {class: "muted"}, r.detail) : ""), td("weight", r.weight < 0 ? "absent" : r.weight),
-          td("configured", r.configured),
-          td("", actionForm("real", h("div", {class: "row"}, h("button", {type: "submit", name: "drain", class: "secondary"}, "Drain"),
-            h("button", {type: "submit", name: "restore", class: "secondary"}, "Restore")),
-            (f, b) => api("POST", "/api/director/" + b.name, {virtual: r.virtual, real: r.real})))))))));
+    live.replaceChildren(h("p", {class: "muted", id: "director-status"}, `${d.status} · backend ${d.backend} · ${d.config}`),
+      ...d.virtual_services.map((v) => h("div", {class: "card", "data-virtual": v.key},
+        h("h2", {}, v.key), h("p", {class: "muted"}, `scheduler ${v.scheduler} · check ${v.checktype}${v.service ? " (" + v.service + ")" : ""}` +
+          (v.persistent ? ` · persistent ${v.persistent}s` : "")),
+        h("table", {class: "stack reals"},
+          h("thead", {}, h("tr", {}, ["real server", "method", "health", "weight", "configured", ""].map((t) => h("th", {}, t)))),
+          h("tbody", {}, d.reals.filter((r) => r.virtual === v.key).map((r) => h("tr", {"data-real": r.real},
+            td("real server", r.real), td("method", r.method),
+            td("health", state(r.health), r.detail ? h("div", {class: "muted"}, r.detail) : ""),
+            td("weight", h("span", {class: "weight"}, r.weight < 0 ? "not in the table" : r.weight), r.overridden ? " (set by an admin)" : ""),
+            td("configured", r.configured),
+            td("", actionForm("real", h("div", {class: "row"}, h("button", {type: "submit", name: "drain", class: "secondary"}, "Drain"),
+              h("button", {type: "submit", name: "restore", class: "secondary"}, "Restore")),
+              (f, b) => api("POST", "/api/director/" + b.name, {virtual: r.virtual, real: r.real}))))))))));
   }};
 }
 
