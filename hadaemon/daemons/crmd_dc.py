@@ -16,6 +16,7 @@ from hadaemon.core.crm import status as S
 from hadaemon.core.crm import transition as T
 from hadaemon.core.crm.ops import plan_op
 from hadaemon.core.errors import BadRequest, ConfigError
+from hadaemon.daemons.crmd_changes import CibChanges
 from hadaemon.daemons.crmd_fencing import Fencing
 
 __all__ = ["DcRole"]
@@ -23,13 +24,11 @@ __all__ = ["DcRole"]
 log = logging.getLogger("ha-crmd")
 
 JOIN_TIMEOUT = 5.0
-ACK_TIMEOUT = 10.0
-FLUSH_DELAY = 0.02
 RECHECK_INTERVAL = 60.0
 ACTION_MARGIN = 5.0
 
 
-class DcRole:
+class DcRole(CibChanges):
     """Everything this node does while it is the DC of its partition; close() when it stops being one."""
 
     def __init__(self, node, voters, round_: int):
@@ -216,102 +215,6 @@ class DcRole:
             self.node.send(src, "modify_reply", req=msg["req"], kind=exc.kind, message=str(exc))
         else:
             self.node.send(src, "modify_reply", req=msg["req"], version=version)
-
-    # -- CIB changes --------------------------------------------------------------------------------
-    def broadcast_cib(self, ack: int = 0) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        self.node.broadcast("cib", xml=cibdoc.to_text(self.cib), ack=ack)
-
-    def _changed(self) -> None:
-        """A status change: persist and replicate soon (changes within FLUSH_DELAY go out together)."""
-        if self._flush_handle is None:
-            def flush():
-                self._flush_handle = None
-                if not self.closed:
-                    self.node.persist()
-                    self.broadcast_cib()
-            self._flush_handle = self.loop.call_later(FLUSH_DELAY, flush)
-
-    async def commit(self, cib: ET.Element) -> str:
-        """Make cib the CIB, replicate it and wait until every joined member applied it."""
-        self.node.install_cib(cib)
-        self._ack_seq += 1
-        ack = self._ack_seq
-        pending = {n for n in self.joined if n != self.node.local_node and n in self.node.members}
-        fut = self.loop.create_future()
-        self._acks[ack] = (pending, fut)
-        if not pending:
-            fut.set_result(None)
-        self.broadcast_cib(ack)
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), ACK_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise BadRequest("NotReady", f"not acknowledged by {' '.join(sorted(pending))} within "
-                             f"{ACK_TIMEOUT:g} s (the change is applied on the DC)") from None
-        finally:
-            self._acks.pop(ack, None)
-        return cibdoc.version_text(cibdoc.version_of(self.cib))
-
-    async def _modify(self, msg: dict) -> str:
-        if self.join is None or not self.join.done:
-            raise BadRequest("NotReady", "the DC is still joining the nodes; retry in a moment")
-        try:
-            conf = ET.fromstring(msg["conf"])
-        except ET.ParseError as exc:
-            raise BadRequest("InvalidArgument", f"invalid configuration XML: {exc}") from None
-        cib = copy.deepcopy(self.cib)
-        cib.remove(cib.find("configuration"))
-        cib.insert(0, conf)
-        try:
-            admin = int(msg.get("admin_epoch") or 0)
-        except ValueError:
-            admin = 0
-        if admin > cibdoc.version_of(cib)[0]:
-            cibdoc.set_version(cib, (admin, cibdoc.version_of(cib)[1], 0))
-        problem = cibdoc.old_schema_problem(cib)
-        if problem:
-            raise BadRequest("InvalidArgument", problem)
-        try:
-            parse_cib(cibdoc.to_text(cib), "<new CIB>")
-        except ConfigError as exc:
-            raise BadRequest("InvalidArgument", f"the new CIB is not valid: {exc}") from None
-        cibdoc.bump(cib, configuration=True)
-        log.info("CIB change (%s): epoch %s", msg.get("reason") or "update", cib.get("epoch"),
-                 extra={"EVENT": "cib-update"})
-        version = await self.commit(cib)
-        self.schedule("configuration changed")
-        return version
-
-    async def _cleanup(self, rsc: str, node: str) -> str:
-        if self.join is None or not self.join.done:
-            raise BadRequest("NotReady", "the DC is still joining the nodes; retry in a moment")
-        cib = copy.deepcopy(self.cib)
-        nodes = [node] if node else sorted(self.joined | {n.get("uname") for n in cib.iter("node_state")})
-        for n in nodes:
-            if n:
-                S.clear_lrm(cib, n, rsc or None)
-                S.clear_failcounts(cib, n, rsc or None)
-                if n in self.joined:
-                    self.node.send(n, "forget", rsc=rsc)
-        cibdoc.bump(cib, configuration=False)
-        log.info("cleanup of %s on %s", rsc or "every resource", node or "every node",
-                 extra={"RESOURCE": rsc, "EVENT": "cleanup"})
-        version = await self.commit(cib)
-        self.schedule("cleanup")
-        return version
-
-    def set_attribute(self, node: str, name: str, value) -> None:
-        if self.join is None or not self.join.done:
-            # newer than the node's join report (messages from a node arrive in order): applied
-            # on top of the report when the join completes
-            self.pending_attrs.setdefault(node, {})[name] = value
-            return
-        if S.set_attribute(self.cib, node, name, value):
-            cibdoc.bump(self.cib, configuration=False)
-            self._changed()
-            self.schedule(f"attribute {name} of {node}")
 
     # -- results ------------------------------------------------------------------------------------
     def _apply_record(self, cib: ET.Element, node: str, rec: S.OpRecord) -> bool:
