@@ -7,11 +7,12 @@ import asyncio
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 __all__ = ["Agents", "parse_meta_data"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+_BOOLEANS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"}
 
 
 def parse_meta_data(text: str) -> dict:
@@ -100,3 +101,50 @@ class Agents:
             raise RuntimeError(f"ocf:{provider}:{type_} meta-data is not XML: {exc}") from None
         self._cache[key] = md
         return md
+
+    async def validate(self, provider: str, type_: str, params: Dict[str, str]) -> Tuple[str, str] | None:
+        """Check a new primitive's parameters before it is created: (field, message) when they are
+        wrong, else None. Refused: a required parameter missing, a parameter the agent does not have, an
+        integer/boolean that is not one, and what the agent's own validate-all calls a configuration
+        error (exit code 6, OCF_ERR_CONFIGURED: wrong on every node). Other validate-all failures depend
+        on this node (a missing binary, no interface for the address here) and do not refuse."""
+        md = await self.meta_data("ocf", provider, type_)
+        known = {p["name"]: p for p in md["parameters"]}
+        for name in params:
+            if known and name not in known:
+                return f"params.{name}", (f"ocf:{provider}:{type_} has no parameter '{name}' "
+                                          f"(it has: {', '.join(sorted(known))})")
+        for p in md["parameters"]:
+            value = params.get(p["name"], "")
+            if p["required"] and not value:
+                return f"params.{p['name']}", f"{p['name']} is required by ocf:{provider}:{type_}"
+            if value and p["type"] == "integer" and not re.fullmatch(r"[+-]?\d+", value):
+                return f"params.{p['name']}", f"{p['name']} must be an integer, not '{value}'"
+            if value and p["type"] == "boolean" and value.lower() not in _BOOLEANS:
+                return f"params.{p['name']}", f"{p['name']} must be true or false, not '{value}'"
+        if not any(a["name"] == "validate-all" for a in md["actions"]):
+            return None
+        path = os.path.join(self.ocf_root, "resource.d", provider, type_)
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "OCF_ROOT": self.ocf_root,
+               "OCF_RESOURCE_INSTANCE": "ha-web-validate", "OCF_RESOURCE_TYPE": type_,
+               "OCF_RESOURCE_PROVIDER": provider, "HA_LOGFACILITY": "none", "HA_debug": "0"}
+        env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+        proc = await asyncio.create_subprocess_exec(path, "validate-all", stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, env=env,
+                                                    stdin=asyncio.subprocess.DEVNULL)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return None
+        if proc.returncode != 6:
+            return None
+        lines = [re.sub(r"^\w{3} \d\d \d\d:\d\d:\d\d ", "", x).strip()
+                 for x in (err + out).decode(errors="replace").splitlines()]
+        lines = [x for x in lines if x and not x.startswith("ocf-exit-reason:")] or \
+            [x.split(":", 1)[1] for x in lines if x.startswith("ocf-exit-reason:")]
+        message = "; ".join(dict.fromkeys(x.replace("ERROR: ", "") for x in lines)) or \
+            f"ocf:{provider}:{type_} says the configuration is wrong (validate-all exit 6)"
+        field = next((f"params.{k}" for k, v in params.items() if len(v) >= 3 and v in message), "")
+        return field, message

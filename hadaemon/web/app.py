@@ -361,6 +361,15 @@ class App:
         payload = req.json()
         method, signature, spec = ACTIONS[action]
         args = _check(spec, payload)
+        if action == "create_primitive" and args[1] == "ocf":
+            try:
+                problem = await self.agents.validate(args[2], args[3], args[4])
+            except (ValueError, FileNotFoundError) as exc:
+                return Response.json({"error": str(exc), "kind": "InvalidArgument", "field": "type"}, 400)
+            except RuntimeError:
+                problem = None  # meta-data unreadable here: the cluster decides
+            if problem:
+                return Response.json({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
         try:
             body = await self.cluster.crm(method, signature, *args)
         except CallError as exc:

@@ -313,3 +313,19 @@ def test_director_reals_drain_and_restore(tmp_path):
         status, body = c.post("/api/director/restore", {"virtual": "tcp:10.9.0.200:80", "real": "10.9.0.12:80"})
         assert status == 200, body
         e.wait_crm(c, lambda s: real(s, "10.9.0.12:80")["weight"] == 3)
+
+
+def test_a_wrong_vip_is_refused_beside_its_field(env, admin):
+    epoch = admin.status()["crm"]["cib_epoch"]
+    base = {"id": "web_vip", "class": "ocf", "provider": "heartbeat", "type": "IPaddr2", "meta": {}, "ops": [],
+            "group": "webserver"}
+    status, body = admin.post("/api/crm/create_primitive", dict(base, params={"ip": "192.168.1.300",
+                                                                              "cidr_netmask": "24"}))
+    assert status == 400 and body["field"] == "params.ip" and "192.168.1.300" in body["error"], body
+    status, body = admin.post("/api/crm/create_primitive", dict(base, params={"cidr_netmask": "24"}))
+    assert status == 400 and body["field"] == "params.ip" and "required" in body["error"], body
+    status, body = admin.post("/api/crm/create_primitive", dict(base, params={"ip": "10.0.0.1", "nosuch": "1"}))
+    assert status == 400 and body["field"] == "params.nosuch", body
+    status, body = admin.post("/api/crm/create_primitive", dict(base, type="NoSuchAgent", params={}))
+    assert status == 400 and body["field"] == "type", body
+    assert admin.status()["crm"]["cib_epoch"] == epoch

@@ -155,6 +155,27 @@ def test_drain_and_restore_a_real_server(env, browser):
     b.wait(lambda: b.text(row + " .state") == "up" and b.text(row + " .weight") == "1", what="restored")
 
 
+def test_a_wrong_vip_gives_an_error_beside_its_field(env, browser):
+    b = browser
+    b.get(base(env) + "/#/create")
+    b.wait(lambda: b.js("return document.querySelectorAll('#agent-type option').length > 5"), what="the agents")
+    b.select("#agent-type", "IPaddr2")
+    b.wait(lambda: b.exists("input[data-param='ip']"), what="IPaddr2's fields")
+    b.type("#new-id", "web_vip")
+    b.type("input[data-param='ip']", "192.168.1.300")
+    b.type("input[data-param='cidr_netmask']", "24")
+    b.type("#new-group", "webserver")
+    b.click("#btn-create")
+    msg = b.wait(lambda: b.js("const i = document.querySelector(\"input[data-param='ip']\");"
+                              "const e = i.closest('label').querySelector('.field-error');"
+                              "return e && i.classList.contains('invalid') ? e.textContent : null"),
+                 what="the error beside ip")
+    assert "192.168.1.300" in msg and "not valid" in msg
+    # nothing typed is lost
+    assert b.js("return document.querySelector(\"input[data-param='ip']\").value") == "192.168.1.300"
+    assert b.js("return document.querySelector('#new-id').value") == "web_vip"
+
+
 def test_narrow_window(env, browser):
     b = browser
     b.resize(380, 800)
