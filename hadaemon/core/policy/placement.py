@@ -298,7 +298,11 @@ def can_run_any(ws: WorkingSet, table: Dict[str, int]) -> bool:
     return False
 
 
-def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: str | None, factor: float) -> None:
+UNUSABLE = -100 * INFINITY  # Pacemaker's INFINITY_HACK: a node a nonnegative merge found unusable
+
+
+def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: str | None, factor: float,
+                  only_positive: bool = False) -> None:
     """Add factor x (rsc's best score on nodes sharing the node attribute) to each node in work."""
     attr = attr or "#uname"
     if attr in ("#uname", "#id"):
@@ -320,15 +324,24 @@ def _add_matching(ws: WorkingSet, work: Dict[str, int], rsc, attr: str | None, f
         score = best(ws.node_by_uname[uname])
         if factor < 0 and score < 0:
             continue
+        if work[uname] == UNUSABLE:
+            continue
         wf = factor * score
         weight = int(wf - 0.5) if wf < 0 else int(wf + 0.5)
         if weight == 0 and score != 0:
             weight = 1 if factor > 0 else (-1 if factor < 0 else 0)
-        work[uname] = add_scores(weight, work[uname])
+        new = add_scores(weight, work[uname])
+        if only_positive and new < 0:
+            if work[uname] > 0:
+                work[uname] = UNUSABLE  # (becomes 1 once the merge is done)
+            continue
+        work[uname] = new
 
 
-def merge_weights(ws: WorkingSet, rsc, rhs: str, nodes: Dict[str, int], attr, factor: float) -> Dict[str, int]:
-    """Fold a dependent's (and its own dependents') preferences into nodes, scaled by factor."""
+def merge_weights(ws: WorkingSet, rsc, rhs: str, nodes: Dict[str, int], attr, factor: float,
+                  only_positive: bool = False) -> Dict[str, int]:
+    """Fold a dependent's (and its own dependents') preferences into nodes, scaled by factor
+    (pcmk__add_colocated_node_scores; only_positive: pcmk__coloc_select_nonnegative)."""
     if rsc.is_group:
         if not rsc.members:
             return nodes
@@ -337,16 +350,21 @@ def merge_weights(ws: WorkingSet, rsc, rhs: str, nodes: Dict[str, int], attr, fa
         return nodes
     rsc.merging = True
     work = dict(nodes)
-    _add_matching(ws, work, rsc, attr, factor)
+    _add_matching(ws, work, rsc, attr, factor, only_positive)
     if can_run_any(ws, work):
         for c in rsc.cons_lhs:
             if not (c.influence or not _running(c.primary)):
                 continue
-            work = merge_weights(ws, c.dep, rhs, work, c.attr, factor * c.score / float(INFINITY))
+            work = merge_weights(ws, c.dep, rhs, work, c.attr, factor * c.score / float(INFINITY),
+                                 only_positive)
     else:
         rsc.merging = False
         return nodes
     rsc.merging = False
+    if only_positive:
+        for uname, score in work.items():
+            if score == UNUSABLE:
+                work[uname] = 1
     return work
 
 
@@ -554,7 +572,8 @@ def allocate_clone(ws: WorkingSet, c) -> None:
     for co in c.cons_lhs:
         if not (co.influence or not _running(co.primary)):
             continue
-        c.allowed = merge_weights(ws, co.dep, c.id, c.allowed, co.attr, co.score / float(INFINITY))
+        # a clone takes only its dependents' positive preferences (pcmk__add_dependent_scores)
+        c.allowed = merge_weights(ws, co.dep, c.id, c.allowed, co.attr, co.score / float(INFINITY), True)
     _record(ws, CLONE_STAGE, c, c.allowed)
     order = sorted(c.instances, key=cmp_to_key(lambda a, b: _cmp_instance(ws, a, b)))
     _assign_instances(ws, c, order)
@@ -697,7 +716,7 @@ def _set_instance_roles(ws: WorkingSet, c) -> None:
                 if not co.primary.is_clone else _add_promoted_primary(ws, table, co)
     for co in c.cons_lhs:
         if co.primary_role in ("promoted", "master") and co.influence:
-            table = merge_weights(ws, co.dep, c.id, table, co.attr, co.score / float(INFINITY))
+            table = merge_weights(ws, co.dep, c.id, table, co.attr, co.score / float(INFINITY), True)
     if c.promotion_banned:  # a promoted-role ticket is not granted
         table = {uname: -INFINITY for uname in table}
     c.allowed = table
