@@ -221,3 +221,28 @@ def test_the_newer_cib_wins_at_join_even_when_its_node_comes_back_last():
         wait_until(lambda: 'score="77"' in crm.cib_file("node2"), 10, message="and persisted on node2")
         got = json.loads(crm.call("node2", "GetCib").stdout)["data"][0]
         assert re.search(r' epoch="(\d+)"', got).group(1) == epoch.split(":")[1]
+
+
+def test_a_two_node_cluster_waits_for_both_nodes_at_first_start():
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB, fencing=False)
+        crm.start_anchor("node1")
+        crm.hb.start("node1")
+        crm.hb.wait_started("node1")
+        crm.start_crmd("node1")                    # node2 is down: wait_for_all, no quorum
+        crm.wait_crm_name("node1")
+        assert crm.wait_dc(["node1"]) == "node1"
+        time.sleep(4)
+        st = crm.status("node1")
+        assert st["quorum"] is False, st
+        assert _where(crm) == []
+        crm.start_node("node2")
+        _wait_where(crm, ["node1"])
+        assert crm.status("node1")["quorum"] is True
+        c.cut("node2")                             # two_node: the survivor keeps quorum
+        wait_until(lambda: crm.status("node1")["nodes"]["node2"]["state"] == "offline", 30, interval=0.3,
+                   message="node2 offline")
+        assert crm.status("node1")["quorum"] is True
+        time.sleep(2)
+        assert "node1" in _where(crm)              # (isolated node2 has quorum too: without fencing it
+        assert crm.status("node1")["resources"][0]["nodes"] == ["node1"]   # starts its own copy)
