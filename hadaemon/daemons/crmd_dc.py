@@ -110,8 +110,14 @@ class DcRole(CibChanges):
             self._join_timer.cancel()
         node = self.node
         cib = copy.deepcopy(node.cib)
+        src = None
         if fin.cib_source != node.local_node:
-            src = cibdoc.parse(self.reports[fin.cib_source]["cib"])
+            try:
+                src = cibdoc.parse(self.reports[fin.cib_source]["cib"])
+            except ValueError as exc:
+                log.error("DC: the newest CIB, %s's, is unreadable (%s); keeping this node's", fin.cib_source,
+                          exc, extra={"NODE": fin.cib_source, "EVENT": "cib-sync"})
+        if src is not None:
             cib.remove(cib.find("configuration"))
             cib.insert(0, src.find("configuration"))
             cibdoc.set_version(cib, fin.version)
@@ -125,8 +131,7 @@ class DcRole(CibChanges):
             if n in self.joined:
                 S.set_node_state(cib, n, in_ccm="true", crmd="online", join="member", expected="member")
                 rep = self.reports.get(n, {})
-                lrm = ET.fromstring(rep["lrm"]) if rep.get("lrm") else None
-                S.replace_lrm(cib, n, lrm)
+                S.replace_lrm(cib, n, _lrm_of(rep))
                 attrs = rep.get("attrs") or {}
                 for name, value in attrs.items():
                     S.set_attribute(cib, n, name, value)
@@ -164,7 +169,7 @@ class DcRole(CibChanges):
         self.joined.add(src)
         cib = self.cib
         S.set_node_state(cib, src, in_ccm="true", crmd="online", join="member", expected="member")
-        S.replace_lrm(cib, src, ET.fromstring(msg["lrm"]) if msg.get("lrm") else None)
+        S.replace_lrm(cib, src, _lrm_of(msg))
         attrs = msg.get("attrs") or {}
         for name, value in attrs.items():
             S.set_attribute(cib, src, name, value)
@@ -285,6 +290,14 @@ class DcRole(CibChanges):
             transition = schedule(model, int(time.time()))
         except ConfigError as exc:
             log.error("cannot schedule: %s", exc, extra={"EVENT": "schedule-failed"})
+            return
+        except Exception:  # noqa: BLE001 - a scheduler bug must not leave the cluster unmanaged for good
+            log.exception("the scheduler failed on this input; retrying in 5 s", extra={"EVENT": "schedule-failed"})
+            try:
+                node.store.archive_input(text)
+            except OSError:
+                pass
+            self._timers.append(self.loop.call_later(5.0, self.schedule, "retry after a scheduler failure"))
             return
         graph = transition.graph
         try:
@@ -416,3 +429,16 @@ class DcRole(CibChanges):
         cibdoc.bump(self.cib, configuration=False)
         self._changed()
         self.node.emit("node", target, "offline")
+
+
+def _lrm_of(report: dict):
+    """The <lrm_resources> of a join report (None when empty or unreadable: the node gets re-probed)."""
+    text = report.get("lrm") or ""
+    if not text:
+        return None
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as exc:
+        log.error("unreadable operation history in a join report (%s): the node is re-probed", exc,
+                  extra={"EVENT": "join-complete"})
+        return None

@@ -210,7 +210,7 @@ class CrmNode:
             return
         try:
             self.handle(src, msg)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, SyntaxError) as exc:
             log.warning("bad %s message from %s dropped: %r", msg.get("t"), src, exc, extra={"NODE": src})
 
     # -- sending ------------------------------------------------------------------------------------
