@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hadaemon.testing.corosync import CorosyncCluster, corosync_missing  # noqa: E402
 from hadaemon.testing.flood import capture_payloads, flood, heartbeat_gaps  # noqa: E402
 from hadaemon.testing.flood import log_events as state_events  # noqa: E402
 from hadaemon.testing.heartbeat import HeartbeatCluster  # noqa: E402
@@ -117,10 +118,30 @@ def false_deaths(hb, nodes, since, cuts):
     return out
 
 
-def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"):
+def _corosync_pid(pid):
+    """The corosync process started through ip netns exec / unshare / sh (each execs the next)."""
+    for _ in range(4):
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "corosync":
+            return pid
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not kids:
+            break
+        pid = int(kids[0])
+    raise RuntimeError(f"no corosync process under {pid}")
+
+
+def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10", stack="heartbeat", token=1000):
     nodes = [f"n{i + 1}" for i in range(n)]
     with Cluster(nodes) as c:
-        hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead=initdead)
+        cs_pids = {}
+        if stack == "corosync":
+            cs = CorosyncCluster(c, token=token)
+            cs.start_all()
+            cs.wait_ring(timeout=180)
+            cs_pids = {x: _corosync_pid(cs.procs[x].pid) for x in nodes}
+            hb = HeartbeatCluster(c, extra=["stack corosync"])
+        else:
+            hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead=initdead)
         hb.start_all()
         for o in (nodes[0], nodes[-1]):
             hb.wait_states(o, {x: "up" for x in nodes}, timeout=60)
@@ -135,9 +156,11 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         # steady state: CPU and RSS of every daemon
         load0 = os.getloadavg()[0]
         t0, ticks0 = time.monotonic(), {x: cpu_ticks(p) for x, p in pids.items()}
+        cs_ticks0 = {x: cpu_ticks(p) for x, p in cs_pids.items()}
         time.sleep(window)
         elapsed = time.monotonic() - t0
         cpu = {x: 100.0 * (cpu_ticks(p) - ticks0[x]) / CLK_TCK / elapsed for x, p in pids.items()}
+        cs_cpu = {x: 100.0 * (cpu_ticks(p) - cs_ticks0[x]) / CLK_TCK / elapsed for x, p in cs_pids.items()}
         rss = {x: rss_mb(p) for x, p in pids.items()}
         steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
@@ -166,7 +189,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
                                                      for v, t_cut, t_back in cut_log)]
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
-                "window": window}
+                "window": window, "cs_cpu": cs_cpu}
 
 
 def _rcvbuf_errors(c, node):
@@ -224,6 +247,9 @@ def main(argv=None):
     ap.add_argument("--sizes", default="3,16,32", help="cluster sizes, comma separated (default 3,16,32)")
     ap.add_argument("--cuts", type=int, default=20, help="link cuts per size (default 20)")
     ap.add_argument("--window", type=float, default=10.0, help="seconds of steady state for CPU%% (default 10)")
+    ap.add_argument("--stack", choices=("heartbeat", "corosync"), default="heartbeat",
+                    help="membership stack (corosync: a Corosync 3 per node, ha-heartbeat with 'stack corosync')")
+    ap.add_argument("--token", type=int, default=1000, help="corosync totem token in ms (default 1000)")
     ap.add_argument("--initdead", default="10", help="ha.cf initdead (default 10 s: 32 daemons take seconds to start)")
     ap.add_argument("--flood", type=float, default=8.0, help="seconds of each flood (default 8; 0: no flood)")
     ap.add_argument("--flood-procs", type=int, default=2, help="attacker processes sending (default 2)")
@@ -231,10 +257,16 @@ def main(argv=None):
     if os.geteuid() != 0:
         print("bench/heartbeat.py: needs root (network namespaces)", file=sys.stderr)
         return 2
+    if args.stack == "corosync" and corosync_missing():
+        print(f"bench/heartbeat.py: --stack corosync: {corosync_missing()}", file=sys.stderr)
+        return 2
     results = []
     for n in [int(x) for x in args.sizes.split(",") if x.strip()]:
-        print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
-        res = run_size(n, args.cuts, args.window, initdead=args.initdead)
+        if args.stack == "corosync":
+            print(f"== {n} nodes on corosync, token {args.token} ms, {args.cuts} cuts", flush=True)
+        else:
+            print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
+        res = run_size(n, args.cuts, args.window, initdead=args.initdead, stack=args.stack, token=args.token)
         lat = res["latencies"]
         cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
         res.update(median=statistics.median(lat), p99=percentile(lat, 99), mn=min(lat), mx=max(lat),
@@ -245,18 +277,26 @@ def main(argv=None):
               f"window) {res['false'][:10] or ''}", flush=True)
         print(f"  detection latency over {len(lat)} observations: median {res['median']:.0f} ms, "
               f"p99 {res['p99']:.0f} ms, min {res['mn']:.0f} ms, max {res['mx']:.0f} ms "
-              f"(bound deadtime + 2 x keepalive = 700 ms)")
+              + ("(bound deadtime + 2 x keepalive = 700 ms)" if args.stack == "heartbeat" else
+                 f"(corosync: token {args.token} ms + consensus {int(args.token * 1.2)} ms)"))
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
+        if res["cs_cpu"]:
+            res["cs_cpu_mean"] = statistics.mean(res["cs_cpu"].values())
+            print(f"  corosync CPU over the same window: mean {res['cs_cpu_mean']:.2f}% "
+                  f"max {max(res['cs_cpu'].values()):.2f}% of one core per corosync", flush=True)
         results.append(res)
     fields = []
     if results:
         last = results[-1]
         fields += [f"nodes={last['n']}", f"detect_median_ms={last['median']:.0f}", f"detect_p99_ms={last['p99']:.0f}",
                    f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}",
-                   f"formed_s={last['formed']:.2f}",
+                   f"formed_s={last['formed']:.2f}", f"stack={args.stack}"]
+        if args.stack == "corosync":
+            fields += [f"token_ms={args.token}", f"corosync_cpu_pct={last.get('cs_cpu_mean', 0):.2f}"]
+        fields += [
                    f"false_deaths={sum(len(r['false']) for r in results)}"]
-    if args.flood > 0:
+    if args.flood > 0 and args.stack == "heartbeat":
         print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
               f"({args.flood_procs} sending processes)",
               flush=True)

@@ -94,7 +94,7 @@ async def _run(args, cfg, auth, local) -> int:
         if missing:
             print(f"ha-heartbeat: stack corosync: {missing}", file=sys.stderr)
             return 1
-        node = CorosyncNode(local, generation, loop=loop, notifier=rt)
+        node = CorosyncNode(local, generation, loop=loop, notifier=rt, initdead=cfg.initdead)
         try:
             node.open()
         except CorosyncError as exc:

@@ -3,8 +3,8 @@ so org.hadaemon.Heartbeat1 (and ha-crmd above it) is unchanged, with membership 
 
 - Nodes: corosync.conf's nodelist (cmap `nodelist.node.N.name`, else `ring0_addr`), keyed by nodeid.
 - Members: the nodes whose ha-heartbeat has joined the CPG group `hadaemon-heartbeat` (and announced its
-  generation there) and that votequorum lists in the current ring; every other node is `dead` (`init`
-  until the first configuration change). The epoch counts the changes of the view (node, generation).
+  generation there) and that votequorum lists in the current ring; every other node is `dead`, or `init`
+  when never a member since start and ha.cf's initdead has not passed (as on the native stack). The epoch counts the changes of the view (node, generation).
 - NodeRestarted: a node's CPG member id (nodeid, pid) changed: a new process announced a new generation.
 - Send / Broadcast: CPG messages in agreed order (the bus checks the same channel and size limits). A
   message is delivered to the group in one total order, our own copy included: when our copy of a Send
@@ -41,12 +41,17 @@ DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-
 class CorosyncNode:
     """Backend of org.hadaemon.Heartbeat1 on Corosync; listeners as HeartbeatNode's."""
 
-    def __init__(self, local: str, generation: int, loop, notifier=None, group: str = GROUP):
+    def __init__(self, local: str, generation: int, loop, notifier=None, group: str = GROUP,
+                 initdead: float = 0.0, clock: Callable[[], float] | None = None):
         self.local_node = local
         self.generation = generation
         self.loop = loop
         self.notifier = notifier
         self.group = group
+        self.initdead = initdead
+        self.clock = clock or (loop.time if loop is not None else None)
+        self._started_at: float | None = None
+        self._initdead_handle = None
         self.listeners: List[Callable] = []
         self.names: Dict[int, str] = {}
         self.ids: Dict[str, int] = {}
@@ -110,9 +115,12 @@ class CorosyncNode:
             self.loop.add_reader(self.quorum.fd(), self._dispatch, self.quorum)
             self._poll = self.loop.call_soon(self._poll_links)
         self._view = frozenset({(self.local_node, self.generation)})
+        self._started_at = self.clock() if self.clock else None
+        if self.loop is not None and self.initdead > 0:
+            self._initdead_handle = self.loop.call_later(self.initdead, self._update)
 
     def close(self) -> None:
-        for h in (self._retry, self._poll):
+        for h in (self._retry, self._poll, self._initdead_handle):
             if h is not None:
                 h.cancel()
         self._retry = self._poll = None
@@ -306,8 +314,10 @@ class CorosyncNode:
             in_ring = nodeid in self._ring or not self._ring_known
             up = pid is not None and hello is not None and hello[0] == pid and in_ring
             old = self._state.get(name, "init")
-            # in the group but its generation not announced yet: still init (a start), else dead
-            new = "up" if up else ("init" if old == "init" and pid is not None and in_ring else "dead")
+            # never up yet: init while initdead runs (as on the native stack) or while it is in the group
+            # without having announced its generation; else dead
+            waiting = old == "init" and (self._initdead_running() or (pid is not None and in_ring))
+            new = "up" if up else ("init" if waiting else "dead")
             if new != old:
                 self._state[name] = new
                 fields = {"NODE": name, "EVENT": new}
@@ -332,6 +342,10 @@ class CorosyncNode:
         if status != self._last_status and self.notifier is not None:
             self._last_status = status
             self.notifier.status(status)
+
+    def _initdead_running(self) -> bool:
+        return (self._started_at is not None and self.clock is not None
+                and self.clock() < self._started_at + self.initdead)
 
     def _poll_links(self) -> None:
         self._poll = None

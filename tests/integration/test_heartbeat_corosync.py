@@ -19,11 +19,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 NODES = ["node1", "node2", "node3"]
 
 
-def _start(c, nodes, token=1000):
+def _start(c, nodes, token=1000, initdead="30"):
     cs = CorosyncCluster(c, nodes=nodes, token=token)
     cs.start_all()
     cs.wait_ring(timeout=90)
-    hb = HeartbeatCluster(c, nodes=nodes, extra=["stack corosync"])
+    hb = HeartbeatCluster(c, nodes=nodes, initdead=initdead, extra=["stack corosync"])
     hb.start_all()
     return cs, hb
 
@@ -128,10 +128,55 @@ def test_check_config_and_no_corosync(tmp_path):
 def test_thirty_two_nodes_membership_on_corosync():
     nodes = [f"n{i + 1}" for i in range(32)]
     with Cluster(nodes) as c:
-        cs, hb = _start(c, nodes, token=3000)
+        cs, hb = _start(c, nodes, token=3000, initdead="300")   # init, not dead, while the 32 daemons start
         for o in (nodes[0], nodes[15], nodes[-1]):
             hb.wait_states(o, {x: "up" for x in nodes}, timeout=120)
         wait_until(lambda: all(hb.props(o)["Members"] == sorted(nodes) for o in nodes), 120, interval=0.5,
                    message="32 members everywhere")
         for n in nodes:
             assert "is dead" not in hb.procs[n].output(), n
+        assert hb.props("n7")["Nodes"]["n30"][0] == "up"
+
+
+CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
+<configuration>
+<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
+</cluster_property_set></crm_config>
+<nodes/>
+<resources>
+<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
+<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
+</primitive>
+</resources>
+<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
+</configuration><status/></cib>"""
+
+
+def test_crmd_runs_unchanged_on_the_corosync_stack():
+    """ha-crmd over Heartbeat1 on corosync: one DC, d1 on its preferred node, moved when that node is cut
+    off (corosync drops it from the ring), back when it returns."""
+    from hadaemon.testing.crm import CrmCluster
+
+    def where(crm):
+        return [n for n in crm.nodes if (crm.rundir(n) / "resource-agents" / "Dummy-d1.state").exists()]
+
+    def wait_where(crm, check, what, timeout=90):
+        try:
+            wait_until(lambda: check(where(crm)), timeout, interval=0.2, message=f"d1 {what}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; active on {where(crm)}\n{crm.logs()}") from None
+
+    with Cluster(NODES) as c:
+        cs = CorosyncCluster(c)
+        cs.start_all()
+        cs.wait_ring(timeout=90)
+        crm = CrmCluster(c, CIB, fencing=False, initdead="10", extra=["stack corosync"])
+        crm.start_all()
+        assert crm.wait_dc() in NODES
+        wait_where(crm, lambda w: w == ["node1"], "on node1")
+        c.cut("node1")
+        wait_where(crm, lambda w: len([n for n in w if n != "node1"]) == 1, "started on node2 or node3")
+        c.restore("node1")
+        wait_where(crm, lambda w: w == ["node1"], "back on node1 alone", timeout=120)
+        assert "stack corosync" in crm.hb.procs["node2"].output()
