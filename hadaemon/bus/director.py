@@ -214,15 +214,26 @@ def get_all_body(others: dict, elements: bytes) -> bytes:
 class RealServersSnapshot:
     """The encoded RealServers value: rebuilt when it is read after a change, at most every `interval`
     seconds while only checks change it; `invalidate(force=True)` (admin requests, reloads) makes the
-    next read rebuild it whatever its age."""
+    next read rebuild it at once whatever its age.
 
-    def __init__(self, director, interval: float = SNAPSHOT_INTERVAL, clock=time.monotonic):
-        self.director, self.interval, self.clock = director, interval, clock
+    With `schedule` (the loop's call_soon) a rebuild that is merely due runs in slices of SLICE rows
+    between other work, and reads meanwhile get the previous snapshot (at most a rebuild older): no
+    read waits for a whole rebuild of thousands of rows."""
+
+    SLICE = 250
+
+    def __init__(self, director, interval: float = SNAPSHOT_INTERVAL, clock=time.monotonic, schedule=None):
+        self.director, self.interval, self.clock, self.schedule = director, interval, clock, schedule
         self.elements = b""
         self.built = None
         self.dirty = True
         self.forced = True
         self.builds = 0
+        self._building = None
+
+    def _rows(self):
+        it = getattr(self.director, "iter_real_rows", None)
+        return it() if it is not None else iter(self.director.real_rows())
 
     def invalidate(self, force: bool = False) -> None:
         self.dirty = True
@@ -230,11 +241,46 @@ class RealServersSnapshot:
 
     def get(self) -> bytes:
         now = self.clock()
-        if self.dirty and (self.forced or self.built is None or now - self.built >= self.interval):
-            self.elements = encode_rows(self.director.real_rows())
-            self.built, self.dirty, self.forced = now, False, False
-            self.builds += 1
+        if not self.dirty:
+            return self.elements
+        if self.forced or self.built is None or self.schedule is None:
+            if self.forced or self.built is None or now - self.built >= self.interval:
+                self._building = None                 # a slice-wise rebuild in progress is dropped
+                self.elements = encode_rows(self._rows())
+                self.built, self.dirty, self.forced = now, False, False
+                self.builds += 1
+        elif self._building is None and now - self.built >= self.interval:
+            self._start(now)
         return self.elements
+
+    def _start(self, now: float) -> None:
+        token = self._building = object()
+        self.dirty = False                            # changes from now on make the next one due
+        rows = self._rows()
+        parts: list = []
+        size = [0]
+
+        def step():
+            if self._building is not token:
+                return
+            n = 0
+            for r in rows:
+                pad = -size[0] % 8
+                if pad:
+                    parts.append(_PAD[pad])
+                row = encode_row(r)
+                parts.append(row)
+                size[0] += pad + len(row)
+                n += 1
+                if n >= self.SLICE:
+                    self.schedule(step)
+                    return
+            self.elements = b"".join(parts)
+            self.built = now
+            self._building = None
+            self.builds += 1
+
+        self.schedule(step)
 
 
 async def export(director, bus=None):
@@ -251,7 +297,7 @@ async def export(director, bus=None):
         bus.disconnect()
         raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
 
-    snapshot = RealServersSnapshot(director)
+    snapshot = RealServersSnapshot(director, schedule=asyncio.get_running_loop().call_soon)
     pending = {}                  # (virtual, real) -> (state, weight): the latest change of each real
     state = {"timer": None, "status": False}
     loop = asyncio.get_running_loop()

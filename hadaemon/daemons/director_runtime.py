@@ -512,7 +512,10 @@ class Director:
     def real_rows(self) -> List[tuple]:
         """(virtual, real, method, health, weight, configured weight, last ok, last detail, last time,
         overridden) for every real server and the fallback (health "fallback")."""
-        rows = []
+        return list(self.iter_real_rows())
+
+    def iter_real_rows(self):
+        """real_rows() one row at a time (D-Bus builds its snapshot in slices between other work)."""
         reals = self.health.reals
         overrides = self.overrides
         for v in self.config.virtuals:
@@ -538,15 +541,14 @@ class Director:
                 else:
                     state = "up" if h.up else "down"
                 d = dests.get(dkey)
-                rows.append((skey, dkey, r.method, state, d.weight if d is not None else -1, r.weight,
-                             bool(h.last_ok), h.last_detail or "", float(h.last_time or 0.0), keys in overrides))
+                yield (skey, dkey, r.method, state, d.weight if d is not None else -1, r.weight,
+                       bool(h.last_ok), h.last_detail or "", float(h.last_time or 0.0), keys in overrides)
             fb = self.config.fallback_for(v)
             if fb is not None:
                 skey, dkey = self._keys(v, fb)
                 if dkey not in seen:
-                    rows.append((skey, dkey, fb.method, "fallback", self._weight(skey, dkey), fb.weight,
-                                 True, "", 0.0, False))
-        return rows
+                    yield (skey, dkey, fb.method, "fallback", self._weight(skey, dkey), fb.weight,
+                           True, "", 0.0, False)
 
     def virtual_rows(self) -> List[tuple]:
         """(key, protocol, address, port, fwmark, scheduler, persistent, netmask, checktype, service)."""

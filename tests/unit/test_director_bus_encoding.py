@@ -75,3 +75,36 @@ def test_real_server_changed_is_what_dbus_next_sends(args):
     msg = Message.new_signal(OBJECT_PATH, INTERFACE, "RealServerChanged", "sssi", list(args))
     msg.serial = 4711
     assert enc.encode(4711, encode_changed(*args)) == bytes(msg._marshall())
+
+
+def test_a_due_rebuild_runs_in_slices_and_reads_get_the_previous_snapshot():
+    now = [0.0]
+    queue = []
+    d = FakeDirector()
+    d.real_rows = lambda: rows(1000)
+    snap = RealServersSnapshot(d, interval=1.0, clock=lambda: now[0], schedule=queue.append)
+    first = snap.get()                                  # the first read builds at once
+    assert first == encode_rows(rows(1000)) and not queue
+    d.real_rows = lambda: rows(1000, "changed")
+    snap.invalidate()
+    now[0] = 1.5
+    assert snap.get() == first and len(queue) == 1      # due: started in the background, old one served
+    steps = 0
+    while queue:
+        queue.pop(0)()
+        steps += 1
+        if queue:
+            assert snap.get() == first                  # still the previous one until complete
+    assert steps == 1000 // RealServersSnapshot.SLICE + 1
+    assert snap.get() == encode_rows(rows(1000, "changed"))
+    # a forced rebuild (admin request) is done at once and drops a slice-wise one in progress
+    snap.invalidate()
+    now[0] = 3.0
+    snap.get()
+    assert queue
+    d.real_rows = lambda: rows(3)
+    snap.invalidate(force=True)
+    assert snap.get() == encode_rows(rows(3))
+    while queue:
+        queue.pop(0)()
+    assert snap.get() == encode_rows(rows(3))
