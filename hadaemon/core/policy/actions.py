@@ -825,6 +825,20 @@ def schedule_fencing(p: Planner) -> List[Action]:
     return fenced
 
 
+def _reloads_become_restarts(p: Planner) -> None:
+    """A reload of a resource that restarts anyway (its start became required through an ordering)
+    is dropped: the restart applies the new parameters (Pacemaker cancels the reload)."""
+    for r in p.ws.prims.values():
+        if not r.reload or r.reload_node is None:
+            continue
+        starts = [a for a in p.rsc_actions(r.id, "start") if a.node == r.reload_node]
+        if any(not a.optional and a.runnable for a in starts):
+            for a in p.rsc_actions(r.id, "reload-agent"):
+                a.optional = True
+                a.runnable = False
+            r.reload = False
+
+
 def plan(ws: WorkingSet) -> Planner:
     p = Planner(ws)
     for rsc in ws.resources:
@@ -846,4 +860,5 @@ def plan(ws: WorkingSet) -> Planner:
     user_orderings(p)
     schedule_fencing(p)
     p.settle()
+    _reloads_become_restarts(p)
     return p
