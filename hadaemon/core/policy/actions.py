@@ -449,8 +449,8 @@ def _op_role_matches(r, role: str | None) -> bool:
 def create_probes(p: Planner) -> None:
     ws = p.ws
     for node in ws.nodes:
-        if not node.online or node.unclean or node.pending:
-            continue
+        if not node.online or node.unclean:
+            continue  # a pending node is probed too (the probes cannot run there yet)
         for r in _probe_targets(ws, node):
             if r.orphan or r.removed or node.uname in r.known_on:
                 continue
