@@ -40,8 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
                    help="re-read the kernel table this often and repair changes made behind the "
                         "director's back (default 30, 0 = never)")
+    p.add_argument("--flap-damping", metavar="COUNT/SECONDS", type=_damping, default=None,
+                   help="hold a real server down when its state changes more than COUNT times within SECONDS, "
+                        "until its checks have succeeded for SECONDS in a row (e.g. 4/60; default: off)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
+
+
+def _damping(text: str):
+    from hadaemon.core.director.debounce import Damping
+
+    count, sep, window = text.partition("/")
+    try:
+        damping = Damping(int(count), float(window))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected COUNT/SECONDS (e.g. 4/60), got {text!r}") from None
+    if not sep or damping.count < 1 or not 0 < damping.window <= 86400:
+        raise argparse.ArgumentTypeError(f"expected COUNT >= 1 and 0 < SECONDS <= 86400, got {text!r}")
+    return damping
 
 
 def check_config(path: str, quiet: bool = False) -> int:
@@ -73,7 +89,7 @@ async def _run(args) -> int:
     except BackendError as e:
         log.error("%s", e)
         return 1
-    director = Director(args.config, backend, resync_interval=args.resync_interval)
+    director = Director(args.config, backend, resync_interval=args.resync_interval, damping=args.flap_damping)
     # execute=: other instances, controlled with ldirectord's verbs through this same program
     director.instance_cmd = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend,
                              *(["--no-dbus"] if args.no_dbus else [])]
@@ -106,7 +122,8 @@ async def _run(args) -> int:
         rt.status(director.status_line())
 
     rt.install_signals(reload=reload)
-    director.listeners.append(lambda kind, *a: rt.status(director.status_line()) if kind != "reload" else None)
+    # STATUS= once per table change (not per event: a storm changes thousands of reals a second)
+    director.listeners.append(lambda kind, *a: rt.status(director.status_line()) if kind == "table" else None)
     rt.ready(director.status_line())
     log.info("started: %s", director.status_line())
     rt.start_watchdog()
@@ -195,6 +212,8 @@ def control(args) -> int:
     argv = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend, "--pidfile", pidfile]
     argv += ["--no-dbus"] if args.no_dbus else []
     argv += ["--no-cleanstop"] if args.no_cleanstop else []
+    if args.flap_damping is not None:
+        argv += ["--flap-damping", f"{args.flap_damping.count}/{args.flap_damping.window:g}"]
     argv += ["--debug"] if args.debug else []
     logfile = _logfile(args.config)
     env = dict(os.environ)
