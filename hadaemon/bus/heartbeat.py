@@ -14,6 +14,7 @@ ERROR_PREFIX = "org.hadaemon.Heartbeat1.Error."
 
 MAX_CHANNEL = 64
 MAX_BODY = 1 << 20
+NODES_COALESCE = 0.05   # seconds: PropertiesChanged(Nodes) gathers the node/link changes of this window
 
 
 def _check_channel(channel: str) -> None:
@@ -128,6 +129,7 @@ class Export:
         self.bus = None
         self.iface = None
         self._listener = None
+        self._nodes_handle = None
 
     async def connect(self) -> None:
         from hadaemon.bus.dbusnext import connect_system_bus
@@ -147,7 +149,24 @@ class Export:
         """Returns (or raises the connection's error) when the bus connection is gone."""
         return await self.bus.wait_for_disconnect()
 
+    def _nodes_changed(self) -> None:
+        """PropertiesChanged(Nodes) at most every NODES_COALESCE seconds: the whole table is marshalled each
+        time (32 nodes: the costliest thing the daemon does), and a burst of state changes must not stall
+        the loop that decides them. The signals themselves go out at once."""
+        if self._nodes_handle is None:
+            import asyncio
+
+            self._nodes_handle = asyncio.get_event_loop().call_later(NODES_COALESCE, self._emit_nodes)
+
+    def _emit_nodes(self) -> None:
+        self._nodes_handle = None
+        if self.iface is not None and self.bus and self.bus.connected:
+            self.iface.properties_changed(("Nodes",))
+
     def close(self) -> None:
+        if self._nodes_handle is not None:
+            self._nodes_handle.cancel()
+            self._nodes_handle = None
         if self._listener in self.node.listeners:
             self.node.listeners.remove(self._listener)
         self._listener = None
@@ -164,10 +183,10 @@ class Export:
             return
         if kind == "node":
             iface.NodeStateChanged(*args)
-            iface.properties_changed(("Nodes",))
+            self._nodes_changed()
         elif kind == "link":
             iface.LinkStatusChanged(*args)
-            iface.properties_changed(("Nodes",))
+            self._nodes_changed()
         elif kind == "restarted":
             iface.NodeRestarted(*args)
         elif kind == "membership":
