@@ -299,3 +299,42 @@ def crm_simulate_summary(xml: str, tmp: str) -> List[str]:
 @pytest.mark.parametrize("name", sorted(S))
 def test_against_crm_simulate(name, tmp_path):
     assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
+
+
+NOTIFY = lambda: cib(  # noqa: E731
+    nodes=N3, resources=[clone("c", primitive("d"), {"notify": "true"})], node_attrs={"node3": {"standby": "on"}},
+    status=[node_state("node1", running("d")), node_state("node2", stopped("d")), node_state("node3", running("d"))])
+# crm_simulate 2.1.5's "Executing Cluster Transition" for NOTIFY, line for line
+NOTIFY_EXECUTED = """\
+Pseudo action: c_pre_notify_stop_0
+Resource action: d notify on node1
+Resource action: d notify on node3
+Pseudo action: c_confirmed-pre_notify_stop_0
+Pseudo action: c_stop_0
+Resource action: d stop on node3
+Pseudo action: c_stopped_0
+Pseudo action: c_post_notify_stopped_0
+Resource action: d notify on node1
+Pseudo action: c_confirmed-post_notify_stopped_0
+Pseudo action: c_pre_notify_start_0
+Resource action: d notify on node1
+Pseudo action: c_confirmed-pre_notify_start_0
+Pseudo action: c_start_0
+Resource action: d start on node2
+Pseudo action: c_running_0
+Pseudo action: c_post_notify_running_0
+Resource action: d notify on node1
+Resource action: d notify on node2
+Pseudo action: c_confirmed-post_notify_running_0""".splitlines()
+
+
+def test_clone_notifications_around_stop_and_start():
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    t = schedule(parse_cib(NOTIFY(), "t.xml"), 0)
+    lines = [re.sub(r"\s+", " ", line.strip().lstrip("*").strip()) for line in t.executed_lines()]
+    assert [x for x in lines if "monitor" not in x] == NOTIFY_EXECUTED
+    notify = [a for a in t.graph.actions if a.task == "notify" and not a.pseudo]
+    assert sorted((a.key, a.node) for a in notify)[:2] == [("d:0_post_notify_running_0", "node1"),
+                                                          ("d:0_post_notify_stopped_0", "node1")]

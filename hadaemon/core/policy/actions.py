@@ -825,6 +825,70 @@ def schedule_fencing(p: Planner) -> List[Action]:
     return fenced
 
 
+_NOTIFY_TASKS = (("demote", "demoted"), ("stop", "stopped"), ("start", "running"), ("promote", "promoted"))
+
+
+def _notifications(p: Planner, c) -> None:
+    """notify=true: around each of the clone's executed start/stop/promote/demote, pre- and post-
+    notifications to the instances active before and after it, each batch confirmed by a pseudo-action
+    (pe__create_clone_notifications); demote, stop, start and promote notifications in that order."""
+    ws = p.ws
+
+    def executed(task):
+        return [a for a in p.rsc_actions(c.id, task) if not a.optional and a.runnable]
+
+    def doing(r, task) -> bool:
+        return any(not a.optional and a.runnable for a in p.rsc_actions(r.id, task))
+
+    def pseudo(key: str) -> Action:
+        a = Action(len(p.actions), key, "notify", c.id, None, pseudo=True, optional=False)
+        p.actions.append(a)
+        return a
+
+    def notify(r, node_uname: str, key: str) -> Action:
+        a = Action(len(p.actions), key, "notify", r.id, node_uname, optional=False)
+        p.actions.append(a)
+        p.by_task[(r.id, "notify")].append(a)
+        return a
+
+    prims = leaves(c)
+    previous_confirmed = None
+    for task, done in _NOTIFY_TASKS:
+        acts, completed = executed(task), executed(done)
+        if not acts or not completed:
+            continue
+        staying = [r for r in prims if r.running_on and not doing(r, "stop")]
+        if task in ("stop", "demote"):
+            before = [(r, r.running_on[0].uname) for r in prims if r.running_on]
+            after = [(r, r.running_on[0].uname) for r in staying]
+        else:
+            before = [(r, r.running_on[0].uname) for r in staying]
+            after = [(r, r.assigned.uname) for r in prims if r.assigned is not None
+                     and (r.running_on or doing(r, "start"))]
+        pre = pseudo(f"{c.id}_pre_notify_{task}_0")
+        pre_done = pseudo(f"{c.id}_confirmed-pre_notify_{task}_0")
+        if previous_confirmed is not None:
+            p.order(previous_confirmed, pre, 0)
+        for r, node in before:
+            n = notify(r, node, f"{r.id}_pre_notify_{task}_0")
+            p.order(pre, n, 0)
+            p.order(n, pre_done, 0)
+        p.order(pre, pre_done, 0)
+        for a in acts:
+            p.order(pre_done, a, 0)
+        post = pseudo(f"{c.id}_post_notify_{done}_0")
+        post_done = pseudo(f"{c.id}_confirmed-post_notify_{done}_0")
+        for a in completed:
+            p.order(a, post, 0)
+        for r, node in after:
+            n = notify(r, node, f"{r.id}_post_notify_{done}_0")
+            p.order(post, n, 0)
+            p.order(n, post_done, 0)
+        p.order(post, post_done, 0)
+        previous_confirmed = post_done
+    del ws
+
+
 def _reloads_become_restarts(p: Planner) -> None:
     """A reload of a resource that restarts anyway (its start became required through an ordering)
     is dropped: the restart applies the new parameters (Pacemaker cancels the reload)."""
@@ -861,4 +925,7 @@ def plan(ws: WorkingSet) -> Planner:
     schedule_fencing(p)
     p.settle()
     _reloads_become_restarts(p)
+    for c in ws.clones.values():
+        if c.notify:
+            _notifications(p, c)
     return p
