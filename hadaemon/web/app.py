@@ -281,6 +281,7 @@ class App:
                                                error=html.escape(error)), status)
 
     async def login(self, req: Request, now: float) -> Response:
+        self.check_origin(req)  # no logging in from another site's form (login CSRF)
         form = req.form()
         user = form.get("user", "").strip()
         password = form.get("password", "")
@@ -306,12 +307,14 @@ class App:
                  extra={"EVENT": "login", "USER": user})
         return Response.redirect("/", headers=headers_cookie(s.token))
 
-    def check_change(self, req: Request, session: auth.Session) -> None:
+    @staticmethod
+    def check_origin(req: Request) -> None:
         origin = req.header("origin")
-        if origin and origin != "null":
-            host = origin.split("://", 1)[-1]
-            if host != req.header("host"):
-                raise HttpError(403, f"cross-site request refused (Origin {origin})")
+        if origin and (origin == "null" or origin.split("://", 1)[-1] != req.header("host")):
+            raise HttpError(403, f"cross-site request refused (Origin {origin})")
+
+    def check_change(self, req: Request, session: auth.Session) -> None:
+        self.check_origin(req)
         token = req.header("x-csrf-token")
         if not token and req.header("content-type").startswith("application/x-www-form-urlencoded"):
             token = req.form().get("csrf")

@@ -101,6 +101,13 @@ def test_wrong_password_is_refused_and_slows_the_next_attempt(env):
     assert c.status()["user"] == user
 
 
+def test_login_from_another_site_is_refused(env):
+    c = env.client()
+    resp, _ = c.request("POST", "/login", f"user={env.admin}&password={env.password}",
+                        {"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.example"})
+    assert resp.status == 403 and resp.getheader("Set-Cookie") is None
+
+
 def test_unknown_user_is_refused(env):
     c = env.client()
     resp, _ = c.login("nosuchuser-hw", "whatever", expect_ok=False)

@@ -1,0 +1,82 @@
+"""ha-web's pure parts: the login throttle, sessions and CSRF tokens, --listen, meta-data parsing, the
+field an error names."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from hadaemon.daemons.web import parse_listen
+from hadaemon.web.agents import parse_meta_data
+from hadaemon.web.app import _field_of
+from hadaemon.web.auth import Sessions, Throttle
+
+
+def test_throttle_doubles_and_forgets():
+    t = Throttle(base=1.0, max_delay=8.0, forget_after=100.0)
+    keys = ["user:a", "addr:1"]
+    assert t.wait(keys, 0.0) == 0
+    t.failed(keys, 10.0)
+    assert t.wait(keys, 10.0) == pytest.approx(1.0)
+    assert t.wait(keys, 11.0) == 0
+    t.failed(keys, 11.0)
+    assert t.wait(keys, 11.0) == pytest.approx(2.0)
+    for now in (13.0, 17.0, 25.0, 33.0):
+        t.failed(keys, now)
+    assert t.wait(keys, 33.0) == pytest.approx(8.0)  # capped
+    assert t.wait(["user:a"], 200.0) == 0             # forgotten after a quiet hour
+    t.failed(["user:b", "addr:2"], 0.0)
+    assert t.wait(["user:c", "addr:2"], 0.5) == pytest.approx(0.5)  # the address alone slows another user
+    t.succeeded(["user:b", "addr:2"])
+    assert t.wait(["user:c", "addr:2"], 0.5) == 0
+
+
+def test_sessions_expire_when_idle_and_tokens_differ():
+    s = Sessions(idle_timeout=10.0)
+    a = s.create("alice", True, 0.0)
+    b = s.create("bob", False, 0.0)
+    assert a.token != b.token and a.csrf != b.csrf and len(a.token) >= 40
+    assert s.get(a.token, 9.0) is a           # use renews it
+    assert s.get(a.token, 18.0) is a
+    assert s.get(b.token, 18.0) is None       # idle too long
+    assert s.get("forged", 1.0) is None and s.get(None, 1.0) is None
+    assert a.csrf_ok(a.csrf) and not a.csrf_ok(b.csrf) and not a.csrf_ok("") and not a.csrf_ok(None)
+    s.drop(a.token)
+    assert s.get(a.token, 19.0) is None
+
+
+def test_sessions_are_bounded():
+    s = Sessions(idle_timeout=100.0, limit=3)
+    tokens = [s.create(f"u{i}", False, float(i)).token for i in range(5)]
+    assert len(s) == 3 and s.get(tokens[0], 5.0) is None and s.get(tokens[4], 5.0) is not None
+
+
+def test_parse_listen():
+    assert parse_listen("127.0.0.1:7631") == ("127.0.0.1", 7631)
+    assert parse_listen(":7630") == ("", 7630)
+    assert parse_listen("7630") == ("", 7630)
+    assert parse_listen("[::1]:7630") == ("::1", 7630)
+    for bad in ("host:http", "1.2.3.4:0", ":70000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_listen(bad)
+
+
+def test_parse_meta_data():
+    md = parse_meta_data("""<?xml version="1.0"?><resource-agent name="X"><shortdesc>An  agent</shortdesc>
+      <parameters><parameter name="ip" required="1" unique="1"><shortdesc>The
+      address</shortdesc><content type="string"/></parameter>
+      <parameter name="count"><content type="integer" default="3"/></parameter></parameters>
+      <actions><action name="start" timeout="20s"/><action name="validate-all" timeout="20s"/></actions>
+      </resource-agent>""")
+    assert md["shortdesc"] == "An agent"
+    assert md["parameters"][0] == {"name": "ip", "required": True, "unique": True, "type": "string", "default": "",
+                                   "shortdesc": "The address", "longdesc": ""}
+    assert md["parameters"][1]["type"] == "integer" and md["parameters"][1]["default"] == "3"
+    assert [a["name"] for a in md["actions"]] == ["start", "validate-all"]
+
+
+def test_field_of_an_error():
+    payload = {"resource": "webserver", "node": "admin9", "params": {"ip": "1.2.3.4"}, "meta": {}}
+    assert _field_of("no node 'admin9' (nodes: admin1, admin2)", payload) == "node"
+    assert _field_of("ip: not an address", payload) == "params.ip"
+    assert _field_of("something else went wrong", payload) == ""
