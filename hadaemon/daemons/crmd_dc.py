@@ -81,7 +81,7 @@ class DcRole(CibChanges):
         self._acks.clear()
         if self.run is not None and not self.run.completed:
             log.info("transition %d abandoned: no longer DC", self.run.id, extra={"TRANSITION": self.run.id})
-            self.node.transition_info = {"id": self.run.id, "state": "idle"}
+            self.node.set_transition(self.run.id, "idle", announce=False)
         self.fencing.close()
 
     def membership_changed(self, members, lost) -> None:
@@ -306,7 +306,7 @@ class DcRole(CibChanges):
             path = f"(not archived: {exc.strerror})"
         if not graph.actions:
             self._busy_streak = 0
-            node.transition_info = {"id": node.transition_seq, "state": "idle"}
+            node.set_transition(node.transition_seq, "idle")
             node._update_status()
             log.debug("nothing to do (input %s)", path, extra={"EVENT": "idle"})
             return
@@ -326,7 +326,7 @@ class DcRole(CibChanges):
                  extra={"TRANSITION": tid, "EVENT": "transition-start"})
         for line in transition.summary:
             log.info("  %s", line.strip(), extra={"TRANSITION": tid})
-        node.transition_info = {"id": tid, "state": "running"}
+        node.set_transition(tid, "running")
         node.emit("transition_start", tid)
         node._update_status()
         self._step(T.Started())
@@ -355,7 +355,7 @@ class DcRole(CibChanges):
         level = logging.INFO if e.result == "complete" else logging.WARNING
         log.log(level, "transition %d %s%s", e.transition_id, e.result, f": {e.reason}" if e.reason else "",
                 extra={"TRANSITION": e.transition_id, "EVENT": "transition-end"})
-        node.transition_info = {"id": e.transition_id, "state": "idle"}
+        # still "running" until the next computation finds nothing to do (then "idle")
         node.emit("transition_end", e.transition_id, e.result)
         delay = 0.0
         if self._busy_streak > 20:

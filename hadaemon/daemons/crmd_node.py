@@ -96,6 +96,14 @@ class CrmNode:
         return status_dict(self.cib_xml(), local_node=self.local_node, dc=self.dc, quorum=self.has_quorum,
                            members=self.members, now=int(time.time()), transition=self.transition_info)
 
+    def set_transition(self, tid: int, state: str, announce: bool = True) -> None:
+        """The DC's transition state ("running" or "idle"), shown by status_dict on every node."""
+        info = {"id": int(tid), "state": state}
+        if info != self.transition_info:
+            self.transition_info = info
+            if announce and self.dc == self.local_node:
+                self.broadcast("transition", **info)
+
     def emit(self, kind: str, *args) -> None:
         for f in list(self.listeners):
             try:
@@ -308,6 +316,9 @@ class CrmNode:
         elif t == "shutdown_ok":
             if self._shutdown_ok is not None:
                 self._shutdown_ok.set()
+        elif t == "transition":
+            if src == self.dc and src != self.local_node:
+                self.transition_info = {"id": int(msg["id"]), "state": str(msg["state"])}
         elif t == "alive":
             if src in self.election.departed:
                 self.send(src, "reelect")   # it was elected without: make it vote again

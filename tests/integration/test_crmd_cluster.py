@@ -5,13 +5,14 @@ one node is replicated, persisted on every node and survives a restart of the wh
 import json
 import os
 import re
+import sys
 import time
 
 import pytest
 
 from hadaemon.testing.crm import CrmCluster, dummy
 from hadaemon.testing.netns import Cluster
-from hadaemon.testing.procs import wait_until
+from hadaemon.testing.procs import run_cmd, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -59,8 +60,15 @@ def test_one_dc_resource_starts_fails_over_and_fails_back():
         d1 = [r for r in st["resources"] if r["id"] == "d1"][0]
         assert d1["nodes"] == ["node1"] and d1["role"] == "Started"
         assert st["quorum"] is True and set(st["nodes"]) == {"node1", "node2"}
-        inputs = os.listdir(crm.state_dir(crm.wait_dc()) / "pe-input")
+        pe = crm.state_dir(crm.wait_dc()) / "pe-input"
+        inputs = sorted(os.listdir(pe), key=lambda n: int(n.split("-")[2].split(".")[0]))
         assert inputs and all(n.startswith("pe-input-") for n in inputs)
+        # the archived inputs replay offline: the last one is the stable state (nothing to do)
+        cp = run_cmd([sys.executable, "-m", "hadaemon.cli.hactl", "simulate", "-S", str(pe / inputs[-1])],
+                     check=False, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        summary = cp.stdout.split("Transition Summary:")[1].split("Executing")[0]
+        assert summary.strip() == "", cp.stdout
 
 
 def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_survive_a_full_restart():
