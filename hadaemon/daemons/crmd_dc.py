@@ -14,7 +14,7 @@ from hadaemon.core.crm import cibdoc
 from hadaemon.core.crm import join as J
 from hadaemon.core.crm import status as S
 from hadaemon.core.crm import transition as T
-from hadaemon.core.crm.ops import plan_op
+from hadaemon.core.crm.ops import next_failure_expiry, plan_op
 from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.daemons.crmd_changes import CibChanges
 from hadaemon.daemons.crmd_fencing import Fencing
@@ -48,6 +48,7 @@ class DcRole(CibChanges):
         self._timers: List[asyncio.Handle] = []
         self._join_timer = None
         self._action_timer = None
+        self._expiry_timer = None
         self._flush_handle = None
         self._acks: Dict[int, tuple] = {}
         self._ack_seq = 0
@@ -71,7 +72,7 @@ class DcRole(CibChanges):
 
     def close(self) -> None:
         self.closed = True
-        for h in self._timers + [self._join_timer, self._action_timer, self._flush_handle]:
+        for h in self._timers + [self._join_timer, self._action_timer, self._flush_handle, self._expiry_timer]:
             if h is not None:
                 h.cancel()
         for _pending, fut in self._acks.values():
@@ -300,6 +301,7 @@ class DcRole(CibChanges):
             self._timers.append(self.loop.call_later(5.0, self.schedule, "retry after a scheduler failure"))
             return
         graph = transition.graph
+        self._plan_expiry(model)
         try:
             path = node.store.archive_input(text)
         except OSError as exc:
@@ -330,6 +332,17 @@ class DcRole(CibChanges):
         node.emit("transition_start", tid)
         node._update_status()
         self._step(T.Started())
+
+    def _plan_expiry(self, model) -> None:
+        """Reschedule when the next failure-timeout expires (besides the periodic recheck)."""
+        now = time.time()
+        due = next_failure_expiry(model, int(now))
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        if due is not None:
+            self._expiry_timer = self.loop.call_later(max(0.0, due - now) + 1.0, self.schedule,
+                                                      "failure-timeout expired")
 
     def _step(self, event) -> None:
         if self.run is None or self.closed:

@@ -181,3 +181,17 @@ def test_pacemaker_reads_the_history_we_write_as_we_do(tmp_path):
                                            last_run=NOW), NOW)
     summary = _pacemaker_summary(tmp_path, w.cib)
     assert "Recover" in summary and "solo" in summary and "node1" in summary
+
+
+def test_the_next_failure_timeout_expiry_is_found():
+    from hadaemon.core.crm.ops import next_failure_expiry
+
+    prim = ('<primitive id="d" class="ocf" provider="heartbeat" type="Dummy"><meta_attributes id="d-m">'
+            '<nvpair id="d-ft" name="failure-timeout" value="60s"/></meta_attributes></primitive>')
+    cib = cib_with(prim + dummy("e"))
+    assert next_failure_expiry(parse_cib(cibdoc.to_text(cib)), NOW) is None
+    S.record_op(cib, "node1", _rec("monitor", 10000, rc=7, call=2), NOW)
+    S.record_op(cib, "node2", _rec("monitor", 10000, rc=7, call=2, rsc="e"), NOW)   # no failure-timeout
+    model = parse_cib(cibdoc.to_text(cib))
+    assert next_failure_expiry(model, NOW) == NOW + 60
+    assert next_failure_expiry(model, NOW + 60) is None

@@ -96,3 +96,34 @@ def plan_op(cib: Cib, rsc_id: str, task: str, interval_ms: int, node: str,
         meta.setdefault(k.replace("-", "_"), v)
     return OpPlan(rsc_id, prim.cls, prim.provider, prim.type, params, task, interval_ms, timeout, delay,
                   meta, H.digest(digest_params))
+
+
+def next_failure_expiry(cib: Cib, now: int) -> int | None:
+    """The earliest time (after now) at which a recorded failure's failure-timeout expires, so the DC
+    reschedules exactly then (the fail-count stops counting); None when no failure will expire."""
+    defaults = resolve_sets(cib.rsc_defaults)
+    timeouts: Dict[str, int] = {}
+    for rid, prim in cib.primitives().items():
+        meta = dict(defaults)
+        parent = cib.find(prim.parent) if prim.parent else None
+        if parent is not None:
+            meta.update(resolve_sets(parent.meta_sets))
+        meta.update(resolve_sets(prim.meta_sets))
+        ms = parse_interval_ms(meta.get("failure-timeout") or "0") or 0
+        if ms > 0:
+            timeouts[rid] = ms // 1000 or 1
+    best = None
+    for st in cib.node_states:
+        for name, value in resolve_sets(st.transient_sets).items():
+            if not name.startswith("last-failure-"):
+                continue
+            rid = name[len("last-failure-"):].split("#", 1)[0]
+            if rid not in timeouts:
+                continue
+            try:
+                due = int(value) + timeouts[rid]
+            except ValueError:
+                continue
+            if due > now and (best is None or due < best):
+                best = due
+    return best
