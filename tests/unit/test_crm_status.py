@@ -1,9 +1,9 @@
 """Status-section updates as Pacemaker writes them, read back by the policy engine; CIB versions,
 the Heartbeat 2.1 schema check, ha.cf defaults; the CIB store on disk."""
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
-import xml.etree.ElementTree as ET
 
 from hadaemon.core.cib.loader import parse_cib
 from hadaemon.core.crm import cibdoc
