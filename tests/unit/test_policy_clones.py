@@ -200,6 +200,18 @@ S["health_progressive"] = lambda: cib(
     status=[node_state("node1", attrs={"#health-a": "yellow", "#health-b": "yellow"}),
             node_state("node2", attrs={"#health-a": "-5"})])
 
+S["shutdown_lock_stop"] = lambda: cib(
+    resources=[primitive("rsc1"), primitive("rsc2", {"target-role": "Started"})],
+    options={"shutdown-lock": "true"},
+    status=[node_state("node1", running("rsc1"), running("rsc2"), attrs={"shutdown": "1000"}),
+            node_state("node2", stopped("rsc1"), stopped("rsc2"))])
+S["shutdown_lock_held"] = lambda: cib(
+    resources=[primitive("rsc1")], options={"shutdown-lock": "true"},
+    status=[node_state("node1", lrm("rsc1", op("rsc1", "start", call=1), op("rsc1", "stop", call=2)),
+                       online=False).replace('<lrm_resource id="rsc1"', '<lrm_resource id="rsc1" shutdown-lock="1000"')
+            .replace('expected="member"', 'expected="down"'),
+            node_state("node2", stopped("rsc1"))])
+
 
 def util_cib(strategy: str, caps: Dict[str, int], needs: Dict[str, int], **kw) -> str:
     """Nodes with a memory capacity, resources with a memory need, under a placement strategy."""
@@ -223,6 +235,8 @@ S["util_minimal"] = lambda: util_cib("minimal", {"node1": 1000, "node2": 4000, "
                                      {"a": 500, "b": 500, "c": 500})
 
 EXPECTED = {
+    "shutdown_lock_stop": ["Stop rsc1 (node1) due to node availability", "Stop rsc2 (node1) due to node availability"],
+    "shutdown_lock_held": [],
     "health_migrate_on_red": ["Move rsc1 (node1 -> node2)"],
     "health_only_green": ["Move rsc1 (node1 -> node3)"],
     "health_progressive": ["Start rsc1 (node2)"],
@@ -338,3 +352,17 @@ def test_clone_notifications_around_stop_and_start():
     notify = [a for a in t.graph.actions if a.task == "notify" and not a.pseudo]
     assert sorted((a.key, a.node) for a in notify)[:2] == [("d:0_post_notify_running_0", "node1"),
                                                           ("d:0_post_notify_stopped_0", "node1")]
+
+
+def test_shutdown_lock_expires_after_its_limit():
+    """Locked at 1000 with shutdown-lock-limit=5m: held at 1200, expired (free to start elsewhere)
+    at 1400 (crm_simulate, whose clock is far past it, starts the resource too)."""
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    xml = S["shutdown_lock_held"]().replace(
+        '<nvpair id="opt-shutdown-lock"', '<nvpair id="opt-limit" name="shutdown-lock-limit" value="5m"/>'
+        '<nvpair id="opt-shutdown-lock"')
+    assert schedule(parse_cib(xml, "t.xml"), 1200).summary == []
+    assert [re.sub(r"\s+", " ", x.strip()) for x in schedule(parse_cib(xml, "t.xml"), 1400).summary] == \
+        ["* Start rsc1 ( node2 )"]

@@ -655,7 +655,7 @@ class _Loader:
                 a.get("transition-key"), a.get("migrate_source"), a.get("migrate_target"), o.line))
         a = el.attrib
         return LrmResource(self.need(el, "id"), a.get("class"), a.get("provider"), a.get("type"),
-                           tuple(ops), el.line)
+                           tuple(ops), el.line, _int_or_none(a.get("shutdown-lock")))
 
     def int(self, el: Element, name: str, default: int) -> int:
         value = el.attrib.get(name)

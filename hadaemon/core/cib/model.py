@@ -225,6 +225,7 @@ class LrmResource:
     type: str | None
     ops: Tuple[LrmOp, ...]
     line: int
+    shutdown_lock: int | None = None  # when the resource was locked to this node by a clean shutdown
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def _schedule(cib: Cib, now: int | None) -> Transition:
     P.apply_locations(ws)
     P.apply_tickets(ws)
     P.apply_node_health(ws)
+    P.apply_shutdown_locks(ws)
     P.apply_stickiness(ws)
     P.apply_fail_limits(ws)
     P.apply_exclusive_discovery(ws)

@@ -178,6 +178,32 @@ def _ticket_for(ws: WorkingSet, r, role, policy: str, granted: bool) -> None:
         _ban(ws, r)
 
 
+def apply_shutdown_locks(ws: WorkingSet) -> None:
+    """shutdown-lock (pcmk__primitive_shutdown_lock): a resource active on one node that shuts down
+    cleanly (or locked there by its history) may run only there until the node is back or the lock
+    expires (shutdown-lock-limit); fence devices and clone instances are never locked."""
+    if not ws.shutdown_lock:
+        return
+    for r in ws.prims.values():
+        if r.is_stonith or r.clone is not None or r.orphan:
+            continue
+        if r.lock_node is not None:
+            if r.running_on:
+                r.lock_node = None  # started elsewhere meanwhile: leave it alone
+        elif len(r.running_on) == 1 and r.running_on[0].shutdown and not r.running_on[0].unclean:
+            node = r.running_on[0]
+            r.lock_node = node
+            try:
+                r.lock_time = int(node.attrs.get("shutdown") or 0)
+            except ValueError:
+                r.lock_time = 0
+        if r.lock_node is None:
+            continue
+        for node in ws.nodes:
+            if node is not r.lock_node:
+                r.allowed[node.uname] = -INFINITY
+
+
 def apply_exclusive_discovery(ws: WorkingSet) -> None:
     """resource-discovery=exclusive: the resource may run only where such a location names it."""
     for r in ws.prims.values():

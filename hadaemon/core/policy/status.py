@@ -57,8 +57,8 @@ def unpack_status(ws: WorkingSet) -> None:
         node = ws.node_by_id.get(st.id) or ws.node_by_uname.get(st.uname or "")
         if node is None:
             continue
-        if not ws.stonith_enabled and not node.online:
-            continue  # without fencing, an offline node's history is not trusted
+        if not ws.stonith_enabled and not ws.shutdown_lock and not node.online:
+            continue  # without fencing (or shutdown locks), an offline node's history is not read
         for lr in st.lrm:
             _unpack_lrm_resource(ws, node, lr)
     _settle_migrations(ws)
@@ -222,6 +222,11 @@ def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
     r.active_ops[node.uname] = active
     r.history[node.uname] = (lr, recent)
     r.history_all[node.uname] = (lr, ops)
+    if ws.shutdown_lock and lr.shutdown_lock:  # unpack_shutdown_lock
+        if ws.shutdown_lock_limit > 0 and ws.now is not None and ws.now > lr.shutdown_lock + ws.shutdown_lock_limit:
+            r.lock_expired.add(node.uname)  # the lock expired: the history is cleared
+        else:
+            r.lock_node, r.lock_time = node, lr.shutdown_lock
     if state.get("migrate_to") is not None and ops[-1] is state["migrate_to"] or \
             (state.get("migrate_to") is not None and _only_monitors_after(ops, state["migrate_to"])):
         ws.migrations.append((r, node, state["migrate_to"], ops))

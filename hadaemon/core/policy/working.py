@@ -165,6 +165,9 @@ class WRsc:
         self.partial_migration_target = None
         self.dangling_migrations: List[WNode] = []
         self.utilization: Dict[str, int] = {}
+        self.lock_node: WNode | None = None  # shutdown-lock: may run only there
+        self.lock_time = 0
+        self.lock_expired: set = set()  # nodes whose expired lock clears the history
 
     def current_node(self) -> WNode | None:
         if self.partial_migration_source is not None and self.partial_migration_source in self.running_on:
@@ -346,6 +349,9 @@ class WorkingSet:
         self.concurrent_fencing = truth(opt("concurrent-fencing"), True)
         self.fence_action = opt("fencing-action") or "reboot"
         self.default_stickiness = parse_score(opt("default-resource-stickiness"), 0) or 0
+        self.shutdown_lock = truth(opt("shutdown-lock"), False)
+        limit = opt("shutdown-lock-limit")
+        self.shutdown_lock_limit = ((parse_interval_ms(limit) or 0) // 1000) if limit else 0
         strategy = (opt("placement-strategy") or "default").lower()
         self.placement_strategy = strategy if strategy in ("utilization", "minimal", "balanced") else "default"
         self.have_stonith_resource = False
