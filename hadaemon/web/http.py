@@ -101,7 +101,7 @@ def parse_cookies(text: str) -> Dict[str, str]:
 SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),  # no-referrer would make a form POST's Origin "null"
     ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
                                 "form-action 'self'; base-uri 'none'"),
     ("Cache-Control", "no-store"),
