@@ -131,12 +131,12 @@ def _corosync_pid(pid):
 
 
 def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10", stack="heartbeat", token=1000,
-             nice=-10):
+             nice=-10, token_coefficient=None):
     nodes = [f"n{i + 1}" for i in range(n)]
     with Cluster(nodes) as c:
         cs_pids = {}
         if stack == "corosync":
-            cs = CorosyncCluster(c, token=token)
+            cs = CorosyncCluster(c, token=token, token_coefficient=token_coefficient)
             cs.start_all()
             cs.wait_ring(timeout=180)
             cs_pids = {x: _corosync_pid(cs.procs[x].pid) for x in nodes}
@@ -153,6 +153,8 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         wait_until(lambda: formation(hb, nodes) is not None, 30, interval=0.2, message="membership logs")
         formed = formation(hb, nodes)
         since = time.time()
+        # deaths logged while the daemons were starting (before every daemon saw the full membership)
+        startup_deaths = sum(1 for o in nodes for t, x, st in log_events(hb.procs[o].output()) if st == "dead")
         pids = {x: hb.procs[x].pid for x in nodes}
         for x, pid in pids.items():
             assert "hadaemon.daemons.heartbeat" in Path(f"/proc/{pid}/cmdline").read_text(), x
@@ -168,6 +170,8 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
         latencies, cut_log = [], []
+        coef = 650 if token_coefficient is None else token_coefficient
+        bound = 30 if stack == "heartbeat" else 30 + 3 * (token + max(0, n - 2) * coef) / 1000
         for r in range(cuts):
             victim = nodes[1 + r % (n - 1)]
             observers = [x for x in nodes if x != victim]
@@ -175,13 +179,13 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             t_cut = time.time()
             c.cut(victim)
 
-            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_cut), 30,  # noqa: B023
+            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_cut), bound,  # noqa: B023
                               interval=0.05, message=f"everyone to see {victim} dead")
             latencies += [1000.0 * (t - t_cut) for t in dead.values()]
             marks = {x: len(hb.procs[x].output()) for x in observers}
             t_restore = time.time()
             c.restore(victim)
-            wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), 30,  # noqa: B023
+            wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), bound,  # noqa: B023
                        interval=0.05, message=f"{victim} back up")
             cut_log.append((victim, t_cut, time.time()))
             time.sleep(0.3)
@@ -192,7 +196,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
                                                      for v, t_cut, t_back in cut_log)]
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
-                "window": window, "cs_cpu": cs_cpu}
+                "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths}
 
 
 def _rcvbuf_errors(c, node):
@@ -253,6 +257,8 @@ def main(argv=None):
     ap.add_argument("--stack", choices=("heartbeat", "corosync"), default="heartbeat",
                     help="membership stack (corosync: a Corosync 3 per node, ha-heartbeat with 'stack corosync')")
     ap.add_argument("--token", type=int, default=1000, help="corosync totem token in ms (default 1000)")
+    ap.add_argument("--token-coefficient", type=int, default=None,
+                    help="corosync token_coefficient in ms (default: corosync's, 650 per node above 2)")
     ap.add_argument("--nice", type=int, default=-10,
                     help="nice value of the daemons (default -10, as units/ha-heartbeat.service sets)")
     ap.add_argument("--initdead", default="10", help="ha.cf initdead (default 10 s: 32 daemons take seconds to start)")
@@ -268,11 +274,13 @@ def main(argv=None):
     results = []
     for n in [int(x) for x in args.sizes.split(",") if x.strip()]:
         if args.stack == "corosync":
-            print(f"== {n} nodes on corosync, token {args.token} ms, {args.cuts} cuts", flush=True)
+            coef = 650 if args.token_coefficient is None else args.token_coefficient
+            print(f"== {n} nodes on corosync, token {args.token} ms, token_coefficient {coef} ms (runtime token "
+                  f"{args.token + max(0, n - 2) * coef} ms), {args.cuts} cuts", flush=True)
         else:
             print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
         res = run_size(n, args.cuts, args.window, initdead=args.initdead, stack=args.stack, token=args.token,
-                       nice=args.nice)
+                       nice=args.nice, token_coefficient=args.token_coefficient)
         lat = res["latencies"]
         cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
         res.update(median=statistics.median(lat), p99=percentile(lat, 99), mn=min(lat), mx=max(lat),
@@ -280,11 +288,12 @@ def main(argv=None):
         print(f"  membership formed {res['formed']:.2f} s after the last daemon started (initdead {res['initdead']} s); "
               f"load average {res['load']:.2f} at the steady window", flush=True)
         print(f"  false deaths: {len(res['false'])} ({len(res['steady_false'])} in the {res['window']:g} s steady "
-              f"window) {res['false'][:10] or ''}", flush=True)
+              f"window) {res['false'][:10] or ''}; {res['startup_deaths']} death(s) logged while the daemons "
+              f"started, before the membership formed", flush=True)
         print(f"  detection latency over {len(lat)} observations: median {res['median']:.0f} ms, "
               f"p99 {res['p99']:.0f} ms, min {res['mn']:.0f} ms, max {res['mx']:.0f} ms "
               + ("(bound deadtime + 2 x keepalive = 700 ms)" if args.stack == "heartbeat" else
-                 f"(corosync: token {args.token} ms + consensus {int(args.token * 1.2)} ms)"))
+                 "(corosync: runtime token + consensus, 1.2 x runtime token)"))
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
         if res["cs_cpu"]:
@@ -299,9 +308,11 @@ def main(argv=None):
                    f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}",
                    f"formed_s={last['formed']:.2f}", f"stack={args.stack}"]
         if args.stack == "corosync":
-            fields += [f"token_ms={args.token}", f"corosync_cpu_pct={last.get('cs_cpu_mean', 0):.2f}"]
+            fields += [f"token_ms={args.token}", f"token_coefficient_ms={args.token_coefficient}",
+                       f"corosync_cpu_pct={last.get('cs_cpu_mean', 0):.2f}"]
         fields += [
-                   f"false_deaths={sum(len(r['false']) for r in results)}"]
+                   f"false_deaths={sum(len(r['false']) for r in results)}",
+                   f"startup_deaths={last['startup_deaths']}"]
     if args.flood > 0 and args.stack == "heartbeat":
         print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
               f"({args.flood_procs} sending processes)",

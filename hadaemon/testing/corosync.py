@@ -30,18 +30,20 @@ def corosync_missing() -> str | None:
 class CorosyncCluster:
     """Writes corosync.conf for every node of a hadaemon.testing.netns.Cluster and runs corosync -f.
 
-    token: totem token timeout in ms; links: knet links (one per cluster link used). Node ids are 1..N in
+    token: totem token timeout in ms (corosync adds token_coefficient, default 650 ms, per node above 2:
+    the runtime token of 32 nodes is token + 19.5 s unless token_coefficient is given); links: knet links (one per cluster link used). Node ids are 1..N in
     the order of `nodes`.
     """
 
     def __init__(self, cluster, nodes: Sequence[str] | None = None, token: int = 1000, links: int = 1,
-                 name: str = "hdtest", realtime: bool = False):
+                 name: str = "hdtest", realtime: bool = False, token_coefficient: int | None = None):
         self.c = cluster
         self.nodes = list(nodes or cluster.nodes)
         self.token = token
         self.links = links
         self.name = name
         self.realtime = realtime
+        self.token_coefficient = token_coefficient   # None: corosync's default (650 ms per node above 2)
         self.procs: Dict[str, Proc] = {}
 
     def nodeid(self, node: str) -> int:
@@ -60,7 +62,9 @@ class CorosyncCluster:
             entries.append(f"    node {{\n{rings}        name: {n}\n        nodeid: {self.nodeid(n)}\n    }}\n")
         return (
             "totem {\n    version: 2\n    cluster_name: " + self.name + "\n    transport: knet\n"
-            f"    token: {self.token}\n    crypto_cipher: none\n    crypto_hash: none\n    ip_version: ipv4\n}}\n"
+            f"    token: {self.token}\n"
+            + ("" if self.token_coefficient is None else f"    token_coefficient: {self.token_coefficient}\n")
+            + "    crypto_cipher: none\n    crypto_hash: none\n    ip_version: ipv4\n}\n"
             "nodelist {\n" + "".join(entries) + "}\n"
             "quorum {\n    provider: corosync_votequorum\n}\n"
             # no realtime scheduling unless asked: the test machine is shared
