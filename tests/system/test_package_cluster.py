@@ -5,16 +5,18 @@ brings ha-crmd up, which starts the web group (its VIP, ocf:hadaemon:IPaddr2) wh
 in its own namespace reads the page of the node holding the VIP (a web server runs on both). Then: busctl MigrateResource moves the group and the client
 follows; journalctl shows ha-crmd's structured fields; a reload with a broken ha.cf keeps ha-crmd running on
 the old one; a non-root MigrateResource is refused by the policy; `systemctl stop ha-heartbeat` on the
-active node stops ha-crmd first and the group moves away cleanly; SIGSTOP makes the watchdog restart ha-crmd
-without touching the group."""
+active node stops ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the other node's
+ha-crmd makes the watchdog restart it without touching the group."""
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from hadaemon.testing.heartbeat import HeartbeatCluster
 from hadaemon.testing.netns import Cluster
+from hadaemon.testing.nspawn import Container, ensure_rootfs
 from hadaemon.testing.procs import wait_until
 from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootfs
 
@@ -62,12 +64,29 @@ def show(ct, unit, prop):
     return ct.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
-def fetch(c, vip: str) -> str:
-    """What the client reads at http://VIP:8080/ ('' when nothing answers)."""
-    cp = c.run("client", ["python3", "-c", "import sys, urllib.request; "
-                          f"sys.stdout.write(urllib.request.urlopen('http://{vip}:8080/', timeout=2).read().decode())"],
-               timeout=10)
+def fetch(client, vip: str) -> str:
+    """What the client container reads at http://VIP:8080/ ('' when nothing answers)."""
+    cp = client.run(["python3", "-c", "import sys, urllib.request; "
+                     f"sys.stdout.write(urllib.request.urlopen('http://{vip}:8080/', timeout=2).read().decode())"],
+                    timeout=10)
     return cp.stdout.strip() if cp.returncode == 0 else ""
+
+
+def members(xml_text: str) -> set:
+    """(kind, name, signature) of an interface's methods, properties and signals in introspection XML."""
+    root = ET.fromstring(xml_text)
+    out = set()
+    for iface in root.iter("interface"):
+        if not iface.get("name", "").startswith("org.hadaemon."):
+            continue
+        for el in iface:
+            if el.tag == "property":
+                out.add(("property", el.get("name"), el.get("type"), el.get("access")))
+            elif el.tag in ("method", "signal"):
+                sig = tuple((a.get("direction", "in" if el.tag == "method" else "out"), a.get("type"))
+                            for a in el.iter("arg"))
+                out.add((el.tag, el.get("name"), sig))
+    return out
 
 
 def crmd_log(ct) -> list:
@@ -95,7 +114,7 @@ def test_cluster_from_the_package(rpms):
         vip = f"10.{c.base}.0.200"
         hb = HeartbeatCluster(c, keepalive="200ms", deadtime="3", initdead="6", nodes=NODES,
                               extra=["crm respawn"])
-        cts = []
+        cts, client = [], None
         try:
             for n in NODES:
                 ct = PackageContainer(netns=c.netns(n), name=n, rootfs=rootfs).start()
@@ -109,6 +128,7 @@ def test_cluster_from_the_package(rpms):
                 ct.systemctl("daemon-reload", check=True)
                 ct.systemctl("start", "hello-http.service", check=True)
             n1, n2 = cts
+            client = Container(netns=c.netns("client"), name="client", rootfs=ensure_rootfs()).start()
 
             # systemctl start ha-heartbeat: membership, and ha-crmd comes up with it (crm respawn)
             for ct in cts:
@@ -119,18 +139,25 @@ def test_cluster_from_the_package(rpms):
             wait_until(lambda: "2 member(s) node1 node2" in show(n1, HB, "StatusText"), 30,
                        message="both members in ha-heartbeat's STATUS=")
             try:
-                wait_until(lambda: fetch(c, vip) == "node1", 120, 0.5, "the client reading node1's page via the VIP")
+                wait_until(lambda: fetch(client, vip) == "node1", 120, 0.5, "the client reading node1's page via the VIP")
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
             assert f" {vip}/24 " in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
             assert vip not in n2.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+
+            # the introspection XML the package ships is what the running daemons export
+            for name, path in [("org.hadaemon.Crm1", "/org/hadaemon/Crm1"),
+                               ("org.hadaemon.Heartbeat1", "/org/hadaemon/Heartbeat1")]:
+                live = n1.busctl("introspect", "--xml-interface", name, path, check=True).stdout
+                shipped = n1.path(f"/usr/share/dbus-1/interfaces/{name}.xml").read_text()
+                assert members(live) == members(shipped), (name, members(live) ^ members(shipped))
 
             # busctl MigrateResource (as root): the group moves and the client follows
             cp = n2.busctl("call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1", "org.hadaemon.Crm1",
                            "MigrateResource", "ss", "web", "node2", timeout=60)
             assert cp.returncode == 0, cp.stderr
             try:
-                wait_until(lambda: fetch(c, vip) == "node2", 120, 0.5, "the client following the group to node2")
+                wait_until(lambda: fetch(client, vip) == "node2", 120, 0.5, "the client following the group to node2")
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
             assert vip not in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
@@ -160,7 +187,22 @@ def test_cluster_from_the_package(rpms):
             time.sleep(1)
             assert show(n2, CRMD, "ActiveState") == "active" and show(n2, CRMD, "MainPID") == pid
             n2.write_file("/etc/ha.d/ha.cf", good)
-            assert fetch(c, vip) == "node2"
+            assert fetch(client, vip) == "node2"
+
+            # SIGSTOP on node1's ha-crmd (not holding the group: a peer takes a crmd silent for 10 s for gone
+            # and would start its resources elsewhere): the watchdog (WatchdogSec=20s) restarts it, it joins
+            # again, and the group stays on node2
+            pid = show(n1, CRMD, "MainPID")
+            n1.run(["kill", "-STOP", pid], check=True)
+            wait_until(lambda: show(n1, CRMD, "MainPID") not in ("0", pid) and show(n1, CRMD, "ActiveState") == "active",
+                       120, 0.5, "ha-crmd restarted by the watchdog")
+            assert int(show(n1, CRMD, "NRestarts")) >= 1
+            wait_until(lambda: "2 members" in show(n1, CRMD, "StatusText"), 60, 0.5, "node1's crmd back in the cluster")
+            assert any("watchdog" in str(e.get("MESSAGE", "")).lower() for e in n1.journal(None, "-u", CRMD))
+            try:
+                wait_until(lambda: fetch(client, vip) == "node2", 60, 0.5, "the client on node2 after the restart")
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n{diag(cts)}") from None
 
             # systemctl stop ha-heartbeat on the active node: ha-crmd stops first, the group moves to node1
             cursor = n2.journal(None, "-n", "1")[-1]["__CURSOR"]
@@ -177,18 +219,9 @@ def test_cluster_from_the_package(rpms):
             assert stopped[:2] == [CRMD, HB] and vip_stopped and vip_stopped[0] < crmd_gone[0], "\n".join(
                 f"{e.get('__REALTIME_TIMESTAMP')} {e.get('SYSLOG_IDENTIFIER')}: {e.get('MESSAGE')}" for e in after)
             try:
-                wait_until(lambda: fetch(c, vip) == "node1", 120, 0.5, "the client back on node1")
+                wait_until(lambda: fetch(client, vip) == "node1", 120, 0.5, "the client back on node1")
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
-            # SIGSTOP (last: a peer would take a 20 s silent crmd for gone): the watchdog (WatchdogSec=20s)
-            # restarts ha-crmd; KillMode=process: the VIP stays, the client keeps reading node1
-            pid = show(n1, CRMD, "MainPID")
-            n1.run(["kill", "-STOP", pid], check=True)
-            wait_until(lambda: show(n1, CRMD, "MainPID") not in ("0", pid) and show(n1, CRMD, "ActiveState") == "active",
-                       120, 0.5, "ha-crmd restarted by the watchdog")
-            assert int(show(n1, CRMD, "NRestarts")) >= 1
-            assert any("watchdog" in str(e.get("MESSAGE", "")).lower() for e in n1.journal(None, "-u", CRMD))
-            assert fetch(c, vip) == "node1"
         finally:
-            for ct in cts:
+            for ct in cts + ([client] if client else []):
                 ct.close()
