@@ -82,11 +82,11 @@ class Cluster:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
+            self._kick.clear()  # a signal that comes while reading sets it again: read once more then
             try:
                 await self.refresh()
             except Exception as exc:  # noqa: BLE001
                 log.warning("refresh failed: %r", exc)
-            self._kick.clear()
             waiter = asyncio.ensure_future(self._kick.wait())
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), self.poll_interval)

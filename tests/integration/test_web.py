@@ -4,14 +4,17 @@ private bus, live events, the CIB, agent meta-data, bad input, and a missing dae
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.integration.web_env import web_env
+from hadaemon.testing.procs import Proc
+from tests.integration.web_env import CIB, REPO, web_env
 
 pytestmark = [pytest.mark.root]
 
@@ -289,6 +292,17 @@ def test_without_crmd_it_keeps_serving_and_says_so(tmp_path):
         assert s["crm"] is None
         status, body = c.post("/api/crm/move", {"resource": "webserver", "node": "admin2"})
         assert status == 503 and "ha-crmd" in body["error"]
+        # ha-crmd comes: the page has it without anything else done
+        crm = Proc([sys.executable, "-m", "tests.integration.crm_fake", "--cib", str(CIB), "--node", "admin1",
+                    "--members", "admin1,admin2"], tmp_path / "crm_fake.log", env=dict(os.environ, **e.bus.env),
+                   name="crm_fake", cwd=str(REPO))
+        try:
+            crm.wait_output("ready", timeout=60)
+            s = e.wait_crm(c, lambda s: s["crm"] is not None)
+            assert not any("ha-crmd" in x for x in s["errors"]) and s["crm"]["dc"] == "admin1"
+        finally:
+            crm.terminate(timeout=10)
+        e.wait_crm(c, lambda s: s["crm"] is None and any("ha-crmd" in x for x in s["errors"]))
 
 
 def test_logout_ends_the_session(env):
