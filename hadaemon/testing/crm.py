@@ -637,6 +637,22 @@ class CrmCluster:
             raise TimeoutError(f"{exc}; last {last.get('s')}") from None
         return last["s"]
 
+    def wait_resource(self, rsc: str, nodes: Sequence[str], observer: str | None = None,
+                      timeout: float = 60) -> None:
+        """Wait until the daemon's view (Status of org.hadaemon.Crm1 on observer, default the DC) says rsc runs
+        exactly on nodes; the ground truth is the Observer's business."""
+        want = sorted(nodes)
+        seen: Dict[str, List[str]] = {}
+
+        def ok():
+            who = observer or self.dc(self.nodes[0]) or self.nodes[0]
+            seen["v"] = self.resource_nodes(who, rsc)
+            return seen["v"] == want
+        try:
+            wait_until(ok, timeout, interval=0.3, message=f"{rsc} on {want} in the CRM's status")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last seen {seen.get('v')}") from None
+
     def cib_file(self, node: str) -> str:
         """The CIB node persisted in its state directory ('' if none yet)."""
         return _read(self.state_dir(node) / "cib.xml")

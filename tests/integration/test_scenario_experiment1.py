@@ -48,9 +48,8 @@ def test_experiment1():
                 placed("admin1", "admin2")
                 wait_until(lambda: served("admin1"), 20, interval=0.2, message="page from admin1")
                 wait_until(lambda: sql_by("admin2"), 30, interval=0.5, message="SQL answered by admin2")
-                wait_until(lambda: crm.resource_nodes("admin1", "webserver") == ["admin1"]
-                           and crm.resource_nodes("admin1", "mysql") == ["admin2"], 20, interval=0.3,
-                           message="hactl's view: webserver on admin1, mysql on admin2")
+                crm.wait_resource("webserver", ["admin1"], "admin1", 20)      # the CRM's own view agrees
+                crm.wait_resource("mysql", ["admin2"], "admin2", 20)
                 poller = Poller(c, "client", e.web_vip, interval=0.02)
 
                 obs.mark("cut admin1")
