@@ -1060,15 +1060,22 @@ def _enough(node: WNode, need: Dict[str, int]) -> bool:
 
 
 def _colocated(rsc, out: list) -> list:
-    """The resource and those colocated with it at INFINITY, either way (colocated_resources)."""
-    if rsc in out:
+    """The primitives colocated with this one at INFINITY, either way, groups taken whole
+    (colocated_resources); clones are left out."""
+    if rsc.is_clone or rsc in out:
+        return out
+    if rsc.is_group:
+        for m in rsc.members:
+            _colocated(m, out)
         return out
     out.append(rsc)
+    if rsc.group is not None:
+        _colocated(rsc.group, out)
     for c in rsc.cons:
-        if c.score >= INFINITY and not c.primary.is_group and not c.primary.is_clone:
+        if c.score >= INFINITY:
             _colocated(c.primary, out)
     for c in rsc.cons_lhs:
-        if c.score >= INFINITY and not c.dep.is_group and not c.dep.is_clone:
+        if c.score >= INFINITY:
             _colocated(c.dep, out)
     return out
 
