@@ -207,9 +207,24 @@ async def handle_connection(handler: Handler, reader, writer) -> None:
             pass
 
 
-async def serve(handler: Handler, host: str, port: int, ssl_context=None) -> asyncio.AbstractServer:
+MAX_CONNECTIONS = 512
+
+
+async def serve(handler: Handler, host: str, port: int, ssl_context=None,
+                max_connections: int = MAX_CONNECTIONS) -> asyncio.AbstractServer:
+    """Connections beyond max_connections at once are closed at once (a bound on what clients hold)."""
+    open_ = [0]
+
     async def on_conn(reader, writer):
-        await handle_connection(handler, reader, writer)
+        if open_[0] >= max_connections:
+            log.warning("too many connections (%d): one refused", open_[0], extra={"EVENT": "connections"})
+            writer.close()
+            return
+        open_[0] += 1
+        try:
+            await handle_connection(handler, reader, writer)
+        finally:
+            open_[0] -= 1
 
     return await asyncio.start_server(on_conn, host or None, port, ssl=ssl_context, limit=MAX_HEADER,
                                       ssl_handshake_timeout=30 if ssl_context else None)

@@ -170,6 +170,26 @@ def test_move_clear_through_the_api(env, admin):
     assert not any(c["id"] == "cli-prefer-webserver" for c in cons)
 
 
+def test_node_standby_maintenance_and_resource_disable(env, admin):
+    def node(s, n):
+        return s["crm"]["nodes"][n]
+
+    for action, body, want in [
+            ("standby", {"node": "admin2"}, lambda s: node(s, "admin2")["standby"]),
+            ("online", {"node": "admin2"}, lambda s: not node(s, "admin2")["standby"]),
+            ("maintenance", {"node": "admin2", "on": True}, lambda s: node(s, "admin2")["maintenance"]),
+            ("maintenance", {"node": "admin2", "on": False}, lambda s: not node(s, "admin2")["maintenance"]),
+            ("disable", {"resource": "mysql"},
+             lambda s: next(r for r in s["crm"]["resources"] if r["id"] == "mysql")["nodes"] == []),
+            ("enable", {"resource": "mysql"},
+             lambda s: next(r for r in s["crm"]["resources"] if r["id"] == "mysql")["nodes"] != []),
+            ("cleanup", {"resource": "web_fs", "node": ""},
+             lambda s: not next(r for r in s["crm"]["resources"] if r["id"] == "web_fs")["failcounts"])]:
+        status, reply = admin.post("/api/crm/" + action, body)
+        assert status == 200, (action, reply)
+        env.wait_crm(admin, want)
+
+
 def test_malformed_values_get_400_with_a_message(env, admin):
     cases = [
         ("/api/crm/move", {"resource": "webserver", "node": 7}, "node"),

@@ -176,6 +176,16 @@ def test_a_wrong_vip_gives_an_error_beside_its_field(env, browser):
     assert b.js("return document.querySelector('#new-id').value") == "web_vip"
 
 
+def test_standby_and_online_from_the_node_page(env, browser):
+    b = browser
+    b.get(base(env) + "/#/node/admin2")
+    b.wait(lambda: b.exists("#btn-standby") and b.exists("#page .state"), what="the node page")
+    b.click("#btn-standby")
+    b.wait(lambda: b.text("#page .state") == "standby", what="admin2 in standby")
+    b.click("#btn-online")
+    b.wait(lambda: b.text("#page .state") == "online", what="admin2 online")
+
+
 def test_narrow_window(env, browser):
     b = browser
     b.resize(380, 800)
