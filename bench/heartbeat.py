@@ -160,9 +160,12 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             assert "hadaemon.daemons.heartbeat" in Path(f"/proc/{pid}/cmdline").read_text(), x
         # steady state: CPU and RSS of every daemon
         load0 = os.getloadavg()[0]
+        if window >= 60:
+            print(f"  steady window of {window:g} s (load average {load0:.2f} at its start)", flush=True)
         t0, ticks0 = time.monotonic(), {x: cpu_ticks(p) for x, p in pids.items()}
         cs_ticks0 = {x: cpu_ticks(p) for x, p in cs_pids.items()}
         time.sleep(window)
+        load1 = os.getloadavg()[0]
         elapsed = time.monotonic() - t0
         cpu = {x: 100.0 * (cpu_ticks(p) - ticks0[x]) / CLK_TCK / elapsed for x, p in pids.items()}
         cs_cpu = {x: 100.0 * (cpu_ticks(p) - cs_ticks0[x]) / CLK_TCK / elapsed for x, p in cs_pids.items()}
@@ -196,7 +199,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
                                                      for v, t_cut, t_back in cut_log)]
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
-                "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths}
+                "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1}
 
 
 def _rcvbuf_errors(c, node):
@@ -283,10 +286,13 @@ def main(argv=None):
                        nice=args.nice, token_coefficient=args.token_coefficient)
         lat = res["latencies"]
         cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
-        res.update(median=statistics.median(lat), p99=percentile(lat, 99), mn=min(lat), mx=max(lat),
+        nan = float("nan")
+        res.update(median=statistics.median(lat) if lat else nan, p99=percentile(lat, 99),
+                   mn=min(lat, default=nan), mx=max(lat, default=nan),
                    cpu_mean=statistics.mean(cpu), cpu_max=max(cpu), rss_mean=statistics.mean(rss), rss_max=max(rss))
         print(f"  membership formed {res['formed']:.2f} s after the last daemon started (initdead {res['initdead']} s); "
-              f"load average {res['load']:.2f} at the steady window", flush=True)
+              f"load average {res['load']:.2f} / {res['load_end']:.2f} at the start / end of the steady window",
+              flush=True)
         print(f"  false deaths: {len(res['false'])} ({len(res['steady_false'])} in the {res['window']:g} s steady "
               f"window) {res['false'][:10] or ''}; {res['startup_deaths']} death(s) logged while the daemons "
               f"started, before the membership formed", flush=True)
