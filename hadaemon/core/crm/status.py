@@ -13,20 +13,19 @@ from dataclasses import dataclass
 from typing import Dict
 
 from hadaemon.core.crm.cibdoc import node_id, section
+from hadaemon.core.lrm.results import EXEC_STATUS_CODES
 
 __all__ = ["OpRecord", "EXEC_STATUS", "exec_status_code", "node_state", "set_node_state", "record_op",
            "is_failure", "lrm_resources", "replace_lrm", "clear_lrm", "set_attribute", "get_attribute",
            "transition_key", "parse_transition_key"]
 
-# Pacemaker's execution status codes (op-status)
-EXEC_STATUS = {"pending": -1, "done": 0, "cancelled": 1, "timeout": 2, "not_supported": 3, "error": 4,
-               "error_hard": 5, "error_fatal": 6, "not_installed": 7, "invalid": 8,
-               "no_fencing_device": 9, "no_secrets": 10}
+# Pacemaker's execution status codes (op-status): the one table in core/lrm/results
+EXEC_STATUS = dict(EXEC_STATUS_CODES)
 OCF_NOT_RUNNING = 7
 
 
 def exec_status_code(status: str) -> int:
-    return EXEC_STATUS.get(status, 4)
+    return EXEC_STATUS.get(status, EXEC_STATUS["error"])
 
 
 def transition_key(action_id: int, transition_id: int, target_rc: int, dc_uuid: str) -> str:
