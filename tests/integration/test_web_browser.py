@@ -186,6 +186,19 @@ def test_standby_and_online_from_the_node_page(env, browser):
     b.wait(lambda: b.text("#page .state") == "online", what="admin2 online")
 
 
+def test_edit_a_primitive_s_parameters(env, browser):
+    b = browser
+    b.get(base(env) + "/#/resource/web_fs")
+    b.wait(lambda: b.exists("form.edit input[data-param='fake']"), what="web_fs's parameter form")
+    b.type("form.edit input[data-param='fake']", "edited-in-browser")
+    b.click("form.edit button")
+    b.wait(lambda: "Done" in (b.text("form.edit .done") or ""), what="the save")
+    c = env.client()
+    c.login(env.admin, env.password)
+    code, detail = c.get_json("/api/resource?id=web_fs")
+    assert code == 200 and detail["params"]["fake"] == "edited-in-browser", detail
+
+
 def test_narrow_window(env, browser):
     b = browser
     b.resize(380, 800)
