@@ -370,3 +370,17 @@ def test_a_wrong_vip_is_refused_beside_its_field(env, admin):
     status, body = admin.post("/api/crm/create_primitive", dict(base, type="NoSuchAgent", params={}))
     assert status == 400 and body["field"] == "type", body
     assert admin.status()["crm"]["cib_epoch"] == epoch
+
+
+def test_bad_options_and_files_are_one_line_and_nonzero(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "hadaemon.daemons.web", *args], capture_output=True, text=True,
+                              timeout=60, cwd=str(REPO))
+
+    cp = run("--listen", "127.0.0.1:http")
+    assert cp.returncode == 2 and "the port is not a number" in cp.stderr
+    cp = run("--cert", str(tmp_path / "nothing.pem"))
+    assert cp.returncode == 2 and "--cert and --key go together" in cp.stderr
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    cp = run("--listen", "127.0.0.1:1", "--cert", str(tmp_path / "bad.pem"), "--key", str(tmp_path / "bad.pem"))
+    assert cp.returncode == 1 and "ha-web: TLS:" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
