@@ -73,6 +73,11 @@ def run(args) -> int:
     except OSError as err:
         print(f"{name}:0: cannot read: {err.strerror}", file=sys.stderr)
         return 2
+    from hadaemon.cli.verify import old_cib_refusal
+    refusal = old_cib_refusal(data, name)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     now = args.now if args.now is not None else int(time.time())
     if args.set_datetime:
         when = parse_datetime(args.set_datetime)

@@ -121,6 +121,25 @@ def default_cache_dir() -> str:
     return os.path.join(base, "hadaemon", "agent-metadata")
 
 
+def old_cib_refusal(data: bytes, name: str) -> str | None:
+    """`name:line: error: ...` naming `hactl cib upgrade` when DATA is a Heartbeat 2.x CIB (as `hactl cib
+    import` and ha-crmd refuse it: such a file is converted, never silently misread), else None."""
+    import re
+
+    from hadaemon.core.cib.upgrade import heartbeat2_reason
+    from hadaemon.core.cib.xmltree import XmlSyntaxError as TreeSyntaxError
+    from hadaemon.core.cib.xmltree import parse_xml as parse_tree
+    try:
+        reason = heartbeat2_reason(parse_tree(data, name))
+    except TreeSyntaxError:
+        return None
+    if reason is None:
+        return None
+    m = re.search(r"\(line (\d+)\)", reason)
+    return (f"{name}:{m.group(1) if m else 1}: {ERROR}: this is a Heartbeat 2.x CIB ({reason}); convert it first "
+            f"with `hactl cib upgrade {name} -o NEW.xml` (like `cibadmin --upgrade`), then use NEW.xml")
+
+
 def run(args) -> int:
     """Exit 0: no errors (warnings may be printed); 1: errors found; 2: the file cannot be read."""
     path = args.file
@@ -133,6 +152,10 @@ def run(args) -> int:
         root = parse_xml(data)
     except XmlSyntaxError as e:
         print(f"{path}:{e.line}: {ERROR}: {e.message}", file=sys.stderr)
+        return 1
+    refusal = old_cib_refusal(data, path)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 1
     agents = {}
     if not args.no_agents:

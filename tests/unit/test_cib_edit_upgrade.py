@@ -165,3 +165,17 @@ def test_a_current_cib_is_kept_except_for_node_type_normal():
     original = ET.fromstring(text)
     assert [e.tag for e in out.iter()] == [e.tag for e in original.iter()]
     assert [dict(e.attrib) for e in out.iter("nvpair")] == [dict(e.attrib) for e in original.iter("nvpair")]
+
+
+def test_hactl_verify_and_simulate_refuse_a_heartbeat2_cib_naming_the_upgrade(tmp_path):
+    # never silently misread: the 2.x <attributes> wrappers would hide stonith-enabled=false and every parameter
+    line = next(i for i, s in enumerate(HB21.read_text().splitlines(), 1) if "<attributes>" in s)
+    for cmd, rc in (("verify", 1), ("simulate", 2)):
+        cp = hactl(cmd, str(HB21))
+        assert cp.returncode == rc, cp.stdout + cp.stderr
+        assert cp.stderr.startswith(f"{HB21}:{line}: error: this is a Heartbeat 2.x CIB")
+        assert f"hactl cib upgrade {HB21}" in cp.stderr
+    out = tmp_path / "new.xml"
+    assert hactl("cib", "upgrade", str(HB21), "-o", str(out)).returncode == 0
+    cp = hactl("simulate", str(out))
+    assert cp.returncode == 0 and "Transition Summary" in cp.stdout, cp.stderr
