@@ -136,11 +136,11 @@ class Systemd1:
             return None
         return st
 
-    async def _job(self, member: str, name: str, timeout_s: float) -> str:
+    async def _job(self, member: str, name: str, timeout_s: float, mode: str = "replace") -> str:
         """Queue a start / stop job and wait for its JobRemoved result ("done", "failed", ...)."""
         await self.subscribe()
         loop = asyncio.get_running_loop()
-        (job,) = await self._manager(member, "ss", name, "replace")
+        (job,) = await self._manager(member, "ss", name, mode)
         if job in self._early:
             return self._early.pop(job)
         fut = loop.create_future()
@@ -153,8 +153,8 @@ class Systemd1:
     async def start_unit(self, name: str, timeout_s: float) -> str:
         return await self._job("StartUnit", name, timeout_s)
 
-    async def stop_unit(self, name: str, timeout_s: float) -> str:
-        return await self._job("StopUnit", name, timeout_s)
+    async def stop_unit(self, name: str, timeout_s: float, mode: str = "replace") -> str:
+        return await self._job("StopUnit", name, timeout_s, mode)
 
     async def kill_unit(self, name: str, signal: int, who: str = "all") -> None:
         await self._manager("KillUnit", "ssi", name, who, int(signal))

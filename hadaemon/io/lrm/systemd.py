@@ -21,6 +21,7 @@ log = logging.getLogger("hadaemon.lrm")
 DROPIN_DIR = "/run/systemd/system"
 DROPIN_NAME = "50-hadaemon.conf"
 POLL_S = 0.2
+CRMD_UNIT = "ha-crmd.service"
 _NO_UNIT = ("org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.InvalidName",
             "org.freedesktop.systemd1.LoadFailed")
 
@@ -72,6 +73,19 @@ async def _settle(client, unit: str, want_active: bool) -> tuple:
         await asyncio.sleep(POLL_S)
 
 
+async def _stop_mode(client) -> str:
+    """The job mode of a resource's stop: "replace", except while ha-crmd.service itself is stopping.
+
+    The drop-in orders the resource Before=ha-crmd.service, so when ha-crmd stops the resource's stop
+    job would wait for ha-crmd's own stop job to finish: a deadlock until the job times out. While
+    ha-crmd is deactivating, the stop ignores ordering dependencies (the cluster orders it itself)."""
+    try:
+        st = await client.unit_state(CRMD_UNIT)
+    except Exception:  # noqa: BLE001 - no such unit (not under systemd, a test fake): plain replace
+        return "replace"
+    return "ignore-dependencies" if st.get("ActiveState") == "deactivating" else "replace"
+
+
 async def _action(client, rsc: ResourceSpec, op: OpRequest, started: float, t0: float,
                   dropin_dir: str) -> OpResult:
     unit = systemd_unit_name(rsc.type)
@@ -97,7 +111,7 @@ async def _action(client, rsc: ResourceSpec, op: OpRequest, started: float, t0: 
     if op.name == "stop":
         if st.get("LoadState") in ("not-found", ""):
             return _result(rsc, op, R.OCF_SUCCESS, "done", started, t0)
-        job = await client.stop_unit(unit, timeout_s)
+        job = await client.stop_unit(unit, timeout_s, await _stop_mode(client))
         if job not in ("done", "skipped"):
             return _result(rsc, op, R.OCF_ERR_GENERIC, "done", started, t0, f"stop job of {unit}: {job}")
         rc, status, state = await _settle(client, unit, False)
