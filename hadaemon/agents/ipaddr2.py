@@ -333,7 +333,7 @@ class Agent:
             self.drop_state()
             self.restore_lo((state or {}).get("lo"))
             return
-        if not self.owned(entry, where):
+        if not self.owned(entry, where) and self.env.get("HADAEMON_IPADDR2_STOP_ANY") != "1":
             log.warning("%s/%d on %s was not added by this agent; leaving it", self.cfg.ip, where.prefix,
                         where.nic)
             return

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-config", action="store_true", help="validate ha.cf and the CIB, then exit")
     p.add_argument("--no-systemd", action="store_true",
                    help="run agents as plain processes even when systemd is PID 1")
+    p.add_argument("--agents-as-processes", action="store_true",
+                   help="run every agent as a process (by default IPaddr2, ocf:heartbeat or ocf:hadaemon, "
+                        "runs in a thread of ha-crmd: the same results without forking ip/arping)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
 
@@ -81,17 +84,31 @@ def load_cib(store: CibStore, seed: str | None) -> tuple:
     return cib, origin
 
 
+def _preload_agents() -> None:
+    try:
+        import hadaemon.agents.ipaddr2  # noqa: F401
+        import pyroute2  # noqa: F401
+        import scapy.layers.l2  # noqa: F401
+    except Exception:  # noqa: BLE001 - only a warm-up; the agent reports its own errors
+        log.debug("agent preload failed", exc_info=True)
+
+
 async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
     from hadaemon.daemons.crmd_node import CrmNode
     from hadaemon.daemons.crmd_ping import Pinger
 
     rt = Runtime("ha-crmd")
-    lrm_factory = None
-    if args.no_systemd:
-        def lrm_factory(on_result):
-            from hadaemon.io.lrm import LocalResourceManager
+    in_process = not args.agents_as_processes
+    use_systemd = False if args.no_systemd else None
 
-            return LocalResourceManager(on_result, use_systemd=False)
+    def lrm_factory(on_result):
+        from hadaemon.io.lrm import LocalResourceManager
+
+        return LocalResourceManager(on_result, use_systemd=use_systemd, in_process_agents=in_process)
+
+    if in_process:
+        # the first VIP start of a failover must not pay for importing netlink and frame building
+        asyncio.get_running_loop().run_in_executor(None, _preload_agents)
     node = CrmNode(local, cfg, store, cib, lrm_factory=lrm_factory)
     node.status_cb = rt.status
 
