@@ -48,15 +48,24 @@ def ensure_certificate(state_dir: str) -> tuple:
     if os.path.exists(cert) and os.path.exists(key):
         return cert, key
     host = socket.gethostname()
-    tmp_cert, tmp_key = cert + ".new", key + ".new"
+    tmp_cert, tmp_key, conf = cert + ".new", key + ".new", os.path.join(d, "openssl.cnf.new")
     old = os.umask(0o077)
     try:
-        cp = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        # its own minimal configuration: the system's openssl.cnf may be missing or elsewhere
+        with open(conf, "w") as f:
+            f.write("[req]\ndistinguished_name = dn\nx509_extensions = v3\n[dn]\n"
+                    "[v3]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = digitalSignature\n"
+                    "extendedKeyUsage = serverAuth\n")
+        cp = subprocess.run(["openssl", "req", "-config", conf, "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                              "-nodes", "-days", "3650", "-subj", f"/O=hadaemon/CN={host}",
                              "-addext", f"subjectAltName=DNS:{host},DNS:localhost,IP:127.0.0.1",
                              "-keyout", tmp_key, "-out", tmp_cert], capture_output=True, text=True, timeout=60)
     finally:
         os.umask(old)
+        try:
+            os.unlink(conf)
+        except OSError:
+            pass
     if cp.returncode != 0:
         raise RuntimeError(f"openssl could not make a certificate: {cp.stderr.strip()}")
     for f in (tmp_key, tmp_cert):
