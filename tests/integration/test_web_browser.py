@@ -199,6 +199,30 @@ def test_edit_a_primitive_s_parameters(env, browser):
     assert code == 200 and detail["params"]["fake"] == "edited-in-browser", detail
 
 
+def test_create_a_group_through_the_form(env, browser):
+    b = browser
+    b.get(base(env) + "/#/create")
+    b.wait(lambda: b.js("return document.querySelectorAll('#agent-type option').length > 5"), what="the agents")
+    b.select("#agent-provider", "pacemaker")
+    b.wait(lambda: b.js("return [...document.querySelectorAll('#agent-type option')].some(o => o.value === 'Dummy')"),
+           what="ocf:pacemaker agents")
+    b.select("#agent-type", "Dummy")
+    b.wait(lambda: b.exists("input[data-param='state']"), what="Dummy's fields")
+    b.type("#new-id", "site_svc")
+    b.type("#new-group", "site")
+    b.click("#btn-create")
+    b.wait(lambda: "Done" in (b.text("form.create-primitive .done") or ""), what="the primitive created")
+    b.get(base(env) + "/#/")
+    b.wait(lambda: where_on_page(b, "site") in ("admin1", "admin2") and where_on_page(b, "site_svc"),
+           what="the new group placed")
+    c = env.client()
+    c.login(env.admin, env.password)
+    status, body = c.post("/api/crm/delete_group", {"group": "site"})
+    assert status == 200, body
+    status, body = c.post("/api/crm/delete_resource", {"id": "site_svc"})
+    assert status == 200, body
+
+
 def test_narrow_window(env, browser):
     b = browser
     b.resize(380, 800)
