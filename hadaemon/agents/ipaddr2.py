@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from typing import List, Mapping
 
@@ -58,6 +59,37 @@ PROBE_INTERVAL = 0.1  # seconds
 
 # ---------------------------------------------------------------------------------------------
 # Shell: netlink, state files and announcements.
+
+# In-process announcers (the agent run in a thread of the LRM): state-file path -> stop event.
+_SENDERS: dict = {}
+_SENDERS_LOCK = threading.Lock()
+
+
+def _send_in_thread(key: str, ifname: str, frames, rounds: int, interval: float, after: float) -> None:
+    """The rounds after the first, `interval` apart from `after`, from a daemon thread with its own
+    socket; kill_sender (stop, a new start) ends it."""
+    from hadaemon.io import garp
+
+    stop = threading.Event()
+    link = garp.LinkSocket(ifname)
+
+    def run():
+        try:
+            for i in range(rounds):
+                if stop.wait(max(0.0, after + (i + 1) * interval - time.monotonic())):
+                    return
+                link.send(frames)
+        except OSError as e:
+            log.warning("gratuitous ARP/NA on %s stopped: %s", ifname, e)
+        finally:
+            link.close()
+            with _SENDERS_LOCK:
+                if _SENDERS.get(key) is stop:
+                    del _SENDERS[key]
+
+    with _SENDERS_LOCK:
+        _SENDERS[key] = stop
+    threading.Thread(target=run, name=f"garp-{ifname}", daemon=True).start()
 
 def _state_dir(env: Mapping[str, str]) -> str:
     return os.path.join(env.get("HADAEMON_RUNDIR") or "/run/hadaemon", "ipaddr2")
@@ -191,7 +223,12 @@ class Agent:
             log.info("announced %s on %s (round 1/%d)", self.cfg.ip, link.ifname, rounds)
             if rounds == 1:
                 return
-            if self.cfg.arp_bg:
+            if self.cfg.arp_bg and self.env.get("HADAEMON_IN_PROCESS") == "1":
+                # run in a daemon's thread (the LRM's built-in path): a thread, not a forked copy of
+                # the daemon (forking it costs 50-100 ms before the start can report success)
+                self.kill_sender()
+                _send_in_thread(self.pid_path, link.ifname, frames, rounds - 1, self.cfg.arp_interval, sent)
+            elif self.cfg.arp_bg:
                 self.kill_sender()
                 os.makedirs(_state_dir(self.env), exist_ok=True)
                 garp.send_in_background(link, frames, rounds - 1, self.cfg.arp_interval, self.pid_path,
@@ -204,6 +241,11 @@ class Agent:
         """Stop a background announcer still running for this address (stop, or a new start)."""
         from hadaemon.io import garp
 
+        with _SENDERS_LOCK:
+            stop = _SENDERS.pop(self.pid_path, None)
+        if stop is not None:
+            stop.set()
+            log.info("stopped the announcer thread for %s", self.cfg.ip)
         pid = garp.stop_background(self.pid_path)
         if pid:
             log.info("killed previously running announcer %d for %s", pid, self.cfg.ip)

@@ -61,3 +61,40 @@ def test_heartbeat_ipaddr2_in_process_gives_the_scripts_results(tmp_path):
         for s in script[10:] + inproc[10:]:
             assert s[1] != 0 or s[0] == "monitor", s
         assert inproc[10][3] and inproc[10][1] != 0
+
+
+# In-process, the announcements after the first come from a thread of the LRM's process (not a
+# forked copy of it): all arp_count rounds still go out while the process lives on.
+GARP_DRIVER = r"""
+import asyncio, sys
+from hadaemon.io.lrm import LocalResourceManager, OpRequest, ResourceSpec
+vip, rundir = sys.argv[1], sys.argv[2]
+async def main():
+    lrm = LocalResourceManager(lambda r: None, use_systemd=False, in_process_agents=True)
+    params = {"ip": vip, "cidr_netmask": "24", "nic": "eth0", "arp_count": "4", "arp_interval": "100"}
+    rsc = ResourceSpec("vip", "ocf", "heartbeat", "IPaddr2", params)
+    r = await lrm.execute(rsc, OpRequest("start", timeout_ms=30000, meta={"HADAEMON_RUNDIR": rundir}))
+    assert r.rc == 0, r
+    await asyncio.sleep(1.5)
+    r = await lrm.execute(rsc, OpRequest("stop", timeout_ms=30000, meta={"HADAEMON_RUNDIR": rundir}))
+    assert r.rc == 0, r
+    await lrm.close()
+    print("ok")
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not (OCF / "IPaddr2").exists(), reason="resource-agents not installed")
+def test_in_process_ipaddr2_sends_every_announcement_round(tmp_path):
+    with Cluster(["node1"]) as c:
+        vip = f"10.{c.base}.0.80"
+        with c.tcpdump("node1", "arp") as cap:
+            cp = c.run("node1", [sys.executable, "-c", GARP_DRIVER, vip, str(tmp_path / "run")], timeout=240,
+                       env={"PYTHONPATH": str(REPO), "HADAEMON_RUNDIR": str(tmp_path / "run")})
+            assert cp.returncode == 0, cp.stderr[-3000:]
+            pkts = cap.packets()
+        from scapy.layers.l2 import ARP
+
+        garps = [p for p in pkts if ARP in p and p[ARP].psrc == vip and p[ARP].pdst == vip]
+        # one round is a gratuitous request and reply; 4 rounds, the last 3 from the thread
+        assert len(garps) == 8, [p.summary() for p in pkts]

@@ -480,6 +480,7 @@ class LocalResourceManager:
         from hadaemon.agents.ocf import params_from_env
 
         agent = importlib.import_module(module)
+        env = dict(env, HADAEMON_IN_PROCESS="1")    # the agent keeps no forked helpers (threads instead)
         out = io.StringIO()
         t0 = time.monotonic()
         fut = asyncio.get_running_loop().run_in_executor(
