@@ -222,7 +222,7 @@ class CrmNode:
             log.warning("bad %s message from %s dropped: %r", msg.get("t"), src, exc, extra={"NODE": src})
 
     # -- sending ------------------------------------------------------------------------------------
-    def send(self, node: str, kind: str, **fields) -> None:
+    def send(self, node: str, kind: str, /, **fields) -> None:
         """Send to a node (delivered locally when it is this node); failures are logged, not raised."""
         if node == self.local_node:
             msg = dict(fields, t=kind)

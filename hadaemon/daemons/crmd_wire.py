@@ -22,7 +22,7 @@ CHANNEL = "crmd"
 __all__ = ["CHANNEL", "encode", "decode"]
 
 
-def encode(kind: str, **fields: Any) -> bytes:
+def encode(kind: str, /, **fields: Any) -> bytes:
     fields["t"] = kind
     return json.dumps(fields, separators=(",", ":")).encode()
 
