@@ -15,6 +15,11 @@ Timings: "seed" = the admin's ha.cf (keepalive 2, deadtime 30), "fast" = keepali
 Prints per-run figures, medians, p99 (nearest rank), maxima; the last line is
 RESULT failover_median_s=... failover_p99_s=... failback_gap_s=... migrate_median_s=... dual_active=...
 (the unprefixed keys are the seed timings when they ran, else the fast ones; fast_* keys when both ran).
+
+--keepalived 1,0.1 adds Debian's keepalived (VRRPv3, advert_int per value, lighttpd on both nodes) on a
+fresh cluster, cut and restored the same way (no migrate), and the keys keepalived_median_s,
+keepalived_p99_s, keepalived_failback_gap_s, keepalived_dual_active (the smallest advert_int) and
+ratio_keepalived (hadaemon's fast failover median / keepalived's).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import time
 
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
-from hadaemon.testing.procs import wait_until
+from hadaemon.testing.procs import run_cmd, wait_until
 from hadaemon.testing.scenario import Experiment1, Poller
 
 TIMINGS = {"seed": dict(keepalive="2", deadtime="30", warntime="10"),
@@ -101,9 +106,107 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
     return out
 
 
+# -- keepalived (Debian's package), the same client and cut, for comparison -----------------------------
+KEEPALIVED_CONF = """global_defs {{
+    router_id {node}
+    vrrp_version 3
+    vrrp_garp_master_delay 0
+    vrrp_garp_master_repeat 5
+}}
+vrrp_instance web {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {prio}
+    advert_int {advert}
+    virtual_ipaddress {{
+        {vip}/24 dev eth0
+    }}
+}}
+"""
+LIGHTTPD_CONF = """server.document-root = "{root}"
+server.port = 80
+server.pid-file = "{pid}"
+server.modules = ("mod_setenv")
+setenv.add-response-header = ("X-Served-By" => "{node}")
+index-file.names = ("index.html")
+"""
+
+
+def run_keepalived(advert: str, runs: int, keep: bool, log) -> dict:
+    """keepalived VRRPv3 on admin1 (priority 150, preempting) and admin2 (100); lighttpd always runs on
+    both, so the client is served wherever the VIP is. Cut / restore admin1 as for hadaemon; a moment
+    with the VIP on both connected nodes is counted like the observer does."""
+    import shutil
+    import threading
+
+    out = {"failover": [], "failback_gap": [], "migrate": [], "dual_active": 0, "dual_any": 0}
+    if not shutil.which("keepalived") or not shutil.which("lighttpd"):
+        log("keepalived or lighttpd not installed: keepalived comparison skipped")
+        return out
+    with Cluster(["admin1", "admin2"], client=True, keep=keep) as c:
+        net = ".".join(c.addr("admin1").split(".")[:3])
+        vip = f"{net}.222"
+        w = c.workdir
+        for node, prio in (("admin1", 150), ("admin2", 100)):
+            d = w / f"ka-{node}"
+            (d / "www").mkdir(parents=True, exist_ok=True)
+            (d / "www" / "index.html").write_text("ok\n")
+            (d / "lighttpd.conf").write_text(LIGHTTPD_CONF.format(root=d / "www", pid=d / "lighttpd.pid", node=node))
+            (d / "keepalived.conf").write_text(KEEPALIVED_CONF.format(node=node, prio=prio, advert=advert, vip=vip))
+            c.spawn(node, ["lighttpd", "-D", "-f", str(d / "lighttpd.conf")], name="lighttpd")
+            c.spawn(node, ["keepalived", "-n", "-l", "-D", "-f", str(d / "keepalived.conf"), "-p", str(d / "ka.pid"),
+                           "-r", str(d / "vrrp.pid"), "-c", str(d / "chk.pid")], name="keepalived")
+        cut = set()
+
+        def has_vip(node):
+            return f" {vip}/" in c.run(node, ["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout
+
+        stop = threading.Event()
+
+        def observe():
+            while not stop.is_set():
+                if not cut and has_vip("admin1") and has_vip("admin2"):
+                    out["dual_active"] += 1
+                stop.wait(0.02)
+
+        obs = threading.Thread(target=observe, daemon=True)
+        obs.start()
+
+        def port(node, up):
+            run_cmd(["ip", "-n", c.switch, "link", "set", c.port(node, 0), "up" if up else "down"])
+
+        try:
+            poller = Poller(c, "client", vip, interval=0.02, name=f"poller-ka{advert}")
+            wait_served(poller, time.monotonic(), "admin1", 60)
+            for i in range(runs):
+                time.sleep(1)
+                t = time.monotonic()
+                cut.add("admin1")
+                port("admin1", False)
+                out["failover"].append(wait_served(poller, t, "admin2", 60) - t)
+                time.sleep(1)
+                t = time.monotonic()
+                port("admin1", True)
+                cut.discard("admin1")
+                t_back = wait_served(poller, t, "admin1", 60)
+                time.sleep(1)
+                out["failback_gap"].append(poller.longest_gap(t, max(t_back, time.monotonic())))
+                log(f"keepalived advert_int {advert} run {i + 1}: failover {out['failover'][-1]:.3f} s, "
+                    f"failback gap {out['failback_gap'][-1]:.3f} s, VIP on two so far {out['dual_active']}")
+            poller.stop()
+        finally:
+            stop.set()
+            obs.join(5)
+    out["dual_any"] = out["dual_active"]
+    return out
+
+
 def summary(name: str, r: dict, log) -> None:
     for key in ("failover", "failback_gap", "migrate"):
         v = r[key]
+        if not v:
+            continue
         log(f"{name:5} {key:13} n={len(v):2} median {statistics.median(v):7.3f} s  p99 {p99(v):7.3f} s  "
             f"max {max(v):7.3f} s  min {min(v):7.3f} s")
     log(f"{name:5} moments with the VIP on two connected nodes: {r['dual_active']}; with any webserver resource "
@@ -115,6 +218,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=10, help="runs per timing set (default 10)")
     ap.add_argument("--timings", choices=["seed", "fast", "both"], default="both")
     ap.add_argument("--keep", action="store_true", help="keep the work directories (daemon logs)")
+    ap.add_argument("--keepalived", default="", metavar="ADVERTS",
+                    help="also run keepalived with these advert_int values, e.g. 1,0.1 (same client and cut)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/failover.py: needs root (network namespaces)", file=sys.stderr)
@@ -142,6 +247,20 @@ def main(argv=None) -> int:
                    f"fast_failover_p99_s={p99(f['failover']):.3f}",
                    f"fast_failback_gap_s={statistics.median(f['failback_gap']):.3f}",
                    f"fast_migrate_median_s={statistics.median(f['migrate']):.3f}"]
+    ka = {}
+    for advert in [a for a in args.keepalived.split(",") if a]:
+        log(f"== keepalived advert_int {advert}; {args.runs} runs")
+        ka[advert] = run_keepalived(advert, args.runs, args.keep, log)
+        summary(f"ka{advert}", ka[advert], log)
+    if ka:
+        best = ka[min(ka, key=float)]
+        if best["failover"]:
+            km = statistics.median(best["failover"])
+            ours = statistics.median((results.get("fast") or main_set)["failover"])
+            fields += [f"keepalived_median_s={km:.3f}", f"keepalived_p99_s={p99(best['failover']):.3f}",
+                       f"keepalived_failback_gap_s={statistics.median(best['failback_gap']):.3f}",
+                       f"keepalived_dual_active={sum(r['dual_active'] for r in ka.values())}",
+                       f"ratio_keepalived={ours / km:.2f}"]
     fields.append(f"runs={args.runs} timings={args.timings}")
     print("RESULT " + " ".join(fields), flush=True)
     return 0
