@@ -69,9 +69,12 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                 for i in range(runs):
                     time.sleep(1)
                     t = time.monotonic()
+                    wall = time.time()
                     crm.cut("admin1")
                     t_ok = wait_served(poller, t, "admin2", bound)
                     out["failover"].append(t_ok - t)
+                    out.setdefault("stages", []).append(dict(stages(c.workdir / "logs", "admin2", wall),
+                                                             served=t_ok - t))
                     # plugged back once it has stopped its group (it cannot reach the ping node), as an
                     # admin would after "network stop"; earlier, its VIP would briefly be on the wire twice
                     obs.wait_released("admin1", list(obs.probes), bound)
@@ -202,6 +205,54 @@ def run_keepalived(advert: str, runs: int, keep: bool, log) -> dict:
     return out
 
 
+# -- the stages of one failover, from the surviving node's daemon logs ------------------------------------
+STAGES = [  # (name, log, pattern): the first matching line after the cut
+    ("dead", "ha-heartbeat", "EVENT=dead]"),
+    ("membership", "ha-crmd", "EVENT=membership]"),
+    ("dc_elected", "ha-crmd", "EVENT=dc-elected]"),
+    ("join_done", "ha-crmd", "EVENT=join-complete]"),
+    ("transition", "ha-crmd", "EVENT=transition-start"),
+    ("vip_dispatch", "ha-crmd", "EVENT=op-start RESOURCE=vip"),
+    ("first_garp", "ha-crmd", "announced "),
+    ("vip_done", "ha-crmd", "start vip: rc="),
+    ("store_done", "ha-crmd", "start store: rc="),
+    ("httpd_done", "ha-crmd", "start httpd: rc="),
+]
+
+
+def stages(logdir, node: str, since: float) -> dict:
+    """Seconds from the cut (wall clock `since`) to each stage's first log line on node."""
+    import datetime
+
+    out = {}
+    for name, daemon, pattern in STAGES:
+        try:
+            lines = (logdir / f"{node}-{daemon}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if pattern not in line:
+                continue
+            try:
+                ts = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            except ValueError:
+                continue
+            if ts >= since - 0.005:
+                out[name] = ts - since
+                break
+    return out
+
+
+def stage_summary(name: str, runs, log) -> None:
+    if not runs:
+        return
+    log(f"{name:5} failover stages (median s after the cut, on the surviving node):")
+    for stage in [st[0] for st in STAGES] + ["served"]:
+        v = [r[stage] for r in runs if stage in r]
+        if v:
+            log(f"        {stage:13} {statistics.median(v):7.3f}  (n={len(v)}, max {max(v):.3f})")
+
+
 def summary(name: str, r: dict, log) -> None:
     for key in ("failover", "failback_gap", "migrate"):
         v = r[key]
@@ -235,6 +286,7 @@ def main(argv=None) -> int:
         log(f"== {name} timings: keepalive {t['keepalive']}, deadtime {t['deadtime']}; {args.runs} runs")
         results[name] = run_set(name, args.runs, args.keep, log)
         summary(name, results[name], log)
+        stage_summary(name, results[name].get("stages"), log)
     main_set = results.get("seed") or results["fast"]
     fields = [f"failover_median_s={statistics.median(main_set['failover']):.3f}",
               f"failover_p99_s={p99(main_set['failover']):.3f}",
