@@ -148,7 +148,11 @@ def experiment1(show: Show, keep: bool = False) -> None:
                 if cp.returncode != 0:
                     raise DemoFailed("MigrateResource failed")
                 wait_groups(show, obs, crm, {"webserver": "admin2"})
-                first = poller.first_ok_after(t, "admin2")
+                first = None
+                deadline = time.monotonic() + 10      # the group is there; the client's next poll sees it
+                while first is None and time.monotonic() < deadline:
+                    first = poller.first_ok_after(t, "admin2")
+                    time.sleep(0.05)
                 show(f"webserver moved to admin2; the client is served by admin2 "
                      f"{(first - t) if first else float('nan'):.2f} s after the call")
                 client_web(show, e)
