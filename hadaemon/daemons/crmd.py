@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from hadaemon.core.cib.loader import parse_cib
+from hadaemon.core.cib.xmltree import parse_xml
 from hadaemon.core.crm import cibdoc
 from hadaemon.core.errors import ConfigError
 from hadaemon.core.heartbeat.hacf import load_hacf
@@ -62,6 +63,7 @@ def _parse_file(path: str) -> ET.Element:
     try:
         cib = cibdoc.parse(data)
     except ValueError as exc:
+        parse_xml(data, path)  # malformed XML: raises ConfigError(path, line, ...) with the line
         raise ConfigError(path, 0, str(exc)) from None
     problem = cibdoc.old_schema_problem(cib)
     if problem:

@@ -40,7 +40,7 @@ def test_a_heartbeat_2_1_cib_is_refused_naming_the_upgrade_command(tmp_path, cap
 def test_bad_xml_is_refused_with_file_and_line(tmp_path, capsys):
     assert crmd.main(_files(tmp_path, "<cib>\n<configuration>\n</cib>") + ["--check-config"]) == 1
     err = capsys.readouterr().err
-    assert "seed.xml" in err and "invalid XML" in err
+    assert "seed.xml:3: invalid XML" in err
 
 
 def test_crm_off_in_ha_cf_is_refused(tmp_path, capsys):
