@@ -1,0 +1,58 @@
+"""ha.cf's auto_failback on the real daemons: `on` -> resource-stickiness 0 (the resource returns to its
+preferred node when that node comes back), `off` -> INFINITY (it stays where it is), unless the CIB sets a
+stickiness itself (then the CIB's value rules)."""
+import pytest
+
+from hadaemon.testing.crm import CrmCluster
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
+<configuration>
+<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
+</cluster_property_set></crm_config>
+<nodes/>
+<resources>
+<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
+<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
+</primitive>
+</resources>
+<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
+RSC_DEFAULTS
+</configuration><status/></cib>"""
+
+CIB_STICKY_0 = ('<rsc_defaults><meta_attributes id="rd"><nvpair id="rd-s" name="resource-stickiness" value="0"/>'
+                '</meta_attributes></rsc_defaults>')
+
+
+def _where(crm):
+    return [n for n in crm.nodes if (crm.rundir(n) / "resource-agents" / "Dummy-d1.state").exists()]
+
+
+@pytest.mark.parametrize("auto_failback,cib_defaults,back_on", [
+    ("on", "", "node1"), ("off", "", "node2"), ("off", CIB_STICKY_0, "node1")])
+def test_auto_failback_is_the_default_stickiness(auto_failback, cib_defaults, back_on):
+    with Cluster(["node1", "node2"]) as c:
+        crm = CrmCluster(c, CIB.replace("RSC_DEFAULTS", cib_defaults), fencing=False, auto_failback=auto_failback)
+        try:
+            crm.start_all()
+            wait_until(lambda: _where(crm) == ["node1"], 90, interval=0.2, message="d1 on node1")
+            crm.stop_node("node1")                      # clean stop: d1 moves to node2
+            wait_until(lambda: _where(crm) == ["node2"], 90, interval=0.2, message="d1 on node2")
+            crm.start_node("node1")
+
+            def joined():
+                st = crm.status("node2")
+                return (st.get("nodes") or {}).get("node1", {}).get("state") == "online"
+            wait_until(joined, 90, interval=0.3, message="node1 back online")
+            crm.wait_dc()
+            wait_until(lambda: _where(crm) == [back_on], 90, interval=0.2, message=f"d1 on {back_on}")
+            crm.wait_idle(crm.wait_dc())
+            assert _where(crm) == [back_on]
+        except (AssertionError, TimeoutError) as exc:
+            raise AssertionError(f"{exc}; d1 on {_where(crm)}\n{crm.logs()}") from None
+        finally:
+            crm.close()
