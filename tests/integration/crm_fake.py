@@ -95,10 +95,10 @@ class FakeCrm:
             before, after = set(t.current[rid]), set(t.revised.get(rid, []))
             for node in sorted(before - after):
                 self._record(rid, prims.get(rid), node, "stop")
-                self._emit("resource", rid, node, "stopped")
+                self._emit("resource", rid, node, "Stopped")
             for node in sorted(after - before):
                 self._record(rid, prims.get(rid), node, "start")
-                self._emit("resource", rid, node, "started")
+                self._emit("resource", rid, node, "Started")
         self._emit("transition_end", self.transition, "complete")
 
     def _record(self, rid: str, prim, node: str, task: str) -> None:

@@ -131,10 +131,10 @@ def test_busctl_migrate_resource_moves_the_group_and_clear_brings_it_back(env):
     loc = cib.find(".//rsc_location[@id='cli-prefer-webserver']")
     assert loc.get("node") == "admin2" and loc.get("score") == "INFINITY"
     # the signals of that change
-    seen = env.read_signals(lambda s: ("ResourceStateChanged", ["web_fs", "admin2", "started"]) in s
+    seen = env.read_signals(lambda s: ("ResourceStateChanged", ["web_fs", "admin2", "Started"]) in s
                             and any(m == "TransitionEnded" for m, _ in s))
     assert ("CibChanged", [epoch]) in seen
-    assert ("ResourceStateChanged", ["web_ip", "admin1", "stopped"]) in seen
+    assert ("ResourceStateChanged", ["web_ip", "admin1", "Stopped"]) in seen
     assert any(m == "TransitionStarted" for m, _ in seen)
     env.call("ClearResource", "ss", "webserver", "")
     assert env.where("webserver") == ["admin1"]

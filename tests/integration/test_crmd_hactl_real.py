@@ -1,10 +1,11 @@
 """Every hactl command of issue 8 against the real ha-crmd on the namespace cluster (heartbeat + crmd per
 node, ocf:pacemaker:Dummy): --version, resource create|show|ban|clear|disable|enable|cleanup|delete, group,
 constraint location|colocation|order, cib show|export|import, simulate and verify of the exported CIB,
-status --watch. Where each resource runs is checked on the nodes (the agents' state files), not only in
+status --watch, and the ResourceStateChanged / TransitionStarted / TransitionEnded signals. Where each resource runs is checked on the nodes (the agents' state files), not only in
 the CRM's own status. (test_crm_dbus_daemon covers status, --json, move/clear and node standby/online.)"""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,28 @@ def runfile(rel: str):
     return lambda view: (view.rundir / rel).exists()
 
 
+def _signals(monitor, want, timeout=30):
+    """(member, args) of the Crm1 signals busctl monitor printed, until want(list) holds or timeout."""
+    out, buf = [], b""
+    os.set_blocking(monitor.stdout.fileno(), False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not want(out):
+        try:
+            chunk = os.read(monitor.stdout.fileno(), 65536)
+        except BlockingIOError:
+            time.sleep(0.1)
+            continue
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            msg = json.loads(line)
+            if msg.get("type") == "signal" and msg.get("interface") == "org.hadaemon.Crm1":
+                out.append((msg["member"], msg["payload"]["data"]))
+    return out
+
+
 def test_hactl_commands_on_the_real_daemon(tmp_path):
     group = ('<group id="web">' + primitive("a", "ocf", "Dummy", "pacemaker", monitor="10s") + "</group>")
     with Cluster(NODES) as c:
@@ -46,9 +69,23 @@ def test_hactl_commands_on_the_real_daemon(tmp_path):
                 crm.wait_idle(crm.dc("n1"))
                 assert hactl("--version").startswith("hactl (hadaemon) ")
 
-                hactl("resource", "create", "c", "ocf:pacemaker:Dummy", "--op", "monitor interval=10s timeout=20s")
-                hactl("constraint", "location", "c", "n2", "100")
-                obs.wait("c", ["n2"], 60)
+                dc = crm.dc("n1")
+                monitor = subprocess.Popen(["busctl", f"--address={c.dbus(dc)}", "--json=short", "monitor", "--match",
+                                            "type='signal',interface='org.hadaemon.Crm1'"],
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                try:
+                    time.sleep(1)   # the monitor is listening
+                    hactl("resource", "create", "c", "ocf:pacemaker:Dummy", "--op",
+                          "monitor interval=10s timeout=20s")
+                    hactl("constraint", "location", "c", "n2", "100")
+                    obs.wait("c", ["n2"], 60)
+                    signals = _signals(monitor, lambda s: ("ResourceStateChanged", ["c", "n2", "Started"]) in s
+                                       and any(m == "TransitionEnded" for m, _ in s))
+                finally:
+                    monitor.kill()
+                    monitor.wait(10)
+                assert ("ResourceStateChanged", ["c", "n2", "Started"]) in signals, signals
+                assert any(m == "TransitionStarted" for m, _ in signals), signals
                 assert hactl("resource", "show", "c").startswith("c: primitive, Started on n2")
                 hactl("resource", "ban", "c", "n2")
                 obs.wait("c", ["n1"], 60)
