@@ -80,3 +80,12 @@ def test_runtime_sends_ready_status_and_stopping_to_notify_socket(tmp_path):
     got = [sink.recv(4096).decode() for _ in range(5)]
     assert got == ["READY=1\nSTATUS=DC, 2 members", "STATUS=no DC", "RELOADING=1", "READY=1\nSTATUS=no DC",
                    "STOPPING=1"]
+
+
+def test_a_cib_the_scheduler_cannot_read_is_refused_with_file_and_line(tmp_path, capsys):
+    cib = ('<cib admin_epoch="0" epoch="1" num_updates="0">\n<configuration><crm_config/><nodes/>\n<resources>\n'
+           '<primitive id="d" class="ocf" provider="heartbeat" type="Dummy"><operations>\n'
+           '<op name="monitor" interval="bogus"/></operations></primitive>\n'
+           '</resources><constraints/></configuration></cib>')
+    assert crmd.main(_files(tmp_path, cib) + ["--check-config"]) == 1
+    assert "seed.xml:5: a monitor op without id has an invalid interval 'bogus'" in capsys.readouterr().err

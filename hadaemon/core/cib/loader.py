@@ -175,7 +175,8 @@ class _Loader:
     def op(self, el: Element) -> Op:
         interval = parse_interval_ms(el.get("interval", "0"))
         if interval is None:
-            raise self.err(el, f"op '{el.get('id')}' has an invalid interval '{el.get('interval')}'")
+            name = f"op '{el.get('id')}'" if el.get("id") else f"a {el.get('name') or 'nameless'} op without id"
+            raise self.err(el, f"{name} has an invalid interval '{el.get('interval')}'")
         meta = self.nvsets(el, ("meta_attributes",))
         enabled = (el.get("enabled") or "true").lower() not in ("false", "no", "0", "off")
         return Op(el.get("id", ""), self.need(el, "name"), interval, el.get("role"),
