@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import time
 import uuid
@@ -198,7 +199,13 @@ class CrmNode:
                 self._alive[n] = now   # a new member gets a full crmd_deadtime
         self.members = members
         was = self.quorum.has_quorum
+        gen = int(getattr(self.hb, "generation", 0) or 0)
+        if self.quorum.wait_for_all and not self.quorum.seen_all and gen and self._seen_all_gen() == gen:
+            # ha-crmd restarted alone: ha-heartbeat (the same generation) saw every node already
+            self.quorum = dataclasses.replace(self.quorum, seen_all=True)
         self.quorum = Q.step(self.quorum, members)
+        if self.quorum.wait_for_all and self.quorum.seen_all and gen and self._seen_all_gen() != gen:
+            self._save_seen_all(gen)
         if was != self.quorum.has_quorum:
             log.warning("%s", Q.describe(self.quorum), extra={"EVENT": "quorum"})
         log.info("membership %d: %s", epoch, " ".join(members), extra={"EVENT": "membership"})
@@ -207,6 +214,18 @@ class CrmNode:
         if self.dc_role is not None:
             self.dc_role.membership_changed(members, lost)
         self._election(EL.Membership(members))
+
+    def _seen_all_gen(self) -> int:
+        try:
+            return self.store.load_seen_all()
+        except OSError:
+            return 0
+
+    def _save_seen_all(self, gen: int) -> None:
+        try:
+            self.store.save_seen_all(gen)
+        except OSError as exc:
+            log.warning("cannot save the wait_for_all state: %s", exc, extra={"EVENT": "store-error"})
 
     def _on_message(self, src: str, channel: str, body: bytes) -> None:
         if channel != W.CHANNEL:

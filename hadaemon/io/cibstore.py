@@ -71,6 +71,20 @@ class CibStore:
         self._last_written = data
         return True
 
+    # -- wait_for_all, across a restart of ha-crmd alone ------------------------------------------------
+    def load_seen_all(self) -> int:
+        """The ha-heartbeat generation during which every configured node was seen together (0: none).
+        While that ha-heartbeat still runs, a restarted ha-crmd keeps wait_for_all satisfied, as
+        corosync's votequorum does for the life of corosync."""
+        try:
+            with open(os.path.join(self.dir, "quorum-seen-all")) as f:
+                return int(f.read().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return 0
+
+    def save_seen_all(self, generation: int) -> None:
+        write_atomic(os.path.join(self.dir, "quorum-seen-all"), f"{int(generation)}\n".encode(), 0o600)
+
     # -- scheduler inputs ---------------------------------------------------------------------------
     def _existing(self) -> List[int]:
         try:

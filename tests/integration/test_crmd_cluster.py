@@ -254,3 +254,20 @@ def test_a_two_node_cluster_waits_for_both_nodes_at_first_start():
         time.sleep(2)
         assert "node1" in _where(crm)              # (isolated node2 has quorum too: without fencing it
         assert crm.status("node1")["resources"][0]["nodes"] == ["node1"]   # starts its own copy)
+        # ha-crmd alone restarted on the survivor (e.g. by the watchdog): ha-heartbeat, the same
+        # generation, saw both nodes, so wait_for_all stays satisfied and nothing is stopped
+        state = crm.rundir("node1") / "resource-agents" / "Dummy-d1.state"
+        before = os.stat(state)
+        offset = len(crm.crmd["node1"].output())
+        crm.kill_crmd("node1")
+        crm.restart_crmd("node1")
+        crm.wait_crm_name("node1")
+        assert crm.wait_dc(["node1"]) == "node1"
+        wait_until(lambda: "monitor d1: rc=" in crm.crmd["node1"].output()[offset:], 60,
+                   message="node1 re-probed d1")
+        time.sleep(3)
+        assert crm.status("node1")["quorum"] is True, crm.logs()
+        assert "node1" in _where(crm)
+        after = os.stat(state)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), crm.logs()
+        assert "stop d1" not in crm.crmd["node1"].output()[offset:], crm.logs()
