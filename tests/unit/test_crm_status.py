@@ -118,6 +118,11 @@ def test_heartbeat_2_1_cibs_are_recognised_and_name_the_upgrade_command():
     msg = cibdoc.old_schema_problem(old)
     assert msg and "hactl cib upgrade" in msg and "<attributes>" in msg
     assert cibdoc.old_schema_problem(cib_with(dummy("d"))) is None
+    # Pacemaker 1.1 still writes <node type="normal">: not a 2.x sign (the same verdict as hactl cib upgrade)
+    p11 = cibdoc.parse("""<cib validate-with="pacemaker-1.2" admin_epoch="0" epoch="1" num_updates="0">
+      <configuration><crm_config/><nodes><node id="u1" uname="a" type="normal"/></nodes><resources/>
+      <constraints/></configuration><status/></cib>""")
+    assert cibdoc.old_schema_problem(p11) is None
 
 
 def test_auto_failback_becomes_resource_stickiness_unless_the_cib_sets_one():

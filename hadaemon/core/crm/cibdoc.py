@@ -112,20 +112,12 @@ _OLD_NAMES = {"default_resource_stickiness", "default-resource-stickiness", "sto
 
 
 def old_schema_problem(cib: ET.Element) -> str | None:
-    """A message when the document is a Heartbeat 2.1.x CIB that must be upgraded first, else None."""
-    why = None
-    for el in cib.iter():
-        if el.tag == "attributes" and why is None:
-            why = "<attributes> wrappers inside *_attributes"
-        elif el.tag == "node" and el.get("type") == "normal" and why is None:
-            why = "<node type=\"normal\">"
-        elif el.tag == "nvpair" and (el.get("name") or "") in ("default_resource_stickiness",
-                                                                 "stonith_enabled", "no_quorum_policy",
-                                                                 "symmetric_cluster") and why is None:
-            why = f"the 2.x option name '{el.get('name')}'"
-    vw = cib.get("validate-with") or ""
-    if why is None and vw.startswith("pacemaker-0.") or vw in ("transitional-0.6", "pacemaker-0.6"):
-        why = f"validate-with=\"{vw}\""
+    """A message when the document is a Heartbeat 2.1.x CIB that must be upgraded first, else None.
+    The test is hactl cib upgrade's own (core/cib/upgrade.heartbeat2_reason): one detector."""
+    from hadaemon.core.cib.upgrade import heartbeat2_reason
+    from hadaemon.core.cib.xmltree import parse_xml
+
+    why = heartbeat2_reason(parse_xml(ET.tostring(cib, encoding="unicode"), "<cib>"))
     if why is None:
         return None
     return (f"this is a Heartbeat 2.1.x CIB ({why}); convert it first with "
