@@ -143,7 +143,7 @@ def _as_user(hb, gid_extra=None):
     return ["setpriv", "--reuid=65534", "--regid=65534", *groups, "busctl", f"--address={hb.c.dbus('node1')}"]
 
 
-def test_policy_everyone_reads_only_root_and_haclient_send(hb):
+def test_policy_everyone_reads_only_root_sends(hb):
     nobody = _as_user(hb)
     cp = subprocess.run(nobody + ["get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "LocalNode"],
                         capture_output=True, text=True, timeout=30)
@@ -153,11 +153,19 @@ def test_policy_everyone_reads_only_root_and_haclient_send(hb):
     cp = subprocess.run(nobody + ["call", BUS_NAME, OBJECT_PATH, INTERFACE, "Send", "ssay", "node2", "c", "0"],
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stderr
+    # a haclient member may not inject messages either (they would reach the peers' ha-crmd as this
+    # node's): admins act through org.hadaemon.Crm1
     haclient = grp.getgrnam("haclient").gr_gid
     member = _as_user(hb, haclient)
-    cp = subprocess.run(member + ["call", BUS_NAME, OBJECT_PATH, INTERFACE, "Send", "ssay", "node2", "c", "0"],
+    cp = subprocess.run(member + ["call", BUS_NAME, OBJECT_PATH, INTERFACE, "Send", "ssay", "node2", "crmd", "0"],
                         capture_output=True, text=True, timeout=30)
-    assert cp.returncode == 0 and cp.stdout.startswith("t "), cp.stderr
+    assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stderr
+    cp = subprocess.run(member + ["get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Members"],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0 and "node1" in cp.stdout, cp.stderr
+    cp = subprocess.run(["busctl", f"--address={hb.c.dbus('node1')}", "call", BUS_NAME, OBJECT_PATH, INTERFACE,
+                         "Send", "ssay", "node2", "c", "0"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0 and cp.stdout.startswith("t "), cp.stderr   # root
 
 
 def test_policy_only_root_owns_the_name(hb):
