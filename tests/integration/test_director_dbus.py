@@ -109,7 +109,9 @@ def test_drain_set_weight_restore(env):
     deadline = time.monotonic() + 15
     seen = []
     os.set_blocking(env.monitor.stdout.fileno(), False)
-    while time.monotonic() < deadline and len(seen) < 3:
+    want = ([f"tcp:{env.vip}:80", rs1, "drained", 0], [f"tcp:{env.vip}:80", rs1, "up", 1])
+    # read until both are seen: signals of earlier tests may still be queued before them
+    while time.monotonic() < deadline and not all(w in seen for w in want):
         line = env.monitor.stdout.readline()
         if not line:
             time.sleep(0.1)
