@@ -30,6 +30,7 @@ __all__ = ["CrmNode"]
 log = logging.getLogger("ha-crmd")
 
 ELECTION_TIMEOUT = 3.0
+JOIN_WAIT = 5.0          # a non-DC member without a join offer this long asks the DC to re-elect
 FORWARD_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 240.0
 ALIVE_INTERVAL = 1.0
@@ -319,7 +320,18 @@ class CrmNode:
         offer, self._offer = self._offer, None
         if dc and offer is not None and offer[0] == dc:
             self._on_join_offer(*offer)
+        if dc and dc != self.local_node:
+            # membership changes are not always seen on both sides (a short cut: the DC never declared us
+            # dead, so it runs no new join round and we would wait for an offer forever): ask it again
+            self.loop.call_later(JOIN_WAIT, self._check_joined, dc)
         self._update_status()
+
+    def _check_joined(self, dc: str) -> None:
+        if self.dc == dc and not self.joined and dc != self.local_node:
+            log.warning("no join offer from DC %s within %.0f s: asking it to re-run the election", dc, JOIN_WAIT,
+                        extra={"NODE": dc, "EVENT": "join-timeout"})
+            self.send(dc, "reelect")
+            self.loop.call_later(JOIN_WAIT, self._check_joined, dc)
 
     # -- messages -----------------------------------------------------------------------------------
     def handle(self, src: str, msg: dict) -> None:
