@@ -357,31 +357,6 @@ def _uint(value) -> int:
         return 0
 
 
-def _quiet_refusals() -> None:
-    """dbus-next 0.2.3 sends the error reply of an async method that raised DBusError, then lets the
-    exception escape into the future's done callback, so the loop would log a traceback for every
-    refused request. The caller got its error: log one line instead (other exceptions as before)."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    if getattr(previous, "quiet_refusals", False):
-        return
-
-    def handler(loop_, context):
-        exc = context.get("exception")
-        if isinstance(exc, DBusError):
-            log.info("D-Bus request refused: %s: %s", exc.type, exc.text)
-            return
-        if previous is not None:
-            previous(loop_, context)
-        else:
-            loop_.default_exception_handler(context)
-
-    handler.quiet_refusals = True
-    loop.set_exception_handler(handler)
-
-
 class Export:
     """The daemon's presence on the bus: connect, export CrmInterface, own BUS_NAME, forward the
     backend's events as signals. connect() again after a lost connection."""
@@ -393,19 +368,14 @@ class Export:
         self._listener = None
 
     async def connect(self) -> None:
-        from hadaemon.bus.dbusnext import connect_system_bus
+        from hadaemon.bus.dbusnext import export_owned, quiet_refusals
 
-        bus = await connect_system_bus()
         iface = CrmInterface(self.backend)
-        bus.export(OBJECT_PATH, iface)
-        reply = await bus.request_name(BUS_NAME)
-        if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
-            bus.disconnect()
-            raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
+        bus = await export_owned(OBJECT_PATH, iface, BUS_NAME)
         self.bus, self.iface = bus, iface
         self._listener = self._on_event
         self.backend.listeners.append(self._listener)
-        _quiet_refusals()
+        quiet_refusals(log)
 
     async def wait_for_disconnect(self):
         """Returns (or raises the connection's error) when the bus connection is gone."""

@@ -16,6 +16,7 @@ __all__ = [
     "BusType", "DBusError", "Message", "MessageType", "Variant", "MessageBus",
     "PropertyAccess", "ServiceInterface", "dbus_property", "method", "signal",
     "connect_system_bus", "RefusedRequestsFilter", "marshal_body", "reply_with_body", "SignalEncoder", "send_raw",
+    "export_owned", "quiet_refusals",
 ]
 
 
@@ -156,3 +157,41 @@ def _write_callback(self):
 
 
 _aio_message_bus._MessageWriter.write_callback = _write_callback
+
+
+async def export_owned(path: str, iface, name: str, bus=None):
+    """Connect (unless given a bus), export iface at path and own name; RuntimeError when another
+    process owns it. Returns the bus."""
+    bus = bus or await connect_system_bus()
+    bus.export(path, iface)
+    reply = await bus.request_name(name)
+    if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
+        bus.disconnect()
+        raise RuntimeError(f"{name} is already owned by another process ({getattr(reply, 'name', reply)})")
+    return bus
+
+
+def quiet_refusals(logger) -> None:
+    """dbus-next 0.2.3 sends the error reply of an async method that raised DBusError, then lets the
+    exception escape into the future's done callback, so the loop would log a traceback for every
+    refused request. The caller got its error: log one line on logger instead (other exceptions as
+    before). Installed once per loop."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiet_refusals", False):
+        return
+
+    def handler(loop_, context):
+        exc = context.get("exception")
+        if isinstance(exc, DBusError):
+            logger.info("D-Bus request refused: %s: %s", exc.type, exc.text)
+            return
+        if previous is not None:
+            previous(loop_, context)
+        else:
+            loop_.default_exception_handler(context)
+
+    handler.quiet_refusals = True
+    loop.set_exception_handler(handler)

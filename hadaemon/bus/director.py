@@ -285,17 +285,12 @@ class RealServersSnapshot:
 
 async def export(director, bus=None):
     """Connect to the system bus (or DBUS_SYSTEM_BUS_ADDRESS), export the director, own BUS_NAME."""
-    from hadaemon.bus.dbusnext import connect_system_bus
+    from hadaemon.bus.dbusnext import export_owned, quiet_refusals
 
     import asyncio
 
-    bus = bus or await connect_system_bus()
     iface = DirectorInterface(director)
-    bus.export(OBJECT_PATH, iface)
-    reply = await bus.request_name(BUS_NAME)
-    if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
-        bus.disconnect()
-        raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
+    bus = await export_owned(OBJECT_PATH, iface, BUS_NAME, bus)
 
     snapshot = RealServersSnapshot(director, schedule=asyncio.get_running_loop().call_soon)
     pending = {}                  # (virtual, real) -> (state, weight): the latest change of each real
@@ -362,28 +357,9 @@ async def export(director, bus=None):
     iface.snapshot = snapshot
 
     director.listeners.append(on_event)
-    _quiet_refusals()
+    import logging
+
+    quiet_refusals(logging.getLogger("ha-ldirectord"))
     return bus
 
 
-def _quiet_refusals():
-    """dbus-next 0.2.3 sends the error reply of an async method that raised DBusError, then lets the
-    exception escape its done-callback, so the loop logs a traceback for every refused request
-    (an unknown real, a bad weight). The caller got its error; log one line instead."""
-    import asyncio
-    import logging
-
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def handler(loop_, context):
-        exc = context.get("exception")
-        if isinstance(exc, DBusError):
-            logging.getLogger("ha-ldirectord").info("D-Bus request refused: %s: %s", exc.type, exc.text)
-            return
-        if previous is not None:
-            previous(loop_, context)
-        else:
-            loop_.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)

@@ -132,15 +132,10 @@ class Export:
         self._nodes_handle = None
 
     async def connect(self) -> None:
-        from hadaemon.bus.dbusnext import connect_system_bus
+        from hadaemon.bus.dbusnext import export_owned
 
-        bus = await connect_system_bus()
         iface = HeartbeatInterface(self.node)
-        bus.export(OBJECT_PATH, iface)
-        reply = await bus.request_name(BUS_NAME)
-        if getattr(reply, "name", str(reply)) not in ("PRIMARY_OWNER", "ALREADY_OWNER"):
-            bus.disconnect()
-            raise RuntimeError(f"{BUS_NAME} is already owned by another process ({getattr(reply, 'name', reply)})")
+        bus = await export_owned(OBJECT_PATH, iface, BUS_NAME)
         self.bus, self.iface = bus, iface
         self._listener = self._on_event
         self.node.listeners.append(self._listener)
