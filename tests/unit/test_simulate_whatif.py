@@ -137,9 +137,9 @@ def test_bad_injections_are_refused(opts, message, tmp_path, capsys):
 
 @pytest.mark.parametrize("edit,message", [
     (lambda x: x.replace("<constraints>", '<constraints><rsc_order id="bad" first="nosuch" then="rsc1"/>'),
-     "<rsc_order> 'bad' names 'nosuch', which is not a resource, template or tag"),
+     "<rsc_order> 'bad' first='nosuch' refers to no resource, template or tag"),
     (lambda x: x.replace('name="stonith-enabled" value="false"', 'name="stonith-enabled" value="flase"'),
-     "cluster option stonith-enabled has an invalid boolean 'flase' (true or false)"),
+     "invalid boolean 'flase' for cluster option stonith-enabled: expected true or false"),
 ])
 def test_misread_cib_is_refused(edit, message, tmp_path, capsys):
     """What crm_simulate refuses (or would misread) is refused with the line, exit 2, nothing scheduled."""

@@ -91,14 +91,14 @@ def test_dangling_id_ref():
 
 @pytest.mark.parametrize("cons,message", [
     ('<rsc_location id="l1" rsc="ghost" node="node1" score="10"/>',
-     "<rsc_location> 'l1' rsc='ghost' refers to no resource"),
+     "<rsc_location> 'l1' rsc='ghost' refers to no resource, template or tag"),
     ('<rsc_location id="l1" rsc="r1" node="node9" score="10"/>',
      "<rsc_location> 'l1' node='node9' refers to no node defined in <nodes>"),
     ('<rsc_colocation id="c1" rsc="r1" with-rsc="ghost" score="INFINITY"/>',
-     "<rsc_colocation> 'c1' with-rsc='ghost' refers to no resource"),
+     "<rsc_colocation> 'c1' with-rsc='ghost' refers to no resource, template or tag"),
     ('<rsc_colocation id="c1" rsc="opts" with-rsc="r1" score="INFINITY"/>',
-     "<rsc_colocation> 'c1' rsc='opts' refers to a <cluster_property_set>, not a resource"),
-    ('<rsc_order id="o1" first="ghost" then="g1"/>', "<rsc_order> 'o1' first='ghost' refers to no resource"),
+     "<rsc_colocation> 'c1' rsc='opts' refers to a <cluster_property_set>, not a resource, template or tag"),
+    ('<rsc_order id="o1" first="ghost" then="g1"/>', "<rsc_order> 'o1' first='ghost' refers to no resource, template or tag"),
     ('<rsc_order id="o1" first="r1"/>', "<rsc_order> 'o1' has no then attribute"),
 ])
 def test_dangling_references(cons, message):
@@ -293,7 +293,7 @@ def test_cli_errors_exit_one_with_file_and_line(tmp_path):
     text = cib(constraints='<rsc_order id="o1" first="r1" then="ghost"/>')
     out, path = hactl_verify(tmp_path, text, "--no-agents")
     assert out.returncode == 1
-    assert f"{path}:{line_of(text, 'ghost')}: error: <rsc_order> 'o1' then='ghost' refers to no resource" in out.stderr
+    assert f"{path}:{line_of(text, 'ghost')}: error: <rsc_order> 'o1' then='ghost' refers to no resource, template or tag" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -12,16 +12,11 @@ from hadaemon.core.cib.model import (
 )
 from hadaemon.core.cib.scores import parse_score
 from hadaemon.core.cib.support import LEGACY_CLASSES, RESOURCE_CLASSES, UNSUPPORTED
+from hadaemon.core.cib.validate import refusals
 from hadaemon.core.cib.xmltree import Element, parse_xml, paused_gc
 from hadaemon.core.errors import ConfigError
 
 PRIMITIVE_CLASSES = RESOURCE_CLASSES + LEGACY_CLASSES
-BOOLEAN_OPTIONS = frozenset((
-    "fencing-enabled", "stonith-enabled", "symmetric-cluster", "maintenance-mode", "start-failure-is-fatal",
-    "stop-all-resources", "stop-orphan-resources", "stop-removed-resources", "stop-orphan-actions",
-    "cancel-removed-actions", "startup-fencing", "concurrent-fencing", "enable-startup-probes",
-    "have-watchdog", "shutdown-lock"))
-_BOOL_WORDS = frozenset(("true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"))
 _ISO = re.compile(r"^P(?:T)?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$", re.I)
 _UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "": 1000, "m": 60000, "min": 60000,
           "h": 3600000, "hr": 3600000, "us": 0, "usec": 0}
@@ -568,8 +563,9 @@ class _Loader:
                 orders.extend(self.orders(c))
             elif c.tag == "rsc_ticket":
                 rsc_tickets.extend(self.rsc_ticket(c))
-        self.check_references(index, locs, colocs, orders, rsc_tickets)
-        self.check_option_booleans(crm)
+        refused = refusals(root)  # the validator hactl verify shares
+        if refused:
+            raise ConfigError(self.path, refused[0].line, refused[0].message)
         rsc_defaults = self.nvsets(conf.find("rsc_defaults"), ("meta_attributes",))
         op_defaults = self.nvsets(conf.find("op_defaults"), ("meta_attributes",))
         states = []
@@ -589,37 +585,6 @@ class _Loader:
         return Cib(self.path, MappingProxyType(options), tuple(nodes), tuple(resources), tuple(locs),
                    tuple(colocs), tuple(orders), rsc_defaults, op_defaults, tuple(states), quorum,
                    root.get("dc-uuid"), tuple(rsc_tickets), MappingProxyType(tickets), _index=index)
-
-    def check_references(self, index, locs, colocs, orders, tickets) -> None:
-        """A constraint naming no resource is refused (crm_simulate refuses it: an IDREF to nothing),
-        rather than scheduled without the constraint."""
-        def check(kind: str, cid: str, name: str, line: int) -> None:
-            if name and name not in index:
-                raise ConfigError(self.path, line, f"<{kind}> '{cid}' names '{name}', which is not a resource, "
-                                                   "template or tag")
-        for loc in locs:
-            check("rsc_location", loc.id, loc.rsc, loc.line)
-        for c in colocs:
-            check("rsc_colocation", c.id, c.rsc, c.line)
-            check("rsc_colocation", c.id, c.with_rsc, c.line)
-        for o in orders:
-            for name in (o.first, o.then) + tuple(o.any_of) + tuple(o.then_all):
-                check("rsc_order", o.id, name, o.line)
-        for t in tickets:
-            check("rsc_ticket", t.id, t.rsc, t.line)
-
-    def check_option_booleans(self, crm: Element | None) -> None:
-        """A boolean cluster option that is neither true nor false is refused, not read as false."""
-        if crm is None:
-            return
-        for s in crm.children:
-            if s.tag != "cluster_property_set":
-                continue
-            for nv in self.deref(s).children:
-                name, value = nv.get("name"), nv.get("value")
-                if nv.tag == "nvpair" and name in BOOLEAN_OPTIONS and value is not None \
-                        and value.strip().lower() not in _BOOL_WORDS:
-                    raise self.err(nv, f"cluster option {name} has an invalid boolean '{value}' (true or false)")
 
     # --- status ---
     def node_state(self, el: Element) -> NodeState:

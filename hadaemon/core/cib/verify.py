@@ -7,6 +7,7 @@ from typing import Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple
 from hadaemon.core.cib import xmltree
 from hadaemon.core.cib.dates import parse_datetime
 from hadaemon.core.cib.support import RESOURCE_CLASSES, UNSUPPORTED
+from hadaemon.core.cib.validate import BOOLEAN_OPTIONS, refusals
 from hadaemon.core.cib.xmltree import Element
 from hadaemon.core.errors import ConfigError
 
@@ -21,8 +22,6 @@ EXPR_TYPES = {"string", "integer", "number", "version"}
 ON_FAIL = {"ignore", "block", "stop", "restart", "standby", "fence", "demote"}
 MULTIPLE_ACTIVE = {"block", "stop_only", "stop_start", "stop_unexpected"}
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"}
-CLUSTER_BOOLEANS = {"stonith-enabled", "fencing-enabled", "symmetric-cluster", "stop-orphan-resources",
-                    "stop-orphan-actions", "start-failure-is-fatal", "maintenance-mode", "startup-fencing"}
 NO_QUORUM_POLICIES = {"stop", "freeze", "ignore", "demote", "suicide", "fence"}
 META_BOOLEANS = {"is-managed", "allow-migrate", "maintenance", "critical", "interleave", "ordered",
                  "globally-unique", "notify", "promotable"}
@@ -145,6 +144,7 @@ class _Checker:
         self.check_fencing(conf)
         self.check_nvpairs(root)
         self.check_status(root)
+        self.findings.extend(Finding(r.line, ERROR, r.message) for r in refusals(root))
         return sorted(self.findings)
 
     # -- ids --------------------------------------------------------------------------------------
@@ -213,9 +213,9 @@ class _Checker:
             name, value = nv.get("name"), nv.get("value")
             if not name or value is None:
                 continue
-            if name in CLUSTER_BOOLEANS:
-                self.check_bool(nv, value, f"cluster option {name}")
-            elif name == "no-quorum-policy" and value not in NO_QUORUM_POLICIES:
+            if name in BOOLEAN_OPTIONS:
+                continue  # an invalid boolean: validate.refusals (shared with the loader)
+            if name == "no-quorum-policy" and value not in NO_QUORUM_POLICIES:
                 self.error(nv, f"invalid no-quorum-policy '{value}': expected one of "
                                + ", ".join(sorted(NO_QUORUM_POLICIES)))
             elif name in ("default-resource-stickiness", "node-health-red"):
@@ -428,9 +428,7 @@ class _Checker:
             if required and not (cons.tag == "rsc_location" and cons.get("rsc-pattern")):
                 self.error(cons, f"<{cons.tag}> '{cid}' has no {attr} attribute")
             return
-        if ref not in self.resources:
-            what = f"a <{self.ids[ref].tag}>, not a resource" if ref in self.ids else "no resource"
-            self.error(cons, f"<{cons.tag}> '{cid}' {attr}='{ref}' refers to {what}")
+        # a name that is no resource, template or tag: validate.refusals (shared with the loader)
 
     def check_role(self, cons: Element, attr: str):
         value = cons.get(attr)
@@ -508,10 +506,6 @@ class _Checker:
         sets = [c for c in cons.children if c.tag == "resource_set"]
         for rset in sets:
             self.check_role(rset, "role")
-            for ref in rset.children:
-                if ref.tag == "resource_ref" and ref.get("id") not in self.resources:
-                    self.error(ref, f"resource set '{rset.get('id')}' of <rsc_ticket> '{tid}' refers to"
-                                    f" '{ref.get('id')}', which is no resource")
         if not sets:
             self.check_ref(cons, "rsc")
             self.check_role(cons, "rsc-role")
