@@ -88,11 +88,34 @@ def load_cib(store: CibStore, seed: str | None) -> tuple:
 
 def _preload_agents() -> None:
     try:
+        import hadaemon.agents.filesystem  # noqa: F401
         import hadaemon.agents.ipaddr2  # noqa: F401
         import pyroute2  # noqa: F401
         import scapy.layers.l2  # noqa: F401
     except Exception:  # noqa: BLE001 - only a warm-up; the agent reports its own errors
         log.debug("agent preload failed", exc_info=True)
+
+
+def _start_attrd(node, store: CibStore):
+    """crm_attribute / crm_master / attrd_updater / crm_node for the agents this node runs: the tools
+    in STATE_DIR/sbin (found through HA_SBIN_DIR and PATH, which agents inherit) and their socket."""
+    from pathlib import Path
+
+    from hadaemon.daemons.crmd_attrd import AttrdServer, install_tools, socket_name
+
+    try:
+        sbin = install_tools(Path(store.dir) / "sbin")
+    except OSError as exc:
+        log.error("cannot install the attribute tools for agents: %s", exc, extra={"EVENT": "attrd-failed"})
+        return None
+    os.environ["HADAEMON_ATTRD_SOCKET"] = socket_name(node.local_node)
+    os.environ["HA_SBIN_DIR"] = str(sbin)
+    path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    if not path.startswith(str(sbin) + ":"):
+        os.environ["PATH"] = f"{sbin}:{path}"
+    server = AttrdServer(node)
+    asyncio.ensure_future(server.start())
+    return server
 
 
 async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
@@ -113,6 +136,7 @@ async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
         asyncio.get_running_loop().run_in_executor(None, _preload_agents)
     node = CrmNode(local, cfg, store, cib, lrm_factory=lrm_factory)
     node.status_cb = rt.status
+    attrd = _start_attrd(node, store)
 
     def reload():
         try:
@@ -154,6 +178,8 @@ async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
     await node.shutdown()
     runner.cancel()
     await node.close()
+    if attrd is not None:
+        attrd.close()
     if export is not None:
         export.close()
     await rt.close()

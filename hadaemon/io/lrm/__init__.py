@@ -59,7 +59,10 @@ class _Cancelled(Exception):
 # in_process_agents the built-in runs instead of the script (still required to be installed).
 # ocf:heartbeat:IPaddr2 forks ip, arping, send_arp... (0.5-1.5 s on a loaded node) where the
 # in-process agent takes milliseconds: the largest part of a VIP failover.
-IN_PROCESS_SUBSTITUTES = {("heartbeat", "IPaddr2"): "hadaemon.agents.ipaddr2"}
+# ocf:heartbeat:Filesystem: only bind mounts, and only the script's ordinary path (the module's
+# handles() and DELEGATE hand everything else to the script).
+IN_PROCESS_SUBSTITUTES = {("heartbeat", "IPaddr2"): "hadaemon.agents.ipaddr2",
+                          ("heartbeat", "Filesystem"): "hadaemon.agents.filesystem"}
 # the script's defaults where the built-in's differ (resource-agents' IPaddr2: run_arping=false;
 # hadaemon:IPaddr2 probes for a collision, 0.2 s, by default)
 SUBSTITUTE_DEFAULTS = {("heartbeat", "IPaddr2"): {"run_arping": "false"}}
@@ -420,7 +423,9 @@ class LocalResourceManager:
                     for name, value in SUBSTITUTE_DEFAULTS.get((rsc.provider, rsc.type), {}).items():
                         env.setdefault(f"OCF_RESKEY_{name}", value)
             if builtin:
-                return await self._run_builtin(builtin, rsc, op, env, started)
+                res = await self._run_builtin(builtin, rsc, op, env, started)
+                if res is not None:
+                    return res
             argv = [path, op.name]
         else:
             env = _base_env()
@@ -470,27 +475,35 @@ class LocalResourceManager:
                         exec_ms=fin.exec_ms, exit_reason=reason)
 
     async def _run_builtin(self, module: str, rsc: ResourceSpec, op: OpRequest, env: Dict[str, str],
-                           started: float) -> OpResult:
+                           started: float) -> OpResult | None:
         """One of our own agents run in a thread of this process: the same code as its OCF script,
         with the same parameters (from the same environment), so the same result without the
-        interpreter start. A timeout is reported as one, but the thread cannot be killed."""
+        interpreter start. A timeout is reported as one, but the thread cannot be killed.
+        None when a substitute hands the action to the script (its handles() / DELEGATE)."""
         import importlib
         import io
 
         from hadaemon.agents.ocf import params_from_env
 
         agent = importlib.import_module(module)
+        params = params_from_env(env)
+        handles = getattr(agent, "handles", None)
+        if handles is not None and not handles(op.name, params, env):
+            return None
         env = dict(env, HADAEMON_IN_PROCESS="1")    # the agent keeps no forked helpers (threads instead)
         out = io.StringIO()
         t0 = time.monotonic()
         fut = asyncio.get_running_loop().run_in_executor(
-            None, agent.execute, op.name, params_from_env(env), env, out)
+            None, agent.execute, op.name, params, env, out)
         try:
             result = await asyncio.wait_for(asyncio.shield(fut), op.timeout_ms / 1000.0)
         except asyncio.TimeoutError:
             msg = f"{op.name} timed out after {op.timeout_ms} ms"
             return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "timeout", output=out.getvalue(),
                             started=started, exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=msg)
+        delegate = getattr(agent, "DELEGATE", None)
+        if delegate is not None and result == delegate:
+            return None
         rc = R.ocf_to_ocf(result.rc)
         return OpResult(rsc.id, op.name, op.interval_ms, rc, "done", output=out.getvalue(), started=started,
                         exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=result.reason)
