@@ -46,10 +46,17 @@ PIDFILE=/run/httpd.pid
 CONF=/run/httpd.conf
 DAEMON=/usr/sbin/lighttpd
 
+# a zombie is not running (start-stop-daemon's view): a daemon orphaned by its double fork waits
+# for init to reap it, which can take a second where init is not systemd
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    case "$(cut -d ')' -f 2 "/proc/$1/stat" 2>/dev/null)" in " Z"*|" X"*|"") return 1 ;; esac
+}
+
 running() {
     [ -f "$PIDFILE" ] || return 1
     pid=$(cat "$PIDFILE" 2>/dev/null)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && alive "$pid"
 }
 
 case "$1" in
@@ -72,8 +79,10 @@ EOF
 stop)
     if running; then
         pid=$(cat "$PIDFILE"); kill "$pid"
-        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+        # polled as start-stop-daemon --retry does: often at first, then every 0.1 s (10 s in all)
+        for i in $(seq 10); do alive "$pid" || break; sleep 0.01; done
+        for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -9 "$pid"
     fi
     rm -f "$PIDFILE"; exit 0 ;;
 status)
@@ -99,10 +108,17 @@ RUNDIR=/run/mysqld
 PIDFILE=$RUNDIR/mysqld.pid
 SOCKET=$RUNDIR/mysqld.sock
 
+# a zombie is not running (start-stop-daemon's view): a daemon orphaned by its double fork waits
+# for init to reap it, which can take a second where init is not systemd
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    case "$(cut -d ')' -f 2 "/proc/$1/stat" 2>/dev/null)" in " Z"*|" X"*|"") return 1 ;; esac
+}
+
 running() {
     [ -f "$PIDFILE" ] || return 1
     pid=$(cat "$PIDFILE" 2>/dev/null)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && alive "$pid"
 }
 
 case "$1" in
@@ -122,8 +138,8 @@ start)
 stop)
     if running; then
         pid=$(cat "$PIDFILE"); kill "$pid"
-        for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+        for i in $(seq 300); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -9 "$pid"
     fi
     rm -f "$PIDFILE"; exit 0 ;;
 status)
