@@ -6,14 +6,17 @@ then one node lost) it measures, each in its own child process with its peak RSS
 clone-heavy CIBs: NODES x anonymous clones of NODES instances + promotable clones, `--clones 32x100x10`):
   ours     parse_cib + schedule in-process (the scheduling alone, no printing)
   crm -R   crm_simulate -R -x FILE (2.1.5's scheduling alone), bounded at 120 s
-and for the small sizes also the whole simulation: `hactl simulate FILE` against `crm_simulate -S -x FILE`
-(-S grows quadratically: only worth quoting for small inputs).
+  hactl    `hactl simulate FILE` as a whole process (start-up, parse, schedule, the full output: status,
+           summary, executed actions, revised status), at every size, against crm -R's whole process
+and for the small sizes also `crm_simulate -S -x FILE` (-S grows quadratically: only worth quoting for small
+inputs).
 
     .venv/bin/python bench/scheduler.py [--quick] [--sizes 2x10,16x1000] [--states fresh,steady_lost_node]
 
 The last line is `RESULT ratio_max=... ratio_median=...`: ours (parse + schedule, timed in-process) /
 crm_simulate -R (whole process) over the runs both finished, below 1 meaning we are faster; wall_ratio_*
-compares whole processes (our Python start-up and imports included).
+compares whole processes (our Python start-up and imports included); hactl_ratio_* is `hactl simulate` (whole
+process, full output) / `crm_simulate -R` (whole process).
 """
 from __future__ import annotations
 
@@ -167,7 +170,7 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
         with open(path, "w") as f:
             f.write(generate_clone_cib(nodes, n_clones, n_prom, state))
         prims = nodes * (n_clones + n_prom)  # instances
-        full_sim = full_sim and prims <= 2000
+        crm_s = prims <= 2000
     else:
         path = os.path.join(workdir, f"bench-{nodes}x{prims}-{state}.xml")
         with open(path, "w") as f:
@@ -175,7 +178,6 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
     row = {"nodes": nodes, "prims": prims, "state": state, "bytes": os.path.getsize(path)}
     if clones is not None:
         row["clones"] = f"{clones[0]}c+{clones[1]}p"
-        prims = 0  # the whole simulations are compared for every clone size
     if have_ours:
         try:
             wall, rss, text = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None)
@@ -187,12 +189,12 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
     if have_crm:
         wall, rss, _ = run_child(["crm_simulate", "-R", "-x", path], CRM_BOUND)
         row.update(crm=wall, crm_rss=rss)
-    if full_sim and prims <= SMALL:
-        if have_ours:
-            try:
-                row["sim_ours"], row["sim_ours_rss"], _ = run_child(hactl_argv() + ["simulate", path], SIM_BOUND)
-            except RuntimeError:
-                row["sim_ours"], row["sim_ours_error"] = None, True
+    if full_sim and have_ours:
+        try:
+            row["sim_ours"], row["sim_ours_rss"], _ = run_child(hactl_argv() + ["simulate", path], OURS_BOUND)
+        except RuntimeError:
+            row["sim_ours"], row["sim_ours_error"] = None, True
+    if full_sim and (crm_s if clones is not None else prims <= SMALL):
         if have_crm:
             row["sim_crm"], row["sim_crm_rss"], _ = run_child(["crm_simulate", "-S", "-x", path], SIM_BOUND)
     return row
@@ -207,15 +209,17 @@ def print_row(r, have_ours):
     if "sim_crm" in r or "sim_ours" in r:
         ours_sim = f"{fmt(r['sim_ours'], SIM_BOUND)} s ({mb(r.get('sim_ours_rss'))} MB)" if "sim_ours" in r else "n/a"
         crm_sim = f"{fmt(r['sim_crm'], SIM_BOUND)} s ({mb(r.get('sim_crm_rss'))} MB)" if "sim_crm" in r else "n/a"
-        sim = f"  simulate: hactl {ours_sim}, crm -S {crm_sim}"
+        sim = f"  simulate: hactl {ours_sim}, crm -S {crm_sim}" if "sim_crm" in r else ""
     actions = r.get("actions")
     per = f"{1e6 * r['ours'] / actions:.0f}" if actions and r.get("ours") else "-"
     per_nr = f"{1e6 * r['ours'] / (r['nodes'] * r['prims']):.1f}" if r.get("ours") else "-"
     wall = fmt(r.get("ours_wall"), OURS_BOUND) if have_ours else "n/a"
     label = r.get("clones", r["prims"])
+    hactl = fmt(r["sim_ours"], OURS_BOUND) if "sim_ours" in r else "-"
+    hratio = f"{r['sim_ours'] / r['crm']:.3f}" if r.get("sim_ours") and r.get("crm") else ""
     print(f"{r['nodes']:>5} {label:>6} {r['state']:<17} {actions if actions is not None else '-':>8}"
           f" {ours:>9} {wall:>9} {mb(r.get('ours_rss')):>8} {per:>7} {per_nr:>6} {fmt(r.get('crm'), CRM_BOUND):>9}"
-          f" {mb(r.get('crm_rss')):>8} {ratio:>7}{sim}", flush=True)
+          f" {mb(r.get('crm_rss')):>8} {ratio:>7} {hactl:>8} {hratio:>7}{sim}", flush=True)
 
 
 def mb(value):
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
         print("note: crm_simulate not installed; timing ours only")
     print(f"{'nodes':>5} {'prims':>6} {'state':<17} {'actions':>8} {'ours s':>9} {'wall s':>9} {'ours MB':>8}"
           f" {'us/act':>7} {'us/NR':>6}"
-          f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7}")
+          f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7} {'hactl s':>8} {'h/crm':>7}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hadbench-") as workdir:
         for nodes, prims in sizes:
@@ -277,9 +281,12 @@ def main(argv=None) -> int:
     crm_over = sum(1 for r in rows if have_crm and r.get("crm") is None)
     ours_over = sum(1 for r in rows if have_ours and r.get("ours") is None)
     walls = [r["ours_wall"] / r["crm"] for r in rows if r.get("ours_wall") is not None and r.get("crm") is not None]
+    hactls = [r["sim_ours"] / r["crm"] for r in rows if r.get("sim_ours") and r.get("crm")]
+    hactl_part = (f" hactl_ratio_max={max(hactls):.3f} hactl_ratio_median={statistics.median(hactls):.3f}"
+                  if hactls else "")
     if ratios:
         print(f"RESULT ratio_max={max(ratios):.3f} ratio_median={statistics.median(ratios):.3f}"
-              f" wall_ratio_max={max(walls):.3f} wall_ratio_median={statistics.median(walls):.3f}"
+              f" wall_ratio_max={max(walls):.3f} wall_ratio_median={statistics.median(walls):.3f}{hactl_part}"
               f" runs_compared={both} crm_over_{CRM_BOUND:.0f}s={crm_over} ours_failed={ours_over}")
     else:
         print(f"RESULT ratio_max=nan ratio_median=nan runs_compared=0 crm_over_{CRM_BOUND:.0f}s={crm_over}"
