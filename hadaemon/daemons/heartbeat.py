@@ -132,6 +132,9 @@ async def _run(args, cfg, auth, local) -> int:
             log.error("reload failed, keeping the running configuration: %s", exc,
                       extra={"EVENT": "reload-failed"})
             return
+        if (new_cfg.realtime, new_cfg.rtprio) != (cfg.realtime, cfg.rtprio):
+            log.warning("realtime/rtprio changed in %s: applied at the next start, not on reload", args.config,
+                        extra={"EVENT": "config-warning"})
         try:
             node.reconfigure(new_cfg, new_auth)
         except TransportError as exc:
@@ -207,6 +210,14 @@ def main(argv=None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps the stack to stderr
     for w in warnings:
         log.warning("%s", w, extra={"EVENT": "config-warning"})
+    from hadaemon.daemons import heartbeat_realtime
+
+    # before the event loop and any thread: the policy is per thread, threads inherit it
+    done, refused = heartbeat_realtime.apply(cfg.realtime, cfg.rtprio)
+    for line in refused:
+        log.warning("%s", line, extra={"EVENT": "realtime"})
+    if done:
+        log.info("scheduling: %s", ", ".join(done), extra={"EVENT": "realtime"})
     try:
         return asyncio.run(_run(args, cfg, auth, local))
     except KeyboardInterrupt:

@@ -1,8 +1,11 @@
 """The running heartbeat node: wires UDP links, wire codec, membership core and messenger on one loop."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import threading
+import time
 from typing import Callable, Dict, List, Tuple
 
 from hadaemon.core.heartbeat import membership as mb
@@ -53,7 +56,12 @@ class HeartbeatNode:
         self.received = 0
         self.listeners: List[Callable] = []
         self.peer_addr: Dict[Tuple[str, str], Tuple[str, int]] = {}
-        self._seq = 0
+        self._seqs = itertools.count(1)   # one sequence for every packet (next() is atomic: both threads draw)
+        self._hb_payload = b""              # the heartbeat's echo, kept current by the event loop
+        self._beat_thread: threading.Thread | None = None
+        self._beat_stop = threading.Event()
+        self._loop_seen = 0.0               # time.monotonic() of the event loop's last keepalive turn
+        self.late_beats = 0                 # heartbeats the sender sent more than a keepalive late
         self._link_up: Dict[str, bool] = {}
         self._hb_handle = None
         self._hb_due: float | None = None
@@ -81,9 +89,19 @@ class HeartbeatNode:
         self._started = True
         self._apply(mb.Start(), now)
         self.messenger_membership()
+        self._hb_payload = self._echo()
+        if self.transport is not None:   # heartbeats from their own thread (see _beat_loop)
+            self._loop_seen = time.monotonic()
+            self._beat_stop.clear()
+            self._beat_thread = threading.Thread(target=self._beat_loop, name="ha-heartbeat-sender", daemon=True)
+            self._beat_thread.start()
         self._heartbeat_timer()
 
     def close(self) -> None:
+        self._beat_stop.set()
+        if self._beat_thread is not None and self._beat_thread is not threading.current_thread():
+            self._beat_thread.join(timeout=min(2.0, self.cfg.keepalive + 0.5))
+            self._beat_thread = None
         for h in (self._hb_handle, self._deadline_handle, self._msg_handle):
             if h is not None:
                 h.cancel()
@@ -232,8 +250,7 @@ class HeartbeatNode:
 
     # -- send ---------------------------------------------------------------------------------------
     def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+        return next(self._seqs)
 
     def _transmit(self, packets) -> None:
         for pkt in packets:
@@ -261,19 +278,50 @@ class HeartbeatNode:
 
     def _send_all_links(self, pkt, bulk: bool = False) -> None:
         """Send on every link's media; bulk (messenger packets) yields to heartbeats (Transport.send)."""
-        if not self.transport:
+        transport, auth = self.transport, self.auth   # read once: the sender thread calls this too
+        if not transport:
             return
         for link in self.links:
-            data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), self.auth)
-            self.sent += self.transport.send(link, data, bulk)
+            data = wire.encode(wire.restamp(pkt, seq=self._next_seq(), link=link), auth)
+            self.sent += transport.send(link, data, bulk)
+
+    def _send_heartbeat(self) -> None:
+        hb = wire.Packet(kind="hb", src=self.local_node, dst="", generation=self.generation, seq=0,
+                         link="", payload=self._hb_payload)
+        self._send_all_links(hb)
+
+    def _beat_loop(self) -> None:
+        """The sender thread: a heartbeat on every link each keepalive, on the monotonic clock, whatever
+        the event loop is doing (a burst of messages, a D-Bus storm): it needs only the GIL, which the
+        loop's thread yields within sys.getswitchinterval(). It inherits the daemon's SCHED_RR.
+        It sends only while the event loop runs (a turn of _heartbeat_timer within deadtime): a node
+        whose loop is stuck must look dead, not keep heartbeating (the watchdog restarts it)."""
+        due = time.monotonic()
+        while not self._beat_stop.is_set():
+            now = time.monotonic()
+            if now < due:
+                time.sleep(due - now)   # relative: wall-clock steps do not move it
+                continue
+            keepalive, deadtime = self.cfg.keepalive, self.cfg.deadtime
+            if now - self._loop_seen < deadtime:
+                if now - due > keepalive:
+                    self.late_beats += 1
+                try:
+                    self._send_heartbeat()
+                except Exception:  # noqa: BLE001 - the sender must survive anything (a reload's new sockets)
+                    log.exception("heartbeat sender")
+            due += keepalive
+            if due <= now:
+                due = now + keepalive   # skip missed beats, never a burst
 
     def _heartbeat_timer(self) -> None:
         now = self.clock()
+        self._loop_seen = time.monotonic()
         self._poll_links(now)
-        hb = wire.Packet(kind="hb", src=self.local_node, dst="", generation=self.generation, seq=0,
-                         link="", payload=self._echo())
-        self._send_all_links(hb)
-        self._apply(mb.Tick(), now)
+        self._hb_payload = self._echo()
+        if self._beat_thread is None:   # no sender thread (no sockets: in-process tests)
+            self._send_heartbeat()
+        self._tick(now)
         self._messenger_tick(now)
         # drift-free: the next beat is one keepalive after this one was due (skipping missed beats)
         due = (self._hb_due or now) + self.cfg.keepalive
@@ -331,6 +379,7 @@ class HeartbeatNode:
             self._effect(e)
         self._schedule_deadline()
         if effects:
+            self._hb_payload = self._echo()   # a generation believed or changed: echo it from the next beat
             status = self.status_line()
             if status != self._last_status and self.notifier is not None:
                 self._last_status = status
@@ -351,7 +400,18 @@ class HeartbeatNode:
     def _deadline_fired(self) -> None:
         self._deadline_handle = None
         self._deadline_at = None
-        self._apply(mb.Tick(), self.clock())
+        self._tick(self.clock())
+
+    def _tick(self, now: float) -> None:
+        """Let time pass. A node is judged silent only with nothing of it queued: when the Tick would
+        change a state (warn, dead, a link dead), every socket is read first, so a daemon that was not
+        scheduled for a while judges from what arrived meanwhile, not from its own lateness."""
+        if self.transport is not None:
+            _, effects = mb.step(self.state, mb.Tick(), now)   # pure: a trial, nothing applied
+            if effects:
+                self.transport.drain()
+                now = self.clock()
+        self._apply(mb.Tick(), now)
 
     def _effect(self, e) -> None:
         me = self.local_node

@@ -34,6 +34,7 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 MEDIUM_BATCH = 256     # datagrams read from a medium socket per wake-up (then timers and peers run)
 PEER_BATCH = 256       # from a peer's own sockets too: each ready socket gets its turn per wake-up
 MAX_PEER_SOCKETS = 256
+DRAIN_BATCH = 4096     # per peer socket when draining before a node is judged silent (Transport.drain)
 
 
 class TransportError(Exception):
@@ -259,7 +260,7 @@ class Transport:
         self._by_key.clear()
 
     # -- I/O ----------------------------------------------------------------------------------------
-    def _readable(self, link: str | None, sock: socket.socket, batch: int, medium: bool) -> None:
+    def _readable(self, link: str | None, sock: socket.socket, batch: int, medium: bool) -> bool:
         """Read up to `batch` datagrams (bounded: timers and the other sockets run between batches).
 
         A peer's broadcast goes to the peer filter's socket (link None: the link comes from the address);
@@ -268,14 +269,14 @@ class Transport:
         silently instead of counting it as a replay."""
         recvfrom, on_datagram = sock.recvfrom, self.on_datagram
         own = self._peer_addrs.get(link, ()) if medium else ()
-        for _ in range(batch):
+        for n in range(batch):
             try:
                 data, addr = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                return n > 0
             except OSError as exc:  # e.g. ECONNREFUSED queued on a connected socket by an ICMP error
                 log.debug("recv on %s: %s", link, exc)
-                return
+                return n > 0
             if link is None:
                 peer_link = self._addr_link.get(addr)
                 if peer_link is not None:
@@ -285,6 +286,21 @@ class Transport:
                 on_datagram(link, data, addr, True)
             else:
                 on_datagram(link, data, addr)
+        return True
+
+    def drain(self) -> int:
+        """Read what is queued now on every socket, before a node is judged silent (the daemon calls it
+        when a timer would change a state): the peers' own sockets up to DRAIN_BATCH each, the media's up
+        to MEDIUM_BATCH (anyone can fill those). Returns the sockets that had something."""
+        had = 0
+        for link, sock in list(self._peer_socks.items()):
+            had += self._readable(link[0], sock, DRAIN_BATCH, False)
+        for sock in list(self._filtered.values()):
+            had += self._readable(None, sock, DRAIN_BATCH, False)
+        for ls in list(self.links.values()):
+            for sock in ls.sockets:
+                had += self._readable(ls.name, sock, MEDIUM_BATCH, True)
+        return had
 
     def send(self, link: str, data: bytes, bulk: bool = False) -> int:
         """Send to every destination of the link (broadcast, group, unicast peers); returns how many.
