@@ -16,6 +16,7 @@ COLLECTIVE = 128  # an instance's action -> its clone's running/stopped: runnabl
 
 _INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 _COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
+_ORIGINAL = {"running": "start", "stopped": "stop", "promoted": "promote", "demoted": "demote"}
 
 
 class Planner:
@@ -138,9 +139,23 @@ class Planner:
             return True
         return a.runnable
 
+    def _clone_optional(self, a: Action, node: str | None) -> bool:
+        """Whether a clone's pseudo-action counts as optional for an ordering with an action on
+        'node' (action_flags_for_ordering): only its instances' actions on that node count."""
+        c = self.ws.clones.get(a.rsc) if a.pseudo and node is not None else None
+        if c is None:
+            return a.optional
+        task = _ORIGINAL.get(a.task, a.task)
+        for r in leaves(c):
+            for x in self.rsc_actions(r.id, task):
+                if x.node == node and not x.optional:
+                    return False
+        return True
+
     def _forward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
-        if flags & IMPLIES_THEN and not first.optional and first.id not in self.dangling:
+        if flags & IMPLIES_THEN and not self._clone_optional(first, self._node_of(then, first)) \
+                and first.id not in self.dangling:
             changed |= self._require(then, first)
         if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
@@ -171,6 +186,18 @@ class Planner:
             then.printed = True
             changed = True
         return changed
+
+    def _node_of(self, a: Action, other: Action) -> str | None:
+        """The node an ordering's other side is scoped to: the action's node (a group's start: the
+        group's assigned node), none for actions of the same clone."""
+        if a.rsc is None or other.rsc not in self.ws.clones:
+            return None
+        rsc = self.rsc_of.get(a.id)
+        if rsc is None or rsc is self.ws.clones[other.rsc] or getattr(rsc, "clone", None) is not None:
+            return None
+        if rsc.is_group and a.task == "start":
+            return rsc.assigned.uname if rsc.assigned is not None else None
+        return a.node
 
     def _already_there(self, then: Action) -> bool:
         """An optional stop of something stopped, or start of something running only there."""
@@ -208,7 +235,7 @@ class Planner:
 def _stop_rsc(p: Planner, r, optional: bool) -> None:
     for node in r.running_on:
         a = p.action(r, "stop", node, optional=optional)
-        if r.assigned is None and a.reason is None:
+        if r.assigned is None and a.reason is None and r.interleave_node is None:
             a.reason = "node availability"
         if not r.managed:
             a.runnable = False
@@ -733,6 +760,10 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
         return
     if (first.is_group or first.is_clone) and ftask in _COMPLETED:
         ftask = _COMPLETED[ftask]
+    if then.is_clone and not first.is_clone:
+        # then-implies-first makes a primitive's or group's action required only when it already is
+        # (pcmk__update_ordered_actions): a required clone action requires nothing before it
+        flags &= ~IMPLIES_FIRST
     firsts = _acts(p, first, ftask, True)
     thens = list(_acts(p, then, ttask, False))
     if then.is_clone:
@@ -914,6 +945,12 @@ def plan(ws: WorkingSet) -> Planner:
             create_clone_actions(p, rsc)
         else:
             create_primitive_actions(p, rsc)
+    for r in ws.prims.values():
+        if r.interleave_node is not None and r.managed:
+            # Pacemaker unassigns such an instance after its actions exist: the start on the node it
+            # had is required but cannot run (pcmk__assign_resource with stop_if_fail)
+            start = p.action(r, "start", r.interleave_node, optional=False)
+            start.runnable = False
     create_probes(p)
     for r in ws.prims.values():
         internal_constraints(p, r)

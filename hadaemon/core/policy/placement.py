@@ -1178,6 +1178,7 @@ def _interleave_unassign(ws: WorkingSet) -> None:
                     for m in (inst.members if inst.is_group else [inst]):
                         if m.assigned is not None:
                             m.assigned.num_resources -= 1
+                            m.interleave_node = m.assigned
                         m.assigned = None
                         m.next_role = STOPPED
                     changed = True

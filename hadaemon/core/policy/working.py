@@ -168,6 +168,7 @@ class WRsc:
         self.lock_node: WNode | None = None  # shutdown-lock: may run only there
         self.lock_time = 0
         self.lock_expired: set = set()  # nodes whose expired lock clears the history
+        self.interleave_node: WNode | None = None  # assigned there, then unassigned: no interleave partner
 
     def current_node(self) -> WNode | None:
         if self.partial_migration_source is not None and self.partial_migration_source in self.running_on:

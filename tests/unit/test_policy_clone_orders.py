@@ -1,0 +1,78 @@
+"""Orderings with clones on small hand-written CIBs: which of a clone's actions count for an action
+ordered before or after it (Pacemaker scopes them to the other action's node), clone-min, and
+interleaved instances left without a partner.
+
+Every expected summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked
+test runs it again when it is installed).
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.unit.test_policy_clones import ban, clone, crm_simulate_summary
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
+
+N3 = ("node1", "node2", "node3")
+N4 = ("node1", "node2", "node3", "node4")
+
+S = {}
+# an instance of a clone with clone-min stops (its node goes standby): what is ordered after the clone
+# still has enough instances and stays where it is
+S["clone_min_instance_stops"] = lambda: cib(
+    nodes=N4, resources=[clone("a-clone", primitive("a"), {"clone-min": "2"}), primitive("web")],
+    node_attrs={"node2": {"standby": "on"}},
+    constraints=[ban("a-clone", "node4"), ban("web", "node1"), ban("web", "node2"), ban("web", "node3"),
+                 '<rsc_order id="o" first="a-clone" then="web"/>'],
+    status=[node_state("node1", running("a"), stopped("web")), node_state("node2", running("a"), stopped("web")),
+            node_state("node3", running("a"), stopped("web")), node_state("node4", stopped("a"), running("web"))])
+# a new instance starts on node2: 'web' (after the clone, on node1) is not restarted, because only
+# the clone's actions on web's node count for it
+S["new_instance_elsewhere"] = lambda: cib(
+    resources=[clone("a-clone", primitive("a")), primitive("web")],
+    constraints=['<rsc_order id="o" first="a-clone" then="web"/>',
+                 '<rsc_location id="l" rsc="web" node="node1" score="100"/>'],
+    status=[node_state("node1", running("a"), running("web")), node_state("node2", stopped("a"), stopped("web"))])
+# the instance on web's own node failed and is recovered there: web restarts too
+S["instance_restarts_on_same_node"] = lambda: cib(
+    resources=[clone("a-clone", primitive("a", {"target-role": "Started"})), primitive("web")],
+    constraints=['<rsc_order id="o" first="a-clone" then="web"/>',
+                 '<rsc_location id="l" rsc="web" node="node1" score="100"/>'],
+    status=[node_state("node1", lrm("a", op("a", "start", call=1), op("a", "monitor", rc=1, call=2, interval=10000)),
+                       running("web")),
+            node_state("node2", running("a"), stopped("web"))])
+# interleaved clones: b-clone's instance on node1 loses its a-clone partner (a-clone banned there);
+# 'web', ordered after b-clone and running on node1, restarts with it
+S["interleave_partner_lost"] = lambda: cib(
+    nodes=N3, resources=[primitive("web"), clone("a-clone", primitive("a"), {"interleave": "true"}),
+                         clone("b-clone", primitive("b"), {"interleave": "true"})],
+    constraints=['<rsc_order id="o1" first="a-clone" then="b-clone"/>',
+                 '<rsc_order id="o2" first="b-clone" then="web"/>',
+                 ban("a-clone", "node1"), '<rsc_location id="l" rsc="web" node="node1" score="100"/>'],
+    status=[node_state(n, running("a"), running("b"), *([running("web")] if n == "node1" else [stopped("web")]))
+            for n in N3])
+
+EXPECTED = {
+    "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
+    "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "instance_restarts_on_same_node": ["Recover a:0 (node1)", "Restart web (node1) due to required a-clone running"],
+    "interleave_partner_lost": ["Restart web (node1) due to required b-clone running",
+                                "Stop a:0 (node1) due to node availability", "Stop b:0 (node1)"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(S))
+def test_case_summary(name):
+    assert summary(S[name]()) == sorted(EXPECTED[name])
+
+
+def test_every_case_has_an_expectation():
+    assert set(S) == set(EXPECTED)
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@pytest.mark.parametrize("name", sorted(S))
+def test_against_crm_simulate(name, tmp_path):
+    assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
