@@ -52,10 +52,18 @@ S["interleave_partner_lost"] = lambda: cib(
                  ban("a-clone", "node1"), '<rsc_location id="l" rsc="web" node="node1" score="100"/>'],
     status=[node_state(n, running("a"), running("b"), *([running("web")] if n == "node1" else [stopped("web")]))
             for n in N3])
+# the same with clone-min on a-clone: the order goes through a clone-one-or-more pseudo-action, so
+# b-clone's instances are not paired with a-clone's and b starts on node1 too
+S["clone_min_not_interleaved"] = lambda: cib(
+    nodes=N3, resources=[clone("a-clone", primitive("a"), {"clone-min": "2"}),
+                         clone("b-clone", primitive("b"), {"interleave": "true"})],
+    constraints=['<rsc_order id="o1" first="a-clone" then="b-clone"/>', ban("a-clone", "node1")])
 
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "clone_min_not_interleaved": ["Start a:0 (node2)", "Start a:1 (node3)", "Start b:0 (node1)", "Start b:1 (node2)",
+                                  "Start b:2 (node3)"],
     "instance_restarts_on_same_node": ["Recover a:0 (node1)", "Restart web (node1) due to required a-clone running"],
     "interleave_partner_lost": ["Restart web (node1) due to required b-clone running",
                                 "Stop a:0 (node1) due to node availability", "Stop b:0 (node1)"],

@@ -1151,6 +1151,13 @@ def assign_all(ws: WorkingSet) -> None:
     _interleave_unassign(ws)
 
 
+def _clone_min(c) -> int:
+    try:
+        return max(0, int(c.meta.get("clone-min", "0")))
+    except ValueError:
+        return 0
+
+
 def _interleave_unassign(ws: WorkingSet) -> None:
     """A mandatory order between interleaved clones: an instance of 'then' that has no instance
     of 'first' on its node is not allowed to come up (unassign_if_mandatory), which may in turn
@@ -1164,6 +1171,8 @@ def _interleave_unassign(ws: WorkingSet) -> None:
         symmetric = o.symmetrical if o.symmetrical is not None else True
         if not mandatory or not symmetric or not then.interleave or not o.require_all:
             continue
+        if _clone_min(first) > 0:
+            continue  # ordered through a clone-one-or-more pseudo-action: nothing to interleave
         if o.first_action in ("stop", "demote") or o.then_action in ("stop", "demote"):
             continue
         pairs.append((first, then))
