@@ -58,10 +58,18 @@ S["clone_min_not_interleaved"] = lambda: cib(
     nodes=N3, resources=[clone("a-clone", primitive("a"), {"clone-min": "2"}),
                          clone("b-clone", primitive("b"), {"interleave": "true"})],
     constraints=['<rsc_order id="o1" first="a-clone" then="b-clone"/>', ban("a-clone", "node1")])
+# two instance histories of each member of a cloned group on one node (b's listed first): the second
+# of each belongs to one removed instance g:2, whichever member's history comes first
+S["cloned_group_removed_instance"] = lambda: cib(
+    resources=[clone("gc", '<group id="g">' + primitive("a") + primitive("b") + "</group>")],
+    status=[node_state("node1", running("b:1"), running("b:0"), running("a:1"), running("a:0")),
+            node_state("node2", online=False)])
 
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "cloned_group_removed_instance": ["Stop a:2 (node1) due to node availability",
+                                      "Stop b:2 (node1) due to node availability"],
     "clone_min_not_interleaved": ["Start a:0 (node2)", "Start a:1 (node3)", "Start b:0 (node1)", "Start b:1 (node2)",
                                   "Start b:2 (node3)"],
     "instance_restarts_on_same_node": ["Recover a:0 (node1)", "Restart web (node1) due to required a-clone running"],

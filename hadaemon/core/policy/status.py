@@ -119,10 +119,12 @@ def _anonymous_instance(ws: WorkingSet, node: WNode, clone, base: str) -> WRsc |
             if inst.running_on[0] is node:
                 found = _member(inst, base)
                 if found is not None and found.running_on:
-                    # another history entry on this node already maps here: a removed instance
+                    # another history entry on this node already maps here: look further (another
+                    # instance active here, e.g. a removed cloned group's, may still lack this member)
                     skip_inactive = True
                     found = None
-                break
+                if found is not None:
+                    break
         elif not skip_inactive and inactive is None and not inst.blocked and not inst.removed:
             inactive = _member(inst, base)
     if found is None and not skip_inactive:
