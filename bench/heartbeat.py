@@ -13,9 +13,18 @@ header, so each costs a digest). For each: the attacker's rate, what node1 dropp
 buffer overflows in node1's namespace, the gaps between consecutive heartbeats accepted by every
 receiver (from the daemons' debug logs; p99 and max) and the false deaths (any node declared dead).
 A quiet window of the same length gives the baseline gaps.
+With --load (issue 10's "no false deaths" run) each size runs at --keepalive/--deadtime (defaults then
+50ms / 200ms) with a CPU hog (a busy shell loop) in every node's namespace and --msg-rate messages a
+second (default 1,000) sent with Heartbeat1.Send over D-Bus around the ring of nodes (one sending and
+receiving process per node, as the CRMs would), for --window seconds; it counts every membership change
+after formation. Every size also reports, per daemon, how long its threads waited on the run queue
+(/proc/PID/task/*/schedstat: mean per wake-up and the largest mean) and the heartbeats its sender thread
+logged as late.
 Needs root. Ends with `RESULT ...` for the largest cluster, plus the flood figures.
 """
 import argparse
+import asyncio
+import json
 import os
 import re
 import statistics
@@ -26,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hadaemon.core.heartbeat.hacf import parse_time  # noqa: E402
 from hadaemon.testing.corosync import CorosyncCluster, corosync_missing  # noqa: E402
 from hadaemon.testing.flood import capture_payloads, flood, heartbeat_gaps  # noqa: E402
 from hadaemon.testing.flood import log_events as state_events  # noqa: E402
@@ -130,8 +140,88 @@ def _corosync_pid(pid):
     raise RuntimeError(f"no corosync process under {pid}")
 
 
+def schedstat(pid):
+    """(ns on the CPU, ns waiting on a run queue, times run) summed over the process's threads."""
+    tot = [0, 0, 0]
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            vals = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:
+            continue
+        for i in range(3):
+            tot[i] += int(vals[i])
+    return tot
+
+
+def membership_changes(hb, nodes, since):
+    """[(observer, time, members)] of every 'membership epoch' line logged at or after `since`."""
+    out = []
+    for o in nodes:
+        for line in hb.procs[o].output().splitlines():
+            m = MEMBERSHIP.match(line)
+            if m and _ts(m.group(1)) >= since:
+                out.append((o, _ts(m.group(1)), m.group(2)))
+    return out
+
+
+LATE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: heartbeat sent (\d+) ms late")
+
+
+def late_beats(hb, nodes, since):
+    """[(node, ms late)] of the heartbeats each sender thread logged as late at or after `since`."""
+    out = []
+    for o in nodes:
+        for m in map(LATE.match, hb.procs[o].output().splitlines()):
+            if m and _ts(m.group(1)) >= since:
+                out.append((o, int(m.group(2))))
+    return out
+
+
+def send_load(address, dst, rate, seconds):
+    """--send-load: Heartbeat1.Send to `dst` at `rate` a second for `seconds` on one node's bus, counting
+    the MessageReceived signals of the node meanwhile; prints one JSON line."""
+    from hadaemon.testing.heartbeat import BusClient
+
+    async def run():
+        bus = await BusClient(address).connect()
+        got = {"n": 0}
+        bus.on_signal(lambda member, args: got.__setitem__("n", got["n"] + (member == "MessageReceived")))
+        sent = errors = 0
+        inflight = set()
+        body = b"x" * 200
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < seconds:
+            due = t0 + k / rate
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
+            k += 1
+
+            async def one():
+                nonlocal sent, errors
+                try:
+                    await bus.send(dst, "load", body)
+                    sent += 1
+                except Exception:  # noqa: BLE001 - Busy / NodeDown are counted, the load goes on
+                    errors += 1
+            t = asyncio.ensure_future(one())
+            inflight.add(t)
+            t.add_done_callback(inflight.discard)
+            if len(inflight) > 200:   # the daemon is behind: do not pile up calls without bound
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        if inflight:
+            await asyncio.wait(inflight, timeout=10)
+        took = time.monotonic() - t0
+        await asyncio.sleep(1.0)
+        bus.close()
+        return {"sent": sent, "errors": errors, "received": got["n"], "seconds": took}
+
+    print(json.dumps(asyncio.run(run())), flush=True)
+
+
 def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10", stack="heartbeat", token=1000,
-             nice=-10, token_coefficient=None):
+             nice=-10, token_coefficient=None, warntime=None, realtime=True, load=False, msg_rate=1000):
     nodes = [f"n{i + 1}" for i in range(n)]
     with Cluster(nodes) as c:
         cs_pids = {}
@@ -140,9 +230,10 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             cs.start_all()
             cs.wait_ring(timeout=180)
             cs_pids = {x: _corosync_pid(cs.procs[x].pid) for x in nodes}
-            hb = HeartbeatCluster(c, extra=["stack corosync"])
+            hb = HeartbeatCluster(c, extra=["stack corosync"] + ([] if realtime else ["realtime off"]))
         else:
-            hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead=initdead)
+            hb = HeartbeatCluster(c, keepalive=keepalive, deadtime=deadtime, initdead=initdead, warntime=warntime,
+                                  extra=[] if realtime else ["realtime off"])
         hb.start_all()
         for x in nodes:   # the unit's Nice=-10 (units/ha-heartbeat.service): the machine is shared
             os.setpriority(os.PRIO_PROCESS, hb.procs[x].pid, nice)
@@ -158,16 +249,40 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         pids = {x: hb.procs[x].pid for x in nodes}
         for x, pid in pids.items():
             assert "hadaemon.daemons.heartbeat" in Path(f"/proc/{pid}/cmdline").read_text(), x
-        # steady state: CPU and RSS of every daemon
+        # steady state: CPU and RSS of every daemon (with --load: under the hogs and the messages)
+        hogs, senders = [], {}
+        if load:
+            for x in nodes:
+                hogs.append(c.spawn(x, ["sh", "-c", "while :; do :; done"], name="hog"))
+            for i, x in enumerate(nodes):
+                argv = [sys.executable, str(Path(__file__).resolve()), "--send-load",
+                        f"{c.dbus(x)},{nodes[(i + 1) % n]},{msg_rate / n:g},{window:g}"]
+                senders[x] = c.spawn(x, argv, name="load")
+            time.sleep(0.5)
         load0 = os.getloadavg()[0]
         if window >= 60:
             print(f"  steady window of {window:g} s (load average {load0:.2f} at its start)", flush=True)
+        since = time.time()
         t0, ticks0 = time.monotonic(), {x: cpu_ticks(p) for x, p in pids.items()}
+        sched0 = {x: schedstat(p) for x, p in pids.items()}
         cs_ticks0 = {x: cpu_ticks(p) for x, p in cs_pids.items()}
         time.sleep(window)
         load1 = os.getloadavg()[0]
         elapsed = time.monotonic() - t0
+        sched1 = {x: schedstat(p) for x, p in pids.items()}
+        changes = membership_changes(hb, nodes, since)
+        late = late_beats(hb, nodes, since)
         cpu = {x: 100.0 * (cpu_ticks(p) - ticks0[x]) / CLK_TCK / elapsed for x, p in pids.items()}
+        waits = {x: (sched1[x][1] - sched0[x][1]) / max(1, sched1[x][2] - sched0[x][2]) / 1e6 for x in nodes}
+        load_stats = {}
+        if load:
+            for h in hogs:
+                h.terminate()
+            for x, p in senders.items():
+                p.wait(30)
+                lines = [ln for ln in p.output().splitlines() if ln.startswith("{")]
+                load_stats[x] = json.loads(lines[-1]) if lines else {"sent": 0, "errors": 0, "received": 0,
+                                                                     "seconds": window}
         cs_cpu = {x: 100.0 * (cpu_ticks(p) - cs_ticks0[x]) / CLK_TCK / elapsed for x, p in cs_pids.items()}
         rss = {x: rss_mb(p) for x, p in pids.items()}
         steady_false = false_deaths(hb, nodes, since, [])
@@ -199,7 +314,8 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
                                                      for v, t_cut, t_back in cut_log)]
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
-                "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1}
+                "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1,
+                "changes": changes, "late": late, "waits": waits, "load_stats": load_stats}
 
 
 def _rcvbuf_errors(c, node):
@@ -267,7 +383,23 @@ def main(argv=None):
     ap.add_argument("--initdead", default="10", help="ha.cf initdead (default 10 s: 32 daemons take seconds to start)")
     ap.add_argument("--flood", type=float, default=8.0, help="seconds of each flood (default 8; 0: no flood)")
     ap.add_argument("--flood-procs", type=int, default=2, help="attacker processes sending (default 2)")
+    ap.add_argument("--keepalive", default=None, help="ha.cf keepalive (default 100ms; 50ms with --load)")
+    ap.add_argument("--deadtime", default=None, help="ha.cf deadtime (default 500ms; 200ms with --load)")
+    ap.add_argument("--warntime", default=None, help="ha.cf warntime (default: deadtime / 2)")
+    ap.add_argument("--realtime", choices=("on", "off"), default="on",
+                    help="ha.cf realtime (default on, as ha.cf's default: SCHED_RR, memory locked)")
+    ap.add_argument("--load", action="store_true",
+                    help="issue 10's run: a CPU hog in every node's namespace and --msg-rate messages a second "
+                         "between the nodes during the steady window; counts membership changes")
+    ap.add_argument("--msg-rate", type=float, default=1000.0, help="messages a second in all with --load (default 1000)")
+    ap.add_argument("--send-load", help=argparse.SUPPRESS)   # ADDRESS,DST,RATE,SECONDS: one node's load process
     args = ap.parse_args(argv)
+    if args.send_load:
+        address, dst, rate, seconds = args.send_load.rsplit(",", 3)
+        send_load(address, dst, float(rate), float(seconds))
+        return 0
+    keepalive = args.keepalive or ("50ms" if args.load else "100ms")
+    deadtime = args.deadtime or ("200ms" if args.load else "500ms")
     if os.geteuid() != 0:
         print("bench/heartbeat.py: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -281,9 +413,15 @@ def main(argv=None):
             print(f"== {n} nodes on corosync, token {args.token} ms, token_coefficient {coef} ms (runtime token "
                   f"{args.token + max(0, n - 2) * coef} ms), {args.cuts} cuts", flush=True)
         else:
-            print(f"== {n} nodes, keepalive 100ms, deadtime 500ms, {args.cuts} cuts", flush=True)
-        res = run_size(n, args.cuts, args.window, initdead=args.initdead, stack=args.stack, token=args.token,
-                       nice=args.nice, token_coefficient=args.token_coefficient)
+            print(f"== {n} nodes, keepalive {keepalive}, deadtime {deadtime}"
+                  + (f", warntime {args.warntime}" if args.warntime else "")
+                  + f", realtime {args.realtime}, {args.cuts} cuts"
+                  + (f"; load: a CPU hog per node namespace and {args.msg_rate:g} messages/s" if args.load else ""),
+                  flush=True)
+        res = run_size(n, args.cuts, args.window, keepalive=keepalive, deadtime=deadtime, warntime=args.warntime,
+                       initdead=args.initdead, stack=args.stack, token=args.token, nice=args.nice,
+                       token_coefficient=args.token_coefficient, realtime=args.realtime == "on", load=args.load,
+                       msg_rate=args.msg_rate)
         lat = res["latencies"]
         cpu, rss = list(res["cpu"].values()), list(res["rss"].values())
         nan = float("nan")
@@ -298,10 +436,26 @@ def main(argv=None):
               f"started, before the membership formed", flush=True)
         print(f"  detection latency over {len(lat)} observations: median {res['median']:.0f} ms, "
               f"p99 {res['p99']:.0f} ms, min {res['mn']:.0f} ms, max {res['mx']:.0f} ms "
-              + ("(bound deadtime + 2 x keepalive = 700 ms)" if args.stack == "heartbeat" else
+              + (f"(bound deadtime + 2 x keepalive = {1000 * (parse_time(deadtime) + 2 * parse_time(keepalive)):.0f} ms)"
+                 if args.stack == "heartbeat" else
                  "(corosync: runtime token + consensus, 1.2 x runtime token)"))
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
+        waits = list(res["waits"].values())
+        res["wait_mean"], res["wait_max"] = statistics.mean(waits), max(waits)
+        late = [ms for _, ms in res["late"]]
+        print(f"  membership changes during the {res['window']:g} s window: {len(res['changes'])} "
+              f"{res['changes'][:5] or ''}; late heartbeats logged by the senders: {len(late)}"
+              + (f" (max {max(late)} ms late)" if late else ""), flush=True)
+        print(f"  run-queue wait per wake-up (schedstat, all threads): mean over daemons {res['wait_mean']:.3f} ms, "
+              f"largest daemon mean {res['wait_max']:.3f} ms", flush=True)
+        if res["load_stats"]:
+            ls = res["load_stats"].values()
+            sent, errs, recv = (sum(x[k] for x in ls) for k in ("sent", "errors", "received"))
+            secs = max(x["seconds"] for x in ls)
+            res["msg_rate"] = sent / secs if secs else 0.0
+            print(f"  load: {sent} messages sent ({res['msg_rate']:.0f}/s), {errs} refused, {recv} received",
+                  flush=True)
         if res["cs_cpu"]:
             res["cs_cpu_mean"] = statistics.mean(res["cs_cpu"].values())
             print(f"  corosync CPU over the same window: mean {res['cs_cpu_mean']:.2f}% "
@@ -318,7 +472,13 @@ def main(argv=None):
                        f"corosync_cpu_pct={last.get('cs_cpu_mean', 0):.2f}"]
         fields += [
                    f"false_deaths={sum(len(r['false']) for r in results)}",
-                   f"startup_deaths={last['startup_deaths']}"]
+                   f"startup_deaths={last['startup_deaths']}",
+                   f"membership_changes={len(last['changes'])}", f"late_heartbeats={len(last['late'])}",
+                   f"runq_wait_ms={last['wait_mean']:.3f}", f"runq_wait_max_ms={last['wait_max']:.3f}",
+                   f"realtime={args.realtime}", f"keepalive={keepalive}", f"deadtime={deadtime}",
+                   f"load_avg={last['load']:.1f}", f"load_avg_end={last['load_end']:.1f}"]
+        if args.load:
+            fields += [f"msgs_per_s={last.get('msg_rate', 0):.0f}"]
     if args.flood > 0 and args.stack == "heartbeat":
         print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
               f"({args.flood_procs} sending processes)",

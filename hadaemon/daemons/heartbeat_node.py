@@ -304,8 +304,11 @@ class HeartbeatNode:
                 continue
             keepalive, deadtime = self.cfg.keepalive, self.cfg.deadtime
             if now - self._loop_seen < deadtime:
-                if now - due > keepalive:
+                if now - due > keepalive:   # this thread did not run for a keepalive: the host starves us
                     self.late_beats += 1
+                    log.warning("heartbeat sent %.0f ms late (keepalive %g ms): the daemon was not scheduled",
+                                1000 * (now - due), 1000 * keepalive,
+                                extra={"NODE": self.local_node, "EVENT": "late-heartbeat"})
                 try:
                     self._send_heartbeat()
                 except Exception:  # noqa: BLE001 - the sender must survive anything (a reload's new sockets)
