@@ -13,11 +13,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 from hadaemon.daemons.plumbing import Runtime, setup_logging
 from hadaemon.web import http
 from hadaemon.web.agents import Agents
-from hadaemon.web.app import App
+from hadaemon.web.app import ADMIN_GROUP, App
+from hadaemon.web.auth import Sessions, groups_of
 from hadaemon.web.cluster import Cluster
 
 log = logging.getLogger("hadaemon.web")
@@ -77,6 +79,30 @@ def ensure_certificate(state_dir: str) -> tuple:
     return cert, key
 
 
+def load_sessions(state_dir: str) -> Sessions:
+    """The sessions of the last run (STATE_DIR/web/sessions.json): a restart of ha-web logs nobody out.
+    Each comes back with the rights its user has now (none when the account is gone)."""
+    d = os.path.join(state_dir, "web")
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        log.warning("sessions are not kept across restarts: %s", exc)
+        return Sessions()
+    sessions = Sessions(path=os.path.join(d, "sessions.json"))
+
+    def recheck(user):
+        groups = groups_of(user)
+        if not groups:
+            return None  # the account is gone
+        return ADMIN_GROUP in groups or user == "root", groups
+    problem = sessions.load(time.time(), recheck)
+    if problem:
+        log.warning("%s", problem)
+    elif len(sessions):
+        log.info("%d session(s) kept from the last run", len(sessions))
+    return sessions
+
+
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -109,7 +135,9 @@ async def amain(args) -> int:
         print(f"ha-web: TLS: {exc}", file=sys.stderr)
         return 1
     cluster = Cluster()
-    app = App(cluster, Agents(ocf_root=args.ocf_root), pam_service=args.pam_service, host_label=socket.gethostname())
+    sessions = load_sessions(args.state_dir)
+    app = App(cluster, Agents(ocf_root=args.ocf_root), pam_service=args.pam_service, host_label=socket.gethostname(),
+              sessions=sessions)
     host, port = args.listen
     try:
         server = await http.serve(app, host, port, ctx)

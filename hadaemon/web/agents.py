@@ -102,22 +102,29 @@ class Agents:
         self._cache[key] = md
         return md
 
-    async def validate(self, provider: str, type_: str, params: Dict[str, str]) -> Tuple[str, str] | None:
-        """Check a new primitive's parameters before it is created: (field, message) when they are
-        wrong, else None. Refused: a required parameter missing, a parameter the agent does not have, an
-        integer/boolean that is not one, and what the agent's own validate-all calls a configuration
+    async def validate(self, provider: str, type_: str, params: Dict[str, str],
+                       changed=None) -> Tuple[str, str] | None:
+        """Check a primitive's parameters before it is created or changed: (field, message) when they
+        are wrong, else None. Refused: a required parameter missing, a parameter the agent does not have,
+        an integer/boolean that is not one, and what the agent's own validate-all calls a configuration
         error (exit code 6, OCF_ERR_CONFIGURED: wrong on every node). Other validate-all failures depend
-        on this node (a missing binary, no interface for the address here) and do not refuse."""
+        on this node (a missing binary, no interface for the address here) and do not refuse.
+        changed: for an edit, the names being set (params is then the whole new set): only those are
+        checked for being unknown or mistyped, so a parameter the CIB already had does not block an edit."""
         md = await self.meta_data("ocf", provider, type_)
         known = {p["name"]: p for p in md["parameters"]}
+        editing = changed is not None
+        changed = set(params) if changed is None else set(changed)
         for name in params:
-            if known and name not in known:
+            if known and name not in known and name in changed:
                 return f"params.{name}", (f"ocf:{provider}:{type_} has no parameter '{name}' "
                                           f"(it has: {', '.join(sorted(known))})")
         for p in md["parameters"]:
             value = params.get(p["name"], "")
-            if p["required"] and not value:
+            if p["required"] and not value and (not editing or p["name"] in changed):
                 return f"params.{p['name']}", f"{p['name']} is required by ocf:{provider}:{type_}"
+            if p["name"] not in changed:
+                continue
             if value and p["type"] == "integer" and not re.fullmatch(r"[+-]?\d+", value):
                 return f"params.{p['name']}", f"{p['name']} must be an integer, not '{value}'"
             if value and p["type"] == "boolean" and value.lower() not in _BOOLEANS:
@@ -146,5 +153,6 @@ class Agents:
             [x.split(":", 1)[1] for x in lines if x.startswith("ocf-exit-reason:")]
         message = "; ".join(dict.fromkeys(x.replace("ERROR: ", "") for x in lines)) or \
             f"ocf:{provider}:{type_} says the configuration is wrong (validate-all exit 6)"
-        field = next((f"params.{k}" for k, v in params.items() if len(v) >= 3 and v in message), "")
+        names = sorted(params, key=lambda k: k not in changed)  # a value the user just gave first
+        field = next((f"params.{k}" for k in names if len(params[k]) >= 3 and params[k] in message), "")
         return field, message

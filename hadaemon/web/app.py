@@ -195,13 +195,15 @@ SHELL = """<!DOCTYPE html>
 class App:
     def __init__(self, cluster: Cluster, agents: Agents | None = None, *, pam_service: str = "ha-web",
                  admin_group: str = ADMIN_GROUP, clock=time.monotonic, authenticate=None,
-                 throttle: auth.Throttle | None = None, host_label: str = ""):
+                 throttle: auth.Throttle | None = None, host_label: str = "",
+                 sessions: auth.Sessions | None = None, wall=time.time):
         self.cluster = cluster
         self.agents = agents or Agents()
         self.pam_service = pam_service
         self.admin_group = admin_group
-        self.clock = clock
-        self.sessions = auth.Sessions()
+        self.clock = clock      # the throttle's (monotonic)
+        self.wall = wall        # the sessions' (wall-clock: they are saved across restarts)
+        self.sessions = sessions if sessions is not None else auth.Sessions()  # (an empty one is falsy)
         self.throttle = throttle or auth.Throttle()
         self.authenticate = authenticate or auth.pam_authenticate
         self.host_label = host_label
@@ -215,13 +217,13 @@ class App:
             if req.method == "POST":
                 return await self.login(req, now)
             if req.method in ("GET", "HEAD"):
-                if self.sessions.get(req.cookies.get(COOKIE), now):
+                if self.sessions.get(req.cookies.get(COOKIE), self.wall()):
                     return Response.redirect("/")
                 return self.login_page()
             raise HttpError(405, "GET or POST")
         if path.startswith("/static/") and path[8:] in PUBLIC_STATIC and req.method in ("GET", "HEAD"):
             return Response(200, _static(path[8:]), STATIC[path[8:]], [("Cache-Control", "max-age=3600")])
-        session = self.sessions.get(req.cookies.get(COOKIE), now)
+        session = self.sessions.get(req.cookies.get(COOKIE), self.wall())
         if session is None:
             if path.startswith("/api/"):
                 raise HttpError(401, "log in first (POST /login)")
@@ -229,7 +231,7 @@ class App:
         if req.method == "POST":
             self.check_change(req, session)
             if path == "/logout":
-                self.sessions.drop(session.token)
+                self.sessions.drop_session(session)
                 log.info("%s logged out", session.user, extra={"EVENT": "logout", "USER": session.user})
                 return Response.redirect("/login", headers=headers_cookie(""))
             if not session.can_change:
@@ -302,7 +304,9 @@ class App:
             return self.login_page("Login failed: wrong user name or password.", user, 401)
         self.throttle.succeeded(keys)
         groups = auth.groups_of(user)
-        s = self.sessions.create(user, self.admin_group in groups or user == "root", self.clock(), groups)
+        s = self.sessions.create(user, self.admin_group in groups or user == "root", self.wall(), groups)
+        if self.sessions.save_error:
+            log.warning("sessions not saved: %s", self.sessions.save_error)
         log.info("%s logged in from %s (%s)", user, req.peer, "may change" if s.can_change else "read only",
                  extra={"EVENT": "login", "USER": user})
         return Response.redirect("/", headers=headers_cookie(s.token))
@@ -338,7 +342,7 @@ class App:
             try:
                 version = -1
                 while True:
-                    if self.sessions.get(session.token, self.clock()) is not session:
+                    if not self.sessions.touch(session, self.wall()):
                         writer.write(b"event: logout\ndata: {}\n\n")
                         await writer.drain()
                         return
@@ -373,6 +377,10 @@ class App:
                 problem = None  # meta-data unreadable here: the cluster decides
             if problem:
                 return Response.json({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
+        if action == "update_resource" and args[1]:
+            problem = await self.validate_edit(args[0], args[1])
+            if problem:
+                return Response.json({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
         try:
             body = await self.cluster.crm(method, signature, *args)
         except CallError as exc:
@@ -383,6 +391,22 @@ class App:
         log.info("%s: %s %s", session.user, method, " ".join(map(str, args[:2])),
                  extra={"EVENT": "change", "USER": session.user})
         return Response.json({"ok": True, "result": body})
+
+    async def validate_edit(self, rid: str, params: Dict[str, str]):
+        """An OCF primitive's new parameters checked as a new one's are (meta-data, validate-all), with
+        the parameters it keeps from the CIB: (field, message) or None. Anything else (a group, an lsb or
+        systemd service, an unknown id) is left to the cluster."""
+        try:
+            d = resource_detail(ET.fromstring(await self._cib()), rid)
+        except HttpError:
+            return None
+        if d["kind"] != "primitive" or d["class"] != "ocf":
+            return None
+        merged = {k: v for k, v in {**d["params"], **params}.items() if v != ""}  # an empty value deletes
+        try:
+            return await self.agents.validate(d["provider"], d["type"], merged, changed=set(params))
+        except (ValueError, FileNotFoundError, RuntimeError):
+            return None  # no such agent or no meta-data on this node: the cluster decides
 
     async def director_action(self, req: Request, session, action: str) -> Response:
         if action not in DIRECTOR_ACTIONS:

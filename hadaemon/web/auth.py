@@ -8,14 +8,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import grp
+import hashlib
 import hmac
+import json
 import os
 import pwd
 import secrets
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
-__all__ = ["pam_authenticate", "groups_of", "Session", "Sessions", "Throttle", "PamUnavailable"]
+__all__ = ["pam_authenticate", "groups_of", "Session", "Sessions", "Throttle", "PamUnavailable", "token_key"]
 
 
 # -- PAM -------------------------------------------------------------------------------------------------
@@ -120,57 +122,164 @@ def groups_of(user: str) -> List[str]:
 
 
 # -- sessions --------------------------------------------------------------------------------------------
+def token_key(token: str) -> str:
+    """What is kept of a session token, in memory and on disk: its SHA-256. The file of sessions gives
+    nobody a cookie that works."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass
 class Session:
-    token: str
+    token: str          # the cookie's value: known only in the process that made it ("" after a restart)
     user: str
     can_change: bool
     csrf: str
-    expires: float
+    expires: float      # wall-clock time (seconds since the epoch) it ends unless used
     groups: List[str] = field(default_factory=list)
+    key: str = ""       # token_key(token)
+    created: float = 0.0
+    saved: float = 0.0  # `expires` as last written to the file
 
     def csrf_ok(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf.encode(), token.encode())
 
 
 class Sessions:
-    """Random tokens -> Session; a session ends idle_timeout seconds after its last use."""
+    """Random tokens -> Session; a session ends idle_timeout seconds after its last use, max_age after
+    its login, or at log-out. Times are wall-clock seconds passed in by the caller (they outlive the
+    process). With path, the sessions survive a restart of ha-web: they are written there (JSON, mode
+    0600, written then renamed) at every log-in and log-out and at most every save_every seconds of use,
+    holding each token's SHA-256, never the token."""
 
-    def __init__(self, idle_timeout: float = 3600.0, limit: int = 10000):
-        self.idle_timeout = idle_timeout
-        self.limit = limit
-        self._by_token: Dict[str, Session] = {}
+    def __init__(self, idle_timeout: float = 3600.0, limit: int = 10000, max_age: float = 12 * 3600.0,
+                 path: str | None = None, save_every: float = 60.0):
+        self.idle_timeout, self.limit, self.max_age = idle_timeout, limit, max_age
+        self.path, self.save_every = path, save_every
+        self.save_error = ""
+        self._by_key: Dict[str, Session] = {}
+
+    def _deadline(self, s: Session, now: float) -> float:
+        return min(now + self.idle_timeout, s.created + self.max_age)
 
     def create(self, user: str, can_change: bool, now: float, groups: List[str] = ()) -> Session:
-        self.expire(now)
-        while len(self._by_token) >= self.limit:  # drop the oldest
-            self._by_token.pop(min(self._by_token.values(), key=lambda s: s.expires).token)
-        s = Session(secrets.token_urlsafe(32), user, can_change, secrets.token_urlsafe(32),
-                    now + self.idle_timeout, list(groups))
-        self._by_token[s.token] = s
+        self.expire(now, save=False)
+        while len(self._by_key) >= self.limit:  # drop the oldest
+            self._by_key.pop(min(self._by_key.values(), key=lambda s: s.expires).key)
+        token = secrets.token_urlsafe(32)
+        s = Session(token, user, can_change, secrets.token_urlsafe(32), 0.0, list(groups), token_key(token), now)
+        s.expires = self._deadline(s, now)
+        self._by_key[s.key] = s
+        self.save()
         return s
 
     def get(self, token: str | None, now: float) -> Session | None:
-        if not token:
+        if not token or len(token) > 256:
             return None
-        s = self._by_token.get(token)
-        if s is None:
-            return None
+        s = self._by_key.get(token_key(token))
+        return s if s is not None and self.touch(s, now) else None
+
+    def touch(self, s: Session, now: float) -> bool:
+        """Whether s is still a live session (same object, not expired); using it renews it."""
+        if self._by_key.get(s.key) is not s:
+            return False
         if s.expires <= now:
-            del self._by_token[token]
-            return None
-        s.expires = now + self.idle_timeout
-        return s
+            del self._by_key[s.key]
+            self.save()
+            return False
+        s.expires = self._deadline(s, now)
+        if s.expires - s.saved >= self.save_every:
+            self.save()
+        return True
 
     def drop(self, token: str | None) -> None:
-        self._by_token.pop(token or "", None)
+        if token and self._by_key.pop(token_key(token), None) is not None:
+            self.save()
 
-    def expire(self, now: float) -> None:
-        for tok in [t for t, s in self._by_token.items() if s.expires <= now]:
-            del self._by_token[tok]
+    def drop_session(self, s: Session) -> None:
+        if self._by_key.get(s.key) is s:
+            del self._by_key[s.key]
+            self.save()
+
+    def expire(self, now: float, save: bool = True) -> None:
+        gone = [k for k, s in self._by_key.items() if s.expires <= now]
+        for k in gone:
+            del self._by_key[k]
+        if gone and save:
+            self.save()
 
     def __len__(self) -> int:
-        return len(self._by_token)
+        return len(self._by_key)
+
+    # -- the file ------------------------------------------------------------------------------------
+    def save(self) -> bool:
+        """Write every session to path (atomically: a temporary file, fsync, rename). False (and
+        save_error says why) when it could not be written; the sessions go on in memory."""
+        if not self.path:
+            return True
+        doc = {"version": 1, "sessions": [
+            {"key": s.key, "user": s.user, "can_change": s.can_change, "groups": s.groups, "csrf": s.csrf,
+             "created": s.created, "expires": s.expires} for s in self._by_key.values()]}
+        tmp = f"{self.path}.{os.getpid()}.new"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, self.path)
+            dfd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            self.save_error = f"{self.path}: {exc.strerror or exc}"
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
+        self.save_error = ""
+        for s in self._by_key.values():
+            s.saved = s.expires
+        return True
+
+    def load(self, now: float, recheck: Callable[[str], Tuple[bool, List[str]] | None] | None = None) -> str:
+        """Read the sessions saved by an earlier run: those not expired come back (with their CSRF
+        tokens, so open pages go on). recheck(user) gives (can_change, groups) as of now, or None when
+        the account is gone (its sessions are dropped). Returns '' or what was wrong with the file (an
+        unreadable file starts with no sessions; a missing one is not wrong)."""
+        if not self.path:
+            return ""
+        try:
+            with open(self.path) as f:
+                doc = json.load(f)
+            items = doc["sessions"]
+            loaded = []
+            for x in items:
+                s = Session("", str(x["user"]), bool(x["can_change"]), str(x["csrf"]), float(x["expires"]),
+                            [str(g) for g in x.get("groups", [])], str(x["key"]), float(x["created"]))
+                if len(s.key) != 64 or not s.csrf:
+                    raise ValueError(f"a session of {s.user!r} has no valid key or CSRF token")
+                loaded.append(s)
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"{self.path}: not a sessions file ({exc}); starting without sessions"
+        for s in loaded:
+            s.expires = min(s.expires, s.created + self.max_age)
+            if s.expires <= now:
+                continue
+            if recheck is not None:
+                now_rights = recheck(s.user)
+                if now_rights is None:
+                    continue
+                s.can_change, s.groups = now_rights[0], list(now_rights[1])
+            s.saved = s.expires
+            self._by_key[s.key] = s
+        if len(self._by_key) != len(loaded):
+            self.save()
+        return ""
 
 
 class Throttle:

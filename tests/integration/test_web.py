@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from hadaemon.testing.procs import Proc
+from hadaemon.testing.procs import Proc, wait_until
 from tests.integration.web_env import CIB, REPO, web_env
 
 pytestmark = [pytest.mark.root]
@@ -370,6 +370,87 @@ def test_a_wrong_vip_is_refused_beside_its_field(env, admin):
     status, body = admin.post("/api/crm/create_primitive", dict(base, type="NoSuchAgent", params={}))
     assert status == 400 and body["field"] == "type", body
     assert admin.status()["crm"]["cib_epoch"] == epoch
+
+
+def test_an_edit_is_checked_like_a_create(env, admin):
+    status, body = admin.post("/api/crm/create_primitive", {
+        "id": "edit_vip", "class": "ocf", "provider": "heartbeat", "type": "IPaddr2",
+        "params": {"ip": "127.0.0.5", "cidr_netmask": "8"}, "meta": {"target-role": "Stopped"}, "ops": [], "group": ""})
+    assert status == 200, body
+    try:
+        epoch = admin.status()["crm"]["cib_epoch"]
+        for params, field, words in (({"ip": "10.0.0.256"}, "params.ip", "10.0.0.256"),    # validate-all: exit 6
+                                     ({"nosuch": "1"}, "params.nosuch", "nosuch"),         # not in the meta-data
+                                     ({"ip": ""}, "params.ip", "required")):               # emptied (deleted)
+            status, body = admin.post("/api/crm/update_resource", {"id": "edit_vip", "params": params, "meta": {}})
+            assert status == 400 and body["field"] == field and words in body["error"], (params, body)
+        code, detail = admin.get_json("/api/resource?id=edit_vip")
+        assert detail["params"] == {"ip": "127.0.0.5", "cidr_netmask": "8"}
+        assert admin.status()["crm"]["cib_epoch"] == epoch
+        status, body = admin.post("/api/crm/update_resource", {"id": "edit_vip", "params": {"ip": "127.0.0.6"},
+                                                               "meta": {}})
+        assert status == 200, body
+        code, detail = admin.get_json("/api/resource?id=edit_vip")
+        assert detail["params"] == {"ip": "127.0.0.6", "cidr_netmask": "8"}
+        # a parameter the CIB already had but the agent does not know does not block another edit
+        status, body = admin.post("/api/crm/update_resource", {"id": "web_fs", "params": {"fake": "x1"}, "meta": {}})
+        assert status == 200, body
+    finally:
+        admin.post("/api/crm/delete_resource", {"id": "edit_vip"})
+
+
+def test_more_bad_input_is_refused_and_changes_nothing(env, admin):
+    epoch = admin.status()["crm"]["cib_epoch"]
+    # the login form: a missing password is 400 with words, no cookie
+    resp, page = env.client().request("POST", "/login", f"user={env.admin}&password=",
+                                      {"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 400 and b"Give a user name and a password" in page and resp.getheader("Set-Cookie") is None
+    for path, body, field in (("/api/cib", {"xml": 5}, "xml"),
+                              ("/api/crm/update_resource", {"id": "web_fs", "params": {"fake": 5}, "meta": {}}, "fake"),
+                              ("/api/crm/ban", {"resource": "webserver", "node": ["admin1"]}, "node"),
+                              ("/api/director/drain", {"virtual": 1, "real": "10.9.0.11:80"}, "virtual")):
+        status, reply = admin.post(path, body)
+        assert status == 400 and reply["error"] and reply["field"] == field, (path, reply)
+    status, reply = admin.post("/api/crm/move", ["webserver", "admin2"])
+    assert status == 400 and "object" in reply["error"]
+    status, reply = admin.post("/api/crm/move", "resource=webserver", headers={"Content-Type": "text/plain"})
+    assert status == 415 and "JSON" in reply["error"]
+    for path in ("/api/resource", "/api/agent?class=ocf&provider=heartbeat"):
+        code, reply = admin.get_json(path)
+        assert code == 400 and reply["error"], (path, reply)
+    # without a valid session: nothing changes
+    for cookie in ("", "hasession=forged-" + "x" * 40):
+        c = env.client()
+        c.cookie, c.csrf = cookie, admin.csrf
+        status, reply = c.post("/api/crm/move", {"resource": "webserver", "node": "admin2"})
+        assert status == 401, reply
+    # log-out without the CSRF token is refused and the session goes on
+    status, _ = admin.post("/logout", "csrf=wrong", csrf=False,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403
+    assert admin.status()["crm"]["cib_epoch"] == epoch
+
+
+def test_sessions_survive_a_restart_of_ha_web(env):
+    kept, ended = env.client(), env.client()
+    kept.login(env.admin, env.password)
+    ended.login(env.admin, env.password)
+    status, _ = ended.post("/logout", "csrf=" + ended.csrf, csrf=False,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303
+    starts = env.web.output().count("ha-web: listening on")
+    env.web.kill9()                      # no chance to write anything on the way out
+    env.web.restart(timeout=10)
+    wait_until(lambda: env.web.output().count("ha-web: listening on") > starts, 60, message="ha-web restarted")
+    s = env.wait_crm(kept, lambda s: s["crm"] is not None)   # the same cookie
+    assert s["user"] == env.admin and s["can_change"] is True
+    status, body = kept.post("/api/crm/clear", {"resource": "webserver", "node": ""})  # and its CSRF token
+    assert status == 200, body
+    resp, _ = ended.request("GET", "/api/status")
+    assert resp.status == 401
+    f = env.state / "web" / "sessions.json"
+    assert f.stat().st_mode & 0o077 == 0
+    assert kept.cookie.split("=", 1)[1] not in f.read_text()
 
 
 def test_bad_options_and_files_are_one_line_and_nonzero(tmp_path):

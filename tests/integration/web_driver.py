@@ -78,8 +78,9 @@ class Browser:
     def get(self, url):
         self.cmd("POST", "/url", {"url": url}, timeout=120)
 
-    def js(self, script, *args):
-        return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
+    def js(self, script, *args, async_=False):
+        """Run script in the page; with async_, it ends by calling its last argument with the result."""
+        return self.cmd("POST", "/execute/async" if async_ else "/execute/sync", {"script": script, "args": list(args)})
 
     def find(self, css):
         el = self.cmd("POST", "/element", {"using": "css selector", "value": css})

@@ -3,6 +3,7 @@ a loopback port with its self-signed certificate, two real PAM accounts (one in 
 created with useradd/chpasswd and removed afterwards, and a small HTTPS client."""
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
 import os
@@ -12,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,82 @@ from hadaemon.testing.procs import Proc
 
 REPO = Path(__file__).resolve().parents[2]
 CIB = REPO / "tests" / "unit" / "data" / "crm_two_groups.xml"
+
+
+CLONE_NEWNET = 0x40000000
+
+
+class NetnsForward:
+    """127.0.0.1:PORT on the host -> ADDR:TARGET inside a network namespace, for a browser on the host and
+    ha-web inside a namespace node. The accepting thread enters the namespace (setns acts on the calling
+    thread only), so the connections it opens are the namespace's; two threads per connection copy bytes."""
+
+    def __init__(self, netns: str, target_port: int, target_addr: str = "127.0.0.1"):
+        self.netns, self.target = netns, (target_addr, target_port)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.5)
+        self.port = self.listener.getsockname()[1]
+        self.error = ""
+        self._stop = threading.Event()
+        self._socks: list = []
+        self._thread = threading.Thread(target=self._run, name=f"forward-{netns}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                self.error = f"setns {self.netns}: {os.strerror(ctypes.get_errno())}"
+                return
+        finally:
+            os.close(fd)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                up = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                conn.close()
+                continue
+            conn.settimeout(None)
+            up.settimeout(None)
+            self._socks += [conn, up]
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+        for s in self._socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes a pipe thread blocked in recv
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 def free_port() -> int:

@@ -80,3 +80,56 @@ def test_field_of_an_error():
     assert _field_of("no node 'admin9' (nodes: admin1, admin2)", payload) == "node"
     assert _field_of("ip: not an address", payload) == "params.ip"
     assert _field_of("something else went wrong", payload) == ""
+
+
+def test_sessions_end_at_max_age_even_when_used():
+    s = Sessions(idle_timeout=10.0, max_age=25.0)
+    a = s.create("alice", True, 100.0)
+    for now in (108.0, 116.0, 124.0):
+        assert s.get(a.token, now) is a
+    assert a.expires == 125.0
+    assert s.get(a.token, 125.0) is None
+
+
+def test_sessions_survive_a_restart_through_the_file(tmp_path):
+    path = tmp_path / "sessions.json"
+    s = Sessions(idle_timeout=600.0, path=str(path))
+    a = s.create("alice", True, 1000.0, ["alice", "haclient"])
+    b = s.create("bob", False, 1000.0, ["bob"])
+    gone = s.create("carol", True, 1000.0, ["haclient"])
+    ended = s.create("dave", True, 1000.0, ["haclient"])
+    s.drop(ended.token)
+    assert path.stat().st_mode & 0o077 == 0
+    text = path.read_text()
+    for x in (a, b, gone, ended):
+        assert x.token not in text  # only the tokens' SHA-256 is written
+    assert not list(tmp_path.glob("*.new"))
+
+    # the next run: bob has joined haclient since, carol's account is gone, dave had logged out
+    rights = {"alice": (True, ["alice", "haclient"]), "bob": (True, ["bob", "haclient"])}
+    t = Sessions(idle_timeout=600.0, path=str(path))
+    assert t.load(1300.0, rights.get) == ""
+    a2, b2 = t.get(a.token, 1300.0), t.get(b.token, 1300.0)
+    assert a2 is not None and a2.user == "alice" and a2.csrf_ok(a.csrf) and a2.can_change
+    assert b2 is not None and b2.can_change and b2.groups == ["bob", "haclient"]
+    assert t.get(gone.token, 1300.0) is None and t.get(ended.token, 1300.0) is None
+    assert "carol" not in path.read_text()  # dropped ones are written out
+    # a session idle past its timeout does not come back
+    u = Sessions(idle_timeout=600.0, path=str(path))
+    assert u.load(1300.0 + 601.0, rights.get) == "" and len(u) == 0
+
+
+def test_sessions_file_missing_or_damaged(tmp_path):
+    path = tmp_path / "sessions.json"
+    s = Sessions(path=str(path))
+    assert s.load(0.0) == "" and len(s) == 0
+    for bad in ("{not json", '{"sessions": [{"user": "x"}]}', '{"sessions": [{"key": "short", "user": "x", '
+                '"can_change": true, "csrf": "c", "created": 0, "expires": 99}]}'):
+        path.write_text(bad)
+        s = Sessions(path=str(path))
+        problem = s.load(0.0)
+        assert str(path) in problem and "not a sessions file" in problem and len(s) == 0
+    # a directory that cannot be written: the session still works, in memory
+    s = Sessions(path=str(tmp_path / "no-such-dir" / "sessions.json"))
+    a = s.create("alice", True, 0.0)
+    assert s.save_error and s.get(a.token, 1.0) is a

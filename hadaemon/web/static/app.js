@@ -340,9 +340,11 @@ function route() {
 }
 
 function show(snapshot) {
+  const first = !S;
   S = snapshot;
   document.getElementById("missing").textContent = (S.errors || []).length ? "Not available: " + S.errors.join("; ") : "";
-  if (current) current.update(S);
+  if (first) route();  // a page opened before the first snapshot built its node and resource lists empty
+  else if (current) current.update(S);
 }
 
 function connect() {
