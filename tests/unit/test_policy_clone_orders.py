@@ -64,10 +64,22 @@ S["cloned_group_removed_instance"] = lambda: cib(
     resources=[clone("gc", '<group id="g">' + primitive("a") + primitive("b") + "</group>")],
     status=[node_state("node1", running("b:1"), running("b:0"), running("a:1"), running("a:0")),
             node_state("node2", online=False)])
+# a-clone is being stopped (target-role): its running instances do not make it 'running' for what is
+# ordered after it, so b-clone's instances and the cloned group's members stop too
+S["stopped_clone_stops_dependents"] = lambda: cib(
+    resources=[clone("a-clone", primitive("a"), {"target-role": "Stopped"}), clone("b-clone", primitive("b")),
+               clone("gc", '<group id="g">' + primitive("m1") + "</group>")],
+    constraints=['<rsc_order id="o1" first="a-clone" then="b-clone"/>',
+                 '<rsc_order id="o2" first="b-clone" then="gc"/>'],
+    status=[node_state(n, running("a"), running("b"), running("m1")) for n in ("node1", "node2")])
 
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "stopped_clone_stops_dependents": [
+        "Stop a:0 (node1) due to node availability", "Stop a:1 (node2) due to node availability",
+        "Stop b:0 (node1) due to unrunnable a-clone running", "Stop b:1 (node2) due to unrunnable a-clone running",
+        "Stop m1:0 (node1) due to required b-clone running", "Stop m1:1 (node2) due to required b-clone running"],
     "cloned_group_removed_instance": ["Stop a:2 (node1) due to node availability",
                                       "Stop b:2 (node1) due to node availability"],
     "clone_min_not_interleaved": ["Start a:0 (node2)", "Start a:1 (node3)", "Start b:0 (node1)", "Start b:1 (node2)",

@@ -537,7 +537,9 @@ def create_clone_actions(p: Planner, c) -> None:
             stopping = stopping or (not a.optional and (a.runnable or a.pseudo))
     start = p.action(c, "start", None, pseudo=True, optional=not starting)
     running = p.action(c, "running", None, pseudo=True, optional=not starting)
-    running.runnable = active or starting
+    # runnable when an instance's start is (pcmk__collective_action_flags): active instances that
+    # are not staying up do not count
+    running.runnable = any(a.runnable for r in leaves(c) for a in p.rsc_actions(r.id, "start"))
     p.action(c, "stop", None, pseudo=True, optional=not stopping)
     p.action(c, "stopped", None, pseudo=True, optional=not stopping)
     start.runnable = True
@@ -768,7 +770,12 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
     thens = list(_acts(p, then, ttask, False))
     if then.is_clone:
         for r in then.instances:
-            thens.extend(a for a in p.rsc_actions(r.id, ttask) if a.runnable)
+            acts = [a for a in p.rsc_actions(r.id, ttask) if a.runnable]
+            thens.extend(acts)
+            if r.is_group and acts:
+                # a cloned group's instance passes the ordering on to its members (as a group does)
+                for m in r.members:
+                    thens.extend(p.rsc_actions(m.id, ttask))
     if then.is_group:
         # Pacemaker applies an ordering whose 'then' is a group action to the members' actions too
         for m in then.members:
