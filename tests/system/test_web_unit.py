@@ -1,7 +1,7 @@
 """ha-web.service under real systemd (nspawn) with its sandbox: Type=notify READY, the self-signed
 certificate made in the state directory, a PAM login of a real account from inside the container (PAM
 through ctypes works in the sandbox), the page saying ha-crmd is missing, journal fields, a restart
-after kill -9."""
+after kill -9 that keeps the session made before it."""
 import json
 import shutil
 
@@ -24,11 +24,14 @@ def req(method, path, body=None, headers={}):
     c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
     return r, r.read()
-r, _ = req("POST", "/login", "user=webadmin&password=" + sys.argv[1],
-           {"Content-Type": "application/x-www-form-urlencoded"})
-cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+if sys.argv[1].startswith("hasession="):  # a cookie from an earlier login
+    login, cookie = 0, sys.argv[1]
+else:
+    r, _ = req("POST", "/login", "user=webadmin&password=" + sys.argv[1],
+               {"Content-Type": "application/x-www-form-urlencoded"})
+    login, cookie = r.status, (r.getheader("Set-Cookie") or "").split(";")[0]
 r2, body = req("GET", "/api/status", headers={"Cookie": cookie})
-print(json.dumps({"login": r.status, "cookie": bool(cookie), "status": r2.status,
+print(json.dumps({"login": login, "cookie": cookie, "status": r2.status,
                   "body": json.loads(body) if r2.status == 200 else body.decode()}))
 """
 
@@ -74,3 +77,9 @@ def test_web_unit_under_systemd(rootfs):
             assert ct.run(["kill", "-9", main_pid]).returncode == 0
             wait_until(lambda: show(ct, "MainPID") not in ("0", main_pid) and show(ct, "ActiveState") == "active",
                        60, message="ha-web restarted by systemd")
+            # the session made before the crash is still good: nobody is logged out by a restart
+            assert ct.run(["stat", "-c", "%a", "/var/lib/hadaemon/web/sessions.json"]).stdout.strip() == "600"
+            cp = ct.run(["python3", "/root/client.py", out["cookie"]], timeout=120)
+            assert cp.returncode == 0, cp.stderr
+            again = json.loads(cp.stdout)
+            assert again["status"] == 200 and again["body"]["user"] == "webadmin", (again, ct.journal(UNIT)[-20:])
