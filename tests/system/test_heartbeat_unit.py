@@ -90,3 +90,28 @@ def test_heartbeat_unit_under_systemd(rootfs):
 
             assert ct.systemctl("stop", UNIT, timeout=60).returncode == 0
             assert show(ct, "ActiveState") == "inactive" and show(ct, "Result") == "success"
+
+
+def test_generator_makes_the_unit_want_corosync_for_stack_corosync(rootfs):
+    """units/ha-heartbeat-generator under real systemd: `stack corosync` in ha.cf + daemon-reload gives
+    ha-heartbeat.service Wants= and After= corosync.service; back to the native stack, they are gone."""
+    with Container(name="gen1", rootfs=rootfs) as ct:
+        # what the RPM installs in /usr/lib/systemd/system-generators, run from the checkout (as the harness
+        # runs the console scripts): a generator gets no DefaultEnvironment=, hence PYTHONPATH here
+        ct.write_file("/etc/systemd/system-generators/ha-heartbeat-generator",
+                      "#!/bin/sh\nPYTHONPATH=/opt/hadaemon exec python3 /opt/hadaemon/units/ha-heartbeat-generator "
+                      "\"$@\"\n", 0o755)
+
+        def wants_corosync():
+            out = ct.systemctl("show", "-p", "Wants", "-p", "After", "-p", "DropInPaths", UNIT).stdout
+            props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            return {k: "corosync.service" in v.split() or "50-corosync.conf" in v for k, v in props.items()}
+
+        ct.write_file("/etc/ha.d/ha.cf", "stack corosync\n")
+        assert ct.systemctl("daemon-reload", timeout=90).returncode == 0
+        assert wants_corosync() == {"Wants": True, "After": True, "DropInPaths": True}
+        assert "Wants=corosync.service" in ct.run(["systemctl", "cat", UNIT]).stdout
+
+        ct.write_file("/etc/ha.d/ha.cf", "node gen1\nbcast eth0\nstack heartbeat\n")
+        assert ct.systemctl("daemon-reload", timeout=90).returncode == 0
+        assert wants_corosync() == {"Wants": False, "After": False, "DropInPaths": False}

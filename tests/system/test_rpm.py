@@ -50,7 +50,7 @@ def test_rpm_lays_out_files_for_rhel(rpms):
         "/usr/bin/ha-heartbeat", "/usr/bin/ha-crmd", "/usr/bin/ha-ldirectord", "/usr/bin/ha-realserver", "/usr/bin/hactl",
         "/usr/lib/systemd/system/ha-heartbeat.service", "/usr/lib/systemd/system/ha-crmd.service",
         "/usr/lib/systemd/system/ha-ldirectord.service", "/usr/lib/systemd/system/ha-realserver@.service",
-        "/usr/libexec/hadaemon/ha-crm-respawn",
+        "/usr/libexec/hadaemon/ha-crm-respawn", "/usr/lib/systemd/system-generators/ha-heartbeat-generator",
         "/usr/share/dbus-1/system.d/org.hadaemon.Heartbeat1.conf", "/usr/share/dbus-1/system.d/org.hadaemon.Crm1.conf",
         "/usr/share/dbus-1/system.d/org.hadaemon.Director1.conf",
         "/usr/share/dbus-1/interfaces/org.hadaemon.Heartbeat1.xml", "/usr/share/dbus-1/interfaces/org.hadaemon.Crm1.xml",
