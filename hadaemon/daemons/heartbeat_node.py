@@ -22,6 +22,7 @@ log = logging.getLogger("ha-heartbeat")
 DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "generation")
 PEERS_FILE = "peers"   # in the state dir: "node generation" per line, the peers' last believed generations
 EPSILON = 0.001
+LOOP_STUCK, LOOP_STUCK_MIN = 2, 1.0   # the sender thread stops when the event loop has not run for this long
 
 
 class HeartbeatNode:
@@ -294,8 +295,9 @@ class HeartbeatNode:
         """The sender thread: a heartbeat on every link each keepalive, on the monotonic clock, whatever
         the event loop is doing (a burst of messages, a D-Bus storm): it needs only the GIL, which the
         loop's thread yields within sys.getswitchinterval(). It inherits the daemon's SCHED_RR.
-        It sends only while the event loop runs (a turn of _heartbeat_timer within deadtime): a node
-        whose loop is stuck must look dead, not keep heartbeating (the watchdog restarts it)."""
+        It sends only while the event loop runs (a turn of _heartbeat_timer within LOOP_STUCK x deadtime,
+        at least LOOP_STUCK_MIN s): a node whose loop is stuck must look dead, not keep heartbeating (the
+        watchdog restarts it); a loop merely late under load must not cost a death."""
         due = time.monotonic()
         while not self._beat_stop.is_set():
             now = time.monotonic()
@@ -303,7 +305,7 @@ class HeartbeatNode:
                 time.sleep(due - now)   # relative: wall-clock steps do not move it
                 continue
             keepalive, deadtime = self.cfg.keepalive, self.cfg.deadtime
-            if now - self._loop_seen < deadtime:
+            if now - self._loop_seen < max(LOOP_STUCK * deadtime, LOOP_STUCK_MIN):
                 if now - due > keepalive:   # this thread did not run for a keepalive: the host starves us
                     self.late_beats += 1
                     log.warning("heartbeat sent %.0f ms late (keepalive %g ms): the daemon was not scheduled",
