@@ -11,15 +11,27 @@ For each run (the group on admin1, the client GETting http://VIP/ every 20 ms fr
   resource) active on two connected nodes. A cut node is plugged back once it has stopped its group
   (the pingd rule makes it), as an admin restoring "network stop" would.
 
-Timings: "seed" = the admin's ha.cf (keepalive 2, deadtime 30), "fast" = keepalive 100ms, deadtime 500ms.
-Prints per-run figures, medians, p99 (nearest rank), maxima; the last line is
+Timings: "seed" = the admin's ha.cf (keepalive 2, deadtime 30), "fast" = keepalive 50ms, deadtime 200ms,
+"fast500" = keepalive 100ms, deadtime 500ms (the fast timings before 2026-12-05).
+Prints per-run figures, medians, p99 (nearest rank), maxima, the stages of each failover, failback and
+migrate (from the daemons' logs: see STAGES) and false deaths (a node declared dead by ha-heartbeat other
+than the two declarations each cut causes); the last line is
 RESULT failover_median_s=... failover_p99_s=... failback_gap_s=... migrate_median_s=... dual_active=...
-(the unprefixed keys are the seed timings when they ran, else the fast ones; fast_* keys when both ran).
+false_deaths=... (the unprefixed keys are the seed timings when they ran, else the fast ones; fast_* keys
+when both ran).
 
 --keepalived 1,0.1 adds Debian's keepalived (VRRPv3, advert_int per value, lighttpd on both nodes) on a
 fresh cluster, cut and restored the same way (no migrate), and the keys keepalived_median_s,
 keepalived_p99_s, keepalived_failback_gap_s, keepalived_dual_active (the smallest advert_int) and
 ratio_keepalived (hadaemon's fast failover median / keepalived's).
+
+--pacemaker 1000 adds Debian's Pacemaker + Corosync (totem token per value, ms; two_node) on a fresh
+cluster (hadaemon.testing.pacemaker: corosync and pacemakerd in each node's namespaces): the same group
+(the same agents: IPaddr2, Filesystem and lsb:httpd run by pacemaker-execd), ocf:pacemaker:ping as a
+clone for the same connectivity rule, the same cut / restore, migrate with crm_resource --move; keys
+pacemaker_median_s, pacemaker_p99_s, pacemaker_failback_gap_s, pacemaker_migrate_gap_s,
+pacemaker_dual_active and ratio_pacemaker. When it cannot run, the reason is printed and the keys are
+left out.
 """
 from __future__ import annotations
 
@@ -36,8 +48,9 @@ from hadaemon.testing.procs import run_cmd, wait_until
 from hadaemon.testing.scenario import Experiment1, Poller
 
 TIMINGS = {"seed": dict(keepalive="2", deadtime="30", warntime="10"),
-           "fast": dict(keepalive="100ms", deadtime="500ms", warntime=None)}
-DEADPING = {"seed": "5", "fast": "3"}   # ping node checks (more than twice keepalive)
+           "fast": dict(keepalive="50ms", deadtime="200ms", warntime=None),
+           "fast500": dict(keepalive="100ms", deadtime="500ms", warntime=None)}
+DEADPING = {"seed": "5", "fast": "3", "fast500": "3"}   # ping node checks (more than twice keepalive)
 
 
 def p99(values):
@@ -54,7 +67,8 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
     timing = TIMINGS[name]
     dead = float(timing["deadtime"].replace("ms", "")) / (1000 if "ms" in timing["deadtime"] else 1)
     bound = dead + 90
-    out = {"failover": [], "failback_gap": [], "migrate": [], "dual_active": 0}
+    out = {"failover": [], "failback_gap": [], "migrate": [], "dual_active": 0, "stages": [],
+           "failback_stages": [], "migrate_stages": []}
     with Cluster(["admin1", "admin2"], client=True, keep=keep) as c:
         e = Experiment1(c, groups=("webserver",))
         e.prepare_storage()
@@ -73,23 +87,31 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                     crm.cut("admin1")
                     t_ok = wait_served(poller, t, "admin2", bound)
                     out["failover"].append(t_ok - t)
-                    out.setdefault("stages", []).append(dict(stages(c.workdir / "logs", "admin2", wall),
-                                                             served=t_ok - t))
+                    out["stages"].append(dict(stages(c.workdir / "logs", STAGES, "admin2", "admin1", wall),
+                                              served=t_ok - t))
                     # plugged back once it has stopped its group (it cannot reach the ping node), as an
                     # admin would after "network stop"; earlier, its VIP would briefly be on the wire twice
                     obs.wait_released("admin1", list(obs.probes), bound)
                     time.sleep(1)
                     t = time.monotonic()
+                    wall = time.time()
                     crm.restore("admin1")
                     t_back = wait_served(poller, t, "admin1", bound)
                     for r in ("vip", "store", "httpd"):
                         obs.wait(r, ["admin1"], bound)
                     time.sleep(1)
                     out["failback_gap"].append(poller.longest_gap(t, max(t_back, time.monotonic())))
+                    out["failback_stages"].append(dict(
+                        stages(c.workdir / "logs", MOVE_STAGES, "admin1", "admin2", wall), served=t_back - t))
                     t = time.monotonic()
+                    wall = time.time()
                     crm.call("admin1", "MigrateResource", "ss", "webserver", "admin2")
                     t_m = wait_served(poller, t, "admin2", bound)
                     out["migrate"].append(t_m - t)
+                    out["migrate_gap"] = out.get("migrate_gap", []) + [poller.longest_gap(t, t_m)]
+                    time.sleep(0.5)   # the logs are flushed
+                    out["migrate_stages"].append(dict(
+                        stages(c.workdir / "logs", MOVE_STAGES, "admin2", "admin1", wall), served=t_m - t))
                     crm.call("admin1", "ClearResource", "ss", "webserver", "")
                     wait_served(poller, time.monotonic(), "admin1", bound)
                     for r in ("vip", "store", "httpd"):
@@ -98,6 +120,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                         f"{out['failback_gap'][-1]:.3f} s, migrate {out['migrate'][-1]:.3f} s, "
                         f"overlaps so far {len(obs.dual_active())}")
                 poller.stop()
+            out["false_deaths"] = false_deaths(c.workdir / "logs", ["admin1", "admin2"], runs)
             out["dual_active"] = len([d for d in obs.dual_active() if d[2] == "vip"])
             out["dual_any"] = len(obs.dual_active())
             out["dual_detail"] = obs.describe()
@@ -205,27 +228,122 @@ def run_keepalived(advert: str, runs: int, keep: bool, log) -> dict:
     return out
 
 
+# -- Pacemaker + Corosync (Debian's packages), the same group, client and cut, for comparison --------------
+PING_CLONE = ('<clone id="ping-clone"><primitive id="ping" class="ocf" provider="pacemaker" type="ping">'
+              '<instance_attributes id="ping-params">'
+              '<nvpair id="ping-host" name="host_list" value="{host}"/>'
+              '<nvpair id="ping-name" name="name" value="{attr}"/>'
+              '<nvpair id="ping-multiplier" name="multiplier" value="1"/>'
+              '<nvpair id="ping-dampen" name="dampen" value="0s"/>'
+              '<nvpair id="ping-attempts" name="attempts" value="1"/>'
+              '<nvpair id="ping-timeout" name="timeout" value="1"/></instance_attributes>'
+              '<operations><op id="ping-monitor" name="monitor" interval="1s" timeout="10s"/></operations>'
+              '</primitive></clone>')
+
+
+def run_pacemaker(token: int, runs: int, keep: bool, log) -> dict:
+    from hadaemon.testing.pacemaker import PacemakerCluster, pacemaker_missing
+
+    out = {"failover": [], "failback_gap": [], "migrate": [], "migrate_gap": [], "dual_active": 0, "dual_any": 0}
+    missing = pacemaker_missing()
+    if missing:
+        log(f"Pacemaker comparison skipped: {missing}")
+        out["skipped"] = missing
+        return out
+    bound = 90
+    with Cluster(["admin1", "admin2"], client=True, keep=keep) as c:
+        e = Experiment1(c, groups=("webserver",))
+        e.prepare_storage()
+        pc = PacemakerCluster(c, initd=e.initd(), token=token)
+        try:
+            with pc.observer(e.probes(), interval=0.02) as obs:
+                pc.start_all(timeout=120)
+                pc.configure("admin1", e.resources() + PING_CLONE.format(host=e.ping, attr=e.ping_attribute),
+                             e.constraints(), {"stonith-enabled": "false", "no-quorum-policy": "ignore"})
+                for r in ("vip", "store", "httpd"):
+                    obs.wait(r, ["admin1"], 120)
+                before = len(obs.dual_active())   # overlaps while the configuration was loaded
+                if before:
+                    log(f"pacemaker: the VIP on two nodes while the configuration was loaded: {obs.describe()}")
+                poller = Poller(c, "client", e.web_vip, interval=0.02, name=f"poller-pcmk{token}")
+                wait_served(poller, time.monotonic(), "admin1", 30)
+                for i in range(runs):
+                    time.sleep(1)
+                    t = time.monotonic()
+                    pc.cut("admin1")
+                    out["failover"].append(wait_served(poller, t, "admin2", bound) - t)
+                    obs.wait_released("admin1", list(obs.probes), bound)
+                    time.sleep(1)
+                    t = time.monotonic()
+                    pc.restore("admin1")
+                    t_back = wait_served(poller, t, "admin1", bound)
+                    for r in ("vip", "store", "httpd"):
+                        obs.wait(r, ["admin1"], bound)
+                    time.sleep(1)
+                    out["failback_gap"].append(poller.longest_gap(t, max(t_back, time.monotonic())))
+                    t = time.monotonic()
+                    pc.call("admin1", ["crm_resource", "--move", "--resource", "webserver", "--node", "admin2"])
+                    t_m = wait_served(poller, t, "admin2", bound)
+                    out["migrate"].append(t_m - t)
+                    out["migrate_gap"].append(poller.longest_gap(t, t_m))
+                    pc.call("admin1", ["crm_resource", "--clear", "--resource", "webserver"])
+                    wait_served(poller, time.monotonic(), "admin1", bound)
+                    for r in ("vip", "store", "httpd"):
+                        obs.wait(r, ["admin1"], bound)
+                    log(f"pacemaker token {token} run {i + 1}: failover {out['failover'][-1]:.3f} s, failback gap "
+                        f"{out['failback_gap'][-1]:.3f} s, migrate gap {out['migrate_gap'][-1]:.3f} s, "
+                        f"overlaps so far {len(obs.dual_active())}")
+                poller.stop()
+            during = obs.dual_active()[before:]   # the runs only (as for keepalived)
+            out["dual_active"] = len([d for d in during if d[2] == "vip"])
+            out["dual_any"] = len(during)
+            out["dual_detail"] = obs.describe()
+            out["dual_at_start"] = before
+        except Exception as exc:  # noqa: BLE001 - a comparison that cannot run says why and the bench goes on
+            log(f"Pacemaker comparison failed: {exc!r}\n{pc.logs(tail=2000)}")
+            out["skipped"] = f"failed: {exc!r}"
+        finally:
+            pc.close()
+    return out
+
+
 # -- the stages of one failover, from the surviving node's daemon logs ------------------------------------
-STAGES = [  # (name, log, pattern): the first matching line after the cut
-    ("dead", "ha-heartbeat", "EVENT=dead]"),
-    ("membership", "ha-crmd", "EVENT=membership]"),
-    ("dc_elected", "ha-crmd", "EVENT=dc-elected]"),
-    ("join_done", "ha-crmd", "EVENT=join-complete]"),
-    ("transition", "ha-crmd", "EVENT=transition-start"),
-    ("vip_dispatch", "ha-crmd", "EVENT=op-start RESOURCE=vip"),
-    ("first_garp", "ha-crmd", "announced "),
-    ("vip_done", "ha-crmd", "start vip: rc="),
-    ("store_done", "ha-crmd", "start store: rc="),
-    ("httpd_done", "ha-crmd", "start httpd: rc="),
+# (name, node, log, pattern): the first matching line after the event, on the node taking over ("new")
+# or the one giving the group up ("old")
+STAGES = [  # a failover: from the cut, on the surviving node
+    ("dead", "new", "ha-heartbeat", "EVENT=dead]"),
+    ("membership", "new", "ha-crmd", "EVENT=membership]"),
+    ("dc_elected", "new", "ha-crmd", "EVENT=dc-elected]"),
+    ("join_done", "new", "ha-crmd", "EVENT=join-complete]"),
+    ("transition", "new", "ha-crmd", "EVENT=transition-start"),
+    ("vip_dispatch", "new", "ha-crmd", "EVENT=op-start RESOURCE=vip"),
+    ("first_garp", "new", "ha-crmd", "announced "),
+    ("vip_done", "new", "ha-crmd", "start vip: rc="),
+    ("store_done", "new", "ha-crmd", "start store: rc="),
+    ("httpd_done", "new", "ha-crmd", "start httpd: rc="),
+]
+MOVE_STAGES = [  # a failback (from the restore) or a MigrateResource (from the call): a stop then a start
+    ("transition", "dc", "ha-crmd", "EVENT=transition-start"),
+    ("httpd_stop_sent", "old", "ha-crmd", "stop httpd [EVENT=op-start"),
+    ("httpd_stopped", "old", "ha-crmd", "stop httpd: rc="),
+    ("store_stopped", "old", "ha-crmd", "stop store: rc="),
+    ("vip_stop_sent", "old", "ha-crmd", "stop vip [EVENT=op-start"),
+    ("vip_stopped", "old", "ha-crmd", "stop vip: rc="),
+    ("vip_start_sent", "new", "ha-crmd", "start vip [EVENT=op-start"),
+    ("first_garp", "new", "ha-crmd", "announced "),
+    ("vip_started", "new", "ha-crmd", "start vip: rc="),
+    ("store_started", "new", "ha-crmd", "start store: rc="),
+    ("httpd_started", "new", "ha-crmd", "start httpd: rc="),
 ]
 
 
-def stages(logdir, node: str, since: float) -> dict:
-    """Seconds from the cut (wall clock `since`) to each stage's first log line on node."""
+def stages(logdir, table, new: str, old: str, since: float, dc: str = "admin1") -> dict:
+    """Seconds from the event (wall clock `since`) to each stage's first log line after it."""
     import datetime
 
     out = {}
-    for name, daemon, pattern in STAGES:
+    for name, role, daemon, pattern in table:
+        node = {"new": new, "old": old, "dc": dc}[role]
         try:
             lines = (logdir / f"{node}-{daemon}.log").read_text(errors="replace").splitlines()
         except OSError:
@@ -243,34 +361,50 @@ def stages(logdir, node: str, since: float) -> dict:
     return out
 
 
-def stage_summary(name: str, runs, log) -> None:
+def false_deaths(logdir, nodes, cuts: int) -> int:
+    """Peers declared dead by ha-heartbeat beyond the two declarations each cut causes."""
+    dead = 0
+    for n in nodes:
+        try:
+            dead += (logdir / f"{n}-ha-heartbeat.log").read_text(errors="replace").count("EVENT=dead]")
+        except OSError:
+            pass
+    return max(0, dead - 2 * cuts)
+
+
+def stage_summary(name: str, runs, log, what: str = "failover", table=STAGES) -> None:
     if not runs:
         return
-    log(f"{name:5} failover stages (median s after the cut, on the surviving node):")
-    for stage in [st[0] for st in STAGES] + ["served"]:
+    log(f"{name:5} {what} stages (median s after the {'cut' if what == 'failover' else 'event'}):")
+    for stage in [st[0] for st in table] + ["served"]:
         v = [r[stage] for r in runs if stage in r]
         if v:
             log(f"        {stage:13} {statistics.median(v):7.3f}  (n={len(v)}, max {max(v):.3f})")
 
 
 def summary(name: str, r: dict, log) -> None:
-    for key in ("failover", "failback_gap", "migrate"):
-        v = r[key]
+    for key in ("failover", "failback_gap", "migrate", "migrate_gap"):
+        v = r.get(key)
         if not v:
             continue
         log(f"{name:5} {key:13} n={len(v):2} median {statistics.median(v):7.3f} s  p99 {p99(v):7.3f} s  "
             f"max {max(v):7.3f} s  min {min(v):7.3f} s")
     log(f"{name:5} moments with the VIP on two connected nodes: {r['dual_active']}; with any webserver resource "
         f"on two: {r['dual_any']} ({r.get('dual_detail', '')})")
+    if "false_deaths" in r:
+        log(f"{name:5} false deaths (ha-heartbeat, beyond the cuts'): {r['false_deaths']}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bench/failover.py", description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10, help="runs per timing set (default 10)")
-    ap.add_argument("--timings", choices=["seed", "fast", "both"], default="both")
+    ap.add_argument("--timings", choices=["seed", "fast", "fast500", "both"], default="both",
+                    help="both = seed and fast")
     ap.add_argument("--keep", action="store_true", help="keep the work directories (daemon logs)")
     ap.add_argument("--keepalived", default="", metavar="ADVERTS",
                     help="also run keepalived with these advert_int values, e.g. 1,0.1 (same client and cut)")
+    ap.add_argument("--pacemaker", default="", metavar="TOKENS",
+                    help="also run Pacemaker + Corosync with these totem tokens (ms), e.g. 1000")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/failover.py: needs root (network namespaces)", file=sys.stderr)
@@ -287,12 +421,17 @@ def main(argv=None) -> int:
         results[name] = run_set(name, args.runs, args.keep, log)
         summary(name, results[name], log)
         stage_summary(name, results[name].get("stages"), log)
-    main_set = results.get("seed") or results["fast"]
+        stage_summary(name, results[name].get("failback_stages"), log, "failback (from the restore)",
+                      MOVE_STAGES)
+        stage_summary(name, results[name].get("migrate_stages"), log, "migrate (from the call)", MOVE_STAGES)
+    main_set = results.get("seed") or results[sets[-1]]
     fields = [f"failover_median_s={statistics.median(main_set['failover']):.3f}",
               f"failover_p99_s={p99(main_set['failover']):.3f}",
               f"failback_gap_s={statistics.median(main_set['failback_gap']):.3f}",
               f"migrate_median_s={statistics.median(main_set['migrate']):.3f}",
-              f"dual_active={sum(r['dual_active'] for r in results.values())}"]
+              f"migrate_gap_s={statistics.median(main_set['migrate_gap']):.3f}",
+              f"dual_active={sum(r['dual_active'] for r in results.values())}",
+              f"false_deaths={sum(r.get('false_deaths', 0) for r in results.values())}"]
     if "seed" in results and "fast" in results:
         f = results["fast"]
         fields += [f"fast_failover_median_s={statistics.median(f['failover']):.3f}",
@@ -308,11 +447,24 @@ def main(argv=None) -> int:
         best = ka[min(ka, key=float)]
         if best["failover"]:
             km = statistics.median(best["failover"])
-            ours = statistics.median((results.get("fast") or main_set)["failover"])
+            ours = statistics.median((results.get("fast") or results.get("fast500") or main_set)["failover"])
             fields += [f"keepalived_median_s={km:.3f}", f"keepalived_p99_s={p99(best['failover']):.3f}",
                        f"keepalived_failback_gap_s={statistics.median(best['failback_gap']):.3f}",
                        f"keepalived_dual_active={sum(r['dual_active'] for r in ka.values())}",
                        f"ratio_keepalived={ours / km:.2f}"]
+    for token in [int(x) for x in args.pacemaker.split(",") if x]:
+        log(f"== Pacemaker + Corosync, token {token} ms; {args.runs} runs")
+        pm = run_pacemaker(token, args.runs, args.keep, log)
+        summary(f"pcmk{token}", pm, log)
+        if pm["failover"] and not pm.get("skipped"):
+            pmed = statistics.median(pm["failover"])
+            ours = statistics.median((results.get("fast") or results.get("fast500") or main_set)["failover"])
+            fields += [f"pacemaker_median_s={pmed:.3f}", f"pacemaker_p99_s={p99(pm['failover']):.3f}",
+                       f"pacemaker_failback_gap_s={statistics.median(pm['failback_gap']):.3f}",
+                       f"pacemaker_migrate_gap_s={statistics.median(pm['migrate_gap']):.3f}",
+                       f"pacemaker_dual_active={pm['dual_active']}", f"ratio_pacemaker={ours / pmed:.2f}"]
+        else:
+            fields.append("pacemaker=skipped")
     fields.append(f"runs={args.runs} timings={args.timings}")
     print("RESULT " + " ".join(fields), flush=True)
     return 0
