@@ -72,10 +72,22 @@ S["stopped_clone_stops_dependents"] = lambda: cib(
     constraints=['<rsc_order id="o1" first="a-clone" then="b-clone"/>',
                  '<rsc_order id="o2" first="b-clone" then="gc"/>'],
     status=[node_state(n, running("a"), running("b"), running("m1")) for n in ("node1", "node2")])
+# 'web' is ordered after a clone being stopped, 'app' is colocated with web: web cannot start again,
+# so app's start is blocked too and app stops (pcmk__block_colocation_dependents)
+S["blocked_colocation_dependent"] = lambda: cib(
+    resources=[clone("a-clone", primitive("a"), {"target-role": "Stopped"}), primitive("web"), primitive("app")],
+    constraints=['<rsc_order id="o" first="a-clone" then="web"/>',
+                 '<rsc_colocation id="c" rsc="app" with-rsc="web" score="INFINITY"/>'],
+    status=[node_state("node1", running("a"), running("web"), running("app")),
+            node_state("node2", running("a"), stopped("web"), stopped("app"))])
 
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "blocked_colocation_dependent": ["Stop a:0 (node1) due to node availability",
+                                     "Stop a:1 (node2) due to node availability",
+                                     "Stop app (node1) due to colocation with web",
+                                     "Stop web (node1) due to unrunnable a-clone running"],
     "stopped_clone_stops_dependents": [
         "Stop a:0 (node1) due to node availability", "Stop a:1 (node2) due to node availability",
         "Stop b:0 (node1) due to unrunnable a-clone running", "Stop b:1 (node2) due to unrunnable a-clone running",

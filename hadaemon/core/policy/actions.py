@@ -927,6 +927,68 @@ def _notifications(p: Planner, c) -> None:
     del ws
 
 
+def _top(r):
+    """The outermost resource an action's resource belongs to (uber_parent)."""
+    if getattr(r, "clone", None) is not None:
+        return r.clone
+    g = getattr(r, "group", None)
+    if g is not None:
+        return g.clone if g.clone is not None else g
+    return r
+
+
+def _children(r) -> list:
+    if r.is_clone:
+        return list(r.instances)
+    if r.is_group:
+        return list(r.members)
+    return []
+
+
+def _mark_blocked(p: Planner, rsc, task: str, reason_rsc: str) -> bool:
+    """mark_action_blocked: the resource's (and its children's) runnable 'task' actions cannot run."""
+    changed = False
+    for a in p.rsc_actions(rsc.id, task):
+        if a.runnable:
+            a.runnable = False
+            a.reason = f"colocation with {reason_rsc}"
+            changed = True
+    for child in _children(rsc):
+        changed |= _mark_blocked(p, child, task, reason_rsc)
+    return changed
+
+
+def _block_colocation_dependents(p: Planner, runnable_before: set, done: set) -> bool:
+    """A start or promote that ordering made unrunnable blocks the same action of what is colocated
+    with its resource at INFINITY, once no instance or member of the whole resource can do it
+    (pcmk__block_colocation_dependents); a promote only for colocations with the promoted role."""
+    from hadaemon.core.cib.scores import INFINITY
+    ws = p.ws
+    changed = False
+    for a in list(p.actions):
+        if a.runnable or a.id not in runnable_before or a.id in done or a.task not in ("start", "promote"):
+            continue
+        rsc = p.rsc_of.get(a.id)
+        if rsc is None:
+            continue
+        done.add(a.id)
+        top = _top(rsc)
+        if any(not p.rsc_actions(ch.id, a.task) or any(x.runnable for x in p.rsc_actions(ch.id, a.task))
+               for ch in _children(top)):
+            continue
+        for c in ws.cib.colocations:
+            if c.with_rsc != top.id or c.score < INFINITY:
+                continue
+            if a.task == "promote" and (c.with_rsc_role or "").lower() not in ("promoted", "master"):
+                continue
+            dep = ws.lookup(c.rsc)
+            if dep is None or dep is top:
+                continue
+            task = "promote" if (c.rsc_role or "").lower() in ("promoted", "master") else "start"
+            changed |= _mark_blocked(p, dep, task, a.rsc)
+    return changed
+
+
 def _reloads_become_restarts(p: Planner) -> None:
     """A reload of a resource that restarts anyway (its start became required through an ordering)
     is dropped: the restart applies the new parameters (Pacemaker cancels the reload)."""
@@ -967,7 +1029,11 @@ def plan(ws: WorkingSet) -> Planner:
         clone_constraints(p, c)
     user_orderings(p)
     schedule_fencing(p)
+    runnable_before = {a.id for a in p.actions if a.runnable}
     p.settle()
+    blocked: set = set()
+    while _block_colocation_dependents(p, runnable_before, blocked):
+        p.settle()
     _reloads_become_restarts(p)
     for c in ws.clones.values():
         if c.notify:
