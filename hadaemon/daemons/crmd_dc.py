@@ -11,6 +11,7 @@ from typing import Dict, List, Set
 
 from hadaemon.core.cib.loader import parse_cib
 from hadaemon.core.crm import cibdoc
+from hadaemon.core.crm import clonemeta
 from hadaemon.core.crm import join as J
 from hadaemon.core.crm import status as S
 from hadaemon.core.crm import transition as T
@@ -43,6 +44,9 @@ class DcRole(CibChanges):
         self.pending_attrs: Dict[str, Dict[str, str | None]] = {}
         self.run: T.Run | None = None
         self.model = None               # the parsed scheduler input of the running transition
+        self.lrm_ids: Dict[int, str] = {}       # action id -> the id the node's LRM knows the resource by
+        self.config_ids: Dict[int, str] = {}    # action id -> the configured primitive (st:1 -> st)
+        self.extra_meta: Dict[int, Dict[str, str]] = {}  # action id -> clone / notify / migration meta
         self.pending_schedule = False
         self.closed = False
         self._timers: List[asyncio.Handle] = []
@@ -231,6 +235,9 @@ class DcRole(CibChanges):
         return S.record_op(cib, node, rec, int(time.time()), start_failure_is_fatal=fatal)
 
     def on_record(self, node: str, rec: S.OpRecord) -> None:
+        if rec.operation == "notify":
+            self._notified(node, rec)
+            return
         if self.join is None or not self.join.done:
             if node in self.late:
                 self.late[node].append(rec)
@@ -252,11 +259,28 @@ class DcRole(CibChanges):
         elif failed or (rec.interval_ms > 0 and rec.op_status != S.EXEC_STATUS["cancelled"]):
             self.schedule(f"{rec.operation} of {rec.rsc_id} on {node}: rc={rec.rc}")
 
+    def _notified(self, node: str, rec: S.OpRecord) -> None:
+        """A clone notification's result: never recorded in the status section (as Pacemaker's
+        controller, which does not record notify results) and never failing the transition (a
+        notification is information; the agent's answer changes nothing)."""
+        if rec.rc != 0 or rec.op_status != S.EXEC_STATUS["done"]:
+            log.warning("notify %s on %s: rc=%d op-status=%d (ignored)", rec.rsc_id, node, rec.rc, rec.op_status,
+                        extra={"RESOURCE": rec.rsc_id, "NODE": node})
+        key = S.parse_transition_key(rec.transition_key)
+        run = self.run
+        if (key is not None and key[3] == self.node.instance and run is not None and key[1] == run.id
+                and not run.completed and run.states.get(key[0]) == T.RUNNING):
+            self._step(T.ActionDone(key[0], True))
+
     def _emit_resource(self, node: str, rec: S.OpRecord, failed: bool) -> None:
         if failed:
             state = "Failed"
         elif rec.operation in ("start", "migrate_from") or (rec.operation == "monitor" and rec.rc == 0):
             state = "Started"
+        elif rec.operation == "promote" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == 8):
+            state = "Promoted"
+        elif rec.operation == "demote":
+            state = "Unpromoted"
         elif rec.operation == "stop" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == 7):
             state = "Stopped"
         else:
@@ -315,14 +339,18 @@ class DcRole(CibChanges):
         node.transition_seq += 1
         tid = node.transition_seq
         timeouts = {}
+        ws = getattr(transition, "_ws", None)
+        self.lrm_ids = {a.id: clonemeta.lrm_id(a.rsc, ws) for a in graph.actions if a.rsc}
+        self.config_ids = {a.id: clonemeta.config_id(a.rsc, ws) for a in graph.actions if a.rsc}
+        self.extra_meta = clonemeta.action_meta(transition)
         for a in graph.actions:
             if a.kind == "rsc_op" and a.rsc and a.node and not a.pseudo:
-                plan = plan_op(model, a.rsc, a.task, a.interval_ms, a.node)
+                plan = plan_op(model, self.config_ids[a.id], a.task, a.interval_ms, a.node)
                 timeouts[a.id] = (plan.timeout_ms / 1000.0) if plan else 20.0
             elif a.kind == "crm_event" and a.task == "stonith":
                 timeouts[a.id] = self.fencing.timeout_s(model)
         self.model = model
-        self.run = T.from_graph(tid, graph, timeouts, ACTION_MARGIN)
+        self.run = T.from_graph(tid, graph, timeouts, ACTION_MARGIN, clonemeta.target_rcs(transition, model))
         self._busy_streak += 1
         log.info("transition %d (%s): %d actions, input %s", tid, reason, len(graph.actions), path,
                  extra={"TRANSITION": tid, "EVENT": "transition-start"})
@@ -402,16 +430,20 @@ class DcRole(CibChanges):
             log.error("action %s: node %s is not a joined member", a.key, a.node, extra={"NODE": a.node})
             self.loop.call_soon(self._step, T.ActionDone(a.id, False))
             return
-        plan = plan_op(self.model, a.rsc, a.task, a.interval_ms, a.node) if a.rsc else None
+        rid = self.lrm_ids.get(a.id, a.rsc)
+        plan = plan_op(self.model, self.config_ids.get(a.id, a.rsc), a.task, a.interval_ms, a.node) if a.rsc else None
+        extra = dict(self.extra_meta.get(a.id, {}))
+        if a.target_rc:
+            extra["op_target_rc"] = str(a.target_rc)
         if plan is not None:
-            rsc = {"id": plan.rsc_id, "cls": plan.cls, "provider": plan.provider, "type": plan.type,
+            rsc = {"id": rid, "cls": plan.cls, "provider": plan.provider, "type": plan.type,
                    "params": plan.params}
             op = {"name": a.task, "interval_ms": a.interval_ms, "timeout_ms": plan.timeout_ms,
-                  "start_delay_ms": plan.start_delay_ms, "meta": plan.meta}
+                  "start_delay_ms": plan.start_delay_ms, "meta": dict(plan.meta, **extra)}
             digest = plan.digest
         else:
-            rsc = self._orphan_spec(a.rsc, a.node)
-            op = {"name": a.task, "interval_ms": a.interval_ms, "timeout_ms": 20000, "meta": {}}
+            rsc = self._orphan_spec(rid, a.node)
+            op = {"name": a.task, "interval_ms": a.interval_ms, "timeout_ms": 20000, "meta": dict(extra)}
             digest = ""
         if a.task == "cancel":
             op["cancel_op"] = "monitor"
@@ -427,9 +459,9 @@ class DcRole(CibChanges):
     def _timed_out(self, a: T.ActionSpec) -> None:
         log.error("%s on %s timed out (no result within %g s)", a.key, a.node, a.timeout_s + ACTION_MARGIN,
                   extra={"NODE": a.node or "", "RESOURCE": a.rsc or "", "TRANSITION": self.run.id})
-        if a.kind == "rsc_op" and a.rsc and a.node:
+        if a.kind == "rsc_op" and a.rsc and a.node and a.task != "notify":
             tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
-            rec = S.OpRecord(a.rsc, a.task, a.interval_ms, 1, S.EXEC_STATUS["timeout"], 0, tkey, a.target_rc,
+            rec = S.OpRecord(self.lrm_ids.get(a.id, a.rsc), a.task, a.interval_ms, 1, S.EXEC_STATUS["timeout"], 0, tkey, a.target_rc,
                              last_run=int(time.time()))
             self._apply_record(self.cib, a.node, rec)
             cibdoc.bump(self.cib, configuration=False)

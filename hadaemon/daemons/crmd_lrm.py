@@ -16,14 +16,18 @@ __all__ = ["LocalExecutor", "record_of"]
 log = logging.getLogger("ha-crmd")
 
 
-def record_of(res, digest: str, rsc: dict) -> S.OpRecord:
-    """An OpRecord from an LRM OpResult."""
+def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpRecord:
+    """An OpRecord from an LRM OpResult (meta: the op's meta attributes, for a migration's nodes)."""
     key = S.parse_transition_key(res.user_data or "")
     target = key[2] if key else (7 if res.op == "monitor" and res.interval_ms == 0 else 0)
+    meta = meta or {}
+    migrating = res.op in ("migrate_to", "migrate_from")
     return S.OpRecord(res.rsc_id, res.op, res.interval_ms, res.rc, S.exec_status_code(res.status),
                       res.call_id, res.user_data or "", target, res.exec_ms, res.queue_ms,
                       int(res.started or time.time()), digest, rsc.get("cls", ""), rsc.get("provider") or "",
-                      rsc.get("type", ""), (getattr(res, "exit_reason", "") or "")[:200])
+                      rsc.get("type", ""), (getattr(res, "exit_reason", "") or "")[:200],
+                      meta.get("migrate_source", "") if migrating else "",
+                      meta.get("migrate_target", "") if migrating else "")
 
 
 class LocalExecutor:
@@ -71,7 +75,8 @@ class LocalExecutor:
             S.clear_lrm(self.history, self.node.local_node, msg.get("rsc") or None)
 
     def _record(self, rec: S.OpRecord, report: bool = True) -> None:
-        S.record_op(self.history, self.node.local_node, rec, int(time.time()))
+        if rec.operation != "notify":   # notifications are not part of the history (Pacemaker's neither)
+            S.record_op(self.history, self.node.local_node, rec, int(time.time()))
         if report:
             self.node.report_result(rec)
 
@@ -99,7 +104,7 @@ class LocalExecutor:
             return
         log.info("%s %s%s", name, rsc.id, f" every {interval} ms" if interval else "",
                  extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-start"})
-        if interval == 0:
+        if interval == 0 and name != "notify":
             self._record(S.OpRecord(rsc.id, name, 0, 193, S.EXEC_STATUS["pending"], -1, tkey, target,
                                     last_run=now, digest=msg.get("digest", ""), **base), report=False)
         if name == "stop":
@@ -117,7 +122,7 @@ class LocalExecutor:
             self._record(S.OpRecord(rsc.id, name, interval, 1, S.EXEC_STATUS["error"], 0, tkey, target,
                                     last_run=now, digest=msg.get("digest", ""), exit_reason=str(exc)[:200], **base))
             return
-        rec = record_of(res, msg.get("digest", ""), r)
+        rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
         level = logging.INFO if not S.is_failure(rec) else logging.WARNING
         log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
                 f" {rec.exit_reason}" if rec.exit_reason else "",

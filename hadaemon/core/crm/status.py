@@ -64,6 +64,8 @@ class OpRecord:
     rsc_provider: str = ""
     rsc_type: str = ""
     exit_reason: str = ""
+    migrate_source: str = ""   # migrate_to / migrate_from: the nodes of the live migration
+    migrate_target: str = ""
 
     def to_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -192,6 +194,10 @@ def _op_attrs(rec: OpRecord, uname: str, op_id: str, now: int) -> Dict[str, str]
              "queue-time": str(rec.queue_ms)}
     if rec.digest:
         attrs["op-digest"] = rec.digest
+    if rec.migrate_source and rec.migrate_target:
+        # as the controller's build_operation_update: the scheduler reads a partial migration from them
+        attrs["migrate_source"] = rec.migrate_source
+        attrs["migrate_target"] = rec.migrate_target
     return attrs
 
 

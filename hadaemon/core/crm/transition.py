@@ -18,6 +18,14 @@ __all__ = ["ActionSpec", "Run", "Started", "ActionDone", "Abort", "Tick", "Execu
            "FAILED", "SKIPPED"]
 
 WAITING, RUNNING, DONE, FAILED, SKIPPED = "waiting", "running", "done", "failed", "skipped"
+INFINITY = 1000000
+
+
+def action_priority(key: str) -> int:
+    """Pacemaker gives a clone's post-notifications (the pseudo-actions and each instance's notify)
+    priority INFINITY: an aborted transition still delivers them once what they follow is done, so
+    the instances learn about a start or promote that happened (pcmk_sched_notif.c)."""
+    return INFINITY if ("_post_notify_" in key or "_confirmed-post_notify_" in key) else 0
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class ActionSpec:
     target_rc: int = 0
     timeout_s: float = 20.0    # the operation's timeout (the margin is added by the executor)
     fence_type: str = "reboot"
+    priority: int = 0          # INFINITY: still runs once ready after an abort (post-notifications)
 
     @property
     def immediate(self) -> bool:
@@ -127,14 +136,16 @@ def new_run(transition_id: int, actions: List[ActionSpec], edges: List[Tuple[int
                margin, {a.id: WAITING for a in actions})
 
 
-def from_graph(transition_id: int, graph, timeouts: Mapping[int, float], margin: float = 5.0) -> Run:
-    """A Run from a hadaemon.core.policy.graph.TransitionGraph; timeouts: action id -> seconds."""
+def from_graph(transition_id: int, graph, timeouts: Mapping[int, float], margin: float = 5.0,
+               target_rcs: Mapping[int, int] | None = None) -> Run:
+    """A Run from a hadaemon.core.policy.graph.TransitionGraph; timeouts: action id -> seconds;
+    target_rcs: expected results the graph leaves implicit (a promoted monitor's 8)."""
     specs = []
     for a in graph.actions:
         kind = "crm_event" if a.kind == "crm_event" else ("pseudo_event" if a.pseudo else "rsc_op")
-        target = a.target_rc if a.target_rc is not None else 0
+        target = a.target_rc if a.target_rc is not None else (target_rcs or {}).get(a.id, 0)
         specs.append(ActionSpec(a.id, a.key, a.task, a.rsc, a.node, a.interval_ms, bool(a.pseudo), kind,
-                                target, float(timeouts.get(a.id, 20.0)), a.fence_type))
+                                target, float(timeouts.get(a.id, 20.0)), a.fence_type, action_priority(a.key)))
     return new_run(transition_id, specs, list(graph.edges), margin)
 
 
@@ -148,12 +159,14 @@ def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
     deadlines = dict(run.deadlines)
     stopping = bool(run.abort_reason or run.failed)
     progressed = True
-    while progressed and not stopping:
+    while progressed:
         progressed = False
         for aid in sorted(run.actions):
             if states[aid] != WAITING or not all(states.get(b) == DONE for b in run.inputs.get(aid, ())):
                 continue
             a = run.actions[aid]
+            if stopping and not (a.pseudo or a.kind == "pseudo_event" or a.priority >= INFINITY):
+                continue   # after an abort only pseudo-actions and priority ones (post-notifications) go on
             if a.immediate:
                 states[aid] = DONE
                 progressed = True

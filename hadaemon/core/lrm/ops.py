@@ -288,7 +288,10 @@ class OpTable:
         key = (rsc.id, op.name, op.interval_ms)
         old = self.recurring.get(key)
         if old is not None and not old.cancelled:
+            # execd's merge_recurring_duplicate: the merged op takes the new request's call id, so
+            # its next result is newer than anything recorded for the old request (a failure, say)
             old.rsc, old.op = rsc, op
+            old.call_id = self.next_call_id()
             return old, True
         entry = Recurring(rsc, op, self.next_call_id())
         self.recurring[key] = entry
