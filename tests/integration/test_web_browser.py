@@ -223,21 +223,48 @@ def test_create_a_group_through_the_form(env, browser):
     assert status == 200, body
 
 
-def test_narrow_window(env, browser):
+@pytest.mark.parametrize("width", [400, 360])
+def test_narrow_window(env, browser, width):
+    """Every page in a phone-sized window: nothing wider than the window (no sideways scrolling), tables
+    stacked into label: value lines, form fields in one column."""
     b = browser
-    b.resize(380, 800)
+    b.resize(width, 800)
     try:
-        for page, ready in (("#/", "#resources"), ("#/resource/webserver", "#btn-move"), ("#/create", "#btn-create"),
-                            ("#/constraints", "form.add-location"), ("#/director", ".reals")):
+        pages = (("#/", "#resources"), ("#/node/admin1", "#btn-standby"), ("#/resource/webserver", "#history"),
+                 ("#/create", "#btn-create"), ("#/constraints", "#constraints, .card p.muted"), ("#/cib", "#cib-xml"),
+                 ("#/director", ".reals"))
+        for page, ready in pages:
             b.get(base(env) + "/" + page)
             b.wait(lambda ready=ready: b.exists(ready), what=page)
-            width = b.js("return [document.documentElement.scrollWidth, window.innerWidth]")
-            assert width[0] <= width[1] + 1, (page, width)
+            inner = b.js("return window.innerWidth")
+            assert inner <= width, (page, inner)
+            wide = b.js("const w = window.innerWidth; return [document.documentElement.scrollWidth, "
+                        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)"
+                        ".map(e => e.tagName + '.' + e.className).slice(0, 5)]")
+            assert wide[0] <= inner + 1 and not wide[1], (page, inner, wide)
         b.get(base(env) + "/#/")
         b.wait(lambda: b.exists("#resources td"), what="the resources")
         assert b.js("return getComputedStyle(document.querySelector('#resources td')).display") == "block"
+        b.get(base(env) + "/#/create")
+        b.wait(lambda: b.exists("#new-id"), what="the create form")
+        # one column: the id field and the type field start at the same left edge, one under the other
+        boxes = b.js("return ['#new-id', '#agent-type'].map(s => document.querySelector(s).closest('label')"
+                     ".getBoundingClientRect()).map(r => [r.left, r.top])")
+        assert abs(boxes[0][0] - boxes[1][0]) < 2 and boxes[1][1] > boxes[0][1], boxes
     finally:
         b.resize(1280, 900)
+
+
+def test_narrow_login_page(env, tmp_path):
+    b = Browser(tmp_path, 400, 800)
+    try:
+        b.get(base(env) + "/login")
+        b.wait(lambda: b.exists("#login-submit"), what="the login page")
+        wide = b.js("return [document.documentElement.scrollWidth, window.innerWidth, "
+                    "document.querySelector('#password').getBoundingClientRect().right]")
+        assert wide[0] <= wide[1] + 1 and wide[2] <= wide[1], wide
+    finally:
+        b.close()
 
 
 def test_a_user_outside_haclient_may_look_not_change(env, browser):

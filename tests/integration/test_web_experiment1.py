@@ -19,18 +19,16 @@ rsc_defaults resource-stickiness 200, and the ping rule (as experiment 1's, for 
 webserver through rsc-pattern) that makes an isolated node give its group up."""
 from __future__ import annotations
 
-import os
 import secrets
-import sys
 
 import pytest
 
 from hadaemon.testing.crm import CrmCluster, mounted, pidfile, vip
 from hadaemon.testing.netns import Cluster
-from hadaemon.testing.procs import Proc, wait_until
+from hadaemon.testing.procs import wait_until
 from hadaemon.testing.scenario import Experiment1, cib_xml
 from tests.integration.web_driver import Browser, available
-from tests.integration.web_env import REPO, NetnsForward, account
+from tests.integration.web_env import account, web_in_node
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(not available(), reason="chromium and chromium-driver are not installed")]
@@ -105,138 +103,128 @@ def test_console_builds_the_webserver_group_and_follows_a_failover(tmp_path):
         seed = cib_xml(NODES, "", PING_RULE, rsc_defaults={"resource-stickiness": "200"})
         crm = CrmCluster(c, seed, keepalive="200ms", deadtime="3", initd=e.initd(), extra=e.hacf_extra())
         probes = {"vip": vip(e.web_vip), "store": mounted(str(e.www)), "httpd": pidfile("httpd.pid")}
-        web = fwd = b = None
+        b = None
         try:
             crm.start_all()
-            web = Proc(crm.in_node("admin2", [sys.executable, "-m", "hadaemon.daemons.web", "--listen",
-                                              "127.0.0.1:7630", "--state-dir", str(tmp_path / "web-state")]),
-                       tmp_path / "ha-web.log", env=dict(os.environ, **c.dbus_env("admin2")), name="ha-web",
-                       cwd=str(REPO))
-            web.wait_output("listening on", timeout=60)
-            fwd = NetnsForward(c.netns("admin2"), 7630)
-            url = f"https://127.0.0.1:{fwd.port}/"
-            b = Browser(tmp_path)
-            with crm.observer(probes) as obs:
-                login(b, url, admin, password)
-                b.wait(lambda: node_state(b, "admin1") == "online" and node_state(b, "admin2") == "online"
-                       and node_state(b, "admin1", "heartbeat") not in (None, "dead"), 90, "both nodes online")
+            with web_in_node(crm, "admin2", tmp_path / "web-state", tmp_path / "ha-web.log") as (_web, url):
+                b = Browser(tmp_path)
+                with crm.observer(probes) as obs:
+                    login(b, url, admin, password)
+                    b.wait(lambda: node_state(b, "admin1") == "online" and node_state(b, "admin2") == "online"
+                           and node_state(b, "admin1", "heartbeat") not in (None, "dead"), 90, "both nodes online")
 
-                # -- the VIP: a wrong address first, refused beside the ip field ---------------------------------
-                b.get(url + "#/create")
-                choose_agent(b, "ocf", "heartbeat", "IPaddr2", "ip")
-                b.type("input[data-param='ip']", "192.168.1.300")
-                b.type("input[data-param='cidr_netmask']", "24")
-                b.type("input[data-param='nic']", "eth0")
-                b.type("#new-group", "webserver")
-                b.type("form.create-primitive input[name=monitor]", "5s")
-                b.select("form.create-primitive select[name=target]", "Stopped")
-                b.type("#new-id", "vip")
-                b.click("#btn-create")
-                msg = b.wait(lambda: field_error(b, "input[data-param='ip']"), 60, "the error beside ip")
-                assert "192.168.1.300" in msg and "not valid" in msg, msg
-                for css, value in (("input[data-param='ip']", "192.168.1.300"), ("#new-id", "vip"),
-                                   ("#new-group", "webserver"), ("input[data-param='nic']", "eth0")):
-                    assert b.js("return document.querySelector(arguments[0]).value", css) == value, css
-                assert 'id="vip"' not in crm.cib_file("admin2")
-                b.type("input[data-param='ip']", e.web_vip)
-                create(b, "vip")
+                    # -- the VIP: a wrong address first, refused beside the ip field ---------------------------------
+                    b.get(url + "#/create")
+                    choose_agent(b, "ocf", "heartbeat", "IPaddr2", "ip")
+                    b.type("input[data-param='ip']", "192.168.1.300")
+                    b.type("input[data-param='cidr_netmask']", "24")
+                    b.type("input[data-param='nic']", "eth0")
+                    b.type("#new-group", "webserver")
+                    b.type("form.create-primitive input[name=monitor]", "5s")
+                    b.select("form.create-primitive select[name=target]", "Stopped")
+                    b.type("#new-id", "vip")
+                    b.click("#btn-create")
+                    msg = b.wait(lambda: field_error(b, "input[data-param='ip']"), 60, "the error beside ip")
+                    assert "192.168.1.300" in msg and "not valid" in msg, msg
+                    for css, value in (("input[data-param='ip']", "192.168.1.300"), ("#new-id", "vip"),
+                                       ("#new-group", "webserver"), ("input[data-param='nic']", "eth0")):
+                        assert b.js("return document.querySelector(arguments[0]).value", css) == value, css
+                    assert 'id="vip"' not in crm.cib_file("admin2")
+                    b.type("input[data-param='ip']", e.web_vip)
+                    create(b, "vip")
 
-                # -- the shared store and httpd, in the same group -------------------------------------------
-                choose_agent(b, "ocf", "heartbeat", "Filesystem", "device")
-                for name, value in (("device", str(e.http_export)), ("directory", str(e.www)), ("fstype", "none"),
-                                    ("options", "bind")):
-                    b.type(f"input[data-param='{name}']", value)
-                create(b, "store")
-                choose_agent(b, "lsb", "", "httpd", None)
-                create(b, "httpd")
+                    # -- the shared store and httpd, in the same group -------------------------------------------
+                    choose_agent(b, "ocf", "heartbeat", "Filesystem", "device")
+                    for name, value in (("device", str(e.http_export)), ("directory", str(e.www)), ("fstype", "none"),
+                                        ("options", "bind")):
+                        b.type(f"input[data-param='{name}']", value)
+                    create(b, "store")
+                    choose_agent(b, "lsb", "", "httpd", None)
+                    create(b, "httpd")
 
-                # -- webserver prefers admin1 (the constraints page), then Enable on the group's page ---------
-                b.get(url + "#/constraints")
-                b.wait(lambda: b.js("return [...document.querySelectorAll('form.add-location select[name=resource] option')]"
-                                    ".some(o => o.value === 'webserver')"), 30, "webserver in the location form")
-                b.select("form.add-location select[name=resource]", "webserver")
-                b.select("form.add-location select[name=node]", "admin1")
-                b.type("form.add-location input[name=score]", "100")
-                b.click("form.add-location button")
-                b.wait(lambda: "Done" in (b.text("form.add-location .done") or ""), 60, "the location added")
-                b.get(url + "#/resource/webserver")
-                b.wait(lambda: b.exists("form.enable button[name=enable]") and b.text("#where"), 30, "the group's page")
-                b.click("form.enable button[name=enable]")
-                b.wait(lambda: "Done" in (b.text("form.enable .done") or ""), 60, "the group enabled")
-                b.get(url + "#/")
-                b.wait(lambda: where(b, "webserver") == "admin1" and where(b, "httpd") == "admin1", 120,
-                       "webserver on admin1 on the page")
-                for r in probes:
-                    obs.wait(r, ["admin1"], 60)
-                wait_until(lambda: e.web()[:2] == (True, "admin1"), 30, interval=0.3, message="the page from admin1")
+                    # -- webserver prefers admin1 (the constraints page), then Enable on the group's page ---------
+                    b.get(url + "#/constraints")
+                    b.wait(lambda: b.js("return [...document.querySelectorAll('form.add-location select[name=resource] option')]"
+                                        ".some(o => o.value === 'webserver')"), 30, "webserver in the location form")
+                    b.select("form.add-location select[name=resource]", "webserver")
+                    b.select("form.add-location select[name=node]", "admin1")
+                    b.type("form.add-location input[name=score]", "100")
+                    b.click("form.add-location button")
+                    b.wait(lambda: "Done" in (b.text("form.add-location .done") or ""), 60, "the location added")
+                    b.get(url + "#/resource/webserver")
+                    b.wait(lambda: b.exists("form.enable button[name=enable]") and b.text("#where"), 30, "the group's page")
+                    b.click("form.enable button[name=enable]")
+                    b.wait(lambda: "Done" in (b.text("form.enable .done") or ""), 60, "the group enabled")
+                    b.get(url + "#/")
+                    b.wait(lambda: where(b, "webserver") == "admin1" and where(b, "httpd") == "admin1", 120,
+                           "webserver on admin1 on the page")
+                    for r in probes:
+                        obs.wait(r, ["admin1"], 60)
+                    wait_until(lambda: e.web()[:2] == (True, "admin1"), 30, interval=0.3, message="the page from admin1")
 
-                # -- admin1 unplugged: the page follows without a reload -------------------------------------
-                b.wait(lambda: b.text("#live") == "live", 30, "the live stream")
-                b.js("window.__noReload = 12")
-                crm.cut("admin1")
-                b.wait(lambda: node_state(b, "admin1") == "offline" and node_state(b, "admin1", "heartbeat") == "dead"
-                       and where(b, "webserver") == "admin2", 120, "admin1 offline and dead, webserver on admin2")
-                assert b.js("return window.__noReload") == 12
-                wait_until(lambda: e.web()[:2] == (True, "admin2"), 60, interval=0.3, message="the page from admin2")
-                obs.wait_released("admin1", list(probes), 90)   # the ping rule: the isolated admin1 gives up
+                    # -- admin1 unplugged: the page follows without a reload -------------------------------------
+                    b.wait(lambda: b.text("#live") == "live", 30, "the live stream")
+                    b.js("window.__noReload = 12")
+                    crm.cut("admin1")
+                    b.wait(lambda: node_state(b, "admin1") == "offline" and node_state(b, "admin1", "heartbeat") == "dead"
+                           and where(b, "webserver") == "admin2", 120, "admin1 offline and dead, webserver on admin2")
+                    assert b.js("return window.__noReload") == 12
+                    wait_until(lambda: e.web()[:2] == (True, "admin2"), 60, interval=0.3, message="the page from admin2")
+                    obs.wait_released("admin1", list(probes), 90)   # the ping rule: the isolated admin1 gives up
 
-                # -- admin1 back: stickiness keeps the group on admin2; the move button moves it back ---------
-                crm.restore("admin1")
-                b.wait(lambda: node_state(b, "admin1") == "online", 120, "admin1 online again")
-                crm.wait_idle("admin2", 90)
-                assert where(b, "webserver") == "admin2"
-                b.get(url + "#/resource/webserver")
-                b.wait(lambda: b.text("#where") == "admin2"
-                       and b.js("return [...document.querySelectorAll('form.move select[name=node] option')]"
-                                ".some(o => o.value === 'admin1')"), 30, "the group's page")
-                b.select("form.move select[name=node]", "admin1")
-                b.click("#btn-move")
-                b.wait(lambda: b.text("#where") == "admin1", 120, "webserver on admin1 after the move button")
-                for r in probes:
-                    obs.wait(r, ["admin1"], 60)
-                wait_until(lambda: e.web()[:2] == (True, "admin1"), 30, interval=0.3, message="the page from admin1")
+                    # -- admin1 back: stickiness keeps the group on admin2; the move button moves it back ---------
+                    crm.restore("admin1")
+                    b.wait(lambda: node_state(b, "admin1") == "online", 120, "admin1 online again")
+                    crm.wait_idle("admin2", 90)
+                    assert where(b, "webserver") == "admin2"
+                    b.get(url + "#/resource/webserver")
+                    b.wait(lambda: b.text("#where") == "admin2"
+                           and b.js("return [...document.querySelectorAll('form.move select[name=node] option')]"
+                                    ".some(o => o.value === 'admin1')"), 30, "the group's page")
+                    b.select("form.move select[name=node]", "admin1")
+                    b.click("#btn-move")
+                    b.wait(lambda: b.text("#where") == "admin1", 120, "webserver on admin1 after the move button")
+                    for r in probes:
+                        obs.wait(r, ["admin1"], 60)
+                    wait_until(lambda: e.web()[:2] == (True, "admin1"), 30, interval=0.3, message="the page from admin1")
 
-                # -- a wrong VIP in the edit form: refused beside its field, nothing changed -----------------
-                b.get(url + "#/resource/vip")
-                b.wait(lambda: b.exists("form.edit input[data-param='ip']"), 60, "vip's parameter form")
-                assert b.js("return document.querySelector(\"form.edit input[data-param='ip']\").value") == e.web_vip
-                b.type("form.edit input[data-param='ip']", "10.0.0.256")
-                b.click("form.edit button")
-                msg = b.wait(lambda: field_error(b, "form.edit input[data-param='ip']"), 60, "the error beside ip")
-                assert "10.0.0.256" in msg, msg
-                assert e.web_vip in crm.cib_file("admin2") and "10.0.0.256" not in crm.cib_file("admin2")
+                    # -- a wrong VIP in the edit form: refused beside its field, nothing changed -----------------
+                    b.get(url + "#/resource/vip")
+                    b.wait(lambda: b.exists("form.edit input[data-param='ip']"), 60, "vip's parameter form")
+                    assert b.js("return document.querySelector(\"form.edit input[data-param='ip']\").value") == e.web_vip
+                    b.type("form.edit input[data-param='ip']", "10.0.0.256")
+                    b.click("form.edit button")
+                    msg = b.wait(lambda: field_error(b, "form.edit input[data-param='ip']"), 60, "the error beside ip")
+                    assert "10.0.0.256" in msg, msg
+                    assert e.web_vip in crm.cib_file("admin2") and "10.0.0.256" not in crm.cib_file("admin2")
 
-                # -- a user outside haclient looks, cannot change --------------------------------------------
-                b.get(url + "#/")
-                b.click("form.logout button")
-                b.wait(lambda: b.url().endswith("/login"), 30, "the login page after logging out")
-                login(b, url, viewer, password)
-                assert "read only" in b.text("#who")
-                b.wait(lambda: where(b, "webserver") == "admin1", 30, "webserver shown to the viewer")
-                b.get(url + "#/resource/webserver")
-                b.wait(lambda: b.exists("#btn-move") and b.text("#where") == "admin1", 30, "the group's page")
-                assert b.js("return document.querySelector('#btn-move').disabled") is True
-                assert b.js("return document.querySelector('form.enable button[name=disable]').disabled") is True
-                refused = b.js("const done = arguments[arguments.length - 1];"
-                               "fetch('/api/crm/move', {method: 'POST', credentials: 'same-origin', headers: {"
-                               "'Content-Type': 'application/json', 'X-CSRF-Token': "
-                               "document.querySelector('meta[name=csrf-token]').content},"
-                               "body: JSON.stringify({resource: 'webserver', node: 'admin2'})})"
-                               ".then(r => r.json().then(j => done([r.status, j.error])))", async_=True)
-                assert refused[0] == 403 and "haclient" in refused[1], refused
-                crm.wait_idle("admin2", 60)
-                assert crm.resource_nodes("admin2", "webserver") == ["admin1"]
-            assert not obs.dual_active(), f"{obs.describe()}\n{obs.timeline()}"
+                    # -- a user outside haclient looks, cannot change --------------------------------------------
+                    b.get(url + "#/")
+                    b.click("form.logout button")
+                    b.wait(lambda: b.url().endswith("/login"), 30, "the login page after logging out")
+                    login(b, url, viewer, password)
+                    assert "read only" in b.text("#who")
+                    b.wait(lambda: where(b, "webserver") == "admin1", 30, "webserver shown to the viewer")
+                    b.get(url + "#/resource/webserver")
+                    b.wait(lambda: b.exists("#btn-move") and b.text("#where") == "admin1", 30, "the group's page")
+                    assert b.js("return document.querySelector('#btn-move').disabled") is True
+                    assert b.js("return document.querySelector('form.enable button[name=disable]').disabled") is True
+                    refused = b.js("const done = arguments[arguments.length - 1];"
+                                   "fetch('/api/crm/move', {method: 'POST', credentials: 'same-origin', headers: {"
+                                   "'Content-Type': 'application/json', 'X-CSRF-Token': "
+                                   "document.querySelector('meta[name=csrf-token]').content},"
+                                   "body: JSON.stringify({resource: 'webserver', node: 'admin2'})})"
+                                   ".then(r => r.json().then(j => done([r.status, j.error])))", async_=True)
+                    assert refused[0] == 403 and "haclient" in refused[1], refused
+                    crm.wait_idle("admin2", 60)
+                    assert crm.resource_nodes("admin2", "webserver") == ["admin1"]
+                assert not obs.dual_active(), f"{obs.describe()}\n{obs.timeline()}"
         except Exception:
             print(crm.logs())
-            if web is not None:
-                print(web.output()[-4000:])
+            print((tmp_path / "ha-web.log").read_text(errors="replace")[-4000:]
+                  if (tmp_path / "ha-web.log").exists() else "")
             raise
         finally:
             if b is not None:
                 b.close()
-            if fwd is not None:
-                fwd.close()
-            if web is not None:
-                web.terminate(timeout=10)
             crm.close()

@@ -244,3 +244,22 @@ def web_env(work: Path, with_crm: bool = True, with_director: bool = False):
             for p in (crm, director):
                 if p is not None:
                     p.terminate(timeout=10)
+
+
+@contextmanager
+def web_in_node(crm, node: str, state_dir: Path, log: Path):
+    """ha-web run inside a namespace node of a CrmCluster (its network, mounts and host name: the
+    node's agents and bus), reached from the host at https://127.0.0.1:PORT/ through a NetnsForward.
+    Yields (Proc, url)."""
+    web = Proc(crm.in_node(node, [sys.executable, "-m", "hadaemon.daemons.web", "--listen", "127.0.0.1:7630",
+                                  "--state-dir", str(state_dir)]),
+               log, env=dict(os.environ, **crm.c.dbus_env(node)), name=f"{node}/ha-web", cwd=str(REPO))
+    fwd = None
+    try:
+        web.wait_output("listening on", timeout=60)
+        fwd = NetnsForward(crm.c.netns(node), 7630)
+        yield web, f"https://127.0.0.1:{fwd.port}/"
+    finally:
+        if fwd is not None:
+            fwd.close()
+        web.terminate(timeout=10)

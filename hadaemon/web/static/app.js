@@ -97,7 +97,7 @@ function resourceTable(c) {
   const rows = [];
   const row = (r, member) => h("tr", {"data-resource": r.id},
     td("resource", h("span", {class: member ? "member" : ""}, member ? "↳ " : "", link("#/resource/" + encodeURIComponent(r.id), r.id))),
-    td("kind", r.kind === "primitive" ? `${r.class}${r.provider ? ":" + r.provider : ""}:${r.type}` : r.kind),
+    td("agent", r.kind === "primitive" ? `${r.class}${r.provider ? ":" + r.provider : ""}:${r.type}` : r.kind),
     td("role", state(r.role), r.managed === false ? " unmanaged" : "", r.target_role ? ` (target ${r.target_role})` : ""),
     td("where", h("span", {class: "where"}, (r.nodes || []).join(" ") || "-")),
     td("fail-counts", Object.entries(r.failcounts || {}).map(([n, k]) => `${n}: ${k}`).join(", ") || "-"));
@@ -310,7 +310,7 @@ function directorPage() {
   return {title: "Director", el: h("div", {}, h("h1", {}, "Director"), live), update(S) {
     const d = S.director;
     if (!d) { live.replaceChildren(h("p", {class: "card"}, "ha-ldirectord is not on the bus on this node.")); return; }
-    live.replaceChildren(h("p", {class: "muted", id: "director-status"}, `${d.status} · backend ${d.backend} · ${d.config}`),
+    live.replaceChildren(h("p", {class: "muted", id: "director-status"}, `${d.status}${d.status.includes("backend") ? "" : " · backend " + d.backend} · ${d.config}`),
       ...d.virtual_services.map((v) => h("div", {class: "card", "data-virtual": v.key},
         h("h2", {}, v.key), h("p", {class: "muted"}, `scheduler ${v.scheduler} · check ${v.checktype}${v.service ? " (" + v.service + ")" : ""}` +
           (v.persistent ? ` · persistent ${v.persistent}s` : "")),
