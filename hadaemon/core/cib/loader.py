@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 from hadaemon.core.cib.dates import parse_datetime
 from hadaemon.core.cib.model import (
     Cib, Clone, Colocation, DateExpression, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
+    OpExpression, RscExpression,
     Order, Primitive, RscTicket, Rule, Ticket,
 )
 from hadaemon.core.cib.scores import parse_score
@@ -130,8 +131,14 @@ class _Loader:
                 terms.append(self.date_expression(child))
             elif child.tag == "date_expression":
                 raise self.err(child, "<date_expression> is supported in location constraint rules only")
-            elif child.tag in ("rsc_expression", "op_expression"):
-                raise self.err(child, f"<{child.tag}> in rules is not supported")
+            elif child.tag == "rsc_expression":
+                terms.append(RscExpression(child.get("id", ""), child.get("class"), child.get("provider"),
+                                           child.get("type"), child.line))
+            elif child.tag == "op_expression":
+                text = child.get("interval")
+                interval = None if text is None else parse_interval_ms(text)
+                terms.append(OpExpression(child.get("id", ""), self.need(child, "name"),
+                                          -1 if text is not None and interval is None else interval, child.line))
             else:
                 self.check_unsupported(child)
         score = None

@@ -39,6 +39,28 @@ class DateExpression:
 
 
 @dataclass(frozen=True)
+class RscExpression:
+    """An rsc_expression (rules in rsc_defaults / op_defaults): matches a resource by agent; an attribute
+    left out matches any value, except the provider, which must then be absent too (as Pacemaker does)."""
+
+    id: str
+    cls: str | None
+    provider: str | None
+    type: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class OpExpression:
+    """An op_expression (rules in op_defaults): matches an operation by name and, when given, interval."""
+
+    id: str
+    name: str
+    interval_ms: int | None  # None: any interval; -1: an interval that does not parse (matches nothing)
+    line: int
+
+
+@dataclass(frozen=True)
 class Rule:
     """A rule: expressions and sub-rules joined by boolean-op, with a score."""
 
@@ -47,7 +69,7 @@ class Rule:
     score_attribute: str | None
     boolean_op: str
     role: str | None
-    terms: Tuple[Union[Expression, DateExpression, Rule], ...]
+    terms: Tuple[Union[Expression, DateExpression, RscExpression, OpExpression, Rule], ...]
     line: int
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, Mapping, Tuple
 
-from hadaemon.core.cib.model import DateExpression, Expression, NvSet, Rule
+from hadaemon.core.cib.model import DateExpression, Expression, NvSet, OpExpression, Rule, RscExpression
 
 _CMP_OPS = ("lt", "gt", "lte", "gte")
 
@@ -100,17 +100,48 @@ def eval_date(expr: DateExpression, now: int | None) -> bool:
     return (expr.start is None or expr.start <= now) and (expr.end is None or now <= expr.end)
 
 
-def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None, now: int | None = None) -> bool:
-    """True when the rule's terms hold for these node attributes (date expressions at time now)."""
+def eval_rsc_expression(expr: RscExpression, rsc: Tuple[str | None, str | None, str | None] | None) -> bool:
+    """Pacemaker's pe__eval_rsc_expr: rsc is the resource's (class, provider, type), None where the rule
+    is not about a resource (then it never matches). A class or type left out matches any; a provider
+    left out matches only a resource without one."""
+    if rsc is None:
+        return False
+    cls, provider, rtype = rsc
+    if expr.cls is not None and expr.cls != cls:
+        return False
+    if expr.provider != provider:
+        return False
+    return expr.type is None or expr.type == rtype
+
+
+def eval_op_expression(expr: OpExpression, op: Tuple[str, int] | None) -> bool:
+    """Pacemaker's pe__eval_op_expr: op is the operation's (name, interval in ms), None where the rule is
+    not about an operation (then it never matches)."""
+    if op is None or expr.interval_ms == -1:
+        return False
+    if expr.interval_ms is not None and expr.interval_ms != op[1]:
+        return False
+    return expr.name == op[0]
+
+
+def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None, now: int | None = None,
+              rsc: Tuple[str | None, str | None, str | None] | None = None,
+              op: Tuple[str, int] | None = None) -> bool:
+    """True when the rule's terms hold for these node attributes (date expressions at time now; resource
+    and operation expressions for the resource `rsc` and the operation `op`, in rsc_defaults/op_defaults)."""
     if rule.role and role is not None and rule.role.lower() != role.lower():
         return False
     if not rule.terms:
         return rule.boolean_op == "and"
     for term in rule.terms:
         if isinstance(term, Rule):
-            ok = eval_rule(term, attrs, role, now)
+            ok = eval_rule(term, attrs, role, now, rsc, op)
         elif isinstance(term, DateExpression):
             ok = eval_date(term, now)
+        elif isinstance(term, RscExpression):
+            ok = eval_rsc_expression(term, rsc)
+        elif isinstance(term, OpExpression):
+            ok = eval_op_expression(term, op)
         else:
             ok = eval_expression(term, attrs)
         if ok and rule.boolean_op == "or":
@@ -121,12 +152,15 @@ def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None, now
 
 
 def resolve_sets(sets: Iterable[NvSet], attrs: Mapping[str, str] | None = None,
-                 into: Dict[str, str] | None = None) -> Dict[str, str]:
-    """Merge nvpair sets the way Pacemaker does: higher set score first, first value wins."""
+                 into: Dict[str, str] | None = None,
+                 rsc: Tuple[str | None, str | None, str | None] | None = None,
+                 op: Tuple[str, int] | None = None) -> Dict[str, str]:
+    """Merge nvpair sets the way Pacemaker does: higher set score first, first value wins (rules with
+    resource / operation expressions evaluated for `rsc` and `op`, see eval_rule)."""
     out: Dict[str, str] = {} if into is None else into
     ordered = sorted(sets, key=lambda s: -s.score)
     for s in ordered:
-        if s.rule is not None and not eval_rule(s.rule, attrs or {}):
+        if s.rule is not None and not eval_rule(s.rule, attrs or {}, rsc=rsc, op=op):
             continue
         for name, value in s.pairs:
             if name not in out:

@@ -11,6 +11,4 @@ LEGACY_CLASSES = ("heartbeat", "upstart", "nagios")
 # message naming them, never silently ignored.
 UNSUPPORTED = {
     "bundle": "bundles",
-    "rsc_expression": "resource expressions in rules",
-    "op_expression": "operation expressions in rules",
 }

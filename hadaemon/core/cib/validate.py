@@ -6,7 +6,8 @@ not validate; Pacemaker's option table refuses an invalid boolean. Each refusal 
 - a constraint (or a resource set in one) naming no resource, template or tag (an IDREF to nothing);
 - a boolean cluster option that is neither true nor false (e.g. stonith-enabled="flase");
 - a cluster option that the declared schema no longer has (pacemaker-3.0 and later: options-3.0.rng
-  drops default-resource-stickiness, is-managed-default, the underscore spellings, ...).
+  drops default-resource-stickiness, is-managed-default, the underscore spellings, ...);
+- an rsc_expression or op_expression under a schema older than pacemaker-3.4 (rule-3.4.rng added them).
 """
 from __future__ import annotations
 
@@ -84,6 +85,13 @@ def refusals(root: Element) -> List[Refusal]:
         return []
     ids = _ids(conf)
     found = list(_option_refusals(root, conf, ids)) + list(_reference_refusals(conf, ids))
+    version = schema_version(root.get("validate-with"))
+    if version is not None and version < (3, 4):
+        for el in conf.iter():
+            if el.tag in ("rsc_expression", "op_expression"):
+                found.append(Refusal(el.line, f"<{el.tag}> '{el.get('id')}' is not in the schema this CIB declares"
+                                              f" (validate-with=\"{root.get('validate-with')}\"; it needs"
+                                              " pacemaker-3.4 or later)"))
     return sorted(found)
 
 

@@ -527,7 +527,7 @@ class _Checker:
                 self.check_expression(child)
             elif child.tag == "date_expression" and child.tag not in UNSUPPORTED:
                 self.check_date_expression(child)
-            elif child.tag not in UNSUPPORTED:
+            elif child.tag not in UNSUPPORTED and child.tag not in ("rsc_expression", "op_expression"):
                 self.error(child, f"unexpected <{child.tag}> in rule '{rid}': expected <expression> or <rule>")
 
     def check_expression(self, expr: Element):

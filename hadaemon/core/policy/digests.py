@@ -8,6 +8,7 @@ from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Op
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.unpack import WorkingSet
+from hadaemon.core.policy.working import agent_of
 
 DEFAULT_TIMEOUT_MS = 20000
 
@@ -37,7 +38,8 @@ def _params(ws: WorkingSet, r, node, op: Op | None, interval_ms: int) -> Dict[st
     if interval_ms > 0:
         timeout = op.timeout if op is not None else None
         if timeout is None:
-            timeout = resolve_sets(ws.cib.op_defaults).get("timeout")
+            timeout = resolve_sets(ws.cib.op_defaults, rsc=agent_of(r.prim),
+                                   op=(op.name if op is not None else "monitor", interval_ms)).get("timeout")
         ms = parse_interval_ms(timeout) if timeout else DEFAULT_TIMEOUT_MS
         params["CRM_meta_timeout"] = str(ms if ms is not None else DEFAULT_TIMEOUT_MS)
     return params

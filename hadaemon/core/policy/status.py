@@ -6,7 +6,7 @@ from hadaemon.core.cib.model import LrmResource
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
 from hadaemon.core.policy.working import (
-    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode, WorkingSet, WRsc, new_instance, setup_primitive,
+    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode, WorkingSet, WRsc, agent_of, new_instance, setup_primitive,
 )
 
 FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER, FAIL_MIGRATE, FAIL_BLOCK, FAIL_STOP, FAIL_STANDBY, FAIL_FENCE = range(8)
@@ -183,7 +183,7 @@ def _on_fail_for(ws: WorkingSet, r: WRsc, task: str, interval_ms: int):
         if value is None and task == "monitor" and interval_ms == 0:
             value = None
     if value is None:
-        d = resolve_sets(ws.cib.op_defaults)
+        d = resolve_sets(ws.cib.op_defaults, rsc=agent_of(r.prim), op=(task, interval_ms))
         value = d.get("on-fail")
     fail_role = STARTED
     if value is not None:

@@ -153,7 +153,7 @@ def _unpack_resources(ws: WorkingSet) -> None:
             g = WGroup(res.id, _meta(ws, res.meta_sets, None))
             ws.groups[g.id] = g
             for m in res.members:
-                r = WRsc(m.id, m, _meta(ws, m.meta_sets, g.meta), g)
+                r = WRsc(m.id, m, _meta(ws, m.meta_sets, g.meta, m), g)
                 setup_primitive(ws, r)
                 g.members.append(r)
                 ws.prims[r.id] = r
@@ -181,7 +181,7 @@ def _unpack_resources(ws: WorkingSet) -> None:
                         m.removed = True
             ws.resources.append(c)
         else:
-            r = WRsc(res.id, res, _meta(ws, res.meta_sets, None))
+            r = WRsc(res.id, res, _meta(ws, res.meta_sets, None, res))
             setup_primitive(ws, r)
             ws.prims[r.id] = r
             ws.resources.append(r)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Primitive
@@ -419,14 +419,22 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
         r.managed = False
 
 
-def resource_meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None) -> Dict[str, str]:
-    """Meta attributes: the resource's own, then its parent's, then rsc_defaults."""
+def resource_meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None, agent=None) -> Dict[str, str]:
+    """Meta attributes: the resource's own, then its parent's, then rsc_defaults (rsc_expressions in their
+    rules matched against `agent`, the primitive's configuration; a group or clone has no agent)."""
     meta = resolve_sets(sets)
     if parent_meta:
         for k, v in parent_meta.items():
             meta.setdefault(k, v)
-    resolve_sets(ws.cib.rsc_defaults, into=meta)
+    resolve_sets(ws.cib.rsc_defaults, into=meta, rsc=agent_of(agent))
     return meta
+
+
+def agent_of(prim) -> Tuple[str | None, str | None, str | None]:
+    """(class, provider, type) of a primitive's configuration for rsc_expression; all None otherwise."""
+    if prim is None or not hasattr(prim, "cls"):
+        return (None, None, None)
+    return (prim.cls, prim.provider, prim.type)
 
 
 def new_instance(ws: WorkingSet, c: WClone, prim):
@@ -436,7 +444,7 @@ def new_instance(ws: WorkingSet, c: WClone, prim):
         return _new_group_instance(ws, c)
     rid = f"{c.child_id}:{c.next_number}"
     c.next_number += 1
-    r = WRsc(rid, prim, resource_meta(ws, prim.meta_sets, c.meta))
+    r = WRsc(rid, prim, resource_meta(ws, prim.meta_sets, c.meta, prim))
     r.clone = c
     r.promotable = c.promotable
     r.base_id = rid if c.unique else c.child_id
@@ -462,7 +470,7 @@ def _new_group_instance(ws: WorkingSet, c: WClone) -> WGroup:
     if ws.symmetric:
         g.allowed = {node.uname: 0 for node in ws.nodes}
     for m in cfg.members:
-        r = WRsc(f"{m.id}:{n}", m, resource_meta(ws, m.meta_sets, g.meta), g)
+        r = WRsc(f"{m.id}:{n}", m, resource_meta(ws, m.meta_sets, g.meta, m), g)
         r.clone = c
         r.promotable = c.promotable
         r.base_id = r.id if c.unique else m.id
