@@ -69,6 +69,8 @@ class CrmNode:
         self.attrs: Dict[str, str] = {}
         self.transition_seq = 0
         self._alive: Dict[str, float] = {}
+        self._reasm = W.Reassembler()     # compressed / chunked messages (a CIB over 1 MiB)
+        self._bulk = None                  # the task sending a chunked message; later sends queue behind it
         deadtime = float(getattr(cfg, "deadtime", 30.0)) if cfg is not None else 30.0
         self.crmd_deadtime = max(CRMD_DEADTIME_MIN, 2 * deadtime)
         self._offer = None
@@ -236,6 +238,12 @@ class CrmNode:
         if msg is None:
             log.warning("undecodable crmd message from %s dropped", src, extra={"NODE": src})
             return
+        if msg["t"] in ("z", "chunk"):
+            msg = self._reasm.feed(src, msg, self.clock())
+            if self._reasm.last_error:
+                log.warning("crmd message from %s: %s", src, self._reasm.last_error, extra={"NODE": src})
+            if msg is None:
+                return
         try:
             self.handle(src, msg)
         except (KeyError, TypeError, ValueError, AttributeError, SyntaxError) as exc:
@@ -248,8 +256,11 @@ class CrmNode:
             msg = dict(fields, t=kind)
             self.loop.call_soon(self.handle, node, msg)
             return
-        body = W.encode(kind, **fields)
-        asyncio.ensure_future(self._send(node, body, kind))
+        bodies = W.frames(kind, **fields)
+        if len(bodies) == 1 and self._bulk is None:
+            asyncio.ensure_future(self._send(node, bodies[0], kind))
+        else:
+            self._queue_bulk(bodies, kind, node)
 
     async def _send(self, node: str, body: bytes, kind: str) -> None:
         for attempt in range(50):
@@ -264,8 +275,36 @@ class CrmNode:
                 return
 
     def broadcast(self, kind: str, **fields) -> None:
-        body = W.encode(kind, **fields)
-        asyncio.ensure_future(self._broadcast(body, kind))
+        bodies = W.frames(kind, **fields)
+        if len(bodies) == 1 and self._bulk is None:
+            asyncio.ensure_future(self._broadcast(bodies[0], kind))
+        else:
+            self._queue_bulk(bodies, kind, None)
+
+    def _queue_bulk(self, bodies, kind: str, node: str | None) -> None:
+        """Send a chunked message's parts in order, after any chunked message still being sent; the
+        messages sent meanwhile queue behind it too (messages from a node arrive in order)."""
+        prev = self._bulk
+
+        async def run():
+            if prev is not None:
+                try:
+                    await prev
+                except Exception:  # noqa: BLE001 - the previous message's failure is its own
+                    pass
+            for body in bodies:
+                if node is None:
+                    await self._broadcast(body, kind)
+                else:
+                    await self._send(node, body, kind)
+
+        task = asyncio.ensure_future(run())
+        self._bulk = task
+
+        def done(t):
+            if self._bulk is t:
+                self._bulk = None
+        task.add_done_callback(done)
 
     async def _broadcast(self, body: bytes, kind: str) -> None:
         for attempt in range(50):
