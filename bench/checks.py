@@ -398,7 +398,7 @@ def _dbus_reader(address: str, seconds: float, interval: float) -> None:
 
     call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
                  member="Hello", serial=1))
-    lat, errors, serial = [], 0, 1
+    lat, at, errors, serial = [], [], 0, 1
     end = time.monotonic() + seconds
     sock.settimeout(10)
     while time.monotonic() < end:
@@ -413,9 +413,10 @@ def _dbus_reader(address: str, seconds: float, interval: float) -> None:
         except OSError:
             errors += 1
         lat.append(1000 * (time.monotonic() - t0))
+        at.append(round(time.time(), 3))
         time.sleep(max(0.0, interval - (time.monotonic() - t0)))
     sock.close()
-    print(json.dumps({"lat": lat, "errors": errors, "rows": asyncio.run(rows_once())}), flush=True)
+    print(json.dumps({"lat": lat, "at": at, "errors": errors, "rows": asyncio.run(rows_once())}), flush=True)
 
 
 def storm_config(n: int) -> str:
@@ -452,7 +453,11 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
             bus = PrivateBus(workdir=Path(tempfile.mkdtemp(dir=workdir))).start()
             env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         with open(logpath, "wb") as log:
-            d = subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", logpath + ".prof"] if os.environ.get("STORM_PROFILE") else []), "-m", "hadaemon.daemons.director", "--backend", "nft",
+            # STORM_PROFILE=1: cProfile (slows the daemon down); STORM_SAMPLE=1: bench/stack_sampler.py (cheap)
+            prof = (["-m", "cProfile", "-o", logpath + ".prof"] if os.environ.get("STORM_PROFILE") else
+                    [str(ROOT / "bench" / "stack_sampler.py"), logpath + ".samples"] if os.environ.get("STORM_SAMPLE")
+                    else [])
+            d = subprocess.Popen([sys.executable, *prof, "-m", "hadaemon.daemons.director", "--backend", "nft",
                                   *([] if dbus else ["--no-dbus"]), cfg], stdout=log, stderr=log, env=env,
                                  cwd=str(ROOT))
         try:
@@ -512,6 +517,9 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
         stop(srv)
         if bus is not None:
             bus.close()
+    if lat.get("at"):                                 # each read's wall time and latency, for a look at the slow ones
+        with open(logpath + ".dbus.json", "w") as f:
+            json.dump(list(zip(lat["at"], lat["lat"])), f)
     lats = sorted(lat["lat"])
     return {"reals": n, "dbus": dbus, "gap_max": gaps["gap_max"], "gap_p99": gaps["gap_p99"],
             "changes_per_s": changes / window, "hup_max": max(hups), "hup_all": hups, "rss_mb": rss,
@@ -607,6 +615,7 @@ def main() -> int:
                     help="storm runs (half the reals flap on every check), each with and without D-Bus")
     ap.add_argument("--storm-seconds", type=float, default=20.0)
     ap.add_argument("--storm-only", action="store_true", help="only the storm runs")
+    ap.add_argument("--storm-modes", default="nodbus,dbus", help="storm runs: nodbus, dbus or both (default)")
     ap.add_argument("--serve-storm", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--dbus-reader", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -689,11 +698,16 @@ def storms(args, result: str = "") -> int:
           f"half the reals flap on every check, {args.storm_seconds:g} s window; logs in {workdir}", flush=True)
     runs = {}
     for n in args.storm_reals:
-        for dbus in (False, True):
+        for dbus in [m == "dbus" for m in args.storm_modes.split(",")]:
             r = runs[(n, dbus)] = run_storm(n, dbus, 8.0, args.storm_seconds, workdir)
             print(fmt_storm(r) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
     n = max(args.storm_reals)
-    big, nod = runs[(n, True)], runs[(n, False)]
+    big, nod = runs.get((n, True)), runs.get((n, False))
+    if big is None or nod is None:
+        print("RESULT " + " ".join(f"storm_{k}={v:.2f}" for k, v in (big or nod).items()
+                                   if k in ("gap_max", "dbus_p99", "rss_mb", "hup_max", "changes_per_s")
+                                   and v is not None))
+        return 0
     print(f"RESULT {result} storm_reals={n} storm_gap_max_s={big['gap_max']:.2f} "
           f"storm_dbus_p99_ms={big['dbus_p99']:.1f} storm_rss_mb={big['rss_mb']:.0f} "
           f"storm_hup_max_s={big['hup_max']:.2f} storm_gap_max_s_nodbus={nod['gap_max']:.2f} "

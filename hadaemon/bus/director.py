@@ -3,14 +3,14 @@
 Built for event storms (thousands of reals changing state each second): health changes are coalesced
 and sent every FLUSH_INTERVAL seconds, one RealServerChanged per real that changed (its latest state)
 plus one PropertiesChanged carrying Status and naming RealServers as invalidated; the RealServers
-value is never sent per event. Reading RealServers returns a snapshot refreshed at most every
-SNAPSHOT_INTERVAL seconds while checks change it (at once after an admin request or a reload) and
-marshalled once per refresh (rows marshalled by a small encoder for its one signature), so any number
-of readers costs one encoding per refresh, not one per read.
+value is never sent per event. Reading RealServers returns an encoding kept up to date row by row
+(RealServersSnapshot: a row is re-encoded, by a small encoder for its one signature, only when its
+content changed; a read joins the encoded rows), so a read costs what changed since the previous one
+plus one copy, whatever the number of readers.
 """
 # No `from __future__ import annotations` here: dbus-next reads the signature strings from annotations.
+import functools
 import struct
-import time
 
 from hadaemon.bus.dbusnext import (
     DBusError, MessageType, PropertyAccess, ServiceInterface, SignalEncoder, Variant, dbus_property, marshal_body,
@@ -27,7 +27,6 @@ ERROR_PREFIX = "org.hadaemon.Director1.Error."
 MAX_ARG = 256
 REAL_SERVERS_SIGNATURE = "a(ssssiibsdb)"
 FLUSH_INTERVAL = 0.1         # coalesce health changes this long before signalling them
-SNAPSHOT_INTERVAL = 1.0      # RealServers while checks change it: refreshed at most this often
 
 
 def _check_arg(name: str, value: str) -> None:
@@ -121,7 +120,9 @@ def _real_row(r):
             float(last_time), bool(overridden)]
 
 
+@functools.lru_cache(maxsize=4096)
 def _text(detail) -> str:
+    """Check details escaped to printable text (memoized: most details repeat, e.g. `200 OK`)."""
     from hadaemon.core.director.model import printable
 
     return printable(str(detail), 512)
@@ -212,75 +213,81 @@ def get_all_body(others: dict, elements: bytes) -> bytes:
 
 
 class RealServersSnapshot:
-    """The encoded RealServers value: rebuilt when it is read after a change, at most every `interval`
-    seconds while only checks change it; `invalidate(force=True)` (admin requests, reloads) makes the
-    next read rebuild it at once whatever its age.
+    """The encoded RealServers value, kept up to date row by row: each row is encoded once and kept
+    (padded to 8 bytes, so rows concatenate), `mark(keys)` says which rows changed (a health change, a
+    check result, a weight in the table) and a read re-encodes only those, then joins the rows. The cost
+    of a read is proportional to what changed since the previous one (the join of the encoded rows is
+    one C-level copy); nothing is rebuilt per event. `invalidate()` (a reload, an admin request) makes
+    the next read walk every row, re-encoding those whose content changed.
 
-    With `schedule` (the loop's call_soon) a rebuild that is merely due runs in slices of SLICE rows
-    between other work, and reads meanwhile get the previous snapshot (at most a rebuild older): no
-    read waits for a whole rebuild of thousands of rows."""
+    With a director without `row(key)` (a stand-in), every read after a change walks `real_rows()`."""
 
-    SLICE = 250
-
-    def __init__(self, director, interval: float = SNAPSHOT_INTERVAL, clock=time.monotonic, schedule=None):
-        self.director, self.interval, self.clock, self.schedule = director, interval, clock, schedule
+    def __init__(self, director):
+        self.director = director
+        self.order: list = []            # row keys, in the order of real_rows()
+        self.rows: dict = {}             # key -> (row tuple, its encoding padded to 8)
+        self.dirty: set = set()
+        self.all = True                  # walk every row at the next read
         self.elements = b""
-        self.built = None
-        self.dirty = True
-        self.forced = True
-        self.builds = 0
-        self._building = None
+        self.fresh = False               # elements are up to date
+        self.encoded = 0                 # rows encoded so far (a measure for tests)
+        self._incremental = callable(getattr(director, "row", None)) and callable(getattr(director, "row_keys", None))
 
-    def _rows(self):
-        it = getattr(self.director, "iter_real_rows", None)
-        return it() if it is not None else iter(self.director.real_rows())
+    def mark(self, keys) -> None:
+        """Rows (service key, dest key) whose content changed."""
+        if self._incremental and not self.all:
+            self.dirty.update(keys)
+        else:
+            self.all = True
+        self.fresh = False
 
     def invalidate(self, force: bool = False) -> None:
-        self.dirty = True
-        self.forced = self.forced or force
+        """Every row may have changed (and the set of rows with them)."""
+        self.all = True
+        self.fresh = False
+
+    def _encode(self, row) -> tuple:
+        self.encoded += 1
+        enc = encode_row(row)
+        pad = -len(enc) % 8
+        return row, enc + _PAD[pad], pad
 
     def get(self) -> bytes:
-        now = self.clock()
-        if not self.dirty:
+        if self.fresh:
             return self.elements
-        if self.forced or self.built is None or self.schedule is None:
-            if self.forced or self.built is None or now - self.built >= self.interval:
-                self._building = None                 # a slice-wise rebuild in progress is dropped
-                self.elements = encode_rows(self._rows())
-                self.built, self.dirty, self.forced = now, False, False
-                self.builds += 1
-        elif self._building is None and now - self.built >= self.interval:
-            self._start(now)
+        rows = self.rows
+        if self.all:
+            self.all = False
+            self.dirty = set()
+            if self._incremental:
+                order = list(self.director.row_keys())
+                fresh = [self.director.row(k) for k in order]
+            else:
+                fresh = list(self.director.real_rows())
+                order = [(r[0], r[1]) for r in fresh]
+            new = {}
+            for k, row in zip(order, fresh):
+                old = rows.get(k)
+                new[k] = old if old is not None and old[0] == row else self._encode(row)
+            self.rows, self.order = rows, order = new, order
+        elif self.dirty:
+            dirty, self.dirty = self.dirty, set()
+            row_of = self.director.row
+            for k in dirty:
+                old = rows.get(k)
+                if old is None:
+                    continue
+                row = row_of(k)
+                if row is not None and row != old[0]:
+                    rows[k] = self._encode(row)
+        if self.order:
+            joined = b"".join([rows[k][1] for k in self.order])
+            pad = rows[self.order[-1]][2]          # no padding after the last element
+            self.elements = joined[:len(joined) - pad] if pad else joined
+        else:
+            self.elements = b""
+        self.fresh = True
         return self.elements
-
-    def _start(self, now: float) -> None:
-        token = self._building = object()
-        self.dirty = False                            # changes from now on make the next one due
-        rows = self._rows()
-        parts: list = []
-        size = [0]
-
-        def step():
-            if self._building is not token:
-                return
-            n = 0
-            for r in rows:
-                pad = -size[0] % 8
-                if pad:
-                    parts.append(_PAD[pad])
-                row = encode_row(r)
-                parts.append(row)
-                size[0] += pad + len(row)
-                n += 1
-                if n >= self.SLICE:
-                    self.schedule(step)
-                    return
-            self.elements = b"".join(parts)
-            self.built = now
-            self._building = None
-            self.builds += 1
-
-        self.schedule(step)
 
 
 async def export(director, bus=None):
@@ -292,7 +299,7 @@ async def export(director, bus=None):
     iface = DirectorInterface(director)
     bus = await export_owned(OBJECT_PATH, iface, BUS_NAME, bus)
 
-    snapshot = RealServersSnapshot(director, schedule=asyncio.get_running_loop().call_soon)
+    snapshot = RealServersSnapshot(director)
     pending = {}                  # (virtual, real) -> (state, weight): the latest change of each real
     state = {"timer": None, "status": False}
     loop = asyncio.get_running_loop()
@@ -315,20 +322,29 @@ async def export(director, bus=None):
         if state["timer"] is None:
             state["timer"] = loop.call_later(FLUSH_INTERVAL, flush)
 
+    row_keys_of = getattr(director, "row_keys_of", None)
+
     def on_event(kind, *args):
-        if kind == "real":
+        if kind == "checked":                 # a batch of check results: their rows' last check changed
+            if row_keys_of is not None:
+                snapshot.mark(row_keys_of(args[0]))
+        elif kind == "real":
             skey, dkey, health, weight = args
             pending[(skey, dkey)] = (health, weight)
-            snapshot.invalidate()
+            snapshot.mark(((skey, dkey),))
             schedule()
-        elif kind == "admin":                 # SetWeight, Drain, Restore: read back at once
-            snapshot.invalidate(force=True)
-        elif kind == "table":
+        elif kind == "admin":                 # SetWeight, Drain, Restore (rare): every row is looked at
             snapshot.invalidate()
+        elif kind == "table":
+            keys = args[0] if args else None
+            if keys is None:
+                snapshot.invalidate()
+            else:
+                snapshot.mark(keys)
             state["status"] = True
             schedule()
         elif kind == "reload":
-            snapshot.invalidate(force=True)
+            snapshot.invalidate()
             if state["timer"] is not None:
                 state["timer"].cancel()
             flush()

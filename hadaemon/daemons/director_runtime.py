@@ -22,9 +22,11 @@ from hadaemon.core.director.model import (
 )
 from hadaemon.core.director.monitor import has_monitorfile, monitor_lines
 from hadaemon.core.director.table import (
-    check_table, dest_key, fallback_commands, health_by_dest, table_changes, virtual_service, wanted_table,
+    check_table, dest_key, fallback_commands, prepare_plan, table_changes, virtual_service, wanted_table,
 )
-from hadaemon.core.director.lvs_table import MAX_WEIGHT, Table, apply_ops, diff, format_table
+from hadaemon.core.director.lvs_table import MAX_WEIGHT, Table, apply_ops, diff
+from hadaemon.daemons.director_admin import DirectorAdmin
+from hadaemon.daemons.director_views import DirectorViews
 from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")
@@ -42,12 +44,15 @@ def file_stamp(path: str) -> Tuple[float, str]:
         return 0.0, ""
 
 
-class Director:
+class Director(DirectorViews, DirectorAdmin):
     """Keeps the kernel table equal to wanted_table(config, health) plus the admin's weight overrides.
+    The read side (rows, listing, status) is in director_views, admin requests in director_admin.
 
     listeners: callables (kind, *args): ("real", virtual_key, dest_key, state, weight) on a health
-    change, ("table",) after the table changed, ("admin",) after an admin request changed a weight,
-    ("reload", path) after a reload.
+    change, ("checked", pairs) for each batch of check results (the pairs checked), ("table", keys)
+    after the table changed (keys: the (service key, dest key) of the destinations changed, None when
+    whole services changed), ("admin",) after an admin request changed a weight, ("reload", path) after
+    a reload.
 
     Work per check result is proportional to what changed: results are folded in batches, only the
     reals that changed state are diffed against the table (table_changes), and the backend is
@@ -99,18 +104,23 @@ class Director:
 
     async def _load(self):
         """Read, parse and validate the file on the config thread; host names are looked up with
-        bounded waits (bounded_resolver). Returns (config, stamp); raises ConfigError."""
+        bounded waits (bounded_resolver). The plan and the values derived from it once per config
+        (table entries, row keys) are made there too, off the event loop. Returns (config, plan,
+        stamp); raises ConfigError."""
         def load():
             stamp = file_stamp(self.config_path)
             config = load_config(self.config_path, bounded_resolver(self.lookup_timeout))
             check_table(config)
-            return config, stamp
+            plan = make_plan(config)
+            prepare_plan(plan)
+            self._row_index(plan)
+            return config, plan, stamp
         return await asyncio.get_running_loop().run_in_executor(self._config_pool, load)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
-        config, self.stamp = await self._load()
+        config, plan, self.stamp = await self._load()
         existing = await self._backend_call(self.backend.read)
         adopted = {}
         for v in config.virtuals:
@@ -121,7 +131,7 @@ class Director:
                 d = entry.dests.get(dest_key(v, r))
                 if d is not None:
                     adopted[(v.key, r.key)] = d.weight > 0
-        self._set_config(config)
+        self._set_config(config, plan)
         self.health = initial_state(config, adopted, self.plan)
         self.current = {k: e for k, e in existing.items() if k in self._wanted_keys()}
         if adopted:
@@ -201,15 +211,16 @@ class Director:
         """Load the config again; keep the old one (and raise BadRequest) when the new one is bad.
         Health of reals kept by the new config carries over, so nothing flaps."""
         try:
-            config, stamp = await self._load()
+            config, plan, stamp = await self._load()
         except ConfigError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             raise BadRequest("BadConfig", str(e)) from None
         self.stamp = stamp
         self.daemon_status = STATUS_RELOADING
         old, old_plan = self.config, self.plan
-        self._set_config(config)
+        self._set_config(config, plan)
         self.health = carry_over(self.health, old, config, old_plan, self.plan)
+        await asyncio.sleep(0)                    # let the loop serve what waited (checks, D-Bus)
         if self.alerts is not None:
             self.alerts.update_config(config)
         if self.instance_cmd:
@@ -223,13 +234,14 @@ class Director:
         log.info("reloaded %s: %d virtual service(s)", self.config_path, len(config.virtuals))
         self._full = True
         await self.reconcile()
+        await asyncio.sleep(0)
         self._run_fallback_commands()
         self._start_checks()
         self.daemon_status = STATUS_RUNNING
         self._emit("reload", self.config_path)
 
-    def _set_config(self, config) -> None:
-        self.config, self.plan = config, make_plan(config)
+    def _set_config(self, config, plan) -> None:
+        self.config, self.plan = config, plan
         for w in config.warnings:
             log.warning("%s:%d: %s", config.path, w.line, w.message)
         for line, message in unsupported_checks(config):
@@ -258,6 +270,9 @@ class Director:
                 ops = table_changes(self.config, self.health, self.current, changed, self.plan, self.overrides)
             if not ops:
                 return
+            keys = None if wanted is not None else [(op.service.key, op.dest.key) for op in ops if hasattr(op, "dest")]
+            if keys is not None and len(keys) != len(ops):
+                keys = None                       # whole services changed
             try:
                 await self._backend_call(self.backend.apply, ops)
                 self.current = apply_ops(self.current, ops)
@@ -284,7 +299,8 @@ class Director:
                 keep = set(self.current) | (set(wanted) if wanted is not None else self._wanted_keys())
                 self.current = {k: v for k, v in existing.items() if k in keep}
                 asyncio.get_running_loop().call_later(1.0, self._dirty.set)   # retry from what is there
-            self._emit("table")
+                keys = None
+            self._emit("table", keys)
 
     # -- checks ------------------------------------------------------------------------------------
     def _start_checks(self) -> None:
@@ -321,6 +337,8 @@ class Director:
         events += ev
         self.health, ev = apply_results(plan, self.health, results, now, self.damping)
         events += ev
+        if (results or maintenance) and self.listeners:
+            self._emit("checked", [r.pair for r in results] + list(maintenance))
         if results and has_monitorfile(plan):
             from hadaemon.io.alerts import append_lines
 
@@ -424,18 +442,6 @@ class Director:
                 log.info("real server %s of %s failed check %d/%d (%s)", dkey, skey, ev.failcount,
                          ev.failurecount, detail, extra=fields)
 
-    def _keys(self, v, r) -> Tuple[str, str]:
-        """(service key, dest key) of a real, memoized per config."""
-        memo = self.plan.memo
-        k = ("keys", v.key, r.key)
-        got = memo.get(k)
-        if got is None:
-            skey = memo.get(("skey", v.key))
-            if skey is None:
-                skey = memo[("skey", v.key)] = virtual_service(v).key
-            got = memo[k] = (skey, dest_key(v, r))
-        return got
-
     async def _autoreload_loop(self) -> None:
         while self.config.globals.autoreload:
             await asyncio.sleep(1.0)
@@ -455,118 +461,6 @@ class Director:
                 await self.reload()
             except BadRequest:
                 self.stamp = (mtime, digest)        # do not retry the same bad file every second
-
-    # -- admin requests (D-Bus) -----------------------------------------------------------------------
-    def _find(self, virtual: str, real: str):
-        """(Virtual, Real, service key, dest key) for a virtual key / address:port and a real address[:port]."""
-        matches = [v for v in self.config.virtuals
-                   if virtual in (v.key, virtual_service(v).key, v.display, f"{v.protocol}:{v.display}")]
-        if len(matches) != 1:
-            known = ", ".join(virtual_service(v).key for v in self.config.virtuals)
-            raise BadRequest("UnknownVirtual", f"no virtual service {virtual!r}"
-                             + (" (ambiguous: give the protocol, e.g. tcp:ADDRESS:PORT)" if matches else "")
-                             + f"; known: {known}")
-        v = matches[0]
-        reals = [r for r in v.reals if real in (dest_key(v, r), r.key, r.address)]
-        if len(reals) != 1:
-            raise BadRequest("UnknownReal", f"no real server {real!r} in {virtual_service(v).key}; known: "
-                             + ", ".join(dest_key(v, r) for r in v.reals))
-        return v, reals[0], virtual_service(v).key, dest_key(v, reals[0])
-
-    async def set_weight(self, virtual: str, real: str, weight: int) -> None:
-        if not 0 <= weight <= MAX_WEIGHT:
-            raise BadRequest("InvalidArgument", f"weight must be 0..{MAX_WEIGHT}, got {weight}")
-        v, r, skey, dkey = self._find(virtual, real)
-        self.overrides[(skey, dkey)] = weight
-        log.info("admin: weight of %s in %s set to %d", dkey, skey, weight, extra={"VIRTUAL": skey, "REAL": dkey})
-        self._changed.add((v.key, r.key))
-        await self.reconcile()
-        self._emit("real", skey, dkey, self.real_state(v, r), self._weight(skey, dkey))
-        self._emit("admin")
-
-    async def restore(self, virtual: str, real: str) -> None:
-        v, r, skey, dkey = self._find(virtual, real)
-        self.overrides.pop((skey, dkey), None)
-        log.info("admin: %s in %s restored to its configured weight", dkey, skey,
-                 extra={"VIRTUAL": skey, "REAL": dkey})
-        self._changed.add((v.key, r.key))
-        await self.reconcile()
-        self._emit("real", skey, dkey, self.real_state(v, r), self._weight(skey, dkey))
-        self._emit("admin")
-
-    # -- views -------------------------------------------------------------------------------------
-    def _weight(self, skey: str, dkey: str) -> int:
-        entry = self.current.get(skey)
-        return entry.dests[dkey].weight if entry and dkey in entry.dests else -1
-
-    def real_state(self, v, r, keys: Tuple[str, str] | None = None) -> str:
-        h = self.health.get((v.key, r.key))
-        if h.maintenance:
-            return "maintenance"
-        if h.held is not None:
-            return "flapping"
-        if self.overrides and self.overrides.get(keys or self._keys(v, r)) == 0:
-            return "drained" if h.up else "down"
-        return "up" if h.up else "down"
-
-    def real_rows(self) -> List[tuple]:
-        """(virtual, real, method, health, weight, configured weight, last ok, last detail, last time,
-        overridden) for every real server and the fallback (health "fallback")."""
-        return list(self.iter_real_rows())
-
-    def iter_real_rows(self):
-        """real_rows() one row at a time (D-Bus builds its snapshot in slices between other work)."""
-        reals = self.health.reals
-        overrides = self.overrides
-        for v in self.config.virtuals:
-            seen = set()
-            entry = None
-            for r in v.reals:
-                skey, dkey = keys = self._keys(v, r)
-                if dkey in seen:
-                    continue
-                seen.add(dkey)
-                if entry is None:
-                    entry = self.current.get(skey)
-                    dests = entry.dests if entry is not None else {}
-                h = reals.get((v.key, r.key))
-                if h is None:
-                    h = self.health.get((v.key, r.key))
-                if h.maintenance:
-                    state = "maintenance"
-                elif h.held is not None:
-                    state = "flapping"
-                elif overrides and overrides.get(keys) == 0:
-                    state = "drained" if h.up else "down"
-                else:
-                    state = "up" if h.up else "down"
-                d = dests.get(dkey)
-                yield (skey, dkey, r.method, state, d.weight if d is not None else -1, r.weight,
-                       bool(h.last_ok), h.last_detail or "", float(h.last_time or 0.0), keys in overrides)
-            fb = self.config.fallback_for(v)
-            if fb is not None:
-                skey, dkey = self._keys(v, fb)
-                if dkey not in seen:
-                    yield (skey, dkey, fb.method, "fallback", self._weight(skey, dkey), fb.weight,
-                           True, "", 0.0, False)
-
-    def virtual_rows(self) -> List[tuple]:
-        """(key, protocol, address, port, fwmark, scheduler, persistent, netmask, checktype, service)."""
-        rows = []
-        for v in self.config.virtuals:
-            s = virtual_service(v)
-            rows.append((s.key, s.protocol, s.address, s.port, s.fwmark, s.scheduler, s.persistent or 0,
-                         s.netmask or "", v.checktype, v.service))
-        return rows
-
-    def status_line(self) -> str:
-        up = self.health.up_total()
-        return (f"{len(self.config.virtuals)} virtual service(s), {up}/{len(self.plan.targets)} real server(s) up, "
-                f"backend {self.backend.name}")
-
-    def listing(self) -> str:
-        health = health_by_dest(self.config, self.health)
-        return format_table(self.current, health)
 
     def _emit(self, kind: str, *args) -> None:
         for fn in list(self.listeners):

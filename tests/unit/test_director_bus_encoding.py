@@ -1,5 +1,5 @@
-"""RealServers is encoded once per refresh by a small encoder for its one signature: byte for byte what
-dbus-next marshals (Get and GetAll bodies), and the snapshot is rebuilt at a bounded rate."""
+"""RealServers is encoded by a small encoder for its one signature: byte for byte what dbus-next marshals
+(Get and GetAll bodies); the encoding is kept row by row and a read re-encodes only the rows that changed."""
 import pytest
 
 from hadaemon.bus.dbusnext import Message, SignalEncoder, Variant, marshal_body
@@ -42,30 +42,79 @@ def test_binary_details_are_escaped_valid_utf8():
     assert b"\\x00\\x1b\\xff" in body
 
 
-class FakeDirector:
+class RowsDirector:
+    """A director with rows addressed by key (as ha-ldirectord's): row(key), row_keys()."""
+
+    def __init__(self, rs):
+        self.set(rs)
+        self.row_calls = 0
+
+    def set(self, rs):
+        self.table = {(r[0], r[1]): r for r in rs}
+        self.keys = [(r[0], r[1]) for r in rs]
+
+    def row_keys(self):
+        return self.keys
+
+    def row(self, key):
+        self.row_calls += 1
+        return self.table.get(key)
+
+    def real_rows(self):
+        return [self.table[k] for k in self.keys]
+
+
+def test_snapshot_reencodes_only_the_rows_that_changed():
+    rs = rows(1000)
+    d = RowsDirector(rs)
+    snap = RealServersSnapshot(d)
+    assert snap.get() == encode_rows(rs) and snap.encoded == 1000
+    assert snap.get() == encode_rows(rs) and snap.encoded == 1000         # nothing changed: nothing done
+    calls = d.row_calls
+    for step in range(50):                                                # a storm: a few rows per batch
+        changed = [(i * 37 + step) % 1000 for i in range(5)]
+        for i in changed:
+            r = list(rs[i])
+            r[3], r[8] = ("down" if r[3] == "up" else "up"), r[8] + 1
+            rs[i] = tuple(r)
+        d.set(rs)
+        snap.mark([(rs[i][0], rs[i][1]) for i in changed])
+        assert snap.get() == encode_rows(rs)
+    assert snap.encoded == 1000 + 50 * 5 and d.row_calls - calls == 50 * 5   # O(changed), not O(rows)
+    # a mark for a row whose content did not change costs a look, no encoding
+    snap.mark([(rs[0][0], rs[0][1])])
+    assert snap.get() == encode_rows(rs) and snap.encoded == 1250
+    # a reload (invalidate): every row is looked at, only the changed ones are encoded, the order follows
+    rs = rs[500:] + [rows(1001)[1000]] + rs[:499]
+    d.set(rs)
+    snap.invalidate()
+    assert snap.get() == encode_rows(rs) and snap.encoded == 1251
+    d.set([])
+    snap.invalidate()
+    assert snap.get() == b""
+
+
+class StandIn:
+    """A director with real_rows() only (the web tests' stand-in): every read after a change walks them."""
+
     def __init__(self):
         self.calls = 0
+        self.rs = rows(3)
 
     def real_rows(self):
         self.calls += 1
-        return rows(3)
+        return self.rs
 
 
-def test_snapshot_refreshes_at_a_bounded_rate_unless_forced():
-    now = [100.0]
-    d = FakeDirector()
-    snap = RealServersSnapshot(d, interval=1.0, clock=lambda: now[0])
+def test_snapshot_of_a_director_without_row_keys():
+    d = StandIn()
+    snap = RealServersSnapshot(d)
+    assert snap.get() == encode_rows(d.rs) and d.calls == 1
     snap.get()
-    for _ in range(48):              # an event storm: invalidated all the time, read every 125 ms
-        snap.invalidate()
-        snap.get()
-        now[0] += 0.125
-    assert d.calls == 1 + 5          # the first read plus one per second
-    snap.invalidate(force=True)      # an admin request: the next read sees it
-    snap.get()
-    assert d.calls == 7
-    snap.get()                       # nothing changed: no rebuild
-    assert d.calls == 7
+    assert d.calls == 1
+    d.rs = rows(5, "x")
+    snap.mark([("tcp:10.0.0.1:80", "10.0.0.1:81")])
+    assert snap.get() == encode_rows(d.rs) and d.calls == 2
 
 
 @pytest.mark.parametrize("args", [("tcp:10.0.0.1:80", "10.0.0.2:80", "up", 3), ("fwm6:7", "[2001:db8::1]:0", "down", -1),
@@ -75,36 +124,3 @@ def test_real_server_changed_is_what_dbus_next_sends(args):
     msg = Message.new_signal(OBJECT_PATH, INTERFACE, "RealServerChanged", "sssi", list(args))
     msg.serial = 4711
     assert enc.encode(4711, encode_changed(*args)) == bytes(msg._marshall())
-
-
-def test_a_due_rebuild_runs_in_slices_and_reads_get_the_previous_snapshot():
-    now = [0.0]
-    queue = []
-    d = FakeDirector()
-    d.real_rows = lambda: rows(1000)
-    snap = RealServersSnapshot(d, interval=1.0, clock=lambda: now[0], schedule=queue.append)
-    first = snap.get()                                  # the first read builds at once
-    assert first == encode_rows(rows(1000)) and not queue
-    d.real_rows = lambda: rows(1000, "changed")
-    snap.invalidate()
-    now[0] = 1.5
-    assert snap.get() == first and len(queue) == 1      # due: started in the background, old one served
-    steps = 0
-    while queue:
-        queue.pop(0)()
-        steps += 1
-        if queue:
-            assert snap.get() == first                  # still the previous one until complete
-    assert steps == 1000 // RealServersSnapshot.SLICE + 1
-    assert snap.get() == encode_rows(rows(1000, "changed"))
-    # a forced rebuild (admin request) is done at once and drops a slice-wise one in progress
-    snap.invalidate()
-    now[0] = 3.0
-    snap.get()
-    assert queue
-    d.real_rows = lambda: rows(3)
-    snap.invalidate(force=True)
-    assert snap.get() == encode_rows(rows(3))
-    while queue:
-        queue.pop(0)()
-    assert snap.get() == encode_rows(rows(3))

@@ -103,6 +103,13 @@ def _rows(plan: Plan, v: Virtual) -> _Rows:
     return got
 
 
+def prepare_plan(plan: Plan) -> None:
+    """Derive the per-config table entries now (a reload does it on the thread that loads the file, so the
+    event loop does not spend tens of ms on thousands of entries at the first table computation)."""
+    for v in plan.config.virtuals:
+        _rows(plan, v)
+
+
 def _wanted_dest(v: Virtual, row: tuple, h, cur_dests, readd: bool, startup: bool, skey: str,
                  overrides: Overrides | None) -> Destination | None:
     """The destination one real should have in the table (None: absent); see wanted_table."""

@@ -29,13 +29,16 @@ import ipaddress
 import json
 import shutil
 import subprocess
+from collections import Counter
 from functools import lru_cache
 from typing import Dict, Iterable, List
 
 from hadaemon.core.director.lvs_table import (
-    DEFAULT_NETMASK, Destination, Op, Service, Table, TableError, VirtualService, apply_ops,
+    DEFAULT_NETMASK, AddDest, DelDest, Destination, EditDest, Op, Service, Table, TableError, VirtualService,
+    apply_ops,
 )
 from hadaemon.io.lvs.base import Backend, BackendError
+from hadaemon.io.lvs.nft_slots import Slots
 
 TABLE = "hadaemon"
 _FAMILY = {"inet": "ip", "inet6": "ip6"}
@@ -82,12 +85,10 @@ def _parse_dest(comment: str) -> Destination:
     return Destination(addr, int(port), method, int(weight), int(lower), int(upper))
 
 
-@lru_cache(maxsize=1 << 17)
-def _dest_chain(chain: str, pset: str, svc: VirtualService, d: Destination) -> str:
-    """One real server's chain (memoized: in a storm most reals keep their chain from one apply to
-    the next, and rendering is the Python part of a whole-table replace)."""
+def _dest_rule(pset: str, svc: VirtualService, d: Destination) -> str:
+    """The one rule of a real server's chain: `[update @pset {...}] dnat to ADDR:PORT comment "..."`."""
     stmt = ""
-    if svc.persistent is not None and d.weight > 0:
+    if svc.persistent is not None:
         stmt += f"update @{pset} {{ {_mask_expr(svc)} }} "
     l4 = svc.protocol if svc.protocol != "fwm" else "{ tcp, udp }"
     if _is_local(d.address):
@@ -97,53 +98,107 @@ def _dest_chain(chain: str, pset: str, svc: VirtualService, d: Destination) -> s
         stmt += f"meta l4proto {l4} dnat to {target}"
     else:
         stmt += f"dnat to {d.address}"
-    return f"  chain {chain} {{\n    {stmt} comment \"{_dest_comment(d)}\"\n  }}"
+    return f"{stmt} comment \"{_dest_comment(d)}\""
 
 
-def render(table: Table, family: str) -> str:
-    """The nft script that replaces table `<ip|ip6> hadaemon` with `table`'s services of `family`."""
+@lru_cache(maxsize=1 << 17)
+def _dest_chain(chain: str, pset: str, svc: VirtualService, d: Destination) -> str:
+    """One real server's chain (memoized: rendering is the Python part of a whole-table write)."""
+    return f"  chain {chain} {{\n    {_dest_rule(pset, svc, d)}\n  }}"
+
+
+def _key_expr(svc: VirtualService) -> str:
+    """What picks a real: `numgen inc` (wrr, rr, wlc...: weighted rotation), a hash of the client (sh) or of
+    the destination address (dh)."""
+    fam = _FAMILY[svc.family]
+    if svc.scheduler == "sh":
+        return f"jhash {fam} saddr"
+    if svc.scheduler == "dh":
+        return f"jhash {fam} daddr"
+    return "numgen inc"
+
+
+def _pick_rule(svc: VirtualService, name: str, total: int) -> str:
+    return f"{_key_expr(svc)} mod {total} vmap @{name}m"
+
+
+def _elements(name: str, elements) -> str:
+    return ", ".join(f"{lo if lo == hi else f'{lo}-{hi}'} : jump {name}d{j}" for lo, hi, j in elements)
+
+
+def _masq(d: Destination) -> bool:
+    return d.method in ("gate", "ipip") and not _is_local(d.address)
+
+
+class _Svc:
+    """What the backend keeps per service to change it in place: its chain number, its reals' chain
+    numbers, the numgen values each real owns."""
+
+    __slots__ = ("n", "svc", "ids", "next_id", "slots")
+
+    def __init__(self, n: int, svc: VirtualService):
+        self.n, self.svc, self.ids, self.next_id, self.slots = n, svc, {}, 0, Slots()
+
+
+class _Family:
+    __slots__ = ("services", "masq")
+
+    def __init__(self):
+        self.services: Dict[str, _Svc] = {}
+        self.masq: Counter = Counter()          # address -> gate/ipip reals using it (the masq_dests set)
+
+
+def render_state(table: Table, family: str):
+    """(the nft script that replaces table `<ip|ip6> hadaemon` with `table`'s services of `family`, the
+    state the backend keeps to change that table in place afterwards)."""
     fam = _FAMILY[family]
+    state = _Family()
     lines = [f"table {fam} {TABLE} {{}}", f"delete table {fam} {TABLE}", f"table {fam} {TABLE} {{"]
     services = [table[k] for k in sorted(table) if table[k].service.family == family]
-    masq = sorted({d.address for e in services for d in e.dests.values()
-                   if d.method in ("gate", "ipip") and not _is_local(d.address)})
+    for e in services:
+        for d in e.dests.values():
+            if _masq(d):
+                state.masq[d.address] += 1
     addr_type = "ipv4_addr" if family == "inet" else "ipv6_addr"
+    masq = sorted(state.masq)
     lines.append(f"  set masq_dests {{ type {addr_type};"
                  + (f" elements = {{ {', '.join(masq)} }};" if masq else "") + " }")
     pre, chains = [], []
     for i, entry in enumerate(services):
         svc, name = entry.service, f"s{i}"
+        st = state.services[svc.key] = _Svc(i, svc)
         if svc.protocol == "fwm":
             pre.append(f"    meta mark {svc.fwmark} jump {name}")
         else:
             pre.append(f"    {fam} daddr {svc.address} {svc.protocol} dport {svc.port} jump {name}")
-        dests = [entry.dests[k] for k in sorted(entry.dests)]
-        weighted = [(j, d) for j, d in enumerate(dests) if d.weight > 0]
+        keys = sorted(entry.dests)
+        for j, k in enumerate(keys):
+            st.ids[k] = j
+            if entry.dests[k].weight > 0:
+                st.slots.set_weight(j, entry.dests[k].weight)
+        st.next_id = len(keys)
+        st.slots.compact()
+        st.slots.take_changes()
+        elements = st.slots.elements()
+        # the key is the 32-bit value of numgen or jhash; `typeof numgen` for both (nft 1.0.6 crashes
+        # listing a map declared `typeof jhash ...`)
+        lines.append(f"  map {name}m {{ typeof numgen inc mod 1 : verdict; flags interval;"
+                     + (f" elements = {{ {_elements(name, elements)} }};" if elements else "") + " }")
         body = []
         if svc.persistent is not None:
-            for j, _d in weighted:
+            for j in range(len(keys)):
                 lines.append(f"  set {name}p{j} {{ type {addr_type}; flags dynamic,timeout; "
                              f"timeout {svc.persistent}s; }}")
-                body.append(f"    {_mask_expr(svc)} @{name}p{j} jump {name}d{j}")
-        if len(weighted) == 1:
-            body.append(f"    jump {name}d{weighted[0][0]}")
-        elif weighted:
-            total, parts = 0, []
-            for j, d in weighted:
-                lo, hi = total, total + d.weight - 1
-                parts.append(f"{lo if lo == hi else f'{lo}-{hi}'} : jump {name}d{j}")
-                total += d.weight
-            if svc.scheduler == "sh":
-                key = f"jhash {fam} saddr mod {total}"
-            elif svc.scheduler == "dh":
-                key = f"jhash {fam} daddr mod {total}"
-            else:
-                key = f"numgen inc mod {total}"
-            body.append(f"    {key} vmap {{ {', '.join(parts)} }}")
+            chains.append(f"  chain {name}q {{\n" + "".join(f"    {_mask_expr(svc)} @{name}p{j} jump {name}d{j}\n"
+                                                           for j in range(len(keys))) + "  }")
+            body.append(f"    jump {name}q")
+        body.append(f"    jump {name}n")
         body.append(f'    drop comment "{_svc_comment(svc)}"')
         chains.append(f"  chain {name} {{\n" + "\n".join(body) + "\n  }")
-        for j, d in enumerate(dests):
-            chains.append(_dest_chain(f"{name}d{j}", f"{name}p{j}", svc, d))
+        chains.append(f"  chain {name}n {{\n" + (f"    {_pick_rule(svc, name, st.slots.total)}\n" if st.slots.total
+                                                  else "") + "  }")
+        for j, k in enumerate(keys):
+            chains.append(_dest_chain(f"{name}d{j}", f"{name}p{j}", svc, entry.dests[k]))
     lines.append("  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;")
     lines.extend(pre)
     lines.append("  }")
@@ -151,7 +206,109 @@ def render(table: Table, family: str) -> str:
                  f"    ct status dnat {fam} daddr @masq_dests masquerade\n  }}")
     lines.extend(chains)
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", state
+
+
+def render(table: Table, family: str) -> str:
+    """The nft script that replaces table `<ip|ip6> hadaemon` with `table`'s services of `family`."""
+    return render_state(table, family)[0]
+
+
+def render_changes(state: _Family, model: Table, ops: List[Op], family: str) -> str | None:
+    """The nft commands that apply destination ops (AddDest, EditDest, DelDest) of `family` in place,
+    updating `state`; None when an op needs the table rewritten (a service added, edited or removed).
+    The work and the script are proportional to the ops (and, for a persistent service whose reals come
+    or go, to its reals), not to the table."""
+    fam = _FAMILY[family]
+    t = f"{fam} {TABLE}"
+    out: List[str] = []
+    touched: Dict[str, int] = {}             # service key -> its total before the changes
+    q_dirty = set()
+    dests = {k: dict(model[k].dests) for k in {op.service.key for op in ops} if k in model}
+    for op in ops:
+        key = op.service.key
+        st = state.services.get(key)
+        if (not isinstance(op, (AddDest, EditDest, DelDest)) or st is None or st.svc != op.service
+                or key not in dests):
+            return None
+        name, svc, d = f"s{st.n}", st.svc, op.dest
+        touched.setdefault(key, st.slots.total)
+        old = dests[key].get(d.key)
+        if isinstance(op, AddDest):
+            j = st.ids[d.key] = st.next_id
+            st.next_id += 1
+            if svc.persistent is not None:
+                out.append(f"add set {t} {name}p{j} {{ type {'ipv4_addr' if family == 'inet' else 'ipv6_addr'}; "
+                           f"flags dynamic,timeout; timeout {svc.persistent}s; }}")
+                q_dirty.add(key)
+            out.append(f"add chain {t} {name}d{j}")
+            out.append(f"add rule {t} {name}d{j} {_dest_rule(f'{name}p{j}', svc, d)}")
+            st.slots.set_weight(j, d.weight)
+            dests[key][d.key] = d
+        elif isinstance(op, EditDest):
+            j = st.ids[d.key]
+            out.append(f"flush chain {t} {name}d{j}")
+            out.append(f"add rule {t} {name}d{j} {_dest_rule(f'{name}p{j}', svc, d)}")
+            if svc.persistent is not None and d.weight == 0 and old is not None and old.weight > 0:
+                out.append(f"flush set {t} {name}p{j}")        # quiescent: its persistent clients go
+            st.slots.set_weight(j, d.weight)
+            dests[key][d.key] = d
+        else:
+            j = st.ids.pop(d.key)
+            st.slots.set_weight(j, 0)
+            out.append(("del", key, j))                         # after the map and sNq no longer name it
+            dests[key].pop(d.key, None)
+            if svc.persistent is not None:
+                q_dirty.add(key)
+        new = d if not isinstance(op, DelDest) else None
+        if old is not None and new is not None and old.address == new.address and _masq(old) == _masq(new):
+            continue                                            # the masq_dests set stays as it is
+        for dd, sign in ((old, -1), (new, 1)):
+            if dd is not None and _masq(dd):
+                n = state.masq[dd.address] + sign
+                if n <= 0:
+                    state.masq.pop(dd.address, None)
+                    if sign < 0:
+                        out.append(("unmasq", dd.address))
+                else:
+                    state.masq[dd.address] = n
+                    if sign > 0 and n == 1:
+                        out.insert(0, f"add element {t} masq_dests {{ {dd.address} }}")
+    script: List[str] = []
+    deletes: List[str] = []
+    for item in out:
+        if isinstance(item, tuple):
+            if item[0] == "del":
+                st = state.services[item[1]]
+                name = f"s{st.n}"
+                deletes.append(f"delete chain {t} {name}d{item[2]}")
+                if st.svc.persistent is not None:
+                    deletes.append(f"delete set {t} {name}p{item[2]}")
+            elif item[1] not in state.masq:
+                deletes.append(f"delete element {t} masq_dests {{ {item[1]} }}")
+        else:
+            script.append(item)
+    for key, before in touched.items():
+        st = state.services[key]
+        name = f"s{st.n}"
+        flushed, deleted, added = st.slots.take_changes()
+        if key in q_dirty:
+            script.append(f"flush chain {t} {name}q")
+            script.extend(f"add rule {t} {name}q {_mask_expr(st.svc)} @{name}p{j} jump {name}d{j}"
+                          for j in sorted(st.ids.values()))
+        if flushed:
+            script.append(f"flush map {t} {name}m")
+        elif deleted:
+            script.append(f"delete element {t} {name}m {{ "
+                          + ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi, _ in deleted) + " }")
+        elements = st.slots.elements() if flushed else added
+        if elements:
+            script.append(f"add element {t} {name}m {{ {_elements(name, elements)} }}")
+        if st.slots.total != before or flushed:
+            script.append(f"flush chain {t} {name}n")
+            if st.slots.total:
+                script.append(f"add rule {t} {name}n {_pick_rule(st.svc, name, st.slots.total)}")
+    return "\n".join(script + deletes) + "\n" if script or deletes else ""
 
 
 def parse_listing(data: dict) -> Table:
@@ -189,6 +346,9 @@ class NftBackend(Backend):
     def __init__(self, nft: str = "nft"):
         self.nft = shutil.which(nft) or nft
         self._model: Table | None = None     # what we last wrote or read (saves a read per apply)
+        self._state: Dict[str, _Family] = {}  # per family, as we last wrote it whole: to change it in place
+        self.writes = 0                       # whole-table writes (a measure for tests and the bench)
+        self.updates = 0                      # in-place changes
 
     @classmethod
     def unavailable(cls) -> str:
@@ -213,10 +373,16 @@ class NftBackend(Backend):
                     continue
                 raise BackendError(f"nft list table {fam} {TABLE}: {r.stderr.strip()}")
             table.update(parse_listing(json.loads(r.stdout)))
+        if table != self._model:
+            self._state = {}                  # not what we wrote: the next change rewrites the table
         self._model = dict(table)
         return table
 
     def apply(self, ops: Iterable[Op]) -> None:
+        """Destination changes (the event path: weights, reals coming and going) are made in place, with
+        `add/delete element`, `flush chain` + `add rule` in one `nft -f` transaction proportional to the
+        changes; a service added, edited or removed (a reload), or a table we did not write ourselves,
+        rewrites the table of that family whole (also one transaction)."""
         ops = list(ops)
         if not ops:
             return
@@ -227,25 +393,58 @@ class NftBackend(Backend):
                 wanted = apply_ops(self.read(), ops)
             except TableError as e:
                 raise BackendError(f"operations do not fit the nft table: {e}") from e
-        self.write(wanted, families={o.service.family for o in ops})
-
-    def write(self, table: Table, families=("inet", "inet6")) -> None:
-        """Replace our nft tables of `families` with `table` in one transaction."""
+        families = {o.service.family for o in ops}
+        rewrite = set()
         script = ""
         for family in sorted(families):
+            state = self._state.get(family)
+            mine = [o for o in ops if o.service.family == family]
+            part = render_changes(state, self._model, mine, family) if state is not None else None
+            if part is None:
+                rewrite.add(family)
+                self._state.pop(family, None)
+            else:
+                script += part
+        if rewrite:
+            self.write(wanted, families=rewrite, extra=script)
+            return
+        try:
+            if script:
+                self._run(["-f", "-"], script)
+        except BackendError:
+            self._model, self._state = None, {}
+            raise
+        self.updates += 1
+        self._model = wanted
+
+    def write(self, table: Table, families=("inet", "inet6"), extra: str = "") -> None:
+        """Replace our nft tables of `families` with `table` in one transaction (with `extra`, in-place
+        changes of the other family, in the same transaction)."""
+        script = extra
+        states = {}
+        for family in sorted(families):
             if any(e.service.family == family for e in table.values()):
-                script += render(table, family)
+                text, states[family] = render_state(table, family)
+                script += text
             else:
                 fam = _FAMILY[family]
                 script += f"table {fam} {TABLE} {{}}\ndelete table {fam} {TABLE}\n"
+                states[family] = _Family()
         try:
             self._run(["-f", "-"], script)
         except BackendError:
-            self._model = None
+            self._model, self._state = None, {}
             raise
-        model = {k: e for k, e in (self._model or {}).items() if e.service.family not in families}
-        model.update({k: e for k, e in table.items() if e.service.family in families})
-        self._model = model if self._model is not None or set(families) == {"inet", "inet6"} else None
+        self.writes += 1
+        if extra:
+            self._model = dict(table)
+        else:
+            model = {k: e for k, e in (self._model or {}).items() if e.service.family not in families}
+            model.update({k: e for k, e in table.items() if e.service.family in families})
+            self._model = model if self._model is not None or set(families) == {"inet", "inet6"} else None
+        self._state.update(states)
+        if self._model is None:
+            self._state = {}
 
     def clear(self, keys: Iterable[str]) -> List[Op]:
         ops = super().clear(keys)
