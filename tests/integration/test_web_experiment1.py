@@ -176,7 +176,8 @@ def test_console_builds_the_webserver_group_and_follows_a_failover(tmp_path):
                     crm.restore("admin1")
                     b.wait(lambda: node_state(b, "admin1") == "online", 120, "admin1 online again")
                     crm.wait_idle("admin2", 90)
-                    assert where(b, "webserver") == "admin2"
+                    assert crm.resource_nodes("admin2", "webserver") == ["admin2"]
+                    b.wait(lambda: where(b, "webserver") == "admin2", 30, "webserver still on admin2 on the page")
                     b.get(url + "#/resource/webserver")
                     b.wait(lambda: b.text("#where") == "admin2"
                            and b.js("return [...document.querySelectorAll('form.move select[name=node] option')]"
