@@ -178,6 +178,7 @@ async def _run(args, cfg, local: str, cib: ET.Element, store: CibStore) -> int:
     await node.shutdown()
     runner.cancel()
     await node.close()
+    store.close()       # what the writer thread still has queued reaches the disk before the exit
     if attrd is not None:
         attrd.close()
     if export is not None:
@@ -217,6 +218,7 @@ def main(argv=None) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     for w in cfg.warnings:
         log.warning("%s", w, extra={"EVENT": "config-warning"})
+    store.background = True     # the CIB and scheduler inputs are written by a thread (cibstore's doc)
     try:
         return asyncio.run(_run(args, cfg, local, cib, store))
     except KeyboardInterrupt:

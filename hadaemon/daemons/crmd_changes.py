@@ -54,7 +54,9 @@ class CibChanges:
             fut.set_result(None)
         self.broadcast_cib(ack)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), ACK_TIMEOUT)
+            # every member applied and persisted it, and so did the DC (its store writes from a thread)
+            await asyncio.wait_for(asyncio.gather(asyncio.shield(fut), self.node.store.when_saved(self.loop)),
+                                   ACK_TIMEOUT)
         except asyncio.TimeoutError:
             raise BadRequest("NotReady", f"not acknowledged by {' '.join(sorted(pending))} within "
                              f"{ACK_TIMEOUT:g} s (the change is applied on the DC)") from None

@@ -446,7 +446,11 @@ class CrmNode:
                 self.joined = True
                 log.info("joined the cluster (DC %s)", src, extra={"NODE": src, "EVENT": "joined"})
         if msg.get("ack"):
-            self.send(src, "cib_ack", ack=msg["ack"], version=list(cibdoc.version_of(self.cib)))
+            # acknowledged once on disk (the CIB store writes from its own thread)
+            version = list(cibdoc.version_of(self.cib))
+            saved = self.store.when_saved(self.loop)
+            saved.add_done_callback(lambda _f, src=src, ack=msg["ack"], version=version:
+                                    self.send(src, "cib_ack", ack=ack, version=version))
 
     def _own_state(self) -> ET.Element | None:
         status = self.cib.find("status")
