@@ -287,7 +287,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         rss = {x: rss_mb(p) for x, p in pids.items()}
         steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
-        latencies, cut_log = [], []
+        latencies, cut_log, cut_cmd = [], [], []
         coef = 650 if token_coefficient is None else token_coefficient
         bound = 30 if stack == "heartbeat" else 30 + 3 * (token + max(0, n - 2) * coef) / 1000
         for r in range(cuts):
@@ -296,6 +296,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             marks = {x: len(hb.procs[x].output()) for x in observers}
             t_cut = time.time()
             c.cut(victim)
+            cut_cmd.append(1000.0 * (time.time() - t_cut))   # `ip link set down` (a CFS process) took this long
 
             dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_cut), bound,  # noqa: B023
                               interval=0.05, message=f"everyone to see {victim} dead")
@@ -315,7 +316,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
                 "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1,
-                "changes": changes, "late": late, "waits": waits, "load_stats": load_stats}
+                "changes": changes, "late": late, "waits": waits, "load_stats": load_stats, "cut_cmd": cut_cmd}
 
 
 def _rcvbuf_errors(c, node):
@@ -439,6 +440,9 @@ def main(argv=None):
               + (f"(bound deadtime + 2 x keepalive = {1000 * (parse_time(deadtime) + 2 * parse_time(keepalive)):.0f} ms)"
                  if args.stack == "heartbeat" else
                  "(corosync: runtime token + consensus, 1.2 x runtime token)"))
+        if res["cut_cmd"]:
+            print(f"  (measured from the start of the cut command, which itself took median "
+                  f"{statistics.median(res['cut_cmd']):.0f} ms, max {max(res['cut_cmd']):.0f} ms)", flush=True)
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
         waits = list(res["waits"].values())
