@@ -114,10 +114,17 @@ def test_promotable_and_master_load(tag, meta):
     assert ms.promotable and ms.child.id == "p"
 
 
+def test_promotable_cloned_group_loads():
+    xml = CIB.replace('<primitive id="fence1" class="stonith" type="fence_ipmilan"/>',
+                      '<primitive id="fence1" class="stonith" type="fence_ipmilan"/><clone id="ms">'
+                      '<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>'
+                      '<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Stateful"/></group>'
+                      '</clone>')
+    ms = parse_cib(xml, "c.xml").find("ms")
+    assert ms.promotable and ms.child.id == "g"
+
+
 @pytest.mark.parametrize("inner,message", [
-    ('<meta_attributes id="m"><nvpair id="m1" name="promotable" value="true"/></meta_attributes>'
-     '<group id="g"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group>',
-     "promotable cloned groups are not supported"),
     ('', "has nothing to clone"),
 ])
 def test_clone_refusals_name_the_line(inner, message):

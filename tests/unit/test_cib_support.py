@@ -94,7 +94,7 @@ CLONES = {
                        'type="Dummy"/></group></clone>', None),
     "a promotable cloned group": ('<clone id="cl"><meta_attributes id="cm"><nvpair id="cm1" name="promotable" '
                                   'value="true"/></meta_attributes>\n<group id="cg"><primitive id="cp" class="ocf" '
-                                  'provider="heartbeat" type="Dummy"/></group></clone>', "promotable cloned group"),
+                                  'provider="heartbeat" type="Dummy"/></group></clone>', None),
     "nothing to clone": ('<clone id="cl">\n<meta_attributes id="cm"/></clone>', "nothing to clone"),
     "two resources": ('<clone id="cl"><primitive id="c1" class="ocf" provider="heartbeat" type="Dummy"/>\n'
                       '<primitive id="c2" class="ocf" provider="heartbeat" type="Dummy"/></clone>', "more than one"),

@@ -252,8 +252,6 @@ class _Loader:
                 raise self.err(c, "a clone inside a clone is not allowed")
         if child is None:
             raise self.err(el, f"clone '{cid}' has nothing to clone (a primitive or a group)")
-        if isinstance(child, Group) and promotable:
-            raise self.err(el, f"clone '{cid}' clones a group: promotable cloned groups are not supported")
         return Clone(cid, child, meta, self.nvsets(el, ("instance_attributes",)), promotable, el.line)
 
     # --- templates and tags stand for the resources they name --------------------------------

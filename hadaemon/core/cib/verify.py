@@ -294,9 +294,6 @@ class _Checker:
                 self.check_primitive(child)
             elif child.tag == "group":
                 cloned.append(child)
-                if promotable:
-                    self.error(clone, f"clone '{cid}' clones group '{child.get('id')}': promotable cloned groups"
-                                      " are not implemented yet")
                 self.check_group(child)
             elif child.tag == "clone":
                 self.error(child, f"clone '{child.get('id')}' inside clone '{cid}': clones cannot be nested")

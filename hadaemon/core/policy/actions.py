@@ -33,6 +33,7 @@ class Planner:
         self.dangling: set = set()  # stops that finish a completed migration: they imply nothing
         self.collective: Dict[int, List[Action]] = {}  # clone running/stopped -> instances' actions
         self.collective_min: Dict[int, int] = {}  # how many of them must be runnable (default 1)
+        self.role_cancels: List[Tuple[Action, str]] = []  # a monitor of the role left: (cancel, before)
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
@@ -275,6 +276,9 @@ def _role_actions(p: Planner, r) -> None:
         demote = p.action(r, "demote", current, optional=stays)
         if not r.managed:
             demote.runnable = False
+        for cancel, before in p.role_cancels:
+            if before == "demote" and cancel.rsc == r.id and cancel.node == current.uname:
+                p.order(cancel, demote, RUNNABLE_LEFT)
         for stop in p.rsc_actions(r.id, "stop"):
             if stop.node == current.uname:
                 p.order(demote, stop, IMPLIES_FIRST)
@@ -284,10 +288,19 @@ def _role_actions(p: Planner, r) -> None:
         for start in p.rsc_actions(r.id, "start"):
             if start.node == chosen.uname:
                 p.order(start, promote, RUNNABLE_LEFT | IMPLIES_THEN)
+        for cancel, before in p.role_cancels:
+            if before == "promote" and cancel.rsc == r.id and cancel.node == chosen.uname:
+                p.order(cancel, promote, RUNNABLE_LEFT)
         if demote is not None:
             p.order(demote, promote, 0)
         if not r.managed:
             promote.runnable = False
+    # the new role's monitors run after the promote or demote (recurring_op_for_active)
+    after = promote if r.next_role == PROMOTED and chosen is not None else demote
+    if after is not None and chosen is not None:
+        for mon in p.rsc_actions(r.id, "monitor"):
+            if mon.interval_ms > 0 and mon.node == chosen.uname:
+                p.order(after, mon, RUNNABLE_LEFT)
 
 
 def _create_primitive_actions(p: Planner, r) -> None:
@@ -420,6 +433,7 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
         if op.interval_ms <= 0 or not op.enabled:
             continue
         if not _op_role_matches(r, op.role):
+            _cancel_role_monitor(p, r, op, start, node)
             continue
         optional = start.optional if start is not None else True
         active = r.active_ops.get(node.uname, set()) if node is not None else set()
@@ -434,6 +448,27 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
             mon.runnable = False
         if start is not None:
             p.order(start, mon, IMPLIES_THEN | RUNNABLE_LEFT)
+
+
+def _cancel_role_monitor(p: Planner, r, op, start: Action | None, node: WNode | None) -> None:
+    """A monitor configured for the role the instance leaves, running now and not restarted, is
+    cancelled before the promote or demote (recurring_op_for_active)."""
+    if node is None or start is None or not start.optional or not r.promotable:
+        return
+    if (op.name, op.interval_ms) not in r.active_ops.get(node.uname, set()):
+        return
+    if (node.uname, op.name, op.interval_ms) in r.reschedule:
+        return
+    nxt = getattr(r, "full_next", r.next_role)
+    if r.role == PROMOTED:
+        before = "demote"
+    elif nxt == PROMOTED:
+        before = "promote"
+    else:
+        return
+    cancel = p.action(r, "cancel", node, op.interval_ms, optional=False)
+    cancel.stage = 1
+    p.role_cancels.append((cancel, before))
 
 
 def _probe_targets(ws: WorkingSet, node: WNode):
@@ -515,6 +550,9 @@ def create_group_actions(p: Planner, g) -> None:
     p.action(g, "running", None, pseudo=True)
     p.action(g, "stop", None, pseudo=True)
     p.action(g, "stopped", None, pseudo=True)
+    if g.promotable:  # an instance of a promotable cloned group
+        for task in ("demote", "demoted", "promote", "promoted"):
+            p.action(g, task, None, pseudo=True)
 
 
 # --- clones -------------------------------------------------------------------------------
@@ -545,14 +583,14 @@ def create_clone_actions(p: Planner, c) -> None:
     start.runnable = True
     if c.promotable:
         promoting = demoting = False
-        for r in c.instances:
+        for r in leaves(c):
             for a in p.rsc_actions(r.id, "promote"):
                 promoting = promoting or not a.optional
             for a in p.rsc_actions(r.id, "demote"):
                 demoting = demoting or not a.optional
         p.action(c, "promote", None, pseudo=True, optional=not promoting)
         promoted = p.action(c, "promoted", None, pseudo=True, optional=not promoting)
-        promoted.runnable = any(a.runnable for r in c.instances for a in p.rsc_actions(r.id, "promote"))
+        promoted.runnable = any(a.runnable for r in leaves(c) for a in p.rsc_actions(r.id, "promote"))
         p.action(c, "demote", None, pseudo=True, optional=not demoting)
         p.action(c, "demoted", None, pseudo=True, optional=not demoting)
 
@@ -592,11 +630,11 @@ def _promotable_constraints(p: Planner, c) -> None:
     last = None
     for r in sorted(c.instances, key=lambda x: _instance_number(x)):
         _order_tasks(p, c, "promote", r, "promote", RUNNABLE_LEFT | IMPLIES_FIRST)
-        for a in p.rsc_actions(r.id, "promote"):
+        for a in p.rsc_actions(r.id, "promoted" if r.is_group else "promote"):
             p.order(a, promoted, IMPLIES_THEN | COLLECTIVE)
             p.collective.setdefault(promoted.id, []).append(a)
         _order_tasks(p, c, "demote", r, "demote", IMPLIES_FIRST)
-        for a in p.rsc_actions(r.id, "demote"):
+        for a in p.rsc_actions(r.id, "demoted" if r.is_group else "demote"):
             p.order(a, demoted, IMPLIES_THEN)
         if c.ordered and last is not None:
             _order_tasks(p, last, "promote", r, "promote", 0)
@@ -644,6 +682,14 @@ def group_constraints(p: Planner, g) -> None:
         _order_tasks(p, m, "stop", g, "stopped", stopped_flags)
         _order_tasks(p, m, "start", g, "running", started_flags)
         _order_tasks(p, g, "start", m, "start", start_flags | FIRST_PRINTED)
+        if g.promotable:  # demote and promote like stop and start (member_internal_constraints)
+            _order_tasks(p, g, "demote", m, "demote", stop_flags | FIRST_PRINTED)
+            _order_tasks(p, m, "demote", g, "demoted", stopped_flags)
+            _order_tasks(p, m, "promote", g, "promoted", started_flags)
+            _order_tasks(p, g, "promote", m, "promote", start_flags | FIRST_PRINTED)
+            if g.ordered and last is not None:
+                _order_tasks(p, last, "promote", m, "promote", start_flags)
+                _order_tasks(p, m, "demote", last, "demote", 0)
         if not g.ordered:
             pass
         elif last is not None:

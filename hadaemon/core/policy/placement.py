@@ -611,17 +611,29 @@ def allocate_clone(ws: WorkingSet, c) -> None:
 
 # --- promotable clones (pcmk_sched_promotable.c) ------------------------------------------
 
+def _counterpart(inst, r):
+    """The primitive of a clone instance that corresponds to r (in a cloned group: the member with
+    r's configured id)."""
+    if not inst.is_group:
+        return inst
+    for m in inst.members:
+        if m.prim is not None and r.prim is not None and m.prim.id == r.prim.id:
+            return m
+    return None
+
+
 def _promotion_applies(ws: WorkingSet, r, node: WNode) -> bool:
     c = r.clone
     if not c.unique:
         active = None
-        for inst in c.instances:
+        same = [x for x in (_counterpart(inst, r) for inst in c.instances) if x is not None]
+        for inst in same:
             if node in inst.running_on:
                 active = inst
                 break
         if active is r:
             return r.allowed.get(node.uname, -1) >= 0
-        if active is None and any(node.uname in inst.known_on for inst in c.instances):
+        if active is None and any(node.uname in inst.known_on for inst in same):
             return r.allowed.get(node.uname, -1) >= 0
     if not r.running_on and not r.known_on:
         return r.allowed.get(node.uname, -1) >= 0
@@ -631,12 +643,21 @@ def _promotion_applies(ws: WorkingSet, r, node: WNode) -> bool:
 
 
 def promotion_score(ws: WorkingSet, r, node: WNode):
-    """(score, is_default): the instance's promotion score attribute on the node."""
+    """(score, is_default): the instance's promotion score attribute on the node (a cloned group's:
+    the sum of its members')."""
+    if r.is_group:
+        total, default = 0, True
+        for m in r.members:
+            score, member_default = promotion_score(ws, m, node)
+            total += score
+            default = default and member_default
+        return total, default
     if not _promotion_applies(ws, r, node):
         return 0, True
     names = [r.history_name or r.id]
-    if not r.clone.unique and r.clone.child_id not in names:
-        names.append(r.clone.child_id)
+    base = r.id.rsplit(":", 1)[0]
+    if not r.clone.unique and base not in names:
+        names.append(base)
     for name in names:
         value = node.attrs.get("master-" + name)
         if value is not None:
@@ -709,8 +730,9 @@ def _final_role(r):
 def _set_instance_roles(ws: WorkingSet, c) -> None:
     c.promoted_counts = {}
     for r in c.instances:
-        if r.role == STARTED:
-            r.role = UNPROMOTED
+        for x in (r.members if r.is_group else [r]):
+            if x.role == STARTED:
+                x.role = UNPROMOTED
         r.promo_priority = r.priority
         chosen = r.assigned
         if chosen is None:
@@ -728,7 +750,7 @@ def _set_instance_roles(ws: WorkingSet, c) -> None:
             scores = _promoted_location_scores(ws, loc)
             if chosen.uname in scores:
                 r.promo_priority = add_scores(r.promo_priority, scores[chosen.uname])
-        for co in r.cons:
+        for co in _instance_cons(r):
             _role_coloc_priority(ws, r, co)
         r.sort_index = INFINITY if nxt == PROMOTED else r.promo_priority
     # sort_promotable_instances (the clone's node scores become the promotion scores)
@@ -758,18 +780,33 @@ def _set_instance_roles(ws: WorkingSet, c) -> None:
         if r.sort_index >= 0 and (promoted < c.promoted_max or not c.managed):
             chosen = _node_to_promote(ws, c, r)
         if chosen is None:
-            r.next_role = STOPPED if r.assigned is None else UNPROMOTED
+            _set_unpromoted(r)
             continue
         if r.role < PROMOTED and not ws.have_quorum and ws.no_quorum_policy == "freeze":
-            r.next_role = UNPROMOTED
+            _set_unpromoted(r)
             continue
         c.promoted_counts[chosen.uname] = c.promoted_counts.get(chosen.uname, 0) + 1
-        if r.next_role in (UNKNOWN, STARTED):
-            r.next_role = PROMOTED
+        for x in ([r] + (r.members if r.is_group else [])):
+            if x.next_role in (UNKNOWN, STARTED):
+                x.next_role = PROMOTED  # set_next_role_promoted: the instance and its members
         promoted += 1
     for r in c.instances:
-        if r.next_role in (UNKNOWN, STARTED):
-            r.next_role = STOPPED if r.assigned is None else UNPROMOTED
+        for x in ([r] + (r.members if r.is_group else [])):
+            if x.next_role in (UNKNOWN, STARTED):
+                x.next_role = STOPPED if x.assigned is None else UNPROMOTED
+
+
+def _set_unpromoted(r) -> None:
+    """set_next_role_unpromoted: unpromoted where assigned, else stopped; a group's members too."""
+    for x in ([r] + (r.members if r.is_group else [])):
+        x.next_role = STOPPED if x.assigned is None else UNPROMOTED
+
+
+def _instance_cons(r) -> list:
+    """The colocations of an instance (a cloned group's: its first member's, without the group's own)."""
+    if not r.is_group:
+        return r.cons
+    return [co for co in (r.members[0].cons if r.members else []) if co.id != "group:internal_colocation"]
 
 
 def _add_promoted_primary(ws: WorkingSet, table, co: Coloc):

@@ -202,6 +202,16 @@ class WGroup:
         self.clone = None  # the WClone this group is an instance of
         self.removed = False
         self.promotable = False
+        # as an instance of a promotable clone: its own next role (its members get theirs from it)
+        self.next_role = UNKNOWN
+        self.promo_priority = 0
+        self.sort_index = 0
+        self.history_name: str | None = None
+
+    @property
+    def role(self) -> int:
+        """The highest role of its members (pe__group_resource_state)."""
+        return max((m.role for m in self.members), default=STOPPED)
 
     @property
     def running_on(self) -> List[WNode]:

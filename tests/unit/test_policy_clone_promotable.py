@@ -1,0 +1,122 @@
+"""Promotable cloned groups (a group as the clone's child, each instance a group whose members are
+promoted and demoted together) and the cancelling of a monitor for the role an instance leaves, on
+small hand-written CIBs.
+
+Every expected summary and executed-action list is what crm_simulate 2.1.5 printed for the same CIB
+(the crm_simulate-marked tests run it again when it is installed).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from hadaemon.core.cib import parse_cib
+from hadaemon.core.cib.history import digest
+from hadaemon.core.policy import schedule
+from tests.unit.test_policy_clones import crm_simulate_summary, promotable, stateful
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, summary
+
+STATEFUL = ("ocf", "pacemaker", "Stateful")
+MONITOR_DIGEST = digest({"CRM_meta_timeout": "20000"})  # a monitor without parameters, default timeout
+
+
+def group(gid: str, *members: str) -> str:
+    return f'<group id="{gid}">' + "".join(stateful(m) for m in members) + "</group>"
+
+
+def unpromoted_with_monitor(rsc: str) -> str:
+    """Started in the unpromoted role, its 11 s (role Slave) monitor running."""
+    return lrm(rsc, op(rsc, "start", call=1), op(rsc, "monitor", call=2, interval=11000, digest=MONITOR_DIGEST),
+               agent=STATEFUL)
+
+
+def promoted_with_monitor(rsc: str) -> str:
+    return lrm(rsc, op(rsc, "start", call=1), op(rsc, "promote", call=2),
+               op(rsc, "monitor", rc=8, call=3, interval=10000, target=8, digest=MONITOR_DIGEST), agent=STATEFUL)
+
+
+def scores(**values: int):
+    return {f"master-{k}": str(v) for k, v in values.items()}
+
+
+S = {}
+# nothing ran yet: both instances start, the one with the higher summed promotion score is promoted
+# (the members' scores add up: node2 has 5 + 5 against node1's 8 + 0)
+S["group_fresh"] = lambda: cib(
+    resources=[promotable("ms", group("g", "a", "b"))],
+    status=[node_state("node1", attrs=scores(a=8, b=0)), node_state("node2", attrs=scores(a=5, b=5))])
+# both instances run unpromoted: the node2 one is promoted, each member after the one before it,
+# the role's monitors swapped (the 11 s one cancelled before the promote)
+S["group_promote_running"] = lambda: cib(
+    resources=[promotable("ms", group("g", "a", "b"))],
+    status=[node_state("node1", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=1, b=1)),
+            node_state("node2", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=5, b=5))])
+# the promoted instance's node goes standby: it is demoted and stopped, the other one promoted
+S["group_promoted_node_standby"] = lambda: cib(
+    resources=[promotable("ms", group("g", "a", "b"))], node_attrs={"node1": {"standby": "on"}},
+    status=[node_state("node1", promoted_with_monitor("a"), promoted_with_monitor("b"), attrs=scores(a=5, b=5)),
+            node_state("node2", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=1, b=1))])
+
+EXPECTED = {
+    "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
+                    "Start a:0 (node1)", "Start b:0 (node1)"],
+    "group_promote_running": ["Promote a:1 (Unpromoted -> Promoted node2)",
+                              "Promote b:1 (Unpromoted -> Promoted node2)"],
+    "group_promoted_node_standby": ["Promote a:1 (Unpromoted -> Promoted node2)",
+                                    "Promote b:1 (Unpromoted -> Promoted node2)",
+                                    "Stop a:0 (Promoted node1) due to node availability",
+                                    "Stop b:0 (Promoted node1) due to node availability"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(S))
+def test_case_summary(name):
+    assert summary(S[name]()) == sorted(EXPECTED[name])
+
+
+def test_every_case_has_an_expectation():
+    assert set(S) == set(EXPECTED)
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@pytest.mark.parametrize("name", sorted(S))
+def test_against_crm_simulate(name, tmp_path):
+    assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
+
+
+def executed(xml: str):
+    t = schedule(parse_cib(xml, "test.xml"), 0)
+    return [" ".join(line.split()).lstrip("* ") for line in t.executed_lines()]
+
+
+def test_promote_cancels_the_unpromoted_monitor_first():
+    """Each member's role Slave monitor is cancelled before its promote; its role Master monitor starts
+    after it; the members are promoted in order (a before b), inside the group's and the clone's
+    promote/promoted pseudo-actions."""
+    lines = executed(S["group_promote_running"]())
+    for m in ("a", "b"):
+        cancel = lines.index(f"Resource action: {m} cancel=11000 on node2")
+        promote = lines.index(f"Resource action: {m} promote on node2")
+        monitor = lines.index(f"Resource action: {m} monitor=10000 on node2")
+        assert cancel < promote < monitor
+    assert lines.index("Resource action: a promote on node2") < lines.index("Resource action: b promote on node2")
+    assert lines.index("Pseudo action: ms_promote_0") < lines.index("Pseudo action: g:1_promote_0") \
+        < lines.index("Resource action: a promote on node2")
+    assert lines.index("Resource action: b promote on node2") < lines.index("Pseudo action: g:1_promoted_0") \
+        < lines.index("Pseudo action: ms_promoted_0")
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+def test_promote_actions_against_crm_simulate(tmp_path):
+    """The same actions as crm_simulate executes (the order of independent ones may differ)."""
+    path = tmp_path / "cib.xml"
+    path.write_text(S["group_promote_running"]())
+    out = subprocess.run(["crm_simulate", "-x", str(path), "-S"], capture_output=True, text=True,
+                         timeout=120).stdout
+    theirs = out.split("Executing Cluster Transition:")[1].split("Revised Cluster Status:")[0]
+    theirs = sorted(" ".join(line.split()).lstrip("* ") for line in theirs.splitlines() if line.strip())
+    assert sorted(executed(S["group_promote_running"]())) == theirs
