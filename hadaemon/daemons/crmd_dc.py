@@ -53,6 +53,7 @@ class DcRole(CibChanges):
         self._join_timer = None
         self._action_timer = None
         self._expiry_timer = None
+        self._startup_timer = None
         self._flush_handle = None
         self._acks: Dict[int, tuple] = {}
         self._ack_seq = 0
@@ -76,7 +77,8 @@ class DcRole(CibChanges):
 
     def close(self) -> None:
         self.closed = True
-        for h in self._timers + [self._join_timer, self._action_timer, self._flush_handle, self._expiry_timer]:
+        for h in self._timers + [self._join_timer, self._action_timer, self._flush_handle, self._expiry_timer,
+                                 self._startup_timer]:
             if h is not None:
                 h.cancel()
         for _pending, fut in self._acks.values():
@@ -95,6 +97,10 @@ class DcRole(CibChanges):
                 pending.discard(n)
                 if not pending and not fut.done():
                     fut.set_result(None)
+
+    def _startup_waited(self) -> None:
+        self._startup_timer = None
+        self.schedule("initdead passed")
 
     def _recheck(self) -> None:
         if self.closed:
@@ -132,6 +138,7 @@ class DcRole(CibChanges):
         cibdoc.ensure_nodes(cib, sorted(set(configured) | set(fin.joined) | set(node.members)))
         self.joined = set(fin.joined)
         known = {n.get("uname") or n.get("id") for n in cibdoc.section(cib, "nodes").findall("node")}
+        startup_fencing = self._startup_fencing()
         for n in sorted(known):
             if n in self.joined:
                 S.set_node_state(cib, n, in_ccm="true", crmd="online", join="member", expected="member")
@@ -148,6 +155,10 @@ class DcRole(CibChanges):
                     for name, value in self.pending_attrs.get(n, {}).items():
                         S.set_attribute(cib, n, name, value)
                 node.emit("node", n, "online")
+            elif startup_fencing and not self._seen(n):
+                # never seen since the cluster started: no node_state, so the scheduler takes it for
+                # unclean and fences it before anything starts (startup-fencing, as Pacemaker)
+                S.drop_node_state(cib, n)
             else:
                 in_ccm = "true" if n in node.members else "false"
                 S.set_node_state(cib, n, in_ccm=in_ccm, crmd="offline", join="down")
@@ -164,6 +175,35 @@ class DcRole(CibChanges):
                  extra={"EVENT": "join-complete"})
         self.broadcast_cib()
         self.schedule("join complete")
+
+    def _startup_fencing(self) -> bool:
+        def on(name: str) -> bool:
+            return (self.node.cib_option(name) or "true").lower() not in ("false", "no", "0", "off", "n")
+        return on("stonith-enabled") and on("startup-fencing")
+
+    def _seen(self, uname: str) -> bool:
+        """Has the cluster seen the node since it started: a member now or since this crmd started,
+        or recorded in the status section this node got from an earlier DC."""
+        if uname in self.node.members or uname in getattr(self.node, "seen_members", ()):
+            return True
+        status = self.node.cib.find("status")
+        return status is not None and any(ns.get("uname") == uname and ns.get("in_ccm") is not None
+                                          for ns in status.findall("node_state"))
+
+    def _startup_wait(self) -> float:
+        """Seconds left of ha.cf's initdead while a node has not been seen yet and would be fenced for
+        it (Pacemaker's dc-deadtime: nodes booting together get the time to appear); else 0."""
+        if not self._startup_fencing():
+            return 0.0
+        status = self.cib.find("status")
+        states = {ns.get("uname") for ns in status.findall("node_state")} if status is not None else set()
+        unseen = [n.get("uname") or n.get("id") for n in cibdoc.section(self.cib, "nodes").findall("node")
+                  if (n.get("uname") or n.get("id")) not in states]
+        if not unseen:
+            return 0.0
+        initdead = float(getattr(self.node.cfg, "initdead", 30.0) or 0.0) if self.node.cfg is not None else 30.0
+        left = getattr(self.node, "started_at", 0.0) + initdead - self.node.clock()
+        return max(0.0, left)
 
     def _late_join(self, src: str, msg: dict) -> None:
         """A node that answered after the join was finalized joins on its own (its CIB is not
@@ -299,6 +339,13 @@ class DcRole(CibChanges):
             self._step(T.Abort(reason))
             return
         self.pending_schedule = False
+        wait = self._startup_wait()
+        if wait > 0:
+            log.info("not scheduling for %.1f s: waiting for nodes not seen yet (initdead), then fencing "
+                     "those still missing (startup-fencing)", wait, extra={"EVENT": "startup-wait"})
+            if self._startup_timer is None:
+                self._startup_timer = self.loop.call_later(wait + 0.05, self._startup_waited)
+            return
         self._compute(reason)
 
     def _compute(self, reason: str) -> None:

@@ -70,6 +70,8 @@ class CrmNode:
         self.transition_seq = 0
         self._alive: Dict[str, float] = {}
         self._reasm = W.Reassembler()     # compressed / chunked messages (a CIB over 1 MiB)
+        self.seen_members: set = set()     # every node seen in the membership since this crmd started
+        self.started_at = self.clock()
         self._bulk = None                  # the task sending a chunked message; later sends queue behind it
         deadtime = float(getattr(cfg, "deadtime", 30.0)) if cfg is not None else 30.0
         self.crmd_deadtime = max(CRMD_DEADTIME_MIN, 2 * deadtime)
@@ -201,6 +203,7 @@ class CrmNode:
             if n not in self.members:
                 self._alive[n] = now   # a new member gets a full crmd_deadtime
         self.members = members
+        self.seen_members.update(members)
         was = self.quorum.has_quorum
         gen = int(getattr(self.hb, "generation", 0) or 0)
         if self.quorum.wait_for_all and not self.quorum.seen_all and gen and self._seen_all_gen() == gen:

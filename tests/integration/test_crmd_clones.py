@@ -6,7 +6,8 @@ the unmodified agents of Debian's pacemaker-resource-agents (/usr/lib/ocf/resour
   promoted; every action got the CRM_meta_* environment Pacemaker's scheduler gives (clone,
   clone_max, promoted_max, notify_type / notify_operation / notify_*_resource / _uname ...), which the
   agent's `envfile` dumps; the status section records promote and the scores;
-- an anonymous clone of ocf:pacemaker:Dummy on both nodes;
+- an anonymous clone of ocf:pacemaker:Dummy on both nodes, and one of ocf:pacemaker:ping whose own
+  `attrd_updater` sets its node attribute;
 - ocf:pacemaker:Dummy with allow-migrate=true moved with MigrateResource: migrate_to on the source
   (with CRM_meta_migrate_target), migrate_from on the target, then the stop on the source, never a
   start on the target; the status section keeps migrate_source / migrate_target.
@@ -47,6 +48,17 @@ CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker
 <clone id="d-clone">
  <primitive id="d" class="ocf" provider="pacemaker" type="Dummy">
   <operations><op id="d-mon" name="monitor" interval="3s" timeout="20s"/></operations>
+ </primitive>
+</clone>
+<clone id="ping-clone">
+ <primitive id="ping" class="ocf" provider="pacemaker" type="ping">
+  <instance_attributes id="ping-params">
+   <nvpair id="ping-hosts" name="host_list" value="127.0.0.1"/>
+   <nvpair id="ping-name" name="name" value="pingd-clone"/>
+   <nvpair id="ping-mult" name="multiplier" value="100"/>
+   <nvpair id="ping-dampen" name="dampen" value="1s"/>
+  </instance_attributes>
+  <operations><op id="ping-mon" name="monitor" interval="10s" timeout="60s"/></operations>
  </primitive>
 </clone>
 <primitive id="mig" class="ocf" provider="pacemaker" type="Dummy">
@@ -165,6 +177,8 @@ def test_promotable_clone_notifications_clone_and_live_migration():
         assert _ops(cib, unpromoted, "st")["st_last_0"]["operation"] == "start"
         assert _attr(cib, promoted, "master-st") == "10" and _attr(cib, unpromoted, "master-st") == "5"
         assert "notify" not in json.dumps(_ops(cib, promoted, "st"))   # notifications are not history
+        _wait(crm, lambda: all(_attr(crm.cib_file(dc), n, "pingd-clone") == "100" for n in crm.nodes),
+              "ping's attrd_updater set pingd-clone=100 on both nodes", timeout=60)
         st = crm.status(dc)
         assert st["quorum"] is True
 

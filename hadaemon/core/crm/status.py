@@ -117,6 +117,16 @@ def set_node_state(cib: ET.Element, uname: str, **attrs: str) -> bool:
     return changed
 
 
+def drop_node_state(cib: ET.Element, uname: str) -> bool:
+    """Remove the node's <node_state> (a node never seen: the scheduler then takes it as unseen)."""
+    status = section(cib, "status")
+    for ns in status.findall("node_state"):
+        if ns.get("uname") == uname:
+            status.remove(ns)
+            return True
+    return False
+
+
 def lrm_resources(cib: ET.Element, uname: str) -> ET.Element:
     ns = node_state(cib, uname)
     lrm = ns.find("lrm")

@@ -1,0 +1,85 @@
+"""Startup fencing (startup-fencing=true, the default, with stonith-enabled): a DC that starts
+without ever having seen a configured node waits ha.cf's initdead for it, then fences it (here with
+fence_hadaemon and the harness's power switch) before it starts any resource, as Pacemaker fences
+unseen nodes. With startup-fencing=false the same node is taken as cleanly down."""
+import pytest
+
+from hadaemon.testing.crm import CrmCluster
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
+<configuration>
+<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith" name="stonith-enabled" value="true"/>
+STARTUP
+</cluster_property_set></crm_config>
+<nodes/>
+<resources>
+<primitive id="fence" class="stonith" type="fence_hadaemon">
+<instance_attributes id="fence-a"><nvpair id="fence-ip" name="ipaddr" value="SOCKET"/>
+<nvpair id="fence-hosts" name="pcmk_host_list" value="node1 node2 node3"/></instance_attributes>
+</primitive>
+<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
+<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
+</primitive>
+</resources>
+<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
+</configuration><status/></cib>"""
+
+
+def _d1_on(crm, node):
+    return (crm.rundir(node) / "resource-agents" / "Dummy-d1.state").exists()
+
+
+def _start_two(crm):
+    for n in ("node1", "node2"):
+        crm.start_anchor(n)
+        crm.hb.start(n)
+    for n in ("node1", "node2"):
+        crm.hb.wait_started(n)
+    for n in ("node1", "node2"):
+        crm.start_crmd(n)
+    for n in ("node1", "node2"):
+        crm.wait_crm_name(n)
+    return crm.wait_dc(["node1", "node2"])
+
+
+def test_a_node_never_seen_is_fenced_before_resources_start():
+    with Cluster(["node1", "node2", "node3"]) as c:
+        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace("STARTUP", "")
+        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        crm._auto_start_on_power = False          # node3 stays off
+        dc = _start_two(crm)
+        try:
+            wait_until(lambda: crm.switch.offs("node3") >= 1 and _d1_on(crm, "node1"), 90, interval=0.2,
+                       message="node3 fenced and d1 started on node1")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{crm.logs()}") from None
+        dc = crm.wait_dc(["node1", "node2"])
+        log = crm.crmd[dc].output()
+        assert "waiting for nodes not seen yet" in log, log
+        fenced = log.index("fencing node3 (reboot) with fence on")
+        assert log.index("start d1", fenced) > fenced, log
+        assert "start d1" not in log[:fenced], log
+        st = crm.wait_idle(dc)
+        assert st["nodes"]["node3"]["state"] == "offline", st["nodes"]
+        assert crm.switch.offs("node1") == 0 and crm.switch.offs("node2") == 0
+
+
+def test_without_startup_fencing_an_unseen_node_is_taken_as_down():
+    with Cluster(["node1", "node2", "node3"]) as c:
+        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace(
+            "STARTUP", '<nvpair id="o-startup" name="startup-fencing" value="false"/>')
+        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        crm._auto_start_on_power = False
+        dc = _start_two(crm)
+        try:
+            wait_until(lambda: _d1_on(crm, "node1"), 90, interval=0.2, message="d1 started on node1")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{crm.logs()}") from None
+        crm.wait_idle(crm.wait_dc())
+        assert crm.switch.offs("node3") == 0
+        assert "waiting for nodes not seen yet" not in crm.crmd[dc].output()
