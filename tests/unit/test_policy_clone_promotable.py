@@ -58,10 +58,21 @@ S["group_promoted_node_standby"] = lambda: cib(
     resources=[promotable("ms", group("g", "a", "b"))], node_attrs={"node1": {"standby": "on"}},
     status=[node_state("node1", promoted_with_monitor("a"), promoted_with_monitor("b"), attrs=scores(a=5, b=5)),
             node_state("node2", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=1, b=1))])
+# member b cannot run (target-role Stopped): a group instance is promoted only if each of its members
+# can be, so none is promoted, and b stops everywhere
+S["group_member_cannot_run"] = lambda: cib(
+    resources=[promotable("ms", group("g", "a", "b").replace(
+        '<primitive id="b" class="ocf" provider="pacemaker" type="Stateful">',
+        '<primitive id="b" class="ocf" provider="pacemaker" type="Stateful"><meta_attributes id="b-meta">'
+        '<nvpair id="b-m-tr" name="target-role" value="Stopped"/></meta_attributes>'))],
+    status=[node_state("node1", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=1, b=1)),
+            node_state("node2", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=5, b=5))])
 
 EXPECTED = {
     "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
                     "Start a:0 (node1)", "Start b:0 (node1)"],
+    "group_member_cannot_run": ["Stop b:0 (Unpromoted node1) due to node availability",
+                                "Stop b:1 (Unpromoted node2) due to node availability"],
     "group_promote_running": ["Promote a:1 (Unpromoted -> Promoted node2)",
                               "Promote b:1 (Unpromoted -> Promoted node2)"],
     "group_promoted_node_standby": ["Promote a:1 (Unpromoted -> Promoted node2)",

@@ -857,14 +857,18 @@ def _cmp_promotable(ws: WorkingSet, a, b) -> int:
     return _cmp_instance(ws, a, b)
 
 
-def _node_to_promote(ws: WorkingSet, c, r):
+def _node_to_promote(ws: WorkingSet, c, r, member: bool = False):
+    if r.is_group:
+        # a cloned group is promoted only if each of its members can be (node_to_be_promoted_on)
+        if any(_node_to_promote(ws, c, m, True) is None for m in r.members):
+            return None
     node = r.assigned
     if node is None:
         return None
     if not r.managed:
         if r.role != PROMOTED:
             return None
-    elif r.promo_priority < 0:
+    elif (r.priority if member else r.promo_priority) < 0:
         return None
     elif not node.can_run():
         return None
