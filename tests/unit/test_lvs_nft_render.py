@@ -15,8 +15,13 @@ def test_weights_become_consecutive_ranges_and_weight_0_is_left_out():
                            Destination("10.0.0.3", 80, "masq", 3)])])
     text = render(t, "inet")
     assert chain(text, "s0n").strip() == "numgen inc mod 4 vmap @s0m"
-    assert "elements = { 0 : jump s0d0, 1-3 : jump s0d2 }" in text.split("map s0m", 1)[1].split("\n", 1)[0]
-    assert "s0d1" not in text.split("map s0m", 1)[1].split("\n", 1)[0] and "chain s0d1" in text   # kept, not mapped
+    m = text.split("map s0m", 1)[1].split("\n", 1)[0]
+    assert "elements = { 0 : jump s0d0, 1 : jump s0d2, 2 : jump s0d2, 3 : jump s0d2 }" in m and "interval" not in m
+    assert "s0d1" not in m and "chain s0d1" in text   # kept in the model, not in the map
+    # beyond SINGLE_VALUES values in all, an interval map (one element per real)
+    big = make_table([(VIP, [Destination("10.0.0.1", 80, "gate", 40000), Destination("10.0.0.3", 80, "masq", 30000)])])
+    m = render(big, "inet").split("map s0m", 1)[1].split("\n", 1)[0]
+    assert "flags interval; elements = { 0-39999 : jump s0d0, 40000-69999 : jump s0d1 }" in m
     assert "ip daddr 192.168.18.100 tcp dport 80 jump s0" in chain(text, "pre")
     assert "elements = { 10.0.0.1, 10.0.0.2 }" in text        # gate reals are masqueraded, masq ones not
     assert "meta l4proto tcp dnat to 10.0.0.3:80" in chain(text, "s0d2")
@@ -80,5 +85,8 @@ def test_in_place_changes_touch_only_the_changed_reals():
     script = render_changes(state, t, [EditDest(VIP, d, Destination("10.0.0.7", 80, "gate", 1))], "inet")
     assert len(script.splitlines()) <= 6, script
     assert "delete element ip hadaemon s0m" in script and "numgen inc mod 1999 vmap @s0m" in script
-    assert 'comment "hadaemon-dest 10.0.0.7 80 gate 0 0 0"' in script
+    assert "chain" not in script.replace("flush chain ip hadaemon s0n", "")   # a weight alone: the map only
+    moved = render_changes(state, t, [EditDest(VIP, Destination("10.0.0.8", 80, "masq", 1),
+                                               Destination("10.0.0.8", 80, "gate", 1))], "inet")
+    assert 'comment "hadaemon-dest 10.0.0.8 80 masq 1 0 0"' in moved and "s0m" not in moved
     assert render_changes(state, t, [AddService(VirtualService("tcp", "10.9.9.9", 80))], "inet") is None

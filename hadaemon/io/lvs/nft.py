@@ -122,8 +122,22 @@ def _pick_rule(svc: VirtualService, name: str, total: int) -> str:
     return f"{_key_expr(svc)} mod {total} vmap @{name}m"
 
 
-def _elements(name: str, elements) -> str:
-    return ", ".join(f"{lo if lo == hi else f'{lo}-{hi}'} : jump {name}d{j}" for lo, hi, j in elements)
+# Up to this many values a service's map is a hash map of single values (a real of weight W has W elements):
+# adding or deleting elements there costs nft a few ms whatever the map's size, while an interval map
+# makes nft fetch and re-check the whole set (~0.5 s at 5,000 elements). Larger totals use an interval map.
+SINGLE_VALUES = 65536
+
+
+def _keys_of(elements, interval: bool) -> List[str]:
+    if interval:
+        return [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi, _ in elements]
+    return [str(v) for lo, hi, _ in elements for v in range(lo, hi + 1)]
+
+
+def _elements(name: str, elements, interval: bool = True) -> str:
+    if interval:
+        return ", ".join(f"{lo if lo == hi else f'{lo}-{hi}'} : jump {name}d{j}" for lo, hi, j in elements)
+    return ", ".join(f"{v} : jump {name}d{j}" for lo, hi, j in elements for v in range(lo, hi + 1))
 
 
 def _masq(d: Destination) -> bool:
@@ -134,10 +148,11 @@ class _Svc:
     """What the backend keeps per service to change it in place: its chain number, its reals' chain
     numbers, the numgen values each real owns."""
 
-    __slots__ = ("n", "svc", "ids", "next_id", "slots")
+    __slots__ = ("n", "svc", "ids", "next_id", "slots", "interval")
 
     def __init__(self, n: int, svc: VirtualService):
         self.n, self.svc, self.ids, self.next_id, self.slots = n, svc, {}, 0, Slots()
+        self.interval = False                   # an interval map (else single values)
 
 
 class _Family:
@@ -179,11 +194,12 @@ def render_state(table: Table, family: str):
         st.next_id = len(keys)
         st.slots.compact()
         st.slots.take_changes()
+        st.interval = st.slots.total > SINGLE_VALUES
         elements = st.slots.elements()
         # the key is the 32-bit value of numgen or jhash; `typeof numgen` for both (nft 1.0.6 crashes
         # listing a map declared `typeof jhash ...`)
-        lines.append(f"  map {name}m {{ typeof numgen inc mod 1 : verdict; flags interval;"
-                     + (f" elements = {{ {_elements(name, elements)} }};" if elements else "") + " }")
+        lines.append(f"  map {name}m {{ typeof numgen inc mod 1 : verdict;{' flags interval;' if st.interval else ''}"
+                     + (f" elements = {{ {_elements(name, elements, st.interval)} }};" if elements else "") + " }")
         body = []
         if svc.persistent is not None:
             for j in range(len(keys)):
@@ -247,8 +263,10 @@ def render_changes(state: _Family, model: Table, ops: List[Op], family: str) -> 
             dests[key][d.key] = d
         elif isinstance(op, EditDest):
             j = st.ids[d.key]
-            out.append(f"flush chain {t} {name}d{j}")
-            out.append(f"add rule {t} {name}d{j} {_dest_rule(f'{name}p{j}', svc, d)}")
+            if old is None or (old.method, old.lower, old.upper) != (d.method, d.lower, d.upper):
+                # the rule changes (a weight alone is only the map: read() counts the real's values there)
+                out.append(f"flush chain {t} {name}d{j}")
+                out.append(f"add rule {t} {name}d{j} {_dest_rule(f'{name}p{j}', svc, d)}")
             if svc.persistent is not None and d.weight == 0 and old is not None and old.weight > 0:
                 out.append(f"flush set {t} {name}p{j}")        # quiescent: its persistent clients go
             st.slots.set_weight(j, d.weight)
@@ -291,6 +309,8 @@ def render_changes(state: _Family, model: Table, ops: List[Op], family: str) -> 
     for key, before in touched.items():
         st = state.services[key]
         name = f"s{st.n}"
+        if not st.interval and st.slots.total > SINGLE_VALUES:
+            return None                         # too many values for single elements: rewrite (interval map)
         flushed, deleted, added = st.slots.take_changes()
         if key in q_dirty:
             script.append(f"flush chain {t} {name}q")
@@ -299,11 +319,10 @@ def render_changes(state: _Family, model: Table, ops: List[Op], family: str) -> 
         if flushed:
             script.append(f"flush map {t} {name}m")
         elif deleted:
-            script.append(f"delete element {t} {name}m {{ "
-                          + ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi, _ in deleted) + " }")
+            script.append(f"delete element {t} {name}m {{ {', '.join(_keys_of(deleted, st.interval))} }}")
         elements = st.slots.elements() if flushed else added
         if elements:
-            script.append(f"add element {t} {name}m {{ {_elements(name, elements)} }}")
+            script.append(f"add element {t} {name}m {{ {_elements(name, elements, st.interval)} }}")
         if st.slots.total != before or flushed:
             script.append(f"flush chain {t} {name}n")
             if st.slots.total:
@@ -314,8 +333,19 @@ def render_changes(state: _Family, model: Table, ops: List[Op], family: str) -> 
 def parse_listing(data: dict) -> Table:
     """The Table described by the comments in `nft -j list table` output."""
     services: Dict[str, VirtualService] = {}
-    dests: Dict[str, List[Destination]] = {}
+    dests: Dict[str, List[tuple]] = {}
+    owned: Dict[str, Dict[str, int]] = {}        # service chain -> {dest chain: values it owns in the map}
     for obj in data.get("nftables", []):
+        m = obj.get("map")
+        if m is not None and m.get("name", "").endswith("m"):
+            counts = owned.setdefault(m["name"][:-1], {})
+            for key, verdict in m.get("elem", []):
+                if isinstance(key, dict) and "elem" in key:      # an element with options
+                    key = key["elem"]["val"]
+                lo, hi = key["range"] if isinstance(key, dict) else (key, key)
+                target = verdict["jump"]["target"]
+                counts[target] = counts.get(target, 0) + hi - lo + 1
+            continue
         rule = obj.get("rule")
         if not rule or "comment" not in rule:
             continue
@@ -324,12 +354,18 @@ def parse_listing(data: dict) -> Table:
             if comment.startswith(_SVC_TAG + " "):
                 services[chain] = _parse_svc(comment)
             elif comment.startswith(_DEST_TAG + " "):
-                dests.setdefault(chain.rsplit("d", 1)[0], []).append(_parse_dest(comment))
+                dests.setdefault(chain.rsplit("d", 1)[0], []).append((chain, _parse_dest(comment)))
         except (ValueError, TableError) as e:
             raise BackendError(f"nft table {TABLE}: unreadable rule comment {comment!r}: {e}") from e
     table: Table = {}
     for chain, svc in services.items():
-        table[svc.key] = Service(svc, {d.key: d for d in dests.get(chain, [])})
+        counts = owned.get(chain)
+        found = {}
+        for dchain, d in dests.get(chain, []):
+            if counts is not None:        # the weight is what the real owns in the map (not the comment's)
+                d = Destination(d.address, d.port, d.method, counts.get(dchain, 0), d.lower, d.upper)
+            found[d.key] = d
+        table[svc.key] = Service(svc, found)
     return table
 
 
