@@ -3,7 +3,9 @@ import os
 import tempfile
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """durable=False skips the fsyncs: still never torn for readers or a crash of the writer, but not
+    kept through a power loss (for state under /run, which a reboot empties anyway)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -11,9 +13,12 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        if not durable:
+            return
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
