@@ -67,10 +67,18 @@ S["group_member_cannot_run"] = lambda: cib(
         '<nvpair id="b-m-tr" name="target-role" value="Stopped"/></meta_attributes>'))],
     status=[node_state("node1", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=1, b=1)),
             node_state("node2", unpromoted_with_monitor("a"), unpromoted_with_monitor("b"), attrs=scores(a=5, b=5))])
+# a demote that failed: the instance is taken as unpromoted (staying promoted would loop), so it is
+# recovered where it is (its promotion score is still the highest)
+S["failed_demote"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node1", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
+                                    op("st", "demote", rc=1, call=3), agent=STATEFUL), attrs=scores(st=10)),
+            node_state("node2", unpromoted_with_monitor("st"), attrs=scores(st=5))])
 
 EXPECTED = {
     "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
                     "Start a:0 (node1)", "Start b:0 (node1)"],
+    "failed_demote": ["Recover st:0 (Unpromoted -> Promoted node1)"],
     "group_member_cannot_run": ["Stop b:0 (Unpromoted node1) due to node availability",
                                 "Stop b:1 (Unpromoted node2) due to node availability"],
     "group_promote_running": ["Promote a:1 (Unpromoted -> Promoted node2)",

@@ -296,6 +296,17 @@ def _unpack_op(ws: WorkingSet, r: WRsc, node: WNode, op, state) -> None:
         state["on_fail"] = max(on_fail, state["on_fail"])
     if task == "stop":
         r.allowed[node.uname] = -INFINITY
+    elif task == "promote":
+        r.role = PROMOTED
+    elif task == "demote":
+        # unpack_rsc_op_failure: staying promoted would loop; a demote that found it stopped stops it
+        if on_fail == FAIL_BLOCK:
+            r.role = PROMOTED
+            r.next_role = STOPPED
+        elif rc == H.OCF_NOT_RUNNING:
+            r.role = STOPPED
+        else:
+            r.role = UNPROMOTED
     if probe and rc == H.OCF_NOT_INSTALLED:
         r.role = STOPPED
     elif r.role < STARTED:
