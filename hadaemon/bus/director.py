@@ -10,6 +10,7 @@ plus one copy, whatever the number of readers.
 """
 # No `from __future__ import annotations` here: dbus-next reads the signature strings from annotations.
 import functools
+import operator
 import struct
 
 from hadaemon.bus.dbusnext import (
@@ -212,6 +213,9 @@ def get_all_body(others: dict, elements: bytes) -> bytes:
     return bytes(body)
 
 
+_PAIR = operator.attrgetter("pair")
+
+
 class RealServersSnapshot:
     """The encoded RealServers value, kept up to date row by row: each row is encoded once and kept
     (padded to 8 bytes, so rows concatenate), `mark(keys)` says which rows changed (a health change, a
@@ -231,7 +235,27 @@ class RealServersSnapshot:
         self.elements = b""
         self.fresh = False               # elements are up to date
         self.encoded = 0                 # rows encoded so far (a measure for tests)
+        self._checked: list = []         # check result batches not looked at yet
         self._incremental = callable(getattr(director, "row", None)) and callable(getattr(director, "row_keys", None))
+
+    def mark_checked(self, results, pairs=()) -> None:
+        """A batch of check results (objects with .pair) and pairs whose maintenance flag changed: kept as
+        they are (O(1) per batch) and turned into rows only when someone reads."""
+        if self.all or not self._incremental:
+            self.all, self.fresh = True, False
+            return
+        self._checked.append((results, pairs))
+        self.fresh = False
+        if len(self._checked) > 64:              # nobody reads: fold them into the rows to re-encode
+            self._fold()
+
+    def _fold(self) -> None:
+        checked, self._checked = self._checked, []
+        pairs = set()
+        for results, more in checked:
+            pairs.update(map(_PAIR, results))
+            pairs.update(more)
+        self.dirty.update(self.director.row_keys_of(pairs))
 
     def mark(self, keys) -> None:
         """Rows (service key, dest key) whose content changed."""
@@ -259,6 +283,7 @@ class RealServersSnapshot:
         if self.all:
             self.all = False
             self.dirty = set()
+            self._checked = []
             if self._incremental:
                 order = list(self.director.row_keys())
                 fresh = [self.director.row(k) for k in order]
@@ -270,7 +295,9 @@ class RealServersSnapshot:
                 old = rows.get(k)
                 new[k] = old if old is not None and old[0] == row else self._encode(row)
             self.rows, self.order = rows, order = new, order
-        elif self.dirty:
+        else:
+            if self._checked:
+                self._fold()
             dirty, self.dirty = self.dirty, set()
             row_of = self.director.row
             for k in dirty:
@@ -327,7 +354,7 @@ async def export(director, bus=None):
     def on_event(kind, *args):
         if kind == "checked":                 # a batch of check results: their rows' last check changed
             if row_keys_of is not None:
-                snapshot.mark(row_keys_of(args[0]))
+                snapshot.mark_checked(args[0], args[1] if len(args) > 1 else ())
         elif kind == "real":
             skey, dkey, health, weight = args
             pending[(skey, dkey)] = (health, weight)

@@ -49,7 +49,8 @@ class Director(DirectorViews, DirectorAdmin):
     The read side (rows, listing, status) is in director_views, admin requests in director_admin.
 
     listeners: callables (kind, *args): ("real", virtual_key, dest_key, state, weight) on a health
-    change, ("checked", pairs) for each batch of check results (the pairs checked), ("table", keys)
+    change, ("checked", results, maintenance) for each batch of check results (Result objects; the pairs
+whose maintenance flag changed), ("table", keys)
     after the table changed (keys: the (service key, dest key) of the destinations changed, None when
     whole services changed), ("admin",) after an admin request changed a weight, ("reload", path) after
     a reload.
@@ -338,7 +339,7 @@ class Director(DirectorViews, DirectorAdmin):
         self.health, ev = apply_results(plan, self.health, results, now, self.damping)
         events += ev
         if (results or maintenance) and self.listeners:
-            self._emit("checked", [r.pair for r in results] + list(maintenance))
+            self._emit("checked", results, maintenance)
         if results and has_monitorfile(plan):
             from hadaemon.io.alerts import append_lines
 

@@ -63,6 +63,31 @@ class RowsDirector:
     def real_rows(self):
         return [self.table[k] for k in self.keys]
 
+    def row_keys_of(self, pairs):
+        return [p for p in pairs if p in self.table]      # here a pair is its row's key
+
+
+class Checked:
+    def __init__(self, pair):
+        self.pair = pair
+
+
+def test_check_results_are_looked_at_only_when_read():
+    rs = rows(300)
+    d = RowsDirector(rs)
+    snap = RealServersSnapshot(d)
+    snap.get()
+    calls = d.row_calls
+    for batch in range(200):                     # no reader: batches are kept, then folded, never encoded
+        i = batch % 300
+        r = list(rs[i])
+        r[8] += 1
+        rs[i] = tuple(r)
+        d.set(rs)
+        snap.mark_checked([Checked((rs[i][0], rs[i][1]))], ())
+    assert d.row_calls == calls and snap.encoded == 300 and len(snap._checked) <= 65
+    assert snap.get() == encode_rows(rs) and snap.encoded == 500 and d.row_calls - calls == 200
+
 
 def test_snapshot_reencodes_only_the_rows_that_changed():
     rs = rows(1000)
