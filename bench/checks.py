@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -495,7 +496,9 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
             with open(logpath, "rb") as f:
                 f.seek(size0)
                 tail = f.read()
-            changes = tail.count(b" is down (") + tail.count(b" is up (")
+            # each change is a line, or (a storm) counted in a summary line per table update
+            changes = tail.count(b" is down (") + tail.count(b" is up (") + sum(
+                int(m) for m in re.findall(rb"event storm: (\d+) real server state changes", tail))
             rss = _vmhwm_mb(d.pid)
             cpu, cpu_self = proc_cpu_children(d.pid) - cpu0, proc_cpu(d.pid) - self0
             lat = {"lat": [], "errors": 0, "rows": 0}

@@ -31,6 +31,7 @@ from hadaemon.io.lvs.base import Backend, BackendError
 
 log = logging.getLogger("ha-ldirectord")
 LOG_OPS = 32          # an apply with more ops logs one summary line (each op at debug level)
+LOG_CHANGES = 100     # a batch with more up/down changes logs one summary line (each change at debug level)
 __all__ = ["Director", "BadRequest", "MAX_WEIGHT", "file_stamp"]
 
 
@@ -414,8 +415,20 @@ whose maintenance flag changed), ("table", keys)
                 self.alerts.resend_due(time.time(), self.daemon_status)
 
     def _report(self, events) -> None:
-        """Log events and tell listeners; O(1) per event."""
+        """Log events and tell listeners; O(1) per event. A batch with more than LOG_CHANGES up/down
+        changes (an event storm) is logged as one summary line, each change at debug level (journald
+        would drop most of thousands of lines a second anyway: its default rate limit is 10,000 per 30 s);
+        listeners (D-Bus RealServerChanged) still get every one."""
         targets = self.plan.targets
+        ups = sum(1 for ev in events if type(ev) is RealUp)
+        downs = sum(1 for ev in events if type(ev) is RealDown)
+        storm = ups + downs > LOG_CHANGES
+        if storm:
+            log.info("event storm: %d real server state changes (%d up, %d down) since the last table update; "
+                     "each one at debug level", ups + downs, ups, downs)
+        quiet = storm and not log.isEnabledFor(logging.DEBUG)
+        up_level = logging.DEBUG if storm else logging.INFO
+        down_level = logging.DEBUG if storm else logging.WARNING
         for ev in events:
             t = targets.get(ev.pair)
             if t is None:
@@ -425,16 +438,17 @@ whose maintenance flag changed), ("table", keys)
             entry = self.current.get(skey)
             weight = entry.dests[dkey].weight if entry and dkey in entry.dests else -1
             fields = {"VIRTUAL": skey, "REAL": dkey}
-            detail = printable(ev.detail, 300)
+            detail = "" if quiet and type(ev) in (RealUp, RealDown) else printable(ev.detail, 300)
             if self.alerts is not None and isinstance(ev, (RealUp, RealDown)):
                 self.alerts.notify(ev, time.time(), self.daemon_status)
             if isinstance(ev, RealUp):
-                log.info("real server %s of %s is up (%s); weight %d", dkey, skey, detail, weight, extra=fields)
+                log.log(up_level, "real server %s of %s is up (%s); weight %d", dkey, skey, detail, weight,
+                        extra=fields)
                 self._emit("real", skey, dkey, self.real_state(v, real), weight)
             elif isinstance(ev, RealDown):
                 state = "maintenance" if ev.maintenance else "down"
-                log.warning("real server %s of %s is %s (%s); weight %d", dkey, skey, state, detail, weight,
-                            extra=fields)
+                log.log(down_level, "real server %s of %s is %s (%s); weight %d", dkey, skey, state, detail, weight,
+                        extra=fields)
                 self._emit("real", skey, dkey, self.real_state(v, real), weight)
             elif isinstance(ev, RealHeld):
                 log.warning("real server %s of %s is flapping (%d changes in %gs): held down until stable (%s)",
