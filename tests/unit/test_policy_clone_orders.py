@@ -80,10 +80,22 @@ S["blocked_colocation_dependent"] = lambda: cib(
                  '<rsc_colocation id="c" rsc="app" with-rsc="web" score="INFINITY"/>'],
     status=[node_state("node1", running("a"), running("web"), running("app")),
             node_state("node2", running("a"), stopped("web"), stopped("app"))])
+# a group colocated with a clone that cannot run anywhere: its first member is unmanaged and stays where
+# it runs; the later members are not chained to the colocation through it, so they take the group's
+# mandatory colocation themselves and stay stopped
+S["unmanaged_member_group_with_clone"] = lambda: cib(
+    resources=[clone("a-clone", primitive("a"), {"target-role": "Stopped"}),
+               '<group id="g">' + primitive("m1", {"is-managed": "false"}) + primitive("m2") + primitive("m3")
+               + "</group>"],
+    constraints=['<rsc_colocation id="c" rsc="g" with-rsc="a-clone" score="INFINITY"/>',
+                 '<rsc_location id="l" rsc="g" node="node1" score="100"/>'],
+    status=[node_state("node1", stopped("a"), running("m1"), stopped("m2"), stopped("m3")),
+            node_state("node2", stopped("a"), stopped("m1"), stopped("m2"), stopped("m3"))])
 
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "unmanaged_member_group_with_clone": [],
     "blocked_colocation_dependent": ["Stop a:0 (node1) due to node availability",
                                      "Stop a:1 (node2) due to node availability",
                                      "Stop app (node1) due to colocation with web",

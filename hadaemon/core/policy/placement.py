@@ -290,6 +290,12 @@ def build_colocations(ws: WorkingSet) -> None:
         if g.members:
             g.members[0].cons.extend(_sorted(group_cons[g.id], lambda c: c.primary))
             g.members[-1].cons_lhs.extend(_sorted(group_lhs[g.id], lambda c: c.dep))
+            # a member after an unmanaged one is not chained to the group's colocations through it:
+            # it takes the group's mandatory ones itself (pcmk__group_with_colocations)
+            for i, m in enumerate(g.members[1:], 1):
+                if any(not earlier.managed for earlier in g.members[:i]):
+                    m.cons.extend(_sorted([c for c in group_cons[g.id] if c.score >= INFINITY],
+                                          lambda c: c.primary))
 
 
 def _sorted(cons, other):
