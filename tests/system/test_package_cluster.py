@@ -1,8 +1,9 @@
 """The admin's whole path, from the RPMs, under real systemd: two nspawn nodes (systemd as PID 1, each in its
 cluster namespace) get hadaemon only from the built packages (rpm -i; Debian shims in tests/system/pkgtools.py),
 ha.cf with `crm respawn`, authkeys and a CIB; `systemctl start ha-heartbeat` on both forms the cluster and
-brings ha-crmd up, which starts the web group (its VIP, ocf:hadaemon:IPaddr2) where the CIB prefers; a client
-in its own namespace reads the page of the node holding the VIP (a web server runs on both). Then: busctl MigrateResource moves the group and the client
+brings ha-crmd up, which starts the web group (its VIP, ocf:hadaemon:IPaddr2, then the web server as a
+systemd-class resource) where the CIB prefers; a client in its own namespace reads the page of the node holding
+the group (the web server runs there only). Then: busctl MigrateResource moves the group and the client
 follows; journalctl shows ha-crmd's structured fields; a reload with a broken ha.cf keeps ha-crmd running on
 the old one; a non-root MigrateResource is refused by the policy; `systemctl stop ha-heartbeat` on the
 active node stops ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the other node's
@@ -22,7 +23,7 @@ from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootf
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
 
-HB, CRMD = "ha-heartbeat.service", "ha-crmd.service"
+HB, CRMD, SITE = "ha-heartbeat.service", "ha-crmd.service", "hello-http.service"
 NODES = ["node1", "node2"]
 
 CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
@@ -40,20 +41,20 @@ CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker
 </instance_attributes>
 <operations><op id="vip-mon" name="monitor" interval="2s" timeout="20s"/></operations>
 </primitive>
+<primitive id="site" class="systemd" type="hello-http">
+<operations><op id="site-mon" name="monitor" interval="5s" timeout="30s"/></operations>
+</primitive>
 </group>
 </resources>
 <constraints><rsc_location id="web-prefers-node1" rsc="web" node="node1" score="100"/></constraints>
 </configuration><status/></cib>
 """
 
-# the site: a page naming the node on port 8080 of every address, running on both nodes; the client reaches
-# whichever node holds the VIP. (Not a systemd-class member of the group: see the report of issue 11 — a
-# systemd-class resource's stop waits for ha-crmd's own stop job during `systemctl stop`, ordering
-# Before=ha-crmd.service in the LRM's drop-in.)
+# the site: a page naming the node on port 8080 of every address, a systemd-class member of the group (started
+# by the cluster only where the group runs; its stop during `systemctl stop ha-heartbeat` no longer waits for
+# ha-crmd's own stop job: commit b77da84)
 HELLO_UNIT = """[Unit]
-Description=test web site (on every node)
-[Install]
-WantedBy=multi-user.target
+Description=test web site (run by the cluster)
 [Service]
 ExecStartPre=/bin/sh -c 'mkdir -p /run/hello && uname -n > /run/hello/index.html'
 ExecStart=/usr/bin/python3 -m http.server 8080 --directory /run/hello
@@ -126,7 +127,6 @@ def test_cluster_from_the_package(rpms):
                 ct.write_file("/etc/sysconfig/ha-crmd", 'HA_CRMD_OPTS="--cib /etc/ha.d/cib.xml"\n')
                 ct.write_file("/etc/systemd/system/hello-http.service", HELLO_UNIT)
                 ct.systemctl("daemon-reload", check=True)
-                ct.systemctl("start", "hello-http.service", check=True)
             n1, n2 = cts
             client = Container(netns=c.netns("client"), name="client", rootfs=ensure_rootfs()).start()
 
@@ -144,6 +144,7 @@ def test_cluster_from_the_package(rpms):
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
             assert f" {vip}/24 " in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
             assert vip not in n2.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+            assert show(n1, SITE, "ActiveState") == "active" and show(n2, SITE, "ActiveState") == "inactive"
 
             # the introspection XML the package ships is what the running daemons export
             for name, path in [("org.hadaemon.Crm1", "/org/hadaemon/Crm1"),
@@ -161,6 +162,7 @@ def test_cluster_from_the_package(rpms):
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
             assert vip not in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+            wait_until(lambda: show(n1, SITE, "ActiveState") == "inactive", 30, 0.5, "the site stopped on node1")
 
             # journalctl -u ha-crmd -o json: structured fields
             entries = crmd_log(n2) + crmd_log(n1)
@@ -215,8 +217,11 @@ def test_cluster_from_the_package(rpms):
             stopped = [e.get("UNIT") for e in after if str(e.get("MESSAGE", "")).startswith("Stopped ")]
             msgs = [str(e.get("MESSAGE", "")) for e in after]
             vip_stopped = [i for i, m in enumerate(msgs) if m.startswith("stop vip: rc=0")]
+            site_stopped = [i for i, m in enumerate(msgs) if m.startswith("stop site: rc=0")]
             crmd_gone = [i for i, m in enumerate(msgs) if m.startswith("Stopped ha-crmd.service")]
-            assert stopped[:2] == [CRMD, HB] and vip_stopped and vip_stopped[0] < crmd_gone[0], "\n".join(
+            assert SITE in stopped and CRMD in stopped and HB in stopped, stopped
+            assert stopped.index(SITE) < stopped.index(CRMD) < stopped.index(HB), stopped
+            assert site_stopped and vip_stopped and site_stopped[0] < vip_stopped[0] < crmd_gone[0], "\n".join(
                 f"{e.get('__REALTIME_TIMESTAMP')} {e.get('SYSLOG_IDENTIFIER')}: {e.get('MESSAGE')}" for e in after)
             try:
                 wait_until(lambda: fetch(client, vip) == "node1", 120, 0.5, "the client back on node1")
