@@ -42,8 +42,10 @@ class CibChanges:
                     self.broadcast_cib()
             self._flush_handle = self.loop.call_later(FLUSH_DELAY, flush)
 
-    async def commit(self, cib: ET.Element) -> str:
-        """Make cib the CIB, replicate it and wait until every joined member applied it."""
+    async def commit(self, cib: ET.Element, reason: str = "") -> str:
+        """Make cib the CIB, replicate it and wait until every joined member applied it. With a reason,
+        the scheduler runs at once on the new CIB, as Pacemaker's does on a CIB change (not after the
+        members' disks: the answer to the admin still waits for them)."""
         self.node.install_cib(cib)
         self._ack_seq += 1
         ack = self._ack_seq
@@ -53,6 +55,8 @@ class CibChanges:
         if not pending:
             fut.set_result(None)
         self.broadcast_cib(ack)
+        if reason:
+            self.schedule(reason)
         try:
             # every member applied and persisted it, and so did the DC (its store writes from a thread)
             await asyncio.wait_for(asyncio.gather(asyncio.shield(fut), self.node.store.when_saved(self.loop)),
@@ -90,9 +94,7 @@ class CibChanges:
         cibdoc.bump(cib, configuration=True)
         log.info("CIB change (%s): epoch %s", msg.get("reason") or "update", cib.get("epoch"),
                  extra={"EVENT": "cib-update"})
-        version = await self.commit(cib)
-        self.schedule("configuration changed")
-        return version
+        return await self.commit(cib, "configuration changed")
 
     async def _cleanup(self, rsc: str, node: str) -> str:
         if self.join is None or not self.join.done:
@@ -108,9 +110,7 @@ class CibChanges:
         cibdoc.bump(cib, configuration=False)
         log.info("cleanup of %s on %s", rsc or "every resource", node or "every node",
                  extra={"RESOURCE": rsc, "EVENT": "cleanup"})
-        version = await self.commit(cib)
-        self.schedule("cleanup")
-        return version
+        return await self.commit(cib, "cleanup")
 
     def set_attribute(self, node: str, name: str, value) -> None:
         if self.join is None or not self.join.done:
