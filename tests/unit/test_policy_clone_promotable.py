@@ -74,10 +74,20 @@ S["failed_demote"] = lambda: cib(
     status=[node_state("node1", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
                                     op("st", "demote", rc=1, call=3), agent=STATEFUL), attrs=scores(st=10)),
             node_state("node2", unpromoted_with_monitor("st"), attrs=scores(st=5))])
+# the promoted instance's monitor failed, then it was demoted: a demote clears the failure only with
+# on-fail=demote, so it is recovered, and the instance on node2 is the one promoted (failed ones sort last)
+S["failure_then_demote"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node1", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
+                                    op("st", "monitor", rc=1, call=3, interval=10000, target=8,
+                                       digest=MONITOR_DIGEST),
+                                    op("st", "demote", call=4), agent=STATEFUL), attrs=scores(st=5)),
+            node_state("node2", unpromoted_with_monitor("st"), attrs=scores(st=5))])
 
 EXPECTED = {
     "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
                     "Start a:0 (node1)", "Start b:0 (node1)"],
+    "failure_then_demote": ["Promote st:1 (Unpromoted -> Promoted node2)", "Recover st:0 (Unpromoted node1)"],
     "failed_demote": ["Recover st:0 (Unpromoted -> Promoted node1)"],
     "group_member_cannot_run": ["Stop b:0 (Unpromoted node1) due to node availability",
                                 "Stop b:1 (Unpromoted node2) due to node availability"],

@@ -343,7 +343,7 @@ def _update_state(r: WRsc, task: str, rc: int, op, state) -> None:
         clear = True
     elif task == "demote":
         r.role = UNPROMOTED
-        clear = True
+        clear = state["on_fail"] == FAIL_DEMOTE  # a demote clears a failure only with on-fail=demote
     elif task in ("start", "migrate_from"):
         r.role = STARTED
         clear = True
