@@ -184,6 +184,29 @@ def test_reload_bad_config_keeps_the_running_one(env):
     assert env.weights() == {env.key("rs1"): 1, env.key("rs2"): 3}
 
 
+@pytest.mark.parametrize("bad,line,what", [
+    # the issue's case: accepted by ldirectord's parser, then every nft apply failed and the table froze
+    ("virtual={vip}:80\n" + "".join(f"\treal=10.0.0.{i}:80 gate 2147483647\n" for i in (2, 3, 4)), 2, "0..65535"),
+    ("", 1, "the file is empty"),                          # would have removed the virtual service
+    ("# nothing but comments\n\n", 2, "no virtual service"),
+])
+def test_reload_refuses_what_the_table_cannot_take(env, bad, line, what):
+    """A file the table cannot take (a weight over the one limit, 65535) or without any virtual service is
+    refused by Reload with file:line, and the running configuration and table stay."""
+    good = env.config_path.read_text()
+    reloads = busctl(env, "get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Reloads").stdout.split()[1]
+    try:
+        env.config_path.write_text(bad.format(vip=env.vip))
+        cp = call(env, "Reload", check=False)
+        assert cp.returncode != 0 and f"{env.config_path}:{line}:" in cp.stderr and what in cp.stderr, cp.stderr
+    finally:
+        env.config_path.write_text(good)
+    after = busctl(env, "get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Reloads").stdout.split()[1]
+    assert after == reloads
+    assert env.weights() == {env.key("rs1"): 1, env.key("rs2"): 3}
+    assert "Traceback" not in env.proc.output()
+
+
 def _as_user(env, gid_extra=None):
     os.chmod(env.c.workdir, 0o711)
     groups = ["--clear-groups"] if gid_extra is None else [f"--groups={gid_extra}"]
