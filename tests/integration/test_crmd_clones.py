@@ -181,6 +181,9 @@ def test_promotable_clone_notifications_clone_and_live_migration():
               "ping's attrd_updater set pingd-clone=100 on both nodes", timeout=60)
         st = crm.status(dc)
         assert st["quorum"] is True
+        failures = {n: {k: v for k, v in st["nodes"][n]["attributes"].items() if k.startswith("fail-count")}
+                    for n in crm.nodes}
+        assert failures == {n: {} for n in crm.nodes}, failures    # the promoted monitor follows the promote
 
         # live migration of mig to node2: migrate_to, migrate_from, stop; never a start on node2
         off2 = len(crm.crmd["node2"].output())
