@@ -1,27 +1,31 @@
 """nftables backend for kernels without IPVS: weighted DNAT in its own `ip hadaemon` / `ip6 hadaemon` table.
 
-Layout (one table per address family, replaced atomically by one `nft -f` transaction per apply):
+Layout (one table per address family):
 
     chain pre   (nat prerouting, dstnat): `ip daddr VIP tcp dport 80 jump s0` / `meta mark 7 jump s1`
     chain post  (nat postrouting, srcnat): `ct status dnat ip daddr @masq_dests masquerade`
-    chain sN    one per virtual service:
-                  [persistent] `ip saddr & MASK @sNpJ jump sNdJ` for each weighted real J
-                  `numgen inc mod TOTAL vmap { 0 : jump sNd0, 1-3 : jump sNd1 }`   (wrr and the rest)
-                  `jhash ip saddr mod TOTAL vmap {...}` for sh (source hashing), `ip daddr` for dh
-                  `drop comment "hadaemon-service ..."`   (no real with a weight: no new connections)
+    chain sN    one per virtual service: [`jump sNq`] `jump sNn` `drop comment "hadaemon-service ..."`
+    chain sNq   (persistent) `ip saddr & MASK @sNpJ jump sNdJ` for each real J
+    chain sNn   `numgen inc mod TOTAL vmap @sNm` (wrr and the rest), `jhash ip saddr` for sh, `ip daddr`
+                for dh; empty when no real has a weight (new connections are dropped)
+    map sNm     value -> `jump sNdJ`: a real of weight W owns W of the values 0..TOTAL-1 (single values in a
+                hash map up to SINGLE_VALUES in all, else intervals)
     chain sNdJ  one per real server: `[update @sNpJ {...}] dnat to ADDR:PORT comment "hadaemon-dest ..."`
                 (`redirect to :PORT` for a loopback real such as the fallback 127.0.0.1:80)
 
-Weights become ranges of the numgen/jhash value (weight 1 and 3 -> 0 and 1-3), so new connections go
-1:3 exactly with numgen. A real with weight 0 (quiescent) keeps its chain but is left out of the map.
-Only new connections pass through nat chains, so established ones stay where they are, as with IPVS.
-Forwarding methods: every real is reached by DNAT. For `masq` reals the real must route replies back
-through the director (the LVS-NAT requirement); `gate` and `ipip` reals (LVS-DR/TUN, which reply
-directly in IPVS) are also masqueraded so their replies return through the director.
-Persistence: a dynamic set of client addresses (under the netmask) per real with the persistence
-timeout; a client found in a real's set goes to that real again. The sets start empty when the table
-is replaced (any apply), and quiescent reals are not kept for persistent clients.
-The model (scheduler, thresholds, methods...) is kept in rule comments so read() returns the Table.
+So new connections go exactly by weight (1 and 3: 1:3 with numgen). A real with weight 0 (quiescent) keeps
+its chain but owns no value. Only new connections pass through nat chains, so established ones stay where
+they are, as with IPVS. Forwarding methods: every real is reached by DNAT. For `masq` reals the real must
+route replies back through the director (the LVS-NAT requirement); `gate` and `ipip` reals (LVS-DR/TUN,
+which reply directly in IPVS) are also masqueraded so their replies return through the director.
+Persistence: a dynamic set of client addresses (under the netmask) per real with the persistence timeout;
+a client found in a real's set goes to that real again; a real going quiescent has its set flushed.
+
+Changes: destination ops (weights, reals added or removed: the event path) are made in place, with
+element and rule changes proportional to the ops (render_changes, nft_slots.Slots), in one `nft -f`
+transaction; service ops (a reload) rewrite the family's table whole (render), also in one transaction.
+The model (scheduler, thresholds, methods...) is kept in rule comments and the weights in the maps, so
+read() returns the Table.
 """
 from __future__ import annotations
 
