@@ -74,6 +74,7 @@ index-file.names = ("index.html")
 mimetype.assign = (".html" => "text/html")
 EOF
     $DAEMON -f "$CONF" || exit 1
+    for i in $(seq 10); do running && exit 0; sleep 0.01; done
     for i in $(seq 50); do running && exit 0; sleep 0.1; done
     echo "httpd: did not start" >&2; exit 1 ;;
 stop)
