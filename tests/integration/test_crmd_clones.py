@@ -10,7 +10,9 @@ the unmodified agents of Debian's pacemaker-resource-agents (/usr/lib/ocf/resour
   `attrd_updater` sets its node attribute;
 - ocf:pacemaker:Dummy with allow-migrate=true moved with MigrateResource: migrate_to on the source
   (with CRM_meta_migrate_target), migrate_from on the target, then the stop on the source, never a
-  start on the target; the status section keeps migrate_source / migrate_target.
+  start on the target; the status section keeps migrate_source / migrate_target;
+- the promoted node stopped cleanly: demote and stop there, promote on the survivor, with the pre/post demote,
+  stop and promote notifications (their notify_*_uname lists) on the survivor.
 """
 import json
 import re
@@ -212,3 +214,26 @@ def test_promotable_clone_notifications_clone_and_live_migration():
         assert _roles(crm) == roles
         time.sleep(1)
         assert all((crm.rundir(n) / "Dummy-d.state").exists() for n in crm.nodes)
+
+        # the promoted node stops cleanly: its instance is demoted and stopped, the other one promoted,
+        # with the demote / stop / promote notifications around it on the survivor
+        before = len(_envs(_read(crm.rundir(unpromoted) / "st.env")))
+        crm.stop_node(promoted)
+        _wait(crm, lambda: _roles(crm)[unpromoted] == "Promoted", f"{unpromoted} promoted")
+        assert _roles(crm)[promoted] == ""                    # stopped: Stateful removed its state file
+        crm.wait_idle(crm.wait_dc([unpromoted]))
+        later = _envs(_read(crm.rundir(unpromoted) / "st.env"))[before:]
+        seen = [(e.get("OCF_RESKEY_CRM_meta_notify_type"), e.get("OCF_RESKEY_CRM_meta_notify_operation"))
+                for e in later if e.get("OCF_RESKEY_CRM_meta_notify_type")]
+        for kind in (("pre", "demote"), ("post", "demote"), ("pre", "stop"), ("post", "stop"), ("pre", "promote"),
+                     ("post", "promote")):
+            assert kind in seen, (kind, seen)
+        pre_demote = [e for e in later if e.get("OCF_RESKEY_CRM_meta_notify_type") == "pre"
+                      and e.get("OCF_RESKEY_CRM_meta_notify_operation") == "demote"][0]
+        assert pre_demote["OCF_RESKEY_CRM_meta_notify_demote_uname"].strip() == promoted
+        assert pre_demote["OCF_RESKEY_CRM_meta_notify_promoted_uname"].strip() == promoted
+        assert pre_demote["OCF_RESKEY_CRM_meta_notify_stop_uname"].strip() == promoted
+        assert pre_demote["OCF_RESKEY_CRM_meta_notify_promote_uname"].strip() == unpromoted
+        cib = crm.cib_file(unpromoted)
+        assert _ops(cib, unpromoted, "st")["st_last_0"]["operation"] == "promote"
+        assert _attr(cib, unpromoted, "master-st") == "10"
