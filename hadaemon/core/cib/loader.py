@@ -589,7 +589,8 @@ class _Loader:
                                                    _truth(ts.get("standby") or "false"))
         return Cib(self.path, MappingProxyType(options), tuple(nodes), tuple(resources), tuple(locs),
                    tuple(colocs), tuple(orders), rsc_defaults, op_defaults, tuple(states), quorum,
-                   root.get("dc-uuid"), tuple(rsc_tickets), MappingProxyType(tickets), _index=index)
+                   root.get("dc-uuid"), tuple(rsc_tickets), MappingProxyType(tickets),
+                   feature_set=root.get("crm_feature_set"), _index=index)
 
     # --- status ---
     def node_state(self, el: Element) -> NodeState:

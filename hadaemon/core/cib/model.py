@@ -280,6 +280,7 @@ class Cib:
     dc_uuid: str | None
     rsc_tickets: Tuple[RscTicket, ...] = ()
     tickets: Mapping[str, Ticket] = field(default_factory=dict)
+    feature_set: str | None = None  # <cib crm_feature_set>: below 3.0.13, fail counts are per resource
     _index: Dict[str, Resource] = field(default_factory=dict, compare=False, repr=False)
 
     def option(self, name: str, default: str | None = None) -> str | None:

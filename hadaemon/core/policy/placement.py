@@ -228,8 +228,8 @@ def apply_fail_limits(ws: WorkingSet) -> None:
         if not any(k.startswith("fail-count-") for k in node.attrs):
             continue
         for r in ws.prims.values():
-            if r.migration_threshold <= 0:
-                continue
+            if r.migration_threshold <= 0 or r.failure_ignored:
+                continue  # pcmk__threshold_reached: ignored failures (on-fail=ignore) ignore the threshold too
             fc = failcount(ws, r, node)
             if fc > 0 and r.migration_threshold - fc <= 0:
                 r.allowed[node.uname] = -INFINITY

@@ -154,14 +154,22 @@ def _orphan(ws: WorkingSet, lr: LrmResource) -> WRsc:
 
 
 def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
-    """The resource's effective fail-count on a node (expired failures do not count)."""
+    """The resource's effective fail-count on a node (expired failures do not count). As Pacemaker's
+    generate_fail_regexes: a CIB whose crm_feature_set is below 3.0.13 has per-resource counts
+    (fail-count-RSC) only, a newer one per-operation counts (fail-count-RSC#OP_INTERVAL) only. Without a
+    feature set both count (Pacemaker 3.0's regression inputs without one count per-operation failures,
+    where 2.1.5 takes such a CIB as legacy)."""
     total = 0
     last = 0
     prefix = f"fail-count-{r.id}"
+    legacy = _legacy_failcounts(ws)
     for k, v in node.attrs.items():
         if k == prefix or k.startswith(prefix + "#"):
-            total = add_scores(total, parse_score(v, 0) or 0)
+            if legacy is None or (k == prefix) == legacy:
+                total = add_scores(total, parse_score(v, 0) or 0)
         elif k == f"last-failure-{r.id}" or k.startswith(f"last-failure-{r.id}#"):
+            if legacy is not None and (k == f"last-failure-{r.id}") != legacy:
+                continue
             try:
                 last = max(last, int(v))
             except ValueError:
@@ -170,6 +178,19 @@ def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
         if ws.now >= last + r.failure_timeout:
             return 0
     return total
+
+
+def _legacy_failcounts(ws: WorkingSet) -> bool | None:
+    """compare_version(crm_feature_set, "3.0.13") < 0; None without a feature set."""
+    if ws.cib.feature_set is None:
+        return None
+    version = []
+    for part in (ws.cib.feature_set or "").split("."):
+        try:
+            version.append(int(part))
+        except ValueError:
+            break
+    return tuple(version) < (3, 0, 13)
 
 
 def _on_fail_for(ws: WorkingSet, r: WRsc, task: str, interval_ms: int):
