@@ -395,18 +395,30 @@ whose maintenance flag changed), ("table", keys)
         """Re-read the kernel table now and then, so changes made behind our back are repaired."""
         while True:
             await asyncio.sleep(self.resync_interval)
+            # the read is queued on the backend's thread while no apply is in flight, so it sees exactly
+            # `expected` unless someone else changed the table; applies made while it runs (in a storm,
+            # several) queue after it and do not make it look changed
+            async with self._lock:
+                expected = self.current
+                pending = asyncio.get_running_loop().run_in_executor(self._backend_pool, self.backend.read)
             try:
-                existing = await self._backend_call(self.backend.read)
+                existing = await pending
             except BackendError as e:
                 log.error("backend %s: cannot read the table: %s", self.backend.name, e)
                 continue
+            keys = set(expected) | self._wanted_keys()
+            if {k: v for k, v in existing.items() if k in keys} == expected:
+                continue
             async with self._lock:
-                mine = {k: v for k, v in existing.items() if k in set(self.current) | self._wanted_keys()}
-                if mine != self.current:
-                    log.warning("the table was changed outside the director; restoring it")
-                    self.current = mine
-                    self._full = True
-                    self._dirty.set()
+                log.warning("the table was changed outside the director; restoring it")
+                try:
+                    existing = await self._backend_call(self.backend.read)
+                except BackendError as e:
+                    log.error("backend %s: cannot read the table: %s", self.backend.name, e)
+                    continue
+                self.current = {k: v for k, v in existing.items() if k in set(self.current) | self._wanted_keys()}
+                self._full = True
+                self._dirty.set()
 
     async def _alert_loop(self) -> None:
         while True:
