@@ -376,8 +376,9 @@ class LocalResourceManager:
             log.exception("LRM result callback failed for %s", res.describe())
 
     def _log_result(self, res: OpResult) -> None:
-        level = logging.INFO if res.status == "done" and res.rc in (R.OCF_SUCCESS, R.OCF_NOT_RUNNING) else logging.WARNING
-        if res.op == "monitor" and res.status == "done" and res.rc in (R.OCF_SUCCESS, R.OCF_NOT_RUNNING):
+        normal = (R.OCF_SUCCESS, R.OCF_NOT_RUNNING, R.OCF_RUNNING_PROMOTED)   # a promoted instance's 8 too
+        level = logging.INFO if res.status == "done" and res.rc in normal else logging.WARNING
+        if res.op == "monitor" and res.status == "done" and res.rc in normal:
             level = logging.DEBUG
         log.log(level, "%s_%s_%d: %s (%d ms)%s", res.rsc_id, res.op, res.interval_ms, res.describe(), res.exec_ms,
                 f": {res.exit_reason}" if res.exit_reason else "", extra={"RESOURCE": res.rsc_id})
