@@ -341,9 +341,9 @@ class DcRole(CibChanges):
         self.pending_schedule = False
         wait = self._startup_wait()
         if wait > 0:
-            log.info("not scheduling for %.1f s: waiting for nodes not seen yet (initdead), then fencing "
-                     "those still missing (startup-fencing)", wait, extra={"EVENT": "startup-wait"})
             if self._startup_timer is None:
+                log.info("not scheduling for %.1f s: waiting for nodes not seen yet (initdead), then fencing "
+                         "those still missing (startup-fencing)", wait, extra={"EVENT": "startup-wait"})
                 self._startup_timer = self.loop.call_later(wait + 0.05, self._startup_waited)
             return
         self._compute(reason)
