@@ -217,6 +217,7 @@ class CrmNode:
         log.info("membership %d: %s", epoch, " ".join(members), extra={"EVENT": "membership"})
         for n in lost:
             self.emit("node", n, "offline")
+            self._reasm.forget(n)     # the rest of a chunked message from it will not come
         if self.dc_role is not None:
             self.dc_role.membership_changed(members, lost)
         self._election(EL.Membership(members))
