@@ -32,6 +32,7 @@ from hadaemon.io.lvs.base import Backend, BackendError
 log = logging.getLogger("ha-ldirectord")
 LOG_OPS = 32          # an apply with more ops logs one summary line (each op at debug level)
 LOG_CHANGES = 100     # a batch with more up/down changes logs one summary line (each change at debug level)
+REPORT_SLICE = 256    # events reported (logged, signalled) between two turns of the event loop
 __all__ = ["Director", "BadRequest", "MAX_WEIGHT", "file_stamp"]
 
 
@@ -389,7 +390,11 @@ whose maintenance flag changed), ("table", keys)
                 await asyncio.sleep(1.0)
                 self._dirty.set()
             events, self._events = self._events, []
-            self._report(events)
+            storm = self._storm_summary(events)
+            for i in range(0, len(events), REPORT_SLICE):   # thousands in a storm: let D-Bus and checks in
+                if i:
+                    await asyncio.sleep(0)
+                self._report(events[i:i + REPORT_SLICE], storm)
 
     async def _resync_loop(self) -> None:
         """Re-read the kernel table now and then, so changes made behind our back are repaired."""
@@ -426,18 +431,22 @@ whose maintenance flag changed), ("table", keys)
             if self.alerts is not None:
                 self.alerts.resend_due(time.time(), self.daemon_status)
 
-    def _report(self, events) -> None:
-        """Log events and tell listeners; O(1) per event. A batch with more than LOG_CHANGES up/down
-        changes (an event storm) is logged as one summary line, each change at debug level (journald
-        would drop most of thousands of lines a second anyway: its default rate limit is 10,000 per 30 s);
-        listeners (D-Bus RealServerChanged) still get every one."""
-        targets = self.plan.targets
+    def _storm_summary(self, events) -> bool:
+        """A batch with more than LOG_CHANGES up/down changes (an event storm) is logged as one summary
+        line, each change at debug level (journald would drop most of thousands of lines a second anyway:
+        its default rate limit is 10,000 per 30 s); listeners (D-Bus RealServerChanged) still get every
+        one. True for such a batch."""
         ups = sum(1 for ev in events if type(ev) is RealUp)
         downs = sum(1 for ev in events if type(ev) is RealDown)
-        storm = ups + downs > LOG_CHANGES
-        if storm:
-            log.info("event storm: %d real server state changes (%d up, %d down) since the last table update; "
-                     "each one at debug level", ups + downs, ups, downs)
+        if ups + downs <= LOG_CHANGES:
+            return False
+        log.info("event storm: %d real server state changes (%d up, %d down) since the last table update; "
+                 "each one at debug level", ups + downs, ups, downs)
+        return True
+
+    def _report(self, events, storm: bool = False) -> None:
+        """Log events and tell listeners; O(1) per event (`storm`: see _storm_summary)."""
+        targets = self.plan.targets
         quiet = storm and not log.isEnabledFor(logging.DEBUG)
         up_level = logging.DEBUG if storm else logging.INFO
         down_level = logging.DEBUG if storm else logging.WARNING
