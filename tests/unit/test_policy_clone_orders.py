@@ -92,9 +92,35 @@ S["unmanaged_member_group_with_clone"] = lambda: cib(
     status=[node_state("node1", stopped("a"), running("m1"), stopped("m2"), stopped("m3")),
             node_state("node2", stopped("a"), stopped("m1"), stopped("m2"), stopped("m3"))])
 
+
+def _util_primitive(rid: str, cpu: int) -> str:
+    return (f'<primitive id="{rid}" class="ocf" provider="heartbeat" type="Dummy"><utilization id="{rid}-u">'
+            f'<nvpair id="{rid}-u-cpu" name="cpu" value="{cpu}"/></utilization></primitive>')
+
+
+def _with_capacity(xml: str, caps) -> str:
+    for n, cpu in caps.items():
+        xml = xml.replace(f'<node id="{n}" uname="{n}">', f'<node id="{n}" uname="{n}"><utilization id="{n}-u">'
+                                                          f'<nvpair id="{n}-u-cpu" name="cpu" value="{cpu}"/>'
+                                                          '</utilization>')
+    return xml
+
+
+# placement-strategy utilization: a cloned group is colocated with clone c1; placing an instance of c1
+# counts what must join it (an instance of the cloned group: 2 + 2 cpu): only node3 holds all 6 cpu, so
+# c1's instance goes there (not to node1, where the group would then not fit)
+S["utilization_colocated_clones"] = lambda: _with_capacity(cib(
+    nodes=N3, options={"placement-strategy": "utilization"},
+    resources=[clone("c1", _util_primitive("r1", 2), {"clone-max": "1"}),
+               clone("c2", '<group id="g">' + _util_primitive("r2", 2) + _util_primitive("r3", 2) + "</group>",
+                     {"clone-max": "1"})],
+    constraints=['<rsc_colocation id="col" rsc="c2" with-rsc="c1" score="INFINITY"/>',
+                 '<rsc_order id="o" first="c1" then="c2"/>']), {"node1": 4, "node2": 5, "node3": 10})
+
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "utilization_colocated_clones": ["Start r1:0 (node3)", "Start r2:0 (node3)", "Start r3:0 (node3)"],
     "unmanaged_member_group_with_clone": [],
     "blocked_colocation_dependent": ["Stop a:0 (node1) due to node availability",
                                      "Stop a:1 (node2) due to node availability",

@@ -1108,8 +1108,17 @@ def _enough(node: WNode, need: Dict[str, int]) -> bool:
 
 def _colocated(rsc, out: list) -> list:
     """The primitives colocated with this one at INFINITY, either way, groups taken whole
-    (colocated_resources); clones are left out."""
-    if rsc.is_clone or rsc in out:
+    (colocated_resources); a clone counts as itself (its dependents only when they are clones)."""
+    if rsc in out:
+        return out
+    if rsc.is_clone:
+        out.append(rsc)
+        for c in rsc.cons:
+            if c.score >= INFINITY and c.dep_role is None and c.primary_role is None:
+                _colocated(c.primary, out)
+        for c in rsc.cons_lhs:
+            if c.score >= INFINITY and c.dep.is_clone and c.dep_role is None and c.primary_role is None:
+                _colocated(c.dep, out)
         return out
     if rsc.is_group:
         for m in rsc.members:
@@ -1127,13 +1136,34 @@ def _colocated(rsc, out: list) -> list:
     return out
 
 
+def _clone_utilization(c, together: list) -> Dict[str, int]:
+    """pcmk__clone_add_utilization: a clone being placed adds the utilization of its instance whose
+    group member is already counted, or of its first instance when none of its instances is."""
+    out: Dict[str, int] = {}
+    existing = False
+    for inst in c.instances:
+        if inst in together:
+            existing = True
+        elif inst.is_group and any(m in together for m in inst.members):
+            for m in inst.members:
+                for key, value in m.utilization.items():
+                    out[key] = out.get(key, 0) + value
+            existing = True
+    if not existing and c.instances:
+        first = c.instances[0]
+        for m in (first.members if first.is_group else [first]):
+            for key, value in m.utilization.items():
+                out[key] = out.get(key, 0) + value
+    return out
+
+
 def ban_insufficient_capacity(ws: WorkingSet, rsc) -> WNode | None:
     """pcmk__ban_insufficient_capacity: nodes that cannot hold the resource (and what is colocated
     with it) are banned; returns the most capable node when none can hold them all."""
     together = [r for r in _colocated(rsc, []) if r is rsc or r.provisional]
     need: Dict[str, int] = {}
     for r in together:
-        for key, value in r.utilization.items():
+        for key, value in (_clone_utilization(r, together) if r.is_clone else r.utilization).items():
             need[key] = need.get(key, 0) + value
     any_capable = False
     most = None
