@@ -117,9 +117,16 @@ S["utilization_colocated_clones"] = lambda: _with_capacity(cib(
     constraints=['<rsc_colocation id="col" rsc="c2" with-rsc="c1" score="INFINITY"/>',
                  '<rsc_order id="o" first="c1" then="c2"/>']), {"node1": 4, "node2": 5, "node3": 10})
 
+# an anonymous clone's fail count is named after the clone's child without an instance number (as the
+# history names it): with migration-threshold=1 the instance on node1 leaves it
+S["anonymous_fail_count"] = lambda: cib(
+    resources=[clone("c", primitive("d", {"migration-threshold": "1"}))],
+    status=[node_state("node1", running("d"), attrs={"fail-count-d": "1"}), node_state("node2", running("d"))])
+
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "anonymous_fail_count": ["Stop d:0 (node1) due to node availability"],
     "utilization_colocated_clones": ["Start r1:0 (node3)", "Start r2:0 (node3)", "Start r3:0 (node3)"],
     "unmanaged_member_group_with_clone": [],
     "blocked_colocation_dependent": ["Stop a:0 (node1) due to node availability",

@@ -161,14 +161,20 @@ def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
     where 2.1.5 takes such a CIB as legacy)."""
     total = 0
     last = 0
-    prefix = f"fail-count-{r.id}"
+    # rsc_fail_name: the name the history knows; an anonymous clone's without its instance number,
+    # matched with any instance number (or none)
+    name = r.history_name or r.id
+    anonymous = r.clone is not None and not r.clone.unique
+    if anonymous and ":" in name:
+        name = name.rsplit(":", 1)[0]
     legacy = _legacy_failcounts(ws)
     for k, v in node.attrs.items():
-        if k == prefix or k.startswith(prefix + "#"):
-            if legacy is None or (k == prefix) == legacy:
+        rest = _fail_suffix(k, "fail-count-", name, anonymous)
+        if rest is not None:
+            if legacy is None or (rest == "") == legacy:
                 total = add_scores(total, parse_score(v, 0) or 0)
-        elif k == f"last-failure-{r.id}" or k.startswith(f"last-failure-{r.id}#"):
-            if legacy is not None and (k == f"last-failure-{r.id}") != legacy:
+        elif _fail_suffix(k, "last-failure-", name, anonymous) is not None:
+            if legacy is not None and (_fail_suffix(k, "last-failure-", name, anonymous) == "") != legacy:
                 continue
             try:
                 last = max(last, int(v))
@@ -178,6 +184,20 @@ def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
         if ws.now >= last + r.failure_timeout:
             return 0
     return total
+
+
+def _fail_suffix(key: str, prefix: str, name: str, anonymous: bool) -> str | None:
+    """generate_fail_regex: what follows PREFIX-NAME (an anonymous clone's optional :N skipped) when it is
+    nothing or #OP_INTERVAL, else None."""
+    if not key.startswith(prefix + name):
+        return None
+    rest = key[len(prefix) + len(name):]
+    if anonymous and rest.startswith(":"):
+        number = rest[1:].split("#", 1)[0]
+        if not number.isdigit():
+            return None
+        rest = rest[1 + len(number):]
+    return rest if rest == "" or rest.startswith("#") else None
 
 
 def _legacy_failcounts(ws: WorkingSet) -> bool | None:
