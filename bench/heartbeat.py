@@ -177,9 +177,10 @@ def late_beats(hb, nodes, since):
     return out
 
 
-def send_load(address, dst, rate, seconds):
+def send_load(address, dst, rate, seconds, start_at):
     """--send-load: Heartbeat1.Send to `dst` at `rate` a second for `seconds` on one node's bus, counting
-    the MessageReceived signals of the node meanwhile; prints one JSON line."""
+    the MessageReceived signals of the node meanwhile; prints one JSON line. Sending starts at `start_at`
+    (wall clock, the same for every node's process: each one listens before any message is sent)."""
     from hadaemon.testing.heartbeat import BusClient
 
     async def run():
@@ -189,6 +190,7 @@ def send_load(address, dst, rate, seconds):
         sent = errors = 0
         inflight = set()
         body = b"x" * 200
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         t0 = time.monotonic()
         k = 0
         while time.monotonic() - t0 < seconds:
@@ -213,7 +215,11 @@ def send_load(address, dst, rate, seconds):
         if inflight:
             await asyncio.wait(inflight, timeout=10)
         took = time.monotonic() - t0
-        await asyncio.sleep(1.0)
+        last, quiet_since = -1, time.monotonic()   # count until nothing more arrives for 2 s (at most 20 s)
+        while time.monotonic() - t0 < seconds + 20 and time.monotonic() - quiet_since < 2.0:
+            if got["n"] != last:
+                last, quiet_since = got["n"], time.monotonic()
+            await asyncio.sleep(0.1)
         bus.close()
         return {"sent": sent, "errors": errors, "received": got["n"], "seconds": took}
 
@@ -254,11 +260,12 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         if load:
             for x in nodes:
                 hogs.append(c.spawn(x, ["sh", "-c", "while :; do :; done"], name="hog"))
+            start_at = time.time() + 3.0
             for i, x in enumerate(nodes):
                 argv = [sys.executable, str(Path(__file__).resolve()), "--send-load",
-                        f"{c.dbus(x)},{nodes[(i + 1) % n]},{msg_rate / n:g},{window:g}"]
+                        f"{c.dbus(x)},{nodes[(i + 1) % n]},{msg_rate / n:g},{window:g},{start_at:.3f}"]
                 senders[x] = c.spawn(x, argv, name="load")
-            time.sleep(0.5)
+            time.sleep(max(0.0, start_at - time.time()))
         load0 = os.getloadavg()[0]
         if window >= 60:
             print(f"  steady window of {window:g} s (load average {load0:.2f} at its start)", flush=True)
@@ -279,7 +286,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             for h in hogs:
                 h.terminate()
             for x, p in senders.items():
-                p.wait(30)
+                p.wait(60)
                 lines = [ln for ln in p.output().splitlines() if ln.startswith("{")]
                 load_stats[x] = json.loads(lines[-1]) if lines else {"sent": 0, "errors": 0, "received": 0,
                                                                      "seconds": window}
@@ -396,8 +403,8 @@ def main(argv=None):
     ap.add_argument("--send-load", help=argparse.SUPPRESS)   # ADDRESS,DST,RATE,SECONDS: one node's load process
     args = ap.parse_args(argv)
     if args.send_load:
-        address, dst, rate, seconds = args.send_load.rsplit(",", 3)
-        send_load(address, dst, float(rate), float(seconds))
+        address, dst, rate, seconds, start_at = args.send_load.rsplit(",", 4)
+        send_load(address, dst, float(rate), float(seconds), float(start_at))
         return 0
     keepalive = args.keepalive or ("50ms" if args.load else "100ms")
     deadtime = args.deadtime or ("200ms" if args.load else "500ms")
