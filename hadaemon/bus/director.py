@@ -132,33 +132,55 @@ def _text(detail) -> str:
 # ---- RealServers: encoded once per refresh ----------------------------------------------------------
 
 _U32 = struct.Struct("<I").pack
-_III = struct.Struct("<iiI").pack
 _D = struct.Struct("<d").pack
 _PAD = (b"", b"\0", b"\0\0", b"\0\0\0", b"\0\0\0\0", b"\0\0\0\0\0", b"\0\0\0\0\0\0",
         b"\0\0\0\0\0\0\0")
 
 
-def encode_row(r) -> bytes:
-    """One (ssssiibsdb) struct in D-Bus wire form (little-endian), for a struct starting at an 8-aligned
-    offset (every struct in an array does), so rows can be encoded once and concatenated."""
-    skey, dkey, method_, health, weight, configured, last_ok, detail, last_time, overridden = r
-    out = bytearray()
-    for text in (skey, dkey, method_, health):
-        out += _PAD[-len(out) % 4]
-        b = text.encode()
-        out += _U32(len(b))
-        out += b
-        out += b"\0"
-    out += _PAD[-len(out) % 4]
-    out += _III(int(weight), int(configured), 1 if last_ok else 0)
-    b = _text(detail).encode()
-    out += _U32(len(b))
-    out += b
-    out += b"\0"
-    out += _PAD[-len(out) % 8]
-    out += _D(float(last_time))
-    out += _U32(1 if overridden else 0)
-    return bytes(out)
+class _RowEncoder:
+    """Encodes (ssssiibsdb) rows with the parts that rarely change kept encoded: the head (the four strings,
+    weight and configured weight) by its values, the last check's ok flag and detail by their values and
+    alignment; only the time is packed per row. In a storm a row changes mostly by its last check time."""
+
+    LIMIT = 1 << 18                      # cached heads or tails at most (then the cache starts again)
+
+    def __init__(self):
+        self.heads: dict = {}
+        self.tails: dict = {}
+
+    def __call__(self, r) -> bytes:
+        skey, dkey, method_, health, weight, configured, last_ok, detail, last_time, overridden = r
+        hk = (skey, dkey, method_, health, weight, configured)
+        head = self.heads.get(hk)
+        if head is None:
+            out = bytearray()
+            for text in (skey, dkey, method_, health):
+                out += _PAD[-len(out) % 4]
+                b = text.encode()
+                out += _U32(len(b))
+                out += b
+                out += b"\0"
+            out += _PAD[-len(out) % 4]
+            out += _II(int(weight), int(configured))
+            if len(self.heads) >= self.LIMIT:
+                self.heads.clear()
+            head = self.heads[hk] = bytes(out)
+        tk = (len(head) % 8, bool(last_ok), detail)
+        tail = self.tails.get(tk)
+        if tail is None:
+            b = _text(detail).encode()
+            size = len(head) % 8 + 8 + len(b) + 1
+            if len(self.tails) >= self.LIMIT:
+                self.tails.clear()
+            tail = self.tails[tk] = _U32(1 if last_ok else 0) + _U32(len(b)) + b + b"\0" + _PAD[-size % 8]
+        return head + tail + _D(float(last_time)) + (_ONE if overridden else _ZERO)
+
+
+_ONE, _ZERO = struct.pack("<I", 1), struct.pack("<I", 0)
+_II = struct.Struct("<ii").pack
+encode_row = _RowEncoder()
+encode_row.__doc__ = """One (ssssiibsdb) struct in D-Bus wire form (little-endian), for a struct starting at an
+8-aligned offset (every struct in an array does), so rows can be encoded once and concatenated."""
 
 
 def encode_changed(skey: str, dkey: str, health: str, weight: int) -> bytes:
