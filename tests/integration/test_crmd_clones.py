@@ -11,6 +11,7 @@ the unmodified agents of Debian's pacemaker-resource-agents (/usr/lib/ocf/resour
 - ocf:pacemaker:Dummy with allow-migrate=true moved with MigrateResource: migrate_to on the source
   (with CRM_meta_migrate_target), migrate_from on the target, then the stop on the source, never a
   start on the target; the status section keeps migrate_source / migrate_target;
+- ha-crmd killed -9 on the promoted node: the re-probe finds it promoted (rc 8), nothing restarts;
 - the promoted node stopped cleanly: demote and stop there, promote on the survivor, with the pre/post demote,
   stop and promote notifications (their notify_*_uname lists) on the survivor.
 """
@@ -186,6 +187,19 @@ def test_promotable_clone_notifications_clone_and_live_migration():
         failures = {n: {k: v for k, v in st["nodes"][n]["attributes"].items() if k.startswith("fail-count")}
                     for n in crm.nodes}
         assert failures == {n: {} for n in crm.nodes}, failures    # the promoted monitor follows the promote
+
+        # ha-crmd killed -9 and restarted on the promoted node: its probe finds the instance promoted (rc 8)
+        # and nothing is demoted, stopped or started
+        offset = len(crm.crmd[promoted].output())
+        crm.kill_crmd(promoted)
+        crm.restart_crmd(promoted)
+        crm.wait_crm_name(promoted)
+        _wait(crm, lambda: "monitor st: rc=8" in crm.crmd[promoted].output()[offset:], f"{promoted} re-probed st")
+        crm.wait_idle(crm.wait_dc())
+        assert _roles(crm) == roles
+        log = crm.crmd[promoted].output()[offset:]
+        for action in ("demote st", "stop st", "start st", "promote st"):
+            assert action not in log, log
 
         # live migration of mig to node2: migrate_to, migrate_from, stop; never a start on node2
         off2 = len(crm.crmd["node2"].output())
