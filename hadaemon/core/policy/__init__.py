@@ -38,7 +38,7 @@ class Transition:
             if first.id in ids and then.id in ids:
                 edges.append((first.id, then.id))
         self.graph = TransitionGraph(sorted(order, key=lambda a: a.id), sorted(set(edges)))
-        self.fenced = [a.node for a in fenced]
+        self.fenced = [a.node for a in fenced if a.fence_type != "on"]  # unfencing leaves the node up
         self.revised: Dict[str, List[str]] = {k: list(v) for k, v in self.current.items()}
         for a in order:
             if a.rsc is None or a.rsc not in self.revised:

@@ -130,6 +130,8 @@ class Planner:
         a.optional = False
         if reason and a.reason is None and because.rsc is not None and because.rsc != a.rsc:
             a.reason = f"required {because.rsc} {because.task}"
+        elif reason and a.reason is None and because.rsc is None and because.task == "stonith":
+            a.reason = "required stonith"
         return True
 
     def _runnable(self, a: Action) -> bool:
@@ -899,6 +901,8 @@ def schedule_fencing(p: Planner) -> List[Action]:
                     stop.pseudo = True
                     stop.runnable = True
                     p.order(a, stop, IMPLIES_THEN)
+                    if r.requires != "fencing" and any(n is not node and not n.unclean for n in r.running_on):
+                        p.dangling.add(stop.id)  # active elsewhere too (requires quorum): no restart there
             if r.requires == "fencing":
                 for start in p.rsc_actions(r.id, "start"):
                     p.order(a, start, 0)
@@ -907,6 +911,51 @@ def schedule_fencing(p: Planner) -> List[Action]:
             for stop in p.rsc_actions(g.id, "stop"):
                 p.order(a, stop, 0)
     return fenced
+
+
+def schedule_unfencing(p: Planner) -> None:
+    """Unfencing (pcmk__order_vs_unfence, pcmk__order_restart_vs_unfence, trigger_unfencing): when a fence
+    device provides=unfencing or a resource requires=unfencing, a probe of a fence device or of a resource
+    that needs unfencing on an online node that was never unfenced (#node-unfenced unset or 0) requires
+    unfencing that node first ("Fence (on)", reason "required by RSC monitor"): the probes wait for it,
+    and a resource needing unfencing active there stops before it and starts again after it."""
+    ws = p.ws
+    if not getattr(ws, "enable_unfencing", False):
+        return
+    probes: Dict[str, List[Action]] = defaultdict(list)
+    for a in p.actions:
+        if a.probe and a.node is not None:
+            probes[a.node].append(a)
+    for node in ws.nodes:
+        if not node.online or node.unclean or node.shutdown or node.pending:
+            continue
+        if node.attrs.get("#node-unfenced") not in (None, "0"):
+            continue  # unfenced already: the (optional) unfencing is never executed
+        unfence = None
+        for probe in probes.get(node.uname, ()):
+            r = p.rsc_of.get(probe.id)
+            if r is None or not (r.is_stonith or getattr(r, "needs_unfencing", False)):
+                continue
+            if unfence is None:
+                unfence = Action(len(p.actions), f"stonith-{node.uname}-on", "stonith", None, node.uname,
+                                 kind="crm_event", optional=False)
+                unfence.fence_type = "on"
+                unfence.reason = f"required by {r.id} {probe.task}"
+                p.actions.append(unfence)
+                ws.fence_seq += 1
+                node.fence_seq = ws.fence_seq
+            p.order(unfence, probe, 0)
+        if unfence is None:
+            continue
+        for r in ws.prims.values():
+            if r.is_stonith or not getattr(r, "needs_unfencing", False):
+                continue
+            for stop in p.rsc_actions(r.id, "stop"):
+                if stop.node == node.uname:
+                    p.order(stop, unfence, 0)
+            for start in p.rsc_actions(r.id, "start"):
+                if start.node == node.uname:
+                    p.order(unfence, start, IMPLIES_THEN)
 
 
 _NOTIFY_TASKS = (("demote", "demoted"), ("stop", "stopped"), ("start", "running"), ("promote", "promoted"))
@@ -1067,6 +1116,7 @@ def plan(ws: WorkingSet) -> Planner:
             start = p.action(r, "start", r.interleave_node, optional=False)
             start.runnable = False
     create_probes(p)
+    schedule_unfencing(p)
     for r in ws.prims.values():
         internal_constraints(p, r)
     for g in ws.groups.values():

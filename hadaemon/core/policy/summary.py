@@ -187,7 +187,8 @@ class Change(NamedTuple):
 def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:
     # Pacemaker lists node actions newest first
     newest_first = sorted(fenced, key=lambda a: -ws.node_by_uname[a.node].fence_seq)
-    out = [Change("Fence", a.node, None, None, a.reason, False) for a in newest_first]
+    out = [Change("Fence", a.node, None, None, a.reason, False, a.fence_type if a.fence_type == "on" else None)
+           for a in newest_first]
     for entry in rsc_changes(ws, p):
         verb, rid, origin, dest, action, source = entry[:6]
         details = entry[6] if len(entry) > 6 else None
@@ -201,7 +202,7 @@ def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:
 
 def summary_lines(items: List[Change], fence_type: str = "reboot") -> List[str]:
     """crm_simulate's "Transition Summary" lines, with its column widths."""
-    lines = [f"  * Fence ({fence_type}) {c.target} '{c.reason}'" for c in items if c.verb == "Fence"]
+    lines = [f"  * Fence ({c.details or fence_type}) {c.target} '{c.reason}'" for c in items if c.verb == "Fence"]
     rendered = []
     rsc_width, detail_width = 5, 5
     for c in items:

@@ -1,7 +1,7 @@
 """Stage 1, unpack: cluster options, node states and resources (history: see status.py)."""
 from __future__ import annotations
 
-from hadaemon.core.cib.model import Cib, Clone, Group, NodeState
+from hadaemon.core.cib.model import Cib, Clone, Group, NodeState, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.status import failcount, unpack_status  # noqa: F401  (re-exported)
 from hadaemon.core.policy.working import (  # noqa: F401  (WorkingSet re-exported)
@@ -147,7 +147,27 @@ def _online_no_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
 _meta = resource_meta
 
 
+def _unfencing_enabled(ws: WorkingSet) -> bool:
+    """pcmk_sched_enable_unfencing: fencing is enabled and a fence device provides=unfencing or a
+    resource requires=unfencing (known before any resource's default requires is chosen)."""
+    if not ws.stonith_enabled:
+        return False
+    for res in ws.cib.resources:
+        outer = _meta(ws, res.meta_sets, None) if not isinstance(res, Primitive) else None
+        child = res.child if isinstance(res, Clone) else res
+        inner = _meta(ws, child.meta_sets, outer) if isinstance(child, Group) else outer
+        prims = child.members if isinstance(child, Group) else (child,)
+        for prim in prims:
+            meta = _meta(ws, prim.meta_sets, inner, prim)
+            if prim.cls == "stonith" and (meta.get("provides") or "").lower() == "unfencing":
+                return True
+            if prim.cls != "stonith" and (meta.get("requires") or "").lower() == "unfencing":
+                return True
+    return False
+
+
 def _unpack_resources(ws: WorkingSet) -> None:
+    ws.enable_unfencing = _unfencing_enabled(ws)
     for res in ws.cib.resources:
         if isinstance(res, Group):
             g = WGroup(res.id, _meta(ws, res.meta_sets, None))

@@ -414,11 +414,16 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
     if r.is_stonith:
         ws.have_stonith_resource = True
     req = (meta.get("requires") or "").lower()
+    r.needs_unfencing = False
+    if req == "unfencing":  # pcmk__rsc_needs_unfencing (which needs fencing too); not for fence devices
+        req = "quorum" if r.is_stonith or not ws.stonith_enabled else "fencing"
+        r.needs_unfencing = req == "fencing"
     if not req:
         if r.is_stonith:
             req = "quorum"
         elif ws.stonith_enabled:
             req = "fencing"
+            r.needs_unfencing = getattr(ws, "enable_unfencing", False)
         else:
             req = "quorum"
     r.requires = req
