@@ -411,11 +411,14 @@ class HeartbeatNode:
         """Let time pass. A node is judged silent only with nothing of it queued: when the Tick would
         change a state (warn, dead, a link dead), every socket is read first, so a daemon that was not
         scheduled for a while judges from what arrived meanwhile, not from its own lateness."""
+        state, effects = mb.step(self.state, mb.Tick(), now)   # pure: nothing applied yet
+        if not effects:   # nothing changes: keep the result (the common case; one evaluation per tick)
+            self.state = state
+            self._schedule_deadline()
+            return
         if self.transport is not None:
-            _, effects = mb.step(self.state, mb.Tick(), now)   # pure: a trial, nothing applied
-            if effects:
-                self.transport.drain()
-                now = self.clock()
+            self.transport.drain()
+            now = self.clock()
         self._apply(mb.Tick(), now)
 
     def _effect(self, e) -> None:

@@ -63,12 +63,14 @@ def test_heartbeats_go_out_while_the_event_loop_does_not_run_then_stop_when_it_i
     n, rec, loop = started_node()   # the loop never runs: as if busy with one long callback
     try:
         t0 = time.monotonic()
-        time.sleep(0.6)
-        assert len(beats(rec, t0 + 0.1)) >= 2, "the sender thread keeps the keepalive without the loop"
         guard = max(heartbeat_node.LOOP_STUCK * HACF.deadtime, heartbeat_node.LOOP_STUCK_MIN)
         time.sleep(guard + 0.5)
-        # every send checks the loop's last turn: none after loop_seen + guard, however late the thread ran
-        assert beats(rec, n._loop_seen + guard) == []
+        during = [t for t in beats(rec, t0 + 0.1) if t < n._loop_seen + guard]
+        assert len(during) >= 2, "the sender thread keeps the keepalive without the loop (18 expected)"
+        # each beat is sent only after checking the loop's last turn: once loop_seen + guard has passed, at
+        # most the one beat (one link) already decided just before can still go out, however late the
+        # thread runs; then none
+        assert len(beats(rec, n._loop_seen + guard)) <= 1
         seqs = [wire.decode(d, AUTH, wire.MAX_PACKET).seq for _, d in rec.sent]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)   # one sequence, no repeats
     finally:
