@@ -83,10 +83,20 @@ S["failure_then_demote"] = lambda: cib(
                                        digest=MONITOR_DIGEST),
                                     op("st", "demote", call=4), agent=STATEFUL), attrs=scores(st=5)),
             node_state("node2", unpromoted_with_monitor("st"), attrs=scores(st=5))])
+# node2's history comes first; on node1 a probe of st:0 is listed before the promoted st:1 and both map
+# to the same instance: its promotion score is looked up under the id of the latest entry (st:1), so
+# it stays promoted (with the probe's name it would have none and node2's instance would take over)
+S["history_name_of_latest_entry"] = lambda: cib(
+    resources=[promotable("ms", stateful("st"))],
+    status=[node_state("node2", lrm("st:0", op("st:0", "start", call=1), agent=STATEFUL), attrs={"master-st:0": "10"}),
+            node_state("node1", lrm("st:0", op("st:0", "monitor", rc=7, call=1), agent=STATEFUL),
+                       lrm("st:1", op("st:1", "start", call=2), op("st:1", "promote", call=3), agent=STATEFUL),
+                       attrs={"master-st:1": "10"})])
 
 EXPECTED = {
     "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
                     "Start a:0 (node1)", "Start b:0 (node1)"],
+    "history_name_of_latest_entry": [],
     "failure_then_demote": ["Promote st:1 (Unpromoted -> Promoted node2)", "Recover st:0 (Unpromoted node1)"],
     "failed_demote": ["Recover st:0 (Unpromoted -> Promoted node1)"],
     "group_member_cannot_run": ["Stop b:0 (Unpromoted node1) due to node availability",

@@ -244,8 +244,8 @@ def _unpack_lrm_resource(ws: WorkingSet, node: WNode, lr: LrmResource) -> None:
     if not lr.ops:
         return
     r = _history_rsc(ws, node, lr.id)
-    if r is not None and r.clone is not None and lr.id != r.id:
-        r.history_name = lr.id  # Pacemaker's clone_name: the latest history id that differs
+    if r is not None and r.clone is not None:
+        r.history_name = lr.id  # Pacemaker's clone_name: the id of the latest history entry mapped to it
     if r is None:
         if ws.cib.find(lr.id) is not None:
             return  # history for a group id: nothing to do
