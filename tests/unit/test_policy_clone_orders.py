@@ -123,9 +123,18 @@ S["anonymous_fail_count"] = lambda: cib(
     resources=[clone("c", primitive("d", {"migration-threshold": "1"}))],
     status=[node_state("node1", running("d"), attrs={"fail-count-d": "1"}), node_state("node2", running("d"))])
 
+# an instance attribute set to "#default" is not set at all (populate_hash): the parameter digest
+# recorded without it still matches, so nothing restarts
+S["default_value_not_a_parameter"] = lambda: cib(
+    resources=[clone("c", primitive("d").replace(
+        'type="Dummy">', 'type="Dummy"><instance_attributes id="d-ia">'
+        '<nvpair id="d-ia-x" name="fake" value="#default"/></instance_attributes>'))],
+    status=[node_state("node1", running("d")), node_state("node2", running("d"))])
+
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "default_value_not_a_parameter": [],
     "anonymous_fail_count": ["Stop d:0 (node1) due to node availability"],
     "utilization_colocated_clones": ["Start r1:0 (node3)", "Start r2:0 (node3)", "Start r3:0 (node3)"],
     "unmanaged_member_group_with_clone": [],

@@ -163,6 +163,9 @@ def resolve_sets(sets: Iterable[NvSet], attrs: Mapping[str, str] | None = None,
         if s.rule is not None and not eval_rule(s.rule, attrs or {}, rsc=rsc, op=op):
             continue
         for name, value in s.pairs:
+            if value is not None and value.lower() == "#default":
+                out.pop(name, None)  # populate_hash: "#default" lets the default apply
+                continue
             if name not in out:
                 out[name] = value
     return out
