@@ -427,6 +427,19 @@ def storm_config(n: int) -> str:
     return "\n".join(lines)
 
 
+def _children(pid: int) -> list:
+    """The PIDs whose parent is `pid` (the daemon's checker processes)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(_stat(int(d))[1]) == pid:
+                    out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
 def _vmhwm_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -435,7 +448,7 @@ def _vmhwm_mb(pid: int) -> float:
     return 0.0
 
 
-def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -> dict:
+def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str, workers: int = 0) -> dict:
     """One storm: servers, (a private bus,) the daemon, a reader every 100 ms, three SIGHUPs."""
     import signal
     import tempfile
@@ -459,6 +472,7 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
                     [str(ROOT / "bench" / "stack_sampler.py"), logpath + ".samples"] if os.environ.get("STORM_SAMPLE")
                     else [])
             d = subprocess.Popen([sys.executable, *prof, "-m", "hadaemon.daemons.director", "--backend", "nft",
+                                  "--check-workers", str(workers),
                                   *([] if dbus else ["--no-dbus"]), cfg], stdout=log, stderr=log, env=env,
                                  cwd=str(ROOT))
         try:
@@ -474,6 +488,8 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
                                           stdout=subprocess.PIPE, text=True, env=env)
             srv.stdin.write("MARK\n")
             srv.stdin.flush()
+            workers_pids = _children(d.pid) if workers else []
+            wcpu0 = sum(proc_cpu(p) for p in workers_pids)
             cpu0, self0 = proc_cpu_children(d.pid), proc_cpu(d.pid)
             size0 = os.path.getsize(logpath)
             t0 = time.monotonic()
@@ -501,6 +517,8 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
                 int(m) for m in re.findall(rb"event storm: (\d+) real server state changes", tail))
             rss = _vmhwm_mb(d.pid)
             cpu, cpu_self = proc_cpu_children(d.pid) - cpu0, proc_cpu(d.pid) - self0
+            wcpu = sum(proc_cpu(p) for p in workers_pids) - wcpu0
+            rss += sum(_vmhwm_mb(p) for p in workers_pids)        # the checker processes' peaks too
             lat = {"lat": [], "errors": 0, "rows": 0}
             if reader is not None:
                 try:
@@ -526,19 +544,22 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str) -
     lats = sorted(lat["lat"])
     return {"reals": n, "dbus": dbus, "gap_max": gaps["gap_max"], "gap_p99": gaps["gap_p99"],
             "changes_per_s": changes / window, "hup_max": max(hups), "hup_all": hups, "rss_mb": rss,
-            "cpu_pct": 100 * cpu / window, "cpu_self_pct": 100 * cpu_self / window, "dbus_p50": lats[len(lats) // 2] if lats else None,
+            "cpu_pct": 100 * cpu / window, "cpu_self_pct": 100 * cpu_self / window, "cpu_workers_pct": 100 * wcpu / window,
+            "workers": workers, "dbus_p50": lats[len(lats) // 2] if lats else None,
             "dbus_p99": lats[int(len(lats) * 0.99)] if lats else None, "dbus_max": lats[-1] if lats else None,
             "dbus_reads": len(lats), "dbus_errors": lat["errors"], "dbus_rows": lat["rows"], "log": logpath}
 
 
 def fmt_storm(r: dict) -> str:
+    w = f" + {r['workers']} checker processes {r['cpu_workers_pct']:.0f} %" if r.get("workers") else ""
     d = (f"D-Bus RealServers read every 100 ms: p50 {r['dbus_p50']:.1f} ms p99 {r['dbus_p99']:.1f} ms "
          f"max {r['dbus_max']:.1f} ms ({r['dbus_reads']} reads, {r['dbus_errors']} failed, {r['dbus_rows']} rows)"
          if r["dbus"] else "no D-Bus")
     return (f"storm {r['reals']:>5} reals ({'D-Bus' if r['dbus'] else '--no-dbus'}): "
             f"{r['changes_per_s']:.0f} state changes/s; healthy reals' check gap max {r['gap_max']:.2f} s "
             f"p99 {r['gap_p99']:.2f} s; SIGHUP to reloaded max {r['hup_max']:.2f} s "
-            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); daemon CPU {r['cpu_self_pct']:.0f} % + its nft runs {r['cpu_pct'] - r['cpu_self_pct']:.0f} %; peak RSS {r['rss_mb']:.0f} MB; "
+            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); daemon CPU {r['cpu_self_pct']:.0f} % + its nft runs {r['cpu_pct'] - r['cpu_self_pct']:.0f} %"
+            f"{w}; peak RSS {r['rss_mb']:.0f} MB; "
             f"{d}")
 
 
@@ -619,6 +640,8 @@ def main() -> int:
     ap.add_argument("--storm-seconds", type=float, default=20.0)
     ap.add_argument("--storm-only", action="store_true", help="only the storm runs")
     ap.add_argument("--storm-modes", default="nodbus,dbus", help="storm runs: nodbus, dbus or both (default)")
+    ap.add_argument("--storm-workers", type=int, default=0,
+                    help="the daemon's --check-workers (0: checks in its own event loop, the default)")
     ap.add_argument("--serve-storm", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--dbus-reader", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -702,16 +725,16 @@ def storms(args, result: str = "") -> int:
     runs = {}
     for n in args.storm_reals:
         for dbus in [m == "dbus" for m in args.storm_modes.split(",")]:
-            r = runs[(n, dbus)] = run_storm(n, dbus, 8.0, args.storm_seconds, workdir)
+            r = runs[(n, dbus)] = run_storm(n, dbus, 8.0, args.storm_seconds, workdir, args.storm_workers)
             print(fmt_storm(r) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
     n = max(args.storm_reals)
     big, nod = runs.get((n, True)), runs.get((n, False))
     if big is None or nod is None:
-        print("RESULT " + " ".join(f"storm_{k}={v:.2f}" for k, v in (big or nod).items()
+        print(f"RESULT storm_workers={args.storm_workers} " + " ".join(f"storm_{k}={v:.2f}" for k, v in (big or nod).items()
                                    if k in ("gap_max", "dbus_p99", "rss_mb", "hup_max", "changes_per_s")
                                    and v is not None))
         return 0
-    print(f"RESULT {result} storm_reals={n} storm_gap_max_s={big['gap_max']:.2f} "
+    print(f"RESULT {result} storm_reals={n} storm_workers={args.storm_workers} storm_gap_max_s={big['gap_max']:.2f} "
           f"storm_dbus_p99_ms={big['dbus_p99']:.1f} storm_rss_mb={big['rss_mb']:.0f} "
           f"storm_hup_max_s={big['hup_max']:.2f} storm_gap_max_s_nodbus={nod['gap_max']:.2f} "
           f"storm_rss_mb_nodbus={nod['rss_mb']:.0f} storm_changes_per_s={big['changes_per_s']:.0f}".replace("  ", " "))

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flap-damping", metavar="COUNT/SECONDS", type=_damping, default=None,
                    help="hold a real server down when its state changes more than COUNT times within SECONDS, "
                         "until its checks have succeeded for SECONDS in a row (e.g. 4/60; default: off)")
+    p.add_argument("--check-workers", type=int, default=0, metavar="N",
+                   help="run the health checks in N processes (sharded by real server) instead of the daemon's "
+                        "own event loop: for thousands of real servers on several cores (default 0)")
     p.add_argument("--debug", action="store_true", help="debug logging")
     return p
 
@@ -89,7 +92,8 @@ async def _run(args) -> int:
     except BackendError as e:
         log.error("%s", e)
         return 1
-    director = Director(args.config, backend, resync_interval=args.resync_interval, damping=args.flap_damping)
+    director = Director(args.config, backend, resync_interval=args.resync_interval, damping=args.flap_damping,
+                        check_workers=max(0, args.check_workers))
     # execute=: other instances, controlled with ldirectord's verbs through this same program
     director.instance_cmd = [sys.executable, "-m", "hadaemon.daemons.director", "--backend", args.backend,
                              *(["--no-dbus"] if args.no_dbus else [])]

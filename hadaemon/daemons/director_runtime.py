@@ -66,13 +66,15 @@ whose maintenance flag changed), ("table", keys)
     """
 
     def __init__(self, config_path: str, backend: Backend, resync_interval: float = 30.0,
-                 damping: Damping | None = None, apply_interval: float = 0.2, lookup_timeout: float = 3.0):
+                 damping: Damping | None = None, apply_interval: float = 0.2, lookup_timeout: float = 3.0,
+                 check_workers: int = 0):
         self.config_path = config_path
         self.backend = backend
         self.resync_interval = resync_interval   # re-read the kernel table this often (0: never)
         self.damping = damping                   # flap damping (None: off, the default)
         self.apply_interval = apply_interval     # at most one backend apply per this many seconds
         self.lookup_timeout = lookup_timeout     # per host name lookup in a config load
+        self.check_workers = check_workers       # checker processes (0: checks run in this event loop)
         self._backend_pool = ThreadPoolExecutor(1, thread_name_prefix="director-backend")
         self._config_pool = ThreadPoolExecutor(1, thread_name_prefix="director-config")
         self._changed: Set[tuple] = set()        # pairs whose health changed since the last apply
@@ -144,7 +146,7 @@ whose maintenance flag changed), ("table", keys)
         self.alerts = EmailAlerts(config)
         await self.reconcile(startup=True)
         self._run_fallback_commands()
-        self._start_checks()
+        await self._start_checks()
         await self._instances("start", config.globals.execute)
         self.daemon_status = STATUS_RUNNING
 
@@ -160,7 +162,9 @@ whose maintenance flag changed), ("table", keys)
         if self.config is not None:
             await self._instances("stop", self.config.globals.execute)
         if self.scheduler is not None:
-            self.scheduler.stop()
+            stopped = self.scheduler.stop()
+            if asyncio.iscoroutine(stopped):      # checker processes
+                await stopped
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -239,7 +243,7 @@ whose maintenance flag changed), ("table", keys)
         await self.reconcile()
         await asyncio.sleep(0)
         self._run_fallback_commands()
-        self._start_checks()
+        await self._start_checks()
         self.daemon_status = STATUS_RUNNING
         self._emit("reload", self.config_path)
 
@@ -306,14 +310,23 @@ whose maintenance flag changed), ("table", keys)
             self._emit("table", keys)
 
     # -- checks ------------------------------------------------------------------------------------
-    def _start_checks(self) -> None:
-        """Start (or re-plan after a reload) the concurrent check scheduler and the helper loops."""
+    async def _start_checks(self) -> None:
+        """Start (or re-plan after a reload) the concurrent check scheduler and the helper loops. With
+        check_workers, the checks run in that many processes (CheckWorkers, sharded by real id): this
+        loop then only folds results, programs the table and answers D-Bus."""
         from hadaemon.io.checks.scheduler import CheckScheduler, raise_nofile_limit
+        from hadaemon.io.checks.worker import CheckWorkers
 
-        if self.scheduler is None:
+        if isinstance(self.scheduler, CheckWorkers):
+            await self.scheduler.reload(self.config)
+        elif self.scheduler is None:
             raise_nofile_limit()   # thousands of concurrent checks need thousands of sockets
-            self.scheduler = CheckScheduler(self.plan, self._on_results, kind_for=self._kind_for)
-            self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
+            if self.check_workers > 0:
+                self.scheduler = CheckWorkers(self.check_workers, self._on_results)
+                await self.scheduler.start(self.config)
+            else:
+                self.scheduler = CheckScheduler(self.plan, self._on_results, kind_for=self._kind_for)
+                self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
             self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
             self._tasks.append(asyncio.ensure_future(self._alert_loop()))
             if self.resync_interval > 0:

@@ -50,7 +50,9 @@ while True:
 """
 
 
-def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put():
+@pytest.mark.parametrize("workers", [0, 2])
+def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put(workers):
+    """workers: the daemon's --check-workers (2: the checks run in two checker processes)."""
     with Cluster(["dir1"]) as c:
         c.add_host("rs")
         rs = c.addr("rs")
@@ -67,7 +69,7 @@ def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put():
         # resync every second: reads of the table while applies go on must not be taken for changes made
         # behind the director's back
         d = c.spawn("dir1", [PYTHON, "-m", "hadaemon.daemons.director", "--backend", "nft", "--resync-interval", "1",
-                             str(cfg)],
+                             "--check-workers", str(workers), str(cfg)],
                     env=c.dbus_env("dir1"), name="ldirectord")
         bus = c.dbus("dir1")
         while "started:" not in d.output() and time.monotonic() < deadline + 30:
