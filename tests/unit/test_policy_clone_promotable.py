@@ -92,11 +92,23 @@ S["history_name_of_latest_entry"] = lambda: cib(
             node_state("node1", lrm("st:0", op("st:0", "monitor", rc=7, call=1), agent=STATEFUL),
                        lrm("st:1", op("st:1", "start", call=2), op("st:1", "promote", call=3), agent=STATEFUL),
                        attrs={"master-st:1": "10"})])
+# "promoted a not with promoted b": the only node left for a's second instance has b promoted; the ban
+# is for the promoted role only, so the scores are reverted and the instance starts there unpromoted
+# (apply_this_with keeps a copy of the scores for colocations of the promoted role)
+S["promoted_anti_colocation_leaves_room"] = lambda: cib(
+    resources=[promotable("ms-a", stateful("a")), promotable("ms-b", stateful("b"))],
+    constraints=['<rsc_colocation id="c" rsc="ms-a" rsc-role="Master" with-rsc="ms-b" with-rsc-role="Master" '
+                 'score="-INFINITY"/>'],
+    status=[node_state("node1", lrm("b", op("b", "start", call=1), op("b", "promote", call=2), agent=STATEFUL),
+                       attrs={"master-b": "10"}),
+            node_state("node2", lrm("a", op("a", "start", call=1), op("a", "promote", call=2), agent=STATEFUL),
+                       lrm("b", op("b", "start", call=3), agent=STATEFUL), attrs={"master-a": "10"})])
 
 EXPECTED = {
     "group_fresh": ["Promote a:1 (Stopped -> Promoted node2)", "Promote b:1 (Stopped -> Promoted node2)",
                     "Start a:0 (node1)", "Start b:0 (node1)"],
     "history_name_of_latest_entry": [],
+    "promoted_anti_colocation_leaves_room": ["Start a:1 (node1)"],
     "failure_then_demote": ["Promote st:1 (Unpromoted -> Promoted node2)", "Recover st:0 (Unpromoted node1)"],
     "failed_demote": ["Recover st:0 (Unpromoted -> Promoted node1)"],
     "group_member_cannot_run": ["Stop b:0 (Unpromoted node1) due to node availability",

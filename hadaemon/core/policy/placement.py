@@ -555,7 +555,10 @@ def allocate(ws: WorkingSet, rsc, prefer: WNode | None = None) -> WNode | None:
         return None
     rsc.allocating = True
     for c in rsc.cons:
-        archive = dict(rsc.allowed) if -INFINITY < c.score < 0 else None
+        # apply_this_with: scores are reverted when no node is left after a negative optional colocation
+        # or one for the promoted role
+        archive = dict(rsc.allowed) if (-INFINITY < c.score < 0 or c.dep_role in ("promoted", "master")) \
+            else None
         allocate(ws, c.primary)
         _apply_colocation(ws, rsc, c)
         if archive is not None and not can_run_any(ws, rsc.allowed):
