@@ -65,13 +65,16 @@ _SENDERS: dict = {}
 _SENDERS_LOCK = threading.Lock()
 
 
-def _send_in_thread(key: str, ifname: str, frames, rounds: int, interval: float, after: float) -> None:
+def _send_in_thread(key: str, ifname: str, frames, rounds: int, interval: float, after: float,
+                    link=None) -> None:
     """The rounds after the first, `interval` apart from `after`, from a daemon thread with its own
-    socket; kill_sender (stop, a new start) ends it."""
+    socket (link: the one the first round went out on, handed over); kill_sender (stop, a new
+    start) ends it."""
     from hadaemon.io import garp
 
     stop = threading.Event()
-    link = garp.LinkSocket(ifname)
+    if link is None:
+        link = garp.LinkSocket(ifname)
 
     def run():
         try:
@@ -90,6 +93,15 @@ def _send_in_thread(key: str, ifname: str, frames, rounds: int, interval: float,
     with _SENDERS_LOCK:
         _SENDERS[key] = stop
     threading.Thread(target=run, name=f"garp-{ifname}", daemon=True).start()
+
+def _close(link, in_process: bool) -> None:
+    """Close a link socket; in-process from a daemon thread: closing an AF_PACKET socket waits for an
+    RCU grace period (packet_release -> synchronize_net, 10-40 ms), which the start must not wait for."""
+    if in_process:
+        threading.Thread(target=link.close, name="garp-close", daemon=True).start()
+    else:
+        link.close()
+
 
 def _state_dir(env: Mapping[str, str]) -> str:
     return os.path.join(env.get("HADAEMON_RUNDIR") or "/run/hadaemon", "ipaddr2")
@@ -215,10 +227,15 @@ class Agent:
         """Send the first round now, the rest (arp_interval apart) in the background or here."""
         from hadaemon.io import garp
 
-        if prepared is None or rounds <= 0:
+        if prepared is None:
             return
         link, frames = prepared
-        with link:
+        in_process = self.env.get("HADAEMON_IN_PROCESS") == "1"
+        if rounds <= 0:
+            _close(link, in_process)
+            return
+        handed = False
+        try:
             sent = time.monotonic()
             try:
                 link.send(frames)
@@ -228,11 +245,14 @@ class Agent:
             log.info("announced %s on %s (round 1/%d)", self.cfg.ip, link.ifname, rounds)
             if rounds == 1:
                 return
-            if self.cfg.arp_bg and self.env.get("HADAEMON_IN_PROCESS") == "1":
+            if self.cfg.arp_bg and in_process:
                 # run in a daemon's thread (the LRM's built-in path): a thread, not a forked copy of
-                # the daemon (forking it costs 50-100 ms before the start can report success)
+                # the daemon (forking it costs 50-100 ms before the start can report success); it
+                # takes over this socket
                 self.kill_sender()
-                _send_in_thread(self.pid_path, link.ifname, frames, rounds - 1, self.cfg.arp_interval, sent)
+                _send_in_thread(self.pid_path, link.ifname, frames, rounds - 1, self.cfg.arp_interval, sent,
+                                link=link)
+                handed = True
             elif self.cfg.arp_bg:
                 self.kill_sender()
                 os.makedirs(_state_dir(self.env), exist_ok=True)
@@ -241,6 +261,9 @@ class Agent:
             else:
                 garp.send_rounds(link, frames, rounds - 1, self.cfg.arp_interval,
                                  first_delay=max(0.0, sent + self.cfg.arp_interval - time.monotonic()))
+        finally:
+            if not handed:
+                _close(link, in_process)
 
     def kill_sender(self) -> None:
         """Stop a background announcer still running for this address (stop, or a new start)."""
