@@ -218,6 +218,7 @@ def control(args) -> int:
     argv += ["--no-cleanstop"] if args.no_cleanstop else []
     if args.flap_damping is not None:
         argv += ["--flap-damping", f"{args.flap_damping.count}/{args.flap_damping.window:g}"]
+    argv += ["--resync-interval", f"{args.resync_interval:g}", "--check-workers", str(args.check_workers)]
     argv += ["--debug"] if args.debug else []
     logfile = _logfile(args.config)
     env = dict(os.environ)
