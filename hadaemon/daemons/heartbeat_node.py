@@ -294,10 +294,17 @@ class HeartbeatNode:
     def _beat_loop(self) -> None:
         """The sender thread: a heartbeat on every link each keepalive, on the monotonic clock, whatever
         the event loop is doing (a burst of messages, a D-Bus storm): it needs only the GIL, which the
-        loop's thread yields within sys.getswitchinterval(). It inherits the daemon's SCHED_RR.
+        loop's thread yields within sys.getswitchinterval(). It inherits the daemon's SCHED_RR and takes
+        one priority step above it (heartbeat_realtime.sender_priority): an event loop busy with messages,
+        its own or another daemon's at the same priority, does not keep it off the CPU.
         It sends only while the event loop runs (a turn of _heartbeat_timer within LOOP_STUCK x deadtime,
         at least LOOP_STUCK_MIN s): a node whose loop is stuck must look dead, not keep heartbeating (the
         watchdog restarts it); a loop merely late under load must not cost a death."""
+        from hadaemon.daemons.heartbeat_realtime import sender_priority
+
+        raised = sender_priority()
+        if raised:
+            log.debug("heartbeat sender thread: %s", raised)
         due = time.monotonic()
         while not self._beat_stop.is_set():
             now = time.monotonic()

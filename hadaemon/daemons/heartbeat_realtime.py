@@ -23,7 +23,7 @@ import os
 import resource
 from typing import List, Tuple
 
-__all__ = ["apply", "current", "DEFAULT_RTPRIO"]
+__all__ = ["apply", "current", "sender_priority", "DEFAULT_RTPRIO"]
 
 DEFAULT_RTPRIO = 1   # Heartbeat's: sched_get_priority_min(SCHED_RR) when rtprio is not set
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
@@ -106,3 +106,19 @@ def apply(realtime: bool, rtprio: int | None) -> Tuple[List[str], List[str]]:
         else:
             done.append("SCHED_OTHER (realtime off)")
     return done, refused
+
+
+def sender_priority() -> str | None:
+    """In the heartbeat sender thread: one real-time priority above the thread it was started from, so that
+    a busy event loop at the daemon's priority (this daemon's or another one's: SCHED_RR does not preempt an
+    equal priority) never delays a heartbeat. Nothing when the daemon is not real-time or already at the
+    top; a refusal leaves the inherited priority. Returns what was done, or None."""
+    policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+    prio = os.sched_getparam(0).sched_priority
+    if policy not in RT_POLICIES or prio >= os.sched_get_priority_max(policy):
+        return None
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(prio + 1))
+    except OSError as exc:
+        return f"stays at priority {prio}: {exc.strerror}"
+    return f"{_NAMES.get(policy)} priority {prio + 1}"

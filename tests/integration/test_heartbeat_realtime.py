@@ -12,11 +12,16 @@ import pytest
 pytestmark = pytest.mark.root
 
 CHILD = """
-import json, os, sys
+import json, os, sys, threading
 from hadaemon.daemons import heartbeat_realtime as rt
 done, refused = rt.apply(sys.argv[1] == "on", int(sys.argv[2]) if sys.argv[2] != "-" else None)
 locked = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmLck:")][0]
-print(json.dumps({"done": done, "refused": refused, "now": rt.current(), "locked_kb": int(locked)}))
+sender = {}
+t = threading.Thread(target=lambda: sender.update(raised=rt.sender_priority(), now=rt.current()))
+t.start()
+t.join()
+print(json.dumps({"done": done, "refused": refused, "now": rt.current(), "locked_kb": int(locked),
+                  "sender": sender}))
 """
 
 
@@ -39,6 +44,13 @@ def test_realtime_on_defaults_to_priority_1_and_locks_memory():
     assert r["now"] == ["SCHED_RR", 1]
     assert r["done"] == ["SCHED_RR priority 1", "locked in memory"] and r["refused"] == []
     assert r["locked_kb"] > 0
+    # the heartbeat sender thread: one step above the daemon's main thread
+    assert r["sender"] == {"raised": "SCHED_RR priority 2", "now": ["SCHED_RR", 2]}
+
+
+def test_sender_stays_at_the_top_priority_and_normal_threads_stay_normal():
+    assert child("on", 99)["sender"] == {"raised": None, "now": ["SCHED_RR", 99]}
+    assert child("off", None)["sender"] == {"raised": None, "now": ["SCHED_OTHER", 0]}
 
 
 def test_rtprio_is_used():

@@ -44,16 +44,20 @@ def test_heartbeat_unit_under_systemd(rootfs):
             pid = show(ct, "MainPID")
             assert show(ct, "WatchdogUSec") == "10s"
             # ha.cf realtime (on by default): the daemon made itself SCHED_RR 1 inside the sandbox, and its
-            # heartbeat sender thread inherited the policy. Memory: locked with CAP_IPC_LOCK (kept by the unit);
+            # heartbeat sender thread inherited the policy and took priority 2. Memory: locked with CAP_IPC_LOCK (kept by the unit);
             # systemd-nspawn gives a container's root no CAP_IPC_LOCK, so here the journal says why not.
             rt = [e["MESSAGE"] for e in messages(ct) if e.get("EVENT") == "realtime"]
             assert rt == ["scheduling: SCHED_RR priority 1, locked in memory"] or (
                 len(rt) == 2 and rt[0].startswith("not locked in memory: RLIMIT_MEMLOCK is ")
                 and rt[0].endswith(" KiB and no CAP_IPC_LOCK (LimitMEMLOCK=infinity or CAP_IPC_LOCK allows it)")
                 and rt[1] == "scheduling: SCHED_RR priority 1"), rt
+            prios = {}
             for tid in ct.run(["ls", f"/proc/{pid}/task"]).stdout.split():
                 cp = ct.run(["chrt", "-p", tid])
-                assert "SCHED_RR" in cp.stdout and "priority: 1" in cp.stdout, cp.stdout + cp.stderr
+                assert "SCHED_RR" in cp.stdout, cp.stdout + cp.stderr
+                prios[tid] = int(cp.stdout.rsplit("priority:", 1)[1])
+            # the main thread at rtprio 1, the sender thread one step above (the only other thread)
+            assert prios.pop(pid) == 1 and list(prios.values()) == [2], prios
             wd1 = show(ct, "WatchdogTimestampMonotonic")
             time.sleep(6)
             assert show(ct, "WatchdogTimestampMonotonic") != wd1  # pinged from the event loop
