@@ -131,9 +131,23 @@ S["default_value_not_a_parameter"] = lambda: cib(
         '<nvpair id="d-ia-x" name="fake" value="#default"/></instance_attributes>'))],
     status=[node_state("node1", running("d")), node_state("node2", running("d"))])
 
+# placement-strategy utilization: resources are placed in order of their score on their current node
+# (pcmk__sort_resources), so b, sticky on node1, keeps its node although a, listed first and stopped,
+# prefers node1; a, with no room left there, goes to node2 (without the sort, a would take node1 and
+# push b to node2)
+S["utilization_running_first"] = lambda: _with_capacity(cib(
+    options={"placement-strategy": "utilization"},
+    resources=[_util_primitive("a", 2), _util_primitive("b", 2).replace(
+        'type="Dummy">', 'type="Dummy"><meta_attributes id="b-meta"><nvpair id="b-m-s" '
+        'name="resource-stickiness" value="INFINITY"/></meta_attributes>')],
+    constraints=['<rsc_location id="l" rsc="a" node="node1" score="200"/>'],
+    status=[node_state("node1", stopped("a"), running("b")), node_state("node2", stopped("a"), stopped("b"))]),
+    {"node1": 2, "node2": 2})
+
 EXPECTED = {
     "clone_min_instance_stops": ["Stop a:1 (node2) due to node availability"],
     "new_instance_elsewhere": ["Start a:1 (node2)"],
+    "utilization_running_first": ["Start a (node2)"],
     "default_value_not_a_parameter": [],
     "anonymous_fail_count": ["Stop d:0 (node1) due to node availability"],
     "utilization_colocated_clones": ["Start r1:0 (node3)", "Start r2:0 (node3)", "Start r3:0 (node3)"],

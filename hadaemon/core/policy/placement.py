@@ -1225,7 +1225,63 @@ def _assign(rsc, node: WNode | None, force: bool) -> None:
         node.capacity[key] = node.capacity.get(key, 0) - value
 
 
+def _sort_scores(rsc) -> Dict[str, int]:
+    """A resource's node scores with those of what it is colocated with (add_colocated_node_scores with
+    'this with' colocations, one level; a group's through its first member)."""
+    first = rsc.members[0] if rsc.is_group and rsc.members else rsc
+    table = dict(first.allowed)
+    for c in first.cons:
+        if c.dep_role is not None or c.primary_role is not None:
+            continue
+        p = c.primary
+        other = p.members[0].allowed if p.is_group and p.members else p.allowed
+        for uname in table:
+            if uname in other:
+                w = c.score / float(INFINITY) * other[uname]
+                table[uname] = add_scores(table[uname], int(w - 0.5) if w < 0 else int(w + 0.5))
+    return table
+
+
+def _cmp_resources(nodes: list, tables: Dict[str, Dict[str, int]], a, b) -> int:
+    """cmp_resources: higher priority first, then the higher score on its current node, then the
+    higher score on the nodes in order."""
+    if a.priority != b.priority:
+        return -1 if a.priority > b.priority else 1
+    ta, tb = tables[a.id], tables[b.id]
+    na = a.running_on[0] if a.running_on else None
+    nb = b.running_on[0] if b.running_on else None
+    sa = ta.get(na.uname, -INFINITY) if na is not None else -INFINITY
+    sb = tb.get(nb.uname, -INFINITY) if nb is not None else -INFINITY
+    if sa != sb:
+        return -1 if sa > sb else 1
+    for n in nodes:
+        x, y = ta.get(n.uname, -INFINITY), tb.get(n.uname, -INFINITY)
+        if x != y:
+            return -1 if x > y else 1
+    return 0
+
+
+def _cmp_sort_nodes(ws: WorkingSet, n1: WNode, n2: WNode) -> int:
+    """pcmk__sort_nodes before any assignment: usable first; balanced: more free capacity; not
+    minimal: fewer resources; then the name."""
+    a1, a2 = n1.can_run(), n2.can_run()
+    if a1 != a2:
+        return -1 if a1 else 1
+    if ws.placement_strategy == "balanced":
+        result = compare_capacities(n1, n2)
+        if result:
+            return -1 if result < 0 else 1
+    if ws.placement_strategy != "minimal" and n1.num_resources != n2.num_resources:
+        return -1 if n1.num_resources < n2.num_resources else 1
+    return _cmp(n1.uname.encode(), n2.uname.encode())
+
+
 def assign_all(ws: WorkingSet) -> None:
+    if ws.placement_strategy != "default":
+        # pcmk__sort_resources: with a placement strategy, resources that keep their nodes go first
+        nodes = sorted(ws.nodes, key=cmp_to_key(lambda a, b: _cmp_sort_nodes(ws, a, b)))
+        tables = {r.id: _sort_scores(r) for r in ws.resources}
+        ws.resources = sorted(ws.resources, key=cmp_to_key(lambda a, b: _cmp_resources(nodes, tables, a, b)))
     for rsc in ws.resources:
         allocate(ws, rsc)
     _interleave_unassign(ws)
