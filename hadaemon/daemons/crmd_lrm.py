@@ -107,7 +107,10 @@ class LocalExecutor:
         if interval == 0 and name != "notify":
             self._record(S.OpRecord(rsc.id, name, 0, 193, S.EXEC_STATUS["pending"], -1, tkey, target,
                                     last_run=now, digest=msg.get("digest", ""), **base), report=False)
-        if name == "stop":
+        if interval == 0 and name not in ("monitor", "notify", "meta-data", "validate-all"):
+            # the controller's should_cancel_recurring: recurring ops stop before anything changes the
+            # resource's state (stop, start, promote, demote, migrate_to / migrate_from, reload), so a
+            # monitor cannot report the source of a migration "not running" before its stop
             await self.lrm.stop_all_recurring(rsc.id)
             for k in [k for k in self._ops if k[0] == rsc.id]:
                 del self._ops[k]
