@@ -9,6 +9,7 @@ import asyncio
 import copy
 import dataclasses
 import logging
+import os
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -24,6 +25,7 @@ from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.daemons import crmd_wire as W
 from hadaemon.daemons.crmd_lrm import LocalExecutor
 from hadaemon.io.cibstore import CibStore
+from hadaemon.io.files import write_atomic
 
 __all__ = ["CrmNode"]
 
@@ -70,7 +72,8 @@ class CrmNode:
         self.transition_seq = 0
         self._alive: Dict[str, float] = {}
         self._reasm = W.Reassembler()     # compressed / chunked messages (a CIB over 1 MiB)
-        self.seen_members: set = set()     # every node seen in the membership since this crmd started
+        self.seen_members: set = set()     # every node seen in the membership since the cluster started
+        self._seen_loaded = False
         self.started_at = self.clock()
         self._bulk = None                  # the task sending a chunked message; later sends queue behind it
         deadtime = float(getattr(cfg, "deadtime", 30.0)) if cfg is not None else 30.0
@@ -203,9 +206,9 @@ class CrmNode:
             if n not in self.members:
                 self._alive[n] = now   # a new member gets a full crmd_deadtime
         self.members = members
-        self.seen_members.update(members)
         was = self.quorum.has_quorum
         gen = int(getattr(self.hb, "generation", 0) or 0)
+        self._note_seen(members, gen)
         if self.quorum.wait_for_all and not self.quorum.seen_all and gen and self._seen_all_gen() == gen:
             # ha-crmd restarted alone: ha-heartbeat (the same generation) saw every node already
             self.quorum = dataclasses.replace(self.quorum, seen_all=True)
@@ -221,6 +224,29 @@ class CrmNode:
         if self.dc_role is not None:
             self.dc_role.membership_changed(members, lost)
         self._election(EL.Membership(members))
+
+    def _note_seen(self, members, gen: int) -> None:
+        """Nodes seen since the cluster started (startup fencing spares them). Kept in
+        STATE_DIR/nodes-seen with ha-heartbeat's generation: a restarted ha-crmd under the same
+        ha-heartbeat still knows them (as Pacemaker's CIB manager outlives a controller restart); after
+        a reboot (a new generation) they must be seen again."""
+        path = os.path.join(self.store.dir, "nodes-seen")
+        if gen and not self._seen_loaded:
+            self._seen_loaded = True
+            try:
+                with open(path) as f:
+                    words = f.read().split()
+                if words and words[0] == str(gen):
+                    self.seen_members.update(words[1:])
+            except (OSError, ValueError):
+                pass
+        new = set(members) - self.seen_members
+        self.seen_members.update(members)
+        if new and gen:
+            try:
+                write_atomic(path, (f"{gen} " + " ".join(sorted(self.seen_members)) + "\n").encode(), 0o600)
+            except OSError as exc:
+                log.warning("cannot save the nodes seen: %s", exc, extra={"EVENT": "store-error"})
 
     def _seen_all_gen(self) -> int:
         try:

@@ -83,3 +83,31 @@ def test_without_startup_fencing_an_unseen_node_is_taken_as_down():
         crm.wait_idle(crm.wait_dc())
         assert crm.switch.offs("node3") == 0
         assert "waiting for nodes not seen yet" not in crm.crmd[dc].output()
+
+
+def test_a_crmd_restart_alone_does_not_fence_a_node_seen_before():
+    """ha-crmd restarted on both survivors (ha-heartbeat keeps running) still knows node3 was seen
+    (STATE_DIR/nodes-seen, bound to ha-heartbeat's generation): node3, stopped cleanly, is not fenced."""
+    with Cluster(["node1", "node2", "node3"]) as c:
+        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace("STARTUP", "")
+        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        crm._auto_start_on_power = False
+        crm.start_all()
+        try:
+            wait_until(lambda: _d1_on(crm, "node1"), 90, interval=0.2, message="d1 started on node1")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{crm.logs()}") from None
+        crm.wait_idle(crm.wait_dc())
+        crm.stop_node("node3")                     # node3 stops cleanly (crmd, heartbeat)
+        crm.wait_dc(["node1", "node2"])
+        for n in ("node1", "node2"):
+            crm.kill_crmd(n)
+        for n in ("node1", "node2"):
+            crm.restart_crmd(n)
+        for n in ("node1", "node2"):
+            crm.wait_crm_name(n)
+        dc = crm.wait_dc(["node1", "node2"])
+        crm.wait_idle(dc)
+        assert crm.switch.offs("node3") == 0, crm.logs()
+        assert "waiting for nodes not seen yet" not in crm.crmd[dc].output()
+        assert _d1_on(crm, "node1")
