@@ -155,10 +155,22 @@ class Planner:
                     return False
         return True
 
+    def _migration_step(self, a: Action, other: Action) -> bool:
+        """A live-migrating resource's start on the target (a pseudo-action carried by migrate_to /
+        migrate_from) or stop on the source: neither makes an action of another resource ordered with it
+        required (as crm_simulate, a resource ordered after or before it is not restarted for the move)."""
+        if a.task not in ("start", "stop") or a.rsc is None or a.rsc == other.rsc:
+            return False
+        r = self.rsc_of.get(a.id)
+        moving = getattr(r, "migrating", None) if r is not None else None
+        if moving is None:
+            return False
+        return a.pseudo if a.task == "start" else a.node == moving[0].uname
+
     def _forward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
         if flags & IMPLIES_THEN and not self._clone_optional(first, self._node_of(then, first)) \
-                and first.id not in self.dangling:
+                and first.id not in self.dangling and not self._migration_step(first, then):
             changed |= self._require(then, first)
         if flags & RUNNABLE_LEFT and not self._runnable(first) and then.runnable:
             then.runnable = False
@@ -214,7 +226,7 @@ class Planner:
 
     def _backward(self, first: Action, then: Action, flags: int) -> bool:
         changed = False
-        if flags & IMPLIES_FIRST and not then.optional:
+        if flags & IMPLIES_FIRST and not then.optional and not self._migration_step(then, first):
             changed |= self._require(first, then, reason=False)
         if flags & RESTART and first.optional:
             restart = not then.optional
@@ -315,8 +327,10 @@ def _create_primitive_actions(p: Planner, r) -> None:
         active = [n for n in r.running_on if not n.unclean]
     else:
         active = r.running_on
+    # a completed migration whose source still needs its stop (dangling) neither continues a partial
+    # migration nor migrates again: the resource moves (as crm_simulate does)
     partial = (r.partial_migration_source is not None and chosen is not None
-               and chosen is r.partial_migration_target and len(active) == 2)
+               and chosen is r.partial_migration_target and len(active) == 2 and not r.dangling_migrations)
     if partial:
         current = r.partial_migration_source
     multiply = len(active) > 1 and not partial
@@ -390,7 +404,7 @@ def _create_primitive_actions(p: Planner, r) -> None:
         _recurring(p, r, start, chosen)
     allow = (r.allow_migrate and moving and r.managed and not r.failed and not r.start_pending
              and current is not None and not current.unclean and r.next_role >= STARTED
-             and not multiply)
+             and not multiply and not r.dangling_migrations)
     if allow:
         start = p.action(r, "start", chosen)
         if start.runnable:
