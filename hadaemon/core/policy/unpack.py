@@ -1,6 +1,7 @@
 """Stage 1, unpack: cluster options, node states and resources (history: see status.py)."""
 from __future__ import annotations
 
+from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Clone, Group, NodeState, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.status import failcount, unpack_status  # noqa: F401  (re-exported)
@@ -94,6 +95,40 @@ def _peer(value: str | None) -> bool:
     return value.lower() == "online"
 
 
+_BOOL_TRUE = ("true", "on", "yes", "y", "1")
+_BOOL_FALSE = ("false", "off", "no", "n", "0")
+
+
+def _when(value: str | None, now: int | None, online_word: str | None) -> int:
+    """A node_state's in_ccm / crmd as Pacemaker's unpack_node_member / unpack_node_online read them: an
+    epoch time (since 2.1.7) or the older words (in_ccm true: now; crmd online: 1); 0 when not."""
+    if value is None:
+        return 0
+    text = value.strip().lower()
+    if online_word is not None:
+        if text == online_word:
+            return 1
+        return int(text) if text.isdigit() else 0
+    if text in _BOOL_TRUE:
+        return now if now is not None else 0
+    if text in _BOOL_FALSE:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _pending_too_long(ws: WorkingSet, in_ccm: str | None, crmd: str | None) -> bool:
+    """node-pending-timeout (Pacemaker 2.1.7+, pending_too_long): a node that joined the membership at
+    in_ccm=<time> but whose controller has not come up (crmd 0 / offline) for longer than the timeout is
+    fenced. With the older boolean in_ccm the membership time is now, so it never times out."""
+    text = ws.cib.option("node-pending-timeout")
+    timeout_ms = parse_interval_ms(text) if text else 0
+    if not timeout_ms or ws.now is None:
+        return False
+    when_member = _when(in_ccm, ws.now, None)
+    when_online = _when(crmd, ws.now, "online")
+    return when_member > 0 and when_online <= 0 and ws.now >= when_member + timeout_ms // 1000
+
+
 def _online_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
     in_cluster = st.in_ccm
     join = (st.join or "").lower()
@@ -116,7 +151,9 @@ def _online_fencing(ws: WorkingSet, node: WNode, st: NodeState) -> None:
             return
         ws.fence_node(node, "fencing was requested")
     elif expected is None or expected.lower() == "down":
-        if _member(in_cluster) or _peer(st.crmd):
+        if _pending_too_long(ws, in_cluster, st.crmd):
+            ws.fence_node(node, "peer pending timed out on joining the process group")
+        elif _member(in_cluster) or _peer(st.crmd):
             node.standby = True
             node.pending = True
     elif not _member(in_cluster):
