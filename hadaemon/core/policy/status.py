@@ -154,11 +154,11 @@ def _orphan(ws: WorkingSet, lr: LrmResource) -> WRsc:
 
 
 def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
-    """The resource's effective fail-count on a node (expired failures do not count). As Pacemaker's
-    generate_fail_regexes: a CIB whose crm_feature_set is below 3.0.13 has per-resource counts
-    (fail-count-RSC) only, a newer one per-operation counts (fail-count-RSC#OP_INTERVAL) only. Without a
-    feature set both count (Pacemaker 3.0's regression inputs without one count per-operation failures,
-    where 2.1.5 takes such a CIB as legacy)."""
+    """The resource's effective fail-count on a node (expired failures do not count). Per-operation
+    counts (fail-count-RSC#OP_INTERVAL) always count (Pacemaker 3.0's regression outputs count them
+    whatever the CIB's crm_feature_set; 2.1.5 ignores them below 3.0.13); a per-resource count
+    (fail-count-RSC) counts only in a CIB without a feature set or one below 3.0.13 (generate_fail_regexes:
+    newer CIBs match per-operation names only)."""
     total = 0
     last = 0
     # rsc_fail_name: the name the history knows; an anonymous clone's without its instance number,
@@ -171,10 +171,10 @@ def failcount(ws: WorkingSet, r: WRsc, node: WNode) -> int:
     for k, v in node.attrs.items():
         rest = _fail_suffix(k, "fail-count-", name, anonymous)
         if rest is not None:
-            if legacy is None or (rest == "") == legacy:
+            if rest != "" or legacy is None or legacy:
                 total = add_scores(total, parse_score(v, 0) or 0)
         elif _fail_suffix(k, "last-failure-", name, anonymous) is not None:
-            if legacy is not None and (_fail_suffix(k, "last-failure-", name, anonymous) == "") != legacy:
+            if legacy is False and _fail_suffix(k, "last-failure-", name, anonymous) == "":
                 continue
             try:
                 last = max(last, int(v))
