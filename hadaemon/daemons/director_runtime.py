@@ -318,12 +318,12 @@ whose maintenance flag changed), ("table", keys)
         from hadaemon.io.checks.worker import CheckWorkers
 
         if isinstance(self.scheduler, CheckWorkers):
-            await self.scheduler.reload(self.config)
+            await self.scheduler.reload(self.config, self.plan)
         elif self.scheduler is None:
             raise_nofile_limit()   # thousands of concurrent checks need thousands of sockets
             if self.check_workers > 0:
                 self.scheduler = CheckWorkers(self.check_workers, self._on_results)
-                await self.scheduler.start(self.config)
+                await self.scheduler.start(self.config, self.plan)
             else:
                 self.scheduler = CheckScheduler(self.plan, self._on_results, kind_for=self._kind_for)
                 self._tasks.append(asyncio.ensure_future(self.scheduler.run()))

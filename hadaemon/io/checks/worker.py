@@ -61,7 +61,8 @@ async def _worker_main() -> None:
             head = await reader.readexactly(4)
         except asyncio.IncompleteReadError:
             break
-        config, shard, shards, gen = pickle.loads(await reader.readexactly(struct.unpack("!I", head)[0]))
+        blob, shard, shards, gen = pickle.loads(await reader.readexactly(struct.unpack("!I", head)[0]))
+        config = pickle.loads(blob)
         plan = make_plan(config)
         state["plan"], state["health"] = plan, initial_state(config, plan=plan)
         state["gen"], state["index"] = gen, {p: i for i, p in enumerate(plan.targets)}
@@ -96,6 +97,7 @@ class CheckWorkers:
         self._readers: List[asyncio.Task] = []
         self._maint: Dict[Pair, bool] = {}
         self._config = None
+        self._blob = b""                            # the config pickled once per generation
         self._gen = 0
         self._pairs: Dict[int, List[Pair]] = {}     # config generation -> pairs by plan index
         self._stopping = False
@@ -113,25 +115,29 @@ class CheckWorkers:
         await self._send(i)
         self._readers.append(asyncio.ensure_future(self._read(i, proc)))
 
-    def _set_config(self, config) -> None:
+    def _set_config(self, config, plan=None) -> None:
         self._config = config
+        self._blob = pickle.dumps(config)
         self._gen += 1
         self._pairs = {g: p for g, p in self._pairs.items() if g == self._gen - 1}   # late batches
-        self._pairs[self._gen] = list(make_plan(config).targets)
+        if plan is None or plan.config is not config:
+            plan = make_plan(config)
+        self._pairs[self._gen] = list(plan.targets)
 
-    async def start(self, config) -> None:
-        self._set_config(config)
+    async def start(self, config, plan=None) -> None:
+        """`plan`: make_plan(config) when the caller has it (saves making it again)."""
+        self._set_config(config, plan)
         for i in range(self.n):
             await self._spawn(i)
 
     async def _send(self, i: int) -> None:
-        blob = pickle.dumps((self._config, i, self.n, self._gen))
+        blob = pickle.dumps((self._blob, i, self.n, self._gen))
         proc = self.procs[i]
         proc.stdin.write(struct.pack("!I", len(blob)) + blob)
         await proc.stdin.drain()
 
-    async def reload(self, config) -> None:
-        self._set_config(config)
+    async def reload(self, config, plan=None) -> None:
+        self._set_config(config, plan)
         for i in range(len(self.procs)):
             try:
                 await self._send(i)
