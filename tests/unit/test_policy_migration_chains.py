@@ -84,6 +84,11 @@ CASES = {
     "first-stays": (lambda: world([mig("rsc1"), primitive("rsc2")], [loc("l", "rsc1", "node2"),
                                                                      order("o", "rsc2", "rsc1")], BOTH_ON_1),
                     [MIGRATE]),
+    # ... but one that cannot migrate and is moved itself keeps it from migrating: it moves
+    "first-moves": (lambda: world([mig("rsc1"), primitive("rsc2")], [loc("l", "rsc1", "node2"),
+                                                                     loc("l2", "rsc2", "node3"),
+                                                                     order("o", "rsc2", "rsc1")], BOTH_ON_1),
+                    ["Move rsc1 (node1 -> node2) due to unrunnable rsc2 stop", "Move rsc2 (node1 -> node3)"]),
     "first-starts": (lambda: world([mig("rsc0"), mig("rsc1")], [loc("l", "rsc1", "node2"),
                                                                 order("o", "rsc0", "rsc1")], [running("rsc1")]),
                      [MIGRATE, "Start rsc0 (node1)"]),

@@ -405,11 +405,34 @@ def _create_primitive_actions(p: Planner, r) -> None:
     allow = (r.allow_migrate and moving and r.managed and not r.failed and not r.start_pending
              and current is not None and not current.unclean and r.next_role >= STARTED
              and not multiply and not r.dangling_migrations)
+    blocker = _first_moving(ws, r) if allow else None
+    if blocker is not None:
+        allow = False
+        for stop in p.rsc_actions(r.id, "stop"):
+            if stop.reason is None:
+                stop.reason = f"unrunnable {blocker.id} stop"  # crm_simulate's reason for the move
     if allow:
         start = p.action(r, "start", chosen)
         if start.runnable:
             r.migrating = (current, chosen)
             _migration_actions(p, r, current, chosen, start)
+
+
+def _first_moving(ws, r):
+    """A resource ordered (mandatory start-then-start) before r that cannot migrate and is stopped or
+    moved itself: r cannot live-migrate then (crm_simulate: "Move ... due to unrunnable FIRST stop"),
+    it moves. None when there is none."""
+    for o in ws.cib.orders:
+        if o.then != r.id or o.inverse_only or (o.first_action or "start") != "start" \
+                or (o.then_action or "start") != "start" or (o.kind or "Mandatory").lower() != "mandatory" \
+                or (o.score is not None and o.score == 0):
+            continue
+        x = ws.prims.get(o.first)
+        if x is None or x is r or (x.allow_migrate and x.managed) or not x.running_on or not x.managed:
+            continue
+        if x.assigned is None or x.assigned not in x.running_on:
+            return x
+    return None
 
 
 def _continue_migration(p: Planner, r, source: WNode, target: WNode) -> None:
