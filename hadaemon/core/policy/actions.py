@@ -950,6 +950,45 @@ def schedule_fencing(p: Planner) -> List[Action]:
     return fenced
 
 
+def _load_stopped(p: Planner) -> None:
+    """With a placement strategy, a resource with utilization stops before its node's load_stopped_<node>
+    pseudo-action, which comes before its starts (and migrate_to towards) that node, so capacity is freed
+    before it is used (pcmk__create_utilization_constraints)."""
+    ws = p.ws
+    if ws.placement_strategy == "default":
+        return
+    pseudo: Dict[str, Action] = {}
+
+    def load_stopped(uname: str) -> Action:
+        a = pseudo.get(uname)
+        if a is None:
+            a = Action(len(p.actions), f"load_stopped_{uname}", "load_stopped", None, uname, pseudo=True,
+                       optional=False)
+            p.actions.append(a)
+            pseudo[uname] = a
+        return a
+
+    users = [r for r in ws.prims.values() if r.utilization]
+    needed = {n.uname for r in users for n in r.running_on} | {u for r in users for u in r.allowed}
+    for node in reversed(ws.nodes):  # independent ones are listed as crm_simulate lists them
+        if node.uname in needed:
+            load_stopped(node.uname)
+    for r in users:
+        for node in r.running_on:
+            ls = load_stopped(node.uname)
+            for stop in p.rsc_actions(r.id, "stop"):
+                if stop.node == node.uname:
+                    p.order(stop, ls, 0)
+        for uname in r.allowed:
+            ls = load_stopped(uname)
+            for start in p.rsc_actions(r.id, "start"):
+                if start.node == uname:
+                    p.order(ls, start, 0)
+            for mig in p.rsc_actions(r.id, "migrate_to"):
+                if mig.migrate_target == uname:
+                    p.order(ls, mig, 0)
+
+
 def schedule_unfencing(p: Planner) -> None:
     """Unfencing (pcmk__order_vs_unfence, pcmk__order_restart_vs_unfence, trigger_unfencing): when a fence
     device provides=unfencing or a resource requires=unfencing, a probe of a fence device or of a resource
@@ -1161,6 +1200,7 @@ def plan(ws: WorkingSet) -> Planner:
     for c in ws.clones.values():
         clone_constraints(p, c)
     user_orderings(p)
+    _load_stopped(p)
     schedule_fencing(p)
     runnable_before = {a.id for a in p.actions if a.runnable}
     p.settle()
