@@ -126,9 +126,32 @@ def old_cib_refusal(data: bytes, name: str) -> str | None:
     import` and ha-crmd refuse it: such a file is converted, never silently misread), else None."""
     import re
 
+    from xml.parsers import expat
+
     from hadaemon.core.cib.upgrade import heartbeat2_reason
     from hadaemon.core.cib.xmltree import XmlSyntaxError as TreeSyntaxError
     from hadaemon.core.cib.xmltree import parse_xml as parse_tree
+
+    # heartbeat2_reason decides from <cib validate-with> alone when it names a schema from 1.0 on: read
+    # just the root element then, not the whole (possibly large) document a second time
+    root: dict = {}
+
+    class _Root(Exception):
+        pass
+
+    def start(tag, attrs):
+        root.update(attrs)
+        raise _Root
+
+    peek = expat.ParserCreate()
+    peek.StartElementHandler = start
+    try:
+        peek.Parse(data, True)
+    except (_Root, expat.ExpatError):
+        pass
+    vw = root.get("validate-with")
+    if vw is not None and not vw.startswith(("pacemaker-0.", "transitional-0.")):
+        return None
     try:
         reason = heartbeat2_reason(parse_tree(data, name))
     except TreeSyntaxError:
