@@ -86,11 +86,6 @@ def check_config(path: str, quiet: bool = False) -> int:
 
 
 async def _run(args) -> int:
-    # The event loop makes several system calls per check, and each one gives up the GIL; while the
-    # config thread parses a reload or the backend thread renders a change, taking it back could wait the
-    # default 5 ms switch interval every time (the GIL convoy): a reload stalled checks and D-Bus reads for
-    # a few hundred ms. 0.5 ms keeps that wait short; it costs nothing while only the loop runs.
-    sys.setswitchinterval(float(os.environ.get("HA_LDIRECTORD_SWITCH_INTERVAL", "0.0005")))
     rt = Runtime("ha-ldirectord")
     try:
         backend = await asyncio.to_thread(make_backend, args.backend)

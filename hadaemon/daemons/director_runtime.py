@@ -46,18 +46,6 @@ def file_stamp(path: str) -> Tuple[float, str]:
         return 0.0, ""
 
 
-def _load_file(path: str, lookup_timeout: float):
-    """Read, parse and check a config file (in the loader process): ("ok", config, stamp) or ("error",
-    path, line, message). A ConfigError is sent back as a tuple (it does not pickle)."""
-    try:
-        stamp = file_stamp(path)
-        config = load_config(path, bounded_resolver(lookup_timeout))
-        check_table(config)
-        return "ok", config, stamp
-    except ConfigError as e:
-        return "error", e.path, e.line, e.message
-
-
 class Director(DirectorViews, DirectorAdmin):
     """Keeps the kernel table equal to wanted_table(config, health) plus the admin's weight overrides.
     The read side (rows, listing, status) is in director_views, admin requests in director_admin.
@@ -89,7 +77,6 @@ whose maintenance flag changed), ("table", keys)
         self.check_workers = check_workers       # checker processes (0: checks run in this event loop)
         self._backend_pool = ThreadPoolExecutor(1, thread_name_prefix="director-backend")
         self._config_pool = ThreadPoolExecutor(1, thread_name_prefix="director-config")
-        self._loader = None                      # the loader process pool (False: not usable)
         self._changed: Set[tuple] = set()        # pairs whose health changed since the last apply
         self._full = True                        # the next reconcile diffs the whole table
         self._reload_waiters: List[asyncio.Future] = []
@@ -121,39 +108,19 @@ whose maintenance flag changed), ("table", keys)
         return await asyncio.get_running_loop().run_in_executor(self._backend_pool, fn, *args)
 
     async def _load(self):
-        """Read, parse and validate the file in the loader process (a process of its own: parsing
-        thousands of reals in a thread of this one held up the event loop for the whole parse, each of
-        its many system calls waiting for the GIL); host names are looked up there with bounded waits
-        (bounded_resolver). The plan and the values derived from it once per config (table entries,
-        row keys) are made on the config thread. Returns (config, plan, stamp); raises ConfigError.
-        Without a loader process (it cannot start) the file is read on the config thread."""
-        loop = asyncio.get_running_loop()
-        got = None
-        if self._loader is not False:
-            try:
-                if self._loader is None:
-                    import multiprocessing
-                    from concurrent.futures import ProcessPoolExecutor
-
-                    self._loader = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-                got = await loop.run_in_executor(self._loader, _load_file, self.config_path, self.lookup_timeout)
-            except Exception as e:  # noqa: BLE001 - BrokenProcessPool, OSError...: read it here instead
-                log.warning("config loader process failed (%s); reading the file in the daemon", e)
-                if self._loader:
-                    self._loader.shutdown(wait=False)
-                self._loader = False
-        if got is None:
-            got = await loop.run_in_executor(self._config_pool, _load_file, self.config_path, self.lookup_timeout)
-        if got[0] == "error":
-            raise ConfigError(*got[1:])
-        _, config, stamp = got
-
-        def derive():
+        """Read, parse and validate the file on the config thread; host names are looked up with
+        bounded waits (bounded_resolver). The plan and the values derived from it once per config
+        (table entries, row keys) are made there too, off the event loop. Returns (config, plan,
+        stamp); raises ConfigError."""
+        def load():
+            stamp = file_stamp(self.config_path)
+            config = load_config(self.config_path, bounded_resolver(self.lookup_timeout))
+            check_table(config)
             plan = make_plan(config)
             prepare_plan(plan)
             self._row_index(plan)
-            return plan
-        return config, await loop.run_in_executor(self._config_pool, derive), stamp
+            return config, plan, stamp
+        return await asyncio.get_running_loop().run_in_executor(self._config_pool, load)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -192,9 +159,6 @@ whose maintenance flag changed), ("table", keys)
     async def stop(self, cleanstop: bool | None = None) -> None:
         """Stop checking; remove the virtual services with cleanstop=yes (all when cleanstop=True)."""
         self.daemon_status = STATUS_STOPPING
-        if self._loader:
-            self._loader.shutdown(wait=False, cancel_futures=True)
-            self._loader = False
         if self.config is not None:
             await self._instances("stop", self.config.globals.execute)
         if self.scheduler is not None:
