@@ -27,6 +27,7 @@ log = logging.getLogger("ha-crmd")
 JOIN_TIMEOUT = 5.0
 RECHECK_INTERVAL = 60.0
 ACTION_MARGIN = 5.0
+CHAIN_ACTIONS = True    # send a node its consecutive actions at once (transition.py, "Chains")
 
 
 class DcRole(CibChanges):
@@ -243,6 +244,8 @@ class DcRole(CibChanges):
             self._join_step(J.Report(src, msg["round"], report))
         elif t == "op_result":
             self.on_record(src, S.OpRecord.from_dict(msg["record"]))
+        elif t == "chain_skipped":
+            self._chain_skipped(src, msg.get("tkeys") or [])
         elif t == "cib_ack":
             entry = self._acks.get(msg["ack"])
             if entry is not None:
@@ -298,6 +301,23 @@ class DcRole(CibChanges):
             self._step(T.ActionDone(key[0], ok))
         elif failed or (rec.interval_ms > 0 and rec.op_status != S.EXEC_STATUS["cancelled"]):
             self.schedule(f"{rec.operation} of {rec.rsc_id} on {node}: rc={rec.rc}")
+
+    def _tkey(self, aid: int) -> str:
+        return S.transition_key(aid, self.run.id, self.run.actions[aid].target_rc, self.node.instance)
+
+    def _chain_skipped(self, node: str, tkeys) -> None:
+        """The node did not run these actions of a chain (an earlier one failed, or chain_stop)."""
+        run = self.run
+        ids = []
+        for tkey in tkeys:
+            key = S.parse_transition_key(str(tkey))
+            if (key is not None and key[3] == self.node.instance and run is not None and key[1] == run.id
+                    and key[0] in run.actions and run.actions[key[0]].node == node):
+                ids.append(key[0])
+        if ids:
+            log.info("%s did not run %s", node, " ".join(run.actions[i].key for i in ids),
+                     extra={"NODE": node, "TRANSITION": run.id, "EVENT": "chain-skipped"})
+            self._step(T.ChainCancelled(tuple(ids)))
 
     def _notified(self, node: str, rec: S.OpRecord) -> None:
         """A clone notification's result: never recorded in the status section (as Pacemaker's
@@ -397,7 +417,8 @@ class DcRole(CibChanges):
             elif a.kind == "crm_event" and a.task == "stonith":
                 timeouts[a.id] = self.fencing.timeout_s(model)
         self.model = model
-        self.run = T.from_graph(tid, graph, timeouts, ACTION_MARGIN, clonemeta.target_rcs(transition, model))
+        self.run = T.from_graph(tid, graph, timeouts, ACTION_MARGIN, clonemeta.target_rcs(transition, model),
+                                chain=CHAIN_ACTIONS)
         self._busy_streak += 1
         log.info("transition %d (%s): %d actions, input %s", tid, reason, len(graph.actions), path,
                  extra={"TRANSITION": tid, "EVENT": "transition-start"})
@@ -427,6 +448,10 @@ class DcRole(CibChanges):
         for e in effects:
             if isinstance(e, T.Execute):
                 self._execute(e.action)
+            elif isinstance(e, T.ExecuteChain):
+                self._execute_chain(e)
+            elif isinstance(e, T.StopChain):
+                self.node.send(e.node, "chain_stop", tkeys=[self._tkey(i) for i in e.action_ids])
             elif isinstance(e, T.TimedOut):
                 self._timed_out(e.action)
             elif isinstance(e, T.Completed):
@@ -472,11 +497,24 @@ class DcRole(CibChanges):
             self.node.send(a.node, "shutdown_ok")
             self.loop.call_soon(self._step, T.ActionDone(a.id, True))
             return
-        tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
         if a.node not in self.joined:
             log.error("action %s: node %s is not a joined member", a.key, a.node, extra={"NODE": a.node})
             self.loop.call_soon(self._step, T.ActionDone(a.id, False))
             return
+        self.node.send(a.node, "op", **self._op_fields(a))
+
+    def _execute_chain(self, e: T.ExecuteChain) -> None:
+        """Consecutive actions on one node: it runs them in order and reports each result."""
+        first = e.steps[0].action
+        if e.node not in self.joined:
+            log.error("action %s: node %s is not a joined member", first.key, e.node, extra={"NODE": e.node})
+            self.loop.call_soon(self._step, T.ActionDone(first.id, False))
+            self.loop.call_soon(self._step, T.ChainCancelled(tuple(s.action.id for s in e.steps[1:])))
+            return
+        self.node.send(e.node, "ops", ops=[self._op_fields(s.action) for s in e.steps])
+
+    def _op_fields(self, a: T.ActionSpec) -> dict:
+        tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
         rid = self.lrm_ids.get(a.id, a.rsc)
         plan = plan_op(self.model, self.config_ids.get(a.id, a.rsc), a.task, a.interval_ms, a.node) if a.rsc else None
         extra = dict(self.extra_meta.get(a.id, {}))
@@ -494,7 +532,7 @@ class DcRole(CibChanges):
             digest = ""
         if a.task == "cancel":
             op["cancel_op"] = "monitor"
-        self.node.send(a.node, "op", tkey=tkey, rsc=rsc, op=op, digest=digest, target_rc=a.target_rc)
+        return dict(tkey=tkey, rsc=rsc, op=op, digest=digest, target_rc=a.target_rc)
 
     def _orphan_spec(self, rsc_id: str, node: str) -> dict:
         for r in S.lrm_resources(self.cib, node).findall("lrm_resource"):

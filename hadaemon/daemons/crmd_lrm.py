@@ -40,6 +40,8 @@ class LocalExecutor:
         self.history = cibdoc.empty_cib()    # only this node's node_state: its own operation history
         self._ops: Dict[Tuple[str, str, int], Tuple[str, dict]] = {}   # recurring key -> (digest, rsc)
         self._tasks: set = set()
+        self._stopped: set = set()           # transition keys of chained actions not to start
+        self._chained: set = set()           # transition keys of chained actions not started yet
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -69,6 +71,10 @@ class LocalExecutor:
         t = msg["t"]
         if t == "op":
             self._spawn(self._run_op(src, msg))
+        elif t == "ops":
+            self._spawn(self._run_chain(src, msg))
+        elif t == "chain_stop":
+            self._stopped.update(str(k) for k in msg.get("tkeys") or () if k in self._chained)
         elif t == "fence":
             self._spawn(self._fence(src, msg))
         elif t == "forget":
@@ -80,7 +86,35 @@ class LocalExecutor:
         if report:
             self.node.report_result(rec)
 
-    async def _run_op(self, src: str, msg: dict) -> None:
+    def stop_chains(self) -> None:
+        """The DC changed: no chained action of its transitions starts any more."""
+        self._stopped.update(self._chained)
+
+    async def _run_chain(self, src: str, msg: dict) -> None:
+        """Consecutive actions of one transition on this node: each starts once the previous one
+        returned its expected result; at the first other result, or once the DC asked to stop, the
+        rest is reported not run (chain_skipped) so the DC knows exactly which ran."""
+        ops = list(msg.get("ops") or ())
+        keys = [str(o["tkey"]) for o in ops]
+        self._chained.update(keys)
+        try:
+            for i, o in enumerate(ops):
+                if keys[i] in self._stopped:
+                    rest = keys[i:]
+                    log.info("chain stopped: %d action(s) not run", len(rest),
+                             extra={"EVENT": "chain-skipped", "RESOURCE": o["rsc"]["id"]})
+                    if self.node.dc:
+                        self.node.send(self.node.dc, "chain_skipped", tkeys=rest)
+                    return
+                self._chained.discard(keys[i])
+                rec = await self._run_op(src, o)
+                if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
+                    self._stopped.update(keys[i + 1:])
+        finally:
+            self._chained.difference_update(keys)
+            self._stopped.difference_update(keys)
+
+    async def _run_op(self, src: str, msg: dict) -> S.OpRecord | None:
         from hadaemon.io.lrm import OpRequest, ResourceSpec
 
         r, o = msg["rsc"], msg["op"]
@@ -122,15 +156,17 @@ class LocalExecutor:
             res = await self.lrm.execute(rsc, op)
         except Exception as exc:  # noqa: BLE001 - an LRM refusal becomes a failed operation
             log.error("%s %s: %s", name, rsc.id, exc, extra={"RESOURCE": rsc.id})
-            self._record(S.OpRecord(rsc.id, name, interval, 1, S.EXEC_STATUS["error"], 0, tkey, target,
-                                    last_run=now, digest=msg.get("digest", ""), exit_reason=str(exc)[:200], **base))
-            return
+            rec = S.OpRecord(rsc.id, name, interval, 1, S.EXEC_STATUS["error"], 0, tkey, target,
+                             last_run=now, digest=msg.get("digest", ""), exit_reason=str(exc)[:200], **base)
+            self._record(rec)
+            return rec
         rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
         level = logging.INFO if not S.is_failure(rec) else logging.WARNING
         log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
                 f" {rec.exit_reason}" if rec.exit_reason else "",
                 extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-done"})
         self._record(rec)
+        return rec
 
     def _on_result(self, res) -> None:
         """A recurring operation's changed result (or its cancellation), reported by the LRM."""

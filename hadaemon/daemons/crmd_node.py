@@ -382,6 +382,7 @@ class CrmNode:
         if dc != self.local_node or changed:
             self.joined = False
         if changed:
+            self.executor.stop_chains()   # the rest of the old DC's chains does not start
             self.emit("dc", dc)
         if dc == self.local_node:
             self.dc_role = DcRole(self, voters, round_)
@@ -411,7 +412,7 @@ class CrmNode:
             self._on_join_offer(src, msg)
         elif t == "cib":
             self._on_cib(src, msg)
-        elif t in ("op", "fence", "forget", "cancel_all"):
+        elif t in ("op", "ops", "chain_stop", "fence", "forget", "cancel_all"):
             self.executor.handle(src, msg)
         elif t == "shutdown_ok":
             if self._shutdown_ok is not None:

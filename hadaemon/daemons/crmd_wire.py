@@ -7,6 +7,10 @@ cib           {xml, ack}                              DC -> members: the whole C
 cib_ack       {version, ack}                          member -> DC
 op            {tkey, rsc, op, digest, target_rc}      DC -> node: run an operation through the LRM
 op_result     {record}                                node -> DC: an OpRecord
+ops           {ops: [op fields...]}                   DC -> node: run these in order, each after the previous
+                                                      one's expected result (a chain); chain_stop {tkeys}:
+                                                      do not start these; chain_skipped {tkeys}: node -> DC,
+                                                      the chained actions it did not run
 fence         {id, device, target, action, timeout_ms}  DC -> executor node; fence_result {id, ok, text}
 modify        {req, conf, reason} / modify_reply {req, version | kind, message}   member <-> DC
 cleanup       {req, rsc, node} / forget {rsc}          member -> DC / DC -> node (drop local history)

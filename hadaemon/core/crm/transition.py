@@ -7,6 +7,15 @@ stopped) become `Execute` effects with a deadline
 changed, a failure reported outside the transition), stops new actions from starting; the transition
 ends (`Completed`) once no action is in flight. The DC then reschedules from the status section, which
 records every result: whatever prefix of a transition was applied, the next one starts from there.
+
+Chains (`Run.chain`): when an action starts, the consecutive one-shot actions on the same node whose
+only unmet inputs are earlier actions of that run (a group's stops on the old node, its starts on the
+new one) start with it as one `ExecuteChain`: the node runs them in order itself and reports each
+result (no round trip to the DC between them). Each keeps its own timeout; its deadline is the sum of
+the chain's timeouts up to it plus the margin. The node stops a chain at its first unexpected result
+and reports the actions it did not run (`ChainCancelled`: they wait again, and are skipped when the
+transition ends); once the transition is stopping (abort, failure, timeout), `StopChain` asks the
+node not to start the rest of its chains.
 """
 from __future__ import annotations
 
@@ -15,10 +24,12 @@ from typing import Dict, List, Mapping, Tuple, Union
 
 __all__ = ["ActionSpec", "Run", "Started", "ActionDone", "Abort", "Tick", "Execute", "Completed",
            "TimedOut", "new_run", "step", "next_deadline", "from_graph", "WAITING", "RUNNING", "DONE",
-           "FAILED", "SKIPPED"]
+           "FAILED", "SKIPPED", "ExecuteChain", "StopChain", "ChainCancelled", "chain_from", "CHAIN_TASKS"]
 
 WAITING, RUNNING, DONE, FAILED, SKIPPED = "waiting", "running", "done", "failed", "skipped"
 INFINITY = 1000000
+# one-shot operations a node may run in a chain (not probes, notifications, cancels, fencing)
+CHAIN_TASKS = frozenset({"start", "stop", "promote", "demote", "migrate_to", "migrate_from"})
 
 
 def action_priority(key: str) -> int:
@@ -63,6 +74,9 @@ class Run:
     abort_reason: str = ""
     failed: Tuple[int, ...] = ()
     completed: bool = False
+    chain: bool = False                              # send nodes chains of consecutive actions
+    chains: Mapping[int, Tuple[int, ...]] = field(default_factory=dict)   # head -> members (2 or more)
+    chains_stopped: Tuple[int, ...] = ()             # heads of the chains a StopChain was sent for
 
     @property
     def in_flight(self) -> Tuple[int, ...]:
@@ -100,7 +114,13 @@ class Tick:
     pass
 
 
-Event = Union[Started, ActionDone, Abort, Tick]
+@dataclass(frozen=True)
+class ChainCancelled:
+    """The node did not run these actions of a chain (an earlier one failed, or StopChain)."""
+    action_ids: Tuple[int, ...]
+
+
+Event = Union[Started, ActionDone, Abort, Tick, ChainCancelled]
 
 
 # effects
@@ -122,22 +142,36 @@ class Completed:
     reason: str
 
 
-Effect = Union[Execute, TimedOut, Completed]
+@dataclass(frozen=True)
+class ExecuteChain:
+    """Run these actions in order on one node, each after the previous one succeeded."""
+    node: str
+    steps: Tuple[Execute, ...]
+
+
+@dataclass(frozen=True)
+class StopChain:
+    """Do not start the actions of this chain that have not started yet (the transition is stopping)."""
+    node: str
+    action_ids: Tuple[int, ...]
+
+
+Effect = Union[Execute, ExecuteChain, StopChain, TimedOut, Completed]
 
 
 def new_run(transition_id: int, actions: List[ActionSpec], edges: List[Tuple[int, int]],
-            margin: float = 5.0) -> Run:
+            margin: float = 5.0, chain: bool = False) -> Run:
     ids = {a.id for a in actions}
     inputs: Dict[int, List[int]] = {a.id: [] for a in actions}
     for before, after in edges:
         if before in ids and after in ids and before not in inputs[after]:
             inputs[after].append(before)
     return Run(transition_id, {a.id: a for a in actions}, {k: tuple(sorted(v)) for k, v in inputs.items()},
-               margin, {a.id: WAITING for a in actions})
+               margin, {a.id: WAITING for a in actions}, chain=chain)
 
 
 def from_graph(transition_id: int, graph, timeouts: Mapping[int, float], margin: float = 5.0,
-               target_rcs: Mapping[int, int] | None = None) -> Run:
+               target_rcs: Mapping[int, int] | None = None, chain: bool = False) -> Run:
     """A Run from a hadaemon.core.policy.graph.TransitionGraph; timeouts: action id -> seconds;
     target_rcs: expected results the graph leaves implicit (a promoted monitor's 8)."""
     specs = []
@@ -146,18 +180,58 @@ def from_graph(transition_id: int, graph, timeouts: Mapping[int, float], margin:
         target = a.target_rc if a.target_rc is not None else (target_rcs or {}).get(a.id, 0)
         specs.append(ActionSpec(a.id, a.key, a.task, a.rsc, a.node, a.interval_ms, bool(a.pseudo), kind,
                                 target, float(timeouts.get(a.id, 20.0)), a.fence_type, action_priority(a.key)))
-    return new_run(transition_id, specs, list(graph.edges), margin)
+    return new_run(transition_id, specs, list(graph.edges), margin, chain)
 
 
 def _ready(run: Run, aid: int) -> bool:
     return all(run.states.get(b) == DONE for b in run.inputs.get(aid, ()))
 
 
+def _chainable(a: ActionSpec) -> bool:
+    return (a.kind == "rsc_op" and not a.pseudo and bool(a.node) and a.interval_ms == 0
+            and a.task in CHAIN_TASKS and a.priority < INFINITY)
+
+
+def chain_from(run: Run, states: Mapping[int, str], head: int) -> Tuple[int, ...]:
+    """The chain starting at `head` (about to start): head, then repeatedly the lowest-id waiting
+    chainable action on the same node that depends on the chain's last action and whose every other
+    input is done or in the chain. An action that depends only on earlier members is left out (it
+    would wait behind the last one for nothing): the DC starts it when its inputs are done."""
+    a = run.actions[head]
+    if not _chainable(a):
+        return (head,)
+    chain = [head]
+    members = {head}
+    while True:
+        last = chain[-1]
+        nxt = None
+        for bid in sorted(run.actions):
+            b = run.actions[bid]
+            if states.get(bid) != WAITING or bid in members or b.node != a.node or not _chainable(b):
+                continue
+            ins = run.inputs.get(bid, ())
+            if last in ins and all(i in members or states.get(i) == DONE for i in ins):
+                nxt = bid
+                break
+        if nxt is None:
+            return tuple(chain)
+        chain.append(nxt)
+        members.add(nxt)
+
+
 def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
     effects: List[Effect] = []
     states = dict(run.states)
     deadlines = dict(run.deadlines)
+    chains = dict(run.chains)
     stopping = bool(run.abort_reason or run.failed)
+    stopped = run.chains_stopped
+    if stopping:
+        for head, members in sorted(chains.items()):
+            left = tuple(m for m in members[1:] if states.get(m) == RUNNING)
+            if head not in stopped and left:
+                stopped = stopped + (head,)
+                effects.append(StopChain(run.actions[head].node, left))
     progressed = True
     while progressed:
         progressed = False
@@ -170,11 +244,25 @@ def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
             if a.immediate:
                 states[aid] = DONE
                 progressed = True
+            elif run.chain and not stopping:
+                members = chain_from(run, states, aid)
+                steps = []
+                total = 0.0
+                for m in members:
+                    total += run.actions[m].timeout_s
+                    states[m] = RUNNING
+                    deadlines[m] = now + total + run.margin
+                    steps.append(Execute(run.actions[m], deadlines[m]))
+                if len(steps) == 1:
+                    effects.append(steps[0])
+                else:
+                    chains[aid] = members
+                    effects.append(ExecuteChain(a.node, tuple(steps)))
             else:
                 states[aid] = RUNNING
                 deadlines[aid] = now + a.timeout_s + run.margin
                 effects.append(Execute(a, deadlines[aid]))
-    run = replace(run, states=states, deadlines=deadlines)
+    run = replace(run, states=states, deadlines=deadlines, chains=chains, chains_stopped=stopped)
     if not run.completed and not run.in_flight:
         if stopping or all(s == DONE for s in states.values()) or not _any_startable(run):
             states = {k: (SKIPPED if s == WAITING else s) for k, s in states.items()}
@@ -207,6 +295,16 @@ def step(run: Run, event: Event, now: float) -> Tuple[Run, List[Effect]]:
     if isinstance(event, Abort):
         run = replace(run, abort_reason=run.abort_reason or event.reason)
         return _advance(run, now)
+    if isinstance(event, ChainCancelled):
+        # never started on the node: they wait again (started again once ready, skipped at the end)
+        ids = [i for i in event.action_ids if run.states.get(i) == RUNNING]
+        if not ids:
+            return run, []
+        states = dict(run.states)
+        for i in ids:
+            states[i] = WAITING
+        deadlines = {k: v for k, v in run.deadlines.items() if k not in ids}
+        return _advance(replace(run, states=states, deadlines=deadlines), now)
     if isinstance(event, Tick):
         effects: List[Effect] = []
         states = dict(run.states)
