@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import time
 from typing import Dict, Tuple
 
 from hadaemon.core.cib.loader import parse_interval_ms
@@ -33,7 +34,7 @@ def device_can_fence(params: Dict[str, str], target: str) -> bool:
 class Fencing:
     def __init__(self, dc):
         self.dc = dc
-        self.inflight: Dict[int, Tuple[int, str]] = {}
+        self.inflight: Dict[int, Tuple[int, str, str]] = {}
 
     def close(self) -> None:
         self.inflight.clear()
@@ -62,7 +63,11 @@ class Fencing:
     def fence(self, a: T.ActionSpec, model) -> None:
         target = a.node or ""
         found = self._device(model, target)
-        executor = self._executor(target)
+        unfence = a.fence_type == "on"
+        # unfencing ('on': fabric access given back, e.g. fence_scsi's key registered) is run on the
+        # target itself while it is a member, as Pacemaker's fencer does for on_target devices; it
+        # never marks the node down
+        executor = target if unfence and target in self.dc.joined else self._executor(target)
         if found is None or executor is None:
             log.error("cannot fence %s: %s", target,
                       "no stonith resource can fence it" if found is None else "no node can run the device",
@@ -71,8 +76,8 @@ class Fencing:
             return
         prim, params = found
         fid = next(_ids)
-        self.inflight[fid] = (a.id, target)
-        action = "off" if a.fence_type == "off" else "reboot"
+        action = a.fence_type if a.fence_type in ("off", "on") else "reboot"
+        self.inflight[fid] = (a.id, target, action)
         log.warning("fencing %s (%s) with %s on %s", target, action, prim.id, executor,
                     extra={"NODE": target, "RESOURCE": prim.id, "EVENT": "fence-request"})
         self.dc.node.send(executor, "fence", id=fid, target=target, action=action,
@@ -83,8 +88,12 @@ class Fencing:
         entry = self.inflight.pop(msg.get("id"), None)
         if entry is None:
             return
-        aid, target = entry
-        if msg.get("ok"):
+        aid, target, action = entry
+        if msg.get("ok") and action == "on":
+            # the scheduler asks for unfencing while #node-unfenced is unset or 0 (Pacemaker's
+            # fencer sets it to the time of the last unfencing)
+            self.dc.set_attribute(target, "#node-unfenced", str(int(time.time())))
+        elif msg.get("ok"):
             self.dc.fenced(target)
         else:
             log.error("fencing %s failed on %s: %s", target, src, msg.get("text", ""),

@@ -112,12 +112,13 @@ class PowerSwitch:
     def on(self, name: str) -> None:
         o = self._outlet(name)
         with self.lock:
+            was_on = o.powered
             o.history.append((time.time(), "on", time.monotonic()))
             for link in _links(o.netns):
                 subprocess.run(["ip", "-n", o.netns, "link", "set", link, "up"], capture_output=True, timeout=10)
             o.powered = True
-        self.log(f"power switch: {name} on")
-        if o.on_hook is not None:
+        self.log(f"power switch: {name} on" + (" (already on)" if was_on else ""))
+        if o.on_hook is not None and not was_on:    # an outlet already on does not power-cycle its node
             o.on_hook(name)
 
     def status(self, name: str) -> str:
