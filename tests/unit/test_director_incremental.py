@@ -139,19 +139,3 @@ def test_maintenance_changes_only_keep_counts():
     assert [type(e) for e in events] == [RealDown] and state.up_counts == {"tcp:10.0.0.1:80": 1}
     state, events = apply_maintenance(plan, state, {}, 6.0)        # nothing changed: nothing to do
     assert events == [] and state.get(p1).maintenance
-
-
-def test_checks_held_up_by_a_stall_are_spread_again_not_bunched():
-    """next_due: a check a little late keeps its cadence; checks a whole interval or more behind (a stall)
-    go back to their own phases instead of all being due at the same instant."""
-    from hadaemon.io.checks.scheduler import next_due, phase_of
-
-    assert next_due(10.0, 1.0, 10.3, 0.5) == 11.0             # on time or a little late: the cadence
-    assert next_due(10.0, 1.0, 11.4, 0.5) == 11.4             # behind by less than an interval: now
-    now = 100.0
-    dues = [next_due(95.0, 1.0, now, phase_of(f"10.0.{i // 250}.{i % 250}:80 http", 1.0)) for i in range(5000)]
-    assert all(now <= d < now + 1.0 for d in dues)
-    buckets = [0] * 10
-    for d in dues:
-        buckets[int((d - now) * 10)] += 1
-    assert max(buckets) < 2 * 5000 / 10, buckets               # spread over the interval, not at `now`

@@ -27,24 +27,6 @@ def shard_of(ident: str, shards: int) -> int:
     return zlib.crc32(ident.encode()) % shards
 
 
-def phase_of(ident: str, interval: float) -> float:
-    """Where in its interval a check runs (0 <= phase < interval): spread by its id, stable."""
-    return (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
-
-
-def next_due(due: float, interval: float, now: float, phase: float) -> float:
-    """When the check after one that was due at `due` is due: `interval` later (the cadence is kept when a
-    check ran a little late). One that is a whole interval or more behind (the loop stalled, a reload, a
-    long check) goes back to its own phase (its next slot within an interval from now) instead of `now`:
-    otherwise every check held up by a stall would stay due at the same instant, bunched for good."""
-    nxt = due + interval
-    if nxt >= now:
-        return nxt
-    if now - nxt < interval:
-        return now
-    return now + (phase - now) % interval
-
-
 def raise_nofile_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit (each in-flight check holds a socket); the
     director calls this once at start. Returns the new soft limit."""
@@ -123,7 +105,7 @@ class CheckScheduler:
             interval = self.plan.targets[pairs[0]].virtual.checkinterval
             due = keep.get(ident)
             if due is None or due > now + interval:
-                due = now + phase_of(ident, interval)
+                due = now + (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
             self._push(due, ident)
         if getattr(self, "_loop", None) is not None:
             self._arm()
@@ -271,15 +253,12 @@ class CheckScheduler:
             self._reschedule(ident, gen, due, interval)
 
     def _reschedule(self, ident: str, gen: int, due: float, interval: float | None = None) -> None:
-        """Keep the cadence: the next check `interval` after this one was due (see next_due when late)."""
+        """Keep the cadence: the next check `interval` after this one was due, or now if late."""
         if gen != self._gen or self._stopped.is_set():
             return
         if interval is None:
             interval = self.plan.targets[self.plan.groups[ident][0]].virtual.checkinterval
-        now = time.monotonic()
-        nxt = due + interval
-        if nxt < now:
-            nxt = next_due(due, interval, now, phase_of(ident, interval))
+        nxt = max(due + interval, time.monotonic())
         self._push(nxt, ident)
         if self._heap[0][2] == ident and self._loop is not None:
             self._arm()
