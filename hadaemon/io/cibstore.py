@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import threading
-from typing import List, Tuple
+from typing import List, Set, Tuple
 
 from hadaemon.io.files import write_atomic
 
@@ -34,6 +34,7 @@ class CibStore:
         self._cond = threading.Condition()
         self._pending_cib: bytes | None = None
         self._pending_inputs: List[Tuple[str, bytes]] = []
+        self._writing: Set[str] = set()
         self._queued = 0          # writes queued so far (generation)
         self._done = 0            # generation written (or failed: logged) so far
         self._waiters: List[tuple] = []   # (generation, loop, future)
@@ -152,7 +153,7 @@ class CibStore:
     # -- the background writer --------------------------------------------------------------------------
     def _queued_input(self, path: str) -> bool:
         with self._cond:
-            return any(p == path for p, _ in self._pending_inputs)
+            return path in self._writing or any(p == path for p, _ in self._pending_inputs)
 
     def _enqueue_locked(self) -> None:
         self._queued += 1
@@ -170,6 +171,7 @@ class CibStore:
                     return
                 cib, self._pending_cib = self._pending_cib, None
                 inputs, self._pending_inputs = self._pending_inputs, []
+                self._writing = {p for p, _ in inputs}     # taken from the queue, not yet on disk
                 generation = self._queued
             try:
                 if cib is not None:
@@ -181,6 +183,7 @@ class CibStore:
             except OSError as exc:
                 log.error("cannot persist the CIB in %s: %s", self.dir, exc, extra={"EVENT": "cib-persist-failed"})
             with self._cond:
+                self._writing = set()
                 self._done = max(self._done, generation)
                 ready = [w for w in self._waiters if w[0] <= self._done]
                 self._waiters = [w for w in self._waiters if w[0] > self._done]
