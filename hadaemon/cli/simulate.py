@@ -55,6 +55,15 @@ def _write(path: str, data: str) -> None:
     write_atomic(path, data.encode(), 0o644)
 
 
+def _execution_date(data: bytes) -> int | None:
+    """The <cib execution-date="EPOCH"> a saved scheduler input carries: without --now or -t, the time
+    the scheduler ran at (as crm_simulate's set_effective_date); None when absent or not a number."""
+    import re
+    head = re.search(rb"<cib\b[^>]*>", data)
+    m = re.search(rb"""\sexecution-date\s*=\s*["']\s*(\d+)\s*["']""", head.group(0)) if head else None
+    return int(m.group(1)) if m else None
+
+
 def run(args) -> int:
     import xml.etree.ElementTree as ET
 
@@ -78,7 +87,9 @@ def run(args) -> int:
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return 2
-    now = args.now if args.now is not None else int(time.time())
+    now = args.now if args.now is not None else _execution_date(data)
+    if now is None:
+        now = int(time.time())
     if args.set_datetime:
         when = parse_datetime(args.set_datetime)
         if when is None:

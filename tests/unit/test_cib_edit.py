@@ -327,7 +327,8 @@ def test_group_add_refusals_leave_the_cib_alone(cib):
     ('operation="lt" end="soon"', "has an invalid end 'soon'"),
     ('operation="lt"', "(lt) needs 'end'"),
     ('operation="gt" end="2026-01-01"', "(gt) needs 'start'"),
-    ('operation="date_spec"', "has operation 'date_spec'"),
+    ('operation="date_spec"', "(date_spec) needs a <date_spec>"),
+    ('operation="yesterday"', "has operation 'yesterday'"),
 ])
 def test_the_loader_refuses_bad_date_expressions_on_their_line(cib, date, words):
     E.move(cib, "webserver", "admin2", NOW, lifetime="PT1H")

@@ -131,7 +131,7 @@ ELSEWHERE = {
     "a date in a meta-attribute rule": ("resources", '<primitive id="p" class="ocf" provider="heartbeat" type="Dummy">'
                                                      '<meta_attributes id="pm"><rule id="pr" score="0">'
                                                      '<date_expression id="d" operation="gt" start="2020-01-01"/>'
-                                                     '</rule></meta_attributes></primitive>', "date_expression"),
+                                                     '</rule></meta_attributes></primitive>', None),
 }
 
 

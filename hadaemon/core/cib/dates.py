@@ -70,3 +70,101 @@ def format_time(epoch: int) -> str:
     """Seconds since the epoch as Pacemaker writes a date: '2026-12-05 01:38:27Z' (UTC)."""
     y, mo, d, hh, mm, ss = utc_fields(epoch)
     return f"{y:04d}-{mo:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}Z"
+
+
+SPEC_FIELDS = ("years", "months", "monthdays", "hours", "minutes", "seconds", "yeardays", "weekyears", "weeks",
+               "weekdays")
+_DURATION_FIELDS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+_RANGE_RE = re.compile(r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$")
+
+
+def parse_range(text: str):
+    """A date_spec field: 'N' or 'N-M' (either side may be left out: 'N-', '-M') -> (low, high)."""
+    m = _RANGE_RE.match(text or "")
+    if not m or (m.group(1) is None and m.group(3) is None) or (m.group(2) is None and m.group(3) is not None):
+        return None
+    low = None if m.group(1) is None else int(m.group(1))
+    if m.group(2) is None:
+        return low, low
+    return low, (None if m.group(3) is None else int(m.group(3)))
+
+
+def date_expression_of(el):
+    """(problem, DateExpression) from a <date_expression> element (anything with get/find): problem is a
+    message when the expression cannot be read, else None. Shared by the loader and verify."""
+    from hadaemon.core.cib.model import DateExpression
+    op = el.get("operation") or "in_range"
+    did = el.get("id", "")
+    if op not in ("lt", "gt", "in_range", "date_spec"):
+        return f"date_expression '{did}' has operation '{op}': expected lt, gt, in_range or date_spec", None
+    bounds = {}
+    for name in ("start", "end"):
+        text = el.get(name)
+        bounds[name] = None if text is None else parse_datetime(text)
+        if text is not None and bounds[name] is None:
+            return (f"date_expression '{did}' has an invalid {name} '{text}' (ISO 8601, e.g. 2026-12-05 01:38:27Z)",
+                    None)
+    duration = None
+    dur = el.find("duration")
+    if dur is not None:
+        months = seconds = 0
+        scale = {"years": (12, 0), "months": (1, 0), "weeks": (0, 604800), "days": (0, 86400),
+                 "hours": (0, 3600), "minutes": (0, 60), "seconds": (0, 1)}
+        for name in _DURATION_FIELDS:
+            text = dur.get(name)
+            if text is None:
+                continue
+            try:
+                n = int(text.strip())
+            except ValueError:
+                return f"date_expression '{did}': duration {name} '{text}' is not an integer", None
+            months += n * scale[name][0]
+            seconds += n * scale[name][1]
+        duration = (months, seconds)
+    spec = []
+    sp = el.find("date_spec")
+    if sp is not None:
+        for name in SPEC_FIELDS:
+            text = sp.get(name)
+            if text is None:
+                continue
+            rng = parse_range(text)
+            if rng is None:
+                return f"date_expression '{did}': date_spec {name} '{text}' is not a number or range (e.g. 9-16)", None
+            spec.append((name, rng[0], rng[1]))
+    need = {"lt": "end", "gt": "start"}.get(op)
+    if need and bounds[need] is None:
+        return f"date_expression '{did}' ({op}) needs '{need}'", None
+    if op == "in_range":
+        if bounds["start"] is None and bounds["end"] is None:
+            return f"date_expression '{did}' (in_range) needs 'start' or 'end'", None
+        if bounds["end"] is None and duration is not None:
+            bounds["end"] = add_duration(bounds["start"], duration)
+    if op == "date_spec" and sp is None:
+        return f"date_expression '{did}' (date_spec) needs a <date_spec>", None
+    return None, DateExpression(did, op, bounds["start"], bounds["end"], el.line, duration, tuple(spec))
+
+
+def iso_week(epoch: int):
+    """(ISO week-year, ISO week, ISO weekday 1=Monday..7, day of the year) in UTC."""
+    y, mo, d = utc_fields(epoch)[:3]
+    days = int(epoch) // 86400
+    weekday = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (4)
+    yday = days - calendar.timegm((y, 1, 1, 0, 0, 0, 0, 0, 0)) // 86400 + 1
+    thursday = days - weekday + 4  # the Thursday of this ISO week decides its year
+    wy = utc_fields(thursday * 86400)[0]
+    week = (thursday - calendar.timegm((wy, 1, 1, 0, 0, 0, 0, 0, 0)) // 86400) // 7 + 1
+    return wy, week, weekday, yday
+
+
+def spec_matches(spec, epoch: int) -> bool:
+    """Whether time epoch (UTC) matches every field of a date_spec ((field, low, high), open sides None)."""
+    y, mo, d, hh, mm, ss = utc_fields(epoch)
+    wy, week, weekday, yday = iso_week(epoch)
+    values = {"years": y, "months": mo, "monthdays": d, "hours": hh, "minutes": mm, "seconds": ss,
+              "yeardays": yday, "weekyears": wy, "weeks": week, "weekdays": weekday}
+    for name, low, high in spec:
+        v = values[name]
+        if (low is not None and v < low) or (high is not None and v > high):
+            return False
+    return True

@@ -5,7 +5,7 @@ import re
 from types import MappingProxyType
 from typing import Dict, List, Tuple
 
-from hadaemon.core.cib.dates import parse_datetime
+from hadaemon.core.cib.dates import date_expression_of
 from hadaemon.core.cib.model import (
     Cib, Clone, Colocation, DateExpression, Expression, Group, Location, LrmOp, LrmResource, Node, NodeState, NvSet, Op,
     OpExpression, RscExpression,
@@ -115,9 +115,9 @@ class _Loader:
             return ()
         return tuple(self.nvset(c) for c in el.children if c.tag in tags)
 
-    def rule(self, el: Element, dates: bool = False) -> Rule:
-        """A rule; date expressions only where the scheduler evaluates them at its time (dates=True:
-        location constraints), refused elsewhere rather than read as always true."""
+    def rule(self, el: Element, dates: bool = True) -> Rule:
+        """A rule; date expressions are evaluated at the scheduler's time wherever a rule is (location
+        constraints, nvpair sets of resources, nodes, rsc_defaults, op_defaults, crm_config)."""
         el = self.deref(el)
         terms = []
         for child in el.children:
@@ -127,10 +127,8 @@ class _Loader:
                                         child.get("type"), child.line))
             elif child.tag == "rule":
                 terms.append(self.rule(child, dates))
-            elif child.tag == "date_expression" and dates:
-                terms.append(self.date_expression(child))
             elif child.tag == "date_expression":
-                raise self.err(child, "<date_expression> is supported in location constraint rules only")
+                terms.append(self.date_expression(child))
             elif child.tag == "rsc_expression":
                 terms.append(RscExpression(child.get("id", ""), child.get("class"), child.get("provider"),
                                            child.get("type"), child.line))
@@ -151,27 +149,11 @@ class _Loader:
                     tuple(terms), el.line)
 
     def date_expression(self, el: Element) -> DateExpression:
-        """lt (before end), gt (after start), in_range (start..end); date_spec is not supported."""
-        op = el.get("operation") or "in_range"
-        did = el.get("id", "")
-        if op not in ("lt", "gt", "in_range"):
-            raise self.err(el, f"date_expression '{did}' has operation '{op}': lt, gt and in_range are "
-                               "supported (date_spec is not)")
-        if el.find("date_spec") is not None or el.find("duration") is not None:
-            raise self.err(el, f"date_expression '{did}': date_spec and duration are not supported")
-        bounds = {}
-        for name in ("start", "end"):
-            text = el.get(name)
-            bounds[name] = None if text is None else parse_datetime(text)
-            if text is not None and bounds[name] is None:
-                raise self.err(el, f"date_expression '{did}' has an invalid {name} '{text}' "
-                                   "(ISO 8601, e.g. 2026-12-05 01:38:27Z)")
-        need = {"lt": "end", "gt": "start"}.get(op)
-        if need and bounds[need] is None:
-            raise self.err(el, f"date_expression '{did}' ({op}) needs '{need}'")
-        if op == "in_range" and bounds["start"] is None and bounds["end"] is None:
-            raise self.err(el, f"date_expression '{did}' (in_range) needs 'start' or 'end'")
-        return DateExpression(did, op, bounds["start"], bounds["end"], el.line)
+        """lt (before end), gt (after start), in_range (start..end, or start + <duration>), date_spec."""
+        problem, expr = date_expression_of(el)
+        if problem is not None:
+            raise self.err(el, problem)
+        return expr
 
     # --- configuration ---
     def op(self, el: Element) -> Op:
@@ -509,10 +491,11 @@ class _Loader:
             stack.extend(el.children)
         options: Dict[str, str] = {}
         crm = conf.find("crm_config")
+        option_sets: Tuple[NvSet, ...] = ()
         if crm is not None:
-            sets = self.nvsets(crm, ("cluster_property_set",))
+            option_sets = self.nvsets(crm, ("cluster_property_set",))
             # Pacemaker: cib-bootstrap-options first, then by set score; the first value wins
-            for s in sorted(sets, key=lambda x: (x.id != "cib-bootstrap-options", -x.score)):
+            for s in sorted(option_sets, key=lambda x: (x.id != "cib-bootstrap-options", -x.score)):
                 for name, value in s.pairs:
                     options.setdefault(name, value)
         nodes = []
@@ -590,7 +573,7 @@ class _Loader:
         return Cib(self.path, MappingProxyType(options), tuple(nodes), tuple(resources), tuple(locs),
                    tuple(colocs), tuple(orders), rsc_defaults, op_defaults, tuple(states), quorum,
                    root.get("dc-uuid"), tuple(rsc_tickets), MappingProxyType(tickets),
-                   feature_set=root.get("crm_feature_set"), _index=index)
+                   feature_set=root.get("crm_feature_set"), _index=index, option_sets=option_sets)
 
     # --- status ---
     def node_state(self, el: Element) -> NodeState:

@@ -29,13 +29,17 @@ class Expression:
 
 @dataclass(frozen=True)
 class DateExpression:
-    """A date_expression (operation lt, gt or in_range) with start/end in seconds since the epoch."""
+    """A date_expression (operation lt, gt, in_range or date_spec) with start/end in seconds since the
+    epoch; in_range without an end takes start + duration ((months, seconds)); date_spec matches the
+    fields of `spec`: (field, low, high) with low/high None for an open side."""
 
     id: str
     operation: str
     start: int | None
     end: int | None
     line: int
+    duration: Tuple[int, int] | None = None
+    spec: Tuple[Tuple[str, int | None, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,22 @@ class Cib:
     tickets: Mapping[str, Ticket] = field(default_factory=dict)
     feature_set: str | None = None  # <cib crm_feature_set>: below 3.0.13, fail counts are per resource
     _index: Dict[str, Resource] = field(default_factory=dict, compare=False, repr=False)
+    option_sets: Tuple[NvSet, ...] = field(default=(), compare=False, repr=False)  # crm_config's sets
+
+    def options_at(self, now: int | None) -> Mapping[str, str]:
+        """The cluster options with the rules of crm_config's sets evaluated at time `now` (date
+        expressions; no node, so node-attribute expressions are false); `options` when no set has a rule
+        or the time is not known. cib-bootstrap-options first, then by set score; the first value wins."""
+        if now is None or not any(s.rule is not None for s in self.option_sets):
+            return self.options
+        from hadaemon.core.cib.rules import eval_rule
+        out: Dict[str, str] = {}
+        for s in sorted(self.option_sets, key=lambda x: (x.id != "cib-bootstrap-options", -x.score)):
+            if s.rule is not None and not eval_rule(s.rule, {}, now=now):
+                continue
+            for name, value in s.pairs:
+                out.setdefault(name, value)
+        return out
 
     def option(self, name: str, default: str | None = None) -> str | None:
         """A cluster option by its current name, accepting older spellings."""

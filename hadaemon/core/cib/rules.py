@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, Mapping, Tuple
 
+from hadaemon.core.cib.dates import spec_matches
 from hadaemon.core.cib.model import DateExpression, Expression, NvSet, OpExpression, Rule, RscExpression
 
 _CMP_OPS = ("lt", "gt", "lte", "gte")
@@ -93,6 +94,8 @@ def eval_date(expr: DateExpression, now: int | None) -> bool:
     """A date_expression at time now (seconds; None: the time is not known, the expression holds)."""
     if now is None:
         return True
+    if expr.operation == "date_spec":
+        return spec_matches(expr.spec, now)
     if expr.operation == "lt":
         return now < expr.end
     if expr.operation == "gt":
@@ -154,13 +157,14 @@ def eval_rule(rule: Rule, attrs: Mapping[str, str], role: str | None = None, now
 def resolve_sets(sets: Iterable[NvSet], attrs: Mapping[str, str] | None = None,
                  into: Dict[str, str] | None = None,
                  rsc: Tuple[str | None, str | None, str | None] | None = None,
-                 op: Tuple[str, int] | None = None) -> Dict[str, str]:
+                 op: Tuple[str, int] | None = None, now: int | None = None) -> Dict[str, str]:
     """Merge nvpair sets the way Pacemaker does: higher set score first, first value wins (rules with
-    resource / operation expressions evaluated for `rsc` and `op`, see eval_rule)."""
+    resource / operation expressions evaluated for `rsc` and `op`, date expressions at time `now`, see
+    eval_rule)."""
     out: Dict[str, str] = {} if into is None else into
     ordered = sorted(sets, key=lambda s: -s.score)
     for s in ordered:
-        if s.rule is not None and not eval_rule(s.rule, attrs or {}, rsc=rsc, op=op):
+        if s.rule is not None and not eval_rule(s.rule, attrs or {}, now=now, rsc=rsc, op=op):
             continue
         for name, value in s.pairs:
             if value is not None and value.lower() == "#default":

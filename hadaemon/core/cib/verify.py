@@ -5,7 +5,7 @@ import re
 from typing import Dict, Iterator, List, Mapping, NamedTuple, Set, Tuple
 
 from hadaemon.core.cib import xmltree
-from hadaemon.core.cib.dates import parse_datetime
+from hadaemon.core.cib.dates import date_expression_of
 from hadaemon.core.cib.support import RESOURCE_CLASSES, UNSUPPORTED
 from hadaemon.core.cib.validate import BOOLEAN_OPTIONS, refusals
 from hadaemon.core.cib.xmltree import Element
@@ -177,15 +177,12 @@ class _Checker:
                 self.error(node, f"<{node.tag}> id-ref '{ref}' refers to a <{target.tag}>")
 
     def check_unsupported(self, root: Element):
-        # the loader reads resource sets in tickets, date expressions in location rules only
+        # the loader reads resource sets in tickets
         ticket_sets = {id(s) for t in root.iter("rsc_ticket") for s in t.children if s.tag == "resource_set"}
-        location_dates = {id(d) for loc in root.iter("rsc_location") for d in loc.iter("date_expression")}
         for node in root.iter():
             what = UNSUPPORTED.get(node.tag)
             if what and id(node) not in ticket_sets:
                 self.error(node, f"<{node.tag}> is not supported: {what} are not implemented yet")
-            elif node.tag == "date_expression" and not what and id(node) not in location_dates:
-                self.error(node, "<date_expression> is supported in location constraint rules only")
             elif node.tag == "primitive" and node.get("template") and "template" in UNSUPPORTED:
                 self.error(node, f"primitive '{node.get('id')}' uses template '{node.get('template')}':"
                                  " resource templates are not implemented yet")
@@ -542,26 +539,10 @@ class _Checker:
                              + ", ".join(sorted(EXPR_TYPES)))
 
     def check_date_expression(self, expr: Element):
-        """What the loader reads: lt (end), gt (start), in_range (start and/or end), ISO 8601 dates."""
-        did, op = expr.get("id", ""), expr.get("operation") or "in_range"
-        if op not in ("lt", "gt", "in_range"):
-            self.error(expr, f"date_expression '{did}' has operation '{op}': lt, gt and in_range are supported"
-                             " (date_spec is not)")
-            return
-        if expr.find("date_spec") is not None or expr.find("duration") is not None:
-            self.error(expr, f"date_expression '{did}': date_spec and duration are not supported")
-        given = {}
-        for name in ("start", "end"):
-            text = expr.get(name)
-            if text is not None and parse_datetime(text) is None:
-                self.error(expr, f"date_expression '{did}' has an invalid {name} '{text}'"
-                                 " (ISO 8601, e.g. 2026-12-05 01:38:27Z)")
-            given[name] = text is not None
-        need = {"lt": "end", "gt": "start"}.get(op)
-        if need and not given[need]:
-            self.error(expr, f"date_expression '{did}' ({op}) needs '{need}'")
-        elif op == "in_range" and not (given["start"] or given["end"]):
-            self.error(expr, f"date_expression '{did}' (in_range) needs 'start' or 'end'")
+        """What the loader reads: lt (end), gt (start), in_range (start and/or end or duration), date_spec."""
+        problem, _ = date_expression_of(expr)
+        if problem is not None:
+            self.error(expr, problem)
 
     def check_nvpairs(self, root: Element):
         for nv in root.iter("nvpair"):

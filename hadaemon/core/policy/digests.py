@@ -21,7 +21,7 @@ def _configured(r, task: str, interval_ms: int) -> Op | None:
 
 
 def _params(ws: WorkingSet, r, node, op: Op | None, interval_ms: int) -> Dict[str, str]:
-    params = resolve_sets(r.prim.instance_sets, node.attrs)
+    params = resolve_sets(r.prim.instance_sets, node.attrs, now=ws.now)
     # a group's and a clone's instance attributes are inherited (never overriding the member's)
     parents = []
     if r.group is not None:
@@ -30,16 +30,16 @@ def _params(ws: WorkingSet, r, node, op: Op | None, interval_ms: int) -> Dict[st
         parents.append(ws.cib.find(r.clone.id))
     for cfg in parents:
         if cfg is not None:
-            for k, v in resolve_sets(cfg.instance_sets, node.attrs).items():
+            for k, v in resolve_sets(cfg.instance_sets, node.attrs, now=ws.now).items():
                 params.setdefault(k, v)
     if op is not None:
-        for k, v in resolve_sets(op.instance_sets, node.attrs).items():
+        for k, v in resolve_sets(op.instance_sets, node.attrs, now=ws.now).items():
             params[k] = v
     if interval_ms > 0:
         timeout = op.timeout if op is not None else None
         if timeout is None:
             timeout = resolve_sets(ws.cib.op_defaults, rsc=agent_of(r.prim),
-                                   op=(op.name if op is not None else "monitor", interval_ms)).get("timeout")
+                                   op=(op.name if op is not None else "monitor", interval_ms), now=ws.now).get("timeout")
         ms = parse_interval_ms(timeout) if timeout else DEFAULT_TIMEOUT_MS
         params["CRM_meta_timeout"] = str(ms if ms is not None else DEFAULT_TIMEOUT_MS)
     return params
@@ -80,7 +80,7 @@ def _compare(ws: WorkingSet, r, node, o, op: Op | None) -> None:
     params = _params(ws, r, node, op, o.interval_ms)
     calc_all = H.digest(params)
     rc = None
-    if o.interval_ms == 0 and op is not None and resolve_sets(op.instance_sets, node.attrs):
+    if o.interval_ms == 0 and op is not None and resolve_sets(op.instance_sets, node.attrs, now=ws.now):
         forced_restart = True
     else:
         forced_restart = False

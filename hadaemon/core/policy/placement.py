@@ -846,7 +846,7 @@ def _promoted_location_scores(ws: WorkingSet, loc) -> Dict[str, int]:
         if role not in ("promoted", "master"):
             continue
         for node in ws.nodes:
-            if not eval_rule(rule, node.attrs):
+            if not eval_rule(rule, node.attrs, now=ws.now):
                 continue
             if rule.score is not None:
                 s = rule.score

@@ -224,7 +224,7 @@ def _on_fail_for(ws: WorkingSet, r: WRsc, task: str, interval_ms: int):
         if value is None and task == "monitor" and interval_ms == 0:
             value = None
     if value is None:
-        d = resolve_sets(ws.cib.op_defaults, rsc=agent_of(r.prim), op=(task, interval_ms))
+        d = resolve_sets(ws.cib.op_defaults, rsc=agent_of(r.prim), op=(task, interval_ms), now=ws.now)
         value = d.get("on-fail")
     fail_role = STARTED
     if value is not None:

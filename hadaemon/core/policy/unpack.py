@@ -27,11 +27,11 @@ def _unpack_nodes(ws: WorkingSet) -> None:
     cib = ws.cib
     for n in cib.nodes:
         node = WNode(n.id, n.uname)
-        attrs = resolve_sets(n.attr_sets)
+        attrs = resolve_sets(n.attr_sets, now=ws.now)
         node.attrs = attrs
         if ws.placement_strategy != "default":
             from hadaemon.core.policy.working import _utilization_value
-            node.capacity = {k: _utilization_value(v) for k, v in resolve_sets(n.utilization).items()}
+            node.capacity = {k: _utilization_value(v) for k, v in resolve_sets(n.utilization, now=ws.now).items()}
         ws.nodes.append(node)
         ws.node_by_uname[n.uname] = node
         ws.node_by_id[n.id] = node
@@ -48,12 +48,12 @@ def _unpack_nodes(ws: WorkingSet) -> None:
                     break
         attrs = dict(node.attrs)
         if st is not None:
-            resolve_sets(st.transient_sets, into=attrs)  # transient attributes win
-            for k, v in resolve_sets(st.transient_sets).items():
+            resolve_sets(st.transient_sets, into=attrs, now=ws.now)  # transient attributes win
+            for k, v in resolve_sets(st.transient_sets, now=ws.now).items():
                 attrs[k] = v
         if st is not None and st.transient_utilization and ws.placement_strategy != "default":
             from hadaemon.core.policy.working import _utilization_value
-            for k, v in resolve_sets(st.transient_utilization).items():
+            for k, v in resolve_sets(st.transient_utilization, now=ws.now).items():
                 node.capacity[k] = _utilization_value(v)
         attrs["#uname"] = node.uname
         attrs["#id"] = node.id

@@ -1,7 +1,9 @@
 """The scheduler's working set: nodes, resources and colocations as mutable per-run state."""
 from __future__ import annotations
 
+import dataclasses
 import re
+from types import MappingProxyType
 from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.loader import parse_interval_ms
@@ -333,6 +335,9 @@ class WorkingSet:
     """Everything one scheduler run knows and decides."""
 
     def __init__(self, cib: Cib, now: int | None):
+        options = cib.options_at(now)
+        if options is not cib.options:  # crm_config rules (date expressions) evaluated at this run's time
+            cib = dataclasses.replace(cib, options=MappingProxyType(dict(options)))
         self.cib = cib
         self.now = now
         self.nodes: List[WNode] = []
@@ -410,7 +415,7 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
     r.failure_timeout = (parse_interval_ms(ft) or 0) // 1000 if ft else 0
     r.is_stonith = r.cls == "stonith"
     if ws.placement_strategy != "default" and r.prim is not None and r.prim.utilization:
-        r.utilization = {k: _utilization_value(v) for k, v in resolve_sets(r.prim.utilization).items()}
+        r.utilization = {k: _utilization_value(v) for k, v in resolve_sets(r.prim.utilization, now=ws.now).items()}
     if r.is_stonith:
         ws.have_stonith_resource = True
     req = (meta.get("requires") or "").lower()
@@ -437,11 +442,11 @@ def setup_primitive(ws: WorkingSet, r: WRsc) -> None:
 def resource_meta(ws: WorkingSet, sets, parent_meta: Dict[str, str] | None, agent=None) -> Dict[str, str]:
     """Meta attributes: the resource's own, then its parent's, then rsc_defaults (rsc_expressions in their
     rules matched against `agent`, the primitive's configuration; a group or clone has no agent)."""
-    meta = resolve_sets(sets)
+    meta = resolve_sets(sets, now=ws.now)
     if parent_meta:
         for k, v in parent_meta.items():
             meta.setdefault(k, v)
-    resolve_sets(ws.cib.rsc_defaults, into=meta, rsc=agent_of(agent))
+    resolve_sets(ws.cib.rsc_defaults, into=meta, rsc=agent_of(agent), now=ws.now)
     return meta
 
 
