@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 
-from tests.unit.test_policy_clones import ban, clone, crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.test_policy_clones import ban, clone
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
 
 N3 = ("node1", "node2", "node3")

@@ -15,7 +15,8 @@ import pytest
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.cib.history import digest
 from hadaemon.core.policy import schedule
-from tests.unit.test_policy_clones import crm_simulate_summary, promotable, stateful
+from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.test_policy_clones import promotable, stateful
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, summary
 
 STATEFUL = ("ocf", "pacemaker", "Stateful")

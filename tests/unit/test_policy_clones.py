@@ -6,14 +6,13 @@ test at the end runs it again when it is installed).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-from typing import Dict, List
+from typing import Dict
 
 import pytest
 
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
 
 N3 = ("node1", "node2", "node3")
@@ -286,26 +285,6 @@ def test_case_summary(name):
 
 def test_every_case_has_an_expectation():
     assert set(S) == set(EXPECTED)
-
-
-def crm_simulate_summary(xml: str, tmp: str) -> List[str]:
-    path = os.path.join(tmp, "cib.xml")
-    with open(path, "w") as f:
-        f.write(xml)
-    out = subprocess.run(["crm_simulate", "-x", path, "-S"], capture_output=True, text=True, timeout=120).stdout
-    lines, inside = [], False
-    for raw in out.splitlines():
-        if raw.startswith("Transition Summary:"):
-            inside = True
-            continue
-        if inside:
-            if not raw.strip():
-                continue
-            if not raw.lstrip().startswith("*"):
-                break
-            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
-            lines.append(line.replace("( ", "(").replace(" )", ")"))
-    return sorted(lines)
 
 
 @pytest.mark.crm_simulate

@@ -4,10 +4,8 @@ at the scheduler's time. Every expected summary is what crm_simulate 2.1.5 print
 `-t DATE` (the crm_simulate-marked test runs it again when it is installed)."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from typing import List
 
 import pytest
@@ -16,6 +14,7 @@ from hadaemon.core.cib.dates import parse_datetime
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.errors import ConfigError
 from hadaemon.core.policy import schedule
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, node_state, running, stopped
 
 
@@ -123,24 +122,7 @@ def summary_at(xml: str, when: str) -> List[str]:
 
 
 def crm_simulate_at(xml: str, when: str, tmp: str) -> List[str]:
-    path = os.path.join(tmp, "cib.xml")
-    with open(path, "w") as f:
-        f.write(xml)
-    out = subprocess.run(["crm_simulate", "-x", path, "-S", "-t", when], capture_output=True, text=True,
-                         timeout=120).stdout
-    lines, inside = [], False
-    for raw in out.splitlines():
-        if raw.startswith("Transition Summary:"):
-            inside = True
-            continue
-        if inside:
-            if not raw.strip():
-                continue
-            if not raw.lstrip().startswith("*"):
-                break
-            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
-            lines.append(line.replace("( ", "(").replace(" )", ")"))
-    return sorted(lines)
+    return crm_simulate_summary(xml, tmp, "-t", when)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.unit.test_policy_clones import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running, summary
 
 G1 = group("g1", primitive("a1"), primitive("a2"))

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.unit.test_policy_clones import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, group, lrm, node_state, op, primitive, running, summary
 
 M = {"allow-migrate": "true"}

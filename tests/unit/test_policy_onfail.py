@@ -11,7 +11,7 @@ import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
-from tests.unit.test_policy_clones import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op
 
 NOW = 1800000000  # long after every last-failure below (crm_simulate uses its clock, also long after)

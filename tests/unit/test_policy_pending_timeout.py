@@ -12,7 +12,7 @@ import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
-from tests.unit.test_policy_clones import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary
 from tests.unit.test_policy_scheduler import cib, node_state, primitive, running
 
 NOW = 1800000000

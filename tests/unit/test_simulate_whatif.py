@@ -7,7 +7,6 @@ crm_simulate-marked test runs it again when it is installed).
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from hadaemon.cli.hactl import main
 from hadaemon.core.cib import load_cib
+from tests.unit.crmsim import summary_of
 from tests.unit.test_policy_clones import S as CLONE_CASES
 from tests.unit.test_policy_scheduler import cib, node_state, primitive, running, stopped
 
@@ -49,22 +49,6 @@ def run(capsys, *argv, stdin: str | None = None):
         sys.stdin = sys.__stdin__
     out = capsys.readouterr()
     return rc, out.out, out.err
-
-
-def summary_of(text: str):
-    lines, inside = [], False
-    for raw in text.splitlines():
-        if raw.startswith("Transition Summary:"):
-            inside = True
-            continue
-        if inside:
-            if not raw.strip():
-                continue
-            if not raw.lstrip().startswith("*"):
-                break
-            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
-            lines.append(line.replace("( ", "(").replace(" )", ")"))
-    return sorted(lines)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

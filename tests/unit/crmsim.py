@@ -1,0 +1,36 @@
+"""crm_simulate as the reference answer: its Transition Summary, normalised like ours (one module for
+every test that compares with it)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from typing import List
+
+
+def summary_of(text: str) -> List[str]:
+    """The sorted lines of the "Transition Summary:" block of crm_simulate's (or hactl simulate's)
+    output, without the bullet and with runs of blanks and the blanks inside parentheses squeezed."""
+    lines, inside = [], False
+    for raw in text.splitlines():
+        if raw.startswith("Transition Summary:"):
+            inside = True
+            continue
+        if inside:
+            if not raw.strip():
+                continue
+            if not raw.lstrip().startswith("*"):
+                break
+            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
+            lines.append(line.replace("( ", "(").replace(" )", ")"))
+    return sorted(lines)
+
+
+def crm_simulate_summary(xml: str, tmp: str, *args: str) -> List[str]:
+    """crm_simulate -x CIB -S [args...] on xml written to tmp/cib.xml: its summary lines."""
+    path = os.path.join(tmp, "cib.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    out = subprocess.run(["crm_simulate", "-x", path, "-S", *args], capture_output=True, text=True,
+                         timeout=120).stdout
+    return summary_of(out)
