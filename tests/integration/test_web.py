@@ -131,7 +131,7 @@ def test_outside_haclient_may_look_not_change(env, viewer):
 def test_a_change_without_the_csrf_token_changes_nothing(env, admin):
     before = admin.where("webserver")
     target = "admin2" if before != ["admin2"] else "admin1"
-    epoch = admin.status()["crm"]["cib_epoch"]
+    epoch = env.settled_epoch(admin)
     status, body = admin.post("/api/crm/move", {"resource": "webserver", "node": target}, csrf=False)
     assert status == 403 and "CSRF" in body["error"]
     status, body = admin.request("POST", "/api/crm/move", {"resource": "webserver", "node": target},
@@ -201,7 +201,7 @@ def test_malformed_values_get_400_with_a_message(env, admin):
         ("/api/crm/create_group", {"group": "g", "members": []}, "members"),
         ("/api/crm/move", {"resource": "web\x01server", "node": "admin2"}, "resource"),
     ]
-    epoch = admin.status()["crm"]["cib_epoch"]
+    epoch = env.settled_epoch(admin)
     for path, body, field in cases:
         status, reply = admin.post(path, body)
         assert status == 400, (body, reply)
@@ -357,7 +357,7 @@ def test_director_reals_drain_and_restore(tmp_path):
 
 
 def test_a_wrong_vip_is_refused_beside_its_field(env, admin):
-    epoch = admin.status()["crm"]["cib_epoch"]
+    epoch = env.settled_epoch(admin)
     base = {"id": "web_vip", "class": "ocf", "provider": "heartbeat", "type": "IPaddr2", "meta": {}, "ops": [],
             "group": "webserver"}
     status, body = admin.post("/api/crm/create_primitive", dict(base, params={"ip": "192.168.1.300",
@@ -378,7 +378,7 @@ def test_an_edit_is_checked_like_a_create(env, admin):
         "params": {"ip": "127.0.0.5", "cidr_netmask": "8"}, "meta": {"target-role": "Stopped"}, "ops": [], "group": ""})
     assert status == 200, body
     try:
-        epoch = admin.status()["crm"]["cib_epoch"]
+        epoch = env.settled_epoch(admin)
         for params, field, words in (({"ip": "10.0.0.256"}, "params.ip", "10.0.0.256"),    # validate-all: exit 6
                                      ({"nosuch": "1"}, "params.nosuch", "nosuch"),         # not in the meta-data
                                      ({"ip": ""}, "params.ip", "required")):               # emptied (deleted)
@@ -400,7 +400,7 @@ def test_an_edit_is_checked_like_a_create(env, admin):
 
 
 def test_more_bad_input_is_refused_and_changes_nothing(env, admin):
-    epoch = admin.status()["crm"]["cib_epoch"]
+    epoch = env.settled_epoch(admin)
     # the login form: a missing password is 400 with words, no cookie
     resp, page = env.client().request("POST", "/login", f"user={env.admin}&password=",
                                       {"Content-Type": "application/x-www-form-urlencoded"})

@@ -200,6 +200,20 @@ class WebEnv:
     def client(self) -> Client:
         return Client(self.port, str(self.state / "web" / "cert.pem"))
 
+    def settled_epoch(self, c: Client, quiet=1.5, timeout=60) -> str:
+        """The CIB epoch ha-web shows once it has not changed for `quiet` seconds: what earlier
+        changes sent (their signals reach ha-web a little after the calls returned) is in it."""
+        deadline = time.monotonic() + timeout
+        epoch, since = c.status()["crm"]["cib_epoch"], time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = c.status()["crm"]["cib_epoch"]
+            if now != epoch:
+                epoch, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return epoch
+        raise AssertionError(f"the CIB epoch never settled (last {epoch})")
+
     def wait_crm(self, c: Client, want, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
