@@ -10,6 +10,7 @@ import pytest
 
 from hadaemon.io.lvs.nft import parse_listing
 from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
 from tests.integration.director_env import PYTHON, DirectorEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -229,7 +230,12 @@ def test_flap_damping_holds_a_flapping_real_down_until_stable(env):
     for healthy in (False, True, False):
         env.set_health("rs1", healthy)
         env.wait_weights({rs1: 1 if healthy else 0, rs2: 3})
-    assert "flapping: 4 changes in 20s, held down" in d.output(), d.output()[-2000:]
+    # the events of a table update are logged after the update (between turns of the event loop)
+    try:
+        wait_until(lambda: "flapping: 4 changes in 20s, held down" in d.output(), 10, interval=0.1,
+                   message="the flapping real logged as held down")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{d.output()[-2000:]}") from None
     env.set_health("rs1", True)
     t_held = time.monotonic()
     time.sleep(3)
