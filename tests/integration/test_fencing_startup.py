@@ -7,27 +7,16 @@ import pytest
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
+from tests.integration.cibs import cib, dummy_primitive, fence_device
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="true"/>
-STARTUP
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<primitive id="fence" class="stonith" type="fence_hadaemon">
-<instance_attributes id="fence-a"><nvpair id="fence-ip" name="ipaddr" value="SOCKET"/>
-<nvpair id="fence-hosts" name="pcmk_host_list" value="node1 node2 node3"/></instance_attributes>
-</primitive>
-<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
-<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
-</configuration><status/></cib>"""
+def _cib(socket: str, startup_fencing: str = "") -> str:
+    options = {"stonith-enabled": "true"}
+    if startup_fencing:
+        options["startup-fencing"] = startup_fencing
+    return cib(fence_device(socket, "node1 node2 node3") + "\n" + dummy_primitive("d1"),
+               '<rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>', options)
 
 
 def _d1_on(crm, node):
@@ -49,8 +38,8 @@ def _start_two(crm):
 
 def test_a_node_never_seen_is_fenced_before_resources_start():
     with Cluster(["node1", "node2", "node3"]) as c:
-        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace("STARTUP", "")
-        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        doc = _cib(str(c.workdir / "power.sock"))
+        crm = CrmCluster(c, doc, fencing=True, initdead="10")
         crm._auto_start_on_power = False          # node3 stays off
         dc = _start_two(crm)
         try:
@@ -71,9 +60,8 @@ def test_a_node_never_seen_is_fenced_before_resources_start():
 
 def test_without_startup_fencing_an_unseen_node_is_taken_as_down():
     with Cluster(["node1", "node2", "node3"]) as c:
-        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace(
-            "STARTUP", '<nvpair id="o-startup" name="startup-fencing" value="false"/>')
-        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        doc = _cib(str(c.workdir / "power.sock"), startup_fencing="false")
+        crm = CrmCluster(c, doc, fencing=True, initdead="10")
         crm._auto_start_on_power = False
         dc = _start_two(crm)
         try:
@@ -89,8 +77,8 @@ def test_a_crmd_restart_alone_does_not_fence_a_node_seen_before():
     """ha-crmd restarted on both survivors (ha-heartbeat keeps running) still knows node3 was seen
     (STATE_DIR/nodes-seen, bound to ha-heartbeat's generation): node3, stopped cleanly, is not fenced."""
     with Cluster(["node1", "node2", "node3"]) as c:
-        cib = CIB.replace("SOCKET", str(c.workdir / "power.sock")).replace("STARTUP", "")
-        crm = CrmCluster(c, cib, fencing=True, initdead="10")
+        doc = _cib(str(c.workdir / "power.sock"))
+        crm = CrmCluster(c, doc, fencing=True, initdead="10")
         crm._auto_start_on_power = False
         crm.start_all()
         try:

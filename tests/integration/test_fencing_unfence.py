@@ -9,32 +9,18 @@ import pytest
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
+from tests.integration.cibs import cib, dummy_primitive, fence_device
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="true"/>
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<primitive id="fence" class="stonith" type="fence_hadaemon">
-<instance_attributes id="fence-a"><nvpair id="fence-ip" name="ipaddr" value="SOCKET"/>
-<nvpair id="fence-hosts" name="pcmk_host_list" value="node1 node2"/></instance_attributes>
-<meta_attributes id="fence-m"><nvpair id="fence-provides" name="provides" value="unfencing"/></meta_attributes>
-</primitive>
-<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
-<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
-</configuration><status/></cib>"""
+def _cib(socket: str) -> str:
+    return cib(fence_device(socket, "node1 node2", meta={"provides": "unfencing"}) + "\n" + dummy_primitive("d1"),
+               '<rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>', {"stonith-enabled": "true"})
 
 
 def test_unfencing_runs_on_and_powers_nothing_off():
     with Cluster(["node1", "node2"]) as c:
-        crm = CrmCluster(c, CIB.replace("SOCKET", str(c.workdir / "power.sock")), fencing=True)
+        crm = CrmCluster(c, _cib(str(c.workdir / "power.sock")), fencing=True)
         crm.start_all()
         try:
             wait_until(lambda: (crm.rundir("node1") / "resource-agents" / "Dummy-d1.state").exists(), 90,
