@@ -20,6 +20,28 @@ def test_one_vocabulary_is_shared():
     assert history.effective_rc is R.effective_rc
 
 
+def test_no_module_defines_its_own_ocf_codes():
+    """Only core/lrm/results.py gives OCF_* / LSB_* / PCMK_OCF_* names a number; everyone else imports them."""
+    import ast
+    from pathlib import Path
+
+    import hadaemon
+    pkg = Path(hadaemon.__file__).resolve().parent
+    own = pkg / "core" / "lrm" / "results.py"
+    found = []
+    for path in sorted(pkg.rglob("*.py")):
+        if path == own:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                    and isinstance(node.value.value, int):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id.startswith(("OCF_", "LSB_", "PCMK_OCF_")) \
+                            and not target.id.startswith("OCF_RA_"):
+                        found.append(f"{path.relative_to(pkg)}:{node.lineno}: {target.id}")
+    assert not found, found
+
+
 @pytest.mark.parametrize("code,expected", [
     (0, 0), (1, 1), (7, 7), (8, 8), (9, 9), (10, 1), (99, 1), (189, 1), (190, 190), (191, 191), (192, 1), (-1, 1)])
 def test_ocf_exit_codes(code, expected):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict
 
 from hadaemon.core.crm.cibdoc import node_id, section
-from hadaemon.core.lrm.results import EXEC_STATUS_CODES
+from hadaemon.core.lrm.results import EXEC_STATUS_CODES, OCF_NOT_RUNNING, OCF_RUNNING_PROMOTED, OCF_SUCCESS
 
 __all__ = ["OpRecord", "EXEC_STATUS", "exec_status_code", "node_state", "set_node_state", "record_op",
            "is_failure", "lrm_resources", "replace_lrm", "clear_lrm", "set_attribute", "get_attribute",
@@ -21,7 +21,6 @@ __all__ = ["OpRecord", "EXEC_STATUS", "exec_status_code", "node_state", "set_nod
 
 # Pacemaker's execution status codes (op-status): the one table in core/lrm/results
 EXEC_STATUS = dict(EXEC_STATUS_CODES)
-OCF_NOT_RUNNING = 7
 
 
 def exec_status_code(status: str) -> int:
@@ -85,7 +84,7 @@ def is_failure(rec: OpRecord) -> bool:
     if rec.op_status != EXEC_STATUS["done"]:
         return True
     if rec.operation == "monitor" and rec.interval_ms == 0:
-        return rec.rc not in (0, OCF_NOT_RUNNING, 8)
+        return rec.rc not in (OCF_SUCCESS, OCF_NOT_RUNNING, OCF_RUNNING_PROMOTED)
     if rec.operation == "stop" and rec.rc == OCF_NOT_RUNNING:
         return False
     target = rec.target_rc if rec.target_rc >= 0 else 0
