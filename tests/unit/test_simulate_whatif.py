@@ -23,6 +23,10 @@ BASE = cib(nodes=("node1", "node2", "node3"), resources=[primitive("rsc1"), prim
            status=[node_state("node1", running("rsc1"), stopped("rsc2")),
                    node_state("node2", stopped("rsc1"), running("rsc2")),
                    node_state("node3", stopped("rsc1"), stopped("rsc2"))])
+# fencing enabled but no fence device: node2 (lost, running rsc2) can be fenced only through the watchdog
+UNFENCEABLE = cib(resources=[primitive("rsc1"), primitive("rsc2")], options={"stonith-enabled": "true"},
+                  status=[node_state("node1", running("rsc1"), stopped("rsc2")),
+                          node_state("node2", stopped("rsc1"), running("rsc2"), online=False)])
 TICKETED = cib(resources=[primitive("rsc1")], constraints=['<rsc_ticket id="t" rsc="rsc1" ticket="tA"/>'])
 
 CASES = {
@@ -35,6 +39,10 @@ CASES = {
     "op_inject_start_failed": (BASE, ["--op-inject", "rsc1_start_0@node1=1"], ["Recover rsc1 (node1)"]),
     "ticket_grant": (TICKETED, ["--ticket-grant", "tA"], ["Start rsc1 (node1)"]),
     "ticket_revoke": (TICKETED, ["--ticket-revoke", "tA"], []),
+    # have-watchdog=true counts as a fence device (unpack_config: pe_flag_have_stonith_resource)
+    "watchdog_fences": (UNFENCEABLE, ["--watchdog", "true"],
+                        ["Fence (reboot) node2 'peer is no longer part of the cluster'", "Move rsc2 (node2 -> node1)"]),
+    "no_watchdog_no_fencing": (UNFENCEABLE, ["--watchdog", "false"], []),
     "promoted_node_fail": (CLONE_CASES["promoted_stays"](), ["--node-fail", "node1"],
                            ["Promote st:0 (Unpromoted -> Promoted node2)"]),
 }

@@ -370,7 +370,8 @@ class WorkingSet:
         self.shutdown_lock_limit = ((parse_interval_ms(limit) or 0) // 1000) if limit else 0
         strategy = (opt("placement-strategy") or "default").lower()
         self.placement_strategy = strategy if strategy in ("utilization", "minimal", "balanced") else "default"
-        self.have_stonith_resource = False
+        # unpack_config: have-watchdog=true (SBD) counts as a fencing device (pe_flag_have_stonith_resource)
+        self.have_stonith_resource = truth(opt("have-watchdog"), False)
         self.fence_seq = 0  # order in which nodes were found to need fencing
         self.migrations: list = []  # (resource, source node, migrate_to op, ops) to judge after unpacking
 
