@@ -5,7 +5,10 @@ For each cluster size (default 3, 16 and 32 nodes; keepalive 100ms, deadtime 500
 daemon per node (with its D-Bus export, as in production), measures how long the membership took to form
 after the last daemon started, counts false deaths (a node logged dead that no cut explains), measures each daemon's CPU% and RSS over a
 quiet window from /proc/PID/stat and /proc/PID/status, then cuts one node's link repeatedly and takes,
-for every other node, the time from the cut to that node's "is dead" event (its log timestamp).
+for every other node, the time from the cut to that node's "is dead" event (its log timestamp). The cut is
+a netlink request made from this process (pyroute2, opened in the namespace beforehand) and timed when it
+returns, i.e. when the kernel has set the link down; each "is dead" line's "silent for" (the silence the
+daemon judged: deadtime plus its own lateness) is reported too.
 Then (--flood SECONDS, default 8; 0 skips it) the attack of issue 13: 3 nodes at keepalive 200ms /
 deadtime 1s and an attacker namespace on the link flooding node1 as fast as two processes send, first
 with one captured genuine packet replayed, then with random datagrams (half of them with the protocol's
@@ -44,6 +47,8 @@ from hadaemon.testing.netns import Cluster  # noqa: E402
 from hadaemon.testing.procs import wait_until  # noqa: E402
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: node (\S+) is (dead|up) ")
+SILENT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ha-heartbeat\[\d+\] \w+: node (\S+) is dead "
+                    r"\(silent for ([\d.]+)s\)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -77,6 +82,43 @@ def percentile(values, p):
     k = (len(s) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class Cutter:
+    """Sets a member's links down and up from this process over netlink (pyroute2, one socket per member
+    opened in its namespace beforehand): the cut's timestamp is taken when the kernel has confirmed the
+    link down, not before an `ip link set` subprocess that a loaded host may take 100 ms to run."""
+
+    def __init__(self, cluster, names):
+        from pyroute2 import IPRoute
+
+        self.ipr, self.index = {}, {}
+        for x in names:
+            ipr = self.ipr[x] = IPRoute(netns=cluster.netns(x))
+            self.index[x] = [ipr.link_lookup(ifname=f"eth{k}")[0] for k in range(cluster.links)]
+
+    def set(self, name, state):
+        """(time.time() before, after) the netlink request(s) setting every link of `name` `state`."""
+        t0 = time.time()
+        for idx in self.index[name]:
+            self.ipr[name].link("set", index=idx, state=state)
+        return t0, time.time()
+
+    def close(self):
+        for ipr in self.ipr.values():
+            ipr.close()
+
+
+def silences(hb, observers, marks, victim, since):
+    """[seconds] each observer's "is dead (silent for S)" of `victim` says (S: from the last packet it
+    accepted of the victim to the moment it judged it dead, i.e. deadtime + the daemon's own lateness)."""
+    out = []
+    for x in observers:
+        for m in map(SILENT.match, hb.procs[x].output()[marks[x]:].splitlines()):
+            if m and m.group(2) == victim and _ts(m.group(1)) >= since - 0.01:
+                out.append(float(m.group(3)))
+                break
+    return out
 
 
 def all_saw(hb, observers, marks, victim, state, since):
@@ -294,27 +336,28 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         rss = {x: rss_mb(p) for x, p in pids.items()}
         steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
-        latencies, cut_log, cut_cmd = [], [], []
+        latencies, cut_log, cut_cmd, silent = [], [], [], []
         coef = 650 if token_coefficient is None else token_coefficient
         bound = 30 if stack == "heartbeat" else 30 + 3 * (token + max(0, n - 2) * coef) / 1000
-        for r in range(cuts):
-            victim = nodes[1 + r % (n - 1)]
+        victims = [nodes[1 + r % (n - 1)] for r in range(cuts)]
+        cutter = Cutter(c, sorted(set(victims)))
+        for victim in victims:
             observers = [x for x in nodes if x != victim]
             marks = {x: len(hb.procs[x].output()) for x in observers}
-            t_cut = time.time()
-            c.cut(victim)
-            cut_cmd.append(1000.0 * (time.time() - t_cut))   # `ip link set down` (a CFS process) took this long
+            t_req, t_cut = cutter.set(victim, "down")   # t_cut: the kernel has set the link down
+            cut_cmd.append(1000.0 * (t_cut - t_req))
 
-            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_cut), bound,  # noqa: B023
+            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_req), bound,  # noqa: B023
                               interval=0.05, message=f"everyone to see {victim} dead")
             latencies += [1000.0 * (t - t_cut) for t in dead.values()]
+            silent += [1000.0 * s for s in silences(hb, observers, marks, victim, t_req)]
             marks = {x: len(hb.procs[x].output()) for x in observers}
-            t_restore = time.time()
-            c.restore(victim)
+            t_restore, _ = cutter.set(victim, "up")
             wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), bound,  # noqa: B023
                        interval=0.05, message=f"{victim} back up")
-            cut_log.append((victim, t_cut, time.time()))
+            cut_log.append((victim, t_req, time.time()))
             time.sleep(0.3)
+        cutter.close()
         time.sleep(1.0)   # a death caused late shows within deadtime
         fd = false_deaths(hb, nodes, since, cut_log)
         # while cut, the victim itself sees every other node dead: that is the cut too
@@ -323,7 +366,8 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         return {"n": n, "latencies": latencies, "cpu": cpu, "rss": rss, "cuts": cuts, "formed": formed,
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
                 "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1,
-                "changes": changes, "late": late, "waits": waits, "load_stats": load_stats, "cut_cmd": cut_cmd}
+                "changes": changes, "late": late, "waits": waits, "load_stats": load_stats, "cut_cmd": cut_cmd,
+                "silent": silent}
 
 
 def _rcvbuf_errors(c, node):
@@ -448,8 +492,15 @@ def main(argv=None):
                  if args.stack == "heartbeat" else
                  "(corosync: runtime token + consensus, 1.2 x runtime token)"))
         if res["cut_cmd"]:
-            print(f"  (measured from the start of the cut command, which itself took median "
-                  f"{statistics.median(res['cut_cmd']):.0f} ms, max {max(res['cut_cmd']):.0f} ms)", flush=True)
+            print(f"  (measured from the moment the netlink request setting the link down returned; the request "
+                  f"took median {statistics.median(res['cut_cmd']):.1f} ms, max {max(res['cut_cmd']):.1f} ms)",
+                  flush=True)
+        if res["silent"]:
+            res["silent_median"] = statistics.median(res["silent"])
+            print(f"  silence at the moment of judging dead (the daemon's 'silent for'): median "
+                  f"{res['silent_median']:.0f} ms, max {max(res['silent']):.0f} ms (deadtime {deadtime}; the rest "
+                  f"of the detection latency is the time between the victim's last heartbeat and the cut)",
+                  flush=True)
         print(f"  daemon CPU over {args.window:g} s steady state: mean {res['cpu_mean']:.2f}% max {res['cpu_max']:.2f}% "
               f"of one core per daemon; RSS mean {res['rss_mean']:.1f} MB max {res['rss_max']:.1f} MB", flush=True)
         waits = list(res["waits"].values())
@@ -478,6 +529,8 @@ def main(argv=None):
         fields += [f"nodes={last['n']}", f"detect_median_ms={last['median']:.0f}", f"detect_p99_ms={last['p99']:.0f}",
                    f"cpu_pct={last['cpu_mean']:.2f}", f"rss_mb={last['rss_max']:.1f}",
                    f"formed_s={last['formed']:.2f}", f"stack={args.stack}"]
+        if "silent_median" in last:
+            fields += [f"dead_silence_median_ms={last['silent_median']:.0f}"]
         if args.stack == "corosync":
             fields += [f"token_ms={args.token}", f"token_coefficient_ms={args.token_coefficient}",
                        f"corosync_cpu_pct={last.get('cs_cpu_mean', 0):.2f}"]
