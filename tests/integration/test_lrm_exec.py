@@ -512,6 +512,74 @@ async def test_stonith_start_timeout(env, tmp_path):
         await m.close()
 
 
+async def test_stonith_device_failing_under_a_recurring_monitor_is_reported_once(env, tmp_path):
+    """cts-exec stonith_component_fail: the fencing side goes away while a recurring monitor of the
+    device runs (there: pacemaker-fenced killed; here the LRM runs the agent itself, so the device
+    stops answering): the failure is reported once, and a cancel reports the last rc."""
+    sdir = tmp_path / "sbin"
+    sdir.mkdir()
+    device = tmp_path / "device"
+    device.write_text("up")
+    _write(sdir / "fence_flaky", f"#!/bin/sh\ncat > /dev/null\n[ -e {device} ] && exit 0\n"
+                                 "echo 'device unreachable' >&2\nexit 1\n")
+    rec = Recorder()
+    m = LocalResourceManager(rec, ocf_root=env["ocf_root"], lsb_dir=env["lsb_dir"], use_systemd=False,
+                             stonith_dir=str(sdir))
+    try:
+        rsc = ResourceSpec("stonith_test_rsc", "stonith", None, "fence_flaky", {})
+        _ok(await m.execute(rsc, OpRequest("start")))
+        _ok(await m.execute(rsc, OpRequest("monitor", interval_ms=300)))
+        await asyncio.sleep(0.7)
+        assert rec.results == []
+        device.unlink()
+        got = await rec.wait_for(lambda r: r.op == "monitor" and r.status == "done")
+        assert got.describe() == "rsc_id:stonith_test_rsc action:monitor rc:error op_status:complete"
+        await asyncio.sleep(1.0)                  # more failing runs: nothing new
+        assert [r.describe() for r in rec.results] == [got.describe()]
+        assert m.cancel(rsc.id, "monitor", 300)
+        assert rec.results[-1].describe() == "rsc_id:stonith_test_rsc action:monitor rc:error op_status:Cancelled"
+        _ok(await m.execute(rsc, OpRequest("stop")))
+    finally:
+        await m.close()
+
+
+async def test_rsc_tmp_dir_is_created_and_used_by_ocf_agents(env, tmp_path):
+    """cts-exec rsc_tmp_dir: the LRM creates the agents' temporary directory (HA_RSCTMP) like
+    pacemaker-execd, and heartbeat:Dummy keeps its default state file there."""
+    rsctmp = tmp_path / "run" / "resource-agents"
+    m = LocalResourceManager(lambda r: None, ocf_root=env["ocf_root"], lsb_dir=env["lsb_dir"], use_systemd=False,
+                             rsc_tmp_dir=str(rsctmp))
+    try:
+        assert rsctmp.is_dir() and (rsctmp.stat().st_mode & 0o777) == 0o755
+        rsc = ResourceSpec("test_rsc", "ocf", "heartbeat", "Dummy", {})     # no state parameter
+        _ok(await m.execute(rsc, OpRequest("start", timeout_ms=4000)))
+        assert (rsctmp / "Dummy-test_rsc.state").exists()
+        _ok(await m.execute(rsc, OpRequest("stop", timeout_ms=4000)))
+        assert not (rsctmp / "Dummy-test_rsc.state").exists()
+    finally:
+        await m.close()
+
+
+async def test_providers_of_an_agent_and_agent_lists_of_every_class(lrm, env):
+    """cts-exec list_ocf_providers (`-T ping`) and verify_agent_lists: each agent only in its own
+    class's list, every class's agents in the list without a class."""
+    assert "pacemaker" in await lrm.list_providers()
+    assert await lrm.list_providers("ping") == ["pacemaker"]
+    assert {"heartbeat", "pacemaker"} <= set(await lrm.list_providers("Dummy"))
+    assert await lrm.list_providers("Probe") == ["hatest"]
+    assert await lrm.list_providers("no_such_agent") == []
+    every = await lrm.list_agents()
+    ocf, lsb, service = [await lrm.list_agents(c) for c in ("ocf", "lsb", "service")]
+    stonith = await lrm.list_agents("stonith")
+    assert {"Stateful", "Dummy", "lsbtest"} <= set(every)
+    assert "Stateful" in ocf and "Stateful" not in lsb and "Stateful" not in service
+    assert "lsbtest" in lsb and "lsbtest" in service and "lsbtest" not in ocf
+    assert "Stateful" not in stonith and "lsbtest" not in stonith
+    if os.path.exists("/usr/sbin/fence_dummy"):
+        assert "fence_dummy" in stonith and "fence_dummy" in every
+        assert all("fence_dummy" not in lst for lst in (ocf, lsb, service))
+
+
 # ---- meta-data and agent lists for every class -----------------------------------------------
 async def test_meta_data_and_lists(lrm, env):
     md = await lrm.meta_data("ocf", "pacemaker", "Dummy")

@@ -30,6 +30,9 @@ __all__ = ["LocalResourceManager", "ResourceSpec", "OpRequest", "OpResult", "sys
 log = logging.getLogger("hadaemon.lrm")
 
 META_DATA_TIMEOUT_MS = 30000
+# ocf-directories' HA_RSCTMP: agents keep state files there (Dummy-RSC.state, IPaddr2's...). Like
+# pacemaker-execd (CRM_RSCTMP_DIR), the LRM creates it when it starts: /run is empty after a boot.
+DEFAULT_RSC_TMP_DIR = "/run/resource-agents"
 # systemd-run's messages when it cannot start the transient scope (the command did not run)
 _SCOPE_FAILED = ("Failed to start transient scope unit", "Failed to connect to bus", "Failed to create bus connection")
 # The environment agents start from: the daemon's own, minus what must not leak into an agent.
@@ -74,7 +77,8 @@ class LocalResourceManager:
     def __init__(self, on_result: Callable[[OpResult], None], *, ocf_root: str = "/usr/lib/ocf",
                  lsb_dir: str = "/etc/init.d", use_systemd: bool | None = None,
                  stonith_dir: str = "/usr/sbin", systemd_client=None,
-                 systemd_dropin_dir: str = "/run/systemd/system", in_process_agents: bool = False):
+                 systemd_dropin_dir: str = "/run/systemd/system", in_process_agents: bool = False,
+                 rsc_tmp_dir: str | None = None):
         self.on_result = on_result
         self.ocf_root = ocf_root
         self.lsb_dir = lsb_dir
@@ -92,6 +96,12 @@ class LocalResourceManager:
         self._stonith_active: Dict[str, bool] = {}
         self._closed = False
         self._scope_seq = 0
+        self.rsc_tmp_dir = rsc_tmp_dir or os.environ.get("HA_RSCTMP") or DEFAULT_RSC_TMP_DIR
+        try:
+            os.makedirs(self.rsc_tmp_dir, mode=0o755, exist_ok=True)
+        except OSError as exc:
+            log.warning("cannot create the resource agents' temporary directory %s: %s", self.rsc_tmp_dir,
+                        exc.strerror, extra={"EVENT": "rsctmp-failed"})
 
     # ---- public API --------------------------------------------------------------------------
     async def execute(self, rsc: ResourceSpec, op: OpRequest) -> OpResult:
@@ -138,7 +148,14 @@ class LocalResourceManager:
     def recurring(self) -> List[Tuple[str, str, int]]:
         return self._table.keys()
 
-    async def list_agents(self, cls: str, provider: str | None = None) -> List[str]:
+    async def list_agents(self, cls: str | None = None, provider: str | None = None) -> List[str]:
+        """The agents of a class (cls None: of every class this node runs, like `crm_resource
+        --list-agents` without a standard); BadRequest for an unknown class."""
+        if cls is None:
+            names: set = set()
+            for c in self.classes():
+                names.update(await self.list_agents(c))
+            return sorted(names)
         if cls == "ocf":
             providers = [provider] if provider else await self.list_providers()
             out: List[str] = []
@@ -161,12 +178,16 @@ class LocalResourceManager:
             return sorted(names)
         raise BadRequest("InvalidArgument", f"unknown resource class {cls!r}")
 
-    async def list_providers(self) -> List[str]:
+    async def list_providers(self, agent: str | None = None) -> List[str]:
+        """The OCF providers (with agent: those that have an agent of that name)."""
         base = os.path.join(self.ocf_root, "resource.d")
         try:
-            return sorted(n for n in os.listdir(base) if not n.startswith(".") and os.path.isdir(os.path.join(base, n)))
+            found = sorted(n for n in os.listdir(base) if not n.startswith(".") and os.path.isdir(os.path.join(base, n)))
         except OSError:
             return []
+        if agent is not None:
+            found = [p for p in found if agent in _executables(os.path.join(base, p))]
+        return found
 
     def classes(self) -> List[str]:
         """The resource classes this node can run (like `crm_resource --list-standards`)."""
@@ -412,7 +433,7 @@ class LocalResourceManager:
             return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_PERM, "error", output=msg, started=started,
                             exit_reason=msg)
         if cls == "ocf":
-            env = ocf_environment(rsc, op, self.ocf_root, _base_env())
+            env = ocf_environment(rsc, op, self.ocf_root, dict(_base_env(), HA_RSCTMP=self.rsc_tmp_dir))
             builtin = None
             if self.in_process_agents:
                 builtin = BUILTIN_AGENTS.get((rsc.provider, rsc.type))

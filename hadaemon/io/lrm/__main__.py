@@ -2,7 +2,7 @@
 
     python -m hadaemon.io.lrm exec ocf:heartbeat:IPaddr2 start -p ip=10.0.0.5 -p cidr_netmask=24
     python -m hadaemon.io.lrm meta-data lsb:apache2
-    python -m hadaemon.io.lrm list ocf [PROVIDER]     |  python -m hadaemon.io.lrm providers
+    python -m hadaemon.io.lrm list [CLASS [PROVIDER]] |  python -m hadaemon.io.lrm providers [AGENT]
 
 exec prints the result (cts-exec style) and the exit reason, and exits with the OCF rc.
 """
@@ -48,7 +48,7 @@ async def _main(a) -> int:
         elif a.cmd == "list":
             print("\n".join(await lrm.list_agents(a.cls, a.provider)))
         elif a.cmd == "providers":
-            print("\n".join(await lrm.list_providers()))
+            print("\n".join(await lrm.list_providers(a.agent)))
         elif a.cmd == "classes":
             print("\n".join(lrm.classes()))
         return 0
@@ -80,9 +80,10 @@ def main(argv=None) -> int:
     m = sub.add_parser("meta-data", help="print an agent's meta-data")
     m.add_argument("agent")
     ls = sub.add_parser("list", help="list the agents of a class")
-    ls.add_argument("cls")
+    ls.add_argument("cls", nargs="?", help="a class (default: every class)")
     ls.add_argument("provider", nargs="?")
-    sub.add_parser("providers", help="list the OCF providers")
+    pr = sub.add_parser("providers", help="list the OCF providers")
+    pr.add_argument("agent", nargs="?", help="only the providers of this agent")
     sub.add_parser("classes", help="list the resource classes")
     return asyncio.run(_main(p.parse_args(argv)))
 
