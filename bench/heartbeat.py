@@ -6,7 +6,7 @@ daemon per node (with its D-Bus export, as in production), measures how long the
 after the last daemon started, counts false deaths (a node logged dead that no cut explains), measures each daemon's CPU% and RSS over a
 quiet window from /proc/PID/stat and /proc/PID/status, then cuts one node's link repeatedly and takes,
 for every other node, the time from the cut to that node's "is dead" event (its log timestamp). The cut is
-a netlink request made from this process (pyroute2, opened in the namespace beforehand) and timed when it
+a netlink request made from this process (a socket opened in the namespace beforehand) and timed when it
 returns, i.e. when the kernel has set the link down; each "is dead" line's "silent for" (the silence the
 daemon judged: deadtime plus its own lateness) is reported too.
 Then (--flood SECONDS, default 8; 0 skips it) the attack of issue 13: 3 nodes at keepalive 200ms /
@@ -84,29 +84,66 @@ def percentile(values, p):
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+CLONE_NEWNET, RTM_NEWLINK, NLMSG_ERROR, NLM_F_REQUEST, NLM_F_ACK, IFF_UP = 0x40000000, 16, 2, 1, 4, 1
+
+
 class Cutter:
-    """Sets a member's links down and up from this process over netlink (pyroute2, one socket per member
-    opened in its namespace beforehand): the cut's timestamp is taken when the kernel has confirmed the
-    link down, not before an `ip link set` subprocess that a loaded host may take 100 ms to run."""
+    """Sets a member's links down and up from this process with one netlink request each (a NETLINK_ROUTE
+    socket opened in the member's namespace beforehand): the cut's timestamp is taken when the kernel has
+    confirmed the link down, not before an `ip link set` subprocess that a loaded host may take 100 ms to
+    fork and run. (pyroute2 0.9.7's IPRoute(netns=...) gave a second instance in the same process a
+    namespace with only lo: plain sockets here.)"""
 
     def __init__(self, cluster, names):
-        from pyroute2 import IPRoute
+        import ctypes
+        import socket
 
-        self.ipr, self.index = {}, {}
-        for x in names:
-            ipr = self.ipr[x] = IPRoute(netns=cluster.netns(x))
-            self.index[x] = [ipr.link_lookup(ifname=f"eth{k}")[0] for k in range(cluster.links)]
+        self._socket = socket
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def setns(fd):
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+
+        self.sock, self.index, self.seq = {}, {}, 0
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            for x in names:
+                target = os.open(f"/run/netns/{cluster.netns(x)}", os.O_RDONLY)
+                try:
+                    setns(target)   # this thread only; a socket stays in the namespace it was made in
+                    try:
+                        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                        sock.bind((0, 0))
+                        self.sock[x] = sock
+                        self.index[x] = [socket.if_nametoindex(f"eth{k}") for k in range(cluster.links)]
+                    finally:
+                        setns(own)
+                finally:
+                    os.close(target)
+        finally:
+            os.close(own)
 
     def set(self, name, state):
         """(time.time() before, after) the netlink request(s) setting every link of `name` `state`."""
+        import struct
+
         t0 = time.time()
         for idx in self.index[name]:
-            self.ipr[name].link("set", index=idx, state=state)
+            self.seq += 1
+            body = struct.pack("=BxHiII", self._socket.AF_UNSPEC, 0, idx, IFF_UP if state == "up" else 0, IFF_UP)
+            self.sock[name].send(struct.pack("=IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK,
+                                             self.seq, 0) + body)
+            reply = self.sock[name].recv(65536)
+            kind, err = struct.unpack_from("=H", reply, 4)[0], struct.unpack_from("=i", reply, 16)[0]
+            if kind != NLMSG_ERROR or err:
+                raise OSError(-err, f"setting {name}'s link {idx} {state}: {os.strerror(-err)}")
         return t0, time.time()
 
     def close(self):
-        for ipr in self.ipr.values():
-            ipr.close()
+        for sock in self.sock.values():
+            sock.close()
 
 
 def silences(hb, observers, marks, victim, since):
