@@ -229,6 +229,20 @@ def test_replay_guard_memory_is_bounded_per_source_and_in_sources():
     assert g.sources() == 10
 
 
+def test_replay_guard_windows_per_generation_are_bounded():
+    """The link is the sender's label: a key holder inventing link names gets no window beyond the bound,
+    while the windows it already has keep working."""
+    g = ReplayGuard(max_windows=6)
+    assert g.check(hb(1)) is None
+    for i in range(5):
+        assert g.check(hb(1, link=f"forged{i}")) is None
+    for i in range(5, 2000):
+        assert g.check(hb(1, link=f"forged{i}")) == "malformed"
+    assert len(g._gens["a"][1].windows) == 6
+    assert g.check(hb(2)) is None and g.check(hb(2)) == "replay"
+    assert g.check(hb(1, gen=2, link="forged-new")) is None     # another generation: windows of its own
+
+
 def test_replay_guard_seen_matches_check_without_recording():
     g = ReplayGuard(window=8)
     for seq in (5, 7):

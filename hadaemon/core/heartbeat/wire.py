@@ -269,18 +269,22 @@ class ReplayGuard:
     guard with `pin(src, gen)`. Besides the pinned generation the guard keeps the windows of at most one other generation (a candidate restart, or an older one the
     core will refuse unless the peer lost its state). Memory is bounded: at most
     `max_sources` sources (the daemon passes only configured nodes), two generations each, one window per
-    (kind, link) known to the sender. Every operation is O(1) in the number of sources.
+    (kind, link) known to the sender, at most `max_windows` of them per generation (the link is the
+    sender's label: a holder of the key could otherwise add a window per invented name; beyond the bound
+    a packet is "malformed"). Every operation is O(1) in the number of sources.
     """
 
-    def __init__(self, window: int = 1024, max_sources: int = 256):
+    def __init__(self, window: int = 1024, max_sources: int = 256, max_windows: int = 64):
         self.window = window
         self.max_sources = max_sources
+        self.max_windows = max_windows
         self._mask = (1 << window) - 1
         self._pinned: Dict[str, int] = {}
         self._gens: Dict[str, Dict[int, _Generation]] = {}
 
     def check(self, pkt: Packet) -> str | None:
-        """None when `pkt` is new (and record it), else "replay" ("unknown-node": too many sources)."""
+        """None when `pkt` is new (and record it), else "replay" ("unknown-node": too many sources;
+        "malformed": more (kind, link) pairs in this generation than max_windows)."""
         src, gen = pkt.src, pkt.generation
         gens = self._gens.get(src)
         if gens is None:
@@ -299,6 +303,8 @@ class ReplayGuard:
         key = (pkt.kind, pkt.link)
         w = g.windows.get(key)
         if w is None:
+            if len(g.windows) >= self.max_windows:
+                return "malformed"
             g.windows[key] = (seq, 1)
             return None
         top, bits = w
