@@ -245,3 +245,47 @@ def test_status_for_everyone_changes_for_root_and_haclient_only(crm):
     cp = as_user([f"--groups={haclient}"], "resource", "move", "webserver", "admin2")
     assert cp.returncode == 0, cp.stderr
     assert where(crm, "webserver") == ["admin2"]
+
+
+def _on_a_terminal(bus, *args, env_extra=None) -> str:
+    """hactl's output when its stdout is a terminal (a pseudo-terminal), not a pipe."""
+    import pty
+    import select
+
+    env = dict(os.environ, **bus.env, TERM="xterm", **(env_extra or {}))
+    env.pop("NO_COLOR", None)
+    env.update(env_extra or {})
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "hadaemon.cli.hactl", *args], stdout=slave,
+                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert p.wait(60) == 0, out
+        return out.decode("utf-8", "replace")
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+
+
+def test_status_is_coloured_on_a_terminal_unless_no_color(crm):
+    """--color auto (the default): colour when stdout is a terminal; plain when piped (the first test)
+    or with NO_COLOR set."""
+    tty = _on_a_terminal(crm, "status")
+    assert "\033[32mStarted admin1\033[0m" in tty, tty
+    assert "* Current DC: admin1 - partition with quorum" in tty
+    plain = _on_a_terminal(crm, "status", env_extra={"NO_COLOR": "1"})
+    assert "\033[" not in plain and "Started admin1" in plain, plain
