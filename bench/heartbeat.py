@@ -126,7 +126,21 @@ class Cutter:
             os.close(own)
 
     def set(self, name, state):
-        """(time.time() before, after) the netlink request(s) setting every link of `name` `state`."""
+        """(time.time() before, after) the netlink request(s) setting every link of `name` `state`. The
+        request runs SCHED_FIFO above the daemons' real-time priorities (then back): a bench process of
+        normal priority on a loaded host can be preempted between the kernel's change and the timestamp
+        (seen: 163 ms), which would make the detection look faster than it is."""
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+        except OSError:
+            pass   # not permitted: the request's duration (printed) bounds the error
+        try:
+            return self._set(name, state)
+        finally:
+            os.sched_setscheduler(0, policy, param)
+
+    def _set(self, name, state):
         import struct
 
         t0 = time.time()
