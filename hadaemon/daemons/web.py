@@ -16,10 +16,10 @@ import sys
 import time
 
 from hadaemon.daemons.plumbing import Runtime, setup_logging
-from hadaemon.web import http
+from hadaemon.web import server
 from hadaemon.web.agents import Agents
 from hadaemon.web.app import ADMIN_GROUP, App
-from hadaemon.web.auth import Sessions, groups_of
+from hadaemon.web.auth import Sessions, Throttle, groups_of
 from hadaemon.web.cluster import Cluster
 
 log = logging.getLogger("hadaemon.web")
@@ -103,6 +103,24 @@ def load_sessions(state_dir: str) -> Sessions:
     return sessions
 
 
+def load_throttle(state_dir: str) -> Throttle:
+    """The failed-login counts of the last run (STATE_DIR/web/throttle.json): a restart of ha-web (or a
+    crash) does not give a password guesser a fresh start."""
+    d = os.path.join(state_dir, "web")
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        log.warning("failed logins are not counted across restarts: %s", exc)
+        return Throttle()
+    throttle = Throttle(path=os.path.join(d, "throttle.json"))
+    problem = throttle.load(time.time())
+    if problem:
+        log.warning("%s", problem)
+    elif len(throttle):
+        log.info("failed logins of %d user name(s) or address(es) kept from the last run", len(throttle))
+    return throttle
+
+
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -137,10 +155,10 @@ async def amain(args) -> int:
     cluster = Cluster()
     sessions = load_sessions(args.state_dir)
     app = App(cluster, Agents(ocf_root=args.ocf_root), pam_service=args.pam_service, host_label=socket.gethostname(),
-              sessions=sessions)
+              sessions=sessions, throttle=load_throttle(args.state_dir))
     host, port = args.listen
     try:
-        server = await http.serve(app, host, port, ctx)
+        runner = await server.start(app, host, port, ctx)
     except OSError as exc:
         print(f"ha-web: cannot listen on {host or '*'}:{port}: {exc}", file=sys.stderr)
         return 1
@@ -151,9 +169,11 @@ async def amain(args) -> int:
     rt.ready(f"listening on {host or '*'}:{port}")
     await rt.stop.wait()
     rt.stopping()
-    server.close()
-    for task in list(app.streams):
-        task.cancel()
+    await app.end_streams()
+    try:
+        await asyncio.wait_for(runner.cleanup(), 20)
+    except asyncio.TimeoutError:
+        log.warning("requests still running at shutdown were cut off")
     await rt.close()
     cluster._close()
     return 0

@@ -16,24 +16,36 @@ import xml.etree.ElementTree as ET
 from importlib import resources
 from typing import Callable, Dict, List, Tuple
 
+from aiohttp import web
+
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.errors import ConfigError
 from hadaemon.web import auth
 from hadaemon.web.agents import Agents
 from hadaemon.web.cluster import CallError, Cluster
-from hadaemon.web.http import HttpError, Request, Response
 
-__all__ = ["App", "COOKIE", "ACTIONS"]
+__all__ = ["App", "COOKIE", "ACTIONS", "HttpError", "MAX_BODY"]
 
 log = logging.getLogger("hadaemon.web")
 
 COOKIE = "hasession"
 ADMIN_GROUP = "haclient"
+MAX_BODY = 16 * 1024 * 1024   # a request body (a CIB to replace is the largest)
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 STATIC = {"app.js": "application/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
+# where the guard leaves the request's session for the handlers (a typed key where aiohttp has them)
+SESSION = web.RequestKey("session", object) if hasattr(web, "RequestKey") else "session"
 PUBLIC_STATIC = {"style.css", "favicon.svg"}   # the login page's own look; no cluster data
+
+
+class HttpError(Exception):
+    """A refusal: status, words and the form field it is about ('' when none)."""
+
+    def __init__(self, status: int, message: str, field: str = ""):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
 
 
 def _static(name: str) -> bytes:
@@ -193,113 +205,133 @@ SHELL = """<!DOCTYPE html>
 
 
 class App:
+    """The console's handlers and its two middlewares (errors, and the session / CSRF / rights guard);
+    application() puts them on an aiohttp web.Application."""
+
     def __init__(self, cluster: Cluster, agents: Agents | None = None, *, pam_service: str = "ha-web",
-                 admin_group: str = ADMIN_GROUP, clock=time.monotonic, authenticate=None,
+                 admin_group: str = ADMIN_GROUP, authenticate=None,
                  throttle: auth.Throttle | None = None, host_label: str = "",
                  sessions: auth.Sessions | None = None, wall=time.time):
         self.cluster = cluster
         self.agents = agents or Agents()
         self.pam_service = pam_service
         self.admin_group = admin_group
-        self.clock = clock      # the throttle's (monotonic)
-        self.wall = wall        # the sessions' (wall-clock: they are saved across restarts)
+        self.wall = wall        # sessions and throttle (wall-clock: both are saved across restarts)
         self.sessions = sessions if sessions is not None else auth.Sessions()  # (an empty one is falsy)
-        self.throttle = throttle or auth.Throttle()
+        self.throttle = throttle if throttle is not None else auth.Throttle()
         self.authenticate = authenticate or auth.pam_authenticate
         self.host_label = host_label
-        self.streams: set = set()
+        self.streams: set = set()   # the tasks serving /api/events (cancelled at shutdown)
 
-    # -- dispatch ----------------------------------------------------------------------------------
-    async def __call__(self, req: Request) -> Response:
-        now = self.clock()
-        path = req.path
-        if path == "/login":
-            if req.method == "POST":
-                return await self.login(req, now)
-            if req.method in ("GET", "HEAD"):
-                if self.sessions.get(req.cookies.get(COOKIE), self.wall()):
-                    return Response.redirect("/")
-                return self.login_page()
-            raise HttpError(405, "GET or POST")
-        if path.startswith("/static/") and path[8:] in PUBLIC_STATIC and req.method in ("GET", "HEAD"):
-            return Response(200, _static(path[8:]), STATIC[path[8:]], [("Cache-Control", "max-age=3600")])
-        session = self.sessions.get(req.cookies.get(COOKIE), self.wall())
+    def application(self) -> web.Application:
+        """The routes. Bodies are limited to MAX_BODY bytes (413 beyond); every response carries the
+        security headers."""
+        a = web.Application(client_max_size=MAX_BODY, middlewares=[self.errors, self.guard])
+        r = a.router
+        r.add_get("/login", self.login_page_get)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_get("/static/{name}", self.static)
+        r.add_get("/", self.shell)
+        r.add_get("/api/status", self.status)
+        r.add_get("/api/events", self.events)
+        r.add_get("/api/cib", self.get_cib)
+        r.add_post("/api/cib", self.replace_cib)
+        r.add_get("/api/constraints", self.get_constraints)
+        r.add_get("/api/resource", self.get_resource)
+        r.add_get("/api/agents", self.get_agents)
+        r.add_get("/api/agent", self.get_agent)
+        r.add_post("/api/crm/{action}", self.crm_action)
+        r.add_post("/api/director/{action}", self.director_action)
+        a.on_response_prepare.append(_security_headers)
+        a.on_shutdown.append(self.end_streams)
+        return a
+
+    # -- middlewares ---------------------------------------------------------------------------------
+    @web.middleware
+    async def errors(self, request: web.Request, handler):
+        """Refusals in words: JSON {"error", "field"} under /api/, plain text elsewhere; aiohttp's own
+        (404, 405, 413 ...) too; a handler's bug is logged and answered 500, the server goes on."""
+        try:
+            return await handler(request)
+        except HttpError as exc:
+            return error_response(request, exc.status, exc.message, exc.field)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(request, exc.status, _words_of(request, exc),
+                                  headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:  # noqa: BLE001 - one request's bug must not end the server
+            log.exception("request %s %s failed", request.method, request.path)
+            return error_response(request, 500, "internal error (logged)")
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler):
+        """Nothing but the login page (and its style sheet and icon) before login; every change (any
+        method but GET and HEAD) needs the session's CSRF token, a same-site Origin and, but for
+        log-out, group haclient."""
+        path = request.path
+        if path == "/login" or (path.startswith("/static/") and path[8:] in PUBLIC_STATIC):
+            return await handler(request)
+        session = self.sessions.get(request.cookies.get(COOKIE), self.wall())
         if session is None:
             if path.startswith("/api/"):
                 raise HttpError(401, "log in first (POST /login)")
-            return Response.redirect("/login")
-        if req.method == "POST":
-            self.check_change(req, session)
-            if path == "/logout":
-                self.sessions.drop_session(session)
-                log.info("%s logged out", session.user, extra={"EVENT": "logout", "USER": session.user})
-                return Response.redirect("/login", headers=headers_cookie(""))
-            if not session.can_change:
+            return redirect("/login")
+        request[SESSION] = session
+        if request.method not in ("GET", "HEAD"):
+            await self.check_change(request, session)
+            if path != "/logout" and not session.can_change:
                 raise HttpError(403, f"{session.user} is not in group {self.admin_group}: you may look, not change")
-            if path.startswith("/api/crm/"):
-                return await self.crm_action(req, session, path[len("/api/crm/"):])
-            if path.startswith("/api/director/"):
-                return await self.director_action(req, session, path[len("/api/director/"):])
-            if path == "/api/cib":
-                return await self.replace_cib(req, session)
-            raise HttpError(404, f"no such action: {path}")
-        if req.method not in ("GET", "HEAD"):
-            raise HttpError(405, "GET or POST")
-        if path == "/":
-            return Response.html(SHELL.format(csrf=session.csrf, user=html.escape(session.user),
-                                              can="1" if session.can_change else "0",
-                                              role="" if session.can_change else " (read only)"))
-        if path.startswith("/static/") and path[8:] in STATIC:
-            return Response(200, _static(path[8:]), STATIC[path[8:]])
-        if path == "/api/status":
-            return Response.json(self.status_for(session))
-        if path == "/api/events":
-            return self.events(session)
-        if path == "/api/cib":
-            if not session.can_change:
-                raise HttpError(403, f"the CIB may hold passwords: only group {self.admin_group} may read it")
-            return Response(200, (await self._cib()).encode(), "application/xml; charset=utf-8")
-        if path == "/api/constraints":
-            return Response.json(constraints(ET.fromstring(await self._cib())))
-        if path == "/api/resource":
-            return Response.json(resource_detail(ET.fromstring(await self._cib()), _s("id")(req.arg("id")),
-                                                 with_params=session.can_change))
-        if path == "/api/agents":
-            return Response.json(await self.agents.listing())
-        if path == "/api/agent":
-            try:
-                md = await self.agents.meta_data(_s("class")(req.arg("class")), req.arg("provider"),
-                                                 _s("type")(req.arg("type")))
-            except (ValueError, FileNotFoundError) as exc:
-                raise HttpError(404, str(exc)) from None
-            except RuntimeError as exc:
-                raise HttpError(502, str(exc)) from None
-            return Response.json(md)
-        raise HttpError(404, f"nothing at {path}")
+        return await handler(request)
+
+    @staticmethod
+    def check_origin(request: web.Request) -> None:
+        origin = request.headers.get("Origin", "")
+        if origin and (origin == "null" or origin.split("://", 1)[-1] != request.headers.get("Host", "")):
+            raise HttpError(403, f"cross-site request refused (Origin {origin})")
+
+    async def check_change(self, request: web.Request, session: auth.Session) -> None:
+        self.check_origin(request)
+        token = request.headers.get("X-CSRF-Token", "")
+        if not token and request.content_type == "application/x-www-form-urlencoded":
+            token = (await form_of(request)).get("csrf", "")
+        if not session.csrf_ok(token):
+            raise HttpError(403, "missing or wrong CSRF token: reload the page")
 
     # -- login ---------------------------------------------------------------------------------------
-    def login_page(self, error: str = "", user: str = "", status: int = 200) -> Response:
-        return Response.html(LOGIN_PAGE.format(host=html.escape(self.host_label), user=html.escape(user),
+    def login_page(self, error: str = "", user: str = "", status: int = 200) -> web.Response:
+        return html_response(LOGIN_PAGE.format(host=html.escape(self.host_label), user=html.escape(user),
                                                error=html.escape(error)), status)
 
-    async def login(self, req: Request, now: float) -> Response:
-        self.check_origin(req)  # no logging in from another site's form (login CSRF)
-        form = req.form()
+    async def login_page_get(self, request: web.Request) -> web.Response:
+        if self.sessions.get(request.cookies.get(COOKIE), self.wall()):
+            return redirect("/")
+        return self.login_page()
+
+    async def login(self, request: web.Request) -> web.Response:
+        self.check_origin(request)  # no logging in from another site's form (login CSRF)
+        form = await form_of(request)
         user = form.get("user", "").strip()
         password = form.get("password", "")
         if not user or not password or len(user) > 64 or _CTRL.search(user) or len(password) > 1024:
             return self.login_page("Give a user name and a password.", user[:64], 400)
-        keys = ["user:" + user, "addr:" + req.peer]
-        wait = self.throttle.wait(keys, now)
+        peer = request.remote or ""
+        keys = ["user:" + user, "addr:" + peer]
+        wait = self.throttle.wait(keys, self.wall())
         if wait > 0:
             resp = self.login_page(f"Too many failed logins: try again in {int(wait + 0.999)} s.", user, 429)
-            resp.headers.append(("Retry-After", str(int(wait + 0.999))))
+            resp.headers["Retry-After"] = str(int(wait + 0.999))
             return resp
         loop = asyncio.get_running_loop()
         ok, reason = await loop.run_in_executor(None, self.authenticate, user, password, self.pam_service)
         if not ok:
-            self.throttle.failed(keys, self.clock())
-            log.warning("login of %s from %s failed: %s", user, req.peer, reason,
+            self.throttle.failed(keys, self.wall())
+            if self.throttle.save_error:
+                log.warning("login failures not saved: %s", self.throttle.save_error)
+            log.warning("login of %s from %s failed: %s", user, peer, reason,
                         extra={"EVENT": "login-failed", "USER": user})
             return self.login_page("Login failed: wrong user name or password.", user, 401)
         self.throttle.succeeded(keys)
@@ -307,27 +339,41 @@ class App:
         s = self.sessions.create(user, self.admin_group in groups or user == "root", self.wall(), groups)
         if self.sessions.save_error:
             log.warning("sessions not saved: %s", self.sessions.save_error)
-        log.info("%s logged in from %s (%s)", user, req.peer, "may change" if s.can_change else "read only",
+        log.info("%s logged in from %s (%s)", user, peer, "may change" if s.can_change else "read only",
                  extra={"EVENT": "login", "USER": user})
-        return Response.redirect("/", headers=headers_cookie(s.token))
+        resp = redirect("/")
+        set_session_cookie(resp, s.token)
+        return resp
 
-    @staticmethod
-    def check_origin(req: Request) -> None:
-        origin = req.header("origin")
-        if origin and (origin == "null" or origin.split("://", 1)[-1] != req.header("host")):
-            raise HttpError(403, f"cross-site request refused (Origin {origin})")
-
-    def check_change(self, req: Request, session: auth.Session) -> None:
-        self.check_origin(req)
-        token = req.header("x-csrf-token")
-        if not token and req.header("content-type").startswith("application/x-www-form-urlencoded"):
-            token = req.form().get("csrf")
-        if not session.csrf_ok(token):
-            raise HttpError(403, "missing or wrong CSRF token: reload the page")
+    async def logout(self, request: web.Request) -> web.Response:
+        session = request[SESSION]
+        self.sessions.drop_session(session)
+        log.info("%s logged out", session.user, extra={"EVENT": "logout", "USER": session.user})
+        resp = redirect("/login")
+        set_session_cookie(resp, "")
+        return resp
 
     # -- reads ---------------------------------------------------------------------------------------
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            raise HttpError(404, f"nothing at {request.path}")
+        headers = {"Content-Type": STATIC[name]}
+        if name in PUBLIC_STATIC:
+            headers["Cache-Control"] = "max-age=3600"
+        return web.Response(body=_static(name), headers=headers)
+
+    async def shell(self, request: web.Request) -> web.Response:
+        session = request[SESSION]
+        return html_response(SHELL.format(csrf=session.csrf, user=html.escape(session.user),
+                                          can="1" if session.can_change else "0",
+                                          role="" if session.can_change else " (read only)"))
+
     def status_for(self, session) -> dict:
         return dict(self.cluster.snapshot, user=session.user, can_change=session.can_change)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return json_response(self.status_for(request[SESSION]))
 
     async def _cib(self) -> str:
         try:
@@ -335,62 +381,98 @@ class App:
         except CallError as exc:
             raise HttpError(_STATUS_OF_KIND.get(exc.kind, 502), exc.message) from None
 
-    def events(self, session) -> Response:
-        async def stream(writer):
-            task = asyncio.current_task()
-            self.streams.add(task)
-            try:
-                version = -1
-                while True:
-                    if not self.sessions.touch(session, self.wall()):
-                        writer.write(b"event: logout\ndata: {}\n\n")
-                        await writer.drain()
-                        return
-                    snap = await self.cluster.wait_change(version, 15.0) if version >= 0 else self.cluster.snapshot
-                    if snap["version"] != version:
-                        version = snap["version"]
-                        data = json.dumps(self.status_for(session))
-                        writer.write(f"event: status\nid: {version}\ndata: {data}\n\n".encode())
-                    else:
-                        writer.write(b": keep-alive\n\n")
-                    await asyncio.wait_for(writer.drain(), 30)
-            except (ConnectionError, OSError, asyncio.TimeoutError, asyncio.CancelledError):
-                return
-            finally:
-                self.streams.discard(task)
+    async def get_cib(self, request: web.Request) -> web.Response:
+        if not request[SESSION].can_change:
+            raise HttpError(403, f"the CIB may hold passwords: only group {self.admin_group} may read it")
+        return web.Response(body=(await self._cib()).encode(),
+                            headers={"Content-Type": "application/xml; charset=utf-8"})
 
-        return Response(200, content_type="text/event-stream", stream=stream)
+    async def get_constraints(self, request: web.Request) -> web.Response:
+        return json_response(constraints(ET.fromstring(await self._cib())))
+
+    async def get_resource(self, request: web.Request) -> web.Response:
+        rid = _s("id")(request.query.get("id", ""))
+        return json_response(resource_detail(ET.fromstring(await self._cib()), rid,
+                                             with_params=request[SESSION].can_change))
+
+    async def get_agents(self, request: web.Request) -> web.Response:
+        return json_response(await self.agents.listing())
+
+    async def get_agent(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            md = await self.agents.meta_data(_s("class")(q.get("class", "")), q.get("provider", ""),
+                                             _s("type")(q.get("type", "")))
+        except (ValueError, FileNotFoundError) as exc:
+            raise HttpError(404, str(exc)) from None
+        except RuntimeError as exc:
+            raise HttpError(502, str(exc)) from None
+        return json_response(md)
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: `event: status` with /api/status's JSON at once and on every change
+        (a comment every 15 s otherwise), `event: logout` when the session has ended."""
+        session = request[SESSION]
+        task = asyncio.current_task()
+        self.streams.add(task)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
+        try:
+            await resp.prepare(request)
+            version = -1
+            while True:
+                if not self.sessions.touch(session, self.wall()):
+                    await asyncio.wait_for(resp.write(b"event: logout\ndata: {}\n\n"), 30)
+                    break
+                snap = await self.cluster.wait_change(version, 15.0) if version >= 0 else self.cluster.snapshot
+                if snap["version"] != version:
+                    version = snap["version"]
+                    data = json.dumps(self.status_for(session))
+                    chunk = f"event: status\nid: {version}\ndata: {data}\n\n".encode()
+                else:
+                    chunk = b": keep-alive\n\n"
+                await asyncio.wait_for(resp.write(chunk), 30)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass  # the page went away (or stopped reading)
+        finally:
+            self.streams.discard(task)
+        return resp
+
+    async def end_streams(self, _app=None) -> None:
+        """At shutdown: the event streams end (they would otherwise hold the server open)."""
+        for task in list(self.streams):
+            task.cancel()
 
     # -- changes -------------------------------------------------------------------------------------
-    async def crm_action(self, req: Request, session, action: str) -> Response:
+    async def crm_action(self, request: web.Request) -> web.Response:
+        session, action = request[SESSION], request.match_info["action"]
         if action not in ACTIONS:
             raise HttpError(404, f"no such action: {action}")
-        payload = req.json()
+        payload = await json_of(request)
         method, signature, spec = ACTIONS[action]
         args = _check(spec, payload)
         if action == "create_primitive" and args[1] == "ocf":
             try:
                 problem = await self.agents.validate(args[2], args[3], args[4])
             except (ValueError, FileNotFoundError) as exc:
-                return Response.json({"error": str(exc), "kind": "InvalidArgument", "field": "type"}, 400)
+                return json_response({"error": str(exc), "kind": "InvalidArgument", "field": "type"}, 400)
             except RuntimeError:
                 problem = None  # meta-data unreadable here: the cluster decides
             if problem:
-                return Response.json({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
+                return json_response({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
         if action == "update_resource" and args[1]:
             problem = await self.validate_edit(args[0], args[1])
             if problem:
-                return Response.json({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
+                return json_response({"error": problem[1], "kind": "InvalidArgument", "field": problem[0]}, 400)
         try:
             body = await self.cluster.crm(method, signature, *args)
         except CallError as exc:
             log.info("%s: %s %s refused: %s", session.user, method, args[:1], exc.message,
                      extra={"EVENT": "refused", "USER": session.user})
-            return Response.json({"error": exc.message, "kind": exc.kind, "field": _field_of(exc.message, payload)},
+            return json_response({"error": exc.message, "kind": exc.kind, "field": _field_of(exc.message, payload)},
                                  _STATUS_OF_KIND.get(exc.kind, 502))
         log.info("%s: %s %s", session.user, method, " ".join(map(str, args[:2])),
                  extra={"EVENT": "change", "USER": session.user})
-        return Response.json({"ok": True, "result": body})
+        return json_response({"ok": True, "result": body})
 
     async def validate_edit(self, rid: str, params: Dict[str, str]):
         """An OCF primitive's new parameters checked as a new one's are (meta-data, validate-all), with
@@ -408,43 +490,129 @@ class App:
         except (ValueError, FileNotFoundError, RuntimeError):
             return None  # no such agent or no meta-data on this node: the cluster decides
 
-    async def director_action(self, req: Request, session, action: str) -> Response:
+    async def director_action(self, request: web.Request) -> web.Response:
+        session, action = request[SESSION], request.match_info["action"]
         if action not in DIRECTOR_ACTIONS:
             raise HttpError(404, f"no such action: {action}")
-        payload = req.json()
+        payload = await json_of(request)
         method, signature, spec = DIRECTOR_ACTIONS[action]
         args = _check(spec, payload)
         try:
             body = await self.cluster.director(method, signature, *args)
         except CallError as exc:
-            return Response.json({"error": exc.message, "kind": exc.kind, "field": _field_of(exc.message, payload)},
+            return json_response({"error": exc.message, "kind": exc.kind, "field": _field_of(exc.message, payload)},
                                  _STATUS_OF_KIND.get(exc.kind, 502))
         log.info("%s: director %s %s", session.user, method, " ".join(args),
                  extra={"EVENT": "change", "USER": session.user})
-        return Response.json({"ok": True, "result": body})
+        return json_response({"ok": True, "result": body})
 
-    async def replace_cib(self, req: Request, session) -> Response:
-        payload = req.json()
+    async def replace_cib(self, request: web.Request) -> web.Response:
+        session = request[SESSION]
+        payload = await json_of(request)
         xml = payload.get("xml")
         if not isinstance(xml, str) or not xml.strip():
             raise HttpError(400, "xml: give the whole <cib> document", "xml")
         try:
             parse_cib(xml, "<new CIB>")
         except ConfigError as exc:
-            return Response.json({"error": str(exc), "kind": "InvalidArgument", "field": "xml"}, 400)
+            return json_response({"error": str(exc), "kind": "InvalidArgument", "field": "xml"}, 400)
         try:
             body = await self.cluster.crm("ReplaceCib", "s", xml)
         except CallError as exc:
-            return Response.json({"error": exc.message, "kind": exc.kind, "field": "xml"},
+            return json_response({"error": exc.message, "kind": exc.kind, "field": "xml"},
                                  _STATUS_OF_KIND.get(exc.kind, 502))
         log.info("%s replaced the CIB's configuration", session.user, extra={"EVENT": "change", "USER": session.user})
-        return Response.json({"ok": True, "result": body})
+        return json_response({"ok": True, "result": body})
 
 
-def headers_cookie(token: str) -> List[Tuple[str, str]]:
+# -- responses and request bodies ------------------------------------------------------------------------
+def json_response(value, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(value).encode(),
+                        headers={"Content-Type": "application/json"})
+
+
+def html_response(text: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=text.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def error_response(request: web.Request, status: int, message: str, field: str = "", headers=None) -> web.Response:
+    if request.path.startswith("/api/"):
+        resp = json_response({"error": message, "field": field}, status)
+    else:
+        resp = web.Response(status=status, body=(message + "\n").encode(),
+                            headers={"Content-Type": "text/plain; charset=utf-8"})
+    resp.headers.update(headers or {})
+    return resp
+
+
+def _words_of(request: web.Request, exc: web.HTTPException) -> str:
+    """aiohttp's refusal in words: its own text when it says more than the status line."""
+    if exc.status == 404:
+        return f"nothing at {request.path}"
+    if exc.status == 405:
+        return f"{request.method} is not allowed here (allowed: {exc.headers.get('Allow', '')})"
+    text = (exc.text or "").strip()
+    return text if text and not text.startswith(f"{exc.status}:") else exc.reason
+
+
+def set_session_cookie(resp: web.StreamResponse, token: str) -> None:
+    """The session cookie: Secure (TLS only), HttpOnly (no script reads it), SameSite=Strict; an empty
+    token ends it in the browser."""
     if token:
-        return [("Set-Cookie", f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict")]
-    return [("Set-Cookie", f"{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")]
+        resp.set_cookie(COOKIE, token, path="/", secure=True, httponly=True, samesite="Strict")
+    else:
+        resp.set_cookie(COOKIE, "", path="/", secure=True, httponly=True, samesite="Strict", max_age=0)
+
+
+async def form_of(request: web.Request) -> Dict[str, str]:
+    """A url-encoded form's fields (the first value of each); 400 when it is not UTF-8."""
+    try:
+        fields = await request.post()
+    except UnicodeDecodeError:
+        raise HttpError(400, "the form is not UTF-8") from None
+    except ValueError as exc:
+        raise HttpError(400, f"the form cannot be read: {exc}") from None
+    out: Dict[str, str] = {}
+    for k, v in fields.items():
+        if isinstance(v, str):  # (a file of a multipart form is no field of ours)
+            out.setdefault(k, v)
+    return out
+
+
+async def json_of(request: web.Request) -> dict:
+    """The body as a JSON object: 415 when it is not sent as JSON, 400 when it is not a JSON object,
+    413 (from aiohttp) beyond MAX_BODY."""
+    if request.content_type != "application/json":
+        raise HttpError(415, "send JSON (Content-Type: application/json)")
+    body = await request.read()
+    try:
+        value = json.loads(body.decode("utf-8") or "null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise HttpError(400, "the body must be a JSON object")
+    return value
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a form POST's Origin "null"
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "Strict-Transport-Security": "max-age=31536000",
+    "Server": "ha-web",
+}
+
+
+async def _security_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    for k, v in SECURITY_HEADERS.items():
+        resp.headers.setdefault(k, v)
+    resp.headers.setdefault("Cache-Control", "no-store")
 
 
 # -- CIB readings for the pages ------------------------------------------------------------------------

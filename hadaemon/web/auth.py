@@ -122,6 +122,31 @@ def groups_of(user: str) -> List[str]:
 
 
 # -- sessions --------------------------------------------------------------------------------------------
+def write_atomically(path: str, doc) -> str:
+    """doc as JSON in path, mode 0600: a temporary file, fsync'd, renamed over path, the directory
+    fsync'd. Returns '' or what went wrong (the temporary file is removed)."""
+    tmp = f"{path}.{os.getpid()}.new"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return f"{path}: {exc.strerror or exc}"
+    return ""
+
+
 def token_key(token: str) -> str:
     """What is kept of a session token, in memory and on disk: its SHA-256. The file of sessions gives
     nobody a cookie that works."""
@@ -219,27 +244,9 @@ class Sessions:
         doc = {"version": 1, "sessions": [
             {"key": s.key, "user": s.user, "can_change": s.can_change, "groups": s.groups, "csrf": s.csrf,
              "created": s.created, "expires": s.expires} for s in self._by_key.values()]}
-        tmp = f"{self.path}.{os.getpid()}.new"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, self.path)
-            dfd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError as exc:
-            self.save_error = f"{self.path}: {exc.strerror or exc}"
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        self.save_error = write_atomically(self.path, doc)
+        if self.save_error:
             return False
-        self.save_error = ""
         for s in self._by_key.values():
             s.saved = s.expires
         return True
@@ -285,18 +292,24 @@ class Sessions:
 class Throttle:
     """A failed login slows the next one: after n failures in a row for a user name or a client
     address, the next attempt is refused until base * 2**(n-1) seconds (at most max_delay) have passed.
-    A success clears the user's and the address's count."""
+    A success clears the user's and the address's count. Times are wall-clock seconds passed in by the
+    caller. With path, the counts survive a restart of ha-web (a restart, or a crash, does not reset
+    them): written there (JSON, mode 0600, written then renamed) at every failure and at every success
+    that cleared one, holding only the counts of the last forget_after seconds."""
 
     def __init__(self, base: float = 1.0, max_delay: float = 60.0, forget_after: float = 3600.0,
-                 limit: int = 100000):
+                 limit: int = 20000, path: str | None = None):
         self.base, self.max_delay, self.forget_after, self.limit = base, max_delay, forget_after, limit
+        self.path = path
+        self.save_error = ""
         self._fails: Dict[str, Tuple[int, float]] = {}
 
     def _delay(self, n: int) -> float:
         return 0.0 if n <= 0 else min(self.base * 2 ** (n - 1), self.max_delay)
 
     def wait(self, keys, now: float) -> float:
-        """Seconds to wait before an attempt for these keys is heard (0: go ahead)."""
+        """Seconds to wait before an attempt for these keys is heard (0: go ahead). Never more than
+        max_delay, even when the clock went back since a failure."""
         left = 0.0
         for k in keys:
             n, last = self._fails.get(k, (0, 0.0))
@@ -304,15 +317,61 @@ class Throttle:
                 self._fails.pop(k, None)
                 continue
             left = max(left, last + self._delay(n) - now)
-        return max(left, 0.0)
+        return min(max(left, 0.0), self.max_delay)
 
     def failed(self, keys, now: float) -> None:
-        if len(self._fails) >= self.limit:
-            self._fails = {k: v for k, v in self._fails.items() if now - v[1] <= self.forget_after}
+        self._forget(now)
+        excess = len(self._fails) + len(keys) - self.limit
+        if excess > 0:  # still full: the oldest go
+            for k in sorted(self._fails, key=lambda k: self._fails[k][1])[:excess]:
+                del self._fails[k]
         for k in keys:
             n, _ = self._fails.get(k, (0, 0.0))
             self._fails[k] = (n + 1, now)
+        self.save()
 
     def succeeded(self, keys) -> None:
-        for k in keys:
-            self._fails.pop(k, None)
+        cleared = [k for k in keys if self._fails.pop(k, None) is not None]
+        if cleared:
+            self.save()
+
+    def _forget(self, now: float) -> None:
+        for k in [k for k, (_, last) in self._fails.items() if now - last > self.forget_after]:
+            del self._fails[k]
+
+    def __len__(self) -> int:
+        return len(self._fails)
+
+    # -- the file ------------------------------------------------------------------------------------
+    def save(self) -> bool:
+        """Write the counts to path (atomically). False (and save_error says why) when it could not be
+        written; the counts go on in memory."""
+        if not self.path:
+            return True
+        doc = {"version": 1, "fails": [{"key": k, "failures": n, "last": last}
+                                       for k, (n, last) in self._fails.items()]}
+        self.save_error = write_atomically(self.path, doc)
+        return not self.save_error
+
+    def load(self, now: float) -> str:
+        """Read the counts an earlier run saved; those older than forget_after are dropped. Returns ''
+        or what was wrong with the file (a damaged file starts with no counts; a missing one is not
+        wrong)."""
+        if not self.path:
+            return ""
+        try:
+            with open(self.path) as f:
+                doc = json.load(f)
+            loaded = {}
+            for x in doc["fails"]:
+                k, n, last = str(x["key"]), int(x["failures"]), float(x["last"])
+                if n < 1 or last != last:
+                    raise ValueError(f"{k!r}: {n} failures at {last}")
+                loaded[k] = (n, last)
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"{self.path}: not a login throttle file ({exc}); starting without failure counts"
+        self._fails = loaded
+        self._forget(now)
+        return ""

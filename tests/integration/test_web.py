@@ -3,6 +3,7 @@ membership, cookie flags, CSRF, throttling, the JSON API over the stand-in Crm1 
 private bus, live events, the CIB, agent meta-data, bad input, and a missing daemon named."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -236,7 +237,6 @@ def test_create_a_primitive_in_a_group_and_delete_it(env, admin):
 
 def test_events_stream_a_change_live(env, admin):
     conn_ctx = admin.ctx
-    import http.client
     conn = http.client.HTTPSConnection("127.0.0.1", env.port, context=conn_ctx, timeout=60)
     conn.request("GET", "/api/events", headers={"Cookie": admin.cookie})
     resp = conn.getresponse()
@@ -245,7 +245,7 @@ def test_events_stream_a_change_live(env, admin):
     def next_status():
         data = None
         while True:
-            line = resp.fp.readline().decode()
+            line = resp.readline().decode()
             assert line, "the stream ended"
             if line.startswith("data: "):
                 data = json.loads(line[6:])
@@ -451,6 +451,57 @@ def test_sessions_survive_a_restart_of_ha_web(env):
     f = env.state / "web" / "sessions.json"
     assert f.stat().st_mode & 0o077 == 0
     assert kept.cookie.split("=", 1)[1] not in f.read_text()
+
+
+def test_failed_logins_still_count_after_a_restart(env):
+    c = env.client()
+    user = env.viewer
+    for wrong in ("wrong-1", "wrong-2"):       # (login() waits out the 429s: each is a real failure)
+        resp, _ = c.login(user, wrong, expect_ok=False)
+        assert resp.status == 401
+    f = env.state / "web" / "throttle.json"
+    assert f.stat().st_mode & 0o077 == 0 and f"user:{user}" in f.read_text() and "wrong-" not in f.read_text()
+    starts = env.web.output().count("ha-web: listening on")
+    env.web.kill9()                      # no chance to write anything on the way out
+    env.web.restart(timeout=10)
+    wait_until(lambda: env.web.output().count("ha-web: listening on") > starts, 60, message="ha-web restarted")
+    resp, _ = c.login(user, "wrong-3", expect_ok=False)
+    assert resp.status == 401
+    # the third failure in a row: 4 s until the next attempt (a count started afresh would say 1 s)
+    resp, page = c.request("POST", "/login", f"user={user}&password={env.password}",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 429 and int(resp.getheader("Retry-After")) >= 2, (resp.status, resp.getheader("Retry-After"))
+    c.login(user, env.password)          # waits it out; the success clears the user's and the address's count
+    assert f"user:{user}" not in f.read_text()
+
+
+def test_request_limits_and_protocol_errors_in_words(env, admin):
+    epoch = env.settled_epoch(admin)
+    big = json.dumps({"xml": "<cib>" + " " * (16 * 1024 * 1024) + "</cib>"})
+    status, reply = admin.post("/api/cib", big, headers={"Content-Type": "application/json"})
+    assert status == 413 and "16777216" in reply["error"], (status, str(reply)[:200])
+    # a header line longer than aiohttp's bound: 400 and why, the server goes on
+    resp, data = admin.request("GET", "/api/status", headers={"X-Long": "x" * 20000})
+    assert resp.status == 400 and b"8190" in data, (resp.status, data[:200])
+    # a chunked body is read like any other
+    conn = http.client.HTTPSConnection("127.0.0.1", env.port, context=admin.ctx, timeout=60)
+    conn.request("POST", "/api/crm/move", body=iter([b'{"resource": "webserver",', b' "node": 7}']),
+                 headers={"Cookie": admin.cookie, "X-CSRF-Token": admin.csrf, "Content-Type": "application/json"},
+                 encode_chunked=True)
+    resp = conn.getresponse()
+    reply = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 400 and reply["field"] == "node", reply
+    # a method a path does not take; a path that is not there
+    resp, data = admin.request("DELETE", "/api/status", headers={"X-CSRF-Token": admin.csrf})
+    assert resp.status == 405 and "GET" in json.loads(data)["error"]
+    code, reply = admin.get_json("/api/nothing-here")
+    assert code == 404 and "nothing at /api/nothing-here" in reply["error"]
+    resp, data = admin.request("HEAD", "/api/status")
+    assert resp.status == 200 and data == b""
+    for name in ("X-Frame-Options", "Content-Security-Policy", "Strict-Transport-Security", "X-Content-Type-Options"):
+        assert resp.getheader(name), name
+    assert admin.status()["crm"]["cib_epoch"] == epoch
 
 
 def test_bad_options_and_files_are_one_line_and_nonzero(tmp_path):

@@ -133,3 +133,56 @@ def test_sessions_file_missing_or_damaged(tmp_path):
     s = Sessions(path=str(tmp_path / "no-such-dir" / "sessions.json"))
     a = s.create("alice", True, 0.0)
     assert s.save_error and s.get(a.token, 1.0) is a
+
+
+def test_throttle_survives_a_restart_through_the_file(tmp_path):
+    path = tmp_path / "throttle.json"
+    t = Throttle(base=1.0, max_delay=60.0, forget_after=100.0, path=str(path))
+    guesser, other = ["user:root", "addr:10.0.0.9"], ["user:bob", "addr:10.0.0.7"]
+    for now in (1000.0, 1001.0, 1003.0):
+        t.failed(guesser, now)
+    t.failed(other, 1003.0)
+    t.succeeded(["user:bob", "addr:10.0.0.7"])  # a success clears, and is written too
+    assert path.stat().st_mode & 0o077 == 0 and not list(tmp_path.glob("*.new"))
+
+    # the next run (a restart, or a crash after the last failure) goes on counting
+    t2 = Throttle(base=1.0, max_delay=60.0, forget_after=100.0, path=str(path))
+    assert t2.load(1004.0) == "" and len(t2) == 2
+    assert t2.wait(guesser, 1004.0) == pytest.approx(3.0)          # 3 failures: 4 s from 1003
+    assert t2.wait(["user:root", "addr:10.0.0.1"], 1004.0) == pytest.approx(3.0)  # the user alone
+    assert t2.wait(other, 1004.0) == 0
+    t2.failed(guesser, 1007.0)
+    assert t2.wait(guesser, 1007.0) == pytest.approx(8.0)          # the 4th doubles again
+    # counts older than forget_after are not read back
+    t3 = Throttle(base=1.0, max_delay=60.0, forget_after=100.0, path=str(path))
+    assert t3.load(1007.0 + 101.0) == "" and len(t3) == 0
+    # a clock that went back since a failure never makes the wait longer than max_delay
+    t4 = Throttle(base=1.0, max_delay=5.0, forget_after=100.0)
+    t4.failed(guesser, 1000.0)
+    assert t4.wait(guesser, 500.0) == 5.0
+
+
+def test_throttle_file_missing_damaged_or_unwritable(tmp_path):
+    path = tmp_path / "throttle.json"
+    t = Throttle(path=str(path))
+    assert t.load(0.0) == "" and len(t) == 0
+    for bad in ("{not json", '{"fails": [{"key": "user:x"}]}', '{"fails": [{"key": "user:x", "failures": 0, '
+                '"last": 5}]}', '{"fails": {"user:x": 1}}'):
+        path.write_text(bad)
+        t = Throttle(path=str(path))
+        problem = t.load(0.0)
+        assert str(path) in problem and "not a login throttle file" in problem and len(t) == 0
+    # a directory that cannot be written: the throttle still works, in memory
+    t = Throttle(path=str(tmp_path / "no-such-dir" / "throttle.json"))
+    t.failed(["user:x"], 10.0)
+    assert t.save_error and t.wait(["user:x"], 10.0) == pytest.approx(1.0)
+
+
+def test_throttle_is_bounded_the_oldest_go_first():
+    t = Throttle(base=1.0, max_delay=60.0, forget_after=1000.0, limit=4)
+    for i in range(4):
+        t.failed([f"user:u{i}"], float(i))
+    t.failed(["user:new", "addr:x"], 10.0)
+    assert len(t) == 4
+    assert t.wait(["user:u0"], 10.0) == 0 and t.wait(["user:u1"], 10.0) == 0   # the oldest went
+    assert t.wait(["user:new"], 10.0) == pytest.approx(1.0) and t.wait(["user:u3"], 3.5) == pytest.approx(0.5)

@@ -1,0 +1,123 @@
+"""ha-web's server in-process on a loopback port (plain HTTP here; TLS is tested in
+tests/integration/test_web.py): the bound on open connections, the cookie flags, a live event stream
+that a shutdown ends, and refusals in words. Logins go through a stand-in for PAM (no root needed)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+from hadaemon.web import server
+from hadaemon.web.app import App
+from hadaemon.web.cluster import Cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _exchange(reader, writer, request: bytes):
+    """One request on an open connection: (status line + headers as text, body)."""
+    writer.write(request)
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)).decode("latin-1")
+    length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                   if line.lower().startswith("content-length:")), 0)
+    body = await asyncio.wait_for(reader.readexactly(length), 30) if length else b""
+    return head, body
+
+
+def _app(**kw) -> App:
+    return App(Cluster(), authenticate=lambda user, password, service: (password == "right", "wrong password"),
+               host_label="test", **kw)
+
+
+def test_connections_beyond_the_bound_are_closed_at_once():
+    async def main():
+        port = _free_port()
+        app = _app()
+        runner = await server.start(app, "127.0.0.1", port, None, max_connections=2)
+        try:
+            held = []
+            for _ in range(2):  # two keep-alive connections, each answered
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                head, body = await _exchange(r, w, b"GET /login HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert head.startswith("HTTP/1.1 200") and b'name="password"' in body
+                held.append((r, w))
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /login HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert await asyncio.wait_for(r.read(), 30) == b""   # closed without an answer
+            w.close()
+            # one of the two goes away: a new connection is served again
+            held[0][1].close()
+            for _ in range(300):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"GET /login HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                answer = await asyncio.wait_for(r.read(), 30)
+                w.close()
+                if answer:
+                    break
+                await asyncio.sleep(0.1)
+            assert answer.startswith(b"HTTP/1.1 200")
+            held[1][1].close()
+        finally:
+            await app.end_streams()
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_login_cookie_event_stream_and_shutdown():
+    async def main():
+        port = _free_port()
+        app = _app()
+        runner = await server.start(app, "127.0.0.1", port, None)
+        stream_w = None
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            form = b"user=alice&password=wrong"
+            head, body = await _exchange(r, w, b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                                         b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+                                         % (len(form), form))
+            assert head.startswith("HTTP/1.1 401") and b"Login failed" in body and "Set-Cookie" not in head
+            assert app.throttle.wait(["user:alice"], app.wall()) > 0
+            app.throttle.succeeded(["user:alice", "addr:127.0.0.1"])
+            form = b"user=alice&password=right"
+            head, _ = await _exchange(r, w, b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                                      b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+                                      % (len(form), form))
+            assert head.startswith("HTTP/1.1 303") and "Location: /login" not in head
+            cookie_line = next(line for line in head.split("\r\n") if line.startswith("Set-Cookie:"))
+            flags = [f.strip() for f in cookie_line.split(":", 1)[1].split(";")]
+            assert flags[0].startswith("hasession=") and {"Secure", "HttpOnly", "SameSite=Strict", "Path=/"} <= set(flags)
+            cookie = flags[0].encode()
+            for name in ("X-Frame-Options: DENY", "Content-Security-Policy:", "Strict-Transport-Security:",
+                         "Cache-Control: no-store"):
+                assert name in head, name
+            # refusals in words: JSON under /api/
+            head, body = await _exchange(r, w, b"GET /api/nothing HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n\r\n" % cookie)
+            assert head.startswith("HTTP/1.1 404") and json.loads(body)["error"] == "nothing at /api/nothing"
+            head, body = await _exchange(r, w, b"POST /api/crm/move HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n"
+                                         b"Content-Length: 2\r\n\r\n{}" % cookie)
+            assert head.startswith("HTTP/1.1 403") and "CSRF" in json.loads(body)["error"]
+            w.close()
+            # the live stream: the status at once, then held open until the server stops
+            stream_r, stream_w = await asyncio.open_connection("127.0.0.1", port)
+            stream_w.write(b"GET /api/events HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n\r\n" % cookie)
+            head = (await asyncio.wait_for(stream_r.readuntil(b"\r\n\r\n"), 30)).decode("latin-1")
+            assert head.startswith("HTTP/1.1 200") and "Content-Type: text/event-stream" in head
+            seen = b""
+            while b"\n\n" not in seen.split(b"data: ", 1)[-1]:
+                seen += await asyncio.wait_for(stream_r.read(4096), 30)
+            data = json.loads(seen.split(b"data: ", 1)[1].split(b"\n", 1)[0])
+            assert data["user"] == "alice" and data["can_change"] is False and "not connected" in data["errors"][0]
+            assert len(app.streams) == 1
+        finally:
+            await app.end_streams()
+            await asyncio.wait_for(runner.cleanup(), 30)   # the open stream does not hold the shutdown up
+        assert not app.streams
+        assert await asyncio.wait_for(stream_r.read(), 30) in (b"", b"0\r\n\r\n")
+        stream_w.close()
+
+    asyncio.run(main())
