@@ -7,7 +7,9 @@ rootfs cached beside it. Shims for the Debian root, kept here and nowhere else:
   are satisfied by Debian packages, which the rpm database does not know;
 - a .pth file in /usr/lib/python3/dist-packages naming /usr/lib/python3.X/site-packages, the RHEL
   layout the RPMs use, which Debian's python3 does not search;
-- Debian's python3-dbus-next is removed, so the python3-dbus-next RPM's copy is the one imported.
+- Debian's python3-dbus-next is removed, so the python3-dbus-next RPM's copy is the one imported;
+- what the spec Requires is installed as the Debian package of the same name (every name in
+  packaging/hadaemon.spec is also Debian's), so a dependency added to the spec reaches the containers.
 """
 from __future__ import annotations
 
@@ -42,11 +44,27 @@ def build_rpms(out: Path, release: int = 1, only: str = "") -> Dict[str, Path]:
     return rpms
 
 
+def spec_requires(spec: Path = REPO / "packaging" / "hadaemon.spec") -> List[str]:
+    """The Debian packages standing in for the spec's Requires: the same names (version bounds dropped), except
+    python3-dbus-next, which comes from its own RPM."""
+    names = []
+    for line in spec.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() != "Requires" or not value.strip():
+            continue
+        name = value.split()[0]
+        if name != "python3-dbus-next" and not name.startswith("%") and name not in names:
+            names.append(name)
+    return names
+
+
 def ensure_rpm_rootfs(timeout: float = 900) -> Path:
-    """The harness's bookworm rootfs plus Debian's rpm (apt-get inside systemd-nspawn), cached and rebuilt
-    when the base rootfs changes. Built beside the cache entry and renamed into place."""
+    """The harness's bookworm rootfs plus Debian's rpm and the Debian packages of the spec's Requires (apt-get
+    inside systemd-nspawn), cached and rebuilt when the base rootfs or the Requires change. Built beside the
+    cache entry and renamed into place."""
     base = ensure_rootfs()
-    stamp_text = (base / ".hadaemon-rootfs").read_text() + "rpm\n"
+    debs = ["rpm", *spec_requires()]
+    stamp_text = (base / ".hadaemon-rootfs").read_text() + " ".join(debs) + "\n"
     root = CACHE_DIR / "rootfs-bookworm-rpm"
     if (root / RPM_STAMP).exists() and (root / RPM_STAMP).read_text() == stamp_text:
         return root
@@ -70,11 +88,12 @@ def ensure_rpm_rootfs(timeout: float = 900) -> Path:
         run_cmd(["cp", "-a", str(base), str(tmp)], timeout=timeout)
         cp = run_cmd(["systemd-nspawn", "-q", "--register=no", "--keep-unit", "-D", str(tmp), "--pipe",
                       "--setenv=DEBIAN_FRONTEND=noninteractive", "sh", "-c",
-                      "apt-get update -q && apt-get install -y -q --no-install-recommends rpm && apt-get clean"],
+                      "apt-get update -q && apt-get install -y -q --no-install-recommends "
+                      + " ".join(debs) + " && apt-get clean"],
                      check=False, timeout=timeout)
         if cp.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise HarnessError(f"installing rpm into the rootfs failed:\n{cp.stdout[-2000:]}{cp.stderr[-2000:]}")
+            raise HarnessError(f"installing {' '.join(debs)} into the rootfs failed:\n{cp.stdout[-2000:]}{cp.stderr[-2000:]}")
         (tmp / "etc/machine-id").write_text("")
         (tmp / RPM_STAMP).write_text(stamp_text)
         if root.exists():

@@ -4,7 +4,8 @@ as PID 1 (Debian root + Debian's rpm; the shims are listed in tests/system/pkgto
 install: the sysusers user and group exist before the files (%pre), tmpfiles made /run/hadaemon, units
 and D-Bus policy are in place and ha-heartbeat starts from the package; upgrade: the admin's ha.cf,
 authkeys and sysconfig file are kept (%config(noreplace)), the running daemon is restarted on the new
-build; erase: the daemon is stopped and disabled, the files are gone, the edited config is kept as .rpmsave.
+build and stays enabled; erase: the daemon is stopped and disabled (its
+multi-user.target.wants link removed), the files are gone, the edited config is kept as .rpmsave.
 """
 import json
 
@@ -75,6 +76,10 @@ def test_install_upgrade_erase_under_systemd(builds):
             assert cp.stdout.strip() == 's "node1"', cp.stderr
             assert show(ct, "ha-crmd.service", "ActiveState") == "inactive"  # ha.cf has no crm line
             pid1 = show(ct, HB, "MainPID")
+            # enabled by the admin: an upgrade keeps it so, an erase disables it (%systemd_preun)
+            ct.systemctl("enable", HB, check=True)
+            wants = "/etc/systemd/system/multi-user.target.wants/" + HB
+            assert ct.path(wants).is_symlink()
 
             # upgrade to release 2: config kept, daemon restarted on the new files
             cp = ct.rpm("-U", "--nodeps", files=[second["hadaemon"]])
@@ -87,12 +92,14 @@ def test_install_upgrade_erase_under_systemd(builds):
             wait_until(lambda: show(ct, HB, "ActiveState") == "active" and show(ct, HB, "MainPID") not in ("0", pid1),
                        60, message="ha-heartbeat restarted by the upgrade")
             assert show(ct, HB, "NRestarts") == "0"  # a try-restart, not a crash
+            assert ct.path(wants).is_symlink() and show(ct, HB, "UnitFileState") == "enabled"
 
             # erase: stopped, disabled, files gone, the edited ha.cf kept as .rpmsave
             cp = ct.run(["rpm", "-e", "--nodeps", "hadaemon", "python3-dbus-next"], timeout=180)
             assert cp.returncode == 0, cp.stdout + cp.stderr
             assert show(ct, HB, "ActiveState") in ("inactive", "failed", "")
             assert ct.run(["pgrep", "-f", "ha-heartbeat"]).returncode != 0
+            assert not ct.path(wants).is_symlink(), f"{wants} left behind: the erase did not disable the unit"
             leftovers = ct.run(["find", f"{ct_site()}/hadaemon", f"{ct_site()}/dbus_next"]).stdout
             assert not leftovers.strip(), leftovers[:2000]
             for gone in ["/usr/bin/ha-heartbeat", "/usr/lib/systemd/system/ha-heartbeat.service",
