@@ -7,6 +7,7 @@ rules are in hadaemon.agents.ipaddr2_params.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
@@ -101,6 +102,76 @@ def _close(link, in_process: bool) -> None:
         threading.Thread(target=link.close, name="garp-close", daemon=True).start()
     else:
         link.close()
+
+
+# Starts prepared ahead (prepare()): state-file path -> _Prepared. A handoff's new node prepares its
+# start while the old node is still stopping, so that once told the address was released it only
+# adds it and sends the first announcement.
+_PREPARED: dict = {}
+PREPARED_TTL = 120.0   # seconds a prepared start stays usable
+
+
+class _Prepared:
+    def __init__(self, key, agent: Agent, where: Placement, announcement):
+        self.key, self.agent, self.where, self.announcement = key, agent, where, announcement
+        self.made = time.monotonic()
+
+    def close(self) -> None:
+        if self.announcement:
+            _close(self.announcement[0], True)
+        self.agent.close()
+
+
+def _prepared_key(params: Mapping[str, str], env: Mapping[str, str]):
+    return (tuple(sorted(params.items())), env.get("HADAEMON_IPADDR2_STOP_ANY", ""),
+            tuple(sorted((k, v) for k, v in env.items() if k.startswith("OCF_RESKEY_CRM_meta_"))))
+
+
+def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None) -> bool:
+    """Do ahead what a start with these parameters does before it changes anything: parse them, find
+    the interface and prefix, see that the address is not here yet, open the announcement's socket
+    and build its frames. A start with the same parameters and environment within PREPARED_TTL then
+    only adds the address and announces it (run in-process only: the LRM's thread). False when
+    nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, any error: the start
+    does all of its work itself)."""
+    env = os.environ if env is None else env
+    if action != "start" or os.geteuid() != 0:
+        return False
+    agent = None
+    try:
+        cfg = parse_params(params, "start", ocf.meta_from_env(env), late=False)
+        if cfg.late_error or cfg.family != 4 or cfg.lvs_support or cfg.run_arping:
+            return False
+        agent = Agent(cfg, env, "start", False)
+        where = agent.resolve()
+        if where.nic.startswith("lo") or agent.find_addr(where.nic, where.prefix) is not None:
+            agent.close()
+            return False
+        announcement = agent.prepare_announcement(where.nic) if cfg.arp_count else None
+    except Exception as e:  # noqa: BLE001 - the start will do it all and report what is wrong
+        log.debug("start of %s not prepared: %s", params.get("ip"), e)
+        if agent is not None:
+            agent.close()
+        return False
+    entry = _Prepared(_prepared_key(params, env), agent, where, announcement)
+    with _SENDERS_LOCK:
+        old = _PREPARED.pop(agent.state_path, None)
+        _PREPARED[agent.state_path] = entry
+    if old is not None:
+        old.close()
+    return True
+
+
+def _take_prepared(cfg: Config, params: Mapping[str, str], env: Mapping[str, str]) -> _Prepared | None:
+    path = os.path.join(_state_dir(env), f"{cfg.ip}.json")
+    with _SENDERS_LOCK:
+        entry = _PREPARED.pop(path, None)
+    if entry is None:
+        return None
+    if entry.key != _prepared_key(params, env) or time.monotonic() - entry.made > PREPARED_TTL:
+        entry.close()
+        return None
+    return entry
 
 
 def _state_dir(env: Mapping[str, str]) -> str:
@@ -279,14 +350,17 @@ class Agent:
             log.info("killed previously running announcer %d for %s", pid, self.cfg.ip)
 
     # -- actions
-    def start(self, where: Placement) -> None:
+    def start(self, where: Placement, ready: _Prepared | None = None) -> None:
+        """ready: prepared ahead (prepare()): the address was not here then, the announcement is built;
+        if it appeared meanwhile, adding it fails and the start looks again as an unprepared one does."""
         cfg = self.cfg
-        entry = self.find_addr(where.nic, where.prefix)
-        if entry is not None:
-            if not self.owned(entry, where):
-                log.warning("%s/%d is already on %s and was not added by this agent; leaving it as is",
-                            cfg.ip, where.prefix, where.nic)
-            return
+        if ready is None:
+            entry = self.find_addr(where.nic, where.prefix)
+            if entry is not None:
+                if not self.owned(entry, where):
+                    log.warning("%s/%d is already on %s and was not added by this agent; leaving it as is",
+                                cfg.ip, where.prefix, where.nic)
+                return
         index = self.ifindex(where.nic)
         if index is None:
             raise OcfError(OCF_ERR_CONFIGURED, f"Invalid interface name [{where.nic}]")
@@ -300,7 +374,10 @@ class Agent:
 
             prober = garp.Probe(where.nic, cfg.ip, PROBE_COUNT, PROBE_INTERVAL)
         # Build the announcement (importing scapy) while the probe is on the wire.
-        prepared = self.prepare_announcement(where.nic) if cfg.arp_count else None
+        if ready is not None:
+            prepared = ready.announcement
+        else:
+            prepared = self.prepare_announcement(where.nic) if cfg.arp_count else None
         other = prober.result() if prober else None
         if other:
             self.restore_lo(lo_saved)
@@ -327,14 +404,26 @@ class Agent:
             kw["cacheinfo"] = {"preferred": cfg.preferred_lft, "valid": 0xFFFFFFFF}
         log.info("Adding inet%s address %s/%d to device %s", "6" if cfg.family == 6 else "",
                  cfg.ip, where.prefix, where.nic)
+        added = False
         try:
             self.ipr.addr("add", **kw)
+            added = True
+            if ready is not None and prepared:
+                # the address is up: the first announcement goes before anything else (the link's
+                # state is checked right after; a link that is down does not send it anyway)
+                self.announce(prepared, cfg.arp_count)
+                prepared = None
             link = self.ipr.get_links(index)[0]
             if not link["flags"] & 1:
                 self.ipr.link("set", index=index, state="up")
         except Exception as e:  # pyroute2 raises NetlinkError or ValueError
             if prepared:
                 prepared[0].close()
+            if ready is not None and not added and getattr(e, "code", None) == errno.EEXIST:
+                # it appeared after the start was prepared: look again, as an unprepared start does
+                self.drop_state()
+                self.start(where)
+                return
             self.drop_state()
             self.restore_lo(lo_saved)
             raise OcfError(OCF_ERR_GENERIC, f"Failed to add {cfg.ip}/{where.prefix} to {where.nic}: {e}") from e
@@ -444,6 +533,11 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
         if action in ("start", "stop") and os.geteuid() != 0:
             raise OcfError(OCF_ERR_PERM, f"You must be root for {action} operation.")
         probe = ocf.is_probe(action, meta)
+        ready = _take_prepared(cfg, params, env) if action == "start" and not cfg.late_error else None
+        if ready is not None:   # prepared ahead (prepare()): placement found, announcement built
+            agent, where = ready.agent, ready.where
+            agent.start(where, ready)
+            return Result(OCF_SUCCESS)
         agent = Agent(cfg, env, action, probe)
         try:
             where = agent.resolve()

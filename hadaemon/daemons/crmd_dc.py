@@ -504,14 +504,25 @@ class DcRole(CibChanges):
         self.node.send(a.node, "op", **self._op_fields(a))
 
     def _execute_chain(self, e: T.ExecuteChain) -> None:
-        """Consecutive actions on one node: it runs them in order and reports each result."""
+        """Consecutive actions on one node: it runs them in order and reports each result. A follower
+        (e.after) waits until the leading node tells it that action succeeded (handoff)."""
         first = e.steps[0].action
         if e.node not in self.joined:
             log.error("action %s: node %s is not a joined member", first.key, e.node, extra={"NODE": e.node})
-            self.loop.call_soon(self._step, T.ActionDone(first.id, False))
-            self.loop.call_soon(self._step, T.ChainCancelled(tuple(s.action.id for s in e.steps[1:])))
+            if e.after is None:
+                self.loop.call_soon(self._step, T.ActionDone(first.id, False))
+                self.loop.call_soon(self._step, T.ChainCancelled(tuple(s.action.id for s in e.steps[1:])))
+            else:   # never started: it waits again (and the transition stops: a node is missing)
+                self.loop.call_soon(self._step, T.ChainCancelled(tuple(s.action.id for s in e.steps)))
+                self.loop.call_soon(self._step, T.Abort(f"{e.node} is not a joined member"))
             return
-        self.node.send(e.node, "ops", ops=[self._op_fields(s.action) for s in e.steps])
+        fields = {}
+        if e.after is not None:
+            leader = self.run.actions[e.after]
+            # the node gives up waiting (and reports the chain not run) before the DC's deadline
+            wait = e.steps[0].deadline - e.steps[0].action.timeout_s - self.loop.time()
+            fields = dict(after=self._tkey(e.after), after_node=leader.node or "", after_timeout_s=max(1.0, wait))
+        self.node.send(e.node, "ops", ops=[self._op_fields(s.action) for s in e.steps], **fields)
 
     def _op_fields(self, a: T.ActionSpec) -> dict:
         tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
@@ -532,7 +543,10 @@ class DcRole(CibChanges):
             digest = ""
         if a.task == "cancel":
             op["cancel_op"] = "monitor"
-        return dict(tkey=tkey, rsc=rsc, op=op, digest=digest, target_rc=a.target_rc)
+        fields = dict(tkey=tkey, rsc=rsc, op=op, digest=digest, target_rc=a.target_rc)
+        if a.id in self.run.handoffs:   # a follower waits for this one's success (handoff)
+            fields["release_to"] = list(self.run.handoffs[a.id])
+        return fields
 
     def _orphan_spec(self, rsc_id: str, node: str) -> dict:
         for r in S.lrm_resources(self.cib, node).findall("lrm_resource"):

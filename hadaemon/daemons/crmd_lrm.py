@@ -42,6 +42,8 @@ class LocalExecutor:
         self._tasks: set = set()
         self._stopped: set = set()           # transition keys of chained actions not to start
         self._chained: set = set()           # transition keys of chained actions not started yet
+        self._gates: Dict[str, Tuple[str, asyncio.Future]] = {}   # leader's tkey -> (its node, a follower's wait)
+        self._released: Dict[Tuple[str, str], float] = {}     # (node, tkey) told before the follower arrived
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -75,6 +77,9 @@ class LocalExecutor:
             self._spawn(self._run_chain(src, msg))
         elif t == "chain_stop":
             self._stopped.update(str(k) for k in msg.get("tkeys") or () if k in self._chained)
+            self._wake_gates()
+        elif t == "release":
+            self._release(src, str(msg.get("tkey", "")))
         elif t == "fence":
             self._spawn(self._fence(src, msg))
         elif t == "forget":
@@ -89,15 +94,67 @@ class LocalExecutor:
     def stop_chains(self) -> None:
         """The DC changed: no chained action of its transitions starts any more."""
         self._stopped.update(self._chained)
+        self._wake_gates()
+
+    def _wake_gates(self) -> None:
+        """Followers waiting for a handoff look again whether they were asked to stop."""
+        for _node, fut in self._gates.values():
+            if not fut.done():
+                fut.set_result(False)
+
+    def _release(self, src: str, tkey: str) -> None:
+        """The leading node's action succeeded: the follower chain waiting for it starts."""
+        node, fut = self._gates.get(tkey, ("", None))
+        if fut is not None and node == src and not fut.done():
+            fut.set_result(True)
+            return
+        now = time.monotonic()
+        self._released = {k: t for k, t in self._released.items() if now - t < 300}
+        self._released[(src, tkey)] = now   # before its follower chain arrived (from the DC, another path)
+
+    async def _handed_off(self, msg: dict, first_key: str) -> bool:
+        """A follower chain: wait until the leading node tells that its action succeeded (True), or
+        until the chain is stopped or the wait's bound passes (False)."""
+        after, node = str(msg["after"]), str(msg.get("after_node") or "")
+        deadline = time.monotonic() + float(msg.get("after_timeout_s") or 60.0)
+        while self._released.pop((node, after), None) is None:
+            if first_key in self._stopped:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("no handoff from %s for %s: chain not run", msg.get("after_node") or "?", after,
+                            extra={"EVENT": "chain-skipped"})
+                return False
+            fut = asyncio.get_running_loop().create_future()
+            self._gates[after] = (node, fut)
+            try:
+                if await asyncio.wait_for(fut, left):
+                    return True
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if self._gates.get(after, ("", None))[1] is fut:
+                    del self._gates[after]
+        return True
 
     async def _run_chain(self, src: str, msg: dict) -> None:
         """Consecutive actions of one transition on this node: each starts once the previous one
         returned its expected result; at the first other result, or once the DC asked to stop, the
-        rest is reported not run (chain_skipped) so the DC knows exactly which ran."""
+        rest is reported not run (chain_skipped) so the DC knows exactly which ran. A follower chain
+        (msg["after"]) starts only once the leading node told it that action succeeded."""
         ops = list(msg.get("ops") or ())
         keys = [str(o["tkey"]) for o in ops]
         self._chained.update(keys)
         try:
+            if ops and msg.get("after"):
+                # prepare the first action (an address: placement, announcement) while the other
+                # node stops, then wait for its word
+                ready = asyncio.ensure_future(self._prepare(ops[0]))
+                if not await self._handed_off(msg, keys[0]):
+                    self._stopped.add(keys[0])
+                prepared = await ready
+                log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
+                         extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
             for i, o in enumerate(ops):
                 if keys[i] in self._stopped:
                     rest = keys[i:]
@@ -113,6 +170,22 @@ class LocalExecutor:
         finally:
             self._chained.difference_update(keys)
             self._stopped.difference_update(keys)
+
+    async def _prepare(self, o: dict) -> bool:
+        from hadaemon.io.lrm import OpRequest, ResourceSpec
+        from hadaemon.io.lrm.prepare import prepare
+
+        r, op = o["rsc"], o["op"]
+        if op.get("name") != "start" or int(op.get("interval_ms", 0)) or int(op.get("start_delay_ms", 0)):
+            return False
+        try:   # the same request as _run_op makes
+            return await prepare(self.lrm, ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"],
+                                                        dict(r.get("params", {}))),
+                                 OpRequest(op["name"], 0, int(op.get("timeout_ms", 20000)), 0,
+                                           dict(op.get("meta", {})), o["tkey"]))
+        except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
+            log.exception("preparing %s failed", r.get("id"))
+            return False
 
     async def _run_op(self, src: str, msg: dict) -> S.OpRecord | None:
         from hadaemon.io.lrm import OpRequest, ResourceSpec
@@ -161,6 +234,9 @@ class LocalExecutor:
             self._record(rec)
             return rec
         rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
+        if msg.get("release_to") and rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc:
+            for peer in msg["release_to"]:   # the follower waiting for this one starts (handoff)
+                self.node.send(str(peer), "release", tkey=tkey)
         level = logging.INFO if not S.is_failure(rec) else logging.WARNING
         log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
                 f" {rec.exit_reason}" if rec.exit_reason else "",

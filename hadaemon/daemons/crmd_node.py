@@ -412,7 +412,7 @@ class CrmNode:
             self._on_join_offer(src, msg)
         elif t == "cib":
             self._on_cib(src, msg)
-        elif t in ("op", "ops", "chain_stop", "fence", "forget", "cancel_all"):
+        elif t in ("op", "ops", "chain_stop", "fence", "forget", "cancel_all", "release"):
             self.executor.handle(src, msg)
         elif t == "shutdown_ok":
             if self._shutdown_ok is not None:

@@ -556,3 +556,55 @@ def test_differential_against_clusterlabs(c, cleanup):
     for d in diffs:
         print("  ", d)
     assert diffs == []
+
+
+PREPARED = r"""
+import json, os, subprocess, sys, time
+from hadaemon.agents import ipaddr2
+ip, rundir, between = sys.argv[1], sys.argv[2], sys.argv[3]
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+params = {"ip": ip, "cidr_netmask": "24", "arp_count": "2", "arp_interval": "100", "run_arping": "false"}
+out = {"prepared": ipaddr2.prepare("start", params, env)}
+if between == "added":     # someone else adds the address after the start was prepared
+    subprocess.run(["ip", "addr", "add", ip + "/24", "dev", "eth0"], check=True)
+if between == "changed":   # the start comes with other parameters: the prepared one is not used
+    params = dict(params, arp_count="1")
+t0 = time.monotonic()
+res = ipaddr2.execute("start", params, env)
+out.update(rc=res.rc, reason=res.reason, seconds=time.monotonic() - t0, left=len(ipaddr2._PREPARED))
+print(json.dumps(out), flush=True)
+time.sleep(0.5)   # the later rounds are sent by a thread of this process (in-process, as in ha-crmd)
+"""
+
+
+@pytest.mark.parametrize("between", ["nothing", "added", "changed"])
+def test_a_prepared_start_adds_and_announces(c, cleanup, between):
+    """prepare() (a handoff's new node, while the old one stops) then start: the same result as an
+    unprepared start (address, state, GARPs on the wire); an address that appeared in between is
+    found as an unprepared start finds it; other parameters do not use what was prepared."""
+    import json
+
+    ip = vip(c, 47)
+    params = {"ip": ip, "cidr_netmask": 24}
+    cleanup.append(("node1", params))
+    script = c.workdir / "prepared.py"
+    script.write_text(PREPARED)
+    mac = c.mac("node1")
+    with c.tcpdump("client", "arp") as cap:
+        cp = c.run("node1", [sys.executable, str(script), ip, str(c.workdir / "run" / "node1"), between],
+                   env={"PYTHONPATH": str(REPO)}, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        time.sleep(0.4)
+        frames = read_pcap(cap.stop())
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    assert out["prepared"] is True and out["rc"] == 0, out
+    assert out["left"] == 0          # taken (or dropped) by the start
+    assert has_addr(c, "node1", ip, 24)
+    sent = garps(frames, ip, mac)
+    state = c.workdir / "run" / "node1" / "ipaddr2" / f"{ip}.json"
+    if between == "added":
+        assert sent == [] and not state.exists()   # not ours: no announcement, no state
+        assert "not added by this agent" in cp.stderr
+    else:
+        assert len(sent) >= 2 * (1 if between == "changed" else 2) and state.exists()
+        assert ours(c, "node1", "stop", **params)[0] == 0 and not has_addr(c, "node1", ip, 24)

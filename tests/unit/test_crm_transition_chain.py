@@ -44,6 +44,8 @@ def run_chained(w: World, limit: int | None = None, abort_after: int | None = No
     chains = []
     queue = list(effects)
     done = 0
+    released = set()   # leaders' last actions that succeeded (what a leading node tells its followers)
+    stop_asked = set()
     while queue:
         e = queue.pop(0)
         if isinstance(e, T.Execute):
@@ -51,7 +53,16 @@ def run_chained(w: World, limit: int | None = None, abort_after: int | None = No
         elif isinstance(e, T.ExecuteChain):
             steps = list(e.steps)
             chains.append(tuple(s.action.id for s in steps))
+            if e.after is not None and e.after not in released:
+                # a follower whose leader did not succeed: it never starts; the DC asked it to stop
+                ids = tuple(s.action.id for s in steps)
+                assert set(ids) <= stop_asked or run.completed or limit is not None
+                run, more = T.step(run, T.ChainCancelled(ids), 0.0)
+                queue += more
+                continue
         else:
+            if isinstance(e, T.StopChain):
+                stop_asked.update(e.action_ids)
             continue
         for i, s in enumerate(steps):
             if limit is not None and done >= limit:
@@ -60,12 +71,15 @@ def run_chained(w: World, limit: int | None = None, abort_after: int | None = No
                 run, more = T.step(run, T.Abort("cib changed"), 0.0)
                 queue += more
                 stop = {a for m in more if isinstance(m, T.StopChain) for a in m.action_ids}
+                stop_asked.update(stop)
                 if s.action.id in stop:
                     run, more = T.step(run, T.ChainCancelled(tuple(x.action.id for x in steps[i:])), 0.0)
                     queue += more
                     break
             ok = w.execute(model, run, s.action)
             done += 1
+            if ok:
+                released.add(s.action.id)
             run, more = T.step(run, T.ActionDone(s.action.id, ok), 0.0)
             queue += more
             if not ok and i + 1 < len(steps):
@@ -103,16 +117,26 @@ def test_each_chained_action_keeps_its_timeout_deadlines_add_up():
     timeouts = {a.id: (7.0 if a.rsc == "store" else 20.0) for a in tr.graph.actions}
     run = T.from_graph(1, tr.graph, timeouts, margin=5.0, chain=True)
     run, effects = T.step(run, T.Started(), 100.0)
-    (chain,) = [e for e in effects if isinstance(e, T.ExecuteChain)]
+    (chain, follower) = [e for e in effects if isinstance(e, T.ExecuteChain)]
     assert [s.deadline for s in chain.steps] == [100.0 + 20 + 5, 100.0 + 27 + 5, 100.0 + 47 + 5]
     assert [s.action.timeout_s for s in chain.steps] == [20.0, 7.0, 20.0]
-    # no result for the first: it times out at its own deadline, the rest is asked to stop
+    # the follower (the starts on node2) waits for the leader: its deadlines add the leader's timeouts
+    assert follower.after == chain.steps[-1].action.id and chain.handoff == ("node2",)
+    assert [s.deadline for s in follower.steps] == [100.0 + 47 + 20 + 5, 100.0 + 47 + 27 + 5,
+                                                    100.0 + 47 + 47 + 5]
+    # no result for the first: it times out at its own deadline, the rest is asked to stop, the
+    # follower all of its actions
     run, effects = T.step(run, T.Tick(), 125.0)
-    assert [type(e) for e in effects] == [T.TimedOut, T.StopChain]
-    assert effects[1].action_ids == tuple(s.action.id for s in chain.steps[1:])
-    run, effects = T.step(run, T.ChainCancelled(effects[1].action_ids), 125.5)
+    assert [type(e) for e in effects] == [T.TimedOut, T.StopChain, T.StopChain]
+    stops = {e.node: e.action_ids for e in effects[1:]}
+    assert stops == {"node1": tuple(s.action.id for s in chain.steps[1:]),
+                     "node2": tuple(s.action.id for s in follower.steps)}
+    run, effects = T.step(run, T.ChainCancelled(stops["node1"]), 125.5)
+    assert not run.completed    # the follower's actions still count as running
+    run, effects = T.step(run, T.ChainCancelled(tuple(s.action.id for s in follower.steps)), 125.6)
     assert run.completed and run.result == "failed"
     assert [run.states[s.action.id] for s in chain.steps] == [T.FAILED, T.SKIPPED, T.SKIPPED]
+    assert {run.states[s.action.id] for s in follower.steps} == {T.SKIPPED}
 
 
 def test_a_failure_in_a_chain_stops_the_rest_and_the_next_transition_recovers():
@@ -146,13 +170,15 @@ def test_a_cancelled_chain_member_starts_again_when_the_transition_goes_on():
     """A node stops a chain at a result the DC still takes for a success: the DC starts the rest."""
     w = _world_on_node1()
     model, run, effects = _start(w)
-    (chain,) = [e for e in effects if isinstance(e, T.ExecuteChain)]
+    (chain,) = [e for e in effects if isinstance(e, T.ExecuteChain) and e.after is None]
     first, rest = chain.steps[0].action, tuple(s.action.id for s in chain.steps[1:])
     run, more = T.step(run, T.ActionDone(first.id, w.execute(model, run, first)), 0.0)
     assert not more
     run, more = T.step(run, T.ChainCancelled(rest), 0.0)
     (again,) = more
     assert isinstance(again, T.ExecuteChain) and tuple(s.action.id for s in again.steps) == rest
+    # the follower still waits for the last one: the node sent it again still tells node2
+    assert again.handoff == ("node2",) and run.handoffs[rest[-1]] == ("node2",)
 
 
 def test_an_action_that_needs_only_an_earlier_member_is_not_chained():

@@ -16,6 +16,16 @@ the chain's timeouts up to it plus the margin. The node stops a chain at its fir
 and reports the actions it did not run (`ChainCancelled`: they wait again, and are skipped when the
 transition ends); once the transition is stopping (abort, failure, timeout), `StopChain` asks the
 node not to start the rest of its chains.
+
+Handoffs (with chains): when a chain starts and, once it is done, a chainable action on another node
+would be ready (through pseudo-actions too: a group's stops on the old node, then its starts on the
+new one), that node's chain is sent at the same time as a follower (`ExecuteChain.after`: the
+leader's last action) and the leader's chain names it (`ExecuteChain.handoff`, `Run.handoffs`: also
+when that action is sent again in another chain): the leading node tells the follower directly once
+that action succeeded, and only then does the follower start
+(no round trip through the DC between the old node releasing an address and the new one adding it;
+the order is the same). A follower's actions count as running from the start, their deadlines add
+the leader's timeouts; a stopping transition asks a follower to stop all of its actions not done.
 """
 from __future__ import annotations
 
@@ -24,7 +34,8 @@ from typing import Dict, List, Mapping, Tuple, Union
 
 __all__ = ["ActionSpec", "Run", "Started", "ActionDone", "Abort", "Tick", "Execute", "Completed",
            "TimedOut", "new_run", "step", "next_deadline", "from_graph", "WAITING", "RUNNING", "DONE",
-           "FAILED", "SKIPPED", "ExecuteChain", "StopChain", "ChainCancelled", "chain_from", "CHAIN_TASKS"]
+           "FAILED", "SKIPPED", "ExecuteChain", "StopChain", "ChainCancelled", "chain_from", "CHAIN_TASKS",
+           "followers"]
 
 WAITING, RUNNING, DONE, FAILED, SKIPPED = "waiting", "running", "done", "failed", "skipped"
 INFINITY = 1000000
@@ -75,8 +86,10 @@ class Run:
     failed: Tuple[int, ...] = ()
     completed: bool = False
     chain: bool = False                              # send nodes chains of consecutive actions
-    chains: Mapping[int, Tuple[int, ...]] = field(default_factory=dict)   # head -> members (2 or more)
+    chains: Mapping[int, Tuple[int, ...]] = field(default_factory=dict)   # head -> members (2 or more; any with a handoff)
     chains_stopped: Tuple[int, ...] = ()             # heads of the chains a StopChain was sent for
+    followers: Tuple[int, ...] = ()                  # heads of the chains that wait for a handoff
+    handoffs: Mapping[int, Tuple[str, ...]] = field(default_factory=dict)   # leader's last action -> nodes to tell
 
     @property
     def in_flight(self) -> Tuple[int, ...]:
@@ -144,9 +157,15 @@ class Completed:
 
 @dataclass(frozen=True)
 class ExecuteChain:
-    """Run these actions in order on one node, each after the previous one succeeded."""
+    """Run these actions in order on one node, each after the previous one succeeded.
+
+    handoff: nodes to tell directly once the last step succeeded (their follower chains wait for it);
+    after: for a follower, the action (the last of another node's chain) whose success that node
+    tells, before which the first step does not start."""
     node: str
     steps: Tuple[Execute, ...]
+    handoff: Tuple[str, ...] = ()
+    after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +238,44 @@ def chain_from(run: Run, states: Mapping[int, str], head: int) -> Tuple[int, ...
         members.add(nxt)
 
 
+def _done_with(run: Run, states: Mapping[int, str], members) -> Dict[int, str]:
+    """states with members done and the pseudo-actions that then complete."""
+    sim = dict(states)
+    for m in members:
+        sim[m] = DONE
+    progressed = True
+    while progressed:
+        progressed = False
+        for aid in sorted(run.actions):
+            a = run.actions[aid]
+            if sim[aid] == WAITING and a.immediate and a.kind != "crm_event" and all(
+                    sim.get(b) == DONE for b in run.inputs.get(aid, ())):
+                sim[aid] = DONE
+                progressed = True
+    return sim
+
+
+def followers(run: Run, states: Mapping[int, str], members: Tuple[int, ...]) -> List[Tuple[int, ...]]:
+    """The chains on other nodes that `members` (a chain about to start) alone holds back: with the
+    members done and the pseudo-actions that then complete, a waiting chainable action on another node
+    is ready; its chain (chain_from, with those done). At most one per node, lowest ids first."""
+    leader = run.actions[members[0]]
+    sim = _done_with(run, states, members)
+    before = _done_with(run, states, members[:-1])   # what needs only earlier members is not held back
+    out: List[Tuple[int, ...]] = []
+    taken = {leader.node}
+    for aid in sorted(run.actions):
+        b = run.actions[aid]
+        if states.get(aid) != WAITING or b.node in taken or not _chainable(b):
+            continue
+        ins = run.inputs.get(aid, ())
+        if not all(sim.get(i) == DONE for i in ins) or all(before.get(i) == DONE for i in ins):
+            continue
+        out.append(chain_from(run, sim, aid))
+        taken.add(b.node)
+    return out
+
+
 def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
     effects: List[Effect] = []
     states = dict(run.states)
@@ -226,9 +283,14 @@ def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
     chains = dict(run.chains)
     stopping = bool(run.abort_reason or run.failed)
     stopped = run.chains_stopped
+    follow = run.followers
+    handoffs = dict(run.handoffs)
     if stopping:
         for head, members in sorted(chains.items()):
-            left = tuple(m for m in members[1:] if states.get(m) == RUNNING)
+            if head in follow:   # may not have started at all; a timed-out one may still start
+                left = tuple(m for m in members if states.get(m) in (RUNNING, FAILED))
+            else:
+                left = tuple(m for m in members[1:] if states.get(m) == RUNNING)
             if head not in stopped and left:
                 stopped = stopped + (head,)
                 effects.append(StopChain(run.actions[head].node, left))
@@ -246,6 +308,7 @@ def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
                 progressed = True
             elif run.chain and not stopping:
                 members = chain_from(run, states, aid)
+                after = followers(run, states, members) if _chainable(a) else []
                 steps = []
                 total = 0.0
                 for m in members:
@@ -253,16 +316,31 @@ def _advance(run: Run, now: float) -> Tuple[Run, List[Effect]]:
                     states[m] = RUNNING
                     deadlines[m] = now + total + run.margin
                     steps.append(Execute(run.actions[m], deadlines[m]))
-                if len(steps) == 1:
+                if len(steps) == 1 and not after and members[-1] not in handoffs:
                     effects.append(steps[0])
-                else:
-                    chains[aid] = members
-                    effects.append(ExecuteChain(a.node, tuple(steps)))
+                    continue
+                chains[aid] = members
+                if after:
+                    handoffs[members[-1]] = tuple(run.actions[f[0]].node for f in after)
+                effects.append(ExecuteChain(a.node, tuple(steps), handoff=handoffs.get(members[-1], ())))
+                for fmembers in after:
+                    fsteps = []
+                    ftotal = total
+                    for m in fmembers:
+                        ftotal += run.actions[m].timeout_s
+                        states[m] = RUNNING
+                        deadlines[m] = now + ftotal + run.margin
+                        fsteps.append(Execute(run.actions[m], deadlines[m]))
+                    chains[fmembers[0]] = fmembers
+                    follow = follow + (fmembers[0],)
+                    effects.append(ExecuteChain(run.actions[fmembers[0]].node, tuple(fsteps),
+                                                after=members[-1]))
             else:
                 states[aid] = RUNNING
                 deadlines[aid] = now + a.timeout_s + run.margin
                 effects.append(Execute(a, deadlines[aid]))
-    run = replace(run, states=states, deadlines=deadlines, chains=chains, chains_stopped=stopped)
+    run = replace(run, states=states, deadlines=deadlines, chains=chains, chains_stopped=stopped,
+                  followers=follow, handoffs=handoffs)
     if not run.completed and not run.in_flight:
         if stopping or all(s == DONE for s in states.values()) or not _any_startable(run):
             states = {k: (SKIPPED if s == WAITING else s) for k, s in states.items()}
