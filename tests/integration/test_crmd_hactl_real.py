@@ -86,6 +86,7 @@ def test_hactl_commands_on_the_real_daemon(tmp_path):
                     monitor.wait(10)
                 assert ("ResourceStateChanged", ["c", "n2", "Started"]) in signals, signals
                 assert any(m == "TransitionStarted" for m, _ in signals), signals
+                assert any(m == "TransitionEnded" for m, _ in signals), signals
                 assert hactl("resource", "show", "c").startswith("c: primitive, Started on n2")
                 hactl("resource", "ban", "c", "n2")
                 obs.wait("c", ["n1"], 60)
