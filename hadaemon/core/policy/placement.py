@@ -1225,20 +1225,34 @@ def _assign(rsc, node: WNode | None, force: bool) -> None:
         node.capacity[key] = node.capacity.get(key, 0) - value
 
 
-def _sort_scores(rsc) -> Dict[str, int]:
-    """A resource's node scores with those of what it is colocated with (add_colocated_node_scores with
-    'this with' colocations, one level; a group's through its first member)."""
-    first = rsc.members[0] if rsc.is_group and rsc.members else rsc
-    table = dict(first.allowed)
-    for c in first.cons:
-        if c.dep_role is not None or c.primary_role is not None:
-            continue
-        p = c.primary
-        other = p.members[0].allowed if p.is_group and p.members else p.allowed
-        for uname in table:
-            if uname in other:
-                w = c.score / float(INFINITY) * other[uname]
-                table[uname] = add_scores(table[uname], int(w - 0.5) if w < 0 else int(w + 0.5))
+def _sort_scores(ws: WorkingSet, rsc) -> Dict[str, int]:
+    """A resource's node scores for pcmk__sort_resources: add_colocated_node_scores with 'this with'
+    colocations, followed recursively with the product of the factors (a group through its last member,
+    which reaches the others through the internal colocations and the first member's own)."""
+    return _this_with_scores(ws, rsc, None, None, 1.0)
+
+
+def _this_with_scores(ws: WorkingSet, rsc, work: Dict[str, int] | None, coloc, factor: float,
+                      active: bool = False) -> Dict[str, int] | None:
+    if rsc.is_group:  # pcmk__group_add_colocated_node_scores: the last member first, else the first
+        if not rsc.members:
+            return work
+        rsc = rsc.members[-1] if work is None else rsc.members[0]
+    if rsc.merging:
+        return work
+    rsc.merging = True
+    if work is None:
+        table = dict(rsc.allowed)
+    else:
+        table = dict(work)
+        _add_matching(ws, table, rsc, coloc.attr, factor)
+    if can_run_any(ws, table):
+        for c in rsc.cons:
+            table = _this_with_scores(ws, c.primary, table, c, factor * c.score / float(INFINITY), True)
+    elif active:  # pcmk__coloc_select_active: roll back what this step added
+        rsc.merging = False
+        return work
+    rsc.merging = False
     return table
 
 
@@ -1280,7 +1294,7 @@ def assign_all(ws: WorkingSet) -> None:
     if ws.placement_strategy != "default":
         # pcmk__sort_resources: with a placement strategy, resources that keep their nodes go first
         nodes = sorted(ws.nodes, key=cmp_to_key(lambda a, b: _cmp_sort_nodes(ws, a, b)))
-        tables = {r.id: _sort_scores(r) for r in ws.resources}
+        tables = {r.id: _sort_scores(ws, r) for r in ws.resources}
         ws.resources = sorted(ws.resources, key=cmp_to_key(lambda a, b: _cmp_resources(nodes, tables, a, b)))
     for rsc in ws.resources:
         allocate(ws, rsc)
