@@ -2,6 +2,10 @@
 Director1 on the system bus. See docs/web.md.
 
     ha-web [--listen ADDR:PORT] [--cert FILE --key FILE] [--state-dir DIR] [--pam-service NAME] [--debug]
+           [--check-config]
+
+SIGHUP loads the certificate again (a renewed one without a restart; a pair that does not load leaves
+the one in use).
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -128,6 +133,46 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
+def check_config(args) -> str:
+    """'' when ha-web could start with these options, else what is wrong, in one line: the certificate
+    and key (given, or the state directory's own pair; without one, the openssl command that makes it)
+    and the PAM service's file (or PAM's fallback, /etc/pam.d/other)."""
+    if args.cert:
+        cert, key = args.cert, args.key
+    else:
+        d = os.path.join(args.state_dir, "web")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        if not (os.path.exists(cert) and os.path.exists(key)):
+            cert = key = ""
+            if shutil.which("openssl") is None:
+                return ("TLS: no --cert/--key, no certificate in the state directory yet and no openssl command "
+                        "to make one")
+    if cert:
+        try:
+            tls_context(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            return f"TLS: {cert} / {key}: {exc}"
+    pam_dir = "/etc/pam.d"
+    if not os.path.exists(os.path.join(pam_dir, args.pam_service)) and not os.path.exists(os.path.join(pam_dir, "other")):
+        return f"PAM: neither {pam_dir}/{args.pam_service} nor {pam_dir}/other exists: nobody could log in"
+    return ""
+
+
+def reload_certificate(args, ctx: ssl.SSLContext) -> bool:
+    """SIGHUP: the certificate and key read again into the context in use (new connections get them).
+    They are loaded into a fresh context first: a pair that does not load leaves the old one serving."""
+    try:
+        cert, key = (args.cert, args.key) if args.cert else ensure_certificate(args.state_dir)
+        tls_context(cert, key)
+        ctx.load_cert_chain(cert, key)
+    except (OSError, RuntimeError, ssl.SSLError, subprocess.SubprocessError) as exc:
+        log.error("reload: the certificate was not loaded, the old one goes on: %s", exc,
+                  extra={"EVENT": "reload-failed"})
+        return False
+    log.info("reload: certificate %s loaded", cert, extra={"EVENT": "reload"})
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ha-web", description="hadaemon cluster console (HTTPS)")
     p.add_argument("--listen", type=parse_listen, default=("", DEFAULT_PORT), metavar="ADDR:PORT",
@@ -139,12 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "without /etc/pam.d/ha-web PAM uses /etc/pam.d/other)")
     p.add_argument("--ocf-root", default="/usr/lib/ocf")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--check-config", action="store_true",
+                   help="check the certificate (or that one can be made) and PAM, then exit (1 and why, or 0)")
     return p
 
 
 async def amain(args) -> int:
     rt = Runtime("ha-web")
-    rt.install_signals()
     try:
         cert, key = (args.cert, args.key) if args.cert else ensure_certificate(args.state_dir)
         ctx = tls_context(cert, key)
@@ -152,6 +198,10 @@ async def amain(args) -> int:
         log.error("ha-web: TLS: %s", exc)
         print(f"ha-web: TLS: {exc}", file=sys.stderr)
         return 1
+
+    def on_sighup() -> None:   # rt sends RELOADING=1 before and READY=1 after
+        reload_certificate(args, ctx)
+    rt.install_signals(reload=on_sighup)
     cluster = Cluster()
     sessions = load_sessions(args.state_dir)
     app = App(cluster, Agents(ocf_root=args.ocf_root), pam_service=args.pam_service, host_label=socket.gethostname(),
@@ -184,6 +234,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if bool(args.cert) != bool(args.key):
         p.error("--cert and --key go together")
+    if args.check_config:
+        problem = check_config(args)
+        if problem:
+            print(f"ha-web: {problem}", file=sys.stderr)
+            return 1
+        return 0
     setup_logging("ha-web", args.debug)
     return asyncio.run(amain(args))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,7 +17,8 @@ import time
 import pytest
 
 from hadaemon.testing.procs import Proc, wait_until
-from tests.integration.web_env import CIB, REPO, web_env
+from hadaemon.daemons.web import ensure_certificate
+from tests.integration.web_env import CIB, REPO, free_port, web_env
 
 pytestmark = [pytest.mark.root]
 
@@ -516,3 +519,53 @@ def test_bad_options_and_files_are_one_line_and_nonzero(tmp_path):
     (tmp_path / "bad.pem").write_text("not a certificate\n")
     cp = run("--listen", "127.0.0.1:1", "--cert", str(tmp_path / "bad.pem"), "--key", str(tmp_path / "bad.pem"))
     assert cp.returncode == 1 and "ha-web: TLS:" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
+
+
+def test_sighup_loads_a_renewed_certificate_and_check_config(tmp_path):
+    """SIGHUP: a renewed certificate is served without a restart; a pair that does not load leaves the
+    one in use. --check-config says in one line what would stop ha-web, and nothing when all is well."""
+    pairs = [ensure_certificate(str(tmp_path / name)) for name in ("a", "b")]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pairs[0][0], cert)
+    shutil.copy(pairs[0][1], key)
+    port = free_port()
+
+    def served():
+        return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port)))
+
+    def der(path):
+        return ssl.PEM_cert_to_DER_cert(open(path).read())
+
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={tmp_path}/no-bus")
+    web = Proc([sys.executable, "-m", "hadaemon.daemons.web", "--listen", f"127.0.0.1:{port}", "--cert", str(cert),
+                "--key", str(key), "--state-dir", str(tmp_path / "state"), "--debug"], tmp_path / "ha-web.log",
+               env=env, name="ha-web", cwd=str(REPO))
+    try:
+        web.wait_output("listening on", timeout=60)
+        assert served() == der(pairs[0][0])
+        shutil.copy(pairs[1][0], cert)
+        shutil.copy(pairs[1][1], key)
+        web.signal(signal.SIGHUP)
+        wait_until(lambda: served() == der(pairs[1][0]), 60, message="the renewed certificate served")
+        assert "EVENT=reload" in web.output()
+        cert.write_text("not a certificate\n")
+        web.signal(signal.SIGHUP)
+        web.wait_output("EVENT=reload-failed", timeout=60)
+        assert served() == der(pairs[1][0]) and web.alive()
+    finally:
+        web.terminate(timeout=10)
+
+    def check(*args):
+        return subprocess.run([sys.executable, "-m", "hadaemon.daemons.web", "--check-config", *args],
+                              capture_output=True, text=True, timeout=60, cwd=str(REPO))
+
+    cp = check("--cert", str(cert), "--key", str(key))
+    assert cp.returncode == 1 and cp.stderr.startswith(f"ha-web: TLS: {cert}") and cp.stderr.count("\n") == 1, cp.stderr
+    cp = check("--cert", pairs[1][0], "--key", pairs[1][1])
+    assert (cp.returncode, cp.stdout, cp.stderr) == (0, "", "")
+    cp = check("--state-dir", str(tmp_path / "a"))          # its own pair
+    assert (cp.returncode, cp.stderr) == (0, "")
+    cp = check("--state-dir", str(tmp_path / "new"))        # none yet: openssl will make one
+    assert (cp.returncode, cp.stderr) == (0, "") and not (tmp_path / "new").exists()
+    cp = check("--cert", pairs[0][0], "--key", pairs[1][1])  # a key that is not the certificate's
+    assert cp.returncode == 1 and "ha-web: TLS:" in cp.stderr
