@@ -10,7 +10,8 @@ a netlink request made from this process (a socket opened in the namespace befor
 returns, i.e. when the kernel has set the link down; each "is dead" line's "silent for" (the silence the
 daemon judged: deadtime plus its own lateness) is reported too.
 Then (--flood SECONDS, default 8; 0 skips it) the attack of issue 13: 3 nodes at keepalive 200ms /
-deadtime 1s and an attacker namespace on the link flooding node1 as fast as two processes send, first
+deadtime 1s and an attacker namespace on the link flooding node1 as fast as two processes send (C, sendmmsg
+in batches of 256: hadaemon.testing.flood.NATIVE_FLOODER; --flood-python: the Python loop), first
 with one captured genuine packet replayed, then with random datagrams (half of them with the protocol's
 header, so each costs a digest). For each: the attacker's rate, what node1 dropped, the kernel's receive
 buffer overflows in node1's namespace, the gaps between consecutive heartbeats accepted by every
@@ -387,7 +388,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         rss = {x: rss_mb(p) for x, p in pids.items()}
         steady_false = false_deaths(hb, nodes, since, [])
         # repeated cuts
-        latencies, cut_log, cut_cmd, silent = [], [], [], []
+        latencies, cut_log, cut_cmd, silent, from_req = [], [], [], [], []
         coef = 650 if token_coefficient is None else token_coefficient
         bound = 30 if stack == "heartbeat" else 30 + 3 * (token + max(0, n - 2) * coef) / 1000
         victims = [nodes[1 + r % (n - 1)] for r in range(cuts)]
@@ -401,6 +402,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
             dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_req), bound,  # noqa: B023
                               interval=0.05, message=f"everyone to see {victim} dead")
             latencies += [1000.0 * (t - t_cut) for t in dead.values()]
+            from_req += [1000.0 * (t - t_req) for t in dead.values()]
             silent += [1000.0 * s for s in silences(hb, observers, marks, victim, t_req)]
             marks = {x: len(hb.procs[x].output()) for x in observers}
             t_restore, _ = cutter.set(victim, "up")
@@ -418,7 +420,7 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
                 "initdead": initdead, "false": fd, "steady_false": steady_false, "load": load0,
                 "window": window, "cs_cpu": cs_cpu, "startup_deaths": startup_deaths, "load_end": load1,
                 "changes": changes, "late": late, "waits": waits, "load_stats": load_stats, "cut_cmd": cut_cmd,
-                "silent": silent}
+                "silent": silent, "from_req": from_req}
 
 
 def _rcvbuf_errors(c, node):
@@ -431,7 +433,7 @@ def _rcvbuf_errors(c, node):
     return 0
 
 
-def run_flood(seconds, procs=2):
+def run_flood(seconds, procs=2, native=True):
     """Quiet window, replay flood, random flood on a 3-node cluster; figures per phase."""
     nodes = ["node1", "node2", "node3"]
     phases = {}
@@ -451,7 +453,8 @@ def run_flood(seconds, procs=2):
                 time.sleep(seconds)
                 sent, took = 0, seconds
             else:
-                sent, took = flood(c, "client", phase, c.addr("node1"), seconds, genuine, procs=procs)
+                sent, took = flood(c, "client", phase, c.addr("node1"), seconds, genuine, procs=procs,
+                                   native=native)
             t1 = time.time()
             time.sleep(1.5)   # a death caused by the flood shows up within deadtime after it
             after = hb.props("node1")["DropCounters"]
@@ -486,6 +489,8 @@ def main(argv=None):
     ap.add_argument("--initdead", default="10", help="ha.cf initdead (default 10 s: 32 daemons take seconds to start)")
     ap.add_argument("--flood", type=float, default=8.0, help="seconds of each flood (default 8; 0: no flood)")
     ap.add_argument("--flood-procs", type=int, default=2, help="attacker processes sending (default 2)")
+    ap.add_argument("--flood-python", action="store_true",
+                    help="flood with Python sendto loops instead of the C sendmmsg flooder (about half the rate)")
     ap.add_argument("--keepalive", default=None, help="ha.cf keepalive (default 100ms; 50ms with --load)")
     ap.add_argument("--deadtime", default=None, help="ha.cf deadtime (default 500ms; 200ms with --load)")
     ap.add_argument("--warntime", default=None, help="ha.cf warntime (default: deadtime / 2)")
@@ -544,8 +549,9 @@ def main(argv=None):
                  "(corosync: runtime token + consensus, 1.2 x runtime token)"))
         if res["cut_cmd"]:
             print(f"  (measured from the moment the netlink request setting the link down returned; the request "
-                  f"took median {statistics.median(res['cut_cmd']):.1f} ms, max {max(res['cut_cmd']):.1f} ms)",
-                  flush=True)
+                  f"took median {statistics.median(res['cut_cmd']):.1f} ms, max {max(res['cut_cmd']):.1f} ms; "
+                  f"from the request's start: median {statistics.median(res['from_req']):.0f} ms, "
+                  f"max {max(res['from_req']):.0f} ms)", flush=True)
         if res["silent"]:
             res["silent_median"] = statistics.median(res["silent"])
             print(f"  silence at the moment of judging dead (the daemon's 'silent for'): median "
@@ -596,9 +602,9 @@ def main(argv=None):
             fields += [f"msgs_per_s={last.get('msg_rate', 0):.0f}"]
     if args.flood > 0 and args.stack == "heartbeat":
         print(f"== flood: 3 nodes, keepalive 200ms, deadtime 1s, {args.flood:g} s per phase, attacker -> node1 "
-              f"({args.flood_procs} sending processes)",
+              f"({args.flood_procs} sending processes, {'Python sendto' if args.flood_python else 'C sendmmsg'})",
               flush=True)
-        ph = run_flood(args.flood, args.flood_procs)
+        ph = run_flood(args.flood, args.flood_procs, native=not args.flood_python)
         for name, f in ph.items():
             print(f"  {name:6s}: attacker {f['sent']} datagrams ({f['rate']:.0f}/s); node1 dropped {f['dropped']}; "
                   f"kernel UdpRcvbufErrors +{f['rcvbuf_errors']}; heartbeat gaps at the receivers over "

@@ -1,13 +1,16 @@
 """Hostile traffic for ha-heartbeat tests and the bench: floods, replays, forged packets, heartbeat gaps."""
 from __future__ import annotations
 
+import random
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-__all__ = ["FLOODER", "flood", "send_datagrams", "capture_payloads", "heartbeat_gaps", "rss_mb", "log_events"]
+__all__ = ["FLOODER", "NATIVE_FLOODER", "flood", "send_datagrams", "capture_payloads", "heartbeat_gaps", "rss_mb",
+           "log_events", "native_flooder"]
 
 # Sends datagrams to ADDR:PORT as fast as it can for SECONDS from PROCS processes (one socket each).
 # mode "replay": the hex datagrams of FILE over and over; "random": a pool of random datagrams, half of
@@ -76,6 +79,64 @@ for _ in pipes:
 print(f"sent={total} seconds={time.monotonic() - t0:.3f}")
 """
 
+# The same floods at the rate the machine's kernel takes them: C, sendmmsg(2) in batches of 256 (a Python
+# sendto loop makes about a tenth of that). flood ADDR PORT SECONDS FILE: the hex datagrams of FILE (at most
+# 4096) over and over; prints "sent=N".
+NATIVE_FLOODER = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+enum { POOL = 4096, BATCH = 256, MAXLEN = 2048 };
+static unsigned char pool[POOL][MAXLEN];
+static size_t lens[POOL];
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    FILE *f = fopen(argv[4], "r");
+    if (!f) return 2;
+    static char line[2 * MAXLEN + 2];
+    int n = 0;
+    while (n < POOL && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n") / 2;
+        if (!len) continue;
+        for (size_t i = 0; i < len; i++) sscanf(line + 2 * i, "%2hhx", &pool[n][i]);
+        lens[n++] = len;
+    }
+    fclose(f);
+    if (!n) return 2;
+    int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1, size = 1 << 22;
+    setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    struct sockaddr_in to = {0};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(atoi(argv[2]));
+    if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
+    static struct mmsghdr msgs[BATCH];
+    static struct iovec iov[BATCH];
+    double end = now() + atof(argv[3]);
+    long sent = 0;
+    int next = 0;
+    while (now() < end) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = pool[next]; iov[i].iov_len = lens[next];
+            memset(&msgs[i], 0, sizeof msgs[i]);
+            msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &to; msgs[i].msg_hdr.msg_namelen = sizeof to;
+            next = (next + 1) % n;
+        }
+        int r = sendmmsg(s, msgs, BATCH, 0);
+        if (r > 0) sent += r;
+    }
+    printf("sent=%ld\n", sent);
+    return 0;
+}
+"""
+
 # Sends each hex datagram of FILE to ADDR:PORT, PER_SECOND of them per second (0: as fast as possible).
 SENDER = r"""
 import socket, sys, time
@@ -100,10 +161,47 @@ print(n)
 """
 
 
+def native_flooder(cluster) -> str:
+    """NATIVE_FLOODER compiled (gcc, from scripts/setup) in the cluster's workdir; its path."""
+    exe = cluster.workdir / "hbflood"
+    if not exe.exists():
+        src = cluster.workdir / "hbflood.c"
+        src.write_text(NATIVE_FLOODER)
+        subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, capture_output=True, timeout=120)
+    return str(exe)
+
+
+def random_pool(seed: int, count: int = 4096) -> List[bytes]:
+    """FLOODER's random datagrams: half of them with the protocol's magic, version and key index 1."""
+    rnd = random.Random(seed)
+    return [(b"HD\x01\x01" if i % 2 else b"") + rnd.randbytes(rnd.randint(40, 160)) for i in range(count)]
+
+
 def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Sequence[bytes] = (),
-          procs: int = 2, port: int = 694, spoof: str = "") -> Tuple[int, float]:
+          procs: int = 2, port: int = 694, spoof: str = "", native: bool = False) -> Tuple[int, float]:
     """Flood addr:port from member `src` (see FLOODER; spoof "IP:PORT" forges the source); returns
-    (datagrams sent, seconds taken)."""
+    (datagrams sent, seconds taken). native: `procs` NATIVE_FLOODER processes (sendmmsg; no spoof)."""
+    if native:
+        if spoof:
+            raise ValueError("flood(native=True) cannot forge the source address")
+        exe = native_flooder(cluster)
+        paths = []
+        for k in range(procs):
+            path = cluster.workdir / f"flood-{time.monotonic_ns()}-{k}.hex"
+            pool = list(datagrams) if mode == "replay" else random_pool(k)
+            path.write_text("\n".join(d.hex() for d in pool) + "\n")
+            paths.append(path)
+        t0 = time.monotonic()
+        runs = [cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)], name=f"flood{k}")
+                for k, path in enumerate(paths)]
+        total = 0
+        for p in runs:
+            p.wait(seconds + 60)
+            m = re.search(r"sent=(\d+)", p.output())
+            if not m:
+                raise RuntimeError(f"native flooder failed: {p.output()[-500:]}")
+            total += int(m.group(1))
+        return total, time.monotonic() - t0
     path = cluster.workdir / f"flood-{time.monotonic_ns()}.hex"
     path.write_text("\n".join(d.hex() for d in datagrams) + "\n")
     cp = cluster.run(src, [sys.executable, "-c", FLOODER, mode, str(path), addr, str(port), str(seconds),
