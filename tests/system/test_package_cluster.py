@@ -1,13 +1,15 @@
-"""The admin's whole path, from the RPMs, under real systemd: two nspawn nodes (systemd as PID 1, each in its
-cluster namespace) get hadaemon only from the built packages (rpm -i; Debian shims in tests/system/pkgtools.py),
-ha.cf with `crm respawn`, authkeys and a CIB; `systemctl start ha-heartbeat` on both forms the cluster and
-brings ha-crmd up, which starts the web group (its VIP, ocf:hadaemon:IPaddr2, then the web server as a
-systemd-class resource) where the CIB prefers; a client in its own namespace reads the page of the node holding
-the group (the web server runs there only). Then: busctl MigrateResource moves the group and the client
-follows; journalctl shows ha-crmd's structured fields; a reload with a broken ha.cf keeps ha-crmd running on
-the old one; a non-root MigrateResource is refused by the policy; `systemctl stop ha-heartbeat` on the
-active node stops ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the other node's
-ha-crmd makes the watchdog restart it without touching the group."""
+"""The admin's whole path, from the RPMs, under real systemd: two nspawn nodes (systemd as PID 1, each in its cluster
+namespace) get hadaemon only from the built packages (rpm -i; Debian shims in tests/system/pkgtools.py), ha.cf with
+`crm respawn`, authkeys and a CIB; `systemctl start ha-heartbeat` on both forms the cluster and brings ha-crmd up,
+which starts the web group (its VIP, ocf:hadaemon:IPaddr2, then the web server as a systemd-class resource) where
+the CIB prefers; a client in its own namespace reads the page of the node holding the group (the web server runs
+there only). The shipped introspection XML of Heartbeat1, Crm1 and Director1 (ha-ldirectord.service started from the
+package on node2) is what the daemons export; the installed busconfig lets a haclient member call methods (not
+Heartbeat1's Broadcast) and everyone else only read. Then: busctl MigrateResource moves the group and the client
+follows; journalctl shows ha-crmd's structured fields; a reload with a broken ha.cf keeps ha-crmd running on the old
+one; a non-root MigrateResource is refused by the policy; `systemctl stop ha-heartbeat` on the active node stops
+ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the other node's ha-crmd makes the watchdog
+restart it without touching the group."""
 from __future__ import annotations
 
 import time
@@ -24,6 +26,7 @@ from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootf
 pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
 
 HB, CRMD, SITE = "ha-heartbeat.service", "ha-crmd.service", "hello-http.service"
+DIRECTOR = "ha-ldirectord.service"
 NODES = ["node1", "node2"]
 
 CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
@@ -48,6 +51,20 @@ CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker
 </resources>
 <constraints><rsc_location id="web-prefers-node1" rsc="web" node="node1" score="100"/></constraints>
 </configuration><status/></cib>
+"""
+
+# a director on node2 for a second address, balancing the two nodes' web servers (only its unit and D-Bus API
+# are looked at: the nft backend is picked, there is no IPVS in the test's kernel namespaces)
+LDIRECTORD_CF = """\
+checktimeout=3
+checkinterval=2
+quiescent=yes
+virtual={vip}:80
+\treal={r1}:8080 masq
+\treal={r2}:8080 masq
+\tscheduler=rr
+\tprotocol=tcp
+\tchecktype=connect
 """
 
 # the site: a page naming the node on port 8080 of every address, a systemd-class member of the group (started
@@ -153,6 +170,42 @@ def test_cluster_from_the_package(rpms):
                 shipped = n1.path(f"/usr/share/dbus-1/interfaces/{name}.xml").read_text()
                 assert members(live) == members(shipped), (name, members(live) ^ members(shipped))
 
+            # the shipped busconfig as installed: a haclient member may call the methods (GetCib), but not
+            # Heartbeat1's Broadcast (root's alone); anyone else may only read properties
+            gid = n1.run(["getent", "group", "haclient"], check=True).stdout.split(":")[2]
+            member = ["setpriv", "--reuid=65534", f"--regid={gid}", f"--groups={gid}", "busctl"]
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "busctl"]
+            get_cib = ["call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1", "org.hadaemon.Crm1", "GetCib"]
+            cp = n1.run(member + get_cib, timeout=30)
+            assert cp.returncode == 0 and "<cib" in cp.stdout, cp.stderr
+            cp = n1.run(nobody + get_cib, timeout=30)
+            assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stdout + cp.stderr
+            cp = n1.run(member + ["call", "org.hadaemon.Heartbeat1", "/org/hadaemon/Heartbeat1",
+                                  "org.hadaemon.Heartbeat1", "Broadcast", "say", "test", "1", "120"], timeout=30)
+            assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stdout + cp.stderr
+
+            # ha-ldirectord.service from the package on node2: Type=notify start, org.hadaemon.Director1 as the
+            # shipped XML says, Reload for a haclient member, read-only for anyone else; stopped again
+            dvip = f"10.{c.base}.0.201"
+            c.run("node2", ["ip", "addr", "add", f"{dvip}/24", "dev", "eth0"], check=True)
+            n2.write_file("/etc/ha.d/ldirectord.cf",
+                          LDIRECTORD_CF.format(vip=dvip, r1=c.addr("node1"), r2=c.addr("node2")))
+            cp = n2.systemctl("start", DIRECTOR, timeout=90)
+            assert cp.returncode == 0, cp.stderr + "\n".join(str(e.get("MESSAGE")) for e in n2.journal(DIRECTOR)[-20:])
+            live = n2.busctl("introspect", "--xml-interface", "org.hadaemon.Director1", "/org/hadaemon/Director1",
+                             check=True).stdout
+            shipped = n2.path("/usr/share/dbus-1/interfaces/org.hadaemon.Director1.xml").read_text()
+            assert members(live) == members(shipped), members(live) ^ members(shipped)
+            director = ["org.hadaemon.Director1", "/org/hadaemon/Director1", "org.hadaemon.Director1"]
+            cp = n2.run(nobody + ["get-property", *director, "Backend"], timeout=30)
+            assert cp.returncode == 0 and cp.stdout.startswith("s "), cp.stderr
+            cp = n2.run(nobody + ["call", *director, "Reload"], timeout=30)
+            assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stdout + cp.stderr
+            cp = n2.run(member + ["call", *director, "Reload"], timeout=30)
+            assert cp.returncode == 0, cp.stderr
+            assert n2.systemctl("stop", DIRECTOR, timeout=60).returncode == 0
+            c.run("node2", ["ip", "addr", "del", f"{dvip}/24", "dev", "eth0"])
+
             # busctl MigrateResource (as root): the group moves and the client follows
             cp = n2.busctl("call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1", "org.hadaemon.Crm1",
                            "MigrateResource", "ss", "web", "node2", timeout=60)
@@ -171,7 +224,6 @@ def test_cluster_from_the_package(rpms):
             assert any(e.get("RESOURCE") == "vip" for e in entries)
 
             # a non-root caller may read Status but not migrate (the shipped busconfig)
-            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "busctl"]
             cp = n2.run(nobody + ["get-property", "org.hadaemon.Crm1", "/org/hadaemon/Crm1", "org.hadaemon.Crm1",
                                   "DC"])
             assert cp.returncode == 0 and cp.stdout.startswith("s "), cp.stderr
