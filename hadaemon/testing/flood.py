@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import random
 import re
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -81,7 +83,8 @@ print(f"sent={total} seconds={time.monotonic() - t0:.3f}")
 
 # The same floods at the rate the machine's kernel takes them: C, sendmmsg(2) in batches of 256 (a Python
 # sendto loop makes about a tenth of that). flood ADDR PORT SECONDS FILE: the hex datagrams of FILE (at most
-# 4096) over and over; prints "sent=N".
+# 4096) over and over; prints "sent=N". A fifth argument "raw": the datagrams are whole IPv4 packets (a
+# forged source: see _forge), sent on a raw socket.
 NATIVE_FLOODER = r"""
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -96,7 +99,8 @@ static unsigned char pool[POOL][MAXLEN];
 static size_t lens[POOL];
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 int main(int argc, char **argv) {
-    if (argc != 5) return 2;
+    if (argc != 5 && argc != 6) return 2;
+    int raw = argc == 6 && !strcmp(argv[5], "raw");
     FILE *f = fopen(argv[4], "r");
     if (!f) return 2;
     static char line[2 * MAXLEN + 2];
@@ -109,12 +113,13 @@ int main(int argc, char **argv) {
     }
     fclose(f);
     if (!n) return 2;
-    int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1, size = 1 << 22;
+    int s = raw ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0), one = 1, size = 1 << 22;
+    if (s < 0) { perror("socket"); return 2; }
     setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
     setsockopt(s, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     struct sockaddr_in to = {0};
     to.sin_family = AF_INET;
-    to.sin_port = htons(atoi(argv[2]));
+    to.sin_port = raw ? 0 : htons(atoi(argv[2]));
     if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
     static struct mmsghdr msgs[BATCH];
     static struct iovec iov[BATCH];
@@ -171,6 +176,15 @@ def native_flooder(cluster) -> str:
     return str(exe)
 
 
+def _forge(payload: bytes, spoof: str, addr: str, port: int) -> bytes:
+    """An IPv4/UDP packet carrying `payload` from `spoof` ("IP:PORT") to addr:port (as FLOODER's forge)."""
+    sip, sport = spoof.rsplit(":", 1)
+    udp = struct.pack("!HHHH", int(sport), port, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(sip),
+                     socket.inet_aton(addr))
+    return ip + udp    # the kernel fills in the IP checksum
+
+
 def random_pool(seed: int, count: int = 4096) -> List[bytes]:
     """FLOODER's random datagrams: half of them with the protocol's magic, version and key index 1."""
     rnd = random.Random(seed)
@@ -180,20 +194,20 @@ def random_pool(seed: int, count: int = 4096) -> List[bytes]:
 def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Sequence[bytes] = (),
           procs: int = 2, port: int = 694, spoof: str = "", native: bool = False) -> Tuple[int, float]:
     """Flood addr:port from member `src` (see FLOODER; spoof "IP:PORT" forges the source); returns
-    (datagrams sent, seconds taken). native: `procs` NATIVE_FLOODER processes (sendmmsg; no spoof)."""
+    (datagrams sent, seconds taken). native: `procs` NATIVE_FLOODER processes (sendmmsg)."""
     if native:
-        if spoof:
-            raise ValueError("flood(native=True) cannot forge the source address")
         exe = native_flooder(cluster)
         paths = []
         for k in range(procs):
             path = cluster.workdir / f"flood-{time.monotonic_ns()}-{k}.hex"
             pool = list(datagrams) if mode == "replay" else random_pool(k)
+            if spoof:
+                pool = [_forge(d, spoof, addr, port) for d in pool]
             path.write_text("\n".join(d.hex() for d in pool) + "\n")
             paths.append(path)
         t0 = time.monotonic()
-        runs = [cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)], name=f"flood{k}")
-                for k, path in enumerate(paths)]
+        runs = [cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)] + (["raw"] if spoof else []),
+                              name=f"flood{k}") for k, path in enumerate(paths)]
         total = 0
         for p in runs:
             p.wait(seconds + 60)

@@ -91,7 +91,7 @@ def test_a_flood_forging_a_peers_address_on_one_link_leaves_it_up_over_the_other
         time.sleep(1.0)
         before, t0 = hb.props("node1")["DropCounters"], time.time()
         sent, seconds = flood(c, "client", "replay", c.addr("node1"), 6.0, genuine[:1], procs=2,
-                              spoof=f"{c.addr('node2')}:694")
+                              spoof=f"{c.addr('node2')}:694", native=True)
         t1 = time.time()
         time.sleep(1.5)
         after = hb.props("node1")["DropCounters"]
