@@ -104,16 +104,19 @@ def _close(link, in_process: bool) -> None:
         link.close()
 
 
-# Starts prepared ahead (prepare()): state-file path -> _Prepared. A handoff's new node prepares its
-# start while the old node is still stopping, so that once told the address was released it only
-# adds it and sends the first announcement.
+# Starts and stops prepared ahead (prepare()): (state-file path, action) -> _Prepared. In a handoff the
+# new node prepares its start while the old node is still stopping, and the old node its stop while
+# the rest of its chain stops, so that the old node only removes the address (and says so at once)
+# and the new one only adds it and sends the first announcement.
 _PREPARED: dict = {}
-PREPARED_TTL = 120.0   # seconds a prepared start stays usable
+PREPARED_TTL = 120.0   # seconds a prepared action stays usable
 
 
 class _Prepared:
-    def __init__(self, key, agent: Agent, where: Placement, announcement):
+    def __init__(self, key, agent: Agent, where: Placement, announcement=None, removed=None):
         self.key, self.agent, self.where, self.announcement = key, agent, where, announcement
+        self.removed = removed
+        self.link_up = False   # a start's interface was up when prepared
         self.made = time.monotonic()
 
     def close(self) -> None:
@@ -127,45 +130,67 @@ def _prepared_key(params: Mapping[str, str], env: Mapping[str, str]):
             tuple(sorted((k, v) for k, v in env.items() if k.startswith("OCF_RESKEY_CRM_meta_"))))
 
 
-def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None) -> bool:
-    """Do ahead what a start with these parameters does before it changes anything: parse them, find
-    the interface and prefix, see that the address is not here yet, open the announcement's socket
-    and build its frames. A start with the same parameters and environment within PREPARED_TTL then
-    only adds the address and announces it (run in-process only: the LRM's thread). False when
-    nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, any error: the start
-    does all of its work itself)."""
+def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None,
+            removed=None) -> bool:
+    """Do ahead what a start or stop with these parameters does before it changes anything, so that
+    the action, run in-process with the same parameters and environment within PREPARED_TTL, only
+    changes the address. start: parse, find the interface and prefix, see that the address is not
+    here yet, open the announcement's socket and build its frames (then: add, announce). stop: find
+    the address and that this agent may remove it (then: remove; `removed()` is called from the
+    agent's thread as soon as the address is gone, before the stop's bookkeeping: a handoff's release).
+    False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
+    stop, any error): the action does all of its work itself."""
     env = os.environ if env is None else env
-    if action != "start" or os.geteuid() != 0:
+    if action not in ("start", "stop") or os.geteuid() != 0:
         return False
     agent = None
     try:
-        cfg = parse_params(params, "start", ocf.meta_from_env(env), late=False)
-        if cfg.late_error or cfg.family != 4 or cfg.lvs_support or cfg.run_arping:
+        cfg = parse_params(params, action, ocf.meta_from_env(env), late=False)
+        if cfg.late_error or cfg.family != 4 or cfg.lvs_support or (action == "start" and cfg.run_arping):
             return False
-        agent = Agent(cfg, env, "start", False)
+        agent = Agent(cfg, env, action, False)
         where = agent.resolve()
-        if where.nic.startswith("lo") or agent.find_addr(where.nic, where.prefix) is not None:
+        entry = agent.find_addr(where.nic, where.prefix)
+        announcement = None
+        if action == "start":
+            if where.nic.startswith("lo") or entry is not None:
+                agent.close()
+                return False
+            announcement = agent.prepare_announcement(where.nic) if cfg.arp_count else None
+            index = agent.ifindex(where.nic)
+            link_up = bool(index is not None and agent.ipr.get_links(index)[0]["flags"] & 1)
+        elif entry is None or not (agent.owned(entry, where) or env.get("HADAEMON_IPADDR2_STOP_ANY") == "1"):
             agent.close()
             return False
-        announcement = agent.prepare_announcement(where.nic) if cfg.arp_count else None
-    except Exception as e:  # noqa: BLE001 - the start will do it all and report what is wrong
-        log.debug("start of %s not prepared: %s", params.get("ip"), e)
+    except Exception as e:  # noqa: BLE001 - the action will do it all and report what is wrong
+        log.debug("%s of %s not prepared: %s", action, params.get("ip"), e)
         if agent is not None:
             agent.close()
         return False
-    entry = _Prepared(_prepared_key(params, env), agent, where, announcement)
+    prepared = _Prepared(_prepared_key(params, env), agent, where, announcement, removed)
+    prepared.link_up = action == "start" and link_up
     with _SENDERS_LOCK:
-        old = _PREPARED.pop(agent.state_path, None)
-        _PREPARED[agent.state_path] = entry
+        old = _PREPARED.pop((agent.state_path, action), None)
+        _PREPARED[(agent.state_path, action)] = prepared
     if old is not None:
         old.close()
     return True
 
 
-def _take_prepared(cfg: Config, params: Mapping[str, str], env: Mapping[str, str]) -> _Prepared | None:
+def discard(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None) -> None:
+    """Drop what prepare() left for an action that will not run."""
+    env = os.environ if env is None else env
+    with _SENDERS_LOCK:
+        entry = _PREPARED.pop((os.path.join(_state_dir(env), f"{params.get('ip', '')}.json"), action), None)
+    if entry is not None:
+        entry.close()
+
+
+def _take_prepared(cfg: Config, action: str, params: Mapping[str, str],
+                   env: Mapping[str, str]) -> _Prepared | None:
     path = os.path.join(_state_dir(env), f"{cfg.ip}.json")
     with _SENDERS_LOCK:
-        entry = _PREPARED.pop(path, None)
+        entry = _PREPARED.pop((path, action), None)
     if entry is None:
         return None
     if entry.key != _prepared_key(params, env) or time.monotonic() - entry.made > PREPARED_TTL:
@@ -413,9 +438,10 @@ class Agent:
                 # state is checked right after; a link that is down does not send it anyway)
                 self.announce(prepared, cfg.arp_count)
                 prepared = None
-            link = self.ipr.get_links(index)[0]
-            if not link["flags"] & 1:
-                self.ipr.link("set", index=index, state="up")
+            if ready is None or not ready.link_up:   # (up when prepared: not asked again)
+                link = self.ipr.get_links(index)[0]
+                if not link["flags"] & 1:
+                    self.ipr.link("set", index=index, state="up")
         except Exception as e:  # pyroute2 raises NetlinkError or ValueError
             if prepared:
                 prepared[0].close()
@@ -503,6 +529,27 @@ class Agent:
                                             f"[{where.nic}]: {e}") from e
         self.restore_lo((state or {}).get("lo"))
 
+    def stop_prepared(self, where: Placement, ready: _Prepared) -> None:
+        """A stop prepared ahead: the address was here and this agent's to remove; remove it (already
+        gone: stopped all the same), tell ready.removed, then the state and lo as stop() does."""
+        self.kill_sender()
+        state = self.load_state()
+        index = self.ifindex(where.nic)
+        try:
+            if index is not None:
+                self.ipr.addr("del", index=index, address=self.cfg.ip, prefixlen=where.prefix)
+        except Exception as e:
+            if getattr(e, "code", None) != errno.EADDRNOTAVAIL:
+                raise OcfError(OCF_ERR_GENERIC, f"Unable to remove IP [{self.cfg.ip}] from interface "
+                                                f"[{where.nic}]: {e}") from e
+        if ready.removed is not None:
+            try:
+                ready.removed()
+            except Exception:  # noqa: BLE001 - the caller's notification must not fail the stop
+                log.exception("address removal notification failed")
+        self.drop_state()
+        self.restore_lo((state or {}).get("lo"))
+
     def monitor(self, where: Placement | None, refresh: bool) -> int:
         if where is None or self.find_addr(where.nic, where.prefix) is None:
             return OCF_NOT_RUNNING
@@ -533,10 +580,14 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
         if action in ("start", "stop") and os.geteuid() != 0:
             raise OcfError(OCF_ERR_PERM, f"You must be root for {action} operation.")
         probe = ocf.is_probe(action, meta)
-        ready = _take_prepared(cfg, params, env) if action == "start" and not cfg.late_error else None
-        if ready is not None:   # prepared ahead (prepare()): placement found, announcement built
+        ready = _take_prepared(cfg, action, params, env) if action in ("start", "stop") and not cfg.late_error \
+            else None
+        if ready is not None:   # prepared ahead (prepare()): placement found (start: announcement built)
             agent, where = ready.agent, ready.where
-            agent.start(where, ready)
+            if action == "start":
+                agent.start(where, ready)
+            else:
+                agent.stop_prepared(where, ready)
             return Result(OCF_SUCCESS)
         agent = Agent(cfg, env, action, probe)
         try:
@@ -573,7 +624,12 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
         return Result(OCF_ERR_GENERIC, f"{action} failed: {e}")
     finally:
         if agent is not None:
-            agent.close()
+            if env.get("HADAEMON_IN_PROCESS") == "1":
+                # closing the netlink socket (and pyroute2's loop) takes 1-20 ms: not before the
+                # result (the group's next member, a handoff's release wait for it)
+                threading.Thread(target=agent.close, name="ipaddr2-close", daemon=True).start()
+            else:
+                agent.close()
 
 
 def run(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None, out=None) -> int:

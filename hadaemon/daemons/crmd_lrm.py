@@ -44,6 +44,7 @@ class LocalExecutor:
         self._chained: set = set()           # transition keys of chained actions not started yet
         self._gates: Dict[str, Tuple[str, asyncio.Future]] = {}   # leader's tkey -> (its node, a follower's wait)
         self._released: Dict[Tuple[str, str], float] = {}     # (node, tkey) told before the follower arrived
+        self._release_sent: Dict[str, float] = {}             # tkeys whose followers were told
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -145,14 +146,19 @@ class LocalExecutor:
         ops = list(msg.get("ops") or ())
         keys = [str(o["tkey"]) for o in ops]
         self._chained.update(keys)
+        # prepared ahead (in-process IPaddr2): a follower's first start (placement, announcement)
+        # while the other node stops; the stop a follower waits for while the rest of this chain
+        # runs: it then tells the follower as soon as the address is gone
+        prep: Dict[int, asyncio.Future] = {}
+        ran = set()
+        for i, o in enumerate(ops):
+            if (i == 0 and msg.get("after")) or (o.get("release_to") and o["op"].get("name") == "stop"):
+                prep[i] = asyncio.ensure_future(self._prepare(o))
         try:
             if ops and msg.get("after"):
-                # prepare the first action (an address: placement, announcement) while the other
-                # node stops, then wait for its word
-                ready = asyncio.ensure_future(self._prepare(ops[0]))
                 if not await self._handed_off(msg, keys[0]):
                     self._stopped.add(keys[0])
-                prepared = await ready
+                prepared = await prep[0]
                 log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
                          extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
             for i, o in enumerate(ops):
@@ -164,28 +170,63 @@ class LocalExecutor:
                         self.node.send(self.node.dc, "chain_skipped", tkeys=rest)
                     return
                 self._chained.discard(keys[i])
+                if i in prep:
+                    await prep[i]
+                ran.add(i)
                 rec = await self._run_op(src, o)
                 if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
                     self._stopped.update(keys[i + 1:])
         finally:
             self._chained.difference_update(keys)
             self._stopped.difference_update(keys)
+            for i, fut in prep.items():
+                if i not in ran:
+                    fut.add_done_callback(lambda f, o=ops[i]: f.cancelled() or not f.result() or self._discard(o))
 
-    async def _prepare(self, o: dict) -> bool:
+    @staticmethod
+    def _request(o: dict):
+        """(ResourceSpec, OpRequest) of an op message, as _run_op makes them."""
         from hadaemon.io.lrm import OpRequest, ResourceSpec
-        from hadaemon.io.lrm.prepare import prepare
 
         r, op = o["rsc"], o["op"]
-        if op.get("name") != "start" or int(op.get("interval_ms", 0)) or int(op.get("start_delay_ms", 0)):
+        return (ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {}))),
+                OpRequest(op["name"], int(op.get("interval_ms", 0)), int(op.get("timeout_ms", 20000)),
+                          int(op.get("start_delay_ms", 0)), dict(op.get("meta", {})), o["tkey"]))
+
+    async def _prepare(self, o: dict) -> bool:
+        from hadaemon.io.lrm.prepare import prepare
+
+        rsc, op = self._request(o)
+        if op.name not in ("start", "stop") or op.interval_ms or op.start_delay_ms:
             return False
-        try:   # the same request as _run_op makes
-            return await prepare(self.lrm, ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"],
-                                                        dict(r.get("params", {}))),
-                                 OpRequest(op["name"], 0, int(op.get("timeout_ms", 20000)), 0,
-                                           dict(op.get("meta", {})), o["tkey"]))
-        except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
-            log.exception("preparing %s failed", r.get("id"))
+        removed = None
+        if o.get("release_to") and op.name == "stop":
+            loop = asyncio.get_running_loop()
+            tkey, peers = str(o["tkey"]), [str(p) for p in o["release_to"]]
+
+            def removed():   # the agent's thread, the moment the address is gone
+                loop.call_soon_threadsafe(self._send_release, tkey, peers)
+        try:
+            return await prepare(self.lrm, rsc, op, removed=removed)
+        except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
+            log.exception("preparing %s %s failed", rsc.id, op.name)
             return False
+
+    def _discard(self, o: dict) -> None:
+        from hadaemon.io.lrm.prepare import discard
+
+        try:
+            discard(self.lrm, *self._request(o))
+        except Exception:  # noqa: BLE001
+            log.exception("discarding the prepared %s failed", o["rsc"].get("id"))
+
+    def _send_release(self, tkey: str, peers) -> None:
+        """Tell the followers waiting for this action that it succeeded (once)."""
+        if tkey in self._release_sent:
+            return
+        self._release_sent[tkey] = time.monotonic()
+        for peer in peers:
+            self.node.send(peer, "release", tkey=tkey)
 
     async def _run_op(self, src: str, msg: dict) -> S.OpRecord | None:
         from hadaemon.io.lrm import OpRequest, ResourceSpec
@@ -235,8 +276,9 @@ class LocalExecutor:
             return rec
         rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
         if msg.get("release_to") and rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc:
-            for peer in msg["release_to"]:   # the follower waiting for this one starts (handoff)
-                self.node.send(str(peer), "release", tkey=tkey)
+            # the follower waiting for this one starts (handoff), unless the agent told it already
+            self._send_release(str(tkey), [str(p) for p in msg["release_to"]])
+        self._release_sent.pop(str(tkey), None)
         level = logging.INFO if not S.is_failure(rec) else logging.WARNING
         log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
                 f" {rec.exit_reason}" if rec.exit_reason else "",

@@ -608,3 +608,53 @@ def test_a_prepared_start_adds_and_announces(c, cleanup, between):
     else:
         assert len(sent) >= 2 * (1 if between == "changed" else 2) and state.exists()
         assert ours(c, "node1", "stop", **params)[0] == 0 and not has_addr(c, "node1", ip, 24)
+
+
+PREPARED_STOP = r"""
+import json, subprocess, sys
+from hadaemon.agents import ipaddr2
+ip, rundir, between = sys.argv[1], sys.argv[2], sys.argv[3]
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+assert ipaddr2.execute("start", params, env).rc == 0
+seen = []
+def removed():   # called while the stop runs: the address must be gone by then
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True, text=True).stdout
+    seen.append(f" {ip}/24 " in out)
+out = {"prepared": ipaddr2.prepare("stop", params, env, removed=removed)}
+if between == "removed":     # gone (someone else removed it) after the stop was prepared
+    subprocess.run(["ip", "addr", "del", ip + "/24", "dev", "eth0"], check=True)
+if between == "discarded":   # the stop will not run (its chain stopped): nothing prepared is left
+    ipaddr2.discard("stop", params, env)
+    out["left"] = len(ipaddr2._PREPARED)
+    assert ipaddr2.execute("stop", params, env).rc == 0
+else:
+    out["rc"] = ipaddr2.execute("stop", params, env).rc
+out["seen"] = seen
+print(json.dumps(out), flush=True)
+"""
+
+
+@pytest.mark.parametrize("between", ["nothing", "removed", "discarded"])
+def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between):
+    """prepare('stop', removed=f) (a handoff's old node, while the rest of its chain stops) then stop:
+    the address and state are gone, f was called once the address was gone (not before); an address
+    already gone is stopped all the same; a discarded preparation leaves nothing."""
+    import json
+
+    ip = vip(c, 48)
+    params = {"ip": ip, "cidr_netmask": 24}
+    cleanup.append(("node1", params))
+    script = c.workdir / "prepared_stop.py"
+    script.write_text(PREPARED_STOP)
+    cp = c.run("node1", [sys.executable, str(script), ip, str(c.workdir / "run" / "node1"), between],
+               env={"PYTHONPATH": str(REPO)}, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    assert out["prepared"] is True, out
+    assert not has_addr(c, "node1", ip, 24)
+    assert not (c.workdir / "run" / "node1" / "ipaddr2" / f"{ip}.json").exists()
+    if between == "discarded":
+        assert out["left"] == 0 and out["seen"] == []
+    else:
+        assert out["rc"] == 0 and out["seen"] == [False]

@@ -1,33 +1,36 @@
-"""Preparing an in-process agent's start ahead (a handoff's new node, while the old one stops).
+"""Preparing an in-process agent's start or stop ahead (a handoff: the new node's start while the old
+one stops, the old node's last stop while the rest of its chain runs).
 
 `prepare(lrm, rsc, op)` runs the agent module's `prepare(action, params, env)` in the LRM's thread
-pool with the environment `LocalResourceManager` gives the same operation, so that the start run
-later through `lrm.execute(rsc, op)` finds the work done (hadaemon.agents.ipaddr2: placement,
-announcement socket and frames; the start then only adds the address and announces it). Nothing is
-changed on the node by preparing: a start that never comes leaves only an open socket, closed when
-the next prepare or start of that address replaces it or finds it stale.
+pool with the environment `LocalResourceManager` gives the same operation, so that the operation run
+later through `lrm.execute(rsc, op)` finds the work done (hadaemon.agents.ipaddr2: placement and
+checks; for a start the announcement's socket and frames: the start then only adds the address and
+announces it, the stop only removes it). Nothing is changed on the node by preparing; `discard`
+drops what was prepared for an operation that will not run (a chain stopped before it).
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 
 from hadaemon.core.lrm.ops import BUILTIN_AGENTS, OpRequest, ResourceSpec, ocf_environment
 
-__all__ = ["prepare"]
+__all__ = ["prepare", "discard"]
 
 log = logging.getLogger("hadaemon.lrm")
 
 
-async def prepare(lrm, rsc: ResourceSpec, op: OpRequest) -> bool:
-    """True when the agent prepared the operation (only starts of in-process agents that have a
-    prepare(); anything else: False, the operation runs as always)."""
+def _agent_call(lrm, rsc: ResourceSpec, op: OpRequest):
+    """(agent module, params, env) as LocalResourceManager._run_agent / _run_builtin give them, or None
+    when the operation does not run in-process or the agent prepares nothing."""
     from hadaemon.agents.ocf import params_from_env
     from hadaemon.io.lrm import IN_PROCESS_SUBSTITUTES, SUBSTITUTE_DEFAULTS, _base_env
 
-    if not getattr(lrm, "in_process_agents", False) or rsc.cls != "ocf" or op.name != "start" or op.interval_ms:
-        return False
+    if not getattr(lrm, "in_process_agents", False) or rsc.cls != "ocf" or op.name not in ("start", "stop") \
+            or op.interval_ms:
+        return None
     env = ocf_environment(rsc, op, lrm.ocf_root, _base_env())
     module = BUILTIN_AGENTS.get((rsc.provider, rsc.type))
     if module is None and (rsc.provider, rsc.type) in IN_PROCESS_SUBSTITUTES:
@@ -36,17 +39,36 @@ async def prepare(lrm, rsc: ResourceSpec, op: OpRequest) -> bool:
         for name, value in SUBSTITUTE_DEFAULTS.get((rsc.provider, rsc.type), {}).items():
             env.setdefault(f"OCF_RESKEY_{name}", value)
     if module is None:
-        return False
+        return None
     agent = importlib.import_module(module)
     if not hasattr(agent, "prepare"):
-        return False
+        return None
     params = params_from_env(env)
     handles = getattr(agent, "handles", None)
     if handles is not None and not handles(op.name, params, env):
+        return None
+    return agent, params, dict(env, HADAEMON_IN_PROCESS="1")
+
+
+async def prepare(lrm, rsc: ResourceSpec, op: OpRequest, removed=None) -> bool:
+    """True when the agent prepared the operation (only starts and stops of in-process agents that
+    have a prepare(); anything else: False, the operation runs as always). removed: for a stop,
+    called from the agent's thread once the resource is gone (IPaddr2: the address removed), before
+    the operation returns."""
+    call = _agent_call(lrm, rsc, op)
+    if call is None:
         return False
-    env = dict(env, HADAEMON_IN_PROCESS="1")
+    agent, params, env = call
     try:
-        return bool(await asyncio.get_running_loop().run_in_executor(None, agent.prepare, op.name, params, env))
-    except Exception:  # noqa: BLE001 - preparing is an optimisation; the start does everything itself
+        return bool(await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(agent.prepare, op.name, params, env, removed=removed)))
+    except Exception:  # noqa: BLE001 - preparing is an optimisation; the operation does everything itself
         log.exception("preparing %s %s failed", rsc.id, op.name, extra={"RESOURCE": rsc.id})
         return False
+
+
+def discard(lrm, rsc: ResourceSpec, op: OpRequest) -> None:
+    """Drop what prepare() left for an operation that will not run."""
+    call = _agent_call(lrm, rsc, op)
+    if call is not None and hasattr(call[0], "discard"):
+        call[0].discard(op.name, call[1], call[2])
