@@ -46,6 +46,8 @@ def world(resources, constraints=(), n1=(), n2=(), n3=()):
 BOTH_ON_1 = [running("rsc1"), running("rsc2")]
 MIGRATE = "Migrate rsc1 (node1 -> node2)"
 STARTED_MIGRATING = [lrm("rsc1", op("rsc1", "start", call=1), migrate_op("rsc1", "migrate_to", "node1", "node2", 2))]
+FAILED_FROM = migrate_op("rsc1", "migrate_from", "node1", "node2", 3).replace('rc-code="0"', 'rc-code="1"')
+STOPPED_AFTER = op("rsc1", "stop", call=4)
 CASES = {
     "dependent-moves": (lambda: world([mig("rsc1"), primitive("rsc2")], [loc("l", "rsc1", "node2"),
                                                                          col("c", "rsc2", "rsc1")], BOTH_ON_1),
@@ -113,6 +115,18 @@ CASES = {
                                                    [lrm("rsc1", migrate_op("rsc1", "migrate_from", "node1", "node2", 3),
                                                         migrate_op("rsc1", "migrate_to", "node2", "node3", 4))]),
                                      ["Move rsc1 (node2 -> node3)"]),
+    # migrate_from failed on node2: with a later stop there the resource is not active on node2, it failed on
+    # node1 and cannot migrate (unpack_migrate_to_success: newer state on the target); without one it is
+    # active on both
+    "failed-migrate-from-then-stopped": (lambda: world([mig("rsc1")], [loc("l", "rsc1", "node1", "-INFINITY")],
+                                                       STARTED_MIGRATING, [lrm("rsc1", FAILED_FROM, STOPPED_AFTER)]),
+                                         ["Recover rsc1 (node1 -> node2)"]),
+    "failed-migrate-from-then-stopped-stays": (lambda: world([mig("rsc1")], (), STARTED_MIGRATING,
+                                                             [lrm("rsc1", FAILED_FROM, STOPPED_AFTER)]),
+                                               ["Recover rsc1 (node1)"]),
+    "failed-migrate-from-active-on-both": (lambda: world([mig("rsc1")], [loc("l", "rsc1", "node1", "-INFINITY")],
+                                                         STARTED_MIGRATING, [lrm("rsc1", FAILED_FROM)]),
+                                           ["Recover rsc1 (node2)"]),
 }
 
 

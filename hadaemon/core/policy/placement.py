@@ -1295,6 +1295,7 @@ def assign_all(ws: WorkingSet) -> None:
         # pcmk__sort_resources: with a placement strategy, resources that keep their nodes go first
         nodes = sorted(ws.nodes, key=cmp_to_key(lambda a, b: _cmp_sort_nodes(ws, a, b)))
         tables = {r.id: _sort_scores(ws, r) for r in ws.resources}
+        ws.display_resources = list(ws.resources)  # status output keeps the unpacked (priority) order
         ws.resources = sorted(ws.resources, key=cmp_to_key(lambda a, b: _cmp_resources(nodes, tables, a, b)))
     for rsc in ws.resources:
         allocate(ws, rsc)

@@ -19,6 +19,19 @@ def _only_monitors_after(ops, op) -> bool:
     return all(o.operation == "monitor" for o in ops[ops.index(op) + 1:])
 
 
+def _newer_state_after(ops, op) -> bool:
+    """newer_state_after_migrate on the op's own node: a later start, stop, migrate_to or migrate_from
+    (non_monitor_after), or a later monitor that found the resource not running (monitor_not_running_after)."""
+    for o in ops:
+        if o is op or o.call_id <= op.call_id or o.call_id < 0:
+            continue
+        if o.operation in ("start", "stop", "migrate_to", "migrate_from"):
+            return True
+        if o.operation == "monitor" and o.rc_code == 7:
+            return True
+    return False
+
+
 def _settle_migrations(ws: WorkingSet) -> None:
     """A successful migrate_to as a resource's last word on its source: the migration completed
     (dangling: stop the source), failed on the target (active on both), or is partial."""
@@ -42,6 +55,12 @@ def _settle_migrations(ws: WorkingSet) -> None:
             continue
         if frm is None and not target_ops:
             continue  # nothing known on the target: it will be probed
+        if frm is not None and _newer_state_after(target_ops, frm):
+            # unpack_migrate_to_success: the target's history moved on after the failed migrate_from (a
+            # stop, say), so the resource is not active there: it failed on the source, cannot migrate
+            r.failed = r.stop_flag = True
+            r.allow_migrate = False
+            continue
         if target in r.running_on:  # Pacemaker adds the target while reading the source's history
             r.running_on.remove(target)
         r.running_on.insert(0, target)

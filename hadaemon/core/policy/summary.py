@@ -357,7 +357,7 @@ def status_lines(ws: WorkingSet, placement: Dict[str, List[str]], fenced_nodes=(
         out.append(f"    * OFFLINE: [ {' '.join(offline)} ]")
     out.append("")
     out.append("  * Full List of Resources:")
-    for top in ws.resources:
+    for top in (ws.display_resources or ws.resources):
         if top.is_group:
             out.append(f"    * Resource Group: {top.id}:")
             for m in top.members:

@@ -344,6 +344,7 @@ class WorkingSet:
         self.node_by_uname: Dict[str, WNode] = {}
         self.node_by_id: Dict[str, WNode] = {}
         self.resources: list = []  # top-level WRsc / WGroup, allocation order
+        self.display_resources: list | None = None  # the unpacked order when allocation sorted them
         self.prims: Dict[str, WRsc] = {}
         self.groups: Dict[str, WGroup] = {}
         self.clones: Dict[str, WClone] = {}
