@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from hadaemon.testing.corosync import CorosyncCluster
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
@@ -19,12 +20,18 @@ from hadaemon.testing.scenario import Experiment1, Poller
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def test_experiment1():
+@pytest.mark.parametrize("stack", ["heartbeat", "corosync"])
+def test_experiment1(stack):
+    """stack corosync (issue 15): the same run with ha-heartbeat taking its membership from Corosync 3."""
     with Cluster(["admin1", "admin2"], client=True) as c:
         e = Experiment1(c)
         e.prepare_storage()
+        if stack == "corosync":
+            cs = CorosyncCluster(c, nodes=["admin1", "admin2"])
+            cs.start_all()
+            cs.wait_ring(timeout=90)
         crm = CrmCluster(c, e.cib(), keepalive="200ms", deadtime="3", auto_failback="on", initd=e.initd(),
-                         extra=e.hacf_extra())
+                         extra=e.hacf_extra() + (["stack corosync"] if stack == "corosync" else []))
         try:
             with crm.observer(e.probes()) as obs:
                 def placed(web: str, db: str, timeout: float = 90) -> None:
