@@ -54,6 +54,7 @@ def test_rpm_lays_out_files_for_rhel(rpms):
         "/usr/share/dbus-1/system.d/org.hadaemon.Heartbeat1.conf", "/usr/share/dbus-1/system.d/org.hadaemon.Crm1.conf",
         "/usr/share/dbus-1/system.d/org.hadaemon.Director1.conf",
         "/usr/share/dbus-1/interfaces/org.hadaemon.Heartbeat1.xml", "/usr/share/dbus-1/interfaces/org.hadaemon.Crm1.xml",
+        "/usr/share/dbus-1/interfaces/org.hadaemon.Director1.xml", "/etc/sysconfig/ha-ldirectord",
         "/usr/lib/ocf/resource.d/hadaemon/IPaddr2", "/usr/lib/ocf/resource.d/hadaemon/ldirectord",
         "/usr/sbin/fence_hadaemon",
         "/usr/lib/sysusers.d/hadaemon.conf", "/usr/lib/tmpfiles.d/hadaemon.conf", "/etc/ha.d", "/var/lib/hadaemon",
@@ -61,6 +62,11 @@ def test_rpm_lays_out_files_for_rhel(rpms):
     ]:
         assert expected in listing, f"{expected} missing from the RPM"
     assert any(p.endswith("/site-packages/hadaemon/core/heartbeat/hacf.py") for p in listing)
+    assert any(p.endswith("/site-packages/hadaemon/web/static/app.js") for p in listing)  # package data
+    assert any(p.endswith("/site-packages/hadaemon-0.1.0.dist-info/entry_points.txt") for p in listing)
+    # every console script of pyproject.toml
+    from hadaemon.testing.nspawn import console_scripts
+    assert {p.rsplit("/", 1)[1] for p in listing if p.startswith("/usr/bin/")} == set(console_scripts())
     # every unit the package ships is one the repository has, and the other way round
     units = {p.rsplit("/", 1)[1] for p in listing if p.startswith("/usr/lib/systemd/system/")}
     assert units == {p.name for p in (REPO / "units").glob("*.service")}
@@ -71,7 +77,7 @@ def test_config_files_are_noreplace_and_authkeys_is_root_only(rpms):
                           str(rpms["hadaemon"])], capture_output=True, text=True, check=True).stdout
     files = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     for conf in ["/etc/ha.d/ha.cf", "/etc/ha.d/authkeys", "/etc/sysconfig/ha-heartbeat", "/etc/sysconfig/ha-crmd",
-                 "/etc/sysconfig/ha-ldirectord"]:
+                 "/etc/sysconfig/ha-ldirectord", "/etc/sysconfig/ha-web"]:
         flags = files[conf][0] if len(files[conf]) == 2 else ""
         assert "c" in flags and "n" in flags, f"{conf}: flags {files[conf]} (want %config(noreplace))"
     assert files["/etc/ha.d/authkeys"][-1] == "-rw-------"
@@ -86,7 +92,7 @@ def test_scriptlets_and_requires(rpms):
         assert unit in scripts.split("postuninstall scriptlet")[1], f"{unit} not restarted after an upgrade"
     requires = subprocess.run(["rpm", "-qp", "--requires", str(rpms["hadaemon"])], capture_output=True, text=True,
                               check=True).stdout.split("\n")
-    for dep in ["python3-dbus-next", "python3-systemd", "python3-pyroute2", "python3-scapy"]:
+    for dep in ["python3-dbus-next", "python3-systemd", "python3-pyroute2", "python3-scapy", "python3-aiohttp"]:
         assert any(r.startswith(dep) for r in requires), f"Requires: {dep} missing"
     dbus_next = subprocess.run(["rpm", "-qlp", str(rpms["python3-dbus-next"])], capture_output=True, text=True,
                                check=True).stdout.split()

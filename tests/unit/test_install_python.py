@@ -1,0 +1,67 @@
+"""packaging/install-python (the spec's %install of the Python package, for RHEL 9 whose setuptools 53 cannot
+read pyproject.toml's [project]): its TOML-subset reader agrees with tomllib on pyproject.toml; it lays down
+every module of the hadaemon packages, the package data, a dist-info and one working wrapper per console script."""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "packaging" / "install-python"
+
+
+def load():
+    loader = importlib.machinery.SourceFileLoader("install_python", str(SCRIPT))
+    spec = importlib.util.spec_from_loader("install_python", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def test_subset_reader_agrees_with_tomllib_on_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # the venv's Python is 3.11: always there in CI
+    text = (REPO / "pyproject.toml").read_text()
+    assert load().parse_toml_subset(text) == tomllib.loads(text)
+
+
+def test_subset_reader_names_the_line_it_does_not_understand():
+    mod = load()
+    with pytest.raises(mod.TomlSubsetError, match=r"^x.toml:3: value not understood"):
+        mod.parse_toml_subset('[a]\nb = "c"\nd = 1979-05-27\n', "x.toml")
+
+
+def test_install_lays_out_the_package_like_pip(tmp_path):
+    site = "/usr/lib/python3.9/site-packages"
+    cp = subprocess.run([sys.executable, str(SCRIPT), "--root", str(tmp_path), "--sitelib", site, str(REPO)],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    root = tmp_path / site.lstrip("/")
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "hadaemon"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    expected = {p for p in tracked if p.endswith(".py") and (REPO / p).exists()
+                and (REPO / p).parent.joinpath("__init__.py").exists()}
+    expected |= {p for p in tracked if p.startswith("hadaemon/web/static/")}
+    got = {str(p.relative_to(root)) for p in (root / "hadaemon").rglob("*") if p.is_file()}
+    assert got == expected, (sorted(got - expected)[:10], sorted(expected - got)[:10])
+    info = root / "hadaemon-0.1.0.dist-info"
+    meta = (info / "METADATA").read_text()
+    assert "Name: hadaemon\n" in meta and "Requires-Dist: dbus-next>=0.2.3\n" in meta
+    record = (info / "RECORD").read_text().splitlines()
+    assert "hadaemon/__init__.py" in {line.split(",")[0] for line in record}
+    # every console script of pyproject.toml, with the system shebang, runs from the laid-out tree
+    from hadaemon.testing.nspawn import console_scripts
+    scripts = console_scripts()
+    assert {p.name for p in (tmp_path / "usr/bin").iterdir()} == set(scripts)
+    hactl = tmp_path / "usr/bin/hactl"
+    assert hactl.read_text().startswith("#!/usr/bin/python3\n") and os.access(hactl, os.X_OK)
+    env = dict(os.environ, PYTHONPATH=str(root))
+    cp = subprocess.run([sys.executable, str(hactl), "--help"], capture_output=True, text=True, env=env, timeout=60,
+                        cwd=tmp_path)
+    assert cp.returncode == 0 and "usage: hactl" in cp.stdout, cp.stderr
+    assert (info / "entry_points.txt").read_text().count(" = hadaemon.") == len(scripts)
