@@ -23,7 +23,7 @@ CACHE_DIR = Path(os.environ.get("HADAEMON_CACHE", "/var/cache/hadaemon"))
 MIRROR = os.environ.get("HADAEMON_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-systemd", "python3-dbus-next",
-            "python3-pyroute2", "python3-scapy", "iproute2", "nftables", "iputils-ping", "procps"]
+            "python3-pyroute2", "python3-scapy", "python3-aiohttp", "iproute2", "nftables", "iputils-ping", "procps"]
 STAMP = ".hadaemon-rootfs"
 # timers and gettys that only add noise (or try the network) in a test container
 _MASK = ["apt-daily.timer", "apt-daily-upgrade.timer", "console-getty.service", "systemd-networkd-wait-online.service"]
