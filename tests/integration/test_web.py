@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -74,6 +75,28 @@ def test_nothing_but_the_login_page_before_login(env):
         assert resp.status == 401 and b"log in" in data, path
     status, _ = c.post("/api/crm/move", {"resource": "webserver", "node": "admin2"}, csrf=False)
     assert status == 401
+
+
+def test_the_seed_passwd_hacluster_then_log_in(env):
+    """The scenario's seed: the admin sets hacluster's password (`passwd hacluster`) and logs in as
+    hacluster, a member of haclient, who may change the cluster. hacluster's password entry is put back."""
+    made = subprocess.run(["id", "hacluster"], capture_output=True).returncode != 0
+    if made:  # (Debian's pacemaker packages make it; the RPM's sysusers file too)
+        subprocess.run(["useradd", "-M", "-r", "-g", "haclient", "-s", "/sbin/nologin", "hacluster"], check=True)
+    old = subprocess.run(["getent", "shadow", "hacluster"], capture_output=True, text=True,
+                         check=True).stdout.split(":")[1]
+    password = "Hc-" + secrets.token_urlsafe(12)
+    subprocess.run(["chpasswd"], input=f"hacluster:{password}\n", text=True, check=True)
+    try:
+        c = env.client()
+        c.login("hacluster", password)
+        s = c.status()
+        assert s["user"] == "hacluster" and s["can_change"] is True and s["crm"]["dc"] == "admin1"
+    finally:
+        if made:
+            subprocess.run(["userdel", "hacluster"], check=True)
+        else:
+            subprocess.run(["usermod", "-p", old, "hacluster"], check=True)
 
 
 def test_login_sets_a_secure_httponly_cookie(env):
