@@ -467,9 +467,11 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str, w
             bus = PrivateBus(workdir=Path(tempfile.mkdtemp(dir=workdir))).start()
             env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         with open(logpath, "wb") as log:
-            # STORM_PROFILE=1: cProfile (slows the daemon down); STORM_SAMPLE=1: bench/stack_sampler.py (cheap)
+            # STORM_PROFILE=1: cProfile (slows the daemon down); STORM_SAMPLE=1: bench/stack_sampler.py (cheap);
+            # STORM_LAG=1: bench/loop_lag.py (what held the event loop up, and when)
             prof = (["-m", "cProfile", "-o", logpath + ".prof"] if os.environ.get("STORM_PROFILE") else
                     [str(ROOT / "bench" / "stack_sampler.py"), logpath + ".samples"] if os.environ.get("STORM_SAMPLE")
+                    else [str(ROOT / "bench" / "loop_lag.py"), logpath + ".lag.json"] if os.environ.get("STORM_LAG")
                     else [])
             d = subprocess.Popen([sys.executable, *prof, "-m", "hadaemon.daemons.director", "--backend", "nft",
                                   "--check-workers", str(workers),
@@ -726,18 +728,23 @@ def storms(args, result: str = "") -> int:
     for n in args.storm_reals:
         for dbus in [m == "dbus" for m in args.storm_modes.split(",")]:
             r = runs[(n, dbus)] = run_storm(n, dbus, 8.0, args.storm_seconds, workdir, args.storm_workers)
-            print(fmt_storm(r) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
+            r["load"] = os.getloadavg()[0]
+            print(fmt_storm(r) + f"  load {r['load']:.1f}", flush=True)
     n = max(args.storm_reals)
     big, nod = runs.get((n, True)), runs.get((n, False))
-    if big is None or nod is None:
-        print(f"RESULT storm_workers={args.storm_workers} " + " ".join(f"storm_{k}={v:.2f}" for k, v in (big or nod).items()
-                                   if k in ("gap_max", "dbus_p99", "rss_mb", "hup_max", "changes_per_s")
-                                   and v is not None))
+    if big is None or nod is None:                    # one mode: the same keys as the full run's
+        one = big or nod
+        print(f"RESULT {result} storm_reals={n} storm_workers={args.storm_workers} "
+              f"storm_gap_max_s{'' if big else '_nodbus'}={one['gap_max']:.2f} "
+              + (f"storm_dbus_p99_ms={one['dbus_p99']:.1f} " if big else "")
+              + f"storm_rss_mb{'' if big else '_nodbus'}={one['rss_mb']:.0f} storm_hup_max_s={one['hup_max']:.2f} "
+              f"storm_changes_per_s={one['changes_per_s']:.0f} storm_load={one['load']:.1f}".replace("  ", " "))
         return 0
     print(f"RESULT {result} storm_reals={n} storm_workers={args.storm_workers} storm_gap_max_s={big['gap_max']:.2f} "
           f"storm_dbus_p99_ms={big['dbus_p99']:.1f} storm_rss_mb={big['rss_mb']:.0f} "
           f"storm_hup_max_s={big['hup_max']:.2f} storm_gap_max_s_nodbus={nod['gap_max']:.2f} "
-          f"storm_rss_mb_nodbus={nod['rss_mb']:.0f} storm_changes_per_s={big['changes_per_s']:.0f}".replace("  ", " "))
+          f"storm_rss_mb_nodbus={nod['rss_mb']:.0f} storm_changes_per_s={big['changes_per_s']:.0f} "
+          f"storm_load={big['load']:.1f}".replace("  ", " "))
     return 0
 
 

@@ -16,7 +16,7 @@ __all__ = [
     "BusType", "DBusError", "Message", "MessageType", "Variant", "MessageBus",
     "PropertyAccess", "ServiceInterface", "dbus_property", "method", "signal",
     "connect_system_bus", "RefusedRequestsFilter", "marshal_body", "reply_with_body", "SignalEncoder", "send_raw",
-    "export_owned", "quiet_refusals",
+    "export_owned", "quiet_refusals", "send_now", "set_send_buffer",
 ]
 
 
@@ -111,6 +111,31 @@ class _RawMessages:
 def send_raw(bus: MessageBus, data: bytes):
     """Queue bytes made of complete messages (e.g. SignalEncoder.encode with bus.next_serial())."""
     return bus.send(_RawMessages(data))
+
+
+def send_now(bus: MessageBus, msg) -> None:
+    """Send `msg` and write what the socket takes at once, instead of on the next turn of the event loop
+    (dbus-next writes only when the loop reports the socket writable: a reply then waits for everything
+    else that loop turn runs). The rest, if any, is written when the socket is writable, in order."""
+    bus.send(msg)
+    writer = bus._writer
+    if writer.buf is None and bus.unique_name:
+        writer.write_callback()
+
+
+def set_send_buffer(bus: MessageBus, size: int) -> int:
+    """Let the bus socket's send buffer hold `size` bytes (SO_SNDBUFFORCE as root, else SO_SNDBUF up to
+    net.core.wmem_max), so a large reply is handed to the kernel in one write instead of one write per
+    turn of the event loop. Returns the buffer size the kernel granted."""
+    sock = bus._sock
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
 
 
 def reply_with_body(call: Message, signature: str, raw_body: bytes) -> Message:

@@ -29,8 +29,8 @@ class DirectorViews:
         return got
 
     def _row_index(self, plan=None):
-        """(order, by key, by pair) of the rows: key -> (virtual, real, is the fallback), pair -> key; derived
-        once per config (`plan`: a new config's, on the thread that loads it)."""
+        """(order, by key, by pair) of the rows: key -> (virtual, real, is the fallback, its health pair),
+        pair -> key; derived once per config (`plan`: a new config's, on the thread that loads it)."""
         plan = plan or self.plan
         memo = plan.memo
         got = memo.get("rows_index")
@@ -48,13 +48,13 @@ class DirectorViews:
                         continue
                     seen.add(key[1])
                     order.append(key)
-                    index[key] = (v, r, False)
+                    index[key] = (v, r, False, (v.key, r.key))
                 fb = config.fallback_for(v)
                 if fb is not None:
                     key = self._keys(v, fb, plan)
                     if key[1] not in seen:
                         order.append(key)
-                        index[key] = (v, fb, True)
+                        index[key] = (v, fb, True, None)
             got = memo["rows_index"] = (order, index, by_pair)
         return got
 
@@ -80,14 +80,23 @@ class DirectorViews:
         got = self._row_index()[1].get(key)
         if got is None:
             return None
-        v, r, fallback = got
+        _v, r, fallback, pair = got
         entry = self.current.get(key[0])
         d = entry.dests.get(key[1]) if entry is not None else None
         weight = d.weight if d is not None else -1
         if fallback:
             return (key[0], key[1], r.method, "fallback", weight, r.weight, True, "", 0.0, False)
-        h = self.health.get((v.key, r.key))
-        return (key[0], key[1], r.method, self._state(h, key), weight, r.weight, bool(h.last_ok),
+        h = self.health.reals.get(pair) or self.health.get(pair)
+        # (self._state inlined: this runs for every row a D-Bus read looks at)
+        if h.maintenance:
+            state = "maintenance"
+        elif h.held is not None:
+            state = "flapping"
+        elif self.overrides and self.overrides.get(key) == 0:
+            state = "drained" if h.up else "down"
+        else:
+            state = "up" if h.up else "down"
+        return (key[0], key[1], r.method, state, weight, r.weight, bool(h.last_ok),
                 h.last_detail or "", float(h.last_time or 0.0), key in self.overrides)
 
     def _state(self, h, key: RowKey) -> str:

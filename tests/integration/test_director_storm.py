@@ -74,7 +74,25 @@ def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put(workers):
         bus = c.dbus("dir1")
         while "started:" not in d.output() and time.monotonic() < deadline + 30:
             time.sleep(0.2)
-        time.sleep(3)                                 # the storm is on
+        # reals start down: wait until every healthy real's first check has brought it up (with checker processes
+        # on a loaded machine that can take seconds), so that the window below sees only the storm
+        from hadaemon.io.lvs.nft import parse_listing
+
+        def healthy_weights():
+            cp = c.run("dir1", ["nft", "-j", "list", "table", "ip", "hadaemon"], check=False)
+            if cp.returncode != 0:
+                return {}
+            dests = parse_listing(json.loads(cp.stdout)).get("tcp:10.99.0.1:80")
+            return {} if dests is None else {k: d.weight for k, d in dests.dests.items()
+                                             if int(k.rsplit(":", 1)[1]) % 2 == 0}
+        up_deadline = time.monotonic() + 120
+        while True:
+            weights = healthy_weights()
+            if len(weights) == N // 2 and set(weights.values()) == {1}:
+                break
+            assert time.monotonic() < up_deadline, weights
+            time.sleep(0.5)
+        time.sleep(1)                                 # the storm is on
         mon_out = open(c.workdir / "monitor.json", "w")   # a file, not a pipe: a full pipe would stall busctl
         monitor = subprocess.Popen(["stdbuf", "-oL", "busctl", f"--address={bus}", "--json=short", "monitor", "--match",
                                     "type='signal',sender='org.hadaemon.Director1'"],
@@ -111,23 +129,32 @@ def test_storm_is_coalesced_on_dbus_and_healthy_reals_stay_put(workers):
         # the storm is there (about 100 flapping reals a second), and the healthy reals never flapped
         flapping = {f"{rs}:{p}" for p in range(BASE + 1, BASE + N, 2)}
         assert len(changed) > 5 * N / 2 * 0.2, len(changed)
-        assert {real for _, real, _, _ in changed} <= flapping
+        healthy_changed = {real for _, real, _, _ in changed} - flapping
+        assert not healthy_changed, (sorted(healthy_changed)[:5], [line for line in log.splitlines()
+                                                                    if any(r in line for r in healthy_changed)][:10])
         # each real is signalled at most once per flush (0.1 s)
         assert len(changed) <= len(flapping) * (window / 0.1 + 10)
         # the healthy reals keep weight 1 and are checked about every second
         cp = c.run("dir1", ["nft", "-j", "list", "table", "ip", "hadaemon"])
-        from hadaemon.io.lvs.nft import parse_listing
         dests = parse_listing(json.loads(cp.stdout))["tcp:10.99.0.1:80"].dests
         assert all(dests[f"{rs}:{p}"].weight == 1 for p in range(BASE, BASE + N, 2))
+        # gaps between two checks of a healthy real within the window (the server and this test share the
+        # system's monotonic clock), and for each healthy real the time since its last check: one no longer
+        # checked at all counts too
+        end = time.monotonic()
         last, gaps = {}, []
         for line in hits.read_text().splitlines():
             port, t = line.split()
-            if port in last:
+            if port in last and last[port] >= t0:
                 gaps.append(float(t) - last[port])
             last[port] = float(t)
+        assert len(last) == N // 2, len(last)
+        gaps += [end - t for t in last.values()]
         gaps.sort()
         print(f"healthy reals' check gaps: max {gaps[-1]:.2f}s p99 {gaps[int(len(gaps) * .99)]:.2f}s")
-        assert gaps[-1] < 3.0, gaps[-10:]            # checkinterval 1 s: generous bound on a loaded machine
+        # checkinterval 1 s: 3 intervals is a generous bound for a loaded 2-core machine (1.1-1.3 s measured at
+        # load average 20); a stalled event loop or a real dropped from the schedule gives far more
+        assert gaps[-1] < 3.0, gaps[-10:]
         d.terminate(timeout=30)
         assert "Traceback" not in d.output()
         assert "changed outside the director" not in d.output()

@@ -119,6 +119,34 @@ def test_snapshot_reencodes_only_the_rows_that_changed():
     assert snap.get() == b""
 
 
+def test_the_walk_after_a_reload_is_spread_and_misses_no_change():
+    """After invalidate(), walk_some(n) looks at n rows per call (a turn of the event loop each); a row changed
+    behind the walk (already walked) or ahead of it is read as it is now; a read mid-walk finishes the walk."""
+    rs = rows(1000)
+    d = RowsDirector(rs)
+    snap = RealServersSnapshot(d)
+    snap.get()
+    rs = rs[1:] + [rows(1001)[1000]]              # a reload: one row gone, one new
+    d.set(rs)
+    snap.invalidate()
+    calls = d.row_calls
+    assert snap.walk_some(300) is False and d.row_calls - calls == 300
+    for i in (10, 900):                           # one row already walked, one not yet
+        r = list(rs[i])
+        r[3], r[8] = "flapping", r[8] + 5
+        rs[i] = tuple(r)
+    d.set(rs)
+    snap.mark([(rs[i][0], rs[i][1]) for i in (10, 900)])
+    snap.mark_checked([Checked((rs[20][0], rs[20][1]))], ())
+    assert snap.walk_some(300) is False and d.row_calls - calls == 600
+    assert snap.get() == encode_rows(rs)          # the read walks the last 400 and re-reads the changed ones
+    assert d.row_calls - calls <= 1000 + 3 and snap.walk_some(300) is True
+    snap.invalidate()
+    while not snap.walk_some(250):
+        pass
+    assert snap.get() == encode_rows(rs)
+
+
 class StandIn:
     """A director with real_rows() only (the web tests' stand-in): every read after a change walks them."""
 

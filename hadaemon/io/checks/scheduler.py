@@ -92,21 +92,24 @@ class CheckScheduler:
         """Schedule every check of the plan: first runs spread over the interval; with `keep`
         (ident -> next due time, after a reload) a check that stays keeps its cadence."""
         self._gen += 1
-        self._heap = []
         self._specs = {}
         self._kinds: Dict[Pair, str | None] = {}
         self._inflight = {}
-        self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()
-                             if self.shards == 1 or shard_of(self.plan.identity[pair], self.shards) == self.shard}
+        self._maint_names = None          # made at the first scan with a maintenancedir (_scan_maintenance)
         keep = keep or {}
+        # one list heapified, not a push per check: this runs on the event loop at every reload
+        heap, gen, seq, targets = [], self._gen, self._seq, self.plan.targets
         for ident, pairs in self.plan.groups.items():
             if self.shards > 1 and shard_of(ident, self.shards) != self.shard:
                 continue
-            interval = self.plan.targets[pairs[0]].virtual.checkinterval
+            interval = targets[pairs[0]].virtual.checkinterval
             due = keep.get(ident)
             if due is None or due > now + interval:
                 due = now + (zlib.crc32(ident.encode()) % 1000) / 1000.0 * interval
-            self._push(due, ident)
+            seq += 1
+            heap.append((due, seq, ident, gen))
+        heapq.heapify(heap)
+        self._heap, self._seq = heap, seq
         if getattr(self, "_loop", None) is not None:
             self._arm()
 
@@ -297,6 +300,9 @@ class CheckScheduler:
             present = set(os.listdir(mdir))     # one syscall per scan (once a second), not one stat per real
         except OSError:
             present = set()
+        if self._maint_names is None:
+            self._maint_names = {pair: maintenance_names(t.real) for pair, t in self.plan.targets.items()
+                                 if self.shards == 1 or shard_of(self.plan.identity[pair], self.shards) == self.shard}
         flags = {pair: any(n in present for n in names) for pair, names in self._maint_names.items()}
         if flags != self._maintenance:
             old = self._maintenance
