@@ -17,6 +17,7 @@ from hadaemon.core.crm import status as S
 from hadaemon.core.crm import transition as T
 from hadaemon.core.crm.ops import next_failure_expiry, plan_op
 from hadaemon.core.errors import BadRequest, ConfigError
+from hadaemon.core.lrm import results as R
 from hadaemon.daemons.crmd_changes import CibChanges
 from hadaemon.daemons.crmd_fencing import Fencing
 
@@ -323,7 +324,7 @@ class DcRole(CibChanges):
         """A clone notification's result: never recorded in the status section (as Pacemaker's
         controller, which does not record notify results) and never failing the transition (a
         notification is information; the agent's answer changes nothing)."""
-        if rec.rc != 0 or rec.op_status != S.EXEC_STATUS["done"]:
+        if rec.rc != R.OCF_SUCCESS or rec.op_status != S.EXEC_STATUS["done"]:
             log.warning("notify %s on %s: rc=%d op-status=%d (ignored)", rec.rsc_id, node, rec.rc, rec.op_status,
                         extra={"RESOURCE": rec.rsc_id, "NODE": node})
         key = S.parse_transition_key(rec.transition_key)
@@ -335,13 +336,13 @@ class DcRole(CibChanges):
     def _emit_resource(self, node: str, rec: S.OpRecord, failed: bool) -> None:
         if failed:
             state = "Failed"
-        elif rec.operation in ("start", "migrate_from") or (rec.operation == "monitor" and rec.rc == 0):
+        elif rec.operation in ("start", "migrate_from") or (rec.operation == "monitor" and rec.rc == R.OCF_SUCCESS):
             state = "Started"
-        elif rec.operation == "promote" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == 8):
+        elif rec.operation == "promote" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == R.OCF_RUNNING_PROMOTED):
             state = "Promoted"
         elif rec.operation == "demote":
             state = "Unpromoted"
-        elif rec.operation == "stop" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == 7):
+        elif rec.operation == "stop" or (rec.operation == "monitor" and rec.interval_ms == 0 and rec.rc == R.OCF_NOT_RUNNING):
             state = "Stopped"
         else:
             return
