@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Dict
 
 
-def cib(resources: str, constraints: str = "", options: Dict[str, str] | None = None) -> str:
+def cib(resources: str, constraints: str = "", options: Dict[str, str] | None = None, extra: str = "") -> str:
     """A pacemaker-3.0 CIB with these cluster options (stonith-enabled false unless given),
-    resources and constraints, no nodes and an empty status."""
+    resources and constraints (then `extra`, e.g. rsc_defaults), no nodes and an empty status."""
     opts = {"stonith-enabled": "false", **(options or {})}
     nvpairs = "\n".join(f'<nvpair id="o-{name}" name="{name}" value="{value}"/>' for name, value in opts.items())
     return f"""<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
@@ -20,16 +20,20 @@ def cib(resources: str, constraints: str = "", options: Dict[str, str] | None = 
 {resources}
 </resources>
 <constraints>{constraints}</constraints>
-</configuration><status/></cib>"""
+{extra}</configuration><status/></cib>"""
 
 
-def fence_device(socket: str, hosts: str, meta: Dict[str, str] | None = None, rsc: str = "fence") -> str:
-    """A stonith:fence_hadaemon primitive driving the harness's power switch at `socket`."""
+def fence_device(socket: str, hosts: str, meta: Dict[str, str] | None = None, rsc: str = "fence",
+                 monitor: str | None = None) -> str:
+    """A stonith:fence_hadaemon primitive driving the harness's power switch at `socket` (with a
+    recurring monitor every `monitor` when given)."""
     metas = "".join(f'<nvpair id="{rsc}-{k}" name="{k}" value="{v}"/>' for k, v in (meta or {}).items())
     return (f'<primitive id="{rsc}" class="stonith" type="fence_hadaemon">\n'
             f'<instance_attributes id="{rsc}-a"><nvpair id="{rsc}-ip" name="ipaddr" value="{socket}"/>\n'
             f'<nvpair id="{rsc}-hosts" name="pcmk_host_list" value="{hosts}"/></instance_attributes>\n'
             + (f'<meta_attributes id="{rsc}-m">{metas}</meta_attributes>\n' if metas else "")
+            + (f'<operations><op id="{rsc}-mon" name="monitor" interval="{monitor}" timeout="20s"/></operations>\n'
+               if monitor else "")
             + "</primitive>")
 
 

@@ -25,17 +25,11 @@ import pytest
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
+from tests.integration.cibs import cib
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<clone id="st-clone">
+CIB = cib("""<clone id="st-clone">
  <meta_attributes id="st-clone-meta">
   <nvpair id="st-clone-promotable" name="promotable" value="true"/>
   <nvpair id="st-clone-notify" name="notify" value="true"/>
@@ -68,10 +62,8 @@ CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker
  <instance_attributes id="mig-params"><nvpair id="mig-envfile" name="envfile" value="/run/mig.env"/></instance_attributes>
  <meta_attributes id="mig-meta"><nvpair id="mig-allow" name="allow-migrate" value="true"/></meta_attributes>
  <operations><op id="mig-mon" name="monitor" interval="3s" timeout="20s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="mig-prefers-node1" rsc="mig" node="node1" score="100"/></constraints>
-</configuration><status/></cib>"""
+</primitive>""",
+          '<rsc_location id="mig-prefers-node1" rsc="mig" node="node1" score="100"/>')
 
 
 def _read(path) -> str:

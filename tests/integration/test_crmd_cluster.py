@@ -13,22 +13,11 @@ import pytest
 from hadaemon.testing.crm import CrmCluster, dummy
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import run_cmd, wait_until
+from tests.integration.cibs import cib, dummy_primitive, fence_device
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
-<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
-</configuration><status/></cib>"""
+CIB = cib(dummy_primitive("d1"), '<rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>')
 
 
 def _where(crm, rsc="d1"):
@@ -139,25 +128,10 @@ def test_a_clean_stop_moves_the_resources_away_first():
         assert st["nodes"]["node1"]["state"] == "online", st
 
 
-FENCED_CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="true"/>
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<primitive id="fence" class="stonith" type="fence_hadaemon">
-<instance_attributes id="fence-a"><nvpair id="fence-ip" name="ipaddr" value="SOCKET"/>
-<nvpair id="fence-hosts" name="pcmk_host_list" value="node1 node2 node3"/></instance_attributes>
-<operations><op id="fence-mon" name="monitor" interval="10s" timeout="20s"/></operations>
-</primitive>
-<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
-<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>
-<rsc_location id="fence-node3" rsc="fence" node="node3" score="100"/></constraints>
-</configuration><status/></cib>"""
+FENCED_CIB = cib(fence_device("SOCKET", "node1 node2 node3", monitor="10s") + dummy_primitive("d1"),
+                 '<rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>'
+                 '<rsc_location id="fence-node3" rsc="fence" node="node3" score="100"/>',
+                 {"stonith-enabled": "true"})
 
 
 def test_a_lost_node_is_fenced_before_its_resource_starts_elsewhere():

@@ -6,23 +6,11 @@ import pytest
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
+from tests.integration.cibs import cib, dummy_primitive
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
-<configuration>
-<crm_config><cluster_property_set id="cib-bootstrap-options">
-<nvpair id="o-stonith" name="stonith-enabled" value="false"/>
-</cluster_property_set></crm_config>
-<nodes/>
-<resources>
-<primitive id="d1" class="ocf" provider="heartbeat" type="Dummy">
-<operations><op id="d1-mon" name="monitor" interval="2s" timeout="10s"/></operations>
-</primitive>
-</resources>
-<constraints><rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/></constraints>
-RSC_DEFAULTS
-</configuration><status/></cib>"""
+CIB = cib(dummy_primitive("d1"), '<rsc_location id="prefer-node1" rsc="d1" node="node1" score="100"/>', extra="RSC_DEFAULTS")
 
 CIB_STICKY_0 = ('<rsc_defaults><meta_attributes id="rd"><nvpair id="rd-s" name="resource-stickiness" value="0"/>'
                 '</meta_attributes></rsc_defaults>')
