@@ -98,7 +98,9 @@ class LocalResourceManager:
         self._scope_seq = 0
         self.rsc_tmp_dir = rsc_tmp_dir or os.environ.get("HA_RSCTMP") or DEFAULT_RSC_TMP_DIR
         try:
-            os.makedirs(self.rsc_tmp_dir, mode=0o755, exist_ok=True)
+            if not os.path.isdir(self.rsc_tmp_dir):
+                os.makedirs(self.rsc_tmp_dir, mode=0o755, exist_ok=True)
+                os.chmod(self.rsc_tmp_dir, 0o755)          # whatever the daemon's umask
         except OSError as exc:
             log.warning("cannot create the resource agents' temporary directory %s: %s", self.rsc_tmp_dir,
                         exc.strerror, extra={"EVENT": "rsctmp-failed"})
