@@ -217,6 +217,30 @@ def test_node_standby_maintenance_and_resource_disable(env, admin):
         env.wait_crm(admin, want)
 
 
+def test_ban_colocation_order_and_deleting_constraints(env, admin):
+    def ids():
+        return {c["id"]: c for c in admin.get_json("/api/constraints")[1]}
+
+    status, reply = admin.post("/api/crm/ban", {"resource": "mysql", "node": "admin2", "lifetime": ""})
+    assert status == 200, reply
+    ban = next(c for i, c in ids().items() if c["kind"] == "location" and "mysql" in i and "admin2" in i)
+    assert ban["attributes"]["score"] == "-INFINITY"
+    status, reply = admin.post("/api/crm/add_colocation", {"id": "web-with-db", "resource": "webserver",
+                                                           "with": "mysql", "score": "INFINITY"})
+    assert status == 200, reply
+    status, reply = admin.post("/api/crm/add_order", {"id": "db-then-web", "first": "mysql", "then": "webserver",
+                                                      "kind": "Mandatory"})
+    assert status == 200, reply
+    got = ids()
+    assert got["web-with-db"]["kind"] == "colocation" and got["db-then-web"]["kind"] == "order"
+    for cid in ("web-with-db", "db-then-web", ban["id"]):
+        status, reply = admin.post("/api/crm/delete_constraint", {"id": cid})
+        assert status == 200, (cid, reply)
+    assert not {"web-with-db", "db-then-web", ban["id"]} & set(ids())
+    status, reply = admin.post("/api/crm/delete_constraint", {"id": "web-with-db"})
+    assert status == 404 and reply["kind"] == "UnknownConstraint", reply
+
+
 def test_malformed_values_get_400_with_a_message(env, admin):
     cases = [
         ("/api/crm/move", {"resource": "webserver", "node": 7}, "node"),
@@ -313,6 +337,7 @@ def test_cib_read_and_replace_with_validation(env, admin):
 def test_agent_forms_come_from_meta_data(env, admin):
     code, agents = admin.get_json("/api/agents")
     assert code == 200 and "IPaddr2" in agents["ocf"]["heartbeat"] and "Filesystem" in agents["ocf"]["heartbeat"]
+    assert "dbus" in agents["systemd"] and "dbus" in agents["lsb"]   # dbus.service, /etc/init.d/dbus here
     code, md = admin.get_json("/api/agent?class=ocf&provider=heartbeat&type=IPaddr2")
     assert code == 200
     ip = next(p for p in md["parameters"] if p["name"] == "ip")
