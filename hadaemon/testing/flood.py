@@ -206,8 +206,9 @@ def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Se
             path.write_text("\n".join(d.hex() for d in pool) + "\n")
             paths.append(path)
         t0 = time.monotonic()
+        # a name per run: a Proc's log gathers every run of the same name
         runs = [cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)] + (["raw"] if spoof else []),
-                              name=f"flood{k}") for k, path in enumerate(paths)]
+                              name=path.stem) for path in paths]
         total = 0
         for p in runs:
             p.wait(seconds + 60)
