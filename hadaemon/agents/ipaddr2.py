@@ -117,6 +117,10 @@ class _Prepared:
         self.key, self.agent, self.where, self.announcement = key, agent, where, announcement
         self.removed = removed
         self.link_up = False   # a start's interface was up when prepared
+        self.go = threading.Event()         # trigger(): an armed start adds the address now
+        self.done = threading.Event()       # the armed start finished: its result
+        self.cancelled = False
+        self.result: Result | None = None
         self.made = time.monotonic()
 
     def close(self) -> None:
@@ -183,6 +187,8 @@ def discard(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     with _SENDERS_LOCK:
         entry = _PREPARED.pop((os.path.join(_state_dir(env), f"{params.get('ip', '')}.json"), action), None)
     if entry is not None:
+        entry.cancelled = True
+        entry.go.set()
         entry.close()
 
 
@@ -193,10 +199,53 @@ def _take_prepared(cfg: Config, action: str, params: Mapping[str, str],
         entry = _PREPARED.pop((path, action), None)
     if entry is None:
         return None
+    if entry.go.is_set() and not entry.cancelled:
+        return entry   # triggered: its armed thread is adding the address
     if entry.key != _prepared_key(params, env) or time.monotonic() - entry.made > PREPARED_TTL:
+        entry.cancelled = True
+        entry.go.set()
         entry.close()
         return None
     return entry
+
+
+def _lookup(action: str, params: Mapping[str, str], env: Mapping[str, str]) -> _Prepared | None:
+    path = os.path.join(_state_dir(env), f"{params.get('ip', '')}.json")
+    with _SENDERS_LOCK:
+        entry = _PREPARED.get((path, action))
+    return entry if entry is not None and entry.key == _prepared_key(params, env) else None
+
+
+def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], timeout: float) -> bool:
+    """Wait (in a thread of its own, up to timeout) until trigger() for a prepared start, then make its
+    change at once from this thread: add the address and send the first announcement. The start run
+    afterwards (execute) completes with that result. A handoff's new node arms its start so that the
+    release it receives only sets an event (pyroute2 cannot run on the daemon's event loop). False:
+    nothing prepared, not triggered in time, or discarded (then the start does it all itself)."""
+    entry = _lookup(action, params, env) if action == "start" else None
+    if entry is None or not entry.go.wait(timeout) or entry.cancelled:
+        return False
+    try:
+        entry.agent.start(entry.where, entry)
+        entry.result = Result(OCF_SUCCESS)
+    except OcfError as e:
+        log.error("%s", e.message)
+        entry.result = Result(e.rc, e.message)
+    except Exception as e:  # noqa: BLE001 - netlink or file errors: reported by the start
+        log.exception("start failed")
+        entry.result = Result(OCF_ERR_GENERIC, f"start failed: {e}")
+    finally:
+        entry.done.set()
+    return True
+
+
+def trigger(action: str, params: Mapping[str, str], env: Mapping[str, str]) -> bool:
+    """Let armed_start() go (cheap: from an event loop). False when nothing is prepared."""
+    entry = _lookup(action, params, env)
+    if entry is None or entry.cancelled:
+        return False
+    entry.go.set()
+    return True
 
 
 def _state_dir(env: Mapping[str, str]) -> str:
@@ -584,6 +633,12 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
             else None
         if ready is not None:   # prepared ahead (prepare()): placement found (start: announcement built)
             agent, where = ready.agent, ready.where
+            if ready.go.is_set():   # armed and triggered: the armed thread adds it (or did)
+                if ready.done.wait(max(1.0, float(meta.get("timeout", "20000") or 20000) / 1000.0)):
+                    return ready.result or Result(OCF_ERR_GENERIC, "start failed")
+                return Result(OCF_ERR_GENERIC, "the armed start did not finish")
+            ready.cancelled = True   # not triggered: an armed thread still waiting gives up
+            ready.go.set()
             if action == "start":
                 agent.start(where, ready)
             else:

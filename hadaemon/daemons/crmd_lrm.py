@@ -45,6 +45,7 @@ class LocalExecutor:
         self._gates: Dict[str, Tuple[str, asyncio.Future]] = {}   # leader's tkey -> (its node, a follower's wait)
         self._released: Dict[Tuple[str, str], float] = {}     # (node, tkey) told before the follower arrived
         self._release_sent: Dict[str, float] = {}             # tkeys whose followers were told
+        self._triggers: Dict[str, Tuple] = {}                 # leader's tkey -> (armed start's trigger, its key)
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -107,6 +108,13 @@ class LocalExecutor:
         """The leading node's action succeeded: the follower chain waiting for it starts."""
         node, fut = self._gates.get(tkey, ("", None))
         if fut is not None and node == src and not fut.done():
+            armed = self._triggers.pop(tkey, None)
+            if armed is not None:
+                try:
+                    if armed[0]():   # its thread adds the address now: the action has begun
+                        self._chained.discard(armed[1])
+                except Exception:  # noqa: BLE001 - the start then does it all itself
+                    log.exception("triggering the armed start failed")
             fut.set_result(True)
             return
         now = time.monotonic()
@@ -154,6 +162,12 @@ class LocalExecutor:
         for i, o in enumerate(ops):
             if (i == 0 and msg.get("after")) or (o.get("release_to") and o["op"].get("name") == "stop"):
                 prep[i] = asyncio.ensure_future(self._prepare(o))
+        after = str(msg.get("after") or "")
+        if ops and after:
+            # armed: a thread waits to add the address; the release only sets its event
+            timeout = float(msg.get("after_timeout_s") or 60.0)
+            prep[0].add_done_callback(
+                lambda f: f.cancelled() or not f.result() or self._arm(after, ops[0], timeout, keys[0]))
         try:
             if ops and msg.get("after"):
                 if not await self._handed_off(msg, keys[0]):
@@ -177,6 +191,7 @@ class LocalExecutor:
                 if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
                     self._stopped.update(keys[i + 1:])
         finally:
+            self._triggers.pop(after, None)
             self._chained.difference_update(keys)
             self._stopped.difference_update(keys)
             for i, fut in prep.items():
@@ -211,6 +226,19 @@ class LocalExecutor:
         except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
             log.exception("preparing %s %s failed", rsc.id, op.name)
             return False
+
+    def _arm(self, after: str, o: dict, timeout: float, first_key: str) -> None:
+        from hadaemon.io.lrm.prepare import arm
+
+        if first_key in self._stopped or first_key not in self._chained:
+            return
+        try:
+            trigger = arm(self.lrm, *self._request(o), timeout)
+        except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
+            log.exception("arming %s failed", o["rsc"].get("id"))
+            return
+        if trigger is not None:
+            self._triggers[after] = (trigger, first_key)
 
     def _discard(self, o: dict) -> None:
         from hadaemon.io.lrm.prepare import discard

@@ -569,19 +569,32 @@ if between == "added":     # someone else adds the address after the start was p
     subprocess.run(["ip", "addr", "add", ip + "/24", "dev", "eth0"], check=True)
 if between == "changed":   # the start comes with other parameters: the prepared one is not used
     params = dict(params, arp_count="1")
+armed = None
+if between in ("armed", "armed-not-triggered"):   # a thread waits for trigger() to add the address
+    import threading
+    armed = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start("start", params, env, 30)))
+    armed.start()
+    time.sleep(0.1)
+    if between == "armed":
+        out["triggered"] = ipaddr2.trigger("start", params, env)
 t0 = time.monotonic()
 res = ipaddr2.execute("start", params, env)
+if armed is not None:
+    armed.join(5)
+    out["armed_alive"] = armed.is_alive()
 out.update(rc=res.rc, reason=res.reason, seconds=time.monotonic() - t0, left=len(ipaddr2._PREPARED))
 print(json.dumps(out), flush=True)
 time.sleep(0.5)   # the later rounds are sent by a thread of this process (in-process, as in ha-crmd)
 """
 
 
-@pytest.mark.parametrize("between", ["nothing", "added", "changed"])
+@pytest.mark.parametrize("between", ["nothing", "added", "changed", "armed", "armed-not-triggered"])
 def test_a_prepared_start_adds_and_announces(c, cleanup, between):
     """prepare() (a handoff's new node, while the old one stops) then start: the same result as an
     unprepared start (address, state, GARPs on the wire); an address that appeared in between is
-    found as an unprepared start finds it; other parameters do not use what was prepared."""
+    found as an unprepared start finds it; other parameters do not use what was prepared. Armed: a
+    thread adds the address when triggered and the start returns its result; not triggered, the
+    start does it itself and the armed thread gives up."""
     import json
 
     ip = vip(c, 47)
@@ -599,6 +612,8 @@ def test_a_prepared_start_adds_and_announces(c, cleanup, between):
     out = json.loads(cp.stdout.strip().splitlines()[-1])
     assert out["prepared"] is True and out["rc"] == 0, out
     assert out["left"] == 0          # taken (or dropped) by the start
+    if between.startswith("armed"):
+        assert out["armed"] is (between == "armed") and out["armed_alive"] is False, out
     assert has_addr(c, "node1", ip, 24)
     sent = garps(frames, ip, mac)
     state = c.workdir / "run" / "node1" / "ipaddr2" / f"{ip}.json"

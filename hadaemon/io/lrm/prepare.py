@@ -6,7 +6,8 @@ pool with the environment `LocalResourceManager` gives the same operation, so th
 later through `lrm.execute(rsc, op)` finds the work done (hadaemon.agents.ipaddr2: placement and
 checks; for a start the announcement's socket and frames: the start then only adds the address and
 announces it, the stop only removes it). Nothing is changed on the node by preparing; `discard`
-drops what was prepared for an operation that will not run (a chain stopped before it).
+drops what was prepared for an operation that will not run (a chain stopped before it). `arm` has a
+prepared start wait in a thread for a trigger, so that a handoff's release only sets an event.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import logging
 
 from hadaemon.core.lrm.ops import BUILTIN_AGENTS, OpRequest, ResourceSpec, ocf_environment
 
-__all__ = ["prepare", "discard"]
+__all__ = ["prepare", "discard", "arm"]
 
 log = logging.getLogger("hadaemon.lrm")
 
@@ -72,3 +73,16 @@ def discard(lrm, rsc: ResourceSpec, op: OpRequest) -> None:
     call = _agent_call(lrm, rsc, op)
     if call is not None and hasattr(call[0], "discard"):
         call[0].discard(op.name, call[1], call[2])
+
+
+def arm(lrm, rsc: ResourceSpec, op: OpRequest, timeout: float):
+    """For a prepared start: a thread of the LRM's pool waits (up to timeout) to make its change; the
+    returned trigger() (cheap, from the event loop) lets it go at once, without the operation's
+    way through the loop and the LRM. None when the agent cannot (the operation does it all)."""
+    call = _agent_call(lrm, rsc, op)
+    if call is None or not hasattr(call[0], "armed_start"):
+        return None
+    agent, params, env = call
+    fut = asyncio.get_running_loop().run_in_executor(None, agent.armed_start, op.name, params, env, timeout)
+    fut.add_done_callback(lambda f: f.cancelled() or f.exception())   # retrieved: logged by the agent
+    return functools.partial(agent.trigger, op.name, params, env)
