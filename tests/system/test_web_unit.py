@@ -73,7 +73,13 @@ def test_web_unit_under_systemd(rootfs):
             cp = ct.run(["python3", "/root/client.py", "wrong"], timeout=120)
             assert json.loads(cp.stdout)["login"] == 401
 
+            # systemctl reload (the unit's ExecReload, SIGHUP): the same process loads the certificate again
             main_pid = show(ct, "MainPID")
+            assert ct.systemctl("reload", UNIT, timeout=60).returncode == 0
+            wait_until(lambda: any(e.get("EVENT") == "reload" for e in ct.journal(UNIT)), 30,
+                       message="EVENT=reload in ha-web's journal")
+            assert show(ct, "MainPID") == main_pid and show(ct, "ActiveState") == "active"
+
             assert ct.run(["kill", "-9", main_pid]).returncode == 0
             wait_until(lambda: show(ct, "MainPID") not in ("0", main_pid) and show(ct, "ActiveState") == "active",
                        60, message="ha-web restarted by systemd")

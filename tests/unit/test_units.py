@@ -30,7 +30,13 @@ def test_the_daemons_are_there():
     assert {"ha-heartbeat.service", "ha-crmd.service", "ha-ldirectord.service"} <= names
 
 
-@pytest.mark.parametrize("name", ["ha-heartbeat.service", "ha-crmd.service", "ha-ldirectord.service"])
+def test_every_long_running_unit_is_held_to_the_contract():
+    assert {u.name for u in DAEMONS} == {"ha-heartbeat.service", "ha-crmd.service", "ha-ldirectord.service",
+                                        "ha-web.service"}
+
+
+@pytest.mark.parametrize("name", ["ha-heartbeat.service", "ha-crmd.service", "ha-ldirectord.service",
+                                  "ha-web.service"])
 def test_daemon_unit_contract(name):
     s = settings(REPO / "units" / name)
     assert s.get("WatchdogSec"), "no WatchdogSec"
