@@ -15,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 FAKE_COMPARE = """\
+import sys
 from pathlib import Path
 corpus = Path(sys.argv[1])
 assert sys.argv[2:] == [{hactl!r}, "simulate", "{{xml}}"], sys.argv
