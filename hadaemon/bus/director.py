@@ -462,6 +462,7 @@ async def export(director, bus=None):
     set_send_buffer(bus, SEND_BUFFER)
     bus.add_message_handler(on_message)
     iface.snapshot = snapshot
+    invalidate()                  # encode the rows now, a slice per loop turn, not all at the first read
 
     director.listeners.append(on_event)
     import logging

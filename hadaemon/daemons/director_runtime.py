@@ -255,6 +255,7 @@ whose maintenance flag changed), ("table", keys)
         await asyncio.sleep(0)
         self._run_fallback_commands()
         await self._start_checks()
+        await asyncio.sleep(0)
         self.daemon_status = STATUS_RUNNING
         self._emit("reload", self.config_path)
 

@@ -57,7 +57,8 @@ class HealthState:
             object.__setattr__(self, "up_counts", counts)
 
     def get(self, pair: Pair) -> RealHealth:
-        return self.reals.get(pair, RealHealth())
+        h = self.reals.get(pair)
+        return _NO_HISTORY if h is None else h       # (no RealHealth made per call: this is on the check path)
 
     def any_up(self, plan: Plan, vkey: str) -> bool:
         return self.up_counts.get(vkey, 0) > 0
@@ -79,6 +80,9 @@ class HealthState:
         reals = dict(old)
         reals.update(changes)
         return HealthState(reals, self.fallback_command, counts)
+
+
+_NO_HISTORY = RealHealth()       # frozen: one shared instance for "nothing known yet"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ _LINGER0 = struct.pack("ii", 1, 0)
 _REDIRECTS = (301, 302, 303, 307, 308)
 _NONBLOCK_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _EPOLLIN, _EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+POLL_BATCH = 64        # sockets handled per turn of the event loop (see Prober._poll)
 _monotonic = time.monotonic
 DoneCallback = Callable[[object, "bool | None", str, float], None]
 
@@ -191,8 +192,10 @@ class Prober:
     # ---- progress --------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        # at most POLL_BATCH sockets per turn of the event loop: the epoll descriptor stays readable while
+        # more are ready, so the rest come next turn, after whatever else waits (a D-Bus call)
         flights = self._flights
-        for fd, _ev in self._ep.poll(0):
+        for fd, _ev in self._ep.poll(0, POLL_BATCH):
             f = flights.get(fd)
             if f is None:
                 continue

@@ -53,7 +53,7 @@ class CheckScheduler:
                  max_concurrent: int | None = None, flush_interval: float = 0.1,
                  shard: Tuple[int, int] = (0, 1)):
         self._on_results = on_results
-        self.burst = 64
+        self.burst = 32            # checks started per turn of the event loop (see _tick)
         self.quantum = 0.005
         self.shard, self.shards = shard
         self._kind_for = kind_for or self._default_kind
