@@ -42,11 +42,14 @@ def test_install_lays_out_the_package_like_pip(tmp_path):
                         capture_output=True, text=True, timeout=120)
     assert cp.returncode == 0, cp.stderr
     root = tmp_path / site.lstrip("/")
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "hadaemon"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    expected = {p for p in tracked if p.endswith(".py") and (REPO / p).exists()
-                and (REPO / p).parent.joinpath("__init__.py").exists()}
-    expected |= {p for p in tracked if p.startswith("hadaemon/web/static/")}
+    # what setuptools' packages.find + package-data take from the tree on disk: the modules of every directory
+    # that is a package all the way up, and hadaemon/web/static/*
+    def in_package(path: Path) -> bool:
+        dirs = [REPO / d for d in path.relative_to(REPO).parents if d != Path(".")]
+        return all((d / "__init__.py").exists() for d in dirs)
+    expected = {str(f.relative_to(REPO)) for f in (REPO / "hadaemon").rglob("*.py")
+                if "__pycache__" not in f.parts and in_package(f)}
+    expected |= {str(f.relative_to(REPO)) for f in (REPO / "hadaemon/web/static").iterdir() if f.is_file()}
     got = {str(p.relative_to(root)) for p in (root / "hadaemon").rglob("*") if p.is_file()}
     assert got == expected, (sorted(got - expected)[:10], sorted(expected - got)[:10])
     info = root / "hadaemon-0.1.0.dist-info"
