@@ -66,8 +66,30 @@ print(json.dumps({"parse": t2 - t1, "schedule": t3 - t2, "actions": len(tr.graph
 TIME = shutil.which("time") or "/usr/bin/time"
 
 
-def run_child(argv, bound, stdout=subprocess.DEVNULL):
-    """Run argv; -> (wall seconds or None when over the bound, peak RSS in MB, stdout text or None).
+# Our children run with compiled bytecode, as an installed package does (Debian byte-compiles at install):
+# PYTHONDONTWRITEBYTECODE in the caller's environment would otherwise make every start compile the sources.
+CHILD_ENV = None
+
+
+def child_env(workdir: str) -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(workdir, "pycache")
+    return env
+
+
+def run_child(argv, bound, stdout=subprocess.DEVNULL, repeat=1):
+    """Run argv (repeat times: the median wall time); -> (wall seconds or None when over the bound, peak
+    RSS in MB, stdout text or None)."""
+    runs = [_run_child(argv, bound, stdout) for _ in range(max(1, repeat))]
+    if any(r[0] is None for r in runs):
+        return None, None, None
+    walls = sorted(r[0] for r in runs)
+    return statistics.median(walls), max(r[1] or 0 for r in runs) or None, runs[-1][2]
+
+
+def _run_child(argv, bound, stdout=subprocess.DEVNULL):
+    """One run of argv; -> (wall seconds or None when over the bound, peak RSS in MB, stdout text or None).
     The RSS comes from GNU time (exec'd from a small process); a child forked straight from this
     (large) Python would inherit our high-water mark in its ru_maxrss."""
     use_time = os.access(TIME, os.X_OK)
@@ -75,7 +97,7 @@ def run_child(argv, bound, stdout=subprocess.DEVNULL):
         full = [TIME, "-f", "%M", "-o", rss_file.name] + argv if use_time else argv
         start = time.perf_counter()
         proc = subprocess.Popen(full, stdout=out if stdout is None else stdout, stderr=subprocess.DEVNULL,
-                                cwd=str(REPO), start_new_session=True)
+                                cwd=str(REPO), start_new_session=True, env=CHILD_ENV)
         try:
             proc.wait(timeout=bound)
         except subprocess.TimeoutExpired:
@@ -163,7 +185,7 @@ def generate_clone_cib(nodes: int, clones: int, promotable: int, state: str) -> 
             + "".join(states) + "</status></cib>")
 
 
-def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=None):
+def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=None, repeat=1):
     if clones is not None:
         n_clones, n_prom = clones
         path = os.path.join(workdir, f"bench-{nodes}x{n_clones}c{n_prom}p-{state}.xml")
@@ -176,28 +198,49 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
         with open(path, "w") as f:
             f.write(generate_bench_cib(nodes, prims, state, seed=1))
     row = {"nodes": nodes, "prims": prims, "state": state, "bytes": os.path.getsize(path)}
+    # whole processes of small inputs take tens of ms, in the noise of a shared machine: median of `repeat`
+    rep = repeat if nodes * prims <= 2000 else 1
     if clones is not None:
         row["clones"] = f"{clones[0]}c+{clones[1]}p"
     if have_ours:
         try:
-            wall, rss, text = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None)
+            wall, rss, text = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None, repeat=rep)
             info = json.loads(text) if text else {}
             row.update(ours=(info["parse"] + info["schedule"]) if info else None, ours_rss=rss, ours_wall=wall,
                        parse=info.get("parse"), actions=info.get("actions"))
         except RuntimeError as e:
             row.update(ours=None, ours_rss=None, ours_error=str(e))
     if have_crm:
-        wall, rss, _ = run_child(["crm_simulate", "-R", "-x", path], CRM_BOUND)
+        wall, rss, _ = run_child(["crm_simulate", "-R", "-x", path], CRM_BOUND, repeat=rep)
         row.update(crm=wall, crm_rss=rss)
     if full_sim and have_ours:
         try:
-            row["sim_ours"], row["sim_ours_rss"], _ = run_child(hactl_argv() + ["simulate", path], OURS_BOUND)
+            row["sim_ours"], row["sim_ours_rss"], _ = run_child(hactl_argv() + ["simulate", path], OURS_BOUND,
+                                                                repeat=rep)
         except RuntimeError:
             row["sim_ours"], row["sim_ours_error"] = None, True
     if full_sim and (crm_s if clones is not None else prims <= SMALL):
         if have_crm:
-            row["sim_crm"], row["sim_crm_rss"], _ = run_child(["crm_simulate", "-S", "-x", path], SIM_BOUND)
+            row["sim_crm"], row["sim_crm_rss"], _ = run_child(["crm_simulate", "-S", "-x", path], SIM_BOUND,
+                                                              repeat=rep)
     return row
+
+
+def startup(workdir: str, repeat: int) -> None:
+    """Compile our bytecode once (a warm-up run), then print the floor a Python process cannot go below:
+    the interpreter alone, with and without site (the venv's editable-install hook), and our imports."""
+    path = os.path.join(workdir, "warmup.xml")
+    with open(path, "w") as f:
+        f.write(generate_bench_cib(2, 10, "fresh", seed=1))
+    run_child(hactl_argv() + ["simulate", path], OURS_BOUND)
+    figures = []
+    for label, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
+                        ("python -I -S -c pass", [sys.executable, "-I", "-S", "-c", "pass"]),
+                        ("imports (cib + policy)", [sys.executable, "-c",
+                                                    "import hadaemon.core.cib, hadaemon.core.policy"])):
+        wall, _, _ = run_child(argv, OURS_BOUND, repeat=max(repeat, 5))
+        figures.append(f"{label} {1000 * wall:.0f} ms")
+    print("start-up (median): " + ", ".join(figures), flush=True)
 
 
 def print_row(r, have_ours):
@@ -244,6 +287,8 @@ def main(argv=None) -> int:
                                      + " ".join("x".join(map(str, c)) for c in FULL_CLONES) + "; --quick: "
                                      + " ".join("x".join(map(str, c)) for c in QUICK_CLONES) + "; 0 for none)")
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="runs per measurement of small inputs (nodes x primitives <= 2000), median (default 5)")
     args = ap.parse_args(argv)
     sizes = parse_sizes(args.sizes) if args.sizes else QUICK_SIZES if args.quick else FULL_SIZES
     states = [s for s in args.states.split(",") if s]
@@ -256,10 +301,15 @@ def main(argv=None) -> int:
           f" {'us/act':>7} {'us/NR':>6}"
           f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7} {'hactl s':>8} {'h/crm':>7}")
     rows = []
+    global CHILD_ENV
     with tempfile.TemporaryDirectory(prefix="hadbench-") as workdir:
+        CHILD_ENV = child_env(workdir)
+        if have_ours:
+            startup(workdir, args.repeat)
         for nodes, prims in sizes:
             for state in states:
-                row = measure(nodes, prims, state, workdir, have_ours, have_crm, not args.no_simulate)
+                row = measure(nodes, prims, state, workdir, have_ours, have_crm, not args.no_simulate,
+                              repeat=args.repeat)
                 rows.append(row)
                 print_row(row, have_ours)
         if args.clones == "0":
@@ -271,7 +321,7 @@ def main(argv=None) -> int:
         for nodes, n_clones, n_prom in clone_sizes:
             for state in states:
                 row = measure(nodes, 0, state, workdir, have_ours, have_crm, not args.no_simulate,
-                              clones=(n_clones, n_prom))
+                              clones=(n_clones, n_prom), repeat=args.repeat)
                 rows.append(row)
                 print_row(row, have_ours)
     if args.json:

@@ -28,9 +28,21 @@ def _version() -> str:
         return __version__
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs tens of ms at every start-up)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"hactl (hadaemon) {_version()}\n", sys.stdout)
+        parser.exit()
+
+
 def build_parser(only=None):
     parser = argparse.ArgumentParser(prog="hactl", description="Drive and inspect a hadaemon cluster.")
-    parser.add_argument("--version", action="version", version=f"hactl (hadaemon) {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, helptext) in SUBCOMMANDS.items():
         if only and name != only:

@@ -65,11 +65,9 @@ def _execution_date(data: bytes) -> int | None:
 
 
 def run(args) -> int:
-    import xml.etree.ElementTree as ET
-
+    # imports only what this run needs: a plain simulation (no injection, no saved CIB) never loads
+    # ElementTree or the injection code (start-up time is most of a small CIB's run)
     from hadaemon.core.cib import parse_cib
-    from hadaemon.core.cib.dates import parse_datetime
-    from hadaemon.core.policy import inject as I
     from hadaemon.core.policy import schedule
 
     name = "<stdin>" if args.file == "-" else args.file
@@ -82,7 +80,7 @@ def run(args) -> int:
     except OSError as err:
         print(f"{name}:0: cannot read: {err.strerror}", file=sys.stderr)
         return 2
-    from hadaemon.cli.verify import old_cib_refusal
+    from hadaemon.cli.oldcib import old_cib_refusal
     refusal = old_cib_refusal(data, name)
     if refusal is not None:
         print(refusal, file=sys.stderr)
@@ -91,24 +89,35 @@ def run(args) -> int:
     if now is None:
         now = int(time.time())
     if args.set_datetime:
+        from hadaemon.core.cib.dates import parse_datetime
         when = parse_datetime(args.set_datetime)
         if when is None:
             print(f"hactl simulate: --set-datetime '{args.set_datetime}' is not an ISO 8601 date", file=sys.stderr)
             return 2
         now = when
+    what_if = bool(args.node_up or args.node_down or args.node_fail or args.op_inject or args.op_fail
+                   or args.ticket_grant or args.ticket_revoke or args.ticket_standby or args.ticket_activate
+                   or args.quorum is not None or args.watchdog is not None or args.save_input
+                   or args.save_output)
+    if what_if:
+        import xml.etree.ElementTree as ET
+
+        from hadaemon.core.policy import inject as I
     try:
-        inj = I.Injections(args.node_up, args.node_down, args.node_fail, args.op_inject, args.ticket_grant,
-                           args.ticket_revoke, args.ticket_standby, args.ticket_activate,
-                           _bool_option("--quorum", args.quorum), _bool_option("--watchdog", args.watchdog))
-        for spec in args.op_fail:
-            I.parse_op_spec(spec)
+        inj = None
+        if what_if:
+            inj = I.Injections(args.node_up, args.node_down, args.node_fail, args.op_inject, args.ticket_grant,
+                               args.ticket_revoke, args.ticket_standby, args.ticket_activate,
+                               _bool_option("--quorum", args.quorum), _bool_option("--watchdog", args.watchdog))
+            for spec in args.op_fail:
+                I.parse_op_spec(spec)
     except ValueError as err:
         print(f"hactl simulate: {err}", file=sys.stderr)
         return 2
     try:
         original = parse_cib(data, name)
         cib, modified, mods = original, None, []
-        if inj.any() or args.save_input or args.save_output:
+        if what_if:
             try:
                 root = ET.fromstring(data)
                 mods = I.apply_injections(root, inj, now)

@@ -10,6 +10,7 @@ from typing import Dict
 
 from hadaemon.core.cib.verify import (ERROR, AgentInfo, AgentSpec, XmlSyntaxError, agent_specs,
                                      parse_agent_metadata, parse_xml, verify)
+from hadaemon.cli.oldcib import old_cib_refusal
 
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 SYSTEMD_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
@@ -119,48 +120,6 @@ class AgentCatalogue:
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hadaemon", "agent-metadata")
-
-
-def old_cib_refusal(data: bytes, name: str) -> str | None:
-    """`name:line: error: ...` naming `hactl cib upgrade` when DATA is a Heartbeat 2.x CIB (as `hactl cib
-    import` and ha-crmd refuse it: such a file is converted, never silently misread), else None."""
-    import re
-
-    from xml.parsers import expat
-
-    from hadaemon.core.cib.upgrade import heartbeat2_reason
-    from hadaemon.core.cib.xmltree import XmlSyntaxError as TreeSyntaxError
-    from hadaemon.core.cib.xmltree import parse_xml as parse_tree
-
-    # heartbeat2_reason decides from <cib validate-with> alone when it names a schema from 1.0 on: read
-    # just the root element then, not the whole (possibly large) document a second time
-    root: dict = {}
-
-    class _Root(Exception):
-        pass
-
-    def start(tag, attrs):
-        root.update(attrs)
-        raise _Root
-
-    peek = expat.ParserCreate()
-    peek.StartElementHandler = start
-    try:
-        peek.Parse(data, True)
-    except (_Root, expat.ExpatError):
-        pass
-    vw = root.get("validate-with")
-    if vw is not None and not vw.startswith(("pacemaker-0.", "transitional-0.")):
-        return None
-    try:
-        reason = heartbeat2_reason(parse_tree(data, name))
-    except TreeSyntaxError:
-        return None
-    if reason is None:
-        return None
-    m = re.search(r"\(line (\d+)\)", reason)
-    return (f"{name}:{m.group(1) if m else 1}: {ERROR}: this is a Heartbeat 2.x CIB ({reason}); convert it first "
-            f"with `hactl cib upgrade {name} -o NEW.xml` (like `cibadmin --upgrade`), then use NEW.xml")
 
 
 def run(args) -> int:

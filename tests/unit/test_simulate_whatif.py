@@ -23,6 +23,7 @@ BASE = cib(nodes=("node1", "node2", "node3"), resources=[primitive("rsc1"), prim
            status=[node_state("node1", running("rsc1"), stopped("rsc2")),
                    node_state("node2", stopped("rsc1"), running("rsc2")),
                    node_state("node3", stopped("rsc1"), stopped("rsc2"))])
+FRESH = cib(nodes=("node1",), resources=[primitive("rsc1")])
 # fencing enabled but no fence device: node2 (lost, running rsc2) can be fenced only through the watchdog
 UNFENCEABLE = cib(resources=[primitive("rsc1"), primitive("rsc2")], options={"stonith-enabled": "true"},
                   status=[node_state("node1", running("rsc1"), stopped("rsc2")),
@@ -105,6 +106,28 @@ def test_op_fail_shows_the_failure_in_the_revised_status(tmp_path, capsys):
     assert rc == 0, err
     assert "Pretending action rsc2_start_0 failed on node3 (rc=1)" in out
     assert "rsc2\t(ocf:heartbeat:Dummy):\t FAILED node3" in out.split("Revised Cluster Status:")[1]
+
+
+def test_op_fail_alone_fails_the_action(tmp_path, capsys):
+    """--op-fail without any other injection still runs the transition with that action failed."""
+    f = tmp_path / "cib.xml"
+    f.write_text(FRESH)
+    rc, out, err = run(capsys, str(f), "--now", "1000", "--op-fail", "rsc1_start_0@node1=1")
+    assert rc == 0, err
+    assert "Pretending action rsc1_start_0 failed on node1 (rc=1)" in out
+    assert "rsc1\t(ocf:heartbeat:Dummy):\t FAILED node1" in out.split("Revised Cluster Status:")[1]
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+def test_op_fail_alone_against_crm_simulate(tmp_path, capsys):
+    f = tmp_path / "cib.xml"
+    f.write_text(FRESH)
+    crm = subprocess.run(["crm_simulate", "-x", str(f), "-S", "-F", "rsc1_start_0@node1=1"], capture_output=True,
+                         text=True, timeout=120).stdout
+    rc, out, err = run(capsys, str(f), "--op-fail", "rsc1_start_0@node1=1")
+    assert "rsc1\t(ocf:heartbeat:Dummy):\t FAILED node1" in crm.split("Revised Cluster Status:")[1]
+    assert crm.split("Revised Cluster Status:")[1] == out.split("Revised Cluster Status:")[1]
 
 
 def test_cib_from_standard_input(capsys):

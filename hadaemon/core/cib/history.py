@@ -1,7 +1,6 @@
 """Reading lrm history entries: op keys, expected results, and Pacemaker's call-id order."""
 from __future__ import annotations
 
-import hashlib
 from typing import Dict, List, Sequence, Tuple
 
 from hadaemon.core.cib.model import LrmOp
@@ -74,6 +73,8 @@ def active_ops(ops: Sequence[LrmOp]) -> List[LrmOp]:
 
 def digest(params: Dict[str, str]) -> str:
     """Pacemaker's operation digest: MD5 of the sorted <parameters> element."""
+    import hashlib  # here: loading OpenSSL costs start-up time to runs that never compare a digest
+
     attrs = "".join(f' {k}="{_esc(v)}"' for k, v in sorted(params.items()))
     return hashlib.md5(f" <parameters{attrs}/>\n".encode()).hexdigest()
 
