@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from typing import Callable, Dict, List, Tuple
@@ -11,16 +10,15 @@ from typing import Callable, Dict, List, Tuple
 from hadaemon.core.heartbeat import membership as mb
 from hadaemon.core.heartbeat import wire
 from hadaemon.core.heartbeat.messaging import Backpressure, Messenger, MessagingError
-from hadaemon.io.files import write_atomic
+from hadaemon.daemons.heartbeat_peers import load_peer_generations, save_peer_generations
 from hadaemon.io.udp import Transport, interface_up
 
-__all__ = ["HeartbeatNode", "DROP_REASONS"]
+__all__ = ["HeartbeatNode", "DROP_REASONS", "load_peer_generations"]
 
 log = logging.getLogger("ha-heartbeat")
 
 # every reason a received datagram can be dropped; all are reported (0 included)
 DROP_REASONS = ("oversized", "malformed", "auth", "version", "replay", "unknown-node", "stale", "generation")
-PEERS_FILE = "peers"   # in the state dir: "node generation" per line, the peers' last believed generations
 EPSILON = 0.001
 LOOP_STUCK, LOOP_STUCK_MIN = 2, 1.0   # the sender thread stops when the event loop has not run for this long
 
@@ -468,12 +466,7 @@ class HeartbeatNode:
         if not self.state_dir or self._persisted.get(node) == generation:
             return
         self._persisted[node] = generation
-        text = "".join(f"{n} {g}\n" for n, g in sorted(self._persisted.items()))
-        try:
-            write_atomic(os.path.join(self.state_dir, PEERS_FILE), text.encode(), 0o644)
-        except OSError as exc:
-            log.warning("%s: cannot persist peer generations: %s", self.state_dir, exc.strerror,
-                        extra={"NODE": node, "EVENT": "persist-failed"})
+        save_peer_generations(self.state_dir, self._persisted, node)
 
     def _undeliverable(self, failed) -> None:
         for u in failed:
@@ -487,28 +480,6 @@ class HeartbeatNode:
                 fn(kind, *args)
             except Exception:  # noqa: BLE001 - a listener must not break the protocol loop
                 log.exception("listener failed on %s", kind)
-
-
-def load_peer_generations(state_dir: str, nodes) -> Dict[str, int]:
-    """The peers' generations persisted in state_dir/peers (configured nodes only; bad lines skipped)."""
-    path = os.path.join(state_dir, PEERS_FILE)
-    known: Dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read(1 << 20).splitlines()
-    except FileNotFoundError:
-        return known
-    except OSError as exc:
-        log.warning("%s: unreadable (%s); peers' generations start unknown", path, exc.strerror)
-        return known
-    wanted = set(nodes)
-    for number, line in enumerate(lines, 1):
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in wanted and parts[1].isdigit() and int(parts[1]) < 1 << 64:
-            known[parts[0]] = int(parts[1])
-        elif parts:
-            log.warning("%s:%d: ignored (expected 'node generation' for a node of ha.cf)", path, number)
-    return known
 
 
 def _timing(cfg) -> mb.Timing:
