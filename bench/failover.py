@@ -62,6 +62,13 @@ def p99(values):
     return s[max(0, math.ceil(0.99 * len(s)) - 1)]
 
 
+def lost_requests(poller: Poller, t0: float, t1: float, timeout: float = 0.19) -> int:
+    """Requests sent between t0 and t1 that got no answer at all (the client gave up after its 0.2 s
+    timeout: the next request went out that late), as opposed to refused ones (answered at once)."""
+    s = [ts for ts, _ok, _who in poller.samples()]
+    return sum(1 for a, b in zip(s, s[1:]) if t0 <= a <= t1 and b - a >= timeout)
+
+
 def wait_served(poller: Poller, t: float, node: str, timeout: float) -> float:
     return wait_until(lambda: poller.first_ok_after(t, node), timeout, interval=0.05,
                       message=f"the client served by {node}")
@@ -72,7 +79,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
     dead = float(timing["deadtime"].replace("ms", "")) / (1000 if "ms" in timing["deadtime"] else 1)
     bound = dead + 90
     out = {"failover": [], "failback_gap": [], "migrate": [], "dual_active": 0, "stages": [],
-           "failback_stages": [], "migrate_stages": []}
+           "failback_stages": [], "migrate_stages": [], "failback_lost": [], "migrate_lost": []}
     with Cluster(["admin1", "admin2"], client=True, keep=keep) as c:
         e = Experiment1(c, groups=("webserver",))
         e.prepare_storage()
@@ -105,6 +112,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                         obs.wait(r, ["admin1"], bound)
                     time.sleep(1)
                     out["failback_gap"].append(poller.longest_gap(t, max(t_back, time.monotonic())))
+                    out["failback_lost"].append(lost_requests(poller, t, max(t_back, time.monotonic())))
                     out["failback_stages"].append(dict(
                         stages(c.workdir / "logs", MOVE_STAGES, "admin1", "admin2", wall), served=t_back - t))
                     t = time.monotonic()
@@ -113,6 +121,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                     t_m = wait_served(poller, t, "admin2", bound)
                     out["migrate"].append(t_m - t)
                     out["migrate_gap"] = out.get("migrate_gap", []) + [poller.longest_gap(t, t_m)]
+                    out["migrate_lost"].append(lost_requests(poller, t, t_m))
                     time.sleep(0.5)   # the logs are flushed
                     out["migrate_stages"].append(dict(
                         stages(c.workdir / "logs", MOVE_STAGES, "admin2", "admin1", wall), served=t_m - t))
@@ -121,8 +130,9 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                     for r in ("vip", "store", "httpd"):
                         obs.wait(r, ["admin1"], bound)
                     log(f"{name} run {i + 1}: failover {out['failover'][-1]:.3f} s, failback gap "
-                        f"{out['failback_gap'][-1]:.3f} s, migrate {out['migrate'][-1]:.3f} s, "
-                        f"overlaps so far {len(obs.dual_active())}")
+                        f"{out['failback_gap'][-1]:.3f} s ({out['failback_lost'][-1]} request(s) lost), migrate "
+                        f"{out['migrate'][-1]:.3f} s, gap {out['migrate_gap'][-1]:.3f} s ({out['migrate_lost'][-1]} "
+                        f"lost), overlaps so far {len(obs.dual_active())}, load {os.getloadavg()[0]:.1f}")
                 poller.stop()
             out["false_deaths"] = false_deaths(c.workdir / "logs", ["admin1", "admin2"], runs)
             out["dual_active"] = len([d for d in obs.dual_active() if d[2] == "vip"])
@@ -396,6 +406,10 @@ def summary(name: str, r: dict, log) -> None:
         f"on two: {r['dual_any']} ({r.get('dual_detail', '')})")
     if "false_deaths" in r:
         log(f"{name:5} false deaths (ha-heartbeat, beyond the cuts'): {r['false_deaths']}")
+    for key in ("failback_lost", "migrate_lost"):
+        if r.get(key):
+            log(f"{name:5} {key}: requests without any answer (given up after 0.2 s) per move: {r[key]} "
+                f"({sum(1 for x in r[key] if x)} of {len(r[key])} moves lost one or more)")
 
 
 def main(argv=None) -> int:
@@ -416,6 +430,7 @@ def main(argv=None) -> int:
     def log(text):
         print(text, flush=True)
 
+    load0 = os.getloadavg()[0]
     sets = ["seed", "fast"] if args.timings == "both" else [args.timings]
     results = {}
     for name in sets:
@@ -468,7 +483,7 @@ def main(argv=None) -> int:
                        f"pacemaker_dual_active={pm['dual_active']}", f"ratio_pacemaker={ours / pmed:.2f}"]
         else:
             fields.append("pacemaker=skipped")
-    fields.append(f"runs={args.runs} timings={args.timings}")
+    fields.append(f"runs={args.runs} timings={args.timings} load_avg={load0:.1f} load_avg_end={os.getloadavg()[0]:.1f}")
     print("RESULT " + " ".join(fields), flush=True)
     return 0
 

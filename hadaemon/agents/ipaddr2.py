@@ -117,9 +117,10 @@ class _Prepared:
         self.key, self.agent, self.where, self.announcement = key, agent, where, announcement
         self.removed = removed
         self.link_up = False   # a start's interface was up when prepared
-        self.go = threading.Event()         # trigger(): an armed start adds the address now
+        self.lock = threading.Lock()
+        self.state = "waiting"              # armed: -> "going" (its thread adds the address) or "cancelled"
+        self.wake: int | None = None        # the armed thread's wake-up pipe
         self.done = threading.Event()       # the armed start finished: its result
-        self.cancelled = False
         self.result: Result | None = None
         self.made = time.monotonic()
 
@@ -140,7 +141,7 @@ def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     the action, run in-process with the same parameters and environment within PREPARED_TTL, only
     changes the address. start: parse, find the interface and prefix, see that the address is not
     here yet, open the announcement's socket and build its frames (then: add, announce). stop: find
-    the address and that this agent may remove it (then: remove; `removed()` is called from the
+    the address and that this agent may remove it (then: remove; `removed(nic)` is called from the
     agent's thread as soon as the address is gone, before the stop's bookkeeping: a handoff's release).
     False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
     stop, any error): the action does all of its work itself."""
@@ -187,8 +188,10 @@ def discard(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     with _SENDERS_LOCK:
         entry = _PREPARED.pop((os.path.join(_state_dir(env), f"{params.get('ip', '')}.json"), action), None)
     if entry is not None:
-        entry.cancelled = True
-        entry.go.set()
+        if _set_state(entry, "cancelled") == "going":   # it went: the start will take it
+            with _SENDERS_LOCK:
+                _PREPARED.setdefault((entry.agent.state_path, action), entry)
+            return
         entry.close()
 
 
@@ -199,11 +202,10 @@ def _take_prepared(cfg: Config, action: str, params: Mapping[str, str],
         entry = _PREPARED.pop((path, action), None)
     if entry is None:
         return None
-    if entry.go.is_set() and not entry.cancelled:
-        return entry   # triggered: its armed thread is adding the address
+    if entry.state == "going":
+        return entry   # its armed thread is adding the address
     if entry.key != _prepared_key(params, env) or time.monotonic() - entry.made > PREPARED_TTL:
-        entry.cancelled = True
-        entry.go.set()
+        _set_state(entry, "cancelled")
         entry.close()
         return None
     return entry
@@ -216,15 +218,61 @@ def _lookup(action: str, params: Mapping[str, str], env: Mapping[str, str]) -> _
     return entry if entry is not None and entry.key == _prepared_key(params, env) else None
 
 
-def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], timeout: float) -> bool:
-    """Wait (in a thread of its own, up to timeout) until trigger() for a prepared start, then make its
-    change at once from this thread: add the address and send the first announcement. The start run
-    afterwards (execute) completes with that result. A handoff's new node arms its start so that the
-    release it receives only sets an event (pyroute2 cannot run on the daemon's event loop). False:
-    nothing prepared, not triggered in time, or discarded (then the start does it all itself)."""
+def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], timeout: float,
+                listen=None, on_go=None) -> bool:
+    """Wait (in a thread of its own, up to timeout) for the word to go for a prepared start, then make
+    its change at once from this thread: add the address and send the first announcement. The start
+    run afterwards (execute) completes with that result. A handoff's new node arms its start so that
+    the release it receives only sets an event (pyroute2 cannot run on the daemon's event loop). The
+    word: trigger(), or with listen=(ethertype, check) a frame of that ethertype on the address's
+    interface for which check(frame) is true (hadaemon.io.handoff: the old node's release, straight
+    from its agent). on_go() is called once the address is added and announced. False: nothing
+    prepared, no word in time, or cancelled (then the start does it all itself)."""
+    import select
+
     entry = _lookup(action, params, env) if action == "start" else None
-    if entry is None or not entry.go.wait(timeout) or entry.cancelled:
+    if entry is None:
         return False
+    rfd, wfd = os.pipe()
+    link = None
+    try:
+        with entry.lock:
+            if entry.state != "waiting":
+                return False
+            entry.wake = wfd
+        if listen is not None:
+            from hadaemon.io import garp
+
+            try:
+                link = garp.LinkSocket(entry.where.nic, listen[0])
+            except OSError as e:
+                log.warning("cannot listen for the release on %s: %s", entry.where.nic, e)
+        deadline = time.monotonic() + timeout
+        while True:
+            with entry.lock:
+                if entry.state == "cancelled":
+                    return False
+                if entry.state == "going":
+                    break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([rfd] + ([link.sock] if link else []), [], [], left)
+            if link is not None and link.sock in ready:
+                frame, addr = link.sock.recvfrom(2048)
+                if addr[2] != garp.PACKET_OUTGOING and listen[1](frame):
+                    with entry.lock:
+                        if entry.state == "waiting":
+                            entry.state = "going"
+            if rfd in ready:
+                os.read(rfd, 64)
+    finally:
+        with entry.lock:
+            entry.wake = None
+        os.close(rfd)
+        os.close(wfd)
+        if link is not None:
+            threading.Thread(target=link.close, name="handoff-close", daemon=True).start()
     try:
         entry.agent.start(entry.where, entry)
         entry.result = Result(OCF_SUCCESS)
@@ -236,16 +284,36 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
         entry.result = Result(OCF_ERR_GENERIC, f"start failed: {e}")
     finally:
         entry.done.set()
+    if on_go is not None:
+        try:
+            on_go()
+        except Exception:  # noqa: BLE001
+            log.exception("armed start notification failed")
     return True
+
+
+def _set_state(entry: _Prepared, want: str) -> str:
+    """Move a waiting entry to want ("going" or "cancelled") and wake its armed thread; the state after."""
+    with entry.lock:
+        if entry.state == "waiting":
+            entry.state = want
+            if entry.wake is not None:
+                os.write(entry.wake, b"x")
+        return entry.state
 
 
 def trigger(action: str, params: Mapping[str, str], env: Mapping[str, str]) -> bool:
-    """Let armed_start() go (cheap: from an event loop). False when nothing is prepared."""
+    """Let armed_start() go (cheap: from an event loop). True when the armed start goes (now or it
+    already went: the start's change is under way), False when nothing is prepared or it was cancelled."""
     entry = _lookup(action, params, env)
-    if entry is None or entry.cancelled:
-        return False
-    entry.go.set()
-    return True
+    return entry is not None and _set_state(entry, "going") == "going"
+
+
+def cancel_armed(action: str, params: Mapping[str, str], env: Mapping[str, str]) -> bool:
+    """Cancel an armed start that has not gone: True (or nothing armed); False when it went already
+    (its change is made: the start must run and report it)."""
+    entry = _lookup(action, params, env)
+    return entry is None or _set_state(entry, "cancelled") == "cancelled"
 
 
 def _state_dir(env: Mapping[str, str]) -> str:
@@ -593,7 +661,7 @@ class Agent:
                                                 f"[{where.nic}]: {e}") from e
         if ready.removed is not None:
             try:
-                ready.removed()
+                ready.removed(where.nic)
             except Exception:  # noqa: BLE001 - the caller's notification must not fail the stop
                 log.exception("address removal notification failed")
         self.drop_state()
@@ -633,12 +701,10 @@ def execute(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
             else None
         if ready is not None:   # prepared ahead (prepare()): placement found (start: announcement built)
             agent, where = ready.agent, ready.where
-            if ready.go.is_set():   # armed and triggered: the armed thread adds it (or did)
+            if _set_state(ready, "cancelled") == "going":   # armed, and it went: its thread adds it
                 if ready.done.wait(max(1.0, float(meta.get("timeout", "20000") or 20000) / 1000.0)):
                     return ready.result or Result(OCF_ERR_GENERIC, "start failed")
                 return Result(OCF_ERR_GENERIC, "the armed start did not finish")
-            ready.cancelled = True   # not triggered: an armed thread still waiting gives up
-            ready.go.set()
             if action == "start":
                 agent.start(where, ready)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import xml.etree.ElementTree as ET
 from typing import Dict, Tuple
@@ -45,7 +46,8 @@ class LocalExecutor:
         self._gates: Dict[str, Tuple[str, asyncio.Future]] = {}   # leader's tkey -> (its node, a follower's wait)
         self._released: Dict[Tuple[str, str], float] = {}     # (node, tkey) told before the follower arrived
         self._release_sent: Dict[str, float] = {}             # tkeys whose followers were told
-        self._triggers: Dict[str, Tuple] = {}                 # leader's tkey -> (armed start's trigger, its key)
+        self._triggers: Dict[str, Tuple] = {}   # leader's tkey -> (armed start's trigger, cancel, its key)
+        self._keys = None                       # authkeys for release frames (False: unavailable)
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -112,7 +114,7 @@ class LocalExecutor:
             if armed is not None:
                 try:
                     if armed[0]():   # its thread adds the address now: the action has begun
-                        self._chained.discard(armed[1])
+                        self._chained.discard(armed[2])
                 except Exception:  # noqa: BLE001 - the start then does it all itself
                     log.exception("triggering the armed start failed")
             fut.set_result(True)
@@ -166,12 +168,16 @@ class LocalExecutor:
         if ops and after:
             # armed: a thread waits to add the address; the release only sets its event
             timeout = float(msg.get("after_timeout_s") or 60.0)
-            prep[0].add_done_callback(
-                lambda f: f.cancelled() or not f.result() or self._arm(after, ops[0], timeout, keys[0]))
+            prep[0].add_done_callback(lambda f: f.cancelled() or not f.result() or self._arm(
+                after, ops[0], timeout, keys[0], str(msg.get("after_node") or "")))
         try:
             if ops and msg.get("after"):
                 if not await self._handed_off(msg, keys[0]):
-                    self._stopped.add(keys[0])
+                    armed = self._triggers.get(after)
+                    if armed is None or armed[1]():   # cancelled before it went: the chain does not start
+                        self._stopped.add(keys[0])
+                    else:   # the old node's frame made it go: the start runs and reports
+                        self._stopped.discard(keys[0])
                 prepared = await prep[0]
                 log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
                          extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
@@ -216,10 +222,18 @@ class LocalExecutor:
             return False
         removed = None
         if o.get("release_to") and op.name == "stop":
+            from hadaemon.io import handoff
+
             loop = asyncio.get_running_loop()
             tkey, peers = str(o["tkey"]), [str(p) for p in o["release_to"]]
+            keys, local = self._authkeys(), self.node.local_node
 
-            def removed():   # the agent's thread, the moment the address is gone
+            def removed(nic):   # the agent's thread, the moment the address is gone
+                if keys is not None:
+                    try:   # the short way: one signed frame on the address's own segment
+                        handoff.send_release(nic, keys, local, tkey)
+                    except OSError as exc:
+                        log.warning("release frame on %s not sent: %s", nic, exc)
                 loop.call_soon_threadsafe(self._send_release, tkey, peers)
         try:
             return await prepare(self.lrm, rsc, op, removed=removed)
@@ -227,18 +241,49 @@ class LocalExecutor:
             log.exception("preparing %s %s failed", rsc.id, op.name)
             return False
 
-    def _arm(self, after: str, o: dict, timeout: float, first_key: str) -> None:
+    def _authkeys(self):
+        """The cluster's authkeys (next to ha.cf, as ha-heartbeat reads them) for the release frames;
+        None when unreadable (releases then go through ha-heartbeat only)."""
+        if self._keys is None:
+            self._keys = False
+            try:
+                from hadaemon.core.heartbeat.authkeys import load_authkeys
+
+                path = os.path.join(os.path.dirname(self.node.cfg.path), "authkeys")
+                self._keys = load_authkeys(path)
+            except Exception as exc:  # noqa: BLE001 - an optimisation: the ha-heartbeat path remains
+                log.info("handoff release frames off (authkeys: %s)", exc, extra={"EVENT": "handoff"})
+        return self._keys or None
+
+    def _arm(self, after: str, o: dict, timeout: float, first_key: str, after_node: str) -> None:
+        from hadaemon.io import handoff
         from hadaemon.io.lrm.prepare import arm
 
         if first_key in self._stopped or first_key not in self._chained:
             return
+        keys = self._authkeys()
+        listen = None
+        if keys is not None and after_node:
+            want = (after_node, after)
+            listen = (handoff.ETH_P_HANDOFF, lambda frame: handoff.parse_release(frame, keys) == want)
+        loop = asyncio.get_running_loop()
         try:
-            trigger = arm(self.lrm, *self._request(o), timeout)
+            armed = arm(self.lrm, *self._request(o), timeout, listen=listen,
+                        on_go=lambda: loop.call_soon_threadsafe(self._armed_went, after, first_key))
         except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
             log.exception("arming %s failed", o["rsc"].get("id"))
             return
-        if trigger is not None:
-            self._triggers[after] = (trigger, first_key)
+        if armed is not None:
+            self._triggers[after] = (armed[0], armed[1], first_key)
+
+    def _armed_went(self, after: str, first_key: str) -> None:
+        """The armed start went on the old node's release frame: the chain goes on at once (the
+        release through ha-heartbeat, later, finds nothing to do)."""
+        self._chained.discard(first_key)
+        _node, fut = self._gates.get(after, ("", None))
+        if fut is not None and not fut.done():
+            self._triggers.pop(after, None)
+            fut.set_result(True)
 
     def _discard(self, o: dict) -> None:
         from hadaemon.io.lrm.prepare import discard

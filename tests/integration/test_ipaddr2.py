@@ -633,7 +633,7 @@ env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_me
 params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
 assert ipaddr2.execute("start", params, env).rc == 0
 seen = []
-def removed():   # called while the stop runs: the address must be gone by then
+def removed(nic):   # called while the stop runs: the address must be gone by then
     out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True, text=True).stdout
     seen.append(f" {ip}/24 " in out)
 out = {"prepared": ipaddr2.prepare("stop", params, env, removed=removed)}
@@ -673,3 +673,69 @@ def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between):
         assert out["left"] == 0 and out["seen"] == []
     else:
         assert out["rc"] == 0 and out["seen"] == [False]
+
+
+ARMED_LISTEN = r"""
+import json, sys, threading, time
+from hadaemon.agents import ipaddr2
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+ip, rundir, want = sys.argv[1], sys.argv[2], sys.argv[3]
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+out = {"prepared": ipaddr2.prepare("start", params, env)}
+went = threading.Event()
+check = lambda frame: handoff.parse_release(frame, keys) == ("node1", want)
+t = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start(
+    "start", params, env, 5, listen=(handoff.ETH_P_HANDOFF, check), on_go=went.set)))
+t.start()
+print("armed", flush=True)
+out["went"] = went.wait(6)
+t.join(6)
+out["rc"] = ipaddr2.execute("start", params, env).rc
+print(json.dumps(out), flush=True)
+"""
+
+
+SEND_RELEASE = r"""
+import sys
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+handoff.send_release("eth0", parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n"), "node1", sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("tkey", ["7:3:0:abc", "7:3:0:other"])
+def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey):
+    """node2's armed start listens for node1's signed release frame (hadaemon.io.handoff): the frame
+    for the key it waits for makes it add the address at once; a frame for another key does not (the
+    start then does it itself when it runs)."""
+    import json
+    import subprocess
+
+    ip = vip(c, 49)
+    params = {"ip": ip, "cidr_netmask": 24}
+    cleanup.append(("node2", params))
+    script = c.workdir / "armed_listen.py"
+    script.write_text(ARMED_LISTEN)
+    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node2"), sys.executable, str(script), ip,
+                             str(c.workdir / "run" / "node2"), "7:3:0:abc"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert proc.stdout.readline().strip() == "armed"
+        time.sleep(0.3)   # the listening socket is bound once the thread runs
+        sender = c.workdir / "send_release.py"
+        sender.write_text(SEND_RELEASE)
+        for _ in range(3):
+            c.run("node1", [sys.executable, str(sender), tkey], env={"PYTHONPATH": str(REPO)}, check=True)
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out["prepared"] is True and out["rc"] == 0, (out, stderr)
+    assert out["went"] is (tkey == "7:3:0:abc") and out["armed"] is (tkey == "7:3:0:abc"), (out, stderr)
+    assert has_addr(c, "node2", ip, 24)

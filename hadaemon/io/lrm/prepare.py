@@ -75,14 +75,18 @@ def discard(lrm, rsc: ResourceSpec, op: OpRequest) -> None:
         call[0].discard(op.name, call[1], call[2])
 
 
-def arm(lrm, rsc: ResourceSpec, op: OpRequest, timeout: float):
+def arm(lrm, rsc: ResourceSpec, op: OpRequest, timeout: float, listen=None, on_go=None):
     """For a prepared start: a thread of the LRM's pool waits (up to timeout) to make its change; the
-    returned trigger() (cheap, from the event loop) lets it go at once, without the operation's
-    way through the loop and the LRM. None when the agent cannot (the operation does it all)."""
+    returned (trigger, cancel) (cheap, from the event loop): trigger() lets it go at once, without
+    the operation's way through the loop and the LRM (True: it goes or went); cancel() stops it if it
+    has not gone (False: it went, the operation must run). listen, on_go: see the agent's
+    armed_start. None when the agent cannot (the operation does it all)."""
     call = _agent_call(lrm, rsc, op)
     if call is None or not hasattr(call[0], "armed_start"):
         return None
     agent, params, env = call
-    fut = asyncio.get_running_loop().run_in_executor(None, agent.armed_start, op.name, params, env, timeout)
+    fut = asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(agent.armed_start, op.name, params, env, timeout, listen=listen, on_go=on_go))
     fut.add_done_callback(lambda f: f.cancelled() or f.exception())   # retrieved: logged by the agent
-    return functools.partial(agent.trigger, op.name, params, env)
+    return (functools.partial(agent.trigger, op.name, params, env),
+            functools.partial(agent.cancel_armed, op.name, params, env))

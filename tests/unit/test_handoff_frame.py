@@ -1,0 +1,27 @@
+"""The handoff release frame (hadaemon/io/handoff.py): signed with authkeys, parsed back only when
+the digest, the ethertype and the layout are right."""
+from __future__ import annotations
+
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+
+KEYS = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+OTHER = parse_authkeys("auth 1\n1 sha256 fedcba9876543210fedc\n")
+MAC = "02:00:00:00:00:01"
+
+
+def test_a_release_frame_names_node_and_transition_key():
+    f = handoff.release_frame(MAC, KEYS, "admin2", "12:4:0:0f3c")
+    assert f[:6] == b"\xff" * 6 and f[12:14] == b"\x88\xb5"
+    assert handoff.parse_release(f, KEYS) == ("admin2", "12:4:0:0f3c")
+
+
+def test_another_key_a_changed_byte_or_a_cut_frame_is_refused():
+    f = handoff.release_frame(MAC, KEYS, "admin2", "12:4:0:0f3c")
+    assert handoff.parse_release(f, OTHER) is None
+    for i in range(14, len(f)):
+        bad = f[:i] + bytes([f[i] ^ 1]) + f[i + 1:]
+        assert handoff.parse_release(bad, KEYS) is None, i
+    for n in range(len(f)):
+        assert handoff.parse_release(f[:n], KEYS) is None
+    assert handoff.parse_release(f[:12] + b"\x08\x06" + f[14:], KEYS) is None   # not our ethertype
