@@ -58,6 +58,35 @@ def test_one_dc_resource_starts_fails_over_and_fails_back():
         assert cp.returncode == 0, cp.stderr
         summary = cp.stdout.split("Transition Summary:")[1].split("Executing")[0]
         assert summary.strip() == "", cp.stdout
+        # every input that made a transition replays to the actions the DC logged for it
+        replayed = 0
+        for n in crm.nodes:
+            for tid, path, actions in _logged_transitions(crm.crmd[n].output()):
+                if not os.path.exists(path):
+                    continue                      # the input of a DC whose state dir was not kept
+                cp = run_cmd([sys.executable, "-m", "hadaemon.cli.hactl", "simulate", "-S", path],
+                             check=False, timeout=60)
+                assert cp.returncode == 0, cp.stderr
+                lines = cp.stdout.split("Transition Summary:")[1].split("Executing")[0].splitlines()
+                assert [ln.split() for ln in lines if ln.strip()] == actions, (n, tid, path, cp.stdout)
+                replayed += 1 if actions else 0
+        assert replayed >= 2, replayed            # the first start and the failover at least
+
+
+def _logged_transitions(log: str):
+    """(transition id, pe-input path, [summary line tokens]) for each transition a DC's log announces."""
+    out = []
+    current = None
+    for line in log.splitlines():
+        m = re.search(r"transition (\d+) \(.*\): \d+ actions, input (\S+) \[EVENT=transition-start", line)
+        if m:
+            current = (m.group(1), m.group(2), [])
+            out.append(current)
+            continue
+        m = re.search(r"INFO: +(\* .*?) \[TRANSITION=(\d+)\]$", line)
+        if m and current is not None and m.group(2) == current[0]:
+            current[2].append(m.group(1).split())
+    return out
 
 
 def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_survive_a_full_restart():
