@@ -185,7 +185,7 @@ def run(args) -> int:
                 return 1
     if args.save_graph:
         try:
-            _write(args.save_graph, t.graph.to_xml())
+            _write(args.save_graph, t.graph_xml())
         except OSError as err:
             print(f"{args.save_graph}: cannot write: {err.strerror}", file=sys.stderr)
             return 1

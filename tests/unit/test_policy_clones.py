@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from typing import Dict
 
 import pytest
@@ -329,8 +330,50 @@ def test_clone_notifications_around_stop_and_start():
     lines = [re.sub(r"\s+", " ", line.strip().lstrip("*").strip()) for line in t.executed_lines()]
     assert [x for x in lines if "monitor" not in x] == NOTIFY_EXECUTED
     notify = [a for a in t.graph.actions if a.task == "notify" and not a.pseudo]
-    assert sorted((a.key, a.node) for a in notify)[:2] == [("d:0_post_notify_running_0", "node1"),
-                                                          ("d:0_post_notify_stopped_0", "node1")]
+    # an instance's notify key names the notified operation, pre and post alike (Pacemaker's graph:
+    # d:0_post_notify_start_0); only the clone's pseudo-actions use running/stopped
+    assert sorted((a.key, a.node) for a in notify)[:2] == [("d:0_post_notify_start_0", "node1"),
+                                                          ("d:0_post_notify_stop_0", "node1")]
+
+
+def _graph_meta(xml_text):
+    """{(operation_key, node): {CRM_meta_*: value}} of a transition graph's resource actions."""
+    out = {}
+    for m in re.finditer(r'<rsc_op ([^>]*?)(?<!/)>(.*?)</rsc_op>', xml_text, re.S):
+        attrs = dict(re.findall(r'([a-z_]+)="([^"]*)"', m.group(1)))
+        key = attrs.get("internal_operation_key", attrs["operation_key"])  # Pacemaker's: the instance's key
+        out[(key, attrs["on_node"])] = dict(re.findall(r'(CRM_meta_notify_[a-z_]+)="([^"]*)"', m.group(2)))
+    return out
+
+
+def test_saved_graph_carries_the_notification_variables():
+    """--save-graph writes CRM_meta_notify_* on notify actions (and the instances' start/stop) as
+    Pacemaker's graph does."""
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    meta = _graph_meta(schedule(parse_cib(NOTIFY(), "t.xml"), 0).graph_xml())
+    post = meta[("d:0_post_notify_start_0", "node1")]
+    assert post["CRM_meta_notify_type"] == "post" and post["CRM_meta_notify_operation"] == "start"
+    assert post["CRM_meta_notify_key_type"] == "post" and post["CRM_meta_notify_key_operation"] == "running"
+    assert post["CRM_meta_notify_all_uname"] == "node1 node2 node3"
+    assert post["CRM_meta_notify_start_resource"] == "d:1" and post["CRM_meta_notify_start_uname"] == "node2"
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+def test_saved_graph_notification_variables_against_crm_simulate(tmp_path):
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    f = tmp_path / "cib.xml"
+    f.write_text(NOTIFY())
+    subprocess.run(["crm_simulate", "-x", str(f), "-S", "-G", str(tmp_path / "g.xml")], capture_output=True,
+                   timeout=120)
+    theirs = _graph_meta((tmp_path / "g.xml").read_text())
+    ours = _graph_meta(schedule(parse_cib(NOTIFY(), "t.xml"), 0).graph_xml())
+    assert any(k[0].endswith("_notify_start_0") for k in theirs)
+    assert ours == theirs
 
 
 def test_shutdown_lock_expires_after_its_limit():

@@ -63,6 +63,15 @@ class Transition:
     def executed_lines(self) -> List[str]:
         return S.executed_lines(self._ws, self._order)
 
+    def graph_xml(self) -> str:
+        """The graph as --save-graph writes it: with the CRM_meta_* attributes Pacemaker's graph carries
+        for clone instances (clone, clone_max, ...), notifications (notify_type, notify_operation,
+        notify_key_*, and the notify_*_resource / _uname lists on the notify, start, stop, promote and
+        demote actions of a notify=true clone) and migrations (migrate_source/target), computed by
+        hadaemon.core.crm.clonemeta, the same code the CRM executes the graph with."""
+        from hadaemon.core.crm.clonemeta import action_meta
+        return self.graph.to_xml(action_meta(self))
+
     def score_lines(self) -> List[str]:
         return [f"{stage}: {rsc} allocation score on {node}: {score_text(score)}"
                 for stage, rsc, node, score in self.scores]

@@ -1090,7 +1090,9 @@ def _notifications(p: Planner, c) -> None:
         for a in completed:
             p.order(a, post, 0)
         for r, node in after:
-            n = notify(r, node, f"{r.id}_post_notify_{done}_0")
+            # an instance's key names the notified operation for both types (pcmk__notify_key with
+            # notify_operation); only the clone's pseudo-actions use the completed form (running, ...)
+            n = notify(r, node, f"{r.id}_post_notify_{task}_0")
             p.order(post, n, 0)
             p.order(n, post_done, 0)
         p.order(post, post_done, 0)

@@ -99,8 +99,10 @@ class TransitionGraph:
         order.extend(self._by_id[a] for a in sorted(deps) if a not in seen)
         return order
 
-    def to_xml(self) -> str:
-        """A Pacemaker-like <transition_graph> document; same graph, same bytes."""
+    def to_xml(self, meta: Dict[int, Dict[str, str]] | None = None) -> str:
+        """A Pacemaker-like <transition_graph> document; same graph, same bytes. meta: extra CRM_meta_*
+        attributes (names without the prefix) per action id, as Transition.graph_xml() passes them."""
+        meta = meta or {}
         deps = self.inputs()
         lines = ['<transition_graph cluster-delay="60s" stonith-timeout="60s" '
                  'failed-stop-offset="INFINITY" failed-start-offset="INFINITY" batch-limit="0" '
@@ -108,7 +110,7 @@ class TransitionGraph:
         for n, a in enumerate(sorted(self.actions, key=lambda x: x.id)):
             lines.append(f'  <synapse id="{n}">')
             lines.append("    <action_set>")
-            lines.append("      " + _action_xml(a))
+            lines.append("      " + _action_xml(a, extra=meta.get(a.id)))
             lines.append("    </action_set>")
             lines.append("    <inputs>")
             for b in sorted(deps[a.id]):
@@ -121,7 +123,7 @@ class TransitionGraph:
         return "\n".join(lines) + "\n"
 
 
-def _action_xml(a: Action, short: bool = False) -> str:
+def _action_xml(a: Action, short: bool = False, extra: Dict[str, str] | None = None) -> str:
     if a.kind == "crm_event":
         tag = "crm_event"
     elif a.pseudo:
@@ -144,6 +146,9 @@ def _action_xml(a: Action, short: bool = False) -> str:
         meta.append(("CRM_meta_op_target_rc", str(a.target_rc)))
     if a.kind == "crm_event" and a.task == "stonith":
         meta.append(("CRM_meta_stonith_action", a.fence_type))
+    if extra:
+        meta.extend((f"CRM_meta_{k}", v) for k, v in extra.items() if k not in ("interval", "op_target_rc"))
+        meta.sort()
     if meta:
         inner.append("<attributes" + "".join(f" {k}={quoteattr(v)}" for k, v in meta) + "/>")
     return text + ">" + "".join(inner) + f"</{tag}>"
