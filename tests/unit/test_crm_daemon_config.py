@@ -89,3 +89,18 @@ def test_a_cib_the_scheduler_cannot_read_is_refused_with_file_and_line(tmp_path,
            '</resources><constraints/></configuration></cib>')
     assert crmd.main(_files(tmp_path, cib) + ["--check-config"]) == 1
     assert "seed.xml:5: a monitor op without id has an invalid interval 'bogus'" in capsys.readouterr().err
+
+
+def test_node_state_dir_debug_and_crm_on(tmp_path, capsys):
+    """--node names the local node (one ha.cf does not list is refused, naming the option); `crm on`
+    runs the CRM as `crm respawn` does; --debug is accepted with every other option."""
+    args = _files(tmp_path, crm="on")
+    assert crmd.main(args + ["--check-config", "--debug"]) == 0
+    assert "OK (2 nodes)" in capsys.readouterr().out
+    args[args.index("--node") + 1] = "node9"
+    assert crmd.main(args + ["--check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "the local node 'node9' is not listed" in err and "--node" in err
+    parsed = crmd.build_parser().parse_args(_files(tmp_path) + ["--debug"])
+    assert parsed.debug and parsed.node == "node1" and parsed.state_dir == str(tmp_path / "state")
+    assert parsed.config == str(tmp_path / "ha.cf")
