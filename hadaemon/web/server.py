@@ -12,6 +12,7 @@ import logging
 import ssl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hadaemon.web.app import App
 
@@ -22,6 +23,25 @@ log = logging.getLogger("hadaemon.web")
 MAX_CONNECTIONS = 512
 KEEPALIVE_TIMEOUT = 75.0   # an idle keep-alive connection is closed after this (aiohttp 3.8's default)
 HANDSHAKE_TIMEOUT = 30.0   # a TLS handshake not done by then: the connection is dropped
+
+
+class _ClientMistakes(logging.Filter):
+    """aiohttp logs a request it could not parse (the client's fault: a header line too long, a bad
+    request line) as an error with a traceback; it is answered 400 with the reason, and logged here as
+    one warning line (EVENT=bad-request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            text = record.getMessage()
+            record.msg, record.args = "%s: %s (answered %d)", (text, (exc.message or "").strip()[:200], exc.code)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+            record.EVENT = "bad-request"
+        return True
+
+
+_CLIENT_MISTAKES = _ClientMistakes()
 
 
 class _Refused(asyncio.Protocol):
@@ -63,6 +83,7 @@ async def start(app: App, host: str, port: int, ssl_context: ssl.SSLContext | No
                 max_connections: int = MAX_CONNECTIONS) -> web.AppRunner:
     """The console listening on host:port (every address for ''); stop it with `await runner.cleanup()`
     after app.end_streams(). OSError when it cannot listen."""
+    logging.getLogger("aiohttp.server").addFilter(_CLIENT_MISTAKES)   # (added once)
     runner = web.AppRunner(app.application(), access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()
     try:

@@ -534,6 +534,7 @@ def test_request_limits_and_protocol_errors_in_words(env, admin):
     # a header line longer than aiohttp's bound: 400 and why, the server goes on
     resp, data = admin.request("GET", "/api/status", headers={"X-Long": "x" * 20000})
     assert resp.status == 400 and b"8190" in data, (resp.status, data[:200])
+    env.web.wait_output("EVENT=bad-request", timeout=30)   # one line in the log, no traceback
     # a chunked body is read like any other
     conn = http.client.HTTPSConnection("127.0.0.1", env.port, context=admin.ctx, timeout=60)
     conn.request("POST", "/api/crm/move", body=iter([b'{"resource": "webserver",', b' "node": 7}']),
@@ -553,6 +554,7 @@ def test_request_limits_and_protocol_errors_in_words(env, admin):
     for name in ("X-Frame-Options", "Content-Security-Policy", "Strict-Transport-Security", "X-Content-Type-Options"):
         assert resp.getheader(name), name
     assert admin.status()["crm"]["cib_epoch"] == epoch
+    assert "Traceback" not in env.web.output()
 
 
 def test_bad_options_and_files_are_one_line_and_nonzero(tmp_path):
