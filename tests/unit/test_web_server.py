@@ -122,3 +122,20 @@ def test_login_cookie_event_stream_and_shutdown():
         stream_w.close()
 
     asyncio.run(main())
+
+
+def test_aiohttp_is_imported_only_in_hadaemon_web():
+    """aiohttp stays in the console's package (as dbus-next stays in hadaemon/bus/dbusnext.py): the
+    daemons, the cores and the CLI do not need it."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parents[2] / "hadaemon"
+    users = set()
+    for path in pkg.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            if any(n == "aiohttp" or n.startswith("aiohttp.") for n in names):
+                users.add(path.relative_to(pkg).as_posix())
+    assert users == {"web/app.py", "web/server.py"}, users
