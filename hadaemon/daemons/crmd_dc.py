@@ -380,7 +380,8 @@ class DcRole(CibChanges):
         text = cibdoc.to_text(cib)
         try:
             model = parse_cib(text, "<cib>")
-            transition = schedule(model, int(time.time()))
+            self.sched_now = int(time.time())  # rules with dates: the ops are planned at the same time
+            transition = schedule(model, self.sched_now)
         except ConfigError as exc:
             log.error("cannot schedule: %s", exc, extra={"EVENT": "schedule-failed"})
             return
@@ -413,7 +414,7 @@ class DcRole(CibChanges):
         self.extra_meta = clonemeta.action_meta(transition)
         for a in graph.actions:
             if a.kind == "rsc_op" and a.rsc and a.node and not a.pseudo:
-                plan = plan_op(model, self.config_ids[a.id], a.task, a.interval_ms, a.node)
+                plan = plan_op(model, self.config_ids[a.id], a.task, a.interval_ms, a.node, now=self.sched_now)
                 timeouts[a.id] = (plan.timeout_ms / 1000.0) if plan else 20.0
             elif a.kind == "crm_event" and a.task == "stonith":
                 timeouts[a.id] = self.fencing.timeout_s(model)
@@ -528,7 +529,8 @@ class DcRole(CibChanges):
     def _op_fields(self, a: T.ActionSpec) -> dict:
         tkey = S.transition_key(a.id, self.run.id, a.target_rc, self.node.instance)
         rid = self.lrm_ids.get(a.id, a.rsc)
-        plan = plan_op(self.model, self.config_ids.get(a.id, a.rsc), a.task, a.interval_ms, a.node) if a.rsc else None
+        plan = plan_op(self.model, self.config_ids.get(a.id, a.rsc), a.task, a.interval_ms, a.node,
+                       now=getattr(self, "sched_now", None)) if a.rsc else None
         extra = dict(self.extra_meta.get(a.id, {}))
         if a.target_rc:
             extra["op_target_rc"] = str(a.target_rc)

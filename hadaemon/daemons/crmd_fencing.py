@@ -48,7 +48,7 @@ class Fencing:
         for prim in sorted(model.primitives().values(), key=lambda p: p.id):
             if prim.cls != "stonith":
                 continue
-            params = resolve_sets(prim.instance_sets)
+            params = resolve_sets(prim.instance_sets, now=int(time.time()))  # rules with dates: now
             if device_can_fence(params, target):
                 return prim, params
         return None

@@ -165,3 +165,23 @@ def test_simulate_uses_the_cibs_execution_date(tmp_path, capsys, when, stopped_n
     other = "2026-12-05 07:00:00Z" if stopped_now else "2026-12-05 03:00:00Z"
     assert main(["simulate", str(path), "-t", other]) == 0
     assert ("Stop       p" in capsys.readouterr().out) != stopped_now
+
+
+@pytest.mark.parametrize("when,value", [("2029-06-01 00:00:00Z", "old"), ("2031-06-01 00:00:00Z", "new")])
+def test_crm_plans_ops_with_the_parameters_the_scheduler_digested(when, value):
+    """ha-crmd's plan_op evaluates rules with dates at the time the transition was scheduled at: the same
+    parameters and digest as the scheduler (with no time every date expression held, so the dated set
+    always won and the scheduler saw a changed definition at every transition)."""
+    from hadaemon.core.crm.ops import plan_op
+    from hadaemon.core.policy.digests import action_digest
+
+    sets = (date_set("new", 'operation="gt" start="2030-01-01">', "fake", "new", tag="instance_attributes")
+            + '<instance_attributes id="old" score="1"><nvpair id="old-f" name="fake" value="old"/>'
+              '</instance_attributes>')
+    model = parse_cib(cib(resources=[prim("p", sets)], status=[node_state("node1"), node_state("node2")]), "t.xml")
+    now = parse_datetime(when)
+    t = schedule(model, now)
+    start = next(a for a in t.graph.actions if a.task == "start" and a.rsc == "p")
+    plan = plan_op(model, "p", "start", 0, start.node, now=now)
+    assert plan.params["fake"] == value
+    assert plan.digest == action_digest(t._ws, start.rsc, start.node, "start", 0)

@@ -34,17 +34,18 @@ class OpPlan:
     digest: str
 
 
-def node_attributes(cib: Cib, uname: str, is_dc: bool = False) -> Dict[str, str]:
-    """A node's attributes as rules see them: configured, then transient (winning), then #uname..."""
+def node_attributes(cib: Cib, uname: str, is_dc: bool = False, now: int | None = None) -> Dict[str, str]:
+    """A node's attributes as rules see them: configured, then transient (winning), then #uname...
+    (rules with date expressions evaluated at now, the time the transition was scheduled at)."""
     attrs: Dict[str, str] = {}
     node_id = uname
     for n in cib.nodes:
         if n.uname == uname:
-            attrs.update(resolve_sets(n.attr_sets))
+            attrs.update(resolve_sets(n.attr_sets, now=now))
             node_id = n.id
     for st in cib.node_states:
         if st.uname == uname or st.id == node_id:
-            attrs.update(resolve_sets(st.transient_sets))
+            attrs.update(resolve_sets(st.transient_sets, now=now))
     attrs.update({"#uname": uname, "#id": node_id, "#kind": "cluster", "#is_dc": "true" if is_dc else "false"})
     return attrs
 
@@ -56,43 +57,52 @@ def _configured(prim: Primitive, task: str, interval_ms: int) -> Op | None:
     return None
 
 
-def _timeout_ms(cib: Cib, prim: Primitive, op: Op | None, task: str, interval_ms: int) -> int:
+def _op_default_timeout(cib: Cib, prim: Primitive, task: str, interval_ms: int, now: int | None) -> str | None:
+    """op_defaults' timeout as the scheduler reads it: rsc/op expressions for this operation, dates at now."""
+    return resolve_sets(cib.op_defaults, rsc=(prim.cls, prim.provider, prim.type), op=(task, interval_ms),
+                        now=now).get("timeout")
+
+
+def _timeout_ms(cib: Cib, prim: Primitive, op: Op | None, task: str, interval_ms: int,
+                now: int | None = None) -> int:
     text = op.timeout if op is not None else None
     if text is None and task == "monitor" and interval_ms == 0:
         monitors = sorted((o for o in prim.ops if o.name == "monitor" and o.timeout), key=lambda o: o.interval_ms)
         text = monitors[0].timeout if monitors else None
     if text is None:
-        text = resolve_sets(cib.op_defaults).get("timeout")
+        text = _op_default_timeout(cib, prim, task, interval_ms, now)
     ms = parse_interval_ms(text) if text else None
     return ms if ms else DEFAULT_TIMEOUT_MS
 
 
 def plan_op(cib: Cib, rsc_id: str, task: str, interval_ms: int, node: str,
-            node_attrs: Mapping[str, str] | None = None) -> OpPlan | None:
-    """The operation for a resource action on a node (None when the resource is not configured)."""
+            node_attrs: Mapping[str, str] | None = None, now: int | None = None) -> OpPlan | None:
+    """The operation for a resource action on a node (None when the resource is not configured). now: the
+    time the transition was scheduled at, so rules with date expressions pick the same values (and the
+    same digest) as the scheduler did; None lets every date expression hold."""
     prim = cib.primitives().get(rsc_id)
     if prim is None:
         return None
-    attrs = dict(node_attrs) if node_attrs is not None else node_attributes(cib, node)
+    attrs = dict(node_attrs) if node_attrs is not None else node_attributes(cib, node, now=now)
     op = _configured(prim, task, interval_ms)
-    params = resolve_sets(prim.instance_sets, attrs)
+    params = resolve_sets(prim.instance_sets, attrs, now=now)
     if op is not None:
-        params.update(resolve_sets(op.instance_sets, attrs))
-    timeout = _timeout_ms(cib, prim, op, task, interval_ms)
+        params.update(resolve_sets(op.instance_sets, attrs, now=now))
+    timeout = _timeout_ms(cib, prim, op, task, interval_ms, now)
     digest_params = dict(params)
     if interval_ms > 0:
         # as hadaemon.core.policy.digests: the op's own timeout, else op_defaults, else 20 s
         text = op.timeout if op is not None else None
         if text is None:
-            text = resolve_sets(cib.op_defaults).get("timeout")
+            text = _op_default_timeout(cib, prim, op.name if op is not None else "monitor", interval_ms, now)
         ms = parse_interval_ms(text) if text else DEFAULT_TIMEOUT_MS
         digest_params["CRM_meta_timeout"] = str(ms if ms is not None else DEFAULT_TIMEOUT_MS)
     delay = 0
     if op is not None:
-        d = resolve_sets(op.meta_sets).get("start-delay")
+        d = resolve_sets(op.meta_sets, now=now).get("start-delay")
         delay = parse_interval_ms(d) or 0 if d else 0
     meta = {"timeout": str(timeout), "interval": str(interval_ms), "name": task, "on_node": node}
-    for k, v in resolve_sets(prim.meta_sets).items():
+    for k, v in resolve_sets(prim.meta_sets, now=now).items():
         meta.setdefault(k.replace("-", "_"), v)
     return OpPlan(rsc_id, prim.cls, prim.provider, prim.type, params, task, interval_ms, timeout, delay,
                   meta, H.digest(digest_params))
@@ -101,20 +111,20 @@ def plan_op(cib: Cib, rsc_id: str, task: str, interval_ms: int, node: str,
 def next_failure_expiry(cib: Cib, now: int) -> int | None:
     """The earliest time (after now) at which a recorded failure's failure-timeout expires, so the DC
     reschedules exactly then (the fail-count stops counting); None when no failure will expire."""
-    defaults = resolve_sets(cib.rsc_defaults)
+    defaults = resolve_sets(cib.rsc_defaults, now=now)
     timeouts: Dict[str, int] = {}
     for rid, prim in cib.primitives().items():
         meta = dict(defaults)
         parent = cib.find(prim.parent) if prim.parent else None
         if parent is not None:
-            meta.update(resolve_sets(parent.meta_sets))
-        meta.update(resolve_sets(prim.meta_sets))
+            meta.update(resolve_sets(parent.meta_sets, now=now))
+        meta.update(resolve_sets(prim.meta_sets, now=now))
         ms = parse_interval_ms(meta.get("failure-timeout") or "0") or 0
         if ms > 0:
             timeouts[rid] = ms // 1000 or 1
     best = None
     for st in cib.node_states:
-        for name, value in resolve_sets(st.transient_sets).items():
+        for name, value in resolve_sets(st.transient_sets, now=now).items():
             if not name.startswith("last-failure-"):
                 continue
             rid = name[len("last-failure-"):].split("#", 1)[0]
