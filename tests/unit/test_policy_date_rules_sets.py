@@ -80,6 +80,13 @@ CASES = {
                             ["Move p (node2 -> node1)"]),
     "spec-open-range": (lambda: sticky_world(spec(years="2027-")), "2026-12-05 03:00:00Z",
                         ["Move p (node2 -> node1)"]),
+    # the deprecated `moon` field (phase 0 new .. 4 full .. 7), as 2.1.5 evaluates it: 2026-12-05 is phase 7,
+    # 2026-12-09 phase 0, 2026-12-24 phase 4
+    "spec-moon-7": (lambda: sticky_world(spec(moon="7")), "2026-12-05 03:00:00Z", []),
+    "spec-moon-new": (lambda: sticky_world(spec(moon="0")), "2026-12-09 03:00:00Z", []),
+    "spec-moon-full-not-new": (lambda: sticky_world(spec(moon="0-3")), "2026-12-24 03:00:00Z",
+                               ["Move p (node2 -> node1)"]),
+    "spec-moon-and-hours": (lambda: sticky_world(spec(moon="4", hours="0-5")), "2026-12-24 03:00:00Z", []),
     # in_range with a duration in a resource's meta_attributes: stopped inside the window only
     "meta-window-inside": (lambda: running_world([prim("p", date_set("w", WINDOW, *STOP))]), "2026-12-05 03:00:00Z",
                            ["Stop p (node1) due to node availability"]),

@@ -73,7 +73,7 @@ def format_time(epoch: int) -> str:
 
 
 SPEC_FIELDS = ("years", "months", "monthdays", "hours", "minutes", "seconds", "yeardays", "weekyears", "weeks",
-               "weekdays")
+               "weekdays", "moon")
 _DURATION_FIELDS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
 _RANGE_RE = re.compile(r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$")
 
@@ -157,12 +157,23 @@ def iso_week(epoch: int):
     return wy, week, weekday, yday
 
 
+def moon_phase(year: int, yday: int) -> int:
+    """The phase of the moon, 0 (new) to 7, 4 full, as Pacemaker 2.1's phase_of_the_moon computes it from
+    the year and the day of the year (its deprecated date_spec field `moon`, gone in Pacemaker 3)."""
+    goldn = year % 19 + 1
+    epact = (11 * goldn + 18) % 30
+    if (epact == 25 and goldn > 11) or epact == 24:
+        epact += 1
+    return ((((yday + epact) * 6) + 11) % 177 // 22) & 7
+
+
 def spec_matches(spec, epoch: int) -> bool:
     """Whether time epoch (UTC) matches every field of a date_spec ((field, low, high), open sides None)."""
     y, mo, d, hh, mm, ss = utc_fields(epoch)
     wy, week, weekday, yday = iso_week(epoch)
     values = {"years": y, "months": mo, "monthdays": d, "hours": hh, "minutes": mm, "seconds": ss,
-              "yeardays": yday, "weekyears": wy, "weeks": week, "weekdays": weekday}
+              "yeardays": yday, "weekyears": wy, "weeks": week, "weekdays": weekday,
+              "moon": moon_phase(y, yday)}
     for name, low, high in spec:
         v = values[name]
         if (low is not None and v < low) or (high is not None and v > high):
