@@ -224,14 +224,16 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
     its change at once from this thread: add the address and send the first announcement. The start
     run afterwards (execute) completes with that result. A handoff's new node arms its start so that
     the release it receives only sets an event (pyroute2 cannot run on the daemon's event loop). The
-    word: trigger(), or with listen=(ethertype, check) a frame of that ethertype on the address's
-    interface for which check(frame) is true (hadaemon.io.handoff: the old node's release, straight
-    from its agent). on_go() is called once the address is added and announced. False: nothing
+    word: trigger(), or with listen=(ethertype or an AF_PACKET socket, check) a frame of that
+    ethertype on the address's interface (or from that socket, which this thread then closes) for
+    which check(frame) is true (hadaemon.io.handoff: the old node's release, straight from its agent). on_go() is called once the address is added and announced. False: nothing
     prepared, no word in time, or cancelled (then the start does it all itself)."""
     import select
 
     entry = _lookup(action, params, env) if action == "start" else None
     if entry is None:
+        if listen is not None and not isinstance(listen[0], int):
+            threading.Thread(target=listen[0].close, name="handoff-close", daemon=True).start()
         return False
     rfd, wfd = os.pipe()
     link = None
@@ -240,13 +242,15 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
             if entry.state != "waiting":
                 return False
             entry.wake = wfd
-        if listen is not None:
-            from hadaemon.io import garp
+        from hadaemon.io import garp
 
+        if listen is not None and isinstance(listen[0], int):
             try:
-                link = garp.LinkSocket(entry.where.nic, listen[0])
+                link = garp.LinkSocket(entry.where.nic, listen[0]).sock
             except OSError as e:
                 log.warning("cannot listen for the release on %s: %s", entry.where.nic, e)
+        elif listen is not None:
+            link = listen[0]   # opened by the caller (frames that came already are queued in it)
         deadline = time.monotonic() + timeout
         while True:
             with entry.lock:
@@ -257,9 +261,9 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            ready, _, _ = select.select([rfd] + ([link.sock] if link else []), [], [], left)
-            if link is not None and link.sock in ready:
-                frame, addr = link.sock.recvfrom(2048)
+            ready, _, _ = select.select([rfd] + ([link] if link else []), [], [], left)
+            if link is not None and link in ready:
+                frame, addr = link.recvfrom(2048)
                 if addr[2] != garp.PACKET_OUTGOING and listen[1](frame):
                     with entry.lock:
                         if entry.state == "waiting":

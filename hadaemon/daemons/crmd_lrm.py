@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 import xml.etree.ElementTree as ET
 from typing import Dict, Tuple
@@ -48,6 +49,7 @@ class LocalExecutor:
         self._release_sent: Dict[str, float] = {}             # tkeys whose followers were told
         self._triggers: Dict[str, Tuple] = {}   # leader's tkey -> (armed start's trigger, cancel, its key)
         self._keys = None                       # authkeys for release frames (False: unavailable)
+        self._listening: Dict[str, object] = {}   # leader's tkey -> socket receiving its release frame
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -166,8 +168,16 @@ class LocalExecutor:
                 prep[i] = asyncio.ensure_future(self._prepare(o))
         after = str(msg.get("after") or "")
         if ops and after:
-            # armed: a thread waits to add the address; the release only sets its event
+            # armed: a thread waits to add the address; the release only sets its event, or the old
+            # node's release frame (received from now on: queued until the armed thread reads it)
             timeout = float(msg.get("after_timeout_s") or 60.0)
+            if self._authkeys() is not None:
+                from hadaemon.io import handoff
+
+                try:
+                    self._listening[after] = handoff.listen_socket()
+                except OSError as exc:
+                    log.warning("cannot listen for release frames: %s", exc, extra={"EVENT": "handoff"})
             prep[0].add_done_callback(lambda f: f.cancelled() or not f.result() or self._arm(
                 after, ops[0], timeout, keys[0], str(msg.get("after_node") or "")))
         try:
@@ -198,6 +208,9 @@ class LocalExecutor:
                     self._stopped.update(keys[i + 1:])
         finally:
             self._triggers.pop(after, None)
+            sock = self._listening.pop(after, None)
+            if sock is not None:   # not handed to an armed thread (closing waits for an RCU grace period)
+                threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
             self._chained.difference_update(keys)
             self._stopped.difference_update(keys)
             for i, fut in prep.items():
@@ -259,22 +272,33 @@ class LocalExecutor:
         from hadaemon.io import handoff
         from hadaemon.io.lrm.prepare import arm
 
-        if first_key in self._stopped or first_key not in self._chained:
-            return
+        sock = self._listening.pop(after, None)
+
+        def close_sock():   # not handed to an armed thread (closing waits for an RCU grace period)
+            if sock is not None:
+                threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
+
         keys = self._authkeys()
+        if first_key in self._stopped or first_key not in self._chained or keys is None or not after_node:
+            close_sock()
+            if first_key in self._stopped or first_key not in self._chained:
+                return
+            sock = None
         listen = None
-        if keys is not None and after_node:
+        if sock is not None:
             want = (after_node, after)
-            listen = (handoff.ETH_P_HANDOFF, lambda frame: handoff.parse_release(frame, keys) == want)
+            listen = (sock, lambda frame: handoff.parse_release(frame, keys) == want)
         loop = asyncio.get_running_loop()
         try:
             armed = arm(self.lrm, *self._request(o), timeout, listen=listen,
                         on_go=lambda: loop.call_soon_threadsafe(self._armed_went, after, first_key))
         except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
             log.exception("arming %s failed", o["rsc"].get("id"))
+            armed = None
+        if armed is None:
+            close_sock()
             return
-        if armed is not None:
-            self._triggers[after] = (armed[0], armed[1], first_key)
+        self._triggers[after] = (armed[0], armed[1], first_key)
 
     def _armed_went(self, after: str, first_key: str) -> None:
         """The armed start went on the old node's release frame: the chain goes on at once (the

@@ -14,13 +14,14 @@ MAGIC + index + length + body.
 """
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 from typing import Tuple
 
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
-__all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release", "send_release"]
+__all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release", "send_release", "listen_socket"]
 
 ETH_P_HANDOFF = 0x88B5
 MAGIC = b"HAHO1"
@@ -69,3 +70,10 @@ def send_release(ifname: str, keys: AuthKeys, node: str, tkey: str) -> None:
         link.send([release_frame(link.mac, keys, node, tkey)])
     finally:
         threading.Thread(target=link.close, name="handoff-close", daemon=True).start()
+
+
+def listen_socket() -> socket.socket:
+    """An AF_PACKET socket receiving release frames on every interface of this namespace (not bound
+    to one), opened as soon as a follower chain arrives: frames sent before the armed start waits for
+    them queue in it. Close it from another thread (an RCU grace period)."""
+    return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_HANDOFF))
