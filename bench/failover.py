@@ -341,9 +341,11 @@ MOVE_STAGES = [  # a failback (from the restore) or a MigrateResource (from the 
     ("httpd_stopped", "old", "ha-crmd", "stop httpd: rc="),
     ("store_stopped", "old", "ha-crmd", "stop store: rc="),
     ("vip_stop_sent", "old", "ha-crmd", "stop vip [EVENT=op-start"),
-    ("vip_stopped", "old", "ha-crmd", "stop vip: rc="),
-    ("vip_start_sent", "new", "ha-crmd", "start vip [EVENT=op-start"),
+    ("vip_added", "new", "ha-crmd", "Adding inet"),          # by the armed start (release frame)
     ("first_garp", "new", "ha-crmd", "announced "),
+    ("vip_stopped", "old", "ha-crmd", "stop vip: rc="),     # the old node's stop result (after)
+    ("handoff", "new", "ha-crmd", "EVENT=handoff"),          # the new node's chain goes on
+    ("vip_start_op", "new", "ha-crmd", "start vip [EVENT=op-start"),
     ("vip_started", "new", "ha-crmd", "start vip: rc="),
     ("store_started", "new", "ha-crmd", "start store: rc="),
     ("httpd_started", "new", "ha-crmd", "start httpd: rc="),
