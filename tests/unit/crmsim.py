@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from typing import List
+
+import pytest
+
+
+def needs_crm_simulate(test):
+    """Mark a test that runs crm_simulate: selected by `-m crm_simulate`, skipped when it is not installed."""
+    test = pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")(test)
+    return pytest.mark.crm_simulate(test)
 
 
 def summary_of(text: str) -> List[str]:

@@ -7,11 +7,10 @@ test runs it again when it is installed).
 """
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_clones import ban, clone
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
 
@@ -180,8 +179,7 @@ def test_every_case_has_an_expectation():
     assert set(S) == set(EXPECTED)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(S))
 def test_against_crm_simulate(name, tmp_path):
     assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))

@@ -7,7 +7,6 @@ Every expected summary and executed-action list is what crm_simulate 2.1.5 print
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.cib.history import digest
 from hadaemon.core.policy import schedule
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_clones import promotable, stateful
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, summary
 
@@ -132,8 +131,7 @@ def test_every_case_has_an_expectation():
     assert set(S) == set(EXPECTED)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(S))
 def test_against_crm_simulate(name, tmp_path):
     assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
@@ -161,8 +159,7 @@ def test_promote_cancels_the_unpromoted_monitor_first():
         < lines.index("Pseudo action: ms_promoted_0")
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 def test_promote_actions_against_crm_simulate(tmp_path):
     """The same actions as crm_simulate executes (the order of independent ones may differ)."""
     path = tmp_path / "cib.xml"

@@ -7,13 +7,12 @@ test at the end runs it again when it is installed).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from typing import Dict
 
 import pytest
 
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
 
 N3 = ("node1", "node2", "node3")
@@ -288,8 +287,7 @@ def test_every_case_has_an_expectation():
     assert set(S) == set(EXPECTED)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(S))
 def test_against_crm_simulate(name, tmp_path):
     assert summary(S[name]()) == crm_simulate_summary(S[name](), str(tmp_path))
@@ -360,8 +358,7 @@ def test_saved_graph_carries_the_notification_variables():
     assert post["CRM_meta_notify_start_resource"] == "d:1" and post["CRM_meta_notify_start_uname"] == "node2"
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 def test_saved_graph_notification_variables_against_crm_simulate(tmp_path):
     from hadaemon.core.cib import parse_cib
     from hadaemon.core.policy import schedule

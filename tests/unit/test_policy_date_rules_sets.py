@@ -5,7 +5,6 @@ at the scheduler's time. Every expected summary is what crm_simulate 2.1.5 print
 from __future__ import annotations
 
 import re
-import shutil
 from typing import List
 
 import pytest
@@ -14,7 +13,7 @@ from hadaemon.core.cib.dates import parse_datetime
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.errors import ConfigError
 from hadaemon.core.policy import schedule
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, node_state, running, stopped
 
 
@@ -138,8 +137,7 @@ def test_date_rules_in_sets(name):
     assert summary_at(make(), when) == sorted(expected)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_against_crm_simulate(name, tmp_path):
     make, when, _ = CASES[name]

@@ -2,11 +2,10 @@
 summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked test checks them)."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running, summary
 
 G1 = group("g1", primitive("a1"), primitive("a2"))
@@ -78,8 +77,7 @@ def test_group_colocation(name):
     assert summary(make()) == sorted(expected)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_against_crm_simulate(name, tmp_path):
     make, _ = CASES[name]

@@ -3,13 +3,12 @@ a resource with utilization stops before its node's load_stopped, which comes be
 expected executed actions are what crm_simulate 2.1.5 printed (the crm_simulate-marked test runs it)."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
+from tests.unit.crmsim import needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, node_state, running
 
 
@@ -56,8 +55,7 @@ def test_no_load_stopped_without_a_placement_strategy():
     assert not any(a.key.startswith("load_stopped") for a in t.graph.actions)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 def test_against_crm_simulate(tmp_path):
     f = tmp_path / "cib.xml"
     f.write_text(swap())

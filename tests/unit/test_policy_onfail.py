@@ -4,14 +4,13 @@ crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked test checks
 from __future__ import annotations
 
 import re
-import shutil
 from typing import List
 
 import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op
 
 NOW = 1800000000  # long after every last-failure below (crm_simulate uses its clock, also long after)
@@ -112,8 +111,7 @@ def test_on_fail(name):
     assert summary(make()) == sorted(expected)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(set(CASES) - {"per-op-count-old-feature-set"}))
 def test_against_crm_simulate(name, tmp_path):
     make, _ = CASES[name]

@@ -5,14 +5,12 @@ follow Pacemaker 3.0's code; the cases without a timestamp are checked against c
 from __future__ import annotations
 
 import re
-import shutil
 from typing import List
 
-import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, node_state, primitive, running
 
 NOW = 1800000000
@@ -72,8 +70,7 @@ def test_without_fencing_nothing_is_fenced():
     assert summary(world("2m", fencing=False)) == [START_ST]  # node2 is simply not online
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 def test_boolean_pending_node_against_crm_simulate(tmp_path):
     """Without a timestamp both agree: the pending node waits, nothing is fenced."""
     xml = world("2m", in_ccm="true", crmd="offline")

@@ -6,13 +6,12 @@ instead of swapping with one of them (Pacemaker's failed-sticky-group case, on a
 summaries are what crm_simulate 2.1.5 printed; the crm_simulate-marked test runs it again."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
-from tests.unit.crmsim import crm_simulate_summary, summary_of
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate, summary_of
 from tests.unit.test_policy_scheduler import cib, group, lrm, node_state, op, stopped
 
 
@@ -69,8 +68,7 @@ def test_summary(name):
         == sorted(expected)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_against_crm_simulate(name, tmp_path):
     xml, expected = CASES[name]

@@ -3,11 +3,10 @@ devices or other resources active on several nodes, one of them lost. Every expe
 crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked test checks them again)."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from tests.unit.crmsim import crm_simulate_summary
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, summary
 
 
@@ -128,8 +127,7 @@ def test_unfencing(name):
     assert summary(make()) == sorted(expected)
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_against_crm_simulate(name, tmp_path):
     make, _ = CASES[name]

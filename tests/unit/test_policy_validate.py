@@ -2,7 +2,6 @@
 refuses is refused by both, with the same line and message, and nothing is scheduled from it."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -13,6 +12,7 @@ from hadaemon.core.cib.validate import refusals, schema_version
 from hadaemon.core.cib.verify import ERROR, verify_text
 from hadaemon.core.cib.xmltree import parse_xml
 from hadaemon.core.errors import ConfigError
+from tests.unit.crmsim import needs_crm_simulate
 from tests.unit.test_policy_scheduler import cib, primitive
 
 BASE = cib(resources=[primitive("rsc1"), primitive("rsc2")])
@@ -87,8 +87,7 @@ def test_a_valid_cib_has_no_refusal():
     assert refusals(parse_xml(text, "t.xml")) == []
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c[2]))
 def test_crm_simulate_refuses_them_too(name, tmp_path):
     """crm_simulate 2.1.5 refuses the same documents (schema validation: exit 78, nothing scheduled)."""

@@ -7,7 +7,6 @@ crm_simulate-marked test runs it again when it is installed).
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ import pytest
 
 from hadaemon.cli.hactl import main
 from hadaemon.core.cib import load_cib
-from tests.unit.crmsim import summary_of
+from tests.unit.crmsim import needs_crm_simulate, summary_of
 from tests.unit.test_policy_clones import S as CLONE_CASES
 from tests.unit.test_policy_scheduler import cib, node_state, primitive, running, stopped
 
@@ -118,8 +117,7 @@ def test_op_fail_alone_fails_the_action(tmp_path, capsys):
     assert "rsc1\t(ocf:heartbeat:Dummy):\t FAILED node1" in out.split("Revised Cluster Status:")[1]
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 def test_op_fail_alone_against_crm_simulate(tmp_path, capsys):
     f = tmp_path / "cib.xml"
     f.write_text(FRESH)
@@ -165,8 +163,7 @@ def test_misread_cib_is_refused(edit, message, tmp_path, capsys):
     assert err.strip() == f"{f}:1: {message}"
 
 
-@pytest.mark.crm_simulate
-@pytest.mark.skipif(shutil.which("crm_simulate") is None, reason="crm_simulate not installed")
+@needs_crm_simulate
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_against_crm_simulate(name, tmp_path, capsys):
     xml, opts, _expected = CASES[name]
