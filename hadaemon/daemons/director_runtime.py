@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Set, Tuple
 
 from hadaemon.core.errors import BadRequest, ConfigError
-from hadaemon.core.director.checks import make_plan, unsupported_checks
-from hadaemon.io.director_config import bounded_resolver, load_config
+from hadaemon.core.director.checks import plan_steps, unsupported_checks
+from hadaemon.io.director_config import file_stamp, load_checked
 from hadaemon.core.director.debounce import (
     Damping, RealDown, RealHeld, RealUp, SoftFailure, apply_maintenance, apply_on_checks, apply_results,
     carry_over, check_kind, initial_state,
@@ -23,7 +21,7 @@ from hadaemon.core.director.model import (
 )
 from hadaemon.core.director.monitor import has_monitorfile, monitor_lines
 from hadaemon.core.director.table import (
-    check_table, dest_key, fallback_commands, prepare_plan, table_changes, virtual_service, wanted_table,
+    dest_key, fallback_commands, prepare_steps, table_changes, virtual_service, wanted_table,
 )
 from hadaemon.core.director.lvs_table import MAX_WEIGHT, Table, apply_ops, diff
 from hadaemon.daemons.director_admin import DirectorAdmin
@@ -34,18 +32,7 @@ log = logging.getLogger("ha-ldirectord")
 LOG_OPS = 32          # an apply with more ops logs one summary line (each op at debug level)
 LOG_CHANGES = 100     # a batch with more up/down changes logs one summary line (each change at debug level)
 REPORT_SLICE = 256    # events reported (logged, signalled) between two turns of the event loop
-LOAD_SWITCH_INTERVAL = 0.0002   # sys.setswitchinterval while a config load runs on its thread (see _load)
 __all__ = ["Director", "BadRequest", "MAX_WEIGHT", "file_stamp"]
-
-
-def file_stamp(path: str) -> Tuple[float, str]:
-    """(mtime, sha256 of the content) of the config file; ('', '') parts when unreadable."""
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as f:
-            return st.st_mtime, hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return 0.0, ""
 
 
 class Director(DirectorViews, DirectorAdmin):
@@ -79,6 +66,7 @@ whose maintenance flag changed), ("table", keys)
         self.check_workers = check_workers       # checker processes (0: checks run in this event loop)
         self._backend_pool = ThreadPoolExecutor(1, thread_name_prefix="director-backend")
         self._config_pool = ThreadPoolExecutor(1, thread_name_prefix="director-config")
+        self._loader = None                      # the config loader process (False: not usable)
         self._changed: Set[tuple] = set()        # pairs whose health changed since the last apply
         self._full = True                        # the next reconcile diffs the whole table
         self._reload_waiters: List[asyncio.Future] = []
@@ -109,34 +97,58 @@ whose maintenance flag changed), ("table", keys)
         """A backend call on the backend's own thread (never queued behind name lookups)."""
         return await asyncio.get_running_loop().run_in_executor(self._backend_pool, fn, *args)
 
-    async def _load(self):
-        """Read, parse and validate the file on the config thread; host names are looked up with
-        bounded waits (bounded_resolver). The plan and the values derived from it once per config
-        (table entries, row keys) are made there too, off the event loop. Returns (config, plan,
-        stamp); raises ConfigError."""
-        def load():
-            # ~0.2 s of pure Python at 5,000 reals: with the default 5 ms switch interval the event loop,
-            # which gives the GIL up at each system call of a check, waits up to 5 ms to get it back after
-            # every one of them, i.e. it stops for the whole load (a GIL convoy: D-Bus reads and checks
-            # stalled 0.1-0.3 s at each reload). A short interval while the load runs lets the loop in.
-            switch = sys.getswitchinterval()
-            sys.setswitchinterval(LOAD_SWITCH_INTERVAL)
+    async def _load(self, in_process: bool = False):
+        """Read, parse and check the file off the event loop, then derive the plan and the values derived
+        from it once per config (table entries, row keys) on the loop, in slices. Returns (config, plan,
+        stamp); raises ConfigError. Host names are looked up with bounded waits (bounded_resolver).
+
+        A reload reads and parses the file in a loader process (`in_process=False`): in a thread of this
+        process, ~0.1 s of parsing at 5,000 reals shares the GIL with the event loop, which gives it up at
+        every system call of a check and then waits for it (up to the switch interval, and far longer when
+        the machine is busy and the thread holding it is not running): checks and D-Bus reads stalled at
+        every reload. The first load (no checks running yet), or a loader that cannot start, uses the config
+        thread. The config comes back pickled (~0.3 MB at 5,000 reals, ~7 ms to unpickle)."""
+        loop = asyncio.get_running_loop()
+        got = None
+        if not in_process and self._loader is not False:
             try:
-                stamp = file_stamp(self.config_path)
-                config = load_config(self.config_path, bounded_resolver(self.lookup_timeout))
-                check_table(config)
-                plan = make_plan(config)
-                prepare_plan(plan)
-                self._row_index(plan)
-                return config, plan, stamp
-            finally:
-                sys.setswitchinterval(switch)
-        return await asyncio.get_running_loop().run_in_executor(self._config_pool, load)
+                if self._loader is None:
+                    import multiprocessing
+                    from concurrent.futures import ProcessPoolExecutor
+
+                    self._loader = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                got = await loop.run_in_executor(self._loader, load_checked, self.config_path, self.lookup_timeout)
+            except Exception as e:  # noqa: BLE001 - BrokenProcessPool, OSError...: read it here instead
+                log.warning("config loader process failed (%s); reading the file in the daemon", e)
+                if self._loader:
+                    self._loader.shutdown(wait=False)
+                self._loader = False
+        if got is None:
+            got = await loop.run_in_executor(self._config_pool, load_checked, self.config_path, self.lookup_timeout)
+        if got[0] == "error":
+            raise ConfigError(*got[1:])
+        _, config, stamp = got
+        # the plan and the values derived from it once per config (targets, table entries, row keys): ~80 ms of
+        # pure Python at 5,000 reals, made here on the loop a chunk of reals per turn (a few ms each); on a
+        # thread it competed with the loop for the GIL, and on a busy machine each hand-over of the GIL waits
+        # until the thread holding it gets a CPU again (checks and D-Bus reads stalled for the whole load)
+        steps = plan_steps(config)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                plan = done.value
+                break
+            await asyncio.sleep(0)
+        for _ in prepare_steps(plan):
+            await asyncio.sleep(0)
+        self._row_index(plan)
+        return config, plan, stamp
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
-        config, plan, self.stamp = await self._load()
+        config, plan, self.stamp = await self._load(in_process=True)
         existing = await self._backend_call(self.backend.read)
         adopted = {}
         for v in config.virtuals:
@@ -170,6 +182,9 @@ whose maintenance flag changed), ("table", keys)
     async def stop(self, cleanstop: bool | None = None) -> None:
         """Stop checking; remove the virtual services with cleanstop=yes (all when cleanstop=True)."""
         self.daemon_status = STATUS_STOPPING
+        if self._loader:
+            self._loader.shutdown(wait=False, cancel_futures=True)
+            self._loader = False
         if self.config is not None:
             await self._instances("stop", self.config.globals.execute)
         if self.scheduler is not None:

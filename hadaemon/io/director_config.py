@@ -115,3 +115,30 @@ def load_config(path: str, resolver: Resolver | None = None) -> DirectorConfig:
         raise ConfigError(path, 0, f"can not open file {path}: {e.strerror}") from None
     text = data.decode("utf-8", errors="surrogateescape")
     return parse_config(text, path, resolver if resolver is not None else system_resolver())
+
+
+def file_stamp(path: str):
+    """(mtime, sha256 of the content) of a config file; (0.0, '') when unreadable."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            return st.st_mtime, hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return 0.0, ""
+
+
+def load_checked(path: str, lookup_timeout: float):
+    """Read, parse and check a config file for the table (what a reload does before it derives the plan),
+    host names looked up with bounded waits. Returns ("ok", config, stamp) or ("error", path, line, message):
+    made to run in a loader process (a ConfigError does not pickle, a tuple does)."""
+    from hadaemon.core.director.table import check_table
+
+    try:
+        stamp = file_stamp(path)
+        config = load_config(path, bounded_resolver(lookup_timeout))
+        check_table(config)
+        return "ok", config, stamp
+    except ConfigError as e:
+        return "error", e.path, e.line, e.message

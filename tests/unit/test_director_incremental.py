@@ -139,3 +139,39 @@ def test_maintenance_changes_only_keep_counts():
     assert [type(e) for e in events] == [RealDown] and state.up_counts == {"tcp:10.0.0.1:80": 1}
     state, events = apply_maintenance(plan, state, {}, 6.0)        # nothing changed: nothing to do
     assert events == [] and state.get(p1).maintenance
+
+
+def test_plan_and_table_entries_made_in_steps_equal_the_whole():
+    """A reload derives the plan and the table entries a chunk of reals per loop turn: the same result as at once
+    (order of targets and groups, duplicates first-wins, fallbacks, every chunk size)."""
+    from hadaemon.core.director.checks import plan_steps
+    from hadaemon.core.director.table import prepare_plan, prepare_steps
+
+    text = CONFIG.format(readd="yes", q1="yes", q2="no").replace(
+        "\treal=10.0.1.5:80 gate\n", "".join(f"\treal=10.0.2.{i}:80 gate {i % 4}\n" for i in range(1, 40))
+        + "\treal=10.0.2.7:80 gate 9\n\treal=10.0.1.5:80 gate\n")
+    cfg = parse_config(text, "x.cf")
+    whole = make_plan(cfg)
+    prepare_plan(whole)
+    for chunk in (1, 2, 7, 500):
+        steps, n = plan_steps(cfg, chunk), 0
+        while True:
+            try:
+                next(steps)
+                n += 1
+            except StopIteration as done:
+                plan = done.value
+                break
+        assert n >= sum(-(-len(v.reals) // chunk) for v in cfg.virtuals) - 1
+        assert list(plan.targets) == list(whole.targets) and plan.targets == whole.targets
+        assert plan.groups == whole.groups and list(plan.groups) == list(whole.groups)
+        assert plan.identity == whole.identity
+        for _ in prepare_steps(plan, chunk):
+            assert all(("rows", v.key) not in plan.memo or plan.memo[("rows", v.key)].rows
+                       for v in cfg.virtuals)
+        for v in cfg.virtuals:
+            a, b = plan.memo[("rows", v.key)], whole.memo[("rows", v.key)]
+            assert (a.svc, a.rows, a.by_pair, a.by_dest, a.fallback) == (b.svc, b.rows, b.by_pair, b.by_dest,
+                                                                         b.fallback)
+        health = initial_state(cfg, {}, plan)
+        assert wanted_table(cfg, health, None, plan) == wanted_table(cfg, health, None, whole)

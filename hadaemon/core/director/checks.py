@@ -120,22 +120,26 @@ def check_spec(v: Virtual, r: Real, kind: str) -> CheckSpec:
 class Plan:
     """A config indexed for checking: targets in order, and pairs grouped by ldirectord's real id."""
 
-    def __init__(self, config: DirectorConfig):
+    def __init__(self, config: DirectorConfig, build: bool = True):
         self.config = config
         self.virtuals: Dict[str, Virtual] = {v.key: v for v in config.virtuals}
         self.targets: Dict[Pair, Target] = {}
         self.groups: Dict[str, List[Pair]] = {}
         self.identity: Dict[Pair, str] = {}
         self.memo: Dict[tuple, object] = {}      # derived immutable values (e.g. table entries)
-        for v in config.virtuals:
-            for r in v.reals:
-                t = Target(v, r)
-                if t.pair in self.targets:
-                    continue          # the same real listed twice in one virtual
-                self.targets[t.pair] = t
-                ident = check_identity(v, r)
-                self.identity[t.pair] = ident
-                self.groups.setdefault(ident, []).append(t.pair)
+        if build:
+            for v in config.virtuals:
+                self._add(v, v.reals)
+
+    def _add(self, v: Virtual, reals) -> None:
+        for r in reals:
+            t = Target(v, r)
+            if t.pair in self.targets:
+                continue          # the same real listed twice in one virtual
+            self.targets[t.pair] = t
+            ident = check_identity(v, r)
+            self.identity[t.pair] = ident
+            self.groups.setdefault(ident, []).append(t.pair)
 
     def target(self, pair: Pair) -> Target:
         return self.targets[pair]
@@ -143,6 +147,17 @@ class Plan:
 
 def make_plan(config: DirectorConfig) -> Plan:
     return Plan(config)
+
+
+def plan_steps(config: DirectorConfig, chunk: int = 500):
+    """make_plan(config) a chunk of reals at a time: a generator that yields between chunks and returns the
+    plan (equal to make_plan's). A caller with an event loop lets other work in between."""
+    plan = Plan(config, build=False)
+    for v in config.virtuals:
+        for i in range(0, len(v.reals), chunk):
+            plan._add(v, v.reals[i:i + chunk])
+            yield
+    return plan
 
 
 def maintenance_names(r: Real, hostname: str | None = None) -> Tuple[str, ...]:

@@ -80,20 +80,24 @@ class _Rows:
 
     __slots__ = ("svc", "rows", "by_pair", "by_dest", "fallback")
 
-    def __init__(self, config: DirectorConfig, v: Virtual):
+    def __init__(self, config: DirectorConfig, v: Virtual, build: bool = True):
         self.svc = virtual_service(v)
         self.rows: List[tuple] = []
         self.by_pair: Dict[tuple, tuple] = {}
         self.by_dest: Dict[str, tuple] = {}
-        for r in v.reals:
+        if build:
+            self._add(v, v.reals)
+        fb = config.fallback_for(v)
+        self.fallback = _dest(v, fb, 1) if fb is not None else None
+
+    def _add(self, v: Virtual, reals) -> None:
+        for r in reals:
             key = dest_key(v, r)
             row = self.by_dest.get(key)
             if row is None:              # the same destination listed twice: first wins
                 row = self.by_dest[key] = ((v.key, r.key), key, _dest(v, r, r.weight), _dest(v, r, 0))
                 self.rows.append(row)
             self.by_pair.setdefault((v.key, r.key), row)
-        fb = config.fallback_for(v)
-        self.fallback = _dest(v, fb, 1) if fb is not None else None
 
 
 def _rows(plan: Plan, v: Virtual) -> _Rows:
@@ -104,10 +108,22 @@ def _rows(plan: Plan, v: Virtual) -> _Rows:
 
 
 def prepare_plan(plan: Plan) -> None:
-    """Derive the per-config table entries now (a reload does it on the thread that loads the file, so the
-    event loop does not spend tens of ms on thousands of entries at the first table computation)."""
+    """Derive the per-config table entries now (not at the first table computation)."""
+    for _ in prepare_steps(plan):
+        pass
+
+
+def prepare_steps(plan: Plan, chunk: int = 500):
+    """prepare_plan a chunk of reals at a time: a generator that yields between chunks (a reload runs it on
+    the event loop, a few ms per turn, instead of tens of ms at once or on a thread competing for the GIL)."""
     for v in plan.config.virtuals:
-        _rows(plan, v)
+        if ("rows", v.key) in plan.memo:
+            continue
+        rows = _Rows(plan.config, v, build=False)
+        for i in range(0, len(v.reals), chunk):
+            rows._add(v, v.reals[i:i + chunk])
+            yield
+        plan.memo[("rows", v.key)] = rows          # complete: only now visible to _rows()
 
 
 def _wanted_dest(v: Virtual, row: tuple, h, cur_dests, readd: bool, startup: bool, skey: str,
