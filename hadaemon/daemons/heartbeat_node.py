@@ -205,14 +205,15 @@ class HeartbeatNode:
         if src not in self.state.peers and not self.state.autojoin:
             self._unknown(src)   # before any per-name state: names not in ha.cf cost nothing
             return
-        reason = self.guard.check(pkt)
+        echo = wire.echoed_generation(pkt.payload, self.local_node) if pkt.kind == "hb" else None
+        fresh = echo == self.generation if pkt.kind == "hb" else pkt.dst_generation == self.generation
+        reason = self.guard.check(pkt, fresh)
         if reason:
             if reason == "unknown-node":
                 self._unknown(src)
             else:
                 self._drop(reason)
             return
-        echo = wire.echoed_generation(pkt.payload, self.local_node) if pkt.kind == "hb" else None
         effects = self._apply(mb.Heartbeat(src, link, pkt.generation, pkt.seq, echo), now)
         if any(isinstance(e, (mb.UnknownNode, mb.Rejected)) for e in effects):
             return

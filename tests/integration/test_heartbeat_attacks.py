@@ -180,15 +180,18 @@ def test_one_forged_generation_does_not_lock_a_node_out():
         before, epoch0, t0 = hb.props("node1")["DropCounters"], hb.props("node1")["Epoch"], time.time()
         echo = [("node1", node1_gen)]
         bad = [forged("node2", 2**64 - 1, 1, echo), forged("node2", node2_gen + 1, 1, echo),
-               forged("node2", node2_gen + 1, 2, echo)]
+               forged("node2", node2_gen + 1, 2, echo),
+               forged("node2", node2_gen, 2**64 - 1, echo)]   # the real generation, the highest seq
         send_datagrams(c, "client", bad, c.addr("node1"), per_second=10)
         for _ in range(15):                    # 3 s = 3 deadtimes: node2 stays a member at node1
             assert hb.states("node1")["node2"] in ("up", "warn")
             time.sleep(0.2)
         after = hb.props("node1")["DropCounters"]
         delta = {k: after[k] - before[k] for k in after if after[k] != before[k]}
-        print(f"forged generations {2**64 - 1} and {node2_gen + 1} for node2: node1 dropped {delta}")
+        print(f"forged generations {2**64 - 1} and {node2_gen + 1}, and seq {2**64 - 1}, for node2: node1 "
+              f"dropped {delta}")
         assert delta.get("generation") == 3
+        assert delta.get("replay", 0) == 0     # node2's real heartbeats after the huge seq are not "too old"
         assert hb.props("node1")["Epoch"] == epoch0
         assert "node node2 restarted" not in hb.procs["node1"].output()
         assert deaths(hb, t0) == []

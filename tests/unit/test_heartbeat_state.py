@@ -78,3 +78,28 @@ def test_a_broadcast_queued_twice_is_not_counted_as_a_replay_but_a_replay_is(tmp
     assert n.drop_counters()["replay"] == 1
     n.close()
     loop.close()
+
+
+def test_one_signed_packet_with_a_huge_seq_locks_no_peer_out(tmp_path):
+    """A holder of the key signs a heartbeat of b with b's generation and seq 2^64-1: as the proof of b's
+    freshness right after a started (the floor of b's seqs) and again once b is up (b's replay window).
+    b's real heartbeats still count."""
+    n, clock, loop = node(tmp_path, generation=1)
+    n.on_datagram("eth0", hb("b", 3, 10, []), ("10.0.0.2", 694))             # b has not heard a yet: stale
+    n.on_datagram("eth0", hb("b", 3, 2**64 - 1, [("a", 1)]), ("10.0.0.9", 694))   # forged proof
+    assert "b" in n.members()
+    for seq in range(11, 30):                                                  # b's real heartbeats
+        clock.now += 0.1
+        n.on_datagram("eth0", hb("b", 3, seq, [("a", 1)]), ("10.0.0.2", 694))
+        n._deadline_fired()
+    assert n.drop_counters()["replay"] == 0 and n.state.peers["b"].state == "up"
+    n.on_datagram("eth0", hb("b", 3, 2**64 - 2, [("a", 1)]), ("10.0.0.9", 694))   # forged again, b is up
+    for seq in range(30, 50):
+        clock.now += 0.1
+        n.on_datagram("eth0", hb("b", 3, seq, [("a", 1)]), ("10.0.0.2", 694))
+        n._deadline_fired()
+    assert n.drop_counters()["replay"] == 0 and n.state.peers["b"].state == "up"
+    n.on_datagram("eth0", hb("b", 3, 25, [("a", 1)]), ("10.0.0.2", 694))     # a real replay is still one
+    assert n.drop_counters()["replay"] == 1
+    n.close()
+    loop.close()

@@ -179,10 +179,11 @@ def test_replay_guard_rejects_repeats_and_old():
     assert g.check(hb(4)) is None            # reordered, within window, unseen
     assert g.check(hb(4)) == "replay"
     assert g.check(hb(20)) is None
+    assert g.check(hb(21)) is None           # continues after the jump: the window before it is dropped
     assert g.check(hb(12)) == "replay"       # beyond the window: too old to tell
-    assert g.check(hb(13)) is None
-    assert g.check(hb(13)) == "replay"
-    assert g.check(hb(1000)) is None and g.check(hb(20)) == "replay"
+    assert g.check(hb(14)) is None
+    assert g.check(hb(14)) == "replay"
+    assert g.check(hb(1000)) is None and g.check(hb(1001)) is None and g.check(hb(20)) == "replay"
 
 
 def test_replay_guard_keys_by_kind_and_link():
@@ -241,6 +242,54 @@ def test_replay_guard_windows_per_generation_are_bounded():
     assert len(g._gens["a"][1].windows) == 6
     assert g.check(hb(2)) is None and g.check(hb(2)) == "replay"
     assert g.check(hb(1, gen=2, link="forged-new")) is None     # another generation: windows of its own
+
+
+def test_replay_guard_one_huge_seq_does_not_make_the_real_packets_too_old():
+    g = ReplayGuard(window=8)
+    for seq in range(1, 6):
+        assert g.check(hb(seq)) is None
+    assert g.check(hb(2**63)) is None            # a holder of the key signs a huge seq
+    assert g.check(hb(2**64 - 1)) is None        # and another jump in a row
+    assert g.check(hb(2**64 - 100)) == "replay"  # too old there, and a jump from the sender's window
+    assert g.seen("a", 1, "hb", "eth0", 6) is False
+    assert g.check(hb(6)) is None                # the sender's next packet continues its own window
+    assert g.check(hb(4)) == "replay" and g.check(hb(6)) == "replay"
+    assert g.check(hb(7)) is None
+    assert g.check(hb(2**64 - 1)) is None        # the forged packet replayed: a jump again, and undone again
+    assert g.check(hb(8)) is None
+    assert g.check(hb(2**64 - 1)) is None
+    assert g.check(hb(2**64 - 1)) == "replay"    # twice in a row: its own window says seen
+    assert g.check(hb(9)) is None
+
+
+def test_replay_guard_a_real_jump_is_confirmed_by_the_next_packet():
+    g = ReplayGuard(window=8)
+    for seq in (1, 2, 3):
+        assert g.check(hb(seq)) is None
+    assert g.check(hb(5000)) is None             # not heard for a while
+    assert g.check(hb(5001)) is None             # continues the new window: the old one is dropped
+    assert g.check(hb(4)) == "replay"            # too old now
+    assert g.seen("a", 1, "hb", "eth0", 4) is True
+
+
+def test_replay_guard_seen_agrees_with_check_around_jumps():
+    import random
+
+    rnd = random.Random(13)
+    for _ in range(200):
+        g = ReplayGuard(window=8)
+        base = 0
+        for _ in range(60):
+            r = rnd.random()
+            if r < 0.1:
+                base += rnd.choice([9, 50, 2**40])           # jumps (the sender's, or a forged one)
+            seq = max(1, base + rnd.randint(-12, 12))
+            if rnd.random() < 0.05:
+                seq = 2**64 - rnd.randint(1, 20)
+            predicted = g.seen("a", 1, "hb", "eth0", seq)
+            got = g.check(hb(seq))
+            assert predicted == (got == "replay"), (seq, got)
+            base = max(base, seq) if seq < 2**63 else base
 
 
 def test_replay_guard_seen_matches_check_without_recording():

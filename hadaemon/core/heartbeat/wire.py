@@ -250,11 +250,14 @@ def echoed_generation(payload: bytes, node: str) -> int | None:
 class _Generation:
     """Replay state of one (source, generation): seqs below `floor` are old, plus a window per (kind, link)."""
 
-    __slots__ = ("floor", "windows")
+    __slots__ = ("floor", "windows", "before_jump")
 
     def __init__(self) -> None:
         self.floor = 0
         self.windows: Dict[Tuple[str, str], Tuple[int, int]] = {}   # (kind, link) -> (highest seq, bitmap)
+        # (kind, link) -> the window as it was before its last jump beyond the bitmap, until one of the two
+        # continues: one signed packet with a huge seq must not make every real packet "too old"
+        self.before_jump: Dict[Tuple[str, str], Tuple[int, int]] = {}
 
 
 class ReplayGuard:
@@ -264,6 +267,10 @@ class ReplayGuard:
     below it and not yet seen (UDP may reorder; a retransmission always gets a fresh seq, so a repeat
     is a replay), and not below the generation's floor (`pin`: the seq from which the source proved it
     hears this incarnation of the receiver; anything older may have been recorded before).
+    A jump beyond the window (the sender was not heard for a while, or a holder of the key signed a huge
+    seq) keeps the window as it was beside the new one; the next packet that continues either of them
+    (newer than its top, or unseen within it) confirms that one and the other is dropped. So a forged
+    jump costs the real sender nothing: its next packet continues the old window.
 
     Which generation of a source is believed is the membership core's decision; the daemon tells the
     guard with `pin(src, gen)`. Besides the pinned generation the guard keeps the windows of at most one other generation (a candidate restart, or an older one the
@@ -282,9 +289,12 @@ class ReplayGuard:
         self._pinned: Dict[str, int] = {}
         self._gens: Dict[str, Dict[int, _Generation]] = {}
 
-    def check(self, pkt: Packet) -> str | None:
+    def check(self, pkt: Packet, fresh: bool = False) -> str | None:
         """None when `pkt` is new (and record it), else "replay" ("unknown-node": too many sources;
-        "malformed": more (kind, link) pairs in this generation than max_windows)."""
+        "malformed": more (kind, link) pairs in this generation than max_windows).
+        fresh: the packet itself proves it was sent to this incarnation of the receiver (a heartbeat echoing
+        its generation, a message for it): the floor does not apply (a holder of the key who proved a
+        generation with a huge seq must not make every real packet older than the proof)."""
         src, gen = pkt.src, pkt.generation
         gens = self._gens.get(src)
         if gens is None:
@@ -298,7 +308,7 @@ class ReplayGuard:
                 del gens[other]
             g = gens[gen] = _Generation()
         seq = pkt.seq
-        if seq < g.floor:
+        if seq < g.floor and not fresh:
             return "replay"
         key = (pkt.kind, pkt.link)
         w = g.windows.get(key)
@@ -307,30 +317,55 @@ class ReplayGuard:
                 return "malformed"
             g.windows[key] = (seq, 1)
             return None
+        old = g.before_jump.get(key)
+        if old is not None and seq <= w[0] - self.window:
+            # too old for the window a jump opened, but it continues the one the jump left (not another
+            # jump from it): the jump was not the sender's; back to its own window
+            moved = self._advance(old, seq)
+            if moved is None or seq - old[0] >= self.window:
+                return "replay"
+            del g.before_jump[key]
+            g.windows[key] = moved
+            return None
+        moved = self._advance(w, seq)
+        if moved is None:
+            return "replay"
+        if seq - w[0] >= self.window:           # a jump: keep the window it left until one of them continues
+            g.before_jump.setdefault(key, w)   # (after jumps in a row, the one before the first)
+        else:
+            g.before_jump.pop(key, None)        # the window continued: it is the sender's
+        g.windows[key] = moved
+        return None
+
+    def _advance(self, w: Tuple[int, int], seq: int) -> Tuple[int, int] | None:
+        """Window `w` with `seq` recorded, or None when `seq` is a replay there (seen, or too old)."""
         top, bits = w
         if seq > top:
             shift = seq - top
-            g.windows[key] = (seq, ((bits << shift) | 1) & self._mask if shift < self.window else 1)
-            return None
+            return seq, (((bits << shift) | 1) & self._mask if shift < self.window else 1)
         offset = top - seq
         if offset >= self.window or bits >> offset & 1:
-            return "replay"
-        g.windows[key] = (top, bits | 1 << offset)
-        return None
+            return None
+        return top, bits | 1 << offset
 
     def seen(self, src: str, gen: int, kind: str, link: str, seq: int) -> bool:
-        """True when check() would call this (src, gen, kind, link, seq) a replay; records nothing."""
+        """True when check() would call this (src, gen, kind, link, seq) a replay whatever the packet's
+        freshness (the floor is check()'s, after the digest); records nothing."""
         gens = self._gens.get(src)
         g = gens.get(gen) if gens else None
         if g is None:
             return False
-        if seq < g.floor:
-            return True
         w = g.windows.get((kind, link))
         if w is None or seq > w[0]:
             return False
         offset = w[0] - seq
-        return offset >= self.window or bool(w[1] >> offset & 1)
+        if offset < self.window:
+            return bool(w[1] >> offset & 1)
+        old = g.before_jump.get((kind, link))
+        if old is None or seq - old[0] >= self.window:
+            return True
+        offset = old[0] - seq
+        return offset >= 0 and (offset >= self.window or bool(old[1] >> offset & 1))
 
     def pin(self, src: str, gen: int, floor: int | None = None) -> None:
         """`gen` is the generation of `src` the membership believes; seqs below `floor` are old."""
