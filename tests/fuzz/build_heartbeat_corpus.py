@@ -27,6 +27,7 @@ def seeds():
         "hb": Packet(kind="hb", src="b", generation=3, seq=17, link="eth0", payload=echo),
         "hb-no-echo": Packet(kind="hb", src="b", generation=3, seq=18, link="eth0"),
         "hb-max-generation": Packet(kind="hb", src="b", generation=2**64 - 1, seq=1, link="eth0", payload=echo),
+        "hb-max-seq": Packet(kind="hb", src="b", generation=3, seq=2**64 - 1, link="eth0", payload=echo),
         "hb-unknown-name": Packet(kind="hb", src="n-000001-" + "x" * 40, generation=1, seq=1, link="eth0",
                                   payload=echo),
         "hb-long-names": Packet(kind="hb", src="b" * 64, generation=1, seq=2**64 - 1, link="l" * 15,
