@@ -112,12 +112,8 @@ whose maintenance flag changed), ("table", keys)
         got = None
         if not in_process and self._loader is not False:
             try:
-                if self._loader is None:
-                    import multiprocessing
-                    from concurrent.futures import ProcessPoolExecutor
-
-                    self._loader = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-                got = await loop.run_in_executor(self._loader, load_checked, self.config_path, self.lookup_timeout)
+                got = await loop.run_in_executor(self._loader_pool(), load_checked, self.config_path,
+                                                 self.lookup_timeout)
             except Exception as e:  # noqa: BLE001 - BrokenProcessPool, OSError...: read it here instead
                 log.warning("config loader process failed (%s); reading the file in the daemon", e)
                 if self._loader:
@@ -145,6 +141,25 @@ whose maintenance flag changed), ("table", keys)
         self._row_index(plan)
         return config, plan, stamp
 
+    def _loader_pool(self):
+        if self._loader is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._loader = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._loader
+
+    async def _start_loader(self) -> None:
+        """Start the loader process in the background once running (a Python starting and importing the parser
+        takes 0.2 s, seconds on a busy machine: not at the first reload)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._loader_pool(), os.getpid)
+        except Exception as e:  # noqa: BLE001 - reloads then read the file in the daemon
+            log.warning("config loader process failed (%s); reloads read the file in the daemon", e)
+            if self._loader:
+                self._loader.shutdown(wait=False)
+            self._loader = False
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the config (ConfigError propagates), adopt the existing table, program it, start checks."""
@@ -170,6 +185,7 @@ whose maintenance flag changed), ("table", keys)
         await self.reconcile(startup=True)
         self._run_fallback_commands()
         await self._start_checks()
+        self._tasks.append(asyncio.ensure_future(self._start_loader()))
         await self._instances("start", config.globals.execute)
         self.daemon_status = STATUS_RUNNING
 
