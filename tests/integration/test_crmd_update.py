@@ -1,0 +1,66 @@
+"""A parameter change of a running resource on the real ha-crmd (Crm1 UpdateResource through `hactl
+resource update`): the agent is given the new value (the unmodified ocf:pacemaker:Dummy dumps its
+environment at every call into `envfile`), its recurring monitor runs with the new parameters from
+then on, and the resource stays where it is."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hadaemon.testing.crm import CrmCluster, runfile
+from hadaemon.testing.netns import Cluster
+from hadaemon.testing.procs import wait_until
+from tests.integration.cibs import cib
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+NODES = ["n1", "n2"]
+RESOURCE = ('<primitive id="d1" class="ocf" provider="pacemaker" type="Dummy">'
+            '<instance_attributes id="d1-a"><nvpair id="d1-env" name="envfile" value="/run/d1.env"/>'
+            '<nvpair id="d1-fake" name="fake" value="1"/></instance_attributes>'
+            '<operations><op id="d1-mon" name="monitor" interval="1s" timeout="10s"/></operations></primitive>')
+
+
+def _calls(text: str):
+    """[(action, OCF_RESKEY_fake)] for each call ocf:pacemaker:Dummy logged in its envfile."""
+    out = []
+    for block in text.split("### ")[1:]:
+        action = block.split(" @ ", 1)[0].strip()
+        m = re.search(r"^OCF_RESKEY_fake=(.*)$", block, re.M)
+        out.append((action, m.group(1) if m else None))
+    return out
+
+
+def test_a_parameter_change_reaches_the_agent_and_its_monitor():
+    with Cluster(NODES) as c:
+        crm = CrmCluster(c, cib(RESOURCE, '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>'),
+                         keepalive="200ms", deadtime="3", fencing=False)
+        envfile = crm.rundir("n1") / "d1.env"
+        try:
+            with crm.observer({"d1": runfile("Dummy-d1.state")}) as obs:   # ocf:pacemaker:Dummy's state
+                crm.start_all()
+                obs.wait("d1", ["n1"], 60)
+                crm.wait_idle(crm.dc("n1"))
+                assert ("start", "1") in _calls(envfile.read_text())
+                cp = crm.hactl("n2", "resource", "update", "d1", "fake=2")
+                assert cp.returncode == 0, cp.stdout + cp.stderr
+
+                def monitored_with_new_value():
+                    calls = _calls(envfile.read_text())
+                    applied = [i for i, (a, v) in enumerate(calls) if a in ("reload-agent", "reload", "start")
+                               and v == "2"]
+                    return applied and any(a == "monitor" and v == "2" for a, v in calls[applied[0] + 1:])
+                wait_until(monitored_with_new_value, 60, message="the new value applied and monitored")
+                crm.wait_idle(crm.dc("n1"))
+                calls = _calls(envfile.read_text())
+                first_new = next(i for i, (a, v) in enumerate(calls) if v == "2")
+                # once the new value is in, no call runs with the old one (the old monitor is gone)
+                assert all(v == "2" for a, v in calls[first_new:] if a != "meta-data"), calls[first_new:]
+                assert obs.where("d1") == ["n1"]
+            assert not obs.dual_active(raw=True), obs.describe(raw=True)
+        except Exception:
+            print(crm.logs(tail=6000))
+            raise
+        finally:
+            crm.close()
