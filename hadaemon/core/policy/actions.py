@@ -1067,13 +1067,16 @@ def _notifications(p: Planner, c) -> None:
         if not acts or not completed:
             continue
         staying = [r for r in prims if r.running_on and not doing(r, "stop")]
+        # create_notify_actions: stop/demote notify the instances active now (a demote's post-notification
+        # too, a stop's only those staying); start/promote the instances placed (a start's pre-notification
+        # only those already running, a promote's also those starting in this transition)
         if task in ("stop", "demote"):
             before = [(r, r.running_on[0].uname) for r in prims if r.running_on]
-            after = [(r, r.running_on[0].uname) for r in staying]
+            after = before if task == "demote" else [(r, r.running_on[0].uname) for r in staying]
         else:
-            before = [(r, r.running_on[0].uname) for r in staying]
             after = [(r, r.assigned.uname) for r in prims if r.assigned is not None
                      and (r.running_on or doing(r, "start"))]
+            before = after if task == "promote" else [(r, r.running_on[0].uname) for r in staying]
         pre = pseudo(f"{c.id}_pre_notify_{task}_0")
         pre_done = pseudo(f"{c.id}_confirmed-pre_notify_{task}_0")
         if previous_confirmed is not None:
