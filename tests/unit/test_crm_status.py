@@ -200,3 +200,76 @@ def test_the_next_failure_timeout_expiry_is_found():
     model = parse_cib(cibdoc.to_text(cib))
     assert next_failure_expiry(model, NOW) == NOW + 60
     assert next_failure_expiry(model, NOW + 60) is None
+
+
+PCMK_DUMMY_MD = """<resource-agent name="Dummy" version="2.0"><version>1.1</version><parameters>
+<parameter name="state" unique-group="state"><content type="string"/></parameter>
+<parameter name="fake" reloadable="1"><content type="string"/></parameter>
+</parameters><actions><action name="start"/><action name="reload-agent"/><action name="reload"/>
+</actions></resource-agent>"""
+HB_DUMMY_MD = """<resource-agent name="Dummy"><version>1.0</version><parameters>
+<parameter name="state" unique="1"/><parameter name="fake" unique="0"/></parameters>
+<actions><action name="start"/><action name="reload"/></actions></resource-agent>"""
+
+
+def test_reload_parameters_from_meta_data_as_pacemakers_controller_reads_them():
+    from hadaemon.core.lrm.metadata import reload_parameters
+
+    assert reload_parameters(PCMK_DUMMY_MD) == ("reload-agent", ("state",))
+    assert reload_parameters(HB_DUMMY_MD) == ("reload", ("state",))
+    # reload-agent of an agent older than OCF 1.1 is not used; no reload action: no reloads
+    assert reload_parameters(HB_DUMMY_MD.replace('"reload"', '"reload-agent"')) is None
+    assert reload_parameters(PCMK_DUMMY_MD.replace('<action name="reload-agent"/>', "")) is None
+    assert reload_parameters("<not xml") is None
+
+
+def _with_param(cib, value: str):
+    prim = next(p for p in cib.iter("primitive") if p.get("id") == "d")
+    for ia in prim.findall("instance_attributes"):
+        prim.remove(ia)
+    ia = ET.SubElement(prim, "instance_attributes", id="d-ia")
+    ET.SubElement(ia, "nvpair", id="d-state", name="state", value=value.split(",")[0])
+    ET.SubElement(ia, "nvpair", id="d-fake", name="fake", value=value.split(",")[1])
+
+
+@pytest.mark.parametrize("change,expected", [("/run/d.state,2", "reload-agent"), ("/run/other.state,1", "start")])
+def test_restart_fields_let_the_scheduler_reload_a_reloadable_change_and_restart_otherwise(change, expected):
+    """The start entry carries op-force-restart / op-restart-digest (restart_fields): a change of a
+    parameter not listed gives a reload-agent, of a listed one a restart; the reload, recorded as a
+    start (pcmk__create_history_xml), leaves nothing more to do."""
+    from hadaemon.core.crm.ops import restart_fields
+
+    cib = cib_with(dummy("d"))
+    _with_param(cib, "/run/d.state,1")
+    model = parse_cib(cibdoc.to_text(cib))
+    start = plan_op(model, "d", "start", 0, "node1")
+    listed, rdigest = restart_fields(("state",), start.params)
+    assert listed == "  state  "
+    S.record_op(cib, "node1", S.OpRecord("d", "start", 0, 0, 0, 2, S.transition_key(3, 7, 0, "uuid"), 0,
+                                         last_run=NOW, digest=start.digest, rsc_class="ocf",
+                                         rsc_provider="heartbeat", rsc_type="Dummy", restart_list=listed,
+                                         restart_digest=rdigest), NOW)
+    mon = plan_op(model, "d", "monitor", 10000, "node1")
+    S.record_op(cib, "node1", _rec("monitor", 10000, call=3, digest=mon.digest), NOW)
+    last = _ops(cib)["d_last_0"]
+    assert last["op-force-restart"] == "  state  " and last["op-restart-digest"] == rdigest
+    assert "op-force-restart" not in _ops(cib)["d_monitor_10000"]
+    _with_param(cib, change)
+    tr = schedule(parse_cib(cibdoc.to_text(cib)), NOW)
+    tasks = sorted(a.task for a in tr.graph.actions if a.rsc == "d" and a.node == "node1")
+    if expected == "reload-agent":
+        assert "reload-agent" in tasks and "stop" not in tasks and "start" not in tasks, tasks
+        model = parse_cib(cibdoc.to_text(cib))
+        reload = plan_op(model, "d", "reload-agent", 0, "node1")
+        listed, rdigest = restart_fields(("state",), reload.params)
+        S.record_op(cib, "node1", S.OpRecord("d", "reload-agent", 0, 0, 0, 4, S.transition_key(4, 8, 0, "uuid"),
+                                             0, last_run=NOW, digest=reload.digest, rsc_class="ocf",
+                                             rsc_provider="heartbeat", rsc_type="Dummy", restart_list=listed,
+                                             restart_digest=rdigest), NOW)
+        assert _ops(cib)["d_last_0"]["operation"] == "start"      # recorded as a start
+        mon = plan_op(model, "d", "monitor", 10000, "node1")
+        S.record_op(cib, "node1", _rec("monitor", 10000, call=5, digest=mon.digest), NOW)
+        tr = schedule(parse_cib(cibdoc.to_text(cib)), NOW)
+        assert [a.key for a in tr.graph.actions if a.node == "node1"] == []
+    else:
+        assert "stop" in tasks and "start" in tasks and "reload-agent" not in tasks, tasks

@@ -7,14 +7,14 @@ operations, so a recorded start or monitor does not look like a changed definiti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Tuple
 
 from hadaemon.core.cib import history as H
 from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Op, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 
-__all__ = ["OpPlan", "plan_op", "node_attributes", "DEFAULT_TIMEOUT_MS"]
+__all__ = ["OpPlan", "plan_op", "node_attributes", "restart_fields", "DEFAULT_TIMEOUT_MS"]
 
 DEFAULT_TIMEOUT_MS = 20000
 
@@ -137,3 +137,13 @@ def next_failure_expiry(cib: Cib, now: int) -> int | None:
             if due > now and (best is None or due < best):
                 best = due
     return best
+
+
+def restart_fields(restart_names, params: Mapping[str, str]) -> Tuple[str, str]:
+    """The controller's append_restart_list for a one-shot op: (op-force-restart, op-restart-digest)
+    from the parameters whose change needs a restart (hadaemon.core.lrm.metadata.reload_parameters)
+    and the op's parameters. The list has Pacemaker's form ("  a b  ", "" when empty); the digest is
+    the one hadaemon.core.policy.digests compares it with (the listed parameters' values only)."""
+    names = tuple(restart_names)
+    listed = ("  " + " ".join(names) + "  ") if names else ""
+    return listed, H.digest({k: str(v) for k, v in params.items() if k in names})

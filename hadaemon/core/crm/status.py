@@ -9,7 +9,7 @@ for each recurring operation (`RSC_monitor_10000`). A failure adds to the transi
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict
 
 from hadaemon.core.crm.cibdoc import node_id, section
@@ -65,6 +65,10 @@ class OpRecord:
     exit_reason: str = ""
     migrate_source: str = ""   # migrate_to / migrate_from: the nodes of the live migration
     migrate_target: str = ""
+    # one-shot ops of an agent that can reload (the controller's append_restart_list): the parameters
+    # whose change needs a restart (Pacemaker's "  a b  " form) and the digest of their values
+    restart_list: str = ""
+    restart_digest: str = ""
 
     def to_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -203,6 +207,9 @@ def _op_attrs(rec: OpRecord, uname: str, op_id: str, now: int) -> Dict[str, str]
              "queue-time": str(rec.queue_ms)}
     if rec.digest:
         attrs["op-digest"] = rec.digest
+    if rec.restart_digest and rec.interval_ms == 0:
+        attrs["op-force-restart"] = rec.restart_list
+        attrs["op-restart-digest"] = rec.restart_digest
     if rec.migrate_source and rec.migrate_target:
         # as the controller's build_operation_update: the scheduler reads a partial migration from them
         attrs["migrate_source"] = rec.migrate_source
@@ -224,7 +231,12 @@ def _replace_entry(res: ET.Element, op_id: str, attrs: Dict[str, str]) -> None:
 
 def record_op(cib: ET.Element, uname: str, rec: OpRecord, now: int,
               start_failure_is_fatal: bool = True) -> bool:
-    """Write one result into the node's history (and fail-count on failure); True when it failed."""
+    """Write one result into the node's history (and fail-count on failure); True when it failed.
+    A reload (reload-agent, or an older agent's reload) is written as a start when it ran, else as a
+    monitor, as Pacemaker's pcmk__create_history_xml does (the scheduler then compares the new
+    parameters with it)."""
+    if rec.operation in ("reload", "reload-agent"):
+        rec = replace(rec, operation="start" if rec.op_status == EXEC_STATUS["done"] else "monitor")
     lr = lrm_resources(cib, uname)
     res = None
     for r in lr.findall("lrm_resource"):

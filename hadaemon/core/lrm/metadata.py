@@ -97,3 +97,34 @@ def systemd_metadata(unit: str, description: str) -> str:
         "  </actions>\n"
         "  <special tag='systemd'/>\n"
         "</resource-agent>\n")
+
+
+_TRUE = ("1", "true", "yes", "y", "on")
+
+
+def reload_parameters(metadata_xml: str):
+    """What an OCF agent's meta-data says about reloads, as Pacemaker's controller reads it
+    (controld_metadata.c, used by append_restart_list): ("reload-agent", names of the parameters NOT
+    marked reloadable) when the agent declares OCF 1.1 or later and a reload-agent action;
+    ("reload", names of the parameters marked unique) when it is older and has a reload action
+    (the pre-1.1 convention: unique="0" meant reloadable); None when it cannot reload or the XML is
+    unreadable. A change of a listed parameter needs a restart, of any other one a reload."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(metadata_xml)
+    except ET.ParseError:
+        return None
+    version = (root.findtext("version") or "0").strip()
+    try:
+        ocf1_1 = tuple(int(x) for x in version.split(".")[:2]) >= (1, 1)
+    except ValueError:
+        ocf1_1 = False
+    actions = {a.get("name") for a in root.iter("action")}
+    params = [p for p in root.iter("parameter") if p.get("name")]
+    if ocf1_1 and "reload-agent" in actions:
+        return "reload-agent", tuple(p.get("name") for p in params
+                                     if (p.get("reloadable") or "").lower() not in _TRUE)
+    if not ocf1_1 and "reload" in actions:
+        return "reload", tuple(p.get("name") for p in params if (p.get("unique") or "").lower() in _TRUE)
+    return None
