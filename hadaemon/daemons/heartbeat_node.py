@@ -46,7 +46,7 @@ class HeartbeatNode:
                                        autojoin=not cfg.nodes or getattr(cfg, "autojoin", "none") in ("any", "other"),
                                        known=self._persisted)
         self.messenger = self._new_messenger()
-        self.guard = wire.ReplayGuard(max_sources=mb.MAX_PEERS)
+        self.guard = wire.ReplayGuard(max_sources=mb.MAX_PEERS, stale_after=cfg.deadtime)
         for name, gen in self._persisted.items():
             self.guard.pin(name, gen)
         self.transport: Transport | None = None
@@ -120,6 +120,7 @@ class HeartbeatNode:
         self.cfg, self.auth = cfg, auth
         self.links = tuple(cfg.links)
         self.messenger.compression = cfg.compression
+        self.guard.stale_after = cfg.deadtime
         self.messenger.compression_threshold_bytes = cfg.compression_threshold * 1024
         self._apply(mb.Reconfigure(_timing(cfg), tuple(cfg.nodes), self.links), self.clock())
 
@@ -184,12 +185,12 @@ class HeartbeatNode:
     def on_datagram(self, link: str, data: bytes, addr, copy: bool = False) -> None:
         """One datagram from a link socket: decode, authenticate, replay-check, feed the cores.
         copy: a peer's broadcast the kernel queued on two sockets; the second one read is not counted."""
+        now = self.clock()
         head = wire.peek(data, self.auth)
-        if head is not None and self.guard.seen(*head):
+        if head is not None and self.guard.seen(*head, now):
             if not copy:
                 self._drop("replay")   # an exact replay, dropped before any digest is computed
             return
-        now = self.clock()
         try:
             pkt = wire.decode(data, self.auth, wire.MAX_PACKET)
         except wire.Drop as drop:
@@ -207,7 +208,7 @@ class HeartbeatNode:
             return
         echo = wire.echoed_generation(pkt.payload, self.local_node) if pkt.kind == "hb" else None
         fresh = echo == self.generation if pkt.kind == "hb" else pkt.dst_generation == self.generation
-        reason = self.guard.check(pkt, fresh)
+        reason = self.guard.check(pkt, fresh, now)
         if reason:
             if reason == "unknown-node":
                 self._unknown(src)

@@ -103,3 +103,18 @@ def test_one_signed_packet_with_a_huge_seq_locks_no_peer_out(tmp_path):
     assert n.drop_counters()["replay"] == 1
     n.close()
     loop.close()
+
+
+def test_a_forged_seq_window_kept_going_does_not_push_the_real_peer_out(tmp_path):
+    n, clock, loop = node(tmp_path, generation=1)
+    n.on_datagram("eth0", hb("b", 3, 1, [("a", 1)]), ("10.0.0.2", 694))
+    for k in range(40):                        # b's heartbeats, and a forger's far ahead, continued
+        clock.now += 0.1
+        n.on_datagram("eth0", hb("b", 3, 2**63 + k, [("a", 1)]), ("10.0.0.9", 694))
+        n.on_datagram("eth0", hb("b", 3, 2**64 - 1 - k, [("a", 1)]), ("10.0.0.9", 694))   # a third window
+        n.on_datagram("eth0", hb("b", 3, 2 + k, [("a", 1)]), ("10.0.0.2", 694))
+        n._deadline_fired()
+    assert n.state.peers["b"].state == "up"
+    assert n.drop_counters()["replay"] == 40    # the third windows only; every real heartbeat counted
+    n.close()
+    loop.close()

@@ -178,12 +178,13 @@ def test_replay_guard_rejects_repeats_and_old():
     assert g.check(hb(6)) is None
     assert g.check(hb(4)) is None            # reordered, within window, unseen
     assert g.check(hb(4)) == "replay"
-    assert g.check(hb(20)) is None
-    assert g.check(hb(21)) is None           # continues after the jump: the window before it is dropped
-    assert g.check(hb(12)) == "replay"       # beyond the window: too old to tell
-    assert g.check(hb(14)) is None
-    assert g.check(hb(14)) == "replay"
-    assert g.check(hb(1000)) is None and g.check(hb(1001)) is None and g.check(hb(20)) == "replay"
+    assert g.check(hb(12)) is None
+    assert g.check(hb(3)) == "replay"        # beyond the window: too old to tell
+    assert g.check(hb(7)) is None
+    assert g.check(hb(7)) == "replay"
+    assert g.check(hb(1000)) is None         # a jump: the window it left (top 12) stays beside it
+    assert g.check(hb(2)) == "replay"        # too old for both
+    assert g.check(hb(998)) is None and g.check(hb(998)) == "replay"
 
 
 def test_replay_guard_keys_by_kind_and_link():
@@ -244,51 +245,75 @@ def test_replay_guard_windows_per_generation_are_bounded():
     assert g.check(hb(1, gen=2, link="forged-new")) is None     # another generation: windows of its own
 
 
-def test_replay_guard_one_huge_seq_does_not_make_the_real_packets_too_old():
-    g = ReplayGuard(window=8)
+def test_replay_guard_forged_huge_seqs_do_not_push_the_real_sender_out():
+    """A holder of the key signs seqs far ahead of the sender's (as many as it likes): the sender's own
+    packets keep counting, once each, as long as it keeps sending; a third window is refused while two
+    are active; a jump nobody continues is dropped once stale."""
+    g = ReplayGuard(window=8, stale_after=1.0)
+    t = 100.0
     for seq in range(1, 6):
-        assert g.check(hb(seq)) is None
-    assert g.check(hb(2**63)) is None            # a holder of the key signs a huge seq
-    assert g.check(hb(2**64 - 1)) is None        # and another jump in a row
-    assert g.check(hb(2**64 - 100)) == "replay"  # too old there, and a jump from the sender's window
-    assert g.seen("a", 1, "hb", "eth0", 6) is False
-    assert g.check(hb(6)) is None                # the sender's next packet continues its own window
-    assert g.check(hb(4)) == "replay" and g.check(hb(6)) == "replay"
-    assert g.check(hb(7)) is None
-    assert g.check(hb(2**64 - 1)) is None        # the forged packet replayed: a jump again, and undone again
-    assert g.check(hb(8)) is None
-    assert g.check(hb(2**64 - 1)) is None
-    assert g.check(hb(2**64 - 1)) == "replay"    # twice in a row: its own window says seen
-    assert g.check(hb(9)) is None
+        assert g.check(hb(seq), now=t) is None
+    assert g.check(hb(2**63), now=t) is None          # forged: a second window
+    assert g.check(hb(2**63 + 1), now=t) is None      # forged, continued
+    for seq in range(6, 40):                          # the sender's packets, every 0.1 s
+        t += 0.1
+        assert g.seen("a", 1, "hb", "eth0", seq, t) is False
+        assert g.check(hb(seq), now=t) is None
+        assert g.check(hb(2**63 + 2 + seq), now=t) is None     # the forger keeps its window going
+        assert g.check(hb(2**64 - seq), now=t) == "replay"     # a third window: refused
+    assert g.check(hb(20), now=t) == "replay" and g.seen("a", 1, "hb", "eth0", 20, t)
+    t += 1.5                                          # the forger stops; the sender goes on
+    assert g.check(hb(40), now=t) is None
+    assert g.check(hb(41), now=t) is None
+    assert len(g._gens["a"][1].windows[("hb", "eth0")]) == 1        # the forged window was dropped
+    assert g.check(hb(2**63 + 60), now=t) is None     # a new forged jump: a second window again ...
+    assert g.check(hb(42), now=t) is None             # ... which costs the sender nothing
 
 
-def test_replay_guard_a_real_jump_is_confirmed_by_the_next_packet():
-    g = ReplayGuard(window=8)
+def test_replay_guard_a_sender_silent_here_finds_its_window_again():
+    g = ReplayGuard(window=8, stale_after=1.0)
     for seq in (1, 2, 3):
-        assert g.check(hb(seq)) is None
-    assert g.check(hb(5000)) is None             # not heard for a while
-    assert g.check(hb(5001)) is None             # continues the new window: the old one is dropped
-    assert g.check(hb(4)) == "replay"            # too old now
-    assert g.seen("a", 1, "hb", "eth0", 4) is True
+        assert g.check(hb(seq), now=100.0) is None
+    assert g.check(hb(2**63), now=100.5) is None      # forged while the sender is silent here
+    for k in range(20):                               # the forger keeps it going; the sender is away
+        assert g.check(hb(2**63 + 1 + k), now=101 + k) is None
+    assert g.check(hb(4), now=121.0) is None          # the sender comes back: its window is still there
+    assert g.check(hb(3), now=121.0) == "replay"
+
+
+def test_replay_guard_a_real_jump_is_believed_at_once_or_after_stale_after():
+    g = ReplayGuard(window=8, stale_after=1.0)
+    for seq in (1, 2, 3):
+        assert g.check(hb(seq), now=100.0) is None
+    assert g.check(hb(5000), now=100.1) is None       # many packets to others meanwhile: a jump, believed
+    assert g.check(hb(5001), now=100.2) is None
+    assert g.check(hb(4), now=100.3) is None          # the gap below it still counts (once)
+    assert g.check(hb(4), now=100.3) == "replay"
+    assert g.check(hb(9000), now=100.4) == "replay"   # a third window while both are active
+    assert g.check(hb(9000), now=101.4) is None       # the lower one is stale now: believed
+    assert g.check(hb(5002), now=101.5) is None
 
 
 def test_replay_guard_seen_agrees_with_check_around_jumps():
     import random
 
     rnd = random.Random(13)
-    for _ in range(200):
-        g = ReplayGuard(window=8)
-        base = 0
+    for _ in range(300):
+        g = ReplayGuard(window=8, stale_after=1.0)
+        base, now = 0, 100.0
         for _ in range(60):
+            now += rnd.choice([0.0, 0.1, 0.6, 1.5])
             r = rnd.random()
             if r < 0.1:
                 base += rnd.choice([9, 50, 2**40])           # jumps (the sender's, or a forged one)
             seq = max(1, base + rnd.randint(-12, 12))
             if rnd.random() < 0.05:
                 seq = 2**64 - rnd.randint(1, 20)
-            predicted = g.seen("a", 1, "hb", "eth0", seq)
-            got = g.check(hb(seq))
-            assert predicted == (got == "replay"), (seq, got)
+            predicted = g.seen("a", 1, "hb", "eth0", seq, now)
+            got = g.check(hb(seq), now=now)
+            assert not predicted or got == "replay", (seq, got)   # seen() never drops what check() takes
+            if got is None:
+                assert g.check(hb(seq), now=now) == "replay"      # and everything is taken once
             base = max(base, seq) if seq < 2**63 else base
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
@@ -248,16 +248,15 @@ def echoed_generation(payload: bytes, node: str) -> int | None:
 
 
 class _Generation:
-    """Replay state of one (source, generation): seqs below `floor` are old, plus a window per (kind, link)."""
+    """Replay state of one (source, generation): seqs below `floor` are old, plus windows per (kind, link)."""
 
-    __slots__ = ("floor", "windows", "before_jump")
+    __slots__ = ("floor", "windows")
 
     def __init__(self) -> None:
         self.floor = 0
-        self.windows: Dict[Tuple[str, str], Tuple[int, int]] = {}   # (kind, link) -> (highest seq, bitmap)
-        # (kind, link) -> the window as it was before its last jump beyond the bitmap, until one of the two
-        # continues: one signed packet with a huge seq must not make every real packet "too old"
-        self.before_jump: Dict[Tuple[str, str], Tuple[int, int]] = {}
+        # (kind, link) -> its windows: [(highest seq, bitmap, time last advanced)], the most recent first; two
+        # after a jump beyond the bitmap (see ReplayGuard)
+        self.windows: Dict[Tuple[str, str], List[Tuple[int, int, float | None]]] = {}
 
 
 class ReplayGuard:
@@ -268,9 +267,14 @@ class ReplayGuard:
     is a replay), and not below the generation's floor (`pin`: the seq from which the source proved it
     hears this incarnation of the receiver; anything older may have been recorded before).
     A jump beyond the window (the sender was not heard for a while, or a holder of the key signed a huge
-    seq) keeps the window as it was beside the new one; the next packet that continues either of them
-    (newer than its top, or unseen within it) confirms that one and the other is dropped. So a forged
-    jump costs the real sender nothing: its next packet continues the old window.
+    seq) opens a second window beside the one it left; a packet belongs to the highest window it is not
+    too old for. A window is active when it advanced within `stale_after` seconds (the daemon: deadtime).
+    While both are active no further jump is believed, so a real sender that keeps sending is never pushed
+    out by forged seqs (a holder of the key can at most delay a real jump by stale_after); the higher
+    window is dropped once it is stale while the lower one is active (a jump nobody continues). A lower
+    window is never dropped for being stale: a sender silent here must find its window when it comes back,
+    and packets older than every window stay replays. (Without `now` no window is active: every jump is
+    believed and replaces the window not jumped from.)
 
     Which generation of a source is believed is the membership core's decision; the daemon tells the
     guard with `pin(src, gen)`. Besides the pinned generation the guard keeps the windows of at most one other generation (a candidate restart, or an older one the
@@ -281,20 +285,23 @@ class ReplayGuard:
     a packet is "malformed"). Every operation is O(1) in the number of sources.
     """
 
-    def __init__(self, window: int = 1024, max_sources: int = 256, max_windows: int = 64):
+    def __init__(self, window: int = 1024, max_sources: int = 256, max_windows: int = 64,
+                 stale_after: float = 1.0):
         self.window = window
+        self.stale_after = stale_after
         self.max_sources = max_sources
         self.max_windows = max_windows
         self._mask = (1 << window) - 1
         self._pinned: Dict[str, int] = {}
         self._gens: Dict[str, Dict[int, _Generation]] = {}
 
-    def check(self, pkt: Packet, fresh: bool = False) -> str | None:
+    def check(self, pkt: Packet, fresh: bool = False, now: float | None = None) -> str | None:
         """None when `pkt` is new (and record it), else "replay" ("unknown-node": too many sources;
         "malformed": more (kind, link) pairs in this generation than max_windows).
         fresh: the packet itself proves it was sent to this incarnation of the receiver (a heartbeat echoing
         its generation, a message for it): the floor does not apply (a holder of the key who proved a
-        generation with a huge seq must not make every real packet older than the proof)."""
+        generation with a huge seq must not make every real packet older than the proof).
+        now: the monotonic time (which windows are active; see the class)."""
         src, gen = pkt.src, pkt.generation
         gens = self._gens.get(src)
         if gens is None:
@@ -311,61 +318,74 @@ class ReplayGuard:
         if seq < g.floor and not fresh:
             return "replay"
         key = (pkt.kind, pkt.link)
-        w = g.windows.get(key)
-        if w is None:
+        heads = g.windows.get(key)
+        if heads is None:
             if len(g.windows) >= self.max_windows:
                 return "malformed"
-            g.windows[key] = (seq, 1)
+            g.windows[key] = [(seq, 1, now)]
             return None
-        old = g.before_jump.get(key)
-        if old is not None and seq <= w[0] - self.window:
-            # too old for the window a jump opened, but it continues the one the jump left (not another
-            # jump from it): the jump was not the sender's; back to its own window
-            moved = self._advance(old, seq)
-            if moved is None or seq - old[0] >= self.window:
-                return "replay"
-            del g.before_jump[key]
-            g.windows[key] = moved
-            return None
-        moved = self._advance(w, seq)
-        if moved is None:
-            return "replay"
-        if seq - w[0] >= self.window:           # a jump: keep the window it left until one of them continues
-            g.before_jump.setdefault(key, w)   # (after jumps in a row, the one before the first)
-        else:
-            g.before_jump.pop(key, None)        # the window continued: it is the sender's
-        g.windows[key] = moved
-        return None
-
-    def _advance(self, w: Tuple[int, int], seq: int) -> Tuple[int, int] | None:
-        """Window `w` with `seq` recorded, or None when `seq` is a replay there (seen, or too old)."""
-        top, bits = w
+        if len(heads) == 2 and self._forsaken(heads, now):
+            heads = g.windows[key] = [min(heads)]
+        i = self._home(heads, seq)
+        if i is None:
+            return "replay"                     # too old for every window
+        top, bits, last = heads[i]
         if seq > top:
             shift = seq - top
-            return seq, (((bits << shift) | 1) & self._mask if shift < self.window else 1)
-        offset = top - seq
-        if offset >= self.window or bits >> offset & 1:
+            moved = (seq, ((bits << shift) | 1) & self._mask if shift < self.window else 1, now)
+        else:
+            offset = top - seq
+            if bits >> offset & 1:
+                return "replay"
+            moved = (top, bits | 1 << offset, now)
+        if seq - top < self.window:             # continues window i
+            heads[i] = moved
+            if i:
+                heads.reverse()                 # the most recent first
             return None
-        return top, bits | 1 << offset
+        if len(heads) == 1:                     # a jump: the window it left stays beside the new one
+            g.windows[key] = [moved, heads[0]]
+            return None
+        other = heads[1 - i]
+        active, other_active = self._active(last, now), self._active(other[2], now)
+        if active and other_active:
+            return "replay"                     # both windows speak: no third one
+        g.windows[key] = [moved, heads[i] if active or not other_active else other]
+        return None
 
-    def seen(self, src: str, gen: int, kind: str, link: str, seq: int) -> bool:
-        """True when check() would call this (src, gen, kind, link, seq) a replay whatever the packet's
-        freshness (the floor is check()'s, after the digest); records nothing."""
+    def _home(self, heads, seq: int) -> int | None:
+        """Index of the highest window `seq` is not too old for (None: too old for all)."""
+        best = None
+        for i, (top, _, _) in enumerate(heads):
+            if seq > top - self.window and (best is None or top > heads[best][0]):
+                best = i
+        return best
+
+    def _active(self, last: float | None, now: float | None) -> bool:
+        return now is not None and last is not None and now - last <= self.stale_after
+
+    def _forsaken(self, heads, now: float | None) -> bool:
+        """Of two windows, the higher is stale and the lower active: the jump to it was not continued."""
+        low, high = sorted(heads)
+        return self._active(low[2], now) and not self._active(high[2], now)
+
+    def seen(self, src: str, gen: int, kind: str, link: str, seq: int, now: float | None = None) -> bool:
+        """True when check() at `now` would call this (src, gen, kind, link, seq) a replay whatever the
+        packet's freshness (the floor and refused jumps are check()'s, after the digest); records nothing."""
         gens = self._gens.get(src)
         g = gens.get(gen) if gens else None
         if g is None:
             return False
-        w = g.windows.get((kind, link))
-        if w is None or seq > w[0]:
+        heads = g.windows.get((kind, link))
+        if heads is None:
             return False
-        offset = w[0] - seq
-        if offset < self.window:
-            return bool(w[1] >> offset & 1)
-        old = g.before_jump.get((kind, link))
-        if old is None or seq - old[0] >= self.window:
+        if len(heads) == 2 and self._forsaken(heads, now):
+            heads = [min(heads)]
+        i = self._home(heads, seq)
+        if i is None:
             return True
-        offset = old[0] - seq
-        return offset >= 0 and (offset >= self.window or bool(old[1] >> offset & 1))
+        top, bits, _ = heads[i]
+        return seq <= top and bool(bits >> (top - seq) & 1)
 
     def pin(self, src: str, gen: int, floor: int | None = None) -> None:
         """`gen` is the generation of `src` the membership believes; seqs below `floor` are old."""
