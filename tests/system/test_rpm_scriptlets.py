@@ -94,12 +94,19 @@ def test_install_upgrade_erase_under_systemd(builds):
             assert show(ct, HB, "NRestarts") == "0"  # a try-restart, not a crash
             assert ct.path(wants).is_symlink() and show(ct, HB, "UnitFileState") == "enabled"
 
+            # a real-server VIP set up by the template unit: the erase takes it down while ha-realserver is there
+            rs_vip = f"10.{c.base}.0.250"
+            cp = ct.systemctl("start", f"ha-realserver@{rs_vip}.service", timeout=90)
+            assert cp.returncode == 0, cp.stderr + json.dumps(ct.journal(f"ha-realserver@{rs_vip}.service")[-10:])
+            assert f" {rs_vip}/32 " in ct.run(["ip", "-o", "addr", "show", "dev", "lo"]).stdout
+
             # erase: stopped, disabled, files gone, the edited ha.cf kept as .rpmsave
             cp = ct.run(["rpm", "-e", "--nodeps", "hadaemon", "python3-dbus-next"], timeout=180)
             assert cp.returncode == 0, cp.stdout + cp.stderr
             assert show(ct, HB, "ActiveState") in ("inactive", "failed", "")
             assert ct.run(["pgrep", "-f", "ha-heartbeat"]).returncode != 0
             assert not ct.path(wants).is_symlink(), f"{wants} left behind: the erase did not disable the unit"
+            assert rs_vip not in ct.run(["ip", "-o", "addr", "show", "dev", "lo"]).stdout, "real-server VIP left on lo"
             leftovers = ct.run(["find", f"{ct_site()}/hadaemon", f"{ct_site()}/dbus_next"]).stdout
             assert not leftovers.strip(), leftovers[:2000]
             for gone in ["/usr/bin/ha-heartbeat", "/usr/lib/systemd/system/ha-heartbeat.service",
