@@ -55,7 +55,7 @@ def test_crmd_unit_under_systemd(rootfs):
             assert cp.returncode == 0, cp.stderr + json.dumps(ct.journal(UNIT)[-30:], indent=1)
             assert show(ct, "ActiveState") == "active"
             assert show(ct, "ActiveState", "ha-heartbeat.service") == "active"
-            assert show(ct, "WatchdogUSec") == "20s"
+            assert show(ct, "WatchdogUSec") == "10s"
             wait_until(lambda: "DC, 1 members" in show(ct, "StatusText"), 30, message="STATUS= says DC")
             wait_until(lambda: ct.run(["cat", "/run/test-daemon.pid"]).returncode == 0, 60,
                        message="the resource started")

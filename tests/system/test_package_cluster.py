@@ -8,7 +8,7 @@ package on node2) is what the daemons export; the installed busconfig lets a hac
 Heartbeat1's Broadcast) and everyone else only read. Then: busctl MigrateResource moves the group and the client
 follows; journalctl shows ha-crmd's structured fields; a reload with a broken ha.cf keeps ha-crmd running on the old
 one; a non-root MigrateResource is refused by the policy; `systemctl stop ha-heartbeat` on the active node stops
-ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the other node's ha-crmd makes the watchdog
+ha-crmd first and the group moves away cleanly. In between, SIGSTOP on the active node's ha-crmd makes the watchdog
 restart it without touching the group."""
 from __future__ import annotations
 
@@ -243,16 +243,26 @@ def test_cluster_from_the_package(rpms):
             n2.write_file("/etc/ha.d/ha.cf", good)
             assert fetch(client, vip) == "node2"
 
-            # SIGSTOP on node1's ha-crmd (not holding the group: a peer takes a crmd silent for 10 s for gone
-            # and would start its resources elsewhere): the watchdog (WatchdogSec=20s) restarts it, it joins
-            # again, and the group stays on node2
-            pid = show(n1, CRMD, "MainPID")
-            n1.run(["kill", "-STOP", pid], check=True)
-            wait_until(lambda: show(n1, CRMD, "MainPID") not in ("0", pid) and show(n1, CRMD, "ActiveState") == "active",
-                       120, 0.5, "ha-crmd restarted by the watchdog")
-            assert int(show(n1, CRMD, "NRestarts")) >= 1
-            wait_until(lambda: "2 members" in show(n1, CRMD, "StatusText"), 60, 0.5, "node1's crmd back in the cluster")
-            assert any("watchdog" in str(e.get("MESSAGE", "")).lower() for e in n1.journal(None, "-u", CRMD))
+            # SIGSTOP on node2's ha-crmd, the node holding the group: the watchdog (WatchdogSec=10s) restarts it
+            # before node1 takes it for gone (after 20 s of silence), the new crmd probes the group running and
+            # keeps it: the VIP never shows up on node1 and the client stays on node2
+            def vip_not_on_node1():
+                assert vip not in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout, \
+                    "the VIP started on node1 while node2's crmd was frozen or restarting\n" + diag(cts)
+                return True
+
+            pid = show(n2, CRMD, "MainPID")
+            n2.run(["kill", "-STOP", pid], check=True)
+            wait_until(lambda: vip_not_on_node1() and show(n2, CRMD, "MainPID") not in ("0", pid)
+                       and show(n2, CRMD, "ActiveState") == "active", 120, 0.5, "ha-crmd restarted by the watchdog")
+            assert int(show(n2, CRMD, "NRestarts")) >= 1
+            wait_until(lambda: vip_not_on_node1() and "2 members" in show(n2, CRMD, "StatusText"), 60, 0.5,
+                       "node2's crmd back in the cluster")
+            assert any("watchdog" in str(e.get("MESSAGE", "")).lower() for e in n2.journal(None, "-u", CRMD))
+            settle = time.monotonic() + 15
+            while time.monotonic() < settle:
+                vip_not_on_node1()
+                time.sleep(0.5)
             try:
                 wait_until(lambda: fetch(client, vip) == "node2", 60, 0.5, "the client on node2 after the restart")
             except TimeoutError as exc:
