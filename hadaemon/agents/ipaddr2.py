@@ -591,8 +591,9 @@ class Agent:
             # pyroute2 >= 0.9 reads preferred_lft, 0.7 (Debian 12, EPEL 9) only the cacheinfo dict.
             kw["preferred_lft"] = cfg.preferred_lft
             kw["cacheinfo"] = {"preferred": cfg.preferred_lft, "valid": 0xFFFFFFFF}
-        log.info("Adding inet%s address %s/%d to device %s", "6" if cfg.family == 6 else "",
-                 cfg.ip, where.prefix, where.nic)
+        if ready is None:
+            log.info("Adding inet%s address %s/%d to device %s", "6" if cfg.family == 6 else "",
+                     cfg.ip, where.prefix, where.nic)
         added = False
         try:
             if ready is not None and cfg.family == 4:
@@ -605,6 +606,9 @@ class Agent:
                 # state is checked right after; a link that is down does not send it anyway)
                 self.announce(prepared, cfg.arp_count)
                 prepared = None
+            if ready is not None:   # logged once done: every write lets the event loop take the GIL
+                log.info("Adding inet%s address %s/%d to device %s (prepared)", "6" if cfg.family == 6 else "",
+                         cfg.ip, where.prefix, where.nic)
             if ready is None or not ready.link_up:   # (up when prepared: not asked again)
                 link = self.ipr.get_links(index)[0]
                 if not link["flags"] & 1:

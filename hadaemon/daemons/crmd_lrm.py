@@ -3,8 +3,10 @@ keeps this node's own operation history (what it reports at every join) and repo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -12,10 +14,14 @@ from typing import Dict, Tuple
 
 from hadaemon.core.crm import cibdoc
 from hadaemon.core.crm import status as S
+from hadaemon.core.crm.ops import restart_fields
 
 __all__ = ["LocalExecutor", "record_of"]
 
 log = logging.getLogger("ha-crmd")
+_FETCHING = "fetching"      # a _reload_info value: the agent's meta-data is being read
+META_WAIT_S = 10.0          # the longest a start's record waits for its agent's meta-data (first time only)
+QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
 
 
 def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpRecord:
@@ -42,6 +48,10 @@ class LocalExecutor:
         self.history = cibdoc.empty_cib()    # only this node's node_state: its own operation history
         self._ops: Dict[Tuple[str, str, int], Tuple[str, dict]] = {}   # recurring key -> (digest, rsc)
         self._tasks: set = set()
+        # (cls, provider, type) -> reload_parameters() of its meta-data (None: cannot reload); missing
+        # while not fetched yet, _FETCHING while it is
+        self._reload_info: Dict[Tuple[str, str, str], object] = {}
+        self._reload_fetch: Dict[Tuple[str, str, str], asyncio.Future] = {}
         self._stopped: set = set()           # transition keys of chained actions not to start
         self._chained: set = set()           # transition keys of chained actions not started yet
         self._gates: Dict[str, Tuple[str, asyncio.Future]] = {}   # leader's tkey -> (its node, a follower's wait)
@@ -50,6 +60,8 @@ class LocalExecutor:
         self._triggers: Dict[str, Tuple] = {}   # leader's tkey -> (armed start's trigger, cancel, its key)
         self._keys = None                       # authkeys for release frames (False: unavailable)
         self._listening: Dict[str, object] = {}   # leader's tkey -> socket receiving its release frame
+        self._quick: set = set()                  # armed handoffs (a short GIL switch interval meanwhile)
+        self._switch = sys.getswitchinterval()
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -204,9 +216,12 @@ class LocalExecutor:
                     await prep[i]
                 ran.add(i)
                 rec = await self._run_op(src, o)
+                if i == 0:
+                    self._quick_switch(after, False)
                 if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
                     self._stopped.update(keys[i + 1:])
         finally:
+            self._quick_switch(after, False)
             self._triggers.pop(after, None)
             sock = self._listening.pop(after, None)
             if sock is not None:   # not handed to an armed thread (closing waits for an RCU grace period)
@@ -299,6 +314,21 @@ class LocalExecutor:
             close_sock()
             return
         self._triggers[after] = (armed[0], armed[1], first_key)
+        self._quick_switch(after, True)
+
+    def _quick_switch(self, after: str, on: bool) -> None:
+        """While a start is armed, the interpreter hands the GIL over every 0.5 ms (not 5 ms): the
+        armed thread waits for it at every system call (the frame, the state file, netlink), and the
+        event loop (a DC's above all: the old node's results, the CIB) would keep it 5 ms each time."""
+        if on and after not in self._quick:
+            if not self._quick:
+                self._switch = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._switch, QUICK_SWITCH_S))
+            self._quick.add(after)
+        elif not on and after in self._quick:
+            self._quick.discard(after)
+            if not self._quick:
+                sys.setswitchinterval(self._switch)
 
     def _armed_went(self, after: str, first_key: str) -> None:
         """The armed start went on the old node's release frame: the chain goes on at once (the
@@ -359,6 +389,9 @@ class LocalExecutor:
             await self.lrm.stop_all_recurring(rsc.id)
             for k in [k for k in self._ops if k[0] == rsc.id]:
                 del self._ops[k]
+        reload_info = self._reload_of(rsc)
+        if name == "reload-agent" and isinstance(reload_info, tuple) and reload_info[0] == "reload":
+            name = "reload"    # an agent older than OCF 1.1 reloads with "reload" (do_lrm_rsc_op)
         op = OpRequest(name, interval, int(o.get("timeout_ms", 20000)), int(o.get("start_delay_ms", 0)),
                        dict(o.get("meta", {})), tkey)
         if interval > 0:
@@ -372,6 +405,12 @@ class LocalExecutor:
             self._record(rec)
             return rec
         rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
+        if interval == 0 and reload_info == _FETCHING and name in ("start", "reload", "reload-agent",
+                                                                   "promote", "migrate_from"):
+            reload_info = await self._reload_fetched(rsc)
+        if interval == 0 and isinstance(reload_info, tuple):
+            listed, digest = restart_fields(reload_info[1], rsc.params)
+            rec = dataclasses.replace(rec, restart_list=listed, restart_digest=digest)
         if msg.get("release_to") and rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc:
             # the follower waiting for this one starts (handoff), unless the agent told it already
             self._send_release(str(tkey), [str(p) for p in msg["release_to"]])
@@ -382,6 +421,44 @@ class LocalExecutor:
                 extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-done"})
         self._record(rec)
         return rec
+
+    def _reload_of(self, rsc):
+        """What the agent's meta-data says about reloads (hadaemon.core.lrm.metadata.reload_parameters),
+        for the start entry's op-force-restart / op-restart-digest (the controller's append_restart_list)
+        and reload-agent's name. Fetched once per agent in the background, from its first operation on
+        (a probe, as a rule): that probe is recorded without them; a start recorded while the fetch is
+        still under way waits for it. Without them a parameter change restarts instead of reloading."""
+        if rsc.cls != "ocf":
+            return None
+        agent = (rsc.cls, rsc.provider or "", rsc.type)
+        if agent not in self._reload_info:
+            self._reload_info[agent] = _FETCHING
+            self._reload_fetch[agent] = asyncio.ensure_future(self._fetch_reload_info(agent))
+            self._tasks.add(self._reload_fetch[agent])
+            self._reload_fetch[agent].add_done_callback(self._tasks.discard)
+        return self._reload_info.get(agent)
+
+    async def _reload_fetched(self, rsc):
+        """_reload_of once the fetch under way has ended (a start recorded while the agent's meta-data
+        is still being read, the first time only, waits for it: at most META_WAIT_S)."""
+        task = self._reload_fetch.get((rsc.cls, rsc.provider or "", rsc.type))
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), META_WAIT_S)
+            except Exception:  # noqa: BLE001 - timed out or failed: recorded without the restart list
+                pass
+        return self._reload_of(rsc)
+
+    async def _fetch_reload_info(self, agent) -> None:
+        from hadaemon.core.lrm.metadata import reload_parameters
+
+        try:
+            xml = await self.lrm.meta_data(agent[0], agent[1] or None, agent[2])
+        except Exception as exc:  # noqa: BLE001 - no meta-data: this agent's parameter changes restart it
+            log.debug("meta-data of %s: %s", ":".join(agent), exc)
+            self._reload_info[agent] = None
+            return
+        self._reload_info[agent] = reload_parameters(xml)
 
     def _on_result(self, res) -> None:
         """A recurring operation's changed result (or its cancellation), reported by the LRM."""

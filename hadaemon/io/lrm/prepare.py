@@ -15,6 +15,7 @@ import asyncio
 import functools
 import importlib
 import logging
+import threading
 
 from hadaemon.core.lrm.ops import BUILTIN_AGENTS, OpRequest, ResourceSpec, ocf_environment
 
@@ -76,7 +77,7 @@ def discard(lrm, rsc: ResourceSpec, op: OpRequest) -> None:
 
 
 def arm(lrm, rsc: ResourceSpec, op: OpRequest, timeout: float, listen=None, on_go=None):
-    """For a prepared start: a thread of the LRM's pool waits (up to timeout) to make its change; the
+    """For a prepared start: a thread waits (up to timeout) to make its change; the
     returned (trigger, cancel) (cheap, from the event loop): trigger() lets it go at once, without
     the operation's way through the loop and the LRM (True: it goes or went); cancel() stops it if it
     has not gone (False: it went, the operation must run). listen, on_go: see the agent's
@@ -85,8 +86,9 @@ def arm(lrm, rsc: ResourceSpec, op: OpRequest, timeout: float, listen=None, on_g
     if call is None or not hasattr(call[0], "armed_start"):
         return None
     agent, params, env = call
-    fut = asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(agent.armed_start, op.name, params, env, timeout, listen=listen, on_go=on_go))
-    fut.add_done_callback(lambda f: f.cancelled() or f.exception())   # retrieved: logged by the agent
+    # a thread of its own, not the LRM's pool: it waits for up to the whole timeout, and must be
+    # waiting (not queued behind the pool's work) when the word comes
+    threading.Thread(target=agent.armed_start, args=(op.name, params, env, timeout),
+                     kwargs=dict(listen=listen, on_go=on_go), name=f"armed-{rsc.id}", daemon=True).start()
     return (functools.partial(agent.trigger, op.name, params, env),
             functools.partial(agent.cancel_armed, op.name, params, env))
