@@ -8,7 +8,8 @@ how late it fires (the loop lag a newly arrived D-Bus call would see). Cheap eno
 
 OUT.json (written at exit): {"slow": [[wall, ms, what], ...], "lag": [[wall, ms], ...] (lags over 2 ms),
 "callbacks": N, "busy_ms": total ms in callbacks, "timed": {"module:Class.method": [[wall, ms], ...]}}.
-LAG_TIME="module:Class.method,..." also times those functions on every call (e.g.
+Full (generation 2) garbage collections are recorded in "timed" as "gc:full collections" ([wall, ms,
+collected]). LAG_TIME="module:Class.method,..." also times those functions on every call (e.g.
 hadaemon.bus.director:RealServersSnapshot.get).
 """
 from __future__ import annotations
@@ -111,6 +112,20 @@ def start(out: str) -> None:
             json.dump({"slow": slow, "lag": lag, "callbacks": totals["n"],
                        "busy_ms": round(1000 * totals["busy"]), "timed": timed}, f)
 
+    import gc
+
+    collections: list = []
+    gc_start = {}
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_start["t"] = clock()
+        elif info.get("generation") == 2 and "t" in gc_start and len(collections) < 100000:
+            collections.append([round(time.time(), 3), round(1000 * (clock() - gc_start["t"]), 1),
+                                info.get("collected", 0)])
+
+    gc.callbacks.append(on_gc)
+    timed["gc:full collections"] = collections
     atexit.register(report)
 
 
