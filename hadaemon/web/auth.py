@@ -11,6 +11,7 @@ import grp
 import hashlib
 import hmac
 import json
+import math
 import os
 import pwd
 import secrets
@@ -305,7 +306,8 @@ class Throttle:
         self._fails: Dict[str, Tuple[int, float]] = {}
 
     def _delay(self, n: int) -> float:
-        return 0.0 if n <= 0 else min(self.base * 2 ** (n - 1), self.max_delay)
+        # the exponent capped: 2.0 ** 1024 overflows a float (after 1025 failures in a row)
+        return 0.0 if n <= 0 else min(self.base * 2.0 ** min(n - 1, 64), self.max_delay)
 
     def wait(self, keys, now: float) -> float:
         """Seconds to wait before an attempt for these keys is heard (0: go ahead). Never more than
@@ -365,12 +367,12 @@ class Throttle:
             loaded = {}
             for x in doc["fails"]:
                 k, n, last = str(x["key"]), int(x["failures"]), float(x["last"])
-                if n < 1 or last != last:
+                if n < 1 or not math.isfinite(last):
                     raise ValueError(f"{k!r}: {n} failures at {last}")
                 loaded[k] = (n, last)
         except FileNotFoundError:
             return ""
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
             return f"{self.path}: not a login throttle file ({exc}); starting without failure counts"
         self._fails = loaded
         self._forget(now)

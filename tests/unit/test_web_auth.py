@@ -186,3 +186,27 @@ def test_throttle_is_bounded_the_oldest_go_first():
     assert len(t) == 4
     assert t.wait(["user:u0"], 10.0) == 0 and t.wait(["user:u1"], 10.0) == 0   # the oldest went
     assert t.wait(["user:new"], 10.0) == pytest.approx(1.0) and t.wait(["user:u3"], 3.5) == pytest.approx(0.5)
+
+
+def test_throttle_after_very_many_failures_waits_max_delay():
+    # 2 ** (n - 1) seconds overflows a float past 1024 failures in a row (a guesser patient enough, or a
+    # count read back from the file): the wait stays max_delay, the login page answers 429, not 500
+    t = Throttle(base=1.0, max_delay=60.0, forget_after=1e9)
+    for i in range(1100):
+        t.failed(["user:root"], 100.0 * i)
+    assert t.wait(["user:root"], 100.0 * 1099) == 60.0
+    assert t.wait(["user:root"], 100.0 * 1099 + 61) == 0
+
+
+def test_throttle_file_with_numbers_out_of_range(tmp_path):
+    path = tmp_path / "throttle.json"
+    for bad in ('{"fails": [{"key": "user:x", "failures": 1e400, "last": 5}]}',
+                '{"fails": [{"key": "user:x", "failures": 2, "last": 1e400}]}',
+                '{"fails": [{"key": "user:x", "failures": 2, "last": -1e400}]}'):
+        path.write_text(bad)
+        t = Throttle(path=str(path))
+        problem = t.load(10.0)
+        assert str(path) in problem and "not a login throttle file" in problem and len(t) == 0
+    path.write_text('{"fails": [{"key": "user:x", "failures": 5000, "last": 5}]}')
+    t = Throttle(base=1.0, max_delay=60.0, path=str(path))
+    assert t.load(10.0) == "" and t.wait(["user:x"], 10.0) == pytest.approx(55.0)
