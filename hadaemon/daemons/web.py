@@ -84,16 +84,25 @@ def ensure_certificate(state_dir: str) -> tuple:
     return cert, key
 
 
-def load_sessions(state_dir: str) -> Sessions:
-    """The sessions of the last run (STATE_DIR/web/sessions.json): a restart of ha-web logs nobody out.
-    Each comes back with the rights its user has now (none when the account is gone)."""
+def _state_file(state_dir: str, name: str, what: str) -> str | None:
+    """STATE_DIR/web/NAME, its directory made (mode 0700); None (and a warning that `what` is not kept
+    across restarts) when the directory cannot be made."""
     d = os.path.join(state_dir, "web")
     try:
         os.makedirs(d, mode=0o700, exist_ok=True)
     except OSError as exc:
-        log.warning("sessions are not kept across restarts: %s", exc)
+        log.warning("%s not kept across restarts: %s", what, exc)
+        return None
+    return os.path.join(d, name)
+
+
+def load_sessions(state_dir: str) -> Sessions:
+    """The sessions of the last run (STATE_DIR/web/sessions.json): a restart of ha-web logs nobody out.
+    Each comes back with the rights its user has now (none when the account is gone)."""
+    path = _state_file(state_dir, "sessions.json", "sessions are")
+    if path is None:
         return Sessions()
-    sessions = Sessions(path=os.path.join(d, "sessions.json"))
+    sessions = Sessions(path=path)
 
     def recheck(user):
         groups = groups_of(user)
@@ -111,13 +120,10 @@ def load_sessions(state_dir: str) -> Sessions:
 def load_throttle(state_dir: str) -> Throttle:
     """The failed-login counts of the last run (STATE_DIR/web/throttle.json): a restart of ha-web (or a
     crash) does not give a password guesser a fresh start."""
-    d = os.path.join(state_dir, "web")
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        log.warning("failed logins are not counted across restarts: %s", exc)
+    path = _state_file(state_dir, "throttle.json", "failed-login counts are")
+    if path is None:
         return Throttle()
-    throttle = Throttle(path=os.path.join(d, "throttle.json"))
+    throttle = Throttle(path=path)
     problem = throttle.load(time.time())
     if problem:
         log.warning("%s", problem)

@@ -210,3 +210,18 @@ def test_throttle_file_with_numbers_out_of_range(tmp_path):
     path.write_text('{"fails": [{"key": "user:x", "failures": 5000, "last": 5}]}')
     t = Throttle(base=1.0, max_delay=60.0, path=str(path))
     assert t.load(10.0) == "" and t.wait(["user:x"], 10.0) == pytest.approx(55.0)
+
+
+def test_state_files_in_the_state_dir_or_in_memory(tmp_path, caplog):
+    from hadaemon.daemons.web import load_sessions, load_throttle
+    sessions, throttle = load_sessions(str(tmp_path)), load_throttle(str(tmp_path))
+    assert sessions.path == str(tmp_path / "web" / "sessions.json")
+    assert throttle.path == str(tmp_path / "web" / "throttle.json")
+    assert (tmp_path / "web").stat().st_mode & 0o777 == 0o700
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")   # the state dir is a file: nothing kept across restarts, both still work
+    with caplog.at_level("WARNING", logger="hadaemon.web"):
+        sessions, throttle = load_sessions(str(blocked)), load_throttle(str(blocked))
+    assert not sessions.path and not throttle.path
+    assert "sessions are not kept across restarts" in caplog.text
+    assert "failed-login counts are not kept across restarts" in caplog.text
