@@ -121,6 +121,7 @@ class _Prepared:
         self.state = "waiting"              # armed: -> "going" (its thread adds the address) or "cancelled"
         self.wake: int | None = None        # the armed thread's wake-up pipe
         self.done = threading.Event()       # the armed start finished: its result
+        self.how = ""                       # what made an armed start go (for the log)
         self.result: Result | None = None
         self.made = time.monotonic()
 
@@ -235,6 +236,7 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
         if listen is not None and not isinstance(listen[0], int):
             threading.Thread(target=listen[0].close, name="handoff-close", daemon=True).start()
         return False
+    _boost()   # a thread of its own, gone when done: woken by the release, it must run at once
     rfd, wfd = os.pipe()
     link = None
     try:
@@ -268,6 +270,7 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
                     with entry.lock:
                         if entry.state == "waiting":
                             entry.state = "going"
+                            entry.how = "release frame"
             if rfd in ready:
                 os.read(rfd, 64)
     finally:
@@ -294,6 +297,30 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
         except Exception:  # noqa: BLE001
             log.exception("armed start notification failed")
     return True
+
+
+HANDOFF_NICE = -10   # the armed thread, and the old node's prepared stop, while a handoff runs
+
+
+def _boost() -> int | None:
+    """Raise the calling thread's priority to HANDOFF_NICE (Linux: per thread); the nice value it had,
+    or None when not allowed (without CAP_SYS_NICE: it runs at its priority, only later when busy)."""
+    try:
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        if before > HANDOFF_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, HANDOFF_NICE)
+        return before
+    except (OSError, AttributeError):
+        return None
+
+
+def _unboost(before: int | None) -> None:
+    if before is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before)
+        except OSError:
+            pass
 
 
 def _set_state(entry: _Prepared, want: str) -> str:
@@ -607,8 +634,8 @@ class Agent:
                 self.announce(prepared, cfg.arp_count)
                 prepared = None
             if ready is not None:   # logged once done: every write lets the event loop take the GIL
-                log.info("Adding inet%s address %s/%d to device %s (prepared)", "6" if cfg.family == 6 else "",
-                         cfg.ip, where.prefix, where.nic)
+                log.info("Adding inet%s address %s/%d to device %s (prepared%s)", "6" if cfg.family == 6 else "",
+                         cfg.ip, where.prefix, where.nic, f"; {ready.how}" if ready.how else "")
             if ready is None or not ready.link_up:   # (up when prepared: not asked again)
                 link = self.ipr.get_links(index)[0]
                 if not link["flags"] & 1:
@@ -703,6 +730,13 @@ class Agent:
     def stop_prepared(self, where: Placement, ready: _Prepared) -> None:
         """A stop prepared ahead: the address was here and this agent's to remove; remove it (already
         gone: stopped all the same), tell ready.removed, then the state and lo as stop() does."""
+        before = _boost() if ready.removed is not None else None   # (a thread of the LRM's pool)
+        try:
+            self._stop_prepared(where, ready)
+        finally:
+            _unboost(before)
+
+    def _stop_prepared(self, where: Placement, ready: _Prepared) -> None:
         self.kill_sender()
         state = self.load_state()
         index = self.ifindex(where.nic)

@@ -257,12 +257,16 @@ class LocalExecutor:
             keys, local = self._authkeys(), self.node.local_node
 
             def removed(nic):   # the agent's thread, the moment the address is gone
+                sent = False
                 if keys is not None:
                     try:   # the short way: one signed frame on the address's own segment
                         handoff.send_release(nic, keys, local, tkey)
+                        sent = True
                     except OSError as exc:
                         log.warning("release frame on %s not sent: %s", nic, exc)
                 loop.call_soon_threadsafe(self._send_release, tkey, peers)
+                if sent:
+                    log.info("release frame sent on %s", nic, extra={"EVENT": "handoff", "RESOURCE": rsc.id})
         try:
             return await prepare(self.lrm, rsc, op, removed=removed)
         except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
