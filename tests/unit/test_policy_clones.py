@@ -422,3 +422,33 @@ def test_promote_notifications_against_crm_simulate(tmp_path, capsys):
     crm = subprocess.run(["crm_simulate", "-x", str(f), "-S"], capture_output=True, text=True, timeout=120).stdout
     assert main(["simulate", str(f)]) == 0
     assert _notify_lines(capsys.readouterr().out) == _notify_lines(crm)
+
+
+UNCLEAN_NOTIFY = lambda: cib(  # noqa: E731
+    nodes=("node1", "node2", "node3"),
+    resources=[primitive("fence", cls="stonith"), clone("c", primitive("d"), {"notify": "true"})],
+    options={"stonith-enabled": "true"}, quorum=False,
+    status=[node_state("node1", running("d"), stopped("fence")), node_state("node2", running("d"), online=False),
+            node_state("node3", running("d"), online=False)])
+
+
+def test_no_notification_to_an_offline_node():
+    """new_notify_action: instances on nodes that are offline (here unclean and not fenceable without
+    quorum) get no notification; the one stopping on node1 is still notified."""
+    from hadaemon.core.cib import parse_cib
+    from hadaemon.core.policy import schedule
+
+    t = schedule(parse_cib(UNCLEAN_NOTIFY(), "t.xml"), 0)
+    assert sorted({a.node for a in t.graph.actions if a.task == "notify" and not a.pseudo}) == ["node1"]
+
+
+@needs_crm_simulate
+def test_no_notification_to_an_offline_node_against_crm_simulate(tmp_path, capsys):
+    from hadaemon.cli.hactl import main
+
+    f = tmp_path / "cib.xml"
+    f.write_text(UNCLEAN_NOTIFY())
+    crm = subprocess.run(["crm_simulate", "-x", str(f), "-S"], capture_output=True, text=True, timeout=120).stdout
+    assert main(["simulate", str(f)]) == 0
+    ours = [x for x in _notify_lines(capsys.readouterr().out) if "Resource action" in x]
+    assert ours == [x for x in _notify_lines(crm) if "Resource action" in x]

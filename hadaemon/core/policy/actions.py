@@ -1054,7 +1054,10 @@ def _notifications(p: Planner, c) -> None:
         p.actions.append(a)
         return a
 
-    def notify(r, node_uname: str, key: str) -> Action:
+    def notify(r, node_uname: str, key: str) -> Action | None:
+        node = ws.node_by_uname.get(node_uname)
+        if node is None or not node.online:
+            return None  # new_notify_action: no notification for an instance on an offline node
         a = Action(len(p.actions), key, "notify", r.id, node_uname, optional=False)
         p.actions.append(a)
         p.by_task[(r.id, "notify")].append(a)
@@ -1064,8 +1067,8 @@ def _notifications(p: Planner, c) -> None:
     previous_confirmed = None
     for task, done in _NOTIFY_TASKS:
         acts, completed = executed(task), executed(done)
-        if not acts or not completed:
-            continue
+        if not acts or not completed or not any(doing(r, task) for r in prims):
+            continue  # notifications are required only when an instance really does it (expand_notification_data)
         staying = [r for r in prims if r.running_on and not doing(r, "stop")]
         # create_notify_actions: stop/demote notify the instances active now (a demote's post-notification
         # too, a stop's only those staying); start/promote the instances placed (a start's pre-notification
@@ -1083,6 +1086,8 @@ def _notifications(p: Planner, c) -> None:
             p.order(previous_confirmed, pre, 0)
         for r, node in before:
             n = notify(r, node, f"{r.id}_pre_notify_{task}_0")
+            if n is None:
+                continue
             p.order(pre, n, 0)
             p.order(n, pre_done, 0)
         p.order(pre, pre_done, 0)
@@ -1096,11 +1101,12 @@ def _notifications(p: Planner, c) -> None:
             # an instance's key names the notified operation for both types (pcmk__notify_key with
             # notify_operation); only the clone's pseudo-actions use the completed form (running, ...)
             n = notify(r, node, f"{r.id}_post_notify_{task}_0")
+            if n is None:
+                continue
             p.order(post, n, 0)
             p.order(n, post_done, 0)
         p.order(post, post_done, 0)
         previous_confirmed = post_done
-    del ws
 
 
 def _top(r):
