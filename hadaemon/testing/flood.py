@@ -1,6 +1,7 @@
 """Hostile traffic for ha-heartbeat tests and the bench: floods, replays, forged packets, heartbeat gaps."""
 from __future__ import annotations
 
+import os
 import random
 import re
 import socket
@@ -99,20 +100,21 @@ static unsigned char pool[POOL][MAXLEN];
 static size_t lens[POOL];
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 int main(int argc, char **argv) {
-    if (argc != 5 && argc != 6) return 2;
+    if (argc != 5 && argc != 6) { fprintf(stderr, "usage: hbflood ADDR PORT SECONDS FILE [raw]\n"); return 2; }
     int raw = argc == 6 && !strcmp(argv[5], "raw");
     FILE *f = fopen(argv[4], "r");
-    if (!f) return 2;
+    if (!f) { perror(argv[4]); return 2; }
     static char line[2 * MAXLEN + 2];
     int n = 0;
     while (n < POOL && fgets(line, sizeof line, f)) {
+        if (!strchr(line, '\n') && !feof(f)) { fprintf(stderr, "%s: a datagram over %d bytes\n", argv[4], MAXLEN); return 2; }
         size_t len = strcspn(line, "\r\n") / 2;
         if (!len) continue;
         for (size_t i = 0; i < len; i++) sscanf(line + 2 * i, "%2hhx", &pool[n][i]);
         lens[n++] = len;
     }
     fclose(f);
-    if (!n) return 2;
+    if (!n) { fprintf(stderr, "%s: no datagrams\n", argv[4]); return 2; }
     int s = raw ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0), one = 1, size = 1 << 22;
     if (s < 0) { perror("socket"); return 2; }
     setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
@@ -120,7 +122,7 @@ int main(int argc, char **argv) {
     struct sockaddr_in to = {0};
     to.sin_family = AF_INET;
     to.sin_port = raw ? 0 : htons(atoi(argv[2]));
-    if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
+    if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) { fprintf(stderr, "%s: not an IPv4 address\n", argv[1]); return 2; }
     static struct mmsghdr msgs[BATCH];
     static struct iovec iov[BATCH];
     double end = now() + atof(argv[3]);
@@ -166,13 +168,31 @@ print(n)
 """
 
 
+NATIVE_MAXLEN = 2048   # the longest datagram (a forged one: its IPv4 and UDP headers too) NATIVE_FLOODER takes
+
+
 def native_flooder(cluster) -> str:
-    """NATIVE_FLOODER compiled (gcc, from scripts/setup) in the cluster's workdir; its path."""
+    """NATIVE_FLOODER compiled (gcc, from scripts/setup) in the cluster's workdir; its path. RuntimeError
+    with gcc's own words when it cannot be compiled (no half-written binary is left to be run later)."""
     exe = cluster.workdir / "hbflood"
     if not exe.exists():
-        src = cluster.workdir / "hbflood.c"
+        src, tmp = cluster.workdir / "hbflood.c", cluster.workdir / f"hbflood.{os.getpid()}.new"
         src.write_text(NATIVE_FLOODER)
-        subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True, capture_output=True, timeout=120)
+        why = ""
+        try:
+            cp = subprocess.run(["gcc", "-O2", "-o", str(tmp), str(src)], capture_output=True, text=True,
+                                timeout=120)
+            if cp.returncode != 0:
+                why = f"gcc exited {cp.returncode}: {(cp.stderr or cp.stdout).strip()[-1500:]}"
+        except FileNotFoundError:
+            why = "no gcc on PATH (scripts/setup installs it)"
+        except subprocess.TimeoutExpired:
+            why = "gcc took over 120 s"
+        if why:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"cannot compile the native flooder {src} "
+                               f"(hadaemon.testing.flood.NATIVE_FLOODER): {why}")
+        os.rename(tmp, exe)
     return str(exe)
 
 
@@ -196,26 +216,40 @@ def flood(cluster, src: str, mode: str, addr: str, seconds: float, datagrams: Se
     """Flood addr:port from member `src` (see FLOODER; spoof "IP:PORT" forges the source); returns
     (datagrams sent, seconds taken). native: `procs` NATIVE_FLOODER processes (sendmmsg)."""
     if native:
-        exe = native_flooder(cluster)
-        paths = []
+        pools = []
         for k in range(procs):
-            path = cluster.workdir / f"flood-{time.monotonic_ns()}-{k}.hex"
             pool = list(datagrams) if mode == "replay" else random_pool(k)
             if spoof:
                 pool = [_forge(d, spoof, addr, port) for d in pool]
+            longest = max(map(len, pool), default=0)
+            if longest > NATIVE_MAXLEN:
+                raise ValueError(f"the native flooder takes datagrams of at most {NATIVE_MAXLEN} bytes"
+                                 f"{' (with the forged IPv4 and UDP headers)' if spoof else ''}: one has {longest}")
+            pools.append(pool)
+        exe = native_flooder(cluster)
+        paths = []
+        for k, pool in enumerate(pools):
+            path = cluster.workdir / f"flood-{time.monotonic_ns()}-{k}.hex"
             path.write_text("\n".join(d.hex() for d in pool) + "\n")
             paths.append(path)
         t0 = time.monotonic()
-        # a name per run: a Proc's log gathers every run of the same name
-        runs = [cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)] + (["raw"] if spoof else []),
-                              name=path.stem) for path in paths]
-        total = 0
-        for p in runs:
-            p.wait(seconds + 60)
-            m = re.search(r"sent=(\d+)", p.output())
-            if not m:
-                raise RuntimeError(f"native flooder failed: {p.output()[-500:]}")
-            total += int(m.group(1))
+        runs = []
+        try:
+            for path in paths:   # a name per run: a Proc's log gathers every run of the same name
+                runs.append(cluster.spawn(src, [exe, addr, str(port), str(seconds), str(path)]
+                                          + (["raw"] if spoof else []), name=path.stem))
+            total = 0
+            for p in runs:
+                code = p.wait(seconds + 60)
+                m = re.search(r"sent=(\d+)", p.output())
+                if code != 0 or not m:
+                    raise RuntimeError(f"native flooder {p.name} failed "
+                                       f"({'still running' if code is None else f'exit {code}'}): {p.output()[-500:]}")
+                total += int(m.group(1))
+        finally:
+            for p in runs:   # a run that failed does not leave the others flooding (ended by PID)
+                if p.alive():
+                    p.terminate()
         return total, time.monotonic() - t0
     path = cluster.workdir / f"flood-{time.monotonic_ns()}.hex"
     path.write_text("\n".join(d.hex() for d in datagrams) + "\n")
