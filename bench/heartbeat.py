@@ -115,14 +115,16 @@ class Cutter:
                 try:
                     setns(target)   # this thread only; a socket stays in the namespace it was made in
                     try:
-                        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-                        sock.bind((0, 0))
-                        self.sock[x] = sock
+                        self.sock[x] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                        self.sock[x].bind((0, 0))
                         self.index[x] = [socket.if_nametoindex(f"eth{k}") for k in range(cluster.links)]
                     finally:
                         setns(own)
                 finally:
                     os.close(target)
+        except BaseException:
+            self.close()   # none left open while the error is handled (an open one keeps its namespace)
+            raise
         finally:
             os.close(own)
 
@@ -159,6 +161,7 @@ class Cutter:
     def close(self):
         for sock in self.sock.values():
             sock.close()
+        self.sock.clear()
 
 
 def silences(hb, observers, marks, victim, since):
@@ -393,24 +396,26 @@ def run_size(n, cuts, window, keepalive="100ms", deadtime="500ms", initdead="10"
         bound = 30 if stack == "heartbeat" else 30 + 3 * (token + max(0, n - 2) * coef) / 1000
         victims = [nodes[1 + r % (n - 1)] for r in range(cuts)]
         cutter = Cutter(c, sorted(set(victims)))
-        for victim in victims:
-            observers = [x for x in nodes if x != victim]
-            marks = {x: len(hb.procs[x].output()) for x in observers}
-            t_req, t_cut = cutter.set(victim, "down")   # t_cut: the kernel has set the link down
-            cut_cmd.append(1000.0 * (t_cut - t_req))
+        try:
+            for victim in victims:
+                observers = [x for x in nodes if x != victim]
+                marks = {x: len(hb.procs[x].output()) for x in observers}
+                t_req, t_cut = cutter.set(victim, "down")   # t_cut: the kernel has set the link down
+                cut_cmd.append(1000.0 * (t_cut - t_req))
 
-            dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_req), bound,  # noqa: B023
-                              interval=0.05, message=f"everyone to see {victim} dead")
-            latencies += [1000.0 * (t - t_cut) for t in dead.values()]
-            from_req += [1000.0 * (t - t_req) for t in dead.values()]
-            silent += [1000.0 * s for s in silences(hb, observers, marks, victim, t_req)]
-            marks = {x: len(hb.procs[x].output()) for x in observers}
-            t_restore, _ = cutter.set(victim, "up")
-            wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), bound,  # noqa: B023
-                       interval=0.05, message=f"{victim} back up")
-            cut_log.append((victim, t_req, time.time()))
-            time.sleep(0.3)
-        cutter.close()
+                dead = wait_until(lambda: all_saw(hb, observers, marks, victim, "dead", t_req), bound,  # noqa: B023
+                                  interval=0.05, message=f"everyone to see {victim} dead")
+                latencies += [1000.0 * (t - t_cut) for t in dead.values()]
+                from_req += [1000.0 * (t - t_req) for t in dead.values()]
+                silent += [1000.0 * s for s in silences(hb, observers, marks, victim, t_req)]
+                marks = {x: len(hb.procs[x].output()) for x in observers}
+                t_restore, _ = cutter.set(victim, "up")
+                wait_until(lambda: all_saw(hb, observers, marks, victim, "up", t_restore), bound,  # noqa: B023
+                           interval=0.05, message=f"{victim} back up")
+                cut_log.append((victim, t_req, time.time()))
+                time.sleep(0.3)
+        finally:
+            cutter.close()
         time.sleep(1.0)   # a death caused late shows within deadtime
         fd = false_deaths(hb, nodes, since, cut_log)
         # while cut, the victim itself sees every other node dead: that is the cut too
