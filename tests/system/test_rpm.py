@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system.pkgtools import build_rpms
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow]
@@ -18,23 +20,6 @@ def _version():
         if line.startswith("version"):
             return line.split('"')[1]
     raise AssertionError("no version in pyproject.toml")
-
-
-def build_rpms(out: Path, release: int = 1, only: str = "") -> dict:
-    """Run packaging/build-rpms into out; {"hadaemon": path, "python3-dbus-next": path}."""
-    env = dict(os.environ, RELEASE=str(release))
-    if only:
-        env["ONLY"] = only
-    proc = subprocess.run([str(REPO / "packaging" / "build-rpms"), str(out)], capture_output=True, text=True,
-                          timeout=900, env=env)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    rpms = {}
-    for p in out.glob("*.noarch.rpm"):
-        name = subprocess.run(["rpm", "-qp", "--qf", "%{NAME}", str(p)], capture_output=True, text=True,
-                              check=True).stdout
-        rpms[name] = p
-    rpms["_log"] = proc.stdout
-    return rpms
 
 
 @pytest.fixture(scope="module")
