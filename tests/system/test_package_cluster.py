@@ -183,6 +183,13 @@ def test_cluster_from_the_package(rpms):
             cp = n1.run(member + ["call", "org.hadaemon.Heartbeat1", "/org/hadaemon/Heartbeat1",
                                   "org.hadaemon.Heartbeat1", "Broadcast", "say", "test", "1", "120"], timeout=30)
             assert cp.returncode != 0 and "denied" in cp.stderr.lower(), cp.stdout + cp.stderr
+            # only root may own the three names (a haclient member and anyone else are refused by the bus)
+            for bus_name in ("org.hadaemon.Heartbeat1", "org.hadaemon.Crm1", "org.hadaemon.Director1"):
+                for who in (member, nobody):
+                    cp = n1.run(who[:-1] + ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus",
+                                            "/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName",
+                                            f"string:{bus_name}", "uint32:4"], timeout=30)
+                    assert cp.returncode != 0 and "not allowed to own" in cp.stderr, (bus_name, who, cp.stderr)
 
             # ha-ldirectord.service from the package on node2: Type=notify start, org.hadaemon.Director1 as the
             # shipped XML says, Reload for a haclient member, read-only for anyone else; stopped again
