@@ -300,11 +300,12 @@ class RealServersSnapshot:
     def walk_some(self, limit: int) -> bool:
         """After invalidate(): look at up to `limit` more rows of the walk every row needs (re-encoding those
         that changed), so that the walk can be spread over turns of the event loop instead of falling on one
-        read (5,000 rows: ~15 ms). True when no walk is pending."""
+        read (5,000 rows: ~15 ms). True when no walk is pending (always with a stand-in director without row():
+        its reads walk real_rows() themselves)."""
         if not self.all:
             return True
         if not self._incremental:
-            return False                 # a stand-in director: the read walks real_rows() itself
+            return True                  # a stand-in director: nothing to do ahead, the read walks real_rows()
         if self._walk is None:
             # rows changed from now on are marked dirty again: what was marked before is covered by the walk
             self.dirty = set()

@@ -168,6 +168,10 @@ def test_snapshot_of_a_director_without_row_keys():
     d.rs = rows(5, "x")
     snap.mark([("tcp:10.0.0.1:80", "10.0.0.1:81")])
     assert snap.get() == encode_rows(d.rs) and d.calls == 2
+    # nothing to walk ahead of a read (the export's background walk must stop at once, not spin)
+    snap.invalidate()
+    assert snap.walk_some(500) is True and d.calls == 2
+    assert snap.get() == encode_rows(d.rs) and d.calls == 3
 
 
 @pytest.mark.parametrize("args", [("tcp:10.0.0.1:80", "10.0.0.2:80", "up", 3), ("fwm6:7", "[2001:db8::1]:0", "down", -1),
