@@ -273,3 +273,28 @@ def test_restart_fields_let_the_scheduler_reload_a_reloadable_change_and_restart
         assert [a.key for a in tr.graph.actions if a.node == "node1"] == []
     else:
         assert "stop" in tasks and "start" in tasks and "reload-agent" not in tasks, tasks
+
+
+@pytest.mark.crm_simulate
+@pytest.mark.parametrize("change,word", [("/run/d.state,2", "Reload"), ("/run/other.state,1", "Restart")])
+def test_pacemaker_reads_our_restart_digest_as_we_do(tmp_path, change, word):
+    """crm_simulate, given the start entry ha-crmd writes (op-force-restart / op-restart-digest), decides
+    as our scheduler: a reload for a reloadable change, a restart for a listed one (so the digest of the
+    listed parameters is computed as Pacemaker computes it)."""
+    from hadaemon.core.crm.ops import restart_fields
+
+    cib = cib_with(dummy("d"))
+    _with_param(cib, "/run/d.state,1")
+    model = parse_cib(cibdoc.to_text(cib))
+    start = plan_op(model, "d", "start", 0, "node1")
+    listed, rdigest = restart_fields(("state",), start.params)
+    S.record_op(cib, "node1", S.OpRecord("d", "start", 0, 0, 0, 2, S.transition_key(3, 7, 0, "uuid"), 0,
+                                         last_run=NOW, digest=start.digest, rsc_class="ocf",
+                                         rsc_provider="heartbeat", rsc_type="Dummy", restart_list=listed,
+                                         restart_digest=rdigest), NOW)
+    mon = plan_op(model, "d", "monitor", 10000, "node1")
+    S.record_op(cib, "node1", _rec("monitor", 10000, call=3, digest=mon.digest), NOW)
+    assert _pacemaker_summary(tmp_path, cib).strip() == ""      # unchanged: nothing to do
+    _with_param(cib, change)
+    summary = _pacemaker_summary(tmp_path, cib)
+    assert f"* {word}" in summary and "d " in summary, summary
