@@ -26,7 +26,7 @@ from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootf
 pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
 
 HB, CRMD, SITE = "ha-heartbeat.service", "ha-crmd.service", "hello-http.service"
-DIRECTOR = "ha-ldirectord.service"
+DIRECTOR, WEB = "ha-ldirectord.service", "ha-web.service"
 NODES = ["node1", "node2"]
 
 CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker-3.0">
@@ -212,6 +212,17 @@ def test_cluster_from_the_package(rpms):
             assert cp.returncode == 0, cp.stderr
             assert n2.systemctl("stop", DIRECTOR, timeout=60).returncode == 0
             c.run("node2", ["ip", "addr", "del", f"{dvip}/24", "dev", "eth0"])
+
+            # ha-web.service from the package on node1 (aiohttp and openssl from the spec's Requires): its
+            # --check-config passes, it makes its certificate and serves; a reload keeps the process
+            cp = n1.systemctl("start", WEB, timeout=120)
+            assert cp.returncode == 0, cp.stderr + "\n".join(str(e.get("MESSAGE")) for e in n1.journal(WEB)[-20:])
+            assert "listening on" in show(n1, WEB, "StatusText")
+            web_pid = show(n1, WEB, "MainPID")
+            assert n1.systemctl("reload", WEB, timeout=60).returncode == 0
+            wait_until(lambda: any(e.get("EVENT") == "reload" for e in n1.journal(WEB)), 30, 0.5, "ha-web reloaded")
+            assert show(n1, WEB, "MainPID") == web_pid and show(n1, WEB, "ActiveState") == "active"
+            assert n1.systemctl("stop", WEB, timeout=60).returncode == 0
 
             # busctl MigrateResource (as root): the group moves and the client follows
             cp = n2.busctl("call", "org.hadaemon.Crm1", "/org/hadaemon/Crm1", "org.hadaemon.Crm1",
