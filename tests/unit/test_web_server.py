@@ -139,3 +139,69 @@ def test_aiohttp_is_imported_only_in_hadaemon_web():
             if any(n == "aiohttp" or n.startswith("aiohttp.") for n in names):
                 users.add(path.relative_to(pkg).as_posix())
     assert users == {"web/app.py", "web/server.py"}, users
+
+
+def test_tls_connections_count_against_the_bound_before_their_handshake(tmp_path, monkeypatch):
+    """TLS (as ha-web always serves): a connection that never sends its ClientHello counts from the
+    moment it is accepted; beyond the bound one more is closed at once, not after the handshake timeout."""
+    import ssl
+
+    from hadaemon.daemons.web import ensure_certificate, tls_context
+
+    cert, key = ensure_certificate(str(tmp_path))
+    monkeypatch.setattr(server, "HANDSHAKE_TIMEOUT", 300.0)   # the silent ones stay however slow the host
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+
+    async def get(port):
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=client), 30)
+        try:
+            return await _exchange(r, w, b"GET /login HTTP/1.1\r\nHost: t\r\n\r\n")
+        finally:
+            w.close()
+
+    async def main():
+        port = _free_port()
+        app = _app()
+        runner = await server.start(app, "127.0.0.1", port, tls_context(cert, key), max_connections=2)
+        try:
+            head, body = await get(port)   # served over TLS, handed to aiohttp after the handshake
+            assert head.startswith("HTTP/1.1 200") and b'name="password"' in body
+            for _ in range(300):   # the served connection closed on the server's side too
+                if not runner.server.connections:
+                    break
+                await asyncio.sleep(0.1)
+            # a burst of connections that send nothing (no ClientHello): two are held, the rest closed
+            burst = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(8)))
+            await asyncio.sleep(1.0)
+            silent, extra = [], []
+            for r, w in burst:
+                try:
+                    closed = await asyncio.wait_for(r.read(), 0.5) == b""
+                except asyncio.TimeoutError:
+                    closed = False
+                (extra if closed else silent).append((r, w))
+            assert len(silent) == 2, len(silent)
+            extra += [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            for r, w in extra:   # beyond the bound: closed at once (long before the handshake timeout)
+                assert await asyncio.wait_for(r.read(), 20) == b""
+                w.close()
+            try:   # a real client too finds no room while the two silent ones hold it
+                await get(port)
+                raise AssertionError("a third connection was served")
+            except (ConnectionError, OSError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            for _r, w in silent:
+                w.close()
+            for _ in range(300):   # the silent ones gone: served again
+                try:
+                    head, _ = await get(port)
+                    break
+                except (ConnectionError, OSError, asyncio.IncompleteReadError, ssl.SSLError):
+                    await asyncio.sleep(0.1)
+            assert head.startswith("HTTP/1.1 200")
+        finally:
+            await app.end_streams()
+            await runner.cleanup()
+
+    asyncio.run(main())
