@@ -487,6 +487,9 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
             mon.runnable = False
         if start is not None:
             p.order(start, mon, IMPLIES_THEN | RUNNABLE_LEFT)
+            # and after the resource's reload (recurring_op_for_active orders reload_key before it)
+            for reload in p.rsc_actions(r.id, "reload-agent"):
+                p.order(reload, mon, IMPLIES_THEN | RUNNABLE_LEFT)
 
 
 def _cancel_role_monitor(p: Planner, r, op, start: Action | None, node: WNode | None) -> None:
@@ -574,6 +577,11 @@ def create_probes(p: Planner) -> None:
             if r.clone is not None:
                 for start in p.rsc_actions(r.clone.id, "start"):
                     p.order(probe, start, 0)
+            if not _top(r).is_clone:
+                # a reload waits for the probes too (pcmk__probe_rsc_on_node; for a clone instance
+                # Pacemaker names the instance's reload on the clone, which matches nothing)
+                for reload in p.rsc_actions(r.id, "reload-agent"):
+                    p.order(probe, reload, 0)
 
 
 def internal_constraints(p: Planner, r) -> None:
