@@ -290,6 +290,7 @@ def _serve_storm(n: int) -> None:
     last: dict = {}
     gaps: list = []
     window = {"on": False, "start": 0.0}
+    worst = {"gap": 0.0, "end": 0.0}             # the largest gap and when it ended (monotonic)
 
     def on_accept(lsock):
         while True:
@@ -312,6 +313,8 @@ def _serve_storm(n: int) -> None:
                 prev = last.get(key)
                 if window["on"] and prev is not None and prev >= window["start"]:
                     gaps.append(now - prev)
+                    if now - prev > worst["gap"]:
+                        worst["gap"], worst["end"] = now - prev, now
                 last[key] = now
             try:
                 conn.send(out)
@@ -344,7 +347,7 @@ def _serve_storm(n: int) -> None:
                 allg = sorted(gaps + tail)
                 print(json.dumps({"gap_max": allg[-1] if allg else None,
                                   "gap_p99": allg[int(len(allg) * 0.99)] if allg else None,
-                                  "gaps": len(gaps)}), flush=True)
+                                  "gaps": len(gaps), "gap_max_end": worst["end"] - window["start"]}), flush=True)
             else:
                 return
 
@@ -495,13 +498,14 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str, w
             cpu0, self0 = proc_cpu_children(d.pid), proc_cpu(d.pid)
             size0 = os.path.getsize(logpath)
             t0 = time.monotonic()
-            hups = []
+            hups, hup_at = [], []
             for k in range(3):                        # SIGHUPs spread over the window
                 time.sleep(seconds / 4)
                 before = open(logpath, "rb").read().count(b"reloaded ")
                 with open(cfg, "a") as f:
                     f.write(f"# reload {k}\n")
                 h0 = time.monotonic()
+                hup_at.append(h0 - t0)
                 d.send_signal(signal.SIGHUP)
                 while open(logpath, "rb").read().count(b"reloaded ") == before and time.monotonic() - h0 < 120:
                     time.sleep(0.02)
@@ -546,6 +550,7 @@ def run_storm(n: int, dbus: bool, warmup: float, seconds: float, workdir: str, w
     lats = sorted(lat["lat"])
     return {"reals": n, "dbus": dbus, "gap_max": gaps["gap_max"], "gap_p99": gaps["gap_p99"],
             "changes_per_s": changes / window, "hup_max": max(hups), "hup_all": hups, "rss_mb": rss,
+            "hup_at": hup_at, "gap_max_end": gaps.get("gap_max_end"),
             "cpu_pct": 100 * cpu / window, "cpu_self_pct": 100 * cpu_self / window, "cpu_workers_pct": 100 * wcpu / window,
             "workers": workers, "dbus_p50": lats[len(lats) // 2] if lats else None,
             "dbus_p99": lats[int(len(lats) * 0.99)] if lats else None, "dbus_max": lats[-1] if lats else None,
@@ -559,8 +564,10 @@ def fmt_storm(r: dict) -> str:
          if r["dbus"] else "no D-Bus")
     return (f"storm {r['reals']:>5} reals ({'D-Bus' if r['dbus'] else '--no-dbus'}): "
             f"{r['changes_per_s']:.0f} state changes/s; healthy reals' check gap max {r['gap_max']:.2f} s "
-            f"p99 {r['gap_p99']:.2f} s; SIGHUP to reloaded max {r['hup_max']:.2f} s "
-            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}); daemon CPU {r['cpu_self_pct']:.0f} % + its nft runs {r['cpu_pct'] - r['cpu_self_pct']:.0f} %"
+            f"p99 {r['gap_p99']:.2f} s (the largest ended {r.get('gap_max_end') or 0:.1f} s into the window); "
+            f"SIGHUP to reloaded max {r['hup_max']:.2f} s "
+            f"({', '.join(f'{h:.2f}' for h in r['hup_all'])}; sent at "
+            f"{', '.join(f'{a:.1f}' for a in r.get('hup_at', []))} s); daemon CPU {r['cpu_self_pct']:.0f} % + its nft runs {r['cpu_pct'] - r['cpu_self_pct']:.0f} %"
             f"{w}; peak RSS {r['rss_mb']:.0f} MB; "
             f"{d}")
 
