@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -43,3 +43,17 @@ def crm_simulate_summary(xml: str, tmp: str, *args: str) -> List[str]:
     out = subprocess.run(["crm_simulate", "-x", path, "-S", *args], capture_output=True, text=True,
                          timeout=120).stdout
     return summary_of(out)
+
+
+def simulate_both(xml: str, tmp: str, capsys) -> Tuple[str, str]:
+    """The CIB xml written to tmp/cib.xml, run through `hactl simulate` (which must exit 0; its output read
+    from pytest's capsys) and `crm_simulate -x CIB -S`: (our output, crm_simulate's output)."""
+    from hadaemon.cli.hactl import main
+
+    path = os.path.join(tmp, "cib.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    crm = subprocess.run(["crm_simulate", "-x", path, "-S"], capture_output=True, text=True, timeout=120).stdout
+    capsys.readouterr()
+    assert main(["simulate", path]) == 0
+    return capsys.readouterr().out, crm

@@ -12,7 +12,7 @@ from typing import Dict
 
 import pytest
 
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
+from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate, simulate_both
 from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
 
 N3 = ("node1", "node2", "node3")
@@ -415,13 +415,8 @@ def test_promote_is_pre_notified_to_instances_starting_in_the_same_transition():
 
 @needs_crm_simulate
 def test_promote_notifications_against_crm_simulate(tmp_path, capsys):
-    from hadaemon.cli.hactl import main
-
-    f = tmp_path / "cib.xml"
-    f.write_text(PROMOTE_NOTIFY())
-    crm = subprocess.run(["crm_simulate", "-x", str(f), "-S"], capture_output=True, text=True, timeout=120).stdout
-    assert main(["simulate", str(f)]) == 0
-    assert _notify_lines(capsys.readouterr().out) == _notify_lines(crm)
+    ours, crm = simulate_both(PROMOTE_NOTIFY(), str(tmp_path), capsys)
+    assert _notify_lines(ours) == _notify_lines(crm)
 
 
 UNCLEAN_NOTIFY = lambda: cib(  # noqa: E731
@@ -444,11 +439,6 @@ def test_no_notification_to_an_offline_node():
 
 @needs_crm_simulate
 def test_no_notification_to_an_offline_node_against_crm_simulate(tmp_path, capsys):
-    from hadaemon.cli.hactl import main
-
-    f = tmp_path / "cib.xml"
-    f.write_text(UNCLEAN_NOTIFY())
-    crm = subprocess.run(["crm_simulate", "-x", str(f), "-S"], capture_output=True, text=True, timeout=120).stdout
-    assert main(["simulate", str(f)]) == 0
-    ours = [x for x in _notify_lines(capsys.readouterr().out) if "Resource action" in x]
-    assert ours == [x for x in _notify_lines(crm) if "Resource action" in x]
+    ours, crm = simulate_both(UNCLEAN_NOTIFY(), str(tmp_path), capsys)
+    assert ([x for x in _notify_lines(ours) if "Resource action" in x]
+            == [x for x in _notify_lines(crm) if "Resource action" in x])
