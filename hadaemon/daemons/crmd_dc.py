@@ -295,11 +295,11 @@ class DcRole(CibChanges):
         ours = (key is not None and key[3] == self.node.instance and run is not None and key[1] == run.id
                 and not run.completed and run.states.get(key[0]) == T.RUNNING)
         if ours:
-            ok = not failed and (rec.operation != "monitor" or rec.interval_ms > 0 or rec.rc == rec.target_rc)
-            if not ok and not failed:
-                log.info("probe of %s on %s: rc=%d (expected %d)", rec.rsc_id, node, rec.rc, rec.target_rc,
-                         extra={"RESOURCE": rec.rsc_id, "NODE": node})
-            self._step(T.ActionDone(key[0], ok))
+            news = ""
+            if S.unexpected_probe(rec):   # an answer, not a failure: abort and recompute from it
+                news = f"probe of {rec.rsc_id} on {node}: rc={rec.rc} (expected {rec.target_rc})"
+                log.info("%s", news, extra={"RESOURCE": rec.rsc_id, "NODE": node})
+            self._step(T.ActionDone(key[0], not failed, abort=news))
         elif failed or (rec.interval_ms > 0 and rec.op_status != S.EXEC_STATUS["cancelled"]):
             self.schedule(f"{rec.operation} of {rec.rsc_id} on {node}: rc={rec.rc}")
 

@@ -98,7 +98,8 @@ def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_surviv
         state = crm.rundir("node1") / "resource-agents" / "Dummy-d1.state"
         before = os.stat(state)
         for victim in ("node1", "node2"):
-            offset = len(crm.crmd[victim].output())
+            offsets = {n: len(crm.crmd[n].output()) for n in crm.nodes}
+            offset = offsets[victim]
             crm.kill_crmd(victim)
             crm.restart_crmd(victim)
             crm.wait_crm_name(victim)
@@ -113,6 +114,12 @@ def test_kill9_restart_keeps_resources_and_cib_changes_are_replicated_and_surviv
             assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), crm.logs()
             log = crm.crmd[victim].output()[offset:]
             assert "start d1" not in log and "stop d1" not in log, log
+            # a probe finding d1 running where the DC expected "not running" is news, not a failure:
+            # the transition is aborted and recomputed (as Pacemaker's controller does), never "failed"
+            since = "".join(crm.crmd[n].output()[offsets[n]:] for n in crm.nodes)
+            assert not re.search(r"transition \d+ failed", since), since
+            if victim == "node1":
+                assert re.search(r"transition \d+ aborted: probe of d1 on node1: rc=0 \(expected 7\)", since), since
         # a configuration change made through node2 is on both nodes' disks when acknowledged
         xml = json.loads(crm.call("node2", "GetCib").stdout)["data"][0]
         xml = xml.replace('node="node1" score="100"', 'node="node2" score="100"')

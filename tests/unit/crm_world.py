@@ -49,6 +49,8 @@ class World:
         self.max_active = 0
         self.executed: List[tuple] = []
         self.fail: Dict[tuple, int] = {}     # (rsc, task, node) -> rc to return once
+        self.news = ""                        # the last result's abort reason (a probe's unexpected answer)
+        self.ends: List[tuple] = []           # (result, reason) of every transition run to its end
 
     def schedule(self):
         model = parse_cib(cibdoc.to_text(self.cib))
@@ -61,7 +63,9 @@ class World:
         return model, T.from_graph(self.tid, tr.graph, timeouts)
 
     def execute(self, model, run: T.Run, a: T.ActionSpec) -> bool:
-        """Run one action against the world and record its result; True when it succeeded."""
+        """Run one action against the world and record its result; True when it did not fail. As the
+        DC: a probe's unexpected answer (running where "not running" was expected) is no failure but
+        news (self.news, the ActionDone's abort reason)."""
         self.executed.append((a.task, a.rsc, a.node, a.interval_ms))
         if a.kind == "crm_event":
             return True
@@ -88,8 +92,8 @@ class World:
                          rsc_provider="heartbeat", rsc_type="Dummy")
         failed = S.record_op(self.cib, a.node, rec, NOW)
         cibdoc.bump(self.cib, configuration=False)
-        if a.task == "monitor" and a.interval_ms == 0:
-            return rc == a.target_rc
+        self.news = f"probe of {a.rsc} on {a.node}: rc={rc} (expected {a.target_rc})" \
+            if S.unexpected_probe(rec) else ""
         return not failed
 
     def run_transition(self, limit: int | None = None) -> T.Run:
@@ -104,8 +108,9 @@ class World:
             e = queue.pop(0)
             ok = self.execute(model, run, e.action)
             done += 1
-            run, effects = T.step(run, T.ActionDone(e.action.id, ok), 0.0)
+            run, effects = T.step(run, T.ActionDone(e.action.id, ok, abort=self.news), 0.0)
             queue += [x for x in effects if isinstance(x, T.Execute)]
+            self.ends += [(x.result, x.reason) for x in effects if isinstance(x, T.Completed)]
         return run
 
     def converge(self, max_transitions: int = 10) -> int:

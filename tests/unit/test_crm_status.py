@@ -88,6 +88,18 @@ def test_probes_finding_a_resource_are_answers_not_failures():
     assert not S.is_failure(_rec("monitor", 10000, status=S.EXEC_STATUS["cancelled"]))
 
 
+def test_a_probes_unexpected_answer_is_news_not_a_failure():
+    """Pacemaker's controller aborts and recomputes on a probe's unexpected rc 0/7/8 and counts no
+    failure; an error code is a failure; an expected answer, or any other op, is neither."""
+    for rc, target in ((0, 7), (8, 7), (7, 0), (8, 0), (7, 8)):
+        assert S.unexpected_probe(_rec("monitor", 0, rc=rc, target=target)), (rc, target)
+    for rc, target in ((7, 7), (0, 0), (8, 8), (5, 7), (1, 0)):
+        assert not S.unexpected_probe(_rec("monitor", 0, rc=rc, target=target)), (rc, target)
+    assert not S.unexpected_probe(_rec("monitor", 10000, rc=7, target=0))
+    assert not S.unexpected_probe(_rec("stop", rc=7))
+    assert not S.unexpected_probe(_rec("monitor", 0, status=S.EXEC_STATUS["timeout"], rc=0, target=7))
+
+
 def test_node_state_and_transient_attributes():
     cib = cib_with(dummy("d"))
     assert S.set_node_state(cib, "node2", in_ccm="false", crmd="offline", join="down")

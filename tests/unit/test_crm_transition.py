@@ -59,6 +59,19 @@ def test_abort_waits_for_in_flight_actions():
     assert T.step(run, T.ActionDone(1, True), 2.0) == (run, [])
 
 
+def test_a_result_that_is_news_aborts_the_transition_instead_of_failing_it():
+    """A probe finding the resource running (ActionDone with an abort reason): the action is done, no
+    new action starts, and the transition ends aborted with that reason (Pacemaker recomputes)."""
+    run = T.new_run(7, [_spec(0, "monitor"), _spec(1, "monitor", "n2"), _spec(2, "start", "n2")],
+                    [(0, 2), (1, 2)])
+    run, _ = T.step(run, T.Started(), 0.0)
+    run, eff = T.step(run, T.ActionDone(0, True, abort="probe of r on n1: rc=0 (expected 7)"), 1.0)
+    assert eff == [] and run.states[0] == T.DONE and not run.failed
+    run, eff = T.step(run, T.ActionDone(1, True), 2.0)
+    assert eff == [T.Completed(7, "aborted", "probe of r on n1: rc=0 (expected 7)")]
+    assert run.states == {0: T.DONE, 1: T.DONE, 2: T.SKIPPED}
+
+
 def test_an_action_without_result_times_out_after_its_timeout_plus_the_margin():
     run = T.new_run(5, [_spec(0, timeout=10.0), _spec(1)], [(0, 1)], margin=5.0)
     run, _ = T.step(run, T.Started(), 100.0)
@@ -121,6 +134,34 @@ def test_a_failed_start_moves_the_resource_and_records_the_fail_count():
     text = __import__("hadaemon.core.crm.cibdoc", fromlist=["x"]).to_text(w.cib)
     assert 'name="fail-count-solo#start_0" value="INFINITY"' in text
     assert 'id="solo_last_failure_0"' in text
+
+
+def test_probes_finding_a_running_resource_abort_and_recompute_without_a_failure():
+    """The crmd restarted on node1 and lost its history while solo kept running: the probe finds it
+    (rc 0, expected 7). The transition is aborted with that news, not failed; no fail-count; the next
+    one only adds the monitor (no start elsewhere, no restart)."""
+    from hadaemon.core.crm import cibdoc
+
+    cib = cib_with(dummy("solo"))
+    w = World(cib, running={"solo": {"node1"}})
+    first = w.run_transition()
+    assert first.result == "aborted" and not first.failed
+    assert w.ends == [("aborted", "probe of solo on node1: rc=0 (expected 7)")]
+    assert sorted(w.executed) == [("monitor", "solo", "node1", 0), ("monitor", "solo", "node2", 0)]
+    assert w.converge() == 1                                   # one more transition: the monitor
+    assert w.ends[1:] == [("complete", "")]
+    assert w.executed[2:] == [("monitor", "solo", "node1", 10000)] and w.where() == {"solo": ["node1"]}
+    text = cibdoc.to_text(w.cib)
+    assert "fail-count-" not in text and "_last_failure_0" not in text
+    assert w.max_active == 1
+
+
+def test_a_probe_that_fails_still_fails_the_transition():
+    cib = cib_with(dummy("solo"))
+    w = World(cib)
+    w.fail[("solo", "monitor", "node1")] = 5      # OCF_ERR_INSTALLED: a real failure
+    run = w.run_transition()
+    assert run.result == "failed" and w.ends[-1] == ("failed", "action failed")
 
 
 def test_a_failed_monitor_restarts_the_resource_in_place():

@@ -80,7 +80,7 @@ def run_chained(w: World, limit: int | None = None, abort_after: int | None = No
             done += 1
             if ok:
                 released.add(s.action.id)
-            run, more = T.step(run, T.ActionDone(s.action.id, ok), 0.0)
+            run, more = T.step(run, T.ActionDone(s.action.id, ok, abort=w.news), 0.0)
             queue += more
             if not ok and i + 1 < len(steps):
                 run, more = T.step(run, T.ChainCancelled(tuple(x.action.id for x in steps[i + 1:])), 0.0)

@@ -16,8 +16,8 @@ from hadaemon.core.crm.cibdoc import node_id, section
 from hadaemon.core.lrm.results import EXEC_STATUS_CODES, OCF_NOT_RUNNING, OCF_RUNNING_PROMOTED, OCF_SUCCESS
 
 __all__ = ["OpRecord", "EXEC_STATUS", "exec_status_code", "node_state", "set_node_state", "record_op",
-           "is_failure", "lrm_resources", "replace_lrm", "clear_lrm", "set_attribute", "get_attribute",
-           "transition_key", "parse_transition_key"]
+           "is_failure", "unexpected_probe", "lrm_resources", "replace_lrm", "clear_lrm", "set_attribute",
+           "get_attribute", "transition_key", "parse_transition_key"]
 
 # Pacemaker's execution status codes (op-status): the one table in core/lrm/results
 EXEC_STATUS = dict(EXEC_STATUS_CODES)
@@ -93,6 +93,17 @@ def is_failure(rec: OpRecord) -> bool:
         return False
     target = rec.target_rc if rec.target_rc >= 0 else 0
     return rec.rc != target
+
+
+def unexpected_probe(rec: OpRecord) -> bool:
+    """A probe's answer other than the one its transition expected (running where "not running" was
+    expected, stopped or promoted where running was): new information, not a failure. Pacemaker's
+    controller confirms such an action and aborts the transition so it is recomputed from the answer
+    (process_graph_event), counting no failure (update_failcount: nothing for an interval-0 monitor
+    of a transition)."""
+    if rec.operation != "monitor" or rec.interval_ms != 0 or is_failure(rec):
+        return False
+    return rec.rc != (rec.target_rc if rec.target_rc >= 0 else 0)
 
 
 def node_state(cib: ET.Element, uname: str) -> ET.Element:

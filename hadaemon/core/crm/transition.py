@@ -3,8 +3,9 @@
 An action is ready when every action it depends on is done. Pseudo actions complete as soon as they
 are ready; resource operations, fencing and do_shutdown (the node may leave: its resources are
 stopped) become `Execute` effects with a deadline
-(the operation's timeout plus a margin). A failed or timed-out action, or an `Abort` (node lost, CIB
-changed, a failure reported outside the transition), stops new actions from starting; the transition
+(the operation's timeout plus a margin). A failed or timed-out action, an `Abort` (node lost, CIB
+changed, a failure reported outside the transition) or a result that is news (`ActionDone.abort`: a
+probe finding a resource running), stops new actions from starting; the transition
 ends (`Completed`) once no action is in flight. The DC then reschedules from the status section, which
 records every result: whatever prefix of a transition was applied, the next one starts from there.
 
@@ -113,8 +114,12 @@ class Started:
 
 @dataclass(frozen=True)
 class ActionDone:
+    """An action's result. abort: the action is done but its result is news the graph did not expect (a
+    probe finding the resource running): the transition is aborted with that reason and recomputed, not
+    failed (Pacemaker's process_graph_event confirms the action and aborts)."""
     action_id: int
     ok: bool
+    abort: str = ""
 
 
 @dataclass(frozen=True)
@@ -369,7 +374,8 @@ def step(run: Run, event: Event, now: float) -> Tuple[Run, List[Effect]]:
         states[event.action_id] = DONE if event.ok else FAILED
         deadlines = {k: v for k, v in run.deadlines.items() if k != event.action_id}
         failed = run.failed if event.ok else run.failed + (event.action_id,)
-        return _advance(replace(run, states=states, deadlines=deadlines, failed=failed), now)
+        reason = run.abort_reason or (event.abort if event.ok else "")
+        return _advance(replace(run, states=states, deadlines=deadlines, failed=failed, abort_reason=reason), now)
     if isinstance(event, Abort):
         run = replace(run, abort_reason=run.abort_reason or event.reason)
         return _advance(run, now)
