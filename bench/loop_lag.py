@@ -10,7 +10,8 @@ OUT.json (written at exit): {"slow": [[wall, ms, what], ...], "lag": [[wall, ms]
 "callbacks": N, "busy_ms": total ms in callbacks, "timed": {"module:Class.method": [[wall, ms], ...]}}.
 Full (generation 2) garbage collections are recorded in "timed" as "gc:full collections" ([wall, ms,
 collected]). LAG_TIME="module:Class.method,..." also times those functions on every call (e.g.
-hadaemon.bus.director:RealServersSnapshot.get).
+hadaemon.bus.director:RealServersSnapshot.get). LAG_CHECKS=1 records how late the director's check
+scheduler starts checks ("checks:late": per 100 ms, the largest start - due, ms).
 """
 from __future__ import annotations
 
@@ -108,6 +109,8 @@ def start(out: str) -> None:
     asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = new_event_loop
 
     def report() -> None:
+        for fn in before_report:
+            fn()
         with open(out, "w") as f:
             json.dump({"slow": slow, "lag": lag, "callbacks": totals["n"],
                        "busy_ms": round(1000 * totals["busy"]), "timed": timed}, f)
@@ -126,6 +129,30 @@ def start(out: str) -> None:
 
     gc.callbacks.append(on_gc)
     timed["gc:full collections"] = collections
+    before_report: list = []
+    if os.environ.get("LAG_CHECKS"):
+        # how late the director's check scheduler starts checks: per 100 ms of wall time, the largest
+        # lateness (start - due) in ms, as "checks:late" [[wall, ms], ...]
+        from hadaemon.io.checks import scheduler as sched
+
+        late: dict = {}
+        start_check = sched.CheckScheduler._start
+
+        def timed_start(self, ident, gen, due, _start=start_check):
+            lateness = time.monotonic() - due
+            bucket = round(time.time(), 1)
+            if lateness > late.get(bucket, -1.0):
+                late[bucket] = lateness
+            return _start(self, ident, gen, due)
+
+        sched.CheckScheduler._start = timed_start
+
+        late_out: list = []
+        timed["checks:late"] = late_out
+
+        def fill_late() -> None:
+            late_out.extend([b, round(1000 * v, 1)] for b, v in sorted(late.items()))
+        before_report.append(fill_late)
     atexit.register(report)
 
 
