@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Dict, List, Tuple
 
 from hadaemon.core.director.model import DirectorConfig, Real, Virtual, check_port
@@ -64,8 +65,9 @@ class Target:
     virtual: Virtual
     real: Real
 
-    @property
+    @cached_property
     def pair(self) -> Pair:
+        """(virtual key, real key), made once (it is asked for on every check result)."""
         return (self.virtual.key, self.real.key)
 
 
