@@ -544,11 +544,20 @@ class CrmCluster:
         if self.switch is not None:
             self.switch.close()
 
+    # characters of each daemon's output printed when a `with CrmCluster(...)` block fails
+    FAILURE_LOG_TAIL = 6000
+
     def __enter__(self) -> CrmCluster:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Closes the cluster; when the block raised an Exception (a failed assert, an error; not a pytest
+        skip or a KeyboardInterrupt), prints the daemons' logs first so a failing test shows them."""
+        try:
+            if exc_type is not None and issubclass(exc_type, Exception):
+                print(self.logs(tail=self.FAILURE_LOG_TAIL))
+        finally:
+            self.close()
 
     # -- D-Bus / hactl -----------------------------------------------------------------------------
     def busctl(self, node: str, *args: str, check: bool = True, timeout: float = 30):

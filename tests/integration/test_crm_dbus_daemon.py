@@ -42,9 +42,8 @@ def test_crm1_on_the_real_daemon():
     group = ('<group id="web">' + primitive("a", "ocf", "Dummy", "pacemaker", monitor="10s")
              + primitive("b", "ocf", "Dummy", "pacemaker", monitor="10s") + "</group>")
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib_xml(NODES, group, '<rsc_location id="web-pref" rsc="web" node="n1" score="100"/>'),
-                         keepalive="200ms", deadtime="3", fencing=False)
-        try:
+        with CrmCluster(c, cib_xml(NODES, group, '<rsc_location id="web-pref" rsc="web" node="n1" score="100"/>'),
+                        keepalive="200ms", deadtime="3", fencing=False) as crm:
             with crm.observer({"a": runfile("Dummy-a.state"), "b": runfile("Dummy-b.state")}) as obs:
                 crm.start_all()
                 obs.wait("b", ["n1"], 60)
@@ -86,8 +85,3 @@ def test_crm1_on_the_real_daemon():
                 assert crm.hactl("n2", "node", "online", "n1").returncode == 0
                 obs.wait("b", ["n1"], 60)
             assert not obs.dual_active(), obs.describe()
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

@@ -56,10 +56,9 @@ def _boot(c, tmp_path):
 @pytest.mark.parametrize("rc,goes_to", [(1, ["n2"]), (6, [])])
 def test_a_failed_start_recovers_by_its_return_code(tmp_path, rc, goes_to):
     with Cluster(NODES) as c:
-        crm = _boot(c, tmp_path)
-        rcfile = tmp_path / "start-rc.n1"
-        rcfile.write_text(str(rc))
-        try:
+        with _boot(c, tmp_path) as crm:
+            rcfile = tmp_path / "start-rc.n1"
+            rcfile.write_text(str(rc))
             with crm.observer({"r": _running(crm)}) as obs:
                 crm.start_all()
                 dc = crm.wait_dc()
@@ -82,8 +81,3 @@ def test_a_failed_start_recovers_by_its_return_code(tmp_path, rc, goes_to):
                 assert cp.returncode == 0, cp.stdout + cp.stderr
                 obs.wait("r", ["n1"], 60)
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

@@ -24,8 +24,7 @@ def test_a_failure_expires_after_failure_timeout_and_the_resource_fails_back():
                   '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>')
     with Cluster(NODES) as c:
         # auto_failback on: resource-stickiness 0, so d1 goes back to n1 as soon as n1 is allowed again
-        crm = CrmCluster(c, cib, keepalive="200ms", deadtime="3", fencing=False)
-        try:
+        with CrmCluster(c, cib, keepalive="200ms", deadtime="3", fencing=False) as crm:
             with crm.observer({"d1": dummy("d1")}) as obs:
                 crm.start_all()
                 obs.wait("d1", ["n1"], 60)
@@ -46,8 +45,3 @@ def test_a_failure_expires_after_failure_timeout_and_the_resource_fails_back():
                 time.sleep(3)
                 assert obs.where("d1") == ["n1"]
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

@@ -53,15 +53,13 @@ def _signals(monitor, want, timeout=30):
 def test_hactl_commands_on_the_real_daemon(tmp_path):
     group = ('<group id="web">' + primitive("a", "ocf", "Dummy", "pacemaker", monitor="10s") + "</group>")
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib_xml(NODES, group, '<rsc_location id="web-pref" rsc="web" node="n1" score="100"/>'),
-                         keepalive="200ms", deadtime="3", fencing=False)
+        with CrmCluster(c, cib_xml(NODES, group, '<rsc_location id="web-pref" rsc="web" node="n1" score="100"/>'),
+                        keepalive="200ms", deadtime="3", fencing=False) as crm:
+            def hactl(*args, node="n2", rc=0):
+                cp = crm.hactl(node, *args)
+                assert cp.returncode == rc, f"hactl {' '.join(args)}: rc {cp.returncode}\n{cp.stdout}{cp.stderr}"
+                return cp.stdout
 
-        def hactl(*args, node="n2", rc=0):
-            cp = crm.hactl(node, *args)
-            assert cp.returncode == rc, f"hactl {' '.join(args)}: rc {cp.returncode}\n{cp.stdout}{cp.stderr}"
-            return cp.stdout
-
-        try:
             probes = {"a": runfile("Dummy-a.state"), "c": runfile("Dummy-c.state")}
             with crm.observer(probes) as obs:
                 crm.start_all()
@@ -141,8 +139,3 @@ def test_hactl_commands_on_the_real_daemon(tmp_path):
                     watch.send_signal(signal.SIGINT)
                     watch.wait(10)
             assert not obs.dual_active(), obs.describe()
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

@@ -19,16 +19,14 @@ NODES = ["n1", "n2"]
 @pytest.mark.parametrize("scope", [["--cluster"], ["n1"]])
 def test_nothing_is_recovered_during_maintenance_and_everything_after(scope):
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib(dummy_primitive("d1", monitor="1s"),
-                                '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>'),
-                         keepalive="200ms", deadtime="3", fencing=False)
+        with CrmCluster(c, cib(dummy_primitive("d1", monitor="1s"),
+                               '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>'),
+                        keepalive="200ms", deadtime="3", fencing=False) as crm:
+            def hactl(*args):
+                cp = crm.hactl("n2", *args)
+                assert cp.returncode == 0, cp.stdout + cp.stderr
+                return cp.stdout
 
-        def hactl(*args):
-            cp = crm.hactl("n2", *args)
-            assert cp.returncode == 0, cp.stdout + cp.stderr
-            return cp.stdout
-
-        try:
             with crm.observer({"d1": dummy("d1")}) as obs:
                 crm.start_all()
                 obs.wait("d1", ["n1"], 60)
@@ -43,8 +41,3 @@ def test_nothing_is_recovered_during_maintenance_and_everything_after(scope):
                 crm.wait_idle(crm.dc("n1"))
                 assert obs.where("d1") == ["n1"]
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

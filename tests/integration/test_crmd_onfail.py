@@ -35,9 +35,8 @@ def _resource(crm, rsc: str) -> dict:
 
 def test_on_fail_stop_keeps_the_resource_stopped_until_cleanup():
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib(_primitive("a", "stop"), _prefer_n1("a")), keepalive="200ms", deadtime="3",
-                         fencing=False)
-        try:
+        with CrmCluster(c, cib(_primitive("a", "stop"), _prefer_n1("a")), keepalive="200ms", deadtime="3",
+                        fencing=False) as crm:
             with crm.observer({"a": dummy("a")}) as obs:
                 crm.start_all()
                 obs.wait("a", ["n1"], 60)
@@ -54,18 +53,12 @@ def test_on_fail_stop_keeps_the_resource_stopped_until_cleanup():
                 assert cp.returncode == 0, cp.stdout + cp.stderr
                 obs.wait("a", ["n1"], 60)           # the failure forgotten: started again where it prefers
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()
 
 
 def test_on_fail_standby_moves_every_resource_off_the_node():
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib(_primitive("a", "standby") + _primitive("b"), _prefer_n1("a", "b")),
-                         keepalive="200ms", deadtime="3", fencing=False)
-        try:
+        with CrmCluster(c, cib(_primitive("a", "standby") + _primitive("b"), _prefer_n1("a", "b")),
+                        keepalive="200ms", deadtime="3", fencing=False) as crm:
             with crm.observer({"a": dummy("a"), "b": dummy("b")}) as obs:
                 crm.start_all()
                 obs.wait("a", ["n1"], 60)
@@ -78,8 +71,3 @@ def test_on_fail_standby_moves_every_resource_off_the_node():
                 time.sleep(3)
                 assert obs.where("a") == ["n2"] and obs.where("b") == ["n2"]
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()

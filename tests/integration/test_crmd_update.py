@@ -41,11 +41,10 @@ def _calls(text: str):
 
 def test_a_parameter_change_reaches_the_agent_and_its_monitor():
     with Cluster(NODES) as c:
-        crm = CrmCluster(c, cib(RESOURCE + LEGACY, '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>'
-                                '<rsc_location id="d2-pref" rsc="d2" node="n1" score="100"/>'),
-                         keepalive="200ms", deadtime="3", fencing=False)
-        envfile = crm.rundir("n1") / "d1.env"
-        try:
+        with CrmCluster(c, cib(RESOURCE + LEGACY, '<rsc_location id="d1-pref" rsc="d1" node="n1" score="100"/>'
+                               '<rsc_location id="d2-pref" rsc="d2" node="n1" score="100"/>'),
+                        keepalive="200ms", deadtime="3", fencing=False) as crm:
+            envfile = crm.rundir("n1") / "d1.env"
             with crm.observer({"d1": runfile("Dummy-d1.state"),      # ocf:pacemaker:Dummy's state
                                "d2": runfile("resource-agents/Dummy-d2.state")}) as obs:
                 crm.start_all()
@@ -84,8 +83,3 @@ def test_a_parameter_change_reaches_the_agent_and_its_monitor():
                 assert "stop d2" not in log and "start d2" not in log, log
                 assert state.stat().st_ino == before and obs.where("d2") == ["n1"]
             assert not obs.dual_active(raw=True), obs.describe(raw=True)
-        except Exception:
-            print(crm.logs(tail=6000))
-            raise
-        finally:
-            crm.close()
