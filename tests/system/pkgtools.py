@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from hadaemon.testing.nspawn import CACHE_DIR, Container, ensure_rootfs
 from hadaemon.testing.procs import HarnessError, run_cmd
@@ -26,6 +26,15 @@ from hadaemon.testing.procs import HarnessError, run_cmd
 REPO = Path(__file__).resolve().parents[2]
 RPM_STAMP = ".hadaemon-rpm-rootfs"
 SITE = f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+
+
+def ldirectord_cf(vip: str, reals: Sequence[str]) -> str:
+    """The ldirectord.cf of the system tests: one virtual service VIP:80, round robin over port 8080 of each
+    address in reals (masq, connect checks every 2 s, quiescent)."""
+    lines = ["checktimeout=3", "checkinterval=2", "quiescent=yes", f"virtual={vip}:80"]
+    lines += [f"\treal={r}:8080 masq" for r in reals]
+    lines += ["\tscheduler=rr", "\tprotocol=tcp", "\tchecktype=connect"]
+    return "\n".join(lines) + "\n"
 
 
 def build_rpms(out: Path, release: int = 1, only: str = "") -> Dict[str, Path]:

@@ -21,7 +21,7 @@ from hadaemon.testing.heartbeat import HeartbeatCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.nspawn import Container, ensure_rootfs
 from hadaemon.testing.procs import wait_until
-from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootfs
+from tests.system.pkgtools import PackageContainer, build_rpms, ensure_rpm_rootfs, ldirectord_cf
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
 
@@ -51,20 +51,6 @@ CIB = """<cib admin_epoch="0" epoch="1" num_updates="0" validate-with="pacemaker
 </resources>
 <constraints><rsc_location id="web-prefers-node1" rsc="web" node="node1" score="100"/></constraints>
 </configuration><status/></cib>
-"""
-
-# a director on node2 for a second address, balancing the two nodes' web servers (only its unit and D-Bus API
-# are looked at: the nft backend is picked, there is no IPVS in the test's kernel namespaces)
-LDIRECTORD_CF = """\
-checktimeout=3
-checkinterval=2
-quiescent=yes
-virtual={vip}:80
-\treal={r1}:8080 masq
-\treal={r2}:8080 masq
-\tscheduler=rr
-\tprotocol=tcp
-\tchecktype=connect
 """
 
 # the site: a page naming the node on port 8080 of every address, a systemd-class member of the group (started
@@ -195,8 +181,9 @@ def test_cluster_from_the_package(rpms):
             # shipped XML says, Reload for a haclient member, read-only for anyone else; stopped again
             dvip = f"10.{c.base}.0.201"
             c.run("node2", ["ip", "addr", "add", f"{dvip}/24", "dev", "eth0"], check=True)
-            n2.write_file("/etc/ha.d/ldirectord.cf",
-                          LDIRECTORD_CF.format(vip=dvip, r1=c.addr("node1"), r2=c.addr("node2")))
+            # a director for a second address, balancing the two nodes' web servers (only its unit and D-Bus API
+            # are looked at: the nft backend is picked, there is no IPVS in the test's kernel namespaces)
+            n2.write_file("/etc/ha.d/ldirectord.cf", ldirectord_cf(dvip, [c.addr("node1"), c.addr("node2")]))
             cp = n2.systemctl("start", DIRECTOR, timeout=90)
             assert cp.returncode == 0, cp.stderr + "\n".join(str(e.get("MESSAGE")) for e in n2.journal(DIRECTOR)[-20:])
             live = n2.busctl("introspect", "--xml-interface", "org.hadaemon.Director1", "/org/hadaemon/Director1",

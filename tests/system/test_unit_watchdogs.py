@@ -11,19 +11,9 @@ from hadaemon.testing.heartbeat import HeartbeatCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.nspawn import Container
 from hadaemon.testing.procs import wait_until
+from tests.system.pkgtools import ldirectord_cf
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.root, pytest.mark.slow]
-
-LDIRECTORD_CF = """\
-checktimeout=3
-checkinterval=2
-quiescent=yes
-virtual={vip}:80
-\treal={real}:8080 masq
-\tscheduler=rr
-\tprotocol=tcp
-\tchecktype=connect
-"""
 
 
 def show(ct, unit, prop):
@@ -47,7 +37,7 @@ def test_sigstop_makes_the_watchdog_restart_heartbeat_and_director(rootfs):
         with Container(netns=c.netns("node1"), name="node1", rootfs=rootfs) as ct:
             ct.write_file("/etc/ha.d/ha.cf", hb.hacf_text("node1"))
             ct.write_file("/etc/ha.d/authkeys", f"auth 1\n{hb.key}\n", 0o600)
-            ct.write_file("/etc/ha.d/ldirectord.cf", LDIRECTORD_CF.format(vip=c.addr("node1"), real=c.addr("node2")))
+            ct.write_file("/etc/ha.d/ldirectord.cf", ldirectord_cf(c.addr("node1"), [c.addr("node2")]))
             for unit, timeout in (("ha-heartbeat.service", 90), ("ha-ldirectord.service", 120)):
                 cp = ct.systemctl("start", unit, timeout=120)
                 assert cp.returncode == 0, cp.stderr + json.dumps(ct.journal(unit)[-20:], indent=1)
