@@ -245,6 +245,8 @@ def schedstat(pid):
             vals = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
         except OSError:
             continue
+        if len(vals) < 3:   # a thread exiting while it is read: an empty file
+            continue
         for i in range(3):
             tot[i] += int(vals[i])
     return tot
