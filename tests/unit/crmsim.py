@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
@@ -57,3 +57,24 @@ def simulate_both(xml: str, tmp: str, capsys) -> Tuple[str, str]:
     capsys.readouterr()
     assert main(["simulate", path]) == 0
     return capsys.readouterr().out, crm
+
+
+def case_tests(cases: Dict[str, Tuple[Callable[[], str], List[str]]]):
+    """The two tests of a table of scheduler cases {name: (make the CIB xml, expected summary lines)}, for a
+    test module to take as its own (`test_summary, test_against_crm_simulate = case_tests(CASES)`):
+    test_summary: our summary of each case is the expected one (what crm_simulate printed for it);
+    test_against_crm_simulate: our summary is what crm_simulate prints now (when it is installed)."""
+    from tests.unit.test_policy_scheduler import summary
+
+    @pytest.mark.parametrize("name", sorted(cases))
+    def test_summary(name):
+        make, expected = cases[name]
+        assert summary(make()) == sorted(expected)
+
+    @needs_crm_simulate
+    @pytest.mark.parametrize("name", sorted(cases))
+    def test_against_crm_simulate(name, tmp_path):
+        make, _ = cases[name]
+        assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
+
+    return test_summary, test_against_crm_simulate

@@ -4,11 +4,8 @@ resources active on several nodes (multiple-active stop_start / stop_only). Each
 crm_simulate 2.1.5 printed for the same CIB; the crm_simulate-marked test runs it again."""
 from __future__ import annotations
 
-
-import pytest
-
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
-from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped, summary
+from tests.unit.crmsim import case_tests
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, stopped
 
 FEATURES = '<cib crm_feature_set="3.16.1" '
 
@@ -43,14 +40,4 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_summary(name):
-    make, expected = CASES[name]
-    assert summary(make()) == sorted(expected)
-
-
-@needs_crm_simulate
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_against_crm_simulate(name, tmp_path):
-    make, expected = CASES[name]
-    assert crm_simulate_summary(make(), str(tmp_path)) == sorted(expected)
+test_summary, test_against_crm_simulate = case_tests(CASES)

@@ -3,11 +3,8 @@ pe__eval_op_expr): every expected summary is what crm_simulate 2.1.5 printed for
 crm_simulate-marked test checks them again)."""
 from __future__ import annotations
 
-
-import pytest
-
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
-from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, summary
+from tests.unit.crmsim import case_tests
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op
 
 
 def prim(rid, prov="heartbeat", mon=False):
@@ -82,14 +79,4 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_defaults_rules(name):
-    make, expected = CASES[name]
-    assert summary(make()) == sorted(expected)
-
-
-@needs_crm_simulate
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_against_crm_simulate(name, tmp_path):
-    make, _ = CASES[name]
-    assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
+test_defaults_rules, test_against_crm_simulate = case_tests(CASES)

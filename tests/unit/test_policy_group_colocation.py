@@ -2,11 +2,8 @@
 summary is what crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked test checks them)."""
 from __future__ import annotations
 
-
-import pytest
-
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
-from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running, summary
+from tests.unit.crmsim import case_tests
+from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running
 
 G1 = group("g1", primitive("a1"), primitive("a2"))
 G2 = group("g2", primitive("b1"), primitive("b2"))
@@ -71,14 +68,4 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_group_colocation(name):
-    make, expected = CASES[name]
-    assert summary(make()) == sorted(expected)
-
-
-@needs_crm_simulate
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_against_crm_simulate(name, tmp_path):
-    make, _ = CASES[name]
-    assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
+test_group_colocation, test_against_crm_simulate = case_tests(CASES)

@@ -4,11 +4,8 @@ members, partial and completed migrations on several nodes. Every expected summa
 2.1.5 printed for the same CIB (the crm_simulate-marked test checks them again)."""
 from __future__ import annotations
 
-
-import pytest
-
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
-from tests.unit.test_policy_scheduler import cib, group, lrm, node_state, op, primitive, running, summary
+from tests.unit.crmsim import case_tests
+from tests.unit.test_policy_scheduler import cib, group, lrm, node_state, op, primitive, running
 
 M = {"allow-migrate": "true"}
 
@@ -129,14 +126,4 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_migration_chains(name):
-    make, expected = CASES[name]
-    assert summary(make()) == sorted(expected)
-
-
-@needs_crm_simulate
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_against_crm_simulate(name, tmp_path):
-    make, _ = CASES[name]
-    assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
+test_migration_chains, test_against_crm_simulate = case_tests(CASES)

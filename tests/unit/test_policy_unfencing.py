@@ -3,11 +3,8 @@ devices or other resources active on several nodes, one of them lost. Every expe
 crm_simulate 2.1.5 printed for the same CIB (the crm_simulate-marked test checks them again)."""
 from __future__ import annotations
 
-
-import pytest
-
-from tests.unit.crmsim import crm_simulate_summary, needs_crm_simulate
-from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running, summary
+from tests.unit.crmsim import case_tests
+from tests.unit.test_policy_scheduler import cib, lrm, node_state, op, primitive, running
 
 
 def fence(rid, meta=None):
@@ -121,14 +118,4 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_unfencing(name):
-    make, expected = CASES[name]
-    assert summary(make()) == sorted(expected)
-
-
-@needs_crm_simulate
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_against_crm_simulate(name, tmp_path):
-    make, _ = CASES[name]
-    assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
+test_unfencing, test_against_crm_simulate = case_tests(CASES)
