@@ -6,9 +6,10 @@ node's namespace talks to that node's corosync.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 from hadaemon.testing.procs import Proc, run_cmd, wait_until
 
@@ -109,6 +110,21 @@ class CorosyncCluster:
                        message=f"corosync on {n} to see {want} members")
             if not p.alive():
                 raise RuntimeError(f"corosync on {n} exited:\n{p.output()[-3000:]}")
+
+    def mounts(self, node: str) -> Tuple[str, Dict[str, str]]:
+        """The running corosync's mount namespace (the /proc/PID/ns/mnt link) and, for each of MOUNTS, the
+        root of the file system mounted there, from /proc/PID/mountinfo (fields 4 and 5)."""
+        pid = self.procs[node].pid   # ip netns exec, unshare and sh all exec: the pid is corosync's
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        if comm != "corosync":
+            raise RuntimeError(f"{node}: pid {pid} is {comm!r}, not corosync")
+        ns = os.readlink(f"/proc/{pid}/ns/mnt")
+        roots: Dict[str, str] = {}
+        for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+            f = line.split()
+            if len(f) > 4 and f[4] in MOUNTS:
+                roots[f[4]] = f[3]   # the last mount on a point is the visible one
+        return ns, roots
 
     def stop(self, node: str) -> None:
         p = self.procs.get(node)

@@ -201,13 +201,18 @@ class Experiment1:
 
     The cluster must have the two nodes and a client. VIPs are .222 (webserver) and .220 (mysql) of
     link 0's subnet; the shared exports are host directories under the cluster's workdir.
+
+    quorum_nodes: further cluster members that only vote (a quorum node, as admins add a third machine
+    so that a cut node loses quorum instead of both halves keeping it): they are in the CIB's <nodes>
+    and get rsc_location -INFINITY for every group, so they never run a service.
     """
 
     def __init__(self, cluster, nodes: Tuple[str, str] = ("admin1", "admin2"), ping: str | None = "client",
                  monitor: str = "5s", ping_attribute: str = "pingd",
-                 groups: Sequence[str] = ("webserver", "mysql")):
+                 groups: Sequence[str] = ("webserver", "mysql"), quorum_nodes: Sequence[str] = ()):
         self.c = cluster
         self.nodes = list(nodes)
+        self.quorum_nodes = list(quorum_nodes)
         net = ".".join(cluster.addr(nodes[0]).split(".")[:3])
         self.web_vip, self.db_vip = f"{net}.222", f"{net}.220"
         w = Path(cluster.workdir)
@@ -276,10 +281,13 @@ class Experiment1:
                         f'operation="not_defined"/>'
                         f'<expression id="{g}-connected-zero" attribute="{self.ping_attribute}" '
                         f'operation="lte" value="0"/></rule></rsc_location>')
+        for q in self.quorum_nodes:
+            out += "".join(f'<rsc_location id="{g}-never-{q}" rsc="{g}" node="{q}" score="-INFINITY"/>'
+                           for g in self.groups)
         return out
 
     def cib(self, options: Dict[str, str] | None = None) -> str:
-        return cib_xml(self.nodes, self.resources(), self.constraints(), options)
+        return cib_xml(self.nodes + self.quorum_nodes, self.resources(), self.constraints(), options)
 
     def hacf_extra(self, deadping: str = "3") -> List[str]:
         """ha.cf lines for the ping node (deadping must exceed twice keepalive)."""

@@ -4,14 +4,16 @@ store, MariaDB as lsb:mysqld), a client in its own namespace, ping node = the cl
 Cut admin1 -> the page comes from admin2; restore -> webserver fails back (auto_failback on); cut admin2 ->
 admin1 takes mysql and answers SQL; MigrateResource over D-Bus moves a group. The observer samples both
 nodes every 25 ms: no resource is ever active on two connected nodes (a cut node is plugged back once it
-has stopped its groups, as the pingd rule makes it do)."""
+has stopped its groups, as the pingd rule makes it do). The corosync variant adds quorum1, a node that
+only votes (see test_experiment1)."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
-from hadaemon.testing.corosync import CorosyncCluster
+from hadaemon.testing.corosync import MOUNTS, CorosyncCluster
 from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
 from hadaemon.testing.procs import wait_until
@@ -20,16 +22,37 @@ from hadaemon.testing.scenario import Experiment1, Poller
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
+def check_corosync_mounts(cs: CorosyncCluster) -> None:
+    """Every node's corosync runs in a mount namespace of its own (not the host's, not another node's) where
+    /etc/corosync, /var/lib/corosync and /run/corosync are that node's directories."""
+    host = os.readlink("/proc/self/ns/mnt")
+    seen = {}
+    for n in cs.nodes:
+        ns, roots = cs.mounts(n)
+        assert ns != host, f"{n}: corosync runs in the host's mount namespace"
+        assert ns not in seen, f"{n} shares its mount namespace with {seen.get(ns)}"
+        seen[ns] = n
+        for point, sub in zip(MOUNTS, ("etc", "lib", "run")):
+            assert roots.get(point, "").endswith(f"/corosync/{n}/{sub}"), (n, point, roots)
+
+
 @pytest.mark.parametrize("stack", ["heartbeat", "corosync"])
 def test_experiment1(stack):
-    """stack corosync (issue 15): the same run with ha-heartbeat taking its membership from Corosync 3."""
-    with Cluster(["admin1", "admin2"], client=True) as c:
-        e = Experiment1(c)
+    """stack corosync (issue 15): the same run with ha-heartbeat taking its membership from Corosync 3, on a
+    3-node Corosync cluster: admin1, admin2 and quorum1, a quorum node as admins run one (ha-heartbeat and
+    ha-crmd like the others, rsc_location -INFINITY for both groups: it only votes). Each corosync has its
+    own mount namespace for /etc/corosync, /var/lib/corosync and /run/corosync (checked). With three
+    nodes a cut admin1 (or admin2) is a minority of one: it loses quorum and stops its groups by
+    no-quorum-policy as well as by the pingd rule, while the other two keep quorum and take them over."""
+    corosync = stack == "corosync"
+    with Cluster(["admin1", "admin2", "quorum1"] if corosync else ["admin1", "admin2"], client=True) as c:
+        e = Experiment1(c, quorum_nodes=["quorum1"] if corosync else ())
         e.prepare_storage()
-        if stack == "corosync":
-            cs = CorosyncCluster(c, nodes=["admin1", "admin2"])
+        if corosync:
+            cs = CorosyncCluster(c, nodes=["admin1", "admin2", "quorum1"])
             cs.start_all()
             cs.wait_ring(timeout=90)
+            check_corosync_mounts(cs)
         crm = CrmCluster(c, e.cib(), keepalive="200ms", deadtime="3", auto_failback="on", initd=e.initd(),
                          extra=e.hacf_extra() + (["stack corosync"] if stack == "corosync" else []))
         try:
@@ -66,6 +89,10 @@ def test_experiment1(stack):
                 st = crm.status("admin2")
                 assert st["nodes"]["admin1"]["state"] == "offline", st["nodes"]
                 assert crm.resource_nodes("admin2", "webserver") == ["admin2"]
+                if corosync:   # admin2 + quorum1 are 2 of 3; the isolated admin1 is 1 of 3
+                    assert st["quorum"] is True, st
+                    wait_until(lambda: crm.status("admin1").get("quorum") is False, 30, interval=0.5,
+                               message="admin1 without quorum")
 
                 # the isolated admin1 cannot reach the ping node: it stops its groups (pingd rule); plugging
                 # it back before that would show its VIP twice on the wire for a moment
