@@ -244,11 +244,9 @@ def _with_param(cib, value: str):
     ET.SubElement(ia, "nvpair", id="d-fake", name="fake", value=value.split(",")[1])
 
 
-@pytest.mark.parametrize("change,expected", [("/run/d.state,2", "reload-agent"), ("/run/other.state,1", "start")])
-def test_restart_fields_let_the_scheduler_reload_a_reloadable_change_and_restart_otherwise(change, expected):
-    """The start entry carries op-force-restart / op-restart-digest (restart_fields): a change of a
-    parameter not listed gives a reload-agent, of a listed one a restart; the reload, recorded as a
-    start (pcmk__create_history_xml), leaves nothing more to do."""
+def _dummy_started_with_restart_fields():
+    """A CIB with Dummy d started on node1 (its start entry carrying op-force-restart / op-restart-digest
+    for the parameter `state`, as ha-crmd writes it) and its 10 s monitor: (cib, listed, restart digest)."""
     from hadaemon.core.crm.ops import restart_fields
 
     cib = cib_with(dummy("d"))
@@ -256,13 +254,24 @@ def test_restart_fields_let_the_scheduler_reload_a_reloadable_change_and_restart
     model = parse_cib(cibdoc.to_text(cib))
     start = plan_op(model, "d", "start", 0, "node1")
     listed, rdigest = restart_fields(("state",), start.params)
-    assert listed == "  state  "
     S.record_op(cib, "node1", S.OpRecord("d", "start", 0, 0, 0, 2, S.transition_key(3, 7, 0, "uuid"), 0,
                                          last_run=NOW, digest=start.digest, rsc_class="ocf",
                                          rsc_provider="heartbeat", rsc_type="Dummy", restart_list=listed,
                                          restart_digest=rdigest), NOW)
     mon = plan_op(model, "d", "monitor", 10000, "node1")
     S.record_op(cib, "node1", _rec("monitor", 10000, call=3, digest=mon.digest), NOW)
+    return cib, listed, rdigest
+
+
+@pytest.mark.parametrize("change,expected", [("/run/d.state,2", "reload-agent"), ("/run/other.state,1", "start")])
+def test_restart_fields_let_the_scheduler_reload_a_reloadable_change_and_restart_otherwise(change, expected):
+    """The start entry carries op-force-restart / op-restart-digest (restart_fields): a change of a
+    parameter not listed gives a reload-agent, of a listed one a restart; the reload, recorded as a
+    start (pcmk__create_history_xml), leaves nothing more to do."""
+    from hadaemon.core.crm.ops import restart_fields
+
+    cib, listed, rdigest = _dummy_started_with_restart_fields()
+    assert listed == "  state  "
     last = _ops(cib)["d_last_0"]
     assert last["op-force-restart"] == "  state  " and last["op-restart-digest"] == rdigest
     assert "op-force-restart" not in _ops(cib)["d_monitor_10000"]
@@ -293,19 +302,7 @@ def test_pacemaker_reads_our_restart_digest_as_we_do(tmp_path, change, word):
     """crm_simulate, given the start entry ha-crmd writes (op-force-restart / op-restart-digest), decides
     as our scheduler: a reload for a reloadable change, a restart for a listed one (so the digest of the
     listed parameters is computed as Pacemaker computes it)."""
-    from hadaemon.core.crm.ops import restart_fields
-
-    cib = cib_with(dummy("d"))
-    _with_param(cib, "/run/d.state,1")
-    model = parse_cib(cibdoc.to_text(cib))
-    start = plan_op(model, "d", "start", 0, "node1")
-    listed, rdigest = restart_fields(("state",), start.params)
-    S.record_op(cib, "node1", S.OpRecord("d", "start", 0, 0, 0, 2, S.transition_key(3, 7, 0, "uuid"), 0,
-                                         last_run=NOW, digest=start.digest, rsc_class="ocf",
-                                         rsc_provider="heartbeat", rsc_type="Dummy", restart_list=listed,
-                                         restart_digest=rdigest), NOW)
-    mon = plan_op(model, "d", "monitor", 10000, "node1")
-    S.record_op(cib, "node1", _rec("monitor", 10000, call=3, digest=mon.digest), NOW)
+    cib, _listed, _rdigest = _dummy_started_with_restart_fields()
     assert _pacemaker_summary(tmp_path, cib).strip() == ""      # unchanged: nothing to do
     _with_param(cib, change)
     summary = _pacemaker_summary(tmp_path, cib)
