@@ -25,6 +25,7 @@ if __name__ == "__main__":  # run as a script: the repository's package, not an 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hadaemon.testing.cibgen import generate_bench_cib, random_cib  # noqa: E402
+from tests.unit.crmsim import summary_block  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMPARE_TOOL = REPO.parent / "shared" / "tools" / "scheduler-compare"
@@ -61,18 +62,8 @@ normalise = _tool.normalise if _tool else _normalise_here
 
 def summary_lines(text: str):
     """Counter of normalised summary lines, or None when no "Transition Summary:" was printed."""
-    lines, inside = [], False
-    for raw in text.splitlines():
-        if raw.startswith("Transition Summary:"):
-            inside = True
-            continue
-        if inside:
-            if not raw.strip():
-                continue
-            if not raw.lstrip().startswith("*"):
-                break
-            lines.append(normalise(raw))
-    return Counter(lines) if inside else None
+    block = summary_block(text)
+    return None if block is None else Counter(normalise(raw) for raw in block)
 
 
 def hactl_available() -> bool:

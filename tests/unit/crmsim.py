@@ -17,9 +17,9 @@ def needs_crm_simulate(test):
     return pytest.mark.crm_simulate(test)
 
 
-def summary_of(text: str) -> List[str]:
-    """The sorted lines of the "Transition Summary:" block of crm_simulate's (or hactl simulate's)
-    output, without the bullet and with runs of blanks and the blanks inside parentheses squeezed."""
+def summary_block(text: str) -> List[str] | None:
+    """The raw bullet lines of the "Transition Summary:" block of crm_simulate's (or hactl simulate's)
+    output, or None when no such block was printed."""
     lines, inside = [], False
     for raw in text.splitlines():
         if raw.startswith("Transition Summary:"):
@@ -30,9 +30,18 @@ def summary_of(text: str) -> List[str]:
                 continue
             if not raw.lstrip().startswith("*"):
                 break
-            line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
-            lines.append(line.replace("( ", "(").replace(" )", ")"))
-    return sorted(lines)
+            lines.append(raw)
+    return lines if inside else None
+
+
+def summary_of(text: str) -> List[str]:
+    """The sorted lines of the "Transition Summary:" block, without the bullet and with runs of blanks
+    and the blanks inside parentheses squeezed."""
+    out = []
+    for raw in summary_block(text) or []:
+        line = re.sub(r"\s+", " ", raw.strip().lstrip("*").strip())
+        out.append(line.replace("( ", "(").replace(" )", ")"))
+    return sorted(out)
 
 
 def crm_simulate_summary(xml: str, tmp: str, *args: str) -> List[str]:
