@@ -9,55 +9,17 @@ ha-heartbeat signs with), names the sending node and the transition key of the s
 for the start waiting for exactly that node and key: a forged frame fails the digest, a replayed one
 names a key no start waits for any more.
 
-Payload: MAGIC, key index (1 byte), body length (2 bytes), body ("NODE\\nTKEY", UTF-8), digest of
-MAGIC + index + length + body.
+The frame's bytes are made and checked in hadaemon.core.crm.handoff_frame (pure).
 """
 from __future__ import annotations
 
 import socket
-import struct
 import threading
-from typing import Tuple
 
+from hadaemon.core.crm.handoff_frame import ETH_P_HANDOFF, parse_release, release_frame
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
 __all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release", "send_release", "listen_socket"]
-
-ETH_P_HANDOFF = 0x88B5
-MAGIC = b"HAHO1"
-_HEAD = struct.Struct("!BH")
-ETHER_HEADER = 14
-
-
-def _mac(text: str) -> bytes:
-    return bytes.fromhex(text.replace(":", ""))
-
-
-def release_frame(src_mac: str, keys: AuthKeys, node: str, tkey: str) -> bytes:
-    body = f"{node}\n{tkey}".encode()
-    signed = MAGIC + _HEAD.pack(keys.active, len(body)) + body
-    return b"\xff" * 6 + _mac(src_mac) + struct.pack("!H", ETH_P_HANDOFF) + signed + keys.sign(signed)
-
-
-def parse_release(frame: bytes, keys: AuthKeys) -> Tuple[str, str] | None:
-    """(node, transition key) of a correctly signed release frame, else None."""
-    if len(frame) < ETHER_HEADER + len(MAGIC) + _HEAD.size or frame[12:14] != struct.pack("!H", ETH_P_HANDOFF):
-        return None
-    payload = frame[ETHER_HEADER:]
-    if not payload.startswith(MAGIC):
-        return None
-    index, size = _HEAD.unpack_from(payload, len(MAGIC))
-    end = len(MAGIC) + _HEAD.size + size
-    digest_size = keys.digest_size(index)
-    if digest_size is None or len(payload) < end + digest_size:
-        return None
-    if not keys.verify(index, payload[:end], payload[end:end + digest_size]):
-        return None
-    try:
-        node, tkey = payload[len(MAGIC) + _HEAD.size:end].decode().split("\n", 1)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return node, tkey
 
 
 def send_release(ifname: str, keys: AuthKeys, node: str, tkey: str) -> None:

@@ -3,7 +3,7 @@ the digest, the ethertype and the layout are right."""
 from __future__ import annotations
 
 from hadaemon.core.heartbeat.authkeys import parse_authkeys
-from hadaemon.io import handoff
+from hadaemon.core.crm import handoff_frame as handoff
 
 KEYS = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
 OTHER = parse_authkeys("auth 1\n1 sha256 fedcba9876543210fedc\n")
