@@ -1,8 +1,6 @@
 """Reading lrm history entries: op keys, expected results, and Pacemaker's call-id order."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
-
 from hadaemon.core.cib.model import LrmOp
 # Execution status (op-status) codes and OCF exit codes: the one vocabulary in core/lrm/results.
 from hadaemon.core.lrm.results import (  # noqa: F401  (re-exported for the policy engine)
@@ -11,6 +9,10 @@ from hadaemon.core.lrm.results import (  # noqa: F401  (re-exported for the poli
     OCF_FAILED_PROMOTED, OCF_INSUFFICIENT_PRIV, OCF_INVALID_PARAM, OCF_NOT_CONFIGURED, OCF_NOT_INSTALLED,
     OCF_NOT_RUNNING, OCF_OK, OCF_RUNNING_PROMOTED, OCF_UNIMPLEMENTED, OCF_UNKNOWN_ERROR, effective_rc,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Sequence, Tuple
 
 
 def target_rc(op: LrmOp) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from types import MappingProxyType
-from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.dates import date_expression_of
 from hadaemon.core.cib.model import (
@@ -16,6 +15,10 @@ from hadaemon.core.cib.support import LEGACY_CLASSES, RESOURCE_CLASSES, UNSUPPOR
 from hadaemon.core.cib.validate import refusals
 from hadaemon.core.cib.xmltree import Element, parse_xml, paused_gc
 from hadaemon.core.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Tuple
 
 PRIMITIVE_CLASSES = RESOURCE_CLASSES + LEGACY_CLASSES
 _ISO = re.compile(r"^P(?:T)?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$", re.I)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Mapping, Tuple
 
 from hadaemon.core.cib.dates import spec_matches
 from hadaemon.core.cib.model import DateExpression, Expression, NvSet, OpExpression, Rule, RscExpression
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, Iterable, Mapping, Tuple
 
 _CMP_OPS = ("lt", "gt", "lte", "gte")
 

@@ -12,9 +12,13 @@ not validate; Pacemaker's option table refuses an invalid boolean. Each refusal 
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterator, List, NamedTuple, Tuple
+from collections import namedtuple
 
 from hadaemon.core.cib.xmltree import Element
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, Iterator, List, Tuple
 
 BOOLEAN_OPTIONS = frozenset((
     "fencing-enabled", "stonith-enabled", "symmetric-cluster", "maintenance-mode", "start-failure-is-fatal",
@@ -61,11 +65,10 @@ _CONSTRAINT_REFS = {"rsc_location": ("rsc",), "rsc_colocation": ("rsc", "with-rs
 _SCHEMA_RE = re.compile(r"^pacemaker-(\d+)\.(\d+)$")
 
 
-class Refusal(NamedTuple):
+class Refusal(namedtuple("Refusal", ("line", "message"))):
     """Why the CIB is refused: the line of the offending element and what is wrong."""
 
-    line: int
-    message: str
+    __slots__ = ()
 
 
 def schema_version(validate_with: str | None) -> Tuple[int, int] | None:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from typing import Dict, Iterator, List
 from xml.parsers import expat
 
 from hadaemon.core.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, Iterator, List
 
 
 @contextlib.contextmanager

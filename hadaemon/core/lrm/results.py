@@ -5,7 +5,10 @@ services_ocf.c, systemd.c). Every part of hadaemon that speaks OCF results impor
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, Tuple
+
 
 # --- OCF exit codes (enum ocf_exitcode) ---------------------------------------------------------
 OCF_SUCCESS = 0

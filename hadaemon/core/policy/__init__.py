@@ -1,8 +1,6 @@
 """The policy engine: schedule(cib, now) -> Transition, a pure Pacemaker-compatible scheduler."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
-
 from hadaemon.core.cib.model import Cib
 from hadaemon.core.cib.scores import score_text
 from hadaemon.core.cib.xmltree import paused_gc
@@ -12,6 +10,10 @@ from hadaemon.core.policy import digests as D
 from hadaemon.core.policy import placement as P
 from hadaemon.core.policy import summary as S
 from hadaemon.core.policy.unpack import WorkingSet, unpack
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Tuple
 
 __all__ = ["Change", "Transition", "schedule"]
 

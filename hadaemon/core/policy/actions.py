@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, List, Tuple
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet
 from hadaemon.core.policy.working import leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, WNode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Tuple
 
 # ordering flags
 IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8

@@ -1,7 +1,6 @@
 """Definition changes: compare the recorded parameter digests with the configuration."""
 from __future__ import annotations
 
-from typing import Dict
 
 from hadaemon.core.cib import history as H
 from hadaemon.core.cib.loader import parse_interval_ms
@@ -9,6 +8,10 @@ from hadaemon.core.cib.model import Op
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.unpack import WorkingSet
 from hadaemon.core.policy.working import agent_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict
 
 DEFAULT_TIMEOUT_MS = 20000
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import heapq
-from typing import Dict, List, Set, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Set, Tuple
 
 
 def quoteattr(value: str) -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from functools import cmp_to_key
-from typing import Dict
 
 from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
@@ -10,6 +9,10 @@ from hadaemon.core.policy.unpack import WorkingSet, failcount
 from hadaemon.core.policy.working import (
     leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode, role_from_text,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict
 
 PRIMITIVE_STAGE = "pcmk__primitive_assign"
 GROUP_STAGE = "pcmk__group_assign"

@@ -1,12 +1,16 @@
 """Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from collections import namedtuple
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
 from hadaemon.core.policy.working import leaves, PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Tuple
 
 
 def _find(p: Planner, r, task: str, node: str | None) -> Action | None:
@@ -172,16 +176,15 @@ def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
     return []
 
 
-class Change(NamedTuple):
-    """One line of the transition summary, as data."""
+class Change(namedtuple("Change", ("verb", "target", "origin", "destination", "reason", "blocked", "details"),
+                        defaults=(None,))):
+    """One line of the transition summary, as data: verb (Start Stop Move Recover Restart Migrate Reload
+    Fence), target (resource id, or node name for Fence), origin (node it runs on now or None), destination
+    (node it will run on or None), reason ("node availability", "no quorum", "required rsc4 start", fence
+    reason ... or None), blocked (the action cannot run), details (the text in parentheses when it is not
+    origin/destination alone, or None)."""
 
-    verb: str  # Start Stop Move Recover Restart Migrate Reload Fence
-    target: str  # resource id, or node name for Fence
-    origin: str | None  # node it runs on now
-    destination: str | None  # node it will run on
-    reason: str | None  # "node availability", "no quorum", "required rsc4 start", fence reason ...
-    blocked: bool  # the action cannot run
-    details: str | None = None  # the text in parentheses when it is not origin/destination alone
+    __slots__ = ()
 
 
 def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:

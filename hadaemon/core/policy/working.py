@@ -1,15 +1,17 @@
 """The scheduler's working set: nodes, resources and colocations as mutable per-run state."""
 from __future__ import annotations
 
-import dataclasses
 import re
 from types import MappingProxyType
-from typing import Dict, List, Tuple
 
 from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
+    from typing import Dict, List, Tuple
 
 STOPPED, STARTED, UNPROMOTED, PROMOTED = 1, 2, 3, 4
 UNKNOWN = 0
@@ -337,7 +339,7 @@ class WorkingSet:
     def __init__(self, cib: Cib, now: int | None):
         options = cib.options_at(now)
         if options is not cib.options:  # crm_config rules (date expressions) evaluated at this run's time
-            cib = dataclasses.replace(cib, options=MappingProxyType(dict(options)))
+            cib = cib.replace(options=MappingProxyType(dict(options)))
         self.cib = cib
         self.now = now
         self.nodes: List[WNode] = []
