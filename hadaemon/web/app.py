@@ -10,28 +10,40 @@ import asyncio
 import html
 import json
 import logging
-import re
 import time
 import xml.etree.ElementTree as ET
 from importlib import resources
-from typing import Callable, Dict, List, Tuple
+from typing import Dict
 
 from aiohttp import web
 
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.errors import ConfigError
 from hadaemon.web import auth
+from hadaemon.web.actions import _CTRL, _STATUS_OF_KIND, ACTIONS, DIRECTOR_ACTIONS, _check, _field_of, _s
 from hadaemon.web.agents import Agents
+from hadaemon.web.cibview import constraints, resource_detail
 from hadaemon.web.cluster import CallError, Cluster
+from hadaemon.web.responses import (
+    COOKIE,
+    HttpError,
+    _security_headers,
+    _words_of,
+    error_response,
+    form_of,
+    html_response,
+    json_of,
+    json_response,
+    redirect,
+    set_session_cookie,
+)
 
 __all__ = ["App", "COOKIE", "ACTIONS", "HttpError", "MAX_BODY"]
 
 log = logging.getLogger("hadaemon.web")
 
-COOKIE = "hasession"
 ADMIN_GROUP = "haclient"
 MAX_BODY = 16 * 1024 * 1024   # a request body (a CIB to replace is the largest)
-_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 STATIC = {"app.js": "application/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
@@ -40,136 +52,8 @@ SESSION = web.RequestKey("session", object) if hasattr(web, "RequestKey") else "
 PUBLIC_STATIC = {"style.css", "favicon.svg"}   # the login page's own look; no cluster data
 
 
-class HttpError(Exception):
-    """A refusal: status, words and the form field it is about ('' when none)."""
-
-    def __init__(self, status: int, message: str, field: str = ""):
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
 def _static(name: str) -> bytes:
     return resources.files("hadaemon.web").joinpath("static", name).read_bytes()
-
-
-# -- argument checking -----------------------------------------------------------------------------------
-def _s(name: str, limit: int = 256, required: bool = True):
-    def check(v):
-        if v is None:
-            v = ""
-        if not isinstance(v, str):
-            raise HttpError(400, f"{name} must be a string", name)
-        if _CTRL.search(v) or len(v) > limit:
-            raise HttpError(400, f"{name} is not a valid value (control characters, or longer than {limit})", name)
-        if required and not v.strip():
-            raise HttpError(400, f"{name} is required", name)
-        return v.strip()
-    return check
-
-
-def _b(name: str):
-    def check(v):
-        if not isinstance(v, bool):
-            raise HttpError(400, f"{name} must be true or false", name)
-        return v
-    return check
-
-
-def _dict(name: str):
-    def check(v):
-        if v is None:
-            return {}
-        if not isinstance(v, dict):
-            raise HttpError(400, f"{name} must be an object of name: value", name)
-        return {_s(f"{name} name")(k): _s(k, 4096, required=False)(x) for k, x in v.items()}
-    return check
-
-
-def _list(name: str):
-    def check(v):
-        if not isinstance(v, list) or not v:
-            raise HttpError(400, f"{name} must be a non-empty list of names", name)
-        return [_s(name)(x) for x in v]
-    return check
-
-
-def _ops(name: str):
-    def check(v):
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise HttpError(400, f"{name} must be a list of operations", name)
-        return [_dict(name)(x) for x in v]
-    return check
-
-
-# action -> (Crm1 method, signature, [(json key, checker)])
-ACTIONS: Dict[str, Tuple[str, str, List[Tuple[str, Callable]]]] = {
-    "move": ("MigrateResource", "ss", [("resource", _s("resource")), ("node", _s("node", required=False))]),
-    "move_for": ("MigrateResourceFor", "sss", [("resource", _s("resource")), ("node", _s("node", required=False)),
-                                               ("lifetime", _s("lifetime"))]),
-    "ban": ("BanResource", "sss", [("resource", _s("resource")), ("node", _s("node")),
-                                   ("lifetime", _s("lifetime", required=False))]),
-    "clear": ("ClearResource", "ss", [("resource", _s("resource")), ("node", _s("node", required=False))]),
-    "cleanup": ("CleanupResource", "ss", [("resource", _s("resource")), ("node", _s("node", required=False))]),
-    "enable": ("EnableResource", "s", [("resource", _s("resource"))]),
-    "disable": ("DisableResource", "s", [("resource", _s("resource"))]),
-    "manage": ("SetResourceManaged", "sb", [("resource", _s("resource")), ("managed", _b("managed"))]),
-    "standby": ("StandbyNode", "s", [("node", _s("node"))]),
-    "online": ("OnlineNode", "s", [("node", _s("node"))]),
-    "maintenance": ("SetMaintenance", "sb", [("node", _s("node", required=False)), ("on", _b("on"))]),
-    "create_primitive": ("CreatePrimitive", "ssssa{ss}a{ss}aa{ss}s", [
-        ("id", _s("id")), ("class", _s("class")), ("provider", _s("provider", required=False)),
-        ("type", _s("type")), ("params", _dict("params")), ("meta", _dict("meta")), ("ops", _ops("ops")),
-        ("group", _s("group", required=False))]),
-    "update_resource": ("UpdateResource", "sa{ss}a{ss}", [("id", _s("id")), ("params", _dict("params")),
-                                                         ("meta", _dict("meta"))]),
-    "delete_resource": ("DeleteResource", "s", [("id", _s("id"))]),
-    "create_group": ("CreateGroup", "sas", [("group", _s("group")), ("members", _list("members"))]),
-    "add_to_group": ("AddToGroup", "ssss", [("group", _s("group")), ("resource", _s("resource")),
-                                            ("before", _s("before", required=False)),
-                                            ("after", _s("after", required=False))]),
-    "remove_from_group": ("RemoveFromGroup", "ss", [("group", _s("group")), ("resource", _s("resource"))]),
-    "delete_group": ("DeleteGroup", "s", [("group", _s("group"))]),
-    "add_location": ("AddLocation", "ssss", [("id", _s("id", required=False)), ("resource", _s("resource")),
-                                             ("node", _s("node")), ("score", _s("score"))]),
-    "add_colocation": ("AddColocation", "ssss", [("id", _s("id", required=False)), ("resource", _s("resource")),
-                                                 ("with", _s("with")), ("score", _s("score"))]),
-    "add_order": ("AddOrder", "ssss", [("id", _s("id", required=False)), ("first", _s("first")),
-                                       ("then", _s("then")), ("kind", _s("kind", required=False))]),
-    "delete_constraint": ("DeleteConstraint", "s", [("id", _s("id"))]),
-}
-
-DIRECTOR_ACTIONS = {
-    "drain": ("Drain", "ss", [("virtual", _s("virtual")), ("real", _s("real"))]),
-    "restore": ("Restore", "ss", [("virtual", _s("virtual")), ("real", _s("real"))]),
-    "reload": ("Reload", "", []),
-}
-
-_STATUS_OF_KIND = {"InvalidArgument": 400, "UnknownResource": 404, "UnknownNode": 404, "UnknownConstraint": 404,
-                   "Conflict": 409, "NotReady": 409, "NoQuorum": 409, "BadConfig": 400, "UnknownVirtual": 404,
-                   "UnknownReal": 404, "Unavailable": 503, "AccessDenied": 403, "Timeout": 504}
-
-
-def _field_of(message: str, payload: dict) -> str:
-    """The form field an error message names, when it names one (a parameter, or a top-level value)."""
-    for k in (payload.get("params") or {}):
-        if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", message):
-            return "params." + k
-    for k in (payload.get("meta") or {}):
-        if re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", message):
-            return "meta." + k
-    for k, v in payload.items():
-        if isinstance(v, str) and v and len(v) > 1 and f"'{v}'" in message:
-            return k
-    return ""
-
-
-def _check(spec, payload: dict) -> list:
-    unknown = set(payload) - {k for k, _ in spec}
-    if unknown:
-        raise HttpError(400, f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
-    return [check(payload.get(k)) for k, check in spec]
 
 
 LOGIN_PAGE = """<!DOCTYPE html>
@@ -523,138 +407,3 @@ class App:
                                  _STATUS_OF_KIND.get(exc.kind, 502))
         log.info("%s replaced the CIB's configuration", session.user, extra={"EVENT": "change", "USER": session.user})
         return json_response({"ok": True, "result": body})
-
-
-# -- responses and request bodies ------------------------------------------------------------------------
-def json_response(value, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(value).encode(),
-                        headers={"Content-Type": "application/json"})
-
-
-def html_response(text: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=text.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
-
-
-def redirect(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
-
-
-def error_response(request: web.Request, status: int, message: str, field: str = "", headers=None) -> web.Response:
-    if request.path.startswith("/api/"):
-        resp = json_response({"error": message, "field": field}, status)
-    else:
-        resp = web.Response(status=status, body=(message + "\n").encode(),
-                            headers={"Content-Type": "text/plain; charset=utf-8"})
-    resp.headers.update(headers or {})
-    return resp
-
-
-def _words_of(request: web.Request, exc: web.HTTPException) -> str:
-    """aiohttp's refusal in words: its own text when it says more than the status line."""
-    if exc.status == 404:
-        return f"nothing at {request.path}"
-    if exc.status == 405:
-        return f"{request.method} is not allowed here (allowed: {exc.headers.get('Allow', '')})"
-    text = (exc.text or "").strip()
-    return text if text and not text.startswith(f"{exc.status}:") else exc.reason
-
-
-def set_session_cookie(resp: web.StreamResponse, token: str) -> None:
-    """The session cookie: Secure (TLS only), HttpOnly (no script reads it), SameSite=Strict; an empty
-    token ends it in the browser."""
-    if token:
-        resp.set_cookie(COOKIE, token, path="/", secure=True, httponly=True, samesite="Strict")
-    else:
-        resp.set_cookie(COOKIE, "", path="/", secure=True, httponly=True, samesite="Strict", max_age=0)
-
-
-async def form_of(request: web.Request) -> Dict[str, str]:
-    """A url-encoded form's fields (the first value of each); 400 when it is not UTF-8."""
-    try:
-        fields = await request.post()
-    except UnicodeDecodeError:
-        raise HttpError(400, "the form is not UTF-8") from None
-    except ValueError as exc:
-        raise HttpError(400, f"the form cannot be read: {exc}") from None
-    out: Dict[str, str] = {}
-    for k, v in fields.items():
-        if isinstance(v, str):  # (a file of a multipart form is no field of ours)
-            out.setdefault(k, v)
-    return out
-
-
-async def json_of(request: web.Request) -> dict:
-    """The body as a JSON object: 415 when it is not sent as JSON, 400 when it is not a JSON object,
-    413 (from aiohttp) beyond MAX_BODY."""
-    if request.content_type != "application/json":
-        raise HttpError(415, "send JSON (Content-Type: application/json)")
-    body = await request.read()
-    try:
-        value = json.loads(body.decode("utf-8") or "null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"the body is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise HttpError(400, "the body must be a JSON object")
-    return value
-
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",  # no-referrer would make a form POST's Origin "null"
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                               "form-action 'self'; base-uri 'none'",
-    "Strict-Transport-Security": "max-age=31536000",
-    "Server": "ha-web",
-}
-
-
-async def _security_headers(request: web.Request, resp: web.StreamResponse) -> None:
-    for k, v in SECURITY_HEADERS.items():
-        resp.headers.setdefault(k, v)
-    resp.headers.setdefault("Cache-Control", "no-store")
-
-
-# -- CIB readings for the pages ------------------------------------------------------------------------
-def constraints(cib: ET.Element) -> list:
-    out = []
-    for c in cib.findall("./configuration/constraints/*"):
-        out.append({"id": c.get("id", ""), "kind": c.tag.replace("rsc_", ""), "attributes": dict(c.attrib),
-                    "rules": len(c.findall("rule")), "sets": len(c.findall("resource_set"))})
-    return out
-
-
-def _nvpairs(el: ET.Element | None, tag: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    if el is None:
-        return out
-    for ia in el.findall(tag):
-        for nv in ia.findall("nvpair"):
-            out.setdefault(nv.get("name", ""), nv.get("value", ""))
-    return out
-
-
-def resource_detail(cib: ET.Element, rid: str, with_params: bool = True) -> dict:
-    el = next((x for x in cib.find("configuration").iter() if x.tag in ("primitive", "group", "clone", "master")
-               and x.get("id") == rid), None) if cib.find("configuration") is not None else None
-    if el is None:
-        raise HttpError(404, f"no resource '{rid}'")
-    members = [m.get("id") for m in el.findall("primitive")] if el.tag == "group" else []
-    ops = [dict(op.attrib) for op in el.findall("./operations/op")]
-    history = []
-    ids = {rid, *members}
-    for ns in cib.findall("./status/node_state"):
-        for lr in ns.findall("./lrm/lrm_resources/lrm_resource"):
-            if lr.get("id") in ids:
-                for op in lr.findall("lrm_rsc_op"):
-                    history.append({"node": ns.get("uname", ns.get("id", "")), "resource": lr.get("id"),
-                                    "operation": op.get("operation", ""), "interval": op.get("interval", "0"),
-                                    "rc": op.get("rc-code", ""), "status": op.get("op-status", ""),
-                                    "call": int(op.get("call-id", "0") or 0),
-                                    "last_rc_change": int(op.get("last-rc-change", "0") or 0),
-                                    "exec_time": op.get("exec-time", ""), "output": op.get("exit-reason", "")})
-    history.sort(key=lambda h: (h["last_rc_change"], h["call"]), reverse=True)
-    return {"id": rid, "kind": el.tag, "class": el.get("class", ""), "provider": el.get("provider", ""),
-            "type": el.get("type", ""), "members": members,
-            "params": _nvpairs(el, "instance_attributes") if with_params else None,
-            "meta": _nvpairs(el, "meta_attributes"), "ops": ops, "history": history}

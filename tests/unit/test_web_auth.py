@@ -8,7 +8,7 @@ import pytest
 
 from hadaemon.daemons.web import parse_listen
 from hadaemon.web.agents import parse_meta_data
-from hadaemon.web.app import _field_of
+from hadaemon.web.actions import _field_of
 from hadaemon.web.auth import Sessions, Throttle
 
 
