@@ -1,6 +1,4 @@
 """hactl: the admin's command line. Each subcommand lives in its own module under hadaemon.cli."""
-import argparse
-import importlib
 import sys
 
 # subcommand -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
@@ -28,21 +26,25 @@ def _version() -> str:
         return __version__
 
 
-class _VersionAction(argparse.Action):
-    """--version, looked up only when asked (importlib.metadata costs tens of ms at every start-up)."""
-
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
-        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
-                         help="show program's version number and exit")
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        parser._print_message(f"hactl (hadaemon) {_version()}\n", sys.stdout)
-        parser.exit()
-
-
 def build_parser(only=None):
+    """The argparse parser of every subcommand (only: the one whose module is loaded, the others get their
+    name and help only)."""
+    import argparse
+    import importlib
+
+    class VersionAction(argparse.Action):
+        """--version, looked up only when asked (importlib.metadata costs tens of ms at every start-up)."""
+
+        def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+            super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                             help="show program's version number and exit")
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser._print_message(f"hactl (hadaemon) {_version()}\n", sys.stdout)
+            parser.exit()
+
     parser = argparse.ArgumentParser(prog="hactl", description="Drive and inspect a hadaemon cluster.")
-    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, helptext) in SUBCOMMANDS.items():
         if only and name != only:
@@ -60,12 +62,19 @@ def main(argv=None) -> int:
     # a score of -INFINITY is an argument, not an option: argparse takes -1000000 (the same score) as one
     argv = ["-1000000" if a.lower() in ("-infinity", "-inf") else a for a in argv]
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    parser = build_parser(only)
-    args = parser.parse_args(argv)
-    run = getattr(args, "_run", None)
-    if run is None:
-        parser.print_help()
-        return 2
+    args = None
+    if only == "simulate":  # start-up is most of a small simulation: its common command lines skip argparse
+        from hadaemon.cli import simulate
+
+        args = simulate.parse_fast(argv[1:])
+        run = simulate.run
+    if args is None:
+        parser = build_parser(only)
+        args = parser.parse_args(argv)
+        run = getattr(args, "_run", None)
+        if run is None:
+            parser.print_help()
+            return 2
     try:
         return int(run(args) or 0)
     except KeyboardInterrupt:

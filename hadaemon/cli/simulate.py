@@ -7,36 +7,112 @@ import time
 from hadaemon.core.errors import ConfigError
 
 
+# The options, declared once: add_arguments() gives them to argparse, parse_fast() reads the common command
+# lines without it. (short, long, kind, metavar, help, group); kind: "flag" (store_true), "value", "int"
+# (type=int) or "append" (action="append", default []).
+WHAT_IF = "what-if injections (as crm_simulate)"
+OPTIONS = (
+    (None, "--scores", "flag", None, "print allocation scores", None),
+    (None, "--save-graph", "value", "FILE", "write the transition graph XML to FILE", None),
+    (None, "--show-actions", "flag", None, "print only the executed actions, one per line", None),
+    (None, "--now", "int", "EPOCH", "the current time in seconds since the epoch (default: the clock)", None),
+    ("-t", "--set-datetime", "value", "DATETIME", "the current time as an ISO 8601 date, e.g. '2026-12-05 01:30:00Z'",
+     None),
+    ("-u", "--node-up", "append", "NODE", "bring a node online", WHAT_IF),
+    ("-d", "--node-down", "append", "NODE", "take a node offline cleanly", WHAT_IF),
+    ("-f", "--node-fail", "append", "NODE", "fail a node (it leaves the membership unexpectedly)", WHAT_IF),
+    ("-i", "--op-inject", "append", "SPEC", "add an operation result to the history: RSC_TASK_INTERVAL@NODE=RC",
+     WHAT_IF),
+    ("-F", "--op-fail", "append", "SPEC", "fail this action when the transition runs: RSC_TASK_INTERVAL@NODE=RC",
+     WHAT_IF),
+    ("-g", "--ticket-grant", "append", "TICKET", "grant a ticket", WHAT_IF),
+    ("-r", "--ticket-revoke", "append", "TICKET", "revoke a ticket", WHAT_IF),
+    ("-b", "--ticket-standby", "append", "TICKET", "put a ticket in standby", WHAT_IF),
+    ("-e", "--ticket-activate", "append", "TICKET", "take a ticket out of standby", WHAT_IF),
+    ("-q", "--quorum", "value", "BOOL", "set have-quorum (true/false)", WHAT_IF),
+    ("-w", "--watchdog", "value", "BOOL", "set have-watchdog (true/false)", WHAT_IF),
+    ("-I", "--save-input", "value", "FILE", "write the CIB after the injections to FILE", WHAT_IF),
+    ("-O", "--save-output", "value", "FILE", "write the CIB after the simulated transition to FILE", WHAT_IF),
+    ("-S", "--simulate", "flag", None, "run the transition and show the resulting status (the default output does)",
+     WHAT_IF),
+)
+FILE_HELP = "CIB XML (cibadmin --query output or a scheduler test input); - reads standard input"
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE.xml",
-                        help="CIB XML (cibadmin --query output or a scheduler test input); - reads standard input")
-    parser.add_argument("--scores", action="store_true", help="print allocation scores")
-    parser.add_argument("--save-graph", metavar="FILE", help="write the transition graph XML to FILE")
-    parser.add_argument("--show-actions", action="store_true",
-                        help="print only the executed actions, one per line")
-    parser.add_argument("--now", type=int, metavar="EPOCH",
-                        help="the current time in seconds since the epoch (default: the clock)")
-    parser.add_argument("-t", "--set-datetime", metavar="DATETIME",
-                        help="the current time as an ISO 8601 date, e.g. '2026-12-05 01:30:00Z'")
-    what_if = parser.add_argument_group("what-if injections (as crm_simulate)")
-    for short, name, metavar, text in (
-            ("-u", "--node-up", "NODE", "bring a node online"),
-            ("-d", "--node-down", "NODE", "take a node offline cleanly"),
-            ("-f", "--node-fail", "NODE", "fail a node (it leaves the membership unexpectedly)"),
-            ("-i", "--op-inject", "SPEC", "add an operation result to the history: RSC_TASK_INTERVAL@NODE=RC"),
-            ("-F", "--op-fail", "SPEC", "fail this action when the transition runs: RSC_TASK_INTERVAL@NODE=RC"),
-            ("-g", "--ticket-grant", "TICKET", "grant a ticket"),
-            ("-r", "--ticket-revoke", "TICKET", "revoke a ticket"),
-            ("-b", "--ticket-standby", "TICKET", "put a ticket in standby"),
-            ("-e", "--ticket-activate", "TICKET", "take a ticket out of standby")):
-        what_if.add_argument(short, name, action="append", default=[], metavar=metavar, help=text)
-    what_if.add_argument("-q", "--quorum", metavar="BOOL", help="set have-quorum (true/false)")
-    what_if.add_argument("-w", "--watchdog", metavar="BOOL", help="set have-watchdog (true/false)")
-    what_if.add_argument("-I", "--save-input", metavar="FILE", help="write the CIB after the injections to FILE")
-    what_if.add_argument("-O", "--save-output", metavar="FILE",
-                         help="write the CIB after the simulated transition to FILE")
-    what_if.add_argument("-S", "--simulate", action="store_true",
-                         help="run the transition and show the resulting status (the default output does)")
+    parser.add_argument("file", metavar="FILE.xml", help=FILE_HELP)
+    groups = {None: parser}
+    for short, name, kind, metavar, text, group in OPTIONS:
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        flags = (short, name) if short else (name,)
+        if kind == "flag":
+            groups[group].add_argument(*flags, action="store_true", help=text)
+        elif kind == "append":
+            groups[group].add_argument(*flags, action="append", default=[], metavar=metavar, help=text)
+        else:
+            groups[group].add_argument(*flags, type=int if kind == "int" else None, metavar=metavar, help=text)
+
+
+class Args:
+    """The parsed options, as argparse's Namespace names them (dest = the long option without --)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def parse_fast(argv):
+    """The options of a plain command line (`FILE` and the options above, each spelled out in full, with its
+    value attached or as the next word) without loading argparse, which with its regular expressions and
+    translations costs more start-up time than scheduling a small CIB; None for anything else (help, a
+    misspelt or abbreviated option, a missing or odd value, grouped short flags...): argparse then parses
+    it, and reports the error."""
+    values = {"command": "simulate", "file": None}
+    by_flag = {}
+    for short, name, kind, _metavar, _text, _group in OPTIONS:
+        dest = name[2:].replace("-", "_")
+        values[dest] = [] if kind == "append" else False if kind == "flag" else None
+        by_flag[name] = by_flag[short] = (dest, kind)
+    files = []
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            files.extend(words)
+            break
+        if not word.startswith("-") or word == "-":
+            files.append(word)
+            continue
+        if word.startswith("--"):
+            flag, eq, value = word.partition("=")
+            attached = value if eq else None
+        else:
+            flag, attached = word[:2], (word[2:] or None)
+            if attached is not None and attached.startswith("="):
+                return None
+        if flag not in by_flag:
+            return None
+        dest, kind = by_flag[flag]
+        if kind == "flag":
+            if attached is not None:
+                return None
+            values[dest] = True
+            continue
+        value = attached if attached is not None else next(words, None)
+        if value is None or (value.startswith("-") and value != "-"):
+            return None
+        if kind == "int":
+            try:
+                value = int(value)  # as argparse's type=int
+            except ValueError:
+                return None
+        if kind == "append":
+            values[dest].append(value)
+        else:
+            values[dest] = value
+    if len(files) != 1:
+        return None
+    values["file"] = files[0]
+    return Args(**values)
 
 
 def _bool_option(name: str, value: str | None) -> str | None:
@@ -58,7 +134,9 @@ def _write(path: str, data: str) -> None:
 def _execution_date(data: bytes) -> int | None:
     """The <cib execution-date="EPOCH"> a saved scheduler input carries: without --now or -t, the time
     the scheduler ran at (as crm_simulate's set_effective_date); None when absent or not a number."""
-    import re
+    if b"execution-date" not in data:
+        return None
+    import re  # here: re costs start-up time
     head = re.search(rb"<cib\b[^>]*>", data)
     m = re.search(rb"""\sexecution-date\s*=\s*["']\s*(\d+)\s*["']""", head.group(0)) if head else None
     return int(m.group(1)) if m else None

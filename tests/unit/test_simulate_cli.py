@@ -60,3 +60,30 @@ def test_bad_input_exit_2(tmp_path, capsys):
     assert err.strip() == f"{f}:3: <bundle> (bundles) is not supported"
     rc, _, err = run(capsys, str(tmp_path / "missing.xml"))
     assert rc == 2 and "cannot read" in err and "Traceback" not in err
+
+
+FAST = (["f.xml"], ["-"], ["f.xml", "--scores"], ["--now", "1000", "f.xml"], ["f.xml", "--now=+12"],
+        ["--save-graph", "g.xml", "f.xml", "--show-actions"], ["f.xml", "-t", "2026-12-05 01:30:00Z"],
+        ["f.xml", "-unode1", "-u", "node2", "--node-down", "node3", "-f", "node4"],
+        ["f.xml", "-i", "rsc1_monitor_0@node1=7", "-F", "rsc1_start_0@node2=1", "--op-fail=x_stop_0@n=1"],
+        ["f.xml", "-g", "t1", "-r", "t2", "-b", "t3", "-e", "t4", "-q", "false", "-w", "true", "-S"],
+        ["f.xml", "-I", "in.xml", "-O", "out.xml", "--save-input", "-"], ["--", "f.xml"], ["--scores", "--", "-x.xml"])
+ARGPARSE_ONLY = (["f.xml", "--sco"], ["-h"], ["f.xml", "--help"], ["f.xml", "-Sq", "false"], ["f.xml", "--now", "x"],
+                 ["f.xml", "--now", "-5"], ["f.xml", "-u"], ["f.xml", "-u", "-d"], ["f.xml", "-u=node1"],
+                 ["f.xml", "--scores=yes"], ["a.xml", "b.xml"], [], ["f.xml", "--unknown"], ["f.xml", "-Z"])
+
+
+def test_fast_option_parsing_agrees_with_argparse():
+    """hactl simulate reads common command lines without argparse (start-up time): each one it reads must
+    give what argparse gives; anything else is left to argparse (None)."""
+    from hadaemon.cli import simulate
+    from hadaemon.cli.hactl import build_parser
+
+    parser = build_parser("simulate")
+    for argv in FAST:
+        fast = simulate.parse_fast(argv)
+        assert fast is not None, argv
+        expected = {k: v for k, v in vars(parser.parse_args(["simulate", *argv])).items() if k != "_run"}
+        assert vars(fast) == expected, argv
+    for argv in ARGPARSE_ONLY:
+        assert simulate.parse_fast(argv) is None, argv

@@ -1,19 +1,19 @@
 """ISO 8601 dates and durations as the CIB writes them (date_expression start/end, move lifetimes)."""
 from __future__ import annotations
 
-import calendar
-import re
-
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?"
-                      r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$")
-_DURATION_RE = re.compile(
-    r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+# re and calendar are imported by the functions that parse dates: most CIBs have none, and both cost start-up time
+_DATE_RE = (r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?"
+            r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$")
+_DURATION_RE = r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
 
 
 def parse_datetime(text: str | None) -> int | None:
     """'2026-12-05 01:38:27Z', '2026-12-05T01:38:27 -05:00', '2026-12-05' -> seconds since the epoch
     (no offset given: UTC); None when malformed."""
-    m = _DATE_RE.match((text or "").strip())
+    import calendar
+    import re
+
+    m = re.match(_DATE_RE, (text or "").strip())
     if not m:
         return None
     y, mo, d, hh, mi, ss = (int(x or 0) for x in m.groups()[:6])
@@ -31,7 +31,9 @@ def parse_datetime(text: str | None) -> int | None:
 
 def parse_duration(text: str | None) -> tuple | None:
     """ISO 8601 duration -> (months, seconds); None when malformed ("PT1H", "P1D", "P1Y2M", "P2W")."""
-    m = _DURATION_RE.match((text or "").strip().upper())
+    import re
+
+    m = re.match(_DURATION_RE, (text or "").strip().upper())
     if not m:
         return None
     y, mo, w, d, h, mi, s = (int(x or 0) for x in m.groups())
@@ -59,6 +61,8 @@ def add_duration(epoch: int, duration: tuple) -> int:
     """epoch + (months, seconds): months by the calendar (the day clamped to the month's last)."""
     months, seconds = duration
     if months:
+        import calendar
+
         y, mo, d, hh, mm, ss = utc_fields(epoch)
         y, m0 = divmod(y * 12 + (mo - 1) + months, 12)
         d = min(d, calendar.monthrange(y, m0 + 1)[1])
@@ -75,12 +79,14 @@ def format_time(epoch: int) -> str:
 SPEC_FIELDS = ("years", "months", "monthdays", "hours", "minutes", "seconds", "yeardays", "weekyears", "weeks",
                "weekdays", "moon")
 _DURATION_FIELDS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
-_RANGE_RE = re.compile(r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$")
+_RANGE_RE = r"^\s*(\d+)?\s*(-)?\s*(\d+)?\s*$"
 
 
 def parse_range(text: str):
     """A date_spec field: 'N' or 'N-M' (either side may be left out: 'N-', '-M') -> (low, high)."""
-    m = _RANGE_RE.match(text or "")
+    import re
+
+    m = re.match(_RANGE_RE, text or "")
     if not m or (m.group(1) is None and m.group(3) is None) or (m.group(2) is None and m.group(3) is not None):
         return None
     low = None if m.group(1) is None else int(m.group(1))
@@ -147,6 +153,8 @@ def date_expression_of(el):
 
 def iso_week(epoch: int):
     """(ISO week-year, ISO week, ISO weekday 1=Monday..7, day of the year) in UTC."""
+    import calendar
+
     y, mo, d = utc_fields(epoch)[:3]
     days = int(epoch) // 86400
     weekday = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (4)

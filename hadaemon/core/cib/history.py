@@ -75,10 +75,13 @@ def active_ops(ops: Sequence[LrmOp]) -> List[LrmOp]:
 
 def digest(params: Dict[str, str]) -> str:
     """Pacemaker's operation digest: MD5 of the sorted <parameters> element."""
-    import hashlib  # here: loading OpenSSL costs start-up time to runs that never compare a digest
+    try:  # CPython's own MD5 (what hashlib falls back to): loading OpenSSL for hashlib costs ~4 ms of start-up
+        from _md5 import md5
+    except ImportError:  # built with OpenSSL's hashes only (RHEL's Python)
+        from hashlib import md5
 
     attrs = "".join(f' {k}="{_esc(v)}"' for k, v in sorted(params.items()))
-    return hashlib.md5(f" <parameters{attrs}/>\n".encode()).hexdigest()
+    return md5(f" <parameters{attrs}/>\n".encode()).hexdigest()
 
 
 def _esc(value: str) -> str:

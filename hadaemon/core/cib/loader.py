@@ -1,7 +1,6 @@
 """Load Pacemaker CIB XML into the immutable model, with `file:line: message` errors."""
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 
 from hadaemon.core.cib.dates import date_expression_of
@@ -21,7 +20,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
     from typing import Dict, List, Tuple
 
 PRIMITIVE_CLASSES = RESOURCE_CLASSES + LEGACY_CLASSES
-_ISO = re.compile(r"^P(?:T)?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$", re.I)
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "": 1000, "m": 60000, "min": 60000,
           "h": 3600000, "hr": 3600000, "us": 0, "usec": 0}
 
@@ -48,14 +47,28 @@ def parse_interval_ms(text: str | None) -> int | None:
     if text is None or text == "":
         return 0
     t = text.strip()
-    m = _ISO.match(t)
-    if m and t.upper() not in ("P", "PT"):
-        h, mi, s = (int(x or 0) for x in m.groups())
-        return ((h * 60 + mi) * 60 + s) * 1000
-    m = re.match(r"^(\d+)\s*([a-zA-Z]*)$", t)
-    if not m or m.group(2).lower() not in _UNITS:
+    number = t.rstrip(_LETTERS)  # digits, optional spaces, a unit of ASCII letters (optional)
+    unit = t[len(number):].lower()
+    number = number.rstrip()
+    if number.isdecimal():
+        return int(number) * _UNITS[unit] if unit in _UNITS else None
+    return _iso_interval_ms(t)
+
+
+def _iso_interval_ms(text: str) -> int | None:
+    """An ISO 8601 interval as Pacemaker reads one: P, an optional T, then hours, minutes and seconds, each
+    optional but in that order ("PT10S", "PT1H30M", "P5M"); None when malformed."""
+    t = text.upper()
+    if not t.startswith("P") or t in ("P", "PT"):
         return None
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    rest = t[2:] if t.startswith("PT") else t[1:]
+    seconds = 0
+    for unit, factor in (("H", 3600), ("M", 60), ("S", 1)):
+        number, found, tail = rest.partition(unit)
+        if found and number.isdecimal():
+            seconds += int(number) * factor
+            rest = tail
+    return seconds * 1000 if rest == "" else None
 
 
 class _Loader:
@@ -267,6 +280,8 @@ class _Loader:
             if sets:
                 names = [n for s in sets for n in self.set_refs(s)]
             else:
+                import re  # here: only rsc-pattern needs it, and re costs start-up time
+
                 try:
                     rx = re.compile(pattern)
                 except re.error as err:

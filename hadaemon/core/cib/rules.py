@@ -1,8 +1,6 @@
 """Rule evaluation: node-attribute expressions joined by and/or, and nvpair-set resolution."""
 from __future__ import annotations
 
-import re
-
 from hadaemon.core.cib.dates import spec_matches
 from hadaemon.core.cib.model import DateExpression, Expression, NvSet, OpExpression, Rule, RscExpression
 
@@ -59,7 +57,7 @@ def eval_expression(expr: Expression, attrs: Mapping[str, str]) -> bool:
     return False
 
 
-_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
+_INTEGER = r"^\s*[-+]?\d+\s*$"
 
 
 def compare_values(a: str | None, b: str | None, kind: str | None, op: str) -> int:
@@ -76,7 +74,9 @@ def compare_values(a: str | None, b: str | None, kind: str | None, op: str) -> i
         else:
             kind = "string"
     if kind == "integer":
-        if _INTEGER.match(a) and _INTEGER.match(b):
+        import re  # here: most runs compare no attribute as a number, and re costs start-up time
+
+        if re.match(_INTEGER, a) and re.match(_INTEGER, b):
             x, y = int(a), int(b)
             return (x > y) - (x < y)
         kind = "string"

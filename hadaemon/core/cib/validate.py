@@ -11,7 +11,6 @@ not validate; Pacemaker's option table refuses an invalid boolean. Each refusal 
 """
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 
 from hadaemon.core.cib.xmltree import Element
@@ -62,7 +61,6 @@ LEGACY_INFRASTRUCTURES = frozenset(("heartbeat", "openais", "classic openais", "
 RESOURCE_TAGS = frozenset(("primitive", "group", "clone", "master", "bundle", "template"))
 _CONSTRAINT_REFS = {"rsc_location": ("rsc",), "rsc_colocation": ("rsc", "with-rsc"),
                     "rsc_order": ("first", "then"), "rsc_ticket": ("rsc",)}
-_SCHEMA_RE = re.compile(r"^pacemaker-(\d+)\.(\d+)$")
 
 
 class Refusal(namedtuple("Refusal", ("line", "message"))):
@@ -77,8 +75,11 @@ def schema_version(validate_with: str | None) -> Tuple[int, int] | None:
         return None
     if validate_with == "pacemaker-next":
         return (999, 0)
-    m = _SCHEMA_RE.match(validate_with.strip())
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    name = validate_with.strip()
+    if not name.startswith("pacemaker-"):
+        return None
+    major, dot, minor = name[len("pacemaker-"):].partition(".")
+    return (int(major), int(minor)) if dot and major.isdecimal() and minor.isdecimal() else None
 
 
 def refusals(root: Element) -> List[Refusal]:

@@ -1,7 +1,7 @@
 """The scheduler's working set: nodes, resources and colocations as mutable per-run state."""
 from __future__ import annotations
 
-import re
+from itertools import groupby
 from types import MappingProxyType
 
 from hadaemon.core.cib.loader import parse_interval_ms
@@ -42,7 +42,8 @@ def truth(text: str | None, default: bool = False) -> bool:
 
 def natural_key(name: str):
     """Pacemaker's numeric-aware, case-insensitive node name order."""
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name.lower()) if p]
+    parts = ("".join(run) for _decimal, run in groupby(name.lower(), str.isdecimal))  # as re.split(r"(\d+)")
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
 
 
 class WNode:
