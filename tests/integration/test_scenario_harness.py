@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hadaemon.testing.crm import CrmCluster, _pid_alive, dummy, mounted, pidfile, vip
+from hadaemon.testing.crm import CrmCluster
 from hadaemon.testing.netns import Cluster
+from hadaemon.testing.observer import _pid_alive, dummy, mounted, pidfile, vip
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
