@@ -68,3 +68,30 @@ def test_install_lays_out_the_package_like_pip(tmp_path):
                         cwd=tmp_path)
     assert cp.returncode == 0 and "usage: hactl" in cp.stdout, cp.stderr
     assert (info / "entry_points.txt").read_text().count(" = hadaemon.") == len(scripts)
+
+
+def test_isolated_script_runs_without_site_from_its_sitelib(tmp_path):
+    """--isolated hactl: #!PYTHON -IS (no site, no PYTHONPATH); the wrapper finds the package in SITELIB."""
+    site, bindir = tmp_path / "site", tmp_path / "bin"
+    cp = subprocess.run([sys.executable, str(SCRIPT), "--root", "/", "--sitelib", str(site), "--bindir", str(bindir),
+                         "--shebang", sys.executable, "--isolated", "hactl", str(REPO)],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    hactl = bindir / "hactl"
+    assert hactl.read_text().splitlines()[0] == f"#!{sys.executable} -IS"
+    assert (bindir / "ha-heartbeat").read_text().splitlines()[0] == f"#!{sys.executable}"
+    cib = tmp_path / "cib.xml"
+    cib.write_text('<cib validate-with="pacemaker-3.0" have-quorum="1"><configuration><crm_config><cluster_property_set id="o">'
+                   '<nvpair id="o1" name="stonith-enabled" value="false"/></cluster_property_set></crm_config><nodes>'
+                   '<node id="1" uname="node1"/></nodes><resources><primitive id="r" class="ocf" '
+                   'provider="heartbeat" type="Dummy"/></resources><constraints/></configuration>'
+                   '<status><node_state id="1" uname="node1" in_ccm="true" crmd="online" join="member" '
+                   'expected="member"/></status></cib>')
+    env = dict(os.environ, PYTHONPATH="/nonexistent")  # ignored (-I): the package comes from --sitelib
+    cp = subprocess.run([str(hactl), "simulate", str(cib)], capture_output=True, text=True, env=env, timeout=60,
+                        cwd=tmp_path)
+    summary = [line.split() for line in cp.stdout.splitlines()]
+    assert cp.returncode == 0 and ["*", "Start", "r", "(", "node1", ")"] in summary, cp.stdout + cp.stderr
+    cp = subprocess.run([sys.executable, str(SCRIPT), "--root", "/", "--sitelib", str(site), "--bindir", str(bindir),
+                         "--isolated", "nosuch", str(REPO)], capture_output=True, text=True, timeout=120)
+    assert cp.returncode != 0 and "--isolated nosuch: not in [project.scripts]" in cp.stderr
