@@ -87,3 +87,24 @@ def test_fast_option_parsing_agrees_with_argparse():
         assert vars(fast) == expected, argv
     for argv in ARGPARSE_ONLY:
         assert simulate.parse_fast(argv) is None, argv
+
+
+def test_console_script_flushes_everything_before_its_quick_exit(tmp_path, capsys):
+    """The hactl console script ends a simulation with os._exit: the whole output and the exit status must
+    still come out, also when stdout is a pipe (block-buffered)."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "cib.xml"
+    f.write_text(s_tie_break())
+    rc, expected, _ = run(capsys, str(f))
+    assert rc == 0 and len(expected) > 500
+    code = "import sys; from hadaemon.cli.hactl import console_main; sys.argv[0] = 'hactl'; sys.exit(console_main())"
+    whole = subprocess.run([sys.executable, "-c", code, "simulate", str(f)], capture_output=True, text=True,
+                           timeout=120)
+    assert (whole.returncode, whole.stdout, whole.stderr) == (0, expected, "")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<cib>\n<configuration>\n<resources><bundle id='c'/></resources></configuration></cib>\n")
+    failed = subprocess.run([sys.executable, "-c", code, "simulate", str(bad)], capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 2 and failed.stdout == "" and "<bundle> (bundles) is not supported" in failed.stderr

@@ -28,7 +28,7 @@ NEVER = ("dbus_next", "pyroute2", "scapy", "hadaemon.bus", "hadaemon.io.lrm", "h
 NOT_ON_THE_PLAIN_PATH = ("hadaemon.core.cib.verify", "hadaemon.cli.verify", "hadaemon.core.policy.inject",
                          "hadaemon.core.cib.upgrade", "xml.etree.ElementTree", "importlib.metadata",
                          "subprocess", "argparse", "re", "typing", "dataclasses", "inspect", "enum", "calendar",
-                         "datetime", "contextlib", "gettext", "locale", "shutil")
+                         "datetime", "contextlib", "gettext", "locale", "shutil", "collections", "functools")
 
 
 def loaded(tmp_path, *args):

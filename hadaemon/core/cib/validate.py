@@ -11,8 +11,7 @@ not validate; Pacemaker's option table refuses an invalid boolean. Each refusal 
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
+from hadaemon.core.cib.model import Record
 from hadaemon.core.cib.xmltree import Element
 
 TYPE_CHECKING = False
@@ -63,10 +62,14 @@ _CONSTRAINT_REFS = {"rsc_location": ("rsc",), "rsc_colocation": ("rsc", "with-rs
                     "rsc_order": ("first", "then"), "rsc_ticket": ("rsc",)}
 
 
-class Refusal(namedtuple("Refusal", ("line", "message"))):
+class Refusal(Record):
     """Why the CIB is refused: the line of the offending element and what is wrong."""
 
-    __slots__ = ()
+    __slots__ = ("line", "message")
+
+    def __init__(self, line: int, message: str):
+        self.line = line
+        self.message = message
 
 
 def schema_version(validate_with: str | None) -> Tuple[int, int] | None:
@@ -96,7 +99,7 @@ def refusals(root: Element) -> List[Refusal]:
                 found.append(Refusal(el.line, f"<{el.tag}> '{el.get('id')}' is not in the schema this CIB declares"
                                               f" (validate-with=\"{root.get('validate-with')}\"; it needs"
                                               " pacemaker-3.4 or later)"))
-    return sorted(found)
+    return sorted(found, key=lambda r: (r.line, r.message))
 
 
 def _ids(conf: Element) -> Dict[str, Element]:

@@ -1,7 +1,10 @@
 """Stage 4: resource actions, probes, group pseudo-actions, user orderings and fencing."""
 from __future__ import annotations
 
-from collections import defaultdict
+try:  # the C type collections itself exports: importing collections costs start-up time
+    from _collections import defaultdict
+except ImportError:  # a Python without CPython's accelerator modules
+    from collections import defaultdict
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet

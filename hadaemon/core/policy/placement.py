@@ -1,7 +1,10 @@
 """Stages 2-3: node criteria (locations, stickiness, fail limits) and assignment to nodes."""
 from __future__ import annotations
 
-from functools import cmp_to_key
+try:  # the C function functools itself exports: importing functools (and collections) costs start-up time
+    from _functools import cmp_to_key
+except ImportError:  # a Python without CPython's accelerator modules
+    from functools import cmp_to_key
 
 from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score

@@ -1,8 +1,7 @@
 """Human output in crm_simulate's format: cluster status, transition summary, executed actions."""
 from __future__ import annotations
 
-from collections import namedtuple
-
+from hadaemon.core.cib.model import Record
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.actions import Planner
 from hadaemon.core.policy.unpack import WorkingSet
@@ -176,15 +175,20 @@ def _log_actions(ws: WorkingSet, p: Planner, r) -> List[Tuple]:
     return []
 
 
-class Change(namedtuple("Change", ("verb", "target", "origin", "destination", "reason", "blocked", "details"),
-                        defaults=(None,))):
-    """One line of the transition summary, as data: verb (Start Stop Move Recover Restart Migrate Reload
-    Fence), target (resource id, or node name for Fence), origin (node it runs on now or None), destination
-    (node it will run on or None), reason ("node availability", "no quorum", "required rsc4 start", fence
-    reason ... or None), blocked (the action cannot run), details (the text in parentheses when it is not
-    origin/destination alone, or None)."""
+class Change(Record):
+    """One line of the transition summary, as data."""
 
-    __slots__ = ()
+    __slots__ = ("verb", "target", "origin", "destination", "reason", "blocked", "details")
+
+    def __init__(self, verb: str, target: str, origin: str | None, destination: str | None, reason: str | None,
+                 blocked: bool, details: str | None = None):
+        self.verb = verb  # Start Stop Move Recover Restart Migrate Reload Fence
+        self.target = target  # resource id, or node name for Fence
+        self.origin = origin  # node it runs on now
+        self.destination = destination  # node it will run on
+        self.reason = reason  # "node availability", "no quorum", "required rsc4 start", fence reason ...
+        self.blocked = blocked  # the action cannot run
+        self.details = details  # the text in parentheses when it is not origin/destination alone
 
 
 def changes(ws: WorkingSet, p: Planner, fenced: List[Action]) -> List[Change]:
