@@ -7,14 +7,13 @@ during which a resource was active on two nodes at once.
 """
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Sequence, Tuple
 
-from hadaemon.testing.procs import wait_until
+from hadaemon.testing.procs import pid_alive, wait_until
 
 if TYPE_CHECKING:
     from hadaemon.testing.crm import CrmCluster
@@ -82,14 +81,8 @@ def mounted(path: str) -> Callable[[NodeView], bool]:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is not running
-    return "State:\tZ" not in _read(f"/proc/{pid}/status")
+    """procs.pid_alive, and not a zombie (a zombie is not running)."""
+    return pid_alive(pid) and "State:\tZ" not in _read(f"/proc/{pid}/status")
 
 
 def pidfile(rel: str) -> Callable[[NodeView], bool]:
