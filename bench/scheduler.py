@@ -11,12 +11,20 @@ clone-heavy CIBs: NODES x anonymous clones of NODES instances + promotable clone
 and for the small sizes also `crm_simulate -S -x FILE` (-S grows quadratically: only worth quoting for small
 inputs).
 
+hactl is measured as the RPM installs it: packaging/install-python lays the package and its console scripts
+into a temporary prefix (hactl: `#!/usr/bin/python3 -IS`, the wrapper adding that site directory to sys.path;
+--isolated hactl, as hadaemon.spec does), byte-compiled as the RPM's %install does; `--hactl venv` measures the
+development venv's .venv/bin/hactl instead, `--hactl PATH` any other. Whole processes report CPU time
+(user+sys of the child from wait4, median of --repeat interleaved runs for small inputs) and wall time; a line
+before the table breaks hactl's start-up down (interpreter, site, imports, whole run).
+
     .venv/bin/python bench/scheduler.py [--quick] [--sizes 2x10,16x1000] [--states fresh,steady_lost_node]
 
 The last line is `RESULT ratio_max=... ratio_median=...`: ours (parse + schedule, timed in-process) /
 crm_simulate -R (whole process) over the runs both finished, below 1 meaning we are faster; wall_ratio_*
 compares whole processes (our Python start-up and imports included); hactl_ratio_* is `hactl simulate` (whole
-process, full output) / `crm_simulate -R` (whole process).
+process, full output) / `crm_simulate -R` (whole process), wall time, hactl_cpu_ratio_* the same in CPU time;
+hactl_slower_cpu / hactl_slower_wall count the runs where hactl's whole process took longer than crm -R's.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +58,7 @@ SIM_BOUND = 120.0
 
 CHILD = r"""
 import json, sys, time
+sys.path.append(sys.argv.pop(1))
 t0 = time.perf_counter()
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
@@ -66,9 +76,14 @@ print(json.dumps({"parse": t2 - t1, "schedule": t3 - t2, "actions": len(tr.graph
 TIME = shutil.which("time") or "/usr/bin/time"
 
 
-# Our children run with compiled bytecode, as an installed package does (Debian byte-compiles at install):
-# PYTHONDONTWRITEBYTECODE in the caller's environment would otherwise make every start compile the sources.
+# The environment of our children: PYTHONDONTWRITEBYTECODE in the caller's environment would make every start
+# of the venv's hactl compile the sources (the installed layout is byte-compiled and runs with -I anyway).
 CHILD_ENV = None
+# How hactl and our in-process child run: set by main() (install_layout or --hactl)
+HACTL = None  # argv prefix of `hactl`
+PY = sys.executable  # the interpreter of the in-process child ...
+SITE = str(REPO)  # ... and the directory it imports hadaemon from
+SYSTEM_PYTHON = "/usr/bin/python3"  # what the RPM's scripts run
 
 
 def child_env(workdir: str) -> dict:
@@ -78,19 +93,71 @@ def child_env(workdir: str) -> dict:
     return env
 
 
+def install_layout(workdir: str) -> tuple:
+    """Lay hadaemon out as its RPM does (packaging/install-python, hactl --isolated) under workdir, byte-compiled;
+    -> (hactl path, python, site directory)."""
+    python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
+    site, bindir = os.path.join(workdir, "site"), os.path.join(workdir, "bin")
+    subprocess.run([python, str(REPO / "packaging" / "install-python"), "--root", "/", "--sitelib", site,
+                    "--bindir", bindir, "--shebang", python, "--isolated", "hactl", str(REPO)], check=True,
+                   stdout=subprocess.DEVNULL, cwd=str(REPO))
+    subprocess.run([python, "-m", "compileall", "-q", os.path.join(site, "hadaemon")], check=True,
+                   env=dict(CHILD_ENV, PYTHONPYCACHEPREFIX=""))
+    return os.path.join(bindir, "hactl"), python, site
+
+
 def run_child(argv, bound, stdout=subprocess.DEVNULL, repeat=1):
-    """Run argv (repeat times: the medians); -> (wall seconds or None when over the bound, peak RSS in MB,
-    stdout text or None, CPU seconds user+sys or None). On a shared machine the CPU time is the steadier
-    figure: wall time includes waiting for a core."""
-    runs = [_run_child(argv, bound, stdout)]
-    while len(runs) < repeat and runs[0][0] is not None and runs[0][0] < 2.0:  # repeat only short runs
-        runs.append(_run_child(argv, bound, stdout))
+    """Run argv; -> (wall seconds or None when over the bound, peak RSS in MB, stdout text or None, CPU
+    seconds user+sys or None). One run under GNU time gives the peak RSS (and, for a single run, the times);
+    inputs under 2 s then run `repeat` more times directly, their medians giving the wall and CPU times (wait4's
+    CPU time has microsecond resolution, GNU time prints 10 ms). On a shared machine the CPU time is the
+    steadier figure: wall time includes waiting for a core."""
+    first = _run_child(argv, bound, stdout)
+    if first[0] is None or repeat <= 1 or first[0] >= 2.0:
+        return first
+    runs = [_run_direct(argv, bound, stdout) for _ in range(repeat)]
     if any(r[0] is None for r in runs):
         return None, None, None, None
-    walls = sorted(r[0] for r in runs)
-    cpus = [r[3] for r in runs if r[3] is not None]
-    return (statistics.median(walls), max(r[1] or 0 for r in runs) or None, runs[-1][2],
-            statistics.median(cpus) if cpus else None)
+    return (statistics.median(r[0] for r in runs), first[1], runs[-1][2], statistics.median(r[1] for r in runs))
+
+
+def run_interleaved(argvs, bound, repeat):
+    """Run each argv `repeat` times directly, taking turns (a change of the machine's load then falls on all
+    of them alike); -> [(median wall, median CPU) or None when one went over the bound] in the order given."""
+    runs = [[] for _ in argvs]
+    for _ in range(repeat):
+        for i, argv in enumerate(argvs):
+            wall, cpu, _ = _run_direct(argv, bound)
+            if wall is None:
+                return [None] * len(argvs)
+            runs[i].append((wall, cpu))
+    return [(statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for rs in runs]
+
+
+def _run_direct(argv, bound, stdout=subprocess.DEVNULL):
+    """One run of argv without GNU time; -> (wall seconds, CPU seconds, stdout text or None), (None, None, None)
+    when over the bound."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out if stdout is None else stdout, stderr=subprocess.DEVNULL,
+                                cwd=str(REPO), start_new_session=True, env=CHILD_ENV)
+        timer = threading.Timer(bound, os.killpg, (proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode == -signal.SIGKILL and wall >= bound:
+            return None, None, None
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}")
+        text = None
+        if stdout is None:
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+        return wall, usage.ru_utime + usage.ru_stime, text
 
 
 def _run_child(argv, bound, stdout=subprocess.DEVNULL):
@@ -139,8 +206,7 @@ def ours_available() -> bool:
 
 
 def hactl_argv():
-    exe = REPO / ".venv" / "bin" / "hactl"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "hadaemon.cli.hactl"]
+    return list(HACTL)
 
 
 def fmt(t, bound):
@@ -215,22 +281,26 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
         row["clones"] = f"{clones[0]}c+{clones[1]}p"
     if have_ours:
         try:
-            wall, rss, text, _ = run_child([sys.executable, "-c", CHILD, path], OURS_BOUND, stdout=None,
-                                           repeat=rep)
+            wall, rss, text, _ = run_child([PY, "-I", "-c", CHILD, SITE, path], OURS_BOUND, stdout=None, repeat=rep)
             info = json.loads(text) if text else {}
             row.update(ours=(info["parse"] + info["schedule"]) if info else None, ours_rss=rss, ours_wall=wall,
                        parse=info.get("parse"), actions=info.get("actions"))
         except RuntimeError as e:
             row.update(ours=None, ours_rss=None, ours_error=str(e))
+    crm_argv, hactl = ["crm_simulate", "-R", "-x", path], hactl_argv() + ["simulate", path]
     if have_crm:
-        wall, rss, _, cpu = run_child(["crm_simulate", "-R", "-x", path], CRM_BOUND, repeat=rep)
+        wall, rss, _, cpu = run_child(crm_argv, CRM_BOUND)
         row.update(crm=wall, crm_rss=rss, crm_cpu=cpu)
     if full_sim and have_ours:
         try:
-            row["sim_ours"], row["sim_ours_rss"], _, row["sim_ours_cpu"] = run_child(
-                hactl_argv() + ["simulate", path], OURS_BOUND, repeat=rep)
+            row["sim_ours"], row["sim_ours_rss"], _, row["sim_ours_cpu"] = run_child(hactl, OURS_BOUND)
         except RuntimeError:
             row["sim_ours"], row["sim_ours_error"] = None, True
+    if rep > 1 and have_crm and row.get("crm") is not None and row.get("sim_ours") is not None:
+        # small inputs: crm -R and hactl taking turns, medians (wait4's CPU time, not GNU time's 10 ms steps)
+        crm_run, hactl_run = run_interleaved([crm_argv, hactl], max(CRM_BOUND, OURS_BOUND), rep)
+        if crm_run is not None:
+            (row["crm"], row["crm_cpu"]), (row["sim_ours"], row["sim_ours_cpu"]) = crm_run, hactl_run
     if full_sim and (crm_s if clones is not None else prims <= SMALL):
         if have_crm:
             row["sim_crm"], row["sim_crm_rss"], _, _ = run_child(["crm_simulate", "-S", "-x", path], SIM_BOUND,
@@ -238,21 +308,30 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
     return row
 
 
-def startup(workdir: str, repeat: int) -> None:
-    """Compile our bytecode once (a warm-up run), then print the floor a Python process cannot go below:
-    the interpreter alone, with and without site (the venv's editable-install hook), and our imports."""
+def startup(workdir: str, repeat: int, have_crm: bool) -> None:
+    """Say how hactl runs, then break its start-up down on the smallest CIB (2 x 10, fresh): the interpreter
+    alone (-IS, as the installed hactl), what `site` would add, our imports, the whole `hactl simulate`, and
+    crm_simulate -R on the same file; CPU (wall) medians of interleaved runs."""
     path = os.path.join(workdir, "warmup.xml")
     with open(path, "w") as f:
         f.write(generate_bench_cib(2, 10, "fresh", seed=1))
-    run_child(hactl_argv() + ["simulate", path], OURS_BOUND)
-    figures = []
-    for label, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
-                        ("python -I -S -c pass", [sys.executable, "-I", "-S", "-c", "pass"]),
-                        ("imports (cib + policy)", [sys.executable, "-c",
-                                                    "import hadaemon.core.cib, hadaemon.core.policy"])):
-        wall, _, _, cpu = run_child(argv, OURS_BOUND, repeat=max(repeat, 5))
-        figures.append(f"{label} {1000 * wall:.0f} ms" + (f" (CPU {1000 * cpu:.0f} ms)" if cpu is not None else ""))
-    print("start-up (median): " + ", ".join(figures), flush=True)
+    run_child(hactl_argv() + ["simulate", path], OURS_BOUND)  # a warm-up (and, for the venv, its bytecode)
+    with open(HACTL[-1], "rb") as f:
+        head = f.readline().decode(errors="replace").strip()
+    version = subprocess.run([PY, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                             text=True).stdout.strip()
+    print(f"hactl: {' '.join(HACTL)} ({head}; Python {version}; hadaemon imported from {SITE})", flush=True)
+    imports = f"import sys; sys.path.append({SITE!r}); import hadaemon.cli.simulate, hadaemon.core.cib, " \
+              "hadaemon.core.policy"
+    figures = [("python -IS -c pass", [PY, "-IS", "-c", "pass"]), ("python -c pass (site)", [PY, "-c", "pass"]),
+               ("python -IS + imports", [PY, "-IS", "-c", imports]),
+               ("hactl simulate", hactl_argv() + ["simulate", path])]
+    if have_crm:
+        figures.append(("crm_simulate -R", ["crm_simulate", "-R", "-x", path]))
+    runs = run_interleaved([argv for _, argv in figures], OURS_BOUND, max(repeat, 11))
+    print("start-up on 2 x 10 fresh, CPU (wall) medians: " + ", ".join(
+        f"{label} {1000 * cpu:.1f} ({1000 * wall:.1f}) ms" for (label, _), (wall, cpu) in zip(figures, runs)),
+        flush=True)
 
 
 def print_row(r, have_ours):
@@ -300,6 +379,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clones", help="comma-separated NODESxCLONESxPROMOTABLE, e.g. 32x100x10 (default: "
                                      + " ".join("x".join(map(str, c)) for c in FULL_CLONES) + "; --quick: "
                                      + " ".join("x".join(map(str, c)) for c in QUICK_CLONES) + "; 0 for none)")
+    ap.add_argument("--hactl", default="installed",
+                    help="installed (default: laid out as the RPM does, in a temporary prefix), venv "
+                         "(.venv/bin/hactl) or the path of a hactl")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--repeat", type=int, default=5,
                     help="runs per measurement of small inputs (nodes x primitives <= 2000), median (default 5)")
@@ -311,15 +393,22 @@ def main(argv=None) -> int:
         print("note: the scheduler (hadaemon.core.policy.schedule) is not available; timing crm_simulate only")
     if not have_crm:
         print("note: crm_simulate not installed; timing ours only")
-    print(f"{'nodes':>5} {'prims':>6} {'state':<17} {'actions':>8} {'ours s':>9} {'wall s':>9} {'ours MB':>8}"
-          f" {'us/act':>7} {'us/NR':>6}"
-          f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7} {'hactl s':>8} {'h/crm':>7}")
     rows = []
-    global CHILD_ENV
+    global CHILD_ENV, HACTL, PY, SITE
     with tempfile.TemporaryDirectory(prefix="hadbench-") as workdir:
         CHILD_ENV = child_env(workdir)
+        if args.hactl == "installed":
+            hactl, PY, SITE = install_layout(workdir)
+            HACTL = [hactl]
+        elif args.hactl == "venv":
+            HACTL = [str(REPO / ".venv" / "bin" / "hactl")]
+        else:
+            HACTL = [args.hactl]
         if have_ours:
-            startup(workdir, args.repeat)
+            startup(workdir, args.repeat, have_crm)
+        print(f"{'nodes':>5} {'prims':>6} {'state':<17} {'actions':>8} {'ours s':>9} {'wall s':>9} {'ours MB':>8}"
+              f" {'us/act':>7} {'us/NR':>6}"
+              f" {'crm -R s':>9} {'crm MB':>8} {'ratio':>7} {'hactl s':>8} {'h/crm':>7}")
         for nodes, prims in sizes:
             for state in states:
                 row = measure(nodes, prims, state, workdir, have_ours, have_crm, not args.no_simulate,
@@ -351,6 +440,9 @@ def main(argv=None) -> int:
     cpus = [r["sim_ours_cpu"] / r["crm_cpu"] for r in rows if r.get("sim_ours_cpu") and r.get("crm_cpu")]
     if cpus:
         hactl_part += f" hactl_cpu_ratio_max={max(cpus):.3f} hactl_cpu_ratio_median={statistics.median(cpus):.3f}"
+    if hactls:
+        hactl_part += (f" hactl_slower_cpu={sum(1 for c in cpus if c >= 1)}"
+                       f" hactl_slower_wall={sum(1 for h in hactls if h >= 1)} hactl_runs={len(hactls)}")
     if ratios:
         print(f"RESULT ratio_max={max(ratios):.3f} ratio_median={statistics.median(ratios):.3f}"
               f" wall_ratio_max={max(walls):.3f} wall_ratio_median={statistics.median(walls):.3f}{hactl_part}"
