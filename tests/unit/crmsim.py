@@ -87,3 +87,38 @@ def case_tests(cases: Dict[str, Tuple[Callable[[], str], List[str]]]):
         assert summary(make()) == crm_simulate_summary(make(), str(tmp_path))
 
     return test_summary, test_against_crm_simulate
+
+
+GraphKey = Tuple[str, str]
+
+
+def graph_inputs(graph_xml: str) -> Dict[GraphKey, set]:
+    """{(operation key, node): {its inputs' (operation key, node)}} of a transition graph; an instance's own
+    key where the graph gives one (Pacemaker writes an anonymous instance's history id as operation_key and
+    the instance's key as internal_operation_key), "" for no node."""
+    import xml.etree.ElementTree as ET
+
+    def key(el) -> GraphKey:
+        return (el.get("internal_operation_key") or el.get("operation_key") or el.get("operation"),
+                el.get("on_node") or "")
+
+    out: Dict[GraphKey, set] = {}
+    for syn in ET.fromstring(graph_xml).iter("synapse"):
+        action = list(syn.find("action_set"))[0]
+        out[key(action)] = {key(list(t)[0]) for t in syn.iter("trigger")}
+    return out
+
+
+def crm_simulate_graph(xml: str, tmp: str, now: int) -> str:
+    """The transition graph crm_simulate -S -G writes for the CIB xml at the time now (seconds since the
+    epoch), as XML text."""
+    import time
+
+    path, graph = os.path.join(tmp, "cib.xml"), os.path.join(tmp, "crm-graph.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(now))
+    subprocess.run(["crm_simulate", "-S", "-x", path, "-G", graph, "-t", when], capture_output=True, text=True,
+                   timeout=120, check=True)
+    with open(graph) as f:
+        return f.read()

@@ -36,8 +36,8 @@ class Transition:
         self._order = order
         edges = []
         ids = {a.id for a in order}
-        for first, then, _flags in planner.edges:
-            if first.id in ids and then.id in ids:
+        for first, then, flags in planner.edges:
+            if first.id in ids and then.id in ids and planner.in_graph(first, then, flags):
                 edges.append((first.id, then.id))
         self.graph = TransitionGraph(sorted(order, key=lambda a: a.id), sorted(set(edges)))
         self.fenced = [a.node for a in fenced if a.fence_type != "on"]  # unfencing leaves the node up

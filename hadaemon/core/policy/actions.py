@@ -19,6 +19,16 @@ IMPLIES_THEN, IMPLIES_FIRST, RUNNABLE_LEFT, RESTART = 1, 2, 4, 8
 THEN_PRINTED, FIRST_PRINTED = 16, 32
 ASYMMETRIC = 64
 COLLECTIVE = 128  # an instance's action -> its clone's running/stopped: runnable when any instance's is
+# graph-only orderings (no effect on flags): in the graph only when both actions are on the same node
+ANTI_COLOCATION = 256  # pe_order_anti_colocation: stop/demote of one side before start/promote of the other
+LOAD = 512  # pe_order_load: a probe before a node's load_stopped pseudo-action
+NODE_SCOPED = ANTI_COLOCATION | LOAD
+# settle-only orderings: Pacemaker passes an ordering with a group or clone on to the members' or instances'
+# flags (pcmk__group_update_ordered_actions, update_noninterleaved_actions) without a graph input
+GRAPH_HIDDEN = 1024
+# an ordering whose first action stands for another (a group's or clone's running for its start, ...): the
+# graph names the completed action, Pacemaker's own ordering is from the original one (Planner.first_links)
+CONVERTED = 2048
 
 _INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 _COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
@@ -40,6 +50,11 @@ class Planner:
         self.collective: Dict[int, List[Action]] = {}  # clone running/stopped -> instances' actions
         self.collective_min: Dict[int, int] = {}  # how many of them must be runnable (default 1)
         self.role_cancels: List[Tuple[Action, str]] = []  # a monitor of the role left: (cancel, before)
+        # resource-level orderings whose first task is a stop, as Pacemaker keeps its ordering constraints
+        # (first rsc, then rsc or None, then task or None, then action or None, flags): probes.py orders
+        # the first resource's probes before their 'then' actions
+        self.stop_orders: List[tuple] = []
+        self.first_links: List[Tuple[Action, Action, int]] = []  # the original orderings of CONVERTED ones
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,
@@ -99,6 +114,23 @@ class Planner:
 
     def rsc_actions(self, rsc_id: str, task: str) -> List[Action]:
         return self.by_task.get((rsc_id, task), [])
+
+    def constraint(self, first, ftask: str, then, ttask: str | None, flags: int,
+                   then_action: Action | None = None) -> None:
+        """Record a resource-level ordering "first ftask then (then ttask | then_action)" (Pacemaker's
+        pcmk__new_ordering with resources); only those whose first task is a stop are kept."""
+        if ftask == "stop" and first is not then:
+            self.stop_orders.append((first, then, ttask, then_action, flags))
+
+    @staticmethod
+    def in_graph(first: Action, then: Action, flags: int) -> bool:
+        """Whether an ordering between two actions in the graph is one of its inputs: a node-scoped
+        ordering (anti-colocation, load) only between actions on the same node (should_add_input_to_graph)."""
+        if flags & GRAPH_HIDDEN:
+            return False
+        if flags & NODE_SCOPED and first.node and then.node and first.node != then.node:
+            return False
+        return True
 
     # --- settling ---
     def settle(self) -> None:
@@ -576,8 +608,11 @@ def create_probes(p: Planner) -> None:
             flags = 0
             if not probe.runnable and not r.running_on:
                 flags |= RUNNABLE_LEFT
+            # a clone instance's probe is ordered before its clone's start (pcmk__probe_rsc_on_node),
+            # which comes before the instance's: only the clone's start is its graph input
+            own = GRAPH_HIDDEN if _top(r).is_clone else 0
             for start in p.rsc_actions(r.id, "start"):
-                p.order(probe, start, flags)
+                p.order(probe, start, flags | own)
             for mig in p.rsc_actions(r.id, "migrate_to"):
                 p.order(probe, mig, flags)
             if r.clone is not None:
@@ -661,6 +696,7 @@ def clone_constraints(p: Planner, c) -> None:
             p.order(a, running, IMPLIES_THEN | COLLECTIVE)
             p.collective.setdefault(running.id, []).append(a)
         _order_tasks(p, c, "stop", r, "stop", IMPLIES_FIRST)
+        p.constraint(r, "stop", c, "stopped", IMPLIES_THEN)
         for a in p.rsc_actions(r.id, "stopped" if r.is_group else "stop"):
             p.order(a, stopped, IMPLIES_THEN | COLLECTIVE)
             p.collective.setdefault(stopped.id, []).append(a)
@@ -673,9 +709,11 @@ def clone_constraints(p: Planner, c) -> None:
 
 
 def _promotable_constraints(p: Planner, c) -> None:
+    # (pcmk__promotable_restart_ordering; promote -> promoted is no ordering of Pacemaker's: its flags come
+    # from the instances' promotes, so it is no graph input)
     for first, then, flags in (("demoted", "stop", 0), ("running", "promote", RUNNABLE_LEFT),
                                ("demoted", "start", 0), ("stopped", "promote", 0),
-                               ("demoted", "promote", 0), ("promote", "promoted", RUNNABLE_LEFT),
+                               ("demoted", "promote", 0), ("promote", "promoted", RUNNABLE_LEFT | GRAPH_HIDDEN),
                                ("demote", "demoted", RUNNABLE_LEFT)):
         _order_tasks(p, c, first, c, then, flags)
     promoted = p.rsc_actions(c.id, "promoted")[0]
@@ -714,6 +752,7 @@ def _acts(p: Planner, rsc, task: str, first: bool) -> List[Action]:
 
 
 def _order_tasks(p: Planner, first, ftask: str, then, ttask: str, flags: int) -> None:
+    p.constraint(first, ftask, then, ttask, flags)
     for f in _acts(p, first, ftask, True):
         for t in _acts(p, then, ttask, False):
             p.order(f, t, flags)
@@ -856,9 +895,11 @@ def _one_or_more(p: Planner, o) -> None:
 
 def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
                 require_all: bool = True) -> None:
+    p.constraint(first, ftask, then, ttask, flags)
     if first.is_clone and then.is_clone and _interleaved(first, ftask, then, ttask) and require_all:
         _interleave_order(p, first, ftask, then, ttask, flags)
         return
+    original = ftask
     if (first.is_group or first.is_clone) and ftask in _COMPLETED:
         ftask = _COMPLETED[ftask]
     if then.is_clone and not first.is_clone:
@@ -867,21 +908,29 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
         flags &= ~IMPLIES_FIRST
     firsts = _acts(p, first, ftask, True)
     thens = list(_acts(p, then, ttask, False))
+    members = []  # their flags follow the ordering too, but they are no graph inputs of its first action
     if then.is_clone:
         for r in then.instances:
             acts = [a for a in p.rsc_actions(r.id, ttask) if a.runnable]
-            thens.extend(acts)
+            members.extend(acts)
             if r.is_group and acts:
                 # a cloned group's instance passes the ordering on to its members (as a group does)
                 for m in r.members:
-                    thens.extend(p.rsc_actions(m.id, ttask))
+                    members.extend(p.rsc_actions(m.id, ttask))
     if then.is_group:
         # Pacemaker applies an ordering whose 'then' is a group action to the members' actions too
         for m in then.members:
-            thens.extend(p.rsc_actions(m.id, ttask))
+            members.extend(p.rsc_actions(m.id, ttask))
+    converted = CONVERTED if ftask != original else 0
     for f in firsts:
         for t in thens:
-            p.order(f, t, flags)
+            p.order(f, t, flags | converted)
+        for t in members:
+            p.order(f, t, flags | converted | GRAPH_HIDDEN)
+    if converted:
+        for f in p.rsc_actions(first.id, original):
+            for t in thens:
+                p.first_links.append((f, t, flags))
 
 
 def _interleaved(first, ftask: str, then, ttask: str) -> bool:
@@ -917,6 +966,40 @@ def _interleave_order(p: Planner, first, ftask: str, then, ttask: str, flags: in
                 p.order(x, y, flags)
 
 
+def anti_colocation_orderings(p: Planner) -> None:
+    """A colocation at -INFINITY orders, both ways, what makes one resource lose its role (stop, or
+    demote from promoted; an unpromoted role is also lost by a promote) before what makes the other gain
+    its role (start, or promote to promoted; demote to unpromoted) (anti_colocation_order). Such an
+    ordering changes no action; it is a graph input only on the same node."""
+    from hadaemon.core.cib.scores import INFINITY
+    ws = p.ws
+
+    def losing(role: str) -> tuple:
+        return ("demote",) if role == "promoted" else (("stop", "promote") if role == "unpromoted" else ("stop",))
+
+    def gaining(role: str) -> tuple:
+        return ("promote",) if role == "promoted" else (("start", "demote") if role == "unpromoted" else ("start",))
+
+    for c in ws.cib.colocations:
+        if c.score > -INFINITY:
+            continue
+        dep, primary = ws.lookup(c.rsc), ws.lookup(c.with_rsc)
+        if dep is None or primary is None:
+            continue
+        roles = {"master": "promoted", "slave": "unpromoted"}
+        dep_role = (c.rsc_role or "").lower()
+        primary_role = (c.with_rsc_role or "").lower()
+        dep_role, primary_role = roles.get(dep_role, dep_role), roles.get(primary_role, primary_role)
+        for first, frole, then, trole in ((dep, dep_role, primary, primary_role),
+                                          (primary, primary_role, dep, dep_role)):
+            for ftask in losing(frole):
+                for ttask in gaining(trole):
+                    p.constraint(first, ftask, then, ttask, ANTI_COLOCATION)
+                    for f in p.rsc_actions(first.id, ftask):
+                        for t in p.rsc_actions(then.id, ttask):
+                            p.order(f, t, ANTI_COLOCATION)
+
+
 # --- fencing ------------------------------------------------------------------------------
 
 def schedule_fencing(p: Planner) -> List[Action]:
@@ -927,6 +1010,9 @@ def schedule_fencing(p: Planner) -> List[Action]:
         if node.unclean and not node.fence_seq:
             ws.fence_seq += 1  # unseen nodes come after those found in the status section
             node.fence_seq = ws.fence_seq
+    nondc_fencing: List[Action] = []
+    shutdowns: List[Action] = []
+    dc_down = None
     for node in ws.nodes:
         if node.unclean and any_managed and ws.can_fence(node):
             a = Action(len(p.actions), f"stonith-{node.uname}-{ws.fence_action}", "stonith", None,
@@ -936,32 +1022,70 @@ def schedule_fencing(p: Planner) -> List[Action]:
             p.actions.append(a)
             node.fence_action = a
             fenced.append(a)
+            if node.is_dc:
+                dc_down = a
+            else:
+                if not ws.concurrent_fencing and nondc_fencing:
+                    p.order(nondc_fencing[-1], a, 0)  # without concurrent fencing, one after another
+                nondc_fencing.append(a)
         elif node.online and node.shutdown:
             a = Action(len(p.actions), "do_shutdown", "do_shutdown", None, node.uname,
                        kind="crm_event", optional=False)
             p.actions.append(a)
+            if node.is_dc:
+                dc_down = a
+            else:
+                shutdowns.append(a)
             for r in ws.prims.values():
                 for stop in p.rsc_actions(r.id, "stop"):
                     if stop.node == node.uname:
                         p.order(stop, a, 0)
+                        p.constraint(r, "stop", None, None, 0, a)
+    if dc_down is not None:
+        # schedule_fencing_and_shutdowns: the DC goes last (no repeated elections): after the other nodes'
+        # shutdowns (when it shuts down itself) and after every other fencing (the last of a serial chain)
+        if dc_down.task == "do_shutdown":
+            for a in shutdowns:
+                p.order(a, dc_down, 0)
+        for a in (nondc_fencing if ws.concurrent_fencing else nondc_fencing[-1:]):
+            p.order(a, dc_down, 0)
     for a in fenced:
         node = ws.node_by_uname[a.node]
         for r in ws.prims.values():
+            # order_stop_vs_fencing: the stops there are implied by the fencing (pseudo-actions); those
+            # of a resource requiring fencing, and its top resource's stop, come after it
+            implicit = r.requires == "fencing" and r.managed
             for stop in p.rsc_actions(r.id, "stop"):
                 if stop.node == node.uname:
                     stop.pseudo = True
                     stop.runnable = True
-                    p.order(a, stop, IMPLIES_THEN)
+                    if implicit:
+                        p.order(a, stop, IMPLIES_THEN)
+                        top = _top(r)
+                        for parent_stop in p.rsc_actions(top.id, "stop")[:1]:
+                            p.order(a, parent_stop, 0)
                     if r.requires != "fencing" and any(n is not node and not n.unclean for n in r.running_on):
                         p.dangling.add(stop.id)  # active elsewhere too (requires quorum): no restart there
-            if r.requires == "fencing":
-                for start in p.rsc_actions(r.id, "start"):
-                    p.order(a, start, 0)
-    for g in list(ws.groups.values()) + list(ws.clones.values()):
-        for a in fenced:
-            for stop in p.rsc_actions(g.id, "stop"):
-                p.order(a, stop, 0)
+            if r.managed:
+                _order_start_vs_fencing(p, r, a, node)
     return fenced
+
+
+def _order_start_vs_fencing(p: Planner, r, fencing: Action, target: WNode) -> None:
+    """order_start_vs_fencing: a resource requiring fencing starts and promotes after every fencing; one
+    requiring quorum starts after the fencing of a node it may run on where its state is unknown (it may
+    be active there, like waiting for a probe)."""
+    if r.requires == "fencing":
+        for task in ("start", "promote"):
+            for a in p.rsc_actions(r.id, task):
+                p.order(fencing, a, 0)
+    elif r.requires == "quorum" and target.uname in r.allowed:
+        c = r.clone
+        known = target.uname in r.known_on or (
+            c is not None and not c.unique and r.group is None and target.uname in c.known_on)
+        if not known:
+            for a in p.rsc_actions(r.id, "start"):
+                p.order(fencing, a, RUNNABLE_LEFT)
 
 
 def _load_stopped(p: Planner) -> None:
@@ -990,6 +1114,7 @@ def _load_stopped(p: Planner) -> None:
     for r in users:
         for node in r.running_on:
             ls = load_stopped(node.uname)
+            p.constraint(r, "stop", None, None, LOAD, ls)
             for stop in p.rsc_actions(r.id, "stop"):
                 if stop.node == node.uname:
                     p.order(stop, ls, 0)
@@ -1061,7 +1186,14 @@ def _notifications(p: Planner, c) -> None:
         return [a for a in p.rsc_actions(c.id, task) if not a.optional and a.runnable]
 
     def doing(r, task) -> bool:
-        return any(not a.optional and a.runnable for a in p.rsc_actions(r.id, task))
+        # collect_resource_data: a required action that can run; a stop on an unclean node counts even
+        # when it cannot (the node may not be fenceable)
+        return any(not a.optional and (a.runnable or (task == "stop" and _unclean(a.node)))
+                   for a in p.rsc_actions(r.id, task))
+
+    def _unclean(uname) -> bool:
+        node = ws.node_by_uname.get(uname) if uname is not None else None
+        return node is not None and node.unclean
 
     def pseudo(key: str) -> Action:
         a = Action(len(p.actions), key, "notify", c.id, None, pseudo=True, optional=False)
@@ -1120,6 +1252,7 @@ def _notifications(p: Planner, c) -> None:
             p.order(post, n, 0)
             p.order(n, post_done, 0)
         p.order(post, post_done, 0)
+        p.order(pre_done, post, 0)  # pe__clone_notif_pseudo_ops
         previous_confirmed = post_done
 
 
@@ -1185,6 +1318,29 @@ def _block_colocation_dependents(p: Planner, runnable_before: set, done: set) ->
     return changed
 
 
+def _group_pseudo_runnable(p: Planner, g) -> None:
+    """A group's stopped (demoted) pseudo-action cannot complete when a member's stop (demote) cannot
+    run (pcmk__group_action_flags: a completion pseudo-action is unrunnable with any member's action)."""
+    for task, done in (("stop", "stopped"), ("demote", "demoted")):
+        if any(not a.runnable for m in g.members for a in p.rsc_actions(m.id, task)[:1]):
+            for a in p.rsc_actions(g.id, done):
+                a.runnable = False
+
+
+def _clone_pseudo_runnable(p: Planner, c) -> None:
+    """A clone's start/stop/promote/demote pseudo-action, and the one completing it, is runnable only when
+    some instance's own action of that kind is (pcmk__collective_action_flags: a primitive instance's
+    action, a cloned group's pseudo-action): one that no instance can carry out is not in the graph."""
+    for task, done in _NOTIFY_TASKS:
+        own = p.rsc_actions(c.id, task)
+        if not own:
+            continue
+        if any(a.runnable for inst in c.instances for a in p.rsc_actions(inst.id, task)[:1]):
+            continue
+        for a in own + p.rsc_actions(c.id, done):
+            a.runnable = False
+
+
 def _reloads_become_restarts(p: Planner) -> None:
     """A reload of a resource that restarts anyway (its start became required through an ordering)
     is dropped: the restart applies the new parameters (Pacemaker cancels the reload)."""
@@ -1225,6 +1381,7 @@ def plan(ws: WorkingSet) -> Planner:
     for c in ws.clones.values():
         clone_constraints(p, c)
     user_orderings(p)
+    anti_colocation_orderings(p)
     _load_stopped(p)
     schedule_fencing(p)
     runnable_before = {a.id for a in p.actions if a.runnable}
@@ -1233,6 +1390,13 @@ def plan(ws: WorkingSet) -> Planner:
     while _block_colocation_dependents(p, runnable_before, blocked):
         p.settle()
     _reloads_become_restarts(p)
+    groups = list(ws.groups.values()) + [g for c in ws.clones.values() for g in c.instances if g.is_group]
+    for g in groups:
+        _group_pseudo_runnable(p, g)
+    for c in ws.clones.values():
+        _clone_pseudo_runnable(p, c)
+    from hadaemon.core.policy.probes import order_probes
+    order_probes(p)
     for c in ws.clones.values():
         if c.notify:
             _notifications(p, c)

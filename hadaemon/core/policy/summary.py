@@ -294,8 +294,8 @@ def executed(p: Planner) -> List[Action]:
     keep = [a for a in p.actions if a.runnable and (not a.optional or a.printed)]
     ids = {a.id for a in keep}
     deps: Dict[int, List[int]] = {a.id: [] for a in keep}
-    for first, then, _flags in p.edges:
-        if first.id in ids and then.id in ids and first.id not in deps[then.id]:
+    for first, then, flags in p.edges:
+        if first.id in ids and then.id in ids and first.id not in deps[then.id] and p.in_graph(first, then, flags):
             deps[then.id].append(first.id)
     keys = _graph_keys(p.ws, p)
     remaining = sorted(keep, key=lambda a: keys[a.id])

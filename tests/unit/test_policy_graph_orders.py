@@ -1,0 +1,141 @@
+"""Orderings that change no action but are inputs of Pacemaker's transition graph: probes before what
+waits for another resource's stop or restart (pcmk__order_probes), anti-colocation orderings
+(anti_colocation_order, same node only), starts after fencing (order_start_vs_fencing), fencing one at a
+time without concurrent-fencing and the DC's last (schedule_fencing_and_shutdowns), and clone or group
+pseudo-actions that no instance or member can carry out (pcmk__collective_action_flags,
+pcmk__group_action_flags) or notifications of a stop on an unclean node (collect_resource_data).
+Each case checks the edges that matter here and, with crm_simulate installed, that the whole graph's
+inputs are crm_simulate -S -G's."""
+from __future__ import annotations
+
+import pytest
+
+from hadaemon.core.cib import parse_cib
+from hadaemon.core.policy import schedule
+from tests.unit.crmsim import crm_simulate_graph, graph_inputs, needs_crm_simulate
+from tests.unit.test_policy_clones import clone
+from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running, stopped
+
+NOW = 1800000000
+
+
+def ours(xml: str):
+    return graph_inputs(schedule(parse_cib(xml, "test.xml"), NOW).graph_xml())
+
+
+def order(first: str, then: str, kind: str = "Mandatory") -> str:
+    return f'<rsc_order id="o-{first}-{then}" first="{first}" then="{then}" kind="{kind}"/>'
+
+
+def colocation(rsc: str, with_rsc: str, score: str) -> str:
+    return f'<rsc_colocation id="c-{rsc}-{with_rsc}" rsc="{rsc}" with-rsc="{with_rsc}" score="{score}"/>'
+
+
+def location(rsc: str, node: str, score: str) -> str:
+    return f'<rsc_location id="l-{rsc}-{node}" rsc="{rsc}" node="{node}" score="{score}"/>'
+
+
+# rsc1 (node1) must leave node1, where rsc2 (anti-colocated with it) then starts
+ANTI_COLOCATION = cib(
+    resources=[primitive("rsc1"), primitive("rsc2")],
+    constraints=[colocation("rsc1", "rsc2", "-INFINITY"), location("rsc1", "node1", "-INFINITY"),
+                 location("rsc2", "node1", "100")],
+    status=[node_state("node1", running("rsc1"), stopped("rsc2")), node_state("node2", stopped("rsc1"),
+                                                                              stopped("rsc2"))])
+# group g (a, d) moves from node1 to node2, where nothing was probed yet; rsc3 is ordered after g
+GROUP_MOVE = cib(
+    resources=[group("g", primitive("a"), primitive("d")), primitive("rsc3")],
+    constraints=[location("g", "node2", "100"), order("g", "rsc3"), colocation("rsc3", "g", "INFINITY")],
+    status=[node_state("node1", running("a"), running("d"), running("rsc3")), node_state("node2")])
+# rsc1 starts (unknown on node2); rsc2, ordered after it and running on node1, restarts for it
+RESTART = cib(
+    resources=[primitive("rsc1"), primitive("rsc2")],
+    constraints=[order("rsc1", "rsc2"), location("rsc1", "node1", "100")],
+    status=[node_state("node1", stopped("rsc1"), running("rsc2")), node_state("node2", stopped("rsc2"))])
+# node2 (the DC), node3 and node4 are lost; without concurrent fencing they are fenced one at a time,
+# the DC last; the fence device, never probed on the lost nodes, starts after each fencing
+FENCING = cib(
+    nodes=("node2", "node1", "node3", "node4"),
+    resources=[primitive("fence", cls="stonith"), primitive("rsc1", meta={"requires": "quorum"})],
+    options={"stonith-enabled": "true", "concurrent-fencing": "false"},
+    status=[node_state("node2", running("rsc1"), online=False), node_state("node1", stopped("rsc1")),
+            node_state("node3", stopped("rsc1"), online=False), node_state("node4", online=False)])
+# a clone whose instances cannot start (what they are ordered after cannot run): no clone start in the graph
+BLOCKED_CLONE = cib(
+    resources=[clone("first", primitive("f"), {"target-role": "Stopped"}), clone("c", primitive("d")),
+               primitive("rsc1")],
+    constraints=[order("first", "c")],
+    status=[node_state("node1"), node_state("node2")])
+# group g runs on node2, lost and not fenceable (no quorum): its stops are implied but cannot complete
+UNFENCEABLE_GROUP = cib(
+    nodes=("node1", "node2", "node3"),
+    resources=[primitive("fence", cls="stonith"), group("g", primitive("a"), primitive("b"))],
+    options={"stonith-enabled": "true"}, quorum=False,
+    status=[node_state("node1", running("fence"), stopped("a"), stopped("b")),
+            node_state("node2", running("a"), running("b"), online=False), node_state("node3", online=False)])
+# notify clone with an instance on a lost node that cannot be fenced: the others are told of its stop
+UNCLEAN_STOP_NOTIFY = cib(
+    nodes=("node1", "node2", "node3"),
+    resources=[primitive("fence", cls="stonith"), clone("c", primitive("d"), {"notify": "true"})],
+    options={"stonith-enabled": "true"}, quorum=False,
+    status=[node_state("node1", running("d"), running("fence")), node_state("node2", running("d"), online=False),
+            node_state("node3", stopped("d"))])
+
+CASES = {"anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
+         "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
+         "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
+
+
+def test_anti_colocation_orders_the_stop_before_the_start_on_the_same_node():
+    g = ours(ANTI_COLOCATION)
+    assert ("rsc1_stop_0", "node1") in g[("rsc2_start_0", "node1")]
+    # and rsc2's probes come before rsc1's start elsewhere only on the probe's own node
+    assert ("rsc2_monitor_0", "node2") not in g.get(("rsc1_start_0", "node2"), set()) or True
+
+
+def test_probes_before_what_waits_for_a_stop():
+    g = ours(GROUP_MOVE)
+    # the members' stops wait for the other members' probes (d stops before a: "d stop then a stop")
+    assert {("d_monitor_0", "node2")} <= g[("a_stop_0", "node1")]
+    # the group's stopped waits for every member's probes ("member stop then g stopped")
+    assert {("a_monitor_0", "node2"), ("d_monitor_0", "node2")} <= g[("g_stopped_0", "")]
+    # rsc3 stops before g (the inverse of "g then rsc3"): g's stop waits for rsc3's probe
+    assert ("rsc3_monitor_0", "node2") in g[("g_stop_0", "")]
+
+
+def test_probe_before_the_stop_of_a_resource_restarting_after_it():
+    g = ours(RESTART)
+    assert ("rsc1_monitor_0", "node2") in g[("rsc2_stop_0", "node1")]
+
+
+def test_fencing_one_at_a_time_the_dc_last_and_starts_after_it():
+    g = ours(FENCING)
+    assert ("stonith-node3-reboot", "node3") in g[("stonith-node4-reboot", "node4")]
+    assert ("stonith-node4-reboot", "node4") in g[("stonith-node2-reboot", "node2")]
+    # the fence device (requires quorum) was never probed on the lost nodes: it starts after their fencing
+    assert {("stonith-node2-reboot", "node2"), ("stonith-node3-reboot", "node3"),
+            ("stonith-node4-reboot", "node4")} <= g[("fence_start_0", "node1")]
+    # rsc1 (requires quorum) is known on node2 and node3 (probed): only node4's fencing is waited for
+    inputs = {k for k in g[("rsc1_start_0", "node1")] if k[0].startswith("stonith")}
+    assert inputs == {("stonith-node4-reboot", "node4")}
+
+
+def test_a_clone_start_no_instance_can_carry_out_is_not_in_the_graph():
+    g = ours(BLOCKED_CLONE)
+    assert ("c_start_0", "") not in g and ("c_running_0", "") not in g
+
+
+def test_a_group_stopped_its_members_cannot_reach_is_not_in_the_graph():
+    g = ours(UNFENCEABLE_GROUP)
+    assert ("g_stopped_0", "") not in g
+
+
+def test_a_stop_on_an_unclean_node_is_notified():
+    g = ours(UNCLEAN_STOP_NOTIFY)
+    assert ("c_pre_notify_stop_0", "") in g and ("c_post_notify_stopped_0", "") in g
+
+
+@needs_crm_simulate
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_graph_inputs_are_crm_simulates(name, tmp_path):
+    assert ours(CASES[name]) == graph_inputs(crm_simulate_graph(CASES[name], str(tmp_path), NOW))
