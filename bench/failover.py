@@ -341,6 +341,8 @@ MOVE_STAGES = [  # a failback (from the restore) or a MigrateResource (from the 
     ("httpd_stopped", "old", "ha-crmd", "stop httpd: rc="),
     ("store_stopped", "old", "ha-crmd", "stop store: rc="),
     ("vip_stop_sent", "old", "ha-crmd", "stop vip [EVENT=op-start"),
+    ("armed", "new", "ha-crmd", " armed (handoff helper)"),    # the new node's start waits in the helper
+    ("release_sent", "old", "ha-crmd", "release frame sent"),  # the address removed, the frame out
     ("vip_added", "new", "ha-crmd", "Adding inet"),          # by the armed start (release frame)
     ("first_garp", "new", "ha-crmd", "announced "),
     ("vip_stopped", "old", "ha-crmd", "stop vip: rc="),     # the old node's stop result (after)

@@ -124,10 +124,15 @@ class _Prepared:
         self.how = ""                       # what made an armed start go (for the log)
         self.result: Result | None = None
         self.made = time.monotonic()
+        self.release = None                 # a stop's (link socket, release frame), sent once removed
+        self.helper = None                  # an armed start handed to the handoff helper: (helper, id)
+        self.went: dict = {}                # the helper's "went" (or "gone") message
 
     def close(self) -> None:
         if self.announcement:
             _close(self.announcement[0], True)
+        if self.release:
+            _close(self.release[0], True)
         self.agent.close()
 
 
@@ -137,14 +142,15 @@ def _prepared_key(params: Mapping[str, str], env: Mapping[str, str]):
 
 
 def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None,
-            removed=None) -> bool:
+            removed=None, release=None) -> bool:
     """Do ahead what a start or stop with these parameters does before it changes anything, so that
     the action, run in-process with the same parameters and environment within PREPARED_TTL, only
     changes the address. start: parse, find the interface and prefix, see that the address is not
     here yet, open the announcement's socket and build its frames (then: add, announce). stop: find
     the address and that this agent may remove it (then: remove; `removed(nic)` is called from the
-    agent's thread as soon as the address is gone, before the stop's bookkeeping: a handoff's release).
-    False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
+    agent's thread as soon as the address is gone, before the stop's bookkeeping: a handoff's release;
+    release(mac) -> bytes: a frame sent on the address's interface the moment the address is gone, by
+    the handoff helper process when it runs (hadaemon.io.handoff), else by the stop's thread). False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
     stop, any error): the action does all of its work itself."""
     env = os.environ if env is None else env
     if action not in ("start", "stop") or os.geteuid() != 0:
@@ -168,6 +174,15 @@ def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
         elif entry is None or not (agent.owned(entry, where) or env.get("HADAEMON_IPADDR2_STOP_ANY") == "1"):
             agent.close()
             return False
+        elif release is not None and not where.nic.startswith("lo"):
+            from hadaemon.io import garp
+
+            link = garp.LinkSocket(where.nic)
+            try:
+                stop_release = (link, release(link.mac))
+            except Exception:
+                link.close()
+                raise
     except Exception as e:  # noqa: BLE001 - the action will do it all and report what is wrong
         log.debug("%s of %s not prepared: %s", action, params.get("ip"), e)
         if agent is not None:
@@ -175,6 +190,8 @@ def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
         return False
     prepared = _Prepared(_prepared_key(params, env), agent, where, announcement, removed)
     prepared.link_up = action == "start" and link_up
+    if action == "stop" and release is not None and not where.nic.startswith("lo"):
+        prepared.release = stop_release
     with _SENDERS_LOCK:
         old = _PREPARED.pop((agent.state_path, action), None)
         _PREPARED[(agent.state_path, action)] = prepared
@@ -227,8 +244,13 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
     the release it receives only sets an event (pyroute2 cannot run on the daemon's event loop). The
     word: trigger(), or with listen=(ethertype or an AF_PACKET socket, check) a frame of that
     ethertype on the address's interface (or from that socket, which this thread then closes) for
-    which check(frame) is true (hadaemon.io.handoff: the old node's release, straight from its agent). on_go() is called once the address is added and announced. False: nothing
-    prepared, no word in time, or cancelled (then the start does it all itself)."""
+    which check(frame) is true (hadaemon.io.handoff: the old node's release, straight from its agent).
+    With listen=(socket, check, tails) and the handoff helper process running (hadaemon.io.handoff
+    helper(); IPv4), the helper waits for the frame instead (tails: the bytes from offset 12 of the
+    frames check accepts, hadaemon.core.crm.handoff_frame.release_tails) and makes the change itself,
+    without this process's interpreter lock; this thread then finishes the start (log, later rounds).
+    on_go() is called once the address is added and announced. False: nothing prepared, no word in
+    time, or cancelled (then the start does it all itself)."""
     import select
 
     entry = _lookup(action, params, env) if action == "start" else None
@@ -237,13 +259,17 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
             threading.Thread(target=listen[0].close, name="handoff-close", daemon=True).start()
         return False
     _boost()   # a thread of its own, gone when done: woken by the release, it must run at once
+    if listen is not None and len(listen) > 2 and not isinstance(listen[0], int):
+        went = _armed_by_helper(entry, listen, timeout)
+        if went is not None:
+            return went and _finish_armed(entry, on_go)
     rfd, wfd = os.pipe()
     link = None
     try:
         with entry.lock:
-            if entry.state != "waiting":
+            if entry.state == "cancelled":
                 return False
-            entry.wake = wfd
+            entry.wake = wfd   # (already going: triggered before it waited; the loop below sees it)
         from hadaemon.io import garp
 
         if listen is not None and isinstance(listen[0], int):
@@ -261,8 +287,10 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
                 if entry.state == "going":
                     break
             left = deadline - time.monotonic()
-            if left <= 0:
-                return False
+            if left <= 0:   # no word in time: not armed any more (a trigger from now on finds it cancelled)
+                if _set_state(entry, "cancelled") == "cancelled":
+                    return False
+                continue
             ready, _, _ = select.select([rfd] + ([link] if link else []), [], [], left)
             if link is not None and link in ready:
                 frame, addr = link.recvfrom(2048)
@@ -280,8 +308,16 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
         os.close(wfd)
         if link is not None:
             threading.Thread(target=link.close, name="handoff-close", daemon=True).start()
+    return _finish_armed(entry, on_go)
+
+
+def _finish_armed(entry: _Prepared, on_go) -> bool:
+    """An armed start went: make (or, after the helper, finish) its change, record its result."""
     try:
-        entry.agent.start(entry.where, entry)
+        if entry.went:
+            entry.agent.finish_armed(entry.where, entry, entry.went)
+        else:
+            entry.agent.start(entry.where, entry)
         entry.result = Result(OCF_SUCCESS)
     except OcfError as e:
         log.error("%s", e.message)
@@ -297,6 +333,108 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
         except Exception:  # noqa: BLE001
             log.exception("armed start notification failed")
     return True
+
+
+def _armed_by_helper(entry: _Prepared, listen, timeout: float) -> bool | None:
+    """armed_start's wait handed to the handoff helper: True once it went (entry.went: the helper's
+    report), False when cancelled or no word in time, None when the helper cannot take it (the caller
+    waits itself; the listening socket is still its own)."""
+    import json
+    import select
+    import tempfile
+
+    from hadaemon.io import handoff
+
+    agent, where = entry.agent, entry.where
+    h = handoff.helper(start=False)
+    index = agent.ifindex(where.nic)
+    if h is None or agent.cfg.family != 4 or index is None or where.nic.startswith("lo"):
+        return None
+    ident = h.new_id()
+    # the state file written ahead under another name: going renames it (one system call)
+    directory = os.path.dirname(agent.state_path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".armed-", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(json.dumps(agent.state_of(where), sort_keys=True).encode())
+    os.chmod(tmp, 0o600)
+    link = entry.announcement[0] if entry.announcement else None
+    msg = {"op": "arm", "id": ident, "tails": [t.hex() for t in listen[2]],
+           "newaddr": _nl_addr_msg(RTM_NEWADDR, agent.addr_kw(where, index)).hex(),
+           "garp": [frame.hex() for frame in entry.announcement[1]] if link else [],
+           "state": [tmp, agent.state_path]}
+    rfd, wfd = os.pipe()
+
+    def on_event(m):   # the helper's reader thread: no lock (a request may be waiting with entry.lock)
+        entry.went = m
+        try:
+            os.write(wfd, b"x")
+        except OSError:
+            pass
+
+    try:
+        with entry.lock:   # armed there before anyone can ask there (cancel, go)
+            if entry.state == "cancelled":
+                return False
+            if entry.state == "going":   # triggered before it waited: the change is made here
+                return True
+            try:
+                h.arm(msg, [listen[0].fileno()] + ([link.sock.fileno()] if link else []), on_event)
+            except OSError as e:
+                log.warning("handoff helper: %s", e)
+                return None
+            entry.wake = wfd
+            entry.helper = (h, ident)
+        threading.Thread(target=listen[0].close, name="handoff-close", daemon=True).start()   # the helper's now
+        log.info("start of %s armed (handoff helper)", agent.cfg.ip)
+        deadline = time.monotonic() + timeout
+        while True:
+            with entry.lock:
+                if entry.state == "waiting" and entry.went:   # it went on the frame, or the helper is gone
+                    entry.state = _helper_verdict(entry) if entry.went.get("ev") != "went" else "going"
+                    entry.how = entry.went.get("how", "")
+                if entry.state == "cancelled":
+                    return False
+                if entry.state == "going" and entry.went:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if _set_state(entry, "cancelled") == "cancelled":
+                    return False
+                continue
+            ready, _, _ = select.select([rfd], [], [], left)
+            if ready:
+                os.read(rfd, 64)
+    finally:
+        with entry.lock:
+            entry.wake = None
+        os.close(rfd)
+        os.close(wfd)
+        try:
+            os.unlink(tmp)   # not renamed: it did not go
+        except FileNotFoundError:
+            pass
+
+
+def _clock(t) -> str:
+    """A wall clock time as the logs show it (the helper's moments, logged later by this process)."""
+    if not isinstance(t, (int, float)):
+        return "?"
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1e6) % 1000000:06d}"
+
+
+def _helper_verdict(entry: _Prepared) -> str:
+    """The helper died while it held an armed start (entry.lock held): it went if the address is here
+    (the kernel applied its request; the first GARP is then sent from here), else it did not (and now
+    cannot: the start does it all itself)."""
+    try:
+        here = entry.agent.find_addr(entry.where.nic, entry.where.prefix) is not None
+    except Exception:  # noqa: BLE001
+        here = False
+    if here:
+        entry.went = {"ev": "went", "err": 0, "garp_err": -1, "how": "handoff helper (gone)"}
+        return "going"
+    return "cancelled"
 
 
 HANDOFF_NICE = -10   # the armed thread, and the old node's prepared stop, while a handoff runs
@@ -324,10 +462,23 @@ def _unboost(before: int | None) -> None:
 
 
 def _set_state(entry: _Prepared, want: str) -> str:
-    """Move a waiting entry to want ("going" or "cancelled") and wake its armed thread; the state after."""
+    """Move a waiting entry to want ("going" or "cancelled") and wake its armed thread; the state after.
+    An armed start the handoff helper holds is asked there (it decides, one request at a time: a start
+    that went there is "going" whatever was wanted)."""
     with entry.lock:
         if entry.state == "waiting":
-            entry.state = want
+            if entry.helper is not None:
+                h, ident = entry.helper
+                try:
+                    entry.state = h.request({"op": "go" if want == "going" else "cancel", "id": ident},
+                                            "state")["state"]
+                except OSError:
+                    entry.state = _helper_verdict(entry)
+                if entry.state == "going" and not entry.went:   # (its "went" comes before the answer)
+                    entry.went = {"ev": "went", "err": 0, "garp_err": -1, "how": "trigger"}
+                entry.how = entry.went.get("how", "") if entry.state == "going" else entry.how
+            else:
+                entry.state = want
             if entry.wake is not None:
                 os.write(entry.wake, b"x")
         return entry.state
@@ -355,11 +506,20 @@ class NetlinkError(OSError):
         return self.errno
 
 
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+
+
 def _nl_add_ipv4(kw: Mapping) -> None:
     """RTM_NEWADDR for an IPv4 address on one netlink socket, built here: what `self.ipr.addr("add",
     **kw)` sends (IFA_LOCAL = IFA_ADDRESS, broadcast, label, flags, IFA_PROTO, scope), without
     pyroute2's request machinery (1-2 ms of CPU, 5-10 ms on a loaded node, between a handoff's
     release and the new node's first GARP)."""
+    _nl_request(_nl_addr_msg(RTM_NEWADDR, kw))
+
+
+def _nl_addr_msg(kind: int, kw: Mapping) -> bytes:
+    """An RTM_NEWADDR (as `ip addr add`: create, exclusive) or RTM_DELADDR request for an IPv4 address
+    (the handoff helper sends these bytes, with its own sequence number)."""
     import struct
 
     def rta(kind: int, data: bytes) -> bytes:
@@ -378,8 +538,15 @@ def _nl_add_ipv4(kw: Mapping) -> None:
     if kw.get("proto") is not None:
         attrs += rta(11, struct.pack("=B", kw["proto"]))      # IFA_PROTO
     ifa = struct.pack("=BBBBI", socket.AF_INET, kw["prefixlen"], flags & 0xFF, kw.get("scope", 0), kw["index"])
-    # NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, as `ip addr add`
-    msg = struct.pack("=IHHII", 16 + len(ifa) + len(attrs), 20, 0x1 | 0x4 | 0x200 | 0x400, 1, 0) + ifa + attrs
+    # NLM_F_REQUEST | NLM_F_ACK (| NLM_F_EXCL | NLM_F_CREATE for a new one, as `ip addr add`)
+    nl_flags = 0x1 | 0x4 | (0x200 | 0x400 if kind == RTM_NEWADDR else 0)
+    return struct.pack("=IHHII", 16 + len(ifa) + len(attrs), kind, nl_flags, 1, 0) + ifa + attrs
+
+
+def _nl_request(msg: bytes) -> None:
+    """Send one netlink request on a socket of its own and raise NetlinkError when its ack says so."""
+    import struct
+
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as nl:
         nl.send(msg)
         reply = nl.recv(65536)
@@ -510,8 +677,9 @@ class Agent:
         link = garp.LinkSocket(nic)
         return link, garp.announcement_frames(link.mac, self.cfg.ip)
 
-    def announce(self, prepared, rounds: int) -> None:
-        """Send the first round now, the rest (arp_interval apart) in the background or here."""
+    def announce(self, prepared, rounds: int, sent_by: str = "", error: OSError | None = None) -> None:
+        """Send the first round now, the rest (arp_interval apart) in the background or here. sent_by:
+        the first round went out already (the handoff helper; error: how it failed)."""
         from hadaemon.io import garp
 
         if prepared is None:
@@ -525,11 +693,15 @@ class Agent:
         try:
             sent = time.monotonic()
             try:
-                link.send(frames)
+                if error is not None:
+                    raise error
+                if not sent_by:
+                    link.send(frames)
             except OSError as e:  # as IPaddr2: the address is up, only the announcement failed
                 log.error("Could not send gratuitous ARP/NA for %s on %s: %s", self.cfg.ip, link.ifname, e)
                 return
-            log.info("announced %s on %s (round 1/%d)", self.cfg.ip, link.ifname, rounds)
+            log.info("announced %s on %s (round 1/%d%s)", self.cfg.ip, link.ifname, rounds,
+                     f", {sent_by}" if sent_by else "")
             if rounds == 1:
                 return
             if self.cfg.arp_bg and in_process:
@@ -564,6 +736,30 @@ class Agent:
         pid = garp.stop_background(self.pid_path)
         if pid:
             log.info("killed previously running announcer %d for %s", pid, self.cfg.ip)
+
+    def addr_kw(self, where: Placement, index: int) -> dict:
+        """The address's netlink attributes (pyroute2's addr("add", **kw); _nl_addr_msg for IPv4)."""
+        cfg = self.cfg
+        kw = {"index": index, "address": cfg.ip, "prefixlen": where.prefix, "proto": ADDR_PROTO}
+        if cfg.family == 4 and cfg.ip.startswith("127."):
+            kw["scope"] = RT_SCOPE_HOST  # as `ip addr add` does for loopback addresses
+        flags = (IFA_F_NODAD if cfg.family == 6 and cfg.nodad else 0) | (
+            IFA_F_NOPREFIXROUTE if cfg.noprefixroute else 0)
+        if flags:
+            kw["flags"] = flags
+        if where.label:
+            kw["label"] = where.label
+        if where.broadcast:
+            kw["broadcast"] = where.broadcast
+        if cfg.family == 6 and cfg.preferred_lft is not None:
+            # pyroute2 >= 0.9 reads preferred_lft, 0.7 (Debian 12, EPEL 9) only the cacheinfo dict.
+            kw["preferred_lft"] = cfg.preferred_lft
+            kw["cacheinfo"] = {"preferred": cfg.preferred_lft, "valid": 0xFFFFFFFF}
+        return kw
+
+    def state_of(self, where: Placement, lo_saved=None) -> dict:
+        return {"ip": self.cfg.ip, "nic": where.nic, "prefix": where.prefix, "label": where.label,
+                "lo": lo_saved, "added": time.time()}
 
     # -- actions
     def start(self, where: Placement, ready: _Prepared | None = None) -> None:
@@ -601,23 +797,8 @@ class Agent:
                 prepared[0].close()
             raise OcfError(OCF_ERR_GENERIC, f"IPv4 address collision {cfg.ip} [DAD]: "
                                             f"already in use by {other} on {where.nic}")
-        self.save_state({"ip": cfg.ip, "nic": where.nic, "prefix": where.prefix, "label": where.label,
-                         "lo": lo_saved, "added": time.time()})
-        kw = {"index": index, "address": cfg.ip, "prefixlen": where.prefix, "proto": ADDR_PROTO}
-        if cfg.family == 4 and cfg.ip.startswith("127."):
-            kw["scope"] = RT_SCOPE_HOST  # as `ip addr add` does for loopback addresses
-        flags = (IFA_F_NODAD if cfg.family == 6 and cfg.nodad else 0) | (
-            IFA_F_NOPREFIXROUTE if cfg.noprefixroute else 0)
-        if flags:
-            kw["flags"] = flags
-        if where.label:
-            kw["label"] = where.label
-        if where.broadcast:
-            kw["broadcast"] = where.broadcast
-        if cfg.family == 6 and cfg.preferred_lft is not None:
-            # pyroute2 >= 0.9 reads preferred_lft, 0.7 (Debian 12, EPEL 9) only the cacheinfo dict.
-            kw["preferred_lft"] = cfg.preferred_lft
-            kw["cacheinfo"] = {"preferred": cfg.preferred_lft, "valid": 0xFFFFFFFF}
+        self.save_state(self.state_of(where, lo_saved))
+        kw = self.addr_kw(where, index)
         if ready is None:
             log.info("Adding inet%s address %s/%d to device %s", "6" if cfg.family == 6 else "",
                      cfg.ip, where.prefix, where.nic)
@@ -659,6 +840,31 @@ class Agent:
                     prepared[0].close()
                 raise
         self.announce(prepared, cfg.arp_count)
+
+    def finish_armed(self, where: Placement, ready: _Prepared, went: dict) -> None:
+        """An armed start the handoff helper made (went: its report): on success the first round is out
+        (garp_err -1: unknown, sent from here); the later rounds, the log and the link as start() does
+        them. The address already there (EEXIST): looked at again as an unprepared start does."""
+        cfg, prepared, err = self.cfg, ready.announcement, went.get("err", 0)
+        if err:
+            if prepared:
+                _close(prepared[0], True)
+            if went.get("stage") == "netlink":
+                self.drop_state()
+                if err == errno.EEXIST:
+                    self.start(where)
+                    return
+            raise OcfError(OCF_ERR_GENERIC, f"Failed to add {cfg.ip}/{where.prefix} to {where.nic}: "
+                                            f"{os.strerror(err)}")
+        garp_err = went.get("garp_err", 0)
+        self.announce(prepared, cfg.arp_count, sent_by="handoff helper" if garp_err >= 0 else "",
+                      error=OSError(garp_err, os.strerror(garp_err)) if garp_err > 0 else None)
+        log.info("Adding inet address %s/%d to device %s (prepared; %s, handoff helper, at %s)", cfg.ip,
+                 where.prefix, where.nic, ready.how or "trigger", _clock(went.get("at")))
+        if not ready.link_up:
+            index = self.ifindex(where.nic)
+            if index is not None and not self.ipr.get_links(index)[0]["flags"] & 1:
+                self.ipr.link("set", index=index, state="up")
 
     def wait_dad(self, where: Placement) -> None:
         """IPv6: wait until the kernel's duplicate address detection finishes; fail on a collision."""
@@ -740,13 +946,17 @@ class Agent:
         self.kill_sender()
         state = self.load_state()
         index = self.ifindex(where.nic)
+        release, ready.release = ready.release, None
         try:
             if index is not None:
-                self.ipr.addr("del", index=index, address=self.cfg.ip, prefixlen=where.prefix)
+                self._remove_and_release(where, index, release)
         except Exception as e:
             if getattr(e, "code", None) != errno.EADDRNOTAVAIL:
                 raise OcfError(OCF_ERR_GENERIC, f"Unable to remove IP [{self.cfg.ip}] from interface "
                                                 f"[{where.nic}]: {e}") from e
+        finally:
+            if release is not None:
+                _close(release[0], True)
         if ready.removed is not None:
             try:
                 ready.removed(where.nic)
@@ -754,6 +964,38 @@ class Agent:
                 log.exception("address removal notification failed")
         self.drop_state()
         self.restore_lo((state or {}).get("lo"))
+
+    def _remove_and_release(self, where: Placement, index: int, release) -> None:
+        """RTM_DELADDR, and once the address is gone the release frame (release: (link, frame)), by the
+        handoff helper when it runs (nothing between the two needs this process's interpreter lock),
+        else from here."""
+        from hadaemon.io import handoff
+
+        msg = _nl_addr_msg(RTM_DELADDR, {"index": index, "address": self.cfg.ip, "prefixlen": where.prefix})
+        h = handoff.helper(start=False) if release is not None else None
+        if h is not None:
+            try:
+                reply = h.request({"op": "del", "id": h.new_id(), "deladdr": msg.hex(), "frame": release[1].hex()},
+                                  "deleted", fds=[release[0].sock.fileno()])
+            except OSError as e:   # gone: removed or not, done here again (EADDRNOTAVAIL: gone already)
+                log.warning("handoff helper: %s", e)
+            else:
+                if reply["err"] and reply["err"] != errno.EADDRNOTAVAIL:
+                    raise NetlinkError(reply["err"], os.strerror(reply["err"]))
+                if reply["sent"]:
+                    log.info("release frame sent on %s (handoff helper, at %s)", where.nic, _clock(reply.get("at")))
+                    return
+        try:
+            _nl_request(msg)
+        except NetlinkError as e:
+            if e.code != errno.EADDRNOTAVAIL:
+                raise
+        if release is not None:   # gone (or gone already): the release
+            try:
+                release[0].send([release[1]])
+                log.info("release frame sent on %s", where.nic)
+            except OSError as e:
+                log.warning("release frame on %s not sent: %s", where.nic, e)
 
     def monitor(self, where: Placement | None, refresh: bool) -> int:
         if where is None or self.find_addr(where.nic, where.prefix) is None:

@@ -70,6 +70,10 @@ class LocalExecutor:
             from hadaemon.io.lrm import LocalResourceManager
 
             self.lrm = LocalResourceManager(self._on_result)
+        if getattr(self.lrm, "in_process_agents", False):
+            from hadaemon.io import handoff
+
+            handoff.helper()   # the handoff helper process, ready before the first handoff (root only)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -248,7 +252,7 @@ class LocalExecutor:
         rsc, op = self._request(o)
         if op.name not in ("start", "stop") or op.interval_ms or op.start_delay_ms:
             return False
-        removed = None
+        removed = release = None
         if o.get("release_to") and op.name == "stop":
             from hadaemon.io import handoff
 
@@ -256,19 +260,14 @@ class LocalExecutor:
             tkey, peers = str(o["tkey"]), [str(p) for p in o["release_to"]]
             keys, local = self._authkeys(), self.node.local_node
 
-            def removed(nic):   # the agent's thread, the moment the address is gone
-                sent = False
-                if keys is not None:
-                    try:   # the short way: one signed frame on the address's own segment
-                        handoff.send_release(nic, keys, local, tkey)
-                        sent = True
-                    except OSError as exc:
-                        log.warning("release frame on %s not sent: %s", nic, exc)
+            def removed(nic):   # the agent's thread, the moment the address is gone (the frame is out)
                 loop.call_soon_threadsafe(self._send_release, tkey, peers)
-                if sent:
-                    log.info("release frame sent on %s", nic, extra={"EVENT": "handoff", "RESOURCE": rsc.id})
+
+            if keys is not None:   # the short way: one signed frame on the address's own segment
+                def release(mac):
+                    return handoff.release_frame(mac, keys, local, tkey)
         try:
-            return await prepare(self.lrm, rsc, op, removed=removed)
+            return await prepare(self.lrm, rsc, op, removed=removed, release=release)
         except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
             log.exception("preparing %s %s failed", rsc.id, op.name)
             return False
@@ -306,7 +305,8 @@ class LocalExecutor:
         listen = None
         if sock is not None:
             want = (after_node, after)
-            listen = (sock, lambda frame: handoff.parse_release(frame, keys) == want)
+            listen = (sock, lambda frame: handoff.parse_release(frame, keys) == want,
+                      handoff.release_tails(keys, after_node, after))
         loop = asyncio.get_running_loop()
         try:
             armed = arm(self.lrm, *self._request(o), timeout, listen=listen,

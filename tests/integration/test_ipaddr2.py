@@ -570,8 +570,10 @@ if between == "added":     # someone else adds the address after the start was p
 if between == "changed":   # the start comes with other parameters: the prepared one is not used
     params = dict(params, arp_count="1")
 armed = None
-if between in ("armed", "armed-not-triggered"):   # a thread waits for trigger() to add the address
+if between in ("armed", "armed-not-triggered", "armed-late"):   # a thread waits for trigger() to add the address
     import threading
+    if between == "armed-late":   # triggered before its thread waits: the thread makes the change all the same
+        out["triggered"] = ipaddr2.trigger("start", params, env)
     armed = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start("start", params, env, 30)))
     armed.start()
     time.sleep(0.1)
@@ -588,13 +590,14 @@ time.sleep(0.5)   # the later rounds are sent by a thread of this process (in-pr
 """
 
 
-@pytest.mark.parametrize("between", ["nothing", "added", "changed", "armed", "armed-not-triggered"])
+@pytest.mark.parametrize("between", ["nothing", "added", "changed", "armed", "armed-not-triggered", "armed-late"])
 def test_a_prepared_start_adds_and_announces(c, cleanup, between):
     """prepare() (a handoff's new node, while the old one stops) then start: the same result as an
     unprepared start (address, state, GARPs on the wire); an address that appeared in between is
     found as an unprepared start finds it; other parameters do not use what was prepared. Armed: a
     thread adds the address when triggered and the start returns its result; not triggered, the
-    start does it itself and the armed thread gives up."""
+    start does it itself and the armed thread gives up; triggered before the thread waits, the thread
+    makes the change all the same (the start waits for it, and does not hang)."""
     import json
 
     ip = vip(c, 47)
@@ -613,7 +616,8 @@ def test_a_prepared_start_adds_and_announces(c, cleanup, between):
     assert out["prepared"] is True and out["rc"] == 0, out
     assert out["left"] == 0          # taken (or dropped) by the start
     if between.startswith("armed"):
-        assert out["armed"] is (between == "armed") and out["armed_alive"] is False, out
+        assert out["armed"] is (between != "armed-not-triggered") and out["armed_alive"] is False, out
+        assert out["seconds"] < 10, out
     assert has_addr(c, "node1", ip, 24)
     sent = garps(frames, ip, mac)
     state = c.workdir / "run" / "node1" / "ipaddr2" / f"{ip}.json"
@@ -626,17 +630,29 @@ def test_a_prepared_start_adds_and_announces(c, cleanup, between):
 
 
 PREPARED_STOP = r"""
-import json, subprocess, sys
+import json, select, subprocess, sys
 from hadaemon.agents import ipaddr2
-ip, rundir, between = sys.argv[1], sys.argv[2], sys.argv[3]
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+ip, rundir, between, how = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
 params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
 assert ipaddr2.execute("start", params, env).rc == 0
+if how == "helper":
+    assert handoff.helper() is not None
+import socket
+frames = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))   # ETH_P_ALL: this host's own too
 seen = []
-def removed(nic):   # called while the stop runs: the address must be gone by then
+def removed(nic):   # called while the stop runs: the address must be gone by then, and the frame out
     out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True, text=True).stdout
     seen.append(f" {ip}/24 " in out)
-out = {"prepared": ipaddr2.prepare("stop", params, env, removed=removed)}
+    got = False
+    while not got and select.select([frames], [], [], 0.5)[0]:
+        got = handoff.parse_release(frames.recv(2048), keys) == ("node1", "7:3:0:abc")
+    seen.append(got)
+release = None if how == "none" else (lambda mac: handoff.release_frame(mac, keys, "node1", "7:3:0:abc"))
+out = {"prepared": ipaddr2.prepare("stop", params, env, removed=removed, release=release)}
 if between == "removed":     # gone (someone else removed it) after the stop was prepared
     subprocess.run(["ip", "addr", "del", ip + "/24", "dev", "eth0"], check=True)
 if between == "discarded":   # the stop will not run (its chain stopped): nothing prepared is left
@@ -650,11 +666,14 @@ print(json.dumps(out), flush=True)
 """
 
 
+@pytest.mark.parametrize("how", ["none", "thread", "helper"])
 @pytest.mark.parametrize("between", ["nothing", "removed", "discarded"])
-def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between):
-    """prepare('stop', removed=f) (a handoff's old node, while the rest of its chain stops) then stop:
-    the address and state are gone, f was called once the address was gone (not before); an address
-    already gone is stopped all the same; a discarded preparation leaves nothing."""
+def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between, how):
+    """prepare('stop', removed=f, release=r) (a handoff's old node, while the rest of its chain stops)
+    then stop: the address and state are gone, f was called once the address was gone (not before)
+    and the release frame r made was out by then (sent by the stop's thread, or by the handoff
+    helper process when it runs); an address already gone is stopped (and released) all the same; a
+    discarded preparation leaves nothing."""
     import json
 
     ip = vip(c, 48)
@@ -662,7 +681,7 @@ def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between):
     cleanup.append(("node1", params))
     script = c.workdir / "prepared_stop.py"
     script.write_text(PREPARED_STOP)
-    cp = c.run("node1", [sys.executable, str(script), ip, str(c.workdir / "run" / "node1"), between],
+    cp = c.run("node1", [sys.executable, str(script), ip, str(c.workdir / "run" / "node1"), between, how],
                env={"PYTHONPATH": str(REPO)}, timeout=60)
     assert cp.returncode == 0, cp.stderr
     out = json.loads(cp.stdout.strip().splitlines()[-1])
@@ -672,25 +691,34 @@ def test_a_prepared_stop_removes_and_tells_at_once(c, cleanup, between):
     if between == "discarded":
         assert out["left"] == 0 and out["seen"] == []
     else:
-        assert out["rc"] == 0 and out["seen"] == [False]
+        assert out["rc"] == 0 and out["seen"] == [False, how != "none"], out
 
 
 ARMED_LISTEN = r"""
-import json, sys, threading, time
+import json, logging, sys, threading, time
 from hadaemon.agents import ipaddr2
 from hadaemon.core.heartbeat.authkeys import parse_authkeys
 from hadaemon.io import handoff
-ip, rundir, want = sys.argv[1], sys.argv[2], sys.argv[3]
+logging.basicConfig(level=logging.INFO)
+ip, rundir, want, how = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
 env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
 params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
 out = {"prepared": ipaddr2.prepare("start", params, env)}
 went = threading.Event()
 check = lambda frame: handoff.parse_release(frame, keys) == ("node1", want)
+if how.startswith("helper"):   # the helper process waits for the frame and adds the address
+    assert handoff.helper() is not None
+    listen = (handoff.listen_socket(), check, handoff.release_tails(keys, "node1", want))
+else:
+    listen = (handoff.ETH_P_HANDOFF, check)
 t = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start(
-    "start", params, env, 5, listen=(handoff.ETH_P_HANDOFF, check), on_go=went.set)))
+    "start", params, env, 5, listen=listen, on_go=went.set)))
 t.start()
 print("armed", flush=True)
+if how == "helper-trigger":   # the release through ha-heartbeat (trigger) while the helper waits for the frame
+    time.sleep(1.5)
+    out["triggered"] = ipaddr2.trigger("start", params, env)
 out["went"] = went.wait(6)
 t.join(6)
 out["rc"] = ipaddr2.execute("start", params, env).rc
@@ -706,11 +734,14 @@ handoff.send_release("eth0", parse_authkeys("auth 1\n1 sha256 0123456789abcdef01
 """
 
 
-@pytest.mark.parametrize("tkey", ["7:3:0:abc", "7:3:0:other"])
-def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey):
-    """node2's armed start listens for node1's signed release frame (hadaemon.io.handoff): the frame
-    for the key it waits for makes it add the address at once; a frame for another key does not (the
-    start then does it itself when it runs)."""
+@pytest.mark.parametrize("tkey,how", [("7:3:0:abc", "thread"), ("7:3:0:other", "thread"), ("7:3:0:abc", "helper"),
+                                      ("7:3:0:other", "helper"), ("7:3:0:other", "helper-trigger")])
+def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey, how):
+    """node2's armed start listens for node1's signed release frame (hadaemon.io.handoff), in a thread
+    of its own or through the handoff helper process: the frame for the key it waits for makes it add
+    the address at once; a frame for another key does not (the start then does it itself when it runs,
+    and a helper that was waiting leaves no state file behind); the helper's start also goes on
+    trigger() (the release through ha-heartbeat)."""
     import json
     import subprocess
 
@@ -720,7 +751,7 @@ def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey):
     script = c.workdir / "armed_listen.py"
     script.write_text(ARMED_LISTEN)
     proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node2"), sys.executable, str(script), ip,
-                             str(c.workdir / "run" / "node2"), "7:3:0:abc"],
+                             str(c.workdir / "run" / "node2"), "7:3:0:abc", how],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
@@ -737,5 +768,10 @@ def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey):
             proc.kill()
     out = json.loads(stdout.strip().splitlines()[-1])
     assert out["prepared"] is True and out["rc"] == 0, (out, stderr)
-    assert out["went"] is (tkey == "7:3:0:abc") and out["armed"] is (tkey == "7:3:0:abc"), (out, stderr)
+    goes = tkey == "7:3:0:abc" or how == "helper-trigger"
+    assert out["went"] is goes and out["armed"] is goes, (out, stderr)
     assert has_addr(c, "node2", ip, 24)
+    assert ("(prepared; release frame" in stderr) is (tkey == "7:3:0:abc"), stderr
+    assert ("handoff helper, at" in stderr) is (how.startswith("helper") and goes), stderr
+    state = c.workdir / "run" / "node2" / "ipaddr2"
+    assert sorted(p.name for p in state.iterdir()) == [f"{ip}.json"], list(state.iterdir())

@@ -25,3 +25,27 @@ def test_another_key_a_changed_byte_or_a_cut_frame_is_refused():
     for n in range(len(f)):
         assert handoff.parse_release(f[:n], KEYS) is None
     assert handoff.parse_release(f[:12] + b"\x08\x06" + f[14:], KEYS) is None   # not our ethertype
+
+
+def _matches(frame: bytes, tails) -> bool:
+    """What hadaemon.io.handoff_helper does with a received frame."""
+    return any(frame[12:12 + len(t)] == t for t in tails)
+
+
+def test_the_helpers_byte_comparison_accepts_exactly_what_parse_release_accepts():
+    both = parse_authkeys("auth 2\n1 sha256 0123456789abcdef0123\n2 sha1 another-secret\n")
+    first = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")   # the sender signs with key 1
+    tails = handoff.release_tails(both, "admin2", "12:4:0:0f3c")
+    assert len(tails) == 2
+    for sender in (both, first):
+        f = handoff.release_frame(MAC, sender, "admin2", "12:4:0:0f3c")
+        assert handoff.parse_release(f, both) == ("admin2", "12:4:0:0f3c") and _matches(f, tails)
+        assert _matches(f[:6] + b"\x02" * 6 + f[12:], tails)   # from any MAC, as parse_release
+        for i in range(12, len(f)):
+            bad = f[:i] + bytes([f[i] ^ 1]) + f[i + 1:]
+            assert _matches(bad, tails) is (handoff.parse_release(bad, both) == ("admin2", "12:4:0:0f3c")), i
+        for n in range(len(f)):
+            assert not _matches(f[:n], tails)
+    for node, tkey, keys in (("admin1", "12:4:0:0f3c", KEYS), ("admin2", "12:4:0:0f3d", KEYS),
+                             ("admin2", "12:4:0:0f3c", OTHER)):
+        assert not _matches(handoff.release_frame(MAC, keys, node, tkey), tails)

@@ -7,11 +7,11 @@ MAGIC + index + length + body.
 from __future__ import annotations
 
 import struct
-from typing import Tuple
+from typing import List, Tuple
 
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
-__all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release"]
+__all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release", "release_tails"]
 
 ETH_P_HANDOFF = 0x88B5
 MAGIC = b"HAHO1"
@@ -27,6 +27,19 @@ def release_frame(src_mac: str, keys: AuthKeys, node: str, tkey: str) -> bytes:
     body = f"{node}\n{tkey}".encode()
     signed = MAGIC + _HEAD.pack(keys.active, len(body)) + body
     return b"\xff" * 6 + _mac(src_mac) + struct.pack("!H", ETH_P_HANDOFF) + signed + keys.sign(signed)
+
+
+def release_tails(keys: AuthKeys, node: str, tkey: str) -> List[bytes]:
+    """The bytes from offset 12 (after the MAC addresses) of every frame that parse_release accepts as
+    (node, tkey): one per key of `keys` (the digests are deterministic). A frame whose bytes from
+    offset 12 begin with one of them is that release (hadaemon.io.handoff_helper compares bytes: it
+    needs no key)."""
+    body = f"{node}\n{tkey}".encode()
+    out = []
+    for index in sorted(keys.keys):
+        signed = MAGIC + _HEAD.pack(index, len(body)) + body
+        out.append(struct.pack("!H", ETH_P_HANDOFF) + signed + keys.sign_with(index, signed))
+    return out
 
 
 def parse_release(frame: bytes, keys: AuthKeys) -> Tuple[str, str] | None:
