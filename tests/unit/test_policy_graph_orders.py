@@ -81,7 +81,40 @@ UNCLEAN_STOP_NOTIFY = cib(
     status=[node_state("node1", running("d"), running("fence")), node_state("node2", running("d"), online=False),
             node_state("node3", stopped("d"))])
 
-CASES = {"anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
+
+
+def vm(rid: str) -> str:
+    """A live-migratable resource using one cpu."""
+    return (f'<primitive id="{rid}" class="ocf" provider="heartbeat" type="Dummy"><meta_attributes id="{rid}-m">'
+            f'<nvpair id="{rid}-am" name="allow-migrate" value="true"/></meta_attributes>'
+            f'<utilization id="{rid}-u"><nvpair id="{rid}-cpu" name="cpu" value="1"/></utilization></primitive>')
+
+
+def one_cpu(xml: str, *nodes: str) -> str:
+    for n in nodes:
+        xml = xml.replace(f'<node id="{n}" uname="{n}">', f'<node id="{n}" uname="{n}"><utilization id="{n}-u">'
+                          f'<nvpair id="{n}-cpu" name="cpu" value="1"/></utilization>')
+    return xml
+
+
+# vm1 and vm2 migrate to each other's node, each waiting for the other's load_stopped: one of those
+# orderings would close a loop and is dropped
+LOAD_LOOP = one_cpu(cib(
+    resources=[vm("vm1"), vm("vm2")], constraints=[location("vm1", "node2", "100"), location("vm2", "node1", "100")],
+    options={"placement-strategy": "utilization"},
+    status=[node_state("node1", running("vm1"), stopped("vm2")), node_state("node2", running("vm2"), stopped("vm1"))]),
+    "node1", "node2")
+# interleaved clones A then B start: B's instances follow A's on their node, B's start follows A's running
+INTERLEAVE = cib(
+    resources=[clone("A", primitive("a")), clone("B", primitive("b"), {"interleave": "true"})],
+    constraints=[order("A", "B")])
+# notify clone N then rsc1: rsc1 waits for N's confirmed post-start notifications, N's monitors too
+NOTIFY_ORDER = cib(
+    resources=[clone("N", primitive("n", monitor=True), {"notify": "true"}), primitive("rsc1")],
+    constraints=[order("N", "rsc1")])
+
+CASES = {"load_loop": LOAD_LOOP, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+         "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
 
@@ -133,6 +166,26 @@ def test_a_group_stopped_its_members_cannot_reach_is_not_in_the_graph():
 def test_a_stop_on_an_unclean_node_is_notified():
     g = ours(UNCLEAN_STOP_NOTIFY)
     assert ("c_pre_notify_stop_0", "") in g and ("c_post_notify_stopped_0", "") in g
+
+
+def test_a_load_ordering_closing_a_loop_is_dropped():
+    g = ours(LOAD_LOOP)
+    # the newest migrate_to's load ordering is checked first and kept; the older one would close the loop
+    assert ("load_stopped_node1", "") in g[("vm2_migrate_to_0", "node2")]
+    assert ("load_stopped_node2", "") not in g[("vm1_migrate_to_0", "node1")]
+
+
+def test_interleaved_clones_keep_their_own_ordering():
+    g = ours(INTERLEAVE)
+    assert ("A_running_0", "") in g[("B_start_0", "")]
+    assert ("a:0_start_0", "node1") in g[("b:0_start_0", "node1")]
+
+
+def test_after_a_notify_clone_means_after_its_confirmed_post_notifications():
+    g = ours(NOTIFY_ORDER)
+    assert g[("rsc1_start_0", "node1")] >= {("N_confirmed-post_notify_running_0", "")}
+    assert ("N_running_0", "") not in g[("rsc1_start_0", "node1")]
+    assert ("N_confirmed-post_notify_running_0", "") in g[("n:0_monitor_10000", "node1")]
 
 
 @needs_crm_simulate

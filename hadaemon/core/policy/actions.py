@@ -29,6 +29,9 @@ GRAPH_HIDDEN = 1024
 # an ordering whose first action stands for another (a group's or clone's running for its start, ...): the
 # graph names the completed action, Pacemaker's own ordering is from the original one (Planner.first_links)
 CONVERTED = 2048
+# load_stopped_<node> -> migrate_to towards that node: dropped from the graph where it would close a loop
+# (pcmk__disable_invalid_orderings: two resources migrating to each other's node)
+LOAD_MIGRATE = 4096
 
 _INVERSE = {"start": "stop", "stop": "start", "promote": "demote", "demote": "promote"}
 _COMPLETED = {"start": "running", "stop": "stopped", "promote": "promoted", "demote": "demoted"}
@@ -898,6 +901,14 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
     p.constraint(first, ftask, then, ttask, flags)
     if first.is_clone and then.is_clone and _interleaved(first, ftask, then, ttask) and require_all:
         _interleave_order(p, first, ftask, then, ttask, flags)
+        # the clones' own actions stay ordered too (a graph input; the instances carry the flags)
+        done = _COMPLETED.get(ftask, ftask)
+        for t in p.rsc_actions(then.id, ttask):
+            for f in p.rsc_actions(first.id, done):
+                p.order(f, t, CONVERTED if done != ftask else 0)
+            if done != ftask:
+                for f in p.rsc_actions(first.id, ftask):
+                    p.first_links.append((f, t, flags))
         return
     original = ftask
     if (first.is_group or first.is_clone) and ftask in _COMPLETED:
@@ -1125,7 +1136,7 @@ def _load_stopped(p: Planner) -> None:
                     p.order(ls, start, 0)
             for mig in p.rsc_actions(r.id, "migrate_to"):
                 if mig.migrate_target == uname:
-                    p.order(ls, mig, 0)
+                    p.order(ls, mig, LOAD_MIGRATE)
 
 
 def schedule_unfencing(p: Planner) -> None:
@@ -1251,8 +1262,19 @@ def _notifications(p: Planner, c) -> None:
                 continue
             p.order(post, n, 0)
             p.order(n, post_done, 0)
+        # new_post_notify_action: the instance's recurring monitors wait for all post-notifications
+        for r, _node in after:
+            for a in p.by_task.get((r.id, "monitor"), ()):
+                if a.interval_ms > 0:
+                    p.order(post_done, a, 0)
         p.order(post, post_done, 0)
         p.order(pre_done, post, 0)  # pe__clone_notif_pseudo_ops
+        # what is ordered after the clone's completed action waits for its notifications to be confirmed
+        # (action_uuid_for_ordering: <clone>_confirmed-post_notify_<done>_0 with notify=true)
+        for i, (f, t, flags) in enumerate(p.edges):
+            if flags & CONVERTED and not flags & GRAPH_HIDDEN and f in completed:
+                p.edges[i] = (f, t, flags | GRAPH_HIDDEN)
+                p.order(post_done, t, 0)
         previous_confirmed = post_done
 
 
@@ -1400,4 +1422,32 @@ def plan(ws: WorkingSet) -> Planner:
     for c in ws.clones.values():
         if c.notify:
             _notifications(p, c)
+    _disable_loop_orderings(p)
     return p
+
+
+def _disable_loop_orderings(p: Planner) -> None:
+    """pcmk__disable_invalid_orderings: a load_stopped -> migrate_to ordering that would close a loop in the
+    graph (resources migrating to each other's node) is dropped; the migrate_to actions are checked in
+    Pacemaker's list order, the newest first (new actions are prepended to the working set's list)."""
+    candidates = [i for i, (f, t, flags) in enumerate(p.edges) if flags & LOAD_MIGRATE and f.executed and t.executed]
+    if not candidates:
+        return
+    out: Dict[int, List[int]] = defaultdict(list)
+    for f, t, flags in p.edges:
+        if f.executed and t.executed and p.in_graph(f, t, flags):
+            out[f.id].append(t.id)
+    for i in sorted(candidates, key=lambda i: (-p.edges[i][1].id, p.edges[i][0].id)):
+        first, then, flags = p.edges[i]
+        seen, todo, loop = {then.id}, [then.id], False
+        while todo and not loop:
+            for nxt in out.get(todo.pop(), ()):
+                if nxt == first.id:
+                    loop = True
+                    break
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        if loop:
+            p.edges[i] = (first, then, flags | GRAPH_HIDDEN)
+            out[first.id].remove(then.id)
