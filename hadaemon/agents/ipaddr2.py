@@ -125,6 +125,7 @@ class _Prepared:
         self.result: Result | None = None
         self.made = time.monotonic()
         self.release = None                 # a stop's (link socket, release frame), sent once removed
+        self.wait = None                    # a stop's (socket, [[tails]], seconds): armed frames it waits for
         self.helper = None                  # an armed start handed to the handoff helper: (helper, id)
         self.went: dict = {}                # the helper's "went" (or "gone") message
 
@@ -133,6 +134,8 @@ class _Prepared:
             _close(self.announcement[0], True)
         if self.release:
             _close(self.release[0], True)
+        if self.wait:
+            threading.Thread(target=self.wait[0].close, name="handoff-close", daemon=True).start()
         self.agent.close()
 
 
@@ -142,7 +145,7 @@ def _prepared_key(params: Mapping[str, str], env: Mapping[str, str]):
 
 
 def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | None = None,
-            removed=None, release=None) -> bool:
+            removed=None, release=None, wait=None) -> bool:
     """Do ahead what a start or stop with these parameters does before it changes anything, so that
     the action, run in-process with the same parameters and environment within PREPARED_TTL, only
     changes the address. start: parse, find the interface and prefix, see that the address is not
@@ -150,7 +153,10 @@ def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     the address and that this agent may remove it (then: remove; `removed(nic)` is called from the
     agent's thread as soon as the address is gone, before the stop's bookkeeping: a handoff's release;
     release(mac) -> bytes: a frame sent on the address's interface the moment the address is gone, by
-    the handoff helper process when it runs (hadaemon.io.handoff), else by the stop's thread). False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
+    the handoff helper process when it runs (hadaemon.io.handoff), else by the stop's thread); wait=(socket,
+    [[tails]], seconds): the helper removes the address only once, for each list, a frame beginning
+    (from offset 12) with one of its tails came on that socket (the new nodes' armed frames), or after
+    `seconds` (this module closes the socket). False when nothing was prepared (another action, IPv6, lvs_support, an ARP probe first, nothing to
     stop, any error): the action does all of its work itself."""
     env = os.environ if env is None else env
     if action not in ("start", "stop") or os.geteuid() != 0:
@@ -192,6 +198,7 @@ def prepare(action: str, params: Mapping[str, str], env: Mapping[str, str] | Non
     prepared.link_up = action == "start" and link_up
     if action == "stop" and release is not None and not where.nic.startswith("lo"):
         prepared.release = stop_release
+    prepared.wait = wait   # (taken: closed by the stop or when dropped)
     with _SENDERS_LOCK:
         old = _PREPARED.pop((agent.state_path, action), None)
         _PREPARED[(agent.state_path, action)] = prepared
@@ -245,9 +252,10 @@ def armed_start(action: str, params: Mapping[str, str], env: Mapping[str, str], 
     word: trigger(), or with listen=(ethertype or an AF_PACKET socket, check) a frame of that
     ethertype on the address's interface (or from that socket, which this thread then closes) for
     which check(frame) is true (hadaemon.io.handoff: the old node's release, straight from its agent).
-    With listen=(socket, check, tails) and the handoff helper process running (hadaemon.io.handoff
+    With listen=(socket, check, tails[, armed]) and the handoff helper process running (hadaemon.io.handoff
     helper(); IPv4), the helper waits for the frame instead (tails: the bytes from offset 12 of the
-    frames check accepts, hadaemon.core.crm.handoff_frame.release_tails) and makes the change itself,
+    frames check accepts, hadaemon.core.crm.handoff_frame.release_tails; armed(mac): a frame it sends
+    once armed, which the old node's stop waits for) and makes the change itself,
     without this process's interpreter lock; this thread then finishes the start (log, later rounds).
     on_go() is called once the address is added and announced. False: nothing prepared, no word in
     time, or cancelled (then the start does it all itself)."""
@@ -360,6 +368,7 @@ def _armed_by_helper(entry: _Prepared, listen, timeout: float) -> bool | None:
     os.chmod(tmp, 0o600)
     link = entry.announcement[0] if entry.announcement else None
     msg = {"op": "arm", "id": ident, "tails": [t.hex() for t in listen[2]],
+           "armed_frame": listen[3](link.mac).hex() if link and len(listen) > 3 else "",
            "newaddr": _nl_addr_msg(RTM_NEWADDR, agent.addr_kw(where, index)).hex(),
            "garp": [frame.hex() for frame in entry.announcement[1]] if link else [],
            "state": [tmp, agent.state_path]}
@@ -947,9 +956,10 @@ class Agent:
         state = self.load_state()
         index = self.ifindex(where.nic)
         release, ready.release = ready.release, None
+        wait, ready.wait = ready.wait, None
         try:
             if index is not None:
-                self._remove_and_release(where, index, release)
+                self._remove_and_release(where, index, release, wait)
         except Exception as e:
             if getattr(e, "code", None) != errno.EADDRNOTAVAIL:
                 raise OcfError(OCF_ERR_GENERIC, f"Unable to remove IP [{self.cfg.ip}] from interface "
@@ -957,6 +967,8 @@ class Agent:
         finally:
             if release is not None:
                 _close(release[0], True)
+            if wait is not None:
+                threading.Thread(target=wait[0].close, name="handoff-close", daemon=True).start()
         if ready.removed is not None:
             try:
                 ready.removed(where.nic)
@@ -965,23 +977,30 @@ class Agent:
         self.drop_state()
         self.restore_lo((state or {}).get("lo"))
 
-    def _remove_and_release(self, where: Placement, index: int, release) -> None:
+    def _remove_and_release(self, where: Placement, index: int, release, wait=None) -> None:
         """RTM_DELADDR, and once the address is gone the release frame (release: (link, frame)), by the
-        handoff helper when it runs (nothing between the two needs this process's interpreter lock),
-        else from here."""
+        handoff helper when it runs (nothing between the two needs this process's interpreter lock;
+        wait: see prepare()), else from here (without waiting)."""
         from hadaemon.io import handoff
 
         msg = _nl_addr_msg(RTM_DELADDR, {"index": index, "address": self.cfg.ip, "prefixlen": where.prefix})
         h = handoff.helper(start=False) if release is not None else None
         if h is not None:
+            req = {"op": "del", "id": h.new_id(), "deladdr": msg.hex(), "frame": release[1].hex()}
+            fds = [release[0].sock.fileno()]
+            if wait is not None:
+                req.update(wait=[[t.hex() for t in g] for g in wait[1]], wait_s=wait[2])
+                fds.append(wait[0].fileno())
             try:
-                reply = h.request({"op": "del", "id": h.new_id(), "deladdr": msg.hex(), "frame": release[1].hex()},
-                                  "deleted", fds=[release[0].sock.fileno()])
+                reply = h.request(req, "deleted", fds=fds, timeout=5.0 + (wait[2] if wait else 0))
             except OSError as e:   # gone: removed or not, done here again (EADDRNOTAVAIL: gone already)
                 log.warning("handoff helper: %s", e)
             else:
                 if reply["err"] and reply["err"] != errno.EADDRNOTAVAIL:
                     raise NetlinkError(reply["err"], os.strerror(reply["err"]))
+                if reply.get("armed") is not None:
+                    log.info("the new node's start %s (waited %.1f ms)", "is armed" if reply["armed"] else
+                             "did not say it is armed", 1000 * reply.get("waited", 0))
                 if reply["sent"]:
                     log.info("release frame sent on %s (handoff helper, at %s)", where.nic, _clock(reply.get("at")))
                     return

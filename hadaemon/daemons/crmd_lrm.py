@@ -22,6 +22,7 @@ log = logging.getLogger("ha-crmd")
 _FETCHING = "fetching"      # a _reload_info value: the agent's meta-data is being read
 META_WAIT_S = 10.0          # the longest a start's record waits for its agent's meta-data (first time only)
 QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
+ARMED_WAIT_S = 0.05       # the longest a handoff's stop waits for the new node's "armed" frame
 
 
 def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpRecord:
@@ -252,7 +253,7 @@ class LocalExecutor:
         rsc, op = self._request(o)
         if op.name not in ("start", "stop") or op.interval_ms or op.start_delay_ms:
             return False
-        removed = release = None
+        removed = release = wait = None
         if o.get("release_to") and op.name == "stop":
             from hadaemon.io import handoff
 
@@ -266,11 +267,25 @@ class LocalExecutor:
             if keys is not None:   # the short way: one signed frame on the address's own segment
                 def release(mac):
                     return handoff.release_frame(mac, keys, local, tkey)
+
+                # and the address leaves once the new node says its start is armed (its frame, queued
+                # in this socket from now on), or after ARMED_WAIT_S: a request sent between the
+                # removal here and the new node's GARP gets no answer at all
+                try:
+                    wait = (handoff.listen_socket(),
+                            [handoff.release_tails(keys, p, tkey, magic=handoff.ARMED) for p in peers], ARMED_WAIT_S)
+                except OSError as exc:
+                    log.warning("cannot listen for armed frames: %s", exc, extra={"EVENT": "handoff"})
+        ok = False
         try:
-            return await prepare(self.lrm, rsc, op, removed=removed, release=release)
+            ok = await prepare(self.lrm, rsc, op, removed=removed, release=release, wait=wait)
+            return ok
         except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
             log.exception("preparing %s %s failed", rsc.id, op.name)
             return False
+        finally:
+            if wait is not None and not ok:   # not taken by the agent (closing waits for an RCU grace period)
+                threading.Thread(target=wait[0].close, name="handoff-close", daemon=True).start()
 
     def _authkeys(self):
         """The cluster's authkeys (next to ha.cf, as ha-heartbeat reads them) for the release frames;
@@ -305,8 +320,10 @@ class LocalExecutor:
         listen = None
         if sock is not None:
             want = (after_node, after)
+            local = self.node.local_node
             listen = (sock, lambda frame: handoff.parse_release(frame, keys) == want,
-                      handoff.release_tails(keys, after_node, after))
+                      handoff.release_tails(keys, after_node, after),
+                      lambda mac: handoff.release_frame(mac, keys, local, after, magic=handoff.ARMED))
         loop = asyncio.get_running_loop()
         try:
             armed = arm(self.lrm, *self._request(o), timeout, listen=listen,

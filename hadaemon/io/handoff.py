@@ -21,10 +21,10 @@ import socket
 import threading
 from typing import Callable, Dict
 
-from hadaemon.core.crm.handoff_frame import ETH_P_HANDOFF, parse_release, release_frame, release_tails
+from hadaemon.core.crm.handoff_frame import ARMED, ETH_P_HANDOFF, parse_release, release_frame, release_tails
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
-__all__ = ["ETH_P_HANDOFF", "release_frame", "parse_release", "release_tails", "send_release", "listen_socket",
+__all__ = ["ETH_P_HANDOFF", "ARMED", "release_frame", "parse_release", "release_tails", "send_release", "listen_socket",
            "helper", "HandoffHelper", "HelperGone"]
 
 log = logging.getLogger("hadaemon.handoff")

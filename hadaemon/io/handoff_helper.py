@@ -25,9 +25,14 @@ message, file descriptors with SCM_RIGHTS:
   "going"|"cancelled"}``: what the armed start is now. Going and being cancelled are decided here, one
   message at a time: an armed start that went is never reported cancelled (its "went" comes first).
   An unknown id is "cancelled" for cancel; for go, "going" if it went already, else "cancelled".
-- ``{"op": "del", "id": N, "deladdr": hex, "frame": hex}`` with fds [link]: a prepared stop. Send the
-  RTM_DELADDR request, and once the address is gone (acked, or EADDRNOTAVAIL: gone already) the
-  release `frame` on `link`; then ``{"ev": "deleted", "id": N, "err": errno or 0, "sent": bool, "at": ...}``.
+  With "armed_frame": hex, that frame is sent on `link` once armed (the new node's "armed" frame).
+- ``{"op": "del", "id": N, "deladdr": hex, "frame": hex, "wait": [[hex]], "wait_s": s}`` with fds [link]
+  or [link, waiter]: a prepared stop. First, with a waiter socket, wait (up to wait_s) until for each
+  list of `wait` a frame beginning (from offset 12) with one of its tails came on it: every follower's
+  armed frame (queued since the stop was prepared), so that the address leaves only once the new node
+  can add it at once. Then send the RTM_DELADDR request, and once the address is gone (acked, or
+  EADDRNOTAVAIL: gone already) the release `frame` on `link`; then ``{"ev": "deleted", "id": N, "err":
+  errno or 0, "sent": bool, "at": ..., "armed": bool or None, "waited": seconds}``.
 """
 import errno
 import json
@@ -96,6 +101,11 @@ class Helper:
         self.armed[msg["id"]] = dict(listen=listen, link=link, tails=[bytes.fromhex(t) for t in msg["tails"]],
                                      newaddr=bytes.fromhex(msg["newaddr"]),
                                      garp=[bytes.fromhex(f) for f in msg["garp"]], state=msg.get("state"))
+        if link is not None and msg.get("armed_frame"):   # the old node's stop may wait for this
+            try:
+                link.send(bytes.fromhex(msg["armed_frame"]))
+            except OSError:
+                pass
 
     def go(self, ident, how: str) -> None:
         a = self.armed.pop(ident)
@@ -134,9 +144,30 @@ class Helper:
             self.go(ident, "release frame")
 
     # -- a prepared stop
+    def wait_armed(self, sock, groups, seconds: float) -> bool:
+        """Until, for each group of tails (a follower), a frame beginning with one of them came on sock
+        (queued since it was opened), or `seconds` passed: True when all came."""
+        left = [[bytes.fromhex(t) for t in g] for g in groups]
+        deadline = time.monotonic() + seconds
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([sock], [], [], wait)[0]:
+                return False
+            try:
+                frame = sock.recv(2048)
+            except OSError:
+                return False
+            left = [g for g in left if not any(frame[12:12 + len(t)] == t for t in g)]
+        return True
+
     def delete(self, msg, fds) -> None:
         link = socket.socket(fileno=fds[0]) if fds else None
+        waiter = socket.socket(fileno=fds[1]) if len(fds) > 1 else None
         try:
+            t0 = time.monotonic()
+            armed = self.wait_armed(waiter, msg.get("wait") or [], float(msg.get("wait_s") or 0)) \
+                if waiter is not None else None
+            waited = time.monotonic() - t0
             err = self.netlink(bytes.fromhex(msg["deladdr"]))
             sent = False
             if err in (0, errno.EADDRNOTAVAIL) and link is not None and msg.get("frame"):
@@ -145,10 +176,12 @@ class Helper:
                     sent = True
                 except OSError:
                     pass
-            self.reply({"ev": "deleted", "id": msg["id"], "err": err, "sent": sent, "at": time.time()})
+            self.reply({"ev": "deleted", "id": msg["id"], "err": err, "sent": sent, "at": time.time(),
+                        "armed": armed, "waited": waited})
         finally:
             if link is not None:
                 link.close()
+            _later_close(waiter)
 
     def handle(self, msg, fds) -> None:
         op, ident = msg.get("op"), msg.get("id")

@@ -775,3 +775,76 @@ def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey, ho
     assert ("handoff helper, at" in stderr) is (how.startswith("helper") and goes), stderr
     state = c.workdir / "run" / "node2" / "ipaddr2"
     assert sorted(p.name for p in state.iterdir()) == [f"{ip}.json"], list(state.iterdir())
+
+
+STOP_WAITS = r"""
+import json, logging, sys, threading, time
+from hadaemon.agents import ipaddr2
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+logging.basicConfig(level=logging.INFO)
+ip, rundir, wait_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+assert ipaddr2.execute("start", params, env).rc == 0
+assert handoff.helper() is not None
+wait = (handoff.listen_socket(), [handoff.release_tails(keys, "node2", "7:3:0:abc", magic=handoff.ARMED)], wait_s)
+out = {"prepared": ipaddr2.prepare("stop", params, env, release=lambda mac: handoff.release_frame(
+    mac, keys, "node1", "7:3:0:abc"), wait=wait)}
+print("prepared", flush=True)
+t0 = time.monotonic()
+out["rc"] = ipaddr2.execute("stop", params, env).rc
+out["seconds"] = time.monotonic() - t0
+print(json.dumps(out), flush=True)
+"""
+
+SEND_ARMED = r"""
+import sys
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import garp, handoff
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+with garp.LinkSocket("eth0") as link:
+    link.send([handoff.release_frame(link.mac, keys, sys.argv[1], "7:3:0:abc", magic=handoff.ARMED)])
+"""
+
+
+@pytest.mark.parametrize("armed_by", ["node2", "node3", None])
+def test_a_prepared_stop_waits_for_the_new_nodes_armed_frame(c, cleanup, armed_by):
+    """With the handoff helper, a prepared stop given wait= removes the address only once the new node
+    (node2) said its start is armed (its signed armed frame), or after the wait's bound when it does
+    not say so (nothing, or a frame naming another node): then it stops all the same."""
+    import json
+    import subprocess
+
+    ip = vip(c, 50)
+    params = {"ip": ip, "cidr_netmask": 24}
+    cleanup.append(("node1", params))
+    script = c.workdir / "stop_waits.py"
+    script.write_text(STOP_WAITS)
+    bound = 20 if armed_by == "node2" else 1.5
+    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), ip,
+                             str(c.workdir / "run" / "node1"), str(bound)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert proc.stdout.readline().strip() == "prepared"
+        time.sleep(0.5)
+        still_there = has_addr(c, "node1", ip, 24)     # the stop waits: the address stays meanwhile
+        if armed_by:
+            sender = c.workdir / "send_armed.py"
+            sender.write_text(SEND_ARMED)
+            c.run("node2", [sys.executable, str(sender), armed_by], env={"PYTHONPATH": str(REPO)}, check=True)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out["prepared"] is True and out["rc"] == 0, (out, stderr)
+    assert still_there and not has_addr(c, "node1", ip, 24)
+    assert ("start is armed" in stderr) is (armed_by == "node2"), stderr
+    assert "release frame sent" in stderr
+    if armed_by == "node2":
+        assert out["seconds"] < 10, out           # went on the frame, long before its bound
+    else:
+        assert out["seconds"] >= bound - 0.6, out  # waited its bound, then stopped all the same

@@ -49,3 +49,13 @@ def test_the_helpers_byte_comparison_accepts_exactly_what_parse_release_accepts(
     for node, tkey, keys in (("admin1", "12:4:0:0f3c", KEYS), ("admin2", "12:4:0:0f3d", KEYS),
                              ("admin2", "12:4:0:0f3c", OTHER)):
         assert not _matches(handoff.release_frame(MAC, keys, node, tkey), tails)
+
+
+def test_an_armed_frame_is_never_taken_for_a_release_nor_the_reverse():
+    armed = handoff.release_frame(MAC, KEYS, "admin1", "12:4:0:0f3c", magic=handoff.ARMED)
+    release = handoff.release_frame(MAC, KEYS, "admin1", "12:4:0:0f3c")
+    assert handoff.parse_release(armed, KEYS, magic=handoff.ARMED) == ("admin1", "12:4:0:0f3c")
+    assert handoff.parse_release(armed, KEYS) is None and handoff.parse_release(release, KEYS, magic=handoff.ARMED) is None
+    assert _matches(armed, handoff.release_tails(KEYS, "admin1", "12:4:0:0f3c", magic=handoff.ARMED))
+    assert not _matches(release, handoff.release_tails(KEYS, "admin1", "12:4:0:0f3c", magic=handoff.ARMED))
+    assert not _matches(armed, handoff.release_tails(KEYS, "admin1", "12:4:0:0f3c"))

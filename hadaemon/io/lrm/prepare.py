@@ -52,18 +52,20 @@ def _agent_call(lrm, rsc: ResourceSpec, op: OpRequest):
     return agent, params, dict(env, HADAEMON_IN_PROCESS="1")
 
 
-async def prepare(lrm, rsc: ResourceSpec, op: OpRequest, removed=None, release=None) -> bool:
+async def prepare(lrm, rsc: ResourceSpec, op: OpRequest, removed=None, release=None, wait=None) -> bool:
     """True when the agent prepared the operation (only starts and stops of in-process agents that
     have a prepare(); anything else: False, the operation runs as always). removed: for a stop,
     called from the agent's thread once the resource is gone (IPaddr2: the address removed), before
-    the operation returns; release(mac): the frame that tells so (see the agent's prepare)."""
+    the operation returns; release(mac): the frame that tells so; wait: what the stop waits for first
+    (see the agent's prepare)."""
     call = _agent_call(lrm, rsc, op)
     if call is None:
         return False
     agent, params, env = call
     try:
         return bool(await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(agent.prepare, op.name, params, env, removed=removed, release=release)))
+            None, functools.partial(agent.prepare, op.name, params, env, removed=removed, release=release,
+                                    wait=wait)))
     except Exception:  # noqa: BLE001 - preparing is an optimisation; the operation does everything itself
         log.exception("preparing %s %s failed", rsc.id, op.name, extra={"RESOURCE": rsc.id})
         return False
