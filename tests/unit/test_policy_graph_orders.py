@@ -113,7 +113,18 @@ NOTIFY_ORDER = cib(
     resources=[clone("N", primitive("n", monitor=True), {"notify": "true"}), primitive("rsc1")],
     constraints=[order("N", "rsc1")])
 
-CASES = {"load_loop": LOAD_LOOP, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+
+
+# cloned group g (a, b), clone-max 2, notify: instances run on node1 and node2 (in standby: its instance
+# moves to node3); node3 has probes of both members under the :0 names: both map to one removed
+# instance (g:2), not one each
+CLONED_GROUP_HISTORY = cib(
+    nodes=("node1", "node2", "node3"), node_attrs={"node2": {"standby": "on"}},
+    resources=[clone("c", group("g", primitive("a"), primitive("b")), {"clone-max": "2", "notify": "true"})],
+    status=[node_state("node1", running("a:0"), running("b:0")), node_state("node2", running("a:1"), running("b:1")),
+            node_state("node3", stopped("b:0"), stopped("a:0"))])
+
+CASES = {"load_loop": LOAD_LOOP, "cloned_group_history": CLONED_GROUP_HISTORY, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -186,6 +197,48 @@ def test_after_a_notify_clone_means_after_its_confirmed_post_notifications():
     assert g[("rsc1_start_0", "node1")] >= {("N_confirmed-post_notify_running_0", "")}
     assert ("N_running_0", "") not in g[("rsc1_start_0", "node1")]
     assert ("N_confirmed-post_notify_running_0", "") in g[("n:0_monitor_10000", "node1")]
+
+
+def notify_meta(graph_xml: str):
+    """{(operation key, node): {CRM_meta_notify_* / clone attributes}} of a graph's non-pseudo actions."""
+    import xml.etree.ElementTree as ET
+
+    out = {}
+    for syn in ET.fromstring(graph_xml).iter("synapse"):
+        a = list(syn.find("action_set"))[0]
+        attrs = a.find("attributes")
+        if a.tag == "pseudo_event" or attrs is None:
+            continue
+        key = (a.get("internal_operation_key") or a.get("operation_key"), a.get("on_node") or "")
+        meta = {k: " ".join(v.split()) for k, v in attrs.attrib.items()
+                if k.startswith("CRM_meta_notify") or k == "CRM_meta_clone"}
+        if meta:
+            out[key] = meta
+    return out
+
+
+def test_a_removed_cloned_group_instance_takes_every_member_history_of_a_node():
+    """find_anonymous_clone: a removed instance created for one member's history on a node is the
+    inactive instance the other member's history there maps to (no second removed instance)."""
+    t = schedule(parse_cib(CLONED_GROUP_HISTORY, "test.xml"), NOW)
+    assert sorted(t.placement) == ["a:0", "a:1", "a:2", "b:0", "b:1", "b:2"]
+    metas = [m for m in notify_meta(t.graph_xml()).values() if "CRM_meta_notify_inactive_resource" in m]
+    assert metas and all(m["CRM_meta_notify_inactive_resource"] == "a:2 b:2" for m in metas)
+
+
+def test_a_stop_on_an_unclean_node_is_in_the_notification_variables():
+    t = schedule(parse_cib(UNCLEAN_STOP_NOTIFY, "test.xml"), NOW)
+    meta = notify_meta(t.graph_xml())[("d:0_pre_notify_stop_0", "node1")]
+    # d:0 stops on node1 (no quorum), d:1 "stops" on node2, lost and not fenceable
+    assert meta["CRM_meta_notify_stop_resource"] == "d:0 d:1"
+    assert meta["CRM_meta_notify_stop_uname"] == "node1 node2"
+
+
+@needs_crm_simulate
+@pytest.mark.parametrize("name", ["cloned_group_history", "unclean_stop_notify"])
+def test_notification_variables_are_crm_simulates(name, tmp_path):
+    assert notify_meta(schedule(parse_cib(CASES[name], "test.xml"), NOW).graph_xml()) \
+        == notify_meta(crm_simulate_graph(CASES[name], str(tmp_path), NOW))
 
 
 @needs_crm_simulate

@@ -96,7 +96,7 @@ def _words(entries: List[Tuple[str, str | None]], with_nodes: bool = True) -> Tu
     return (" ".join(rscs) or " "), (" ".join(nodes) or " ")
 
 
-def _notify_lists(ws, graph, c) -> Dict[str, str]:
+def _notify_lists(ws, graph, c, unclean_stops=()) -> Dict[str, str]:
     from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNPROMOTED, leaves
 
     prims = leaves(c)
@@ -120,6 +120,7 @@ def _notify_lists(ws, graph, c) -> Dict[str, str]:
     for a in graph.actions:
         if a.rsc in ids and not a.pseudo and a.node and a.task in activity:
             activity[a.task].append((a.rsc, a.node))
+    activity["stop"].extend(x for x in unclean_stops if x[0] in ids)  # stopping where they cannot be fenced
     keys: Dict[str, str] = {}
     for task in ("stop", "start", "demote", "promote"):
         keys[f"notify_{task}_resource"], keys[f"notify_{task}_uname"] = _words(activity[task])
@@ -156,7 +157,7 @@ def action_meta(transition) -> Dict[int, Dict[str, str]]:
             meta.update(_clone_meta(c, number))
             if c.notify and a.task in ("notify", "start", "stop", "promote", "demote"):
                 if c.id not in lists:
-                    lists[c.id] = _notify_lists(ws, graph, c)
+                    lists[c.id] = _notify_lists(ws, graph, c, getattr(transition, "unclean_stops", ()))
                 meta.update(lists[c.id])
                 parsed = notify_key(a.key) if a.task == "notify" else None
                 if parsed is not None:

@@ -41,6 +41,12 @@ class Transition:
                 edges.append((first.id, then.id))
         self.graph = TransitionGraph(sorted(order, key=lambda a: a.id), sorted(set(edges)))
         self.fenced = [a.node for a in fenced if a.fence_type != "on"]  # unfencing leaves the node up
+        # required stops on unclean nodes that cannot run (not fenceable): clone notifications still list
+        # them as stopping (collect_resource_data), so hadaemon.core.crm.clonemeta adds them
+        unclean = {n.uname for n in ws.nodes if n.unclean}
+        self.unclean_stops: List[Tuple[str, str]] = [
+            (a.rsc, a.node) for a in planner.actions
+            if a.task == "stop" and a.rsc is not None and a.node in unclean and not a.optional and not a.runnable]
         self.revised: Dict[str, List[str]] = {k: list(v) for k, v in self.current.items()}
         for a in order:
             if a.rsc is None or a.rsc not in self.revised:

@@ -436,6 +436,8 @@ def _create_primitive_actions(p: Planner, r) -> None:
         for stop in p.rsc_actions(r.id, "stop"):
             delete = p.action(r, "delete", ws.node_by_uname[stop.node], optional=False)
             p.order(stop, delete, IMPLIES_THEN | RUNNABLE_LEFT)  # forget a removed resource once stopped
+    if (r.orphan or (r.removed and r.clone is not None and r.clone.unique)) and r.managed and not r.failed:
+        _forget_removed(p, r)
     for uname, _task, interval in r.cancel:
         p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False).stage = 1
     if r.blocked:
@@ -457,6 +459,22 @@ def _create_primitive_actions(p: Planner, r) -> None:
         if start.runnable:
             r.migrating = (current, chosen)
             _migration_actions(p, r, current, chosen, start)
+
+
+def _forget_removed(p: Planner, r) -> None:
+    """A removed resource's history is deleted on every node that has it and can take an action
+    (pcmk__handle_rsc_config_changes: the node is available, or in maintenance; DeleteRsc: online and clean,
+    the resource not failed), after its stops there; not for an anonymous clone's removed instance."""
+    for uname in r.history_all:
+        node = p.ws.node_by_uname.get(uname)
+        if node is None or not node.online or node.unclean:
+            continue
+        if not node.maintenance and (node.shutdown or node.standby or node.pending):
+            continue
+        delete = p.action(r, "delete", node, optional=False)
+        for stop in p.rsc_actions(r.id, "stop"):
+            if stop.node == uname:
+                p.order(stop, delete, IMPLIES_THEN | RUNNABLE_LEFT)
 
 
 def _first_moving(ws, r):

@@ -144,7 +144,7 @@ def _anonymous_instance(ws: WorkingSet, node: WNode, clone, base: str) -> WRsc |
                     found = None
                 if found is not None:
                     break
-        elif not skip_inactive and inactive is None and not inst.blocked and not inst.removed:
+        elif not skip_inactive and inactive is None and not inst.blocked:
             inactive = _member(inst, base)
     if found is None and not skip_inactive:
         found = inactive
