@@ -14,7 +14,7 @@ from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
 from tests.unit.crmsim import crm_simulate_graph, graph_inputs, needs_crm_simulate
 from tests.unit.test_policy_clones import clone
-from tests.unit.test_policy_scheduler import cib, group, node_state, primitive, running, stopped
+from tests.unit.test_policy_scheduler import cib, group, lrm, node_state, op, primitive, running, stopped
 
 NOW = 1800000000
 
@@ -124,7 +124,14 @@ CLONED_GROUP_HISTORY = cib(
     status=[node_state("node1", running("a:0"), running("b:0")), node_state("node2", running("a:1"), running("b:1")),
             node_state("node3", stopped("b:0"), stopped("a:0"))])
 
-CASES = {"load_loop": LOAD_LOOP, "cloned_group_history": CLONED_GROUP_HISTORY, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# rsc1's history has a 5 s monitor no longer configured (cancelled); node2 shuts down (rsc2 stops there)
+KEYS = cib(
+    resources=[primitive("rsc1"), primitive("rsc2")],
+    status=[node_state("node1", lrm("rsc1", op("rsc1", "start", call=1), op("rsc1", "monitor", call=2, interval=5000)),
+                       stopped("rsc2")),
+            node_state("node2", running("rsc2"), stopped("rsc1"), attrs={"shutdown": "1700000000"})])
+
+CASES = {"load_loop": LOAD_LOOP, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -197,6 +204,14 @@ def test_after_a_notify_clone_means_after_its_confirmed_post_notifications():
     assert g[("rsc1_start_0", "node1")] >= {("N_confirmed-post_notify_running_0", "")}
     assert ("N_running_0", "") not in g[("rsc1_start_0", "node1")]
     assert ("N_confirmed-post_notify_running_0", "") in g[("n:0_monitor_10000", "node1")]
+
+
+def test_cancel_and_shutdown_keys_are_pacemakers():
+    """A cancel is keyed by the cancelled operation (rsc_monitor_5000, operation "cancel"), a shutdown by
+    its node (do_shutdown-node2)."""
+    g = ours(KEYS)
+    assert ("rsc1_monitor_5000", "node1") in g and ("do_shutdown-node2", "node2") in g
+    assert ("rsc2_stop_0", "node2") in g[("do_shutdown-node2", "node2")]
 
 
 def notify_meta(graph_xml: str):

@@ -438,8 +438,10 @@ def _create_primitive_actions(p: Planner, r) -> None:
             p.order(stop, delete, IMPLIES_THEN | RUNNABLE_LEFT)  # forget a removed resource once stopped
     if (r.orphan or (r.removed and r.clone is not None and r.clone.unique)) and r.managed and not r.failed:
         _forget_removed(p, r)
-    for uname, _task, interval in r.cancel:
-        p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False).stage = 1
+    for uname, task, interval in r.cancel:
+        cancel = p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False)
+        cancel.stage = 1
+        cancel.key = f"{r.id}_{task}_{interval}"  # pcmk__new_cancel_action: keyed by the cancelled operation
     if r.blocked:
         pass
     elif r.next_role != STOPPED or not r.managed:
@@ -569,6 +571,7 @@ def _cancel_role_monitor(p: Planner, r, op, start: Action | None, node: WNode | 
         return
     cancel = p.action(r, "cancel", node, op.interval_ms, optional=False)
     cancel.stage = 1
+    cancel.key = f"{r.id}_{op.name}_{op.interval_ms}"  # keyed by the cancelled operation
     p.role_cancels.append((cancel, before))
 
 
@@ -1058,7 +1061,7 @@ def schedule_fencing(p: Planner) -> List[Action]:
                     p.order(nondc_fencing[-1], a, 0)  # without concurrent fencing, one after another
                 nondc_fencing.append(a)
         elif node.online and node.shutdown:
-            a = Action(len(p.actions), "do_shutdown", "do_shutdown", None, node.uname,
+            a = Action(len(p.actions), f"do_shutdown-{node.uname}", "do_shutdown", None, node.uname,
                        kind="crm_event", optional=False)
             p.actions.append(a)
             if node.is_dc:
