@@ -131,7 +131,16 @@ KEYS = cib(
                        stopped("rsc2")),
             node_state("node2", running("rsc2"), stopped("rsc1"), attrs={"shutdown": "1700000000"})])
 
-CASES = {"load_loop": LOAD_LOOP, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# a promotable clone whose promoted and unpromoted monitors share an interval: duplicates, which Pacemaker
+# ignores, both (is_op_dup: a configuration error), so no instance gets a monitor
+DUP_MONITORS = cib(
+    resources=[clone("ms", '<primitive id="st" class="ocf" provider="pacemaker" type="Stateful"><operations>'
+                     '<op id="st-mon-p" name="monitor" interval="5" role="Master"/>'
+                     '<op id="st-mon-u" name="monitor" interval="5" role="Slave"/></operations></primitive>',
+                     {"promotable": "true"})],
+    status=[node_state("node1", attrs={"master-st": "10"}), node_state("node2", attrs={"master-st": "5"})])
+
+CASES = {"load_loop": LOAD_LOOP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -212,6 +221,12 @@ def test_cancel_and_shutdown_keys_are_pacemakers():
     g = ours(KEYS)
     assert ("rsc1_monitor_5000", "node1") in g and ("do_shutdown-node2", "node2") in g
     assert ("rsc2_stop_0", "node2") in g[("do_shutdown-node2", "node2")]
+
+
+def test_operations_sharing_a_name_and_interval_are_ignored():
+    g = ours(DUP_MONITORS)
+    assert ("st:0_promote_0", "node1") in g  # st:0 is promoted ...
+    assert not [k for k in g if k[0].endswith("_monitor_5000")]  # ... and neither role's monitor runs
 
 
 def notify_meta(graph_xml: str):

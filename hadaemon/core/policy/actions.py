@@ -529,9 +529,14 @@ def _migration_actions(p: Planner, r, source: WNode, target: WNode, start: Actio
 def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
     if r.prim is None:
         return
+    counts: Dict[tuple, int] = defaultdict(int)
+    for op in r.prim.ops:
+        counts[(op.name, op.interval_ms)] += 1
     for op in r.prim.ops:
         if op.interval_ms <= 0 or not op.enabled:
             continue
+        if counts[(op.name, op.interval_ms)] > 1:
+            continue  # is_op_dup: operations sharing a name and interval are all ignored (a config error)
         if not _op_role_matches(r, op.role):
             _cancel_role_monitor(p, r, op, start, node)
             continue
