@@ -180,6 +180,11 @@ class LocalExecutor:
         # runs: it then tells the follower as soon as the address is gone
         prep: Dict[int, asyncio.Future] = {}
         ran = set()
+        if getattr(self.lrm, "in_process_agents", False) and (
+                msg.get("after") or any(o.get("release_to") for o in ops)):
+            from hadaemon.io import handoff
+
+            handoff.helper()   # (started again if it died)
         for i, o in enumerate(ops):
             if (i == 0 and msg.get("after")) or (o.get("release_to") and o["op"].get("name") == "stop"):
                 prep[i] = asyncio.ensure_future(self._prepare(o))

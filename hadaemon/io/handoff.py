@@ -112,6 +112,10 @@ class HandoffHelper:
                 log.warning("handoff helper: %s", msg.get("text"))
         self.gone = True
         self.ready.set()
+        try:
+            self.proc.wait(5)   # reaped (a new helper is started by the next helper() call)
+        except Exception:  # noqa: BLE001
+            pass
         for cb in list(self.events.values()):
             cb({"ev": "gone"})
         self.events.clear()

@@ -848,3 +848,34 @@ def test_a_prepared_stop_waits_for_the_new_nodes_armed_frame(c, cleanup, armed_b
         assert out["seconds"] < 10, out           # went on the frame, long before its bound
     else:
         assert out["seconds"] >= bound - 0.6, out  # waited its bound, then stopped all the same
+
+
+HELPER_RESTART = r"""
+import json, os, signal, time
+from hadaemon.io import handoff
+first = handoff.helper()
+assert first is not None and first.ready.wait(10), "helper not ready"
+info = dict(first.info)
+os.kill(first.proc.pid, signal.SIGKILL)
+deadline = time.monotonic() + 10
+while not first.gone and time.monotonic() < deadline:
+    time.sleep(0.01)
+second = handoff.helper()
+second.ready.wait(10)
+print(json.dumps({"priority": info.get("priority"), "gone": first.gone, "reaped": first.proc.returncode,
+                  "again": second is not first and not second.gone and second.proc.poll() is None}), flush=True)
+"""
+
+
+def test_the_handoff_helper_runs_real_time_and_is_started_again_when_it_died(c):
+    """The helper process says it runs at SCHED_RR 1 (root may); killed, it is noticed, reaped, and the
+    next helper() starts a new one."""
+    import json
+
+    script = c.workdir / "helper_restart.py"
+    script.write_text(HELPER_RESTART)
+    cp = c.run("node1", [sys.executable, str(script)], env={"PYTHONPATH": str(REPO)}, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    assert out["priority"] in ("SCHED_RR 1", "nice -10", "normal") and out["gone"] is True, out
+    assert out["reaped"] == -9 and out["again"] is True, out
