@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from hadaemon.core.cib import history as H
 from hadaemon.core.cib import parse_cib
 from hadaemon.core.policy import schedule
 from tests.unit.crmsim import crm_simulate_graph, graph_inputs, needs_crm_simulate
@@ -140,7 +141,22 @@ DUP_MONITORS = cib(
                      {"promotable": "true"})],
     status=[node_state("node1", attrs={"master-st": "10"}), node_state("node2", attrs={"master-st": "5"})])
 
-CASES = {"load_loop": LOAD_LOOP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+MON = H.digest({"CRM_meta_timeout": "20000"})  # a monitor's digest (no parameters, the default timeout)
+# st:0 is promoted on node1 with its promoted-role monitor running; node2 now has the higher promotion score:
+# st:0 is demoted, its promoted monitor cancelled before the demote, the unpromoted one started after it
+ROLE_SWAP = cib(
+    resources=[clone("ms", '<primitive id="st" class="ocf" provider="pacemaker" type="Stateful"><operations>'
+                     '<op id="st-mon-p" name="monitor" interval="10" role="Master"/>'
+                     '<op id="st-mon-u" name="monitor" interval="11" role="Slave"/></operations></primitive>',
+                     {"promotable": "true"})],
+    status=[node_state("node1", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
+                                    op("st", "monitor", rc=8, call=3, interval=10000, target=8, digest=MON),
+                                    agent=("ocf", "pacemaker", "Stateful")), attrs={"master-st": "5"}),
+            node_state("node2", lrm("st", op("st", "start", call=1),
+                                    op("st", "monitor", call=2, interval=11000, digest=MON),
+                                    agent=("ocf", "pacemaker", "Stateful")), attrs={"master-st": "10"})])
+
+CASES = {"load_loop": LOAD_LOOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -227,6 +243,24 @@ def test_operations_sharing_a_name_and_interval_are_ignored():
     g = ours(DUP_MONITORS)
     assert ("st:0_promote_0", "node1") in g  # st:0 is promoted ...
     assert not [k for k in g if k[0].endswith("_monitor_5000")]  # ... and neither role's monitor runs
+
+
+def test_the_promoted_monitor_is_cancelled_before_the_demote():
+    g = ours(ROLE_SWAP)
+    demote = [k for k in g if k[0].endswith("_demote_0") and k[1] == "node1"]
+    assert len(demote) == 1
+    inst = demote[0][0].rsplit("_demote_0", 1)[0]
+    assert (f"{inst}_monitor_10000", "node1") in g[demote[0]]  # the cancel, keyed by the monitor it cancels
+    assert demote[0] in g[(f"{inst}_monitor_11000", "node1")]
+
+
+def test_a_cancel_comes_after_the_resources_stops():
+    """pcmk__schedule_cancel: an operation no longer configured is cancelled after the resource's stops."""
+    xml = cib(resources=[primitive("rsc1")], constraints=[location("rsc1", "node1", "-INFINITY")],
+              status=[node_state("node1", lrm("rsc1", op("rsc1", "start", call=1),
+                                               op("rsc1", "monitor", call=2, interval=5000))), node_state("node2")])
+    g = ours(xml)
+    assert ("rsc1_stop_0", "node1") in g[("rsc1_monitor_5000", "node1")]
 
 
 def notify_meta(graph_xml: str):

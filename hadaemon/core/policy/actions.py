@@ -311,6 +311,7 @@ def create_primitive_actions(p: Planner, r) -> None:
     # a promotable instance: start/stop as for any primitive, then promote/demote on top
     role, nxt = r.role, r.next_role
     r.full_next = nxt
+    r.full_role = role  # the role it has now (r.role reads Started while its start/stop are created)
     r.role = STARTED if role > STARTED else role
     r.next_role = STARTED if nxt > STARTED else nxt
     try:
@@ -442,6 +443,8 @@ def _create_primitive_actions(p: Planner, r) -> None:
         cancel = p.action(r, "cancel", ws.node_by_uname[uname], interval, optional=False)
         cancel.stage = 1
         cancel.key = f"{r.id}_{task}_{interval}"  # pcmk__new_cancel_action: keyed by the cancelled operation
+        for stop in p.rsc_actions(r.id, "stop"):
+            p.order(stop, cancel, 0)  # pcmk__schedule_cancel: cancellations happen after stops
     if r.blocked:
         pass
     elif r.next_role != STOPPED or not r.managed:
@@ -568,7 +571,7 @@ def _cancel_role_monitor(p: Planner, r, op, start: Action | None, node: WNode | 
     if (node.uname, op.name, op.interval_ms) in r.reschedule:
         return
     nxt = getattr(r, "full_next", r.next_role)
-    if r.role == PROMOTED:
+    if getattr(r, "full_role", r.role) == PROMOTED:
         before = "demote"
     elif nxt == PROMOTED:
         before = "promote"
