@@ -22,7 +22,8 @@ before the table breaks hactl's start-up down (interpreter, site, imports, whole
 
 The last line is `RESULT ratio_max=... ratio_median=...`: ours (parse + schedule, timed in-process) /
 crm_simulate -R (whole process) over the runs both finished, below 1 meaning we are faster; wall_ratio_*
-compares whole processes (our Python start-up and imports included); hactl_ratio_* is `hactl simulate` (whole
+compares the whole process of that in-process child (`python -I -c`: site, json and the timing harness
+included, unlike hactl's start) with crm -R's; hactl_ratio_* is `hactl simulate` (whole
 process, full output) / `crm_simulate -R` (whole process), wall time, hactl_cpu_ratio_* the same in CPU time;
 hactl_slower_cpu / hactl_slower_wall count the runs where hactl's whole process took longer than crm -R's.
 """
