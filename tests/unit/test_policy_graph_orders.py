@@ -156,7 +156,16 @@ ROLE_SWAP = cib(
                                     op("st", "monitor", call=2, interval=11000, digest=MON),
                                     agent=("ocf", "pacemaker", "Stateful")), attrs={"master-st": "10"})])
 
-CASES = {"load_loop": LOAD_LOOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# clone A (clone-min 2) is ordered before clone B; A's instance on node3 must stop: the ordering from each
+# instance's start creates that instance's (unrunnable) start, which its stop makes required, and with it
+# A's start and running (rsc_order_first, pcmk__collective_action_flags: cloned_stop_one)
+CLONE_MIN_STOP = cib(
+    nodes=("node1", "node2", "node3"),
+    resources=[clone("A", primitive("a"), {"clone-min": "2"}), clone("B", primitive("b"))],
+    constraints=[order("A", "B"), location("A", "node3", "-INFINITY")],
+    status=[node_state(n, running("a"), running("b")) for n in ("node1", "node2", "node3")])
+
+CASES = {"load_loop": LOAD_LOOP, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -261,6 +270,12 @@ def test_a_cancel_comes_after_the_resources_stops():
                                                op("rsc1", "monitor", call=2, interval=5000))), node_state("node2")])
     g = ours(xml)
     assert ("rsc1_stop_0", "node1") in g[("rsc1_monitor_5000", "node1")]
+
+
+def test_a_clone_whose_stopping_instance_gets_a_required_start_starts():
+    g = ours(CLONE_MIN_STOP)
+    assert ("A_start_0", "") in g and ("A_running_0", "") in g
+    assert not [k for k in g if k[0].startswith("clone-one-or-more")]  # its unrunnable start prints nothing
 
 
 def notify_meta(graph_xml: str):

@@ -238,7 +238,7 @@ class Planner:
                     if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
                         then.reason = f"unrunnable {first.rsc} {first.task}"
                     changed = True
-        if flags & THEN_PRINTED and not first.optional and not then.printed:
+        if flags & THEN_PRINTED and not first.optional and first.runnable and not then.printed:
             then.printed = True
             changed = True
         return changed
@@ -884,6 +884,8 @@ def _clone_min_order(p: Planner, o, first, then, need: int) -> None:
     for inst in first.instances:
         for x in ([inst] if not inst.is_group else [inst]):
             task = _COMPLETED.get(o.first_action, o.first_action) if x.is_group else o.first_action
+            if not x.is_group and task == "start" and not p.rsc_actions(x.id, task):
+                _missing_instance_start(p, first, x)
             for f in p.rsc_actions(x.id, task):
                 p.order(f, pseudo, COLLECTIVE | THEN_PRINTED)
                 p.collective.setdefault(pseudo.id, []).append(f)
@@ -899,6 +901,22 @@ def _clone_min_order(p: Planner, o, first, then, need: int) -> None:
             thens.extend(p.rsc_actions(m.id, o.then_action))
     for t in thens:
         p.order(pseudo, t, flags)
+
+
+def _missing_instance_start(p: Planner, c, inst) -> None:
+    """rsc_order_first: an ordering from an instance's start that the instance does not have (it stops, or
+    stays stopped) creates that start, unassigned and so unrunnable; the instance's internal orderings then
+    apply to it (a required stop makes it required, and with it the clone's start: cloned_stop_one)."""
+    if inst.next_role >= STARTED or inst.assigned is not None:
+        return  # it has (or needs) no such start: already started
+    start = p.action(inst, "start", None)
+    for stop in p.rsc_actions(inst.id, "stop"):
+        p.order(stop, start, IMPLIES_THEN | RESTART)
+    for cstart in p.rsc_actions(c.id, "start"):
+        p.order(cstart, start, RUNNABLE_LEFT | IMPLIES_FIRST)
+    for running in p.rsc_actions(c.id, "running"):
+        p.order(start, running, IMPLIES_THEN | COLLECTIVE)
+        p.collective.setdefault(running.id, []).append(start)
 
 
 def _one_or_more(p: Planner, o) -> None:
@@ -962,6 +980,10 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
         for m in then.members:
             members.extend(p.rsc_actions(m.id, ttask))
     converted = CONVERTED if ftask != original else 0
+    if converted:
+        # a group's or clone's completed action takes its flags from its members' or instances' actions:
+        # what is ordered after it being required does not make it required (B_stopped stays optional)
+        flags &= ~IMPLIES_FIRST
     for f in firsts:
         for t in thens:
             p.order(f, t, flags | converted)
