@@ -165,7 +165,20 @@ CLONE_MIN_STOP = cib(
     constraints=[order("A", "B"), location("A", "node3", "-INFINITY")],
     status=[node_state(n, running("a"), running("b")) for n in ("node1", "node2", "node3")])
 
-CASES = {"load_loop": LOAD_LOOP, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# st is promoted on node2, which is lost and fenced: its demote there is implied by the fencing
+FENCED_PROMOTED = cib(
+    resources=[primitive("fence", cls="stonith"),
+               clone("ms", '<primitive id="st" class="ocf" provider="pacemaker" type="Stateful"/>',
+                     {"promotable": "true"})],
+    options={"stonith-enabled": "true"},
+    status=[node_state("node1", lrm("st", op("st", "start", call=1), agent=("ocf", "pacemaker", "Stateful")),
+                       '<lrm_resource id="fence" class="stonith" type="fence_dummy">'
+                       + op("fence", "start", call=2) + "</lrm_resource>",
+                       attrs={"master-st": "5"}),
+            node_state("node2", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
+                                    agent=("ocf", "pacemaker", "Stateful")), online=False)])
+
+CASES = {"load_loop": LOAD_LOOP, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -276,6 +289,14 @@ def test_a_clone_whose_stopping_instance_gets_a_required_start_starts():
     g = ours(CLONE_MIN_STOP)
     assert ("A_start_0", "") in g and ("A_running_0", "") in g
     assert not [k for k in g if k[0].startswith("clone-one-or-more")]  # its unrunnable start prints nothing
+
+
+def test_a_demote_on_a_fenced_node_is_implied_by_the_fencing():
+    t = schedule(parse_cib(FENCED_PROMOTED, "test.xml"), NOW)
+    demotes = [a for a in t.graph.actions if a.task == "demote"]
+    assert demotes and all(a.pseudo for a in demotes)
+    g = graph_inputs(t.graph_xml())
+    assert ("stonith-node2-reboot", "node2") in g[(demotes[0].key, "")]
 
 
 def notify_meta(graph_xml: str):

@@ -1128,6 +1128,13 @@ def schedule_fencing(p: Planner) -> List[Action]:
                             p.order(a, parent_stop, 0)
                     if r.requires != "fencing" and any(n is not node and not n.unclean for n in r.running_on):
                         p.dangling.add(stop.id)  # active elsewhere too (requires quorum): no restart there
+            # and so are its demotes there (after the fencing when it requires fencing)
+            for demote in p.rsc_actions(r.id, "demote"):
+                if demote.node == node.uname:
+                    demote.pseudo = True
+                    demote.runnable = True
+                    if implicit:
+                        p.order(a, demote, 0)
             if r.managed:
                 _order_start_vs_fencing(p, r, a, node)
     return fenced
