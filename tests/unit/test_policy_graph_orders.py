@@ -178,7 +178,20 @@ FENCED_PROMOTED = cib(
             node_state("node2", lrm("st", op("st", "start", call=1), op("st", "promote", call=2),
                                     agent=("ocf", "pacemaker", "Stateful")), online=False)])
 
-CASES = {"load_loop": LOAD_LOOP, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# rand-1037/1099-like: group g is anti-colocated with rsc1 and must make room for it; rsc3 was removed
+# from the configuration and runs on node2, in standby (its history is not deleted there); g is ordered
+# (asymmetrically) after rsc2, which cannot start
+GROUP_ROOM = cib(
+    nodes=("node1", "node2", "node3"), node_attrs={"node2": {"standby": "on"}},
+    resources=[primitive("rsc1"), primitive("rsc2", meta={"target-role": "Stopped"}),
+               group("g", primitive("a"), primitive("b"))],
+    constraints=[colocation("g", "rsc1", "-INFINITY"), location("rsc1", "node3", "INFINITY"),
+                 '<rsc_order id="o-rsc2-g" first="rsc2" then="g" kind="Mandatory" symmetrical="false"/>'],
+    status=[node_state("node1", stopped("rsc1"), stopped("rsc2")),
+            node_state("node2", stopped("rsc1"), running("rsc3")),
+            node_state("node3", running("a"), running("b"), stopped("rsc1"), stopped("rsc2"))])
+
+CASES = {"load_loop": LOAD_LOOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -297,6 +310,13 @@ def test_a_demote_on_a_fenced_node_is_implied_by_the_fencing():
     assert demotes and all(a.pseudo for a in demotes)
     g = graph_inputs(t.graph_xml())
     assert ("stonith-node2-reboot", "node2") in g[(demotes[0].key, "")]
+
+
+def test_a_group_making_room_and_a_removed_resource_on_a_standby_node():
+    g = ours(GROUP_ROOM)
+    assert ("g_stopped_0", "") in g[("rsc1_start_0", "node3")]  # anti-colocation: after the group stopped
+    assert ("g_start_0", "") not in g  # g cannot start: rsc2 cannot (asymmetric mandatory order)
+    assert ("rsc3_stop_0", "node2") in g and ("rsc3_delete_0", "node2") not in g
 
 
 def notify_meta(graph_xml: str):

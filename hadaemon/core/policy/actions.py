@@ -238,6 +238,10 @@ class Planner:
                     if first.rsc is not None and first.rsc != then.rsc and then.reason is None:
                         then.reason = f"unrunnable {first.rsc} {first.task}"
                     changed = True
+        elif flags & ASYMMETRIC and not self._runnable(first) and then.pseudo and then.task == "start" \
+                and then.rsc in self.ws.groups and then.runnable:
+            then.runnable = False  # the group's start cannot happen either (no graph action; members follow)
+            changed = True
         if flags & THEN_PRINTED and not first.optional and first.runnable and not then.printed:
             then.printed = True
             changed = True
@@ -433,10 +437,6 @@ def _create_primitive_actions(p: Planner, r) -> None:
             p.order(stop, delete, 0)
         for start in p.rsc_actions(r.id, "start"):
             p.order(delete, start, 0)
-    if r.orphan and r.managed and r.next_role == STOPPED:
-        for stop in p.rsc_actions(r.id, "stop"):
-            delete = p.action(r, "delete", ws.node_by_uname[stop.node], optional=False)
-            p.order(stop, delete, IMPLIES_THEN | RUNNABLE_LEFT)  # forget a removed resource once stopped
     if (r.orphan or (r.removed and r.clone is not None and r.clone.unique)) and r.managed and not r.failed:
         _forget_removed(p, r)
     for uname, task, interval in r.cancel:
@@ -1057,9 +1057,11 @@ def anti_colocation_orderings(p: Planner) -> None:
             for ftask in losing(frole):
                 for ttask in gaining(trole):
                     p.constraint(first, ftask, then, ttask, ANTI_COLOCATION)
-                    for f in p.rsc_actions(first.id, ftask):
+                    # a group's or clone's action ordered first is its completed one in the graph
+                    done = _COMPLETED[ftask] if (first.is_group or first.is_clone) else ftask
+                    for f in p.rsc_actions(first.id, done):
                         for t in p.rsc_actions(then.id, ttask):
-                            p.order(f, t, ANTI_COLOCATION)
+                            p.order(f, t, ANTI_COLOCATION | (CONVERTED if done != ftask else 0))
 
 
 # --- fencing ------------------------------------------------------------------------------
