@@ -191,7 +191,14 @@ GROUP_ROOM = cib(
             node_state("node2", stopped("rsc1"), running("rsc3")),
             node_state("node3", running("a"), running("b"), stopped("rsc1"), stopped("rsc2"))])
 
-CASES = {"load_loop": LOAD_LOOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# cloned group g (a, b) banned from node2, where an instance runs: the clone's stop is required because
+# its instance's (members') stops are (pcmk__collective_action_flags; cloned-group-stop)
+CLONED_GROUP_STOP = cib(
+    resources=[clone("c", group("g", primitive("a"), primitive("b")))],
+    constraints=[location("c", "node2", "-INFINITY")],
+    status=[node_state(n, running("a"), running("b")) for n in ("node1", "node2")])
+
+CASES = {"load_loop": LOAD_LOOP, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -317,6 +324,11 @@ def test_a_group_making_room_and_a_removed_resource_on_a_standby_node():
     assert ("g_stopped_0", "") in g[("rsc1_start_0", "node3")]  # anti-colocation: after the group stopped
     assert ("g_start_0", "") not in g  # g cannot start: rsc2 cannot (asymmetric mandatory order)
     assert ("rsc3_stop_0", "node2") in g and ("rsc3_delete_0", "node2") not in g
+
+
+def test_a_cloned_groups_stop_makes_the_clones_stop_required():
+    g = ours(CLONED_GROUP_STOP)
+    assert ("c_stop_0", "") in g and ("c_stop_0", "") in g[("c_stopped_0", "")]
 
 
 def notify_meta(graph_xml: str):

@@ -1410,13 +1410,18 @@ def _group_pseudo_runnable(p: Planner, g) -> None:
 
 
 def _clone_pseudo_runnable(p: Planner, c) -> None:
-    """A clone's start/stop/promote/demote pseudo-action, and the one completing it, is runnable only when
-    some instance's own action of that kind is (pcmk__collective_action_flags: a primitive instance's
-    action, a cloned group's pseudo-action): one that no instance can carry out is not in the graph."""
+    """A clone's start/stop/promote/demote pseudo-action is required when some instance's action of that
+    kind is, and it and the one completing it are runnable only when some instance's own action of that
+    kind is (pcmk__collective_action_flags: a primitive instance's action, a cloned group's pseudo-action):
+    one that no instance can carry out is not in the graph."""
     for task, done in _NOTIFY_TASKS:
         own = p.rsc_actions(c.id, task)
         if not own:
             continue
+        # ... and required when some instance's is (a cloned group's through its members')
+        if any(not a.optional for r in leaves(c) for a in p.rsc_actions(r.id, task)):
+            for a in own:
+                a.optional = False
         if any(a.runnable for inst in c.instances for a in p.rsc_actions(inst.id, task)[:1]):
             continue
         for a in own + p.rsc_actions(c.id, done):
