@@ -359,7 +359,8 @@ def test_nic_and_netmask_from_the_routing_table(c, cleanup):
 
 
 def test_imports_only_what_is_needed(c, cleanup):
-    """`python -X importtime` of a start: scapy's l2 layer only (no scapy.all, no inet6 for IPv4)."""
+    """`python -X importtime` of an IPv4 start: pyroute2, and no scapy at all (the GARP frames are packed
+    by hadaemon.io.garp; scapy builds only probes and IPv6 frames)."""
     ip = vip(c, 221)
     p = {"ip": ip, "cidr_netmask": "24", "arp_count": 1}
     cleanup.append(("node2", p))
@@ -376,8 +377,8 @@ def test_imports_only_what_is_needed(c, cleanup):
         print(f"{action}: {len(mods)} modules, top-level imports {sum(top.values()) / 1000:.0f} ms; "
               + ", ".join(f"{m} {top[m] / 1000:.0f} ms" for m in sorted(top, key=top.get)[-3:]))
     assert not {"pyroute2", "scapy", "urllib.request"} & set(costs["meta-data"])
-    assert {"pyroute2", "scapy.layers.l2"} <= set(costs["start"])
-    assert not {"scapy.all", "scapy.layers.inet6", "scapy.layers.inet"} & set(costs["start"])
+    assert "pyroute2" in costs["start"]
+    assert not {"scapy", "scapy.all", "scapy.layers.l2", "scapy.layers.inet6", "scapy.layers.inet"} & set(costs["start"])
     assert ours(c, "node2", "stop", **p)[0] == 0
 
 

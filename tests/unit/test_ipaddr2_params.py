@@ -248,3 +248,14 @@ def test_realserver_bad_vip_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         realserver.main(["start", "192.168.18.300"])
     assert e.value.code == 2 and "invalid VIP" in capsys.readouterr().err
+
+
+def test_garp_frames_are_the_bytes_scapy_builds():
+    from scapy.layers.l2 import ARP, Ether
+
+    for mac, ip in ((MAC, "192.168.18.222"), ("aa:bb:cc:dd:ee:ff", "10.0.0.1"), ("02:00:00:00:00:01", "0.0.0.0")):
+        want = [bytes(Ether(dst=garp.BROADCAST_MAC, src=mac, type=garp.ETH_P_ARP) / ARP(
+                    op=garp.ARPOP_REQUEST, hwsrc=mac, psrc=ip, hwdst=garp.ZERO_MAC, pdst=ip)),
+                bytes(Ether(dst=garp.BROADCAST_MAC, src=mac, type=garp.ETH_P_ARP) / ARP(
+                    op=garp.ARPOP_REPLY, hwsrc=mac, psrc=ip, hwdst=mac, pdst=ip))]
+        assert garp.garp_frames(mac, ip) == want
