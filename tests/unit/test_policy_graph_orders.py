@@ -198,7 +198,14 @@ CLONED_GROUP_STOP = cib(
     constraints=[location("c", "node2", "-INFINITY")],
     status=[node_state(n, running("a"), running("b")) for n in ("node1", "node2")])
 
-CASES = {"load_loop": LOAD_LOOP, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# rsc2 takes rsc1's operations by reference (<operations id-ref>): it gets rsc1's monitor
+OPS_REF = cib(
+    resources=['<primitive id="rsc1" class="ocf" provider="heartbeat" type="Dummy"><operations id="ops1">'
+               '<op id="ops1-mon" name="monitor" interval="10s"/></operations></primitive>',
+               '<primitive id="rsc2" class="ocf" provider="heartbeat" type="Dummy">'
+               '<operations id-ref="ops1"/></primitive>'])
+
+CASES = {"load_loop": LOAD_LOOP, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -329,6 +336,12 @@ def test_a_group_making_room_and_a_removed_resource_on_a_standby_node():
 def test_a_cloned_groups_stop_makes_the_clones_stop_required():
     g = ours(CLONED_GROUP_STOP)
     assert ("c_stop_0", "") in g and ("c_stop_0", "") in g[("c_stopped_0", "")]
+
+
+def test_operations_by_reference():
+    g = ours(OPS_REF)
+    mons = {k for k in g if k[0] in ("rsc1_monitor_10000", "rsc2_monitor_10000")}
+    assert len(mons) == 2
 
 
 def notify_meta(graph_xml: str):

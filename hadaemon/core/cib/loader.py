@@ -214,7 +214,7 @@ class _Loader(_ConstraintsLoader):
         for child in el.children:
             self.check_unsupported(child)
             if child.tag == "operations":
-                for o in child.children:
+                for o in self.deref(child).children:  # <operations id-ref=...>: another resource's ops
                     self.check_unsupported(o)
                     if o.tag == "op":
                         ops.append(self.op(o))
