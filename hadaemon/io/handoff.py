@@ -99,6 +99,7 @@ class HandoffHelper:
             if ev == "ready":
                 self.info = msg
                 self.ready.set()
+                log.info("handoff helper %s runs at %s", msg.get("pid"), msg.get("priority"))
             elif ev == "went":
                 cb = self.events.pop(msg.get("id"), None)
                 if cb is not None:
