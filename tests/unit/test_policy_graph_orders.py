@@ -205,7 +205,14 @@ OPS_REF = cib(
                '<primitive id="rsc2" class="ocf" provider="heartbeat" type="Dummy">'
                '<operations id-ref="ops1"/></primitive>'])
 
-CASES = {"load_loop": LOAD_LOOP, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# rsc1 has a monitor for the Stopped role: it runs on node2, where rsc1 will not, expecting "not running"
+STOPPED_MONITOR = cib(
+    resources=['<primitive id="rsc1" class="ocf" provider="heartbeat" type="Dummy"><operations>'
+               '<op id="rsc1-mon-s" name="monitor" interval="300s" role="Stopped"/>'
+               '<op id="rsc1-mon" name="monitor" interval="30s"/></operations></primitive>'],
+    constraints=[location("rsc1", "node1", "100")])
+
+CASES = {"load_loop": LOAD_LOOP, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -342,6 +349,14 @@ def test_operations_by_reference():
     g = ours(OPS_REF)
     mons = {k for k in g if k[0] in ("rsc1_monitor_10000", "rsc2_monitor_10000")}
     assert len(mons) == 2
+
+
+def test_a_stopped_role_monitor_runs_where_the_resource_does_not():
+    t = schedule(parse_cib(STOPPED_MONITOR, "test.xml"), NOW)
+    mons = {(a.node, a.interval_ms, a.target_rc) for a in t.graph.actions if a.task == "monitor" and a.interval_ms}
+    assert mons == {("node1", 30000, None), ("node2", 300000, 7)}
+    g = graph_inputs(t.graph_xml())
+    assert ("rsc1_monitor_0", "node2") in g[("rsc1_monitor_300000", "node2")]
 
 
 def notify_meta(graph_xml: str):

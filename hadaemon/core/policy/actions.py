@@ -8,7 +8,7 @@ except ImportError:  # a Python without CPython's accelerator modules
 
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, WNode
+from hadaemon.core.policy.working import leaves, PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
@@ -450,6 +450,8 @@ def _create_primitive_actions(p: Planner, r) -> None:
     elif r.next_role != STOPPED or not r.managed:
         start = _start_rsc(p, r, chosen, True)
         _recurring(p, r, start, chosen)
+    if not r.blocked and not ws.maintenance_mode:
+        _recurring_inactive(p, r)
     allow = (r.allow_migrate and moving and r.managed and not r.failed and not r.start_pending
              and current is not None and not current.unclean and r.next_role >= STARTED
              and not multiply and not r.dangling_migrations)
@@ -561,6 +563,47 @@ def _recurring(p: Planner, r, start: Action | None, node: WNode | None) -> None:
                 p.order(reload, mon, IMPLIES_THEN | RUNNABLE_LEFT)
 
 
+def _recurring_inactive(p: Planner, r) -> None:
+    """recurring_op_for_inactive: a monitor configured for the Stopped role runs on every node where the
+    resource will not be (expecting "not running"), after its probes and stops there; where it will run, a
+    running one is cancelled before the start. Not for an anonymous clone's instances (unsupported)."""
+    if r.prim is None or (r.clone is not None and not r.clone.unique):
+        return
+    counts: Dict[tuple, int] = defaultdict(int)
+    for op in r.prim.ops:
+        counts[(op.name, op.interval_ms)] += 1
+    for op in r.prim.ops:
+        if (op.role or "").lower() != "stopped" or op.interval_ms <= 0 or not op.enabled \
+                or counts[(op.name, op.interval_ms)] > 1:
+            continue
+        for node in p.ws.nodes:
+            active = (op.name, op.interval_ms) in r.active_ops.get(node.uname, set())
+            if node is r.assigned:
+                if active:  # cancel_if_running
+                    cancel = p.action(r, "cancel", node, op.interval_ms, optional=False)
+                    cancel.key = f"{r.id}_{op.name}_{op.interval_ms}"
+                    if r.next_role in (STARTED, UNPROMOTED):
+                        for start in p.rsc_actions(r.id, "start"):
+                            p.order(cancel, start, RUNNABLE_LEFT)
+                continue
+            mon = p.action(r, op.name, node, op.interval_ms, optional=active)
+            mon.target_rc = 7
+            if active:
+                mon.stage = 0
+            # (after the resource's probe there: create_probes orders it, probes come later here)
+            for stop in p.rsc_actions(r.id, "stop"):  # order_after_stops
+                if stop.node != node.uname:
+                    continue
+                if not stop.optional and not mon.optional and not r.managed:
+                    mon.optional = True
+                if not stop.runnable:
+                    mon.runnable = False
+                if r.managed:
+                    p.order(stop, mon, IMPLIES_THEN | RUNNABLE_LEFT)
+            if not node.online or node.unclean:
+                mon.runnable = False
+
+
 def _cancel_role_monitor(p: Planner, r, op, start: Action | None, node: WNode | None) -> None:
     """A monitor configured for the role the instance leaves, running now and not restarted, is
     cancelled before the promote or demote (recurring_op_for_active)."""
@@ -637,6 +680,10 @@ def create_probes(p: Planner) -> None:
             probe.probe = True
             probe.stage = 2
             probe.target_rc = 7 if node not in r.running_on else None
+            if r.managed:  # order_after_probes: a Stopped-role monitor there waits for the probe
+                for mon in p.rsc_actions(r.id, "monitor"):
+                    if mon.interval_ms > 0 and mon.node == node.uname and mon.target_rc == 7:
+                        p.order(probe, mon, RUNNABLE_LEFT)
             flags = 0
             if not probe.runnable and not r.running_on:
                 flags |= RUNNABLE_LEFT
