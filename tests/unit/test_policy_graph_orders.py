@@ -212,7 +212,15 @@ STOPPED_MONITOR = cib(
                '<op id="rsc1-mon" name="monitor" interval="30s"/></operations></primitive>'],
     constraints=[location("rsc1", "node1", "100")])
 
-CASES = {"load_loop": LOAD_LOOP, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# a promotable clone whose monitor names the Started role: instances are unpromoted or promoted, never
+# plain Started, so no instance gets it (recurring_op_for_active; bug-1572-2)
+STARTED_ROLE_MONITOR = cib(
+    resources=[clone("ms", '<primitive id="st" class="ocf" provider="pacemaker" type="Stateful"><operations>'
+                     '<op id="st-mon" name="monitor" interval="300s" role="Started"/></operations></primitive>',
+                     {"promotable": "true"})],
+    status=[node_state("node1", attrs={"master-st": "10"}), node_state("node2")])
+
+CASES = {"load_loop": LOAD_LOOP, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -357,6 +365,12 @@ def test_a_stopped_role_monitor_runs_where_the_resource_does_not():
     assert mons == {("node1", 30000, None), ("node2", 300000, 7)}
     g = graph_inputs(t.graph_xml())
     assert ("rsc1_monitor_0", "node2") in g[("rsc1_monitor_300000", "node2")]
+
+
+def test_a_started_role_monitor_does_not_run_on_promotable_instances():
+    g = ours(STARTED_ROLE_MONITOR)
+    assert [k for k in g if k[0].endswith("_start_0") and k[1]]  # instances start ...
+    assert not [k for k in g if k[0].endswith("_monitor_300000")]  # ... without that monitor
 
 
 def notify_meta(graph_xml: str):

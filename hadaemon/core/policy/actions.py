@@ -652,14 +652,17 @@ def _probe_targets(ws: WorkingSet, node: WNode):
 
 
 def _op_role_matches(r, role: str | None) -> bool:
-    """A recurring operation runs in the role it names (promoted, unpromoted) or, without one, in
-    any role but promoted."""
+    """A recurring operation runs in the role it names or, without one, in any role but promoted
+    (recurring_op_for_active): a promotable instance is unpromoted or promoted, never plain Started, so an
+    operation for the Started role does not run on it."""
     role = (role or "").lower()
     if not r.promotable:
         return role in ("", "started")
     promoted = getattr(r, "full_next", r.next_role) == PROMOTED
     if role in ("promoted", "master"):
         return promoted
+    if role == "started":
+        return False
     return not promoted
 
 
