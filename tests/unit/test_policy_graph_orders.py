@@ -220,7 +220,21 @@ STARTED_ROLE_MONITOR = cib(
                      {"promotable": "true"})],
     status=[node_state("node1", attrs={"master-st": "10"}), node_state("node2")])
 
-CASES = {"load_loop": LOAD_LOOP, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# vm (allow-migrate, requires fencing) moves from node1 to node2 after rsc1 (ordered before it) starts;
+# node3 is lost and fenced first
+MIGRATE_AFTER = cib(
+    nodes=("node1", "node2", "node3"),
+    resources=[primitive("fence", cls="stonith"), primitive("rsc1"),
+               primitive("vm", meta={"allow-migrate": "true"})],
+    constraints=[order("rsc1", "vm"), location("vm", "node2", "100")],
+    options={"stonith-enabled": "true"},
+    status=[node_state("node1", running("vm"), stopped("rsc1"),
+                       '<lrm_resource id="fence" class="stonith" type="fence_dummy">'
+                       + op("fence", "start", call=2) + "</lrm_resource>"),
+            node_state("node2", stopped("vm"), stopped("rsc1"), stopped("fence")),
+            node_state("node3", online=False)])
+
+CASES = {"load_loop": LOAD_LOOP, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -371,6 +385,14 @@ def test_a_started_role_monitor_does_not_run_on_promotable_instances():
     g = ours(STARTED_ROLE_MONITOR)
     assert [k for k in g if k[0].endswith("_start_0") and k[1]]  # instances start ...
     assert not [k for k in g if k[0].endswith("_monitor_300000")]  # ... without that monitor
+
+
+def test_a_migration_waits_for_what_its_start_waits_for():
+    """pcmk__order_migration_equivalents: "rsc1 start then vm start" also orders rsc1's start before vm's
+    migrate_to; and migrate_to takes the start's needs: after the fencing (order_start_vs_fencing)."""
+    g = ours(MIGRATE_AFTER)
+    assert {("rsc1_start_0", "node1"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")] \
+        or {("rsc1_start_0", "node2"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")]
 
 
 def notify_meta(graph_xml: str):

@@ -1043,6 +1043,14 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
         for f in p.rsc_actions(first.id, original):
             for t in thens:
                 p.first_links.append((f, t, flags))
+    if original == "start" and ttask == "start" and not (then.is_group or then.is_clone) and then.allow_migrate:
+        # pcmk__order_migration_equivalents: "A start then B start" also orders A's start (not one that is
+        # part of A's own migration) before B's migrate_to
+        if not (first.is_group or first.is_clone) and getattr(first, "migrating", None) is not None:
+            firsts = []
+        for f in firsts:
+            for t in p.rsc_actions(then.id, "migrate_to"):
+                p.order(f, t, converted)
 
 
 def _interleaved(first, ftask: str, then, ttask: str) -> bool:
@@ -1197,7 +1205,7 @@ def _order_start_vs_fencing(p: Planner, r, fencing: Action, target: WNode) -> No
     requiring quorum starts after the fencing of a node it may run on where its state is unknown (it may
     be active there, like waiting for a probe)."""
     if r.requires == "fencing":
-        for task in ("start", "promote"):
+        for task in ("start", "promote", "migrate_to"):  # migrate_to takes the start's needs
             for a in p.rsc_actions(r.id, task):
                 p.order(fencing, a, 0)
     elif r.requires == "quorum" and target.uname in r.allowed:
