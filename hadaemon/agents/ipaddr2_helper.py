@@ -54,13 +54,13 @@ def _armed_by_helper(entry: _Prepared, listen, timeout: float) -> bool | None:
            "garp": [frame.hex() for frame in entry.announcement[1]] if link else [],
            "state": [tmp, agent.state_path]}
     rfd, wfd = os.pipe()
+    pipe_lock, pipe_open = threading.Lock(), [True]
 
-    def on_event(m):   # the helper's reader thread: no lock (a request may be waiting with entry.lock)
+    def on_event(m):   # the helper's reader thread: not entry.lock (a request may wait for it with entry.lock)
         entry.went = m
-        try:
-            os.write(wfd, b"x")
-        except OSError:
-            pass
+        with pipe_lock:
+            if pipe_open[0]:
+                os.write(wfd, b"x")
 
     try:
         with entry.lock:   # armed there before anyone can ask there (cancel, go)
@@ -98,8 +98,10 @@ def _armed_by_helper(entry: _Prepared, listen, timeout: float) -> bool | None:
     finally:
         with entry.lock:
             entry.wake = None
-        os.close(rfd)
-        os.close(wfd)
+        with pipe_lock:   # (a late event, e.g. the helper's death, must not write to a reused descriptor)
+            pipe_open[0] = False
+            os.close(rfd)
+            os.close(wfd)
         try:
             os.unlink(tmp)   # not renamed: it did not go
         except FileNotFoundError:

@@ -105,6 +105,8 @@ class HandoffHelper:
                 if cb is not None:
                     cb(msg)
             elif ev in ("state", "deleted"):
+                if msg.get("state") == "cancelled":
+                    self.events.pop(msg.get("id"), None)   # it will never go: no event for it any more
                 slot = self.replies.get((ev, msg.get("id")))
                 if slot is not None:
                     slot[1] = msg
