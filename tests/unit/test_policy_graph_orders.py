@@ -234,7 +234,14 @@ MIGRATE_AFTER = cib(
             node_state("node2", stopped("vm"), stopped("rsc1"), stopped("fence")),
             node_state("node3", online=False)])
 
-CASES = {"load_loop": LOAD_LOOP, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# clone A (clone-min 2) before clone B, both starting: B's start waits for A's clone-one-or-more pseudo-action,
+# B's instances only through B's start
+CLONE_MIN_START = cib(
+    nodes=("node1", "node2", "node3"),
+    resources=[clone("A", primitive("a"), {"clone-min": "2"}), clone("B", primitive("b"))],
+    constraints=[order("A", "B")])
+
+CASES = {"load_loop": LOAD_LOOP, "clone_min_start": CLONE_MIN_START, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -393,6 +400,13 @@ def test_a_migration_waits_for_what_its_start_waits_for():
     g = ours(MIGRATE_AFTER)
     assert {("rsc1_start_0", "node1"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")] \
         or {("rsc1_start_0", "node2"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")]
+
+
+def test_a_clone_min_ordering_reaches_the_instances_through_their_clone():
+    g = ours(CLONE_MIN_START)
+    pseudo = [k for k in g if k[0].startswith("clone-one-or-more")]
+    assert len(pseudo) == 1 and pseudo[0] in g[("B_start_0", "")]
+    assert not [k for k, inputs in g.items() if k[0].startswith("b:") and pseudo[0] in inputs]
 
 
 def notify_meta(graph_xml: str):

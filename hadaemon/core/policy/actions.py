@@ -943,14 +943,17 @@ def _clone_min_order(p: Planner, o, first, then, need: int) -> None:
     pseudo.runnable = sum(1 for f in p.collective.get(pseudo.id, ()) if f.runnable) >= need
     flags = IMPLIES_THEN | RUNNABLE_LEFT if o.kind == "Mandatory" else RUNNABLE_LEFT
     thens = list(_acts(p, then, o.then_action, False))
+    members = []  # the ordering reaches them through their clone's or group's flags: no graph input
     if then.is_clone:
         for r in then.instances:
-            thens.extend(p.rsc_actions(r.id, o.then_action))
+            members.extend(p.rsc_actions(r.id, o.then_action))
     elif then.is_group:
         for m in then.members:
-            thens.extend(p.rsc_actions(m.id, o.then_action))
+            members.extend(p.rsc_actions(m.id, o.then_action))
     for t in thens:
         p.order(pseudo, t, flags)
+    for t in members:
+        p.order(pseudo, t, flags | GRAPH_HIDDEN)
 
 
 def _missing_instance_start(p: Planner, c, inst) -> None:
