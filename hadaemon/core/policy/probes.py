@@ -4,13 +4,13 @@ would stop, waits for its probes. These orderings are optional: they change no a
 inputs (and so the order crm_simulate's simulated run fires the actions in)."""
 from __future__ import annotations
 
-from hadaemon.core.policy.actions import ANTI_COLOCATION, CONVERTED, GRAPH_HIDDEN, IMPLIES_THEN, LOAD, _top
+from hadaemon.core.policy.planner import ANTI_COLOCATION, CONVERTED, GRAPH_HIDDEN, IMPLIES_THEN, LOAD, _top
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time
     from typing import Dict, List, Tuple
 
-    from hadaemon.core.policy.actions import Planner
+    from hadaemon.core.policy.planner import Planner
     from hadaemon.core.policy.graph import Action
 
 
