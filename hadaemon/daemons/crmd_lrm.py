@@ -22,7 +22,8 @@ log = logging.getLogger("ha-crmd")
 _FETCHING = "fetching"      # a _reload_info value: the agent's meta-data is being read
 META_WAIT_S = 10.0          # the longest a start's record waits for its agent's meta-data (first time only)
 QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
-ARMED_WAIT_S = 0.05       # the longest a handoff's stop waits for the new node's "armed" frame
+ARMED_WAIT_S = 0.1        # the longest a handoff's stop waits for the new node's "armed" frame (a lost SYN costs a
+                          # real client its 1 s initial RTO: waiting is cheaper)
 
 
 def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpRecord:

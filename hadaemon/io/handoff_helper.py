@@ -27,10 +27,10 @@ message, file descriptors with SCM_RIGHTS:
   An unknown id is "cancelled" for cancel; for go, "going" if it went already, else "cancelled".
   With "armed_frame": hex, that frame is sent on `link` once armed (the new node's "armed" frame).
 - ``{"op": "del", "id": N, "deladdr": hex, "frame": hex, "wait": [[hex]], "wait_s": s}`` with fds [link]
-  or [link, waiter]: a prepared stop. First, with a waiter socket, wait (up to wait_s) until for each
-  list of `wait` a frame beginning (from offset 12) with one of its tails came on it: every follower's
-  armed frame (queued since the stop was prepared), so that the address leaves only once the new node
-  can add it at once. Then send the RTM_DELADDR request, and once the address is gone (acked, or
+  or [link, waiter]: a prepared stop. First, with a waiter socket, wait (up to wait_s; other messages
+  are handled meanwhile) until for each list of `wait` a frame beginning (from offset 12) with one of
+  its tails came on it: every follower's armed frame (queued since the stop was prepared), so that the
+  address leaves only once the new node can add it at once. Then send the RTM_DELADDR request, and once the address is gone (acked, or
   EADDRNOTAVAIL: gone already) the release `frame` on `link`; then ``{"ev": "deleted", "id": N, "err":
   errno or 0, "sent": bool, "at": ..., "armed": bool or None, "waited": seconds}``.
 """
@@ -73,6 +73,7 @@ class Helper:
         self.nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
         self.seq = 0
         self.armed = {}    # id -> dict(listen, link, tails, newaddr, garp, state)
+        self.pending = {}  # id -> a prepared stop waiting for armed frames (delete)
         self.went = set()  # ids that went
 
     def reply(self, obj) -> None:
@@ -144,30 +145,34 @@ class Helper:
             self.go(ident, "release frame")
 
     # -- a prepared stop
-    def wait_armed(self, sock, groups, seconds: float) -> bool:
-        """Until, for each group of tails (a follower), a frame beginning with one of them came on sock
-        (queued since it was opened), or `seconds` passed: True when all came."""
-        left = [[bytes.fromhex(t) for t in g] for g in groups]
-        deadline = time.monotonic() + seconds
-        while left:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([sock], [], [], wait)[0]:
-                return False
-            try:
-                frame = sock.recv(2048)
-            except OSError:
-                return False
-            left = [g for g in left if not any(frame[12:12 + len(t)] == t for t in g)]
-        return True
-
     def delete(self, msg, fds) -> None:
+        """A prepared stop: with a waiter, pending until every follower's armed frame came or wait_s
+        passed (the loop goes on meanwhile: this node's own armed starts, another stop), then done."""
         link = socket.socket(fileno=fds[0]) if fds else None
         waiter = socket.socket(fileno=fds[1]) if len(fds) > 1 else None
+        d = dict(msg=msg, link=link, waiter=waiter, t0=time.monotonic(),
+                 left=[[bytes.fromhex(t) for t in g] for g in msg.get("wait") or []])
+        d["deadline"] = d["t0"] + float(msg.get("wait_s") or 0)
+        if waiter is not None and d["left"]:
+            self.pending[msg["id"]] = d
+        else:
+            self.finish_delete(d, None if waiter is None else True)
+
+    def armed_frame(self, ident) -> None:
+        d = self.pending[ident]
         try:
-            t0 = time.monotonic()
-            armed = self.wait_armed(waiter, msg.get("wait") or [], float(msg.get("wait_s") or 0)) \
-                if waiter is not None else None
-            waited = time.monotonic() - t0
+            frame = d["waiter"].recv(2048)
+        except OSError:
+            return
+        d["left"] = [g for g in d["left"] if not any(frame[12:12 + len(t)] == t for t in g)]
+        if not d["left"]:
+            del self.pending[ident]
+            self.finish_delete(d, True)
+
+    def finish_delete(self, d, armed) -> None:
+        msg, link = d["msg"], d["link"]
+        try:
+            waited = time.monotonic() - d["t0"]
             err = self.netlink(bytes.fromhex(msg["deladdr"]))
             sent = False
             if err in (0, errno.EADDRNOTAVAIL) and link is not None and msg.get("frame"):
@@ -181,7 +186,7 @@ class Helper:
         finally:
             if link is not None:
                 link.close()
-            _later_close(waiter)
+            _later_close(d["waiter"])
 
     def handle(self, msg, fds) -> None:
         op, ident = msg.get("op"), msg.get("id")
@@ -208,12 +213,20 @@ class Helper:
     def run(self) -> None:
         while True:
             listening = {a["listen"].fileno(): i for i, a in self.armed.items() if a["listen"] is not None}
-            ready, _, _ = select.select([self.ctl] + list(listening), [], [])
+            waiting = {d["waiter"].fileno(): i for i, d in self.pending.items()}
+            now = time.monotonic()
+            timeout = max(0.0, min(d["deadline"] for d in self.pending.values()) - now) if self.pending else None
+            ready, _, _ = select.select([self.ctl] + list(listening) + list(waiting), [], [], timeout)
             for fd in ready:
                 if fd is self.ctl:
                     continue
                 if listening.get(fd) in self.armed:
                     self.frame(listening[fd])
+                elif waiting.get(fd) in self.pending:
+                    self.armed_frame(waiting[fd])
+            now = time.monotonic()
+            for ident in [i for i, d in self.pending.items() if d["deadline"] <= now]:
+                self.finish_delete(self.pending.pop(ident), False)
             if self.ctl in ready:
                 data, fds, _flags, _addr = socket.recv_fds(self.ctl, 65536, 4)
                 if not data:

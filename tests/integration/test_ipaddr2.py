@@ -880,3 +880,73 @@ def test_the_handoff_helper_runs_real_time_and_is_started_again_when_it_died(c):
     out = json.loads(cp.stdout.strip().splitlines()[-1])
     assert out["priority"] in ("SCHED_RR 1", "nice -10", "normal") and out["gone"] is True, out
     assert out["reaped"] == -9 and out["again"] is True, out
+
+
+CONCURRENT = r"""
+import json, logging, subprocess, sys, threading, time
+from hadaemon.agents import ipaddr2
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+logging.basicConfig(level=logging.INFO)
+ip1, ip2, rundir = sys.argv[1], sys.argv[2], sys.argv[3]
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+p1 = {"ip": ip1, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+p2 = {"ip": ip2, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+assert ipaddr2.execute("start", p1, env).rc == 0
+assert handoff.helper() is not None
+wait = (handoff.listen_socket(), [handoff.release_tails(keys, "node2", "7:3:0:abc", magic=handoff.ARMED)], 20)
+assert ipaddr2.prepare("stop", p1, env, release=lambda mac: handoff.release_frame(mac, keys, "node1", "7:3:0:abc"),
+                       wait=wait)
+out = {}
+stop = threading.Thread(target=lambda: out.update(stop=ipaddr2.execute("stop", p1, env).rc))
+stop.start()   # waits in the helper for node2's armed frame
+time.sleep(0.3)
+assert ipaddr2.prepare("start", p2, env)
+listen = (handoff.listen_socket(), lambda f: False, handoff.release_tails(keys, "node2", "7:9:0:def"))
+armed = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start("start", p2, env, 10, listen=listen)))
+armed.start()
+time.sleep(0.3)
+t0 = time.monotonic()
+out["triggered"] = ipaddr2.trigger("start", p2, env)   # the helper answers while the stop still waits
+out["trigger_s"] = time.monotonic() - t0
+armed.join(10)
+out["start"] = ipaddr2.execute("start", p2, env).rc
+show = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True, text=True).stdout
+out["ip1_during"], out["ip2_during"] = f" {ip1}/24 " in show, f" {ip2}/24 " in show
+print("started", flush=True)
+stop.join(30)
+print(json.dumps(out), flush=True)
+"""
+
+
+def test_the_helper_serves_an_armed_start_while_a_stop_waits_for_an_armed_frame(c, cleanup):
+    """Two groups moving both ways between two nodes: node1's helper waits (up to its bound) for node2's
+    armed frame before it removes one address, and meanwhile takes node1's own armed start of another
+    address (trigger: it goes at once), so neither waits for the other's bound."""
+    import json
+    import subprocess
+
+    ip1, ip2 = vip(c, 51), vip(c, 52)
+    cleanup += [("node1", {"ip": ip1, "cidr_netmask": 24}), ("node1", {"ip": ip2, "cidr_netmask": 24})]
+    script = c.workdir / "helper_both_ways.py"   # (not concurrent.py: it would shadow the concurrent package)
+    script.write_text(CONCURRENT)
+    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), ip1, ip2,
+                             str(c.workdir / "run" / "node1")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "started", (line, proc.wait(30), proc.stderr.read()[-2000:])
+        sender = c.workdir / "send_armed.py"
+        sender.write_text(SEND_ARMED)
+        c.run("node2", [sys.executable, str(sender), "node2"], env={"PYTHONPATH": str(REPO)}, check=True)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out["triggered"] is True and out["armed"] is True and out["start"] == 0, (out, stderr)
+    assert out["trigger_s"] < 5 and out["ip1_during"] and out["ip2_during"], (out, stderr)
+    assert out["stop"] == 0 and "start is armed" in stderr, (out, stderr)
+    assert not has_addr(c, "node1", ip1, 24) and has_addr(c, "node1", ip2, 24)
