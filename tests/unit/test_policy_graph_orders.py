@@ -241,7 +241,17 @@ CLONE_MIN_START = cib(
     resources=[clone("A", primitive("a"), {"clone-min": "2"}), clone("B", primitive("b"))],
     constraints=[order("A", "B")])
 
-CASES = {"load_loop": LOAD_LOOP, "clone_min_start": CLONE_MIN_START, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# group g (a, b, c) on node1: b is to stop (target-role Stopped), so c cannot stay; c's parameters changed
+# too, which Pacemaker handles before assignment with a required start (pcmk__check_action_config) that
+# cannot run, and which makes g's start required (group11)
+CHANGED_UNPLACED = cib(
+    nodes=("node1",),
+    resources=[group("g", primitive("a"), primitive("b", meta={"target-role": "Stopped"}),
+                     '<primitive id="c" class="ocf" provider="heartbeat" type="Dummy"><instance_attributes id="c-ia">'
+                     '<nvpair id="c-ia-fake" name="fake" value="2"/></instance_attributes></primitive>')],
+    status=[node_state("node1", running("a"), running("b"), running("c"))])
+
+CASES = {"load_loop": LOAD_LOOP, "changed_unplaced": CHANGED_UNPLACED, "clone_min_start": CLONE_MIN_START, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -407,6 +417,11 @@ def test_a_clone_min_ordering_reaches_the_instances_through_their_clone():
     pseudo = [k for k in g if k[0].startswith("clone-one-or-more")]
     assert len(pseudo) == 1 and pseudo[0] in g[("B_start_0", "")]
     assert not [k for k, inputs in g.items() if k[0].startswith("b:") and pseudo[0] in inputs]
+
+
+def test_a_changed_member_that_cannot_stay_makes_its_groups_start_required():
+    g = ours(CHANGED_UNPLACED)
+    assert ("c_stop_0", "node1") in g and ("g_start_0", "") in g
 
 
 def notify_meta(graph_xml: str):

@@ -157,6 +157,11 @@ def _create_primitive_actions(p: Planner, r) -> None:
                 start.reason = "resource definition change"
         if r.reload and current is chosen and not need_stop:
             p.action(r, "reload-agent", chosen, optional=False)
+    elif r.definition_changed and chosen is None and r.managed and r.running_on and not r.removed \
+            and not r.orphan:
+        # pcmk__check_action_config restarts it before assignment: a required start on no node (unrunnable)
+        start = p.action(r, "start", None, optional=False)
+        start.stage = min(start.stage, 1)
     for uname in sorted(r.agent_changed):
         node = ws.node_by_uname[uname]
         delete = p.action(r, "delete", node, optional=False)
