@@ -25,7 +25,8 @@ message, file descriptors with SCM_RIGHTS:
   "going"|"cancelled"}``: what the armed start is now. Going and being cancelled are decided here, one
   message at a time: an armed start that went is never reported cancelled (its "went" comes first).
   An unknown id is "cancelled" for cancel; for go, "going" if it went already, else "cancelled".
-  With "armed_frame": hex, that frame is sent on `link` once armed (the new node's "armed" frame).
+  With "armed_frame": hex, that frame is sent on `link` once armed (the new node's "armed" frame), and
+  again every 10 ms for 0.2 s, then every 0.1 s, while armed (the old node may listen only later).
 - ``{"op": "del", "id": N, "deladdr": hex, "frame": hex, "wait": [[hex]], "wait_s": s}`` with fds [link]
   or [link, waiter]: a prepared stop. First, with a waiter socket, wait (up to wait_s; other messages
   are handled meanwhile) until for each list of `wait` a frame beginning (from offset 12) with one of
@@ -103,10 +104,18 @@ class Helper:
                                      newaddr=bytes.fromhex(msg["newaddr"]),
                                      garp=[bytes.fromhex(f) for f in msg["garp"]], state=msg.get("state"))
         if link is not None and msg.get("armed_frame"):   # the old node's stop may wait for this
-            try:
-                link.send(bytes.fromhex(msg["armed_frame"]))
-            except OSError:
-                pass
+            a = self.armed[msg["id"]]
+            a.update(armed_frame=bytes.fromhex(msg["armed_frame"]), since=time.monotonic(), next=0.0)
+            self.announce_armed(a, a["since"])
+
+    def announce_armed(self, a, now: float) -> None:
+        """(Again) the armed frame: every 10 ms for 0.2 s, then every 0.1 s while armed. The old node
+        listens only once its own chain arrived, which can be after this node armed."""
+        try:
+            a["link"].send(a["armed_frame"])
+        except OSError:
+            pass
+        a["next"] = now + (0.01 if now - a["since"] < 0.2 else 0.1)
 
     def go(self, ident, how: str) -> None:
         a = self.armed.pop(ident)
@@ -215,7 +224,8 @@ class Helper:
             listening = {a["listen"].fileno(): i for i, a in self.armed.items() if a["listen"] is not None}
             waiting = {d["waiter"].fileno(): i for i, d in self.pending.items()}
             now = time.monotonic()
-            timeout = max(0.0, min(d["deadline"] for d in self.pending.values()) - now) if self.pending else None
+            due = [d["deadline"] for d in self.pending.values()] + [a["next"] for a in self.armed.values() if "next" in a]
+            timeout = max(0.0, min(due) - now) if due else None
             ready, _, _ = select.select([self.ctl] + list(listening) + list(waiting), [], [], timeout)
             for fd in ready:
                 if fd is self.ctl:
@@ -227,6 +237,9 @@ class Helper:
             now = time.monotonic()
             for ident in [i for i, d in self.pending.items() if d["deadline"] <= now]:
                 self.finish_delete(self.pending.pop(ident), False)
+            for a in list(self.armed.values()):
+                if "next" in a and a["next"] <= now:
+                    self.announce_armed(a, now)
             if self.ctl in ready:
                 data, fds, _flags, _addr = socket.recv_fds(self.ctl, 65536, 4)
                 if not data:

@@ -950,3 +950,71 @@ def test_the_helper_serves_an_armed_start_while_a_stop_waits_for_an_armed_frame(
     assert out["trigger_s"] < 5 and out["ip1_during"] and out["ip2_during"], (out, stderr)
     assert out["stop"] == 0 and "start is armed" in stderr, (out, stderr)
     assert not has_addr(c, "node1", ip1, 24) and has_addr(c, "node1", ip2, 24)
+
+
+ARMED_REPEATS = r"""
+import json, sys, threading
+from hadaemon.agents import ipaddr2
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+ip, rundir = sys.argv[1], sys.argv[2]
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+env = {"HADAEMON_RUNDIR": rundir, "HADAEMON_IN_PROCESS": "1", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+params = {"ip": ip, "cidr_netmask": "24", "arp_count": "1", "run_arping": "false"}
+assert handoff.helper() is not None and ipaddr2.prepare("start", params, env)
+listen = (handoff.listen_socket(), lambda f: handoff.parse_release(f, keys) == ("node1", "7:3:0:abc"),
+          handoff.release_tails(keys, "node1", "7:3:0:abc"),
+          lambda mac: handoff.release_frame(mac, keys, "node2", "7:3:0:abc", magic=handoff.ARMED))
+out = {}
+t = threading.Thread(target=lambda: out.update(armed=ipaddr2.armed_start("start", params, env, 20, listen=listen)))
+t.start()
+print("armed", flush=True)
+t.join(30)
+out["rc"] = ipaddr2.execute("start", params, env).rc
+print(json.dumps(out), flush=True)
+"""
+
+HEAR_ARMED = r"""
+import select, sys, time
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+sock, heard, deadline = handoff.listen_socket(), 0, time.monotonic() + 3
+while time.monotonic() < deadline and select.select([sock], [], [], max(0, deadline - time.monotonic()))[0]:
+    heard += handoff.parse_release(sock.recv(2048), keys, magic=handoff.ARMED) == ("node2", "7:3:0:abc")
+    if heard:
+        break
+print(heard)
+"""
+
+
+def test_the_armed_frame_is_repeated_for_an_old_node_that_listens_late(c, cleanup):
+    """The new node (node2) armed before the old node's stop chain arrived there: node1 starts listening
+    only 0.5 s later and still hears node2's armed frame (repeated while armed), then releases."""
+    import json
+    import subprocess
+
+    ip = vip(c, 53)
+    cleanup.append(("node2", {"ip": ip, "cidr_netmask": 24}))
+    script, hear, release = (c.workdir / "armed_repeats.py", c.workdir / "hear_armed.py",
+                             c.workdir / "send_release.py")
+    script.write_text(ARMED_REPEATS)
+    hear.write_text(HEAR_ARMED)
+    release.write_text(SEND_RELEASE)
+    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node2"), sys.executable, str(script), ip,
+                             str(c.workdir / "run" / "node2")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert proc.stdout.readline().strip() == "armed"
+        time.sleep(0.5)
+        heard = c.run("node1", [sys.executable, str(hear)], env={"PYTHONPATH": str(REPO)}, timeout=30)
+        c.run("node1", [sys.executable, str(release), "7:3:0:abc"], env={"PYTHONPATH": str(REPO)}, check=True)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert heard.stdout.strip() == "1", (heard.stdout, heard.stderr)
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert out["armed"] is True and out["rc"] == 0, (out, stderr)
+    assert has_addr(c, "node2", ip, 24)
