@@ -59,6 +59,7 @@ class Planner:
         # the first resource's probes before their 'then' actions
         self.stop_orders: List[tuple] = []
         self.first_links: List[Tuple[Action, Action, int]] = []  # the original orderings of CONVERTED ones
+        self.stopped_monitors: Dict[str, List[Action]] = {}  # rsc id -> its monitors for the Stopped role
 
     # --- creation ---
     def action(self, rsc, task: str, node: WNode | None, interval_ms: int = 0,

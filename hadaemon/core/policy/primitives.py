@@ -321,6 +321,7 @@ def _recurring_inactive(p: Planner, r) -> None:
                 continue
             mon = p.action(r, op.name, node, op.interval_ms, optional=active)
             mon.target_rc = 7
+            p.stopped_monitors.setdefault(r.id, []).append(mon)
             if active:
                 mon.stage = 0
             # (after the resource's probe there: create_probes orders it, probes come later here)
@@ -417,8 +418,8 @@ def create_probes(p: Planner) -> None:
             probe.stage = 2
             probe.target_rc = 7 if node not in r.running_on else None
             if r.managed:  # order_after_probes: a Stopped-role monitor there waits for the probe
-                for mon in p.rsc_actions(r.id, "monitor"):
-                    if mon.interval_ms > 0 and mon.node == node.uname and mon.target_rc == 7:
+                for mon in p.stopped_monitors.get(r.id, ()):
+                    if mon.node == node.uname:
                         p.order(probe, mon, RUNNABLE_LEFT)
             flags = 0
             if not probe.runnable and not r.running_on:
