@@ -15,7 +15,7 @@ hactl is measured as the RPM installs it: packaging/install-python lays the pack
 into a temporary prefix (hactl: `#!/usr/bin/python3 -IS`, the wrapper adding that site directory to sys.path;
 --isolated hactl, as hadaemon.spec does), byte-compiled as the RPM's %install does; `--hactl venv` measures the
 development venv's .venv/bin/hactl instead, `--hactl PATH` any other. Whole processes report CPU time
-(user+sys of the child from wait4, median of --repeat interleaved runs for small inputs) and wall time; a line
+(user+sys of the child from wait4, median of --repeat interleaved runs for runs under 2 s) and wall time; a line
 before the table breaks hactl's start-up down (interpreter, site, imports, whole run).
 
     .venv/bin/python bench/scheduler.py [--quick] [--sizes 2x10,16x1000] [--states fresh,steady_lost_node]
@@ -276,8 +276,9 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
         with open(path, "w") as f:
             f.write(generate_bench_cib(nodes, prims, state, seed=1))
     row = {"nodes": nodes, "prims": prims, "state": state, "bytes": os.path.getsize(path)}
-    # whole processes of small inputs take tens of ms, in the noise of a shared machine: median of `repeat`
-    rep = repeat if nodes * prims <= 2000 else 1
+    # whole processes of small inputs take tens of ms, in the noise of a shared machine: runs under 2 s are
+    # repeated (median of `repeat`)
+    rep = repeat
     if clones is not None:
         row["clones"] = f"{clones[0]}c+{clones[1]}p"
     if have_ours:
@@ -297,8 +298,9 @@ def measure(nodes, prims, state, workdir, have_ours, have_crm, full_sim, clones=
             row["sim_ours"], row["sim_ours_rss"], _, row["sim_ours_cpu"] = run_child(hactl, OURS_BOUND)
         except RuntimeError:
             row["sim_ours"], row["sim_ours_error"] = None, True
-    if rep > 1 and have_crm and row.get("crm") is not None and row.get("sim_ours") is not None:
-        # small inputs: crm -R and hactl taking turns, medians (wait4's CPU time, not GNU time's 10 ms steps)
+    if rep > 1 and have_crm and row.get("crm") is not None and row.get("sim_ours") is not None \
+            and row["crm"] < 2.0 and row["sim_ours"] < 2.0:
+        # runs under 2 s: crm -R and hactl taking turns, medians (wait4's CPU time, not GNU time's 10 ms steps)
         crm_run, hactl_run = run_interleaved([crm_argv, hactl], max(CRM_BOUND, OURS_BOUND), rep)
         if crm_run is not None:
             (row["crm"], row["crm_cpu"]), (row["sim_ours"], row["sim_ours_cpu"]) = crm_run, hactl_run
@@ -385,7 +387,7 @@ def main(argv=None) -> int:
                          "(.venv/bin/hactl) or the path of a hactl")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--repeat", type=int, default=5,
-                    help="runs per measurement of small inputs (nodes x primitives <= 2000), median (default 5)")
+                    help="runs per measurement of runs under 2 s, median (default 5)")
     args = ap.parse_args(argv)
     sizes = parse_sizes(args.sizes) if args.sizes else QUICK_SIZES if args.quick else FULL_SIZES
     states = [s for s in args.states.split(",") if s]
