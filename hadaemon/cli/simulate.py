@@ -77,6 +77,8 @@ def parse_fast(argv):
     words = iter(argv)
     for word in words:
         if word == "--":
+            if files:  # argparse refuses `FILE --scores --` (the file read, what follows `--` is extra)
+                return None
             files.extend(words)
             break
         if not word.startswith("-") or word == "-":

@@ -70,7 +70,8 @@ FAST = (["f.xml"], ["-"], ["f.xml", "--scores"], ["--now", "1000", "f.xml"], ["f
         ["f.xml", "-I", "in.xml", "-O", "out.xml", "--save-input", "-"], ["--", "f.xml"], ["--scores", "--", "-x.xml"])
 ARGPARSE_ONLY = (["f.xml", "--sco"], ["-h"], ["f.xml", "--help"], ["f.xml", "-Sq", "false"], ["f.xml", "--now", "x"],
                  ["f.xml", "--now", "-5"], ["f.xml", "-u"], ["f.xml", "-u", "-d"], ["f.xml", "-u=node1"],
-                 ["f.xml", "--scores=yes"], ["a.xml", "b.xml"], [], ["f.xml", "--unknown"], ["f.xml", "-Z"])
+                 ["f.xml", "--scores=yes"], ["a.xml", "b.xml"], [], ["f.xml", "--unknown"], ["f.xml", "-Z"],
+                 ["f.xml", "--scores", "--"], ["f.xml", "--"])
 
 
 def test_fast_option_parsing_agrees_with_argparse():
