@@ -9,7 +9,8 @@ from hadaemon.core.policy import actions as A
 from hadaemon.core.policy import digests as D
 from hadaemon.core.policy import placement as P
 from hadaemon.core.policy import summary as S
-from hadaemon.core.policy.unpack import WorkingSet, unpack
+from hadaemon.core.policy.working import WorkingSet
+from hadaemon.core.policy.unpack import unpack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -15,7 +15,7 @@ from hadaemon.core.policy.planner import (  # noqa: F401  (flags and the Planner
 from hadaemon.core.policy.primitives import (  # noqa: F401
     create_primitive_actions, create_probes, internal_constraints)
 from hadaemon.core.policy.probes import order_probes
-from hadaemon.core.policy.unpack import WorkingSet
+from hadaemon.core.policy.working import WorkingSet
 
 
 def _mark_blocked(p: Planner, rsc, task: str, reason_rsc: str) -> bool:

@@ -3,8 +3,8 @@ colocation to a dependent, with clones and roles (split from placement.py)."""
 from __future__ import annotations
 
 from hadaemon.core.cib.scores import INFINITY, add_scores
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNPROMOTED, Coloc, role_from_text
+from hadaemon.core.policy.resources import PROMOTED, STARTED, STOPPED, UNPROMOTED, Coloc, role_from_text
+from hadaemon.core.policy.working import WorkingSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
-from hadaemon.core.policy.unpack import WorkingSet, failcount
-from hadaemon.core.policy.working import leaves, PROMOTED, STARTED, UNPROMOTED, Coloc, role_from_text
+from hadaemon.core.policy.resources import PROMOTED, STARTED, UNPROMOTED, Coloc, role_from_text
+from hadaemon.core.policy.working import WorkingSet, leaves
+from hadaemon.core.policy.status import failcount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -6,8 +6,7 @@ from hadaemon.core.cib import history as H
 from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Op
 from hadaemon.core.cib.rules import resolve_sets
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import agent_of
+from hadaemon.core.policy.working import WorkingSet, agent_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -10,7 +10,7 @@ except ImportError:  # a Python without CPython's accelerator modules
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.planner import (
     GRAPH_HIDDEN, IMPLIES_THEN, LOAD, LOAD_MIGRATE, RUNNABLE_LEFT, Planner, _top)
-from hadaemon.core.policy.working import WNode
+from hadaemon.core.policy.resources import WNode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -7,8 +7,8 @@ except ImportError:  # a Python without CPython's accelerator modules
     from functools import cmp_to_key
 
 from hadaemon.core.cib.scores import INFINITY
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import WNode
+from hadaemon.core.policy.resources import WNode
+from hadaemon.core.policy.working import WorkingSet
 
 
 def _active_node(ws: WorkingSet, r):

@@ -6,7 +6,7 @@ from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.planner import (
     _COMPLETED, _INVERSE, ANTI_COLOCATION, ASYMMETRIC, COLLECTIVE, CONVERTED, GRAPH_HIDDEN, IMPLIES_FIRST,
     IMPLIES_THEN, RESTART, RUNNABLE_LEFT, THEN_PRINTED, Planner, _acts)
-from hadaemon.core.policy.working import STARTED
+from hadaemon.core.policy.resources import STARTED
 
 
 # --- user orderings -----------------------------------------------------------------------

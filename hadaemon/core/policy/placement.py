@@ -8,8 +8,8 @@ except ImportError:  # a Python without CPython's accelerator modules
     from functools import cmp_to_key
 
 from hadaemon.core.cib.scores import INFINITY
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import STOPPED, UNKNOWN, WNode
+from hadaemon.core.policy.working import WorkingSet
+from hadaemon.core.policy.resources import STOPPED, UNKNOWN, WNode
 
 from hadaemon.core.policy.colocation import (
     _add_matching, _apply_colocation, _record, _running, can_run_any, merge_weights)

@@ -8,8 +8,8 @@ except ImportError:  # a Python without CPython's accelerator modules
     from collections import defaultdict
 
 from hadaemon.core.policy.graph import Action
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import leaves, WNode
+from hadaemon.core.policy.resources import WNode
+from hadaemon.core.policy.working import WorkingSet, leaves
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -10,8 +10,8 @@ except ImportError:  # a Python without CPython's accelerator modules
 from hadaemon.core.policy.graph import Action
 from hadaemon.core.policy.planner import (
     GRAPH_HIDDEN, IMPLIES_FIRST, IMPLIES_THEN, RESTART, RUNNABLE_LEFT, Planner, _top)
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode
+from hadaemon.core.policy.resources import PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode
+from hadaemon.core.policy.working import WorkingSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -9,8 +9,8 @@ except ImportError:  # a Python without CPython's accelerator modules
 
 from hadaemon.core.cib.rules import eval_rule
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode
+from hadaemon.core.policy.resources import PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, Coloc, WNode
+from hadaemon.core.policy.working import WorkingSet
 
 from hadaemon.core.policy.colocation import _final_role, _role_of, merge_weights
 from hadaemon.core.policy.instances import _cmp_instance

@@ -5,9 +5,8 @@ from hadaemon.core.cib import history as H
 from hadaemon.core.cib.model import LrmResource
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.cib.scores import INFINITY, add_scores, parse_score
-from hadaemon.core.policy.working import (
-    PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode, WorkingSet, WRsc, agent_of, new_instance, setup_primitive,
-)
+from hadaemon.core.policy.resources import PROMOTED, STARTED, STOPPED, UNKNOWN, UNPROMOTED, WNode, WRsc
+from hadaemon.core.policy.working import WorkingSet, agent_of, new_instance, setup_primitive
 
 FAIL_IGNORE, FAIL_DEMOTE, FAIL_RECOVER, FAIL_MIGRATE, FAIL_BLOCK, FAIL_STOP, FAIL_STANDBY, FAIL_FENCE = range(8)
 _ON_FAIL = {"ignore": FAIL_IGNORE, "demote": FAIL_DEMOTE, "restart": FAIL_RECOVER,

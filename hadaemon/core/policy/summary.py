@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from hadaemon.core.cib.model import Record
 from hadaemon.core.policy.graph import Action
-from hadaemon.core.policy.actions import Planner
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import leaves, PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
+from hadaemon.core.policy.planner import Planner
+from hadaemon.core.policy.resources import PROMOTED, ROLE_NAMES, STARTED, STOPPED, UNPROMOTED
+from hadaemon.core.policy.working import WorkingSet, leaves
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs start-up time

@@ -5,9 +5,9 @@ from hadaemon.core.cib.loader import parse_interval_ms
 from hadaemon.core.cib.model import Cib, Clone, Group, NodeState, Primitive
 from hadaemon.core.cib.rules import resolve_sets
 from hadaemon.core.policy.status import failcount, unpack_status  # noqa: F401  (re-exported)
-from hadaemon.core.policy.working import (  # noqa: F401  (WorkingSet re-exported)
-    WClone, WGroup, WNode, WorkingSet, WRsc, natural_key, new_instance, resource_meta, setup_primitive,
-    truth,
+from hadaemon.core.policy.resources import WClone, WGroup, WNode, WRsc, natural_key, truth
+from hadaemon.core.policy.working import (  # noqa: F401 (re-exported)
+    WorkingSet, new_instance, resource_meta, setup_primitive,
 )
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from hadaemon.core.cib.scores import INFINITY
-from hadaemon.core.policy.unpack import WorkingSet
-from hadaemon.core.policy.working import STOPPED, WNode
+from hadaemon.core.policy.resources import STOPPED, WNode
+from hadaemon.core.policy.working import WorkingSet
 
 from hadaemon.core.policy.instances import _sort_key, compare_capacities
 
