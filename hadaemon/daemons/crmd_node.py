@@ -2,14 +2,14 @@
 
 The DC role (join, scheduling, transitions) lives in crmd_dc.DcRole, created when this node wins an
 election and dropped when a new election starts.
+Membership and crmd liveness are in crmd_membership, sending and receiving crmd messages in
+crmd_messaging (mixins of CrmNode).
 """
 from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import logging
-import os
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -24,8 +24,9 @@ from hadaemon.core.crm import status as S
 from hadaemon.core.errors import BadRequest, ConfigError
 from hadaemon.daemons import crmd_wire as W
 from hadaemon.daemons.crmd_lrm import LocalExecutor
+from hadaemon.daemons.crmd_membership import ALIVE_INTERVAL, Membership  # noqa: F401  (importable from here)
+from hadaemon.daemons.crmd_messaging import Messaging
 from hadaemon.io.cibstore import CibStore
-from hadaemon.io.files import write_atomic
 
 __all__ = ["CrmNode"]
 
@@ -35,11 +36,10 @@ ELECTION_TIMEOUT = 3.0
 JOIN_WAIT = 5.0          # a non-DC member without a join offer this long asks the DC to re-elect
 FORWARD_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 240.0
-ALIVE_INTERVAL = 1.0
 CRMD_DEADTIME_MIN = 20.0
 
 
-class CrmNode:
+class CrmNode(Membership, Messaging):
     """Backend of org.hadaemon.Crm1 (see hadaemon.bus.crm) and the glue between the parts."""
 
     def __init__(self, local: str, cfg, store: CibStore, cib: ET.Element, *, lrm_factory=None,
@@ -141,24 +141,6 @@ class CrmNode:
         finally:
             liveness.cancel()
 
-    async def _liveness(self, stop: asyncio.Event) -> None:
-        """Every crmd says it is alive every ALIVE_INTERVAL; a member whose crmd is silent for
-        crmd_deadtime (its heartbeat still up: the process hangs or was killed and not restarted)
-        is elected without, and recorded with crmd offline (then fenced when fencing is on)."""
-        while not stop.is_set():
-            await asyncio.sleep(ALIVE_INTERVAL)
-            if not self.hb.connected:
-                continue
-            self.broadcast("alive")
-            now = self.clock()
-            for m in self.members:
-                if m == self.local_node or m in self.election.departed or m not in self.election.votes:
-                    continue
-                if now - self._alive.get(m, now) > self.crmd_deadtime:
-                    log.warning("the crmd of %s has been silent for %.0f s: electing without it", m,
-                                now - self._alive[m], extra={"NODE": m, "EVENT": "crmd-silent"})
-                    self._election(EL.Departed(m))
-
     async def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """A clean stop: ask the DC to move or stop this node's resources (the `shutdown` node
         attribute, as Pacemaker), wait until it says we may go, then tell the others we left."""
@@ -187,166 +169,6 @@ class CrmNode:
             self._election_timer.cancel()
         await self.executor.close()
         self.hb.close()
-
-    # -- heartbeat events ---------------------------------------------------------------------------
-    def _on_hb_reconnect(self) -> None:
-        if self.hb.local_node and self.hb.local_node != self.local_node:
-            log.error("ha-heartbeat calls this node %r, ha-crmd was started as %r", self.hb.local_node,
-                      self.local_node, extra={"EVENT": "node-name-mismatch"})
-        self._on_membership(self.hb.epoch, self.hb.members)
-
-    def _on_hb_disconnect(self) -> None:
-        self._set_dc("")
-
-    def _on_membership(self, epoch: int, members) -> None:
-        members = tuple(sorted(set(members) | {self.local_node}))
-        lost = [n for n in self.members if n not in members]
-        now = self.clock()
-        for n in members:
-            if n not in self.members:
-                self._alive[n] = now   # a new member gets a full crmd_deadtime
-        self.members = members
-        was = self.quorum.has_quorum
-        gen = int(getattr(self.hb, "generation", 0) or 0)
-        self._note_seen(members, gen)
-        if self.quorum.wait_for_all and not self.quorum.seen_all and gen and self._seen_all_gen() == gen:
-            # ha-crmd restarted alone: ha-heartbeat (the same generation) saw every node already
-            self.quorum = dataclasses.replace(self.quorum, seen_all=True)
-        self.quorum = Q.step(self.quorum, members)
-        if self.quorum.wait_for_all and self.quorum.seen_all and gen and self._seen_all_gen() != gen:
-            self._save_seen_all(gen)
-        if was != self.quorum.has_quorum:
-            log.warning("%s", Q.describe(self.quorum), extra={"EVENT": "quorum"})
-        log.info("membership %d: %s", epoch, " ".join(members), extra={"EVENT": "membership"})
-        for n in lost:
-            self.emit("node", n, "offline")
-            self._reasm.forget(n)     # the rest of a chunked message from it will not come
-        if self.dc_role is not None:
-            self.dc_role.membership_changed(members, lost)
-        self._election(EL.Membership(members))
-
-    def _note_seen(self, members, gen: int) -> None:
-        """Nodes seen since the cluster started (startup fencing spares them). Kept in
-        STATE_DIR/nodes-seen with ha-heartbeat's generation: a restarted ha-crmd under the same
-        ha-heartbeat still knows them (as Pacemaker's CIB manager outlives a controller restart); after
-        a reboot (a new generation) they must be seen again."""
-        path = os.path.join(self.store.dir, "nodes-seen")
-        if gen and not self._seen_loaded:
-            self._seen_loaded = True
-            try:
-                with open(path) as f:
-                    words = f.read().split()
-                if words and words[0] == str(gen):
-                    self.seen_members.update(words[1:])
-            except (OSError, ValueError):
-                pass
-        new = set(members) - self.seen_members
-        self.seen_members.update(members)
-        if new and gen:
-            try:
-                write_atomic(path, (f"{gen} " + " ".join(sorted(self.seen_members)) + "\n").encode(), 0o600)
-            except OSError as exc:
-                log.warning("cannot save the nodes seen: %s", exc, extra={"EVENT": "store-error"})
-
-    def _seen_all_gen(self) -> int:
-        try:
-            return self.store.load_seen_all()
-        except OSError:
-            return 0
-
-    def _save_seen_all(self, gen: int) -> None:
-        try:
-            self.store.save_seen_all(gen)
-        except OSError as exc:
-            log.warning("cannot save the wait_for_all state: %s", exc, extra={"EVENT": "store-error"})
-
-    def _on_message(self, src: str, channel: str, body: bytes) -> None:
-        if channel != W.CHANNEL:
-            return
-        self._alive[src] = self.clock()
-        msg = W.decode(body)
-        if msg is None:
-            log.warning("undecodable crmd message from %s dropped", src, extra={"NODE": src})
-            return
-        if msg["t"] in ("z", "chunk"):
-            msg = self._reasm.feed(src, msg, self.clock())
-            if self._reasm.last_error:
-                log.warning("crmd message from %s: %s", src, self._reasm.last_error, extra={"NODE": src})
-            if msg is None:
-                return
-        try:
-            self.handle(src, msg)
-        except (KeyError, TypeError, ValueError, AttributeError, SyntaxError) as exc:
-            log.warning("bad %s message from %s dropped: %r", msg.get("t"), src, exc, extra={"NODE": src})
-
-    # -- sending ------------------------------------------------------------------------------------
-    def send(self, node: str, kind: str, /, **fields) -> None:
-        """Send to a node (delivered locally when it is this node); failures are logged, not raised."""
-        if node == self.local_node:
-            msg = dict(fields, t=kind)
-            self.loop.call_soon(self.handle, node, msg)
-            return
-        bodies = W.frames(kind, **fields)
-        if len(bodies) == 1 and self._bulk is None:
-            asyncio.ensure_future(self._send(node, bodies[0], kind))
-        else:
-            self._queue_bulk(bodies, kind, node)
-
-    async def _send(self, node: str, body: bytes, kind: str) -> None:
-        for attempt in range(50):
-            try:
-                await self.hb.send(node, W.CHANNEL, body)
-                return
-            except HeartbeatError as exc:
-                if exc.kind == "Busy":
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                log.debug("%s to %s not sent: %s", kind, node, exc)
-                return
-
-    def broadcast(self, kind: str, **fields) -> None:
-        bodies = W.frames(kind, **fields)
-        if len(bodies) == 1 and self._bulk is None:
-            asyncio.ensure_future(self._broadcast(bodies[0], kind))
-        else:
-            self._queue_bulk(bodies, kind, None)
-
-    def _queue_bulk(self, bodies, kind: str, node: str | None) -> None:
-        """Send a chunked message's parts in order, after any chunked message still being sent; the
-        messages sent meanwhile queue behind it too (messages from a node arrive in order)."""
-        prev = self._bulk
-
-        async def run():
-            if prev is not None:
-                try:
-                    await prev
-                except Exception:  # noqa: BLE001 - the previous message's failure is its own
-                    pass
-            for body in bodies:
-                if node is None:
-                    await self._broadcast(body, kind)
-                else:
-                    await self._send(node, body, kind)
-
-        task = asyncio.ensure_future(run())
-        self._bulk = task
-
-        def done(t):
-            if self._bulk is t:
-                self._bulk = None
-        task.add_done_callback(done)
-
-    async def _broadcast(self, body: bytes, kind: str) -> None:
-        for attempt in range(50):
-            try:
-                await self.hb.broadcast(W.CHANNEL, body)
-                return
-            except HeartbeatError as exc:
-                if exc.kind == "Busy":
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                log.debug("%s broadcast not sent: %s", kind, exc)
-                return
 
     # -- election -----------------------------------------------------------------------------------
     def _election(self, event) -> None:
