@@ -91,6 +91,10 @@ def console_main() -> int:
     freeing every object one by one, would cost ~2.5 ms more (mypy's hard_exit does the same)."""
     argv = sys.argv[1:]
     if argv[:1] != ["simulate"]:
+        if sys.flags.no_site:  # the RPM's hactl runs python3 -IS (for simulate): the other commands need their
+            import site       # dependencies (dbus-next) wherever the system's site directories hold them
+
+            site.main()
         return main(argv)
     import gc
     import os

@@ -109,3 +109,24 @@ def test_console_script_flushes_everything_before_its_quick_exit(tmp_path, capsy
     failed = subprocess.run([sys.executable, "-c", code, "simulate", str(bad)], capture_output=True, text=True,
                             timeout=120)
     assert failed.returncode == 2 and failed.stdout == "" and "<bundle> (bundles) is not supported" in failed.stderr
+
+
+def test_the_isolated_console_script_gives_other_commands_the_site_directories():
+    """The RPM's hactl runs python3 -IS (no site: simulate's start-up); every other command needs dbus-next,
+    which may sit in any site directory (/usr/lib64, /usr/local ...): console_main sets site's paths up for
+    them, and only for them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from hadaemon.cli import hactl; import os\n"
+            "def probe(argv):\n"
+            "    print('site' in sys.modules, sorted(set(sys.path) - before)); sys.stdout.flush(); return 0\n"
+            "before = set(sys.path); hactl.main = probe; sys.argv[0] = 'hactl'; sys.exit(hactl.console_main())")
+    for command, site in (("status", True), ("simulate", False)):
+        cp = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(repo), command], capture_output=True,
+                            text=True, timeout=60)
+        loaded, added = cp.stdout.split(" ", 1)
+        assert cp.returncode == 0 and loaded == str(site), (command, cp.stdout, cp.stderr)
+        assert ("site-packages" in added) == site, (command, added)
