@@ -255,7 +255,15 @@ def run(args) -> int:
         out.append("")
         out.append("Revised Cluster Status:")
         out.append(revised_text if revised_text is not None else t.status_text(revised=True))
-    sys.stdout.write("\n".join(out) + "\n")
+    rc = 0
+    try:
+        sys.stdout.write("\n".join(out) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): the files asked for are still written
+        pass
+    except OSError as err:  # e.g. a full disk: said, not a traceback; the files asked for are still written
+        print(f"hactl simulate: cannot write the output: {err.strerror}", file=sys.stderr)
+        rc = 1
     for path, text in ((args.save_input, modified), (args.save_output, after if args.save_output else None)):
         if path and text is not None:
             try:
@@ -269,4 +277,4 @@ def run(args) -> int:
         except OSError as err:
             print(f"{args.save_graph}: cannot write: {err.strerror}", file=sys.stderr)
             return 1
-    return 0
+    return rc

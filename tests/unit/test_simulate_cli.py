@@ -1,6 +1,8 @@
 """hactl simulate: crm_simulate-style sections, scores, the saved graph and `file:line:` errors."""
 from __future__ import annotations
 
+import pytest
+
 from hadaemon.cli.hactl import main
 from tests.unit.test_policy_scheduler import s_lost_node_fenced, s_tie_break
 
@@ -130,3 +132,22 @@ def test_the_isolated_console_script_gives_other_commands_the_site_directories()
         loaded, added = cp.stdout.split(" ", 1)
         assert cp.returncode == 0 and loaded == str(site), (command, cp.stdout, cp.stderr)
         assert ("site-packages" in added) == site, (command, added)
+
+
+def test_output_that_cannot_be_written_is_said_and_the_files_still_come(tmp_path):
+    """stdout on a full disk (/dev/full): a message and exit status 1, no traceback; --save-graph is written."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    f = tmp_path / "cib.xml"
+    f.write_text(s_tie_break())
+    code = "import sys; from hadaemon.cli.hactl import console_main; sys.argv[0] = 'hactl'; sys.exit(console_main())"
+    with open("/dev/full", "w") as full:
+        cp = subprocess.run([sys.executable, "-c", code, "simulate", str(f), "--save-graph", str(tmp_path / "g.xml")],
+                            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert cp.returncode == 1 and "Traceback" not in cp.stderr, cp.stderr
+    assert "cannot write the output: No space left on device" in cp.stderr
+    assert (tmp_path / "g.xml").read_text().rstrip().endswith("</transition_graph>")
