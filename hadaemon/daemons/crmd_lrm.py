@@ -1,13 +1,12 @@
 """The node's side of transitions: runs the DC's operations and fencing requests through the LRM,
-keeps this node's own operation history (what it reports at every join) and reports results."""
+keeps this node's own operation history (what it reports at every join) and reports results.
+Chains of actions and handoffs are in crmd_chains.Chains (a mixin of LocalExecutor)."""
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import os
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from typing import Dict, Tuple
@@ -15,15 +14,13 @@ from typing import Dict, Tuple
 from hadaemon.core.crm import cibdoc
 from hadaemon.core.crm import status as S
 from hadaemon.core.crm.ops import restart_fields
+from hadaemon.daemons.crmd_chains import ARMED_WAIT_S, QUICK_SWITCH_S, Chains  # noqa: F401  (importable from here)
 
 __all__ = ["LocalExecutor", "record_of"]
 
 log = logging.getLogger("ha-crmd")
 _FETCHING = "fetching"      # a _reload_info value: the agent's meta-data is being read
 META_WAIT_S = 10.0          # the longest a start's record waits for its agent's meta-data (first time only)
-QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
-ARMED_WAIT_S = 0.1        # the longest a handoff's stop waits for the new node's "armed" frame (a lost SYN costs a
-                          # real client its 1 s initial RTO: waiting is cheaper)
 
 
 def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpRecord:
@@ -40,7 +37,7 @@ def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpReco
                       meta.get("migrate_target", "") if migrating else "")
 
 
-class LocalExecutor:
+class LocalExecutor(Chains):
     """Runs operations for the DC through hadaemon.io.lrm.LocalResourceManager."""
 
     def __init__(self, node, lrm_factory=None):
@@ -114,273 +111,6 @@ class LocalExecutor:
             S.record_op(self.history, self.node.local_node, rec, int(time.time()))
         if report:
             self.node.report_result(rec)
-
-    def stop_chains(self) -> None:
-        """The DC changed: no chained action of its transitions starts any more."""
-        self._stopped.update(self._chained)
-        self._wake_gates()
-
-    def _wake_gates(self) -> None:
-        """Followers waiting for a handoff look again whether they were asked to stop."""
-        for _node, fut in self._gates.values():
-            if not fut.done():
-                fut.set_result(False)
-
-    def _release(self, src: str, tkey: str) -> None:
-        """The leading node's action succeeded: the follower chain waiting for it starts."""
-        node, fut = self._gates.get(tkey, ("", None))
-        if fut is not None and node == src and not fut.done():
-            armed = self._triggers.pop(tkey, None)
-            if armed is not None:
-                try:
-                    if armed[0]():   # its thread adds the address now: the action has begun
-                        self._chained.discard(armed[2])
-                except Exception:  # noqa: BLE001 - the start then does it all itself
-                    log.exception("triggering the armed start failed")
-            fut.set_result(True)
-            return
-        now = time.monotonic()
-        self._released = {k: t for k, t in self._released.items() if now - t < 300}
-        self._released[(src, tkey)] = now   # before its follower chain arrived (from the DC, another path)
-
-    async def _handed_off(self, msg: dict, first_key: str) -> bool:
-        """A follower chain: wait until the leading node tells that its action succeeded (True), or
-        until the chain is stopped or the wait's bound passes (False)."""
-        after, node = str(msg["after"]), str(msg.get("after_node") or "")
-        deadline = time.monotonic() + float(msg.get("after_timeout_s") or 60.0)
-        while self._released.pop((node, after), None) is None:
-            if first_key in self._stopped:
-                return False
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log.warning("no handoff from %s for %s: chain not run", msg.get("after_node") or "?", after,
-                            extra={"EVENT": "chain-skipped"})
-                return False
-            fut = asyncio.get_running_loop().create_future()
-            self._gates[after] = (node, fut)
-            try:
-                if await asyncio.wait_for(fut, left):
-                    return True
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                if self._gates.get(after, ("", None))[1] is fut:
-                    del self._gates[after]
-        return True
-
-    async def _run_chain(self, src: str, msg: dict) -> None:
-        """Consecutive actions of one transition on this node: each starts once the previous one
-        returned its expected result; at the first other result, or once the DC asked to stop, the
-        rest is reported not run (chain_skipped) so the DC knows exactly which ran. A follower chain
-        (msg["after"]) starts only once the leading node told it that action succeeded."""
-        ops = list(msg.get("ops") or ())
-        keys = [str(o["tkey"]) for o in ops]
-        self._chained.update(keys)
-        # prepared ahead (in-process IPaddr2): a follower's first start (placement, announcement)
-        # while the other node stops; the stop a follower waits for while the rest of this chain
-        # runs: it then tells the follower as soon as the address is gone
-        prep: Dict[int, asyncio.Future] = {}
-        ran = set()
-        if getattr(self.lrm, "in_process_agents", False) and (
-                msg.get("after") or any(o.get("release_to") for o in ops)):
-            from hadaemon.io import handoff
-
-            handoff.helper()   # (started again if it died)
-        for i, o in enumerate(ops):
-            if (i == 0 and msg.get("after")) or (o.get("release_to") and o["op"].get("name") == "stop"):
-                prep[i] = asyncio.ensure_future(self._prepare(o))
-        after = str(msg.get("after") or "")
-        if ops and after:
-            # armed: a thread waits to add the address; the release only sets its event, or the old
-            # node's release frame (received from now on: queued until the armed thread reads it)
-            timeout = float(msg.get("after_timeout_s") or 60.0)
-            if self._authkeys() is not None:
-                from hadaemon.io import handoff
-
-                try:
-                    self._listening[after] = handoff.listen_socket()
-                except OSError as exc:
-                    log.warning("cannot listen for release frames: %s", exc, extra={"EVENT": "handoff"})
-            prep[0].add_done_callback(lambda f: f.cancelled() or not f.result() or self._arm(
-                after, ops[0], timeout, keys[0], str(msg.get("after_node") or "")))
-        try:
-            if ops and msg.get("after"):
-                if not await self._handed_off(msg, keys[0]):
-                    armed = self._triggers.get(after)
-                    if armed is None or armed[1]():   # cancelled before it went: the chain does not start
-                        self._stopped.add(keys[0])
-                    else:   # the old node's frame made it go: the start runs and reports
-                        self._stopped.discard(keys[0])
-                prepared = await prep[0]
-                log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
-                         extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
-            for i, o in enumerate(ops):
-                if keys[i] in self._stopped:
-                    rest = keys[i:]
-                    log.info("chain stopped: %d action(s) not run", len(rest),
-                             extra={"EVENT": "chain-skipped", "RESOURCE": o["rsc"]["id"]})
-                    if self.node.dc:
-                        self.node.send(self.node.dc, "chain_skipped", tkeys=rest)
-                    return
-                self._chained.discard(keys[i])
-                if i in prep:
-                    await prep[i]
-                ran.add(i)
-                rec = await self._run_op(src, o)
-                if i == 0:
-                    self._quick_switch(after, False)
-                if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
-                    self._stopped.update(keys[i + 1:])
-        finally:
-            self._quick_switch(after, False)
-            self._triggers.pop(after, None)
-            sock = self._listening.pop(after, None)
-            if sock is not None:   # not handed to an armed thread (closing waits for an RCU grace period)
-                threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
-            self._chained.difference_update(keys)
-            self._stopped.difference_update(keys)
-            for i, fut in prep.items():
-                if i not in ran:
-                    fut.add_done_callback(lambda f, o=ops[i]: f.cancelled() or not f.result() or self._discard(o))
-
-    @staticmethod
-    def _request(o: dict):
-        """(ResourceSpec, OpRequest) of an op message, as _run_op makes them."""
-        from hadaemon.io.lrm import OpRequest, ResourceSpec
-
-        r, op = o["rsc"], o["op"]
-        return (ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {}))),
-                OpRequest(op["name"], int(op.get("interval_ms", 0)), int(op.get("timeout_ms", 20000)),
-                          int(op.get("start_delay_ms", 0)), dict(op.get("meta", {})), o["tkey"]))
-
-    async def _prepare(self, o: dict) -> bool:
-        from hadaemon.io.lrm.prepare import prepare
-
-        rsc, op = self._request(o)
-        if op.name not in ("start", "stop") or op.interval_ms or op.start_delay_ms:
-            return False
-        removed = release = wait = None
-        if o.get("release_to") and op.name == "stop":
-            from hadaemon.io import handoff
-
-            loop = asyncio.get_running_loop()
-            tkey, peers = str(o["tkey"]), [str(p) for p in o["release_to"]]
-            keys, local = self._authkeys(), self.node.local_node
-
-            def removed(nic):   # the agent's thread, the moment the address is gone (the frame is out)
-                loop.call_soon_threadsafe(self._send_release, tkey, peers)
-
-            if keys is not None:   # the short way: one signed frame on the address's own segment
-                def release(mac):
-                    return handoff.release_frame(mac, keys, local, tkey)
-
-                # and the address leaves once the new node says its start is armed (its frame, queued
-                # in this socket from now on), or after ARMED_WAIT_S: a request sent between the
-                # removal here and the new node's GARP gets no answer at all
-                try:
-                    wait = (handoff.listen_socket(),
-                            [handoff.release_tails(keys, p, tkey, magic=handoff.ARMED) for p in peers], ARMED_WAIT_S)
-                except OSError as exc:
-                    log.warning("cannot listen for armed frames: %s", exc, extra={"EVENT": "handoff"})
-        ok = False
-        try:
-            ok = await prepare(self.lrm, rsc, op, removed=removed, release=release, wait=wait)
-            return ok
-        except Exception:  # noqa: BLE001 - an optimisation: the operation does all of its work itself
-            log.exception("preparing %s %s failed", rsc.id, op.name)
-            return False
-        finally:
-            if wait is not None and not ok:   # not taken by the agent (closing waits for an RCU grace period)
-                threading.Thread(target=wait[0].close, name="handoff-close", daemon=True).start()
-
-    def _authkeys(self):
-        """The cluster's authkeys (next to ha.cf, as ha-heartbeat reads them) for the release frames;
-        None when unreadable (releases then go through ha-heartbeat only)."""
-        if self._keys is None:
-            self._keys = False
-            try:
-                from hadaemon.core.heartbeat.authkeys import load_authkeys
-
-                path = os.path.join(os.path.dirname(self.node.cfg.path), "authkeys")
-                self._keys = load_authkeys(path)
-            except Exception as exc:  # noqa: BLE001 - an optimisation: the ha-heartbeat path remains
-                log.info("handoff release frames off (authkeys: %s)", exc, extra={"EVENT": "handoff"})
-        return self._keys or None
-
-    def _arm(self, after: str, o: dict, timeout: float, first_key: str, after_node: str) -> None:
-        from hadaemon.io import handoff
-        from hadaemon.io.lrm.prepare import arm
-
-        sock = self._listening.pop(after, None)
-
-        def close_sock():   # not handed to an armed thread (closing waits for an RCU grace period)
-            if sock is not None:
-                threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
-
-        keys = self._authkeys()
-        if first_key in self._stopped or first_key not in self._chained or keys is None or not after_node:
-            close_sock()
-            if first_key in self._stopped or first_key not in self._chained:
-                return
-            sock = None
-        listen = None
-        if sock is not None:
-            want = (after_node, after)
-            local = self.node.local_node
-            listen = (sock, lambda frame: handoff.parse_release(frame, keys) == want,
-                      handoff.release_tails(keys, after_node, after),
-                      lambda mac: handoff.release_frame(mac, keys, local, after, magic=handoff.ARMED))
-        loop = asyncio.get_running_loop()
-        try:
-            armed = arm(self.lrm, *self._request(o), timeout, listen=listen,
-                        on_go=lambda: loop.call_soon_threadsafe(self._armed_went, after, first_key))
-        except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
-            log.exception("arming %s failed", o["rsc"].get("id"))
-            armed = None
-        if armed is None:
-            close_sock()
-            return
-        self._triggers[after] = (armed[0], armed[1], first_key)
-        self._quick_switch(after, True)
-
-    def _quick_switch(self, after: str, on: bool) -> None:
-        """While a start is armed, the interpreter hands the GIL over every 0.5 ms (not 5 ms): the
-        armed thread waits for it at every system call (the frame, the state file, netlink), and the
-        event loop (a DC's above all: the old node's results, the CIB) would keep it 5 ms each time."""
-        if on and after not in self._quick:
-            if not self._quick:
-                self._switch = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch, QUICK_SWITCH_S))
-            self._quick.add(after)
-        elif not on and after in self._quick:
-            self._quick.discard(after)
-            if not self._quick:
-                sys.setswitchinterval(self._switch)
-
-    def _armed_went(self, after: str, first_key: str) -> None:
-        """The armed start went on the old node's release frame: the chain goes on at once (the
-        release through ha-heartbeat, later, finds nothing to do)."""
-        self._chained.discard(first_key)
-        _node, fut = self._gates.get(after, ("", None))
-        if fut is not None and not fut.done():
-            self._triggers.pop(after, None)
-            fut.set_result(True)
-
-    def _discard(self, o: dict) -> None:
-        from hadaemon.io.lrm.prepare import discard
-
-        try:
-            discard(self.lrm, *self._request(o))
-        except Exception:  # noqa: BLE001
-            log.exception("discarding the prepared %s failed", o["rsc"].get("id"))
-
-    def _send_release(self, tkey: str, peers) -> None:
-        """Tell the followers waiting for this action that it succeeded (once)."""
-        if tkey in self._release_sent:
-            return
-        self._release_sent[tkey] = time.monotonic()
-        for peer in peers:
-            self.node.send(peer, "release", tkey=tkey)
 
     async def _run_op(self, src: str, msg: dict) -> S.OpRecord | None:
         from hadaemon.io.lrm import OpRequest, ResourceSpec
