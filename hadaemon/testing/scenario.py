@@ -240,13 +240,17 @@ class Experiment1:
             "<html><body><h1>tuchao's blog</h1><p>served from the shared store</p></body></html>\n")
         (self.http_export / ".test.html").write_text("OK\n")
         if not (self.db_export / "mysql").is_dir():
+            # a tmpdir of its own: bootstraps sharing /tmp collide on their temporary tables (#sql-temptable-*:
+            # "Unknown table 'mysql.tmp_user_sys'", 3 of 18 concurrent runs failed)
+            tmp = self.db_export.parent / "bootstrap-tmp"
+            tmp.mkdir(exist_ok=True)
             cp = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.db_export}", "--user=root",
-                                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                                 "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={tmp}"],
                                 capture_output=True, text=True, timeout=120)
             if cp.returncode != 0:
                 raise RuntimeError(f"mariadb-install-db failed: {cp.stdout[-1000:]}{cp.stderr[-1000:]}")
             cp = subprocess.run(["mariadbd", "--no-defaults", "--bootstrap", f"--datadir={self.db_export}",
-                                 "--user=root", "--innodb-buffer-pool-size=16M",
+                                 "--user=root", "--innodb-buffer-pool-size=16M", f"--tmpdir={tmp}",
                                  f"--log-error={self.db_export.parent / 'bootstrap.err'}"],
                                 input=BOOT_SQL, capture_output=True, text=True, timeout=120)
             if cp.returncode != 0:

@@ -129,13 +129,16 @@ async def test_mysql_against_a_real_mariadb(open_tmp):
                     "CREATE DATABASE ld;\nCREATE TABLE ld.director_slave (enabled INT);\n"
                     "INSERT INTO ld.director_slave VALUES (1);\n"
                     "GRANT SELECT ON ld.* TO 'readuser'@'%';\n")
-    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=180)
+    # its own tmpdir: bootstraps sharing /tmp collide on their temporary tables (#sql-temptable-*)
+    (tmp / "tmp").mkdir()
+    cp = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                         "--auth-root-authentication-method=socket", "--skip-test-db", f"--tmpdir={tmp / 'tmp'}"],
+                        capture_output=True, text=True, timeout=180)
+    assert cp.returncode == 0, f"mariadb-install-db: {cp.stdout[-1500:]}{cp.stderr[-1500:]}"
     port = free_port()
     proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
                              f"--port={port}", f"--bind-address={LO}", f"--socket={tmp}/sock",
-                             f"--pid-file={tmp}/pid", f"--init-file={init}", "--skip-log-bin",
+                             f"--pid-file={tmp}/pid", f"--init-file={init}", "--skip-log-bin", f"--tmpdir={tmp / 'tmp'}",
                              "--innodb-buffer-pool-size=16M"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
