@@ -139,7 +139,7 @@ start)
     [ -d "$DATADIR/mysql" ] || { echo "mysqld: no database in $DATADIR (store not mounted?)" >&2; exit 1; }
     mkdir -p "$RUNDIR"
     /usr/sbin/mariadbd --no-defaults --datadir="$DATADIR" --user=root --socket="$SOCKET" \
-        --pid-file="$PIDFILE" --port=3306 --bind-address=0.0.0.0 --skip-name-resolve \
+        --pid-file="$PIDFILE" --tmpdir="$RUNDIR" --port=3306 --bind-address=0.0.0.0 --skip-name-resolve \
         --innodb-buffer-pool-size=16M --performance-schema=OFF --report-host="$(hostname)" \
         --log-error="$RUNDIR/error.log" >/dev/null 2>&1 </dev/null &
     for i in $(seq 300); do
