@@ -251,7 +251,19 @@ CHANGED_UNPLACED = cib(
                      '<nvpair id="c-ia-fake" name="fake" value="2"/></instance_attributes></primitive>')],
     status=[node_state("node1", running("a"), running("b"), running("c"))])
 
-CASES = {"load_loop": LOAD_LOOP, "changed_unplaced": CHANGED_UNPLACED, "clone_min_start": CLONE_MIN_START, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
+# B (allow-migrate) is ordered before A; both move from node1 to node2: A's stop ("A stop then B stop", the
+# inverse) comes before B's migrate_to (pcmk__order_migration_equivalents)
+MIGRATE_AFTER_STOP = cib(
+    resources=[primitive("A"), primitive("B", meta={"allow-migrate": "true"})],
+    constraints=[order("B", "A"), location("A", "node2", "100"), location("B", "node2", "100")],
+    status=[node_state("node1", running("A"), running("B")), node_state("node2", stopped("A"), stopped("B"))])
+# A then B, both migrating from node1 to node2: A's migrate_from comes before B's migrate_to
+MIGRATE_BOTH = cib(
+    resources=[primitive("A", meta={"allow-migrate": "true"}), primitive("B", meta={"allow-migrate": "true"})],
+    constraints=[order("A", "B"), location("A", "node2", "100"), location("B", "node2", "100")],
+    status=[node_state("node1", running("A"), running("B")), node_state("node2", stopped("A"), stopped("B"))])
+
+CASES = {"migrate_after_stop": MIGRATE_AFTER_STOP, "migrate_both": MIGRATE_BOTH, "load_loop": LOAD_LOOP, "changed_unplaced": CHANGED_UNPLACED, "clone_min_start": CLONE_MIN_START, "migrate_after": MIGRATE_AFTER, "started_role_monitor": STARTED_ROLE_MONITOR, "stopped_monitor": STOPPED_MONITOR, "ops_ref": OPS_REF, "cloned_group_stop": CLONED_GROUP_STOP, "group_room": GROUP_ROOM, "fenced_promoted": FENCED_PROMOTED, "clone_min_stop": CLONE_MIN_STOP, "role_swap": ROLE_SWAP, "dup_monitors": DUP_MONITORS, "cloned_group_history": CLONED_GROUP_HISTORY, "keys": KEYS, "interleave": INTERLEAVE, "notify_order": NOTIFY_ORDER,
          "anti_colocation": ANTI_COLOCATION, "group_move": GROUP_MOVE, "restart": RESTART, "fencing": FENCING,
          "blocked_clone": BLOCKED_CLONE, "unfenceable_group": UNFENCEABLE_GROUP,
          "unclean_stop_notify": UNCLEAN_STOP_NOTIFY}
@@ -410,6 +422,16 @@ def test_a_migration_waits_for_what_its_start_waits_for():
     g = ours(MIGRATE_AFTER)
     assert {("rsc1_start_0", "node1"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")] \
         or {("rsc1_start_0", "node2"), ("stonith-node3-reboot", "node3")} <= g[("vm_migrate_to_0", "node1")]
+
+
+def test_a_migration_waits_for_the_stop_and_the_migration_ordered_before_it():
+    """pcmk__order_migration_equivalents beyond starts: "A stop then B stop" orders A's stop before B's
+    migrate_to; "A start then B start" with both migrating orders A's migrate_from before B's migrate_to."""
+    g = ours(MIGRATE_AFTER_STOP)
+    assert ("A_stop_0", "node1") in g[("B_migrate_to_0", "node1")]
+    g = ours(MIGRATE_BOTH)
+    assert ("A_migrate_from_0", "node2") in g[("B_migrate_to_0", "node1")]
+    assert ("A_start_0", "node2") not in g[("B_migrate_to_0", "node1")]  # A's start is part of its migration
 
 
 def test_a_clone_min_ordering_reaches_the_instances_through_their_clone():

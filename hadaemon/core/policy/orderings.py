@@ -180,14 +180,35 @@ def _user_order(p: Planner, first, ftask: str, then, ttask: str, flags: int,
         for f in p.rsc_actions(first.id, original):
             for t in thens:
                 p.first_links.append((f, t, flags))
-    if original == "start" and ttask == "start" and not (then.is_group or then.is_clone) and then.allow_migrate:
-        # pcmk__order_migration_equivalents: "A start then B start" also orders A's start (not one that is
-        # part of A's own migration) before B's migrate_to
-        if not (first.is_group or first.is_clone) and getattr(first, "migrating", None) is not None:
-            firsts = []
-        for f in firsts:
-            for t in p.rsc_actions(then.id, "migrate_to"):
-                p.order(f, t, converted)
+    _migration_equivalents(p, first, original, then, ttask, firsts, converted)
+
+
+def _migration_equivalents(p: Planner, first, ftask: str, then, ttask: str, firsts, flags: int) -> None:
+    """pcmk__order_migration_equivalents: an ordering of starts, stops, promotes or demotes holds for a live
+    migration of its 'then' resource too. "A start then B start": A's start (not one that is part of A's
+    own migration) and, both migrating, A's migrate_from before B's migrate_to; "A stop then B stop": A's
+    stop (not part of A's migration) before B's migrate_to; "A promote then B start" and "A demote then
+    B stop": before B's migrate_to. The stop and demote cases also come before B's migrate_from when B is
+    partially migrated."""
+    if first is then or then.is_group or then.is_clone or not then.allow_migrate:
+        return
+    first_migrating = not (first.is_group or first.is_clone) and getattr(first, "migrating", None) is not None
+    kind = (ftask, ttask)
+    if kind not in (("start", "start"), ("stop", "stop"), ("promote", "start"), ("demote", "stop")):
+        return
+    if kind == ("start", "start") and first_migrating:
+        befores = p.rsc_actions(first.id, "migrate_from")
+    elif kind == ("stop", "stop") and first_migrating:
+        befores = []
+    else:
+        befores = firsts
+    tasks = ["migrate_to"]
+    if ttask == "stop" and then.partial_migration_target is not None:
+        tasks.append("migrate_from")
+    for f in befores:
+        for task in tasks:
+            for t in p.rsc_actions(then.id, task):
+                p.order(f, t, flags)
 
 
 def _interleaved(first, ftask: str, then, ttask: str) -> bool:
