@@ -221,6 +221,11 @@ def test_cluster_from_the_package(rpms):
                 raise AssertionError(f"{exc}\n{diag(cts)}") from None
             assert vip not in n1.run(["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
             wait_until(lambda: show(n1, SITE, "ActiveState") == "inactive", 30, 0.5, "the site stopped on node1")
+            # the move was a handoff: its helper process got its priority inside the unit's sandbox (setpriority /
+            # sched_setscheduler allowed, RestrictRealtime=no): SCHED_RR 1, or nice -10 where real-time is refused
+            prio = [str(e.get("MESSAGE")) for e in crmd_log(n1) + crmd_log(n2)
+                    if str(e.get("MESSAGE")).startswith("handoff helper ")]
+            assert prio and not any(m.endswith(" normal") for m in prio), prio
 
             # journalctl -u ha-crmd -o json: structured fields
             entries = crmd_log(n2) + crmd_log(n1)
