@@ -101,12 +101,6 @@ class Chains:
         for i, o in enumerate(ops):
             if (i == 0 and msg.get("after")) or (o.get("release_to") and o["op"].get("name") == "stop"):
                 prep[i] = asyncio.ensure_future(self._prepare(o))
-                # the prepare's thread (netlink dumps, sockets: a few ms of Python) would keep the GIL
-                # 5 ms at a time from the event loop, which meanwhile runs this chain's first actions
-                # (the old node's httpd stop waited 5 ms to cancel its monitor): 0.5 ms while it runs
-                token = "prepare:" + keys[i]
-                self._quick_switch(token, True)
-                prep[i].add_done_callback(lambda _f, t=token: self._quick_switch(t, False))
         after = str(msg.get("after") or "")
         if ops and after:
             # armed: a thread waits to add the address; the release only sets its event, or the old
@@ -132,11 +126,6 @@ class Chains:
                 prepared = await prep[0]
                 log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
                          extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
-            # while the chain runs, the members already started get their first monitors (in-process
-            # agents in threads: netlink dumps, a few ms of Python) and the DC's work shares the loop:
-            # at the default 5 ms switch interval each of them kept the GIL from the loop for up to
-            # 5 ms while an agent's exit or a spawn's pipes waited for it
-            self._quick_switch("chain:" + keys[0], bool(ops))
             for i, o in enumerate(ops):
                 if keys[i] in self._stopped:
                     rest = keys[i:]
@@ -156,8 +145,6 @@ class Chains:
                     self._stopped.update(keys[i + 1:])
         finally:
             self._quick_switch(after, False)
-            if keys:
-                self._quick_switch("chain:" + keys[0], False)
             self._triggers.pop(after, None)
             sock = self._listening.pop(after, None)
             if sock is not None:   # not handed to an armed thread (closing waits for an RCU grace period)
