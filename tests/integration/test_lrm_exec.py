@@ -381,6 +381,24 @@ async def test_inflight_collision(lrm, env):
     assert len(_assert_serialised(rsc.params["log"])) == n
 
 
+async def test_stop_all_recurring_of_a_sleeping_monitor(lrm, env):
+    """A monitor sleeping between two runs is cancelled without being waited for: it never runs or
+    reports again, the stop behind it runs at once, and its task ends."""
+    rsc = probe_rsc(env)
+    _ok(await lrm.execute(rsc, OpRequest("start")))
+    _ok(await lrm.execute(rsc, OpRequest("monitor", interval_ms=400)))   # its first run; now sleeping
+    await lrm.stop_all_recurring("probe")
+    assert lrm.recurring() == []
+    _ok(await lrm.execute(rsc, OpRequest("stop")))
+    assert len(lrm.rec.of("probe", "monitor", "cancelled")) == 1
+    lines = _assert_serialised(rsc.params["log"])
+    assert [ev[1] for ev in lines if ev[0] == "B"] == ["start", "monitor", "stop"]
+    await asyncio.sleep(1.0)   # 2.5 intervals
+    assert len(_assert_serialised(rsc.params["log"])) == len(lines)
+    assert not [t for t in asyncio.all_tasks() if "_recurring_loop" in repr(t.get_coro())]
+    assert len(lrm.rec.of("probe", "monitor", "cancelled")) == 1
+
+
 async def test_inflight_collision_cts(lrm, env):
     """cts-exec rsc_inflight_collision with pacemaker:Dummy, whose monitor fails ("alternate universe
     collision") when another of its ops with op_sleep runs at the same time."""
