@@ -382,8 +382,8 @@ async def test_inflight_collision(lrm, env):
 
 
 async def test_stop_all_recurring_of_a_sleeping_monitor(lrm, env):
-    """A monitor sleeping between two runs is cancelled without being waited for: it never runs or
-    reports again, the stop behind it runs at once, and its task ends."""
+    """A monitor sleeping between two runs, cancelled: it never runs or reports again, the stop
+    behind it runs, and its task ends."""
     rsc = probe_rsc(env)
     _ok(await lrm.execute(rsc, OpRequest("start")))
     _ok(await lrm.execute(rsc, OpRequest("monitor", interval_ms=400)))   # its first run; now sleeping
