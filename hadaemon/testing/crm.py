@@ -46,7 +46,7 @@ from typing import Callable, Dict, List, Sequence
 from hadaemon.testing.heartbeat import HeartbeatCluster
 from hadaemon.testing.observer import NodeView, Observer, _read, dummy, mounted, pidfile, runfile, vip
 from hadaemon.testing.power import PowerSwitch
-from hadaemon.testing.procs import REPO_ROOT, Proc, base_env, run_cmd, wait_until
+from hadaemon.testing.procs import REPO_ROOT, CommandError, Proc, base_env, run_cmd, wait_until
 
 __all__ = ["CrmCluster", "Observer", "vip", "mounted", "pidfile", "dummy", "runfile", "CRM_BUS", "CRM_PATH", "CRM_IFACE"]
 
@@ -352,6 +352,24 @@ class CrmCluster:
         if signature:
             argv += [signature, *map(str, args)]
         return self.busctl(node, *argv, check=check, timeout=timeout)
+
+    def call_joined(self, node: str, method: str, signature: str = "", *args: str, timeout: float = 60):
+        """call() for a CIB change, repeated while the DC refuses it with NotReady ("the DC is still joining
+        the nodes"): right after a DC change the join is not complete yet and a change is refused by design."""
+        last = []
+
+        def accepted():
+            cp = self.call(node, method, signature, *args, check=False, timeout=timeout)
+            last[:] = [cp]
+            if cp.returncode == 0:
+                return cp
+            if "still joining the nodes" in cp.stderr:
+                return None
+            raise CommandError(cp.returncode, [method, signature, *args], cp.stdout, cp.stderr)
+        try:
+            return wait_until(accepted, timeout, interval=0.3, message=f"{method} accepted by {node}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last: {last[0].stderr if last else ''}") from None
 
     def hactl(self, node: str, *args: str, check: bool = False, timeout: float = 60):
         return run_cmd([sys.executable, "-m", "hadaemon.cli.hactl", *args], check=check, timeout=timeout,

@@ -225,7 +225,7 @@ def test_the_newer_cib_wins_at_join_even_when_its_node_comes_back_last():
         assert crm.wait_dc(["node1"]) == "node1"
         xml = json.loads(crm.call("node1", "GetCib").stdout)["data"][0]
         xml = xml.replace('score="100"', 'score="77"')
-        epoch = json.loads(crm.call("node1", "ReplaceCib", "s", xml).stdout)["data"][0]
+        epoch = json.loads(crm.call_joined("node1", "ReplaceCib", "s", xml).stdout)["data"][0]
         assert 'score="77"' in crm.cib_file("node1") and 'score="77"' not in crm.cib_file("node2")
         crm.crmd["node1"].terminate(60)
         crm.start_crmd("node2")                    # the node with the older CIB comes back first
