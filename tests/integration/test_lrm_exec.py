@@ -741,3 +741,93 @@ async def test_hundreds_of_dummies(lrm, env):
     assert all((s.rc, s.status) == (0, "done") for s in stops)
     assert lrm.recurring() == []
     assert len(lrm.rec.of(op="monitor", status="cancelled")) == n
+
+
+# ---- run_sequence: a chain's ops back to back from one thread ------------------------------------
+async def _collect(lrm, steps, go_on=lambda i, r: r.status == "done" and r.rc == 0, may_start=lambda i: True):
+    return [(i, r) async for i, r in lrm.run_sequence(steps, go_on, may_start)]
+
+
+async def test_sequence_runs_in_order_and_gives_the_same_results(lrm, env):
+    a, b = probe_rsc(env, "seq_a"), probe_rsc(env, "seq_b")
+    lsb = ResourceSpec("svc", "lsb", None, "lsbtest")
+    steps = [(a, OpRequest("start", timeout_ms=20000, user_data="k1")), (b, OpRequest("start", timeout_ms=20000)),
+             (lsb, OpRequest("start", timeout_ms=20000)), (lsb, OpRequest("stop", timeout_ms=20000))]
+    assert all(lrm.runs_blocking(r, o) for r, o in steps)
+    got = await _collect(lrm, steps)
+    assert [i for i, _ in got] == [0, 1, 2, 3]
+    for (i, res), (rsc, op) in zip(got, steps):
+        _ok(res)
+        assert (res.rsc_id, res.op) == (rsc.id, op.name)
+    assert got[0][1].user_data == "k1"
+    ids = [r.call_id for _, r in got]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    # the same as execute(): the resources are running, the LSB service stopped
+    _ok(await lrm.execute(a, OpRequest("monitor")))
+    _ok(await lrm.execute(lsb, OpRequest("status")), R.OCF_NOT_RUNNING)
+    assert (env["tmp"] / "seq_a.log").read_text().split()[0:2] == ["B", "start"]
+
+
+async def test_sequence_stops_at_the_first_unexpected_result(lrm, env):
+    ok, bad, never = probe_rsc(env, "s1"), ResourceSpec("b", "lsb", None, "broken"), probe_rsc(env, "s3")
+    steps = [(ok, OpRequest("start")), (bad, OpRequest("start")), (never, OpRequest("start"))]
+    got = await _collect(lrm, steps)
+    assert [i for i, _ in got] == [0, 1]
+    assert got[1][1].rc == R.OCF_ERR_GENERIC
+    assert not (env["tmp"] / "s3.log").exists()          # the third never ran
+    # every turn was given back: the resources take ops again at once
+    _ok(await asyncio.wait_for(lrm.execute(never, OpRequest("start")), 10))
+
+
+async def test_sequence_may_start_stops_it(lrm, env):
+    a, b = probe_rsc(env, "m1"), probe_rsc(env, "m2")
+    got = await _collect(lrm, [(a, OpRequest("start")), (b, OpRequest("start"))], may_start=lambda i: i == 0)
+    assert [i for i, _ in got] == [0]
+    assert not (env["tmp"] / "m2.log").exists()
+
+
+async def test_sequence_yields_nothing_when_a_resource_is_busy(lrm, env):
+    a, b = probe_rsc(env, "busy_a", op_sleep=1), probe_rsc(env, "busy_b")
+    running = asyncio.ensure_future(lrm.execute(a, OpRequest("start", timeout_ms=20000)))
+    await asyncio.sleep(0.3)
+    assert await _collect(lrm, [(b, OpRequest("start")), (a, OpRequest("stop"))]) == []
+    assert not (env["tmp"] / "busy_b.log").exists()
+    _ok(await running)
+    # nothing left taken: both resources run ops
+    _ok(await asyncio.wait_for(lrm.execute(b, OpRequest("start")), 10))
+    _ok(await asyncio.wait_for(lrm.execute(a, OpRequest("stop")), 10))
+
+
+async def test_a_monitor_waits_for_the_sequence_to_end_with_its_resource(lrm, env):
+    a, b = probe_rsc(env, "q_a"), probe_rsc(env, "q_b", op_sleep=0.5)
+    seq = asyncio.ensure_future(_collect(lrm, [(a, OpRequest("start")), (b, OpRequest("start"))]))
+    await asyncio.sleep(0.2)     # b's start runs now
+    mon = await asyncio.wait_for(lrm.execute(b, OpRequest("monitor", timeout_ms=20000)), 10)
+    _ok(mon)                     # after b's start (it sees the state file), not beside it
+    assert len(await seq) == 2
+    lines = (env["tmp"] / "q_b.log").read_text().split("\n")
+    assert [ln.split()[:2] for ln in lines if ln][:4] == [["B", "start"], ["E", "start"], ["B", "monitor"],
+                                                            ["E", "monitor"]]
+
+
+async def test_closing_the_sequence_kills_the_running_step(lrm, env):
+    slow = probe_rsc(env, "slow", op_sleep=30)
+    gen = lrm.run_sequence([(slow, OpRequest("start", timeout_ms=60000))], lambda i, r: True)
+    task = asyncio.ensure_future(gen.__anext__())
+    deadline = time.monotonic() + 10
+    while not (env["tmp"] / "slow.log").exists():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await gen.aclose()
+    t0 = time.monotonic()
+    while "E start" not in (env["tmp"] / "slow.log").read_text() and not _gone(env, "slow"):
+        assert time.monotonic() - t0 < 10
+        await asyncio.sleep(0.1)
+
+
+def _gone(env, rid) -> bool:
+    """No process of this Probe resource is left (its log path is in their environment)."""
+    return not _procs_with_env(str(env["tmp"] / f"{rid}.log"))

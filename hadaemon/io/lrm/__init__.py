@@ -8,8 +8,10 @@ result mapping, recurring bookkeeping) live in hadaemon.core.lrm; this module ru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import threading
 import time
 from typing import Callable, Dict, List, Tuple
 
@@ -63,7 +65,7 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
         self._waiting: Dict[int, asyncio.Future] = {}
         self._stonith_active: Dict[str, bool] = {}
         self._closed = False
-        self._scope_seq = 0
+        self._scope_seq = itertools.count(1)
         self.rsc_tmp_dir = rsc_tmp_dir or os.environ.get("HA_RSCTMP") or DEFAULT_RSC_TMP_DIR
         try:
             if not os.path.isdir(self.rsc_tmp_dir):
@@ -77,13 +79,9 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
     async def execute(self, rsc: ResourceSpec, op: OpRequest) -> OpResult:
         """Run a one-shot op and return its result; for interval > 0 schedule the recurring op and
         return the result of its first run (later results go to on_result when they change)."""
-        bad = check_spec(rsc)
+        bad = _bad_spec(rsc, op)
         if bad is not None:
-            rc, status, msg = bad
-            log.warning("%s %s: %s", rsc.id, op.name, msg, extra={"RESOURCE": rsc.id})
-            return OpResult(rsc.id, op.name, op.interval_ms, rc, status, output=msg,
-                            call_id=self._table.next_call_id(), user_data=op.user_data,
-                            started=time.time(), exit_reason=msg)
+            return _with(bad, call_id=self._table.next_call_id(), user_data=op.user_data)
         if op.interval_ms > 0:
             return await self._schedule_recurring(rsc, op)
         return await self._one_shot(rsc, op)
@@ -114,6 +112,88 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
     async def stop_all_recurring(self, rsc_id: str) -> None:
         """Cancel every recurring op of the resource and wait until none of them runs any more."""
         await self._cancel_recurring(self._table.of_resource(rsc_id))
+
+    async def run_sequence(self, steps: List[Tuple[ResourceSpec, OpRequest]], go_on: Callable[[int, OpResult], bool],
+                           may_start: Callable[[int], bool] = lambda i: True):
+        """Run one-shot ops back to back from one thread, the event loop not involved between them (a
+        node's chain of a transition: each action starts once the previous one returned; docs/crm.md,
+        "Failover timing"). An async generator of (index, OpResult), in order, each as soon as its op
+        ended (the thread has gone on meanwhile); it yields nothing when a step's resource is busy (an
+        op running or queued on it: nothing was run, the caller runs them the usual way).
+
+        Every step must be one runs_blocking() accepts; the caller has stopped the resources'
+        recurring ops. Each resource's turn (its queue) is taken for the whole sequence, so no other op
+        of it runs in between; a resource's turn is given back after its last step. In the thread:
+        may_start(i) before step i, go_on(i, result) after it (both cheap and thread-safe); False ends
+        the sequence (the rest is not run). Closing the generator early (or cancelling its consumer)
+        kills the running step's process group and runs no further step."""
+        loop = asyncio.get_running_loop()
+        turns: Dict[str, int] = {}
+        for rsc, op in steps:
+            if rsc.id in turns:
+                continue
+            self._op_seq += 1
+            if not self._queues.submit(self._op_seq, (rsc.id, op.name, op.interval_ms)):
+                self._grant(self._queues.withdraw(self._op_seq))
+                for op_id in turns.values():
+                    self._grant(self._queues.finish(op_id))
+                return
+            turns[rsc.id] = self._op_seq
+        last = {rsc.id: i for i, (rsc, _op) in enumerate(steps)}
+        call_ids = [self._table.next_call_id() for _ in steps]
+        results: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+
+        def give_back(rsc_id: str) -> None:   # the loop
+            op_id = turns.pop(rsc_id, None)
+            if op_id is not None:
+                self._grant(self._queues.finish(op_id))
+
+        def ended(i: int, res: OpResult | None) -> None:   # the loop
+            if res is None:                   # the thread ended: what it did not run gives its turns back
+                for rsc_id in list(turns):
+                    give_back(rsc_id)
+            elif last[steps[i][0].id] == i:
+                give_back(steps[i][0].id)
+            results.put_nowait((i, res))
+
+        def post(i: int, res: OpResult | None) -> None:
+            try:
+                loop.call_soon_threadsafe(ended, i, res)
+            except RuntimeError:   # the loop is closed
+                pass
+
+        def body() -> None:
+            try:
+                for i, (rsc, op) in enumerate(steps):
+                    if cancel.is_set() or self._closed or not may_start(i):
+                        break
+                    t0 = time.monotonic()
+                    try:
+                        res = _bad_spec(rsc, op) or self.run_blocking(rsc, op, loop, cancel)
+                    except Exception as e:  # noqa: BLE001 - an executor bug must not take the CRM down
+                        log.exception("%s %s failed in the executor", rsc.id, op.name, extra={"RESOURCE": rsc.id})
+                        msg = f"executor error: {e}"
+                        res = OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "error", output=msg,
+                                       started=time.time(), exit_reason=msg)
+                    res = _with(res, call_id=call_ids[i], user_data=op.user_data,
+                                queue_ms=max(0, int((time.monotonic() - t0) * 1000) - res.exec_ms))
+                    self._log_result(res)
+                    post(i, res)
+                    if cancel.is_set() or not go_on(i, res):
+                        break
+            finally:
+                post(-1, None)
+
+        threading.Thread(target=body, name="lrm-sequence", daemon=True).start()
+        try:
+            while True:
+                i, res = await results.get()
+                if res is None:
+                    return
+                yield i, res
+        finally:
+            cancel.set()
 
     def recurring(self) -> List[Tuple[str, str, int]]:
         return self._table.keys()
@@ -290,3 +370,13 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
             level = logging.DEBUG
         log.log(level, "%s_%s_%d: %s (%d ms)%s", res.rsc_id, res.op, res.interval_ms, res.describe(), res.exec_ms,
                 f": {res.exit_reason}" if res.exit_reason else "", extra={"RESOURCE": res.rsc_id})
+
+
+def _bad_spec(rsc: ResourceSpec, op: OpRequest) -> OpResult | None:
+    """The result of an op whose resource definition is unusable (core.lrm.ops.check_spec), or None."""
+    bad = check_spec(rsc)
+    if bad is None:
+        return None
+    rc, status, msg = bad
+    log.warning("%s %s: %s", rsc.id, op.name, msg, extra={"RESOURCE": rsc.id})
+    return OpResult(rsc.id, op.name, op.interval_ms, rc, status, output=msg, started=time.time(), exit_reason=msg)

@@ -20,6 +20,7 @@ from hadaemon.core.lrm.ops import (
     ocf_environment, stonith_action, stonith_input,
 )
 from hadaemon.io.lrm.process import Finished, run_process
+from hadaemon.io.lrm.process_thread import run_blocking, run_process_threaded
 
 log = logging.getLogger("hadaemon.lrm")
 
@@ -75,6 +76,21 @@ class AgentRunner:
             return await self._run_systemd(rsc, op, started)
         if cls == "stonith":
             return await self._run_stonith(rsc, op, started)
+        plan = self._plan(rsc, op, started)
+        if isinstance(plan, OpResult):
+            return plan
+        builtin, argv, env = plan
+        if builtin:
+            res = await self._run_builtin(builtin, rsc, op, env, started)
+            if res is not None:
+                return res
+        fin = await self._spawn(rsc, op, argv, env)
+        return self._finish(rsc, rsc.cls, op, fin, started)
+
+    def _plan(self, rsc: ResourceSpec, op: OpRequest, started: float):
+        """How an OCF or LSB action runs: (in-process module or None, the script's argv, its
+        environment), or the OpResult of an agent that cannot run."""
+        cls = rsc.cls
         path = agent_path(rsc, self.ocf_root, self.lsb_dir, self.stonith_dir)
         if not os.path.isfile(path):
             rc, status = R.OCF_ERR_INSTALLED, "not_installed"
@@ -85,9 +101,9 @@ class AgentRunner:
             msg = f"{cls} agent {path} is not executable"
             return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_PERM, "error", output=msg, started=started,
                             exit_reason=msg)
+        builtin = None
         if cls == "ocf":
             env = ocf_environment(rsc, op, self.ocf_root, dict(_base_env(), HA_RSCTMP=self.rsc_tmp_dir))
-            builtin = None
             if self.in_process_agents:
                 builtin = BUILTIN_AGENTS.get((rsc.provider, rsc.type))
                 if builtin is None and (rsc.provider, rsc.type) in IN_PROCESS_SUBSTITUTES:
@@ -97,31 +113,69 @@ class AgentRunner:
                     env = dict(env, HADAEMON_IPADDR2_STOP_ANY="1")
                     for name, value in SUBSTITUTE_DEFAULTS.get((rsc.provider, rsc.type), {}).items():
                         env.setdefault(f"OCF_RESKEY_{name}", value)
-            if builtin:
-                res = await self._run_builtin(builtin, rsc, op, env, started)
-                if res is not None:
-                    return res
-            argv = [path, op.name]
-        else:
-            env = _base_env()
-            argv = [path, lsb_action(op.name)]
-        fin = await self._spawn(rsc, op, argv, env)
-        return self._finish(rsc, cls, op, fin, started)
+            return builtin, [path, op.name], env
+        return None, [path, lsb_action(op.name)], _base_env()
+
+    def runs_blocking(self, rsc: ResourceSpec, op: OpRequest) -> bool:
+        """Whether run_blocking() can run this op (from a thread): a one-shot action of an OCF or LSB
+        agent (a service resource whose LSB script exists), with no start delay."""
+        cls = rsc.cls
+        if cls == "service":
+            cls = "lsb" if os.path.exists(os.path.join(self.lsb_dir, rsc.type)) else ""
+        return (cls in ("ocf", "lsb") and op.interval_ms == 0 and op.start_delay_ms <= 0
+                and op.name not in INFO_ACTIONS)
+
+    def run_blocking(self, rsc: ResourceSpec, op: OpRequest, loop: asyncio.AbstractEventLoop,
+                     cancel=None) -> OpResult:
+        """_run_agent for what runs_blocking() accepts, from a thread: a script is spawned and waited
+        for right there, an in-process agent runs in a thread of its own (a timeout is reported as one;
+        the thread cannot be killed). loop: the LRM's (a systemd scope is killed through it)."""
+        started = time.time()
+        if rsc.cls == "service":
+            rsc = ResourceSpec(rsc.id, "lsb", None, rsc.type, rsc.params)
+        plan = self._plan(rsc, op, started)
+        if isinstance(plan, OpResult):
+            return plan
+        builtin, argv, env = plan
+        if builtin:
+            res = self._run_builtin_blocking(builtin, rsc, op, env, started)
+            if res is not None:
+                return res
+        scope = self._scope_name(rsc, op)
+        kill = None
+        if scope:
+            def kill(unit: str, sig: int) -> None:
+                asyncio.run_coroutine_threadsafe(self._kill_unit(unit, sig), loop).result(5.0)
+        timeout_s = op.timeout_ms / 1000.0
+        fin = run_blocking(argv, env=env, timeout_s=timeout_s, scope=scope, kill_scope=kill, cancel=cancel)
+        if scope and _scope_failed(fin):
+            log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
+                        fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
+            fin = run_blocking(argv, env=env, timeout_s=timeout_s, cancel=cancel)
+        elif scope:
+            _journal_output(rsc.id, op.name, fin)
+        return self._finish(rsc, rsc.cls, op, fin, started)
+
+    def _scope_name(self, rsc: ResourceSpec, op: OpRequest) -> str | None:
+        """The transient systemd scope an action runs in (None: a process group of its own)."""
+        if self.use_systemd and op.name not in INFO_ACTIONS and shutil.which("systemd-run"):
+            seq = next(self._scope_seq)   # itertools.count: atomic, also from run_blocking's threads
+            return f"hadaemon-lrm-{_unit_safe(rsc.id)}-{_unit_safe(op.name)}-{os.getpid()}-{seq}"
+        return None
 
     async def _spawn(self, rsc: ResourceSpec, op: OpRequest, argv, env, stdin: bytes | None = None) -> Finished:
-        scope = None
-        kill_scope = None
-        if self.use_systemd and op.name not in INFO_ACTIONS and shutil.which("systemd-run"):
-            self._scope_seq += 1
-            scope = f"hadaemon-lrm-{_unit_safe(rsc.id)}-{_unit_safe(op.name)}-{os.getpid()}-{self._scope_seq}"
-            kill_scope = self._kill_unit
-        fin = await run_process(argv, env=env, timeout_s=op.timeout_ms / 1000.0, stdin=stdin,
-                                scope=scope, kill_scope=kill_scope)
+        scope = self._scope_name(rsc, op)
+        kill_scope = self._kill_unit if scope else None
+        # without input, spawned and awaited from a thread of its own (process_thread: the event loop is
+        # involved once per action, not a dozen times); fence agents, which read stdin, through asyncio
+        run = run_process if stdin is not None else run_process_threaded
+        kw = {"stdin": stdin} if stdin is not None else {}
+        fin = await run(argv, env=env, timeout_s=op.timeout_ms / 1000.0, scope=scope, kill_scope=kill_scope, **kw)
         if scope and _scope_failed(fin):
             # systemd-run could not create the scope, so the agent never ran: run it without one
             log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
                         fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
-            return await run_process(argv, env=env, timeout_s=op.timeout_ms / 1000.0, stdin=stdin)
+            return await run(argv, env=env, timeout_s=op.timeout_ms / 1000.0, **kw)
         if scope:
             _journal_output(rsc.id, op.name, fin)
         return fin
@@ -155,33 +209,46 @@ class AgentRunner:
         with the same parameters (from the same environment), so the same result without the
         interpreter start. A timeout is reported as one, but the thread cannot be killed.
         None when a substitute hands the action to the script (its handles() / DELEGATE)."""
-        import importlib
-        import io
-
-        from hadaemon.agents.ocf import params_from_env
-
-        agent = importlib.import_module(module)
-        params = params_from_env(env)
-        handles = getattr(agent, "handles", None)
-        if handles is not None and not handles(op.name, params, env):
+        call = _builtin_call(module, op, env)
+        if call is None:
             return None
-        env = dict(env, HADAEMON_IN_PROCESS="1")    # the agent keeps no forked helpers (threads instead)
-        out = io.StringIO()
+        agent, params, env, out = call
         t0 = time.monotonic()
         fut = asyncio.get_running_loop().run_in_executor(
             None, agent.execute, op.name, params, env, out)
         try:
             result = await asyncio.wait_for(asyncio.shield(fut), op.timeout_ms / 1000.0)
         except asyncio.TimeoutError:
-            msg = f"{op.name} timed out after {op.timeout_ms} ms"
-            return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "timeout", output=out.getvalue(),
-                            started=started, exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=msg)
-        delegate = getattr(agent, "DELEGATE", None)
-        if delegate is not None and result == delegate:
+            return _builtin_timeout(rsc, op, out, started, t0)
+        return _builtin_result(agent, result, rsc, op, out, started, t0)
+
+    def _run_builtin_blocking(self, module: str, rsc: ResourceSpec, op: OpRequest, env: Dict[str, str],
+                              started: float) -> OpResult | None:
+        """_run_builtin from a thread (the agent runs in a thread of its own, joined up to the timeout)."""
+        import threading
+
+        call = _builtin_call(module, op, env)
+        if call is None:
             return None
-        rc = R.ocf_to_ocf(result.rc)
-        return OpResult(rsc.id, op.name, op.interval_ms, rc, "done", output=out.getvalue(), started=started,
-                        exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=result.reason)
+        agent, params, env, out = call
+        t0 = time.monotonic()
+        box: list = []
+
+        def body() -> None:
+            try:
+                box.append((True, agent.execute(op.name, params, env, out)))
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+                box.append((False, e))
+
+        worker = threading.Thread(target=body, name=f"agent-{rsc.id}", daemon=True)
+        worker.start()
+        worker.join(op.timeout_ms / 1000.0)
+        if not box:
+            return _builtin_timeout(rsc, op, out, started, t0)
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return _builtin_result(agent, value, rsc, op, out, started, t0)
 
     # stonith: fence-agents programs, options on stdin
     async def _run_stonith(self, rsc: ResourceSpec, op: OpRequest, started: float) -> OpResult:
@@ -259,3 +326,37 @@ def _journal_output(rsc_id: str, action: str, fin: Finished) -> None:
         return
     for line in text.splitlines()[-200:]:
         journal.send(line, SYSLOG_IDENTIFIER=rsc_id, RESOURCE=rsc_id, LRM_ACTION=action)
+
+
+def _builtin_call(module: str, op: OpRequest, env: Dict[str, str]):
+    """(agent module, params, env, output buffer) to run one of our agents in-process, or None when it
+    hands this action to its script (handles())."""
+    import importlib
+    import io
+
+    from hadaemon.agents.ocf import params_from_env
+
+    agent = importlib.import_module(module)
+    params = params_from_env(env)
+    handles = getattr(agent, "handles", None)
+    if handles is not None and not handles(op.name, params, env):
+        return None
+    env = dict(env, HADAEMON_IN_PROCESS="1")    # the agent keeps no forked helpers (threads instead)
+    return agent, params, env, io.StringIO()
+
+
+def _builtin_timeout(rsc: ResourceSpec, op: OpRequest, out, started: float, t0: float) -> OpResult:
+    msg = f"{op.name} timed out after {op.timeout_ms} ms"
+    return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "timeout", output=out.getvalue(),
+                    started=started, exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=msg)
+
+
+def _builtin_result(agent, result, rsc: ResourceSpec, op: OpRequest, out, started: float,
+                    t0: float) -> OpResult | None:
+    """The OpResult of an in-process agent's result (None: DELEGATE, the script runs the action)."""
+    delegate = getattr(agent, "DELEGATE", None)
+    if delegate is not None and result == delegate:
+        return None
+    rc = R.ocf_to_ocf(result.rc)
+    return OpResult(rsc.id, op.name, op.interval_ms, rc, "done", output=out.getvalue(), started=started,
+                    exec_ms=int((time.monotonic() - t0) * 1000), exit_reason=result.reason)
