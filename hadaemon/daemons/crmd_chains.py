@@ -16,21 +16,131 @@ from typing import Dict
 
 from hadaemon.core.crm import status as S
 
-__all__ = ["Chains", "QUICK_SWITCH_S", "ARMED_WAIT_S"]
+__all__ = ["Chains", "HeldOps", "QUICK_SWITCH_S", "ARMED_WAIT_S", "HOLD_MAX_S"]
 
 log = logging.getLogger("ha-crmd")
 QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
 ARMED_WAIT_S = 0.1        # the longest a handoff's stop waits for the new node's "armed" frame (a lost SYN costs a
                           # real client its 1 s initial RTO: waiting is cheaper)
+HOLD_MAX_S = 1.0          # the longest recurring ops arriving while a chain runs are held (from the first one held)
+
+
+class HeldOps:
+    """Recurring operations held while a chain runs on the node, in arrival order (pure: the caller
+    gives the time). An item is whatever the caller needs to run the op later."""
+
+    def __init__(self, max_s: float = HOLD_MAX_S):
+        self.max_s = max_s
+        self._items: list = []    # (resource id, item)
+        self.since: float | None = None   # when the first of those held now was held
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, rsc: str, item, now: float) -> bool:
+        """Hold item; True when it is the first one held (the caller arms its timer then)."""
+        self._items.append((rsc, item))
+        if self.since is None:
+            self.since = now
+            return True
+        return False
+
+    def holds(self, rsc: str) -> bool:
+        return any(r == rsc for r, _ in self._items)
+
+    def release_for(self, rsc: str) -> list:
+        """The items of one resource, in arrival order; the others stay held."""
+        out = [it for r, it in self._items if r == rsc]
+        self._items = [(r, it) for r, it in self._items if r != rsc]
+        if not self._items:
+            self.since = None
+        return out
+
+    def release_all(self) -> list:
+        out = [it for _, it in self._items]
+        self._items = []
+        self.since = None
+        return out
+
+    def due(self, now: float) -> bool:
+        """The first one held has waited max_s: all are released."""
+        return self.since is not None and now - self.since >= self.max_s
+
+    def left(self, now: float) -> float:
+        """Seconds until due (0 when due or nothing held)."""
+        return 0.0 if self.since is None else max(0.0, self.since + self.max_s - now)
 
 
 class Chains:
     """Chains and handoffs, for LocalExecutor."""
 
     def stop_chains(self) -> None:
-        """The DC changed: no chained action of its transitions starts any more."""
+        """The DC changed: no chained action of its transitions starts any more (held recurring ops run
+        now: the new DC waits for their results as the old one did)."""
         self._stopped.update(self._chained)
         self._wake_gates()
+        self._run_held(self._held.release_all(), "DC changed")
+
+    # -- recurring ops held while a chain runs ------------------------------------------------------
+    # The first monitors of a chain's members that started (in-process agents: netlink dumps under the
+    # GIL) would share the event loop and the GIL with the chain's next actions: they wait until no
+    # chain runs on the node (at most HOLD_MAX_S); any other operation of their resource (a stop, a
+    # cancel, a probe...) first runs them, as if they had not been held.
+    def _hold(self, src: str, msg: dict) -> bool:
+        """Hold a recurring op that arrives while a chain runs (True: held)."""
+        o = msg["op"]
+        if not self._chain_runs or not self._recurring(o):
+            return False
+        rid = msg["rsc"]["id"]
+        loop = asyncio.get_running_loop()
+        if self._held.add(rid, (src, msg), loop.time()):
+            self._hold_timer = loop.call_later(self._held.max_s, self._hold_due)
+        log.debug("%s %s every %s ms held while a chain runs", o["name"], rid, o.get("interval_ms"),
+                  extra={"RESOURCE": rid, "EVENT": "op-held"})
+        return True
+
+    @staticmethod
+    def _recurring(o: dict) -> bool:
+        """A recurring op (a cancel or delete names the interval of the op it is about: not one)."""
+        return int(o.get("interval_ms", 0)) > 0 and o["name"] not in ("cancel", "delete")
+
+    def _hold_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._hold_timer = None
+        if self._held.due(loop.time()):
+            self._run_held(self._held.release_all(), f"held {self._held.max_s:g} s")
+        elif len(self._held):   # (the timer fired a hair early)
+            self._hold_timer = loop.call_later(self._held.left(loop.time()), self._hold_due)
+
+    def _run_held(self, items, why: str) -> None:
+        """Run released ops (as handle() runs an op: a task each, in arrival order)."""
+        if not len(self._held) and self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        for src, msg in items:
+            log.debug("%s %s every %s ms released (%s)", msg["op"]["name"], msg["rsc"]["id"],
+                      msg["op"].get("interval_ms"), why, extra={"RESOURCE": msg["rsc"]["id"], "EVENT": "op-released"})
+            self._spawn(self._run_op(src, msg))
+
+    async def _release_held_for(self, rsc_id: str, name: str) -> None:
+        """Before another operation of the resource: its held ops run first. Each one's task registers
+        its recurring op with the LRM in its first step (the synchronous start of lrm.execute), which
+        creates the op's loop task; ready callbacks run in the order they were scheduled, so after two
+        turns of the loop both have begun, and the operation that follows (a stop's
+        stop_all_recurring, a cancel) finds and cancels them as when they had arrived unheld."""
+        self._run_held(self._held.release_for(rsc_id), f"before {name}")
+        for _ in range(2):
+            await asyncio.sleep(0)
+
+    async def _run_chain(self, src: str, msg: dict) -> None:
+        """_chain, counted: recurring ops arriving meanwhile are held until no chain runs."""
+        self._chain_runs += 1
+        try:
+            await self._chain(src, msg)
+        finally:
+            self._chain_runs -= 1
+            if not self._chain_runs:
+                self._run_held(self._held.release_all(), "chain ended")
 
     def _wake_gates(self) -> None:
         """Followers waiting for a handoff look again whether they were asked to stop."""
@@ -80,7 +190,7 @@ class Chains:
                     del self._gates[after]
         return True
 
-    async def _run_chain(self, src: str, msg: dict) -> None:
+    async def _chain(self, src: str, msg: dict) -> None:
         """Consecutive actions of one transition on this node: each starts once the previous one
         returned its expected result; at the first other result, or once the DC asked to stop, the
         rest is reported not run (chain_skipped) so the DC knows exactly which ran. A follower chain

@@ -14,7 +14,9 @@ from typing import Dict, Tuple
 from hadaemon.core.crm import cibdoc
 from hadaemon.core.crm import status as S
 from hadaemon.core.crm.ops import restart_fields
-from hadaemon.daemons.crmd_chains import ARMED_WAIT_S, QUICK_SWITCH_S, Chains  # noqa: F401  (importable from here)
+from hadaemon.daemons.crmd_chains import (  # noqa: F401  (importable from here)
+    ARMED_WAIT_S, HOLD_MAX_S, QUICK_SWITCH_S, Chains, HeldOps,
+)
 
 __all__ = ["LocalExecutor", "record_of"]
 
@@ -61,6 +63,9 @@ class LocalExecutor(Chains):
         self._listening: Dict[str, object] = {}   # leader's tkey -> socket receiving its release frame
         self._quick: set = set()                  # armed handoffs (a short GIL switch interval meanwhile)
         self._switch = sys.getswitchinterval()
+        self._chain_runs = 0                      # chains running on this node
+        self._held = HeldOps(HOLD_MAX_S)          # recurring ops held meanwhile: (src, msg)
+        self._hold_timer = None
 
     async def start(self) -> None:
         if self.lrm_factory is not None:
@@ -75,6 +80,10 @@ class LocalExecutor(Chains):
             handoff.helper()   # the handoff helper process, ready before the first handoff (root only)
 
     async def close(self) -> None:
+        self._held.release_all()   # dropped: nothing runs any more
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         for t in list(self._tasks):
             t.cancel()
         if self.lrm is not None:
@@ -93,7 +102,8 @@ class LocalExecutor(Chains):
     def handle(self, src: str, msg: dict) -> None:
         t = msg["t"]
         if t == "op":
-            self._spawn(self._run_op(src, msg))
+            if not self._hold(src, msg):
+                self._spawn(self._run_op(src, msg))
         elif t == "ops":
             self._spawn(self._run_chain(src, msg))
         elif t == "chain_stop":
@@ -104,6 +114,8 @@ class LocalExecutor(Chains):
         elif t == "fence":
             self._spawn(self._fence(src, msg))
         elif t == "forget":
+            rid = msg.get("rsc") or None
+            self._run_held(self._held.release_all() if rid is None else self._held.release_for(rid), "forget")
             S.clear_lrm(self.history, self.node.local_node, msg.get("rsc") or None)
 
     def _record(self, rec: S.OpRecord, report: bool = True) -> None:
@@ -116,6 +128,8 @@ class LocalExecutor(Chains):
         from hadaemon.io.lrm import OpRequest, ResourceSpec
 
         r, o = msg["rsc"], msg["op"]
+        if self._held.holds(r["id"]) and not self._recurring(o):
+            await self._release_held_for(r["id"], o["name"])   # its recurring ops held meanwhile come first
         rsc = ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {})))
         name, interval = o["name"], int(o.get("interval_ms", 0))
         tkey = msg["tkey"]
