@@ -1,6 +1,7 @@
 """A node's chains of actions (consecutive actions of one transition, run in order) and handoffs (a
 follower chain starts once the leading node's action succeeded: prepared and armed ahead, released
-through ha-heartbeat or a signed frame on the address's segment).
+through ha-heartbeat or a signed frame on the address's segment). Recurring ops arriving while a chain runs
+are held until none runs (HeldOps, at most HOLD_MAX_S).
 
 A mixin of crmd_lrm.LocalExecutor (it uses its node, lrm, the chain / gate / release / trigger state made
 in its __init__, and _run_op())."""
