@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import threading
 import time
 from typing import Dict
@@ -237,7 +236,9 @@ class Chains:
                 prepared = await prep[0]
                 log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
                          extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
-            for i, o in enumerate(ops):
+            i = 0
+            while i < len(ops):
+                o = ops[i]
                 if keys[i] in self._stopped:
                     rest = keys[i:]
                     log.info("chain stopped: %d action(s) not run", len(rest),
@@ -245,6 +246,17 @@ class Chains:
                     if self.node.dc:
                         self.node.send(self.node.dc, "chain_skipped", tkeys=rest)
                     return
+                if self._sequence_ok(ops[i:]):
+                    # the rest back to back from one thread (crmd_sequence); a prepared op waits
+                    # there for its prepare
+                    ready = {j - i: self._when_done(fut) for j, fut in prep.items() if j >= i}
+                    n = await self._run_sequence(ops[i:], keys[i:], ready)
+                    if n is not None:
+                        ran.update(range(i, i + n))
+                        i += n
+                        if i < len(ops) and keys[i] not in self._stopped:
+                            self._stopped.update(keys[i:])   # (the LRM closed under it)
+                        continue
                 self._chained.discard(keys[i])
                 if i in prep:
                     await prep[i]
@@ -254,6 +266,7 @@ class Chains:
                     self._quick_switch(after, False)
                 if rec is None or rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
                     self._stopped.update(keys[i + 1:])
+                i += 1
         finally:
             self._quick_switch(after, False)
             self._triggers.pop(after, None)
@@ -265,6 +278,13 @@ class Chains:
             for i, fut in prep.items():
                 if i not in ran:
                     fut.add_done_callback(lambda f, o=ops[i]: f.cancelled() or not f.result() or self._discard(o))
+
+    @staticmethod
+    def _when_done(fut: asyncio.Future) -> threading.Event:
+        """An event set once fut is done (a thread waits for a prepare through it)."""
+        ev = threading.Event()
+        fut.add_done_callback(lambda _f: ev.set())
+        return ev
 
     @staticmethod
     def _request(o: dict):
@@ -370,15 +390,14 @@ class Chains:
         """While a start is armed, the interpreter hands the GIL over every 0.5 ms (not 5 ms): the
         armed thread waits for it at every system call (the frame, the state file, netlink), and the
         event loop (a DC's above all: the old node's results, the CIB) would keep it 5 ms each time."""
+        from hadaemon.daemons.crmd_sequence import quick_switch
+
         if on and after not in self._quick:
-            if not self._quick:
-                self._switch = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch, QUICK_SWITCH_S))
+            quick_switch(True, QUICK_SWITCH_S)   # counted: sequences set it too
             self._quick.add(after)
         elif not on and after in self._quick:
             self._quick.discard(after)
-            if not self._quick:
-                sys.setswitchinterval(self._switch)
+            quick_switch(False)
 
     def _armed_went(self, after: str, first_key: str) -> None:
         """The armed start went on the old node's release frame: the chain goes on at once (the

@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sys
 import time
 import xml.etree.ElementTree as ET
 from typing import Dict, Tuple
 
 from hadaemon.core.crm import cibdoc
 from hadaemon.core.crm import status as S
-from hadaemon.core.crm.ops import restart_fields
 from hadaemon.daemons.crmd_chains import (  # noqa: F401  (importable from here)
     ARMED_WAIT_S, HOLD_MAX_S, QUICK_SWITCH_S, Chains, HeldOps,
 )
+from hadaemon.daemons.crmd_sequence import _FETCHING, Sequences
 
 __all__ = ["LocalExecutor", "record_of"]
 
 log = logging.getLogger("ha-crmd")
-_FETCHING = "fetching"      # a _reload_info value: the agent's meta-data is being read
 META_WAIT_S = 10.0          # the longest a start's record waits for its agent's meta-data (first time only)
 
 
@@ -39,7 +37,7 @@ def record_of(res, digest: str, rsc: dict, meta: dict | None = None) -> S.OpReco
                       meta.get("migrate_target", "") if migrating else "")
 
 
-class LocalExecutor(Chains):
+class LocalExecutor(Chains, Sequences):
     """Runs operations for the DC through hadaemon.io.lrm.LocalResourceManager."""
 
     def __init__(self, node, lrm_factory=None):
@@ -62,7 +60,6 @@ class LocalExecutor(Chains):
         self._keys = None                       # authkeys for release frames (False: unavailable)
         self._listening: Dict[str, object] = {}   # leader's tkey -> socket receiving its release frame
         self._quick: set = set()                  # armed handoffs (a short GIL switch interval meanwhile)
-        self._switch = sys.getswitchinterval()
         self._chain_runs = 0                      # chains running on this node
         self._held = HeldOps(HOLD_MAX_S)          # recurring ops held meanwhile: (src, msg)
         self._hold_timer = None
@@ -125,18 +122,12 @@ class LocalExecutor(Chains):
             self.node.report_result(rec)
 
     async def _run_op(self, src: str, msg: dict) -> S.OpRecord | None:
-        from hadaemon.io.lrm import OpRequest, ResourceSpec
-
         r, o = msg["rsc"], msg["op"]
         if self._held.holds(r["id"]) and not self._recurring(o):
             await self._release_held_for(r["id"], o["name"])   # its recurring ops held meanwhile come first
-        rsc = ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {})))
-        name, interval = o["name"], int(o.get("interval_ms", 0))
-        tkey = msg["tkey"]
-        key = S.parse_transition_key(tkey)
-        target = key[2] if key else 0
-        now = int(time.time())
-        base = dict(rsc_class=rsc.cls, rsc_provider=rsc.provider or "", rsc_type=rsc.type)
+        ctx = self._op_context(msg)
+        rsc, name, interval, tkey, target, now, base = (ctx.rsc, ctx.name, ctx.interval, ctx.tkey, ctx.target,
+                                                        ctx.now, ctx.base)
         if name == "cancel":
             self.lrm.cancel(rsc.id, o.get("cancel_op", "monitor"), interval)
             self._ops.pop((rsc.id, o.get("cancel_op", "monitor"), interval), None)
@@ -148,23 +139,15 @@ class LocalExecutor(Chains):
             S.clear_lrm(self.history, self.node.local_node, rsc.id)
             self.node.report_result(S.OpRecord(rsc.id, "delete", 0, 0, 0, 0, tkey, target, last_run=now, **base))
             return
-        log.info("%s %s%s", name, rsc.id, f" every {interval} ms" if interval else "",
-                 extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-start"})
-        if interval == 0 and name != "notify":
-            self._record(S.OpRecord(rsc.id, name, 0, 193, S.EXEC_STATUS["pending"], -1, tkey, target,
-                                    last_run=now, digest=msg.get("digest", ""), **base), report=False)
-        if interval == 0 and name not in ("monitor", "notify", "meta-data", "validate-all"):
-            # the controller's should_cancel_recurring: recurring ops stop before anything changes the
-            # resource's state (stop, start, promote, demote, migrate_to / migrate_from, reload), so a
-            # monitor cannot report the source of a migration "not running" before its stop
-            await self.lrm.stop_all_recurring(rsc.id)
-            for k in [k for k in self._ops if k[0] == rsc.id]:
-                del self._ops[k]
-        reload_info = self._reload_of(rsc)
-        if name == "reload-agent" and isinstance(reload_info, tuple) and reload_info[0] == "reload":
-            name = "reload"    # an agent older than OCF 1.1 reloads with "reload" (do_lrm_rsc_op)
-        op = OpRequest(name, interval, int(o.get("timeout_ms", 20000)), int(o.get("start_delay_ms", 0)),
-                       dict(o.get("meta", {})), tkey)
+        self._op_started(ctx)
+        if self._changes_state(ctx):
+            await self._stop_recurring_of(rsc.id)
+        ctx.reload_info = self._reload_of(rsc)
+        if name == "reload-agent" and isinstance(ctx.reload_info, tuple) and ctx.reload_info[0] == "reload":
+            # an agent older than OCF 1.1 reloads with "reload" (do_lrm_rsc_op)
+            ctx.name = name = "reload"
+            ctx.op = dataclasses.replace(ctx.op, name=name)
+        op = ctx.op
         if interval > 0:
             self._ops[(rsc.id, name, interval)] = (msg.get("digest", ""), r)
         try:
@@ -175,23 +158,7 @@ class LocalExecutor(Chains):
                              last_run=now, digest=msg.get("digest", ""), exit_reason=str(exc)[:200], **base)
             self._record(rec)
             return rec
-        rec = record_of(res, msg.get("digest", ""), r, o.get("meta"))
-        if interval == 0 and reload_info == _FETCHING and name in ("start", "reload", "reload-agent",
-                                                                   "promote", "migrate_from"):
-            reload_info = await self._reload_fetched(rsc)
-        if interval == 0 and isinstance(reload_info, tuple):
-            listed, digest = restart_fields(reload_info[1], rsc.params)
-            rec = dataclasses.replace(rec, restart_list=listed, restart_digest=digest)
-        if msg.get("release_to") and rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc:
-            # the follower waiting for this one starts (handoff), unless the agent told it already
-            self._send_release(str(tkey), [str(p) for p in msg["release_to"]])
-        self._release_sent.pop(str(tkey), None)
-        level = logging.INFO if not S.is_failure(rec) else logging.WARNING
-        log.log(level, "%s %s: rc=%d (%s)%s", name, rsc.id, res.rc, res.status,
-                f" {rec.exit_reason}" if rec.exit_reason else "",
-                extra={"RESOURCE": rsc.id, "TRANSITION": key[1] if key else "", "EVENT": "op-done"})
-        self._record(rec)
-        return rec
+        return await self._op_finished(ctx, res)
 
     def _reload_of(self, rsc):
         """What the agent's meta-data says about reloads (hadaemon.core.lrm.metadata.reload_parameters),

@@ -45,9 +45,18 @@ def test_one_dc_resource_starts_fails_over_and_fails_back():
         c.restore("node1")
         _wait_where(crm, ["node1"])               # multiple-active recovery, auto_failback on: node1 only
         crm.wait_idle(crm.wait_dc())
-        st = crm.status("node2")
-        d1 = [r for r in st["resources"] if r["id"] == "d1"][0]
-        assert d1["nodes"] == ["node1"] and d1["role"] == "Started"
+        # node2's view: its copy of the CIB may still be on its way from the DC when the DC is idle
+        seen = {}
+
+        def viewed():
+            seen["st"] = crm.status("node2")
+            d = [r for r in seen["st"].get("resources", ()) if r["id"] == "d1"]
+            return bool(d) and d[0]["nodes"] == ["node1"] and d[0]["role"] == "Started"
+        try:
+            wait_until(viewed, 30, interval=0.2, message="node2 sees d1 started on node1")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}: {seen.get('st')}\n{crm.logs()}") from None
+        st = seen["st"]
         assert st["quorum"] is True and set(st["nodes"]) == {"node1", "node2"}
         pe = crm.state_dir(crm.wait_dc()) / "pe-input"
         inputs = sorted(os.listdir(pe), key=lambda n: int(n.split("-")[2].split(".")[0]))

@@ -756,7 +756,7 @@ async def test_sequence_runs_in_order_and_gives_the_same_results(lrm, env):
     assert all(lrm.runs_blocking(r, o) for r, o in steps)
     got = await _collect(lrm, steps)
     assert [i for i, _ in got] == [0, 1, 2, 3]
-    for (i, res), (rsc, op) in zip(got, steps):
+    for (_i, res), (rsc, op) in zip(got, steps):
         _ok(res)
         assert (res.rsc_id, res.op) == (rsc.id, op.name)
     assert got[0][1].user_data == "k1"
@@ -831,3 +831,15 @@ async def test_closing_the_sequence_kills_the_running_step(lrm, env):
 def _gone(env, rid) -> bool:
     """No process of this Probe resource is left (its log path is in their environment)."""
     return not _procs_with_env(str(env["tmp"] / f"{rid}.log"))
+
+
+async def test_monitor_cancelled_before_its_first_step_still_answers(lrm, env):
+    """A recurring op whose loop task is cancelled before it ever ran (a stop handled in the same turn
+    of the loop) answers its execute() with "cancelled" instead of never."""
+    rsc = probe_rsc(env, "early")
+    _ok(await lrm.execute(rsc, OpRequest("start")))
+    mon = asyncio.ensure_future(lrm.execute(rsc, OpRequest("monitor", interval_ms=1000, timeout_ms=20000)))
+    await asyncio.sleep(0)       # execute() has created the monitor's task; that task has not run yet
+    await lrm.stop_all_recurring(rsc.id)
+    res = await asyncio.wait_for(mon, 5)
+    assert res.status == "cancelled"

@@ -2,7 +2,7 @@
 
 HeldOps is tested as it is; LocalExecutor runs on the real LocalResourceManager (its queues, its
 recurring table, its cancellations), whose agents are replaced by gates the test opens (GateLrm
-overrides _run_agent only), and reports to a node object that keeps what it was given."""
+overrides _run_agent, and run_blocking, a chain's thread path, through it), and reports to a node object that keeps what it was given."""
 from __future__ import annotations
 
 import asyncio
@@ -76,6 +76,10 @@ class GateLrm(LocalResourceManager):
             raise
         self._event("end", *key)
         return OpResult(rsc.id, op.name, op.interval_ms, 0, "done")
+
+    def run_blocking(self, rsc, op, loop, cancel=None):
+        """The chain's thread path (run_sequence): the same gated run, on the loop, waited for here."""
+        return asyncio.run_coroutine_threadsafe(self._run_agent(rsc, op), loop).result()
 
 
 class Node:

@@ -303,6 +303,8 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
         task = asyncio.ensure_future(self._recurring_loop(entry, first))
         self._tasks[key] = task
         task.add_done_callback(lambda t, k=key: self._tasks.get(k) is t and self._tasks.pop(k, None))
+        # a task cancelled before its first step never runs its finally: its first result is then this
+        task.add_done_callback(lambda t: first.done() or first.set_result(OpTable.cancelled_result(entry, time.time())))
         try:
             return await asyncio.shield(first)
         except asyncio.CancelledError:

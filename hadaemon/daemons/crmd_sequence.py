@@ -1,0 +1,195 @@
+"""A chain's actions run back to back from one thread (LocalResourceManager.run_sequence), the event
+loop handling only their bookkeeping (history, reports to the DC, releases) as each result comes.
+
+Through the loop, every action of a chain cost 3-15 ms more than its agent (the loop's turns for the
+spawn, the pipes, the exit, the result, then the next action's way in), shared with whatever else
+ha-crmd did meanwhile: a DC's handling of the other node's results, the first monitors, D-Bus. In a
+failback that is six actions one after the other while the service is down (docs/crm.md, "Failover
+timing"). From a thread the next action starts as soon as the previous one returned its expected
+result; the thread needs the interpreter lock only between system calls, and gets it within the short
+switch interval set while a sequence runs.
+
+A mixin of crmd_lrm.LocalExecutor (its node, lrm, history, _ops, _chained, _stopped, _record,
+_reload_of, _reload_fetched, _send_release)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from typing import List
+
+from hadaemon.core.crm import status as S
+from hadaemon.core.crm.ops import restart_fields
+
+__all__ = ["Sequences", "OpContext", "SEQUENCE_SWITCH_S"]
+
+log = logging.getLogger("ha-crmd")
+SEQUENCE_SWITCH_S = 0.0005   # the GIL switch interval while a sequence runs (its thread waits for the lock
+                             # at every system call; the loop would keep it 5 ms each time)
+_FETCHING = "fetching"       # a _reload_info value: the agent's meta-data is being read
+
+
+@dataclasses.dataclass
+class OpContext:
+    """One DC operation request, parsed (what _run_op needs before and after the agent runs)."""
+
+    msg: dict
+    rsc: object            # hadaemon.io.lrm.ResourceSpec
+    op: object             # hadaemon.io.lrm.OpRequest
+    name: str
+    interval: int
+    tkey: str
+    transition: str
+    target: int
+    now: int
+    base: dict
+    reload_info: object = None
+
+
+class Sequences:
+    """The bookkeeping halves of an operation, and chains run through run_sequence, for LocalExecutor."""
+
+    def _op_context(self, msg: dict) -> OpContext:
+        from hadaemon.io.lrm import OpRequest, ResourceSpec
+
+        r, o = msg["rsc"], msg["op"]
+        rsc = ResourceSpec(r["id"], r["cls"], r.get("provider"), r["type"], dict(r.get("params", {})))
+        name, interval = o["name"], int(o.get("interval_ms", 0))
+        tkey = msg["tkey"]
+        key = S.parse_transition_key(tkey)
+        op = OpRequest(name, interval, int(o.get("timeout_ms", 20000)), int(o.get("start_delay_ms", 0)),
+                       dict(o.get("meta", {})), tkey)
+        return OpContext(msg, rsc, op, name, interval, tkey, key[1] if key else "", key[2] if key else 0,
+                         int(time.time()), dict(rsc_class=rsc.cls, rsc_provider=rsc.provider or "", rsc_type=rsc.type))
+
+    def _op_started(self, ctx: OpContext, logged: bool = False) -> None:
+        """The op-start log line and the pending entry of the history (not reported)."""
+        if not logged:
+            self._log_op_start(ctx)
+        if ctx.interval == 0 and ctx.name != "notify":
+            self._record(S.OpRecord(ctx.rsc.id, ctx.name, 0, 193, S.EXEC_STATUS["pending"], -1, ctx.tkey, ctx.target,
+                                    last_run=ctx.now, digest=ctx.msg.get("digest", ""), **ctx.base), report=False)
+
+    @staticmethod
+    def _log_op_start(ctx: OpContext) -> None:
+        log.info("%s %s%s", ctx.name, ctx.rsc.id, f" every {ctx.interval} ms" if ctx.interval else "",
+                 extra={"RESOURCE": ctx.rsc.id, "TRANSITION": ctx.transition, "EVENT": "op-start"})
+
+    @staticmethod
+    def _changes_state(ctx: OpContext) -> bool:
+        """The controller's should_cancel_recurring: recurring ops stop before anything changes the
+        resource's state (stop, start, promote, demote, migrate_to / migrate_from, reload), so a
+        monitor cannot report the source of a migration "not running" before its stop."""
+        return ctx.interval == 0 and ctx.name not in ("monitor", "notify", "meta-data", "validate-all")
+
+    async def _stop_recurring_of(self, rsc_id: str) -> None:
+        await self.lrm.stop_all_recurring(rsc_id)
+        for k in [k for k in self._ops if k[0] == rsc_id]:
+            del self._ops[k]
+
+    async def _op_finished(self, ctx: OpContext, res) -> S.OpRecord:
+        """The agent's result recorded, logged, reported to the DC; a handoff's followers released."""
+        from hadaemon.daemons.crmd_lrm import record_of
+
+        rec = record_of(res, ctx.msg.get("digest", ""), ctx.msg["rsc"], ctx.msg["op"].get("meta"))
+        reload_info = ctx.reload_info
+        if ctx.interval == 0 and reload_info == _FETCHING and ctx.name in ("start", "reload", "reload-agent",
+                                                                           "promote", "migrate_from"):
+            reload_info = await self._reload_fetched(ctx.rsc)
+        if ctx.interval == 0 and isinstance(reload_info, tuple):
+            listed, digest = restart_fields(reload_info[1], ctx.rsc.params)
+            rec = dataclasses.replace(rec, restart_list=listed, restart_digest=digest)
+        msg = ctx.msg
+        if msg.get("release_to") and rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc:
+            # the follower waiting for this one starts (handoff), unless the agent told it already
+            self._send_release(str(ctx.tkey), [str(p) for p in msg["release_to"]])
+        self._release_sent.pop(str(ctx.tkey), None)
+        level = logging.INFO if not S.is_failure(rec) else logging.WARNING
+        log.log(level, "%s %s: rc=%d (%s)%s", ctx.name, ctx.rsc.id, res.rc, res.status,
+                f" {rec.exit_reason}" if rec.exit_reason else "",
+                extra={"RESOURCE": ctx.rsc.id, "TRANSITION": ctx.transition, "EVENT": "op-done"})
+        self._record(rec)
+        return rec
+
+    def _sequence_ok(self, ops: List[dict]) -> bool:
+        """Whether these chained ops can run through run_sequence (one-shot OCF / LSB actions)."""
+        lrm = self.lrm
+        if not hasattr(lrm, "run_sequence") or not ops:
+            return False
+        for o in ops:
+            try:
+                ctx = self._op_context(o)
+            except (KeyError, TypeError, ValueError):   # malformed: _run_op says so, in its turn
+                return False
+            if ctx.name == "reload-agent" or not self._changes_state(ctx) or not lrm.runs_blocking(ctx.rsc, ctx.op):
+                return False
+        return True
+
+    async def _run_sequence(self, ops: List[dict], keys: List[str], ready=None) -> int | None:
+        """Run chained ops (all _sequence_ok) from one thread; the index of the first op not run
+        (len(ops): all ran), or None when the LRM could not take them (a resource busy: nothing ran).
+        ready: {index: threading.Event} an op waits for before it starts (its prepare)."""
+        ctxs = [self._op_context(o) for o in ops]
+        for ctx in ctxs:
+            ctx.reload_info = self._reload_of(ctx.rsc)
+        for rsc_id in dict.fromkeys(ctx.rsc.id for ctx in ctxs):
+            if self._held.holds(rsc_id):   # its recurring ops held meanwhile come first (as in _run_op)
+                await self._release_held_for(rsc_id, "a chain")
+            await self._stop_recurring_of(rsc_id)
+        loop = asyncio.get_running_loop()
+        started = [False] * len(ops)
+        ready = ready or {}
+
+        def may_start(i: int) -> bool:   # the sequence's thread
+            ev = ready.get(i)
+            if ev is not None:
+                ev.wait(ops_timeout(i))
+            if keys[i] in self._stopped:
+                return False
+            self._chained.discard(keys[i])
+            started[i] = True
+            self._log_op_start(ctxs[i])
+            loop.call_soon_threadsafe(self._op_started, ctxs[i], True)
+            return True
+
+        def ops_timeout(i: int) -> float:
+            return ctxs[i].op.timeout_ms / 1000.0
+
+        def go_on(i: int, res) -> bool:   # the sequence's thread
+            return res.status == "done" and res.rc == ctxs[i].target
+
+        ran = 0
+        quick_switch(True)
+        try:
+            async for i, res in self.lrm.run_sequence([(c.rsc, c.op) for c in ctxs], go_on, may_start):
+                ran = i + 1
+                rec = await self._op_finished(ctxs[i], res)
+                if rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
+                    self._stopped.update(keys[i + 1:])
+        finally:
+            quick_switch(False)
+        if ran == 0 and not any(started):
+            return None if not self._stopped.intersection(keys[:1]) else 0
+        return ran
+
+
+_switch_lock = threading.Lock()
+_switch_users = [0, 0.005]   # users of the short interval now, the interval before the first
+
+
+def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
+    """A short GIL switch interval while anyone needs it (counted: a sequence, an armed handoff); the
+    interval from before the first comes back after the last."""
+    with _switch_lock:
+        if on:
+            if _switch_users[0] == 0:
+                _switch_users[1] = sys.getswitchinterval()
+            sys.setswitchinterval(min(sys.getswitchinterval(), interval))
+            _switch_users[0] += 1
+        elif _switch_users[0] > 0:
+            _switch_users[0] -= 1
+            if _switch_users[0] == 0:
+                sys.setswitchinterval(_switch_users[1])
