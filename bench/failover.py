@@ -8,8 +8,12 @@ For each run (the group on admin1, the client GETting http://VIP/ every 20 ms fr
 - migrate: `MigrateResource webserver admin2` over D-Bus; time from the call to the first request
   served by admin2 (then ClearResource brings it back, not timed);
 - the observer samples both nodes every 20 ms and counts moments with the VIP (and with any webserver
-  resource) active on two connected nodes. A cut node is plugged back once it has stopped its group
-  (the pingd rule makes it), as an admin restoring "network stop" would.
+  resource) active on two connected nodes (an overlap seen by one sample is read again: the nodes are
+  read one after the other, and a handoff between two reads is not an overlap; see Observer._confirm).
+  A cut node is plugged back once it has stopped its group (the pingd rule makes it), as an admin
+  restoring "network stop" would;
+- from the logs, every handoff's two moments (the old node's address removed, the new node's added, as
+  the handoff helpers logged them): handoff_added_before_removed counts adds that came first.
 
 Timings: "seed" = the admin's ha.cf (keepalive 2, deadtime 30), "fast" = keepalive 25ms, deadtime 100ms
 (issue 10's 10-minute run under load: no false death, docs/crm.md "Failover timing"; "fast100" is the
@@ -135,6 +139,7 @@ def run_set(name: str, runs: int, keep: bool, log) -> dict:
                         f"lost), overlaps so far {len(obs.dual_active())}, load {os.getloadavg()[0]:.1f}")
                 poller.stop()
             out["false_deaths"] = false_deaths(c.workdir / "logs", ["admin1", "admin2"], runs)
+            out["handoffs"] = handoff_order(c.workdir / "logs", ["admin1", "admin2"])
             out["dual_active"] = len([d for d in obs.dual_active() if d[2] == "vip"])
             out["dual_any"] = len(obs.dual_active())
             out["dual_detail"] = obs.describe()
@@ -378,6 +383,34 @@ def stages(logdir, table, new: str, old: str, since: float, dc: str = "admin1") 
     return out
 
 
+def handoff_order(logdir, nodes) -> list:
+    """(old node's removal, new node's add) of every handoff, from the two helpers' own moments in the
+    ha-crmd logs ("release frame sent ... at T" once RTM_DELADDR was acknowledged; "Adding inet address
+    ... at T'"): the precise check that the address was never on both (the observer samples every
+    20 ms). Each add is paired with the other node's release nearest to it."""
+    import re
+
+    pat = re.compile(r"(release frame sent on \S+|Adding inet address \S+ to device \S+) \(.*handoff helper, "
+                     r"at (\d\d):(\d\d):(\d\d\.\d+)\)")
+    events = []
+    for n in nodes:
+        try:
+            text = (logdir / f"{n}-ha-crmd.log").read_text(errors="replace")
+        except OSError:
+            continue
+        for m in pat.finditer(text):
+            t = int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4))
+            events.append((n, "add" if m.group(1).startswith("Adding") else "rel", t))
+    pairs = []
+    for n, kind, t in events:
+        if kind != "add":
+            continue
+        rels = [r for r in events if r[1] == "rel" and r[0] != n and abs(r[2] - t) < 1.0]
+        if rels:
+            pairs.append((min(rels, key=lambda r: abs(r[2] - t))[2], t))
+    return pairs
+
+
 def false_deaths(logdir, nodes, cuts: int) -> int:
     """Peers declared dead by ha-heartbeat beyond the two declarations each cut causes."""
     dead = 0
@@ -410,6 +443,11 @@ def summary(name: str, r: dict, log) -> None:
         f"on two: {r['dual_any']} ({r.get('dual_detail', '')})")
     if "false_deaths" in r:
         log(f"{name:5} false deaths (ha-heartbeat, beyond the cuts'): {r['false_deaths']}")
+    if r.get("handoffs"):
+        gaps = sorted((a - rel) * 1e6 for rel, a in r["handoffs"])
+        log(f"{name:5} handoffs (helpers' moments): {len(gaps)}, the new node's address added {gaps[0]:.0f} to "
+            f"{gaps[-1]:.0f} us (median {statistics.median(gaps):.0f}) after the old node's was removed; "
+            f"added before: {sum(1 for g in gaps if g < 0)}")
     for key in ("failback_lost", "migrate_lost"):
         if r.get(key):
             log(f"{name:5} {key}: requests without any answer (given up after 0.2 s) per move: {r[key]} "
@@ -453,7 +491,8 @@ def main(argv=None) -> int:
               f"migrate_median_s={statistics.median(main_set['migrate']):.3f}",
               f"migrate_gap_s={statistics.median(main_set['migrate_gap']):.3f}",
               f"dual_active={sum(r['dual_active'] for r in results.values())}",
-              f"false_deaths={sum(r.get('false_deaths', 0) for r in results.values())}"]
+              f"false_deaths={sum(r.get('false_deaths', 0) for r in results.values())}",
+              f"handoff_added_before_removed={sum(1 for r in results.values() for rel, a in r.get('handoffs', ()) if a < rel)}"]
     if "seed" in results and "fast" in results:
         f = results["fast"]
         fields += [f"fast_failover_median_s={statistics.median(f['failover']):.3f}",

@@ -165,6 +165,8 @@ class Observer:
             self.samples += 1
             for r, probe in self.probes.items():
                 raw = tuple(sorted(n for n, v in views.items() if v.anchor and probe(v)))
+                if len(raw) > 1:
+                    raw = self._confirm(raw, views, probe)
                 act = tuple(n for n in raw if conn[n])
                 if list(act) != self.current[r]:
                     self.changes.append((now, r, act))
@@ -172,6 +174,17 @@ class Observer:
                 self.raw[r] = list(raw)
                 self._track(self._open, self.overlaps, r, act, now)
                 self._track(self._open_raw, self.raw_overlaps, r, raw, now)
+
+    @staticmethod
+    def _confirm(raw: tuple, views: Dict[str, NodeView], probe) -> tuple:
+        """The nodes of raw on which the resource was active at one instant. The nodes were read one
+        after the other, so a handoff between two reads (the old node's address removed, then the new
+        node's added: ~0.1-0.3 ms apart) shows both. Read them all again, after every first read: a node
+        active in both reads was active all along in between (no resource leaves and comes back
+        within a millisecond), so the nodes active in both reads were active together at the moment
+        of the latest first read."""
+        again = {n: NodeView(n, views[n].anchor, views[n].rundir) for n in raw}
+        return tuple(n for n in raw if again[n].anchor and probe(again[n]))
 
     @staticmethod
     def _track(open_: dict, done: list, r: str, nodes: tuple, now: float) -> None:
