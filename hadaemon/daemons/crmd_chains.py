@@ -19,7 +19,7 @@ from hadaemon.core.crm import status as S
 __all__ = ["Chains", "HeldOps", "QUICK_SWITCH_S", "ARMED_WAIT_S", "HOLD_MAX_S"]
 
 log = logging.getLogger("ha-crmd")
-QUICK_SWITCH_S = 0.0005   # the GIL switch interval while a handoff's start is armed
+QUICK_SWITCH_S = 0.0001   # the GIL switch interval while a handoff's start is armed
 ARMED_WAIT_S = 0.1        # the longest a handoff's stop waits for the new node's "armed" frame (a lost SYN costs a
                           # real client its 1 s initial RTO: waiting is cheaper)
 HOLD_MAX_S = 1.0          # the longest recurring ops arriving while a chain runs are held (from the first one held)
@@ -225,7 +225,16 @@ class Chains:
                     log.warning("cannot listen for release frames: %s", exc, extra={"EVENT": "handoff"})
             prep[0].add_done_callback(lambda f: f.cancelled() or not f.result() or self._arm(
                 after, ops[0], timeout, keys[0], str(msg.get("after_node") or "")))
+        early = None
         try:
+            if ops and after and self._sequence_ok(ops):
+                # the whole follower chain in a thread that waits for the handoff itself: the armed
+                # start's thread wakes it the moment the address is added (_went_direct), no turn of
+                # the loop in between; else the verdict below (in _stopped) does
+                gate = self._follow_gates[after] = (threading.Event(), {})
+                wait_s = float(msg.get("after_timeout_s") or 60.0) + 5.0
+                ready = {j: self._when_done(fut) for j, fut in prep.items()}
+                early = asyncio.ensure_future(self._run_sequence(ops, keys, ready, gate=(gate[0], gate[1], wait_s)))
             if ops and msg.get("after"):
                 if not await self._handed_off(msg, keys[0]):
                     armed = self._triggers.get(after)
@@ -233,10 +242,19 @@ class Chains:
                         self._stopped.add(keys[0])
                     else:   # the old node's frame made it go: the start runs and reports
                         self._stopped.discard(keys[0])
+                if early is not None:
+                    self._follow_gates[after][0].set()
                 prepared = await prep[0]
                 log.info("handoff from %s%s", msg.get("after_node") or "?", " (start prepared)" if prepared else "",
                          extra={"RESOURCE": ops[0]["rsc"]["id"], "EVENT": "handoff"})
             i = 0
+            if early is not None:
+                n = await early
+                if n is not None:   # (None: the LRM could not take them, nothing ran: one by one below)
+                    ran.update(range(n))
+                    i = n
+                    if i < len(ops) and keys[i] not in self._stopped:
+                        self._stopped.update(keys[i:])   # (the LRM closed under it)
             while i < len(ops):
                 o = ops[i]
                 if keys[i] in self._stopped:
@@ -250,7 +268,12 @@ class Chains:
                     # the rest back to back from one thread (crmd_sequence); a prepared op waits
                     # there for its prepare
                     ready = {j - i: self._when_done(fut) for j, fut in prep.items() if j >= i}
-                    n = await self._run_sequence(ops[i:], keys[i:], ready)
+                    before = self._armed_wait(ops) if i == 0 and not after else None
+                    try:
+                        n = await self._run_sequence(ops[i:], keys[i:], ready, before=before)
+                    finally:
+                        if before is not None:
+                            before.close()
                     if n is not None:
                         ran.update(range(i, i + n))
                         i += n
@@ -268,6 +291,10 @@ class Chains:
                     self._stopped.update(keys[i + 1:])
                 i += 1
         finally:
+            if early is not None and not early.done():   # (an exception above: the thread must not wait on)
+                self._stopped.add(keys[0])
+                self._follow_gates[after][0].set()
+            self._follow_gates.pop(after, None)
             self._quick_switch(after, False)
             self._triggers.pop(after, None)
             sock = self._listening.pop(after, None)
@@ -376,7 +403,8 @@ class Chains:
         loop = asyncio.get_running_loop()
         try:
             armed = arm(self.lrm, *self._request(o), timeout, listen=listen,
-                        on_go=lambda: loop.call_soon_threadsafe(self._armed_went, after, first_key))
+                        on_go=lambda: (self._went_direct(after),
+                                       loop.call_soon_threadsafe(self._armed_went, after, first_key)))
         except Exception:  # noqa: BLE001 - an optimisation: the start does all of its work itself
             log.exception("arming %s failed", o["rsc"].get("id"))
             armed = None
@@ -398,6 +426,14 @@ class Chains:
         elif not on and after in self._quick:
             self._quick.discard(after)
             quick_switch(False)
+
+    def _went_direct(self, after: str) -> None:
+        """The armed start's thread, the moment it went: the follower chain's thread (if it waits for
+        the handoff itself, crmd_sequence) goes on at once; its start runs and reports."""
+        gate = self._follow_gates.get(after)
+        if gate is not None:
+            gate[1]["went"] = True
+            gate[0].set()
 
     def _armed_went(self, after: str, first_key: str) -> None:
         """The armed start went on the old node's release frame: the chain goes on at once (the
@@ -423,3 +459,4 @@ class Chains:
         self._release_sent[tkey] = time.monotonic()
         for peer in peers:
             self.node.send(peer, "release", tkey=tkey)
+

@@ -59,6 +59,8 @@ class LocalExecutor(Chains, Sequences):
         self._triggers: Dict[str, Tuple] = {}   # leader's tkey -> (armed start's trigger, cancel, its key)
         self._keys = None                       # authkeys for release frames (False: unavailable)
         self._listening: Dict[str, object] = {}   # leader's tkey -> socket receiving its release frame
+        # leader's tkey -> (event, state) of a follower chain's thread waiting for the handoff (crmd_sequence)
+        self._follow_gates: Dict[str, Tuple] = {}
         self._quick: set = set()                  # armed handoffs (a short GIL switch interval meanwhile)
         self._chain_runs = 0                      # chains running on this node
         self._held = HeldOps(HOLD_MAX_S)          # recurring ops held meanwhile: (src, msg)

@@ -23,11 +23,12 @@ from typing import List
 
 from hadaemon.core.crm import status as S
 from hadaemon.core.crm.ops import restart_fields
+from hadaemon.daemons.crmd_chains import ARMED_WAIT_S
 
 __all__ = ["Sequences", "OpContext", "SEQUENCE_SWITCH_S"]
 
 log = logging.getLogger("ha-crmd")
-SEQUENCE_SWITCH_S = 0.0005   # the GIL switch interval while a sequence runs (its thread waits for the lock
+SEQUENCE_SWITCH_S = 0.0001   # the GIL switch interval while a sequence runs (its thread waits for the lock
                              # at every system call; the loop would keep it 5 ms each time)
 _FETCHING = "fetching"       # a _reload_info value: the agent's meta-data is being read
 
@@ -128,10 +129,15 @@ class Sequences:
                 return False
         return True
 
-    async def _run_sequence(self, ops: List[dict], keys: List[str], ready=None) -> int | None:
+    async def _run_sequence(self, ops: List[dict], keys: List[str], ready=None, gate=None,
+                            before=None) -> int | None:
         """Run chained ops (all _sequence_ok) from one thread; the index of the first op not run
         (len(ops): all ran), or None when the LRM could not take them (a resource busy: nothing ran).
-        ready: {index: threading.Event} an op waits for before it starts (its prepare)."""
+        ready: {index: threading.Event} an op waits for before it starts (its prepare). gate: a
+        follower chain's handoff (event, state, bound): the first op waits for the event; with
+        state["went"] (the armed start went: it runs and reports) it starts whatever _stopped says,
+        else as _stopped says; not set within the bound: not started. before(): called in the thread
+        before the first op starts (a handoff's leader waits there for its followers to arm)."""
         ctxs = [self._op_context(o) for o in ops]
         for ctx in ctxs:
             ctx.reload_info = self._reload_of(ctx.rsc)
@@ -144,6 +150,15 @@ class Sequences:
         ready = ready or {}
 
         def may_start(i: int) -> bool:   # the sequence's thread
+            if i == 0 and gate is not None:
+                event, state, bound = gate
+                if not event.wait(bound) and not state.get("went"):
+                    self._stopped.add(keys[0])
+                    return False
+                if state.get("went"):
+                    self._stopped.discard(keys[0])
+            if i == 0 and before is not None and keys[0] not in self._stopped:
+                before()
             ev = ready.get(i)
             if ev is not None:
                 ev.wait(ops_timeout(i))
@@ -175,21 +190,86 @@ class Sequences:
             return None if not self._stopped.intersection(keys[:1]) else 0
         return ran
 
+    def _armed_wait(self, ops):
+        """For a handoff's leading chain (its last stop releases followers): what its thread does before
+        the chain's first action, waiting (up to ARMED_WAIT_S) for every follower's "armed" frame.
+        The client's outage begins with the first stop: waiting there, the service still runs while
+        the new node prepares (its chain comes through ha-heartbeat ~10 ms after the DC sent it, then
+        it prepares the address's start), instead of waiting with the service down before the last
+        stop (the prepared stop still waits for the frames, queued in its own socket meanwhile)."""
+        lead = [o for o in ops if o.get("release_to") and o["op"].get("name") == "stop"]
+        keys = self._authkeys()
+        if not lead or keys is None or not getattr(self.lrm, "in_process_agents", False):
+            return None
+        from hadaemon.io import handoff
+
+        tkey, peers = str(lead[-1]["tkey"]), [str(p) for p in lead[-1]["release_to"]]
+        try:
+            sock = handoff.listen_socket()
+        except OSError as exc:
+            log.warning("cannot listen for armed frames: %s", exc, extra={"EVENT": "handoff"})
+            return None
+        groups = [handoff.release_tails(keys, p, tkey, magic=handoff.ARMED) for p in peers]
+        return _ArmedWait(sock, groups)
+
+
+class _ArmedWait:
+    """A leading chain's wait for its followers' "armed" frames (Sequences._armed_wait): called once from
+    the chain's thread; close() (from the loop, afterwards) releases the socket if it was not."""
+
+    def __init__(self, sock, groups):
+        self.sock, self.groups = sock, groups
+        self._lock = threading.Lock()
+
+    def _take(self):
+        with self._lock:
+            sock, self.sock = self.sock, None
+        return sock
+
+    def __call__(self) -> None:
+        from hadaemon.io import handoff
+
+        with self._lock:
+            sock = self.sock
+        if sock is None:
+            return
+        t0 = time.monotonic()
+        try:
+            ok = handoff.wait_frames(sock, self.groups, ARMED_WAIT_S)
+        except OSError:
+            ok = False
+        self.close()
+        log.info("the new node's start is %s (waited %.1f ms before the chain)",
+                 "armed" if ok else "not armed", (time.monotonic() - t0) * 1000, extra={"EVENT": "handoff"})
+
+    def close(self) -> None:
+        sock = self._take()
+        if sock is not None:   # closing waits for an RCU grace period: not on the caller's time
+            threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
+
 
 _switch_lock = threading.Lock()
-_switch_users = [0, 0.005]   # users of the short interval now, the interval before the first
+_switch_users = [0, 0.005, True]   # users now; the interval and the collector's state before the first
 
 
 def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
-    """A short GIL switch interval while anyone needs it (counted: a sequence, an armed handoff); the
-    interval from before the first comes back after the last."""
+    """While anyone needs it (counted: a sequence, an armed handoff): a short GIL switch interval, and
+    no automatic cyclic garbage collection (a full one stops every thread for 25-30 ms in ha-crmd even
+    with the start-up objects frozen away: it runs after the last one, when the service is up again).
+    The interval from before the first comes back after the last."""
+    import gc
+
     with _switch_lock:
         if on:
             if _switch_users[0] == 0:
                 _switch_users[1] = sys.getswitchinterval()
+                _switch_users[2] = gc.isenabled()
+                gc.disable()
             sys.setswitchinterval(min(sys.getswitchinterval(), interval))
             _switch_users[0] += 1
         elif _switch_users[0] > 0:
             _switch_users[0] -= 1
             if _switch_users[0] == 0:
                 sys.setswitchinterval(_switch_users[1])
+                if _switch_users[2]:
+                    gc.enable()

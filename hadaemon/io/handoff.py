@@ -25,7 +25,7 @@ from hadaemon.core.crm.handoff_frame import ARMED, ETH_P_HANDOFF, parse_release,
 from hadaemon.core.heartbeat.authkeys import AuthKeys
 
 __all__ = ["ETH_P_HANDOFF", "ARMED", "release_frame", "parse_release", "release_tails", "send_release", "listen_socket",
-           "helper", "HandoffHelper", "HelperGone"]
+           "wait_frames", "helper", "HandoffHelper", "HelperGone"]
 
 log = logging.getLogger("hadaemon.handoff")
 
@@ -47,6 +47,30 @@ def listen_socket() -> socket.socket:
     to one), opened as soon as a follower chain arrives: frames sent before the armed start waits for
     them queue in it. Close it from another thread (an RCU grace period)."""
     return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_HANDOFF))
+
+
+def wait_frames(sock: socket.socket, groups, bound_s: float) -> bool:
+    """Until a frame from each group was received on sock (a frame counts for a group when its bytes
+    from offset 12 begin with one of the group's tails: release_tails, e.g. the followers' "armed"
+    frames), True; False once bound_s passed first. Frames this host sent are not counted."""
+    import select
+    import time
+
+    PACKET_OUTGOING = 4
+    left = [list(g) for g in groups]
+    deadline = time.monotonic() + bound_s
+    while left:
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            return False
+        ready, _, _ = select.select([sock], [], [], wait)
+        if not ready:
+            continue
+        frame, addr = sock.recvfrom(2048)
+        if addr[2] == PACKET_OUTGOING:
+            continue
+        left = [g for g in left if not any(frame[12:12 + len(t)] == t for t in g)]
+    return True
 
 
 # -- the helper process (hadaemon/io/handoff_helper.py) ------------------------------------------------

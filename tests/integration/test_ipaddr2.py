@@ -1018,3 +1018,46 @@ def test_the_armed_frame_is_repeated_for_an_old_node_that_listens_late(c, cleanu
     out = json.loads(stdout.strip().splitlines()[-1])
     assert out["armed"] is True and out["rc"] == 0, (out, stderr)
     assert has_addr(c, "node2", ip, 24)
+
+
+WAIT_FRAMES = r"""
+import json, sys, time
+from hadaemon.core.heartbeat.authkeys import parse_authkeys
+from hadaemon.io import handoff
+keys = parse_authkeys("auth 1\n1 sha256 0123456789abcdef0123\n")
+sock = handoff.listen_socket()
+print("listening", flush=True)
+t0 = time.monotonic()
+ok = handoff.wait_frames(sock, [handoff.release_tails(keys, "node2", "7:3:0:abc", magic=handoff.ARMED)],
+                         float(sys.argv[1]))
+print(json.dumps({"ok": ok, "seconds": time.monotonic() - t0}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("armed_by", ["node2", "node3"])
+def test_a_leading_chain_waits_for_its_followers_armed_frame(c, armed_by):
+    """handoff.wait_frames (a handoff's leading chain, before its first stop): true as soon as the
+    follower (node2) sent its armed frame for that key; a frame naming another node does not count,
+    and the wait ends false at its bound."""
+    import json
+    import subprocess
+
+    script, sender = c.workdir / "wait_frames.py", c.workdir / "send_armed.py"
+    script.write_text(WAIT_FRAMES)
+    sender.write_text(SEND_ARMED)
+    bound = 20 if armed_by == "node2" else 2.0
+    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), str(bound)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert proc.stdout.readline().strip() == "listening"
+        c.run("node2", [sys.executable, str(sender), armed_by], env={"PYTHONPATH": str(REPO)}, check=True)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = json.loads(stdout.strip().splitlines()[-1])
+    if armed_by == "node2":
+        assert out["ok"] is True and out["seconds"] < 10, (out, stderr)
+    else:
+        assert out["ok"] is False and out["seconds"] >= bound - 0.1, (out, stderr)

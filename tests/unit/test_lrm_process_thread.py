@@ -127,3 +127,27 @@ def test_same_result_as_run_process():
     a, b = asyncio.run(both())
     assert (a.exit_code, a.signal, a.timed_out, a.stdout, a.stderr) == \
         (b.exit_code, b.signal, b.timed_out, b.stdout, b.stderr)
+
+
+def test_a_boosted_thread_spawns_agents_at_the_process_priority():
+    """A chain's thread runs at nice -10 (boost_thread); what it spawns starts at the process's own
+    priority, and the thread keeps its boost."""
+    import threading
+
+    from hadaemon.io.lrm.process_thread import boost_thread
+
+    seen = {}
+
+    def body():
+        seen["boosted"] = boost_thread(-5)
+        fin = run_blocking(["/bin/sh", "-c", "cut -d' ' -f19 /proc/$$/stat"], env=ENV, timeout_s=10)
+        seen["child"] = int(fin.stdout.strip())
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(30)
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    if not seen["boosted"] or base <= -5:
+        pytest.skip("cannot raise a thread's priority here (needs CAP_SYS_NICE)")
+    assert seen["child"] == base and seen["after"] == -5

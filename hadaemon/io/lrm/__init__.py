@@ -19,6 +19,7 @@ from hadaemon.core.lrm import results as R
 from hadaemon.core.lrm.ops import INFO_ACTIONS, OpRequest, OpResult, OpTable, Recurring, ResourceSpec, check_spec
 from hadaemon.core.lrm.queue import ResourceQueues
 from hadaemon.io.lrm.catalog import META_DATA_TIMEOUT_MS, AgentCatalog  # noqa: F401  (importable from here)
+from hadaemon.io.lrm.process_thread import boost_thread
 from hadaemon.io.lrm.runner import (  # noqa: F401  (importable from here: io/lrm/prepare.py uses them)
     IN_PROCESS_SUBSTITUTES, SUBSTITUTE_DEFAULTS, AgentRunner, _base_env, _with,
 )
@@ -164,6 +165,7 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
                 pass
 
         def body() -> None:
+            boost_thread()   # runnable only between system calls: it must not wait for a CPU then
             try:
                 for i, (rsc, op) in enumerate(steps):
                     if cancel.is_set() or self._closed or not may_start(i):

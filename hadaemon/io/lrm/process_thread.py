@@ -24,9 +24,46 @@ from typing import Callable, Dict, List, Sequence
 from hadaemon.core.lrm.ops import bounded
 from hadaemon.io.lrm.process import KILL_GRACE, OUTPUT_LIMIT, Finished, _killpg
 
-__all__ = ["run_blocking", "run_process_threaded"]
+__all__ = ["run_blocking", "run_process_threaded", "boost_thread", "SEQUENCE_NICE"]
 
 _CANCEL_POLL_S = 0.05    # how soon a waiting action notices that its caller was cancelled
+SEQUENCE_NICE = -10      # a chain's thread (LocalResourceManager.run_sequence), as a handoff's threads
+
+
+def boost_thread(nice: int = SEQUENCE_NICE) -> bool:
+    """Raise the calling thread's priority to nice (Linux: per thread; needs CAP_SYS_NICE, which
+    units/ha-crmd.service grants). Agents it spawns still start at the process's own priority
+    (run_blocking lowers the thread around the spawn: a child inherits its parent thread's nice)."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) > nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _spawn(argv, **kw) -> subprocess.Popen:
+    """Popen from a thread at the process's own priority (the main thread's nice): a thread boosted by
+    boost_thread must not hand its priority to the agent and the daemon the agent starts."""
+    tid = threading.get_native_id()
+    try:
+        mine, base = os.getpriority(os.PRIO_PROCESS, tid), os.getpriority(os.PRIO_PROCESS, os.getpid())
+    except OSError:
+        mine = base = 0
+    if mine >= base:
+        return subprocess.Popen(argv, **kw)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, base)
+    except OSError:
+        pass
+    try:
+        return subprocess.Popen(argv, **kw)
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, mine)
+        except OSError:
+            pass
 
 
 class _Child:
@@ -114,8 +151,8 @@ def run_blocking(argv: Sequence[str], *, env: Dict[str, str], timeout_s: float, 
                 "--property=KillMode=control-group", "--"] + full
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(full, env=env, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+        proc = _spawn(full, env=env, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
     except (OSError, subprocess.SubprocessError) as e:
         err = e if isinstance(e, OSError) else OSError(str(e))
         return Finished(None, 0, False, "", str(err), 0, spawn_error=err)
