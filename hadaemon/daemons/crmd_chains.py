@@ -227,14 +227,18 @@ class Chains:
                 after, ops[0], timeout, keys[0], str(msg.get("after_node") or "")))
         early = None
         try:
-            if ops and after and self._sequence_ok(ops):
+            if ops and after and self._sequence_ok(ops) and not any(
+                    self._busy(o["rsc"]["id"]) for o in ops):
                 # the whole follower chain in a thread that waits for the handoff itself: the armed
                 # start's thread wakes it the moment the address is added (_went_direct), no turn of
-                # the loop in between; else the verdict below (in _stopped) does
+                # the loop in between; else the verdict below (in _stopped) does. (Only when no member
+                # has recurring ops here: the wait holds the members' turns and cancels their monitors.)
                 gate = self._follow_gates[after] = (threading.Event(), {})
                 wait_s = float(msg.get("after_timeout_s") or 60.0) + 5.0
                 ready = {j: self._when_done(fut) for j, fut in prep.items()}
                 early = asyncio.ensure_future(self._run_sequence(ops, keys, ready, gate=(gate[0], gate[1], wait_s)))
+                self._tasks.add(early)   # (close() cancels it)
+                early.add_done_callback(self._tasks.discard)
             if ops and msg.get("after"):
                 if not await self._handed_off(msg, keys[0]):
                     armed = self._triggers.get(after)
@@ -291,9 +295,11 @@ class Chains:
                     self._stopped.update(keys[i + 1:])
                 i += 1
         finally:
-            if early is not None and not early.done():   # (an exception above: the thread must not wait on)
-                self._stopped.add(keys[0])
-                self._follow_gates[after][0].set()
+            if early is not None and not early.done():   # (cancelled, an exception): its thread starts nothing
+                gate = self._follow_gates[after]
+                gate[1]["abort"] = True
+                gate[0].set()
+                early.cancel()
             self._follow_gates.pop(after, None)
             self._quick_switch(after, False)
             self._triggers.pop(after, None)
@@ -305,6 +311,11 @@ class Chains:
             for i, fut in prep.items():
                 if i not in ran:
                     fut.add_done_callback(lambda f, o=ops[i]: f.cancelled() or not f.result() or self._discard(o))
+
+    def _busy(self, rsc_id: str) -> bool:
+        """The resource has recurring ops here (registered in the LRM, or held)."""
+        recurring = getattr(self.lrm, "recurring", None)
+        return bool(self._held.holds(rsc_id) or (recurring is not None and any(k[0] == rsc_id for k in recurring())))
 
     @staticmethod
     def _when_done(fut: asyncio.Future) -> threading.Event:

@@ -70,6 +70,7 @@ class Sequences:
         """The op-start log line and the pending entry of the history (not reported)."""
         if not logged:
             self._log_op_start(ctx)
+        ctx.now = int(time.time())   # (a chain's op may start long after the chain arrived)
         if ctx.interval == 0 and ctx.name != "notify":
             self._record(S.OpRecord(ctx.rsc.id, ctx.name, 0, 193, S.EXEC_STATUS["pending"], -1, ctx.tkey, ctx.target,
                                     last_run=ctx.now, digest=ctx.msg.get("digest", ""), **ctx.base), report=False)
@@ -148,6 +149,7 @@ class Sequences:
         loop = asyncio.get_running_loop()
         started = [False] * len(ops)
         ready = ready or {}
+        abort = threading.Event()   # the sequence's consumer is gone (cancelled, an error): nothing starts
 
         def may_start(i: int) -> bool:   # the sequence's thread
             if i == 0 and gate is not None:
@@ -155,14 +157,16 @@ class Sequences:
                 if not event.wait(bound) and not state.get("went"):
                     self._stopped.add(keys[0])
                     return False
+                if state.get("abort"):
+                    return False
                 if state.get("went"):
                     self._stopped.discard(keys[0])
-            if i == 0 and before is not None and keys[0] not in self._stopped:
+            if i == 0 and before is not None and keys[0] not in self._stopped and not abort.is_set():
                 before()
             ev = ready.get(i)
             if ev is not None:
                 ev.wait(ops_timeout(i))
-            if keys[i] in self._stopped:
+            if abort.is_set() or keys[i] in self._stopped:
                 return False
             self._chained.discard(keys[i])
             started[i] = True
@@ -178,13 +182,26 @@ class Sequences:
 
         ran = 0
         quick_switch(True)
+        results = self.lrm.run_sequence([(c.rsc, c.op) for c in ctxs], go_on, may_start)
         try:
-            async for i, res in self.lrm.run_sequence([(c.rsc, c.op) for c in ctxs], go_on, may_start):
+            async for i, res in results:
                 ran = i + 1
-                rec = await self._op_finished(ctxs[i], res)
-                if rec.op_status != S.EXEC_STATUS["done"] or rec.rc != rec.target_rc:
+                try:
+                    rec = await self._op_finished(ctxs[i], res)
+                    ok = rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc
+                except Exception:  # noqa: BLE001 - the rest is not started; the ones started are still recorded
+                    log.exception("recording %s %s failed", ctxs[i].name, ctxs[i].rsc.id)
+                    ok = False
+                if not ok:
                     self._stopped.update(keys[i + 1:])
         finally:
+            abort.set()   # (the thread may wait in may_start: it starts nothing more)
+            if gate is not None:
+                gate[1]["abort"] = True
+                gate[0].set()
+            for ev in ready.values():
+                ev.set()
+            await results.aclose()
             quick_switch(False)
         if ran == 0 and not any(started):
             return None if not self._stopped.intersection(keys[:1]) else 0
@@ -202,6 +219,14 @@ class Sequences:
         if not lead or keys is None or not getattr(self.lrm, "in_process_agents", False):
             return None
         from hadaemon.io import handoff
+        from hadaemon.io.lrm.prepare import _agent_call
+
+        try:   # only an agent that arms its starts (in-process IPaddr2) has a follower that says "armed"
+            call = _agent_call(self.lrm, *self._request(lead[-1]))
+        except Exception:  # noqa: BLE001 - no wait then
+            call = None
+        if call is None or not hasattr(call[0], "armed_start"):
+            return None
 
         tkey, peers = str(lead[-1]["tkey"]), [str(p) for p in lead[-1]["release_to"]]
         try:
@@ -220,17 +245,14 @@ class _ArmedWait:
     def __init__(self, sock, groups):
         self.sock, self.groups = sock, groups
         self._lock = threading.Lock()
-
-    def _take(self):
-        with self._lock:
-            sock, self.sock = self.sock, None
-        return sock
+        self._running = False
 
     def __call__(self) -> None:
         from hadaemon.io import handoff
 
         with self._lock:
             sock = self.sock
+            self._running = sock is not None
         if sock is None:
             return
         t0 = time.monotonic()
@@ -238,25 +260,36 @@ class _ArmedWait:
             ok = handoff.wait_frames(sock, self.groups, ARMED_WAIT_S)
         except OSError:
             ok = False
+        with self._lock:
+            self._running = False
         self.close()
         log.info("the new node's start is %s (waited %.1f ms before the chain)",
                  "armed" if ok else "not armed", (time.monotonic() - t0) * 1000, extra={"EVENT": "handoff"})
 
     def close(self) -> None:
-        sock = self._take()
+        """Release the socket, unless the call is using it (it closes it when done, within ARMED_WAIT_S)."""
+        with self._lock:
+            if self._running:
+                return
+            sock, self.sock = self.sock, None
         if sock is not None:   # closing waits for an RCU grace period: not on the caller's time
             threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
 
 
 _switch_lock = threading.Lock()
-_switch_users = [0, 0.005, True]   # users now; the interval and the collector's state before the first
+_switch_users = [0, 0.005, True, 0]   # users now; the interval and the collector's state before the first; era
+
+
+GC_HOLD_MAX_S = 1.0   # the longest the automatic garbage collection stays off for sequences and handoffs
 
 
 def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
     """While anyone needs it (counted: a sequence, an armed handoff): a short GIL switch interval, and
-    no automatic cyclic garbage collection (a full one stops every thread for 25-30 ms in ha-crmd even
-    with the start-up objects frozen away: it runs after the last one, when the service is up again).
-    The interval from before the first comes back after the last."""
+    no automatic cyclic garbage collection for at most GC_HOLD_MAX_S (a full one stopped every thread
+    of ha-crmd for 25-30 ms before the start-up objects were frozen away, 3 ms after: it runs after the
+    last one, when the service is up again, or once the bound passed: a handoff waiting for a slow
+    stop, a sequence with a long start). The interval from before the first comes back after the last.
+    Called from the event loop (the bound is a timer of its)."""
     import gc
 
     with _switch_lock:
@@ -264,7 +297,12 @@ def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
             if _switch_users[0] == 0:
                 _switch_users[1] = sys.getswitchinterval()
                 _switch_users[2] = gc.isenabled()
+                _switch_users[3] += 1
                 gc.disable()
+                try:
+                    asyncio.get_running_loop().call_later(GC_HOLD_MAX_S, _gc_bound, _switch_users[3])
+                except RuntimeError:   # (no loop: the bound is the last user's end)
+                    pass
             sys.setswitchinterval(min(sys.getswitchinterval(), interval))
             _switch_users[0] += 1
         elif _switch_users[0] > 0:
@@ -273,3 +311,12 @@ def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
                 sys.setswitchinterval(_switch_users[1])
                 if _switch_users[2]:
                     gc.enable()
+
+
+def _gc_bound(era: int) -> None:
+    """GC_HOLD_MAX_S passed since the first user of this era: the collector runs again."""
+    import gc
+
+    with _switch_lock:
+        if _switch_users[3] == era and _switch_users[0] > 0 and _switch_users[2]:
+            gc.enable()

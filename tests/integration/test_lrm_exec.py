@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -843,3 +844,36 @@ async def test_monitor_cancelled_before_its_first_step_still_answers(lrm, env):
     await lrm.stop_all_recurring(rsc.id)
     res = await asyncio.wait_for(mon, 5)
     assert res.status == "cancelled"
+
+
+async def test_a_sequence_cancelled_while_its_step_waits_to_start_runs_nothing(lrm, env, monkeypatch):
+    """The consumer cancelled while may_start still waits (a prepare, an armed frame): the step is not
+    spawned at all (it is answered "cancelled"), the resource's turn is given back."""
+    from hadaemon.io.lrm import process_thread
+
+    spawned = []
+    real_spawn = process_thread._spawn
+
+    def counting_spawn(argv, **kw):   # the real spawn, counted
+        spawned.append(list(argv))
+        return real_spawn(argv, **kw)
+
+    monkeypatch.setattr(process_thread, "_spawn", counting_spawn)
+    rsc = probe_rsc(env, "late")
+    waiting = threading.Event()
+
+    def may_start(i):
+        waiting.set()
+        time.sleep(0.5)
+        return True
+
+    task = asyncio.ensure_future(_collect(lrm, [(rsc, OpRequest("start"))], may_start=may_start))
+    while not waiting.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.0)
+    assert spawned == [] and not (env["tmp"] / "late.log").exists()
+    _ok(await asyncio.wait_for(lrm.execute(rsc, OpRequest("start")), 10))
+    assert len(spawned) == 1

@@ -303,3 +303,58 @@ async def test_dc_change_runs_held_ops_and_close_drops_them(tmp_path):
     assert len(ex._held) == 0 and ex._hold_timer is None
     await _settle(ex)
     assert ("begin", "store", "monitor", 60000) not in lrm.events
+
+
+# -- a chain's thread and the executor's end (review of session 6) ------------------------------------
+async def test_a_follower_waiting_for_its_handoff_starts_nothing_when_the_executor_closes(tmp_path):
+    """A follower chain whose thread waits for the handoff: close() while it waits starts nothing and
+    reports nothing (the old node has not released: starting would put the resource on two nodes)."""
+    ex, node, lrm = await _executor(tmp_path)
+    ex.handle("node1", {"t": "ops", "ops": [_op("vip", "start"), _op("httpd", "start")], "after": "leader-tkey",
+                        "after_node": "node2", "after_timeout_s": 30})
+    await _until(lrm, lambda: "leader-tkey" in ex._follow_gates, "the follower waits")
+    await asyncio.sleep(0.2)
+    await ex.close()
+    await asyncio.sleep(0.5)
+    assert lrm.events == [] and node.reports == []
+
+
+async def test_a_follower_released_runs_its_chain_from_its_thread(tmp_path):
+    ex, node, lrm = await _executor(tmp_path)
+    try:
+        ex.handle("node1", {"t": "ops", "ops": [_op("vip", "start"), _op("httpd", "start")], "after": "leader-tkey",
+                            "after_node": "node2", "after_timeout_s": 30})
+        await _until(lrm, lambda: "leader-tkey" in ex._follow_gates, "the follower waits")
+        assert lrm.events == []
+        ex.handle("node2", {"t": "release", "tkey": "leader-tkey"})
+        await _until(lrm, lambda: len(node.reports) == 2, "both starts reported")
+        assert [(r.rsc_id, r.operation) for r in node.reports] == [("vip", "start"), ("httpd", "start")]
+    finally:
+        await ex.close()
+
+
+async def test_a_failing_record_stops_the_rest_and_reports_what_started(tmp_path):
+    """The loop's bookkeeping of a result raising: the chain's later ops are not started, every op that
+    started is still recorded (the thread may already run the next one)."""
+    ex, node, lrm = await _executor(tmp_path)
+    real = ex._op_finished
+    calls = []
+
+    async def flaky(ctx, res):
+        calls.append(ctx.rsc.id)
+        if ctx.rsc.id == "a":
+            raise RuntimeError("bookkeeping broke")
+        return await real(ctx, res)
+
+    ex._op_finished = flaky
+    try:
+        gate_b = lrm.gate("b", "start")
+        ex.handle("node1", {"t": "ops", "ops": [_op("a", "start"), _op("b", "start"), _op("c", "start")]})
+        await _until(lrm, lambda: ("begin", "b", "start", 0) in lrm.events, "b started beside a's bookkeeping")
+        gate_b.set_result(None)
+        await _until(lrm, lambda: "b" in calls, "b recorded")
+        await _settle(ex)
+        assert ("begin", "c", "start", 0) not in lrm.events
+        assert any(k == "chain_skipped" for _p, k, _f in node.sent)
+    finally:
+        await ex.close()

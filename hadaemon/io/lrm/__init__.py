@@ -170,19 +170,25 @@ class LocalResourceManager(AgentCatalog, AgentRunner):
                 for i, (rsc, op) in enumerate(steps):
                     if cancel.is_set() or self._closed or not may_start(i):
                         break
+                    # started (may_start said so): from here on the step always gets a result
                     t0 = time.monotonic()
                     try:
-                        res = _bad_spec(rsc, op) or self.run_blocking(rsc, op, loop, cancel)
+                        if cancel.is_set() or self._closed:   # (while may_start waited): nothing is run
+                            res = OpResult(rsc.id, op.name, op.interval_ms, R.OCF_SUCCESS, "cancelled",
+                                           started=time.time())
+                        else:
+                            res = _bad_spec(rsc, op) or self.run_blocking(rsc, op, loop, cancel)
+                        res = _with(res, call_id=call_ids[i], user_data=op.user_data,
+                                    queue_ms=max(0, int((time.monotonic() - t0) * 1000) - res.exec_ms))
+                        self._log_result(res)
                     except Exception as e:  # noqa: BLE001 - an executor bug must not take the CRM down
                         log.exception("%s %s failed in the executor", rsc.id, op.name, extra={"RESOURCE": rsc.id})
                         msg = f"executor error: {e}"
                         res = OpResult(rsc.id, op.name, op.interval_ms, R.OCF_ERR_GENERIC, "error", output=msg,
-                                       started=time.time(), exit_reason=msg)
-                    res = _with(res, call_id=call_ids[i], user_data=op.user_data,
-                                queue_ms=max(0, int((time.monotonic() - t0) * 1000) - res.exec_ms))
-                    self._log_result(res)
+                                       call_id=call_ids[i], user_data=op.user_data, started=time.time(),
+                                       exit_reason=msg)
                     post(i, res)
-                    if cancel.is_set() or not go_on(i, res):
+                    if cancel.is_set() or res.status == "cancelled" or not go_on(i, res):
                         break
             finally:
                 post(-1, None)

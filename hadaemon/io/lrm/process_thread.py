@@ -13,6 +13,7 @@ ready (docs/crm.md, "Failover timing").
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import selectors
 import signal
@@ -150,13 +151,24 @@ def run_blocking(argv: Sequence[str], *, env: Dict[str, str], timeout_s: float, 
         full = ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
                 "--property=KillMode=control-group", "--"] + full
     t0 = time.monotonic()
+    if cancel is not None and cancel.is_set():   # cancelled before it began: nothing is spawned
+        return Finished(None, 0, False, "", "cancelled before it started", 0,
+                        spawn_error=OSError(errno.ECANCELED, "cancelled before it started"))
     try:
         proc = _spawn(full, env=env, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL,
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
     except (OSError, subprocess.SubprocessError) as e:
         err = e if isinstance(e, OSError) else OSError(str(e))
         return Finished(None, 0, False, "", str(err), 0, spawn_error=err)
-    child = _Child(proc, output_limit)
+    try:
+        child = _Child(proc, output_limit)
+    except BaseException:   # (no descriptor left for the selector): the action must not outlive this
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        raise
     timed_out = False
     try:
         if not child.wait_exit(t0 + timeout_s, cancel):

@@ -138,6 +138,8 @@ class AgentRunner:
             return plan
         builtin, argv, env = plan
         if builtin:
+            if cancel is not None and cancel.is_set():
+                return OpResult(rsc.id, op.name, op.interval_ms, R.OCF_SUCCESS, "cancelled", started=started)
             res = self._run_builtin_blocking(builtin, rsc, op, env, started)
             if res is not None:
                 return res
