@@ -18,6 +18,31 @@ from hadaemon.testing.procs import wait_until
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+class _NsScript:
+    """A Python script of this test run in a node's namespace (this checkout on its path), as a context:
+    killed if the test fails before it ended. result(timeout): its last stdout line as JSON, its stderr."""
+
+    def __init__(self, c, node: str, script, *args):
+        import subprocess
+
+        self.proc = subprocess.Popen(["ip", "netns", "exec", c.netns(node), sys.executable, str(script)]
+                                     + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+    def __enter__(self) -> _NsScript:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def result(self, timeout: float = 60):
+        import json
+
+        stdout, stderr = self.proc.communicate(timeout=timeout)
+        return json.loads(stdout.strip().splitlines()[-1]), stderr
 AGENT = REPO / "agents" / "IPaddr2"
 CLUSTERLABS = Path("/usr/lib/ocf/resource.d/heartbeat/IPaddr2")
 
@@ -743,31 +768,21 @@ def test_an_armed_start_goes_on_the_old_nodes_release_frame(c, cleanup, tkey, ho
     the address at once; a frame for another key does not (the start then does it itself when it runs,
     and a helper that was waiting leaves no state file behind); the helper's start also goes on
     trigger() (the release through ha-heartbeat)."""
-    import json
-    import subprocess
 
     ip = vip(c, 49)
     params = {"ip": ip, "cidr_netmask": 24}
     cleanup.append(("node2", params))
     script = c.workdir / "armed_listen.py"
     script.write_text(ARMED_LISTEN)
-    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node2"), sys.executable, str(script), ip,
-                             str(c.workdir / "run" / "node2"), "7:3:0:abc", how],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    try:
-        assert proc.stdout.readline().strip() == "armed"
+    with _NsScript(c, "node2", script, ip, c.workdir / "run" / "node2", "7:3:0:abc", how) as s:
+        assert s.proc.stdout.readline().strip() == "armed"
         time.sleep(0.3)   # the listening socket is bound once the thread runs
         sender = c.workdir / "send_release.py"
         sender.write_text(SEND_RELEASE)
         for _ in range(3):
             c.run("node1", [sys.executable, str(sender), tkey], env={"PYTHONPATH": str(REPO)}, check=True)
             time.sleep(0.05)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = json.loads(stdout.strip().splitlines()[-1])
+        out, stderr = s.result(30)
     assert out["prepared"] is True and out["rc"] == 0, (out, stderr)
     goes = tkey == "7:3:0:abc" or how == "helper-trigger"
     assert out["went"] is goes and out["armed"] is goes, (out, stderr)
@@ -815,8 +830,6 @@ def test_a_prepared_stop_waits_for_the_new_nodes_armed_frame(c, cleanup, armed_b
     """With the handoff helper, a prepared stop given wait= removes the address only once the new node
     (node2) said its start is armed (its signed armed frame), or after the wait's bound when it does
     not say so (nothing, or a frame naming another node): then it stops all the same."""
-    import json
-    import subprocess
 
     ip = vip(c, 50)
     params = {"ip": ip, "cidr_netmask": 24}
@@ -824,23 +837,15 @@ def test_a_prepared_stop_waits_for_the_new_nodes_armed_frame(c, cleanup, armed_b
     script = c.workdir / "stop_waits.py"
     script.write_text(STOP_WAITS)
     bound = 20 if armed_by == "node2" else 3.0
-    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), ip,
-                             str(c.workdir / "run" / "node1"), str(bound)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    try:
-        assert proc.stdout.readline().strip() == "prepared"
+    with _NsScript(c, "node1", script, ip, c.workdir / "run" / "node1", bound) as s:
+        assert s.proc.stdout.readline().strip() == "prepared"
         time.sleep(0.5)
         still_there = has_addr(c, "node1", ip, 24)     # the stop waits: the address stays meanwhile
         if armed_by:
             sender = c.workdir / "send_armed.py"
             sender.write_text(SEND_ARMED)
             c.run("node2", [sys.executable, str(sender), armed_by], env={"PYTHONPATH": str(REPO)}, check=True)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = json.loads(stdout.strip().splitlines()[-1])
+        out, stderr = s.result(60)
     assert out["prepared"] is True and out["rc"] == 0, (out, stderr)
     assert still_there and not has_addr(c, "node1", ip, 24)
     assert ("start is armed" in stderr) is (armed_by == "node2"), stderr
@@ -924,28 +929,18 @@ def test_the_helper_serves_an_armed_start_while_a_stop_waits_for_an_armed_frame(
     """Two groups moving both ways between two nodes: node1's helper waits (up to its bound) for node2's
     armed frame before it removes one address, and meanwhile takes node1's own armed start of another
     address (trigger: it goes at once), so neither waits for the other's bound."""
-    import json
-    import subprocess
 
     ip1, ip2 = vip(c, 51), vip(c, 52)
     cleanup += [("node1", {"ip": ip1, "cidr_netmask": 24}), ("node1", {"ip": ip2, "cidr_netmask": 24})]
     script = c.workdir / "helper_both_ways.py"   # (not concurrent.py: it would shadow the concurrent package)
     script.write_text(CONCURRENT)
-    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), ip1, ip2,
-                             str(c.workdir / "run" / "node1")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "started", (line, proc.wait(30), proc.stderr.read()[-2000:])
+    with _NsScript(c, "node1", script, ip1, ip2, c.workdir / "run" / "node1") as s:
+        line = s.proc.stdout.readline()
+        assert line.strip() == "started", (line, s.proc.wait(30), s.proc.stderr.read()[-2000:])
         sender = c.workdir / "send_armed.py"
         sender.write_text(SEND_ARMED)
         c.run("node2", [sys.executable, str(sender), "node2"], env={"PYTHONPATH": str(REPO)}, check=True)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = json.loads(stdout.strip().splitlines()[-1])
+        out, stderr = s.result(60)
     assert out["triggered"] is True and out["armed"] is True and out["start"] == 0, (out, stderr)
     assert out["trigger_s"] < 5 and out["ip1_during"] and out["ip2_during"], (out, stderr)
     assert out["stop"] == 0 and "start is armed" in stderr, (out, stderr)
@@ -991,8 +986,6 @@ print(heard)
 def test_the_armed_frame_is_repeated_for_an_old_node_that_listens_late(c, cleanup):
     """The new node (node2) armed before the old node's stop chain arrived there: node1 starts listening
     only 0.5 s later and still hears node2's armed frame (repeated while armed), then releases."""
-    import json
-    import subprocess
 
     ip = vip(c, 53)
     cleanup.append(("node2", {"ip": ip, "cidr_netmask": 24}))
@@ -1001,21 +994,13 @@ def test_the_armed_frame_is_repeated_for_an_old_node_that_listens_late(c, cleanu
     script.write_text(ARMED_REPEATS)
     hear.write_text(HEAR_ARMED)
     release.write_text(SEND_RELEASE)
-    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node2"), sys.executable, str(script), ip,
-                             str(c.workdir / "run" / "node2")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    try:
-        assert proc.stdout.readline().strip() == "armed"
+    with _NsScript(c, "node2", script, ip, c.workdir / "run" / "node2") as s:
+        assert s.proc.stdout.readline().strip() == "armed"
         time.sleep(0.5)
         heard = c.run("node1", [sys.executable, str(hear)], env={"PYTHONPATH": str(REPO)}, timeout=30)
         c.run("node1", [sys.executable, str(release), "7:3:0:abc"], env={"PYTHONPATH": str(REPO)}, check=True)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, stderr = s.result(60)
     assert heard.stdout.strip() == "1", (heard.stdout, heard.stderr)
-    out = json.loads(stdout.strip().splitlines()[-1])
     assert out["armed"] is True and out["rc"] == 0, (out, stderr)
     assert has_addr(c, "node2", ip, 24)
 
@@ -1039,24 +1024,15 @@ def test_a_leading_chain_waits_for_its_followers_armed_frame(c, armed_by):
     """handoff.wait_frames (a handoff's leading chain, before its first stop): true as soon as the
     follower (node2) sent its armed frame for that key; a frame naming another node does not count,
     and the wait ends false at its bound."""
-    import json
-    import subprocess
 
     script, sender = c.workdir / "wait_frames.py", c.workdir / "send_armed.py"
     script.write_text(WAIT_FRAMES)
     sender.write_text(SEND_ARMED)
     bound = 20 if armed_by == "node2" else 2.0
-    proc = subprocess.Popen(["ip", "netns", "exec", c.netns("node1"), sys.executable, str(script), str(bound)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    try:
-        assert proc.stdout.readline().strip() == "listening"
+    with _NsScript(c, "node1", script, str(bound)) as s:
+        assert s.proc.stdout.readline().strip() == "listening"
         c.run("node2", [sys.executable, str(sender), armed_by], env={"PYTHONPATH": str(REPO)}, check=True)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = json.loads(stdout.strip().splitlines()[-1])
+        out, stderr = s.result(60)
     if armed_by == "node2":
         assert out["ok"] is True and out["seconds"] < 10, (out, stderr)
     else:
