@@ -30,6 +30,7 @@ __all__ = ["Sequences", "OpContext", "SEQUENCE_SWITCH_S"]
 log = logging.getLogger("ha-crmd")
 SEQUENCE_SWITCH_S = 0.0001   # the GIL switch interval while a sequence runs (its thread waits for the lock
                              # at every system call; the loop would keep it 5 ms each time)
+RECORD_DELAY_S = 0.05        # the longest a chain's result waits to be recorded while the chain goes on
 _FETCHING = "fetching"       # a _reload_info value: the agent's meta-data is being read
 
 
@@ -181,19 +182,46 @@ class Sequences:
             return res.status == "done" and res.rc == ctxs[i].target
 
         ran = 0
+        # Recording a result (the history, the report to the DC, on the DC the transition and the CIB)
+        # is the loop's work beside the chain's thread, competing with it for the interpreter lock: a
+        # chain's results are recorded once it ended (or failed), at most RECORD_DELAY_S after the
+        # first, when the service is up. Not a handoff's leading chain: the DC (the new node, in a
+        # failback) would then handle them all during the new node's part of the move.
+        defer = not any(o.get("release_to") for o in ops)
+        pending: list = []
+        lock = asyncio.Lock()
+        timer: list = [None]
+
+        async def record() -> None:
+            async with lock:
+                while pending:
+                    i, res = pending.pop(0)
+                    try:
+                        rec = await self._op_finished(ctxs[i], res)
+                        ok = rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc
+                    except Exception:  # noqa: BLE001 - the rest is not started; the ones started are still recorded
+                        log.exception("recording %s %s failed", ctxs[i].name, ctxs[i].rsc.id)
+                        ok = False
+                    if not ok:
+                        self._stopped.update(keys[i + 1:])
+
+        def record_soon() -> None:
+            timer[0] = None
+            self._spawn(record())
+
         quick_switch(True)
         results = self.lrm.run_sequence([(c.rsc, c.op) for c in ctxs], go_on, may_start)
         try:
             async for i, res in results:
                 ran = i + 1
-                try:
-                    rec = await self._op_finished(ctxs[i], res)
-                    ok = rec.op_status == S.EXEC_STATUS["done"] and rec.rc == rec.target_rc
-                except Exception:  # noqa: BLE001 - the rest is not started; the ones started are still recorded
-                    log.exception("recording %s %s failed", ctxs[i].name, ctxs[i].rsc.id)
-                    ok = False
-                if not ok:
-                    self._stopped.update(keys[i + 1:])
+                pending.append((i, res))
+                if not defer or i == len(ops) - 1 or not go_on(i, res):
+                    if timer[0] is not None:
+                        timer[0].cancel()
+                        timer[0] = None
+                    await record()
+                elif timer[0] is None:
+                    timer[0] = loop.call_later(RECORD_DELAY_S, record_soon)
         finally:
             abort.set()   # (the thread may wait in may_start: it starts nothing more)
             if gate is not None:
@@ -201,8 +229,11 @@ class Sequences:
                 gate[0].set()
             for ev in ready.values():
                 ev.set()
+            if timer[0] is not None:
+                timer[0].cancel()
             await results.aclose()
             quick_switch(False)
+            await record()   # whatever came and is not recorded yet
         if ran == 0 and not any(started):
             return None if not self._stopped.intersection(keys[:1]) else 0
         return ran

@@ -334,8 +334,9 @@ async def test_a_follower_released_runs_its_chain_from_its_thread(tmp_path):
 
 
 async def test_a_failing_record_stops_the_rest_and_reports_what_started(tmp_path):
-    """The loop's bookkeeping of a result raising: the chain's later ops are not started, every op that
-    started is still recorded (the thread may already run the next one)."""
+    """The loop's bookkeeping of a result raising (a handoff's leading chain, recorded as each result
+    comes): the chain's later ops are not started, every op that started is still recorded (the
+    thread may already run the next one)."""
     ex, node, lrm = await _executor(tmp_path)
     real = ex._op_finished
     calls = []
@@ -349,12 +350,43 @@ async def test_a_failing_record_stops_the_rest_and_reports_what_started(tmp_path
     ex._op_finished = flaky
     try:
         gate_b = lrm.gate("b", "start")
-        ex.handle("node1", {"t": "ops", "ops": [_op("a", "start"), _op("b", "start"), _op("c", "start")]})
+        last = dict(_op("c", "stop"), release_to=["node2"])
+        ex.handle("node1", {"t": "ops", "ops": [_op("a", "start"), _op("b", "start"), last]})
         await _until(lrm, lambda: ("begin", "b", "start", 0) in lrm.events, "b started beside a's bookkeeping")
         gate_b.set_result(None)
         await _until(lrm, lambda: "b" in calls, "b recorded")
         await _settle(ex)
-        assert ("begin", "c", "start", 0) not in lrm.events
+        assert ("begin", "c", "stop", 0) not in lrm.events
         assert any(k == "chain_skipped" for _p, k, _f in node.sent)
+    finally:
+        await ex.close()
+
+
+async def test_a_chain_records_its_results_once_it_ended_or_after_the_delay(tmp_path, monkeypatch):
+    """A chain that does not lead a handoff: its results are recorded (and reported) once its last
+    op ended, in order, not while the chain's thread still runs; a long op does not hold the earlier
+    results more than RECORD_DELAY_S."""
+    from hadaemon.daemons import crmd_sequence
+
+    ex, node, lrm = await _executor(tmp_path)
+    try:
+        monkeypatch.setattr(crmd_sequence, "RECORD_DELAY_S", 30.0)
+        gate_c = lrm.gate("c", "start")
+        ex.handle("node1", {"t": "ops", "ops": [_op("a", "start"), _op("b", "start"), _op("c", "start")]})
+        await _until(lrm, lambda: ("begin", "c", "start", 0) in lrm.events, "c runs")
+        await asyncio.sleep(0.3)
+        assert node.reports == []                        # a and b ended: not recorded while c runs
+        gate_c.set_result(None)
+        await _until(lrm, lambda: len(node.reports) == 3, "all recorded once c ended")
+        assert [r.rsc_id for r in node.reports] == ["a", "b", "c"]
+
+        monkeypatch.setattr(crmd_sequence, "RECORD_DELAY_S", 0.05)
+        node.reports.clear()
+        gate_f = lrm.gate("f", "start")
+        ex.handle("node1", {"t": "ops", "ops": [_op("d", "start"), _op("e", "start"), _op("f", "start")]})
+        await _until(lrm, lambda: [r.rsc_id for r in node.reports] == ["d", "e"], "d, e recorded while f runs")
+        assert ("end", "f", "start", 0) not in lrm.events
+        gate_f.set_result(None)
+        await _until(lrm, lambda: len(node.reports) == 3, "f recorded")
     finally:
         await ex.close()
