@@ -185,9 +185,10 @@ class Sequences:
         # Recording a result (the history, the report to the DC, on the DC the transition and the CIB)
         # is the loop's work beside the chain's thread, competing with it for the interpreter lock: a
         # chain's results are recorded once it ended (or failed), at most RECORD_DELAY_S after the
-        # first, when the service is up. Not a handoff's leading chain: the DC (the new node, in a
-        # failback) would then handle them all during the new node's part of the move.
-        defer = not any(o.get("release_to") for o in ops)
+        # first, when the service is up. A handoff's leading chain records each at once but its last
+        # (the release, which its agent already told the followers, frame and message): its DC (the
+        # new node, in a failback) would otherwise handle them during the new node's part of the move.
+        lead = any(o.get("release_to") for o in ops)
         pending: list = []
         lock = asyncio.Lock()
         timer: list = [None]
@@ -215,7 +216,8 @@ class Sequences:
             async for i, res in results:
                 ran = i + 1
                 pending.append((i, res))
-                if not defer or i == len(ops) - 1 or not go_on(i, res):
+                last = i == len(ops) - 1
+                if (lead and not last) or (last and not lead) or not go_on(i, res):
                     if timer[0] is not None:
                         timer[0].cancel()
                         timer[0] = None
