@@ -336,26 +336,28 @@ STAGES = [  # a failover: from the cut, on the surviving node
     ("transition", "new", "ha-crmd", "EVENT=transition-start"),
     ("vip_dispatch", "new", "ha-crmd", "EVENT=op-start RESOURCE=vip"),
     ("first_garp", "new", "ha-crmd", "announced "),
-    ("vip_done", "new", "ha-crmd", "start vip: rc="),
-    ("store_done", "new", "ha-crmd", "start store: rc="),
-    ("httpd_done", "new", "ha-crmd", "start httpd: rc="),
+    ("vip_done", "new", "ha-crmd", "vip_start_0: "),        # the LRM's line, when the agent returned
+    ("store_done", "new", "ha-crmd", "store_start_0: "),
+    ("httpd_done", "new", "ha-crmd", "httpd_start_0: "),
+    ("recorded", "new", "ha-crmd", "start httpd: rc="),       # recorded and reported (a chain: once it ended)
 ]
 MOVE_STAGES = [  # a failback (from the restore) or a MigrateResource (from the call): a stop then a start
     ("transition", "dc", "ha-crmd", "EVENT=transition-start"),
     ("httpd_stop_sent", "old", "ha-crmd", "stop httpd [EVENT=op-start"),
-    ("httpd_stopped", "old", "ha-crmd", "stop httpd: rc="),
-    ("store_stopped", "old", "ha-crmd", "stop store: rc="),
+    ("httpd_stopped", "old", "ha-crmd", "httpd_stop_0: "),   # the LRM's line, when the agent returned
+    ("store_stopped", "old", "ha-crmd", "store_stop_0: "),
     ("vip_stop_sent", "old", "ha-crmd", "stop vip [EVENT=op-start"),
     ("armed", "new", "ha-crmd", " armed (handoff helper)"),    # the new node's start waits in the helper
     ("release_sent", "old", "ha-crmd", "release frame sent"),  # the address removed, the frame out
     ("vip_added", "new", "ha-crmd", "Adding inet"),          # by the armed start (release frame)
     ("first_garp", "new", "ha-crmd", "announced "),
-    ("vip_stopped", "old", "ha-crmd", "stop vip: rc="),     # the old node's stop result (after)
+    ("vip_stopped", "old", "ha-crmd", "vip_stop_0: "),      # the old node's stop result (after)
     ("handoff", "new", "ha-crmd", "EVENT=handoff"),          # the new node's chain goes on
     ("vip_start_op", "new", "ha-crmd", "start vip [EVENT=op-start"),
-    ("vip_started", "new", "ha-crmd", "start vip: rc="),
-    ("store_started", "new", "ha-crmd", "start store: rc="),
-    ("httpd_started", "new", "ha-crmd", "start httpd: rc="),
+    ("vip_started", "new", "ha-crmd", "vip_start_0: "),
+    ("store_started", "new", "ha-crmd", "store_start_0: "),
+    ("httpd_started", "new", "ha-crmd", "httpd_start_0: "),
+    ("recorded", "new", "ha-crmd", "start httpd: rc="),       # recorded and reported (a chain: once it ended)
 ]
 
 
