@@ -56,7 +56,8 @@ def wait_frames(sock: socket.socket, groups, bound_s: float) -> bool:
     import select
     import time
 
-    PACKET_OUTGOING = 4
+    from hadaemon.io.garp import PACKET_OUTGOING
+
     left = [list(g) for g in groups]
     deadline = time.monotonic() + bound_s
     while left:

@@ -62,10 +62,7 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
     transient unit (cgroup) of its own, and `kill_scope(unit, signal)` kills the whole unit, which
     also reaches processes that left the process group.
     """
-    full: List[str] = list(argv)
-    if scope:
-        full = ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
-                "--property=KillMode=control-group", "--"] + full
+    full = scoped(argv, scope)
     t0 = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -136,11 +133,22 @@ async def run_process(argv: Sequence[str], *, env: Dict[str, str], timeout_s: fl
         exited.close()
         if not readers.done() or readers.cancelled():
             _close_transport(proc)
-    rc = proc.returncode
-    exec_ms = int((time.monotonic() - t0) * 1000)
+    return finished(proc.returncode, timed_out, out, err, int((time.monotonic() - t0) * 1000), output_limit)
+
+
+def scoped(argv: Sequence[str], scope: str | None) -> List[str]:
+    """argv, started through `systemd-run --scope --unit=SCOPE` when scope is given."""
+    if not scope:
+        return list(argv)
+    return ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
+            "--property=KillMode=control-group", "--"] + list(argv)
+
+
+def finished(rc: int | None, timed_out: bool, out: bytes, err: bytes, exec_ms: int, limit: int) -> Finished:
+    """The Finished of a process that ended with returncode rc (negative: killed by that signal)."""
     if rc is not None and rc < 0:
-        return Finished(None, -rc, timed_out, bounded(out, output_limit), bounded(err, output_limit), exec_ms)
-    return Finished(rc, 0, timed_out, bounded(out, output_limit), bounded(err, output_limit), exec_ms)
+        return Finished(None, -rc, timed_out, bounded(out, limit), bounded(err, limit), exec_ms)
+    return Finished(rc, 0, timed_out, bounded(out, limit), bounded(err, limit), exec_ms)
 
 
 class _ExitWatch:

@@ -20,10 +20,9 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, Sequence
 
-from hadaemon.core.lrm.ops import bounded
-from hadaemon.io.lrm.process import KILL_GRACE, OUTPUT_LIMIT, Finished, _killpg
+from hadaemon.io.lrm.process import KILL_GRACE, OUTPUT_LIMIT, Finished, _killpg, finished, scoped
 
 __all__ = ["run_blocking", "run_process_threaded", "boost_thread", "SEQUENCE_NICE"]
 
@@ -146,10 +145,7 @@ def run_blocking(argv: Sequence[str], *, env: Dict[str, str], timeout_s: float, 
     """process.run_process, blocking (call it from a thread). cancel: set by the caller to end the
     action early (the group is killed as on a timeout, but the result is not marked timed out).
     kill_scope(unit, signal) must be callable from this thread."""
-    full: List[str] = list(argv)
-    if scope:
-        full = ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
-                "--property=KillMode=control-group", "--"] + full
+    full = scoped(argv, scope)
     t0 = time.monotonic()
     if cancel is not None and cancel.is_set():   # cancelled before it began: nothing is spawned
         return Finished(None, 0, False, "", "cancelled before it started", 0,
@@ -179,12 +175,8 @@ def run_blocking(argv: Sequence[str], *, env: Dict[str, str], timeout_s: float, 
         rc = proc.wait()
     finally:
         child.close()
-    exec_ms = int((time.monotonic() - t0) * 1000)
-    out = bounded(bytes(child.bufs[0]), output_limit)
-    err_text = bounded(bytes(child.bufs[1]), output_limit)
-    if rc < 0:
-        return Finished(None, -rc, timed_out, out, err_text, exec_ms)
-    return Finished(rc, 0, timed_out, out, err_text, exec_ms)
+    return finished(rc, timed_out, bytes(child.bufs[0]), bytes(child.bufs[1]),
+                    int((time.monotonic() - t0) * 1000), output_limit)
 
 
 def _kill_all(child: _Child, scope: str | None, kill_scope) -> None:

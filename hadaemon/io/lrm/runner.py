@@ -150,12 +150,8 @@ class AgentRunner:
                 asyncio.run_coroutine_threadsafe(self._kill_unit(unit, sig), loop).result(5.0)
         timeout_s = op.timeout_ms / 1000.0
         fin = run_blocking(argv, env=env, timeout_s=timeout_s, scope=scope, kill_scope=kill, cancel=cancel)
-        if scope and _scope_failed(fin):
-            log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
-                        fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
+        if _scope_ran(rsc, op, scope, fin) is False:
             fin = run_blocking(argv, env=env, timeout_s=timeout_s, cancel=cancel)
-        elif scope:
-            _journal_output(rsc.id, op.name, fin)
         return self._finish(rsc, rsc.cls, op, fin, started)
 
     def _scope_name(self, rsc: ResourceSpec, op: OpRequest) -> str | None:
@@ -173,13 +169,8 @@ class AgentRunner:
         run = run_process if stdin is not None else run_process_threaded
         kw = {"stdin": stdin} if stdin is not None else {}
         fin = await run(argv, env=env, timeout_s=op.timeout_ms / 1000.0, scope=scope, kill_scope=kill_scope, **kw)
-        if scope and _scope_failed(fin):
-            # systemd-run could not create the scope, so the agent never ran: run it without one
-            log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
-                        fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
+        if _scope_ran(rsc, op, scope, fin) is False:
             return await run(argv, env=env, timeout_s=op.timeout_ms / 1000.0, **kw)
-        if scope:
-            _journal_output(rsc.id, op.name, fin)
         return fin
 
     async def _kill_unit(self, unit: str, sig: int) -> None:
@@ -300,6 +291,20 @@ class AgentRunner:
         from hadaemon.io.lrm.systemd import run_systemd_action
         client = await self._systemd_client()
         return await run_systemd_action(client, rsc, op, started, self.systemd_dropin_dir)
+
+
+def _scope_ran(rsc: ResourceSpec, op: OpRequest, scope: str | None, fin: Finished) -> bool | None:
+    """After an action run in a transient scope: False when systemd-run could not create the scope, so
+    the agent never ran (logged; run it again without one); True when it ran (its output goes to the
+    journal under the resource's name); None without a scope."""
+    if not scope:
+        return None
+    if _scope_failed(fin):
+        log.warning("%s %s: no transient scope (%s); running it in a process group", rsc.id, op.name,
+                    fin.stderr.strip()[-200:], extra={"RESOURCE": rsc.id})
+        return False
+    _journal_output(rsc.id, op.name, fin)
+    return True
 
 
 def _scope_failed(fin: Finished) -> bool:
