@@ -7,6 +7,24 @@ from __future__ import annotations
 
 __all__ = ["HTTPD_LSB", "MYSQLD_LSB", "BOOT_SQL"]
 
+# Both scripts' view of their daemon: running() reads $PIDFILE (shell builtins only, as a start-stop-daemon
+# based Debian script sees it)
+_PIDFILE_CHECKS = r"""# a zombie is not running (start-stop-daemon's view): a daemon orphaned by its double fork waits
+# for init to reap it, which can take a second where init is not systemd. Shell builtins only (no
+# cat / cut: every fork costs 10-50 ms on a loaded node).
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
+    case "${st##*) }" in Z*|X*|"") return 1 ;; esac
+}
+
+running() {
+    [ -f "$PIDFILE" ] || return 1
+    read -r pid < "$PIDFILE" 2>/dev/null
+    [ -n "$pid" ] && alive "$pid"
+}
+"""
+
 HTTPD_LSB = r"""#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          httpd
@@ -22,21 +40,7 @@ PIDFILE=/run/httpd.pid
 CONF=/run/httpd.conf
 DAEMON=/usr/sbin/lighttpd
 
-# a zombie is not running (start-stop-daemon's view): a daemon orphaned by its double fork waits
-# for init to reap it, which can take a second where init is not systemd. Shell builtins only (no
-# cat / cut: every fork costs 10-50 ms on a loaded node).
-alive() {
-    [ -r "/proc/$1/stat" ] || return 1
-    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
-    case "${st##*) }" in Z*|X*|"") return 1 ;; esac
-}
-
-running() {
-    [ -f "$PIDFILE" ] || return 1
-    read -r pid < "$PIDFILE" 2>/dev/null
-    [ -n "$pid" ] && alive "$pid"
-}
-
+""" + _PIDFILE_CHECKS + r"""
 case "$1" in
 start)
     running && exit 0
@@ -94,21 +98,7 @@ RUNDIR=/run/mysqld
 PIDFILE=$RUNDIR/mysqld.pid
 SOCKET=$RUNDIR/mysqld.sock
 
-# a zombie is not running (start-stop-daemon's view): a daemon orphaned by its double fork waits
-# for init to reap it, which can take a second where init is not systemd. Shell builtins only (no
-# cat / cut: every fork costs 10-50 ms on a loaded node).
-alive() {
-    [ -r "/proc/$1/stat" ] || return 1
-    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
-    case "${st##*) }" in Z*|X*|"") return 1 ;; esac
-}
-
-running() {
-    [ -f "$PIDFILE" ] || return 1
-    read -r pid < "$PIDFILE" 2>/dev/null
-    [ -n "$pid" ] && alive "$pid"
-}
-
+""" + _PIDFILE_CHECKS + r"""
 case "$1" in
 start)
     running && exit 0
