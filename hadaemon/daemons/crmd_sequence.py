@@ -309,11 +309,18 @@ class _ArmedWait:
             threading.Thread(target=sock.close, name="handoff-close", daemon=True).start()
 
 
-_switch_lock = threading.Lock()
-_switch_users = [0, 0.005, True, 0]   # users now; the interval and the collector's state before the first; era
-
-
 GC_HOLD_MAX_S = 1.0   # the longest the automatic garbage collection stays off for sequences and handoffs
+
+
+class _Quick:
+    """quick_switch's state: its users now, and what the first one found (the switch interval, whether
+    the collector was on); era counts the spells, so that a bound's timer acts only on its own."""
+
+    lock = threading.Lock()
+    users = 0
+    interval = 0.005
+    gc_was_on = True
+    era = 0
 
 
 def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
@@ -325,31 +332,32 @@ def quick_switch(on: bool, interval: float = SEQUENCE_SWITCH_S) -> None:
     Called from the event loop (the bound is a timer of its)."""
     import gc
 
-    with _switch_lock:
+    q = _Quick
+    with q.lock:
         if on:
-            if _switch_users[0] == 0:
-                _switch_users[1] = sys.getswitchinterval()
-                _switch_users[2] = gc.isenabled()
-                _switch_users[3] += 1
+            if q.users == 0:
+                q.interval, q.gc_was_on = sys.getswitchinterval(), gc.isenabled()
+                q.era += 1
                 gc.disable()
                 try:
-                    asyncio.get_running_loop().call_later(GC_HOLD_MAX_S, _gc_bound, _switch_users[3])
+                    asyncio.get_running_loop().call_later(GC_HOLD_MAX_S, _gc_bound, q.era)
                 except RuntimeError:   # (no loop: the bound is the last user's end)
                     pass
             sys.setswitchinterval(min(sys.getswitchinterval(), interval))
-            _switch_users[0] += 1
-        elif _switch_users[0] > 0:
-            _switch_users[0] -= 1
-            if _switch_users[0] == 0:
-                sys.setswitchinterval(_switch_users[1])
-                if _switch_users[2]:
+            q.users += 1
+        elif q.users > 0:
+            q.users -= 1
+            if q.users == 0:
+                sys.setswitchinterval(q.interval)
+                if q.gc_was_on:
                     gc.enable()
 
 
 def _gc_bound(era: int) -> None:
-    """GC_HOLD_MAX_S passed since the first user of this era: the collector runs again."""
+    """GC_HOLD_MAX_S passed since the first user of this spell: the collector runs again."""
     import gc
 
-    with _switch_lock:
-        if _switch_users[3] == era and _switch_users[0] > 0 and _switch_users[2]:
+    q = _Quick
+    with q.lock:
+        if q.era == era and q.users > 0 and q.gc_was_on:
             gc.enable()
